@@ -1,0 +1,211 @@
+"""Database access: one engine per service, its own schema (PostgreSQL) or file (SQLite),
+Alembic migrations applied at start, and the unit of work that writes state and outbox
+events in one transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    event,
+    insert,
+    text,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
+
+from shared.events import Envelope
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC on both databases (SQLite keeps no zone of its own)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def outbox_table(metadata: MetaData) -> Table:
+    return Table(
+        "outbox",
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("event_id", String(36), nullable=False, unique=True),
+        Column("topic", String(100), nullable=False),
+        Column("key", String(64), nullable=False),
+        Column("payload", Text, nullable=False),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("published_at", UTCDateTime, nullable=True),
+        Column("attempts", Integer, nullable=False, server_default="0"),
+        Column("last_error", Text, nullable=True),
+    )
+
+
+def inbox_table(metadata: MetaData) -> Table:
+    return Table(
+        "inbox",
+        metadata,
+        Column("consumer", String(64), primary_key=True),
+        Column("event_id", String(36), primary_key=True),
+        Column("processed_at", UTCDateTime, nullable=False),
+    )
+
+
+def insert_ignoring_duplicates(conn: AsyncConnection | Connection, table: Table) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING in the connection's dialect."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing()
+
+
+def service_url(db_url: str, service: str) -> str:
+    """SQLite: one file per service beside the configured one; PostgreSQL: unchanged."""
+    if not db_url.startswith("sqlite"):
+        return db_url
+    prefix, _, path = db_url.partition(":///")
+    if not path or path.startswith(":memory:"):
+        return db_url
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    suffix = p.suffix or ".db"
+    return f"{prefix}:///{p.with_name(f'{p.stem}-{service}{suffix}')}"
+
+
+class UnitOfWork:
+    """One transaction: state changes through ``conn``, events through ``emit``."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+        self.events: list[Envelope] = []
+
+    def emit(self, *envelopes: Envelope) -> None:
+        self.events.extend(envelopes)
+
+
+class Database:
+    def __init__(self, service: str, url: str, *, pool_size: int = 10) -> None:
+        self.service = service
+        self.url = service_url(url, service)
+        self.metadata = MetaData()
+        self.outbox = outbox_table(self.metadata)
+        self.inbox = inbox_table(self.metadata)
+        self.events_written = asyncio.Event()
+        self.engine = self._make_engine(pool_size)
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    def _make_engine(self, pool_size: int) -> AsyncEngine:
+        if self.url.startswith("postgresql"):
+            return create_async_engine(
+                self.url,
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                pool_pre_ping=True,
+                connect_args={"server_settings": {"search_path": self.service}},
+            )
+        kwargs: dict[str, Any] = {}
+        if ":memory:" in self.url or self.url.rstrip("/").endswith("sqlite+aiosqlite:"):
+            kwargs["poolclass"] = StaticPool
+        engine = create_async_engine(self.url, **kwargs)
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=10000")
+            cur.close()
+
+        return engine
+
+    async def migrate(self, script_location: Path) -> None:
+        """Bring the service's schema to head. Safe when two instances start together."""
+        async with self.engine.begin() as conn:
+            if self.is_postgres:
+                lock = zlib.crc32(f"migrate:{self.service}".encode())
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock})
+                await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.service}"'))
+            await conn.run_sync(_upgrade, str(script_location))
+
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
+        async with self.engine.begin() as conn:
+            uow = UnitOfWork(conn)
+            yield uow
+            if uow.events:
+                await conn.execute(insert(self.outbox), [_outbox_row(e) for e in uow.events])
+        if uow.events:
+            self.events_written.set()
+
+    async def handle_once(
+        self,
+        consumer: str,
+        envelope: Envelope,
+        effect: Callable[[UnitOfWork], Awaitable[None]],
+    ) -> bool:
+        """Run ``effect`` unless this consumer already has; the inbox row and the effect
+        commit together, so a redelivered event changes nothing. Returns False for a
+        duplicate."""
+        async with self.unit_of_work() as uow:
+            stmt = insert_ignoring_duplicates(uow.conn, self.inbox).values(
+                consumer=consumer,
+                event_id=str(envelope.event_id),
+                processed_at=datetime.now(UTC),
+            )
+            result = await uow.conn.execute(stmt)
+            if result.rowcount == 0:
+                return False
+            await effect(uow)
+        return True
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def _outbox_row(envelope: Envelope) -> dict[str, Any]:
+    return {
+        "event_id": str(envelope.event_id),
+        "topic": envelope.topic,
+        "key": envelope.key,
+        "payload": envelope.to_json().decode(),
+        "created_at": datetime.now(UTC),
+        "attempts": 0,
+    }
+
+
+def _upgrade(sync_conn: Connection, script_location: str) -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", script_location)
+    cfg.attributes["connection"] = sync_conn
+    command.upgrade(cfg, "head")

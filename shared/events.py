@@ -1,0 +1,263 @@
+"""Event contract: one envelope, one frozen Pydantic model per event type and version.
+
+The JSON these produce is the contract between services (see docs/events.md). A consumer
+reads an event with ``parse_payload``; an older version is upcast before it is used.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.logging import trace_id_var
+
+Channel = Literal["phone", "web", "wechat_official", "wechat_mini"]
+TicketType = Literal["consultation", "complaint", "help", "report", "suggestion", "praise"]
+Urgency = Literal["life_safety", "livelihood", "general"]
+ClockKind = Literal["dispatch", "acceptance", "completion"]
+
+TOPIC_TICKETS = "hotline.tickets"
+TOPIC_SLA = "hotline.sla"
+TOPIC_KNOWLEDGE = "hotline.knowledge"
+TOPIC_EVALUATION = "hotline.evaluation"
+TOPIC_CATALOG = "hotline.catalog"
+TOPICS = (TOPIC_TICKETS, TOPIC_SLA, TOPIC_KNOWLEDGE, TOPIC_EVALUATION, TOPIC_CATALOG)
+
+_TOPIC_BY_PREFIX = {
+    "ticket": TOPIC_TICKETS,
+    "sla": TOPIC_SLA,
+    "knowledge": TOPIC_KNOWLEDGE,
+    "evaluation": TOPIC_EVALUATION,
+    "supervision": TOPIC_EVALUATION,
+    "monitor": TOPIC_EVALUATION,
+    "catalog": TOPIC_CATALOG,
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Envelope(BaseModel):
+    """What travels on the bus. ``payload`` is the event model's JSON."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    type: str
+    version: int = 1
+    occurred_at: datetime
+    ticket_id: str | None = None
+    producer: str
+    trace_id: str | None = None
+    payload: dict[str, Any]
+
+    @property
+    def topic(self) -> str:
+        return topic_for(self.type)
+
+    @property
+    def key(self) -> str:
+        return self.ticket_id or str(self.event_id)
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json"))
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Envelope:
+        return cls.model_validate(orjson.loads(raw))
+
+
+def topic_for(event_type: str) -> str:
+    return _TOPIC_BY_PREFIX[event_type.split(".", 1)[0]]
+
+
+class Event(BaseModel):
+    """Base of every payload model. Subclasses set ``TYPE`` and ``VERSION``."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    TYPE: ClassVar[str]
+    VERSION: ClassVar[int] = 1
+
+    def envelope(
+        self, *, producer: str, occurred_at: datetime, ticket_id: str | None = None
+    ) -> Envelope:
+        return Envelope(
+            type=self.TYPE,
+            version=self.VERSION,
+            occurred_at=occurred_at,
+            ticket_id=ticket_id if ticket_id is not None else getattr(self, "ticket_id", None),
+            producer=producer,
+            trace_id=trace_id_var.get(),
+            payload=self.model_dump(mode="json"),
+        )
+
+
+EVENT_TYPES: dict[str, type[Event]] = {}
+# (type, old_version) → function turning that payload into the next version's payload
+UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+def event(cls: type[Event]) -> type[Event]:
+    EVENT_TYPES[cls.TYPE] = cls
+    return cls
+
+
+class UnknownEvent(Exception):
+    pass
+
+
+def parse_payload(envelope: Envelope) -> Event:
+    """The envelope's payload as its model, upcast from older versions."""
+    model = EVENT_TYPES.get(envelope.type)
+    if model is None:
+        raise UnknownEvent(envelope.type)
+    payload, version = dict(envelope.payload), envelope.version
+    if version > model.VERSION:
+        raise UnknownEvent(f"{envelope.type} v{version} is newer than this service knows")
+    while version < model.VERSION:
+        payload = UPCASTERS[(envelope.type, version)](payload)
+        version += 1
+    return model.model_validate(payload)
+
+
+# ---- ticket.* (intake, dispatch) -------------------------------------------------------
+
+
+@event
+class TicketRegistered(Event):
+    TYPE = "ticket.registered"
+    ticket_id: str
+    channel: Channel
+    type: TicketType
+    urgency: Urgency
+    matter_code: str
+    district: str
+    address: str | None = None
+    content: str
+    registered_at: datetime
+    anonymous: bool = False
+    flagged: bool = False
+
+
+@event
+class TicketDispatched(Event):
+    TYPE = "ticket.dispatched"
+    ticket_id: str
+    unit_id: str
+    matter_code: str
+    district: str
+    type: TicketType
+    urgency: Urgency
+    dispatched_at: datetime
+    round: int = 1  # 2 = re-handling round (Art 14)
+    statutory_period: str | None = None  # e.g. "15wd"; replaces the completion period
+
+
+@event
+class TicketPendingDetermination(Event):
+    TYPE = "ticket.pending_determination"
+    ticket_id: str
+    matter_code: str
+    district: str
+    reason: str
+
+
+@event
+class TicketAccepted(Event):
+    TYPE = "ticket.accepted"
+    ticket_id: str
+    unit_id: str
+    accepted_at: datetime
+    round: int = 1
+
+
+class Reply(BaseModel):
+    """答复 (Art 13): what a completion reply must carry."""
+
+    model_config = ConfigDict(frozen=True)
+    policy_basis: str
+    progress: str
+    result: str
+    contacted_at: datetime
+    process: str
+    feedback: str
+
+
+@event
+class TicketCompleted(Event):
+    TYPE = "ticket.completed"
+    ticket_id: str
+    unit_id: str
+    completed_at: datetime
+    round: int = 1
+    type: TicketType
+    reply: Reply
+
+
+# ---- sla.* ------------------------------------------------------------------------------
+
+
+@event
+class DeadlineSet(Event):
+    TYPE = "sla.deadline_set"
+    ticket_id: str
+    clock: ClockKind
+    round: int = 1
+    unit_id: str | None = None
+    started_at: datetime
+    deadline: datetime
+    period: str
+    provisional: bool = False
+
+
+@event
+class Overdue(Event):
+    TYPE = "sla.overdue"
+    ticket_id: str
+    clock: ClockKind
+    round: int = 1
+    unit_id: str | None = None
+    deadline: datetime
+    detected_at: datetime
+    late_seconds: float
+
+
+# ---- catalog.* (dispatch → intake read model) -------------------------------------------
+
+
+@event
+class MatterPublished(Event):
+    TYPE = "catalog.matter_published"
+    code: str
+    name: str
+    default_urgency: Urgency
+    anonymous_allowed: bool = False
+    active: bool = True
+
+
+# ---- knowledge.*, evaluation.* ----------------------------------------------------------
+
+
+@event
+class KnowledgePublished(Event):
+    TYPE = "knowledge.published"
+    entry_id: str
+    kind: str
+    title: str
+    unit_id: str
+    valid_until: datetime
+
+
+@event
+class RevisitRecorded(Event):
+    TYPE = "evaluation.revisit_recorded"
+    ticket_id: str
+    rating: Literal["satisfied", "basically_satisfied", "dissatisfied"]
+    resolved: bool
+    recorded_at: datetime

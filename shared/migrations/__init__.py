@@ -1,0 +1,45 @@
+"""Pieces every service's Alembic environment and first migration share."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import context, op
+
+from shared.db import UTCDateTime
+
+
+def run_env() -> None:
+    """Body of each service's ``migrations/env.py``: migrate on the connection that
+    ``Database.migrate`` hands over (inside its transaction and advisory lock)."""
+    connection = context.config.attributes["connection"]
+    context.configure(connection=connection, render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def create_outbox_and_inbox() -> None:
+    op.create_table(
+        "outbox",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("event_id", sa.String(36), nullable=False, unique=True),
+        sa.Column("topic", sa.String(100), nullable=False),
+        sa.Column("key", sa.String(64), nullable=False),
+        sa.Column("payload", sa.Text, nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("published_at", UTCDateTime, nullable=True),
+        sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("last_error", sa.Text, nullable=True),
+    )
+    op.create_index(
+        "ix_outbox_unpublished",
+        "outbox",
+        ["id"],
+        postgresql_where=sa.text("published_at IS NULL"),
+        sqlite_where=sa.text("published_at IS NULL"),
+    )
+    op.create_table(
+        "inbox",
+        sa.Column("consumer", sa.String(64), primary_key=True),
+        sa.Column("event_id", sa.String(36), primary_key=True),
+        sa.Column("processed_at", UTCDateTime, nullable=False),
+    )

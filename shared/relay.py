@@ -1,0 +1,111 @@
+"""Outbox relay: publishes committed events to the bus, in order, retrying until sent."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import zlib
+from datetime import UTC, datetime
+
+from sqlalchemy import select, text, update
+
+from shared.bus import Bus
+from shared.db import Database
+from shared.events import Envelope
+
+log = logging.getLogger("hotline.relay")
+
+
+class OutboxRelay:
+    """Sends unpublished outbox rows in ``id`` order, in batches.
+
+    One relay at a time holds a service's outbox (a PostgreSQL advisory lock), so two
+    processes of one service can run relays safely and per-key order is kept. A failed
+    batch stays in place and is retried with back-off: a bus outage delays events, it does
+    not lose them.
+    """
+
+    def __init__(
+        self, db: Database, bus: Bus, *, batch_size: int = 500, poll_seconds: float = 0.5
+    ) -> None:
+        self.db = db
+        self.bus = bus
+        self.batch_size = batch_size
+        self.poll_seconds = poll_seconds
+        self._lock_key = zlib.crc32(f"relay:{db.service}".encode())
+        self._task: asyncio.Task[None] | None = None
+        self._backoff = 0.0
+
+    async def relay_once(self) -> int:
+        """Publish one batch; returns how many events were sent."""
+        outbox = self.db.outbox
+        async with self.db.engine.begin() as conn:
+            if self.db.is_postgres:
+                got = await conn.scalar(
+                    text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": self._lock_key}
+                )
+                if not got:
+                    return 0
+            query = (
+                select(outbox.c.id, outbox.c.payload)
+                .where(outbox.c.published_at.is_(None))
+                .order_by(outbox.c.id)
+                .limit(self.batch_size)
+            )
+            if self.db.is_postgres:
+                query = query.with_for_update(skip_locked=True)
+            rows = (await conn.execute(query)).all()
+            if not rows:
+                return 0
+            ids = [r.id for r in rows]
+            try:
+                await self.bus.publish([Envelope.from_json(r.payload) for r in rows])
+            except Exception as exc:  # noqa: BLE001 - any bus failure is retried
+                await conn.execute(
+                    update(outbox)
+                    .where(outbox.c.id.in_(ids))
+                    .values(attempts=outbox.c.attempts + 1, last_error=repr(exc)[:2000])
+                )
+                raise
+            await conn.execute(
+                update(outbox).where(outbox.c.id.in_(ids)).values(published_at=datetime.now(UTC))
+            )
+            return len(rows)
+
+    async def run(self) -> None:
+        while True:
+            try:
+                sent = await self.relay_once()
+                self._backoff = 0.0
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self._backoff = min(max(self._backoff * 2, 0.2), 10.0)
+                log.warning("outbox relay failed; retrying", exc_info=True,
+                            extra={"service": self.db.service, "retry_in": self._backoff})
+                await asyncio.sleep(self._backoff)
+                continue
+            if sent >= self.batch_size:
+                continue
+            self.db.events_written.clear()
+            try:
+                await asyncio.wait_for(self.db.events_written.wait(), self.poll_seconds)
+            except TimeoutError:
+                pass
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name=f"relay:{self.db.service}")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._task = None
+
+    async def drain(self) -> None:
+        """Publish everything pending now (used at shutdown and in tests)."""
+        while await self.relay_once():
+            pass

@@ -1,0 +1,256 @@
+"""The composition root every service shares: settings, database + migrations, bus,
+outbox relay, consumers, clock, error shape, trace ids, health — wired in one lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy import text
+
+from shared.auth import Caller, Role, verify_headers
+from shared.bus import Bus, make_bus
+from shared.clock import Clock, OffsetClock, make_clock
+from shared.db import Database, UnitOfWork
+from shared.errors import IllegalTransition, install_error_handlers
+from shared.events import Envelope
+from shared.logging import trace_id_var
+from shared.relay import OutboxRelay
+from shared.settings import Settings
+
+log = logging.getLogger("hotline.service")
+
+
+@dataclass
+class ServiceContext:
+    """Everything a service's handlers need; one per running service."""
+
+    name: str
+    settings: Settings
+    db: Database
+    bus: Bus
+    clock: Clock
+    relay: OutboxRelay
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    async def ready_detail(self) -> dict[str, Any]:
+        async with self.db.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return {"database": "ok"}
+
+
+EventHandler = Callable[[ServiceContext, UnitOfWork, Envelope], Awaitable[None]]
+Hook = Callable[[ServiceContext], Awaitable[None]]
+
+
+@dataclass
+class ServiceSpec:
+    """What makes a service itself; ``create_service_app`` does the rest."""
+
+    name: str
+    title: str
+    migrations: Path
+    routers: Sequence[APIRouter]
+    # event type → handler, run exactly once per event (inbox) in one transaction
+    handlers: dict[str, EventHandler] = field(default_factory=dict)
+    on_start: Sequence[Hook] = ()
+    background: Sequence[Hook] = ()  # long-running loops, cancelled at stop
+    ready_checks: Sequence[Callable[[ServiceContext], Awaitable[dict[str, Any]]]] = ()
+
+
+def get_ctx(request: Request) -> ServiceContext:
+    ctx: ServiceContext = request.app.state.ctx
+    return ctx
+
+
+def get_caller(request: Request) -> Caller:
+    ctx = get_ctx(request)
+    return verify_headers(
+        ctx.settings.service_secret, request.headers.items(), request.method, request.url.path
+    )
+
+
+CtxDep = Annotated[ServiceContext, Depends(get_ctx)]
+CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+class ClockChange(BaseModel):
+    now: datetime | None = None
+    advance_seconds: float | None = None
+
+
+class ClockState(BaseModel):
+    now: datetime
+    controllable: bool
+
+
+def _internal_router() -> APIRouter:
+    router = APIRouter(prefix="/internal", tags=["internal"])
+
+    @router.get("/clock", response_model=ClockState)
+    async def read_clock(ctx: CtxDep, caller: CallerDep) -> ClockState:
+        return ClockState(now=ctx.clock.now(), controllable=isinstance(ctx.clock, OffsetClock))
+
+    @router.put("/clock", response_model=ClockState)
+    async def move_clock(change: ClockChange, ctx: CtxDep, caller: CallerDep) -> ClockState:
+        """Test and drill environments only (``HOTLINE_CLOCK=controllable``)."""
+        caller.require(Role.ADMIN)
+        clock = ctx.clock
+        if not isinstance(clock, OffsetClock):
+            raise IllegalTransition("the clock is not controllable (HOTLINE_CLOCK=system)")
+        if change.now is not None:
+            clock.set(change.now)
+        if change.advance_seconds:
+            clock.advance(timedelta(seconds=change.advance_seconds))
+        return ClockState(now=clock.now(), controllable=True)
+
+    return router
+
+
+def _subscribe(ctx: ServiceContext, spec: ServiceSpec) -> None:
+    from shared.events import topic_for
+
+    if not spec.handlers:
+        return
+    topics = sorted({topic_for(t) for t in spec.handlers})
+
+    async def consume(envelope: Envelope) -> None:
+        handler = spec.handlers.get(envelope.type)
+        if handler is None:
+            return
+        token = trace_id_var.set(envelope.trace_id)
+        try:
+            await ctx.db.handle_once(spec.name, envelope, lambda uow: handler(ctx, uow, envelope))
+        finally:
+            trace_id_var.reset(token)
+
+    ctx.bus.subscribe(spec.name, topics, consume)
+
+
+def create_service_app(
+    spec: ServiceSpec,
+    settings: Settings,
+    *,
+    bus: Bus | None = None,
+    clock: Clock | None = None,
+) -> FastAPI:
+    """A service's FastAPI app. Pass ``bus``/``clock`` to share them (embedded mode);
+    otherwise the service makes and owns its own from settings."""
+    owns_bus = bus is None
+    the_bus: Bus = bus or make_bus(
+        settings.bus_url, prefix=settings.topic_prefix, partitions=settings.kafka_partitions
+    )
+    the_clock: Clock = clock or make_clock(settings.clock)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(spec.name, settings.db_url, pool_size=settings.db_pool_size)
+        await db.migrate(spec.migrations)
+        relay = OutboxRelay(
+            db,
+            the_bus,
+            batch_size=settings.relay_batch_size,
+            poll_seconds=settings.relay_poll_seconds,
+        )
+        ctx = ServiceContext(spec.name, settings, db, the_bus, the_clock, relay)
+        app.state.ctx = ctx
+        _subscribe(ctx, spec)
+        for hook in spec.on_start:
+            await hook(ctx)
+        if owns_bus:
+            await the_bus.start()
+        relay.start()
+        tasks = [
+            asyncio.create_task(job(ctx), name=f"{spec.name}:{job.__name__}")
+            for job in spec.background
+        ]
+        log.info("service started", extra={"service": spec.name})
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await relay.stop()
+            if owns_bus:
+                await the_bus.stop()
+            await db.dispose()
+
+    app = FastAPI(
+        title=spec.title,
+        version="1.0.0",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+
+    @app.middleware("http")
+    async def trace(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        trace_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request.state.trace_id = trace_id
+        token = trace_id_var.set(trace_id)
+        try:
+            response = await call_next(request)
+        finally:
+            trace_id_var.reset(token)
+        response.headers["x-request-id"] = trace_id
+        return response
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": spec.name}
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz(request: Request) -> JSONResponse:
+        ctx = getattr(request.app.state, "ctx", None)
+        if ctx is None:
+            return JSONResponse({"status": "starting"}, status_code=503)
+        detail: dict[str, Any] = {}
+        status = 200
+        try:
+            detail.update(await ctx.ready_detail())
+            for check in spec.ready_checks:
+                detail.update(await check(ctx))
+        except Exception as exc:  # noqa: BLE001 - readiness reports, never raises
+            detail["error"] = repr(exc)
+            status = 503
+        ok = status == 200 and detail.get("ready", True)
+        return JSONResponse(
+            {"status": "ready" if ok else "not_ready", "service": spec.name, **detail},
+            status_code=200 if ok else 503,
+        )
+
+    for router in spec.routers:
+        app.include_router(router)
+    app.include_router(_internal_router())
+    return app
+
+
+def run_service(spec: ServiceSpec) -> None:
+    """``python -m services.<name>``: one service in its own process."""
+    import uvicorn
+
+    from shared.logging import configure_logging
+    from shared.settings import get_settings
+
+    settings = get_settings()
+    configure_logging(spec.name, settings.log_level, settings.log_json)
+    app = create_service_app(spec, settings)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port_for(spec.name),
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+    )
