@@ -43,7 +43,11 @@ async def _retry_until_handled(handler: Handler, envelope: Envelope, group: str)
         except Exception:
             log.exception(
                 "handler failed; retrying",
-                extra={"group": group, "event_type": envelope.type, "event": str(envelope.event_id)},
+                extra={
+                    "group": group,
+                    "event_type": envelope.type,
+                    "event": str(envelope.event_id),
+                },
             )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
@@ -161,9 +165,7 @@ class KafkaBus:
         if not isinstance(producer, AIOKafkaProducer):
             raise RuntimeError("Kafka bus is not started")
         futures = [
-            await producer.send(
-                self._topic(e.topic), value=e.to_json(), key=e.key.encode()
-            )
+            await producer.send(self._topic(e.topic), value=e.to_json(), key=e.key.encode())
             for e in events
         ]
         await asyncio.gather(*futures)

@@ -106,6 +106,7 @@ class UnitOfWork:
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
         self.events: list[Envelope] = []
+        self.after_commit: list[Callable[[], None]] = []
 
     def emit(self, *envelopes: Envelope) -> None:
         self.events.extend(envelopes)
@@ -167,6 +168,8 @@ class Database:
                 await conn.execute(insert(self.outbox), [_outbox_row(e) for e in uow.events])
         if uow.events:
             self.events_written.set()
+        for callback in uow.after_commit:
+            callback()
 
     async def handle_once(
         self,

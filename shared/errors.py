@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 import orjson
-from fastapi.responses import Response
-from starlette.exceptions import HTTPException as StarletteHTTPException
+
+if TYPE_CHECKING:  # the exceptions stay importable by pure domain code without FastAPI
+    from fastapi import FastAPI, Request
+    from fastapi.responses import Response
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("hotline.errors")
@@ -64,6 +64,8 @@ class InvalidInput(DomainError):
 def problem(
     status: int, title: str, detail: str, request: Request | None, **extra: Any
 ) -> Response:
+    from fastapi.responses import Response
+
     body: dict[str, Any] = {
         "type": "about:blank",
         "title": title,
@@ -85,6 +87,9 @@ def _field_name(loc: tuple[Any, ...] | list[Any]) -> str:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> Response:
         return problem(

@@ -58,19 +58,19 @@ class OutboxRelay:
             if not rows:
                 return 0
             ids = [r.id for r in rows]
+            failure: Exception | None = None
             try:
                 await self.bus.publish([Envelope.from_json(r.payload) for r in rows])
             except Exception as exc:  # noqa: BLE001 - any bus failure is retried
-                await conn.execute(
-                    update(outbox)
-                    .where(outbox.c.id.in_(ids))
-                    .values(attempts=outbox.c.attempts + 1, last_error=repr(exc)[:2000])
-                )
-                raise
-            await conn.execute(
-                update(outbox).where(outbox.c.id.in_(ids)).values(published_at=datetime.now(UTC))
-            )
-            return len(rows)
+                failure = exc
+            if failure is None:
+                values = {"published_at": datetime.now(UTC)}
+            else:  # recorded for operators; the rows stay unpublished and are retried
+                values = {"attempts": outbox.c.attempts + 1, "last_error": repr(failure)[:2000]}
+            await conn.execute(update(outbox).where(outbox.c.id.in_(ids)).values(values))
+        if failure is not None:
+            raise failure
+        return len(rows)
 
     async def run(self) -> None:
         while True:
@@ -81,8 +81,11 @@ class OutboxRelay:
                 raise
             except Exception:
                 self._backoff = min(max(self._backoff * 2, 0.2), 10.0)
-                log.warning("outbox relay failed; retrying", exc_info=True,
-                            extra={"service": self.db.service, "retry_in": self._backoff})
+                log.warning(
+                    "outbox relay failed; retrying",
+                    exc_info=True,
+                    extra={"service": self.db.service, "retry_in": self._backoff},
+                )
                 await asyncio.sleep(self._backoff)
                 continue
             if sent >= self.batch_size:

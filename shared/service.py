@@ -194,7 +194,9 @@ def create_service_app(
     install_error_handlers(app)
 
     @app.middleware("http")
-    async def trace(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    async def trace(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
         trace_id = request.headers.get("x-request-id") or uuid.uuid4().hex
         request.state.trace_id = trace_id
         token = trace_id_var.set(trace_id)

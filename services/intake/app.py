@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from services.intake.api import matters_router, router
-from services.intake.handlers import EVENT_HANDLERS
+from services.intake.handlers import EVENT_HANDLERS, catalog_readiness
 from shared.service import ServiceSpec
 
 SPEC = ServiceSpec(
@@ -12,4 +12,5 @@ SPEC = ServiceSpec(
     migrations=Path(__file__).parent / "migrations",
     routers=[router, matters_router],
     handlers=EVENT_HANDLERS,
+    ready_checks=[catalog_readiness],
 )

@@ -69,9 +69,7 @@ def check_requester(
     if anonymous:
         if anonymous_allowed:
             return
-        raise RequesterMissing(
-            "anonymous", "this matter does not allow anonymous requests (Art 5)"
-        )
+        raise RequesterMissing("anonymous", "this matter does not allow anonymous requests (Art 5)")
     if not name:
         raise RequesterMissing("requester.name", f"required for {ticket_type} tickets (Art 5)")
     if not phone:

@@ -129,9 +129,7 @@ def to_public(row: Mapping[str, Any], caller: Caller) -> TicketPublic:
 
 async def get_ticket(ctx: ServiceContext, caller: Caller, ticket_id: str) -> TicketPublic:
     async with ctx.db.engine.connect() as conn:
-        row = (
-            await conn.execute(select(tickets).where(tickets.c.ticket_id == ticket_id))
-        ).first()
+        row = (await conn.execute(select(tickets).where(tickets.c.ticket_id == ticket_id))).first()
     if row is None:
         raise NotFound(f"no ticket {ticket_id}")
     return to_public(row._mapping, caller)
@@ -157,3 +155,10 @@ async def list_matters(ctx: ServiceContext) -> list[MatterPublic]:
             await conn.execute(select(matters).where(matters.c.active).order_by(matters.c.code))
         ).all()
     return [MatterPublic.model_validate(r._mapping, from_attributes=False) for r in rows]
+
+
+async def catalog_readiness(ctx: ServiceContext) -> dict[str, Any]:
+    """Intake can only register tickets once it knows the catalog's matters."""
+    async with ctx.db.engine.connect() as conn:
+        known = await conn.scalar(select(func.count()).select_from(matters))
+    return {"matters_known": known or 0, "ready": bool(known)}

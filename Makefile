@@ -1,0 +1,57 @@
+# The two commands: `make run` (everything embedded, one process) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTEST := $(PY) -m pytest
+
+.PHONY: run test test-unit test-integration infra-up infra-down lint run-distributed \
+        bench-intake clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+## make run: the whole system in one process (SQLite, in-process bus, demo data)
+run: $(STAMP)
+	$(PY) -m hotline
+
+## make test: unit tests, then integration tests on a real PostgreSQL and Kafka
+test: test-unit test-integration
+
+test-unit: $(STAMP)
+	$(PYTEST) tests/unit -q
+
+# The scripts start PostgreSQL and Kafka (or check the ones HOTLINE_PG_URL /
+# HOTLINE_KAFKA_BOOTSTRAP name) and print their addresses for the tests.
+test-integration: $(STAMP)
+	@set -euo pipefail; \
+	eval "$$(scripts/postgres.sh start)"; \
+	eval "$$(scripts/kafka.sh start)"; \
+	export HOTLINE_TEST_PG_URL="$$HOTLINE_PG_URL" HOTLINE_TEST_KAFKA="$$KAFKA_BOOTSTRAP"; \
+	$(PYTEST) tests/integration -q
+
+infra-up:
+	@scripts/postgres.sh start && scripts/kafka.sh start
+
+infra-down:
+	-@scripts/kafka.sh stop
+	-@scripts/postgres.sh stop
+
+## make run-distributed: every service as its own process on PostgreSQL and Kafka
+run-distributed: $(STAMP)
+	scripts/run-distributed.sh
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check shared services gateway hotline tests
+	$(PY) -m mypy shared services gateway hotline
+
+bench-intake: $(STAMP)
+	$(PY) bench/intake_embedded.py
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,63 @@
+"""Fixtures shared by every test: databases, buses and clocks wired like the real thing."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from shared.db import Database  # noqa: E402
+from shared.events import Envelope  # noqa: E402
+
+
+class RecordingBus:
+    """A bus that keeps what it was given and can be told to fail (a broker outage)."""
+
+    def __init__(self) -> None:
+        self.published: list[Envelope] = []
+        self.failing = False
+
+    async def publish(self, events: Sequence[Envelope]) -> None:
+        if self.failing:
+            raise ConnectionError("broker unreachable")
+        self.published.extend(events)
+
+    def subscribe(self, group: str, topics: Sequence[str], handler: object) -> None:
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    def of_type(self, event_type: str) -> list[Envelope]:
+        return [e for e in self.published if e.type == event_type]
+
+
+@pytest.fixture
+def recording_bus() -> RecordingBus:
+    return RecordingBus()
+
+
+@pytest.fixture
+async def intake_db() -> AsyncIterator[Database]:
+    """The intake service's schema in an in-memory SQLite database."""
+    db = Database("intake", "sqlite+aiosqlite:///:memory:")
+    await db.migrate(ROOT / "services" / "intake" / "migrations")
+    yield db
+    await db.dispose()
+
+
+def at(text: str) -> datetime:
+    """A Shanghai wall-clock time as aware UTC: at('2026-02-13 16:00')."""
+    from shared.calendar import SHANGHAI
+
+    return datetime.fromisoformat(text).replace(tzinfo=SHANGHAI).astimezone(UTC)

@@ -1,0 +1,63 @@
+"""Who must give a name and phone (Art 5), and what a phone number is."""
+
+import pytest
+
+from services.intake.domain import (
+    RequesterMissing,
+    check_requester,
+    mask_phone,
+    normalise_phone,
+    ticket_number,
+)
+from tests.conftest import at
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("13812345678", "13812345678"),
+        ("+86 138 1234 5678", "13812345678"),
+        ("022-23456789", "022-23456789"),
+        ("02223456789", "02223456789"),
+    ],
+)
+def test_valid_phone_numbers_are_normalised(raw: str, expected: str) -> None:
+    assert normalise_phone(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["12812345678", "1381234567", "138123456789", "abc", "110"])
+def test_invalid_phone_numbers_are_refused(raw: str) -> None:
+    with pytest.raises(ValueError):
+        normalise_phone(raw)
+
+
+@pytest.mark.parametrize("ticket_type", ["complaint", "help", "report"])
+def test_contact_is_required_for_types_that_need_follow_up(ticket_type: str) -> None:
+    with pytest.raises(RequesterMissing) as missing:
+        check_requester(ticket_type, "张三", None, anonymous=False, anonymous_allowed=False)
+    assert missing.value.field == "requester.phone"
+    with pytest.raises(RequesterMissing) as missing:
+        check_requester(ticket_type, None, "13812345678", anonymous=False, anonymous_allowed=False)
+    assert missing.value.field == "requester.name"
+
+
+@pytest.mark.parametrize("ticket_type", ["consultation", "suggestion", "praise"])
+def test_contact_is_optional_for_consultations_suggestions_and_praise(ticket_type: str) -> None:
+    check_requester(ticket_type, None, None, anonymous=False, anonymous_allowed=False)
+
+
+def test_anonymity_only_where_the_catalog_allows_it() -> None:
+    check_requester("report", None, None, anonymous=True, anonymous_allowed=True)
+    with pytest.raises(RequesterMissing) as refused:
+        check_requester("report", None, None, anonymous=True, anonymous_allowed=False)
+    assert refused.value.field == "anonymous"
+
+
+def test_ticket_number_uses_the_shanghai_date() -> None:
+    # 2026-01-15 23:30 in Shanghai is still the 15th there, though the 15th 15:30 UTC
+    assert ticket_number(123, at("2026-01-15 23:30")) == "TJ20260115000123"
+    assert ticket_number(7, at("2026-01-16 00:10")) == "TJ20260116000007"
+
+
+def test_phone_masking() -> None:
+    assert mask_phone("13812341234") == "138****1234"

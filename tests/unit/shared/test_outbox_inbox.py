@@ -1,0 +1,114 @@
+"""The transactional outbox, its relay, and the idempotent inbox."""
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import func, select
+
+from shared.db import Database
+from shared.events import MatterPublished
+from shared.relay import OutboxRelay
+from tests.conftest import RecordingBus
+
+
+def matter(code: str) -> MatterPublished:
+    return MatterPublished(code=code, name="供热温度不达标", default_urgency="livelihood")
+
+
+def envelope(code: str, key: str = "TJ1"):  # noqa: ANN201
+    return matter(code).envelope(producer="test", occurred_at=datetime.now(UTC), ticket_id=key)
+
+
+async def pending(db: Database) -> int:
+    async with db.engine.connect() as conn:
+        return (
+            await conn.scalar(
+                select(func.count())
+                .select_from(db.outbox)
+                .where(db.outbox.c.published_at.is_(None))
+            )
+            or 0
+        )
+
+
+async def test_events_are_written_with_the_state_and_published_by_the_relay(
+    intake_db: Database, recording_bus: RecordingBus
+) -> None:
+    async with intake_db.unit_of_work() as uow:
+        uow.emit(envelope("A"), envelope("B"))
+    assert await pending(intake_db) == 2
+    relay = OutboxRelay(intake_db, recording_bus)
+    assert await relay.relay_once() == 2
+    assert [e.payload["code"] for e in recording_bus.published] == ["A", "B"]
+    assert await pending(intake_db) == 0
+    assert await relay.relay_once() == 0  # nothing is sent twice
+
+
+async def test_a_rolled_back_transaction_leaves_no_event(
+    intake_db: Database, recording_bus: RecordingBus
+) -> None:
+    with pytest.raises(RuntimeError):
+        async with intake_db.unit_of_work() as uow:
+            uow.emit(envelope("A"))
+            raise RuntimeError("validation failed half-way")
+    assert await pending(intake_db) == 0
+
+
+async def test_a_bus_outage_delays_events_but_loses_none(
+    intake_db: Database, recording_bus: RecordingBus
+) -> None:
+    async with intake_db.unit_of_work() as uow:
+        uow.emit(envelope("A"), envelope("B"))
+    relay = OutboxRelay(intake_db, recording_bus)
+    recording_bus.failing = True
+    with pytest.raises(ConnectionError):
+        await relay.relay_once()
+    async with intake_db.engine.connect() as conn:
+        attempts = (await conn.execute(select(intake_db.outbox.c.attempts))).scalars().all()
+    assert attempts == [1, 1]
+    assert await pending(intake_db) == 2
+    recording_bus.failing = False
+    await relay.drain()
+    assert [e.payload["code"] for e in recording_bus.published] == ["A", "B"]
+
+
+async def test_the_relay_keeps_the_order_events_were_written_in(
+    intake_db: Database, recording_bus: RecordingBus
+) -> None:
+    codes = [f"M{i:03d}" for i in range(25)]
+    for code in codes:
+        async with intake_db.unit_of_work() as uow:
+            uow.emit(envelope(code))
+    await OutboxRelay(intake_db, recording_bus, batch_size=7).drain()
+    assert [e.payload["code"] for e in recording_bus.published] == codes
+
+
+async def test_the_same_event_delivered_twice_has_one_effect(intake_db: Database) -> None:
+    delivered = envelope("A")
+    effects: list[str] = []
+
+    async def effect(uow: object) -> None:
+        effects.append(delivered.payload["code"])
+
+    assert await intake_db.handle_once("dispatch", delivered, effect) is True
+    assert await intake_db.handle_once("dispatch", delivered, effect) is False
+    assert effects == ["A"]
+    # another consumer group is not affected by the first one's inbox
+    assert await intake_db.handle_once("sla", delivered, effect) is True
+
+
+async def test_a_failed_effect_does_not_mark_the_event_processed(intake_db: Database) -> None:
+    delivered = envelope("A")
+
+    async def failing(uow: object) -> None:
+        raise RuntimeError("database hiccup")
+
+    with pytest.raises(RuntimeError):
+        await intake_db.handle_once("dispatch", delivered, failing)
+    done: list[bool] = []
+
+    async def works(uow: object) -> None:
+        done.append(True)
+
+    assert await intake_db.handle_once("dispatch", delivered, works) is True
+    assert done == [True]
