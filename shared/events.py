@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from shared.logging import trace_id_var
 
@@ -51,7 +51,7 @@ class Envelope(BaseModel):
     event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
     type: str
     version: int = 1
-    occurred_at: datetime
+    occurred_at: AwareDatetime
     ticket_id: str | None = None
     producer: str
     trace_id: str | None = None
@@ -70,7 +70,10 @@ class Envelope(BaseModel):
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> Envelope:
-        return cls.model_validate(orjson.loads(raw))
+        data = orjson.loads(raw)
+        if "event_id" not in data:  # a received event must carry its id: inboxes dedupe by it
+            raise ValueError("event without event_id")
+        return cls.model_validate(data)
 
 
 def topic_for(event_type: str) -> str:
@@ -121,7 +124,10 @@ def parse_payload(envelope: Envelope) -> Event:
     if version > model.VERSION:
         raise UnknownEvent(f"{envelope.type} v{version} is newer than this service knows")
     while version < model.VERSION:
-        payload = UPCASTERS[(envelope.type, version)](payload)
+        upcaster = UPCASTERS.get((envelope.type, version))
+        if upcaster is None:
+            raise UnknownEvent(f"no upcaster for {envelope.type} v{version}")
+        payload = upcaster(payload)
         version += 1
     return model.model_validate(payload)
 
@@ -140,7 +146,7 @@ class TicketRegistered(Event):
     district: str
     address: str | None = None
     content: str
-    registered_at: datetime
+    registered_at: AwareDatetime
     anonymous: bool = False
     flagged: bool = False
 
@@ -154,7 +160,7 @@ class TicketDispatched(Event):
     district: str
     type: TicketType
     urgency: Urgency
-    dispatched_at: datetime
+    dispatched_at: AwareDatetime
     round: int = 1  # 2 = re-handling round (Art 14)
     statutory_period: str | None = None  # e.g. "15wd"; replaces the completion period
 
@@ -173,7 +179,7 @@ class TicketAccepted(Event):
     TYPE = "ticket.accepted"
     ticket_id: str
     unit_id: str
-    accepted_at: datetime
+    accepted_at: AwareDatetime
     round: int = 1
 
 
@@ -184,7 +190,7 @@ class Reply(BaseModel):
     policy_basis: str
     progress: str
     result: str
-    contacted_at: datetime
+    contacted_at: AwareDatetime
     process: str
     feedback: str
 
@@ -194,7 +200,7 @@ class TicketCompleted(Event):
     TYPE = "ticket.completed"
     ticket_id: str
     unit_id: str
-    completed_at: datetime
+    completed_at: AwareDatetime
     round: int = 1
     type: TicketType
     reply: Reply
@@ -210,8 +216,8 @@ class DeadlineSet(Event):
     clock: ClockKind
     round: int = 1
     unit_id: str | None = None
-    started_at: datetime
-    deadline: datetime
+    started_at: AwareDatetime
+    deadline: AwareDatetime
     period: str
     provisional: bool = False
 
@@ -223,8 +229,8 @@ class Overdue(Event):
     clock: ClockKind
     round: int = 1
     unit_id: str | None = None
-    deadline: datetime
-    detected_at: datetime
+    deadline: AwareDatetime
+    detected_at: AwareDatetime
     late_seconds: float
 
 
@@ -251,7 +257,7 @@ class KnowledgePublished(Event):
     kind: str
     title: str
     unit_id: str
-    valid_until: datetime
+    valid_until: AwareDatetime
 
 
 @event
@@ -260,4 +266,4 @@ class RevisitRecorded(Event):
     ticket_id: str
     rating: Literal["satisfied", "basically_satisfied", "dissatisfied"]
     resolved: bool
-    recorded_at: datetime
+    recorded_at: AwareDatetime

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from shared.events import TicketType, Urgency
 
@@ -16,7 +16,7 @@ class ReplyCreate(BaseModel):
     policy_basis: str = Field(min_length=1, max_length=2000, description="政策依据")
     progress: str = Field(min_length=1, max_length=2000, description="工作进展")
     result: str = Field(min_length=1, max_length=2000, description="办理结果")
-    contacted_at: datetime = Field(description="time the requester was contacted")
+    contacted_at: AwareDatetime = Field(description="time the requester was contacted")
     process: str = Field(min_length=1, max_length=4000, description="办理过程")
     feedback: str = Field(min_length=1, max_length=2000, description="诉求人反馈")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from services.knowledge.domain import EntryKind
 
@@ -18,8 +18,8 @@ class EntryCreate(BaseModel):
     unit_id: str | None = Field(
         default=None, description="owning unit; a unit user may only name its own"
     )
-    valid_from: datetime
-    valid_until: datetime
+    valid_from: AwareDatetime
+    valid_until: AwareDatetime
 
 
 class EntryPublic(BaseModel):
@@ -30,7 +30,7 @@ class EntryPublic(BaseModel):
     legal_basis: str | None
     unit_id: str
     status: str
-    valid_from: datetime
-    valid_until: datetime
+    valid_from: AwareDatetime
+    valid_until: AwareDatetime
     created_at: datetime
     created_by: str

@@ -1,0 +1,144 @@
+"""The gateway: the one front door of the platform. It signs users in, forwards each request
+to its service with the caller's identity signed, and serves one merged OpenAPI."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse
+from starlette.responses import Response
+
+from gateway import auth, openapi
+from gateway.openapi import MergedOpenAPI
+from gateway.proxy import Upstreams, install_proxy
+from gateway.users import load_users
+from shared.errors import install_error_handlers
+from shared.logging import trace_id_var
+from shared.settings import Settings
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+READY_TIMEOUT = 3.0
+_PUBLIC: dict[str, Any] = {"security": []}  # no token needed
+
+
+def _incoming_request_id(headers: list[tuple[bytes, bytes]]) -> str | None:
+    for key, value in headers:
+        if key == b"x-request-id":
+            # Only short printable ids are kept: they end up in every log line.
+            if 0 < len(value) <= 128 and value.isascii() and value.decode().isprintable():
+                return value.decode()
+            return None
+    return None
+
+
+class RequestIdMiddleware:
+    """Plain ASGI (no per-request task, unlike ``@app.middleware``): takes the client's
+    ``x-request-id`` or makes one, exposes it as ``request.state.trace_id`` and to the
+    logs, and returns it on the response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        trace_id = _incoming_request_id(scope["headers"]) or uuid.uuid4().hex
+        scope.setdefault("state", {})["trace_id"] = trace_id
+        header = (b"x-request-id", trace_id.encode())
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        token = trace_id_var.set(trace_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            trace_id_var.reset(token)
+
+
+async def _service_readiness(client: httpx.AsyncClient) -> tuple[bool, dict[str, Any]]:
+    try:
+        response = await client.get("/readyz", timeout=READY_TIMEOUT)
+    except httpx.HTTPError as exc:
+        return False, {"status": "unreachable", "error": type(exc).__name__}
+    try:
+        detail = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        detail = {"status": "not_ready", "body": response.text[:200]}
+    if not isinstance(detail, dict):
+        detail = {"body": detail}
+    return response.status_code == 200, {"http_status": response.status_code, **detail}
+
+
+def create_gateway_app(
+    settings: Settings, transports: Mapping[str, httpx.AsyncBaseTransport] | None = None
+) -> FastAPI:
+    """The gateway app. ``transports`` (embedded mode and tests) maps service names to
+    in-process transports; without it each service is reached at its configured URL."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        upstreams = Upstreams(settings, transports)
+        app.state.upstreams = upstreams
+        try:
+            yield
+        finally:
+            await upstreams.aclose()
+
+    app = FastAPI(
+        title=openapi.TITLE,
+        version=openapi.VERSION,
+        lifespan=lifespan,
+        openapi_url=None,  # gateway/openapi.py serves the merged document instead
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.users = load_users(settings.users_file)  # a bad users file stops the start
+    app.state.tokens = auth.TokenVerifier(settings.jwt_secret)
+    app.state.openapi = MergedOpenAPI(app)
+    install_error_handlers(app)
+    app.add_middleware(RequestIdMiddleware)
+
+    @app.get("/healthz", tags=["health"], openapi_extra=_PUBLIC)
+    async def healthz() -> dict[str, str]:
+        """The gateway process is alive."""
+        return {"status": "ok", "service": "gateway"}
+
+    @app.get("/readyz", tags=["health"], openapi_extra=_PUBLIC)
+    async def readyz(request: Request) -> Response:
+        """Ready when every service says it is ready (503 otherwise, with each one's answer)."""
+        clients = request.app.state.upstreams.clients
+        answers = await asyncio.gather(*(_service_readiness(c) for c in clients.values()))
+        ready = all(ok for ok, _ in answers)
+        body = {
+            "status": "ready" if ready else "not_ready",
+            "services": {name: detail for name, (_, detail) in zip(clients, answers, strict=True)},
+        }
+        return Response(
+            orjson.dumps(body), status_code=200 if ready else 503, media_type="application/json"
+        )
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    app.include_router(auth.router)
+    app.include_router(openapi.router)
+    install_proxy(app)
+    return app

@@ -1,0 +1,194 @@
+"""The hot path: ``/api/v1/<service>/<path>`` → the service at ``/<path>``, with the caller's
+identity in signed headers. Bodies pass through as bytes, never parsed."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import quote, quote_from_bytes
+
+import httpx
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.auth import TokenVerifier
+from gateway.transport import HTTP1Transport
+from shared.auth import sign_headers
+from shared.errors import DomainError, NotFound
+from shared.settings import SERVICES, Settings
+
+log = logging.getLogger("hotline.gateway.proxy")
+
+PROXY_PATH = "/api/v1/{service}/{path:path}"
+PROXY_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+# Per service. 1,000 req/s at a few ms each keeps tens of connections busy; the ceiling
+# only stops a stalled service from drawing ever more connections.
+MAX_CONNECTIONS = 200
+MAX_KEEPALIVE = 64
+KEEPALIVE_EXPIRY = 4.0  # below uvicorn's 5 s, so the service seldom closes one under us
+TIMEOUT = httpx.Timeout(connect=2.0, read=30.0, write=10.0, pool=5.0)
+_EXTENSIONS = {"timeout": TIMEOUT.as_dict()}
+
+# Request headers a service may need; everything else (cookies, Authorization, any forged
+# x-hotline-* identity) stays at the gateway.
+_FORWARD = frozenset(
+    {
+        b"content-type",
+        b"accept",
+        b"accept-language",
+        b"idempotency-key",
+        b"if-match",
+        b"if-none-match",
+    }
+)
+# Response headers worth passing back. x-request-id is added by the gateway's middleware
+# (the service echoes the one we sent, so it is the same value).
+_RETURN = frozenset(
+    {
+        b"content-type",
+        b"location",
+        b"retry-after",
+        b"etag",
+        b"last-modified",
+        b"cache-control",
+        b"content-disposition",
+    }
+)
+_QUERY_SAFE = "!$&'()*+,/:;=?@[]~%"
+
+
+class ServiceUnavailable(DomainError):
+    status = 503
+    title = "Service unavailable"
+
+
+class GatewayTimeout(DomainError):
+    status = 504
+    title = "Gateway timeout"
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """One service as the gateway reaches it. ``client`` (health, OpenAPI) and the proxy
+    share ``transport`` and so its connection pool; the proxy hands requests to the
+    transport directly, skipping the client's cookie and redirect handling."""
+
+    name: str
+    base_url: str
+    transport: httpx.AsyncBaseTransport
+    client: httpx.AsyncClient
+
+
+class Upstreams:
+    """One pooled ``httpx.AsyncClient`` per service, opened at start and closed at stop.
+
+    With ``transports`` (embedded mode) a service is reached in-process at
+    ``http://<name>``; otherwise at ``settings.service_url(name)``.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+    ) -> None:
+        self.services: dict[str, Upstream] = {}
+        for name in SERVICES:
+            if transports is not None:
+                if name not in transports:
+                    continue
+                transport: httpx.AsyncBaseTransport = transports[name]
+                base_url = f"http://{name}"
+            else:
+                transport = HTTP1Transport(
+                    max_connections=MAX_CONNECTIONS,
+                    max_keepalive_connections=MAX_KEEPALIVE,
+                    keepalive_expiry=KEEPALIVE_EXPIRY,
+                )
+                base_url = settings.service_url(name).rstrip("/")
+            client = httpx.AsyncClient(
+                base_url=base_url, transport=transport, timeout=TIMEOUT, trust_env=False
+            )
+            self.services[name] = Upstream(name, base_url, transport, client)
+
+    @property
+    def clients(self) -> dict[str, httpx.AsyncClient]:
+        return {name: upstream.client for name, upstream in self.services.items()}
+
+    def get(self, service: str) -> Upstream:
+        upstream = self.services.get(service)
+        if upstream is None:
+            raise NotFound(f"no service named {service!r}", services=list(self.services))
+        return upstream
+
+    async def aclose(self) -> None:
+        for upstream in self.services.values():
+            await upstream.client.aclose()  # closes the shared transport too
+
+
+def _target(scope: Mapping[str, object], service: str, path: str) -> str:
+    """The service-side URL, keeping the client's own encoding of path and query."""
+    raw_path = scope.get("raw_path")
+    prefix = f"/api/v1/{service}".encode()
+    if isinstance(raw_path, bytes) and raw_path.startswith(prefix) and raw_path.isascii():
+        target = raw_path[len(prefix) :].decode("ascii")
+    else:
+        target = quote("/" + path)
+    query = scope.get("query_string")
+    if isinstance(query, bytes) and query:
+        target += "?" + (
+            query.decode("ascii") if query.isascii() else quote_from_bytes(query, safe=_QUERY_SAFE)
+        )
+    return target
+
+
+async def proxy(request: Request) -> Response:
+    settings: Settings = request.app.state.settings
+    scope = request.scope
+    service: str = request.path_params["service"]
+    path = "/" + request.path_params["path"]
+
+    authorization: str | None = None
+    headers: list[tuple[bytes, bytes]] = []
+    for key, value in scope["headers"]:
+        if key in _FORWARD:
+            headers.append((key, value))
+        elif key == b"authorization":
+            authorization = value.decode("latin-1")
+    tokens: TokenVerifier = request.app.state.tokens
+    caller = tokens.caller_from_authorization(authorization)
+    upstream = request.app.state.upstreams.get(service)
+
+    method = request.method
+    signed = sign_headers(settings.service_secret, caller, method, path)
+    headers.extend((k.encode(), v.encode()) for k, v in signed.items())
+    headers.append((b"x-request-id", request.state.trace_id.encode()))
+    outgoing = httpx.Request(
+        method,
+        upstream.base_url + _target(scope, service, path),
+        headers=headers,
+        content=await request.body(),
+        extensions=_EXTENSIONS,
+    )
+    try:
+        answer = await upstream.transport.handle_async_request(outgoing)
+        content = await answer.aread()
+    except (httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+        log.warning("service unreachable", extra={"service": service, "error": repr(exc)})
+        raise ServiceUnavailable(f"service {service} is unavailable", service=service) from exc
+    except httpx.TimeoutException as exc:
+        log.warning("service timed out", extra={"service": service, "error": repr(exc)})
+        raise GatewayTimeout(f"service {service} did not answer in time", service=service) from exc
+    except httpx.TransportError as exc:
+        log.warning("service unreachable", extra={"service": service, "error": repr(exc)})
+        raise ServiceUnavailable(f"service {service} is unavailable", service=service) from exc
+
+    response = Response(content, status_code=answer.status_code)
+    response.raw_headers.extend((k, v) for k, v in answer.headers.raw if k.lower() in _RETURN)
+    return response
+
+
+def install_proxy(app: FastAPI) -> None:
+    """Register last: the more specific gateway routes (auth, docs) must match first."""
+    app.router.add_route(PROXY_PATH, proxy, methods=PROXY_METHODS, include_in_schema=False)

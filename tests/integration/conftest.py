@@ -1,0 +1,228 @@
+"""The distributed system, for real: PostgreSQL and Kafka started by the project's own
+scripts (or named by HOTLINE_TEST_PG_URL / HOTLINE_TEST_KAFKA), and every service and the
+gateway as its own process. Each test module gets its own database and topic prefix."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import pytest_asyncio
+from aiokafka import AIOKafkaConsumer
+
+from shared.events import Envelope
+from shared.settings import SERVICES
+
+ROOT = Path(__file__).resolve().parents[2]
+PROCESSES = (*SERVICES, "gateway")
+PASSWORD = "demo12345"
+
+
+def _script_output(script: str) -> dict[str, str]:
+    out = subprocess.run(
+        [str(ROOT / "scripts" / script), "start"], check=True, capture_output=True, text=True
+    ).stdout
+    return dict(line.split("=", 1) for line in out.split() if "=" in line)
+
+
+@pytest.fixture(scope="session")
+def infra() -> dict[str, str]:
+    """Addresses of the real PostgreSQL and Kafka."""
+    pg = os.environ.get("HOTLINE_TEST_PG_URL") or _script_output("postgres.sh")["HOTLINE_PG_URL"]
+    kafka = os.environ.get("HOTLINE_TEST_KAFKA") or _script_output("kafka.sh")["KAFKA_BOOTSTRAP"]
+    return {"pg": pg, "kafka": kafka}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class System:
+    """The platform as an integrator sees it, plus the levers a test needs: restart a
+    process, read the bus, move a service's clock."""
+
+    infra: dict[str, str]
+    workdir: Path
+    database: str = field(default_factory=lambda: f"hotline_t{uuid.uuid4().hex[:10]}")
+    prefix: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:8]}.")
+    ports: dict[str, int] = field(default_factory=dict)
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def db_url(self) -> str:
+        base, _, _ = self.infra["pg"].rpartition("/")
+        return f"{base}/{self.database}"
+
+    @property
+    def gateway(self) -> str:
+        return f"http://127.0.0.1:{self.ports['gateway']}"
+
+    def env(self, process: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
+        env.update(
+            PYTHONPATH=str(ROOT),
+            HOTLINE_ENV="test",
+            HOTLINE_DB_URL=self.db_url,
+            HOTLINE_DB_POOL_SIZE="4",
+            HOTLINE_BUS_URL=f"kafka://{self.infra['kafka']}",
+            HOTLINE_TOPIC_PREFIX=self.prefix,
+            HOTLINE_CLOCK="controllable",
+            HOTLINE_PORT=str(self.ports[process]),
+            HOTLINE_RELAY_POLL_SECONDS="0.2",
+            HOTLINE_LOG_LEVEL="INFO",
+        )
+        for service in SERVICES:
+            env[f"HOTLINE_{service.upper()}_URL"] = f"http://127.0.0.1:{self.ports[service]}"
+        return env
+
+    def start(self, process: str) -> None:
+        module = "gateway" if process == "gateway" else f"services.{process}"
+        log = open(self.workdir / f"{process}.log", "ab")  # noqa: SIM115 - lives with the process
+        self.procs[process] = subprocess.Popen(
+            [sys.executable, "-m", module],
+            cwd=ROOT,
+            env=self.env(process),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def kill(self, process: str) -> None:
+        """SIGKILL: no shutdown hooks, no flush — a crash."""
+        proc = self.procs.pop(process)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+
+    def stop_all(self) -> None:
+        for proc in self.procs.values():
+            proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        self.procs.clear()
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {p} ---\n" + (self.workdir / f"{p}.log").read_text(errors="replace")[-4000:]
+            for p in PROCESSES
+            if (self.workdir / f"{p}.log").exists()
+        )
+
+    async def wait_ready(self, process: str, timeout: float = 60) -> None:
+        url = f"http://127.0.0.1:{self.ports[process]}/readyz"
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        async with httpx.AsyncClient(timeout=2) as client:
+            while time.monotonic() < deadline:
+                proc = self.procs.get(process)
+                if proc is not None and proc.poll() is not None:
+                    raise AssertionError(f"{process} exited ({proc.returncode})\n{self.logs()}")
+                try:
+                    last = await client.get(url)
+                    if last.status_code == 200:
+                        return
+                except httpx.HTTPError as exc:
+                    last = exc
+                await asyncio.sleep(0.2)
+        raise AssertionError(f"{process} not ready: {last!r}\n{self.logs()}")
+
+    def client(self, role_user: str | None = None) -> httpx.AsyncClient:
+        headers = {"authorization": f"Bearer {self.tokens[role_user]}"} if role_user else {}
+        return httpx.AsyncClient(base_url=self.gateway, headers=headers, timeout=10)
+
+    async def login(self, *usernames: str) -> None:
+        async with httpx.AsyncClient(base_url=self.gateway, timeout=10) as client:
+            for username in usernames:
+                r = await client.post(
+                    "/api/v1/auth/login", json={"username": username, "password": PASSWORD}
+                )
+                assert r.status_code == 200, r.text
+                self.tokens[username] = r.json()["access_token"]
+
+    async def events(self, topic: str, *, seconds: float = 2.0) -> list[Envelope]:
+        """Everything on ``topic`` so far, read from the beginning by a fresh consumer."""
+        consumer = AIOKafkaConsumer(
+            f"{self.prefix}{topic}",
+            bootstrap_servers=self.infra["kafka"],
+            group_id=None,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+        await consumer.start()
+        seen: list[Envelope] = []
+        try:
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                batch = await consumer.getmany(timeout_ms=200)
+                for messages in batch.values():
+                    seen.extend(Envelope.from_json(m.value) for m in messages)
+        finally:
+            await consumer.stop()
+        return seen
+
+
+async def _create_database(system: System) -> None:
+    admin_url = system.infra["pg"].replace("postgresql+asyncpg", "postgresql")
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(f'CREATE DATABASE "{system.database}"')
+    finally:
+        await conn.close()
+
+
+async def _drop_database(system: System) -> None:
+    admin_url = system.infra["pg"].replace("postgresql+asyncpg", "postgresql")
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{system.database}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def system(
+    infra: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[System]:
+    system = System(infra, tmp_path_factory.mktemp("system"))
+    system.ports = {p: _free_port() for p in PROCESSES}
+    await _create_database(system)
+    try:
+        for process in PROCESSES:
+            system.start(process)
+        for process in PROCESSES:
+            await system.wait_ready(process)
+        await system.login("operator", "agency", "admin", "unit_water", "unit_heping_housing")
+        yield system
+    finally:
+        system.stop_all()
+        await _drop_database(system)
+
+
+async def eventually(probe: Any, what: str, timeout: float = 30.0) -> Any:
+    """Poll ``probe`` (an async callable returning a truthy value when done), bounded."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = await probe()
+        if last:
+            return last
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")

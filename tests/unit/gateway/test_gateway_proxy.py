@@ -1,0 +1,212 @@
+"""The proxy: the service sees the signed-in caller and the request as the client sent it."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import orjson
+
+from shared.auth import CALLER_HEADER, SIGNATURE_HEADER, Caller, Role, sign_headers
+from shared.errors import PROBLEM_JSON
+from shared.settings import Settings
+
+
+async def test_the_service_sees_the_caller_and_the_request_unchanged(
+    gateway: httpx.AsyncClient, login_as: Callable[..., Any]
+) -> None:
+    headers = {
+        **await login_as("unit1"),
+        "content-type": "application/json; charset=utf-8",
+        "x-request-id": "req-42",
+        "idempotency-key": "k-1",
+    }
+    body = '{"content": "楼道灯坏了", "n": 1.50}'.encode()
+
+    response = await gateway.post(
+        "/api/v1/dispatch/echo/tickets/T1/reply?x=1&y=%E5%A4%A9%E6%B4%A5&y=2&z=a+b",
+        content=body,
+        headers=headers,
+    )
+
+    assert response.status_code == 201, response.text
+    assert response.headers["content-type"] == "application/vnd.hotline-test+json"
+    assert response.headers["location"] == "/echo/tickets/T1/reply"
+    assert "x-internal-only" not in response.headers
+    assert response.headers["x-request-id"] == "req-42"
+    seen = response.json()
+    assert seen["service"] == "dispatch"
+    assert seen["caller"] == {
+        "sub": "unit1",
+        "role": "unit",
+        "unit_id": "120101-housing",
+        "name": "和平区住房和建设委员会",
+    }
+    assert seen["method"] == "POST"
+    assert seen["path"] == "/echo/tickets/T1/reply"
+    assert seen["query"] == "x=1&y=%E5%A4%A9%E6%B4%A5&y=2&z=a+b"
+    assert seen["body"].encode() == body
+    assert seen["content_type"] == "application/json; charset=utf-8"
+    assert seen["request_id"] == "req-42"
+    assert seen["idempotency_key"] == "k-1"
+    assert seen["authorization"] is None  # the token stays at the gateway
+
+
+async def test_each_method_reaches_the_service_with_its_own_signature(
+    gateway: httpx.AsyncClient, login_as: Callable[..., Any]
+) -> None:
+    headers = await login_as("op1")
+    for method in ("GET", "PUT", "PATCH", "DELETE"):
+        response = await gateway.request(method, "/api/v1/intake/echo/a%20b/c", headers=headers)
+
+        assert response.status_code == 200, (method, response.text)
+        assert response.json()["method"] == method
+        assert response.json()["path"] == "/echo/a b/c"
+        assert response.json()["caller"]["role"] == "operator"
+
+
+async def test_a_request_id_is_made_when_the_client_sends_none(
+    gateway: httpx.AsyncClient, login_as: Callable[..., Any]
+) -> None:
+    response = await gateway.get("/api/v1/intake/echo/x", headers=await login_as("op1"))
+
+    request_id = response.headers["x-request-id"]
+    assert request_id
+    assert response.json()["request_id"] == request_id
+
+
+async def test_identity_headers_sent_by_the_client_are_not_passed_on(
+    gateway: httpx.AsyncClient, login_as: Callable[..., Any], settings: Settings
+) -> None:
+    forged = sign_headers(
+        settings.service_secret, Caller(sub="x", role=Role.ADMIN), "GET", "/echo/x"
+    )
+
+    response = await gateway.get(
+        "/api/v1/intake/echo/x", headers={**await login_as("op1"), **forged}
+    )
+
+    assert response.status_code == 200
+    assert response.json()["caller"]["role"] == "operator"
+
+
+async def test_service_errors_come_back_unchanged(
+    gateway: httpx.AsyncClient, login_as: Callable[..., Any]
+) -> None:
+    response = await gateway.post(
+        "/api/v1/intake/tickets/T1/accept", headers={**await login_as("op1"), "x-request-id": "r9"}
+    )
+
+    assert response.status_code == 409
+    assert response.headers["content-type"] == PROBLEM_JSON
+    body = response.json()
+    assert body["rule"] == "Art 11"
+    assert body["instance"] == "/tickets/T1/accept"
+    assert response.headers["x-request-id"] == "r9"
+
+
+async def test_a_request_straight_to_a_service_without_signed_headers_is_refused(
+    stand_in: Callable[..., Any],
+) -> None:
+    service = stand_in("intake")
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=service), base_url="http://intake"
+    ) as client:
+        response = await client.get("/echo/x")
+
+    assert response.status_code == 401
+    assert response.headers["content-type"] == PROBLEM_JSON
+
+
+async def test_a_tampered_signature_is_refused(
+    stand_in: Callable[..., Any], settings: Settings
+) -> None:
+    operator = Caller(sub="op1", role=Role.OPERATOR)
+    signed = sign_headers(settings.service_secret, operator, "GET", "/echo/x")
+    as_admin = base64.urlsafe_b64encode(
+        orjson.dumps({"sub": "op1", "role": "admin", "unit_id": None, "name": ""})
+    ).decode()
+    bad_signature = signed[SIGNATURE_HEADER][:-1] + (
+        "0" if signed[SIGNATURE_HEADER][-1] != "0" else "1"
+    )
+    attempts = {
+        "genuine": signed,
+        "caller changed": {**signed, CALLER_HEADER: as_admin},
+        "signature changed": {**signed, SIGNATURE_HEADER: bad_signature},
+        "signed by another key": sign_headers("another-secret", operator, "GET", "/echo/x"),
+        "signed for another path": sign_headers(
+            settings.service_secret, operator, "GET", "/echo/y"
+        ),
+    }
+    service = stand_in("intake")
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=service), base_url="http://intake"
+    ) as client:
+        statuses = {
+            label: (await client.get("/echo/x", headers=headers)).status_code
+            for label, headers in attempts.items()
+        }
+
+    assert statuses == {
+        "genuine": 200,
+        "caller changed": 401,
+        "signature changed": 401,
+        "signed by another key": 401,
+        "signed for another path": 401,
+    }
+
+
+async def test_an_unknown_service_is_a_404_problem(
+    gateway: httpx.AsyncClient, login_as: Callable[..., Any]
+) -> None:
+    response = await gateway.get("/api/v1/billing/echo/x", headers=await login_as("op1"))
+
+    assert response.status_code == 404
+    assert response.headers["content-type"] == PROBLEM_JSON
+    assert "billing" in response.json()["detail"]
+
+
+async def test_an_unreachable_service_is_a_503_problem_naming_it(
+    gateway_with: Callable[..., Any],
+    stand_in: Callable[..., Any],
+    failing_transport: Any,
+) -> None:
+    services = {
+        "intake": stand_in("intake"),
+        "sla": failing_transport(httpx.ConnectError("connection refused")),
+    }
+    async with gateway_with(services) as client:
+        login = await client.post(
+            "/api/v1/auth/login", json={"username": "op1", "password": "op1-secret"}
+        )
+        headers = {"authorization": f"Bearer {login.json()['access_token']}"}
+        response = await client.get("/api/v1/sla/echo/x", headers=headers)
+
+    assert response.status_code == 503
+    assert response.headers["content-type"] == PROBLEM_JSON
+    body = response.json()
+    assert body["service"] == "sla"
+    assert "sla" in body["detail"]
+
+
+async def test_a_service_that_does_not_answer_in_time_is_a_504_problem(
+    gateway_with: Callable[..., Any],
+    stand_in: Callable[..., Any],
+    failing_transport: Any,
+) -> None:
+    services = {
+        "intake": stand_in("intake"),
+        "knowledge": failing_transport(httpx.ReadTimeout("no answer")),
+    }
+    async with gateway_with(services) as client:
+        login = await client.post(
+            "/api/v1/auth/login", json={"username": "op1", "password": "op1-secret"}
+        )
+        headers = {"authorization": f"Bearer {login.json()['access_token']}"}
+        response = await client.get("/api/v1/knowledge/echo/x", headers=headers)
+
+    assert response.status_code == 504
+    assert response.headers["content-type"] == PROBLEM_JSON
+    assert response.json()["service"] == "knowledge"
