@@ -6,6 +6,7 @@ import asyncio
 import logging
 import zlib
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import select, text, update
 
@@ -63,6 +64,7 @@ class OutboxRelay:
                 await self.bus.publish([Envelope.from_json(r.payload) for r in rows])
             except Exception as exc:  # noqa: BLE001 - any bus failure is retried
                 failure = exc
+            values: dict[str, Any]
             if failure is None:
                 values = {"published_at": datetime.now(UTC)}
             else:  # recorded for operators; the rows stay unpublished and are retried

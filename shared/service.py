@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -49,8 +49,8 @@ class ServiceContext:
         return {"database": "ok"}
 
 
-EventHandler = Callable[[ServiceContext, UnitOfWork, Envelope], Awaitable[None]]
-Hook = Callable[[ServiceContext], Awaitable[None]]
+EventHandler = Callable[[ServiceContext, UnitOfWork, Envelope], Coroutine[Any, Any, None]]
+Hook = Callable[[ServiceContext], Coroutine[Any, Any, None]]
 
 
 @dataclass
@@ -62,7 +62,7 @@ class ServiceSpec:
     migrations: Path
     routers: Sequence[APIRouter]
     # event type → handler, run exactly once per event (inbox) in one transaction
-    handlers: dict[str, EventHandler] = field(default_factory=dict)
+    handlers: Mapping[str, EventHandler] = field(default_factory=dict)
     on_start: Sequence[Hook] = ()
     background: Sequence[Hook] = ()  # long-running loops, cancelled at stop
     ready_checks: Sequence[Callable[[ServiceContext], Awaitable[dict[str, Any]]]] = ()

@@ -20,7 +20,7 @@ from services.intake.schemas import MatterPublic, TicketCreate, TicketPublic, Ti
 from shared.auth import Caller, Role
 from shared.db import UnitOfWork, insert_ignoring_duplicates
 from shared.errors import InvalidInput, NotFound
-from shared.events import Envelope, MatterPublished, TicketRegistered, parse_payload
+from shared.events import Envelope, MatterPublished, TicketRegistered, Urgency, parse_payload
 from shared.service import ServiceContext
 
 # Art 28: full requester data only where the role needs it.
@@ -67,10 +67,11 @@ async def register_ticket(ctx: ServiceContext, caller: Caller, data: TicketCreat
             )
         except RequesterMissing as missing:
             raise InvalidInput(missing.field, missing.reason) from None
+        urgency: Urgency = data.urgency or matter.default_urgency
         values = {
             "channel": data.channel,
             "type": data.type,
-            "urgency": data.urgency or matter.default_urgency,
+            "urgency": urgency,
             "matter_code": data.matter_code,
             "district": data.district,
             "address": data.address,
@@ -94,7 +95,7 @@ async def register_ticket(ctx: ServiceContext, caller: Caller, data: TicketCreat
                 ticket_id=number,
                 channel=data.channel,
                 type=data.type,
-                urgency=values["urgency"],
+                urgency=urgency,
                 matter_code=data.matter_code,
                 district=data.district,
                 address=data.address,
@@ -106,7 +107,7 @@ async def register_ticket(ctx: ServiceContext, caller: Caller, data: TicketCreat
     return to_public({**values, "ticket_id": number}, caller)
 
 
-def to_public(row: Mapping[str, Any], caller: Caller) -> TicketPublic:
+def to_public(row: Mapping[Any, Any], caller: Caller) -> TicketPublic:
     full = caller.role in FULL_REQUESTER_ROLES
     return TicketPublic(
         ticket_id=row["ticket_id"],

@@ -280,7 +280,7 @@ async def overdue_scanner(ctx: ServiceContext) -> None:
             await asyncio.sleep(1.0)
             continue
         sla.wake.clear()
-        waits = [asyncio.ensure_future(sla.wake.wait())]
+        waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(sla.wake.wait())]
         if upcoming is not None:
             waits.append(asyncio.ensure_future(ctx.clock.sleep_until(upcoming)))
         try:
