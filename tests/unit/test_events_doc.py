@@ -66,7 +66,9 @@ def parse_sections(text: str) -> list[Section]:
 @pytest.fixture(scope="module")
 def doc() -> str:
     assert DOC.is_file(), f"{DOC} is missing: it is the event contract"
-    return DOC.read_text(encoding="utf-8")
+    # the general part, then one file per stream (docs/events/<prefix>.md)
+    parts = [DOC, *sorted((DOC.parent / "events").glob("*.md"))]
+    return "\n\n".join(p.read_text(encoding="utf-8") for p in parts)
 
 
 @pytest.fixture(scope="module")
