@@ -57,8 +57,10 @@ class InvalidInput(DomainError):
     title = "Validation failed"
 
     def __init__(self, field: str, reason: str, **extra: Any) -> None:
+        # ``errors=[{field, reason}, ...]`` reports several fields at once
+        errors = extra.pop("errors", None) or [{"field": field, "reason": reason}]
         super().__init__(f"{field}: {reason}", **extra)
-        self.errors = [{"field": field, "reason": reason}]
+        self.errors = errors
 
 
 def problem(

@@ -2,22 +2,128 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Literal
 
-from services.sla import handlers
-from services.sla.schemas import PolicyPublic, TicketClocks
+from fastapi import APIRouter, Query, status
+
+from services.sla.handlers import admin, extensions, queries
+from services.sla.schemas import (
+    Board,
+    CalendarChange,
+    CalendarStatus,
+    CalendarYear,
+    ExtensionApproval,
+    ExtensionPublic,
+    ExtensionRejection,
+    ExtensionRequest,
+    PolicyChange,
+    PolicyPublic,
+    TicketClocks,
+)
 from shared.service import CallerDep, CtxDep
 
 router = APIRouter(tags=["clocks"])
+extension_router = APIRouter(tags=["extensions"])
+admin_router = APIRouter(tags=["policy and calendar"])
 
 
 @router.get("/tickets/{ticket_id}/clocks", response_model=TicketClocks)
 async def ticket_clocks(ticket_id: str, ctx: CtxDep, caller: CallerDep) -> TicketClocks:
-    """A ticket's dispatch, acceptance and completion clocks: deadline, state, lateness."""
-    return await handlers.ticket_clocks(ctx, caller, ticket_id)
+    """A ticket's dispatch, acceptance and completion clocks (every round and re-dispatch):
+    deadline, provisional flag, state, lateness, and its extension requests."""
+    return await queries.ticket_clocks(ctx, caller, ticket_id)
 
 
-@router.get("/policy", response_model=PolicyPublic)
+@router.get("/board", response_model=Board)
+async def board(
+    ctx: CtxDep,
+    caller: CallerDep,
+    status_: Annotated[Literal["overdue", "at_risk", "all"], Query(alias="status")] = "all",
+    unit_id: str | None = None,
+    district: str | None = None,
+    urgency: Literal["life_safety", "livelihood", "general"] | None = None,
+    kind: Literal["dispatch", "acceptance", "completion"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Board:
+    """Overdue and at-risk clocks, soonest deadline first; a unit sees only its own."""
+    return await queries.board(
+        ctx,
+        caller,
+        status=status_,
+        unit_id=unit_id,
+        district=district,
+        urgency=urgency,
+        kind=kind,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@extension_router.post(
+    "/tickets/{ticket_id}/extensions",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ExtensionPublic,
+)
+async def request_extension(
+    ticket_id: str, data: ExtensionRequest, ctx: CtxDep, caller: CallerDep
+) -> ExtensionPublic:
+    """延期申请 (Art 12): the assigned unit asks for more time; every rule is checked."""
+    return await extensions.request_extension(ctx, caller, ticket_id, data)
+
+
+@extension_router.get("/extensions/{extension_id}", response_model=ExtensionPublic)
+async def get_extension(extension_id: str, ctx: CtxDep, caller: CallerDep) -> ExtensionPublic:
+    return await extensions.get_extension(ctx, caller, extension_id)
+
+
+@extension_router.post("/extensions/{extension_id}/approve", response_model=ExtensionPublic)
+async def approve_extension(
+    extension_id: str, data: ExtensionApproval, ctx: CtxDep, caller: CallerDep
+) -> ExtensionPublic:
+    """The agency approves: the deadline moves by the capped period."""
+    return await extensions.decide_extension(
+        ctx, caller, extension_id, approve=True, text=data.explanation_to_requester
+    )
+
+
+@extension_router.post("/extensions/{extension_id}/reject", response_model=ExtensionPublic)
+async def reject_extension(
+    extension_id: str, data: ExtensionRejection, ctx: CtxDep, caller: CallerDep
+) -> ExtensionPublic:
+    """The agency rejects: the original deadline stands."""
+    return await extensions.decide_extension(
+        ctx, caller, extension_id, approve=False, text=data.reason
+    )
+
+
+@admin_router.get("/policy", response_model=PolicyPublic)
 async def read_policy(ctx: CtxDep, caller: CallerDep) -> PolicyPublic:
     """The policy settings (periods, thresholds) in force, and every version."""
-    return await handlers.read_policy(ctx)
+    return await admin.read_policy(ctx)
+
+
+@admin_router.put("/policy", response_model=PolicyPublic)
+async def change_policy(data: PolicyChange, ctx: CtxDep, caller: CallerDep) -> PolicyPublic:
+    """A new version of the settings (admin), for clocks started from its date on."""
+    return await admin.change_policy(ctx, caller, data)
+
+
+@admin_router.get("/calendar", response_model=CalendarStatus)
+async def calendar_status(ctx: CtxDep, caller: CallerDep) -> CalendarStatus:
+    """Which years lack official data (their deadlines are provisional)."""
+    return await admin.calendar_status(ctx)
+
+
+@admin_router.get("/calendar/{year}", response_model=CalendarYear)
+async def read_calendar(year: int, ctx: CtxDep, caller: CallerDep) -> CalendarYear:
+    return await admin.read_calendar(ctx, year)
+
+
+@admin_router.put("/calendar/{year}", response_model=CalendarYear)
+async def change_calendar(
+    year: int, data: CalendarChange, ctx: CtxDep, caller: CallerDep
+) -> CalendarYear:
+    """Admin overrides per date; ``complete: true`` enters the whole year, and provisional
+    deadlines are recomputed."""
+    return await admin.change_calendar(ctx, caller, year, data)

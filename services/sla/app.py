@@ -1,23 +1,22 @@
-"""SLA service (时限): clocks, deadlines, the working-day calendar, overdue events."""
+"""SLA service (时限): clocks, deadlines, the working-day calendar, warnings, overdue,
+escalation and extensions."""
 
 from pathlib import Path
 
-from services.sla.api import router
-from services.sla.handlers import (
-    EVENT_HANDLERS,
-    calendar_readiness,
-    load_state,
-    overdue_scanner,
-)
+from services.sla.api import admin_router, extension_router, router
+from services.sla.handlers import EVENT_HANDLERS
+from services.sla.handlers.queries import calendar_readiness
+from services.sla.handlers.scanner import scanner
+from services.sla.handlers.state import load_state
 from shared.service import ServiceSpec
 
 SPEC = ServiceSpec(
     name="sla",
     title="12345 SLA clocks",
     migrations=Path(__file__).parent / "migrations",
-    routers=[router],
+    routers=[router, extension_router, admin_router],
     handlers=EVENT_HANDLERS,
     on_start=[load_state],
-    background=[overdue_scanner],
+    background=[scanner],
     ready_checks=[calendar_readiness],
 )

@@ -89,3 +89,142 @@ def clock_state(deadline: datetime, stopped_at: datetime | None, now: datetime) 
 def lateness_seconds(deadline: datetime, stopped_at: datetime | None, now: datetime) -> float:
     end = stopped_at or now
     return max((end - deadline).total_seconds(), 0.0)
+
+
+# ---- warnings and escalation (RULES.md §4) ---------------------------------------------
+
+
+def warning_at(started_at: datetime, deadline: datetime, fraction: float) -> datetime:
+    """When ``fraction`` (default setting 75 %) of the period has elapsed, in wall-clock
+    time between start and deadline."""
+    return started_at + (deadline - started_at) * fraction
+
+
+def second_escalation_at(calendar: WorkingCalendar, deadline: datetime, period: Period) -> datetime:
+    """Level 2: overdue plus one more period, counted from the deadline."""
+    return calendar.add(deadline, period).at
+
+
+def next_due(
+    *,
+    deadline: datetime,
+    warn_at: datetime | None,
+    warned: bool,
+    overdue: bool,
+    escalate_at: datetime | None,
+    level: int,
+    stopped: bool,
+) -> datetime | None:
+    """The next instant the scanner must act on this clock, or None when it is done."""
+    if stopped:
+        return None
+    if not overdue:
+        if not warned and warn_at is not None and warn_at < deadline:
+            return warn_at
+        return deadline
+    if level < 2 and escalate_at is not None:
+        return escalate_at
+    return None
+
+
+# ---- extensions (Art 12) ---------------------------------------------------------------
+
+NO_EXTENSION_TYPES = frozenset({"consultation", "suggestion"})
+
+
+@dataclass(frozen=True)
+class ExtensionContext:
+    """What the eligibility rules look at."""
+
+    clock_kind: str
+    urgency: str
+    ticket_type: str
+    round: int
+    deadline: datetime
+    requests_so_far: int
+    pending: bool
+    stopped: bool
+
+
+def check_extension_request(
+    ctx: ExtensionContext,
+    now: datetime,
+    calendar: WorkingCalendar,
+    max_requests: int,
+) -> None:
+    """Every Art 12 rule, each refusal naming it."""
+    from shared.errors import IllegalTransition
+
+    def refuse(detail: str, rule: str) -> None:
+        raise IllegalTransition(detail, rule=rule)
+
+    if ctx.clock_kind != ClockKind.COMPLETION or ctx.stopped:
+        refuse("only a running completion clock can be extended", "Art 12: completion only")
+    if ctx.urgency != "general":
+        refuse(
+            f"{ctx.urgency} tickets are never extended",
+            "Art 12: only general-class tickets may be extended",
+        )
+    if ctx.ticket_type in NO_EXTENSION_TYPES:
+        refuse(
+            f"{ctx.ticket_type} tickets are never extended",
+            "Art 12: consultation and suggestion tickets may not be extended",
+        )
+    if ctx.round > 1:
+        refuse(
+            "a re-handling round can never be extended",
+            "Art 14: re-handling gets no extension",
+        )
+    if ctx.requests_so_far >= max_requests:
+        refuse(
+            f"this ticket has already had {ctx.requests_so_far} extension requests",
+            f"Art 12: at most {max_requests} extension requests per ticket",
+        )
+    if ctx.pending:
+        refuse("an extension request is already awaiting review", "Art 12: one request at a time")
+    latest = calendar.subtract_working_days(ctx.deadline, 1).at
+    if now > latest:
+        refuse(
+            f"requests must be made by {latest.isoformat()}, one working day before the "
+            f"deadline {ctx.deadline.isoformat()}",
+            "Art 12: at least 1 working day before the deadline",
+        )
+
+
+def extended_deadline(
+    calendar: WorkingCalendar, current: datetime, period: Period, cap: Period
+) -> tuple[datetime, bool]:
+    """Art 12: the class's completion period (or the statutory one) added to the current
+    deadline, capped (default setting 7 working days). Returns (deadline, provisional)."""
+    asked = calendar.add(current, period)
+    capped = calendar.add(current, cap)
+    chosen = min(asked, capped, key=lambda d: d.at)
+    return chosen.at, chosen.provisional
+
+
+def policy_settings_errors(settings: dict[str, Any]) -> list[tuple[str, str]]:
+    """(field, reason) for every problem in a proposed policy document."""
+    errors: list[tuple[str, str]] = []
+    periods = settings.get("periods")
+    if not isinstance(periods, dict):
+        return [("settings.periods", "required: dispatch/acceptance/completion per class")]
+    for kind in ClockKind:
+        for urgency in ("life_safety", "livelihood", "general"):
+            value = periods.get(kind.value, {}).get(urgency)
+            try:
+                Period.parse(str(value))
+            except ValueError:
+                errors.append(
+                    (f"settings.periods.{kind.value}.{urgency}", f"not a period: {value!r}")
+                )
+    fraction = settings.get("warning_fraction")
+    if not isinstance(fraction, int | float) or not 0 < fraction < 1:
+        errors.append(("settings.warning_fraction", "must be a number between 0 and 1"))
+    try:
+        Period.parse(str(settings.get("extension_cap")))
+    except ValueError:
+        errors.append(("settings.extension_cap", "not a period"))
+    max_requests = settings.get("max_extension_requests")
+    if not isinstance(max_requests, int) or max_requests < 0:
+        errors.append(("settings.max_extension_requests", "must be a whole number ≥ 0"))
+    return errors

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import AwareDatetime
 
 from shared.events.base import (
@@ -34,3 +36,71 @@ class Overdue(Event):
     deadline: AwareDatetime
     detected_at: AwareDatetime
     late_seconds: float
+
+
+@event
+class ClockWarning(Event):
+    """预警: the warning fraction (default 75 %) of a clock's period has elapsed."""
+
+    TYPE = "sla.warning"
+    ticket_id: str
+    clock: ClockKind
+    round: int = 1
+    unit_id: str | None = None
+    deadline: AwareDatetime
+    warned_at: AwareDatetime
+
+
+@event
+class Escalated(Event):
+    """升级: level 1 at overdue → ticket supervision; level 2 at overdue plus one more
+    period → written supervision to the unit's parent (Art 21)."""
+
+    TYPE = "sla.escalated"
+    ticket_id: str
+    clock: ClockKind
+    round: int = 1
+    unit_id: str | None = None
+    level: int
+    supervision_kind: Literal["ticket", "written"]
+    deadline: AwareDatetime
+    escalated_at: AwareDatetime
+
+
+@event
+class ExtensionRequested(Event):
+    """延期申请 (Art 12)."""
+
+    TYPE = "sla.extension_requested"
+    ticket_id: str
+    extension_id: str
+    unit_id: str
+    reason: str
+    progress: str
+    measures: str
+    requested_at: AwareDatetime
+    current_deadline: AwareDatetime
+
+
+@event
+class ExtensionApproved(Event):
+    TYPE = "sla.extension_approved"
+    ticket_id: str
+    extension_id: str
+    unit_id: str
+    decided_by: str
+    decided_at: AwareDatetime
+    old_deadline: AwareDatetime
+    new_deadline: AwareDatetime
+    explanation_to_requester: str
+
+
+@event
+class ExtensionRejected(Event):
+    TYPE = "sla.extension_rejected"
+    ticket_id: str
+    extension_id: str
+    unit_id: str
+    decided_by: str
+    decided_at: AwareDatetime
+    reason: str

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from shared.events.base import (
@@ -41,6 +43,10 @@ class TicketDispatched(Event):
     dispatched_at: AwareDatetime
     round: int = 1  # 2 = re-handling round (Art 14)
     statutory_period: str | None = None  # e.g. "15wd"; replaces the completion period
+    # 1 for the first dispatch; +1 for each re-dispatch after an approved return (Art 10):
+    # the SLA service restarts the acceptance clock from every new dispatch.
+    dispatch_no: int = 1
+    co_unit_ids: list[str] = []  # co-handling units (协办) of a joint determination
 
 
 @event
@@ -82,3 +88,100 @@ class TicketCompleted(Event):
     round: int = 1
     type: TicketType
     reply: Reply
+
+
+@event
+class TicketAnswered(Event):
+    """Answered on the spot (Art 6): the ticket is closed and never dispatched."""
+
+    TYPE = "ticket.answered"
+    ticket_id: str
+    answered_at: AwareDatetime
+    answer: str
+    knowledge_entry_ids: list[str] = []
+    answered_by: str
+
+
+@event
+class TicketFlagged(Event):
+    """Sensitive or extreme content (Art 27): goes to the head of every queue."""
+
+    TYPE = "ticket.flagged"
+    ticket_id: str
+    flagged_at: AwareDatetime
+    keywords: list[str]
+    district: str
+    matter_code: str
+
+
+@event
+class CallRated(Event):
+    """话务服务评价 (Art 14 (1)): the requester rates the operator after a phone call."""
+
+    TYPE = "ticket.call_rated"
+    ticket_id: str
+    operator: str
+    rating: Literal["satisfied", "basically_satisfied", "dissatisfied"]
+    rated_at: AwareDatetime
+
+
+@event
+class ReturnRequested(Event):
+    """退回 (Art 10): the assigned unit asks to hand the ticket back."""
+
+    TYPE = "ticket.return_requested"
+    ticket_id: str
+    unit_id: str
+    reason: str
+    basis: str
+    requested_at: AwareDatetime
+
+
+@event
+class ReturnApproved(Event):
+    """The agency approves a return: the ticket goes back to pending_dispatch and every
+    clock restarts from the new dispatch (the SLA service cancels the running ones)."""
+
+    TYPE = "ticket.return_approved"
+    ticket_id: str
+    unit_id: str
+    decided_by: str
+    decided_at: AwareDatetime
+    note: str | None = None
+
+
+@event
+class ReturnRejected(Event):
+    """The agency rejects a return: the unit continues; no clock changes."""
+
+    TYPE = "ticket.return_rejected"
+    ticket_id: str
+    unit_id: str
+    decided_by: str
+    decided_at: AwareDatetime
+    reason: str
+
+
+@event
+class DeterminationMade(Event):
+    """职责界定 (Art 8): who decided which unit leads (and which co-handle), and why."""
+
+    TYPE = "ticket.determination_made"
+    ticket_id: str
+    lead_unit_id: str
+    co_unit_ids: list[str] = []
+    decided_by: str
+    decided_role: str  # authority (same industry) or agency (cross-industry, jointly)
+    decided_at: AwareDatetime
+    reason: str
+
+
+@event
+class RehandlingStarted(Event):
+    """再次办理 (Art 14): back to the same unit once; a ticket.dispatched with round 2
+    follows and starts fresh acceptance and completion clocks (never extendable)."""
+
+    TYPE = "ticket.rehandling_started"
+    ticket_id: str
+    unit_id: str
+    started_at: AwareDatetime

@@ -3,101 +3,12 @@ unmet deadline produces exactly one sla.overdue — moving the clock, never slee
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from fastapi import FastAPI
 
-from services.sla.app import SPEC
-from shared.bus import MemoryBus
-from shared.clock import ManualClock
-from shared.events import (
-    TOPIC_SLA,
-    Envelope,
-    TicketAccepted,
-    TicketDispatched,
-    TicketRegistered,
-)
-from shared.service import ServiceContext, create_service_app
-from shared.settings import Settings
-from tests.conftest import at
-
-T0 = at("2026-03-02 09:00")  # a Monday
-
-
-class Harness:
-    def __init__(self, tmp: Path) -> None:
-        self.settings = Settings(db_url=f"sqlite+aiosqlite:///{tmp}/hotline.db", env="test")
-        self.clock = ManualClock(T0)
-        self.seen: list[Envelope] = []
-
-    @asynccontextmanager
-    async def running(self) -> AsyncIterator[ServiceContext]:
-        """One life of the SLA service; a second ``running`` is a restart."""
-        bus = MemoryBus()
-
-        async def record(envelope: Envelope) -> None:
-            self.seen.append(envelope)
-
-        bus.subscribe("observer", [TOPIC_SLA], record)
-        app: FastAPI = create_service_app(SPEC, self.settings, bus=bus, clock=self.clock)
-        async with app.router.lifespan_context(app):
-            self.bus = bus
-            yield app.state.ctx
-
-    def overdue(self, ticket_id: str) -> list[Envelope]:
-        return [e for e in self.seen if e.type == "sla.overdue" and e.ticket_id == ticket_id]
-
-
-@pytest.fixture
-def harness(tmp_path: Path) -> Harness:
-    return Harness(tmp_path)
-
-
-def registered(ticket_id: str, urgency: str = "life_safety") -> Envelope:
-    return TicketRegistered(
-        ticket_id=ticket_id,
-        channel="phone",
-        type="help",
-        urgency=urgency,
-        matter_code="GAS-001",
-        district="120101",
-        content="楼道里有很重的煤气味",
-        registered_at=T0,
-    ).envelope(producer="intake", occurred_at=T0)
-
-
-def dispatched(ticket_id: str, urgency: str = "life_safety", minutes: int = 1) -> Envelope:
-    at_ = T0 + timedelta(minutes=minutes)
-    return TicketDispatched(
-        ticket_id=ticket_id,
-        unit_id="city-gas",
-        matter_code="GAS-001",
-        district="120101",
-        type="help",
-        urgency=urgency,
-        dispatched_at=at_,
-    ).envelope(producer="dispatch", occurred_at=at_)
-
-
-async def until(condition: Callable[[], bool], what: str) -> None:
-    """Let the service's tasks run until ``condition`` holds (bounded, no fixed sleep)."""
-    for _ in range(500):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-async def settle(ctx: ServiceContext) -> None:
-    """Give the scanner and relay a chance to act, then flush the outbox."""
-    for _ in range(5):
-        await asyncio.sleep(0.02)
-    await ctx.relay.drain()
+from shared.events import TicketAccepted
+from tests.unit.sla.conftest import T0, Harness, dispatched, registered, settle, until
 
 
 async def test_an_unmet_acceptance_deadline_produces_exactly_one_overdue(

@@ -1,0 +1,245 @@
+"""Policy settings and the working-day calendar, as the admin changes them."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from sqlalchemy import delete, insert, select, update
+
+from services.sla.domain import (
+    ClockKind,
+    Policy,
+    extended_deadline,
+    next_due,
+    policy_in_force,
+    policy_settings_errors,
+    warning_at,
+)
+from services.sla.handlers.clocks import PRODUCER, RUNNING
+from services.sla.handlers.state import reload_state, state
+from services.sla.models import calendar_days, calendar_years, clocks, extensions, policy_versions
+from services.sla.schemas import (
+    CalendarChange,
+    CalendarDayPublic,
+    CalendarStatus,
+    CalendarYear,
+    PolicyChange,
+    PolicyPublic,
+    PolicyVersion,
+)
+from shared.auth import Caller, Role
+from shared.calendar import Period
+from shared.db import insert_ignoring_duplicates
+from shared.errors import InvalidInput
+from shared.events import DeadlineSet
+from shared.service import ServiceContext
+
+# ---- policy ---------------------------------------------------------------------------
+
+
+async def read_policy(ctx: ServiceContext) -> PolicyPublic:
+    async with ctx.db.engine.connect() as conn:
+        rows = (
+            await conn.execute(select(policy_versions).order_by(policy_versions.c.effective_from))
+        ).all()
+    versions = [PolicyVersion.model_validate(dict(r._mapping)) for r in rows]
+    in_force = policy_in_force(
+        [Policy(v.effective_from, v.settings) for v in versions], ctx.clock.now()
+    )
+    return PolicyPublic(
+        in_force=next(v for v in versions if v.effective_from == in_force.effective_from),
+        versions=versions,
+    )
+
+
+async def change_policy(ctx: ServiceContext, caller: Caller, change: PolicyChange) -> PolicyPublic:
+    """A new version of the settings; it applies to clocks started from its date on."""
+    caller.require(Role.ADMIN)
+    if change.effective_from < ctx.clock.now():
+        raise InvalidInput(
+            "effective_from", "must not lie in the past: running clocks keep their policy"
+        )
+    errors = policy_settings_errors(change.settings)
+    if errors:
+        field, reason = errors[0]
+        raise InvalidInput(field, reason, errors=[{"field": f, "reason": r} for f, r in errors])
+    async with ctx.db.unit_of_work() as uow:
+        result = await uow.conn.execute(
+            insert_ignoring_duplicates(uow.conn, policy_versions).values(
+                effective_from=change.effective_from,
+                settings=change.settings,
+                created_by=caller.sub,
+            )
+        )
+        if result.rowcount == 0:
+            raise InvalidInput("effective_from", "a version with this date already exists")
+    await reload_state(ctx, force=True)
+    return await read_policy(ctx)
+
+
+# ---- calendar -------------------------------------------------------------------------
+
+
+def _year_days(year: int) -> list[date]:
+    first = date(year, 1, 1)
+    return [first + timedelta(days=i) for i in range((date(year + 1, 1, 1) - first).days)]
+
+
+async def read_calendar(ctx: ServiceContext, year: int) -> CalendarYear:
+    if not 2000 <= year <= 2100:
+        raise InvalidInput("year", "must lie between 2000 and 2100")
+    async with ctx.db.engine.connect() as conn:
+        overrides = {
+            r.day: r
+            for r in (
+                await conn.execute(
+                    select(calendar_days).where(
+                        calendar_days.c.day >= date(year, 1, 1),
+                        calendar_days.c.day < date(year + 1, 1, 1),
+                    )
+                )
+            ).all()
+        }
+        entered = bool(
+            await conn.scalar(select(calendar_years.c.year).where(calendar_years.c.year == year))
+        )
+    calendar = state(ctx).calendar
+    days = []
+    official_year = calendar.is_official(date(year, 6, 30)) and not entered
+    for day in _year_days(year):
+        if day in overrides:
+            source, note = "override", overrides[day].note
+        elif calendar.is_official(day):
+            source, note = ("entered" if entered else "official"), None
+        else:
+            source, note = "provisional", None
+        days.append(
+            CalendarDayPublic(
+                date=day, working=calendar.is_working_day(day), source=source, note=note
+            )
+        )
+    return CalendarYear(
+        year=year,
+        official=official_year,
+        entered=entered,
+        provisional=not calendar.missing_years([year]) == [],
+        days=days,
+    )
+
+
+async def change_calendar(
+    ctx: ServiceContext, caller: Caller, year: int, change: CalendarChange
+) -> CalendarYear:
+    caller.require(Role.ADMIN)
+    for n, day in enumerate(change.days):
+        if day.date.year != year:
+            raise InvalidInput(f"days.{n}.date", f"{day.date} is not in {year}")
+    now = ctx.clock.now()
+    async with ctx.db.unit_of_work() as uow:
+        if change.days:
+            await uow.conn.execute(
+                delete(calendar_days).where(calendar_days.c.day.in_([d.date for d in change.days]))
+            )
+            await uow.conn.execute(
+                insert(calendar_days),
+                [
+                    {
+                        "day": d.date,
+                        "working": d.working,
+                        "note": d.note,
+                        "set_by": caller.sub,
+                        "set_at": now,
+                    }
+                    for d in change.days
+                ],
+            )
+        if change.complete:
+            await uow.conn.execute(
+                insert_ignoring_duplicates(uow.conn, calendar_years).values(
+                    year=year, entered_by=caller.sub, entered_at=now
+                )
+            )
+    await reload_state(ctx, force=True)
+    recomputed = await recompute_deadlines(ctx)
+    result = await read_calendar(ctx, year)
+    result.recomputed_clocks = recomputed
+    return result
+
+
+async def recompute_deadlines(ctx: ServiceContext) -> int:
+    """Running clocks computed on a provisional calendar get their deadline again from the
+    calendar as it now stands (start + period, then each approved extension)."""
+    sla = state(ctx)
+    now = ctx.clock.now()
+    count = 0
+    async with ctx.db.unit_of_work() as uow:
+        rows = (
+            await uow.conn.execute(select(clocks).where(clocks.c.provisional.is_(True), *RUNNING))
+        ).all()
+        for row in rows:
+            deadline = sla.calendar.add(row.started_at, Period.parse(row.period))
+            at, provisional = deadline.at, deadline.provisional
+            approved = (
+                (
+                    await uow.conn.execute(
+                        select(extensions.c.period)
+                        .where(extensions.c.clock_id == row.id, extensions.c.state == "approved")
+                        .order_by(extensions.c.decided_at)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            policy = policy_in_force(sla.versions, row.started_at)
+            cap = Period.parse(policy.settings["extension_cap"])
+            for period in approved:
+                at, more = extended_deadline(sla.calendar, at, Period.parse(period), cap)
+                provisional = provisional or more
+            if at == row.deadline and provisional == row.provisional:
+                continue
+            warn = warning_at(row.started_at, at, policy.settings["warning_fraction"])
+            await uow.conn.execute(
+                update(clocks)
+                .where(clocks.c.id == row.id)
+                .values(
+                    deadline=at,
+                    provisional=provisional,
+                    warn_at=warn,
+                    next_due_at=next_due(
+                        deadline=at,
+                        warn_at=warn,
+                        warned=row.warned_at is not None,
+                        overdue=row.overdue_at is not None,
+                        escalate_at=row.escalate_at,
+                        level=row.escalation_level,
+                        stopped=False,
+                    ),
+                )
+            )
+            uow.emit(
+                DeadlineSet(
+                    ticket_id=row.ticket_id,
+                    clock=ClockKind(row.kind).value,
+                    round=row.round,
+                    unit_id=row.unit_id,
+                    started_at=row.started_at,
+                    deadline=at,
+                    period=row.period,
+                    provisional=provisional,
+                ).envelope(producer=PRODUCER, occurred_at=now)
+            )
+            count += 1
+        uow.after_commit.append(sla.wake.set)
+    return count
+
+
+async def calendar_status(ctx: ServiceContext) -> CalendarStatus:
+    year = ctx.clock.now().year
+    async with ctx.db.engine.connect() as conn:
+        entered = (await conn.execute(select(calendar_years.c.year))).scalars().all()
+        overrides = len((await conn.execute(select(calendar_days.c.day))).all())
+    return CalendarStatus(
+        missing_years=state(ctx).calendar.missing_years([year, year + 1]),
+        entered_years=sorted(entered),
+        overrides=overrides,
+    )

@@ -1,0 +1,227 @@
+"""Clocks start and stop on ticket events (RULES.md §4, Art 6, 9, 10, 11, 14)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+
+from services.sla.domain import (
+    ClockKind,
+    deadline_for,
+    next_due,
+    policy_in_force,
+    warning_at,
+)
+from services.sla.handlers.state import state
+from services.sla.models import clocks, tickets
+from shared.db import UnitOfWork, insert_ignoring_duplicates
+from shared.events import (
+    DeadlineSet,
+    Envelope,
+    ReturnApproved,
+    TicketAccepted,
+    TicketAnswered,
+    TicketCompleted,
+    TicketDispatched,
+    TicketRegistered,
+    parse_payload,
+)
+from shared.service import ServiceContext
+
+PRODUCER = "sla"
+# a clock is running while neither met nor cancelled
+RUNNING = (clocks.c.stopped_at.is_(None), clocks.c.cancelled_at.is_(None))
+
+
+async def start_clock(
+    ctx: ServiceContext,
+    uow: UnitOfWork,
+    *,
+    ticket_id: str,
+    kind: ClockKind,
+    round_: int,
+    dispatch_no: int,
+    urgency: str,
+    started_at: datetime,
+    unit_id: str | None,
+    district: str | None,
+    statutory_period: str | None = None,
+) -> None:
+    sla = state(ctx)
+    policy = policy_in_force(sla.versions, started_at)
+    period, deadline = deadline_for(
+        sla.calendar, policy, kind, urgency, started_at, statutory_period
+    )
+    warn = warning_at(started_at, deadline.at, policy.settings["warning_fraction"])
+    # The same fact under another event id (a producer retry) must not start a 2nd clock.
+    inserted = await uow.conn.execute(
+        insert_ignoring_duplicates(uow.conn, clocks).values(
+            ticket_id=ticket_id,
+            kind=kind,
+            round=round_,
+            dispatch_no=dispatch_no,
+            unit_id=unit_id,
+            district=district,
+            urgency=urgency,
+            period=str(period),
+            started_at=started_at,
+            deadline=deadline.at,
+            provisional=deadline.provisional,
+            warn_at=warn,
+            escalation_level=0,
+            extensions=0,
+            next_due_at=next_due(
+                deadline=deadline.at,
+                warn_at=warn,
+                warned=False,
+                overdue=False,
+                escalate_at=None,
+                level=0,
+                stopped=False,
+            ),
+        )
+    )
+    if inserted.rowcount == 0:
+        return
+    uow.emit(
+        DeadlineSet(
+            ticket_id=ticket_id,
+            clock=kind.value,
+            round=round_,
+            unit_id=unit_id,
+            started_at=started_at,
+            deadline=deadline.at,
+            period=str(period),
+            provisional=deadline.provisional,
+        ).envelope(producer=PRODUCER, occurred_at=ctx.clock.now())
+    )
+    uow.after_commit.append(sla.wake.set)
+
+
+async def stop_clock(
+    uow: UnitOfWork, ticket_id: str, kind: ClockKind, at: datetime, round_: int | None = None
+) -> None:
+    """The event that meets a clock stops it (late or not)."""
+    query = update(clocks).where(clocks.c.ticket_id == ticket_id, clocks.c.kind == kind, *RUNNING)
+    if round_ is not None:
+        query = query.where(clocks.c.round == round_)
+    await uow.conn.execute(query.values(stopped_at=at, next_due_at=None))
+
+
+async def on_registered(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
+    event = parse_payload(envelope)
+    assert isinstance(event, TicketRegistered)
+    await uow.conn.execute(
+        insert_ignoring_duplicates(uow.conn, tickets).values(
+            ticket_id=event.ticket_id,
+            urgency=event.urgency,
+            type=event.type,
+            district=event.district,
+            round=1,
+            registered_at=event.registered_at,
+        )
+    )
+    # Art 6: dispatch within 24 h (general) or at once (urgent classes), from registration.
+    await start_clock(
+        ctx,
+        uow,
+        ticket_id=event.ticket_id,
+        kind=ClockKind.DISPATCH,
+        round_=1,
+        dispatch_no=1,
+        urgency=event.urgency,
+        started_at=event.registered_at,
+        unit_id=None,
+        district=event.district,
+    )
+
+
+async def on_answered(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
+    """Art 6: answered on the spot — nothing left to dispatch."""
+    event = parse_payload(envelope)
+    assert isinstance(event, TicketAnswered)
+    await stop_clock(uow, event.ticket_id, ClockKind.DISPATCH, event.answered_at)
+
+
+async def on_dispatched(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
+    event = parse_payload(envelope)
+    assert isinstance(event, TicketDispatched)
+    await uow.conn.execute(
+        update(tickets)
+        .where(tickets.c.ticket_id == event.ticket_id)
+        .values(unit_id=event.unit_id, statutory_period=event.statutory_period, round=event.round)
+    )
+    await stop_clock(uow, event.ticket_id, ClockKind.DISPATCH, event.dispatched_at)
+    # Art 9, 11: acceptance is measured from (each) dispatch; a re-handling round (Art 14)
+    # gets the class's periods again, counted from the re-dispatch.
+    await start_clock(
+        ctx,
+        uow,
+        ticket_id=event.ticket_id,
+        kind=ClockKind.ACCEPTANCE,
+        round_=event.round,
+        dispatch_no=event.dispatch_no,
+        urgency=event.urgency,
+        started_at=event.dispatched_at,
+        unit_id=event.unit_id,
+        district=event.district,
+    )
+
+
+async def on_return_approved(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
+    """Art 10: an approved return restarts every clock from the new dispatch, so the
+    running ones are cancelled (a rejected return changes nothing)."""
+    event = parse_payload(envelope)
+    assert isinstance(event, ReturnApproved)
+    await uow.conn.execute(
+        update(clocks)
+        .where(clocks.c.ticket_id == event.ticket_id, *RUNNING)
+        .where(clocks.c.kind != ClockKind.DISPATCH)
+        .values(cancelled_at=event.decided_at, next_due_at=None)
+    )
+
+
+async def on_accepted(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
+    event = parse_payload(envelope)
+    assert isinstance(event, TicketAccepted)
+    ticket = (
+        await uow.conn.execute(select(tickets).where(tickets.c.ticket_id == event.ticket_id))
+    ).one()
+    acceptance = (
+        await uow.conn.execute(
+            select(clocks.c.dispatch_no, clocks.c.district)
+            .where(
+                clocks.c.ticket_id == event.ticket_id,
+                clocks.c.kind == ClockKind.ACCEPTANCE,
+                clocks.c.round == event.round,
+                clocks.c.cancelled_at.is_(None),
+            )
+            .order_by(clocks.c.dispatch_no.desc())
+        )
+    ).first()
+    await stop_clock(
+        uow, event.ticket_id, ClockKind.ACCEPTANCE, event.accepted_at, round_=event.round
+    )
+    # Art 11: completion is measured from acceptance ("接收工单后").
+    await start_clock(
+        ctx,
+        uow,
+        ticket_id=event.ticket_id,
+        kind=ClockKind.COMPLETION,
+        round_=event.round,
+        dispatch_no=acceptance.dispatch_no if acceptance else 1,
+        urgency=ticket.urgency,
+        started_at=event.accepted_at,
+        unit_id=event.unit_id,
+        district=ticket.district,
+        statutory_period=ticket.statutory_period,
+    )
+
+
+async def on_completed(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
+    event = parse_payload(envelope)
+    assert isinstance(event, TicketCompleted)
+    await stop_clock(
+        uow, event.ticket_id, ClockKind.COMPLETION, event.completed_at, round_=event.round
+    )

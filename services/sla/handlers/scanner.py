@@ -1,0 +1,165 @@
+"""The scanner: acts on every clock whose next action is due — warning, overdue, level-1
+and level-2 escalation — each exactly once, in the transaction that records it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, func, select, update
+
+from services.sla.domain import next_due, second_escalation_at
+from services.sla.handlers.clocks import PRODUCER
+from services.sla.handlers.state import reload_state, state
+from services.sla.models import clocks
+from shared.calendar import Period
+from shared.events import ClockWarning, Envelope, Escalated, Overdue
+from shared.service import ServiceContext
+
+log = logging.getLogger("hotline.sla")
+SCAN_BATCH = 2000
+# Another instance's new clocks are seen within this many seconds even without a wake-up.
+IDLE_POLL_SECONDS = 0.5
+RELOAD_SECONDS = 15.0
+
+
+def _act(row: Any, now: datetime, ctx: ServiceContext) -> tuple[dict[str, Any], list[Envelope]]:
+    """What is due on one clock now: the row's new values and the events to emit."""
+    sla = state(ctx)
+    values: dict[str, Any] = {
+        "_id": row.id,
+        "warned_at": row.warned_at,
+        "overdue_at": row.overdue_at,
+        "escalation_level": row.escalation_level,
+        "escalate_at": row.escalate_at,
+    }
+    events: list[Envelope] = []
+    common = {
+        "ticket_id": row.ticket_id,
+        "clock": row.kind,
+        "round": row.round,
+        "unit_id": row.unit_id,
+        "deadline": row.deadline,
+    }
+    if row.overdue_at is None and now < row.deadline:
+        if row.warned_at is None:
+            values["warned_at"] = now
+            events.append(
+                ClockWarning(**common, warned_at=now).envelope(producer=PRODUCER, occurred_at=now)
+            )
+    elif row.overdue_at is None:
+        # A warning not yet given when the deadline has already passed is not sent late.
+        values["warned_at"] = row.warned_at or now
+        values["overdue_at"] = now
+        values["escalation_level"] = 1
+        values["escalate_at"] = second_escalation_at(
+            sla.calendar, row.deadline, Period.parse(row.period)
+        )
+        events.append(
+            Overdue(
+                **common, detected_at=now, late_seconds=(now - row.deadline).total_seconds()
+            ).envelope(producer=PRODUCER, occurred_at=now)
+        )
+        events.append(
+            Escalated(**common, level=1, supervision_kind="ticket", escalated_at=now).envelope(
+                producer=PRODUCER, occurred_at=now
+            )
+        )
+    if (
+        values["escalation_level"] == 1
+        and values["escalate_at"] is not None
+        and values["escalate_at"] <= now
+    ):
+        values["escalation_level"] = 2
+        events.append(
+            Escalated(**common, level=2, supervision_kind="written", escalated_at=now).envelope(
+                producer=PRODUCER, occurred_at=now
+            )
+        )
+    values["next_due_at"] = next_due(
+        deadline=row.deadline,
+        warn_at=row.warn_at,
+        warned=values["warned_at"] is not None,
+        overdue=values["overdue_at"] is not None,
+        escalate_at=values["escalate_at"],
+        level=values["escalation_level"],
+        stopped=False,
+    )
+    return values, events
+
+
+_UPDATE = (
+    update(clocks)
+    .where(clocks.c.id == bindparam("_id"))
+    .values(
+        warned_at=bindparam("warned_at"),
+        overdue_at=bindparam("overdue_at"),
+        escalation_level=bindparam("escalation_level"),
+        escalate_at=bindparam("escalate_at"),
+        next_due_at=bindparam("next_due_at"),
+    )
+)
+
+
+async def act_on_due(ctx: ServiceContext) -> int:
+    """One batch of due clocks. A clock is locked while acted on (two instances skip each
+    other's rows) and its new state commits with its events, so nothing is sent twice and
+    nothing is lost across a crash."""
+    now = ctx.clock.now()
+    due = (
+        select(clocks)
+        .where(clocks.c.next_due_at.is_not(None), clocks.c.next_due_at <= now)
+        .order_by(clocks.c.next_due_at)
+        .limit(SCAN_BATCH)
+    )
+    if ctx.db.is_postgres:
+        due = due.with_for_update(skip_locked=True)
+    async with ctx.db.unit_of_work() as uow:
+        rows = (await uow.conn.execute(due)).all()
+        if not rows:
+            return 0
+        changes = [_act(row, now, ctx) for row in rows]
+        await uow.conn.execute(_UPDATE, [values for values, _ in changes])
+        for _, events in changes:
+            uow.emit(*events)
+    return len(rows)
+
+
+async def next_due_at(ctx: ServiceContext) -> datetime | None:
+    async with ctx.db.engine.connect() as conn:
+        return await conn.scalar(select(func.min(clocks.c.next_due_at)))
+
+
+async def scanner(ctx: ServiceContext) -> None:
+    """Sleeps until the next due action (or a new clock, or a moved test clock), then acts.
+    A million waiting clocks cost one index lookup per wake-up."""
+    sla = state(ctx)
+    reloaded = time.monotonic()
+    while True:
+        try:
+            if time.monotonic() - reloaded > RELOAD_SECONDS:
+                await reload_state(ctx)
+                reloaded = time.monotonic()
+            if await act_on_due(ctx) >= SCAN_BATCH:
+                continue
+            upcoming = await next_due_at(ctx)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("clock scan failed; retrying")
+            await asyncio.sleep(1.0)
+            continue
+        sla.wake.clear()
+        waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(sla.wake.wait())]
+        if upcoming is not None:
+            waits.append(asyncio.ensure_future(ctx.clock.sleep_until(upcoming)))
+        try:
+            await asyncio.wait(
+                waits, timeout=IDLE_POLL_SECONDS, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for waiter in waits:
+                waiter.cancel()

@@ -1,0 +1,62 @@
+"""What the SLA service keeps in memory: the working-day calendar (official data plus the
+admin's overrides), the policy versions, and the event that wakes the scanner."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import func, select
+
+from services.sla.domain import Policy
+from services.sla.models import calendar_days, calendar_years, policy_versions
+from shared.calendar import WorkingCalendar
+from shared.service import ServiceContext
+
+
+class SlaState:
+    def __init__(self) -> None:
+        self.calendar = WorkingCalendar()
+        self.versions: list[Policy] = []
+        self.wake = asyncio.Event()
+        self.fingerprint: tuple[object, ...] = ()
+
+
+def state(ctx: ServiceContext) -> SlaState:
+    sla: SlaState = ctx.extras["sla"]
+    return sla
+
+
+async def _fingerprint(ctx: ServiceContext) -> tuple[object, ...]:
+    async with ctx.db.engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(
+                    select(func.count()).select_from(calendar_days).scalar_subquery(),
+                    select(func.max(calendar_days.c.set_at)).scalar_subquery(),
+                    select(func.count()).select_from(calendar_years).scalar_subquery(),
+                    select(func.count()).select_from(policy_versions).scalar_subquery(),
+                )
+            )
+        ).one()
+    return tuple(row)
+
+
+async def reload_state(ctx: ServiceContext, *, force: bool = False) -> bool:
+    """Re-read the calendar and the policy when another instance (or an admin call) has
+    changed them. Returns True when something changed."""
+    sla: SlaState = ctx.extras.setdefault("sla", SlaState())
+    fingerprint = await _fingerprint(ctx)
+    if not force and fingerprint == sla.fingerprint:
+        return False
+    async with ctx.db.engine.connect() as conn:
+        versions = (await conn.execute(select(policy_versions))).all()
+        days = (await conn.execute(select(calendar_days.c.day, calendar_days.c.working))).all()
+        years = (await conn.execute(select(calendar_years.c.year))).scalars().all()
+    sla.versions = [Policy(v.effective_from, v.settings) for v in versions]
+    sla.calendar = WorkingCalendar({d.day: d.working for d in days}, entered_years=years)
+    sla.fingerprint = fingerprint
+    return True
+
+
+async def load_state(ctx: ServiceContext) -> None:
+    await reload_state(ctx, force=True)
