@@ -108,6 +108,7 @@ def create_gateway_app(
         docs_url=None,
         redoc_url=None,
     )
+    settings.check_gateway_production()  # no dev JWT key, no demo users in production
     app.state.settings = settings
     app.state.users = load_users(settings.users_file)  # a bad users file stops the start
     app.state.tokens = auth.TokenVerifier(settings.jwt_secret)

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from shared.events import TOPICS, Envelope
 
@@ -14,8 +14,19 @@ log = logging.getLogger("hotline.bus")
 Handler = Callable[[Envelope], Awaitable[None]]
 
 
+class RawEvent(NamedTuple):
+    """An envelope already serialised (as the outbox stores it): the relay sends these
+    without parsing and re-encoding each one."""
+
+    topic: str
+    key: str
+    value: bytes
+
+
 class Bus(Protocol):
     async def publish(self, events: Sequence[Envelope]) -> None: ...
+
+    async def publish_raw(self, events: Sequence[RawEvent]) -> None: ...
 
     def subscribe(self, group: str, topics: Sequence[str], handler: Handler) -> None: ...
 
@@ -69,6 +80,9 @@ class MemoryBus:
             for sub in self._subs:
                 if envelope.topic in sub.topics:
                     await _retry_until_handled(sub.handler, envelope, sub.group)
+
+    async def publish_raw(self, events: Sequence[RawEvent]) -> None:
+        await self.publish([Envelope.from_json(e.value) for e in events])
 
     async def start(self) -> None:
         return None
@@ -159,13 +173,18 @@ class KafkaBus:
                     await consumer.commit({tp: messages[-1].offset + 1})
 
     async def publish(self, events: Sequence[Envelope]) -> None:
+        await self.publish_raw([RawEvent(e.topic, e.key, e.to_json()) for e in events])
+
+    async def publish_raw(self, events: Sequence[RawEvent]) -> None:
+        """Send all, then wait for every acknowledgement (acks=all): the relay marks its
+        rows sent only after this returns."""
         from aiokafka import AIOKafkaProducer
 
         producer = self._producer
         if not isinstance(producer, AIOKafkaProducer):
             raise RuntimeError("Kafka bus is not started")
         futures = [
-            await producer.send(self._topic(e.topic), value=e.to_json(), key=e.key.encode())
+            await producer.send(self._topic(e.topic), value=e.value, key=e.key.encode())
             for e in events
         ]
         await asyncio.gather(*futures)

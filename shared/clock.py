@@ -88,5 +88,9 @@ class OffsetClock(_MovableClock):
         self._notify()
 
 
-def make_clock(kind: str) -> SystemClock | OffsetClock:
-    return OffsetClock() if kind == "controllable" else SystemClock()
+def make_clock(kind: str, offset_seconds: float = 0.0) -> SystemClock | OffsetClock:
+    if kind != "controllable":
+        return SystemClock()
+    clock = OffsetClock()
+    clock.advance(timedelta(seconds=offset_seconds))
+    return clock

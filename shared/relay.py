@@ -10,9 +10,8 @@ from typing import Any
 
 from sqlalchemy import select, text, update
 
-from shared.bus import Bus
+from shared.bus import Bus, RawEvent
 from shared.db import Database
-from shared.events import Envelope
 
 log = logging.getLogger("hotline.relay")
 
@@ -36,6 +35,7 @@ class OutboxRelay:
         self._lock_key = zlib.crc32(f"relay:{db.service}".encode())
         self._task: asyncio.Task[None] | None = None
         self._backoff = 0.0
+        self._idle = asyncio.Lock()  # held while a batch is being sent
 
     async def relay_once(self) -> int:
         """Publish one batch; returns how many events were sent."""
@@ -48,7 +48,7 @@ class OutboxRelay:
                 if not got:
                     return 0
             query = (
-                select(outbox.c.id, outbox.c.payload)
+                select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.payload)
                 .where(outbox.c.published_at.is_(None))
                 .order_by(outbox.c.id)
                 .limit(self.batch_size)
@@ -61,7 +61,9 @@ class OutboxRelay:
             ids = [r.id for r in rows]
             failure: Exception | None = None
             try:
-                await self.bus.publish([Envelope.from_json(r.payload) for r in rows])
+                await self.bus.publish_raw(
+                    [RawEvent(r.topic, r.key, r.payload.encode()) for r in rows]
+                )
             except Exception as exc:  # noqa: BLE001 - any bus failure is retried
                 failure = exc
             values: dict[str, Any]
@@ -76,8 +78,12 @@ class OutboxRelay:
 
     async def run(self) -> None:
         while True:
+            # cleared before looking, so a commit that lands while a batch is being sent
+            # wakes the next wait at once instead of after the poll interval
+            self.db.events_written.clear()
             try:
-                sent = await self.relay_once()
+                async with self._idle:
+                    sent = await self.relay_once()
                 self._backoff = 0.0
             except asyncio.CancelledError:
                 raise
@@ -92,7 +98,6 @@ class OutboxRelay:
                 continue
             if sent >= self.batch_size:
                 continue
-            self.db.events_written.clear()
             try:
                 await asyncio.wait_for(self.db.events_written.wait(), self.poll_seconds)
             except TimeoutError:
@@ -102,13 +107,17 @@ class OutboxRelay:
         self._task = asyncio.create_task(self.run(), name=f"relay:{self.db.service}")
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
+        """Let a batch in flight finish (so it is not sent again after a restart), then
+        stop: the lock is held while the loop is cancelled, so no new batch starts."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        async with self._idle:
+            task.cancel()
             try:
-                await self._task
+                await task
             except (asyncio.CancelledError, Exception):
                 pass
-            self._task = None
 
     async def drain(self) -> None:
         """Publish everything pending now (used at shutdown and in tests)."""

@@ -75,8 +75,9 @@ def get_ctx(request: Request) -> ServiceContext:
 
 def get_caller(request: Request) -> Caller:
     ctx = get_ctx(request)
+    # scope["path"] is the decoded path, exactly what the gateway signed
     return verify_headers(
-        ctx.settings.service_secret, request.headers.items(), request.method, request.url.path
+        ctx.settings.service_secret, request.headers.items(), request.method, request.scope["path"]
     )
 
 
@@ -150,7 +151,7 @@ def create_service_app(
     the_bus: Bus = bus or make_bus(
         settings.bus_url, prefix=settings.topic_prefix, partitions=settings.kafka_partitions
     )
-    the_clock: Clock = clock or make_clock(settings.clock)
+    the_clock: Clock = clock or make_clock(settings.clock, settings.clock_offset_seconds)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -17,7 +17,10 @@ DEFAULT_PORTS = {
     "knowledge": 8004,
     "evaluation": 8005,
 }
-_DEV_SECRETS = {"dev-internal-secret-change-me", "dev-jwt-secret-change-me"}
+_DEV_SECRETS = {
+    "dev-internal-secret-change-me-32bytes!",
+    "dev-jwt-secret-change-me-at-least-32-bytes",
+}
 
 
 class Settings(BaseSettings):
@@ -36,14 +39,15 @@ class Settings(BaseSettings):
     topic_prefix: str = ""
     kafka_partitions: int = 3
     # HMAC key the gateway signs caller identities with; services verify it.
-    service_secret: str = "dev-internal-secret-change-me"
-    jwt_secret: str = "dev-jwt-secret-change-me"
+    service_secret: str = "dev-internal-secret-change-me-32bytes!"
+    jwt_secret: str = "dev-jwt-secret-change-me-at-least-32-bytes"
     jwt_ttl_minutes: int = 480
     users_file: str = ""  # JSON file of gateway users; empty → the demo users
     host: str = "127.0.0.1"
     port: int = 0  # 0 → the default port of the process
     # system: real time · controllable: real time plus an offset that /internal/clock moves
     clock: Literal["system", "controllable"] = "system"
+    clock_offset_seconds: float = 0.0  # controllable clock only: where it starts
     log_level: str = "INFO"
     log_json: bool = True
     seed_demo: bool = True
@@ -57,11 +61,19 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _no_default_secrets_in_production(self) -> Settings:
-        if self.env == "production" and {self.service_secret, self.jwt_secret} & _DEV_SECRETS:
-            raise ValueError(
-                "HOTLINE_SERVICE_SECRET and HOTLINE_JWT_SECRET must be set in production"
-            )
+        if self.env == "production" and self.service_secret in _DEV_SECRETS:
+            raise ValueError("HOTLINE_SERVICE_SECRET must be set in production")
         return self
+
+    def check_gateway_production(self) -> None:
+        """The gateway alone signs tokens and knows users: it refuses the development
+        JWT key and the demo users (public passwords) in production."""
+        if self.env != "production":
+            return
+        if self.jwt_secret in _DEV_SECRETS:
+            raise ValueError("HOTLINE_JWT_SECRET must be set in production")
+        if not self.users_file:
+            raise ValueError("HOTLINE_USERS_FILE must name the users in production")
 
     def service_url(self, service: str) -> str:
         return str(getattr(self, f"{service}_url"))

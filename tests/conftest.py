@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from shared.bus import RawEvent  # noqa: E402
 from shared.db import Database  # noqa: E402
 from shared.events import Envelope  # noqa: E402
 
@@ -28,6 +29,9 @@ class RecordingBus:
         if self.failing:
             raise ConnectionError("broker unreachable")
         self.published.extend(events)
+
+    async def publish_raw(self, events: Sequence[RawEvent]) -> None:
+        await self.publish([Envelope.from_json(e.value) for e in events])
 
     def subscribe(self, group: str, topics: Sequence[str], handler: object) -> None:
         raise NotImplementedError

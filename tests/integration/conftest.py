@@ -74,7 +74,7 @@ class System:
     def gateway(self) -> str:
         return f"http://127.0.0.1:{self.ports['gateway']}"
 
-    def env(self, process: str) -> dict[str, str]:
+    def env(self, process: str, name: str | None = None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
         env.update(
             PYTHONPATH=str(ROOT),
@@ -84,7 +84,7 @@ class System:
             HOTLINE_BUS_URL=f"kafka://{self.infra['kafka']}",
             HOTLINE_TOPIC_PREFIX=self.prefix,
             HOTLINE_CLOCK="controllable",
-            HOTLINE_PORT=str(self.ports[process]),
+            HOTLINE_PORT=str(self.ports[name or process]),
             HOTLINE_RELAY_POLL_SECONDS="0.2",
             HOTLINE_LOG_LEVEL="INFO",
         )
@@ -92,13 +92,18 @@ class System:
             env[f"HOTLINE_{service.upper()}_URL"] = f"http://127.0.0.1:{self.ports[service]}"
         return env
 
-    def start(self, process: str) -> None:
+    def start(
+        self, process: str, *, name: str | None = None, extra_env: dict[str, str] | None = None
+    ) -> None:
+        """Start ``process``; ``name`` runs a further instance of it (its own port)."""
+        name = name or process
+        self.ports.setdefault(name, _free_port())
         module = "gateway" if process == "gateway" else f"services.{process}"
-        log = open(self.workdir / f"{process}.log", "ab")  # noqa: SIM115 - lives with the process
-        self.procs[process] = subprocess.Popen(
+        log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - lives with the process
+        self.procs[name] = subprocess.Popen(
             [sys.executable, "-m", module],
             cwd=ROOT,
-            env=self.env(process),
+            env={**self.env(process, name), **(extra_env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
         )

@@ -43,9 +43,11 @@ async def move_sla_clock(system: System, seconds: float) -> datetime:
 async def overdue_events(system: System, ticket_id: str, clock: str, seconds: float = 1.0) -> list:  # type: ignore[type-arg]
     """The ``sla.overdue`` events of one clock of one ticket. (Tests in this module share
     the SLA service and its moved clock, so other clocks may be overdue as well.)"""
+    events = await system.events("hotline.sla", seconds=seconds)
+    unique = {e.event_id: e for e in events}.values()  # delivery is at-least-once
     return [
         e
-        for e in await system.events("hotline.sla", seconds=seconds)
+        for e in unique
         if e.type == "sla.overdue" and e.ticket_id == ticket_id and e.payload["clock"] == clock
     ]
 

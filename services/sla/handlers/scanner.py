@@ -20,7 +20,7 @@ from shared.events import ClockWarning, Envelope, Escalated, Overdue
 from shared.service import ServiceContext
 
 log = logging.getLogger("hotline.sla")
-SCAN_BATCH = 2000
+SCAN_BATCH = 500
 # Another instance's new clocks are seen within this many seconds even without a wake-up.
 IDLE_POLL_SECONDS = 0.5
 RELOAD_SECONDS = 15.0
@@ -48,7 +48,9 @@ def _act(row: Any, now: datetime, ctx: ServiceContext) -> tuple[dict[str, Any], 
         if row.warned_at is None:
             values["warned_at"] = now
             events.append(
-                ClockWarning(**common, warned_at=now).envelope(producer=PRODUCER, occurred_at=now)
+                ClockWarning.model_construct(**common, warned_at=now).envelope(
+                    producer=PRODUCER, occurred_at=now
+                )
             )
     elif row.overdue_at is None:
         # A warning not yet given when the deadline has already passed is not sent late.
@@ -59,7 +61,7 @@ def _act(row: Any, now: datetime, ctx: ServiceContext) -> tuple[dict[str, Any], 
             sla.calendar, row.deadline, Period.parse(row.period)
         )
         events.append(
-            Overdue(
+            Overdue.model_construct(
                 **common, detected_at=now, late_seconds=(now - row.deadline).total_seconds()
             ).envelope(producer=PRODUCER, occurred_at=now)
         )

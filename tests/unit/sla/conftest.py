@@ -58,7 +58,13 @@ class Harness:
         return self.emitted("sla.overdue", ticket_id)
 
     def emitted(self, event_type: str, ticket_id: str) -> list[Envelope]:
-        return [e for e in self.seen if e.type == event_type and e.ticket_id == ticket_id]
+        """Distinct events (by event_id): publication is at-least-once — a stop between
+        sending and marking the outbox row sends it again, and consumers dedupe by id —
+        so 'exactly once' means one event id."""
+        unique = {
+            e.event_id: e for e in self.seen if e.type == event_type and e.ticket_id == ticket_id
+        }
+        return list(unique.values())
 
     async def call(
         self,
