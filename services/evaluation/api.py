@@ -1,24 +1,374 @@
-"""The evaluation service's routes."""
+"""The evaluation service's routes: parse, authorise (in the handler), call one handler."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import date
+from typing import Annotated
 
-from services.evaluation import handlers
-from services.evaluation.schemas import RevisitPublic, RevisitRecord
+from fastapi import APIRouter, File, Form, Query, UploadFile, status
+from fastapi.responses import FileResponse, Response
+
+from services.evaluation.domain import ExemptionState, RevisitState, SupervisionState
+from services.evaluation.handlers import (
+    exemptions,
+    monitoring,
+    policy,
+    revisits,
+    scores,
+    social,
+    supervision,
+)
+from services.evaluation.schemas import (
+    ExemptionDecision,
+    ExemptionPublic,
+    ExemptionsPublic,
+    FlaggedTicketsPublic,
+    HotspotsPublic,
+    OpinionAnswer,
+    OpinionCreate,
+    OpinionPublic,
+    OpinionsPublic,
+    PolicyCreate,
+    PolicyPublic,
+    PublicStatistics,
+    RatesPublic,
+    RevisitDecision,
+    RevisitPublic,
+    RevisitRecord,
+    RevisitsPublic,
+    SupervisionAnswer,
+    SupervisionClose,
+    SupervisionCreate,
+    SupervisionPublic,
+    SupervisionsPublic,
+    UnitScoresPublic,
+)
 from shared.service import CallerDep, CtxDep
 
-router = APIRouter(prefix="/revisits", tags=["revisits"])
+Limit = Annotated[int, Query(ge=1, le=500)]
+Offset = Annotated[int, Query(ge=0)]
+From = Annotated[date | None, Query(alias="from", description="first day (Shanghai), inclusive")]
+To = Annotated[date | None, Query(alias="to", description="last day (Shanghai), inclusive")]
+Explain = Annotated[bool, Query(description="list the tickets behind every figure")]
+
+# ---- revisits (Art 14) ------------------------------------------------------------------------
+
+revisit_router = APIRouter(prefix="/revisits", tags=["revisits"])
 
 
-@router.post("/{ticket_id}", response_model=RevisitPublic)
+@revisit_router.get("", response_model=RevisitsPublic)
+async def list_revisits(
+    ctx: CtxDep,
+    caller: CallerDep,
+    state: RevisitState | None = None,
+    overdue: bool | None = None,
+    unit_id: str | None = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> RevisitsPublic:
+    """Revisits by due time; ``overdue=true`` lists open revisits past their due time."""
+    return await revisits.list_revisits(
+        ctx, caller, state=state, overdue=overdue, unit_id=unit_id, limit=limit, offset=offset
+    )
+
+
+@revisit_router.post("/{ticket_id}", response_model=RevisitPublic)
 async def record_revisit(
     ticket_id: str, data: RevisitRecord, ctx: CtxDep, caller: CallerDep
 ) -> RevisitPublic:
     """回访: record the requester's rating of a completed ticket."""
-    return await handlers.record_revisit(ctx, caller, ticket_id, data)
+    return await revisits.record_revisit(ctx, caller, ticket_id, data)
 
 
-@router.get("/{ticket_id}", response_model=RevisitPublic)
+@revisit_router.get("/{ticket_id}", response_model=RevisitPublic)
 async def get_revisit(ticket_id: str, ctx: CtxDep, caller: CallerDep) -> RevisitPublic:
-    return await handlers.get_revisit(ctx, caller, ticket_id)
+    return await revisits.get_revisit(ctx, caller, ticket_id)
+
+
+@revisit_router.post("/{ticket_id}/decision", response_model=RevisitPublic)
+async def decide_revisit(
+    ticket_id: str, data: RevisitDecision, ctx: CtxDep, caller: CallerDep
+) -> RevisitPublic:
+    """After a first dissatisfied rating: send back for re-handling (once) or close."""
+    return await revisits.decide(ctx, caller, ticket_id, data)
+
+
+# ---- exemptions (Art 24) ----------------------------------------------------------------------
+
+exemption_router = APIRouter(prefix="/exemptions", tags=["exemptions"])
+
+
+@exemption_router.post("", status_code=status.HTTP_201_CREATED, response_model=ExemptionPublic)
+async def file_exemption(
+    ctx: CtxDep,
+    caller: CallerDep,
+    ticket_id: Annotated[str, Form(max_length=32)],
+    explanation: Annotated[str, Form(max_length=8000)],
+    files: Annotated[list[UploadFile], File(description="evidence (佐证材料)")],
+    round: Annotated[int | None, Form(ge=1, le=2)] = None,
+) -> ExemptionPublic:
+    """The unit's written explanation of a dissatisfied rating, with evidence files."""
+    return await exemptions.file_exemption(
+        ctx, caller, ticket_id=ticket_id, round_=round, explanation=explanation, files=files
+    )
+
+
+@exemption_router.get("", response_model=ExemptionsPublic)
+async def list_exemptions(
+    ctx: CtxDep,
+    caller: CallerDep,
+    state: ExemptionState | None = None,
+    unit_id: str | None = None,
+    ticket_id: str | None = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> ExemptionsPublic:
+    return await exemptions.list_exemptions(
+        ctx,
+        caller,
+        state_=state,
+        unit_id=unit_id,
+        ticket_id=ticket_id,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@exemption_router.get("/{exemption_id}", response_model=ExemptionPublic)
+async def get_exemption(exemption_id: str, ctx: CtxDep, caller: CallerDep) -> ExemptionPublic:
+    return await exemptions.get_exemption(ctx, caller, exemption_id)
+
+
+@exemption_router.get("/{exemption_id}/files/{file_id}", response_class=FileResponse)
+async def evidence_file(
+    exemption_id: str, file_id: str, ctx: CtxDep, caller: CallerDep
+) -> FileResponse:
+    found = await exemptions.evidence_file(ctx, caller, exemption_id, file_id)
+    return FileResponse(found.path, media_type=found.content_type, filename=found.filename)
+
+
+@exemption_router.post("/{exemption_id}/decision", response_model=ExemptionPublic)
+async def decide_exemption(
+    exemption_id: str, data: ExemptionDecision, ctx: CtxDep, caller: CallerDep
+) -> ExemptionPublic:
+    """Accept (the rating leaves the unit's satisfaction rate) or reject, with a reason."""
+    return await exemptions.decide_exemption(ctx, caller, exemption_id, data)
+
+
+# ---- scores (Art 23) --------------------------------------------------------------------------
+
+score_router = APIRouter(tags=["scores"])
+
+
+@score_router.get("/scores", response_model=UnitScoresPublic)
+async def unit_scores(
+    ctx: CtxDep, caller: CallerDep, start: From = None, end: To = None, explain: Explain = False
+) -> UnitScoresPublic:
+    """The units ranked by composite score for the period (default: this month)."""
+    return await scores.unit_scores(
+        ctx, caller, start=start, end=end, unit_id=None, explain=explain
+    )
+
+
+@score_router.get("/scores.csv", response_class=Response)
+async def unit_scores_csv(
+    ctx: CtxDep, caller: CallerDep, start: From = None, end: To = None
+) -> Response:
+    """The ranking as CSV (agency and admin only)."""
+    name, text = await scores.scores_csv(ctx, caller, start=start, end=end)
+    return Response(
+        text.encode("utf-8-sig"),  # a BOM, so spreadsheet programs read the Chinese names
+        media_type="text/csv; charset=utf-8",
+        headers={"content-disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@score_router.get("/scores/{unit_id}", response_model=UnitScoresPublic)
+async def one_unit_score(
+    unit_id: str,
+    ctx: CtxDep,
+    caller: CallerDep,
+    start: From = None,
+    end: To = None,
+    explain: Explain = False,
+) -> UnitScoresPublic:
+    return await scores.unit_scores(
+        ctx, caller, start=start, end=end, unit_id=unit_id, explain=explain
+    )
+
+
+@score_router.get("/rates", response_model=RatesPublic)
+async def three_rates(
+    ctx: CtxDep,
+    caller: CallerDep,
+    by: Annotated[str, Query(pattern="^(unit|district|matter)$")] = "unit",
+    start: From = None,
+    end: To = None,
+    explain: Explain = False,
+) -> RatesPublic:
+    """三率: response, resolution and satisfaction rates by unit, district or matter."""
+    return await scores.rates(
+        ctx,
+        caller,
+        by=by,  # type: ignore[arg-type]
+        start=start,
+        end=end,
+        explain=explain,
+    )
+
+
+# ---- supervision (Art 21) ---------------------------------------------------------------------
+
+supervision_router = APIRouter(prefix="/supervisions", tags=["supervision"])
+
+
+@supervision_router.post("", status_code=status.HTTP_201_CREATED, response_model=SupervisionPublic)
+async def open_supervision(
+    data: SupervisionCreate, ctx: CtxDep, caller: CallerDep
+) -> SupervisionPublic:
+    """督办 by hand; a written supervision goes to the unit's parent."""
+    return await supervision.open_supervision(ctx, caller, data)
+
+
+@supervision_router.get("", response_model=SupervisionsPublic)
+async def list_supervisions(
+    ctx: CtxDep,
+    caller: CallerDep,
+    state: SupervisionState | None = None,
+    unit_id: str | None = None,
+    ticket_id: str | None = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> SupervisionsPublic:
+    return await supervision.list_supervisions(
+        ctx,
+        caller,
+        state=state,
+        unit_id=unit_id,
+        ticket_id=ticket_id,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@supervision_router.get("/{supervision_id}", response_model=SupervisionPublic)
+async def get_supervision(supervision_id: str, ctx: CtxDep, caller: CallerDep) -> SupervisionPublic:
+    return await supervision.get_supervision(ctx, caller, supervision_id)
+
+
+@supervision_router.post("/{supervision_id}/answer", response_model=SupervisionPublic)
+async def answer_supervision(
+    supervision_id: str, data: SupervisionAnswer, ctx: CtxDep, caller: CallerDep
+) -> SupervisionPublic:
+    """The addressed unit's answer."""
+    return await supervision.answer_supervision(ctx, caller, supervision_id, data)
+
+
+@supervision_router.post("/{supervision_id}/close", response_model=SupervisionPublic)
+async def close_supervision(
+    supervision_id: str, data: SupervisionClose, ctx: CtxDep, caller: CallerDep
+) -> SupervisionPublic:
+    return await supervision.close_supervision(ctx, caller, supervision_id, data)
+
+
+# ---- monitoring (Art 27) ----------------------------------------------------------------------
+
+monitoring_router = APIRouter(tags=["monitoring"])
+
+
+@monitoring_router.get("/hotspots", response_model=HotspotsPublic)
+async def list_hotspots(
+    ctx: CtxDep,
+    caller: CallerDep,
+    active: bool | None = None,
+    matter_code: str | None = None,
+    district: str | None = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> HotspotsPublic:
+    """Hotspots, newest first; ``active=true`` for the ones still active."""
+    return await monitoring.list_hotspots(
+        ctx,
+        caller,
+        active=active,
+        matter_code=matter_code,
+        district=district,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@monitoring_router.get("/flagged", response_model=FlaggedTicketsPublic)
+async def list_flagged(
+    ctx: CtxDep,
+    caller: CallerDep,
+    state: str | None = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> FlaggedTicketsPublic:
+    """Sensitive or extreme tickets with where each one stands."""
+    return await monitoring.list_flagged(ctx, caller, state=state, limit=limit, offset=offset)
+
+
+# ---- social supervisors (Art 22) --------------------------------------------------------------
+
+social_router = APIRouter(tags=["social supervision"])
+
+
+@social_router.get("/public/statistics", response_model=PublicStatistics)
+async def public_statistics(
+    ctx: CtxDep, caller: CallerDep, start: From = None, end: To = None
+) -> PublicStatistics:
+    """Anonymised statistics: counts and rates, nothing personal."""
+    return await social.public_statistics(ctx, caller, start=start, end=end)
+
+
+@social_router.post("/opinions", status_code=status.HTTP_201_CREATED, response_model=OpinionPublic)
+async def submit_opinion(data: OpinionCreate, ctx: CtxDep, caller: CallerDep) -> OpinionPublic:
+    return await social.submit_opinion(ctx, caller, data)
+
+
+@social_router.get("/opinions", response_model=OpinionsPublic)
+async def list_opinions(
+    ctx: CtxDep,
+    caller: CallerDep,
+    state: Annotated[str | None, Query(pattern="^(open|answered)$")] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> OpinionsPublic:
+    return await social.list_opinions(ctx, caller, state=state, limit=limit, offset=offset)
+
+
+@social_router.post("/opinions/{opinion_id}/answer", response_model=OpinionPublic)
+async def answer_opinion(
+    opinion_id: str, data: OpinionAnswer, ctx: CtxDep, caller: CallerDep
+) -> OpinionPublic:
+    return await social.answer_opinion(ctx, caller, opinion_id, data)
+
+
+# ---- policy -------------------------------------------------------------------------------------
+
+policy_router = APIRouter(prefix="/policy", tags=["policy"])
+
+
+@policy_router.get("", response_model=PolicyPublic)
+async def read_policy(ctx: CtxDep, caller: CallerDep) -> PolicyPublic:
+    """The evaluation policy settings in force, and every version."""
+    return await policy.read_policy(ctx)
+
+
+@policy_router.post("", status_code=status.HTTP_201_CREATED, response_model=PolicyPublic)
+async def add_policy_version(data: PolicyCreate, ctx: CtxDep, caller: CallerDep) -> PolicyPublic:
+    """A new version of the settings from ``effective_from`` on (admin)."""
+    return await policy.add_policy_version(ctx, caller, data)
+
+
+ROUTERS = [
+    revisit_router,
+    exemption_router,
+    score_router,
+    supervision_router,
+    monitoring_router,
+    social_router,
+    policy_router,
+]

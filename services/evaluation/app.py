@@ -1,15 +1,17 @@
-"""Evaluation service (评价): revisits, ratings, scores, supervision."""
+"""Evaluation service (评价): revisits and re-handling, exemptions, unit scores,
+supervision, monitoring and social supervisors (Art 14, 21-24, 27)."""
 
 from pathlib import Path
 
-from services.evaluation.api import router
-from services.evaluation.handlers import EVENT_HANDLERS
+from services.evaluation.api import ROUTERS
+from services.evaluation.handlers import EVENT_HANDLERS, prepare
 from shared.service import ServiceSpec
 
 SPEC = ServiceSpec(
     name="evaluation",
     title="12345 evaluation",
     migrations=Path(__file__).parent / "migrations",
-    routers=[router],
+    routers=ROUTERS,
     handlers=EVENT_HANDLERS,
+    on_start=[prepare],
 )

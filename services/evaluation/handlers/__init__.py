@@ -1,0 +1,8 @@
+"""The evaluation service's event consumers, commands and queries, one module per
+concern: events (read models), revisits, exemptions, scores, supervision, monitoring,
+social (supervisors' statistics and opinions), policy."""
+
+from services.evaluation.handlers.common import prepare
+from services.evaluation.handlers.events import EVENT_HANDLERS
+
+__all__ = ["EVENT_HANDLERS", "prepare"]

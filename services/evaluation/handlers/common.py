@@ -1,0 +1,97 @@
+"""What every part of the evaluation service shares: its settings and calendar, the
+policy in force, reporting periods, and scoping of unit users."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.evaluation.domain import Policy, PolicySettings, ReportingPeriod, policy_in_force
+from services.evaluation.models import policy_versions, units
+from services.evaluation.settings import EvaluationSettings
+from shared.auth import Caller, Role
+from shared.calendar import SHANGHAI, Period, WorkingCalendar
+from shared.errors import Forbidden, InvalidInput
+from shared.service import ServiceContext
+
+PRODUCER = "evaluation"
+
+
+@dataclass
+class EvaluationState:
+    settings: EvaluationSettings
+    calendar: WorkingCalendar
+
+
+def state(ctx: ServiceContext) -> EvaluationState:
+    found: EvaluationState = ctx.extras["evaluation"]
+    return found
+
+
+async def prepare(ctx: ServiceContext) -> None:
+    """Start hook: settings, the working-day calendar, the evidence folder."""
+    settings = EvaluationSettings()
+    settings.files_dir.mkdir(parents=True, exist_ok=True)
+    ctx.extras["evaluation"] = EvaluationState(settings, WorkingCalendar())
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+# ---- policy ---------------------------------------------------------------------------------
+
+
+async def policy_versions_of(conn: AsyncConnection) -> list[Policy]:
+    rows = (await conn.execute(select(policy_versions).order_by(policy_versions.c.id))).all()
+    return [
+        Policy(r.effective_from, PolicySettings.model_validate(r.settings), r.created_by)
+        for r in rows
+    ]
+
+
+async def policy_at(conn: AsyncConnection, at: datetime) -> PolicySettings:
+    return policy_in_force(await policy_versions_of(conn), at).settings
+
+
+def due_after(ctx: ServiceContext, start: datetime, period: str) -> datetime:
+    return state(ctx).calendar.add(start, Period.parse(period)).at
+
+
+# ---- periods and scoping ----------------------------------------------------------------------
+
+
+def reporting_period(
+    start: date | None, end: date | None, now: datetime
+) -> tuple[ReportingPeriod, date, date]:
+    """Whole local (Shanghai) days, both ends included; by default the current month."""
+    today = now.astimezone(SHANGHAI).date()
+    first = start or today.replace(day=1)
+    last = end or today
+    if last < first:
+        raise InvalidInput("to", "must not be before from")
+    begin = datetime.combine(first, time(0), tzinfo=SHANGHAI)
+    finish = datetime.combine(last + timedelta(days=1), time(0), tzinfo=SHANGHAI)
+    return ReportingPeriod(begin, finish), first, last
+
+
+def scoped_unit(caller: Caller, unit_id: str | None) -> str | None:
+    """The unit a query is limited to: a unit user always its own (Art 28, 29)."""
+    if caller.role is Role.UNIT:
+        if unit_id is not None and unit_id != caller.unit_id:
+            raise Forbidden("a unit sees only its own unit's data")
+        return caller.unit_id
+    return unit_id
+
+
+async def unit_names(conn: AsyncConnection) -> dict[str, str]:
+    return {r.unit_id: r.name for r in (await conn.execute(select(units))).all()}
+
+
+def row_dict(row: Any) -> dict[str, Any]:
+    return dict(row._mapping)

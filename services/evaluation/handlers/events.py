@@ -1,0 +1,305 @@
+"""Event consumers: the read models of tickets, dispatches, SLA clocks and units that
+scores, monitoring and supervision need, and the revisits opened on completion."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from services.evaluation.domain import RevisitState, initial_state
+from services.evaluation.handlers.common import PRODUCER, due_after, policy_at
+from services.evaluation.handlers.monitoring import tally_hotspot
+from services.evaluation.handlers.supervision import on_escalated
+from services.evaluation.models import handlings, revisits, sla_clocks, tickets, units
+from shared.db import UnitOfWork, insert_ignoring_duplicates
+from shared.events import (
+    DeadlineSet,
+    Envelope,
+    Escalated,
+    EvaluationClosed,
+    Overdue,
+    ReturnApproved,
+    TicketAccepted,
+    TicketCompleted,
+    TicketDispatched,
+    TicketFlagged,
+    TicketRegistered,
+    UnitPublished,
+    parse_payload,
+)
+from shared.service import ServiceContext
+
+
+async def _ensure_ticket(uow: UnitOfWork, ticket_id: str, **known: Any) -> bool:
+    """The ticket's read-model row, created from whatever event comes first."""
+    done = await uow.conn.execute(
+        insert_ignoring_duplicates(uow.conn, tickets).values(
+            ticket_id=ticket_id,
+            round=1,
+            state="registered",
+            flagged=False,
+            **known,
+        )
+    )
+    return bool(done.rowcount)
+
+
+async def _set_ticket(uow: UnitOfWork, ticket_id: str, **values: Any) -> None:
+    await uow.conn.execute(update(tickets).where(tickets.c.ticket_id == ticket_id).values(values))
+
+
+async def on_registered(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
+    event = parse_payload(envelope)
+    assert isinstance(event, TicketRegistered)
+    facts = {
+        "type": event.type,
+        "urgency": event.urgency,
+        "channel": event.channel,
+        "matter_code": event.matter_code,
+        "district": event.district,
+        "registered_at": event.registered_at,
+        "updated_at": event.registered_at,
+    }
+    flag = {"flagged": True, "flagged_at": event.registered_at} if event.flagged else {}
+    created = await _ensure_ticket(uow, event.ticket_id, **{**facts, **flag})
+    if not created:
+        # the same fact again (a producer retry) counts once; a row that a later event
+        # created first only lacks the registration facts
+        filled = await uow.conn.execute(
+            update(tickets)
+            .where(tickets.c.ticket_id == event.ticket_id, tickets.c.registered_at.is_(None))
+            .values(facts)
+        )
+        if filled.rowcount == 0:
+            return
+    await tally_hotspot(
+        ctx,
+        uow,
+        ticket_id=event.ticket_id,
+        matter_code=event.matter_code,
+        district=event.district,
+        registered_at=event.registered_at,
+    )
+
+
+async def on_flagged(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
+    event = parse_payload(envelope)
+    assert isinstance(event, TicketFlagged)
+    await _ensure_ticket(
+        uow, event.ticket_id, matter_code=event.matter_code, district=event.district
+    )
+    await uow.conn.execute(
+        update(tickets)
+        .where(tickets.c.ticket_id == event.ticket_id)
+        .values(
+            flagged=True,
+            flagged_at=func.coalesce(tickets.c.flagged_at, event.flagged_at),
+            flag_keywords=event.keywords,
+        )
+    )
+
+
+async def on_dispatched(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
+    event = parse_payload(envelope)
+    assert isinstance(event, TicketDispatched)
+    conn = uow.conn
+    await conn.execute(
+        insert_ignoring_duplicates(conn, handlings).values(
+            ticket_id=event.ticket_id,
+            round=event.round,
+            dispatch_no=event.dispatch_no,
+            unit_id=event.unit_id,
+            matter_code=event.matter_code,
+            district=event.district,
+            dispatched_at=event.dispatched_at,
+        )
+    )
+    # Art 10: an earlier dispatch of this round that was never accepted was handed back.
+    await conn.execute(
+        update(handlings)
+        .where(
+            handlings.c.ticket_id == event.ticket_id,
+            handlings.c.round == event.round,
+            handlings.c.dispatch_no < event.dispatch_no,
+            handlings.c.accepted_at.is_(None),
+            handlings.c.returned_at.is_(None),
+        )
+        .values(returned_at=event.dispatched_at)
+    )
+    await _ensure_ticket(
+        uow,
+        event.ticket_id,
+        type=event.type,
+        urgency=event.urgency,
+        matter_code=event.matter_code,
+        district=event.district,
+    )
+    await _set_ticket(
+        uow,
+        event.ticket_id,
+        unit_id=event.unit_id,
+        round=event.round,
+        state="dispatched",
+        updated_at=event.dispatched_at,
+    )
+
+
+async def _latest_dispatch(
+    uow: UnitOfWork, ticket_id: str, round_: int, unit_id: str
+) -> int | None:
+    found: int | None = await uow.conn.scalar(
+        select(func.max(handlings.c.dispatch_no)).where(
+            handlings.c.ticket_id == ticket_id,
+            handlings.c.round == round_,
+            handlings.c.unit_id == unit_id,
+        )
+    )
+    return found
+
+
+async def on_accepted(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
+    event = parse_payload(envelope)
+    assert isinstance(event, TicketAccepted)
+    dispatch_no = await _latest_dispatch(uow, event.ticket_id, event.round, event.unit_id)
+    if dispatch_no is not None:
+        await uow.conn.execute(
+            update(handlings)
+            .where(
+                handlings.c.ticket_id == event.ticket_id,
+                handlings.c.round == event.round,
+                handlings.c.dispatch_no == dispatch_no,
+                handlings.c.accepted_at.is_(None),
+            )
+            .values(accepted_at=event.accepted_at)
+        )
+    await _set_ticket(uow, event.ticket_id, state="accepted", updated_at=event.accepted_at)
+
+
+async def on_return_approved(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
+    event = parse_payload(envelope)
+    assert isinstance(event, ReturnApproved)
+    await uow.conn.execute(
+        update(handlings)
+        .where(
+            handlings.c.ticket_id == event.ticket_id,
+            handlings.c.unit_id == event.unit_id,
+            handlings.c.accepted_at.is_(None),
+            handlings.c.returned_at.is_(None),
+        )
+        .values(returned_at=event.decided_at)
+    )
+    await _set_ticket(uow, event.ticket_id, state="pending_dispatch", updated_at=event.decided_at)
+
+
+async def on_completed(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
+    """Every completed ticket opens a revisit due by the policy setting (Art 14); praise
+    and suggestions are closed at once without one."""
+    event = parse_payload(envelope)
+    assert isinstance(event, TicketCompleted)
+    conn = uow.conn
+    dispatch_no = await _latest_dispatch(uow, event.ticket_id, event.round, event.unit_id)
+    if dispatch_no is not None:
+        await conn.execute(
+            update(handlings)
+            .where(
+                handlings.c.ticket_id == event.ticket_id,
+                handlings.c.round == event.round,
+                handlings.c.dispatch_no == dispatch_no,
+                handlings.c.completed_at.is_(None),
+            )
+            .values(completed_at=event.completed_at)
+        )
+    policy = await policy_at(conn, event.completed_at)
+    state = initial_state(event.type)
+    closed = state is RevisitState.NOT_REQUIRED
+    opened = await conn.execute(
+        insert_ignoring_duplicates(conn, revisits).values(
+            ticket_id=event.ticket_id,
+            round=event.round,
+            unit_id=event.unit_id,
+            type=event.type,
+            state=state.value,
+            completed_at=event.completed_at,
+            due_at=due_after(ctx, event.completed_at, policy.revisit_due),
+            closed_at=event.completed_at if closed else None,
+        )
+    )
+    await _ensure_ticket(uow, event.ticket_id, type=event.type)
+    await _set_ticket(
+        uow,
+        event.ticket_id,
+        unit_id=event.unit_id,
+        state="closed" if closed else "completed",
+        updated_at=event.completed_at,
+    )
+    if closed and opened.rowcount:
+        uow.emit(
+            EvaluationClosed(
+                ticket_id=event.ticket_id,
+                round=event.round,
+                unit_id=event.unit_id,
+                outcome="not_required",
+                reason=f"{event.type} tickets are closed without a revisit (Art 14)",
+                closed_at=event.completed_at,
+            ).envelope(producer=PRODUCER, occurred_at=ctx.clock.now())
+        )
+
+
+async def _clock_row(
+    uow: UnitOfWork, ticket_id: str, clock: str, round_: int, unit: str | None
+) -> Any:
+    key = {"ticket_id": ticket_id, "clock": clock, "round": round_, "unit_key": unit or ""}
+    await uow.conn.execute(insert_ignoring_duplicates(uow.conn, sla_clocks).values(**key))
+    return update(sla_clocks).where(*(sla_clocks.c[k] == v for k, v in key.items()))
+
+
+async def on_deadline_set(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
+    event = parse_payload(envelope)
+    assert isinstance(event, DeadlineSet)
+    stmt = await _clock_row(uow, event.ticket_id, event.clock, event.round, event.unit_id)
+    await uow.conn.execute(stmt.values(deadline=event.deadline))
+
+
+async def on_overdue(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
+    """A clock that got sla.overdue was late, whenever its ticket was accepted or done."""
+    event = parse_payload(envelope)
+    assert isinstance(event, Overdue)
+    stmt = await _clock_row(uow, event.ticket_id, event.clock, event.round, event.unit_id)
+    await uow.conn.execute(
+        stmt.where(sla_clocks.c.overdue_at.is_(None)).values(
+            deadline=event.deadline, overdue_at=event.detected_at, late_seconds=event.late_seconds
+        )
+    )
+
+
+async def on_unit_published(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
+    event = parse_payload(envelope)
+    assert isinstance(event, UnitPublished)
+    values = {
+        "name": event.name,
+        "level": event.level,
+        "industry": event.industry,
+        "district": event.district,
+        "parent_id": event.parent_id,
+        "functional": event.functional,
+    }
+    done = await uow.conn.execute(
+        insert_ignoring_duplicates(uow.conn, units).values(unit_id=event.unit_id, **values)
+    )
+    if done.rowcount == 0:
+        await uow.conn.execute(update(units).where(units.c.unit_id == event.unit_id).values(values))
+
+
+EVENT_HANDLERS = {
+    TicketRegistered.TYPE: on_registered,
+    TicketFlagged.TYPE: on_flagged,
+    TicketDispatched.TYPE: on_dispatched,
+    TicketAccepted.TYPE: on_accepted,
+    ReturnApproved.TYPE: on_return_approved,
+    TicketCompleted.TYPE: on_completed,
+    DeadlineSet.TYPE: on_deadline_set,
+    Overdue.TYPE: on_overdue,
+    Escalated.TYPE: on_escalated,
+    UnitPublished.TYPE: on_unit_published,
+}

@@ -1,0 +1,224 @@
+"""Dynamic monitoring (Art 27): hotspots of one matter in one district within a sliding
+window, and the sensitive or extreme tickets intake flagged."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from services.evaluation.domain import HotspotStep, hotspot_step
+from services.evaluation.handlers.common import PRODUCER, new_id, policy_at
+from services.evaluation.models import hotspot_tickets, hotspot_tracks, hotspots, tickets
+from services.evaluation.schemas import (
+    FlaggedTicketPublic,
+    FlaggedTicketsPublic,
+    HotspotPublic,
+    HotspotsPublic,
+)
+from shared.auth import Caller, Role
+from shared.db import UnitOfWork, insert_ignoring_duplicates
+from shared.events import HotspotDetected
+from shared.service import ServiceContext
+
+READERS = (Role.OPERATOR, Role.AGENCY, Role.ADMIN)
+
+
+async def tally_hotspot(
+    ctx: ServiceContext,
+    uow: UnitOfWork,
+    *,
+    ticket_id: str,
+    matter_code: str,
+    district: str,
+    registered_at: datetime,
+) -> None:
+    """Count the new ticket into its matter and district; open a hotspot (and emit
+    ``monitor.hotspot``, in this transaction) when the window reaches the threshold."""
+    conn = uow.conn
+    setting = (await policy_at(conn, registered_at)).hotspot
+    window = setting.window_delta
+    await conn.execute(
+        insert_ignoring_duplicates(conn, hotspot_tracks).values(
+            matter_code=matter_code, district=district
+        )
+    )
+    track_query = select(hotspot_tracks).where(
+        hotspot_tracks.c.matter_code == matter_code, hotspot_tracks.c.district == district
+    )
+    if ctx.db.is_postgres:  # two consumers never decide on one matter and district at once
+        track_query = track_query.with_for_update()
+    track = (await conn.execute(track_query)).one()
+    in_window = (
+        await conn.execute(
+            select(tickets.c.ticket_id, tickets.c.registered_at)
+            .where(
+                tickets.c.matter_code == matter_code,
+                tickets.c.district == district,
+                tickets.c.registered_at > registered_at - window,
+                tickets.c.registered_at <= registered_at,
+            )
+            .order_by(tickets.c.registered_at)
+        )
+    ).all()
+    step = hotspot_step(track.active_until, registered_at, len(in_window), setting.threshold)
+    if step is HotspotStep.NONE:
+        return
+    if step is HotspotStep.JOIN:
+        hotspot = (
+            await conn.execute(select(hotspots).where(hotspots.c.hotspot_id == track.hotspot_id))
+        ).one()
+        await conn.execute(
+            insert_ignoring_duplicates(conn, hotspot_tickets).values(
+                hotspot_id=hotspot.hotspot_id, ticket_id=ticket_id
+            )
+        )
+        count = await conn.scalar(
+            select(func.count()).where(hotspot_tickets.c.hotspot_id == hotspot.hotspot_id)
+        )
+        active_until = max(hotspot.active_until, registered_at + window)
+        await conn.execute(
+            update(hotspots)
+            .where(hotspots.c.hotspot_id == hotspot.hotspot_id)
+            .values(
+                ticket_count=count,
+                first_registered_at=min(hotspot.first_registered_at, registered_at),
+                last_registered_at=max(hotspot.last_registered_at, registered_at),
+                active_until=active_until,
+            )
+        )
+        await conn.execute(
+            update(hotspot_tracks)
+            .where(
+                hotspot_tracks.c.matter_code == matter_code, hotspot_tracks.c.district == district
+            )
+            .values(active_until=active_until)
+        )
+        return
+    hotspot_id = new_id()
+    now = ctx.clock.now()
+    first, last = in_window[0].registered_at, in_window[-1].registered_at
+    await conn.execute(
+        hotspots.insert().values(
+            hotspot_id=hotspot_id,
+            matter_code=matter_code,
+            district=district,
+            window=setting.window,
+            threshold=setting.threshold,
+            first_registered_at=first,
+            last_registered_at=last,
+            active_until=registered_at + window,
+            ticket_count=len(in_window),
+            detected_at=now,
+        )
+    )
+    await conn.execute(
+        hotspot_tickets.insert(),
+        [{"hotspot_id": hotspot_id, "ticket_id": r.ticket_id} for r in in_window],
+    )
+    await conn.execute(
+        update(hotspot_tracks)
+        .where(hotspot_tracks.c.matter_code == matter_code, hotspot_tracks.c.district == district)
+        .values(hotspot_id=hotspot_id, active_until=registered_at + window)
+    )
+    uow.emit(
+        HotspotDetected(
+            hotspot_id=hotspot_id,
+            matter_code=matter_code,
+            district=district,
+            window=setting.window,
+            threshold=setting.threshold,
+            ticket_count=len(in_window),
+            first_registered_at=first,
+            last_registered_at=last,
+            detected_at=now,
+            ticket_ids=[r.ticket_id for r in in_window],
+        ).envelope(producer=PRODUCER, occurred_at=now)
+    )
+
+
+# ---- queries --------------------------------------------------------------------------------
+
+
+async def list_hotspots(
+    ctx: ServiceContext,
+    caller: Caller,
+    *,
+    active: bool | None,
+    matter_code: str | None,
+    district: str | None,
+    limit: int,
+    offset: int,
+) -> HotspotsPublic:
+    caller.require(*READERS)
+    now = ctx.clock.now()
+    query = select(hotspots)
+    if active is True:
+        query = query.where(hotspots.c.active_until > now)
+    elif active is False:
+        query = query.where(hotspots.c.active_until <= now)
+    if matter_code is not None:
+        query = query.where(hotspots.c.matter_code == matter_code)
+    if district is not None:
+        query = query.where(hotspots.c.district == district)
+    async with ctx.db.engine.connect() as conn:
+        count = await conn.scalar(select(func.count()).select_from(query.subquery()))
+        rows = (
+            await conn.execute(
+                query.order_by(hotspots.c.detected_at.desc()).limit(limit).offset(offset)
+            )
+        ).all()
+        members: dict[str, list[str]] = {r.hotspot_id: [] for r in rows}
+        if members:
+            for m in (
+                await conn.execute(
+                    select(hotspot_tickets)
+                    .where(hotspot_tickets.c.hotspot_id.in_(list(members)))
+                    .order_by(hotspot_tickets.c.ticket_id)
+                )
+            ).all():
+                members[m.hotspot_id].append(m.ticket_id)
+    return HotspotsPublic(
+        data=[
+            HotspotPublic(
+                **dict(r._mapping), active=r.active_until > now, ticket_ids=members[r.hotspot_id]
+            )
+            for r in rows
+        ],
+        count=count or 0,
+    )
+
+
+async def list_flagged(
+    ctx: ServiceContext, caller: Caller, *, state: str | None, limit: int, offset: int
+) -> FlaggedTicketsPublic:
+    """Art 27: sensitive or extreme tickets, newest first, with where each one stands."""
+    caller.require(*READERS)
+    query: Any = select(tickets).where(tickets.c.flagged.is_(True))
+    if state is not None:
+        query = query.where(tickets.c.state == state)
+    async with ctx.db.engine.connect() as conn:
+        count = await conn.scalar(select(func.count()).select_from(query.subquery()))
+        rows = (
+            await conn.execute(
+                query.order_by(tickets.c.flagged_at.desc()).limit(limit).offset(offset)
+            )
+        ).all()
+    return FlaggedTicketsPublic(
+        data=[
+            FlaggedTicketPublic(
+                ticket_id=r.ticket_id,
+                flagged_at=r.flagged_at,
+                keywords=list(r.flag_keywords or []),
+                matter_code=r.matter_code,
+                district=r.district,
+                type=r.type,
+                state=r.state,
+                unit_id=r.unit_id,
+                registered_at=r.registered_at,
+            )
+            for r in rows
+        ],
+        count=count or 0,
+    )

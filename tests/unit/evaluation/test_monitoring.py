@@ -1,0 +1,100 @@
+"""Monitoring (Art 27): a hotspot is reported once per burst; flagged tickets are listed
+with their state; the window and threshold are policy settings."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from shared.events import TicketFlagged
+from tests.unit.evaluation.conftest import T0, Evaluation, dispatched, registered
+
+
+def burst(
+    prefix: str,
+    n: int,
+    *,
+    every_minutes: float = 5,
+    district: str = "120103",
+    matter: str = "WATER-001",
+):  # type: ignore[no-untyped-def]
+    return [
+        registered(
+            f"{prefix}{i}",
+            T0 + timedelta(minutes=i * every_minutes),
+            district=district,
+            matter=matter,
+        )
+        for i in range(n)
+    ]
+
+
+async def test_ten_tickets_in_an_hour_make_one_hotspot(service: Evaluation) -> None:
+    tickets = burst("TJ", 14)  # 0..65 minutes: the 10th arrives at minute 45
+    await service.feed(*tickets[:9])
+    assert service.emitted("monitor.hotspot") == []
+    await service.feed(*tickets[9:])
+    await service.feed(tickets[3])  # redelivered
+    [hotspot] = service.emitted("monitor.hotspot")
+    assert hotspot.payload["ticket_count"] == 10
+    assert hotspot.payload["ticket_ids"] == [f"TJ{i}" for i in range(10)]
+    assert (hotspot.payload["matter_code"], hotspot.payload["district"]) == ("WATER-001", "120103")
+    [listed] = (await service.call("GET", "/hotspots?active=true", "operator")).json()["data"]
+    assert listed["ticket_count"] == 14 and listed["active"] is True
+
+
+async def test_other_districts_and_slow_trickles_are_no_hotspot(service: Evaluation) -> None:
+    await service.feed(*burst("A", 9), *burst("B", 9, district="120101"))
+    await service.feed(*burst("C", 12, every_minutes=7, matter="POWER-001"))  # 10 span 63 min
+    assert service.emitted("monitor.hotspot") == []
+
+
+async def test_a_later_burst_is_a_new_hotspot_and_old_ones_expire(service: Evaluation) -> None:
+    await service.feed(*burst("A", 10))
+    later = [registered(f"B{i}", T0 + timedelta(hours=5, minutes=i)) for i in range(10)]
+    await service.feed(*later)
+    assert len(service.emitted("monitor.hotspot")) == 2
+    service.clock.set(T0 + timedelta(hours=5, minutes=30))
+    active = (await service.call("GET", "/hotspots?active=true")).json()
+    assert active["count"] == 1 and active["data"][0]["ticket_ids"][0] == "B0"
+    assert (await service.call("GET", "/hotspots")).json()["count"] == 2
+    assert (await service.call("GET", "/hotspots", "unit_water")).status_code == 403
+
+
+async def test_the_threshold_is_a_policy_setting(service: Evaluation) -> None:
+    policy = (await service.call("GET", "/policy")).json()["in_force"]["settings"]
+    policy["hotspot"] = {"window": "30m", "threshold": 3}
+    r = await service.call(
+        "POST",
+        "/policy",
+        "admin",
+        json={"effective_from": service.clock.now().isoformat(), "settings": policy},
+    )
+    assert r.status_code == 201, r.text
+    await service.feed(*burst("X", 3, every_minutes=10))
+    assert len(service.emitted("monitor.hotspot")) == 1
+    bad = {**policy, "hotspot": {"window": "1wd", "threshold": 3}}
+    r = await service.call(
+        "POST",
+        "/policy",
+        "admin",
+        json={"effective_from": (T0 + timedelta(days=1)).isoformat(), "settings": bad},
+    )
+    assert r.status_code == 422
+    past = {"effective_from": (T0 - timedelta(days=1)).isoformat(), "settings": policy}
+    assert (await service.call("POST", "/policy", "admin", json=past)).status_code == 422
+
+
+async def test_flagged_tickets_are_listed_with_their_state(service: Evaluation) -> None:
+    flagged = TicketFlagged(
+        ticket_id="TJF",
+        flagged_at=T0,
+        keywords=["轻生"],
+        district="120103",
+        matter_code="WATER-001",
+    ).envelope(producer="intake", occurred_at=T0)
+    await service.feed(registered("TJF"), flagged, registered("TJN"))
+    await service.feed(dispatched("TJF", T0 + timedelta(minutes=2)))
+    r = await service.call("GET", "/flagged")
+    [row] = r.json()["data"]
+    assert (row["ticket_id"], row["state"], row["keywords"]) == ("TJF", "dispatched", ["轻生"])
+    assert (await service.call("GET", "/flagged", "unit_water")).status_code == 403

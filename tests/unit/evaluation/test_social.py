@@ -1,0 +1,42 @@
+"""Social supervisors (Art 22): anonymised statistics, opinions the agency answers."""
+
+from __future__ import annotations
+
+from tests.unit.evaluation.conftest import Evaluation, handled
+
+
+async def test_supervisors_read_statistics_without_personal_data(service: Evaluation) -> None:
+    await handled(service, "TJ1")
+    await handled(service, "TJ2")
+    await service.call("POST", "/revisits/TJ1", json={"rating": "satisfied", "resolved": True})
+    r = await service.call("GET", "/public/statistics?from=2026-03-01&to=2026-03-31", "supervisor")
+    assert r.status_code == 200, r.text
+    stats = r.json()
+    assert stats["tickets_registered"] == 2
+    assert stats["by_district"] == [{"key": "120103", "name": None, "count": 2}]
+    [water] = stats["units"]
+    assert water["satisfaction"]["numerator"] == 1 and water["satisfaction"]["tickets"] is None
+    text = r.text
+    for personal in ("友谊路", "刘芳", "139", "TJ1", "停水了"):
+        assert personal not in text
+    assert (await service.call("GET", "/public/statistics", "unit_water")).status_code == 403
+    # and the detailed score lists stay closed to them
+    assert (await service.call("GET", "/scores", "supervisor")).status_code == 403
+
+
+async def test_opinions_are_submitted_listed_and_answered(service: Evaluation) -> None:
+    body = {"subject": "回访时效", "body": "建议缩短回访间隔"}
+    assert (await service.call("POST", "/opinions", "agency", json=body)).status_code == 403
+    r = await service.call("POST", "/opinions", "supervisor", json=body)
+    assert r.status_code == 201
+    opinion_id = r.json()["opinion_id"]
+    await service.call("POST", "/opinions", "supervisor2", json={**body, "subject": "其他"})
+    assert (await service.call("GET", "/opinions?state=open")).json()["count"] == 2
+    assert (await service.call("GET", "/opinions", "supervisor")).json()["count"] == 1
+    path = f"/opinions/{opinion_id}/answer"
+    assert (await service.call("POST", path, "supervisor", json={"answer": "x"})).status_code == 403
+    r = await service.call("POST", path, json={"answer": "已采纳，下季度试行"})
+    assert r.json()["state"] == "answered" and r.json()["answered_by"] == "agency"
+    assert (await service.call("POST", path, json={"answer": "again"})).status_code == 409
+    mine = (await service.call("GET", "/opinions", "supervisor")).json()["data"][0]
+    assert mine["answer"] == "已采纳，下季度试行"
