@@ -38,7 +38,12 @@ class OutboxRelay:
         self._idle = asyncio.Lock()  # held while a batch is being sent
 
     async def relay_once(self) -> int:
-        """Publish one batch; returns how many events were sent."""
+        """Publish one batch; returns how many events were sent. One batch at a time per
+        relay (``drain`` in tests and the loop may overlap), so no row is sent twice."""
+        async with self._idle:
+            return await self._relay_batch()
+
+    async def _relay_batch(self) -> int:
         outbox = self.db.outbox
         async with self.db.engine.begin() as conn:
             if self.db.is_postgres:
@@ -82,8 +87,7 @@ class OutboxRelay:
             # wakes the next wait at once instead of after the poll interval
             self.db.events_written.clear()
             try:
-                async with self._idle:
-                    sent = await self.relay_once()
+                sent = await self.relay_once()
                 self._backoff = 0.0
             except asyncio.CancelledError:
                 raise

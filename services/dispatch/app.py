@@ -1,16 +1,18 @@
-"""Dispatch service (派单): catalog, units, assignments, acceptance and replies."""
+"""Dispatch service (派单): catalog, units, assignments, determinations, returns,
+acceptance, replies and re-handling."""
 
 from pathlib import Path
 
-from services.dispatch.api import catalog_router, router
-from services.dispatch.handlers import EVENT_HANDLERS, seed_catalog
+from services.dispatch.api import catalog_router, queue_router, router
+from services.dispatch.handlers import EVENT_HANDLERS, catalog_scheduler, seed_catalog, warm_up
 from shared.service import ServiceSpec
 
 SPEC = ServiceSpec(
     name="dispatch",
     title="12345 dispatch",
     migrations=Path(__file__).parent / "migrations",
-    routers=[router, catalog_router],
+    routers=[router, queue_router, catalog_router],
     handlers=EVENT_HANDLERS,
-    on_start=[seed_catalog],
+    on_start=[seed_catalog, warm_up],
+    background=[catalog_scheduler],
 )

@@ -19,6 +19,7 @@ class DeadlineSet(Event):
     ticket_id: str
     clock: ClockKind
     round: int = 1
+    dispatch_no: int = 1  # which dispatch of the round (re-dispatch after a return)
     unit_id: str | None = None
     started_at: AwareDatetime
     deadline: AwareDatetime
@@ -32,6 +33,7 @@ class Overdue(Event):
     ticket_id: str
     clock: ClockKind
     round: int = 1
+    dispatch_no: int = 1  # which dispatch of the round (re-dispatch after a return)
     unit_id: str | None = None
     deadline: AwareDatetime
     detected_at: AwareDatetime
@@ -46,6 +48,7 @@ class ClockWarning(Event):
     ticket_id: str
     clock: ClockKind
     round: int = 1
+    dispatch_no: int = 1  # which dispatch of the round (re-dispatch after a return)
     unit_id: str | None = None
     deadline: AwareDatetime
     warned_at: AwareDatetime
@@ -60,6 +63,7 @@ class Escalated(Event):
     ticket_id: str
     clock: ClockKind
     round: int = 1
+    dispatch_no: int = 1  # which dispatch of the round (re-dispatch after a return)
     unit_id: str | None = None
     level: int
     supervision_kind: Literal["ticket", "written"]

@@ -221,6 +221,7 @@ async def recompute_deadlines(ctx: ServiceContext) -> int:
                     ticket_id=row.ticket_id,
                     clock=ClockKind(row.kind).value,
                     round=row.round,
+                    dispatch_no=row.dispatch_no,
                     unit_id=row.unit_id,
                     started_at=row.started_at,
                     deadline=at,

@@ -89,6 +89,7 @@ async def start_clock(
             ticket_id=ticket_id,
             clock=kind.value,
             round=round_,
+            dispatch_no=dispatch_no,
             unit_id=unit_id,
             started_at=started_at,
             deadline=deadline.at,

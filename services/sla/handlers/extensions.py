@@ -185,6 +185,7 @@ async def decide_extension(
                     ticket_id=ext.ticket_id,
                     clock=ClockKind.COMPLETION.value,
                     round=clock.round,
+                    dispatch_no=clock.dispatch_no,
                     unit_id=clock.unit_id,
                     started_at=clock.started_at,
                     deadline=new_deadline,

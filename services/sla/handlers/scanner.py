@@ -41,6 +41,7 @@ def _act(row: Any, now: datetime, ctx: ServiceContext) -> tuple[dict[str, Any], 
         "ticket_id": row.ticket_id,
         "clock": row.kind,
         "round": row.round,
+        "dispatch_no": row.dispatch_no,
         "unit_id": row.unit_id,
         "deadline": row.deadline,
     }

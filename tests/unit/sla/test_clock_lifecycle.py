@@ -104,6 +104,13 @@ async def test_an_approved_return_restarts_the_clocks_from_the_new_dispatch(
         assert acceptance[1]["unit_id"] == "120101-urban"
         harness.clock.set(T0 + timedelta(minutes=36))
         await until(lambda: len(harness.overdue("TJ3")) == 1, "the new clock goes overdue")
+        assert harness.overdue("TJ3")[0].payload["dispatch_no"] == 2
+        started = [
+            e.payload["dispatch_no"]
+            for e in harness.emitted("sla.deadline_set", "TJ3")
+            if e.payload["clock"] == "acceptance"
+        ]
+        assert started == [1, 2]
 
 
 async def test_a_rejected_return_changes_no_clock(harness: Harness) -> None:

@@ -42,6 +42,10 @@ D, A, C = ClockKind.DISPATCH, ClockKind.ACCEPTANCE, ClockKind.COMPLETION
         (A, "general", "2026-02-14 11:00", "2026-02-24 11:00", None),
         (C, "general", "2026-02-12 10:00", "2026-02-28 10:00", None),  # counts both Saturdays
         (C, "general", "2026-02-15 10:00", "2026-03-04 00:00", None),  # starts in the holiday
+        # National Day 2026: Oct 1–7 off, Sun Sep 20 and Sat Oct 10 worked
+        (A, "general", "2026-09-30 16:00", "2026-10-08 16:00", None),
+        (C, "general", "2026-09-29 10:00", "2026-10-14 10:00", None),  # counts Sat Oct 10
+        (A, "general", "2026-09-19 10:00", "2026-09-21 00:00", None),  # Sat → worked Sun 00:00, +1
         # a statutory period replaces the completion period (Art 11)
         (C, "general", "2026-03-02 09:30", "2026-03-16 09:30", "10wd"),
         (C, "life_safety", "2026-03-02 09:30", "2026-03-02 13:30", "4h"),

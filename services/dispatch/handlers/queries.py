@@ -1,0 +1,201 @@
+"""Reading assignments: one ticket in full, lists, and a unit's inbox."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import case, func, or_, select
+
+from services.dispatch.domain import OPEN_STATES, OWN_TICKETS, State
+from services.dispatch.handlers.common import assignment_from_row, co_unit_ids_of
+from services.dispatch.models import (
+    assignments,
+    co_unit_inputs,
+    co_units,
+    determinations,
+    replies,
+    returns,
+    units,
+)
+from services.dispatch.schemas import (
+    AssignmentPublic,
+    AssignmentsPublic,
+    DeterminationPublic,
+    InboxItem,
+    InboxPublic,
+    InputPublic,
+    ReplyPublic,
+    ReturnPublic,
+)
+from shared.auth import Caller, Role
+from shared.errors import Forbidden, InvalidInput, NotFound
+from shared.service import ServiceContext
+
+READING_ROLES = (Role.OPERATOR, Role.AGENCY, Role.ADMIN, Role.UNIT, Role.AUTHORITY)
+
+
+def _joined() -> Any:
+    return select(assignments, units.c.name.label("unit_name")).outerjoin(
+        units, units.c.unit_id == assignments.c.unit_id
+    )
+
+
+def _public(row: Any, co: list[str] | None = None, **more: Any) -> AssignmentPublic:
+    return AssignmentPublic.model_validate({**row._mapping, "co_unit_ids": co or [], **more})
+
+
+async def get_assignment(ctx: ServiceContext, caller: Caller, ticket_id: str) -> AssignmentPublic:
+    """The ticket as dispatch knows it, with its returns, determinations, co-unit input and
+    replies. A unit sees it only as lead or co-unit (Art 28)."""
+    caller.require(*READING_ROLES)
+    async with ctx.db.engine.connect() as conn:
+        row = (await conn.execute(_joined().where(assignments.c.ticket_id == ticket_id))).first()
+        if row is None:
+            raise NotFound(f"no ticket {ticket_id} in dispatch")
+        co = await co_unit_ids_of(conn, ticket_id)
+        if caller.role is Role.UNIT and not assignment_from_row(row, co).may_see(caller.unit_id):
+            raise Forbidden("this ticket belongs to another unit", rule=OWN_TICKETS)
+
+        async def rows(table: Any, order: Any) -> list[dict[str, Any]]:
+            result = await conn.execute(
+                select(table).where(table.c.ticket_id == ticket_id).order_by(order)
+            )
+            return [dict(r._mapping) for r in result]
+
+        detail = {
+            "returns": [ReturnPublic(**r) for r in await rows(returns, returns.c.id)],
+            "determinations": [
+                DeterminationPublic(**r) for r in await rows(determinations, determinations.c.id)
+            ],
+            "inputs": [InputPublic(**r) for r in await rows(co_unit_inputs, co_unit_inputs.c.id)],
+            "replies": [ReplyPublic(**r) for r in await rows(replies, replies.c.round)],
+        }
+    return _public(row, list(co), **detail)
+
+
+async def list_assignments(
+    ctx: ServiceContext,
+    caller: Caller,
+    *,
+    state: str | None,
+    unit_id: str | None,
+    matter_code: str | None,
+    district: str | None,
+    flagged: bool | None,
+    limit: int,
+    offset: int,
+) -> AssignmentsPublic:
+    """Assignments, flagged first then oldest registration first for the queues
+    (pending_dispatch is the manual queue); a unit sees only its own and co-handled."""
+    caller.require(*READING_ROLES)
+    query = _joined()
+    if caller.role is Role.UNIT:
+        query = query.where(_mine(caller.unit_id))
+    elif unit_id:
+        query = query.where(assignments.c.unit_id == unit_id)
+    if state:
+        _check_state(state)
+        query = query.where(assignments.c.state == state)
+    if matter_code:
+        query = query.where(assignments.c.matter_code == matter_code)
+    if district:
+        query = query.where(assignments.c.district == district)
+    if flagged is not None:
+        query = query.where(assignments.c.flagged == flagged)
+    async with ctx.db.engine.connect() as conn:
+        count = await conn.scalar(select(func.count()).select_from(query.subquery()))
+        rows = (
+            await conn.execute(
+                query.order_by(
+                    assignments.c.flagged.desc(),
+                    assignments.c.registered_at.desc(),
+                    assignments.c.ticket_id,
+                )
+                .limit(limit)
+                .offset(offset)
+            )
+        ).all()
+    return AssignmentsPublic(data=[_public(r) for r in rows], count=count or 0)
+
+
+def _check_state(state: str) -> None:
+    if state not in set(State):
+        raise InvalidInput("state", f"one of {', '.join(s.value for s in State)}")
+
+
+def _mine(unit_id: str | None) -> Any:
+    co = select(co_units.c.ticket_id).where(co_units.c.unit_id == unit_id)
+    return or_(assignments.c.unit_id == unit_id, assignments.c.ticket_id.in_(co))
+
+
+async def inbox(
+    ctx: ServiceContext,
+    caller: Caller,
+    *,
+    unit_id: str | None,
+    state: str | None,
+    limit: int,
+    offset: int,
+) -> InboxPublic:
+    """A unit's tickets, flagged first (Art 27), then the soonest deadline of the running
+    clock (the SLA's), with counts per state."""
+    caller.require(Role.UNIT, Role.AGENCY, Role.OPERATOR, Role.ADMIN)
+    if caller.role is Role.UNIT:
+        unit_id = caller.unit_id
+    if not unit_id:
+        raise InvalidInput("unit_id", "name the unit whose inbox to read")
+    mine = _mine(unit_id)
+    due_at = case(
+        (assignments.c.state == State.ACCEPTED, assignments.c.completion_deadline),
+        (
+            assignments.c.state.in_([State.DISPATCHED, State.RETURN_REVIEW]),
+            assignments.c.acceptance_deadline,
+        ),
+        else_=None,
+    )
+    due_clock = case(
+        (assignments.c.state == State.ACCEPTED, "completion"),
+        (assignments.c.state.in_([State.DISPATCHED, State.RETURN_REVIEW]), "acceptance"),
+        else_=None,
+    )
+    query = select(assignments, due_at.label("due_at"), due_clock.label("due_clock")).where(mine)
+    if state:
+        _check_state(state)
+        query = query.where(assignments.c.state == state)
+    else:
+        query = query.where(assignments.c.state.in_(list(OPEN_STATES)))
+    async with ctx.db.engine.connect() as conn:
+        counts = {
+            r.state: r.n
+            for r in await conn.execute(
+                select(assignments.c.state, func.count().label("n"))
+                .where(mine)
+                .group_by(assignments.c.state)
+            )
+        }
+        count = await conn.scalar(select(func.count()).select_from(query.subquery()))
+        rows = (
+            await conn.execute(
+                query.order_by(
+                    assignments.c.flagged.desc(),
+                    due_at.asc().nulls_last(),
+                    assignments.c.dispatched_at,
+                    assignments.c.ticket_id,
+                )
+                .limit(limit)
+                .offset(offset)
+            )
+        ).all()
+    return InboxPublic(
+        unit_id=unit_id,
+        counts={
+            s.value: counts.get(s.value, 0) for s in State if s.value in counts or s in OPEN_STATES
+        },
+        data=[
+            InboxItem.model_validate(
+                {**r._mapping, "role": "lead" if r.unit_id == unit_id else "co"}
+            )
+            for r in rows
+        ],
+        count=count or 0,
+    )

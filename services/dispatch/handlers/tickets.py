@@ -1,0 +1,359 @@
+"""A ticket's way through dispatch: registration (auto-dispatch, suggestion or
+determination), manual dispatch, referral, acceptance, the reply, co-unit input and
+re-handling; plus the facts other services tell us (flags, deadlines)."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import func, insert, select, update
+
+from services.dispatch.domain import (
+    State,
+    check_dispatch_target,
+    route,
+)
+from services.dispatch.handlers import suggest as suggestions
+from services.dispatch.handlers.common import (
+    PRODUCER,
+    acting_unit,
+    fallback_acceptance_deadline,
+    fallback_completion_deadline,
+    get_matter,
+    get_unit,
+    load_for_update,
+    matter_from_row,
+    new_id,
+    save,
+    unit_from_row,
+    write_dispatch,
+)
+from services.dispatch.models import (
+    assignments,
+    co_unit_inputs,
+    determinations,
+    flags,
+    matter_units,
+    matters,
+    replies,
+    units,
+)
+from services.dispatch.schemas import (
+    InputCreate,
+    InputPublic,
+    ManualDispatch,
+    Referral,
+    ReplyCreate,
+)
+from shared.auth import Caller, Role
+from shared.db import UnitOfWork, insert_ignoring_duplicates
+from shared.errors import InvalidInput
+from shared.events import (
+    Envelope,
+    Reply,
+    TicketAccepted,
+    TicketCompleted,
+    TicketDispatched,
+    TicketPendingDetermination,
+    TicketRegistered,
+    parse_payload,
+)
+from shared.service import ServiceContext
+
+log = logging.getLogger("hotline.dispatch")
+
+
+# ---- registration ---------------------------------------------------------------------
+
+
+async def on_ticket_registered(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
+    """Art 7, 8: dispatch per catalog; a matter the catalog leaves open goes to
+    determination; otherwise a confident suggestion, or the manual queue."""
+    event = parse_payload(envelope)
+    assert isinstance(event, TicketRegistered)
+    conn = uow.conn
+    matter_row = (
+        await conn.execute(select(matters).where(matters.c.code == event.matter_code))
+    ).first()
+    unit_row = (
+        await conn.execute(
+            select(units)
+            .join(matter_units, matter_units.c.unit_id == units.c.unit_id)
+            .where(
+                matter_units.c.matter_code == event.matter_code,
+                matter_units.c.district == event.district,
+            )
+        )
+    ).first()
+    matter = matter_from_row(matter_row) if matter_row else None
+    names_any_unit = True
+    if unit_row is None and matter is not None:
+        names_any_unit = bool(
+            await conn.scalar(
+                select(func.count()).where(matter_units.c.matter_code == event.matter_code)
+            )
+        )
+    decision = route(
+        matter, unit_from_row(unit_row) if unit_row else None, names_any_unit=names_any_unit
+    )
+    now = ctx.clock.now()
+    flagged = event.flagged or bool(
+        await conn.scalar(select(func.count()).where(flags.c.ticket_id == event.ticket_id))
+    )
+    dispatched = decision.unit_id is not None
+    statutory = matter.statutory_period if matter else None
+    state = (
+        State.DISPATCHED
+        if dispatched
+        else State.PENDING_DETERMINATION
+        if decision.needs_determination
+        else State.PENDING_DISPATCH
+    )
+    inserted = await conn.execute(
+        insert_ignoring_duplicates(conn, assignments).values(
+            ticket_id=event.ticket_id,
+            matter_code=event.matter_code,
+            district=event.district,
+            type=event.type,
+            urgency=event.urgency,
+            unit_id=decision.unit_id,
+            state=state,
+            round=1,
+            dispatch_no=1 if dispatched else 0,
+            determined=False,
+            flagged=flagged,
+            statutory_period=statutory,
+            content=event.content,
+            address=event.address,
+            registered_at=event.registered_at,
+            dispatched_at=now if dispatched else None,
+            acceptance_deadline=(
+                await fallback_acceptance_deadline(ctx, event.urgency, now) if dispatched else None
+            ),
+            deadline_source="policy" if dispatched else None,
+            note=None if dispatched else decision.reason,
+        )
+    )
+    if inserted.rowcount == 0:
+        return  # the same registration re-sent under another event id
+    if decision.unit_id is not None:
+        uow.emit(
+            TicketDispatched(
+                ticket_id=event.ticket_id,
+                unit_id=decision.unit_id,
+                matter_code=event.matter_code,
+                district=event.district,
+                type=event.type,
+                urgency=event.urgency,
+                dispatched_at=now,
+                statutory_period=statutory,
+                dispatch_no=1,
+            ).envelope(producer=PRODUCER, occurred_at=now)
+        )
+    elif decision.needs_determination:
+        await conn.execute(
+            insert(determinations).values(
+                ticket_id=event.ticket_id,
+                candidate_unit_ids=[],
+                referred_by="system",
+                referred_at=now,
+                referral_reason=decision.reason,
+                status="pending",
+            )
+        )
+        uow.emit(
+            TicketPendingDetermination(
+                ticket_id=event.ticket_id,
+                matter_code=event.matter_code,
+                district=event.district,
+                reason=decision.reason,
+            ).envelope(producer=PRODUCER, occurred_at=now)
+        )
+    else:
+        await dispatch_by_suggestion(ctx, uow, event.ticket_id, reason=decision.reason)
+
+
+async def dispatch_by_suggestion(
+    ctx: ServiceContext,
+    uow: UnitOfWork,
+    ticket_id: str,
+    *,
+    reason: str,
+    exclude_units: frozenset[str] = frozenset(),
+) -> None:
+    """No catalog route: dispatch to the suggested unit when the suggestion is confident;
+    otherwise leave the ticket in the manual queue with the suggestion beside it."""
+    row, current = await load_for_update(uow, ticket_id)
+    found = await suggestions.suggest(
+        ctx, uow.conn, row.content or "", row.district, exclude_units=exclude_units
+    )
+    detail = found.model_dump(mode="json")
+    if not found.confident or found.unit_id is None or found.matter_code is None:
+        await uow.conn.execute(
+            update(assignments)
+            .where(assignments.c.ticket_id == ticket_id)
+            .values(
+                suggestion=detail,
+                note=f"{reason}; suggestion below the threshold: manual dispatch",
+            )
+        )
+        return
+    matter = await get_matter(uow.conn, found.matter_code)
+    new = current.dispatch(found.unit_id, at=ctx.clock.now())
+    await uow.conn.execute(
+        update(assignments).where(assignments.c.ticket_id == ticket_id).values(suggestion=detail)
+    )
+    await write_dispatch(
+        ctx,
+        uow,
+        row,
+        current,
+        new,
+        matter_code=found.matter_code,
+        statutory_period=matter.statutory_period if matter else None,
+        note=f"{reason}; dispatched by suggestion (confidence {found.confidence})",
+    )
+
+
+# ---- operators and the agency ---------------------------------------------------------
+
+
+async def dispatch_manually(
+    ctx: ServiceContext, caller: Caller, ticket_id: str, body: ManualDispatch
+) -> None:
+    """派单 by hand from the manual queue, with the Art 8 checks."""
+    caller.require(Role.OPERATOR, Role.AGENCY)
+    now = ctx.clock.now()
+    async with ctx.db.unit_of_work() as uow:
+        row, current = await load_for_update(uow, ticket_id)
+        new = current.dispatch_manually(body.unit_id, at=now)
+        unit = await get_unit(uow.conn, body.unit_id)
+        code = body.matter_code or row.matter_code
+        matter = await get_matter(uow.conn, code)
+        if body.matter_code and matter is None:
+            raise InvalidInput("matter_code", f"unknown matter {body.matter_code}")
+        if matter is not None:
+            check_dispatch_target(matter, unit)
+        await write_dispatch(
+            ctx,
+            uow,
+            row,
+            current,
+            new,
+            matter_code=body.matter_code,
+            statutory_period=matter.statutory_period if matter else None,
+            note=body.note or f"dispatched by {caller.sub}",
+        )
+
+
+async def refer_for_determination(
+    ctx: ServiceContext, caller: Caller, ticket_id: str, body: Referral
+) -> None:
+    """Disputed responsibility (Art 8): to the determination queue."""
+    caller.require(Role.OPERATOR, Role.AGENCY)
+    now = ctx.clock.now()
+    async with ctx.db.unit_of_work() as uow:
+        row, current = await load_for_update(uow, ticket_id)
+        held = current.refer_for_determination()
+        for unit_id in body.candidate_unit_ids:
+            await get_unit(uow.conn, unit_id, field="candidate_unit_ids")
+        await save(uow, current.state, held, {"note": body.reason})
+        await uow.conn.execute(
+            insert(determinations).values(
+                ticket_id=ticket_id,
+                kind=body.kind,
+                candidate_unit_ids=body.candidate_unit_ids,
+                referred_by=caller.sub,
+                referred_at=now,
+                referral_reason=body.reason,
+                status="pending",
+            )
+        )
+        uow.emit(
+            TicketPendingDetermination(
+                ticket_id=ticket_id,
+                matter_code=row.matter_code,
+                district=row.district,
+                reason=body.reason,
+            ).envelope(producer=PRODUCER, occurred_at=now)
+        )
+
+
+# ---- the unit -------------------------------------------------------------------------
+
+
+async def accept_ticket(ctx: ServiceContext, caller: Caller, ticket_id: str) -> None:
+    """接收: the lead unit takes the ticket (Art 11)."""
+    unit_id = acting_unit(caller)
+    now = ctx.clock.now()
+    async with ctx.db.unit_of_work() as uow:
+        row, current = await load_for_update(uow, ticket_id)
+        accepted = current.accept(by_unit=unit_id, at=now)
+        deadline = await fallback_completion_deadline(ctx, row.urgency, row.statutory_period, now)
+        await save(
+            uow,
+            current.state,
+            accepted,
+            {"completion_deadline": deadline, "deadline_source": "policy"},
+        )
+        uow.emit(
+            TicketAccepted(
+                ticket_id=ticket_id, unit_id=row.unit_id, accepted_at=now, round=row.round
+            ).envelope(producer=PRODUCER, occurred_at=now)
+        )
+
+
+async def complete_ticket(
+    ctx: ServiceContext, caller: Caller, ticket_id: str, reply: ReplyCreate
+) -> None:
+    """办结: the lead unit replies with everything Art 13 requires."""
+    unit_id = acting_unit(caller)
+    now = ctx.clock.now()
+    async with ctx.db.unit_of_work() as uow:
+        row, current = await load_for_update(uow, ticket_id)
+        completed = current.complete(by_unit=unit_id, at=now, contacted_at=reply.contacted_at)
+        body = Reply(**reply.model_dump())
+        as_json = body.model_dump(mode="json")
+        await save(uow, current.state, completed, {"reply": as_json})
+        await uow.conn.execute(
+            insert_ignoring_duplicates(uow.conn, replies).values(
+                ticket_id=ticket_id,
+                round=row.round,
+                unit_id=row.unit_id,
+                reply=as_json,
+                completed_at=now,
+            )
+        )
+        if row.round == 1:  # a completed first round confirms matter and unit
+            await suggestions.learn(uow, row.content, row.matter_code, row.district, row.unit_id)
+        uow.emit(
+            TicketCompleted(
+                ticket_id=ticket_id,
+                unit_id=row.unit_id,
+                completed_at=now,
+                round=row.round,
+                type=row.type,
+                reply=body,
+            ).envelope(producer=PRODUCER, occurred_at=now)
+        )
+
+
+async def add_input(
+    ctx: ServiceContext, caller: Caller, ticket_id: str, body: InputCreate
+) -> InputPublic:
+    """协办: a co-unit adds its input for the lead unit."""
+    unit_id = acting_unit(caller)
+    now = ctx.clock.now()
+    async with ctx.db.unit_of_work() as uow:
+        row, current = await load_for_update(uow, ticket_id)
+        current.check_co_unit_input(unit_id)
+        values = {
+            "ticket_id": ticket_id,
+            "unit_id": unit_id,
+            "round": row.round,
+            "text": body.text,
+            "created_by": caller.sub,
+            "created_at": now,
+        }
+        result = await uow.conn.execute(insert(co_unit_inputs).values(**values))
+    return InputPublic(id=new_id(result), **values)
