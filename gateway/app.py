@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
-from gateway import auth, openapi
+from gateway import auth, openapi, timeline
 from gateway.openapi import MergedOpenAPI
 from gateway.proxy import Upstreams, install_proxy
 from gateway.users import load_users
@@ -141,5 +141,6 @@ def create_gateway_app(
 
     app.include_router(auth.router)
     app.include_router(openapi.router)
+    app.include_router(timeline.router)  # before the proxy's catch-all route
     install_proxy(app)
     return app

@@ -94,6 +94,7 @@ class Upstreams:
         transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
     ) -> None:
         self.services: dict[str, Upstream] = {}
+        self.secret = settings.service_secret  # for the gateway's own calls (timeline)
         for name in SERVICES:
             if transports is not None:
                 if name not in transports:

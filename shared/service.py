@@ -13,10 +13,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from shared.auth import Caller, Role, verify_headers
 from shared.bus import Bus, make_bus
@@ -114,6 +115,26 @@ def _internal_router() -> APIRouter:
         if change.advance_seconds:
             clock.advance(timedelta(seconds=change.advance_seconds))
         return ClockState(now=clock.now(), controllable=True)
+
+    @router.get("/tickets/{ticket_id}/events", response_model=list[dict[str, Any]])
+    async def ticket_events(ticket_id: str, ctx: CtxDep, caller: CallerDep) -> list[dict[str, Any]]:
+        """Every event this service emitted about the ticket, oldest first: its part of the
+        ticket's timeline (the gateway merges all services')."""
+        caller.require(Role.OPERATOR, Role.AGENCY, Role.ADMIN, Role.AUTHORITY, Role.UNIT)
+        outbox = ctx.db.outbox
+        async with ctx.db.engine.connect() as conn:
+            rows = (
+                (
+                    await conn.execute(
+                        select(outbox.c.payload)
+                        .where(outbox.c.key == ticket_id)
+                        .order_by(outbox.c.id)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        return [orjson.loads(row) for row in rows]
 
     return router
 

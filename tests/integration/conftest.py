@@ -214,7 +214,9 @@ async def system(
             system.start(process)
         for process in PROCESSES:
             await system.wait_ready(process)
-        await system.login("operator", "agency", "admin", "unit_water", "unit_heping_housing")
+        await system.login(
+            "operator", "agency", "admin", "unit_water", "unit_heping_housing", "unit_hexi_housing"
+        )
         yield system
     finally:
         system.stop_all()

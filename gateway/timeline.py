@@ -1,0 +1,86 @@
+"""A ticket's timeline: everything that happened to it across the services, in order, as
+far as the caller may see (issue 4, item 10). Each service serves the events it emitted
+about the ticket (``/internal/tickets/{id}/events``, from its outbox); the gateway asks
+all of them at once, as the caller, and merges."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+
+from gateway.auth import CallerDep
+from gateway.proxy import ServiceUnavailable, Upstreams
+from shared.auth import Caller, Role, sign_headers
+from shared.errors import Forbidden, NotFound
+
+router = APIRouter(prefix="/api/v1/tickets", tags=["timeline"])
+
+
+class TimelineEntry(BaseModel):
+    occurred_at: str
+    type: str
+    producer: str
+    event_id: str
+    payload: dict[str, Any]
+
+
+class Timeline(BaseModel):
+    ticket_id: str
+    events: list[TimelineEntry]
+
+
+async def _get(upstreams: Upstreams, service: str, path: str, caller: Caller) -> Any:
+    secret = upstreams.secret
+    upstream = upstreams.get(service)
+    try:
+        response = await upstream.client.get(
+            path, headers=sign_headers(secret, caller, "GET", path)
+        )
+    except Exception as exc:  # noqa: BLE001 - any transport failure is the same to a caller
+        raise ServiceUnavailable(f"{service} did not answer: {type(exc).__name__}") from exc
+    return response
+
+
+@router.get("/{ticket_id}/timeline", response_model=Timeline)
+async def timeline(ticket_id: str, request: Request, caller: CallerDep) -> Timeline:
+    """Registration, dispatch, returns, acceptance, clocks, extensions, replies, revisits and
+    supervision of one ticket, oldest first. A unit sees only its own tickets, and only the
+    events about its own handling of them."""
+    caller.require(Role.OPERATOR, Role.AGENCY, Role.ADMIN, Role.AUTHORITY, Role.UNIT)
+    upstreams: Upstreams = request.app.state.upstreams
+    if caller.role is Role.UNIT:
+        assignment = await _get(upstreams, "dispatch", f"/tickets/{ticket_id}", caller)
+        if assignment.status_code == 403:
+            raise Forbidden("this ticket belongs to another unit")
+        if assignment.status_code == 404:
+            raise NotFound(f"no ticket {ticket_id}")
+    path = f"/internal/tickets/{ticket_id}/events"
+    answers = await asyncio.gather(
+        *(_get(upstreams, name, path, caller) for name in upstreams.services)
+    )
+    events: list[dict[str, Any]] = []
+    for answer in answers:
+        if answer.status_code == 200:
+            events.extend(orjson.loads(answer.content))
+    if not events:
+        raise NotFound(f"no ticket {ticket_id}")
+    if caller.role is Role.UNIT:
+        events = [e for e in events if e["payload"].get("unit_id") in (None, caller.unit_id)]
+    events.sort(key=lambda e: (e["occurred_at"], e["type"]))
+    return Timeline(
+        ticket_id=ticket_id,
+        events=[
+            TimelineEntry(
+                occurred_at=e["occurred_at"],
+                type=e["type"],
+                producer=e["producer"],
+                event_id=e["event_id"],
+                payload=e["payload"],
+            )
+            for e in events
+        ],
+    )
