@@ -7,34 +7,61 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from services.intake import handlers
-from services.intake.schemas import MatterPublic, TicketCreate, TicketPublic, TicketsPublic
+from services.intake.schemas import (
+    CallRatingCreate,
+    CallRatingPublic,
+    MatterPublic,
+    PolicyPublic,
+    PolicyVersionCreate,
+    PolicyVersionPublic,
+    RequesterReadsPublic,
+    TicketCreate,
+    TicketFilter,
+    TicketLookup,
+    TicketPublic,
+    TicketRegistration,
+    TicketsPublic,
+    TicketStatusPublic,
+)
 from shared.auth import Role
 from shared.service import CallerDep, CtxDep
 
 router = APIRouter(prefix="/tickets", tags=["tickets"])
 matters_router = APIRouter(prefix="/matters", tags=["matters"])
+policy_router = APIRouter(prefix="/policy", tags=["policy"])
+audit_router = APIRouter(prefix="/audit", tags=["audit"])
 
 REGISTERING_ROLES = (Role.OPERATOR, Role.CITIZEN, Role.ADMIN)
 READING_ROLES = (Role.OPERATOR, Role.AGENCY, Role.ADMIN)
+LOOKUP_ROLES = (Role.CITIZEN, Role.OPERATOR)
+CALL_RATING_ROLES = (Role.CITIZEN, Role.OPERATOR)
+POLICY_READERS = (Role.OPERATOR, Role.AGENCY, Role.ADMIN)
+AUDIT_READERS = (Role.AGENCY, Role.ADMIN)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=TicketPublic)
-async def register(data: TicketCreate, ctx: CtxDep, caller: CallerDep) -> TicketPublic:
-    """Register a request from any channel; returns its ticket number (e.g. TJ20260115000123)."""
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=TicketRegistration)
+async def register(data: TicketCreate, ctx: CtxDep, caller: CallerDep) -> TicketRegistration:
+    """Register a request from any channel; returns its ticket number (e.g. TJ20260115000123)
+    and, for operators, earlier tickets with the same phone and matter. With ``answer`` an
+    operator closes a consultation on the spot (Art 6)."""
     caller.require(*REGISTERING_ROLES)
     return await handlers.register_ticket(ctx, caller, data)
 
 
 @router.get("", response_model=TicketsPublic)
 async def list_tickets(
-    ctx: CtxDep,
-    caller: CallerDep,
-    status_: Annotated[str | None, Query(alias="status")] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    f: Annotated[TicketFilter, Query()], ctx: CtxDep, caller: CallerDep
 ) -> TicketsPublic:
+    """Tickets, filtered and paginated; flagged first; requester data masked."""
     caller.require(*READING_ROLES)
-    return await handlers.list_tickets(ctx, caller, status=status_, limit=limit, offset=offset)
+    return await handlers.list_tickets(ctx, caller, f)
+
+
+@router.post("/lookup", response_model=TicketStatusPublic)
+async def lookup(data: TicketLookup, ctx: CtxDep, caller: CallerDep) -> TicketStatusPublic:
+    """A citizen's own ticket by its number and the phone it was filed with."""
+    caller.require(*LOOKUP_ROLES)
+    return await handlers.lookup_ticket(ctx, caller, data.ticket_id, data.phone)
 
 
 @router.get("/{ticket_id}", response_model=TicketPublic)
@@ -43,7 +70,49 @@ async def get_ticket(ticket_id: str, ctx: CtxDep, caller: CallerDep) -> TicketPu
     return await handlers.get_ticket(ctx, caller, ticket_id)
 
 
+@router.post(
+    "/{ticket_id}/call-rating",
+    status_code=status.HTTP_201_CREATED,
+    response_model=CallRatingPublic,
+)
+async def rate_call(
+    ticket_id: str, data: CallRatingCreate, ctx: CtxDep, caller: CallerDep
+) -> CallRatingPublic:
+    """话务服务评价 (Art 14 (1)): once, phone tickets only."""
+    caller.require(*CALL_RATING_ROLES)
+    return await handlers.rate_call(ctx, caller, ticket_id, data)
+
+
 @matters_router.get("", response_model=list[MatterPublic])
 async def list_matters(ctx: CtxDep, caller: CallerDep) -> list[MatterPublic]:
     """The matters a ticket may be registered under (from the dispatch catalog)."""
     return await handlers.list_matters(ctx)
+
+
+@policy_router.get("", response_model=PolicyPublic)
+async def read_policy(ctx: CtxDep, caller: CallerDep) -> PolicyPublic:
+    """Intake's policy settings in force, and every version."""
+    caller.require(*POLICY_READERS)
+    return await handlers.read_policy(ctx)
+
+
+@policy_router.post("", status_code=status.HTTP_201_CREATED, response_model=PolicyVersionPublic)
+async def add_policy_version(
+    data: PolicyVersionCreate, ctx: CtxDep, caller: CallerDep
+) -> PolicyVersionPublic:
+    """A new version of the settings, in force from ``effective_from`` (not in the past)."""
+    caller.require(Role.ADMIN)
+    return await handlers.add_policy_version(ctx, caller, data)
+
+
+@audit_router.get("/requester-reads", response_model=RequesterReadsPublic)
+async def requester_reads(
+    ctx: CtxDep,
+    caller: CallerDep,
+    ticket_id: Annotated[str | None, Query(max_length=32)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> RequesterReadsPublic:
+    """Who read which requester's full name and phone, and when (Art 28, 29)."""
+    caller.require(*AUDIT_READERS)
+    return await handlers.list_requester_reads(ctx, ticket_id, limit, offset)

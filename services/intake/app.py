@@ -2,15 +2,22 @@
 
 from pathlib import Path
 
-from services.intake.api import matters_router, router
-from services.intake.handlers import EVENT_HANDLERS, catalog_readiness
-from shared.service import ServiceSpec
+from services.intake.api import audit_router, matters_router, policy_router, router
+from services.intake.domain import warm_up_segmenter
+from services.intake.handlers import EVENT_HANDLERS, catalog_readiness, load_policy
+from shared.service import ServiceContext, ServiceSpec
+
+
+async def warm_up(ctx: ServiceContext) -> None:
+    warm_up_segmenter()
+
 
 SPEC = ServiceSpec(
     name="intake",
     title="12345 intake",
     migrations=Path(__file__).parent / "migrations",
-    routers=[router, matters_router],
+    routers=[router, matters_router, policy_router, audit_router],
     handlers=EVENT_HANDLERS,
+    on_start=[load_policy, warm_up],
     ready_checks=[catalog_readiness],
 )

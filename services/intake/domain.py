@@ -1,13 +1,22 @@
 """Intake's pure rules: who must give a name and phone, what a phone number looks like,
-how a ticket number reads. No I/O here."""
+how a ticket number reads, answering on the spot, call ratings, sensitive content, the
+policy settings and the words a ticket is searched by. No I/O here."""
 
 from __future__ import annotations
 
+import hmac
+import logging
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
 
-from shared.calendar import SHANGHAI
+import jieba
+
+from shared.calendar import SHANGHAI, Period, PeriodUnit
+from shared.errors import IllegalTransition, InvalidInput
 
 # Tianjin's 16 districts by administrative code (市辖区).
 DISTRICTS: dict[str, str] = {
@@ -33,7 +42,7 @@ DISTRICTS: dict[str, str] = {
 CONTACT_OPTIONAL_TYPES = frozenset({"consultation", "suggestion", "praise"})
 
 MOBILE = re.compile(r"^1[3-9]\d{9}$")
-LANDLINE = re.compile(r"^0\d{2,3}-?\d{7,8}$")
+LANDLINE = re.compile(r"^0\d{9,11}$")  # area code and local number, separators removed
 
 
 class RequesterMissing(ValueError):
@@ -44,12 +53,23 @@ class RequesterMissing(ValueError):
 
 
 def normalise_phone(raw: str) -> str:
-    """Strip spaces and a +86 prefix; raise ValueError unless it is a mainland mobile
-    number (1[3-9]xxxxxxxxx) or a landline with area code (022-23456789)."""
-    phone = re.sub(r"[\s()]", "", raw)
-    phone = re.sub(r"^(\+?86)-?", "", phone)
-    if MOBILE.match(phone) or LANDLINE.match(phone):
+    """One spelling per number, so duplicates and a citizen's lookup find it however it
+    was typed: a mainland mobile as 11 digits (+86 and separators dropped), a landline as
+    area code, dash, local number (010 and 02x are 3-digit area codes, the rest 4).
+    Raises ValueError for anything else."""
+    phone = re.sub(r"[\s()\-]", "", raw)
+    if not phone.startswith("0"):
+        national = re.sub(r"^\+?86", "", phone)
+        if national != phone and national[:1] in tuple("23456789"):
+            national = "0" + national  # +86 22 …: a landline written without its trunk 0
+        phone = national
+    if MOBILE.match(phone):
         return phone
+    if LANDLINE.match(phone):
+        area = 3 if phone[1] in "12" else 4
+        local = phone[area:]
+        if 7 <= len(local) <= 8:
+            return f"{phone[:area]}-{local}"
     raise ValueError("not a valid mainland China mobile number (11 digits, 1[3-9]…) or landline")
 
 
@@ -102,3 +122,252 @@ class Matter:
     default_urgency: str
     anonymous_allowed: bool
     active: bool
+
+
+# ---- ticket status, as intake knows it from the ticket events (RULES.md §3) -----------
+
+
+class Status(StrEnum):
+    REGISTERED = "registered"
+    ANSWERED = "answered"  # answered on the spot and closed (Art 6)
+    PENDING_DISPATCH = "pending_dispatch"
+    PENDING_DETERMINATION = "pending_determination"
+    DISPATCHED = "dispatched"
+    RETURN_REVIEW = "return_review"
+    ACCEPTED = "accepted"
+    COMPLETED = "completed"
+    REHANDLING = "rehandling"
+    CLOSED = "closed"
+
+
+# What each event on the ticket's way through dispatch and evaluation makes of its status.
+STATUS_AFTER_EVENT: dict[str, Status] = {
+    "ticket.dispatched": Status.DISPATCHED,
+    "ticket.pending_determination": Status.PENDING_DETERMINATION,
+    "ticket.determination_made": Status.PENDING_DISPATCH,
+    "ticket.accepted": Status.ACCEPTED,
+    "ticket.return_requested": Status.RETURN_REVIEW,
+    "ticket.return_approved": Status.PENDING_DISPATCH,
+    # Art 10: a return is asked for before acceptance; a rejected one leaves it dispatched.
+    "ticket.return_rejected": Status.DISPATCHED,
+    "ticket.completed": Status.COMPLETED,
+    "ticket.rehandling_started": Status.REHANDLING,
+    "evaluation.revisit_recorded": Status.CLOSED,
+}
+
+# What a citizen is told (Chinese, as the channels show it).
+STATUS_LABELS: dict[Status, str] = {
+    Status.REGISTERED: "已受理",
+    Status.ANSWERED: "已直接答复",
+    Status.PENDING_DISPATCH: "待派单",
+    Status.PENDING_DETERMINATION: "确定承办单位中",
+    Status.DISPATCHED: "已派单",
+    Status.RETURN_REVIEW: "转派中",
+    Status.ACCEPTED: "办理中",
+    Status.COMPLETED: "已办结",
+    Status.REHANDLING: "再次办理中",
+    Status.CLOSED: "已回访",
+}
+
+
+def check_answer_on_the_spot(ticket_type: str) -> None:
+    # Art 6: only a consultation may be answered on the spot; everything else is dispatched.
+    if ticket_type != "consultation":
+        raise IllegalTransition(
+            f"only a consultation can be answered on the spot; a {ticket_type} ticket "
+            "must be dispatched to a handling unit",
+            rule="Art 6",
+        )
+
+
+def check_call_rating(channel: str, already_rated: bool) -> None:
+    # Art 14 (1): after a call the requester rates the hotline's call service, once.
+    if channel != "phone":
+        raise IllegalTransition(
+            f"only a phone call can be rated; this ticket came in by {channel}",
+            rule="Art 14 (1)",
+        )
+    if already_rated:
+        raise IllegalTransition("this call has already been rated", rule="Art 14 (1)")
+
+
+def same_phone(stored: str | None, given: str) -> bool:
+    """The citizen's proof of ownership (Art 28): compared in constant time."""
+    return stored is not None and hmac.compare_digest(stored.encode(), given.encode())
+
+
+# ---- policy settings (versioned by effective date) ------------------------------------
+
+# RULES.md §10, §11: every value here is a default policy setting; admins add versions.
+DEFAULT_POLICY: dict[str, Any] = {
+    # Art 27: sensitive or extreme content, flagged at once and first in every queue.
+    "sensitive_keywords": {
+        "self_harm": (
+            "自杀 轻生 寻死 不想活 活不下去 跳楼 跳河 割腕 上吊 服毒 喝农药 安眠药 结束生命"
+        ).split(),
+        "violence": (
+            "杀人 砍人 捅人 行凶 报复社会 同归于尽 炸药 爆炸物 纵火 放火 持刀 弄死"
+        ).split(),
+        "mass_incident": (
+            "集体上访 群体上访 聚众 围堵 堵路 拉横幅 打横幅 静坐 罢工 游行 示威 群体性事件"
+        ).split(),
+    },
+    # A likely duplicate: same phone and matter within this window (calendar time).
+    "duplicate_window": "24h",
+    # Attachments are kept as references (URLs), never as files.
+    "attachments": {"max_count": 9, "max_url_length": 2048},
+}
+DEFAULT_POLICY_EFFECTIVE_FROM = datetime(2025, 12, 31, 16, 0, tzinfo=UTC)  # 2026-01-01 Shanghai
+
+_CALENDAR_UNITS = {
+    PeriodUnit.MINUTES: timedelta(minutes=1),
+    PeriodUnit.HOURS: timedelta(hours=1),
+    PeriodUnit.CALENDAR_DAYS: timedelta(days=1),
+}
+
+
+def calendar_window(text: str) -> timedelta:
+    """'24h', '30m' or '2d' as a duration; working days make no sense for a look-back."""
+    period = Period.parse(text)
+    if period.unit not in _CALENDAR_UNITS:
+        raise ValueError("use calendar time (m, h or d), not working days")
+    return period.amount * _CALENDAR_UNITS[period.unit]
+
+
+@dataclass(frozen=True)
+class IntakePolicy:
+    effective_from: datetime
+    sensitive_keywords: Mapping[str, tuple[str, ...]]
+    duplicate_window: timedelta
+    max_attachments: int
+    max_attachment_url_length: int
+
+    @classmethod
+    def from_settings(cls, effective_from: datetime, settings: Mapping[str, Any]) -> IntakePolicy:
+        return cls(
+            effective_from=effective_from,
+            sensitive_keywords={
+                category: tuple(words) for category, words in settings["sensitive_keywords"].items()
+            },
+            duplicate_window=calendar_window(settings["duplicate_window"]),
+            max_attachments=settings["attachments"]["max_count"],
+            max_attachment_url_length=settings["attachments"]["max_url_length"],
+        )
+
+
+def policy_in_force(versions: Sequence[IntakePolicy], at: datetime) -> IntakePolicy:
+    """The newest version whose effective date is not after ``at`` (the oldest before any)."""
+    eligible = [v for v in versions if v.effective_from <= at]
+    if not eligible:
+        return min(versions, key=lambda v: v.effective_from)
+    return max(eligible, key=lambda v: v.effective_from)
+
+
+def check_new_policy_version(effective_from: datetime, now: datetime) -> None:
+    # Policy changes are data with an effective date; what was in force stays as it was.
+    if effective_from < now:
+        raise IllegalTransition(
+            "a policy version cannot take effect in the past; choose an effective date from now on",
+            rule="policy versions are effective from a future date",
+        )
+
+
+def check_attachments(urls: Sequence[str], policy: IntakePolicy) -> None:
+    """Attachments are references with limits (count, URL length) set by policy."""
+    if len(urls) > policy.max_attachments:
+        raise InvalidInput(
+            "attachments", f"at most {policy.max_attachments} attachments per ticket"
+        )
+    for index, url in enumerate(urls):
+        if len(url) > policy.max_attachment_url_length:
+            raise InvalidInput(
+                f"attachments.{index}.url",
+                f"longer than {policy.max_attachment_url_length} characters",
+            )
+
+
+# ---- sensitive content (Art 27) -------------------------------------------------------
+
+_NOT_TEXT = re.compile(r"[\W_]+")  # whitespace and punctuation, including Chinese
+
+
+def _squeeze(text: str) -> str:
+    """'自 杀' and '自，杀' are still 自杀: spacing and punctuation do not hide a keyword."""
+    return _NOT_TEXT.sub("", text).lower()
+
+
+def sensitive_keywords_in(content: str, keywords: Mapping[str, Sequence[str]]) -> list[str]:
+    """Art 27: the policy's keywords found in the content, in policy order, once each."""
+    text = _squeeze(content)
+    found: list[str] = []
+    for words in keywords.values():
+        for word in words:
+            squeezed = _squeeze(word)
+            if squeezed and squeezed in text and word not in found:
+                found.append(word)
+    return found
+
+
+# ---- Chinese text search --------------------------------------------------------------
+
+MAX_TERM_LENGTH = 32
+# Words too common to narrow a search; dropped when indexing and when searching alike.
+STOPWORDS = frozenset(
+    "的 了 是 在 有 和 就 都 而 及 与 着 或 也 又 很 把 被 让 给 对 从 到 向 于 等 "
+    "我 你 他 她 它 我们 你们 他们 这 那 这个 那个 请 吗 呢 吧 啊 呀 一个 没有".split()
+)
+
+
+def warm_up_segmenter() -> None:
+    """Load jieba's dictionary now (about half a second), not on the first request."""
+    jieba.setLogLevel(logging.WARNING)
+    jieba.initialize()
+
+
+def _searchable(token: str) -> str | None:
+    term = token.strip().lower()
+    if (
+        term
+        and len(term) <= MAX_TERM_LENGTH
+        and term not in STOPWORDS
+        and any(ch.isalnum() for ch in term)
+    ):
+        return term
+    return None
+
+
+def search_terms(text: str) -> set[str]:
+    """The words a ticket is found by: jieba's search-engine segmentation, which gives
+    each word and the dictionary words inside it (劳动合同法 → 劳动, 合同, 劳动合同法),
+    lower-cased, without punctuation and stopwords."""
+    terms = (_searchable(token) for token in jieba.cut_for_search(text))
+    return {term for term in terms if term}
+
+
+def _inner_words(word: str) -> list[str]:
+    """The 2- and 3-character dictionary words inside ``word``, as ``cut_for_search``
+    indexes them."""
+    return [
+        word[i : i + n]
+        for n in (2, 3)
+        if len(word) > n
+        for i in range(len(word) - n + 1)
+        if jieba.get_FREQ(word[i : i + n])
+    ]
+
+
+def query_terms(text: str) -> set[str]:
+    """The words a query needs, every one of them, in a ticket's ``search_terms``. A query
+    word that its inner dictionary words cover is replaced by them: 劳动合同 finds a ticket
+    about 劳动合同法, which was indexed as 劳动, 合同 and 劳动合同法 but not 劳动合同."""
+    terms: set[str] = set()
+    for token in jieba.cut(text):
+        inner = _inner_words(token)
+        covered = {
+            i for part in inner for i in range(token.find(part), token.find(part) + len(part))
+        }
+        for word in inner if inner and len(covered) == len(token) else [token]:
+            term = _searchable(word)
+            if term:
+                terms.add(term)
+    return terms

@@ -1,6 +1,6 @@
 """Intake's tables (SQLAlchemy Core; the schema itself comes from the migrations)."""
 
-from sqlalchemy import Boolean, Column, Integer, MetaData, String, Table, Text
+from sqlalchemy import JSON, Boolean, Column, Integer, MetaData, String, Table, Text
 
 from shared.db import UTCDateTime
 
@@ -22,9 +22,31 @@ tickets = Table(
     Column("requester_phone", String(20)),
     Column("anonymous", Boolean, nullable=False),
     Column("flagged", Boolean, nullable=False),
-    Column("status", String(20), nullable=False),
+    Column("status", String(24), nullable=False),
     Column("registered_at", UTCDateTime, nullable=False),
     Column("registered_by", String(64), nullable=False),
+    # intake_0002
+    Column("attachments", JSON),  # [{"url", "name", "content_type"}], references only
+    Column("flagged_keywords", JSON),  # the policy keywords found (Art 27)
+    Column("answer", Text),  # answered on the spot (Art 6)
+    Column("knowledge_entry_ids", JSON),
+    Column("answered_at", UTCDateTime),
+    Column("answered_by", String(64)),
+    Column("call_rating", String(24)),  # Art 14 (1)
+    Column("call_rated_at", UTCDateTime),
+    Column("call_rated_by", String(64)),
+    Column("reply", JSON),  # the latest completion reply (Art 13), from ticket.completed
+    Column("completed_at", UTCDateTime),
+    Column("status_at", UTCDateTime),  # occurred_at of the event that set the status
+)
+
+# The words each ticket is found by (jieba), so text search is an indexed lookup on both
+# SQLite and PostgreSQL: a ticket matches when it has every word of the query.
+ticket_terms = Table(
+    "ticket_terms",
+    metadata,
+    Column("term", String(32), primary_key=True),
+    Column("ticket_pk", Integer, primary_key=True),
 )
 
 # Read model of the dispatch catalog, fed by catalog.matter_published events.
@@ -36,4 +58,28 @@ matters = Table(
     Column("default_urgency", String(20), nullable=False),
     Column("anonymous_allowed", Boolean, nullable=False),
     Column("active", Boolean, nullable=False),
+)
+
+# Intake's policy settings (sensitive keywords, duplicate window, attachment limits),
+# one row per version, in force from its effective date.
+policy_versions = Table(
+    "policy_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("effective_from", UTCDateTime, nullable=False, unique=True),
+    Column("settings", JSON, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# Art 28, 29: every read of a requester's full name and phone, by whom and when.
+requester_reads = Table(
+    "requester_reads",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ticket_id", String(32), nullable=False),
+    Column("reader", String(64), nullable=False),
+    Column("reader_role", String(20), nullable=False),
+    Column("read_at", UTCDateTime, nullable=False),
+    Column("purpose", String(64), nullable=False),
 )

@@ -100,6 +100,15 @@ class TicketAnswered(Event):
     answer: str
     knowledge_entry_ids: list[str] = []
     answered_by: str
+    # No ticket.registered precedes an answer on the spot, so the ticket's own facts travel
+    # here, for statistics and hotspot monitoring (Art 27).
+    channel: Channel | None = None
+    type: TicketType | None = None
+    urgency: Urgency | None = None
+    matter_code: str | None = None
+    district: str | None = None
+    registered_at: AwareDatetime | None = None
+    flagged: bool = False
 
 
 @event

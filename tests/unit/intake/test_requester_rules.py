@@ -17,15 +17,24 @@ from tests.conftest import at
     [
         ("13812345678", "13812345678"),
         ("+86 138 1234 5678", "13812345678"),
+        ("138-1234-5678", "13812345678"),
         ("022-23456789", "022-23456789"),
-        ("02223456789", "02223456789"),
+        ("02223456789", "022-23456789"),
+        ("(022) 2345 6789", "022-23456789"),
+        ("+86 22 2345 6789", "022-23456789"),
+        ("0311-87654321", "0311-87654321"),
+        ("031187654321", "0311-87654321"),
+        ("010-6512345", "010-6512345"),
     ],
 )
 def test_valid_phone_numbers_are_normalised(raw: str, expected: str) -> None:
     assert normalise_phone(raw) == expected
 
 
-@pytest.mark.parametrize("raw", ["12812345678", "1381234567", "138123456789", "abc", "110"])
+@pytest.mark.parametrize(
+    "raw",
+    ["12812345678", "1381234567", "138123456789", "abc", "110", "022-123456", "0221234567890"],
+)
 def test_invalid_phone_numbers_are_refused(raw: str) -> None:
     with pytest.raises(ValueError):
         normalise_phone(raw)

@@ -1,0 +1,86 @@
+"""Intake's event consumers: a read model of the dispatch catalog's matters, and each
+ticket's status and reply as dispatch and evaluation move it along (for the citizen's
+lookup and the operators' lists)."""
+
+from __future__ import annotations
+
+from sqlalchemy import or_, update
+
+from services.intake.domain import STATUS_AFTER_EVENT, Status
+from services.intake.models import matters, tickets
+from shared.db import UnitOfWork, insert_ignoring_duplicates
+from shared.events import (
+    DeterminationMade,
+    Envelope,
+    MatterPublished,
+    RehandlingStarted,
+    ReturnApproved,
+    ReturnRejected,
+    ReturnRequested,
+    RevisitRecorded,
+    TicketAccepted,
+    TicketCompleted,
+    TicketDispatched,
+    TicketPendingDetermination,
+    parse_payload,
+)
+from shared.service import EventHandler, ServiceContext
+
+
+async def on_matter_published(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
+    event = parse_payload(envelope)
+    assert isinstance(event, MatterPublished)
+    values = {
+        "name": event.name,
+        "default_urgency": event.default_urgency,
+        "anonymous_allowed": event.anonymous_allowed,
+        "active": event.active,
+    }
+    stmt = insert_ignoring_duplicates(uow.conn, matters).values(code=event.code, **values)
+    result = await uow.conn.execute(stmt)
+    if result.rowcount == 0:
+        await uow.conn.execute(matters.update().where(matters.c.code == event.code).values(values))
+
+
+async def on_ticket_progress(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
+    """A ticket event from dispatch or evaluation sets the status it names. Events of one
+    ticket arrive in order on their topic; the ``status_at`` guard keeps an older fact
+    (a late one from another topic, or the same fact re-sent) from undoing a newer one."""
+    event = parse_payload(envelope)
+    ticket_id = getattr(event, "ticket_id", None) or envelope.ticket_id
+    values: dict[str, object] = {
+        "status": STATUS_AFTER_EVENT[envelope.type],
+        "status_at": envelope.occurred_at,
+    }
+    if isinstance(event, TicketCompleted):
+        values["reply"] = event.reply.model_dump(mode="json")
+        values["completed_at"] = event.completed_at
+    await uow.conn.execute(
+        update(tickets)
+        .where(
+            tickets.c.ticket_id == ticket_id,
+            tickets.c.status != Status.ANSWERED,  # closed on the spot: nothing follows
+            or_(tickets.c.status_at.is_(None), tickets.c.status_at <= envelope.occurred_at),
+        )
+        .values(values)
+    )
+
+
+_PROGRESS_EVENTS = (
+    TicketDispatched,
+    TicketPendingDetermination,
+    DeterminationMade,
+    TicketAccepted,
+    ReturnRequested,
+    ReturnApproved,
+    ReturnRejected,
+    TicketCompleted,
+    RehandlingStarted,
+    RevisitRecorded,
+)
+assert {e.TYPE for e in _PROGRESS_EVENTS} == set(STATUS_AFTER_EVENT)
+
+EVENT_HANDLERS: dict[str, EventHandler] = {
+    MatterPublished.TYPE: on_matter_published,
+    **{e.TYPE: on_ticket_progress for e in _PROGRESS_EVENTS},
+}

@@ -1,0 +1,214 @@
+"""Queries: one ticket (full requester data, audited), the operators' list with filters and
+Chinese text search, the citizen's lookup, the matters, and the audit log itself."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import ColumnElement, case, func, insert, select
+
+from services.intake.domain import (
+    DISTRICTS,
+    STATUS_LABELS,
+    Status,
+    mask_name,
+    mask_phone,
+    query_terms,
+    same_phone,
+)
+from services.intake.models import matters, requester_reads, ticket_terms, tickets
+from services.intake.schemas import (
+    AnswerPublic,
+    MatterPublic,
+    RequesterReadPublic,
+    RequesterReadsPublic,
+    TicketFilter,
+    TicketPublic,
+    TicketsPublic,
+    TicketStatusPublic,
+)
+from shared.auth import Caller, Role
+from shared.errors import InvalidInput, NotFound
+from shared.events import Reply
+from shared.service import ServiceContext
+
+# Art 28: full requester data only where the role needs it; every such read is logged.
+FULL_REQUESTER_ROLES = frozenset({Role.OPERATOR, Role.AGENCY, Role.ADMIN})
+# One answer for an unknown number and a wrong phone: the lookup reveals nothing.
+NOT_YOURS = "no ticket {ticket_id} filed with that phone number"
+_URGENCY_ORDER = case(
+    (tickets.c.urgency == "life_safety", 0), (tickets.c.urgency == "livelihood", 1), else_=2
+)
+
+
+def to_public(row: Mapping[Any, Any], *, full: bool) -> TicketPublic:
+    answer = None
+    if row.get("answer") is not None:
+        answer = AnswerPublic(
+            text=row["answer"],
+            knowledge_entry_ids=row["knowledge_entry_ids"] or [],
+            answered_at=row["answered_at"],
+            answered_by=row["answered_by"],
+        )
+    return TicketPublic(
+        ticket_id=row["ticket_id"],
+        status=row["status"],
+        channel=row["channel"],
+        type=row["type"],
+        urgency=row["urgency"],
+        matter_code=row["matter_code"],
+        district=row["district"],
+        district_name=DISTRICTS[row["district"]],
+        address=row["address"],
+        content=row["content"],
+        requester_name=row["requester_name"] if full else mask_name(row["requester_name"]),
+        requester_phone=row["requester_phone"] if full else mask_phone(row["requester_phone"]),
+        anonymous=row["anonymous"],
+        flagged=row["flagged"],
+        flagged_keywords=row.get("flagged_keywords") or [],
+        registered_at=row["registered_at"],
+        attachments=row.get("attachments") or [],
+        answer=answer,
+        call_rating=row.get("call_rating"),
+        reply=row.get("reply"),
+        completed_at=row.get("completed_at"),
+    )
+
+
+async def get_ticket(ctx: ServiceContext, caller: Caller, ticket_id: str) -> TicketPublic:
+    """One ticket. A role that needs the requester's name and phone sees them in full, and
+    the read is written to the audit log in the same transaction (Art 28, 29)."""
+    full = caller.role in FULL_REQUESTER_ROLES
+    async with ctx.db.unit_of_work() as uow:
+        row = (
+            await uow.conn.execute(select(tickets).where(tickets.c.ticket_id == ticket_id))
+        ).first()
+        if row is None:
+            raise NotFound(f"no ticket {ticket_id}")
+        if full and (row.requester_name or row.requester_phone):
+            await uow.conn.execute(
+                insert(requester_reads).values(
+                    ticket_id=ticket_id,
+                    reader=caller.sub,
+                    reader_role=caller.role.value,
+                    read_at=ctx.clock.now(),
+                    purpose="ticket detail",
+                )
+            )
+    return to_public(row._mapping, full=full)
+
+
+def _conditions(f: TicketFilter) -> list[ColumnElement[bool]]:
+    conds: list[ColumnElement[bool]] = [tickets.c.ticket_id.is_not(None)]
+    for name in ("status", "channel", "type", "urgency", "district", "matter_code", "flagged"):
+        value = getattr(f, name)
+        if value is not None:
+            conds.append(tickets.c[name] == value)
+    if f.registered_from is not None:
+        conds.append(tickets.c.registered_at >= f.registered_from)
+    if f.registered_to is not None:
+        conds.append(tickets.c.registered_at < f.registered_to)
+    if f.q is not None:
+        terms = query_terms(f.q)
+        if not terms:
+            raise InvalidInput("q", "no searchable words (only punctuation or words like 的, 了)")
+        # every word of the query among the ticket's words: an indexed lookup per word
+        matching = (
+            select(ticket_terms.c.ticket_pk)
+            .where(ticket_terms.c.term.in_(sorted(terms)))
+            .group_by(ticket_terms.c.ticket_pk)
+            .having(func.count() == len(terms))
+        )
+        conds.append(tickets.c.id.in_(matching))
+    return conds
+
+
+async def list_tickets(ctx: ServiceContext, caller: Caller, f: TicketFilter) -> TicketsPublic:
+    """Operators' list: requester data always masked (Art 28); flagged tickets first
+    (Art 27), then the chosen order."""
+    conds = _conditions(f)
+    order: list[Any] = [tickets.c.flagged.desc()]
+    if f.sort == "registered_at":
+        order += [tickets.c.registered_at.asc(), tickets.c.id.asc()]
+    elif f.sort == "urgency":
+        order += [_URGENCY_ORDER, tickets.c.registered_at.desc(), tickets.c.id.desc()]
+    else:
+        order += [tickets.c.registered_at.desc(), tickets.c.id.desc()]
+    async with ctx.db.engine.connect() as conn:
+        count = await conn.scalar(select(func.count()).select_from(tickets).where(*conds))
+        rows = (
+            await conn.execute(
+                select(tickets).where(*conds).order_by(*order).limit(f.limit).offset(f.offset)
+            )
+        ).all()
+    return TicketsPublic(data=[to_public(r._mapping, full=False) for r in rows], count=count or 0)
+
+
+async def lookup_ticket(
+    ctx: ServiceContext, caller: Caller, ticket_id: str, phone: str
+) -> TicketStatusPublic:
+    """A citizen's own ticket, by number and the phone it was filed with: status and the
+    reply, nothing about anyone else. A wrong phone reads exactly like an unknown number."""
+    async with ctx.db.engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(tickets, matters.c.name.label("matter_name"))
+                .select_from(tickets.outerjoin(matters, matters.c.code == tickets.c.matter_code))
+                .where(tickets.c.ticket_id == ticket_id)
+            )
+        ).first()
+    if row is None or not same_phone(row.requester_phone, phone):
+        raise NotFound(NOT_YOURS.format(ticket_id=ticket_id))
+    status = Status(row.status)
+    return TicketStatusPublic(
+        ticket_id=row.ticket_id,
+        status=status,
+        status_label=STATUS_LABELS[status],
+        type=row.type,
+        channel=row.channel,
+        matter_code=row.matter_code,
+        matter_name=row.matter_name,
+        district_name=DISTRICTS[row.district],
+        registered_at=row.registered_at,
+        status_changed_at=row.status_at or row.answered_at or row.registered_at,
+        answer=row.answer,
+        answered_at=row.answered_at,
+        reply=Reply.model_validate(row.reply) if row.reply else None,
+        completed_at=row.completed_at,
+    )
+
+
+async def list_requester_reads(
+    ctx: ServiceContext, ticket_id: str | None, limit: int, offset: int
+) -> RequesterReadsPublic:
+    conds = [requester_reads.c.ticket_id == ticket_id] if ticket_id else []
+    async with ctx.db.engine.connect() as conn:
+        count = await conn.scalar(select(func.count()).select_from(requester_reads).where(*conds))
+        rows = (
+            await conn.execute(
+                select(requester_reads)
+                .where(*conds)
+                .order_by(requester_reads.c.id.desc())
+                .limit(limit)
+                .offset(offset)
+            )
+        ).all()
+    return RequesterReadsPublic(
+        data=[RequesterReadPublic.model_validate(r._mapping) for r in rows], count=count or 0
+    )
+
+
+async def list_matters(ctx: ServiceContext) -> list[MatterPublic]:
+    async with ctx.db.engine.connect() as conn:
+        rows = (
+            await conn.execute(select(matters).where(matters.c.active).order_by(matters.c.code))
+        ).all()
+    return [MatterPublic.model_validate(r._mapping) for r in rows]
+
+
+async def catalog_readiness(ctx: ServiceContext) -> dict[str, Any]:
+    """Intake can only register tickets once it knows the catalog's matters."""
+    async with ctx.db.engine.connect() as conn:
+        known = await conn.scalar(select(func.count()).select_from(matters))
+    return {"matters_known": known or 0, "ready": bool(known)}

@@ -1,0 +1,154 @@
+"""Intake's pure rules, without I/O."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from services.intake.domain import (
+    DEFAULT_POLICY,
+    DEFAULT_POLICY_EFFECTIVE_FROM,
+    STATUS_AFTER_EVENT,
+    STATUS_LABELS,
+    IntakePolicy,
+    Status,
+    calendar_window,
+    check_answer_on_the_spot,
+    check_attachments,
+    check_call_rating,
+    check_new_policy_version,
+    mask_name,
+    policy_in_force,
+    query_terms,
+    same_phone,
+    search_terms,
+    sensitive_keywords_in,
+)
+from shared.errors import IllegalTransition, InvalidInput
+from shared.events import EVENT_TYPES
+from tests.conftest import at
+
+DEFAULT = IntakePolicy.from_settings(DEFAULT_POLICY_EFFECTIVE_FROM, DEFAULT_POLICY)
+KEYWORDS = DEFAULT.sensitive_keywords
+
+
+@pytest.mark.parametrize(
+    ("content", "found"),
+    [
+        ("我实在活不下去了", ["活不下去"]),
+        ("再不解决我就自 杀", ["自杀"]),  # spacing does not hide a keyword
+        ("他说要自，杀", ["自杀"]),  # nor punctuation
+        ("邻居扬言要砍人，还说要放火", ["砍人", "放火"]),
+        ("明天业主集体上访，准备拉横幅", ["集体上访", "拉横幅"]),
+        ("跳楼跳楼跳楼", ["跳楼"]),  # once each
+        ("小区停水三天了", []),
+        ("咨询养老保险缴费", []),
+    ],
+)
+def test_sensitive_keywords_are_found_in_the_content(content: str, found: list[str]) -> None:
+    assert sorted(sensitive_keywords_in(content, KEYWORDS)) == sorted(found)
+
+
+def test_keywords_are_matched_case_insensitively() -> None:
+    assert sensitive_keywords_in("I will KILL", {"violence": ["kill"]}) == ["kill"]
+
+
+@pytest.mark.parametrize("ticket_type", ["complaint", "help", "report", "suggestion", "praise"])
+def test_only_consultations_are_answered_on_the_spot(ticket_type: str) -> None:
+    check_answer_on_the_spot("consultation")
+    with pytest.raises(IllegalTransition) as refused:
+        check_answer_on_the_spot(ticket_type)
+    assert refused.value.rule == "Art 6"
+
+
+def test_a_call_rating_needs_a_phone_ticket_not_yet_rated() -> None:
+    check_call_rating("phone", already_rated=False)
+    for channel in ("web", "wechat_official", "wechat_mini"):
+        with pytest.raises(IllegalTransition) as refused:
+            check_call_rating(channel, already_rated=False)
+        assert refused.value.rule == "Art 14 (1)"
+    with pytest.raises(IllegalTransition):
+        check_call_rating("phone", already_rated=True)
+
+
+def test_phones_are_compared_exactly() -> None:
+    assert same_phone("13920001234", "13920001234")
+    assert not same_phone("13920001234", "13920001235")
+    assert not same_phone(None, "13920001234")
+
+
+def test_the_policy_in_force_is_the_newest_one_already_effective() -> None:
+    later = IntakePolicy.from_settings(
+        at("2026-06-01 00:00"), {**DEFAULT_POLICY, "duplicate_window": "2h"}
+    )
+    versions = [later, DEFAULT]
+    assert policy_in_force(versions, at("2026-05-31 23:59")) is DEFAULT
+    assert policy_in_force(versions, at("2026-06-01 00:00")) is later
+    assert policy_in_force(versions, at("2025-01-01 00:00")) is DEFAULT  # before any: the first
+
+
+def test_a_policy_version_is_never_retroactive() -> None:
+    now = at("2026-03-02 09:00")
+    check_new_policy_version(now, now)
+    with pytest.raises(IllegalTransition):
+        check_new_policy_version(now - timedelta(seconds=1), now)
+
+
+@pytest.mark.parametrize(
+    ("text", "window"),
+    [("24h", timedelta(hours=24)), ("30m", timedelta(minutes=30)), ("2d", timedelta(days=2))],
+)
+def test_the_duplicate_window_is_calendar_time(text: str, window: timedelta) -> None:
+    assert calendar_window(text) == window
+
+
+def test_working_days_make_no_duplicate_window() -> None:
+    with pytest.raises(ValueError):
+        calendar_window("1wd")
+
+
+def test_attachment_limits() -> None:
+    check_attachments(["https://a.cn/x"] * 9, DEFAULT)
+    with pytest.raises(InvalidInput) as refused:
+        check_attachments(["https://a.cn/x"] * 10, DEFAULT)
+    assert refused.value.errors[0]["field"] == "attachments"
+    with pytest.raises(InvalidInput) as refused:
+        check_attachments(["https://a.cn/x", "https://a.cn/" + "x" * 2048], DEFAULT)
+    assert refused.value.errors[0]["field"] == "attachments.1.url"
+
+
+def test_search_terms_drop_punctuation_and_common_words() -> None:
+    terms = search_terms("从早上八点开始停水，家里有老人！请尽快恢复供水。")
+    assert {"停水", "老人", "恢复", "供水"} <= terms
+    assert not {"，", "！", "。", "的", "有", "请"} & terms
+
+
+@pytest.mark.parametrize(
+    ("content", "query"),
+    [
+        ("小区停车难，晚上车位全满", "停车难"),
+        ("小区停车难，晚上车位全满", "停车"),
+        ("楼道里有很重的煤气味", "煤气味"),
+        ("中华人民共和国劳动合同法", "劳动合同"),
+        ("WiFi信号不好", "wifi"),
+    ],
+)
+def test_a_query_found_in_a_content_has_all_its_terms_there(content: str, query: str) -> None:
+    assert query_terms(query) <= search_terms(content)
+
+
+def test_a_query_needs_every_one_of_its_words() -> None:
+    assert query_terms("物业 停水") == {"物业", "停水"}
+    assert query_terms("的了，。") == set()
+
+
+def test_every_progress_event_is_a_known_event_with_a_label() -> None:
+    assert set(STATUS_AFTER_EVENT) <= set(EVENT_TYPES)
+    assert set(STATUS_LABELS) == set(Status)
+
+
+def test_name_masking() -> None:
+    assert mask_name("刘芳") == "刘*"
+    assert mask_name("欧阳娜娜") == "欧***"
+    assert mask_name(None) is None

@@ -1,0 +1,63 @@
+"""intake_0002 on a database that already holds tickets from intake_0001: the old tickets
+keep working, become searchable, and the default policy is in place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import insert, select
+from sqlalchemy.engine import Connection
+
+from services.intake.domain import DEFAULT_POLICY
+from services.intake.models import policy_versions, ticket_terms, tickets
+from shared.db import Database
+from tests.conftest import ROOT, at
+
+MIGRATIONS = ROOT / "services" / "intake" / "migrations"
+
+
+def _upgrade_to(revision: str) -> object:
+    def run(sync_conn: Connection) -> None:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        cfg.attributes["connection"] = sync_conn
+        command.upgrade(cfg, revision)
+
+    return run
+
+
+async def test_tickets_from_before_0002_survive_and_become_searchable(tmp_path: Path) -> None:
+    db = Database("intake", f"sqlite+aiosqlite:///{tmp_path}/old.db")
+    try:
+        async with db.engine.begin() as conn:
+            await conn.run_sync(_upgrade_to("intake_0001"))
+            await conn.execute(
+                insert(tickets).values(
+                    ticket_id="TJ20260115000001",
+                    channel="phone",
+                    type="complaint",
+                    urgency="livelihood",
+                    matter_code="HEAT-001",
+                    district="120101",
+                    content="家中暖气不热，卧室温度仅14℃",
+                    requester_name="王强",
+                    requester_phone="13812345678",
+                    anonymous=False,
+                    flagged=False,
+                    status="registered",
+                    registered_at=at("2026-01-15 09:12"),
+                    registered_by="operator",
+                )
+            )
+        await db.migrate(MIGRATIONS)
+        async with db.engine.connect() as conn:
+            terms = set((await conn.scalars(select(ticket_terms.c.term))).all())
+            row = (await conn.execute(select(tickets))).one()
+            policy = (await conn.execute(select(policy_versions))).one()
+        assert {"暖气", "卧室", "温度"} <= terms
+        assert row.ticket_id == "TJ20260115000001" and row.status_at is None
+        assert policy.settings == DEFAULT_POLICY
+    finally:
+        await db.dispose()

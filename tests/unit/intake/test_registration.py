@@ -1,0 +1,216 @@
+"""Registration from every channel (Art 5), attachments as references, answering on the
+spot (Art 6), flagging sensitive content (Art 27) and duplicate hints."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.events import Channel
+from tests.unit.intake.conftest import Intake, consultation, ticket
+
+
+@pytest.mark.parametrize("channel", ["phone", "web", "wechat_official", "wechat_mini"])
+async def test_every_channel_registers_a_ticket_and_emits_ticket_registered(
+    intake: Intake, channel: Channel
+) -> None:
+    body = await intake.register(ticket(channel=channel), who="citizen_web")
+    assert body["channel"] == channel
+    assert body["status"] == "registered"
+    assert body["urgency"] == "livelihood"  # the matter's default class
+    [registered] = await intake.emitted("ticket.registered")
+    assert registered.ticket_id == body["ticket_id"]
+    assert registered.payload["channel"] == channel
+    assert registered.payload["flagged"] is False
+    assert "requester_phone" not in registered.payload  # requester data stays in intake
+
+
+async def test_a_channel_not_in_art_5_is_refused(intake: Intake) -> None:
+    r = await intake.call("operator", "POST", "/tickets", json=ticket(channel="fax"))
+    assert r.status_code == 422
+    assert [e["field"] for e in r.json()["errors"]] == ["channel"]
+
+
+async def test_attachments_are_kept_as_references(intake: Intake) -> None:
+    photos = [
+        {"url": "https://files.example.cn/a/1.jpg", "name": "1.jpg", "content_type": "image/jpeg"},
+        {"url": "http://files.example.cn/a/2.jpg"},
+    ]
+    body = await intake.register(ticket(attachments=photos))
+    assert [a["url"] for a in body["attachments"]] == [p["url"] for p in photos]
+    detail = await intake.call("operator", "GET", f"/tickets/{body['ticket_id']}")
+    assert detail.json()["attachments"][0]["name"] == "1.jpg"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://files.example.cn/a.jpg",
+        "file:///etc/passwd",
+        "javascript:alert(1)",
+        "data:image/png;base64,AAAA",
+        "https://",
+        "files.example.cn/a.jpg",
+        "https://files.example.cn/a b.jpg",
+    ],
+)
+async def test_only_http_and_https_references_are_accepted(intake: Intake, url: str) -> None:
+    r = await intake.call(
+        "operator",
+        "POST",
+        "/tickets",
+        json=ticket(attachments=[{"url": "https://ok.cn/1"}, {"url": url}]),
+    )
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["field"] == "attachments.1.url"
+    assert await intake.emitted() == []
+
+
+async def test_attachment_count_and_url_length_follow_the_policy(intake: Intake) -> None:
+    # default policy: at most 9 attachments, URLs of at most 2048 characters
+    too_many = [{"url": f"https://files.example.cn/{i}.jpg"} for i in range(10)]
+    r = await intake.call("operator", "POST", "/tickets", json=ticket(attachments=too_many))
+    assert r.status_code == 422
+    assert r.json()["errors"] == [
+        {"field": "attachments", "reason": "at most 9 attachments per ticket"}
+    ]
+    long_url = "https://files.example.cn/" + "a" * 2100
+    r = await intake.call(
+        "operator", "POST", "/tickets", json=ticket(attachments=[{"url": long_url}])
+    )
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "attachments.0.url"
+    await intake.register(ticket(attachments=too_many[:9]))
+
+
+# ---- answer on the spot (Art 6) -------------------------------------------------------
+
+
+async def test_a_consultation_answered_on_the_spot_emits_only_ticket_answered(
+    intake: Intake,
+) -> None:
+    answer = {"text": "可在天津人社APP办理灵活就业参保登记", "knowledge_entry_ids": ["KB-0001"]}
+    body = await intake.register(consultation(answer=answer))
+    assert body["status"] == "answered"
+    assert body["answer"]["text"] == answer["text"]
+    assert body["answer"]["knowledge_entry_ids"] == ["KB-0001"]
+    assert body["answer"]["answered_by"] == "operator"
+    events = await intake.emitted()
+    # no ticket.registered: dispatch never sees it and no dispatch clock starts
+    assert [e.type for e in events] == ["ticket.answered"]
+    assert events[0].ticket_id == body["ticket_id"]
+    assert events[0].payload["knowledge_entry_ids"] == ["KB-0001"]
+    assert events[0].payload["answered_by"] == "operator"
+
+
+@pytest.mark.parametrize("ticket_type", ["complaint", "help", "report", "suggestion", "praise"])
+async def test_only_a_consultation_can_be_answered_on_the_spot(
+    intake: Intake, ticket_type: str
+) -> None:
+    before = (await intake.tickets())["count"]
+    r = await intake.call(
+        "operator",
+        "POST",
+        "/tickets",
+        json=ticket(type=ticket_type, answer={"text": "已答复"}),
+    )
+    assert r.status_code == 409, r.text
+    assert r.json()["rule"] == "Art 6"
+    assert (await intake.tickets())["count"] == before
+    assert await intake.emitted() == []
+
+
+async def test_only_an_operator_answers_on_the_spot(intake: Intake) -> None:
+    r = await intake.call(
+        "citizen_web", "POST", "/tickets", json=consultation(answer={"text": "自己答复"})
+    )
+    assert r.status_code == 403
+    assert await intake.emitted() == []
+
+
+async def test_an_answer_needs_its_text(intake: Intake) -> None:
+    r = await intake.call("operator", "POST", "/tickets", json=consultation(answer={"text": ""}))
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "answer.text"
+
+
+# ---- sensitive content (Art 27) -------------------------------------------------------
+
+
+async def test_sensitive_content_is_flagged_at_registration(intake: Intake) -> None:
+    body = await intake.register(
+        ticket(type="complaint", content="物业一直不管，再不解决我就跳 楼，活不下去了")
+    )
+    assert body["flagged"] is True
+    assert body["flagged_keywords"] == ["活不下去", "跳楼"]
+    events = await intake.emitted()
+    assert [e.type for e in events] == ["ticket.registered", "ticket.flagged"]
+    assert events[0].payload["flagged"] is True
+    assert events[1].payload["keywords"] == ["活不下去", "跳楼"]
+    assert events[1].payload["district"] == "120103"
+    assert events[1].payload["matter_code"] == "WATER-001"
+
+
+async def test_ordinary_content_is_not_flagged(intake: Intake) -> None:
+    body = await intake.register(ticket())
+    assert body["flagged"] is False
+    assert [e.type for e in await intake.emitted()] == ["ticket.registered"]
+
+
+async def test_a_flagged_consultation_answered_on_the_spot_is_still_reported(
+    intake: Intake,
+) -> None:
+    await intake.register(
+        consultation(
+            content="想咨询一下，家人说要轻生，可以找哪里求助", answer={"text": "已转心理援助热线"}
+        )
+    )
+    assert [e.type for e in await intake.emitted()] == ["ticket.answered", "ticket.flagged"]
+
+
+# ---- duplicate hints ------------------------------------------------------------------
+
+
+async def test_the_same_phone_and_matter_within_the_window_is_a_likely_duplicate(
+    intake: Intake,
+) -> None:
+    first = await intake.register(ticket())
+    intake.advance(hours=3)
+    second = await intake.register(ticket(requester={"name": "刘芳", "phone": "+86 139 2000 1234"}))
+    assert [d["ticket_id"] for d in second["likely_duplicates"]] == [first["ticket_id"]]
+    assert second["likely_duplicates"][0]["content"] == ticket()["content"]
+    other_matter = await intake.register(ticket(matter_code="HOUSE-002"))
+    assert other_matter["likely_duplicates"] == []
+    other_phone = await intake.register(ticket(requester={"name": "王五", "phone": "13800000000"}))
+    assert other_phone["likely_duplicates"] == []
+
+
+async def test_a_ticket_outside_the_window_is_not_a_duplicate(intake: Intake) -> None:
+    first = await intake.register(ticket())
+    intake.advance(hours=23, minutes=59)
+    near = await intake.register(ticket())
+    assert [d["ticket_id"] for d in near["likely_duplicates"]] == [first["ticket_id"]]
+    intake.advance(minutes=2)  # first is now 24 h 1 min old; near is 2 min old
+    later = await intake.register(ticket())
+    assert [d["ticket_id"] for d in later["likely_duplicates"]] == [near["ticket_id"]]
+
+
+async def test_a_channel_client_is_not_told_about_other_tickets_of_a_phone(
+    intake: Intake,
+) -> None:
+    await intake.register(ticket())
+    again = await intake.register(ticket(channel="web"), who="citizen_web")
+    assert again["likely_duplicates"] == []
+    assert again["requester_phone"] == "139****1234"
+
+
+async def test_flagged_duplicates_are_hinted_first(intake: Intake) -> None:
+    flagged = await intake.register(ticket(content="停水一周没人管，再不来人我就跳楼"))
+    intake.advance(minutes=10)
+    plain = await intake.register(ticket())
+    intake.advance(minutes=10)
+    third = await intake.register(ticket())
+    assert [d["ticket_id"] for d in third["likely_duplicates"]] == [
+        flagged["ticket_id"],
+        plain["ticket_id"],
+    ]
+    assert third["likely_duplicates"][0]["flagged"] is True
