@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PYTEST := $(PY) -m pytest
 
 .PHONY: run test test-unit test-integration infra-up infra-down lint run-distributed \
-        bench-intake bench-sla clean
+        bench-intake bench-sla bench-knowledge clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,10 @@ lint: $(STAMP)
 
 bench-intake: $(STAMP)
 	$(PY) bench/intake_embedded.py
+
+## make bench-knowledge: search latency over 100,000 entries on PostgreSQL (JSON)
+bench-knowledge: $(STAMP)
+	$(PY) bench/knowledge_search.py
 
 ## make bench-sla: 1,000,000 open clocks, 10,000 due in one second (PostgreSQL + Kafka)
 bench-sla: $(STAMP)

@@ -83,9 +83,12 @@ class Harness:
         headers = sign_headers(self.settings.service_secret, CALLERS[who], method, path)
         transport = httpx.ASGITransport(app=self.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://dispatch") as client:
-            return await client.request(
+            response = await client.request(
                 method, path, json=json, headers=headers, params=params or None
             )
+        if method != "GET":
+            await self.settle()  # what the call emitted is on the bus before the test looks
+        return response
 
     async def get(self, who: str, path: str, **params: Any) -> httpx.Response:
         return await self.call(who, "GET", path, **params)

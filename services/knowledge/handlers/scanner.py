@@ -1,0 +1,198 @@
+"""Due times, acted on by the shared clock: expiry reminders and automatic withdrawal at
+the end of validity (Art 19), overdue update requests (Art 17).
+
+Every due time lives in the database. Each action changes the row and writes its event in
+one transaction, and a changed row no longer matches its query, so each event goes out
+once; two instances skip each other's locked rows (``FOR UPDATE SKIP LOCKED``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, func, select, update
+
+from services.knowledge.domain import EntryStatus, RequestStatus
+from services.knowledge.handlers.common import PRODUCER, record_version, state
+from services.knowledge.models import entries, update_requests
+from shared.events import KnowledgeExpired, KnowledgeExpiring, KnowledgeRequestOverdue
+from shared.service import ServiceContext
+
+log = logging.getLogger("hotline.knowledge")
+SCAN_BATCH = 500
+SYSTEM = "system"
+# Other instances' new due times are seen within this many seconds even without a wake-up.
+IDLE_POLL_SECONDS = 0.5
+
+_PUBLISHED = entries.c.status == EntryStatus.PUBLISHED.value
+_OPEN_REQUEST = (
+    update_requests.c.status == RequestStatus.OPEN.value,
+    update_requests.c.overdue_at.is_(None),
+)
+
+
+def _locked(ctx: ServiceContext, stmt: Select[Any]) -> Select[Any]:
+    return stmt.with_for_update(skip_locked=True) if ctx.db.is_postgres else stmt
+
+
+async def expire_entries(ctx: ServiceContext) -> int:
+    """Art 19: at ``valid_until`` a published entry is withdrawn automatically."""
+    now = ctx.clock.now()
+    due = (
+        select(entries)
+        .where(_PUBLISHED, entries.c.valid_until <= now)
+        .order_by(entries.c.valid_until)
+        .limit(SCAN_BATCH)
+    )
+    async with ctx.db.unit_of_work() as uow:
+        rows = (await uow.conn.execute(_locked(ctx, due))).all()
+        for row in rows:
+            old = dict(row._mapping)
+            after = {
+                "status": EntryStatus.EXPIRED.value,
+                "expired_at": now,
+                "remind_at": None,
+                "version": old["version"] + 1,
+                "updated_at": now,
+                "updated_by": SYSTEM,
+            }
+            await uow.conn.execute(
+                update(entries).where(entries.c.entry_id == old["entry_id"]).values(after)
+            )
+            await record_version(
+                uow.conn,
+                entry_id=old["entry_id"],
+                version=after["version"],
+                change="expired",
+                at=now,
+                by=SYSTEM,
+                before=old,
+                after=after,
+                note="validity ended (Art 19)",
+            )
+            uow.emit(
+                KnowledgeExpired(
+                    entry_id=old["entry_id"],
+                    unit_id=old["unit_id"],
+                    title=old["title"],
+                    valid_until=old["valid_until"],
+                    expired_at=now,
+                ).envelope(producer=PRODUCER, occurred_at=now)
+            )
+    return len(rows)
+
+
+async def send_reminders(ctx: ServiceContext) -> int:
+    """Art 19: remind the owner before validity ends, once per validity period."""
+    now = ctx.clock.now()
+    e = entries.c
+    due = (
+        select(e.entry_id, e.unit_id, e.title, e.valid_until)
+        .where(_PUBLISHED, e.remind_at.is_not(None), e.remind_at <= now, e.valid_until > now)
+        .order_by(e.remind_at)
+        .limit(SCAN_BATCH)
+    )
+    async with ctx.db.unit_of_work() as uow:
+        rows = (await uow.conn.execute(_locked(ctx, due))).all()
+        if not rows:
+            return 0
+        await uow.conn.execute(
+            update(entries)
+            .where(e.entry_id.in_([r.entry_id for r in rows]))
+            .values(remind_at=None, reminded_at=now)
+        )
+        uow.emit(
+            *(
+                KnowledgeExpiring(
+                    entry_id=r.entry_id,
+                    unit_id=r.unit_id,
+                    title=r.title,
+                    valid_until=r.valid_until,
+                    reminded_at=now,
+                ).envelope(producer=PRODUCER, occurred_at=now)
+                for r in rows
+            )
+        )
+    return len(rows)
+
+
+async def report_overdue_requests(ctx: ServiceContext) -> int:
+    """Art 17: an update request not answered by its due time is reported, once."""
+    now = ctx.clock.now()
+    r = update_requests.c
+    due = select(update_requests).where(*_OPEN_REQUEST, r.due_at <= now)
+    due = due.order_by(r.due_at).limit(SCAN_BATCH)
+    async with ctx.db.unit_of_work() as uow:
+        rows = (await uow.conn.execute(_locked(ctx, due))).all()
+        if not rows:
+            return 0
+        await uow.conn.execute(
+            update(update_requests)
+            .where(r.request_id.in_([x.request_id for x in rows]))
+            .values(overdue_at=now)
+        )
+        uow.emit(
+            *(
+                KnowledgeRequestOverdue(
+                    request_id=x.request_id,
+                    unit_id=x.unit_id,
+                    entry_id=x.entry_id,
+                    action=x.action,
+                    emergency=x.emergency,
+                    due_at=x.due_at,
+                    detected_at=now,
+                ).envelope(producer=PRODUCER, occurred_at=now)
+                for x in rows
+            )
+        )
+    return len(rows)
+
+
+async def next_due(ctx: ServiceContext) -> datetime | None:
+    e, r = entries.c, update_requests.c
+    async with ctx.db.engine.connect() as conn:
+        times = [
+            await conn.scalar(
+                select(func.min(e.remind_at)).where(_PUBLISHED, e.remind_at.is_not(None))
+            ),
+            await conn.scalar(select(func.min(e.valid_until)).where(_PUBLISHED)),
+            await conn.scalar(select(func.min(r.due_at)).where(*_OPEN_REQUEST)),
+        ]
+    present = [t for t in times if t is not None]
+    return min(present) if present else None
+
+
+async def act_on_due(ctx: ServiceContext) -> int:
+    """One pass: expiry first, so an entry past its end is expired, not reminded."""
+    return (
+        await expire_entries(ctx) + await send_reminders(ctx) + await report_overdue_requests(ctx)
+    )
+
+
+async def due_scanner(ctx: ServiceContext) -> None:
+    """Sleeps until the next due time (or a new one, or a moved test clock), then acts."""
+    knowledge = state(ctx)
+    while True:
+        try:
+            if await act_on_due(ctx) >= SCAN_BATCH:
+                continue
+            upcoming = await next_due(ctx)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("knowledge due-time scan failed; retrying")
+            await asyncio.sleep(1.0)
+            continue
+        knowledge.wake.clear()
+        waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(knowledge.wake.wait())]
+        if upcoming is not None:
+            waits.append(asyncio.ensure_future(ctx.clock.sleep_until(upcoming)))
+        try:
+            await asyncio.wait(
+                waits, timeout=IDLE_POLL_SECONDS, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for waiter in waits:
+                waiter.cancel()
