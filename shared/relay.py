@@ -110,18 +110,28 @@ class OutboxRelay:
     def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name=f"relay:{self.db.service}")
 
-    async def stop(self) -> None:
+    async def stop(self, grace_seconds: float = 5.0) -> None:
         """Let a batch in flight finish (so it is not sent again after a restart), then
-        stop: the lock is held while the loop is cancelled, so no new batch starts."""
+        stop: the lock is held while the loop is cancelled, so no new batch starts. A batch
+        stuck longer than ``grace_seconds`` (a consumer retrying a failing handler in
+        embedded mode) is cancelled anyway; its rows stay unpublished and go out later."""
         task, self._task = self._task, None
         if task is None:
             return
-        async with self._idle:
+        try:
+            await asyncio.wait_for(self._idle.acquire(), grace_seconds)
+            acquired = True
+        except TimeoutError:
+            acquired = False
+        try:
             task.cancel()
             try:
                 await task
             except (asyncio.CancelledError, Exception):
                 pass
+        finally:
+            if acquired:
+                self._idle.release()
 
     async def drain(self) -> None:
         """Publish everything pending now (used at shutdown and in tests)."""

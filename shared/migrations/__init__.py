@@ -43,3 +43,9 @@ def create_outbox_and_inbox() -> None:
         sa.Column("event_id", sa.String(36), primary_key=True),
         sa.Column("processed_at", UTCDateTime, nullable=False),
     )
+
+
+def create_outbox_key_index() -> None:
+    """The outbox doubles as each service's log of what it said about a ticket (the
+    gateway's timeline reads it by key)."""
+    op.create_index("ix_outbox_key", "outbox", ["key", "id"])

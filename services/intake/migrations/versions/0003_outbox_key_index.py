@@ -1,0 +1,19 @@
+"""intake: index the outbox by key, for ticket timelines
+
+Revision ID: intake_0003
+"""
+
+from alembic import op
+
+from shared.migrations import create_outbox_key_index
+
+revision = "intake_0003"
+down_revision = "intake_0002"
+
+
+def upgrade() -> None:
+    create_outbox_key_index()
+
+
+def downgrade() -> None:
+    op.drop_index("ix_outbox_key", table_name="outbox")
