@@ -165,7 +165,14 @@ class Database:
             uow = UnitOfWork(conn)
             yield uow
             if uow.events:
-                await conn.execute(insert(self.outbox), [_outbox_row(e) for e in uow.events])
+                rows = [_outbox_row(e) for e in uow.events]
+                if self.is_postgres and len(rows) > 1:
+                    # one statement for many events (the SLA scanner writes thousands)
+                    await conn.execute(
+                        _INSERT_OUTBOX_PG, {k: [r[k] for r in rows] for k in _OUTBOX_COLUMNS}
+                    )
+                else:
+                    await conn.execute(insert(self.outbox), rows)
         if uow.events:
             self.events_written.set()
         for callback in uow.after_commit:
@@ -194,6 +201,15 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+_OUTBOX_COLUMNS = ("event_id", "topic", "key", "payload", "created_at", "attempts")
+_INSERT_OUTBOX_PG = text(
+    "INSERT INTO outbox (event_id, topic, key, payload, created_at, attempts) "
+    "SELECT * FROM unnest(CAST(:event_id AS varchar[]), CAST(:topic AS varchar[]), "
+    "CAST(:key AS varchar[]), CAST(:payload AS text[]), CAST(:created_at AS timestamptz[]), "
+    "CAST(:attempts AS integer[]))"
+)
 
 
 def _outbox_row(envelope: Envelope) -> dict[str, Any]:

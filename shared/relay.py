@@ -125,10 +125,13 @@ class OutboxRelay:
             acquired = False
         try:
             task.cancel()
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):
-                pass
+            # a cancelled batch rolls back its transaction; never let that hold up a stop
+            done, _ = await asyncio.wait({task}, timeout=grace_seconds)
+            if not done:
+                log.warning(
+                    "outbox relay did not stop in time; leaving it",
+                    extra={"service": self.db.service},
+                )
         finally:
             if acquired:
                 self._idle.release()

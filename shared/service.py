@@ -202,7 +202,8 @@ def create_service_app(
         finally:
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            if tasks:
+                await asyncio.wait(tasks, timeout=5.0)
             await relay.stop()
             if owns_bus:
                 await the_bus.stop()

@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
     seed_demo: bool = True
-    relay_batch_size: int = 500
+    relay_batch_size: int = 2000
     relay_poll_seconds: float = 0.5
     intake_url: str = "http://127.0.0.1:8001"
     dispatch_url: str = "http://127.0.0.1:8002"

@@ -90,12 +90,7 @@ class Event(BaseModel):
     def envelope(
         self, *, producer: str, occurred_at: datetime, ticket_id: str | None = None
     ) -> Envelope:
-        if occurred_at.tzinfo is None:
-            raise ValueError("occurred_at must be timezone-aware")
-        # Every field is made here from a validated event, so validating again is waste on
-        # the hot path (the scanner emits thousands at once).
-        return Envelope.model_construct(
-            event_id=uuid.uuid4(),
+        return Envelope(
             type=self.TYPE,
             version=self.VERSION,
             occurred_at=occurred_at,
