@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.knowledge.domain import (
@@ -150,4 +150,28 @@ async def record_version(
             snapshot=snapshot({**before, **after}),
             note=note,
         )
+    )
+
+
+async def save_change(
+    conn: AsyncConnection,
+    entry_id: str,
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+    change: str,
+    note: str | None = None,
+) -> None:
+    """Write ``after`` over the entry and keep the version it makes (``after`` carries the
+    new ``version``, ``updated_at`` and ``updated_by``)."""
+    await conn.execute(update(entries).where(entries.c.entry_id == entry_id).values(after))
+    await record_version(
+        conn,
+        entry_id=entry_id,
+        version=after["version"],
+        change=change,
+        at=after["updated_at"],
+        by=after["updated_by"],
+        before=before,
+        after=after,
+        note=note,
     )

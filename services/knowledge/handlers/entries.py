@@ -32,6 +32,7 @@ from services.knowledge.handlers.common import (
     entry_row,
     policy_at,
     record_version,
+    save_change,
     screened_fields,
     screening_rules,
     wake_scanner,
@@ -129,18 +130,7 @@ async def _supersede(
         "updated_at": now,
         "updated_by": caller.sub,
     }
-    await uow.conn.execute(update(entries).where(entries.c.entry_id == old_id).values(after))
-    await record_version(
-        uow.conn,
-        entry_id=old_id,
-        version=after["version"],
-        change="superseded",
-        at=now,
-        by=caller.sub,
-        before=old,
-        after=after,
-        note=f"replaced by {new_id}",
-    )
+    await save_change(uow.conn, old_id, old, after, "superseded", note=f"replaced by {new_id}")
     uow.emit(
         KnowledgeSuperseded(
             entry_id=old_id, unit_id=old["unit_id"], superseded_by=new_id, superseded_at=now
@@ -270,17 +260,7 @@ async def publish_entry(ctx: ServiceContext, caller: Caller, entry_id: str) -> E
         check_publishable(old["valid_until"], now)
         after = await _publish(ctx, uow, old, caller, now)
         after.update(version=old["version"] + 1, updated_at=now, updated_by=caller.sub)
-        await uow.conn.execute(update(entries).where(entries.c.entry_id == entry_id).values(after))
-        await record_version(
-            uow.conn,
-            entry_id=entry_id,
-            version=after["version"],
-            change="published",
-            at=now,
-            by=caller.sub,
-            before=old,
-            after=after,
-        )
+        await save_change(uow.conn, entry_id, old, after, "published")
     return entry_public({**old, **after}, now)
 
 
@@ -305,18 +285,7 @@ async def confirm_entry(
             "updated_at": now,
             "updated_by": caller.sub,
         }
-        await uow.conn.execute(update(entries).where(entries.c.entry_id == entry_id).values(after))
-        await record_version(
-            uow.conn,
-            entry_id=entry_id,
-            version=after["version"],
-            change="confirmed",
-            at=now,
-            by=caller.sub,
-            before=old,
-            after=after,
-            note=data.note,
-        )
+        await save_change(uow.conn, entry_id, old, after, "confirmed", note=data.note)
         uow.emit(
             KnowledgeRenewed(
                 entry_id=entry_id,
@@ -347,18 +316,7 @@ async def withdraw_entry(
             "updated_at": now,
             "updated_by": caller.sub,
         }
-        await uow.conn.execute(update(entries).where(entries.c.entry_id == entry_id).values(after))
-        await record_version(
-            uow.conn,
-            entry_id=entry_id,
-            version=after["version"],
-            change="withdrawn",
-            at=now,
-            by=caller.sub,
-            before=old,
-            after=after,
-            note=data.reason,
-        )
+        await save_change(uow.conn, entry_id, old, after, "withdrawn", note=data.reason)
         uow.emit(
             KnowledgeWithdrawn(
                 entry_id=entry_id,

@@ -54,7 +54,8 @@ class ScriptedServer:
                 if reply == CLOSE:
                     return
                 if reply == HANG:
-                    await asyncio.sleep(30)
+                    # never answer: the client's own timeout must end the request
+                    await asyncio.Event().wait()
                     return
                 assert isinstance(reply, bytes)
                 writer.write(reply)
