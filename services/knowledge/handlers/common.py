@@ -18,8 +18,8 @@ from services.knowledge.domain import (
 )
 from services.knowledge.models import entries, entry_versions, policy_versions
 from services.knowledge.schemas import EntryPublic
-from services.knowledge.screening import ScreeningRules
 from shared.calendar import WorkingCalendar
+from shared.detectors import ScreeningRules
 from shared.errors import NotFound
 from shared.service import ServiceContext
 

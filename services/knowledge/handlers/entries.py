@@ -49,9 +49,10 @@ from services.knowledge.schemas import (
     VersionsPublic,
     VersionSummary,
 )
-from services.knowledge.screening import refuse_findings, screen_fields
+from services.knowledge.screening import refuse_findings
 from shared.auth import Caller, Role
 from shared.db import UnitOfWork
+from shared.detectors import screen_fields
 from shared.errors import Forbidden, InvalidInput, NotFound
 from shared.events import (
     KnowledgePublished,

@@ -19,8 +19,9 @@ from services.knowledge.schemas import (
     UnitNoticeRecord,
     UnitNoticeRecords,
 )
-from services.knowledge.screening import refuse_findings, screen_fields
+from services.knowledge.screening import refuse_findings
 from shared.auth import Caller, Role
+from shared.detectors import screen_fields
 from shared.errors import Forbidden, InvalidInput, NotFound
 from shared.events import PolicyNoticeRegistered
 from shared.service import ServiceContext

@@ -6,11 +6,12 @@ from __future__ import annotations
 import pytest
 
 from services.knowledge.domain import DEFAULT_SETTINGS
-from services.knowledge.screening import (
+from services.knowledge.screening import refuse_findings
+from shared.detectors import (
     FindingKind,
     ScreeningRules,
     luhn_is_valid,
-    refuse_findings,
+    mask_personal_data,
     resident_id_is_valid,
     screen_fields,
     screen_text,
@@ -212,3 +213,11 @@ def test_random_digit_strings_rarely_look_like_personal_information() -> None:
         )
         hits += bool(kinds(f"流水号{number}已受理"))
     assert hits == 0
+
+
+def test_masking_hides_personal_data_and_keeps_the_rest_in_place() -> None:
+    text = "请联系张先生 13912345678，身份证 120101199003074516，地址和平区"
+    masked = mask_personal_data(text)
+    assert "13912345678" not in masked and "120101199003074516" not in masked
+    assert len(masked) == len(text)
+    assert masked.startswith("请联系张先生 ") and masked.endswith("，地址和平区")

@@ -1,0 +1,249 @@
+"""Detectors for personal information and classification markings (Art 20, 28, 29).
+
+Pure functions: text in, findings out, no I/O. Knowledge screening refuses what they find
+(Art 20); masking and case anonymisation replace it (``mask_findings``).
+
+What is looked for, and how false positives are kept out:
+
+- ``resident_id`` (居民身份证号码): 18 characters, 17 digits and a check character valid
+  per GB 11643-1999 (ISO 7064 MOD 11-2), a region code starting 1–8 and a real birth date
+  (1900–2099). Also written 6-8-4 with spaces. A number that fails these is not an ID.
+- ``mobile`` (手机号码): mainland mobiles ``1[3-9]`` + 9 digits, optionally ``+86``/``86``
+  and written 3-4-4 with spaces or hyphens; not inside a longer number, not a decimal,
+  not an amount (followed by 元/万/亿). Fixed-line numbers are not mobiles.
+- ``bank_card`` (银行卡号): 16–19 digits, contiguous or in groups of four, passing Luhn.
+- ``email`` (电子邮箱).
+- ``classification_marking`` (密级标志): 绝密 and 工作秘密 anywhere; 机密 and 秘密 anywhere
+  except inside a category name from the setting (国家秘密, 商业秘密 …: "涉及国家秘密的
+  信息不予公开" states a rule, it does not mark the text). 内部 is an everyday word
+  (小区内部道路, 房屋内部装修), so it counts only where it is used as a marking: followed by
+  ★ or by 资料/文件/材料/参考/传阅/掌握/发行/刊物/口径/通报/讨论稿, after 仅供/仅限/限于,
+  in brackets (【内部】), or standing alone on a line. Any marking followed by ★ counts, even
+  inside an exempt term.
+
+Numbers listed in the ``public_contacts`` setting (hotline and service-desk phones, public
+collection accounts, public mailboxes) are never refused. Dates, amounts, document numbers
+(津政办发〔2025〕12号), postcodes and unified social credit codes do not match any pattern.
+Positions are 0-based character offsets into the field as given.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import date
+from enum import StrEnum
+from typing import Any
+
+
+class FindingKind(StrEnum):
+    RESIDENT_ID = "resident_id"
+    MOBILE = "mobile"
+    BANK_CARD = "bank_card"
+    EMAIL = "email"
+    CLASSIFICATION_MARKING = "classification_marking"
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: FindingKind
+    field: str
+    position: int
+    length: int
+    excerpt: str  # masked: what was found is not echoed in full
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "kind": self.kind.value}
+
+
+@dataclass(frozen=True)
+class ScreeningRules:
+    public_contacts: frozenset[str] = frozenset()
+    exempt_terms: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, public_contacts: Iterable[str], exempt_terms: Iterable[str]) -> ScreeningRules:
+        return cls(
+            frozenset(_contact_key(c) for c in public_contacts),
+            tuple(sorted(set(exempt_terms), key=len, reverse=True)),
+        )
+
+
+# Full-width digits, letters, @ and . are read as their ASCII forms; one character for one,
+# so positions stay those of the original text.
+_FULLWIDTH = {
+    **{0xFF10 + i: ord("0") + i for i in range(10)},
+    **{0xFF21 + i: ord("A") + i for i in range(26)},
+    **{0xFF41 + i: ord("a") + i for i in range(26)},
+    0xFF20: ord("@"),
+    0xFF0E: ord("."),
+    0xFF0B: ord("+"),
+    0xFF0D: ord("-"),
+    0x3000: ord(" "),
+}
+
+_RESIDENT_ID = re.compile(r"(?<![0-9A-Za-z])(\d{6} ?\d{8} ?\d{3}[\dXx])(?![0-9A-Za-z])")
+_MOBILE = re.compile(
+    r"(?<![0-9.])(?:(?:\+|00)?86[- ]?)?(1[3-9]\d(?:[- ]?\d{4}){2})(?![0-9])(?!\s*[元万亿])"
+)
+_BANK_CARD = re.compile(
+    r"(?<![0-9.])(\d{16,19}|\d{4}(?:[ -]\d{4}){3}(?:[ -]\d{1,3})?)(?![0-9])(?!\s*[元万亿])"
+)
+_EMAIL = re.compile(
+    r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
+)
+_MARKING = re.compile(r"工作秘密|绝密|机密|秘密|内部")
+_STAR = re.compile(r"\s*[★☆]")
+_INTERNAL_AFTER = re.compile(r"\s*(?:资料|文件|材料|参考|传阅|掌握|发行|刊物|口径|通报|讨论稿)")
+_INTERNAL_BEFORE = ("仅供", "仅限", "限于")
+_BRACKETS = {"【": "】", "〔": "〕", "[": "]", "（": "）", "(": ")", "「": "」", "《": "》"}
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ID_CHECK = "10X98765432"
+
+
+def resident_id_is_valid(number: str) -> bool:
+    """GB 11643-1999: region code, birth date and the MOD 11-2 check character."""
+    if len(number) != 18 or not number[:17].isdigit() or number[0] not in "12345678":
+        return False
+    try:
+        born = date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
+    except ValueError:
+        return False
+    if not 1900 <= born.year <= 2099:
+        return False
+    total = sum(int(d) * w for d, w in zip(number[:17], _ID_WEIGHTS, strict=True))
+    return _ID_CHECK[total % 11] == number[17].upper()
+
+
+def luhn_is_valid(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        n = int(ch)
+        if i % 2 == 1:
+            n = n * 2 - 9 if n > 4 else n * 2
+        total += n
+    return total % 10 == 0
+
+
+def _digits(text: str) -> str:
+    return "".join(ch for ch in text if ch.isdigit())
+
+
+def _contact_key(contact: str) -> str:
+    contact = contact.strip().translate(_FULLWIDTH)
+    return contact.lower() if "@" in contact else _digits(contact)
+
+
+def _mask(text: str) -> str:
+    if len(text) <= 4:
+        return text[0] + "*" * (len(text) - 1)
+    keep = max(2, len(text) // 4)
+    return text[:keep] + "*" * (len(text) - 2 * keep) + text[-keep:]
+
+
+def _is_public(rules: ScreeningRules, key: str) -> bool:
+    if key in rules.public_contacts:
+        return True
+    # a public mobile may be listed with or without the country code
+    return key.startswith("86") and key[2:] in rules.public_contacts
+
+
+def _marking_is_used_as_marking(text: str, start: int, end: int, rules: ScreeningRules) -> bool:
+    word = text[start:end]
+    if _STAR.match(text, end):
+        return True
+    if word in ("绝密", "工作秘密"):
+        return True
+    if word in ("机密", "秘密"):
+        for term in rules.exempt_terms:
+            offset = term.find(word)
+            while offset != -1:
+                if text.startswith(term, start - offset):
+                    return False
+                offset = term.find(word, offset + 1)
+        return True
+    # 内部: only as a marking, never as the everyday word
+    if _INTERNAL_AFTER.match(text, end):
+        return True
+    if any(text.endswith(b, 0, start) for b in _INTERNAL_BEFORE):
+        return True
+    before, after = text[start - 1 : start], text[end : end + 1]
+    if before in _BRACKETS and _BRACKETS[before] == after:
+        return True
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", end)
+    line = text[line_start : None if line_end == -1 else line_end]
+    return line.strip(" \t\r:：。.·、-—*#") == word
+
+
+def screen_text(field: str, text: str, rules: ScreeningRules) -> list[Finding]:
+    """Every finding in one field, in order of position; spans never overlap."""
+    if not text:
+        return []
+    norm = text.translate(_FULLWIDTH)
+    taken: list[tuple[int, int]] = []
+    findings: list[Finding] = []
+
+    def free(start: int, end: int) -> bool:
+        return all(end <= s or start >= e for s, e in taken)
+
+    def add(kind: FindingKind, start: int, end: int) -> None:
+        taken.append((start, end))
+        findings.append(Finding(kind, field, start, end - start, _mask(text[start:end])))
+
+    for m in _EMAIL.finditer(norm):
+        if not _is_public(rules, m.group(0).lower()):
+            add(FindingKind.EMAIL, m.start(), m.end())
+    for m in _RESIDENT_ID.finditer(norm):
+        number = m.group(1).replace(" ", "")
+        if free(m.start(1), m.end(1)) and resident_id_is_valid(number):
+            if not _is_public(rules, number):
+                add(FindingKind.RESIDENT_ID, m.start(1), m.end(1))
+    for m in _MOBILE.finditer(norm):
+        if free(m.start(), m.end()) and not _is_public(rules, _digits(m.group(0))):
+            add(FindingKind.MOBILE, m.start(), m.end())
+    for m in _BANK_CARD.finditer(norm):
+        number = _digits(m.group(1))
+        if (
+            free(m.start(1), m.end(1))
+            and 16 <= len(number) <= 19
+            and luhn_is_valid(number)
+            and not _is_public(rules, number)
+        ):
+            add(FindingKind.BANK_CARD, m.start(1), m.end(1))
+    for m in _MARKING.finditer(norm):
+        if free(m.start(), m.end()) and _marking_is_used_as_marking(
+            norm, m.start(), m.end(), rules
+        ):
+            add(FindingKind.CLASSIFICATION_MARKING, m.start(), m.end())
+    return sorted(findings, key=lambda f: f.position)
+
+
+def screen_fields(fields: Mapping[str, str | None], rules: ScreeningRules) -> list[Finding]:
+    """Every finding in every field (``faq[0].answer`` style names for nested ones)."""
+    found: list[Finding] = []
+    for name, text in fields.items():
+        if text:
+            found.extend(screen_text(name, text, rules))
+    return found
+
+
+def mask_findings(text: str, findings: Iterable[Finding], replacement: str = "*") -> str:
+    """``text`` with every finding's span replaced by ``replacement`` (one per character,
+    so positions of later text do not move)."""
+    chars = list(text)
+    for f in findings:
+        for i in range(f.position, min(f.position + f.length, len(chars))):
+            chars[i] = replacement
+    return "".join(chars)
+
+
+def mask_personal_data(text: str, rules: ScreeningRules | None = None) -> str:
+    """Every personal-information finding (ID, mobile, card, e-mail) masked; markings kept."""
+    found = [
+        f
+        for f in screen_text("text", text, rules or ScreeningRules())
+        if f.kind is not FindingKind.CLASSIFICATION_MARKING
+    ]
+    return mask_findings(text, found)
