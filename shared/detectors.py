@@ -43,6 +43,20 @@ class FindingKind(StrEnum):
     BANK_CARD = "bank_card"
     EMAIL = "email"
     CLASSIFICATION_MARKING = "classification_marking"
+    # Art 20: text that declares or reveals such information, found by term lists
+    COMMERCIAL_SECRET = "commercial_secret"  # 商业秘密
+    PERSONAL_PRIVACY = "personal_privacy"  # 个人隐私
+    SENSITIVE = "sensitive"  # 敏感信息
+    SECURITY = "security"  # 危及国家安全、公共安全、经济安全、社会稳定的信息
+
+
+# The kinds found by term lists (policy settings) rather than by patterns.
+TERM_KINDS = (
+    FindingKind.COMMERCIAL_SECRET,
+    FindingKind.PERSONAL_PRIVACY,
+    FindingKind.SENSITIVE,
+    FindingKind.SECURITY,
+)
 
 
 @dataclass(frozen=True)
@@ -51,7 +65,7 @@ class Finding:
     field: str
     position: int
     length: int
-    excerpt: str  # masked: what was found is not echoed in full
+    excerpt: str  # masked for personal information; the term itself for term findings
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "kind": self.kind.value}
@@ -61,12 +75,27 @@ class Finding:
 class ScreeningRules:
     public_contacts: frozenset[str] = frozenset()
     exempt_terms: tuple[str, ...] = ()
+    # kind -> terms that declare or reveal information of that kind (longest first)
+    terms: tuple[tuple[FindingKind, tuple[str, ...]], ...] = ()
+    # (kind, word) pairs a reviewer overruled as false positives for this text
+    allowed: frozenset[tuple[str, str]] = frozenset()
 
     @classmethod
-    def of(cls, public_contacts: Iterable[str], exempt_terms: Iterable[str]) -> ScreeningRules:
+    def of(
+        cls,
+        public_contacts: Iterable[str],
+        exempt_terms: Iterable[str],
+        terms: Mapping[str, Iterable[str]] | None = None,
+        allowed: Iterable[tuple[str, str]] = (),
+    ) -> ScreeningRules:
         return cls(
             frozenset(_contact_key(c) for c in public_contacts),
             tuple(sorted(set(exempt_terms), key=len, reverse=True)),
+            tuple(
+                (FindingKind(kind), tuple(sorted(set(words), key=len, reverse=True)))
+                for kind, words in (terms or {}).items()
+            ),
+            frozenset(allowed),
         )
 
 
@@ -188,9 +217,10 @@ def screen_text(field: str, text: str, rules: ScreeningRules) -> list[Finding]:
     def free(start: int, end: int) -> bool:
         return all(end <= s or start >= e for s, e in taken)
 
-    def add(kind: FindingKind, start: int, end: int) -> None:
+    def add(kind: FindingKind, start: int, end: int, excerpt: str | None = None) -> None:
         taken.append((start, end))
-        findings.append(Finding(kind, field, start, end - start, _mask(text[start:end])))
+        shown = _mask(text[start:end]) if excerpt is None else excerpt
+        findings.append(Finding(kind, field, start, end - start, shown))
 
     for m in _EMAIL.finditer(norm):
         if not _is_public(rules, m.group(0).lower()):
@@ -213,10 +243,22 @@ def screen_text(field: str, text: str, rules: ScreeningRules) -> list[Finding]:
         ):
             add(FindingKind.BANK_CARD, m.start(1), m.end(1))
     for m in _MARKING.finditer(norm):
-        if free(m.start(), m.end()) and _marking_is_used_as_marking(
-            norm, m.start(), m.end(), rules
+        if (
+            free(m.start(), m.end())
+            and _marking_is_used_as_marking(norm, m.start(), m.end(), rules)
+            and (FindingKind.CLASSIFICATION_MARKING.value, m.group(0)) not in rules.allowed
         ):
-            add(FindingKind.CLASSIFICATION_MARKING, m.start(), m.end())
+            add(FindingKind.CLASSIFICATION_MARKING, m.start(), m.end(), m.group(0))
+    for kind, words in rules.terms:
+        for word in words:
+            if (kind.value, word) in rules.allowed:
+                continue
+            start = norm.find(word)
+            while start != -1:
+                end = start + len(word)
+                if free(start, end):
+                    add(kind, start, end, word)
+                start = norm.find(word, end)
     return sorted(findings, key=lambda f: f.position)
 
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, status
 from pydantic import AwareDatetime
 
 from services.knowledge.domain import EntryKind, EntryStatus, RequestStatus
-from services.knowledge.handlers import entries, notices, policy, queries, requests
+from services.knowledge.handlers import entries, notices, policy, queries, requests, screening
 from services.knowledge.schemas import (
     EntriesPublic,
     EntryConfirm,
@@ -22,6 +22,9 @@ from services.knowledge.schemas import (
     PolicyPublic,
     PolicyVersionCreate,
     ReindexResult,
+    ScreeningOverruleCreate,
+    ScreeningOverrulePublic,
+    ScreeningOverrulesPublic,
     SearchResults,
     Suggestions,
     SuggestRequest,
@@ -261,4 +264,33 @@ async def add_policy_version(
     return await policy.add_policy_version(ctx, caller, data)
 
 
-routers = [entries_router, search_router, requests_router, notices_router, policy_router]
+screening_router = APIRouter(prefix="/screening-overrules", tags=["screening"])
+
+
+@screening_router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=ScreeningOverrulePublic
+)
+async def overrule_finding(
+    data: ScreeningOverruleCreate, ctx: CtxDep, caller: CallerDep
+) -> ScreeningOverrulePublic:
+    """An agency reviewer overrules a refused word as a false positive for one unit's
+    texts, with the reason (Art 20); personal information is never overruled."""
+    return await screening.overrule(ctx, caller, data)
+
+
+@screening_router.get("", response_model=ScreeningOverrulesPublic)
+async def list_overrules(
+    ctx: CtxDep, caller: CallerDep, unit_id: str | None = None
+) -> ScreeningOverrulesPublic:
+    """Recorded overrules (a unit sees its own)."""
+    return await screening.list_overrules(ctx, caller, unit_id)
+
+
+routers = [
+    entries_router,
+    search_router,
+    requests_router,
+    notices_router,
+    policy_router,
+    screening_router,
+]

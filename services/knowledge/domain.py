@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.auth import Caller, Role
 from shared.calendar import SHANGHAI, Deadline, Period, WorkingCalendar
+from shared.detectors import TERM_KINDS, FindingKind
 from shared.errors import Forbidden, IllegalTransition, InvalidInput
 
 
@@ -253,6 +254,57 @@ DEFAULT_PUBLIC_CONTACTS = [
 # Names of categories of information in legal text, not markings on this text (Art 20):
 # "涉及国家秘密的不予公开" describes a rule; "秘密★1年" marks a document.
 DEFAULT_CLASSIFICATION_EXEMPT_TERMS = ["国家秘密", "商业秘密", "商业机密", "技术秘密"]
+# Art 20: wording that declares or reveals a commercial secret, a person's privacy, other
+# sensitive information, or details whose publication could endanger security. Phrases,
+# not bare category names, so that a rule ("涉及商业秘密的不予公开") is not refused; a
+# reviewer overrules what is still a false positive (screening overrules).
+DEFAULT_SENSITIVE_TERMS: dict[str, list[str]] = {
+    "commercial_secret": [
+        "企业商业秘密",
+        "属于商业秘密",
+        "系商业秘密",
+        "含商业秘密",
+        "商业秘密，请勿",
+        "未公开的报价",
+        "投标底价",
+        "客户名单",
+        "核心技术参数",
+        "成本明细",
+    ],
+    "personal_privacy": [
+        "属于个人隐私",
+        "既往病史",
+        "病历号",
+        "犯罪记录为",
+        "前科劣迹",
+        "家庭住址：",
+        "家庭住址为",
+        "存款余额",
+        "银行流水",
+        "婚姻状况：",
+    ],
+    "sensitive": [
+        "敏感信息，",
+        "请勿外传",
+        "严禁外传",
+        "不得外传",
+        "不宜公开",
+        "暂不对外公开",
+        "未经批准不得公开",
+    ],
+    "security": [
+        "警力部署",
+        "安保部署",
+        "安保方案",
+        "布防",
+        "监控点位",
+        "军事设施位置",
+        "管理员密码",
+        "登录密码：",
+        "维稳方案",
+        "核心机房位置",
+    ],
+}
 
 
 class KnowledgeSettings(BaseModel):
@@ -266,6 +318,9 @@ class KnowledgeSettings(BaseModel):
     public_contacts: list[str] = Field(default_factory=lambda: list(DEFAULT_PUBLIC_CONTACTS))
     classification_exempt_terms: list[str] = Field(
         default_factory=lambda: list(DEFAULT_CLASSIFICATION_EXEMPT_TERMS)
+    )
+    sensitive_terms: dict[str, list[str]] = Field(
+        default_factory=lambda: {k: list(v) for k, v in DEFAULT_SENSITIVE_TERMS.items()}
     )
 
     @field_validator("update_request_period", "emergency_update_request_period")
@@ -281,6 +336,17 @@ class KnowledgeSettings(BaseModel):
         for term in value:
             if term in ("绝密", "机密", "秘密", "工作秘密", "内部"):
                 raise ValueError(f"{term!r} is a marking itself and cannot be exempt")
+        return value
+
+    @field_validator("sensitive_terms")
+    @classmethod
+    def _sensitive_terms(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        kinds = {k.value for k in TERM_KINDS}
+        for kind, words in value.items():
+            if kind not in kinds:
+                raise ValueError(f"{kind!r} is not one of {sorted(kinds)}")
+            if any(not w.strip() for w in words):
+                raise ValueError(f"{kind}: a term may not be empty")
         return value
 
 
@@ -312,3 +378,18 @@ def policy_in_force(versions: list[Policy], at: datetime) -> Policy:
 def remind_at(valid_until: datetime, policy: Policy) -> datetime:
     """Art 19: the owner is reminded this long before validity ends."""
     return valid_until - timedelta(days=policy.settings.reminder_days_before_expiry)
+
+
+# Art 20: a reviewer may overrule a term or marking finding; personal information is never
+# overruled (a public number belongs in the ``public_contacts`` setting instead).
+OVERRULABLE_KINDS = frozenset({FindingKind.CLASSIFICATION_MARKING, *TERM_KINDS})
+
+
+def check_overrulable(kind: FindingKind) -> None:
+    if kind not in OVERRULABLE_KINDS:
+        raise InvalidInput(
+            "kind",
+            f"{kind.value} is personal information and cannot be overruled; a public "
+            "number or mailbox belongs in the public_contacts setting (Art 20)",
+            rule="Art 20",
+        )

@@ -163,3 +163,17 @@ search_stats = Table(
     Column("doc_count", Integer, nullable=False),
     Column("total_length", BigInteger, nullable=False),
 )
+
+# Art 20: a reviewer's decision that a term or marking found in a unit's text is a false
+# positive; later screening of that unit's text lets the word pass.
+screening_overrules = Table(
+    "screening_overrules",
+    metadata,
+    Column("overrule_id", String(36), primary_key=True),
+    Column("unit_id", String(40), nullable=False, index=True),
+    Column("kind", String(40), nullable=False),
+    Column("word", String(100), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("decided_by", String(64), nullable=False),
+    Column("decided_at", UTCDateTime, nullable=False),
+)

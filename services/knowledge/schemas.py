@@ -14,6 +14,7 @@ from services.knowledge.domain import (
     RequestAction,
     RequestStatus,
 )
+from shared.detectors import FindingKind
 
 _TEXT = 20_000
 
@@ -309,3 +310,28 @@ class PolicyVersionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     effective_from: AwareDatetime
     settings: KnowledgeSettings
+
+
+class ScreeningOverruleCreate(BaseModel):
+    """An agency reviewer's ruling that a refused word is a false positive (Art 20)."""
+
+    model_config = ConfigDict(extra="forbid")
+    unit_id: str = Field(min_length=1, max_length=40)
+    kind: FindingKind
+    word: str = Field(min_length=1, max_length=100)
+    reason: str = Field(min_length=2, max_length=2000)
+
+
+class ScreeningOverrulePublic(BaseModel):
+    overrule_id: str
+    unit_id: str
+    kind: FindingKind
+    word: str
+    reason: str
+    decided_by: str
+    decided_at: datetime
+
+
+class ScreeningOverrulesPublic(BaseModel):
+    data: list[ScreeningOverrulePublic]
+    count: int

@@ -19,7 +19,6 @@ from services.knowledge.domain import (
 from services.knowledge.models import entries, entry_versions, policy_versions
 from services.knowledge.schemas import EntryPublic
 from shared.calendar import WorkingCalendar
-from shared.detectors import ScreeningRules
 from shared.errors import NotFound
 from shared.service import ServiceContext
 
@@ -70,12 +69,6 @@ async def load_policies(conn: AsyncConnection) -> list[Policy]:
 async def policy_at(conn: AsyncConnection, at: datetime) -> Policy:
     """Read per command, so a change made through another instance counts at once."""
     return policy_in_force(await load_policies(conn), at)
-
-
-def screening_rules(policy: Policy) -> ScreeningRules:
-    return ScreeningRules.of(
-        policy.settings.public_contacts, policy.settings.classification_exempt_terms
-    )
 
 
 def screened_fields(content: Mapping[str, Any]) -> dict[str, str | None]:

@@ -23,7 +23,7 @@ from services.knowledge.domain import (
     require_owner,
     require_transition,
 )
-from services.knowledge.handlers import search
+from services.knowledge.handlers import screening, search
 from services.knowledge.handlers.common import (
     CONTENT_FIELDS,
     LIST_FIELDS,
@@ -34,7 +34,6 @@ from services.knowledge.handlers.common import (
     record_version,
     save_change,
     screened_fields,
-    screening_rules,
     wake_scanner,
 )
 from services.knowledge.models import entries, entry_matters, entry_versions
@@ -161,7 +160,8 @@ async def create_entry(ctx: ServiceContext, caller: Caller, data: EntryCreate) -
     async with ctx.db.unit_of_work() as uow:
         policy = await policy_at(uow.conn, now)
         # Art 20: nothing is saved when anything is found.
-        refuse_findings(screen_fields(screened_fields(content), screening_rules(policy)))
+        rules = await screening.rules_for(uow.conn, policy, unit_id)
+        refuse_findings(screen_fields(screened_fields(content), rules))
         await _check_related(uow.conn, data.related_entries, entry_id)
         for old_id in data.supersedes:
             old = await entry_row(uow.conn, old_id)
@@ -209,7 +209,8 @@ async def update_entry(
                 EntryKind(new["kind"]), new["valid_from"], new["valid_until"], old["confirmed_at"]
             )
         policy = await policy_at(uow.conn, now)
-        refuse_findings(screen_fields(screened_fields(changed), screening_rules(policy)))
+        rules = await screening.rules_for(uow.conn, policy, old["unit_id"])
+        refuse_findings(screen_fields(screened_fields(changed), rules))
         if "related_entries" in changed:
             await _check_related(uow.conn, new["related_entries"], entry_id)
         after: dict[str, Any] = {

@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy import Integer, cast, func, insert, select
 
 from services.knowledge.domain import notice_is_late, notice_lead, owning_unit
-from services.knowledge.handlers.common import PRODUCER, policy_at, screening_rules
+from services.knowledge.handlers import screening
+from services.knowledge.handlers.common import PRODUCER, policy_at
 from services.knowledge.models import entries, policy_notices
 from services.knowledge.schemas import (
     PolicyNoticeCreate,
@@ -46,9 +47,8 @@ async def register_notice(
         policy = await policy_at(uow.conn, now)
         content = data.model_dump()
         # Art 20: interpretation material and answer guides feed the knowledge base.
-        refuse_findings(
-            screen_fields({f: content[f] for f in _NOTICE_TEXT}, screening_rules(policy))
-        )
+        rules = await screening.rules_for(uow.conn, policy, unit_id)
+        refuse_findings(screen_fields({f: content[f] for f in _NOTICE_TEXT}, rules))
         if data.entry_ids:
             found = set(
                 (
