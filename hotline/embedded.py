@@ -1,6 +1,7 @@
 """Embedded mode (``make run``): every service and the gateway in one process, on one port,
-sharing one in-process bus and one clock. The services are reached in-process through
-``httpx.ASGITransport``, so the URLs are the gateway's (``/api/v1/<service>/...``)."""
+sharing one bus (a durable log in a SQLite file, Kafka's semantics) and one clock. The
+services are reached in-process through ``httpx.ASGITransport``, so the URLs are the
+gateway's (``/api/v1/<service>/...``)."""
 
 from __future__ import annotations
 
@@ -21,8 +22,9 @@ from fastapi import FastAPI
 
 from gateway.app import create_gateway_app
 from gateway.users import demo_logins
-from shared.bus import MemoryBus
+from shared.bus import LogBus
 from shared.clock import make_clock
+from shared.db import service_url
 from shared.service import ServiceSpec, create_service_app
 from shared.settings import SERVICES, Settings
 
@@ -42,9 +44,12 @@ async def embedded_app(
     be driven through ``httpx.ASGITransport`` or served. ``specs`` replaces the real
     services (tests)."""
     specs = load_specs() if specs is None else specs
-    bus = MemoryBus()
+    bus = embedded_bus(settings)
     clock = make_clock(settings.clock)
     async with AsyncExitStack() as stack:
+        # a service's consumer starts as it subscribes and reads the log from its own
+        # position, so the order the services start in does not matter
+        await bus.start()
         stack.push_async_callback(bus.stop)  # runs last: after every relay has stopped
         service_apps: dict[str, FastAPI] = {}
         for name, spec in specs.items():
@@ -52,7 +57,6 @@ async def embedded_app(
             # ASGITransport runs no lifespan: start each service here.
             await stack.enter_async_context(app.router.lifespan_context(app))
             service_apps[name] = app
-        await bus.start()  # after every service has subscribed
         gateway = create_gateway_app(
             settings,
             transports={
@@ -62,7 +66,28 @@ async def embedded_app(
             },
         )
         await stack.enter_async_context(gateway.router.lifespan_context(gateway))
+        gateway.state.bus = bus
+        gateway.state.services = service_apps
         yield gateway
+
+
+async def settle(app: FastAPI, timeout: float = 30.0) -> None:
+    """Wait until the embedded system is quiet: every outbox sent and every consumer
+    group caught up with the log (tests and benchmarks, instead of sleeping)."""
+    bus: LogBus = app.state.bus
+    relays = [service.state.ctx.relay for service in app.state.services.values()]
+    await bus.settle(*relays, timeout=timeout)
+
+
+def embedded_bus(settings: Settings) -> LogBus:
+    """The durable log: ``HOTLINE_BUS_LOG_PATH``, else beside the SQLite files
+    (``var/hotline-bus.db``); in memory when the databases are."""
+    path = settings.bus_log_path
+    if not path and settings.db_url.startswith("sqlite"):
+        url = service_url(settings.db_url, "bus")
+        _, _, file = url.partition(":///")
+        path = "" if not file or file.startswith(":memory:") else file
+    return LogBus(path or None, batch_size=settings.consumer_batch_size)
 
 
 def _public_url(settings: Settings) -> str:

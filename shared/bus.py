@@ -1,17 +1,32 @@
-"""The bus every service publishes to and consumes from: in-process or Apache Kafka."""
+"""The bus every service publishes to and consumes from: an embedded durable log or Apache
+Kafka, with the same semantics.
+
+- ``publish`` appends and returns; it never waits for a consumer.
+- Each consumer group has its own committed position; a group that subscribes late or
+  restarts receives every event after its position (``earliest`` for a new group).
+- A group's handler receives a **batch** (what the broker has, up to ``batch_size``). If the
+  handler raises, that is an outage (database or broker down): the same batch is retried
+  with back-off, logged once when the outage starts and once when it ends. Failures of one
+  event are the handler's business (``shared.consumer`` parks them as dead letters).
+- Every group runs in a **supervised** task: if it dies it is logged and restarted;
+  ``consumer_states`` says which groups are running (``/readyz``).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple, Protocol
 
 from shared.events import TOPICS, Envelope
 
 log = logging.getLogger("hotline.bus")
-Handler = Callable[[Envelope], Awaitable[None]]
+BatchHandler = Callable[[Sequence[Envelope]], Awaitable[None]]
+TRACE_HEADER = "trace-id"
 
 
 class RawEvent(NamedTuple):
@@ -21,6 +36,17 @@ class RawEvent(NamedTuple):
     topic: str
     key: str
     value: bytes
+    trace_id: str | None = None
+
+
+def per_event(handler: Callable[[Envelope], Awaitable[None]]) -> BatchHandler:
+    """A batch handler that hands each event of the batch to ``handler`` in turn."""
+
+    async def each(batch: Sequence[Envelope]) -> None:
+        for envelope in batch:
+            await handler(envelope)
+
+    return each
 
 
 class Bus(Protocol):
@@ -28,88 +54,403 @@ class Bus(Protocol):
 
     async def publish_raw(self, events: Sequence[RawEvent]) -> None: ...
 
-    def subscribe(self, group: str, topics: Sequence[str], handler: Handler) -> None: ...
+    def subscribe(self, group: str, topics: Sequence[str], handler: BatchHandler) -> None: ...
+
+    async def unsubscribe(self, group: str) -> None: ...
+
+    def consumer_states(self) -> dict[str, str]: ...
 
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
 
 
-@dataclass
+class _Relay(Protocol):
+    async def relay_once(self) -> int: ...
+
+
+RUNNING, RETRYING, RESTARTING, STOPPED = "running", "retrying", "restarting", "stopped"
+
+
+@dataclass(eq=False)
 class _Subscription:
     group: str
     topics: frozenset[str]
-    handler: Handler
+    handler: BatchHandler
+    state: str = STOPPED
+    task: asyncio.Task[None] | None = None
+    restarts: int = 0
+    position: int = 0  # embedded log: last position handled (0 = nothing yet)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    progressed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-async def _retry_until_handled(handler: Handler, envelope: Envelope, group: str) -> None:
-    """A consumer never skips an event: a failing handler is retried with back-off."""
-    delay = 0.05
+async def _deliver(
+    sub: _Subscription,
+    batch: Sequence[Envelope],
+    *,
+    abandon: Callable[[], bool] = lambda: False,
+    max_delay: float = 10.0,
+) -> bool:
+    """Hand ``batch`` to the group's handler until it takes it. A failure here is an
+    outage: retried with back-off, logged when it starts and when it ends, not per retry.
+    Returns False if ``abandon()`` turned true meanwhile (the partitions were revoked)."""
+    delay = 0.1
+    failing_since: float | None = None
     while True:
         try:
-            await handler(envelope)
-            return
+            await sub.handler(batch)
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.exception(
-                "handler failed; retrying",
+        except Exception as exc:  # noqa: BLE001 - an outage: retried until it ends
+            if failing_since is None:
+                failing_since = time.monotonic()
+                sub.state = RETRYING
+                log.warning(
+                    "consumer cannot handle its batch; retrying with back-off until it can",
+                    exc_info=True,
+                    extra={"group": sub.group, "events": len(batch), "error": repr(exc)[:300]},
+                )
+            if abandon():
+                sub.state = RUNNING
+                return False
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_delay)
+            continue
+        if failing_since is not None:
+            sub.state = RUNNING
+            log.warning(
+                "consumer recovered",
                 extra={
-                    "group": group,
-                    "event_type": envelope.type,
-                    "event": str(envelope.event_id),
+                    "group": sub.group,
+                    "outage_seconds": round(time.monotonic() - failing_since, 1),
                 },
             )
+        return True
+
+
+async def _supervise(sub: _Subscription, run: Callable[[], Awaitable[None]]) -> None:
+    """Run a group's consumer loop forever: if it dies, log it and start it again."""
+    delay = 0.5
+    while True:
+        started = time.monotonic()
+        sub.state = RUNNING
+        try:
+            await run()
+            raise RuntimeError("consumer loop returned")
+        except asyncio.CancelledError:
+            sub.state = STOPPED
+            raise
+        except Exception:
+            sub.state = RESTARTING
+            sub.restarts += 1
+            if time.monotonic() - started > 60:
+                delay = 0.5
+            log.exception(
+                "consumer died; restarting it",
+                extra={"group": sub.group, "restarts": sub.restarts, "retry_in": delay},
+            )
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            delay = min(delay * 2, 30.0)
 
 
-class MemoryBus:
-    """Embedded mode: ``publish`` returns once every subscribed group has handled each
-    event, so an outbox row is marked sent only after its effects are stored."""
+async def _cancel(tasks: Sequence[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        try:
+            await task
+        except (asyncio.CancelledError, Exception):  # noqa: BLE001 - stopping anyway
+            pass
 
-    def __init__(self) -> None:
-        self._subs: list[_Subscription] = []
+
+_LOG_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS log ("
+    " pos INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, key TEXT NOT NULL,"
+    " value BLOB NOT NULL, trace_id TEXT)",
+    "CREATE INDEX IF NOT EXISTS log_topic_pos ON log (topic, pos)",
+    "CREATE TABLE IF NOT EXISTS positions (grp TEXT PRIMARY KEY, pos INTEGER NOT NULL)",
+)
+
+
+class LogBus:
+    """Embedded mode: a durable append-only log in a SQLite file (or in memory for tests)
+    with a committed position per consumer group — Kafka's semantics in one process.
+
+    ``publish`` appends and returns. Each group's task reads from its position, hands the
+    batch to its handler, then commits the new position; so a slow or failing consumer
+    never holds up a producer or another group, and a group that starts late or restarts
+    still receives everything it has not handled. ``drain`` waits until every group has
+    caught up (tests and the embedded harness use it instead of sleeping)."""
+
+    def __init__(
+        self, path: str | Path | None = None, *, batch_size: int = 500, poll_seconds: float = 5.0
+    ) -> None:
+        self.path = str(path) if path else ":memory:"
+        self.batch_size = batch_size
+        self.poll_seconds = poll_seconds
+        self._subs: dict[str, _Subscription] = {}
+        self._conn: Any = None
         self._lock = asyncio.Lock()
+        self._end = 0
+        self._started = False
 
-    def subscribe(self, group: str, topics: Sequence[str], handler: Handler) -> None:
-        self._subs.append(_Subscription(group, frozenset(topics), handler))
+    # ---- lifecycle ---------------------------------------------------------------
 
-    async def publish(self, events: Sequence[Envelope]) -> None:
-        for envelope in events:
-            for sub in self._subs:
-                if envelope.topic in sub.topics:
-                    await _retry_until_handled(sub.handler, envelope, sub.group)
+    async def _open(self) -> None:
+        if self._conn is not None:
+            return
+        import aiosqlite
 
-    async def publish_raw(self, events: Sequence[RawEvent]) -> None:
-        await self.publish([Envelope.from_json(e.value) for e in events])
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        conn = await aiosqlite.connect(self.path)
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=10000"):
+            await conn.execute(f"PRAGMA {pragma}")
+        for statement in _LOG_SCHEMA:
+            await conn.execute(statement)
+        await conn.commit()
+        async with conn.execute("SELECT coalesce(max(pos), 0) FROM log") as cur:
+            row = await cur.fetchone()
+        self._end = int(row[0]) if row else 0
+        self._conn = conn
 
     async def start(self) -> None:
-        return None
+        """Open the log and start every subscribed group (later subscribers start at once)."""
+        await self._open()
+        self._started = True
+        for sub in self._subs.values():
+            await self._start_group(sub)
 
     async def stop(self) -> None:
-        return None
+        await _cancel([s.task for s in self._subs.values() if s.task is not None])
+        for sub in self._subs.values():
+            sub.task, sub.state = None, STOPPED
+        self._started = False
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+    def subscribe(self, group: str, topics: Sequence[str], handler: BatchHandler) -> None:
+        if group in self._subs:
+            raise ValueError(f"group {group!r} already subscribed")
+        sub = _Subscription(group, frozenset(topics), handler)
+        self._subs[group] = sub
+        if self._started:
+            sub.state = RESTARTING  # until its task runs
+            asyncio.get_running_loop().create_task(self._start_group(sub))
+
+    async def unsubscribe(self, group: str) -> None:
+        sub = self._subs.pop(group, None)
+        if sub is not None and sub.task is not None:
+            await _cancel([sub.task])
+
+    def consumer_states(self) -> dict[str, str]:
+        return {group: sub.state for group, sub in self._subs.items()}
+
+    async def _start_group(self, sub: _Subscription) -> None:
+        if sub.task is not None:
+            return
+        async with self._lock:
+            async with self._conn.execute(
+                "SELECT pos FROM positions WHERE grp = ?", (sub.group,)
+            ) as cur:
+                row = await cur.fetchone()
+        sub.position = int(row[0]) if row else 0
+        sub.state = RUNNING
+        sub.task = asyncio.create_task(
+            _supervise(sub, lambda: self._consume(sub)), name=f"consume:{sub.group}"
+        )
+
+    # ---- producing -----------------------------------------------------------------
+
+    async def publish(self, events: Sequence[Envelope]) -> None:
+        await self.publish_raw([RawEvent(e.topic, e.key, e.to_json(), e.trace_id) for e in events])
+
+    async def publish_raw(self, events: Sequence[RawEvent]) -> None:
+        if not events:
+            return
+        await self._open()
+        async with self._lock:
+            await self._conn.executemany(
+                "INSERT INTO log (topic, key, value, trace_id) VALUES (?, ?, ?, ?)",
+                [(e.topic, e.key, e.value, e.trace_id) for e in events],
+            )
+            await self._conn.commit()
+            async with self._conn.execute("SELECT max(pos) FROM log") as cur:
+                row = await cur.fetchone()
+            self._end = int(row[0])
+        for sub in self._subs.values():
+            sub.wake.set()
+
+    # ---- consuming -----------------------------------------------------------------
+
+    async def _read(self, sub: _Subscription) -> tuple[list[Envelope], int]:
+        """The next batch for ``sub`` and the position it reaches (events of other topics
+        are passed over)."""
+        marks = ",".join("?" for _ in sub.topics)
+        async with self._lock:
+            end = self._end
+            async with self._conn.execute(
+                f"SELECT pos, value FROM log WHERE pos > ? AND pos <= ? AND topic IN ({marks}) "
+                "ORDER BY pos LIMIT ?",
+                (sub.position, end, *sorted(sub.topics), self.batch_size),
+            ) as cur:
+                rows = list(await cur.fetchall())
+        reached = rows[-1][0] if len(rows) == self.batch_size else end
+        return [Envelope.from_json(value) for _, value in rows], reached
+
+    async def _commit(self, sub: _Subscription, position: int) -> None:
+        async with self._lock:
+            await self._conn.execute(
+                "INSERT INTO positions (grp, pos) VALUES (?, ?) "
+                "ON CONFLICT (grp) DO UPDATE SET pos = excluded.pos",
+                (sub.group, position),
+            )
+            await self._conn.commit()
+
+    async def _consume(self, sub: _Subscription) -> None:
+        while True:
+            sub.wake.clear()
+            if sub.position < self._end:
+                batch, reached = await self._read(sub)
+                if batch:
+                    await _deliver(sub, batch)
+                    await self._commit(sub, reached)
+                sub.position = reached
+                sub.progressed.set()
+                continue
+            sub.progressed.set()
+            try:
+                await asyncio.wait_for(sub.wake.wait(), self.poll_seconds)
+            except TimeoutError:
+                pass
+
+    async def drain(self, timeout: float = 30.0, groups: Sequence[str] | None = None) -> None:
+        """Wait until every group (or those named) has handled everything published so
+        far; TimeoutError names a group that has not."""
+        end = self._end
+        deadline = time.monotonic() + timeout
+        subs = [s for g, s in self._subs.items() if groups is None or g in groups]
+        for sub in subs:
+            while sub.position < end:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(
+                        f"group {sub.group!r} at {sub.position} of {end} ({sub.state})"
+                    )
+                sub.progressed.clear()
+                if sub.position >= end:
+                    break
+                try:
+                    await asyncio.wait_for(sub.progressed.wait(), min(left, 0.5))
+                except TimeoutError:
+                    pass
+
+    @property
+    def end(self) -> int:
+        """The position of the last event in the log."""
+        return self._end
+
+    async def settle(self, *relays: _Relay, timeout: float = 30.0) -> None:
+        """Until quiet: every group has caught up and no relay has anything left to send
+        (what the consumers emitted is published and handled too)."""
+        while True:
+            end = self._end
+            await self.drain(timeout)
+            for relay in relays:
+                while await relay.relay_once():
+                    pass
+            if self._end == end:
+                return
+
+    def lag(self) -> dict[str, int]:
+        """Events each group has yet to pass (all topics; a cheap upper bound)."""
+        return {group: self._end - sub.position for group, sub in self._subs.items()}
+
+
+class _QuietKafkaLogs(logging.Filter):
+    """aiokafka logs every failed reconnect (hundreds of thousands of lines while a
+    broker is down). Let each distinct message through once a minute."""
+
+    def __init__(self, every_seconds: float = 60.0) -> None:
+        super().__init__()
+        self.every = every_seconds
+        self._last: dict[tuple[str, str], float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, str(record.msg))
+        now = time.monotonic()
+        last = self._last.get(key)
+        if last is not None and now - last < self.every:
+            return False
+        if len(self._last) > 1000:
+            self._last.clear()
+        self._last[key] = now
+        return True
+
+
+_QUIET = _QuietKafkaLogs()
+
+
+def quiet_kafka_logs() -> None:
+    for name in (
+        "aiokafka",
+        "aiokafka.conn",
+        "aiokafka.consumer",
+        "aiokafka.producer",
+        "aiokafka.cluster",
+        "aiokafka.consumer.group_coordinator",
+        "aiokafka.consumer.fetcher",
+    ):
+        logger = logging.getLogger(name)
+        if _QUIET not in logger.filters:
+            logger.addFilter(_QUIET)
 
 
 class KafkaBus:
     """Apache Kafka through aiokafka: idempotent producer with ``acks=all``; one consumer
-    group per service; an offset is committed only after the handler has stored its effect
-    (the handler's inbox row makes a redelivery harmless)."""
+    group per service; offsets are committed only after the handler has stored the batch's
+    effects (the inbox makes a redelivery harmless).
 
-    def __init__(self, bootstrap: str, *, prefix: str = "", partitions: int = 3) -> None:
+    A rebalance waits for the batch in hand (``on_partitions_revoked`` takes the batch
+    lock), so offsets are committed before partitions move; a commit that still fails
+    (group changed meanwhile) is logged and the events are redelivered to the new owner."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        prefix: str = "",
+        partitions: int = 3,
+        batch_size: int = 500,
+    ) -> None:
         self.bootstrap = bootstrap
         self.prefix = prefix
         self.partitions = partitions
-        self._subs: list[_Subscription] = []
-        self._producer: object | None = None
-        self._consumers: list[object] = []
-        self._tasks: list[asyncio.Task[None]] = []
+        self.batch_size = batch_size
+        self._subs: dict[str, _Subscription] = {}
+        self._producer: Any = None
+        self._started = False
+        quiet_kafka_logs()
 
     def _topic(self, name: str) -> str:
         return f"{self.prefix}{name}"
 
-    def subscribe(self, group: str, topics: Sequence[str], handler: Handler) -> None:
-        self._subs.append(_Subscription(group, frozenset(topics), handler))
+    def subscribe(self, group: str, topics: Sequence[str], handler: BatchHandler) -> None:
+        if group in self._subs:
+            raise ValueError(f"group {group!r} already subscribed")
+        self._subs[group] = _Subscription(group, frozenset(topics), handler)
+        if self._started:
+            self._start_group(self._subs[group])
+
+    async def unsubscribe(self, group: str) -> None:
+        sub = self._subs.pop(group, None)
+        if sub is not None and sub.task is not None:
+            await _cancel([sub.task])
+
+    def consumer_states(self) -> dict[str, str]:
+        return {group: sub.state for group, sub in self._subs.items()}
 
     async def _ensure_topics(self) -> None:
         from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -133,7 +474,7 @@ class KafkaBus:
             await admin.close()
 
     async def start(self) -> None:
-        from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+        from aiokafka import AIOKafkaProducer
 
         await self._ensure_topics()
         producer = AIOKafkaProducer(
@@ -141,72 +482,151 @@ class KafkaBus:
             enable_idempotence=True,
             acks="all",
             linger_ms=2,
+            retry_backoff_ms=500,
         )
         await producer.start()
         self._producer = producer
-        for sub in self._subs:
-            consumer = AIOKafkaConsumer(
-                *[self._topic(t) for t in sorted(sub.topics)],
-                bootstrap_servers=self.bootstrap,
-                group_id=self._topic(sub.group),
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                isolation_level="read_committed",
-            )
-            await consumer.start()
-            self._consumers.append(consumer)
-            self._tasks.append(
-                asyncio.create_task(self._consume(consumer, sub), name=f"consume:{sub.group}")
-            )
+        self._started = True
+        for sub in self._subs.values():
+            self._start_group(sub)
 
-    async def _consume(self, consumer: object, sub: _Subscription) -> None:
-        from aiokafka import AIOKafkaConsumer
+    def _start_group(self, sub: _Subscription) -> None:
+        sub.state = RUNNING
+        sub.task = asyncio.create_task(
+            _supervise(sub, lambda: self._consume(sub)), name=f"consume:{sub.group}"
+        )
 
-        assert isinstance(consumer, AIOKafkaConsumer)
-        while True:
-            batches = await consumer.getmany(timeout_ms=500, max_records=500)
-            for tp, messages in batches.items():
-                for message in messages:
-                    envelope = Envelope.from_json(message.value)
-                    await _retry_until_handled(sub.handler, envelope, sub.group)
-                if messages:
-                    await consumer.commit({tp: messages[-1].offset + 1})
+    async def _consume(self, sub: _Subscription) -> None:
+        """One consumer's life: (re)created on every supervised restart."""
+        from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+        from aiokafka.errors import (
+            CommitFailedError,
+            IllegalStateError,
+            KafkaError,
+        )
+
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            group_id=self._topic(sub.group),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            retry_backoff_ms=500,
+            max_poll_interval_ms=120_000,
+        )
+        in_hand = asyncio.Lock()  # held while a batch is handled and committed
+        revoking = asyncio.Event()
+
+        class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+            async def on_partitions_revoked(self, revoked: Any) -> None:
+                # let the batch in hand finish and commit before the partitions move
+                revoking.set()
+                async with in_hand:
+                    revoking.clear()
+
+            async def on_partitions_assigned(self, assigned: Any) -> None:
+                log.info(
+                    "partitions assigned",
+                    extra={"group": sub.group, "partitions": len(assigned)},
+                )
+
+        await consumer.start()
+        try:
+            consumer.subscribe([self._topic(t) for t in sorted(sub.topics)], listener=Listener())
+            fetch_failing = False
+            while True:
+                try:
+                    batches = await consumer.getmany(timeout_ms=1000, max_records=self.batch_size)
+                    if fetch_failing:
+                        fetch_failing = False
+                        log.warning("consumer reaches the broker again", extra={"group": sub.group})
+                except KafkaError as exc:
+                    if not fetch_failing:
+                        fetch_failing = True
+                        log.warning(
+                            "consumer cannot fetch; retrying",
+                            extra={"group": sub.group, "error": repr(exc)[:300]},
+                        )
+                    await asyncio.sleep(1.0)
+                    continue
+                if not batches:
+                    continue
+                async with in_hand:
+                    batch = [
+                        Envelope.from_json(m.value)
+                        for messages in batches.values()
+                        for m in messages
+                    ]
+                    done = await _deliver(sub, batch, abandon=revoking.is_set)
+                    if not done:
+                        log.info(
+                            "batch given up on a rebalance; the new owner receives it again",
+                            extra={"group": sub.group},
+                        )
+                        continue
+                    offsets = {
+                        TopicPartition(tp.topic, tp.partition): messages[-1].offset + 1
+                        for tp, messages in batches.items()
+                        if messages
+                    }
+                    try:
+                        await consumer.commit(offsets)
+                    except (CommitFailedError, IllegalStateError, KafkaError) as exc:
+                        # the group moved on (a rebalance); whoever owns the partitions
+                        # now starts from the last commit, and the inbox drops repeats
+                        log.info(
+                            "offsets not committed (group changed); events will be redelivered",
+                            extra={"group": sub.group, "error": repr(exc)[:300]},
+                        )
+        finally:
+            try:
+                await asyncio.wait_for(consumer.stop(), 10)
+            except (TimeoutError, Exception):  # noqa: BLE001 - stopping anyway
+                log.warning("consumer did not stop cleanly", extra={"group": sub.group})
 
     async def publish(self, events: Sequence[Envelope]) -> None:
-        await self.publish_raw([RawEvent(e.topic, e.key, e.to_json()) for e in events])
+        await self.publish_raw([RawEvent(e.topic, e.key, e.to_json(), e.trace_id) for e in events])
 
     async def publish_raw(self, events: Sequence[RawEvent]) -> None:
         """Send all, then wait for every acknowledgement (acks=all): the relay marks its
         rows sent only after this returns."""
-        from aiokafka import AIOKafkaProducer
-
         producer = self._producer
-        if not isinstance(producer, AIOKafkaProducer):
+        if producer is None:
             raise RuntimeError("Kafka bus is not started")
         futures = [
-            await producer.send(self._topic(e.topic), value=e.value, key=e.key.encode())
+            await producer.send(
+                self._topic(e.topic),
+                value=e.value,
+                key=e.key.encode(),
+                headers=[(TRACE_HEADER, e.trace_id.encode())] if e.trace_id else None,
+            )
             for e in events
         ]
         await asyncio.gather(*futures)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):
-                pass
-        for consumer in self._consumers:
-            await consumer.stop()  # type: ignore[attr-defined]
+        await _cancel([s.task for s in self._subs.values() if s.task is not None])
+        for sub in self._subs.values():
+            sub.task, sub.state = None, STOPPED
         if self._producer is not None:
-            await self._producer.stop()  # type: ignore[attr-defined]
-        self._tasks, self._consumers, self._producer = [], [], None
+            await self._producer.stop()
+        self._producer, self._started = None, False
 
 
-def make_bus(url: str, *, prefix: str = "", partitions: int = 3) -> MemoryBus | KafkaBus:
+def make_bus(
+    url: str, *, prefix: str = "", partitions: int = 3, batch_size: int = 500
+) -> LogBus | KafkaBus:
+    """``memory://`` an embedded log in memory · ``log:///path/bus.db`` an embedded log in a
+    file · ``kafka://host:port[,host:port]`` Apache Kafka."""
     if url.startswith("memory"):
-        return MemoryBus()
+        return LogBus(batch_size=batch_size)
+    if url.startswith("log://"):
+        return LogBus(url.removeprefix("log://") or None, batch_size=batch_size)
     if url.startswith("kafka://"):
-        return KafkaBus(url.removeprefix("kafka://"), prefix=prefix, partitions=partitions)
-    raise ValueError(f"unknown bus url {url!r} (use memory:// or kafka://host:port)")
+        return KafkaBus(
+            url.removeprefix("kafka://"),
+            prefix=prefix,
+            partitions=partitions,
+            batch_size=batch_size,
+        )
+    raise ValueError(f"unknown bus url {url!r} (use memory://, log:///path or kafka://host:port)")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,12 +17,14 @@ from alembic.config import Config
 from sqlalchemy import (
     Column,
     DateTime,
+    Index,
     Integer,
     MetaData,
     String,
     Table,
     Text,
     TypeDecorator,
+    UniqueConstraint,
     event,
     insert,
     text,
@@ -81,6 +83,33 @@ def inbox_table(metadata: MetaData) -> Table:
     )
 
 
+def dead_letter_table(metadata: MetaData) -> Table:
+    """Events a consumer parked: its handler failed ``consumer_max_attempts`` times, or an
+    earlier event of the same key is parked (``behind``). The spine's own table, created
+    by ``Database.migrate`` in every service (not by a service's migrations)."""
+    return Table(
+        "dead_letters",
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("consumer", String(64), nullable=False),
+        Column("event_id", String(36), nullable=False),
+        Column("event_type", String(100), nullable=False),
+        Column("topic", String(100), nullable=False),
+        Column("key", String(64), nullable=False),
+        Column("payload", Text, nullable=False),
+        Column("error", Text, nullable=False),
+        Column("attempts", Integer, nullable=False),
+        Column("behind", Integer, nullable=True),  # the parked event this one waits for
+        Column("state", String(16), nullable=False),  # parked · retried · discarded
+        Column("first_failed_at", UTCDateTime, nullable=False),
+        Column("last_failed_at", UTCDateTime, nullable=False),
+        Column("resolved_at", UTCDateTime, nullable=True),
+        Column("resolved_by", String(64), nullable=True),
+        Index("ix_dead_letters_parked", "consumer", "key", "state"),
+        UniqueConstraint("consumer", "event_id", name="uq_dead_letters_event"),
+    )
+
+
 def insert_ignoring_duplicates(conn: AsyncConnection | Connection, table: Table) -> Any:
     """INSERT … ON CONFLICT DO NOTHING in the connection's dialect."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
@@ -119,6 +148,7 @@ class Database:
         self.metadata = MetaData()
         self.outbox = outbox_table(self.metadata)
         self.inbox = inbox_table(self.metadata)
+        self.dead_letters = dead_letter_table(self.metadata)
         self.events_written = asyncio.Event()
         self.engine = self._make_engine(pool_size)
 
@@ -158,25 +188,54 @@ class Database:
                 await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock})
                 await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.service}"'))
             await conn.run_sync(_upgrade, str(script_location))
+            await conn.run_sync(self.metadata.create_all, [self.dead_letters])
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
         async with self.engine.begin() as conn:
             uow = UnitOfWork(conn)
             yield uow
-            if uow.events:
-                rows = [_outbox_row(e) for e in uow.events]
-                if self.is_postgres and len(rows) > 1:
-                    # one statement for many events (the SLA scanner writes thousands)
-                    await conn.execute(
-                        _INSERT_OUTBOX_PG, {k: [r[k] for r in rows] for k in _OUTBOX_COLUMNS}
-                    )
-                else:
-                    await conn.execute(insert(self.outbox), rows)
+            await self.write_outbox(conn, uow.events)
         if uow.events:
             self.events_written.set()
         for callback in uow.after_commit:
             callback()
+
+    async def write_outbox(self, conn: AsyncConnection, events: Sequence[Envelope]) -> None:
+        """The events in the outbox, in one statement (the caller's transaction)."""
+        if not events:
+            return
+        rows = [_outbox_row(e) for e in events]
+        if self.is_postgres and len(rows) > 1:
+            # one statement for many events (the SLA scanner writes thousands)
+            await conn.execute(
+                _INSERT_OUTBOX_PG, {k: [r[k] for r in rows] for k in _OUTBOX_COLUMNS}
+            )
+        else:
+            await conn.execute(insert(self.outbox), rows)
+
+    async def claim(
+        self, conn: AsyncConnection, consumer: str, event_ids: Sequence[str]
+    ) -> set[str]:
+        """One multi-row inbox insert: the ids among ``event_ids`` this consumer has not
+        seen before (the others are redeliveries)."""
+        if not event_ids:
+            return set()
+        now = datetime.now(UTC)
+        if self.is_postgres:
+            result = await conn.execute(
+                _CLAIM_PG, {"consumer": consumer, "ids": list(event_ids), "now": now}
+            )
+        else:
+            result = await conn.execute(
+                sqlite.insert(self.inbox)
+                .values(
+                    [{"consumer": consumer, "event_id": i, "processed_at": now} for i in event_ids]
+                )
+                .on_conflict_do_nothing()
+                .returning(self.inbox.c.event_id)
+            )
+        return set(result.scalars().all())
 
     async def handle_once(
         self,
@@ -203,6 +262,11 @@ class Database:
         await self.engine.dispose()
 
 
+_CLAIM_PG = text(
+    "INSERT INTO inbox (consumer, event_id, processed_at) "
+    "SELECT :consumer, unnest(CAST(:ids AS varchar[])), :now "
+    "ON CONFLICT DO NOTHING RETURNING event_id"
+)
 _OUTBOX_COLUMNS = ("event_id", "topic", "key", "payload", "created_at", "attempts")
 _INSERT_OUTBOX_PG = text(
     "INSERT INTO outbox (event_id, topic, key, payload, created_at, attempts) "

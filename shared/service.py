@@ -11,10 +11,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import select, text
@@ -22,9 +22,10 @@ from sqlalchemy import select, text
 from shared.auth import Caller, Role, verify_headers
 from shared.bus import Bus, make_bus
 from shared.clock import Clock, OffsetClock, make_clock
-from shared.db import Database, UnitOfWork
-from shared.errors import IllegalTransition, install_error_handlers
-from shared.events import Envelope
+from shared.consumer import Consumer
+from shared.consumer import EventHandler as EventHandler
+from shared.db import Database
+from shared.errors import IllegalTransition, NotFound, install_error_handlers
 from shared.logging import trace_id_var
 from shared.relay import OutboxRelay
 from shared.settings import Settings
@@ -50,7 +51,6 @@ class ServiceContext:
         return {"database": "ok"}
 
 
-EventHandler = Callable[[ServiceContext, UnitOfWork, Envelope], Coroutine[Any, Any, None]]
 Hook = Callable[[ServiceContext], Coroutine[Any, Any, None]]
 
 
@@ -139,24 +139,79 @@ def _internal_router() -> APIRouter:
     return router
 
 
+class DeadLetter(BaseModel):
+    id: int
+    consumer: str
+    event_id: str
+    event_type: str
+    topic: str
+    key: str
+    payload: dict[str, Any]
+    error: str
+    attempts: int
+    behind: int | None
+    state: str
+    first_failed_at: datetime
+    last_failed_at: datetime
+    resolved_at: datetime | None
+    resolved_by: str | None
+
+    @classmethod
+    def of(cls, row: Mapping[str, Any]) -> DeadLetter:
+        return cls.model_validate({**row, "payload": orjson.loads(row["payload"])})
+
+
+def _consumer(ctx: ServiceContext) -> Consumer:
+    consumer = ctx.extras.get("consumer")
+    if not isinstance(consumer, Consumer):
+        raise NotFound("this service consumes no events")
+    return consumer
+
+
+def _dead_letter_router() -> APIRouter:
+    """Events this service's consumer parked (see ``shared/consumer.py``). Admin only."""
+    router = APIRouter(prefix="/dead-letters", tags=["dead letters"])
+
+    @router.get("", response_model=list[DeadLetter])
+    async def list_dead_letters(
+        ctx: CtxDep,
+        caller: CallerDep,
+        state: Literal["parked", "retried", "discarded"] | None = "parked",
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[DeadLetter]:
+        caller.require(Role.ADMIN)
+        return [DeadLetter.of(r) for r in await _consumer(ctx).parked(state, limit)]
+
+    @router.get("/{dead_id}", response_model=DeadLetter)
+    async def read_dead_letter(dead_id: int, ctx: CtxDep, caller: CallerDep) -> DeadLetter:
+        caller.require(Role.ADMIN)
+        return DeadLetter.of(await _consumer(ctx).get(dead_id))
+
+    @router.post("/{dead_id}/retry", response_model=list[DeadLetter])
+    async def retry_dead_letter(dead_id: int, ctx: CtxDep, caller: CallerDep) -> list[DeadLetter]:
+        """Run the event again, then the events of the same ticket parked behind it, in
+        order; stops at the first that fails again (it stays parked, with the new error)."""
+        caller.require(Role.ADMIN)
+        return [DeadLetter.of(r) for r in await _consumer(ctx).retry(dead_id, caller.sub)]
+
+    @router.post("/{dead_id}/discard", response_model=list[DeadLetter])
+    async def discard_dead_letter(dead_id: int, ctx: CtxDep, caller: CallerDep) -> list[DeadLetter]:
+        """Give up on the event; the events parked behind it then run, in order."""
+        caller.require(Role.ADMIN)
+        return [DeadLetter.of(r) for r in await _consumer(ctx).discard(dead_id, caller.sub)]
+
+    return router
+
+
 def _subscribe(ctx: ServiceContext, spec: ServiceSpec) -> None:
     from shared.events import topic_for
 
     if not spec.handlers:
         return
     topics = sorted({topic_for(t) for t in spec.handlers})
-
-    async def consume(envelope: Envelope) -> None:
-        handler = spec.handlers.get(envelope.type)
-        if handler is None:
-            return
-        token = trace_id_var.set(envelope.trace_id)
-        try:
-            await ctx.db.handle_once(spec.name, envelope, lambda uow: handler(ctx, uow, envelope))
-        finally:
-            trace_id_var.reset(token)
-
-    ctx.bus.subscribe(spec.name, topics, consume)
+    consumer = Consumer(ctx, spec.handlers, max_attempts=ctx.settings.consumer_max_attempts)
+    ctx.extras["consumer"] = consumer
+    ctx.bus.subscribe(spec.name, topics, consumer.handle_batch)
 
 
 def create_service_app(
@@ -170,7 +225,10 @@ def create_service_app(
     otherwise the service makes and owns its own from settings."""
     owns_bus = bus is None
     the_bus: Bus = bus or make_bus(
-        settings.bus_url, prefix=settings.topic_prefix, partitions=settings.kafka_partitions
+        settings.bus_url,
+        prefix=settings.topic_prefix,
+        partitions=settings.kafka_partitions,
+        batch_size=settings.consumer_batch_size,
     )
     the_clock: Clock = clock or make_clock(settings.clock, settings.clock_offset_seconds)
 
@@ -207,6 +265,8 @@ def create_service_app(
             await relay.stop()
             if owns_bus:
                 await the_bus.stop()
+            elif spec.handlers:
+                await the_bus.unsubscribe(spec.name)
             await db.dispose()
 
     app = FastAPI(
@@ -241,6 +301,11 @@ def create_service_app(
             return JSONResponse({"status": "starting"}, status_code=503)
         detail: dict[str, Any] = {}
         status = 200
+        if spec.handlers:
+            state = ctx.bus.consumer_states().get(spec.name, "stopped")
+            detail["consumer"] = state
+            if state not in ("running", "retrying"):
+                status = 503
         try:
             detail.update(await ctx.ready_detail())
             for check in spec.ready_checks:
@@ -257,6 +322,8 @@ def create_service_app(
     for router in spec.routers:
         app.include_router(router)
     app.include_router(_internal_router())
+    if spec.handlers:
+        app.include_router(_dead_letter_router())
     return app
 
 

@@ -34,7 +34,8 @@ class Settings(BaseSettings):
     # postgresql+asyncpg://user:pw@host/db  → one schema per service in that database
     db_url: str = "sqlite+aiosqlite:///./var/hotline.db"
     db_pool_size: int = 10
-    # memory://  (in-process, embedded mode)  or  kafka://host:port[,host:port]
+    # memory:// (embedded log in memory) · log:///path/bus.db (embedded log in a file) ·
+    # kafka://host:port[,host:port]
     bus_url: str = "memory://"
     topic_prefix: str = ""
     kafka_partitions: int = 3
@@ -52,6 +53,12 @@ class Settings(BaseSettings):
     log_json: bool = True
     seed_demo: bool = True
     relay_batch_size: int = 2000
+    # consumers: events per batch (one transaction), and how often one event's handler is
+    # tried before the event is parked as a dead letter
+    consumer_batch_size: int = 500
+    consumer_max_attempts: int = 3
+    # embedded mode's durable log; empty → beside the SQLite files (var/hotline-bus.db)
+    bus_log_path: str = ""
     relay_poll_seconds: float = 0.5
     intake_url: str = "http://127.0.0.1:8001"
     dispatch_url: str = "http://127.0.0.1:8002"

@@ -6,6 +6,7 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from shared.bus import RawEvent  # noqa: E402
+from shared.bus import BatchHandler, LogBus, RawEvent  # noqa: E402
 from shared.db import Database  # noqa: E402
 from shared.events import Envelope  # noqa: E402
 
@@ -44,6 +45,25 @@ class RecordingBus:
 
     def of_type(self, event_type: str) -> list[Envelope]:
         return [e for e in self.published if e.type == event_type]
+
+
+class SettledBus:
+    """The embedded log as a unit test drives it: ``publish`` returns once every consumer
+    group has handled the events, and what they emitted in turn (``LogBus.settle``)."""
+
+    def __init__(self, log: LogBus) -> None:
+        self.log = log
+        self.relays: list[Any] = []
+
+    def subscribe(self, group: str, topics: Sequence[str], handler: BatchHandler) -> None:
+        self.log.subscribe(group, topics, handler)
+
+    async def publish(self, events: Sequence[Envelope]) -> None:
+        await self.log.publish(events)
+        await self.settle()
+
+    async def settle(self) -> None:
+        await self.log.settle(*self.relays)
 
 
 @pytest.fixture

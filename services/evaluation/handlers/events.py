@@ -35,11 +35,7 @@ async def _ensure_ticket(uow: UnitOfWork, ticket_id: str, **known: Any) -> bool:
     """The ticket's read-model row, created from whatever event comes first."""
     done = await uow.conn.execute(
         insert_ignoring_duplicates(uow.conn, tickets).values(
-            ticket_id=ticket_id,
-            round=1,
-            state="registered",
-            flagged=False,
-            **known,
+            {"ticket_id": ticket_id, "round": 1, "state": "registered", "flagged": False, **known}
         )
     )
     return bool(done.rowcount)

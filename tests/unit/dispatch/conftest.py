@@ -1,5 +1,6 @@
-"""The dispatch service embedded: SQLite, a MemoryBus, a ManualClock, and HTTP calls with
-signed caller headers — every rule driven as a client would, without a network."""
+"""The dispatch service embedded: SQLite, the embedded log (in memory), a ManualClock,
+and HTTP calls with signed caller headers — every rule driven as a client would, without a
+network."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from fastapi import FastAPI
 
 from services.dispatch.app import SPEC
 from shared.auth import Caller, Role, sign_headers
-from shared.bus import MemoryBus
+from shared.bus import LogBus, per_event
 from shared.clock import ManualClock
 from shared.events import (
     TOPICS,
@@ -28,7 +29,7 @@ from shared.events import (
 )
 from shared.service import ServiceContext
 from shared.settings import Settings
-from tests.conftest import at
+from tests.conftest import SettledBus, at
 
 T0 = at("2026-03-02 09:00")  # a Monday
 
@@ -60,20 +61,26 @@ class Harness:
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Harness]:
-        bus = MemoryBus()
+        log = LogBus()
+        await log.start()
+        bus = SettledBus(log)
 
         async def record(envelope: Envelope) -> None:
             self.seen.append(envelope)
 
-        bus.subscribe("observer", list(TOPICS), record)
+        bus.subscribe("observer", list(TOPICS), per_event(record))
         from shared.service import create_service_app
 
-        self.app = create_service_app(SPEC, self.settings, bus=bus, clock=self.clock)
-        async with self.app.router.lifespan_context(self.app):
-            self.bus = bus
-            self.ctx = self.app.state.ctx
-            await self.settle()
-            yield self
+        self.app = create_service_app(SPEC, self.settings, bus=log, clock=self.clock)
+        try:
+            async with self.app.router.lifespan_context(self.app):
+                self.bus = bus
+                self.ctx = self.app.state.ctx
+                bus.relays.append(self.ctx.relay)
+                await self.settle()
+                yield self
+        finally:
+            await log.stop()
 
     # ---- HTTP ---------------------------------------------------------------------
 
@@ -112,10 +119,8 @@ class Harness:
         await self.settle()
 
     async def settle(self) -> None:
-        for _ in range(3):
-            await asyncio.sleep(0.01)
-        await self.ctx.relay.drain()
-        await asyncio.sleep(0.01)
+        """Everything emitted so far is published and handled by every consumer."""
+        await self.bus.settle()
 
     async def register(
         self,

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 from services.evaluation.app import SPEC
 from shared.auth import Caller, Role, sign_headers
-from shared.bus import MemoryBus
+from shared.bus import LogBus, per_event
 from shared.clock import ManualClock
 from shared.events import (
     TOPIC_EVALUATION,
@@ -34,7 +34,7 @@ from shared.events import (
 )
 from shared.service import ServiceContext, create_service_app
 from shared.settings import Settings
-from tests.conftest import at
+from tests.conftest import SettledBus, at
 
 T0 = at("2026-03-02 09:00")  # a Monday
 
@@ -232,21 +232,26 @@ class Evaluation:
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Evaluation]:
         """One life of the service; a second ``running`` is a restart."""
-        bus = MemoryBus()
+        log = LogBus()
+        await log.start()
+        bus = SettledBus(log)
 
         async def record(envelope: Envelope) -> None:
             self.seen.append(envelope)
 
-        bus.subscribe("observer", [TOPIC_EVALUATION], record)
-        app: FastAPI = create_service_app(SPEC, self.settings, bus=bus, clock=self.clock)
-        async with app.router.lifespan_context(app):
-            self.bus, self.app = bus, app
-            self.ctx: ServiceContext = app.state.ctx
-            yield self
+        bus.subscribe("observer", [TOPIC_EVALUATION], per_event(record))
+        app: FastAPI = create_service_app(SPEC, self.settings, bus=log, clock=self.clock)
+        try:
+            async with app.router.lifespan_context(app):
+                self.bus, self.app = bus, app
+                self.ctx: ServiceContext = app.state.ctx
+                bus.relays.append(self.ctx.relay)
+                yield self
+        finally:
+            await log.stop()
 
     async def feed(self, *envelopes: Envelope) -> None:
         await self.bus.publish(list(envelopes))
-        await self.ctx.relay.drain()
 
     async def call(
         self, method: str, path: str, who: str = "agency", **kwargs: Any
@@ -256,7 +261,7 @@ class Evaluation:
         transport = httpx.ASGITransport(app=self.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://evaluation") as c:
             response = await c.request(method, path, headers=headers, **kwargs)
-        await self.ctx.relay.drain()
+        await self.bus.settle()
         return response
 
     def emitted(self, event_type: str, ticket_id: str | None = None) -> list[Envelope]:

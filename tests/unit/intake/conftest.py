@@ -1,5 +1,5 @@
-"""The intake service embedded on SQLite with a MemoryBus and a ManualClock, driven over
-HTTP with signed caller headers as the gateway would send them."""
+"""The intake service embedded on SQLite with the embedded log (in memory) and a
+ManualClock, driven over HTTP with signed caller headers as the gateway would send them."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 from services.intake.app import SPEC
 from shared.auth import Caller, Role, sign_headers
-from shared.bus import MemoryBus
+from shared.bus import LogBus, per_event
 from shared.clock import ManualClock
 from shared.events import (
     TOPIC_TICKETS,
@@ -25,7 +25,7 @@ from shared.events import (
 )
 from shared.service import ServiceContext, create_service_app
 from shared.settings import Settings
-from tests.conftest import at
+from tests.conftest import SettledBus, at
 
 T0 = at("2026-03-02 09:00")  # a Monday
 
@@ -77,7 +77,7 @@ def consultation(**overrides: Any) -> dict[str, Any]:
 class Intake:
     """One running intake service; ``call`` speaks as one of ``CALLERS``."""
 
-    def __init__(self, app: FastAPI, ctx: ServiceContext, bus: MemoryBus, clock: ManualClock):
+    def __init__(self, app: FastAPI, ctx: ServiceContext, bus: SettledBus, clock: ManualClock):
         self.app, self.ctx, self.bus, self.clock = app, ctx, bus, clock
         self.seen: list[Envelope] = []
         self.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://i")
@@ -102,7 +102,7 @@ class Intake:
         await self.bus.publish([e.envelope(producer="test", occurred_at=now) for e in events])
 
     async def emitted(self, event_type: str | None = None) -> list[Envelope]:
-        await self.ctx.relay.drain()
+        await self.bus.settle()
         return [e for e in self.seen if event_type is None or e.type == event_type]
 
     def advance(self, **delta: float) -> None:
@@ -113,22 +113,26 @@ class Intake:
 async def running_intake(tmp: Path) -> AsyncIterator[Intake]:
     settings = Settings(db_url=f"sqlite+aiosqlite:///{tmp}/hotline.db", env="test")
     clock = ManualClock(T0)
-    bus = MemoryBus()
-    app = create_service_app(SPEC, settings, bus=bus, clock=clock)
+    log = LogBus()
+    await log.start()
+    bus = SettledBus(log)
+    app = create_service_app(SPEC, settings, bus=log, clock=clock)
     async with app.router.lifespan_context(app):
         intake = Intake(app, app.state.ctx, bus, clock)
+        bus.relays.append(intake.ctx.relay)
 
         async def record(envelope: Envelope) -> None:
             # the background relay and ``drain`` may both send a row (at-least-once)
             if all(e.event_id != envelope.event_id for e in intake.seen):
                 intake.seen.append(envelope)
 
-        bus.subscribe("observer", [TOPIC_TICKETS], record)
+        bus.subscribe("observer", [TOPIC_TICKETS], per_event(record))
         await intake.publish(*MATTERS)
         try:
             yield intake
         finally:
             await intake.http.aclose()
+    await log.stop()
 
 
 @pytest.fixture

@@ -17,12 +17,12 @@ from fastapi import FastAPI
 
 from services.knowledge.app import SPEC
 from shared.auth import Caller, Role, sign_headers
-from shared.bus import MemoryBus
+from shared.bus import LogBus, per_event
 from shared.clock import ManualClock
 from shared.events import TOPIC_KNOWLEDGE, Envelope
 from shared.service import ServiceContext, create_service_app
 from shared.settings import Settings
-from tests.conftest import at
+from tests.conftest import SettledBus, at
 
 T0 = at("2026-03-02 09:00")  # a Monday
 HEPING_HOUSING = "120101-housing"
@@ -76,21 +76,24 @@ class Harness:
     @asynccontextmanager
     async def running(self) -> AsyncIterator[ServiceContext]:
         """One life of the service; a second ``running`` is a restart."""
-        bus = MemoryBus()
+        log = LogBus()
+        await log.start()
+        bus = SettledBus(log)
 
         async def record(envelope: Envelope) -> None:
             self.seen.append(envelope)
 
-        bus.subscribe("observer", [TOPIC_KNOWLEDGE], record)
-        app: FastAPI = create_service_app(SPEC, self.settings, bus=bus, clock=self.clock)
-        async with app.router.lifespan_context(app):
-            await bus.start()
-            self.app = app
-            self.ctx: ServiceContext = app.state.ctx
-            try:
+        bus.subscribe("observer", [TOPIC_KNOWLEDGE], per_event(record))
+        app: FastAPI = create_service_app(SPEC, self.settings, bus=log, clock=self.clock)
+        try:
+            async with app.router.lifespan_context(app):
+                self.app = app
+                self.bus = bus
+                self.ctx: ServiceContext = app.state.ctx
+                bus.relays.append(self.ctx.relay)
                 yield self.ctx
-            finally:
-                await bus.stop()
+        finally:
+            await log.stop()
 
     def emitted(self, event_type: str, **payload: Any) -> list[Envelope]:
         return [
@@ -124,7 +127,7 @@ class Harness:
         """Give the scanner and the relay a chance to act, then flush the outbox."""
         for _ in range(5):
             await asyncio.sleep(0.02)
-        await self.ctx.relay.drain()
+        await self.bus.settle()
 
 
 @pytest.fixture

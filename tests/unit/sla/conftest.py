@@ -17,7 +17,7 @@ from fastapi import FastAPI
 
 from services.sla.app import SPEC
 from shared.auth import Caller, Role, sign_headers
-from shared.bus import MemoryBus
+from shared.bus import LogBus, per_event
 from shared.clock import ManualClock
 from shared.events import (
     TOPIC_SLA,
@@ -28,7 +28,7 @@ from shared.events import (
 )
 from shared.service import ServiceContext, create_service_app
 from shared.settings import Settings
-from tests.conftest import at
+from tests.conftest import SettledBus, at
 
 T0 = at("2026-03-02 09:00")  # a Monday
 
@@ -42,17 +42,23 @@ class Harness:
     @asynccontextmanager
     async def running(self) -> AsyncIterator[ServiceContext]:
         """One life of the SLA service; a second ``running`` is a restart."""
-        bus = MemoryBus()
+        log = LogBus()
+        await log.start()
+        bus = SettledBus(log)
 
         async def record(envelope: Envelope) -> None:
             self.seen.append(envelope)
 
-        bus.subscribe("observer", [TOPIC_SLA], record)
-        app: FastAPI = create_service_app(SPEC, self.settings, bus=bus, clock=self.clock)
-        async with app.router.lifespan_context(app):
-            self.bus = bus
-            self.app = app
-            yield app.state.ctx
+        bus.subscribe("observer", [TOPIC_SLA], per_event(record))
+        app: FastAPI = create_service_app(SPEC, self.settings, bus=log, clock=self.clock)
+        try:
+            async with app.router.lifespan_context(app):
+                self.bus = bus
+                self.app = app
+                bus.relays.append(app.state.ctx.relay)
+                yield app.state.ctx
+        finally:
+            await log.stop()
 
     def overdue(self, ticket_id: str) -> list[Envelope]:
         return self.emitted("sla.overdue", ticket_id)
@@ -155,4 +161,5 @@ async def settle(ctx: ServiceContext) -> None:
     """Give the scanner and relay a chance to act, then flush the outbox."""
     for _ in range(5):
         await asyncio.sleep(0.02)
-    await ctx.relay.drain()
+    assert isinstance(ctx.bus, LogBus)
+    await ctx.bus.settle(ctx.relay)

@@ -1,0 +1,370 @@
+"""A service's consumer: batches from the bus handled in one transaction, each event exactly
+once (inbox), a failing event parked as a dead letter instead of stopping the others.
+
+How a batch is handled (one transaction):
+1. one multi-row inbox insert returns the events this service has not seen before;
+2. each new event's handler runs in its own SAVEPOINT: a failure rolls back that event
+   only; it is tried ``max_attempts`` times (short back-off), then **parked**;
+3. an event whose key (ticket) already has a parked event in this service is parked
+   **behind** it without running, so a ticket's events are never applied out of order;
+4. the outbox rows of every handled event are written in one statement; commit.
+
+An outage (database unreachable, connection lost) is not an event's fault: it propagates,
+and the bus retries the whole batch with back-off.
+
+Parked events are listed, retried and discarded through ``/dead-letters`` (admin).
+Retrying a parked event re-runs it and then the events parked behind it, in order, and
+stops at the first that fails again. Discarding one releases the events parked behind it
+(they run, in order, at once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from shared.db import Database, UnitOfWork
+from shared.errors import IllegalTransition, NotFound
+from shared.events import Envelope
+from shared.logging import trace_id_var
+
+if TYPE_CHECKING:
+    from shared.service import ServiceContext
+
+log = logging.getLogger("hotline.consumer")
+
+EventHandler = Callable[["ServiceContext", UnitOfWork, Envelope], Coroutine[Any, Any, None]]
+PARKED, RETRIED, DISCARDED = "parked", "retried", "discarded"
+
+
+def is_outage(exc: BaseException) -> bool:
+    """The database (or the network to it) failed, not the event: retry the batch."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(
+        exc, (OperationalError, InterfaceError, DisconnectionError, ConnectionError, OSError)
+    )
+
+
+class Consumer:
+    def __init__(
+        self,
+        ctx: ServiceContext,
+        handlers: Mapping[str, EventHandler],
+        *,
+        max_attempts: int = 3,
+        retry_delay: float = 0.05,
+    ) -> None:
+        self.ctx = ctx
+        self.name = ctx.name
+        self.handlers = handlers
+        self.max_attempts = max(1, max_attempts)
+        self.retry_delay = retry_delay
+
+    @property
+    def db(self) -> Database:
+        return self.ctx.db
+
+    # ---- the batch -----------------------------------------------------------------
+
+    async def handle_batch(self, batch: Sequence[Envelope]) -> None:
+        wanted: dict[str, Envelope] = {}
+        for envelope in batch:
+            if envelope.type in self.handlers:
+                wanted.setdefault(str(envelope.event_id), envelope)
+        if not wanted:
+            return
+        dead = self.db.dead_letters
+        events: list[Envelope] = []
+        callbacks: list[Callable[[], None]] = []
+        parked: list[dict[str, Any]] = []
+        async with self.db.engine.begin() as conn:
+            new = await self.db.claim(conn, self.name, list(wanted))
+            todo = [e for i, e in wanted.items() if i in new]
+            if not todo:
+                return
+            blocked: dict[str, int | None] = dict(
+                (
+                    await conn.execute(
+                        select(dead.c.key, dead.c.id)
+                        .where(
+                            dead.c.consumer == self.name,
+                            dead.c.state == PARKED,
+                            dead.c.behind.is_(None),
+                            dead.c.key.in_({e.key for e in todo}),
+                        )
+                        .order_by(dead.c.id)
+                    )
+                ).all()
+            )
+            for envelope in todo:
+                token = trace_id_var.set(envelope.trace_id)
+                try:
+                    if envelope.key in blocked:
+                        parked.append(
+                            _dead_row(
+                                self.name,
+                                envelope,
+                                "parked behind an earlier event",
+                                0,
+                                behind=blocked[envelope.key],
+                            )
+                        )
+                        continue
+                    uow, error, attempts = await self._attempt(conn, envelope)
+                    if uow is not None:
+                        events.extend(uow.events)
+                        callbacks.extend(uow.after_commit)
+                        continue
+                    parked.append(_dead_row(self.name, envelope, error, attempts))
+                    blocked[envelope.key] = None  # its id is known after the insert
+                finally:
+                    trace_id_var.reset(token)
+            await self.db.write_outbox(conn, events)
+            if parked:
+                await self._park(conn, parked)
+        self._after_commit(events, callbacks)
+        for row in parked:
+            log.error(
+                "event parked as a dead letter",
+                extra={
+                    "consumer": self.name,
+                    "event": row["event_id"],
+                    "event_type": row["event_type"],
+                    "attempts": row["attempts"],
+                    "behind": row["behind"],
+                    "error": row["error"][:300],
+                },
+            )
+
+    async def _attempt(
+        self, conn: AsyncConnection, envelope: Envelope
+    ) -> tuple[UnitOfWork | None, str, int]:
+        """Run the handler in a savepoint, up to ``max_attempts`` times. An outage
+        propagates (the whole batch is retried); any other failure counts."""
+        handler = self.handlers[envelope.type]
+        error = ""
+        for attempt in range(1, self.max_attempts + 1):
+            uow = UnitOfWork(conn)
+            try:
+                async with conn.begin_nested():
+                    await handler(self.ctx, uow, envelope)
+                return uow, "", attempt
+            except Exception as exc:  # noqa: BLE001 - counted, then parked
+                if is_outage(exc) or conn.invalidated:
+                    raise
+                error = f"{type(exc).__name__}: {exc}"[:4000]
+                log.warning(
+                    "handler failed",
+                    exc_info=attempt == 1,
+                    extra={
+                        "consumer": self.name,
+                        "event": str(envelope.event_id),
+                        "event_type": envelope.type,
+                        "attempt": attempt,
+                    },
+                )
+                if attempt < self.max_attempts:
+                    await asyncio.sleep(self.retry_delay * 2 ** (attempt - 1))
+        return None, error, self.max_attempts
+
+    async def _park(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+        """Insert the dead letters in order; an event parked behind one parked in this same
+        batch learns that one's id here."""
+        dead = self.db.dead_letters
+        heads: dict[str, int] = {}
+        for row in rows:
+            if row["behind"] is None and row["attempts"] == 0:
+                row["behind"] = heads.get(row["key"])
+            new_id = (
+                await conn.execute(insert(dead).values(row).returning(dead.c.id))
+            ).scalar_one()
+            if row["attempts"] > 0:
+                heads[row["key"]] = new_id
+
+    def _after_commit(
+        self, events: Sequence[Envelope], callbacks: Sequence[Callable[[], None]]
+    ) -> None:
+        if events:
+            self.db.events_written.set()
+        for callback in callbacks:
+            callback()
+
+    # ---- the admin's levers --------------------------------------------------------
+
+    async def parked(self, state: str | None = PARKED, limit: int = 100) -> list[dict[str, Any]]:
+        dead = self.db.dead_letters
+        query = select(dead).where(dead.c.consumer == self.name).order_by(dead.c.id).limit(limit)
+        if state:
+            query = query.where(dead.c.state == state)
+        async with self.db.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [dict(r) for r in rows]
+
+    async def get(self, dead_id: int) -> dict[str, Any]:
+        dead = self.db.dead_letters
+        async with self.db.engine.connect() as conn:
+            row = (
+                (
+                    await conn.execute(
+                        select(dead).where(dead.c.id == dead_id, dead.c.consumer == self.name)
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        if row is None:
+            raise NotFound(f"no dead letter {dead_id}")
+        return dict(row)
+
+    async def retry(self, dead_id: int, by: str) -> list[dict[str, Any]]:
+        """Run the parked event again, then those parked behind it, in order; stop at the
+        first that fails again. Returns the dead letters as they now are."""
+        row = await self.get(dead_id)
+        if row["state"] != PARKED:
+            raise IllegalTransition(f"dead letter {dead_id} is {row['state']}, not parked")
+        if row["behind"] is not None:
+            raise IllegalTransition(
+                f"dead letter {dead_id} waits behind dead letter {row['behind']}: "
+                "retry or discard that one first"
+            )
+        return await self._release(row["key"], by)
+
+    async def discard(self, dead_id: int, by: str) -> list[dict[str, Any]]:
+        """Give up on the event for good; the events parked behind it then run in order."""
+        row = await self.get(dead_id)
+        if row["state"] != PARKED:
+            raise IllegalTransition(f"dead letter {dead_id} is {row['state']}, not parked")
+        dead = self.db.dead_letters
+        async with self.db.engine.begin() as conn:
+            await conn.execute(
+                update(dead)
+                .where(dead.c.id == dead_id)
+                .values(state=DISCARDED, resolved_at=datetime.now(UTC), resolved_by=by)
+            )
+        log.warning(
+            "dead letter discarded",
+            extra={"consumer": self.name, "dead_letter": dead_id, "by": by},
+        )
+        released = await self._release(row["key"], by) if row["behind"] is None else []
+        return [await self.get(dead_id), *released]
+
+    async def _release(self, key: str, by: str) -> list[dict[str, Any]]:
+        """Run the parked events of ``key`` in order, each in its own transaction, until
+        one fails again (it becomes the head the others wait behind). Events parked
+        meanwhile are picked up by the next round."""
+        dead = self.db.dead_letters
+        done: list[int] = []
+        while True:
+            async with self.db.engine.connect() as conn:
+                ids = list(
+                    (
+                        await conn.execute(
+                            select(dead.c.id)
+                            .where(
+                                dead.c.consumer == self.name,
+                                dead.c.key == key,
+                                dead.c.state == PARKED,
+                            )
+                            .order_by(dead.c.id)
+                        )
+                    )
+                    .scalars()
+                    .all()
+                )
+            if not ids:
+                break
+            for position, dead_id in enumerate(ids):
+                ok = await self._rerun(dead_id, ids[position + 1 :], by)
+                done.append(dead_id)
+                if not ok:
+                    return [await self.get(i) for i in done]
+        return [await self.get(i) for i in done]
+
+    async def _rerun(self, dead_id: int, followers: Sequence[int], by: str) -> bool:
+        dead = self.db.dead_letters
+        row = await self.get(dead_id)
+        envelope = Envelope.from_json(row["payload"])
+        handler = self.handlers.get(envelope.type)
+        now = datetime.now(UTC)
+        error = ""
+        uow: UnitOfWork | None = None
+        token = trace_id_var.set(envelope.trace_id)
+        try:
+            async with self.db.engine.begin() as conn:
+                uow = UnitOfWork(conn)
+                try:
+                    async with conn.begin_nested():
+                        if handler is not None:
+                            await handler(self.ctx, uow, envelope)
+                except Exception as exc:  # noqa: BLE001 - recorded on the dead letter
+                    if is_outage(exc) or conn.invalidated:
+                        raise
+                    error = f"{type(exc).__name__}: {exc}"[:4000]
+                if error:
+                    values: dict[str, Any] = {
+                        "attempts": dead.c.attempts + 1,
+                        "error": error,
+                        "last_failed_at": now,
+                        "behind": None,
+                    }
+                    await conn.execute(update(dead).where(dead.c.id == dead_id).values(values))
+                    if followers:  # the rest now wait behind this one
+                        await conn.execute(
+                            update(dead).where(dead.c.id.in_(followers)).values(behind=dead_id)
+                        )
+                else:
+                    await self.db.write_outbox(conn, uow.events)
+                    await conn.execute(
+                        update(dead)
+                        .where(dead.c.id == dead_id)
+                        .values(state=RETRIED, resolved_at=now, resolved_by=by)
+                    )
+        finally:
+            trace_id_var.reset(token)
+        if not error:
+            self._after_commit(uow.events, uow.after_commit)
+        log.warning(
+            "dead letter failed again" if error else "dead letter retried",
+            extra={"consumer": self.name, "dead_letter": dead_id, "by": by},
+        )
+        return not error
+
+    async def parked_count(self) -> int:
+        from sqlalchemy import func
+
+        dead = self.db.dead_letters
+        async with self.db.engine.connect() as conn:
+            count = await conn.scalar(
+                select(func.count())
+                .select_from(dead)
+                .where(dead.c.consumer == self.name, dead.c.state == PARKED)
+            )
+        return int(count or 0)
+
+
+def _dead_row(
+    consumer: str, envelope: Envelope, error: str, attempts: int, *, behind: int | None = None
+) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    return {
+        "consumer": consumer,
+        "event_id": str(envelope.event_id),
+        "event_type": envelope.type,
+        "topic": envelope.topic,
+        "key": envelope.key,
+        "payload": envelope.to_json().decode(),
+        "error": error,
+        "attempts": attempts,
+        "behind": behind,
+        "state": PARKED,
+        "first_failed_at": now,
+        "last_failed_at": now,
+    }

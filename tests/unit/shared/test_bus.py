@@ -1,0 +1,160 @@
+"""The embedded bus: a durable log with a committed position per consumer group (Kafka's
+semantics in one process), batches, isolation, outages and supervision."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from shared.bus import LogBus
+from shared.events import TOPIC_CATALOG, TOPIC_TICKETS, Envelope
+
+NOW = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+
+
+def event(n: int, topic_type: str = "ticket.registered") -> Envelope:
+    return Envelope(
+        type=topic_type, occurred_at=NOW, ticket_id=f"TJ{n:04d}", producer="intake", payload={}
+    )
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+
+    async def __call__(self, batch: Sequence[Envelope]) -> None:
+        self.batches.append([e.ticket_id or "" for e in batch])
+
+    @property
+    def seen(self) -> list[str]:
+        return [t for b in self.batches for t in b]
+
+
+@pytest.fixture
+async def bus() -> LogBus:
+    bus = LogBus(batch_size=4)
+    await bus.start()
+    yield bus  # type: ignore[misc]
+    await bus.stop()
+
+
+async def test_a_failing_group_never_blocks_the_producer_or_another_group(bus: LogBus) -> None:
+    async def broken(batch: Sequence[Envelope]) -> None:
+        raise RuntimeError("database unreachable")
+
+    healthy = Recorder()
+    bus.subscribe("evaluation", [TOPIC_TICKETS], broken)
+    bus.subscribe("dispatch", [TOPIC_TICKETS], healthy)
+
+    await asyncio.wait_for(bus.publish([event(1), event(2)]), 2)
+    await bus.drain(groups=["dispatch"])
+
+    assert healthy.seen == ["TJ0001", "TJ0002"]
+    assert bus.consumer_states() == {"evaluation": "retrying", "dispatch": "running"}
+    with pytest.raises(TimeoutError, match="evaluation"):
+        await bus.drain(timeout=0.3)
+
+
+async def test_a_group_that_subscribes_late_receives_what_was_published_before(
+    bus: LogBus,
+) -> None:
+    await bus.publish([event(1, "catalog.unit_published"), event(2)])
+    late = Recorder()
+    bus.subscribe("evaluation", [TOPIC_CATALOG], late)
+    await bus.drain()
+
+    assert late.seen == ["TJ0001"]
+
+
+async def test_consumers_get_batches_in_log_order(bus: LogBus) -> None:
+    await bus.publish([event(n) for n in range(1, 11)])
+    got = Recorder()
+    bus.subscribe("sla", [TOPIC_TICKETS], got)
+    await bus.drain()
+
+    assert got.seen == [f"TJ{n:04d}" for n in range(1, 11)]
+    assert [len(b) for b in got.batches] == [4, 4, 2]
+
+
+async def test_a_restarted_group_resumes_after_its_committed_position(tmp_path: Path) -> None:
+    path = tmp_path / "bus.db"
+    first = LogBus(path)
+    await first.start()
+    before = Recorder()
+    first.subscribe("dispatch", [TOPIC_TICKETS], before)
+    await first.publish([event(1), event(2)])
+    await first.drain()
+    await first.stop()
+
+    second = LogBus(path)
+    await second.start()
+    await second.publish([event(3)])
+    after = Recorder()
+    second.subscribe("dispatch", [TOPIC_TICKETS], after)
+    newcomer = Recorder()
+    second.subscribe("sla", [TOPIC_TICKETS], newcomer)
+    await second.drain()
+    await second.stop()
+
+    assert before.seen == ["TJ0001", "TJ0002"]
+    assert after.seen == ["TJ0003"]
+    assert newcomer.seen == ["TJ0001", "TJ0002", "TJ0003"]
+
+
+async def test_an_outage_retries_the_same_batch_and_logs_once_when_it_starts_and_ends(
+    bus: LogBus, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: list[list[str]] = []
+    down = asyncio.Event()
+    down.set()
+
+    async def flaky(batch: Sequence[Envelope]) -> None:
+        calls.append([e.ticket_id or "" for e in batch])
+        if down.is_set() and len(calls) >= 4:
+            down.clear()
+        if down.is_set():
+            raise ConnectionError("database unreachable")
+
+    caplog.set_level(logging.WARNING, logger="hotline.bus")
+    bus.subscribe("sla", [TOPIC_TICKETS], flaky)
+    await bus.publish([event(1), event(2)])
+    await bus.drain(timeout=10)
+
+    assert calls == [["TJ0001", "TJ0002"]] * 4
+    messages = [r.getMessage() for r in caplog.records if r.name == "hotline.bus"]
+    assert len(messages) == 2
+    assert "retrying" in messages[0] and messages[1] == "consumer recovered"
+
+
+async def test_a_consumer_task_that_dies_is_logged_and_restarted(
+    bus: LogBus, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_read = bus._read
+    reads = 0
+
+    async def read_once_broken(sub):  # type: ignore[no-untyped-def]
+        nonlocal reads
+        reads += 1
+        if reads == 1:
+            raise RuntimeError("bug in the consumer loop")
+        return await real_read(sub)
+
+    monkeypatch.setattr(bus, "_read", read_once_broken)
+    got = Recorder()
+    await bus.publish([event(1)])
+    bus.subscribe("sla", [TOPIC_TICKETS], got)
+    for _ in range(100):
+        if bus.consumer_states()["sla"] == "restarting":
+            break
+        await asyncio.sleep(0.01)
+    assert bus.consumer_states()["sla"] == "restarting"
+    await bus.drain(timeout=5)
+
+    assert got.seen == ["TJ0001"]
+    assert bus.consumer_states()["sla"] == "running"
+    assert any(r.getMessage() == "consumer died; restarting it" for r in caplog.records)

@@ -1,0 +1,197 @@
+"""A service's consumer: a batch in one transaction, each event exactly once, a failing
+event parked as a dead letter (with the events of its ticket behind it), an outage retried
+whole."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
+
+from shared.clock import ManualClock
+from shared.consumer import Consumer
+from shared.db import Database, UnitOfWork
+from shared.errors import IllegalTransition
+from shared.events import Envelope
+from shared.relay import OutboxRelay
+from shared.service import ServiceContext
+from shared.settings import Settings
+from tests.conftest import ROOT, RecordingBus
+
+NOW = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+
+
+def event(ticket: str, step: str, **payload: Any) -> Envelope:
+    return Envelope(
+        type="ticket.noted",
+        occurred_at=NOW,
+        ticket_id=ticket,
+        producer="intake",
+        payload={"step": step, **payload},
+    )
+
+
+class Service:
+    """A stand-in service whose handler notes each event (an outbox row) and fails while
+    the event's step is in ``broken``."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.broken: set[str] = set()
+        self.handled: list[str] = []
+        settings = Settings(env="test")
+        bus = RecordingBus()
+        self.ctx = ServiceContext(
+            "dispatch", settings, db, bus, ManualClock(NOW), OutboxRelay(db, bus)
+        )
+        self.consumer = Consumer(
+            self.ctx, {"ticket.noted": self.on_noted}, max_attempts=3, retry_delay=0
+        )
+
+    async def on_noted(self, ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
+        step = envelope.payload["step"]
+        uow.emit(
+            Envelope(
+                type="ticket.seen",
+                occurred_at=NOW,
+                ticket_id=envelope.ticket_id,
+                producer="dispatch",
+                payload={"step": step},
+            )
+        )
+        # a statement that then fails: its effect must not survive
+        await uow.conn.execute(
+            self.db.inbox.insert().values(consumer=f"probe-{step}", event_id="x", processed_at=NOW)
+        )
+        if step in self.broken:
+            raise TypeError(f"cannot handle {step}")
+        if envelope.payload.get("outage"):
+            raise OperationalError("SELECT 1", {}, ConnectionRefusedError("database is down"))
+        self.handled.append(step)
+
+    async def outbox_steps(self) -> list[str]:
+        async with self.db.engine.connect() as conn:
+            rows = (await conn.execute(select(self.db.outbox.c.payload))).scalars().all()
+        return [Envelope.from_json(r).payload["step"] for r in rows]
+
+    async def probes(self) -> int:
+        inbox = self.db.inbox
+        async with self.db.engine.connect() as conn:
+            n = await conn.scalar(
+                select(func.count()).select_from(inbox).where(inbox.c.consumer.like("probe-%"))
+            )
+        return int(n or 0)
+
+
+@pytest.fixture
+async def service() -> AsyncIterator[Service]:
+    db = Database("dispatch", "sqlite+aiosqlite:///:memory:")
+    await db.migrate(ROOT / "services" / "intake" / "migrations")
+    yield Service(db)
+    await db.dispose()
+
+
+async def test_a_failing_event_is_parked_and_the_rest_of_the_batch_is_handled(
+    service: Service,
+) -> None:
+    service.broken = {"b1"}
+    batch = [event("TJ1", "a1"), event("TJ2", "b1"), event("TJ3", "c1")]
+
+    await service.consumer.handle_batch(batch)
+
+    assert service.handled == ["a1", "c1"]
+    assert await service.outbox_steps() == ["a1", "c1"]
+    assert await service.probes() == 2  # the failed attempts left nothing behind
+    [parked] = await service.consumer.parked()
+    assert parked["event_id"] == str(batch[1].event_id)
+    assert parked["attempts"] == 3
+    assert parked["error"] == "TypeError: cannot handle b1"
+    assert parked["state"] == "parked"
+    assert parked["first_failed_at"] is not None and parked["last_failed_at"] is not None
+
+
+async def test_a_redelivered_batch_changes_nothing(service: Service) -> None:
+    service.broken = {"b1"}
+    batch = [event("TJ1", "a1"), event("TJ2", "b1")]
+    await service.consumer.handle_batch(batch)
+    service.broken = set()
+
+    await service.consumer.handle_batch(batch)
+
+    assert service.handled == ["a1"]
+    assert len(await service.consumer.parked()) == 1
+
+
+async def test_later_events_of_a_parked_ticket_wait_behind_it_and_run_in_order_on_retry(
+    service: Service,
+) -> None:
+    service.broken = {"1"}
+    await service.consumer.handle_batch(
+        [event("TJ1", "1"), event("TJ1", "2"), event("TJ2", "other")]
+    )
+    await service.consumer.handle_batch([event("TJ1", "3")])
+    parked = await service.consumer.parked()
+    assert [(p["key"], p["attempts"]) for p in parked] == [("TJ1", 3), ("TJ1", 0), ("TJ1", 0)]
+    head = parked[0]["id"]
+    assert [p["behind"] for p in parked] == [None, head, head]
+    assert service.handled == ["other"]
+
+    with pytest.raises(IllegalTransition):
+        await service.consumer.retry(parked[1]["id"], "admin")
+    service.broken = set()
+    retried = await service.consumer.retry(head, "admin")
+
+    assert [r["state"] for r in retried] == ["retried"] * 3
+    assert service.handled == ["other", "1", "2", "3"]
+    assert await service.outbox_steps() == ["other", "1", "2", "3"]
+    assert await service.consumer.parked() == []
+    await service.consumer.handle_batch([event("TJ1", "4")])
+    assert service.handled[-1] == "4"
+
+
+async def test_a_retry_that_fails_again_keeps_the_rest_parked_behind_it(
+    service: Service,
+) -> None:
+    service.broken = {"1", "2"}
+    await service.consumer.handle_batch([event("TJ1", "1"), event("TJ1", "2"), event("TJ1", "3")])
+    head = (await service.consumer.parked())[0]["id"]
+    service.broken = {"2"}
+
+    retried = await service.consumer.retry(head, "admin")
+
+    assert [(r["state"], r["attempts"]) for r in retried] == [("retried", 3), ("parked", 1)]
+    still = await service.consumer.parked()
+    assert [p["behind"] for p in still] == [None, still[0]["id"]]
+    assert service.handled == ["1"]
+
+
+async def test_discarding_a_parked_event_releases_the_events_behind_it(service: Service) -> None:
+    service.broken = {"1"}
+    await service.consumer.handle_batch([event("TJ1", "1"), event("TJ1", "2")])
+    head = (await service.consumer.parked())[0]["id"]
+
+    result = await service.consumer.discard(head, "admin")
+
+    assert [r["state"] for r in result] == ["discarded", "retried"]
+    assert service.handled == ["2"]
+    assert await service.consumer.parked() == []
+    with pytest.raises(IllegalTransition):
+        await service.consumer.discard(head, "admin")
+
+
+async def test_an_outage_is_not_the_events_fault_the_whole_batch_is_retried(
+    service: Service,
+) -> None:
+    batch = [event("TJ1", "a1"), event("TJ2", "b1", outage=True)]
+
+    with pytest.raises(OperationalError):
+        await service.consumer.handle_batch(batch)
+
+    assert await service.outbox_steps() == []
+    assert await service.consumer.parked() == []
+    await service.consumer.handle_batch(batch[:1])  # nothing was claimed: it runs again
+    assert service.handled == ["a1", "a1"]
