@@ -30,6 +30,7 @@ class UserPublic(BaseModel):
     name: str
     role: Role
     unit_id: str | None
+    industry: str | None = None
 
 
 class TokenPublic(BaseModel):
@@ -46,6 +47,7 @@ def issue_token(settings: Settings, user: User, *, now: float | None = None) -> 
         "sub": user.username,
         "role": user.role.value,
         "unit_id": user.unit_id,
+        "industry": user.industry,
         "name": user.name,
         "iat": issued_at,
         "exp": issued_at + ttl,
@@ -70,6 +72,7 @@ def verify_token(secret: str, token: str) -> tuple[Caller, int]:
             sub=claims["sub"],
             role=claims["role"],
             unit_id=claims.get("unit_id"),
+            industry=claims.get("industry"),
             name=claims.get("name") or "",
         )
     except ValidationError as exc:
@@ -140,5 +143,9 @@ async def login(body: LoginRequest, request: Request) -> TokenPublic:
 async def me(caller: CallerDep) -> UserPublic:
     """Who the bearer token belongs to."""
     return UserPublic(
-        username=caller.sub, name=caller.name, role=caller.role, unit_id=caller.unit_id
+        username=caller.sub,
+        name=caller.name,
+        role=caller.role,
+        unit_id=caller.unit_id,
+        industry=caller.industry,
     )

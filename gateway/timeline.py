@@ -59,8 +59,9 @@ async def timeline(ticket_id: str, request: Request, caller: CallerDep) -> Timel
         if assignment.status_code == 404:
             raise NotFound(f"no ticket {ticket_id}")
     path = f"/internal/tickets/{ticket_id}/events"
+    internal = caller.model_copy(update={"internal": True})
     answers = await asyncio.gather(
-        *(_get(upstreams, name, path, caller) for name in upstreams.services)
+        *(_get(upstreams, name, path, internal) for name in upstreams.services)
     )
     events: list[dict[str, Any]] = []
     for answer in answers:

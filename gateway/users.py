@@ -38,6 +38,7 @@ class User:
     role: Role
     unit_id: str | None
     password_hash: str
+    industry: str | None = None  # role authority only (Art 8)
 
     def public(self) -> dict[str, Any]:
         return {
@@ -45,6 +46,7 @@ class User:
             "name": self.name,
             "role": self.role.value,
             "unit_id": self.unit_id,
+            "industry": self.industry,
         }
 
 
@@ -132,6 +134,7 @@ def _user_from_json(raw: Any, position: int) -> User:
     except KeyError as exc:
         raise UserFileError(f"user {label} lacks {exc.args[0]!r}") from exc
     unit_id = raw.get("unit_id")
+    industry = raw.get("industry")
     if not (isinstance(username, str) and username and isinstance(name, str) and name):
         raise UserFileError(f"user {label} needs a non-empty username and name")
     try:
@@ -142,13 +145,17 @@ def _user_from_json(raw: Any, position: int) -> User:
         raise UserFileError(f"user {label} has role unit and needs a unit_id")
     if role is not Role.UNIT and unit_id is not None:
         raise UserFileError(f"user {label} has role {role.value}: unit_id must be null")
+    if role is Role.AUTHORITY and not (isinstance(industry, str) and industry):
+        raise UserFileError(f"user {label} has role authority and needs an industry")
+    if role is not Role.AUTHORITY and industry is not None:
+        raise UserFileError(f"user {label} has role {role.value}: industry must be null")
     try:
         _parse_hash(password_hash)
     except (ValueError, binascii.Error, AttributeError) as exc:
         raise UserFileError(
             f"user {label}: password_hash must be {_SCHEME}$<iterations>$<salt>$<hash>"
         ) from exc
-    return User(username, name, role, unit_id, password_hash)
+    return User(username, name, role, unit_id, password_hash, industry)
 
 
 def read_users(path: Path) -> list[User]:

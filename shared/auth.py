@@ -39,13 +39,33 @@ class Caller(BaseModel):
 
     sub: str
     role: Role
-    unit_id: str | None = None  # set for role ``unit`` (and ``authority``: its own unit)
+    unit_id: str | None = None  # set for role ``unit``
+    industry: str | None = None  # set for role ``authority``: the industry it decides for (Art 8)
     name: str = ""
+    # True only on the gateway's own calls (the timeline); never set from a user's token, so
+    # a route reserved for the gateway cannot be reached through the proxy.
+    internal: bool = False
 
     def require(self, *roles: Role) -> None:
         if self.role not in roles:
             allowed = ", ".join(r.value for r in roles)
             raise Forbidden(f"role {self.role.value} may not do this (needs one of: {allowed})")
+
+    def require_internal(self) -> None:
+        """Routes only the gateway itself calls; to anyone else they do not exist."""
+        if not self.internal:
+            from shared.errors import NotFound
+
+            raise NotFound("no such resource")
+
+    def require_industry(self, industry: str | None) -> None:
+        """An industry authority acts only on its own industry's work (Art 8)."""
+        if self.role is Role.AUTHORITY and (self.industry is None or self.industry != industry):
+            raise Forbidden(
+                f"the {self.industry or 'unbound'} authority may not act on "
+                f"{industry or 'this'} industry's tickets",
+                rule="Art 8: the city-level industry authority decides for its own industry",
+            )
 
     def require_unit(self, unit_id: str | None) -> None:
         """A unit user acts only on its own unit's work (Art 28, 29)."""

@@ -120,7 +120,7 @@ def _internal_router() -> APIRouter:
     async def ticket_events(ticket_id: str, ctx: CtxDep, caller: CallerDep) -> list[dict[str, Any]]:
         """Every event this service emitted about the ticket, oldest first: its part of the
         ticket's timeline (the gateway merges all services')."""
-        caller.require(Role.OPERATOR, Role.AGENCY, Role.ADMIN, Role.AUTHORITY, Role.UNIT)
+        caller.require_internal()  # the gateway's timeline scopes and filters them
         outbox = ctx.db.outbox
         async with ctx.db.engine.connect() as conn:
             rows = (

@@ -58,7 +58,7 @@ def check_determination(
                 "jointly by the agency",
                 rule=CROSS_INDUSTRY_RULE,
             )
-        if authority_industry is not None and lead.industry != authority_industry:
+        if authority_industry is None or lead.industry != authority_industry:
             raise Forbidden(
                 f"the {authority_industry} authority may not decide a {lead.industry} case",
                 rule=SAME_INDUSTRY_RULE,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import func, insert, select, update
 
 from services.dispatch.domain import DeterminationKind, check_determination
@@ -13,7 +15,8 @@ from services.dispatch.handlers.common import (
     new_id,
     write_dispatch,
 )
-from services.dispatch.models import determinations
+from services.dispatch.handlers.queries import units_of_industry
+from services.dispatch.models import assignments, determinations
 from services.dispatch.schemas import (
     DeterminationCreate,
     DeterminationPublic,
@@ -48,9 +51,6 @@ async def decide(
                 )
             )
         ).first()
-        authority_industry = None
-        if caller.role is Role.AUTHORITY and caller.unit_id:
-            authority_industry = (await get_unit(conn, caller.unit_id)).industry
         kind = check_determination(
             matter=matter,
             lead=lead,
@@ -58,7 +58,7 @@ async def decide(
             decided_role=caller.role.value,
             referred_kind=DeterminationKind(case.kind) if case and case.kind else None,
             reason=body.reason,
-            authority_industry=authority_industry,
+            authority_industry=caller.industry,
         )
         dispatched = current.dispatch(
             lead.unit_id, at=now, co_unit_ids=[u.unit_id for u in co], determined=True
@@ -118,6 +118,21 @@ async def decide(
     return DeterminationPublic.model_validate(dict(saved._mapping))
 
 
+async def _industry_cases(conn: Any, caller: Caller) -> list[int]:
+    """The determinations an industry authority may see: those naming a unit of its
+    industry, as a candidate, the ticket's unit or the decided lead (Art 8)."""
+    mine = set((await conn.execute(units_of_industry(caller.industry))).scalars())
+    rows = await conn.execute(
+        select(
+            determinations.c.id,
+            determinations.c.candidate_unit_ids,
+            determinations.c.lead_unit_id,
+            assignments.c.unit_id,
+        ).outerjoin(assignments, assignments.c.ticket_id == determinations.c.ticket_id)
+    )
+    return [r.id for r in rows if mine & {*(r.candidate_unit_ids or []), r.lead_unit_id, r.unit_id}]
+
+
 async def list_determinations(
     ctx: ServiceContext, caller: Caller, *, status: str | None, limit: int, offset: int
 ) -> DeterminationsPublic:
@@ -127,6 +142,8 @@ async def list_determinations(
     if status:
         query = query.where(determinations.c.status == status)
     async with ctx.db.engine.connect() as conn:
+        if caller.role is Role.AUTHORITY:
+            query = query.where(determinations.c.id.in_(await _industry_cases(conn, caller)))
         count = await conn.scalar(select(func.count()).select_from(query.subquery()))
         rows = (
             await conn.execute(

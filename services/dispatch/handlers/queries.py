@@ -55,6 +55,8 @@ async def get_assignment(ctx: ServiceContext, caller: Caller, ticket_id: str) ->
         co = await co_unit_ids_of(conn, ticket_id)
         if caller.role is Role.UNIT and not assignment_from_row(row, co).may_see(caller.unit_id):
             raise Forbidden("this ticket belongs to another unit", rule=OWN_TICKETS)
+        if caller.role is Role.AUTHORITY:
+            await require_industry_case(conn, caller, ticket_id, row.unit_id)
 
         async def rows(table: Any, order: Any) -> list[dict[str, Any]]:
             result = await conn.execute(
@@ -91,6 +93,10 @@ async def list_assignments(
     query = _joined()
     if caller.role is Role.UNIT:
         query = query.where(_mine(caller.unit_id))
+    elif caller.role is Role.AUTHORITY:
+        query = query.where(assignments.c.unit_id.in_(units_of_industry(caller.industry)))
+        if unit_id:
+            query = query.where(assignments.c.unit_id == unit_id)
     elif unit_id:
         query = query.where(assignments.c.unit_id == unit_id)
     if state:
@@ -121,6 +127,34 @@ async def list_assignments(
 def _check_state(state: str) -> None:
     if state not in set(State):
         raise InvalidInput("state", f"one of {', '.join(s.value for s in State)}")
+
+
+def units_of_industry(industry: str | None) -> Any:
+    return select(units.c.unit_id).where(units.c.industry == industry)
+
+
+async def industries_of(conn: Any, unit_ids: list[str]) -> set[str | None]:
+    if not unit_ids:
+        return set()
+    found = await conn.execute(select(units.c.industry).where(units.c.unit_id.in_(unit_ids)))
+    return set(found.scalars())
+
+
+async def require_industry_case(
+    conn: Any, caller: Caller, ticket_id: str, unit_id: str | None
+) -> None:
+    """An industry authority sees a ticket handled in its industry, or one whose pending
+    determination names a unit of its industry (Art 8)."""
+    candidates = [unit_id] if unit_id else []
+    pending = await conn.execute(
+        select(determinations.c.candidate_unit_ids).where(
+            determinations.c.ticket_id == ticket_id, determinations.c.status == "pending"
+        )
+    )
+    for listed in pending.scalars():
+        candidates.extend(listed or [])
+    if caller.industry not in await industries_of(conn, candidates):
+        caller.require_industry(None)
 
 
 def _mine(unit_id: str | None) -> Any:

@@ -203,7 +203,12 @@ async def _set(uow: UnitOfWork, extension_id: str, **values: Any) -> None:
     )
 
 
+EXTENSION_READERS = (Role.UNIT, Role.AGENCY, Role.OPERATOR, Role.ADMIN)
+
+
 async def get_extension(ctx: ServiceContext, caller: Caller, extension_id: str) -> ExtensionPublic:
+    """The requesting unit and the reviewers read a request (reason, progress, measures)."""
+    caller.require(*EXTENSION_READERS)
     async with ctx.db.engine.connect() as conn:
         row = (
             await conn.execute(select(extensions).where(extensions.c.extension_id == extension_id))

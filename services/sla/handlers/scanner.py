@@ -49,9 +49,7 @@ def _act(row: Any, now: datetime, ctx: ServiceContext) -> tuple[dict[str, Any], 
         if row.warned_at is None:
             values["warned_at"] = now
             events.append(
-                ClockWarning(**common, warned_at=now).envelope(
-                    producer=PRODUCER, occurred_at=now
-                )
+                ClockWarning(**common, warned_at=now).envelope(producer=PRODUCER, occurred_at=now)
             )
     elif row.overdue_at is None:
         # A warning not yet given when the deadline has already passed is not sent late.

@@ -37,7 +37,7 @@ CALLERS = {
     "operator": Caller(sub="operator", role=Role.OPERATOR),
     "agency": Caller(sub="agency", role=Role.AGENCY),
     "admin": Caller(sub="admin", role=Role.ADMIN),
-    "authority": Caller(sub="authority", role=Role.AUTHORITY),
+    "authority": Caller(sub="authority", role=Role.AUTHORITY, industry="housing"),
     "unit_water": Caller(sub="unit_water", role=Role.UNIT, unit_id="city-water"),
     "unit_gas": Caller(sub="unit_gas", role=Role.UNIT, unit_id="city-gas"),
     "unit_heping_housing": Caller(

@@ -217,6 +217,7 @@ def decide(**changes: object) -> DeterminationKind:
         "decided_role": "authority",
         "referred_kind": None,
         "reason": "房屋位于和平区，由和平区住建委承办",
+        "authority_industry": "housing",
     }
     args.update(changes)
     return check_determination(**args)  # type: ignore[arg-type]
@@ -229,6 +230,8 @@ def test_same_industry_cases_are_decided_by_the_authority() -> None:
     assert refused.value.rule == SAME_INDUSTRY_RULE
     with pytest.raises(Forbidden):
         decide(authority_industry="transport")
+    with pytest.raises(Forbidden):  # an authority bound to no industry decides nothing
+        decide(authority_industry=None)
 
 
 def test_cross_industry_cases_are_decided_by_the_agency_with_co_units() -> None:
@@ -255,7 +258,7 @@ def test_a_determination_records_why() -> None:
 
 def test_a_determination_never_sends_a_functional_only_matter_to_a_street() -> None:
     with pytest.raises(IllegalTransition) as refused:
-        decide(lead=HEPING_STREET, decided_role="authority")
+        decide(lead=HEPING_STREET, decided_role="authority", authority_industry="grassroots")
     assert refused.value.rule == ART8_FUNCTIONAL_ONLY
 
 

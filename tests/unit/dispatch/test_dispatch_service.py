@@ -47,8 +47,11 @@ async def test_a_matter_the_catalog_leaves_open_waits_for_determination(service:
     tid = await service.register("OTHER-001", "120104", content="小区门口的井盖和路灯都坏了")
     assert (await service.ticket(tid))["state"] == "pending_determination"
     assert service.ticket_events(tid)[-1] == "ticket.pending_determination"
-    queue = (await service.get("authority", "/determinations")).json()
+    queue = (await service.get("agency", "/determinations")).json()
     assert tid in [c["ticket_id"] for c in queue["data"]]
+    # no unit of any industry is named yet: no industry authority sees the case (Art 8)
+    authority = (await service.get("authority", "/determinations")).json()
+    assert tid not in [c["ticket_id"] for c in authority["data"]]
 
 
 async def test_a_confident_suggestion_dispatches_and_a_weak_one_waits(service: Harness) -> None:

@@ -58,6 +58,7 @@ async def test_login_returns_a_bearer_token_naming_the_user(
         "name": "和平区住房和建设委员会",
         "role": "unit",
         "unit_id": "120101-housing",
+        "industry": None,
     }
     claims = jwt.decode(body["access_token"], settings.jwt_secret, algorithms=["HS256"])
     assert claims["sub"] == "unit1"
@@ -95,6 +96,7 @@ async def test_me_describes_the_token_holder(
         "name": "和平区住房和建设委员会",
         "role": "unit",
         "unit_id": "120101-housing",
+        "industry": None,
     }
 
 

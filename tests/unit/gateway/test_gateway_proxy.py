@@ -42,7 +42,9 @@ async def test_the_service_sees_the_caller_and_the_request_unchanged(
         "sub": "unit1",
         "role": "unit",
         "unit_id": "120101-housing",
+        "industry": None,
         "name": "和平区住房和建设委员会",
+        "internal": False,
     }
     assert seen["method"] == "POST"
     assert seen["path"] == "/echo/tickets/T1/reply"
