@@ -17,10 +17,20 @@ DEFAULT_PORTS = {
     "knowledge": 8004,
     "evaluation": 8005,
 }
-_DEV_SECRETS = {
-    "dev-internal-secret-change-me-32bytes!",
-    "dev-jwt-secret-change-me-at-least-32-bytes",
-}
+# Every secret that appears in this repository (defaults, compose fallbacks, docs, tests)
+# is public; tests/unit/security/test_production_settings.py scans the repository so that
+# none is missing here. Production refuses them, and any placeholder-looking value.
+KNOWN_SECRETS = frozenset(
+    {
+        "dev-internal-secret-change-me-32bytes!",
+        "dev-jwt-secret-change-me-at-least-32-bytes",
+        "dev-internal-secret-change-me",
+        "dev-jwt-secret-change-me",
+    }
+)
+_PLACEHOLDER_WORDS = ("change-me", "changeme", "secret", "example", "password", "demo")
+MIN_SECRET_BYTES = 32
+MAX_TOKEN_MINUTES = 24 * 60
 
 
 class Settings(BaseSettings):
@@ -67,20 +77,45 @@ class Settings(BaseSettings):
     evaluation_url: str = "http://127.0.0.1:8005"
 
     @model_validator(mode="after")
-    def _no_default_secrets_in_production(self) -> Settings:
-        if self.env == "production" and self.service_secret in _DEV_SECRETS:
-            raise ValueError("HOTLINE_SERVICE_SECRET must be set in production")
+    def _safe_in_production(self) -> Settings:
+        if self.env == "production":
+            problems = self.production_problems()
+            if problems:
+                raise ValueError("refusing to start in production: " + "; ".join(problems))
         return self
 
+    def production_problems(self) -> list[str]:
+        """What every process refuses in production, each saying what to set."""
+        problems = [
+            *_secret_problems("HOTLINE_SERVICE_SECRET", self.service_secret),
+            *_secret_problems("HOTLINE_JWT_SECRET", self.jwt_secret),
+        ]
+        if self.service_secret == self.jwt_secret:
+            problems.append(
+                "HOTLINE_SERVICE_SECRET and HOTLINE_JWT_SECRET are equal: set two different keys"
+            )
+        if self.clock != "system":
+            problems.append("HOTLINE_CLOCK=controllable lets an admin move time: set system")
+        if not 1 <= self.jwt_ttl_minutes <= MAX_TOKEN_MINUTES:
+            problems.append(
+                f"HOTLINE_JWT_TTL_MINUTES={self.jwt_ttl_minutes}: set 1..{MAX_TOKEN_MINUTES} "
+                "(30 or less recommended)"
+            )
+        return problems
+
     def check_gateway_production(self) -> None:
-        """The gateway alone signs tokens and knows users: it refuses the development
-        JWT key and the demo users (public passwords) in production."""
+        """The gateway alone knows users: in production it refuses the demo users, whose
+        passwords are public."""
         if self.env != "production":
             return
-        if self.jwt_secret in _DEV_SECRETS:
-            raise ValueError("HOTLINE_JWT_SECRET must be set in production")
-        if not self.users_file:
-            raise ValueError("HOTLINE_USERS_FILE must name the users in production")
+        from pathlib import Path
+
+        demo = Path(__file__).resolve().parent.parent / "gateway" / "demo_users.json"
+        if not self.users_file or Path(self.users_file).resolve() == demo:
+            raise ValueError(
+                "refusing to start in production: the demo users have public passwords; "
+                "set HOTLINE_USERS_FILE to your own users"
+            )
 
     def service_url(self, service: str) -> str:
         return str(getattr(self, f"{service}_url"))
@@ -91,6 +126,17 @@ class Settings(BaseSettings):
     @property
     def is_postgres(self) -> bool:
         return self.db_url.startswith("postgresql")
+
+
+def _secret_problems(name: str, value: str) -> list[str]:
+    hint = "set it to a random value: openssl rand -hex 32"
+    if value in KNOWN_SECRETS:
+        return [f"{name} is a development default published in the repository: {hint}"]
+    if len(value.encode()) < MIN_SECRET_BYTES:
+        return [f"{name} is shorter than {MIN_SECRET_BYTES} bytes: {hint}"]
+    if any(word in value.lower() for word in _PLACEHOLDER_WORDS):
+        return [f"{name} looks like a placeholder, not a key: {hint}"]
+    return []
 
 
 @lru_cache
