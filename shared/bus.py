@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +48,16 @@ def per_event(handler: Callable[[Envelope], Awaitable[None]]) -> BatchHandler:
             await handler(envelope)
 
     return each
+
+
+_TRACE = re.compile(rb'"trace_id":"([0-9A-Za-z._:-]{1,128})"')
+
+
+def trace_of(value: bytes) -> str | None:
+    """The trace id in a serialised envelope, without parsing it (the relay sends the
+    outbox's bytes as they are; this puts the trace id in the Kafka headers too)."""
+    found = _TRACE.search(value)
+    return found.group(1).decode() if found else None
 
 
 class Bus(Protocol):
@@ -274,7 +285,7 @@ class LogBus:
         async with self._lock:
             await self._conn.executemany(
                 "INSERT INTO log (topic, key, value, trace_id) VALUES (?, ?, ?, ?)",
-                [(e.topic, e.key, e.value, e.trace_id) for e in events],
+                [(e.topic, e.key, e.value, e.trace_id or trace_of(e.value)) for e in events],
             )
             await self._conn.commit()
             async with self._conn.execute("SELECT max(pos) FROM log") as cur:
@@ -369,45 +380,6 @@ class LogBus:
         return {group: self._end - sub.position for group, sub in self._subs.items()}
 
 
-class _QuietKafkaLogs(logging.Filter):
-    """aiokafka logs every failed reconnect (hundreds of thousands of lines while a
-    broker is down). Let each distinct message through once a minute."""
-
-    def __init__(self, every_seconds: float = 60.0) -> None:
-        super().__init__()
-        self.every = every_seconds
-        self._last: dict[tuple[str, str], float] = {}
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        key = (record.name, str(record.msg))
-        now = time.monotonic()
-        last = self._last.get(key)
-        if last is not None and now - last < self.every:
-            return False
-        if len(self._last) > 1000:
-            self._last.clear()
-        self._last[key] = now
-        return True
-
-
-_QUIET = _QuietKafkaLogs()
-
-
-def quiet_kafka_logs() -> None:
-    for name in (
-        "aiokafka",
-        "aiokafka.conn",
-        "aiokafka.consumer",
-        "aiokafka.producer",
-        "aiokafka.cluster",
-        "aiokafka.consumer.group_coordinator",
-        "aiokafka.consumer.fetcher",
-    ):
-        logger = logging.getLogger(name)
-        if _QUIET not in logger.filters:
-            logger.addFilter(_QUIET)
-
-
 class KafkaBus:
     """Apache Kafka through aiokafka: idempotent producer with ``acks=all``; one consumer
     group per service; offsets are committed only after the handler has stored the batch's
@@ -432,7 +404,6 @@ class KafkaBus:
         self._subs: dict[str, _Subscription] = {}
         self._producer: Any = None
         self._started = False
-        quiet_kafka_logs()
 
     def _topic(self, name: str) -> str:
         return f"{self.prefix}{name}"
@@ -525,10 +496,11 @@ class KafkaBus:
                     revoking.clear()
 
             async def on_partitions_assigned(self, assigned: Any) -> None:
-                log.info(
-                    "partitions assigned",
-                    extra={"group": sub.group, "partitions": len(assigned)},
-                )
+                if assigned:
+                    log.info(
+                        "partitions assigned",
+                        extra={"group": sub.group, "partitions": len(assigned)},
+                    )
 
         await consumer.start()
         try:
@@ -593,15 +565,17 @@ class KafkaBus:
         producer = self._producer
         if producer is None:
             raise RuntimeError("Kafka bus is not started")
-        futures = [
-            await producer.send(
-                self._topic(e.topic),
-                value=e.value,
-                key=e.key.encode(),
-                headers=[(TRACE_HEADER, e.trace_id.encode())] if e.trace_id else None,
+        futures = []
+        for e in events:
+            trace_id = e.trace_id or trace_of(e.value)
+            futures.append(
+                await producer.send(
+                    self._topic(e.topic),
+                    value=e.value,
+                    key=e.key.encode(),
+                    headers=[(TRACE_HEADER, trace_id.encode())] if trace_id else None,
+                )
             )
-            for e in events
-        ]
         await asyncio.gather(*futures)
 
     async def stop(self) -> None:

@@ -38,12 +38,38 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
+class QuietRepeats(logging.Filter):
+    """Lets each distinct message of the named libraries through once per ``every``
+    seconds. aiokafka logs every failed reconnect: hundreds of thousands of lines (and
+    much of a core) while a broker is down; our own code logs the state changes."""
+
+    def __init__(self, prefixes: tuple[str, ...] = ("aiokafka", "kafka"), every: float = 60.0):
+        super().__init__()
+        self.prefixes = prefixes
+        self.every = every
+        self._last: dict[tuple[str, str], float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(self.prefixes):
+            return True
+        key = (record.name, str(record.msg))
+        now = record.created
+        last = self._last.get(key)
+        if last is not None and now - last < self.every:
+            return False
+        if len(self._last) > 1000:
+            self._last.clear()
+        self._last[key] = now
+        return True
+
+
 def configure_logging(process_name: str, level: str = "INFO", as_json: bool = True) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if as_json:
         handler.setFormatter(JsonFormatter(process_name))
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    handler.addFilter(QuietRepeats())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
