@@ -16,6 +16,7 @@ from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
 from gateway import auth, openapi, timeline
+from gateway.channels import install_channels
 from gateway.openapi import MergedOpenAPI
 from gateway.proxy import Upstreams, install_proxy
 from gateway.users import load_users
@@ -142,5 +143,6 @@ def create_gateway_app(
     app.include_router(auth.router)
     app.include_router(openapi.router)
     app.include_router(timeline.router)  # before the proxy's catch-all route
+    install_channels(app, settings.api_key_cache_seconds)  # API keys, WeChat pass-through
     install_proxy(app)
     return app

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.auth import TokenVerifier
+from gateway.channels import api_key_from
 from gateway.transport import HTTP1Transport
 from shared.auth import sign_headers
 from shared.errors import DomainError, NotFound
@@ -41,6 +42,7 @@ _FORWARD = frozenset(
         b"idempotency-key",
         b"if-match",
         b"if-none-match",
+        b"x-hotline-signature",  # a channel account's body signature (CTI webhooks)
     }
 )
 # Response headers worth passing back. x-request-id is added by the gateway's middleware
@@ -157,9 +159,14 @@ async def proxy(request: Request) -> Response:
             headers.append((key, value))
         elif key == b"authorization":
             authorization = value.decode("latin-1")
-    tokens: TokenVerifier = request.app.state.tokens
-    caller = tokens.caller_from_authorization(authorization)
-    upstream = request.app.state.upstreams.get(service)
+    upstreams: Upstreams = request.app.state.upstreams
+    api_key = api_key_from(scope["headers"])
+    if api_key is not None:  # a channel account (gateway/channels.py)
+        caller = await request.app.state.api_keys.caller(upstreams, api_key)
+    else:
+        tokens: TokenVerifier = request.app.state.tokens
+        caller = tokens.caller_from_authorization(authorization)
+    upstream = upstreams.get(service)
 
     method = request.method
     signed = sign_headers(settings.service_secret, caller, method, path)

@@ -57,14 +57,14 @@ async def embedded_app(
             # ASGITransport runs no lifespan: start each service here.
             await stack.enter_async_context(app.router.lifespan_context(app))
             service_apps[name] = app
-        gateway = create_gateway_app(
-            settings,
-            transports={
-                # a service's own 500 answer passes through; its exception stays with it
-                name: httpx.ASGITransport(app=app, raise_app_exceptions=False)
-                for name, app in service_apps.items()
-            },
-        )
+        transports: dict[str, httpx.AsyncBaseTransport] = {
+            # a service's own 500 answer passes through; its exception stays with it
+            name: httpx.ASGITransport(app=app, raise_app_exceptions=False)
+            for name, app in service_apps.items()
+        }
+        for app in service_apps.values():  # a service calling another (channels → intake)
+            app.state.ctx.extras["transports"] = transports
+        gateway = create_gateway_app(settings, transports=transports)
         await stack.enter_async_context(gateway.router.lifespan_context(gateway))
         gateway.state.bus = bus
         gateway.state.services = service_apps

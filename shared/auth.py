@@ -15,6 +15,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict
 
 from shared.errors import Forbidden, Unauthorized
+from shared.events.base import Channel
 
 CALLER_HEADER = "x-hotline-caller"
 TIMESTAMP_HEADER = "x-hotline-timestamp"
@@ -45,6 +46,8 @@ class Caller(BaseModel):
     # True only on the gateway's own calls (the timeline); never set from a user's token, so
     # a route reserved for the gateway cannot be reached through the proxy.
     internal: bool = False
+    # set for a channel account (API key): every ticket it files comes in on this channel
+    channel: Channel | None = None
 
     def require(self, *roles: Role) -> None:
         if self.role not in roles:
@@ -79,7 +82,10 @@ def _signature(secret: str, timestamp: str, method: str, path: str, caller: str)
 
 
 def sign_headers(secret: str, caller: Caller, method: str, path: str) -> dict[str, str]:
-    encoded = base64.urlsafe_b64encode(orjson.dumps(caller.model_dump(mode="json"))).decode()
+    identity = caller.model_dump(mode="json")
+    if identity["channel"] is None:  # only channel accounts carry one
+        del identity["channel"]
+    encoded = base64.urlsafe_b64encode(orjson.dumps(identity)).decode()
     timestamp = str(int(time.time()))
     return {
         CALLER_HEADER: encoded,

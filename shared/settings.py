@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-SERVICES = ("intake", "dispatch", "sla", "knowledge", "evaluation")
+SERVICES = ("intake", "dispatch", "sla", "knowledge", "evaluation", "channels")
 DEFAULT_PORTS = {
     "gateway": 8000,
     "intake": 8001,
@@ -16,6 +16,7 @@ DEFAULT_PORTS = {
     "sla": 8003,
     "knowledge": 8004,
     "evaluation": 8005,
+    "channels": 8006,
 }
 # Every secret that appears in this repository (defaults, compose fallbacks, docs, tests)
 # is public; tests/unit/security/test_production_settings.py scans the repository so that
@@ -75,6 +76,23 @@ class Settings(BaseSettings):
     sla_url: str = "http://127.0.0.1:8003"
     knowledge_url: str = "http://127.0.0.1:8004"
     evaluation_url: str = "http://127.0.0.1:8005"
+    channels_url: str = "http://127.0.0.1:8006"
+    # Channels (docs/integrations.md). The key every account's signing secret and every
+    # webhook secret is derived from; refused in production while it is the default.
+    channels_secret: str = "dev-channels-secret-change-me-32-bytes!"
+    # The citizen's page of a ticket (links in WeChat replies and notifications).
+    citizen_ticket_url: str = "http://127.0.0.1:8000/track?ticket_id={ticket_id}"
+    # How long the gateway trusts a verified API key before asking channels again: a
+    # revoked key stops working within this time.
+    api_key_cache_seconds: float = 30.0
+    # Outgoing deliveries (webhooks, notifications): first retry after the base, doubling
+    # up to the ceiling, dead-lettered once the window since the event has passed.
+    delivery_backoff_seconds: float = 30.0
+    delivery_backoff_max_seconds: float = 3600.0
+    delivery_window_hours: float = 24.0
+    delivery_timeout_seconds: float = 10.0
+    # WeChat allows 5 s for a reply; registration must fit well inside or go on later.
+    wechat_register_seconds: float = 3.0
 
     @model_validator(mode="after")
     def _safe_in_production(self) -> Settings:

@@ -17,6 +17,7 @@ import jieba
 
 from shared.calendar import SHANGHAI, Period, PeriodUnit
 from shared.errors import IllegalTransition, InvalidInput
+from shared.events import Channel
 
 # Tianjin's 16 districts by administrative code (市辖区).
 DISTRICTS: dict[str, str] = {
@@ -178,6 +179,26 @@ def check_answer_on_the_spot(ticket_type: str) -> None:
             "must be dispatched to a handling unit",
             rule="Art 6",
         )
+
+
+# The hotline's own staff transcribe requests from any channel; everyone else files on
+# the channel they are (an account's, or the public website's).
+CHANNEL_NAMING_ROLES = frozenset({"operator", "admin"})
+
+
+def ticket_channel(role: str, bound: Channel | None, given: Channel | None) -> Channel:
+    """The channel a ticket comes in on: the account's, never what the body claims."""
+    if bound is None and role not in CHANNEL_NAMING_ROLES:
+        bound = "web"
+    if bound is not None:
+        if given is not None and given != bound:
+            raise InvalidInput(
+                "channel", f"this account files tickets on the {bound} channel only, not {given}"
+            )
+        return bound
+    if given is None:
+        raise InvalidInput("channel", "required: the channel the request came in on")
+    return given
 
 
 def check_call_rating(channel: str, already_rated: bool) -> None:

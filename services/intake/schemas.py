@@ -85,7 +85,10 @@ class TicketCreate(BaseModel):
     operator closes a consultation on the spot (Art 6): it is never dispatched."""
 
     model_config = ConfigDict(extra="forbid")
-    channel: Channel
+    channel: Channel | None = Field(
+        default=None,
+        description="operators name it; a channel account's tickets always carry its own",
+    )
     type: TicketType
     urgency: Urgency | None = Field(
         default=None, description="时限类别; the matter's default class when omitted"
@@ -164,6 +167,9 @@ class TicketFilter(BaseModel):
     district: District | None = None
     matter_code: str | None = Field(default=None, max_length=32)
     flagged: bool | None = None
+    requester_phone: Phone | None = Field(
+        default=None, description="a caller's earlier tickets; every such search is audited"
+    )
     registered_from: AwareDatetime | None = None
     registered_to: AwareDatetime | None = Field(default=None, description="exclusive")
     q: str | None = Field(

@@ -9,6 +9,7 @@ register themselves in ``EVENT_TYPES``; everything is re-exported here.
 from shared.events.base import (
     EVENT_TYPES,
     TOPIC_CATALOG,
+    TOPIC_CHANNELS,
     TOPIC_EVALUATION,
     TOPIC_KNOWLEDGE,
     TOPIC_SLA,
@@ -30,6 +31,11 @@ from shared.events.base import (
 from shared.events.catalog import (
     MatterPublished,
     UnitPublished,
+)
+from shared.events.channels import (
+    CallEnded,
+    DeliveryFailed,
+    FollowUpReceived,
 )
 from shared.events.evaluation import (
     EvaluationClosed,
@@ -82,11 +88,13 @@ from shared.events.tickets import (
 )
 
 __all__ = [
+    "CallEnded",
     "CallRated",
     "Channel",
     "ClockKind",
     "ClockWarning",
     "DeadlineSet",
+    "DeliveryFailed",
     "DeterminationMade",
     "EVENT_TYPES",
     "Envelope",
@@ -98,6 +106,7 @@ __all__ = [
     "ExtensionApproved",
     "ExtensionRejected",
     "ExtensionRequested",
+    "FollowUpReceived",
     "HotspotDetected",
     "KnowledgeExpired",
     "KnowledgeExpiring",
@@ -124,6 +133,7 @@ __all__ = [
     "SupervisionOpened",
     "TOPICS",
     "TOPIC_CATALOG",
+    "TOPIC_CHANNELS",
     "TOPIC_EVALUATION",
     "TOPIC_KNOWLEDGE",
     "TOPIC_SLA",

@@ -26,7 +26,15 @@ TOPIC_SLA = "hotline.sla"
 TOPIC_KNOWLEDGE = "hotline.knowledge"
 TOPIC_EVALUATION = "hotline.evaluation"
 TOPIC_CATALOG = "hotline.catalog"
-TOPICS = (TOPIC_TICKETS, TOPIC_SLA, TOPIC_KNOWLEDGE, TOPIC_EVALUATION, TOPIC_CATALOG)
+TOPIC_CHANNELS = "hotline.channels"
+TOPICS = (
+    TOPIC_TICKETS,
+    TOPIC_SLA,
+    TOPIC_KNOWLEDGE,
+    TOPIC_EVALUATION,
+    TOPIC_CATALOG,
+    TOPIC_CHANNELS,
+)
 
 _TOPIC_BY_PREFIX = {
     "ticket": TOPIC_TICKETS,
@@ -36,6 +44,7 @@ _TOPIC_BY_PREFIX = {
     "supervision": TOPIC_EVALUATION,
     "monitor": TOPIC_EVALUATION,
     "catalog": TOPIC_CATALOG,
+    "channel": TOPIC_CHANNELS,
 }
 
 

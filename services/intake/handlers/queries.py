@@ -105,6 +105,8 @@ def _conditions(f: TicketFilter) -> list[ColumnElement[bool]]:
         value = getattr(f, name)
         if value is not None:
             conds.append(tickets.c[name] == value)
+    if f.requester_phone is not None:
+        conds.append(tickets.c.requester_phone == f.requester_phone)
     if f.registered_from is not None:
         conds.append(tickets.c.registered_at >= f.registered_from)
     if f.registered_to is not None:
@@ -135,13 +137,30 @@ async def list_tickets(ctx: ServiceContext, caller: Caller, f: TicketFilter) -> 
         order += [_URGENCY_ORDER, tickets.c.registered_at.desc(), tickets.c.id.desc()]
     else:
         order += [tickets.c.registered_at.desc(), tickets.c.id.desc()]
-    async with ctx.db.engine.connect() as conn:
+    async with ctx.db.unit_of_work() as uow:
+        conn = uow.conn
         count = await conn.scalar(select(func.count()).select_from(tickets).where(*conds))
         rows = (
             await conn.execute(
                 select(tickets).where(*conds).order_by(*order).limit(f.limit).offset(f.offset)
             )
         ).all()
+        if f.requester_phone is not None and rows:
+            # Art 28, 29: finding a person's tickets by their number is a read of their data
+            now = ctx.clock.now()
+            await conn.execute(
+                insert(requester_reads),
+                [
+                    {
+                        "ticket_id": r.ticket_id,
+                        "reader": caller.sub,
+                        "reader_role": caller.role.value,
+                        "read_at": now,
+                        "purpose": "phone search",
+                    }
+                    for r in rows
+                ],
+            )
     return TicketsPublic(data=[to_public(r._mapping, full=False) for r in rows], count=count or 0)
 
 

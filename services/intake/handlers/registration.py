@@ -18,6 +18,7 @@ from services.intake.domain import (
     same_phone,
     search_terms,
     sensitive_keywords_in,
+    ticket_channel,
     ticket_number,
 )
 from services.intake.handlers.policy import current_policy
@@ -61,6 +62,7 @@ async def register_ticket(
     if data.answer is not None:
         caller.require(*ANSWERING_ROLES)
         check_answer_on_the_spot(data.type)
+    channel = ticket_channel(caller.role.value, caller.channel, data.channel)
     now = ctx.clock.now()
     policy = await current_policy(ctx)
     check_attachments([a.url for a in data.attachments], policy)
@@ -93,7 +95,7 @@ async def register_ticket(
         urgency: Urgency = data.urgency or matter.default_urgency
         answer = data.answer
         values = {
-            "channel": data.channel,
+            "channel": channel,
             "type": data.type,
             "urgency": urgency,
             "matter_code": data.matter_code,
@@ -132,7 +134,7 @@ async def register_ticket(
                     answer=answer.text,
                     knowledge_entry_ids=answer.knowledge_entry_ids,
                     answered_by=caller.sub,
-                    channel=data.channel,
+                    channel=channel,
                     type=data.type,
                     urgency=urgency,
                     matter_code=data.matter_code,
@@ -145,7 +147,7 @@ async def register_ticket(
             uow.emit(
                 TicketRegistered(
                     ticket_id=number,
-                    channel=data.channel,
+                    channel=channel,
                     type=data.type,
                     urgency=urgency,
                     matter_code=data.matter_code,

@@ -45,6 +45,7 @@ async def test_the_service_sees_the_caller_and_the_request_unchanged(
         "industry": None,
         "name": "和平区住房和建设委员会",
         "internal": False,
+        "channel": None,
     }
     assert seen["method"] == "POST"
     assert seen["path"] == "/echo/tickets/T1/reply"

@@ -37,6 +37,13 @@ CALLERS = {
     "citizen_web": Caller(sub="citizen_web", role=Role.CITIZEN),
     "unit_water": Caller(sub="unit_water", role=Role.UNIT, unit_id="city-water"),
     "supervisor": Caller(sub="supervisor", role=Role.SUPERVISOR),
+    # channel accounts (API keys): each files on its own channel only
+    **{
+        f"account_{channel}": Caller(
+            sub=f"account:{channel}-1", role=Role.CITIZEN, channel=channel, name="渠道账号"
+        )
+        for channel in ("phone", "web", "wechat_official", "wechat_mini")
+    },
 }
 
 MATTERS = [

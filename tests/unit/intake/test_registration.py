@@ -13,7 +13,7 @@ from tests.unit.intake.conftest import Intake, consultation, ticket
 async def test_every_channel_registers_a_ticket_and_emits_ticket_registered(
     intake: Intake, channel: Channel
 ) -> None:
-    body = await intake.register(ticket(channel=channel), who="citizen_web")
+    body = await intake.register(ticket(channel=channel), who=f"account_{channel}")
     assert body["channel"] == channel
     assert body["status"] == "registered"
     assert body["urgency"] == "livelihood"  # the matter's default class
@@ -22,6 +22,30 @@ async def test_every_channel_registers_a_ticket_and_emits_ticket_registered(
     assert registered.payload["channel"] == channel
     assert registered.payload["flagged"] is False
     assert "requester_phone" not in registered.payload  # requester data stays in intake
+
+
+@pytest.mark.parametrize("claimed", ["phone", "wechat_official"])
+async def test_a_channel_account_cannot_file_on_another_channel(
+    intake: Intake, claimed: Channel
+) -> None:
+    for who in ("citizen_web", "account_web"):  # the public website, a web client's key
+        r = await intake.call(who, "POST", "/tickets", json=ticket(channel=claimed))
+        assert r.status_code == 422, r.text
+        assert r.json()["errors"][0]["field"] == "channel"
+    assert await intake.emitted() == []
+
+
+async def test_the_ticket_carries_the_accounts_channel_when_the_body_names_none(
+    intake: Intake,
+) -> None:
+    body = {k: v for k, v in ticket().items() if k != "channel"}
+    assert (await intake.register(body, who="account_wechat_official"))["channel"] == (
+        "wechat_official"
+    )
+    assert (await intake.register(body, who="citizen_web"))["channel"] == "web"
+    r = await intake.call("operator", "POST", "/tickets", json=body)
+    assert r.status_code == 422  # the hotline's staff say which channel they transcribe
+    assert r.json()["errors"][0]["field"] == "channel"
 
 
 async def test_a_channel_not_in_art_5_is_refused(intake: Intake) -> None:

@@ -1,0 +1,231 @@
+"""The channels service's routes: parse, authorise, call one handler."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request, status
+from fastapi.responses import PlainTextResponse, Response
+
+from services.channels.handlers import accounts as account_handlers
+from services.channels.handlers import cti, webhooks
+from services.channels.handlers import wechat as wechat_handlers
+from services.channels.schemas import (
+    AccountCreate,
+    AccountCreated,
+    AccountPublic,
+    AccountsPublic,
+    ApiKeyCheck,
+    ApiKeyIdentity,
+    CallAnswered,
+    CallEnded,
+    CallerHistory,
+    CallPublic,
+    CallRated,
+    CallStarted,
+    CallTicketLink,
+    DeliveriesPublic,
+    DeliveryPublic,
+    DeliveryStatus,
+    SubscriptionCreate,
+    SubscriptionCreated,
+    SubscriptionPublic,
+    SubscriptionsPublic,
+)
+from shared.auth import Role
+from shared.service import CallerDep, CtxDep
+
+accounts_router = APIRouter(prefix="/accounts", tags=["accounts"])
+keys_router = APIRouter(prefix="/internal/api-keys", tags=["internal"])
+wechat_router = APIRouter(prefix="/wechat", tags=["wechat"])
+cti_router = APIRouter(prefix="/cti", tags=["cti"])
+webhooks_router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+
+SignatureDep = Annotated[
+    str | None,
+    Header(alias="X-Hotline-Signature", description="t=<unix>,v1=<HMAC-SHA256 hex>"),
+]
+SUBSCRIBERS = (Role.ADMIN, Role.UNIT)
+OPERATORS = (Role.OPERATOR,)
+
+
+# ---- accounts (admin) -------------------------------------------------------------------
+
+
+@accounts_router.post("", status_code=status.HTTP_201_CREATED, response_model=AccountCreated)
+async def create_account(data: AccountCreate, ctx: CtxDep, caller: CallerDep) -> AccountCreated:
+    """A new channel account; its API key and signing secret are shown only here."""
+    caller.require(Role.ADMIN)
+    return await account_handlers.create_account(ctx, caller, data)
+
+
+@accounts_router.get("", response_model=AccountsPublic)
+async def list_accounts(
+    ctx: CtxDep,
+    caller: CallerDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> AccountsPublic:
+    caller.require(Role.ADMIN)
+    return await account_handlers.list_accounts(ctx, limit, offset)
+
+
+@accounts_router.post("/{account_id}/revoke", response_model=AccountPublic)
+async def revoke_account(account_id: str, ctx: CtxDep, caller: CallerDep) -> AccountPublic:
+    """The key stops working (at the gateway within HOTLINE_API_KEY_CACHE_SECONDS)."""
+    caller.require(Role.ADMIN)
+    return await account_handlers.revoke_account(ctx, caller, account_id)
+
+
+@keys_router.post("/verify", response_model=ApiKeyIdentity)
+async def verify_api_key(data: ApiKeyCheck, ctx: CtxDep, caller: CallerDep) -> ApiKeyIdentity:
+    """The gateway asks whose key this is."""
+    caller.require_internal()
+    return await account_handlers.identify(ctx, data.api_key)
+
+
+# ---- WeChat official account (WeChat's servers call these, signed by WeChat) ---------------
+
+
+@wechat_router.get("/{account_id}", response_class=PlainTextResponse)
+async def wechat_verify(account_id: str, request: Request, ctx: CtxDep) -> PlainTextResponse:
+    """URL verification (服务器配置): echoes ``echostr`` when the signature verifies."""
+    echo = await wechat_handlers.verify_url(ctx, account_id, request.query_params)
+    return PlainTextResponse(echo)
+
+
+@wechat_router.post("/{account_id}")
+async def wechat_message(account_id: str, request: Request, ctx: CtxDep) -> Response:
+    """A follower's message (plain or safe mode); the answer is WeChat's passive reply."""
+    body = await request.body()
+    answer = await wechat_handlers.receive(ctx, account_id, request.query_params, body)
+    media = "text/plain" if answer == "success" else "application/xml"
+    return Response(answer, media_type=media)
+
+
+# ---- the phone system ------------------------------------------------------------------
+
+
+@cti_router.post("/calls/started", response_model=CallPublic)
+async def call_started(
+    data: CallStarted,
+    request: Request,
+    ctx: CtxDep,
+    caller: CallerDep,
+    signature: SignatureDep = None,
+) -> CallPublic:
+    """A call reached the hotline (the phone system's account; body signed)."""
+    return await cti.call_started(ctx, caller, signature, await request.body(), data)
+
+
+@cti_router.post("/calls/answered", response_model=CallPublic)
+async def call_answered(
+    data: CallAnswered,
+    request: Request,
+    ctx: CtxDep,
+    caller: CallerDep,
+    signature: SignatureDep = None,
+) -> CallPublic:
+    """An operator answered the call."""
+    return await cti.call_answered(ctx, caller, signature, await request.body(), data)
+
+
+@cti_router.post("/calls/ended", response_model=CallPublic)
+async def call_ended(
+    data: CallEnded,
+    request: Request,
+    ctx: CtxDep,
+    caller: CallerDep,
+    signature: SignatureDep = None,
+) -> CallPublic:
+    """The call ended (with the ticket registered during it, when the CTI knows it)."""
+    return await cti.call_ended(ctx, caller, signature, await request.body(), data)
+
+
+@cti_router.post("/calls/rated", response_model=CallPublic)
+async def call_rated(
+    data: CallRated,
+    request: Request,
+    ctx: CtxDep,
+    caller: CallerDep,
+    signature: SignatureDep = None,
+) -> CallPublic:
+    """The IVR's key press after the call: 1 满意, 2 基本满意, 3 不满意 (Art 14 (1))."""
+    return await cti.call_rated(ctx, caller, signature, await request.body(), data)
+
+
+@cti_router.put("/calls/{call_id}/ticket", response_model=CallPublic)
+async def link_call_ticket(
+    call_id: str, data: CallTicketLink, ctx: CtxDep, caller: CallerDep
+) -> CallPublic:
+    """The operator ties the ticket registered during the call to the call."""
+    caller.require(*OPERATORS)
+    return await cti.link_ticket(ctx, caller, call_id, data.ticket_id)
+
+
+@cti_router.get("/calls/{call_id}/caller-tickets", response_model=CallerHistory)
+async def caller_tickets(call_id: str, ctx: CtxDep, caller: CallerDep) -> CallerHistory:
+    """The caller's earlier tickets for the operator's console (an audited read)."""
+    caller.require(*OPERATORS)
+    return await cti.caller_history(ctx, caller, call_id)
+
+
+# ---- outgoing webhooks ------------------------------------------------------------------
+
+
+@webhooks_router.post(
+    "/subscriptions", status_code=status.HTTP_201_CREATED, response_model=SubscriptionCreated
+)
+async def create_subscription(
+    data: SubscriptionCreate, ctx: CtxDep, caller: CallerDep
+) -> SubscriptionCreated:
+    """Deliveries of these event types to this URL; a unit's only of its own tickets."""
+    caller.require(*SUBSCRIBERS)
+    return await webhooks.create_subscription(ctx, caller, data)
+
+
+@webhooks_router.get("/subscriptions", response_model=SubscriptionsPublic)
+async def list_subscriptions(ctx: CtxDep, caller: CallerDep) -> SubscriptionsPublic:
+    caller.require(*SUBSCRIBERS)
+    return await webhooks.list_subscriptions(ctx, caller)
+
+
+@webhooks_router.post("/subscriptions/{subscription_id}/revoke", response_model=SubscriptionPublic)
+async def revoke_subscription(
+    subscription_id: str, ctx: CtxDep, caller: CallerDep
+) -> SubscriptionPublic:
+    caller.require(*SUBSCRIBERS)
+    return await webhooks.revoke_subscription(ctx, caller, subscription_id)
+
+
+@webhooks_router.get("/deliveries", response_model=DeliveriesPublic)
+async def list_deliveries(
+    ctx: CtxDep,
+    caller: CallerDep,
+    subscription_id: Annotated[str | None, Query(max_length=36)] = None,
+    status: DeliveryStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> DeliveriesPublic:
+    """The delivery log, newest first."""
+    caller.require(*SUBSCRIBERS)
+    return await webhooks.list_deliveries(
+        ctx, caller, subscription_id=subscription_id, status=status, limit=limit, offset=offset
+    )
+
+
+@webhooks_router.get("/deliveries/{delivery_id}", response_model=DeliveryPublic)
+async def get_delivery(delivery_id: str, ctx: CtxDep, caller: CallerDep) -> DeliveryPublic:
+    """One delivery with every attempt."""
+    caller.require(*SUBSCRIBERS)
+    return await webhooks.get_delivery(ctx, caller, delivery_id)
+
+
+@webhooks_router.post("/deliveries/{delivery_id}/redeliver", response_model=DeliveryPublic)
+async def redeliver(delivery_id: str, ctx: CtxDep, caller: CallerDep) -> DeliveryPublic:
+    """Send it again (after the receiver is fixed), with a fresh retry window."""
+    caller.require(*SUBSCRIBERS)
+    return await webhooks.redeliver(ctx, caller, delivery_id)
+
+
+routers = [accounts_router, keys_router, wechat_router, cti_router, webhooks_router]

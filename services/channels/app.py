@@ -1,0 +1,18 @@
+"""Channels service (渠道与对接): the boundary with outside systems — channel accounts and
+API keys, the WeChat official account, the phone system, outgoing webhooks."""
+
+from pathlib import Path
+
+from services.channels.api import routers
+from services.channels.handlers import EVENT_HANDLERS, check_secrets, delivery_sender, retry_pending
+from shared.service import ServiceSpec
+
+SPEC = ServiceSpec(
+    name="channels",
+    title="12345 channels and integrations",
+    migrations=Path(__file__).parent / "migrations",
+    routers=routers,
+    handlers=EVENT_HANDLERS,
+    on_start=[check_secrets],
+    background=[delivery_sender, retry_pending],
+)

@@ -1,0 +1,27 @@
+"""The channels service's commands, queries, consumers and background loops, one module
+per adapter: ``accounts``, ``wechat``, ``cti``, ``webhooks``."""
+
+from __future__ import annotations
+
+from services.channels.handlers.webhooks import delivery_sender, on_event
+from services.channels.handlers.wechat import retry_pending
+from shared.events import EVENT_TYPES
+from shared.service import EventHandler, ServiceContext
+
+_DEV_SECRET = "dev-channels-secret-change-me-32-bytes!"
+CONSUMED_STREAMS = ("ticket.", "sla.", "evaluation.", "supervision.", "monitor.")
+
+# every event an outside system may subscribe to; each also keeps the read models
+EVENT_HANDLERS: dict[str, EventHandler] = {
+    t: on_event for t in sorted(EVENT_TYPES) if t.startswith(CONSUMED_STREAMS)
+}
+
+
+async def check_secrets(ctx: ServiceContext) -> None:
+    """Every signing secret derives from HOTLINE_CHANNELS_SECRET: never the public default
+    in production."""
+    if ctx.settings.env == "production" and ctx.settings.channels_secret == _DEV_SECRET:
+        raise RuntimeError("HOTLINE_CHANNELS_SECRET must be set in production")
+
+
+__all__ = ["EVENT_HANDLERS", "check_secrets", "delivery_sender", "retry_pending"]

@@ -1,0 +1,504 @@
+"""Outgoing webhooks: subscriptions by event type and unit, one delivery per event and
+subscription (made in the consumer's transaction, so exactly once), sent signed, retried
+with back-off for the window, then dead-lettered; a log of every attempt; redelivery."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import delete, func, insert, select, update
+
+from services.channels.domain import (
+    check_event_types,
+    check_unit_scope,
+    derived_secret,
+    matches,
+    next_attempt,
+    receives,
+    signature_header,
+)
+from services.channels.models import (
+    channel_tickets,
+    deliveries,
+    delivery_attempts,
+    subscriptions,
+    ticket_units,
+)
+from services.channels.schemas import (
+    DeliveriesPublic,
+    DeliveryAttemptPublic,
+    DeliveryPublic,
+    SubscriptionCreate,
+    SubscriptionCreated,
+    SubscriptionPublic,
+    SubscriptionsPublic,
+)
+from shared.auth import Caller, Role
+from shared.db import UnitOfWork, insert_ignoring_duplicates
+from shared.errors import IllegalTransition, NotFound
+from shared.events import DeliveryFailed, Envelope
+from shared.service import ServiceContext
+
+log = logging.getLogger("hotline.channels.webhooks")
+PRODUCER = "channels"
+SECRET_PURPOSE = "webhook"
+SIGNATURE_HEADER = "X-Hotline-Signature"
+BATCH = 50
+IDLE_POLL = 1.0  # seconds: another instance may have queued work
+
+
+@dataclass
+class Sender:
+    """The sender loop's wake-up call: a consumer that queued deliveries rings it."""
+
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def _sender(ctx: ServiceContext) -> Sender:
+    sender = ctx.extras.get("webhook_sender")
+    if sender is None:
+        sender = ctx.extras["webhook_sender"] = Sender()
+    return sender  # type: ignore[no-any-return]
+
+
+def secret_of(ctx: ServiceContext, subscription_id: str) -> str:
+    return derived_secret(ctx.settings.channels_secret, SECRET_PURPOSE, subscription_id)
+
+
+# ---- subscriptions ---------------------------------------------------------------------
+
+
+def _subscription(row: Any) -> SubscriptionPublic:
+    return SubscriptionPublic(
+        subscription_id=row.subscription_id,
+        url=row.url,
+        event_types=row.event_types,
+        unit_id=row.unit_id,
+        created_at=row.created_at,
+        created_by=row.created_by,
+        revoked_at=row.revoked_at,
+    )
+
+
+async def create_subscription(
+    ctx: ServiceContext, caller: Caller, data: SubscriptionCreate
+) -> SubscriptionCreated:
+    unit_id = check_unit_scope(caller.role.value, caller.unit_id, data.unit_id)
+    public = SubscriptionPublic(
+        subscription_id=str(uuid.uuid4()),
+        url=data.url,
+        event_types=check_event_types(data.event_types),
+        unit_id=unit_id,
+        created_at=ctx.clock.now(),
+        created_by=caller.sub,
+    )
+    async with ctx.db.unit_of_work() as uow:
+        await uow.conn.execute(insert(subscriptions).values(public.model_dump()))
+    return SubscriptionCreated(**public.model_dump(), secret=secret_of(ctx, public.subscription_id))
+
+
+def _visible(caller: Caller) -> list[Any]:
+    return [subscriptions.c.unit_id == caller.unit_id] if caller.role is Role.UNIT else []
+
+
+async def list_subscriptions(ctx: ServiceContext, caller: Caller) -> SubscriptionsPublic:
+    async with ctx.db.engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(subscriptions)
+                .where(*_visible(caller))
+                .order_by(subscriptions.c.created_at, subscriptions.c.subscription_id)
+            )
+        ).all()
+    return SubscriptionsPublic(data=[_subscription(r) for r in rows], count=len(rows))
+
+
+async def _own_subscription(conn: Any, caller: Caller, subscription_id: str) -> Any:
+    row = (
+        await conn.execute(
+            select(subscriptions).where(subscriptions.c.subscription_id == subscription_id)
+        )
+    ).first()
+    if row is None or (caller.role is Role.UNIT and row.unit_id != caller.unit_id):
+        raise NotFound(f"no subscription {subscription_id}")
+    return row
+
+
+async def revoke_subscription(
+    ctx: ServiceContext, caller: Caller, subscription_id: str
+) -> SubscriptionPublic:
+    async with ctx.db.unit_of_work() as uow:
+        row = await _own_subscription(uow.conn, caller, subscription_id)
+        if row.revoked_at is not None:
+            raise IllegalTransition(f"subscription {subscription_id} was revoked already")
+        await uow.conn.execute(
+            update(subscriptions)
+            .where(subscriptions.c.subscription_id == subscription_id)
+            .values(revoked_at=ctx.clock.now())
+        )
+        # nothing more goes out for it
+        await uow.conn.execute(
+            update(deliveries)
+            .where(
+                deliveries.c.subscription_id == subscription_id, deliveries.c.status == "pending"
+            )
+            .values(status="dead", dead_at=ctx.clock.now(), last_error="subscription revoked")
+        )
+        row = await _own_subscription(uow.conn, caller, subscription_id)
+    return _subscription(row)
+
+
+# ---- deliveries: the log and redelivery ----------------------------------------------------
+
+
+def _delivery(row: Any, log_rows: list[Any] | None = None) -> DeliveryPublic:
+    return DeliveryPublic(
+        delivery_id=row.delivery_id,
+        subscription_id=row.subscription_id,
+        event_id=row.event_id,
+        event_type=row.event_type,
+        ticket_id=row.ticket_id,
+        status=row.status,
+        attempts=row.attempts,
+        created_at=row.created_at,
+        next_attempt_at=row.next_attempt_at,
+        give_up_at=row.give_up_at,
+        delivered_at=row.delivered_at,
+        dead_at=row.dead_at,
+        last_status_code=row.last_status_code,
+        last_error=row.last_error,
+        log=[
+            DeliveryAttemptPublic(
+                attempted_at=a.attempted_at,
+                status_code=a.status_code,
+                error=a.error,
+                duration_ms=a.duration_ms,
+            )
+            for a in log_rows or ()
+        ],
+    )
+
+
+async def list_deliveries(
+    ctx: ServiceContext,
+    caller: Caller,
+    *,
+    subscription_id: str | None,
+    status: str | None,
+    limit: int,
+    offset: int,
+) -> DeliveriesPublic:
+    joined = deliveries.join(
+        subscriptions, subscriptions.c.subscription_id == deliveries.c.subscription_id
+    )
+    conds = list(_visible(caller))
+    if subscription_id is not None:
+        conds.append(deliveries.c.subscription_id == subscription_id)
+    if status is not None:
+        conds.append(deliveries.c.status == status)
+    async with ctx.db.engine.connect() as conn:
+        count = await conn.scalar(select(func.count()).select_from(joined).where(*conds))
+        rows = (
+            await conn.execute(
+                select(deliveries)
+                .select_from(joined)
+                .where(*conds)
+                .order_by(deliveries.c.created_at.desc(), deliveries.c.delivery_id)
+                .limit(limit)
+                .offset(offset)
+            )
+        ).all()
+    return DeliveriesPublic(data=[_delivery(r) for r in rows], count=count or 0)
+
+
+async def _own_delivery(conn: Any, caller: Caller, delivery_id: str) -> Any:
+    row = (
+        await conn.execute(select(deliveries).where(deliveries.c.delivery_id == delivery_id))
+    ).first()
+    if row is None:
+        raise NotFound(f"no delivery {delivery_id}")
+    await _own_subscription(conn, caller, row.subscription_id)
+    return row
+
+
+async def get_delivery(ctx: ServiceContext, caller: Caller, delivery_id: str) -> DeliveryPublic:
+    async with ctx.db.engine.connect() as conn:
+        row = await _own_delivery(conn, caller, delivery_id)
+        attempts = (
+            await conn.execute(
+                select(delivery_attempts)
+                .where(delivery_attempts.c.delivery_id == delivery_id)
+                .order_by(delivery_attempts.c.id)
+            )
+        ).all()
+    return _delivery(row, list(attempts))
+
+
+async def redeliver(ctx: ServiceContext, caller: Caller, delivery_id: str) -> DeliveryPublic:
+    """Send a dead-lettered (or delivered) delivery again, with a fresh retry window."""
+    now = ctx.clock.now()
+    window = ctx.settings.delivery_window_hours
+    async with ctx.db.unit_of_work() as uow:
+        row = await _own_delivery(uow.conn, caller, delivery_id)
+        if row.status == "pending":
+            raise IllegalTransition("this delivery is still being tried")
+        subscription = await _own_subscription(uow.conn, caller, row.subscription_id)
+        if subscription.revoked_at is not None:
+            raise IllegalTransition("the subscription is revoked")
+        await uow.conn.execute(
+            update(deliveries)
+            .where(deliveries.c.delivery_id == delivery_id)
+            .values(
+                status="pending",
+                next_attempt_at=now,
+                give_up_at=now + _hours(window),
+                dead_at=None,
+            )
+        )
+        uow.after_commit.append(_sender(ctx).wake.set)
+    return await get_delivery(ctx, caller, delivery_id)
+
+
+def _hours(hours: float) -> timedelta:
+    return timedelta(hours=hours)
+
+
+# ---- the consumer: one delivery per event and matching subscription ------------------------
+
+
+def _event_units(payload: dict[str, Any]) -> set[str]:
+    units = {payload.get("unit_id"), payload.get("lead_unit_id")}
+    units.update(payload.get("co_unit_ids") or ())
+    return {u for u in units if isinstance(u, str) and u}
+
+
+async def _track_ticket(uow: UnitOfWork, envelope: Envelope) -> None:
+    """Keep what the adapters and subscriptions need to know of a ticket."""
+    payload, ticket_id = envelope.payload, envelope.ticket_id
+    if ticket_id is None:
+        return
+    if envelope.type == "ticket.dispatched":
+        for unit in _event_units(payload):
+            await uow.conn.execute(
+                insert_ignoring_duplicates(uow.conn, ticket_units).values(
+                    ticket_id=ticket_id, unit_id=unit
+                )
+            )
+    elif envelope.type == "ticket.return_approved":
+        await uow.conn.execute(
+            delete(ticket_units).where(
+                ticket_units.c.ticket_id == ticket_id,
+                ticket_units.c.unit_id == payload.get("unit_id"),
+            )
+        )
+    status = {"ticket.completed": "completed", "ticket.rehandling_started": "open"}.get(
+        envelope.type
+    )
+    if status is not None:
+        await uow.conn.execute(
+            update(channel_tickets)
+            .where(channel_tickets.c.ticket_id == ticket_id)
+            .values(status=status)
+        )
+
+
+async def on_event(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
+    await _track_ticket(uow, envelope)
+    subs = (
+        await uow.conn.execute(select(subscriptions).where(subscriptions.c.revoked_at.is_(None)))
+    ).all()
+    wanted = [s for s in subs if matches(s.event_types, envelope.type)]
+    if not wanted:
+        return
+    units_of_ticket: set[str] = set()
+    if envelope.ticket_id is not None and any(s.unit_id for s in wanted):
+        units_of_ticket = set(
+            (
+                await uow.conn.execute(
+                    select(ticket_units.c.unit_id).where(
+                        ticket_units.c.ticket_id == envelope.ticket_id
+                    )
+                )
+            ).scalars()
+        )
+    event_units = _event_units(envelope.payload)
+    now = ctx.clock.now()
+    rows = [
+        {
+            "delivery_id": str(uuid.uuid4()),
+            "subscription_id": s.subscription_id,
+            "event_id": str(envelope.event_id),
+            "event_type": envelope.type,
+            "ticket_id": envelope.ticket_id,
+            "body": envelope.to_json().decode(),
+            "status": "pending",
+            "attempts": 0,
+            "created_at": now,
+            "next_attempt_at": now,
+            "give_up_at": now + _hours(ctx.settings.delivery_window_hours),
+        }
+        for s in wanted
+        if receives(s.unit_id, event_units, units_of_ticket)
+    ]
+    if rows:
+        await uow.conn.execute(insert_ignoring_duplicates(uow.conn, deliveries), rows)
+        uow.after_commit.append(_sender(ctx).wake.set)
+
+
+# ---- the sender ------------------------------------------------------------------------------
+
+
+async def _claim(ctx: ServiceContext) -> list[Any]:
+    now = ctx.clock.now()
+    lease = now + _hours((ctx.settings.delivery_timeout_seconds + 30) / 3600)
+    async with ctx.db.unit_of_work() as uow:
+        query = (
+            select(deliveries)
+            .where(deliveries.c.status == "pending", deliveries.c.next_attempt_at <= now)
+            .order_by(deliveries.c.next_attempt_at)
+            .limit(BATCH)
+        )
+        if ctx.db.is_postgres:
+            query = query.with_for_update(skip_locked=True)
+        rows = (await uow.conn.execute(query)).all()
+        if rows:
+            await uow.conn.execute(
+                update(deliveries)
+                .where(deliveries.c.delivery_id.in_([r.delivery_id for r in rows]))
+                .values(next_attempt_at=lease)
+            )
+    return list(rows)
+
+
+async def _send(ctx: ServiceContext, client: httpx.AsyncClient, row: Any) -> None:
+    async with ctx.db.engine.connect() as conn:
+        subscription = (
+            await conn.execute(
+                select(subscriptions).where(subscriptions.c.subscription_id == row.subscription_id)
+            )
+        ).one()
+    body = row.body.encode()
+    sent_at = ctx.clock.now()
+    headers = {
+        "content-type": "application/json",
+        "user-agent": "hotline12345-webhooks/1",
+        "x-hotline-delivery": row.delivery_id,
+        "x-hotline-event": row.event_type,
+        SIGNATURE_HEADER: signature_header(
+            secret_of(ctx, row.subscription_id), int(sent_at.timestamp()), body
+        ),
+    }
+    started = time.monotonic()
+    status_code: int | None = None
+    error: str | None = None
+    try:
+        answer = await client.post(subscription.url, content=body, headers=headers)
+        status_code = answer.status_code
+        if not 200 <= status_code < 300:
+            error = f"HTTP {status_code}"
+    except httpx.HTTPError as exc:
+        error = f"{type(exc).__name__}: {exc}"[:500]
+    await _record(ctx, row, status_code, error, int((time.monotonic() - started) * 1000))
+
+
+async def _record(
+    ctx: ServiceContext, row: Any, status_code: int | None, error: str | None, took_ms: int
+) -> None:
+    now = ctx.clock.now()
+    attempts = row.attempts + 1
+    values: dict[str, Any] = {
+        "attempts": attempts,
+        "last_status_code": status_code,
+        "last_error": error,
+    }
+    async with ctx.db.unit_of_work() as uow:
+        await uow.conn.execute(
+            insert(delivery_attempts).values(
+                delivery_id=row.delivery_id,
+                attempted_at=now,
+                status_code=status_code,
+                error=error,
+                duration_ms=took_ms,
+            )
+        )
+        if error is None:
+            values.update(status="delivered", delivered_at=now, next_attempt_at=None)
+        else:
+            retry_at = next_attempt(
+                attempts,
+                now,
+                base=ctx.settings.delivery_backoff_seconds,
+                ceiling=ctx.settings.delivery_backoff_max_seconds,
+                give_up_at=row.give_up_at,
+            )
+            if retry_at is not None:
+                values.update(next_attempt_at=retry_at)
+            else:
+                values.update(status="dead", dead_at=now, next_attempt_at=None)
+                uow.emit(
+                    DeliveryFailed(
+                        delivery_id=row.delivery_id,
+                        subscription_id=row.subscription_id,
+                        event_id=row.event_id,
+                        event_type=row.event_type,
+                        ticket_id=row.ticket_id,
+                        attempts=attempts,
+                        last_status_code=status_code,
+                        last_error=error,
+                        dead_at=now,
+                    ).envelope(producer=PRODUCER, occurred_at=now, ticket_id=row.ticket_id)
+                )
+        await uow.conn.execute(
+            update(deliveries).where(deliveries.c.delivery_id == row.delivery_id).values(values)
+        )
+
+
+async def _next_due(ctx: ServiceContext) -> Any:
+    async with ctx.db.engine.connect() as conn:
+        return await conn.scalar(
+            select(func.min(deliveries.c.next_attempt_at)).where(deliveries.c.status == "pending")
+        )
+
+
+async def delivery_sender(ctx: ServiceContext) -> None:
+    """Background loop: sends what is due, then sleeps on the service clock until the
+    next retry is due (tests move the clock) or a consumer queues something new."""
+    sender = _sender(ctx)
+    client = ctx.extras.get("webhook_transport")
+    async with httpx.AsyncClient(
+        timeout=ctx.settings.delivery_timeout_seconds,
+        trust_env=False,
+        follow_redirects=False,
+        transport=client,
+    ) as http:
+        while True:
+            sender.wake.clear()
+            try:
+                due = await _claim(ctx)
+                if due:
+                    await asyncio.gather(*(_send(ctx, http, row) for row in due))
+                    continue
+                next_due = await _next_due(ctx)
+            except Exception:  # noqa: BLE001 - the loop outlives a database hiccup
+                log.exception("webhook sender failed; trying again")
+                next_due = None
+            await _sleep(ctx, sender, next_due)
+
+
+async def _sleep(ctx: ServiceContext, sender: Sender, next_due: Any) -> None:
+    poll_until = ctx.clock.now() + timedelta(seconds=IDLE_POLL)
+    until = min(next_due, poll_until) if next_due is not None else poll_until
+    sleeping = asyncio.ensure_future(ctx.clock.sleep_until(until))
+    woken = asyncio.ensure_future(sender.wake.wait())
+    try:
+        await asyncio.wait({sleeping, woken}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        sleeping.cancel()
+        woken.cancel()

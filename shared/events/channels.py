@@ -1,0 +1,51 @@
+"""Channel events (hotline.channels): what happened at the boundary with outside systems."""
+
+from __future__ import annotations
+
+from pydantic import AwareDatetime
+
+from shared.events.base import Channel, Event, event
+
+
+@event
+class FollowUpReceived(Event):
+    """A requester added to their open ticket through a channel (a WeChat follower's
+    further message): the ticket's handlers see it on the ticket's timeline."""
+
+    TYPE = "channel.follow_up_received"
+    ticket_id: str
+    channel: Channel
+    account_id: str
+    content: str
+    received_at: AwareDatetime
+
+
+@event
+class CallEnded(Event):
+    """The phone system reports a call's end (no caller number: that stays in channels)."""
+
+    TYPE = "channel.call_ended"
+    call_id: str
+    account_id: str
+    ticket_id: str | None = None
+    started_at: AwareDatetime
+    answered_at: AwareDatetime | None = None
+    ended_at: AwareDatetime
+    agent: str | None = None
+
+
+@event
+class DeliveryFailed(Event):
+    """An outgoing webhook delivery gave up after its retry window: dead-lettered, to be
+    redelivered by hand once the receiver is fixed."""
+
+    TYPE = "channel.delivery_failed"
+    delivery_id: str
+    subscription_id: str
+    event_id: str
+    event_type: str
+    ticket_id: str | None = None
+    attempts: int
+    last_status_code: int | None = None
+    last_error: str | None = None
+    dead_at: AwareDatetime
