@@ -27,6 +27,7 @@ KNOWN_SECRETS = frozenset(
         "dev-jwt-secret-change-me-at-least-32-bytes",
         "dev-internal-secret-change-me",
         "dev-jwt-secret-change-me",
+        "dev-channels-secret-change-me-32-bytes!",
     }
 )
 _PLACEHOLDER_WORDS = ("change-me", "changeme", "secret", "example", "password", "demo")
@@ -144,6 +145,11 @@ class Settings(BaseSettings):
     @property
     def is_postgres(self) -> bool:
         return self.db_url.startswith("postgresql")
+
+
+def secret_problems(name: str, value: str) -> list[str]:
+    """Why ``value`` is no key for production (empty: it is fine)."""
+    return _secret_problems(name, value)
 
 
 def _secret_problems(name: str, value: str) -> list[str]:

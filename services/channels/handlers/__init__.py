@@ -7,8 +7,8 @@ from services.channels.handlers.webhooks import delivery_sender, on_event
 from services.channels.handlers.wechat import retry_pending
 from shared.events import EVENT_TYPES
 from shared.service import EventHandler, ServiceContext
+from shared.settings import secret_problems
 
-_DEV_SECRET = "dev-channels-secret-change-me-32-bytes!"
 CONSUMED_STREAMS = ("ticket.", "sla.", "evaluation.", "supervision.", "monitor.")
 
 # every event an outside system may subscribe to; each also keeps the read models
@@ -20,8 +20,11 @@ EVENT_HANDLERS: dict[str, EventHandler] = {
 async def check_secrets(ctx: ServiceContext) -> None:
     """Every signing secret derives from HOTLINE_CHANNELS_SECRET: never the public default
     in production."""
-    if ctx.settings.env == "production" and ctx.settings.channels_secret == _DEV_SECRET:
-        raise RuntimeError("HOTLINE_CHANNELS_SECRET must be set in production")
+    if ctx.settings.env != "production":
+        return
+    problems = secret_problems("HOTLINE_CHANNELS_SECRET", ctx.settings.channels_secret)
+    if problems:
+        raise RuntimeError("refusing to start in production: " + "; ".join(problems))
 
 
 __all__ = ["EVENT_HANDLERS", "check_secrets", "delivery_sender", "retry_pending"]
