@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST := $(PY) -m pytest
 
-.PHONY: run test test-unit test-integration infra-up infra-down lint run-distributed \
+.PHONY: run test test-unit test-integration test-e2e bench-console infra-up infra-down lint run-distributed \
         bench-intake bench-sla bench-knowledge clean
 
 $(STAMP): pyproject.toml
@@ -19,8 +19,8 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(PY) -m hotline
 
-## make test: unit tests, then integration tests on a real PostgreSQL and Kafka
-test: test-unit test-integration
+## make test: unit tests, integration tests on a real PostgreSQL and Kafka, browser tests
+test: test-unit test-integration test-e2e
 
 test-unit: $(STAMP)
 	$(PYTEST) tests/unit -q
@@ -33,6 +33,10 @@ test-integration: $(STAMP)
 	eval "$$(scripts/kafka.sh start)"; \
 	export HOTLINE_TEST_PG_URL="$$HOTLINE_PG_URL" HOTLINE_TEST_KAFKA="$$KAFKA_BOOTSTRAP"; \
 	$(PYTEST) tests/integration -q
+
+# The console in Debian's chromium (apt-get install chromium), driven by Playwright.
+test-e2e: $(STAMP)
+	$(PYTEST) tests/e2e -q
 
 infra-up:
 	@scripts/postgres.sh start && scripts/kafka.sh start
@@ -47,8 +51,8 @@ run-distributed: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m ruff format --check shared services gateway hotline tests
-	$(PY) -m mypy shared services gateway hotline
+	$(PY) -m ruff format --check shared services gateway hotline console tests
+	$(PY) -m mypy shared services gateway hotline console
 
 bench-intake: $(STAMP)
 	$(PY) bench/intake_embedded.py

@@ -12,14 +12,15 @@ from typing import Any
 import httpx
 import orjson
 from fastapi import FastAPI, Request
-from fastapi.responses import RedirectResponse
 from starlette.responses import Response
 
+from console import console_lifespan, mount_console
 from gateway import auth, openapi, timeline
 from gateway.channels import install_channels
 from gateway.openapi import MergedOpenAPI
 from gateway.proxy import Upstreams, install_proxy
 from gateway.users import load_users
+from shared.bus import Bus
 from shared.errors import install_error_handlers
 from shared.logging import trace_id_var
 from shared.settings import Settings
@@ -87,17 +88,22 @@ async def _service_readiness(client: httpx.AsyncClient) -> tuple[bool, dict[str,
 
 
 def create_gateway_app(
-    settings: Settings, transports: Mapping[str, httpx.AsyncBaseTransport] | None = None
+    settings: Settings,
+    transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+    *,
+    bus: Bus | None = None,
 ) -> FastAPI:
     """The gateway app. ``transports`` (embedded mode and tests) maps service names to
-    in-process transports; without it each service is reached at its configured URL."""
+    in-process transports; without it each service is reached at its configured URL.
+    ``bus`` (embedded mode) is the services' bus, for the console's live board."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         upstreams = Upstreams(settings, transports)
         app.state.upstreams = upstreams
         try:
-            yield
+            async with console_lifespan(console):
+                yield
         finally:
             await upstreams.aclose()
 
@@ -136,13 +142,10 @@ def create_gateway_app(
             orjson.dumps(body), status_code=200 if ready else 503, media_type="application/json"
         )
 
-    @app.get("/", include_in_schema=False)
-    async def root() -> RedirectResponse:
-        return RedirectResponse("/docs")
-
     app.include_router(auth.router)
     app.include_router(openapi.router)
     app.include_router(timeline.router)  # before the proxy's catch-all route
     install_channels(app, settings.api_key_cache_seconds)  # API keys, WeChat pass-through
     install_proxy(app)
+    console = mount_console(app, settings, bus)  # last: the pages take what no API route takes
     return app

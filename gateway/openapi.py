@@ -182,5 +182,9 @@ async def swagger_ui() -> HTMLResponse:
     return get_swagger_ui_html(
         openapi_url="/openapi.json",
         title=TITLE,
+        # served by the platform itself (console/static/vendor): /docs works offline
+        swagger_js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",
+        swagger_css_url="/static/vendor/swagger-ui/swagger-ui.css",
+        swagger_favicon_url="/static/vendor/swagger-ui/favicon-32x32.png",
         swagger_ui_parameters={"persistAuthorization": True, "displayRequestDuration": True},
     )

@@ -64,7 +64,7 @@ async def embedded_app(
         }
         for app in service_apps.values():  # a service calling another (channels → intake)
             app.state.ctx.extras["transports"] = transports
-        gateway = create_gateway_app(settings, transports=transports)
+        gateway = create_gateway_app(settings, transports=transports, bus=bus)
         await stack.enter_async_context(gateway.router.lifespan_context(gateway))
         gateway.state.bus = bus
         gateway.state.services = service_apps
@@ -101,7 +101,7 @@ def banner(settings: Settings) -> str:
     url = _public_url(settings)
     lines = [
         "12345 hotline platform (embedded mode: all services in this process)",
-        f"  URL:       {url}",
+        f"  Console:   {url}/",
         f"  API docs:  {url}/docs",
         "  Demo logins:",
         f"    {'username':<22}{'password':<12}{'role':<12}unit",

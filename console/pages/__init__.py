@@ -1,0 +1,14 @@
+"""The console's pages, one router per role's area."""
+
+from console.pages import admin, agency, auth, evaluation, knowledge, operator, public, tickets
+
+ROUTERS = [
+    auth.router,
+    operator.router,
+    tickets.router,
+    agency.router,
+    evaluation.router,
+    knowledge.router,
+    admin.router,
+    public.router,
+]

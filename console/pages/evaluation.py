@@ -1,0 +1,163 @@
+"""Evaluation (Art 14, 23, 24): the revisit queue, exemptions with evidence, unit scores
+and the three rates as charts with the tickets behind each figure, CSV export; the social
+supervisor's page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.responses import RedirectResponse, Response
+
+from console.app import api, render
+from console.client import ApiError
+from console.pages.common import CsrfDep, UserDep, fetch_page, text
+
+router = APIRouter()
+
+
+@router.get("/evaluation/revisits")
+async def revisits(request: Request, user: UserDep) -> Response:
+    state = request.query_params.get("state", "open")
+    found, page = await fetch_page(request, user, "/api/v1/evaluation/revisits", state=state)
+    return render(request, "revisits.html", rows=found["data"], page=page, query={"state": state})
+
+
+@router.get("/evaluation/exemptions")
+async def exemptions(request: Request, user: UserDep) -> Response:
+    ticket_id = request.query_params.get("ticket_id")
+    path = "/api/v1/evaluation/exemptions"
+    found, page = await fetch_page(request, user, path, ticket_id=ticket_id)
+    return render(
+        request,
+        "exemptions.html",
+        rows=found["data"],
+        page=page,
+        ticket_id=ticket_id,
+        problem=request.query_params.get("problem"),
+    )
+
+
+@router.post("/evaluation/exemptions", dependencies=[CsrfDep])
+async def file_exemption(request: Request, user: UserDep) -> Response:
+    """Art 24: the unit's explanation with evidence files, passed to the API as they came."""
+    form = await request.form()
+    files = [
+        ("files", (f.filename or "evidence", await f.read(), f.content_type or "application/pdf"))
+        for f in form.getlist("files")
+        if not isinstance(f, str) and f.filename
+    ]
+    data = {
+        "ticket_id": text(form, "ticket_id") or "",
+        "explanation": text(form, "explanation") or "",
+    }
+    try:
+        await api(request).call(
+            "POST", "/api/v1/evaluation/exemptions", user.token, data=data, files=files
+        )
+    except ApiError as exc:
+        if exc.status not in (409, 422):
+            raise
+        from urllib.parse import quote
+
+        return RedirectResponse(
+            f"/evaluation/exemptions?ticket_id={quote(data['ticket_id'])}&problem="
+            + quote(exc.message),
+            status_code=303,
+        )
+    return RedirectResponse("/evaluation/exemptions", status_code=303)
+
+
+@router.post("/evaluation/exemptions/{exemption_id}/decision", dependencies=[CsrfDep])
+async def decide_exemption(exemption_id: str, request: Request, user: UserDep) -> Response:
+    form = await request.form()
+    await api(request).call(
+        "POST",
+        f"/api/v1/evaluation/exemptions/{exemption_id}/decision",
+        user.token,
+        json={"decision": text(form, "decision"), "reason": text(form, "reason") or ""},
+    )
+    return RedirectResponse("/evaluation/exemptions", status_code=303)
+
+
+def _period(request: Request) -> dict[str, Any]:
+    q = request.query_params
+    return {"from": q.get("from"), "to": q.get("to")}
+
+
+@router.get("/evaluation/scores")
+async def scores(request: Request, user: UserDep) -> Response:
+    """Unit scores and the three rates (response, resolution, satisfaction) as charts; a
+    click on a bar lists the tickets behind that figure."""
+    period = _period(request)
+    by = request.query_params.get("by", "unit")
+    client = api(request)
+    found = await client.call("GET", "/api/v1/evaluation/scores", user.token, params=period)
+    rates = await client.call(
+        "GET", "/api/v1/evaluation/rates", user.token, params={**period, "by": by}
+    )
+    return render(
+        request,
+        "scores.html",
+        scores=found,
+        rates=rates,
+        by=by,
+        period={k: v for k, v in period.items() if v},
+        chart_scores=orjson.dumps(found["data"]).decode(),
+        chart_rates=orjson.dumps(rates["data"]).decode(),
+    )
+
+
+@router.get("/evaluation/explain")
+async def explain(request: Request, user: UserDep) -> Response:
+    """The tickets behind one figure (drill-down from a chart bar)."""
+    q = request.query_params
+    by, key, measure = q.get("by", "unit"), q.get("key", ""), q.get("measure", "")
+    rates = await api(request).call(
+        "GET",
+        "/api/v1/evaluation/rates",
+        user.token,
+        params={**_period(request), "by": by, "explain": "true"},
+    )
+    row = next((r for r in rates["data"] if r["key"] == key), None)
+    figure = (row or {}).get(measure) or {}
+    return render(request, "_explain.html", row=row, measure=measure, figure=figure)
+
+
+@router.get("/evaluation/scores.csv")
+async def scores_csv(request: Request, user: UserDep) -> Response:
+    answer = await api(request).raw(
+        "GET", "/api/v1/evaluation/scores.csv", user.token, params=_period(request)
+    )
+    if answer.status_code >= 400:
+        from console.client import to_error
+
+        raise to_error(answer)
+    return Response(
+        answer.content,
+        media_type=answer.headers.get("content-type", "text/csv"),
+        headers={"content-disposition": 'attachment; filename="unit-scores.csv"'},
+    )
+
+
+@router.get("/supervisor")
+async def supervisor(request: Request, user: UserDep) -> Response:
+    client = api(request)
+    stats = await client.call(
+        "GET", "/api/v1/evaluation/public/statistics", user.token, params=_period(request)
+    )
+    opinions, page = await fetch_page(request, user, "/api/v1/evaluation/opinions")
+    return render(request, "supervisor.html", stats=stats, opinions=opinions["data"], page=page)
+
+
+@router.post("/supervisor/opinions", dependencies=[CsrfDep])
+async def submit_opinion(request: Request, user: UserDep) -> Response:
+    form = await request.form()
+    await api(request).call(
+        "POST",
+        "/api/v1/evaluation/opinions",
+        user.token,
+        json={"subject": text(form, "subject") or "", "body": text(form, "body") or ""},
+    )
+    return RedirectResponse("/supervisor", status_code=303)

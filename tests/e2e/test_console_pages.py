@@ -1,0 +1,178 @@
+"""The console's pages in the browser: a unit refused another unit's ticket, the calendar
+year grid, the live overdue board moving with the controllable clock, /docs offline, the
+knowledge editor pointing at a screening refusal, and the citizen's web page."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import Session, System
+
+LEAK = {
+    "channel": "phone",
+    "type": "complaint",
+    "matter_code": "HOUSE-001",
+    "district": "120101",
+    "address": "和平区南京路某小区3号楼",
+    "content": "楼上卫生间漏水到我家天花板",
+    "requester": {"name": "李娜", "phone": "13920001111"},
+}
+
+
+def test_a_unit_opening_another_units_ticket_by_url_sees_403(
+    system: System, people: Callable[[str], Session]
+) -> None:
+    ticket_id = system.register(LEAK)
+    system.wait_state(ticket_id, "dispatched")
+
+    other = people("unit_hexi_housing")
+    response = other.goto(f"/tickets/{ticket_id}")
+    assert response.status == 403
+    assert "无权查看" in other.page.inner_text("h1")
+    assert LEAK["content"] not in other.page.content()
+    other.goto("/unit/inbox")
+    assert ticket_id not in other.page.content()
+
+    owner = people("unit_heping_housing")
+    assert owner.goto(f"/tickets/{ticket_id}").status == 200
+    assert LEAK["content"] in owner.page.content()
+
+
+def test_the_calendar_year_grid_shows_official_overridden_and_provisional_days(
+    system: System, people: Callable[[str], Session]
+) -> None:
+    admin = people("admin")
+    admin.goto("/admin/calendar/2026")
+
+    def cell(day: str) -> Any:
+        return admin.page.locator(f"td[data-date='{day}']")
+
+    expect(cell("2026-10-01")).to_have_class("day-official-off")  # National Day
+    expect(cell("2026-09-20")).to_have_class("day-adjusted")  # a Sunday that is worked
+    expect(cell("2026-06-03")).to_have_class("day-official-work")
+    assert admin.page.locator("#year-provisional").count() == 0
+
+    form = admin.page.locator("form[action='/admin/calendar/2026']")
+    form.locator("[name=date]").fill("2026-06-03")
+    form.locator("[name=working]").select_option("no")
+    form.locator("[name=note]").fill("防汛应急调整")
+    form.get_by_role("button", name="调整").click()
+    expect(cell("2026-06-03")).to_have_class("day-official-off day-override")
+    admin.shot("admin-calendar")
+
+    admin.goto("/admin/calendar/2027")  # no official calendar yet
+    assert admin.page.locator("#year-provisional").is_visible()
+    expect(cell("2027-03-03")).to_have_class("day-official-work day-provisional")
+    expect(cell("2027-10-01")).to_have_class("day-official-off day-provisional")
+
+
+def test_the_overdue_board_counts_down_live_with_the_controllable_clock(
+    system: System, people: Callable[[str], Session]
+) -> None:
+    ticket_id = system.register({**LEAK, "urgency": "life_safety", "content": "燃气管道漏气"})
+    system.wait_state(ticket_id, "dispatched")  # accept within 15 minutes
+
+    agency = people("agency")
+    agency.goto("/agency/board?status=all&urgency=life_safety")
+    expect(agency.page.locator("body")).to_have_attribute("data-live-open", "1")
+    row = agency.page.locator(f"#board tr[data-ticket='{ticket_id}']")
+    assert row.count() == 0  # not at risk yet
+
+    def advance(minutes: int) -> None:
+        moved = system.api(
+            "admin", "PUT", "/api/v1/sla/internal/clock", json={"advance_seconds": minutes * 60}
+        )
+        assert moved.status_code == 200, moved.text
+
+    advance(12)  # past 75 % of the 15 minutes: sla.warning, pushed to the open board
+    expect(row).to_be_visible()
+    countdown = row.locator(".countdown")
+    expect(countdown).to_contain_text("剩余 2分")
+    first = countdown.inner_text()
+    expect(countdown).not_to_have_text(first)  # ticking on the platform's clock
+    agency.shot("agency-board")
+
+    advance(4)  # past the deadline: sla.overdue, pushed again
+    expect(row.locator(".badge.red")).to_have_text("已超时")
+    expect(countdown).to_contain_text("已超时 1分")
+    expect(countdown).to_have_class("countdown late")
+
+
+def test_the_api_docs_render_without_internet(system: System, browser: Any) -> None:
+    context = browser.new_context()
+    outside: list[str] = []
+
+    def only_this_host(route: Any) -> None:
+        if route.request.url.startswith(system.url):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_this_host)
+    page = context.new_page()
+    page.goto(f"{system.url}/docs")
+    # Swagger UI renders 120 operations: slow on a busy 2-core machine
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("12345", timeout=60_000)
+    expect(page.locator(".opblock-tag").first).to_be_visible()
+    assert outside == []
+    context.close()
+
+
+def test_the_knowledge_editor_marks_a_screening_refusal_where_it_is(
+    system: System, people: Callable[[str], Session]
+) -> None:
+    unit = people("unit_heping_housing")
+    unit.goto("/knowledge/entries/new")
+    unit.page.get_by_label("标题").fill("物业维修资金使用答复口径")
+    unit.page.get_by_label("正文").fill("业主可向区住建委申请使用维修资金，联系人手机13812345678。")
+    unit.page.get_by_role("button", name="保存").click()
+    mark = unit.page.locator("#findings [data-field=body] mark.refused")
+    expect(mark).to_have_text("13812345678")
+    expect(mark).to_have_attribute("data-kind", "mobile")
+    assert "正文 第 23 字起：手机号" in unit.page.inner_text("#findings")
+    unit.shot("knowledge-screening")
+
+
+def test_a_citizen_submits_on_the_phone_page_and_looks_up_progress(
+    system: System, browser: Any
+) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN")
+    page = context.new_page()
+    page.goto(f"{system.url}/public")
+    page.locator("[name=type]").select_option("complaint")
+    page.locator("[name=matter_code]").select_option("HOUSE-001")
+    page.get_by_label("诉求内容").fill("小区电梯经常停运，物业不处理")
+    page.get_by_label("匿名").check()
+    page.get_by_role("button", name="提交").click()
+    assert page.locator(".field-error").count() >= 1  # Art 5: a complaint needs a name
+
+    page.get_by_label("实名").check()
+    page.get_by_label("姓名").fill("王芳")
+    page.get_by_label("手机号", exact=True).first.fill("13622223333")
+    page.get_by_role("button", name="提交").click()
+    ticket_id = page.locator("#submitted-id").inner_text()
+    page.screenshot(path=str(_shots() / "citizen-phone.png"), full_page=True)
+
+    lookup = page.locator("form[action='/public/lookup']")
+    lookup.get_by_label("工单号").fill(ticket_id)
+    lookup.get_by_label("手机号").fill("13622223333")
+    lookup.get_by_role("button", name="查询").click()
+    expect(page.locator("#lookup-result")).to_contain_text(ticket_id)
+
+    lookup = page.locator("form[action='/public/lookup']")
+    lookup.get_by_label("工单号").fill(ticket_id)
+    lookup.get_by_label("手机号").fill("13600000000")  # not the phone it was filed with
+    lookup.get_by_role("button", name="查询").click()
+    assert page.locator("#lookup-result").count() == 0
+    context.close()
+
+
+def _shots() -> Any:
+    from tests.e2e.conftest import SCREENSHOTS
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS
