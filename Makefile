@@ -67,3 +67,7 @@ bench-sla: $(STAMP)
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
+
+## make bench-console: server time of each console page with 100,000 tickets (JSON)
+bench-console: $(STAMP)
+	$(PY) bench/console_pages.py

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from shared.bus import Bus, make_bus
+from shared.bus import Bus, make_bus, per_event
 from shared.events import Envelope
 from shared.events.base import TOPIC_SLA
 from shared.settings import Settings
@@ -38,7 +38,7 @@ class LiveFeed:
         self._listeners: set[asyncio.Queue[bytes]] = set()
         self._started = datetime.now(UTC)
         if bus is not None:
-            bus.subscribe("console-live", [TOPIC_SLA], self._on_event)
+            bus.subscribe("console-live", [TOPIC_SLA], per_event(self._on_event))
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
@@ -49,7 +49,7 @@ class LiveFeed:
                 prefix=self._settings.topic_prefix,
                 partitions=self._settings.kafka_partitions,
             )
-            bus.subscribe(group, [TOPIC_SLA], self._on_event)
+            bus.subscribe(group, [TOPIC_SLA], per_event(self._on_event))
             try:
                 await bus.start()
                 self._own_bus = bus

@@ -176,3 +176,40 @@ def _shots() -> Any:
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     return SCREENSHOTS
+
+
+def test_the_operator_answers_on_the_spot_citing_a_knowledge_entry(
+    system: System, people: Callable[[str], Session]
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    today = datetime.now(UTC).replace(microsecond=0)
+    made = system.api(
+        "unit_heping_housing",
+        "POST",
+        "/api/v1/knowledge/entries",
+        json={
+            "kind": "answer_script",
+            "title": "住宅专项维修资金使用答复口径",
+            "body": "住宅共用部位维修可申请使用专项维修资金，由业主大会表决后向区住建委申请。",
+            "valid_from": today.isoformat(),
+            "valid_until": (today + timedelta(days=150)).isoformat(),
+            "publish": True,
+        },
+    )
+    assert made.status_code == 201, made.text
+    entry_id = made.json()["entry_id"]
+
+    operator = people("operator")
+    page = operator.page
+    operator.goto("/operator")
+    page.get_by_label("诉求内容").fill("想咨询住宅专项维修资金怎么申请使用")
+    cite = page.locator(f"#knowledge-answers input[value='{entry_id}']")
+    cite.check()  # the side panel found the entry while the content was typed
+    operator.shot("operator-knowledge-panel")
+    page.locator("[name=matter_code]").select_option("HOUSE-001")
+    page.locator("details summary").click()
+    page.get_by_label("答复内容").fill("可由业主大会表决后向区住建委申请使用专项维修资金。")
+    page.get_by_role("button", name="登记（Alt+S）").click()
+    expect(page.locator("#ticket-status")).to_have_text("已直接答复")
+    expect(page.locator(".ok")).to_contain_text(entry_id)
