@@ -56,7 +56,9 @@ def clone(db: Path, table: str, key: str, numbering: str, total: int) -> int:
 def fill(folder: Path, total: int) -> dict[str, int]:
     number = "'TJ2025' || printf('%08d', seq.n)"
     counts = {
-        "intake.tickets": clone(folder / "hotline-intake.db", "tickets", "ticket_id", number, total),
+        "intake.tickets": clone(
+            folder / "hotline-intake.db", "tickets", "ticket_id", number, total
+        ),
         "dispatch.assignments": clone(
             folder / "hotline-dispatch.db", "assignments", "ticket_id", number, total
         ),

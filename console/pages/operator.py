@@ -69,6 +69,26 @@ async def assist(request: Request, user: UserDep) -> Response:
     )
 
 
+@router.post("/operator/history", dependencies=[CsrfDep])
+async def caller_history(request: Request, user: UserDep) -> Response:
+    """Earlier tickets from the phone being typed (intake audits this search, Art 28)."""
+    phone = text(await request.form(), "requester_phone")
+    if not phone or len(phone) < 7:
+        return render(request, "_history.html", phone=None, rows=[], count=0)
+    try:
+        found = await api(request).call(
+            "GET",
+            "/api/v1/intake/tickets",
+            user.token,
+            params={"requester_phone": phone, "limit": 5, "sort": "-registered_at"},
+        )
+    except ApiError as exc:
+        if exc.status != 422:
+            raise
+        return render(request, "_history.html", phone=phone, rows=[], count=0, invalid=True)
+    return render(request, "_history.html", phone=phone, rows=found["data"], count=found["count"])
+
+
 def ticket_body(form: Any) -> dict[str, Any]:
     """The registration request from the form's fields (Art 5: the requester block)."""
     street = text(form, "street")

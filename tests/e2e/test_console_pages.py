@@ -199,10 +199,13 @@ def test_the_operator_answers_on_the_spot_citing_a_knowledge_entry(
     )
     assert made.status_code == 201, made.text
     entry_id = made.json()["entry_id"]
+    earlier = system.register({**LEAK, "requester": {"name": "赵敏", "phone": "13700001234"}})
 
     operator = people("operator")
     page = operator.page
     operator.goto("/operator")
+    page.get_by_label("电话", exact=True).fill("13700001234")
+    expect(page.locator("#caller-history")).to_contain_text(earlier)  # audited by intake
     page.get_by_label("诉求内容").fill("想咨询住宅专项维修资金怎么申请使用")
     cite = page.locator(f"#knowledge-answers input[value='{entry_id}']")
     cite.check()  # the side panel found the entry while the content was typed
