@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST := $(PY) -m pytest
 
-.PHONY: run test test-unit test-integration test-e2e bench-console infra-up infra-down lint run-distributed \
+.PHONY: run test test-unit test-integration test-e2e bench-console test-fault infra-up infra-down lint run-distributed \
         bench-intake bench-sla bench-knowledge clean
 
 $(STAMP): pyproject.toml
@@ -37,6 +37,12 @@ test-integration: $(STAMP)
 # The console in Debian's chromium (apt-get install chromium), driven by Playwright.
 test-e2e: $(STAMP)
 	$(PYTEST) tests/e2e -q
+
+## make test-fault: faults under load (>= 5,000 tickets): processes SIGKILLed, Kafka stopped,
+## PostgreSQL restarted, instances joining and crashing — on PRIVATE PostgreSQL/Kafka
+## instances (other ports, another run dir), never the shared ones. Prints its figures.
+test-fault: $(STAMP)
+	$(PYTEST) tests/fault -q -s
 
 infra-up:
 	@scripts/postgres.sh start && scripts/kafka.sh start

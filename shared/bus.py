@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -125,7 +126,8 @@ async def _deliver(
             if abandon():
                 sub.state = RUNNING
                 return False
-            await asyncio.sleep(delay)
+            # jitter: two instances whose batches collided must not collide again
+            await asyncio.sleep(delay * random.uniform(0.5, 1.5))
             delay = min(delay * 2, max_delay)
             continue
         if failing_since is not None:

@@ -44,10 +44,19 @@ EventHandler = Callable[["ServiceContext", UnitOfWork, Envelope], Coroutine[Any,
 PARKED, RETRIED, DISCARDED = "parked", "retried", "discarded"
 
 
+# deadlock_detected, serialization_failure, lock_not_available: another transaction (another
+# instance's batch) was in the way; nothing is wrong with the event
+_CONTENTION = frozenset({"40P01", "40001", "55P03"})
+
+
 def is_outage(exc: BaseException) -> bool:
-    """The database (or the network to it) failed, not the event: retry the batch."""
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
+    """Not the event's fault: the database (or the network to it) failed, or the batch
+    collided with another transaction. The whole batch is rolled back and retried."""
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        if getattr(exc.orig, "sqlstate", None) in _CONTENTION:
+            return True
     return isinstance(
         exc, (OperationalError, InterfaceError, DisconnectionError, ConnectionError, OSError)
     )

@@ -131,7 +131,7 @@ class System:
             if (self.workdir / f"{p}.log").exists()
         )
 
-    async def wait_ready(self, process: str, timeout: float = 60) -> None:
+    async def wait_ready(self, process: str, timeout: float = 180) -> None:
         url = f"http://127.0.0.1:{self.ports[process]}/readyz"
         deadline = time.monotonic() + timeout
         last: Any = None

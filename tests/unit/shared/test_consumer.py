@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from shared.clock import ManualClock
 from shared.consumer import Consumer
@@ -23,6 +23,10 @@ from shared.settings import Settings
 from tests.conftest import ROOT, RecordingBus
 
 NOW = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+
+
+class Deadlock(Exception):
+    sqlstate = "40P01"  # as asyncpg reports it: another instance's batch was in the way
 
 
 def event(ticket: str, step: str, **payload: Any) -> Envelope:
@@ -71,6 +75,8 @@ class Service:
             raise TypeError(f"cannot handle {step}")
         if envelope.payload.get("outage"):
             raise OperationalError("SELECT 1", {}, ConnectionRefusedError("database is down"))
+        if envelope.payload.get("deadlock"):
+            raise DBAPIError("INSERT INTO hotspots", {}, Deadlock("deadlock detected"))
         self.handled.append(step)
 
     async def outbox_steps(self) -> list[str]:
@@ -195,3 +201,15 @@ async def test_an_outage_is_not_the_events_fault_the_whole_batch_is_retried(
     assert await service.consumer.parked() == []
     await service.consumer.handle_batch(batch[:1])  # nothing was claimed: it runs again
     assert service.handled == ["a1", "a1"]
+
+
+async def test_a_deadlock_with_another_instance_retries_the_batch_and_parks_nothing(
+    service: Service,
+) -> None:
+    batch = [event("TJ1", "a1"), event("TJ2", "b1", deadlock=True)]
+
+    with pytest.raises(DBAPIError):
+        await service.consumer.handle_batch(batch)
+
+    assert await service.consumer.parked() == []
+    assert await service.outbox_steps() == []
