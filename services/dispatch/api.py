@@ -226,7 +226,10 @@ async def read_policy(ctx: CtxDep, caller: CallerDep) -> PolicyPublic:
     return await policy.read_policy(ctx, caller)
 
 
-@queue_router.post("/policy", response_model=PolicyPublic, status_code=201, tags=["policy"])
+@queue_router.post(
+    "/policy/versions", response_model=PolicyPublic, status_code=201, tags=["policy"]
+)
+@queue_router.post("/policy", response_model=PolicyPublic, status_code=201, include_in_schema=False)
 async def add_policy_version(body: PolicyVersion, ctx: CtxDep, caller: CallerDep) -> PolicyPublic:
     """A new version of the dispatch settings from its effective date (admin)."""
     return await policy.add_policy_version(ctx, caller, body)

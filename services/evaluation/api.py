@@ -357,7 +357,10 @@ async def read_policy(ctx: CtxDep, caller: CallerDep) -> PolicyPublic:
     return await policy.read_policy(ctx)
 
 
-@policy_router.post("", status_code=status.HTTP_201_CREATED, response_model=PolicyPublic)
+@policy_router.post("/versions", status_code=status.HTTP_201_CREATED, response_model=PolicyPublic)
+@policy_router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=PolicyPublic, include_in_schema=False
+)
 async def add_policy_version(data: PolicyCreate, ctx: CtxDep, caller: CallerDep) -> PolicyPublic:
     """A new version of the settings from ``effective_from`` on (admin)."""
     return await policy.add_policy_version(ctx, caller, data)

@@ -103,20 +103,6 @@ class Policy:
     created_by: str = ""
 
 
-def policy_in_force(versions: list[Policy], at: datetime) -> Policy:
-    """The newest version whose effective date is not after ``at`` (the oldest if none)."""
-    eligible = [v for v in versions if v.effective_from <= at]
-    if not eligible:
-        return min(versions, key=lambda v: v.effective_from)
-    return max(eligible, key=lambda v: v.effective_from)
-
-
-def check_new_policy_version(effective_from: datetime, now: datetime) -> None:
-    # History stays true: a version never takes effect retroactively.
-    if effective_from < now:
-        raise InvalidInput("effective_from", "must not lie in the past")
-
-
 def period_delta(period: Period) -> timedelta:
     """A calendar-time period as a timedelta (working days have no fixed length)."""
     if period.unit is PeriodUnit.MINUTES:

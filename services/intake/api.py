@@ -13,7 +13,6 @@ from services.intake.schemas import (
     MatterPublic,
     PolicyPublic,
     PolicyVersionCreate,
-    PolicyVersionPublic,
     RequesterReadsPublic,
     TicketCreate,
     TicketFilter,
@@ -96,10 +95,13 @@ async def read_policy(ctx: CtxDep, caller: CallerDep) -> PolicyPublic:
     return await handlers.read_policy(ctx)
 
 
-@policy_router.post("", status_code=status.HTTP_201_CREATED, response_model=PolicyVersionPublic)
+@policy_router.post("/versions", status_code=status.HTTP_201_CREATED, response_model=PolicyPublic)
+@policy_router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=PolicyPublic, include_in_schema=False
+)
 async def add_policy_version(
     data: PolicyVersionCreate, ctx: CtxDep, caller: CallerDep
-) -> PolicyVersionPublic:
+) -> PolicyPublic:
     """A new version of the settings, in force from ``effective_from`` (not in the past)."""
     caller.require(Role.ADMIN)
     return await handlers.add_policy_version(ctx, caller, data)

@@ -276,23 +276,6 @@ class IntakePolicy:
         )
 
 
-def policy_in_force(versions: Sequence[IntakePolicy], at: datetime) -> IntakePolicy:
-    """The newest version whose effective date is not after ``at`` (the oldest before any)."""
-    eligible = [v for v in versions if v.effective_from <= at]
-    if not eligible:
-        return min(versions, key=lambda v: v.effective_from)
-    return max(eligible, key=lambda v: v.effective_from)
-
-
-def check_new_policy_version(effective_from: datetime, now: datetime) -> None:
-    # Policy changes are data with an effective date; what was in force stays as it was.
-    if effective_from < now:
-        raise IllegalTransition(
-            "a policy version cannot take effect in the past; choose an effective date from now on",
-            rule="policy versions are effective from a future date",
-        )
-
-
 def check_attachments(urls: Sequence[str], policy: IntakePolicy) -> None:
     """Attachments are references with limits (count, URL length) set by policy."""
     if len(urls) > policy.max_attachments:

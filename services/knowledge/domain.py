@@ -18,6 +18,7 @@ from shared.auth import Caller, Role
 from shared.calendar import SHANGHAI, Deadline, Period, WorkingCalendar
 from shared.detectors import TERM_KINDS, FindingKind
 from shared.errors import Forbidden, IllegalTransition, InvalidInput
+from shared.policy import REGULATION_IN_FORCE
 
 
 class EntryKind(StrEnum):
@@ -351,7 +352,7 @@ class KnowledgeSettings(BaseModel):
 
 
 DEFAULT_SETTINGS = KnowledgeSettings()
-DEFAULT_POLICY_EFFECTIVE_FROM = datetime(2025, 12, 31, 16, 0, tzinfo=UTC)  # 2026-01-01 Shanghai
+DEFAULT_POLICY_EFFECTIVE_FROM = REGULATION_IN_FORCE  # the rules' own numbers, Art 31
 
 
 @dataclass(frozen=True)
@@ -365,14 +366,7 @@ class Policy:
         return cls(effective_from, KnowledgeSettings.model_validate(raw), created_by)
 
 
-def policy_in_force(versions: list[Policy], at: datetime) -> Policy:
-    """The newest version whose effective date is not after ``at``."""
-    if not versions:
-        return Policy(DEFAULT_POLICY_EFFECTIVE_FROM, DEFAULT_SETTINGS, "default")
-    eligible = [v for v in versions if v.effective_from <= at]
-    if not eligible:
-        return min(versions, key=lambda v: v.effective_from)
-    return max(eligible, key=lambda v: v.effective_from)
+DEFAULT_POLICY = Policy(DEFAULT_POLICY_EFFECTIVE_FROM, DEFAULT_SETTINGS, "default")
 
 
 def remind_at(valid_until: datetime, policy: Policy) -> datetime:

@@ -103,7 +103,8 @@ async def read_policy(ctx: CtxDep, caller: CallerDep) -> PolicyPublic:
     return await admin.read_policy(ctx)
 
 
-@admin_router.put("/policy", response_model=PolicyPublic)
+@admin_router.post("/policy/versions", response_model=PolicyPublic, status_code=201)
+@admin_router.put("/policy", response_model=PolicyPublic, include_in_schema=False)
 async def change_policy(data: PolicyChange, ctx: CtxDep, caller: CallerDep) -> PolicyPublic:
     """A new version of the settings (admin), for clocks started from its date on."""
     return await admin.change_policy(ctx, caller, data)

@@ -4,11 +4,12 @@ the policy settings that hold those values, and a clock's state. No I/O here."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from shared.calendar import Deadline, Period, WorkingCalendar
+from shared.policy import REGULATION_IN_FORCE
 
 
 class ClockKind(StrEnum):
@@ -32,7 +33,7 @@ DEFAULT_POLICY: dict[str, Any] = {
     "extension_cap": "7wd",
     "max_extension_requests": 2,
 }
-DEFAULT_POLICY_EFFECTIVE_FROM = datetime(2025, 12, 31, 16, 0, tzinfo=UTC)  # 2026-01-01 Shanghai
+DEFAULT_POLICY_EFFECTIVE_FROM = REGULATION_IN_FORCE  # the rules' own numbers, Art 31
 
 
 @dataclass(frozen=True)
@@ -42,14 +43,6 @@ class Policy:
 
     def period(self, kind: ClockKind, urgency: str) -> Period:
         return Period.parse(self.settings["periods"][kind.value][urgency])
-
-
-def policy_in_force(versions: list[Policy], at: datetime) -> Policy:
-    """The newest version whose effective date is not after ``at``."""
-    eligible = [v for v in versions if v.effective_from <= at]
-    if not eligible:
-        return min(versions, key=lambda v: v.effective_from)
-    return max(eligible, key=lambda v: v.effective_from)
 
 
 def clock_period(

@@ -259,7 +259,7 @@ async def test_an_admin_adds_a_keyword_version(system: System) -> None:
     settings["sensitive_keywords"]["mass_incident"].append("讨说法")
     async with system.client("admin") as admin:
         r = await admin.post(
-            "/api/v1/intake/policy",
+            "/api/v1/intake/policy/versions",
             json={"settings": settings},  # in force at once
         )
     assert r.status_code == 201, r.text
@@ -267,7 +267,7 @@ async def test_an_admin_adds_a_keyword_version(system: System) -> None:
     assert flagged["flagged_keywords"] == ["讨说法"]
     async with system.client("operator") as op:
         refused = await op.post(
-            "/api/v1/intake/policy",
+            "/api/v1/intake/policy/versions",
             json={"effective_from": datetime.now(UTC).isoformat(), "settings": settings},
         )
     assert refused.status_code == 403

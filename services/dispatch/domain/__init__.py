@@ -34,7 +34,6 @@ from services.dispatch.domain.policy import (
     DEFAULT_POLICY,
     DEFAULT_POLICY_EFFECTIVE_FROM,
     Policy,
-    policy_in_force,
     validate_settings,
 )
 from services.dispatch.domain.returns import (
@@ -86,7 +85,6 @@ __all__ = [
     "confidence",
     "expand_catalog",
     "kind_of",
-    "policy_in_force",
     "route",
     "suggest_matter",
     "unit_in_use",

@@ -4,10 +4,11 @@ settings, not constants). No I/O here."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from shared.calendar import Period
+from shared.policy import REGULATION_IN_FORCE
 
 DEFAULT_POLICY: dict[str, Any] = {
     # Suggestions below this confidence go to the manual queue instead of being dispatched.
@@ -17,7 +18,7 @@ DEFAULT_POLICY: dict[str, Any] = {
     "acceptance_periods": {"life_safety": "15m", "livelihood": "30m", "general": "1wd"},
     "completion_periods": {"life_safety": "2h", "livelihood": "24h", "general": "7wd"},
 }
-DEFAULT_POLICY_EFFECTIVE_FROM = datetime(2025, 12, 31, 16, 0, tzinfo=UTC)  # 2026-01-01 Shanghai
+DEFAULT_POLICY_EFFECTIVE_FROM = REGULATION_IN_FORCE  # the rules' own numbers, Art 31
 
 
 @dataclass(frozen=True)
@@ -41,16 +42,6 @@ class Policy:
             return Period.parse(statutory_period)
         periods = self.settings.get("completion_periods", DEFAULT_POLICY["completion_periods"])
         return Period.parse(periods[urgency])
-
-
-def policy_in_force(versions: list[Policy], at: datetime) -> Policy:
-    """The newest version whose effective date is not after ``at``."""
-    if not versions:
-        return Policy(DEFAULT_POLICY_EFFECTIVE_FROM, DEFAULT_POLICY)
-    eligible = [v for v in versions if v.effective_from <= at]
-    if not eligible:
-        return min(versions, key=lambda v: v.effective_from)
-    return max(eligible, key=lambda v: v.effective_from)
 
 
 def validate_settings(settings: dict[str, Any]) -> None:

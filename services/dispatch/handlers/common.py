@@ -11,13 +11,14 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 
 from services.dispatch.domain import (
+    DEFAULT_POLICY,
+    DEFAULT_POLICY_EFFECTIVE_FROM,
     Assignment,
     CatalogMatter,
     Level,
     Policy,
     State,
     Unit,
-    policy_in_force,
 )
 from services.dispatch.models import assignments, co_units, matters, policy_versions, units
 from shared.auth import Caller, Role
@@ -25,6 +26,7 @@ from shared.calendar import WorkingCalendar
 from shared.db import UnitOfWork
 from shared.errors import IllegalTransition, InvalidInput, NotFound
 from shared.events import TicketDispatched
+from shared.policy import PolicyVersions
 from shared.service import ServiceContext
 
 PRODUCER = "dispatch"
@@ -140,20 +142,25 @@ def calendar() -> WorkingCalendar:
     return _CALENDAR
 
 
-async def policy_versions_cached(ctx: ServiceContext, *, refresh: bool = False) -> list[Policy]:
+async def policy_versions_cached(
+    ctx: ServiceContext, *, refresh: bool = False
+) -> PolicyVersions[Policy]:
     cached = ctx.extras.get("dispatch_policy")
     if cached is not None and not refresh and time.monotonic() - cached[0] < POLICY_TTL_SECONDS:
-        versions: list[Policy] = cached[1]
+        versions: PolicyVersions[Policy] = cached[1]
         return versions
     async with ctx.db.engine.connect() as conn:
         rows = (await conn.execute(select(policy_versions))).all()
-    versions = [Policy(r.effective_from, r.settings) for r in rows]
+    versions = PolicyVersions(
+        (Policy(r.effective_from, r.settings) for r in rows),
+        default=Policy(DEFAULT_POLICY_EFFECTIVE_FROM, DEFAULT_POLICY),
+    )
     ctx.extras["dispatch_policy"] = (time.monotonic(), versions)
     return versions
 
 
 async def policy(ctx: ServiceContext, at: datetime) -> Policy:
-    return policy_in_force(await policy_versions_cached(ctx), at)
+    return (await policy_versions_cached(ctx)).in_force(at)
 
 
 async def fallback_acceptance_deadline(ctx: ServiceContext, urgency: str, start: datetime) -> Any:

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, insert, select
-
-from services.dispatch.domain import policy_in_force, validate_settings
+from services.dispatch.domain import validate_settings
 from services.dispatch.handlers.common import policy_versions_cached
 from services.dispatch.models import policy_versions
 from services.dispatch.schemas import PolicyPublic, PolicyVersion
 from shared.auth import Caller, Role
-from shared.errors import IllegalTransition, InvalidInput
+from shared.errors import InvalidInput
+from shared.policy import insert_version
 from shared.service import ServiceContext
 
 
 async def read_policy(ctx: ServiceContext, caller: Caller) -> PolicyPublic:
     caller.require(Role.ADMIN, Role.AGENCY, Role.OPERATOR)
-    versions = sorted(await policy_versions_cached(ctx), key=lambda v: v.effective_from)
-    in_force = policy_in_force(versions, ctx.clock.now())
+    versions = await policy_versions_cached(ctx)
+    in_force = versions.in_force(ctx.clock.now())
     return PolicyPublic(
         in_force=PolicyVersion(effective_from=in_force.effective_from, settings=in_force.settings),
         versions=[
@@ -35,17 +34,13 @@ async def add_policy_version(
     except (ValueError, KeyError, TypeError) as exc:
         raise InvalidInput("settings", str(exc)) from exc
     async with ctx.db.unit_of_work() as uow:
-        if await uow.conn.scalar(
-            select(func.count()).where(policy_versions.c.effective_from == body.effective_from)
-        ):
-            raise IllegalTransition(
-                "a policy version with this effective date exists",
-                rule="policy: one version per effective date",
-            )
-        await uow.conn.execute(
-            insert(policy_versions).values(
-                effective_from=body.effective_from, settings=body.settings, created_by=caller.sub
-            )
+        await insert_version(
+            uow.conn,
+            policy_versions,
+            effective_from=body.effective_from,
+            settings=body.settings,
+            created_by=caller.sub,
+            now=ctx.clock.now(),
         )
     await policy_versions_cached(ctx, refresh=True)
     return await read_policy(ctx, caller)

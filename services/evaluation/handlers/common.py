@@ -11,12 +11,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.evaluation.domain import Policy, PolicySettings, ReportingPeriod, policy_in_force
+from services.evaluation.domain import Policy, PolicySettings, ReportingPeriod
 from services.evaluation.models import policy_versions, units
 from services.evaluation.settings import EvaluationSettings
 from shared.auth import Caller, Role
 from shared.calendar import SHANGHAI, Period, WorkingCalendar
 from shared.errors import Forbidden, InvalidInput
+from shared.policy import PolicyVersions
 from shared.service import ServiceContext
 
 PRODUCER = "evaluation"
@@ -47,16 +48,16 @@ def new_id() -> str:
 # ---- policy ---------------------------------------------------------------------------------
 
 
-async def policy_versions_of(conn: AsyncConnection) -> list[Policy]:
-    rows = (await conn.execute(select(policy_versions).order_by(policy_versions.c.id))).all()
-    return [
+async def policy_versions_of(conn: AsyncConnection) -> PolicyVersions[Policy]:
+    rows = (await conn.execute(select(policy_versions))).all()
+    return PolicyVersions(
         Policy(r.effective_from, PolicySettings.model_validate(r.settings), r.created_by)
         for r in rows
-    ]
+    )
 
 
 async def policy_at(conn: AsyncConnection, at: datetime) -> PolicySettings:
-    return policy_in_force(await policy_versions_of(conn), at).settings
+    return (await policy_versions_of(conn)).in_force(at).settings
 
 
 def due_after(ctx: ServiceContext, start: datetime, period: str) -> datetime:

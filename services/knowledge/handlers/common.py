@@ -12,14 +12,15 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.knowledge.domain import (
+    DEFAULT_POLICY,
     Policy,
     is_valid,
-    policy_in_force,
 )
 from services.knowledge.models import entries, entry_versions, policy_versions
 from services.knowledge.schemas import EntryPublic
 from shared.calendar import WorkingCalendar
 from shared.errors import NotFound
+from shared.policy import PolicyVersions
 from shared.service import ServiceContext
 
 PRODUCER = "knowledge"
@@ -61,14 +62,17 @@ def wake_scanner(ctx: ServiceContext) -> None:
     state(ctx).wake.set()
 
 
-async def load_policies(conn: AsyncConnection) -> list[Policy]:
+async def load_policies(conn: AsyncConnection) -> PolicyVersions[Policy]:
     rows = (await conn.execute(select(policy_versions))).all()
-    return [Policy.from_row(r.effective_from, r.settings, r.created_by) for r in rows]
+    return PolicyVersions(
+        (Policy.from_row(r.effective_from, r.settings, r.created_by) for r in rows),
+        default=DEFAULT_POLICY,
+    )
 
 
 async def policy_at(conn: AsyncConnection, at: datetime) -> Policy:
     """Read per command, so a change made through another instance counts at once."""
-    return policy_in_force(await load_policies(conn), at)
+    return (await load_policies(conn)).in_force(at)
 
 
 def screened_fields(content: Mapping[str, Any]) -> dict[str, str | None]:

@@ -11,7 +11,6 @@ from services.sla.domain import (
     Policy,
     extended_deadline,
     next_due,
-    policy_in_force,
     policy_settings_errors,
     warning_at,
 )
@@ -32,6 +31,7 @@ from shared.calendar import Period
 from shared.db import insert_ignoring_duplicates
 from shared.errors import InvalidInput
 from shared.events import DeadlineSet
+from shared.policy import PolicyVersions, check_new_version, insert_version
 from shared.service import ServiceContext
 
 # ---- policy ---------------------------------------------------------------------------
@@ -43,8 +43,8 @@ async def read_policy(ctx: ServiceContext) -> PolicyPublic:
             await conn.execute(select(policy_versions).order_by(policy_versions.c.effective_from))
         ).all()
     versions = [PolicyVersion.model_validate(dict(r._mapping)) for r in rows]
-    in_force = policy_in_force(
-        [Policy(v.effective_from, v.settings) for v in versions], ctx.clock.now()
+    in_force = PolicyVersions(Policy(v.effective_from, v.settings) for v in versions).in_force(
+        ctx.clock.now()
     )
     return PolicyPublic(
         in_force=next(v for v in versions if v.effective_from == in_force.effective_from),
@@ -55,24 +55,20 @@ async def read_policy(ctx: ServiceContext) -> PolicyPublic:
 async def change_policy(ctx: ServiceContext, caller: Caller, change: PolicyChange) -> PolicyPublic:
     """A new version of the settings; it applies to clocks started from its date on."""
     caller.require(Role.ADMIN)
-    if change.effective_from < ctx.clock.now():
-        raise InvalidInput(
-            "effective_from", "must not lie in the past: running clocks keep their policy"
-        )
+    check_new_version(change.effective_from, ctx.clock.now())  # running clocks keep theirs
     errors = policy_settings_errors(change.settings)
     if errors:
         field, reason = errors[0]
         raise InvalidInput(field, reason, errors=[{"field": f, "reason": r} for f, r in errors])
     async with ctx.db.unit_of_work() as uow:
-        result = await uow.conn.execute(
-            insert_ignoring_duplicates(uow.conn, policy_versions).values(
-                effective_from=change.effective_from,
-                settings=change.settings,
-                created_by=caller.sub,
-            )
+        await insert_version(
+            uow.conn,
+            policy_versions,
+            effective_from=change.effective_from,
+            settings=change.settings,
+            created_by=caller.sub,
+            now=ctx.clock.now(),
         )
-        if result.rowcount == 0:
-            raise InvalidInput("effective_from", "a version with this date already exists")
     await reload_state(ctx, force=True)
     return await read_policy(ctx)
 
@@ -190,7 +186,7 @@ async def recompute_deadlines(ctx: ServiceContext) -> int:
                 .scalars()
                 .all()
             )
-            policy = policy_in_force(sla.versions, row.started_at)
+            policy = sla.versions.in_force(row.started_at)
             cap = Period.parse(policy.settings["extension_cap"])
             for period in approved:
                 at, more = extended_deadline(sla.calendar, at, Period.parse(period), cap)

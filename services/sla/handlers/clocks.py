@@ -10,7 +10,6 @@ from services.sla.domain import (
     ClockKind,
     deadline_for,
     next_due,
-    policy_in_force,
     warning_at,
 )
 from services.sla.handlers.state import state
@@ -49,7 +48,7 @@ async def start_clock(
     statutory_period: str | None = None,
 ) -> None:
     sla = state(ctx)
-    policy = policy_in_force(sla.versions, started_at)
+    policy = sla.versions.in_force(started_at)
     period, deadline = deadline_for(
         sla.calendar, policy, kind, urgency, started_at, statutory_period
     )

@@ -14,7 +14,6 @@ from services.sla.domain import (
     clock_period,
     extended_deadline,
     next_due,
-    policy_in_force,
 )
 from services.sla.handlers.clocks import PRODUCER, RUNNING
 from services.sla.handlers.state import state
@@ -63,7 +62,7 @@ async def request_extension(
                 ).where(extensions.c.ticket_id == ticket_id)
             )
         ).one()
-        policy = policy_in_force(sla.versions, clock.started_at)
+        policy = sla.versions.in_force(clock.started_at)
         check_extension_request(
             ExtensionContext(
                 clock_kind=clock.kind,
@@ -137,7 +136,7 @@ async def decide_extension(
             ticket = (
                 await uow.conn.execute(select(tickets).where(tickets.c.ticket_id == ext.ticket_id))
             ).one()
-            policy = policy_in_force(sla.versions, clock.started_at)
+            policy = sla.versions.in_force(clock.started_at)
             period = clock_period(
                 policy, ClockKind.COMPLETION, ticket.urgency, ticket.statutory_period
             )

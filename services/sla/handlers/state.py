@@ -7,16 +7,19 @@ import asyncio
 
 from sqlalchemy import func, select
 
-from services.sla.domain import Policy
+from services.sla.domain import DEFAULT_POLICY, DEFAULT_POLICY_EFFECTIVE_FROM, Policy
 from services.sla.models import calendar_days, calendar_years, policy_versions
 from shared.calendar import WorkingCalendar
+from shared.policy import PolicyVersions
 from shared.service import ServiceContext
 
 
 class SlaState:
     def __init__(self) -> None:
         self.calendar = WorkingCalendar()
-        self.versions: list[Policy] = []
+        self.versions: PolicyVersions[Policy] = PolicyVersions(
+            [], default=Policy(DEFAULT_POLICY_EFFECTIVE_FROM, DEFAULT_POLICY)
+        )
         self.wake = asyncio.Event()
         self.fingerprint: tuple[object, ...] = ()
 
@@ -52,7 +55,10 @@ async def reload_state(ctx: ServiceContext, *, force: bool = False) -> bool:
         versions = (await conn.execute(select(policy_versions))).all()
         days = (await conn.execute(select(calendar_days.c.day, calendar_days.c.working))).all()
         years = (await conn.execute(select(calendar_years.c.year))).scalars().all()
-    sla.versions = [Policy(v.effective_from, v.settings) for v in versions]
+    sla.versions = PolicyVersions(
+        (Policy(v.effective_from, v.settings) for v in versions),
+        default=Policy(DEFAULT_POLICY_EFFECTIVE_FROM, DEFAULT_POLICY),
+    )
     sla.calendar = WorkingCalendar({d.day: d.working for d in days}, entered_years=years)
     sla.fingerprint = fingerprint
     return True

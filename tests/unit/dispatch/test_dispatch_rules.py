@@ -29,13 +29,13 @@ from services.dispatch.domain import (
     check_determination,
     check_rejection,
     confidence,
-    policy_in_force,
     suggest_matter,
     validate_catalog,
     validate_settings,
 )
 from services.dispatch.domain.policy import DEFAULT_POLICY
 from shared.errors import Forbidden, IllegalTransition, InvalidInput
+from shared.policy import PolicyVersions
 from tests.conftest import at
 
 T0 = at("2026-03-02 09:00")
@@ -317,8 +317,9 @@ def test_confidence_grows_with_support_and_falls_with_rivals() -> None:
 def test_the_policy_in_force_is_the_newest_effective_one() -> None:
     old = Policy(at("2026-01-01 00:00"), DEFAULT_POLICY)
     new = Policy(at("2026-06-01 00:00"), {**DEFAULT_POLICY, "suggestion_threshold": 0.8})
-    assert policy_in_force([old, new], at("2026-03-01 00:00")) is old
-    assert policy_in_force([old, new], at("2026-07-01 00:00")).suggestion_threshold == 0.8
+    versions = PolicyVersions([new, old])
+    assert versions.in_force(at("2026-03-01 00:00")) is old
+    assert versions.in_force(at("2026-07-01 00:00")).suggestion_threshold == 0.8
     assert str(old.completion_period("general", "10wd")) == "10wd"  # Art 11 statutory period
     with pytest.raises(ValueError):
         validate_settings({**DEFAULT_POLICY, "suggestion_threshold": 2})

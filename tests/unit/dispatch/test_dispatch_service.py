@@ -74,9 +74,9 @@ async def test_the_suggestion_threshold_is_a_setting(service: Harness) -> None:
     policy = (await service.get("admin", "/policy")).json()["in_force"]["settings"]
     r = await service.post(
         "admin",
-        "/policy",
+        "/policy/versions",
         {
-            "effective_from": (T0 - MINUTE).isoformat(),
+            "effective_from": service.clock.now().isoformat(),
             "settings": {**policy, "suggestion_threshold": 0.99},
         },
     )
@@ -85,8 +85,11 @@ async def test_the_suggestion_threshold_is_a_setting(service: Harness) -> None:
     assert (await service.ticket(tid))["state"] == "pending_dispatch"
     bad = await service.post(
         "admin",
-        "/policy",
-        {"effective_from": T0.isoformat(), "settings": {**policy, "suggestion_threshold": 7}},
+        "/policy/versions",
+        {
+            "effective_from": service.clock.now().isoformat(),
+            "settings": {**policy, "suggestion_threshold": 7},
+        },
     )
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "settings"
 

@@ -65,7 +65,7 @@ async def test_the_threshold_is_a_policy_setting(service: Evaluation) -> None:
     policy["hotspot"] = {"window": "30m", "threshold": 3}
     r = await service.call(
         "POST",
-        "/policy",
+        "/policy/versions",
         "admin",
         json={"effective_from": service.clock.now().isoformat(), "settings": policy},
     )
@@ -75,13 +75,15 @@ async def test_the_threshold_is_a_policy_setting(service: Evaluation) -> None:
     bad = {**policy, "hotspot": {"window": "1wd", "threshold": 3}}
     r = await service.call(
         "POST",
-        "/policy",
+        "/policy/versions",
         "admin",
         json={"effective_from": (T0 + timedelta(days=1)).isoformat(), "settings": bad},
     )
     assert r.status_code == 422
     past = {"effective_from": (T0 - timedelta(days=1)).isoformat(), "settings": policy}
-    assert (await service.call("POST", "/policy", "admin", json=past)).status_code == 422
+    refused = await service.call("POST", "/policy/versions", "admin", json=past)
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "effective_from"
+    assert "Asia/Shanghai" in refused.json()["detail"]
 
 
 async def test_flagged_tickets_are_listed_with_their_state(service: Evaluation) -> None:

@@ -237,8 +237,8 @@ async def test_changed_weights_take_effect_from_their_date(service: Evaluation) 
     }
     when = (service.clock.now() + timedelta(hours=1)).isoformat()
     body = {"effective_from": when, "settings": policy}
-    assert (await service.call("POST", "/policy", "agency", json=body)).status_code == 403
-    r = await service.call("POST", "/policy", "admin", json=body)
+    assert (await service.call("POST", "/policy/versions", "agency", json=body)).status_code == 403
+    r = await service.call("POST", "/policy/versions", "admin", json=body)
     assert r.status_code == 201, r.text
     # weights in force at the period's end; the period here ends after the new version
     water = (await service.call("GET", f"/scores/{W}?{PERIOD}")).json()["data"][0]

@@ -17,9 +17,7 @@ from services.intake.domain import (
     check_answer_on_the_spot,
     check_attachments,
     check_call_rating,
-    check_new_policy_version,
     mask_name,
-    policy_in_force,
     query_terms,
     same_phone,
     search_terms,
@@ -27,7 +25,6 @@ from services.intake.domain import (
 )
 from shared.errors import IllegalTransition, InvalidInput
 from shared.events import EVENT_TYPES
-from tests.conftest import at
 
 DEFAULT = IntakePolicy.from_settings(DEFAULT_POLICY_EFFECTIVE_FROM, DEFAULT_POLICY)
 KEYWORDS = DEFAULT.sensitive_keywords
@@ -76,23 +73,6 @@ def test_phones_are_compared_exactly() -> None:
     assert same_phone("13920001234", "13920001234")
     assert not same_phone("13920001234", "13920001235")
     assert not same_phone(None, "13920001234")
-
-
-def test_the_policy_in_force_is_the_newest_one_already_effective() -> None:
-    later = IntakePolicy.from_settings(
-        at("2026-06-01 00:00"), {**DEFAULT_POLICY, "duplicate_window": "2h"}
-    )
-    versions = [later, DEFAULT]
-    assert policy_in_force(versions, at("2026-05-31 23:59")) is DEFAULT
-    assert policy_in_force(versions, at("2026-06-01 00:00")) is later
-    assert policy_in_force(versions, at("2025-01-01 00:00")) is DEFAULT  # before any: the first
-
-
-def test_a_policy_version_is_never_retroactive() -> None:
-    now = at("2026-03-02 09:00")
-    check_new_policy_version(now, now)
-    with pytest.raises(IllegalTransition):
-        check_new_policy_version(now - timedelta(seconds=1), now)
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ async def add_version(
     intake: Intake, effective_from: str, body: dict[str, Any], who: str = "admin"
 ):  # noqa: ANN201
     return await intake.call(
-        who, "POST", "/policy", json={"effective_from": effective_from, "settings": body}
+        who, "POST", "/policy/versions", json={"effective_from": effective_from, "settings": body}
     )
 
 
@@ -42,7 +42,7 @@ async def test_a_new_keyword_list_takes_effect_on_its_date(intake: Intake) -> No
     effective = intake.clock.now() + timedelta(days=1)
     r = await add_version(intake, effective.isoformat(), settings(sensitive_keywords=keywords))
     assert r.status_code == 201, r.text
-    assert r.json()["created_by"] == "admin"
+    assert r.json()["versions"][-1]["created_by"] == "admin"
     content = "几十户业主明天一起去区政府讨说法"
     assert (await intake.register(ticket(content=content)))["flagged"] is False
     intake.advance(days=1)
@@ -76,7 +76,7 @@ async def test_attachment_limits_are_a_setting(intake: Intake) -> None:
 async def test_a_version_cannot_take_effect_in_the_past(intake: Intake) -> None:
     past = intake.clock.now() - timedelta(minutes=1)
     r = await add_version(intake, past.isoformat(), settings())
-    assert r.status_code == 409
+    assert r.status_code == 422
     assert "policy" in r.json()["rule"]
 
 
@@ -130,9 +130,9 @@ async def test_channels_and_units_do_not_read_the_keyword_list(intake: Intake, w
 
 async def test_a_version_without_a_date_is_in_force_at_once(intake: Intake) -> None:
     r = await intake.call(
-        "admin", "POST", "/policy", json={"settings": settings(duplicate_window="1h")}
+        "admin", "POST", "/policy/versions", json={"settings": settings(duplicate_window="1h")}
     )
     assert r.status_code == 201, r.text
-    assert r.json()["effective_from"].startswith(intake.clock.now().isoformat()[:19])
+    assert r.json()["in_force"]["effective_from"].startswith(intake.clock.now().isoformat()[:19])
     policy = (await intake.call("operator", "GET", "/policy")).json()
     assert policy["in_force"]["settings"]["duplicate_window"] == "1h"

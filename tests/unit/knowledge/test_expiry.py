@@ -63,7 +63,7 @@ async def test_only_admin_changes_the_policy_and_never_in_the_past(harness: Harn
     body = {"effective_from": (T0 + timedelta(days=1)).isoformat(), "settings": settings}
     assert (await harness.call("POST", "/policy/versions", HEPING, body)).status_code == 403
     past = {**body, "effective_from": (T0 - timedelta(days=1)).isoformat()}
-    assert (await harness.call("POST", "/policy/versions", ADMIN, past)).status_code == 409
+    assert (await harness.call("POST", "/policy/versions", ADMIN, past)).status_code == 422
     bad = {**body, "settings": {**settings, "update_request_period": "two days"}}
     assert (await harness.call("POST", "/policy/versions", ADMIN, bad)).status_code == 422
 

@@ -220,7 +220,11 @@ async def test_only_the_admin_changes_the_calendar_and_the_policy(harness: Harne
     async with harness.running():
         for method, path, body in (
             ("PUT", "/calendar/2027", {"days": [], "complete": True}),
-            ("PUT", "/policy", {"effective_from": "2026-06-01T00:00:00+08:00", "settings": {}}),
+            (
+                "POST",
+                "/policy/versions",
+                {"effective_from": "2026-06-01T00:00:00+08:00", "settings": {}},
+            ),
         ):
             r = await harness.call(method, path, role=Role.AGENCY, json=body)
             assert r.status_code == 403, r.text
@@ -239,16 +243,16 @@ async def test_a_policy_change_applies_to_clocks_started_after_its_date(
             },
         }
         past = await harness.call(
-            "PUT",
-            "/policy",
+            "POST",
+            "/policy/versions",
             role=Role.ADMIN,
             json={"effective_from": "2026-03-01T00:00:00+08:00", "settings": stricter},
         )
         assert past.status_code == 422
         assert past.json()["errors"][0]["field"] == "effective_from"
         bad = await harness.call(
-            "PUT",
-            "/policy",
+            "POST",
+            "/policy/versions",
             role=Role.ADMIN,
             json={
                 "effective_from": "2026-03-03T00:00:00+08:00",
@@ -258,12 +262,12 @@ async def test_a_policy_change_applies_to_clocks_started_after_its_date(
         assert bad.status_code == 422
         assert bad.json()["errors"][0]["field"] == "settings.warning_fraction"
         ok = await harness.call(
-            "PUT",
-            "/policy",
+            "POST",
+            "/policy/versions",
             role=Role.ADMIN,
             json={"effective_from": "2026-03-03T00:00:00+08:00", "settings": stricter},
         )
-        assert ok.status_code == 200, ok.text
+        assert ok.status_code == 201, ok.text
         assert len(ok.json()["versions"]) == 2
         next_day = at("2026-03-03 09:00")
         await harness.bus.publish(

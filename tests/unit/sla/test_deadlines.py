@@ -11,9 +11,9 @@ from services.sla.domain import (
     clock_state,
     deadline_for,
     lateness_seconds,
-    policy_in_force,
 )
 from shared.calendar import WorkingCalendar
+from shared.policy import PolicyVersions
 from tests.conftest import at
 
 POLICY = Policy(DEFAULT_POLICY_EFFECTIVE_FROM, DEFAULT_POLICY)
@@ -76,9 +76,9 @@ def test_the_policy_version_in_force_at_the_start_decides() -> None:
             },
         },
     )
-    versions = [POLICY, stricter]
-    before = policy_in_force(versions, at("2026-05-31 23:59"))
-    after = policy_in_force(versions, at("2026-06-01 00:00"))
+    versions = PolicyVersions([POLICY, stricter])
+    before = versions.in_force(at("2026-05-31 23:59"))
+    after = versions.in_force(at("2026-06-01 00:00"))
     assert deadline_for(CALENDAR, before, A, "life_safety", at("2026-05-31 23:59"))[1].at == at(
         "2026-06-01 00:14"
     )
