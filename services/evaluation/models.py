@@ -199,3 +199,20 @@ opinions = Table(
     Column("answered_by", String(64)),
     Column("answered_at", UTCDateTime),
 )
+
+# Art 12: approved extensions and the unit's explanation to the requester, for the revisit.
+extensions = Table(
+    "extensions",
+    metadata,
+    Column("extension_id", String(36), primary_key=True),
+    Column("ticket_id", String(32), nullable=False, index=True),
+    Column("unit_id", String(40), nullable=False),
+    Column("approved_at", UTCDateTime, nullable=False),
+    Column("old_deadline", UTCDateTime, nullable=False),
+    Column("new_deadline", UTCDateTime, nullable=False),
+    Column("explained_via", String(20)),
+    Column("explained_at", UTCDateTime),
+    Column("progress", Text),
+    Column("measures", Text),
+    Column("content", Text),
+)

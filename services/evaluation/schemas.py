@@ -41,6 +41,21 @@ class ExemptionBrief(BaseModel):
     decision_reason: str | None
 
 
+class ExtensionExplained(BaseModel):
+    """An approved extension and what the unit told the requester (Art 12); the
+    explanation fields are null while the unit has not recorded it."""
+
+    extension_id: str
+    approved_at: datetime
+    old_deadline: datetime
+    new_deadline: datetime
+    explained_via: str | None = None
+    explained_at: datetime | None = None
+    progress: str | None = None
+    measures: str | None = None
+    content: str | None = None
+
+
 class RevisitPublic(BaseModel):
     ticket_id: str
     round: int
@@ -64,6 +79,8 @@ class RevisitPublic(BaseModel):
     # null while the rating is not final
     exemption: ExemptionBrief | None = None
     counted_in_satisfaction: bool | None = None
+    # Art 12: the ticket's approved extensions and the unit's explanation to the requester
+    extensions: list[ExtensionExplained] = []
 
 
 class RevisitsPublic(BaseModel):

@@ -13,6 +13,7 @@ from services.sla.schemas import (
     CalendarStatus,
     CalendarYear,
     ExtensionApproval,
+    ExtensionExplanation,
     ExtensionPublic,
     ExtensionRejection,
     ExtensionRequest,
@@ -85,6 +86,15 @@ async def approve_extension(
     return await extensions.decide_extension(
         ctx, caller, extension_id, approve=True, text=data.explanation_to_requester
     )
+
+
+@extension_router.post("/extensions/{extension_id}/explanation", response_model=ExtensionPublic)
+async def explain_extension(
+    extension_id: str, data: ExtensionExplanation, ctx: CtxDep, caller: CallerDep
+) -> ExtensionPublic:
+    """The unit records how, when and what it told the requester about the approved
+    extension (Art 12: 由承办单位向诉求人作出解释); the revisit sees it."""
+    return await extensions.explain_extension(ctx, caller, extension_id, data)
 
 
 @extension_router.post("/extensions/{extension_id}/reject", response_model=ExtensionPublic)

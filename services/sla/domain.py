@@ -9,7 +9,8 @@ from enum import StrEnum
 from typing import Any
 
 from shared.calendar import Deadline, Period, WorkingCalendar
-from shared.policy import REGULATION_IN_FORCE
+from shared.errors import IllegalTransition, InvalidInput
+from shared.policy import REGULATION_IN_FORCE, shanghai
 
 
 class ClockKind(StrEnum):
@@ -221,3 +222,26 @@ def policy_settings_errors(settings: dict[str, Any]) -> list[tuple[str, str]]:
     if not isinstance(max_requests, int) or max_requests < 0:
         errors.append(("settings.max_extension_requests", "must be a whole number ≥ 0"))
     return errors
+
+
+def check_explanation(
+    *, state: str, decided_at: datetime | None, already: bool, explained_at: datetime, now: datetime
+) -> None:
+    """Art 12: 同意延期的，由承办单位向诉求人作出解释 — only an approved extension is
+    explained, once, at a time between the approval and now."""
+    if state != "approved":
+        raise IllegalTransition(
+            f"an extension that is {state} is not explained to the requester",
+            rule="Art 12: the unit explains an approved extension",
+        )
+    if already:
+        raise IllegalTransition(
+            "the explanation to the requester is already recorded", rule="Art 12"
+        )
+    assert decided_at is not None
+    if explained_at < decided_at or explained_at > now:
+        raise InvalidInput(
+            "explained_at",
+            f"must lie between the approval ({shanghai(decided_at)}) and now ({shanghai(now)})",
+            rule="Art 12",
+        )

@@ -74,6 +74,12 @@ extensions = Table(
     Column("period", String(10)),
     Column("old_deadline", UTCDateTime, nullable=False),
     Column("new_deadline", UTCDateTime),
+    # Art 12: the unit's explanation to the requester after approval
+    Column("explained_via", String(20)),
+    Column("explained_at", UTCDateTime),
+    Column("explanation", JSON),
+    Column("explanation_recorded_by", String(64)),
+    Column("explanation_recorded_at", UTCDateTime),
 )
 
 calendar_days = Table(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -40,10 +40,36 @@ class ExtensionRequest(BaseModel):
 class ExtensionApproval(BaseModel):
     model_config = ConfigDict(extra="forbid")
     explanation_to_requester: str = Field(
-        min_length=1,
+        default="",
         max_length=2000,
-        description="what the requester was told: progress, measures and the new deadline",
+        description="the agency's note on approval (optional); the unit itself explains the "
+        "extension to the requester afterwards (POST /extensions/{id}/explanation, Art 12)",
     )
+
+
+class ExtensionExplanation(BaseModel):
+    """承办单位向诉求人作出解释 (Art 12): how and when the unit told the requester, and what
+    it said about progress and measures; the new deadline is the approved one."""
+
+    model_config = ConfigDict(extra="forbid")
+    channel: Literal["phone", "sms", "visit", "wechat", "letter"] = Field(
+        description="how the requester was told"
+    )
+    explained_at: AwareDatetime = Field(description="when: after the approval, not in the future")
+    progress: str = Field(min_length=1, max_length=2000, description="办理进度 as told")
+    measures: str = Field(min_length=1, max_length=2000, description="解决措施 as told")
+    content: str = Field(min_length=1, max_length=4000, description="what was said, in full")
+
+
+class ExplanationPublic(BaseModel):
+    channel: str
+    explained_at: datetime
+    progress: str
+    measures: str
+    content: str
+    new_deadline: datetime
+    recorded_by: str
+    recorded_at: datetime
 
 
 class ExtensionRejection(BaseModel):
@@ -68,6 +94,7 @@ class ExtensionPublic(BaseModel):
     period: str | None
     old_deadline: datetime
     new_deadline: datetime | None
+    explanation: ExplanationPublic | None = None
 
 
 class TicketClocks(BaseModel):

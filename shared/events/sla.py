@@ -100,6 +100,24 @@ class ExtensionApproved(Event):
 
 
 @event
+class ExtensionExplained(Event):
+    """承办单位向诉求人作出解释 (Art 12): after approval the unit tells the requester the
+    progress, the measures and the new deadline, and records how and when."""
+
+    TYPE = "sla.extension_explained"
+    ticket_id: str
+    extension_id: str
+    unit_id: str
+    channel: Literal["phone", "sms", "visit", "wechat", "letter"]
+    explained_at: AwareDatetime
+    progress: str
+    measures: str
+    new_deadline: AwareDatetime
+    content: str
+    recorded_by: str
+
+
+@event
 class ExtensionRejected(Event):
     TYPE = "sla.extension_rejected"
     ticket_id: str

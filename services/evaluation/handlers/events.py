@@ -11,13 +11,22 @@ from services.evaluation.domain import RevisitState, initial_state
 from services.evaluation.handlers.common import PRODUCER, due_after, policy_at
 from services.evaluation.handlers.monitoring import tally_hotspot
 from services.evaluation.handlers.supervision import on_escalated
-from services.evaluation.models import handlings, revisits, sla_clocks, tickets, units
+from services.evaluation.models import (
+    extensions,
+    handlings,
+    revisits,
+    sla_clocks,
+    tickets,
+    units,
+)
 from shared.db import UnitOfWork, insert_ignoring_duplicates
 from shared.events import (
     DeadlineSet,
     Envelope,
     Escalated,
     EvaluationClosed,
+    ExtensionApproved,
+    ExtensionExplained,
     Overdue,
     ReturnApproved,
     TicketAccepted,
@@ -287,6 +296,38 @@ async def on_unit_published(ctx: ServiceContext, uow: UnitOfWork, envelope: Enve
         await uow.conn.execute(update(units).where(units.c.unit_id == event.unit_id).values(values))
 
 
+async def on_extension_approved(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
+    event = parse_payload(envelope)
+    assert isinstance(event, ExtensionApproved)
+    await uow.conn.execute(
+        insert_ignoring_duplicates(uow.conn, extensions).values(
+            extension_id=event.extension_id,
+            ticket_id=event.ticket_id,
+            unit_id=event.unit_id,
+            approved_at=event.decided_at,
+            old_deadline=event.old_deadline,
+            new_deadline=event.new_deadline,
+        )
+    )
+
+
+async def on_extension_explained(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
+    """Art 12: what the unit told the requester, so the revisit can check it."""
+    event = parse_payload(envelope)
+    assert isinstance(event, ExtensionExplained)
+    await uow.conn.execute(
+        update(extensions)
+        .where(extensions.c.extension_id == event.extension_id)
+        .values(
+            explained_via=event.channel,
+            explained_at=event.explained_at,
+            progress=event.progress,
+            measures=event.measures,
+            content=event.content,
+        )
+    )
+
+
 EVENT_HANDLERS = {
     TicketRegistered.TYPE: on_registered,
     TicketFlagged.TYPE: on_flagged,
@@ -298,4 +339,6 @@ EVENT_HANDLERS = {
     Overdue.TYPE: on_overdue,
     Escalated.TYPE: on_escalated,
     UnitPublished.TYPE: on_unit_published,
+    ExtensionApproved.TYPE: on_extension_approved,
+    ExtensionExplained.TYPE: on_extension_explained,
 }

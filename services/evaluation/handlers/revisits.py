@@ -18,9 +18,10 @@ from services.evaluation.domain import (
     state_after_rating,
 )
 from services.evaluation.handlers.common import PRODUCER, row_dict, scoped_unit
-from services.evaluation.models import exemptions, revisits, tickets
+from services.evaluation.models import exemptions, extensions, revisits, tickets
 from services.evaluation.schemas import (
     ExemptionBrief,
+    ExtensionExplained,
     RevisitDecision,
     RevisitPublic,
     RevisitRecord,
@@ -232,10 +233,19 @@ async def get_revisit(ctx: ServiceContext, caller: Caller, ticket_id: str) -> Re
                 .limit(1)
             )
         ).first()
+        explained = (
+            await conn.execute(
+                select(extensions)
+                .where(extensions.c.ticket_id == ticket_id)
+                .order_by(extensions.c.approved_at)
+            )
+        ).all()
     if row is None:
         raise NotFound(f"no revisit for ticket {ticket_id}: it has not been completed")
     caller.require_unit(row.unit_id)
-    return _public(row, ctx.clock.now())
+    public = _public(row, ctx.clock.now())
+    public.extensions = [ExtensionExplained.model_validate(dict(e._mapping)) for e in explained]
+    return public
 
 
 async def list_revisits(

@@ -10,6 +10,7 @@ from sqlalchemy import func, insert, select, update
 from services.sla.domain import (
     ClockKind,
     ExtensionContext,
+    check_explanation,
     check_extension_request,
     clock_period,
     extended_deadline,
@@ -18,12 +19,18 @@ from services.sla.domain import (
 from services.sla.handlers.clocks import PRODUCER, RUNNING
 from services.sla.handlers.state import state
 from services.sla.models import clocks, extensions, tickets
-from services.sla.schemas import ExtensionPublic, ExtensionRequest
+from services.sla.schemas import ExtensionExplanation, ExtensionPublic, ExtensionRequest
 from shared.auth import Caller, Role
 from shared.calendar import Period
 from shared.db import UnitOfWork
 from shared.errors import IllegalTransition, NotFound
-from shared.events import DeadlineSet, ExtensionApproved, ExtensionRejected, ExtensionRequested
+from shared.events import (
+    DeadlineSet,
+    ExtensionApproved,
+    ExtensionExplained,
+    ExtensionRejected,
+    ExtensionRequested,
+)
 from shared.service import ServiceContext
 
 
@@ -193,6 +200,53 @@ async def decide_extension(
                 ).envelope(producer=PRODUCER, occurred_at=now),
             )
             uow.after_commit.append(sla.wake.set)
+    return await get_extension(ctx, caller, extension_id)
+
+
+async def explain_extension(
+    ctx: ServiceContext, caller: Caller, extension_id: str, data: ExtensionExplanation
+) -> ExtensionPublic:
+    """Art 12: after approval the unit (not the agency) explains the extension to the
+    requester, telling progress, measures and the new deadline; recorded once."""
+    caller.require(Role.UNIT)
+    now = ctx.clock.now()
+    async with ctx.db.unit_of_work() as uow:
+        ext = await _lock(uow, select(extensions).where(extensions.c.extension_id == extension_id))
+        if ext is None:
+            raise NotFound(f"no extension request {extension_id}")
+        caller.require_unit(ext.unit_id)
+        check_explanation(
+            state=ext.state,
+            decided_at=ext.decided_at,
+            already=ext.explained_at is not None,
+            explained_at=data.explained_at,
+            now=now,
+        )
+        explanation = {
+            **data.model_dump(mode="json"),
+            "new_deadline": ext.new_deadline.isoformat(),
+            "recorded_by": caller.sub,
+            "recorded_at": now.isoformat(),
+        }
+        await _set(
+            uow,
+            extension_id,
+            explained_via=data.channel,
+            explained_at=data.explained_at,
+            explanation=explanation,
+            explanation_recorded_by=caller.sub,
+            explanation_recorded_at=now,
+        )
+        uow.emit(
+            ExtensionExplained(
+                ticket_id=ext.ticket_id,
+                extension_id=extension_id,
+                unit_id=ext.unit_id,
+                new_deadline=ext.new_deadline,
+                recorded_by=caller.sub,
+                **data.model_dump(),
+            ).envelope(producer=PRODUCER, occurred_at=now)
+        )
     return await get_extension(ctx, caller, extension_id)
 
 

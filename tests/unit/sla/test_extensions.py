@@ -128,8 +128,6 @@ async def test_request_approve_and_reject_through_the_api(harness: Harness) -> N
             "POST", f"/extensions/{ext_id}/approve", **unit, json={"explanation_to_requester": "x"}
         )
         assert by_unit.status_code == 403
-        no_explanation = await harness.call("POST", f"/extensions/{ext_id}/approve", json={})
-        assert no_explanation.status_code == 422
         approved = await harness.call(
             "POST",
             f"/extensions/{ext_id}/approve",
@@ -194,3 +192,63 @@ async def test_urgent_and_consultation_tickets_are_refused_through_the_api(
                 json=REQUEST,
             )
             assert r.status_code == 409 and rule in r.json()["rule"], r.text
+
+
+EXPLANATION = {
+    "channel": "phone",
+    "explained_at": "2026-03-05T10:30:00+08:00",
+    "progress": "已现场查看并联系产权单位",
+    "measures": "本周内召开业主协调会，确定维修方案",
+    "content": "已电话告知诉求人办理进度、解决措施及延期后的办理期限3月20日，诉求人表示理解。",
+}
+
+
+async def test_the_unit_explains_an_approved_extension_to_the_requester(
+    harness: Harness,
+) -> None:
+    """Art 12: 同意延期的，由承办单位向诉求人作出解释 — the unit, after approval, records
+    how, when and what it told; not before approval, not twice, not another unit."""
+    async with harness.running() as ctx:
+        await open_general_ticket(harness, "TJ-EXP")
+        await settle(ctx)
+        unit = {"role": Role.UNIT, "unit_id": "120101-housing"}
+        harness.clock.set(at("2026-03-05 09:00"))
+        asked = await harness.call("POST", "/tickets/TJ-EXP/extensions", **unit, json=REQUEST)
+        ext_id = asked.json()["extension_id"]
+        early = await harness.call(
+            "POST", f"/extensions/{ext_id}/explanation", **unit, json=EXPLANATION
+        )
+        assert early.status_code == 409 and "Art 12" in early.json()["rule"]
+        approved = await harness.call("POST", f"/extensions/{ext_id}/approve", json={})
+        assert approved.status_code == 200, approved.text
+        harness.clock.set(at("2026-03-05 11:00"))
+        by_agency = await harness.call(
+            "POST", f"/extensions/{ext_id}/explanation", json=EXPLANATION
+        )
+        assert by_agency.status_code == 403
+        by_other = await harness.call(
+            "POST",
+            f"/extensions/{ext_id}/explanation",
+            role=Role.UNIT,
+            unit_id="120103-housing",
+            json=EXPLANATION,
+        )
+        assert by_other.status_code == 403
+        future = {**EXPLANATION, "explained_at": "2026-03-05T12:00:00+08:00"}
+        r = await harness.call("POST", f"/extensions/{ext_id}/explanation", **unit, json=future)
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "explained_at"
+        assert "Asia/Shanghai" in r.json()["detail"]
+        r = await harness.call(
+            "POST", f"/extensions/{ext_id}/explanation", **unit, json=EXPLANATION
+        )
+        assert r.status_code == 200, r.text
+        told = r.json()["explanation"]
+        assert told["channel"] == "phone" and told["new_deadline"].startswith("2026-03-20T01:00")
+        twice = await harness.call(
+            "POST", f"/extensions/{ext_id}/explanation", **unit, json=EXPLANATION
+        )
+        assert twice.status_code == 409
+        await settle(ctx)
+        [event] = [e for e in harness.seen if e.type == "sla.extension_explained"]
+        assert event.payload["unit_id"] == "120101-housing"
+        assert event.payload["progress"] == EXPLANATION["progress"]
