@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from shared.auth import Caller, Role, sign_headers
-from shared.bus import MemoryBus
+from shared.bus import LogBus
 from shared.clock import ManualClock
 from shared.service import create_service_app
 from shared.settings import Settings
@@ -42,14 +42,14 @@ class Service:
 async def service(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Service]:
     spec = importlib.import_module(f"services.{request.param}.app").SPEC
     settings = Settings(db_url=f"sqlite+aiosqlite:///{tmp_path}/hotline.db", env="test")
-    bus = MemoryBus()
+    bus = LogBus()
+    await bus.start()
     app = create_service_app(spec, settings, bus=bus, clock=ManualClock(NOW))
-    async with app.router.lifespan_context(app):
-        await bus.start()
-        try:
+    try:
+        async with app.router.lifespan_context(app):
             yield Service(app, settings)
-        finally:
-            await bus.stop()
+    finally:
+        await bus.stop()
 
 
 async def test_every_service_answers_policy_versions_the_same_way(service: Service) -> None:

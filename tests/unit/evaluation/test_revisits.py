@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from shared.events import ExtensionApproved, ExtensionExplained
 from tests.unit.evaluation.conftest import T0, Evaluation, completed, handled
 
 
@@ -143,3 +144,41 @@ async def test_the_same_completion_twice_opens_one_revisit(service: Evaluation) 
     await handled(service, "TJ8")
     await service.feed(completed("TJ8", T0 + timedelta(hours=2)))  # another event id
     assert (await service.call("GET", "/revisits?limit=10")).json()["count"] == 1
+
+
+async def test_the_revisit_sees_the_units_explanation_of_an_extension(
+    service: Evaluation,
+) -> None:
+    """Art 12: the revisit shows each approved extension and what the unit told the
+    requester, or that it has not told them yet."""
+    old, new = T0 + timedelta(days=9), T0 + timedelta(days=16)
+    approved = ExtensionApproved(
+        ticket_id="TJX",
+        extension_id="ext-1",
+        unit_id="city-water",
+        decided_by="agency",
+        decided_at=T0 + timedelta(days=5),
+        old_deadline=old,
+        new_deadline=new,
+        explanation_to_requester="",
+    )
+    await service.feed(approved.envelope(producer="sla", occurred_at=T0 + timedelta(days=5)))
+    await handled(service, "TJX")
+    [pending] = (await service.call("GET", "/revisits/TJX", "operator")).json()["extensions"]
+    assert pending["extension_id"] == "ext-1" and pending["explained_at"] is None
+    explained = ExtensionExplained(
+        ticket_id="TJX",
+        extension_id="ext-1",
+        unit_id="city-water",
+        channel="phone",
+        explained_at=T0 + timedelta(days=5, hours=2),
+        progress="已更换主管道阀门",
+        measures="周五前完成管网冲洗并复测水质",
+        new_deadline=new,
+        content="已电话告知诉求人办理进度、解决措施及新的办理期限，诉求人表示理解。",
+        recorded_by="unit_water",
+    )
+    await service.feed(explained.envelope(producer="sla", occurred_at=T0 + timedelta(days=5)))
+    [told] = (await service.call("GET", "/revisits/TJX", "operator")).json()["extensions"]
+    assert told["explained_via"] == "phone"
+    assert told["measures"] == "周五前完成管网冲洗并复测水质"
