@@ -31,6 +31,7 @@ class UserPublic(BaseModel):
     role: Role
     unit_id: str | None
     industry: str | None = None
+    district: str | None = None
 
 
 class TokenPublic(BaseModel):
@@ -48,6 +49,7 @@ def issue_token(settings: Settings, user: User, *, now: float | None = None) -> 
         "role": user.role.value,
         "unit_id": user.unit_id,
         "industry": user.industry,
+        "district": user.district,
         "name": user.name,
         "iat": issued_at,
         "exp": issued_at + ttl,
@@ -73,6 +75,7 @@ def verify_token(secret: str, token: str) -> tuple[Caller, int]:
             role=claims["role"],
             unit_id=claims.get("unit_id"),
             industry=claims.get("industry"),
+            district=claims.get("district"),
             name=claims.get("name") or "",
         )
     except ValidationError as exc:
@@ -148,4 +151,5 @@ async def me(caller: CallerDep) -> UserPublic:
         role=caller.role,
         unit_id=caller.unit_id,
         industry=caller.industry,
+        district=caller.district,
     )

@@ -39,6 +39,7 @@ class User:
     unit_id: str | None
     password_hash: str
     industry: str | None = None  # role authority only (Art 8)
+    district: str | None = None  # role agency only: a district work agency (Art 3)
 
     def public(self) -> dict[str, Any]:
         return {
@@ -47,6 +48,7 @@ class User:
             "role": self.role.value,
             "unit_id": self.unit_id,
             "industry": self.industry,
+            "district": self.district,
         }
 
 
@@ -135,6 +137,7 @@ def _user_from_json(raw: Any, position: int) -> User:
         raise UserFileError(f"user {label} lacks {exc.args[0]!r}") from exc
     unit_id = raw.get("unit_id")
     industry = raw.get("industry")
+    district = raw.get("district")
     if not (isinstance(username, str) and username and isinstance(name, str) and name):
         raise UserFileError(f"user {label} needs a non-empty username and name")
     try:
@@ -149,13 +152,15 @@ def _user_from_json(raw: Any, position: int) -> User:
         raise UserFileError(f"user {label} has role authority and needs an industry")
     if role is not Role.AUTHORITY and industry is not None:
         raise UserFileError(f"user {label} has role {role.value}: industry must be null")
+    if district is not None and (role is not Role.AGENCY or not isinstance(district, str)):
+        raise UserFileError(f"user {label}: only an agency user is bound to a district")
     try:
         _parse_hash(password_hash)
     except (ValueError, binascii.Error, AttributeError) as exc:
         raise UserFileError(
             f"user {label}: password_hash must be {_SCHEME}$<iterations>$<salt>$<hash>"
         ) from exc
-    return User(username, name, role, unit_id, password_hash, industry)
+    return User(username, name, role, unit_id, password_hash, industry, district)
 
 
 def read_users(path: Path) -> list[User]:

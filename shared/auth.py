@@ -31,6 +31,7 @@ class Role(StrEnum):
     AGENCY = "agency"
     UNIT = "unit"
     AUTHORITY = "authority"
+    GOVSERVICE = "govservice"  # 市政务服务部门, the hotline's competent authority (Art 3)
     SUPERVISOR = "supervisor"
     ADMIN = "admin"
 
@@ -42,6 +43,9 @@ class Caller(BaseModel):
     role: Role
     unit_id: str | None = None  # set for role ``unit``
     industry: str | None = None  # set for role ``authority``: the industry it decides for (Art 8)
+    # role ``agency`` only: the district of a district work agency (Art 3); None for the
+    # city agency, which sees the whole city
+    district: str | None = None
     name: str = ""
     # True only on the gateway's own calls (the timeline); never set from a user's token, so
     # a route reserved for the gateway cannot be reached through the proxy.
@@ -68,6 +72,21 @@ class Caller(BaseModel):
                 f"the {self.industry or 'unbound'} authority may not act on "
                 f"{industry or 'this'} industry's tickets",
                 rule="Art 8: the city-level industry authority decides for its own industry",
+            )
+
+    @property
+    def district_scope(self) -> str | None:
+        """The one district this caller is confined to (a district work agency), or None."""
+        return self.district if self.role is Role.AGENCY else None
+
+    def require_district(self, district: str | None) -> None:
+        """A district work agency acts on its own district's tickets only (Art 3)."""
+        scope = self.district_scope
+        if scope is not None and district != scope:
+            raise Forbidden(
+                f"the district work agency of {scope} may not act on "
+                f"{'district ' + district if district else 'a ticket without a district'}",
+                rule="Art 3: a district work agency runs the hotline inside its district",
             )
 
     def require_unit(self, unit_id: str | None) -> None:

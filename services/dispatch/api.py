@@ -26,6 +26,8 @@ from services.dispatch.schemas import (
     MatterUpdate,
     PolicyPublic,
     PolicyVersion,
+    PositionCreate,
+    PositionsPublic,
     Referral,
     ReplyCreate,
     ReturnApproval,
@@ -105,9 +107,26 @@ async def refer(ticket_id: str, body: Referral, ctx: CtxDep, caller: CallerDep) 
 async def determine(
     ticket_id: str, body: DeterminationCreate, ctx: CtxDep, caller: CallerDep
 ) -> DeterminationPublic:
-    """职责界定 (Art 8): the authority (same industry) or the agency (cross-industry, with
-    co-units) names the lead unit; the ticket is dispatched to it."""
+    """职责界定 (Art 8): the authority (same industry) names the unit; a cross-industry
+    case is decided jointly — the government-services department, the agency and each
+    industry authority concerned record positions first, and the decision (by the
+    department or the agency) follows the department's. The ticket is then dispatched."""
     return await determinations.decide(ctx, caller, ticket_id, body)
+
+
+@router.post("/{ticket_id}/determination/positions", response_model=PositionsPublic)
+async def record_position(
+    ticket_id: str, body: PositionCreate, ctx: CtxDep, caller: CallerDep
+) -> PositionsPublic:
+    """A party's position in a joint determination (Art 8): govservice, agency, or an
+    industry authority; recording again replaces the party's earlier position."""
+    return await determinations.record_position(ctx, caller, ticket_id, body)
+
+
+@router.get("/{ticket_id}/determination/positions", response_model=PositionsPublic)
+async def list_positions(ticket_id: str, ctx: CtxDep, caller: CallerDep) -> PositionsPublic:
+    """The positions recorded so far and the parties still to be heard."""
+    return await determinations.list_positions(ctx, caller, ticket_id)
 
 
 @router.get("/{ticket_id}/suggestion", response_model=SuggestionPublic)

@@ -157,6 +157,20 @@ determinations = Table(
     Column("reason", Text),
 )
 
+# Art 8: each party's position in a joint (cross-industry) determination; one per party.
+determination_positions = Table(
+    "determination_positions",
+    metadata,
+    Column("ticket_id", String(32), primary_key=True),
+    Column("party", String(60), primary_key=True),
+    Column("role", String(20), nullable=False),
+    Column("lead_unit_id", String(40), nullable=False),
+    Column("co_unit_ids", JSON, nullable=False),
+    Column("opinion", Text, nullable=False),
+    Column("recorded_by", String(64), nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+)
+
 replies = Table(
     "replies",
     metadata,

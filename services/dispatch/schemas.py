@@ -49,6 +49,36 @@ class DeterminationCreate(BaseModel):
     matter_code: str | None = Field(default=None, description="a corrected matter, if any")
 
 
+class PositionCreate(BaseModel):
+    """One party's position in a joint determination (Art 8): the lead and co-units it
+    proposes and why. Recording again replaces the party's earlier position."""
+
+    model_config = ConfigDict(extra="forbid")
+    lead_unit_id: str = Field(min_length=1, max_length=40, description="主办单位 proposed")
+    co_unit_ids: list[str] = Field(default_factory=list, max_length=20, description="协办单位")
+    opinion: str = Field(min_length=2, max_length=2000, description="研究意见")
+
+
+class PositionPublic(BaseModel):
+    ticket_id: str
+    party: str = Field(description="govservice, agency or authority:<industry>")
+    role: str
+    lead_unit_id: str
+    co_unit_ids: list[str]
+    opinion: str
+    recorded_by: str
+    recorded_at: datetime
+
+
+class PositionsPublic(BaseModel):
+    """The positions recorded so far and the parties still to be heard for the units the
+    department proposes (its own position first)."""
+
+    data: list[PositionPublic]
+    count: int
+    missing: list[str]
+
+
 class DeterminationPublic(BaseModel):
     id: int
     ticket_id: str

@@ -11,6 +11,7 @@ from fastapi.responses import FileResponse, Response
 from services.evaluation.domain import ExemptionState, RevisitState, SupervisionState
 from services.evaluation.handlers import (
     exemptions,
+    govservice,
     monitoring,
     policy,
     revisits,
@@ -36,6 +37,12 @@ from services.evaluation.schemas import (
     RevisitPublic,
     RevisitRecord,
     RevisitsPublic,
+    ScoreSignoffCreate,
+    ScoreSignoffPublic,
+    ScoreSignoffsPublic,
+    SocialSupervisorCreate,
+    SocialSupervisorPublic,
+    SocialSupervisorsPublic,
     SupervisionAnswer,
     SupervisionClose,
     SupervisionCreate,
@@ -181,6 +188,20 @@ async def unit_scores_csv(
         media_type="text/csv; charset=utf-8",
         headers={"content-disposition": f'attachment; filename="{name}"'},
     )
+
+
+@score_router.post("/scores/signoffs", response_model=ScoreSignoffPublic, status_code=201)
+async def sign_off_scores(
+    data: ScoreSignoffCreate, ctx: CtxDep, caller: CallerDep
+) -> ScoreSignoffPublic:
+    """Art 23: the government-services department signs off a closed period's unit
+    evaluation; the ranking is frozen as signed."""
+    return await govservice.sign_off(ctx, caller, data)
+
+
+@score_router.get("/scores/signoffs", response_model=ScoreSignoffsPublic)
+async def list_signoffs(ctx: CtxDep, caller: CallerDep) -> ScoreSignoffsPublic:
+    return await govservice.list_signoffs(ctx, caller)
 
 
 @score_router.get("/scores/{unit_id}", response_model=UnitScoresPublic)
@@ -346,6 +367,32 @@ async def answer_opinion(
     return await social.answer_opinion(ctx, caller, opinion_id, data)
 
 
+# ---- the social supervisor team (Art 22) ------------------------------------------------------
+
+team_router = APIRouter(prefix="/social-supervisors", tags=["social supervision"])
+
+
+@team_router.post("", response_model=SocialSupervisorPublic, status_code=201)
+async def appoint_supervisor(
+    data: SocialSupervisorCreate, ctx: CtxDep, caller: CallerDep
+) -> SocialSupervisorPublic:
+    """The government-services department appoints a social supervisor (Art 22); only
+    appointed supervisors read the statistics and submit opinions."""
+    return await govservice.appoint_supervisor(ctx, caller, data)
+
+
+@team_router.get("", response_model=SocialSupervisorsPublic)
+async def list_supervisors(ctx: CtxDep, caller: CallerDep) -> SocialSupervisorsPublic:
+    return await govservice.list_supervisors(ctx, caller)
+
+
+@team_router.post("/{username}/dismiss", response_model=SocialSupervisorPublic)
+async def dismiss_supervisor(
+    username: str, ctx: CtxDep, caller: CallerDep
+) -> SocialSupervisorPublic:
+    return await govservice.dismiss_supervisor(ctx, caller, username)
+
+
 # ---- policy -------------------------------------------------------------------------------------
 
 policy_router = APIRouter(prefix="/policy", tags=["policy"])
@@ -374,4 +421,5 @@ ROUTERS = [
     monitoring_router,
     social_router,
     policy_router,
+    team_router,
 ]

@@ -1,6 +1,6 @@
 """The evaluation service's tables (the schema comes from the migrations)."""
 
-from sqlalchemy import JSON, Boolean, Column, Float, Integer, MetaData, String, Table, Text
+from sqlalchemy import JSON, Boolean, Column, Date, Float, Integer, MetaData, String, Table, Text
 
 from shared.db import UTCDateTime
 
@@ -215,4 +215,32 @@ extensions = Table(
     Column("progress", Text),
     Column("measures", Text),
     Column("content", Text),
+)
+
+# Art 23: a period's unit evaluation as signed off by the government-services department.
+score_signoffs = Table(
+    "score_signoffs",
+    metadata,
+    Column("period_from", Date, primary_key=True),
+    Column("period_to", Date, primary_key=True),
+    Column("ranking", JSON, nullable=False),
+    Column("weights", JSON, nullable=False),
+    Column("note", Text),
+    Column("signed_by", String(64), nullable=False),
+    Column("signed_at", UTCDateTime, nullable=False),
+)
+
+# Art 22: the social supervisor team the government-services department builds.
+social_supervisors = Table(
+    "social_supervisors",
+    metadata,
+    Column("username", String(64), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("affiliation", String(200)),
+    Column("term_until", Date),
+    Column("active", Boolean, nullable=False),
+    Column("appointed_by", String(64), nullable=False),
+    Column("appointed_at", UTCDateTime, nullable=False),
+    Column("dismissed_by", String(64)),
+    Column("dismissed_at", UTCDateTime),
 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -339,3 +339,54 @@ class PolicyVersion(BaseModel):
 class PolicyPublic(BaseModel):
     in_force: PolicyVersion
     versions: list[PolicyVersion]
+
+
+class ScoreSignoffCreate(BaseModel):
+    """Art 23: the department signs off a closed period's unit evaluation."""
+
+    model_config = ConfigDict(extra="forbid")
+    period_from: date
+    period_to: date
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class ScoreSignoffPublic(BaseModel):
+    period_from: date
+    period_to: date
+    ranking: list[dict[str, Any]] = Field(description="the unit ranking as signed (frozen)")
+    weights: dict[str, float]
+    note: str | None
+    signed_by: str
+    signed_at: datetime
+
+
+class ScoreSignoffsPublic(BaseModel):
+    data: list[ScoreSignoffPublic]
+    count: int
+
+
+class SocialSupervisorCreate(BaseModel):
+    """Art 22: a social supervisor appointed to the team (their user name signs in)."""
+
+    model_config = ConfigDict(extra="forbid")
+    username: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=100)
+    affiliation: str | None = Field(default=None, max_length=200, description="e.g. 人大代表")
+    term_until: date | None = None
+
+
+class SocialSupervisorPublic(BaseModel):
+    username: str
+    name: str
+    affiliation: str | None
+    term_until: date | None
+    active: bool
+    appointed_by: str
+    appointed_at: datetime
+    dismissed_by: str | None = None
+    dismissed_at: datetime | None = None
+
+
+class SocialSupervisorsPublic(BaseModel):
+    data: list[SocialSupervisorPublic]
+    count: int

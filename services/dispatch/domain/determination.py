@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 
 from services.dispatch.domain.catalog import CatalogMatter, Unit, check_dispatch_target
@@ -12,8 +13,11 @@ SAME_INDUSTRY_RULE = (
     "Art 8: same-industry, multi-district cases are decided by the city-level industry authority"
 )
 CROSS_INDUSTRY_RULE = (
-    "Art 8: cross-industry cases are decided jointly by the agency with a lead and co-units"
+    "Art 8: cross-industry cases are decided jointly by the government-services department, "
+    "the agency and the industry authorities concerned, naming a lead and co-units"
 )
+GOVSERVICE = "govservice"
+AGENCY = "agency"
 
 
 class DeterminationKind(StrEnum):
@@ -64,9 +68,11 @@ def check_determination(
                 rule=SAME_INDUSTRY_RULE,
             )
     else:
-        if decided_role != "agency":
+        if decided_role not in (AGENCY, GOVSERVICE):
             raise Forbidden(
-                "a cross-industry case is decided by the agency", rule=CROSS_INDUSTRY_RULE
+                "a cross-industry case is decided jointly by the government-services "
+                "department and the agency",
+                rule=CROSS_INDUSTRY_RULE,
             )
         if not co_units:
             raise InvalidInput(
@@ -76,3 +82,43 @@ def check_determination(
         for unit in (lead, *co_units):
             check_dispatch_target(matter, unit)
     return kind
+
+
+@dataclass(frozen=True)
+class Position:
+    """One party's recorded position in a joint determination (Art 8)."""
+
+    party: str  # "govservice", "agency" or "authority:<industry>"
+    lead_unit_id: str
+    co_unit_ids: tuple[str, ...]
+
+
+def authority_party(industry: str) -> str:
+    return f"authority:{industry}"
+
+
+def parties_required(units: Sequence[Unit]) -> list[str]:
+    """市政务服务部门、热线工作机构会同相关市级行业主管部门 (Art 8): the department, the agency
+    and the authority of every industry among the units named."""
+    industries = sorted({u.industry for u in units if u.industry})
+    return [GOVSERVICE, AGENCY, *(authority_party(i) for i in industries)]
+
+
+def check_joint(positions: Mapping[str, Position], lead: Unit, co_units: Sequence[Unit]) -> None:
+    """A cross-industry decision needs every party's recorded position, and it is the
+    government-services department's (the competent authority, Art 3) that it follows."""
+    missing = [p for p in parties_required([lead, *co_units]) if p not in positions]
+    if missing:
+        raise IllegalTransition(
+            f"positions not yet recorded: {', '.join(missing)}", rule=CROSS_INDUSTRY_RULE
+        )
+    department = positions[GOVSERVICE]
+    if department.lead_unit_id != lead.unit_id or set(department.co_unit_ids) != {
+        u.unit_id for u in co_units
+    }:
+        raise IllegalTransition(
+            "the decision must name the lead and co-units of the government-services "
+            f"department's position ({department.lead_unit_id} with "
+            f"{', '.join(department.co_unit_ids) or 'no co-units'})",
+            rule=CROSS_INDUSTRY_RULE,
+        )

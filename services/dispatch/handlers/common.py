@@ -83,13 +83,19 @@ def assignment_from_row(row: Any, co: Sequence[str] = ()) -> Assignment:
     )
 
 
-async def load_for_update(uow: UnitOfWork, ticket_id: str) -> tuple[Any, Assignment]:
+async def load_for_update(
+    uow: UnitOfWork, ticket_id: str, caller: Caller | None = None
+) -> tuple[Any, Assignment]:
+    """The assignment, locked; with ``caller``, a district work agency is held to its
+    district (Art 3)."""
     query = select(assignments).where(assignments.c.ticket_id == ticket_id)
     if uow.conn.dialect.name == "postgresql":
         query = query.with_for_update()
     row = (await uow.conn.execute(query)).first()
     if row is None:
         raise NotFound(f"no ticket {ticket_id} in dispatch")
+    if caller is not None:
+        caller.require_district(row.district)
     return row, assignment_from_row(row, await co_unit_ids_of(uow.conn, ticket_id))
 
 

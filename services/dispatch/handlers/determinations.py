@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.dispatch.domain import DeterminationKind, check_determination
+from services.dispatch.domain import DeterminationKind, State, check_determination
+from services.dispatch.domain.determination import (
+    CROSS_INDUSTRY_RULE,
+    GOVSERVICE,
+    Position,
+    authority_party,
+    check_joint,
+    parties_required,
+)
 from services.dispatch.handlers.common import (
     PRODUCER,
     get_matter,
@@ -16,14 +25,17 @@ from services.dispatch.handlers.common import (
     write_dispatch,
 )
 from services.dispatch.handlers.queries import units_of_industry
-from services.dispatch.models import assignments, determinations
+from services.dispatch.models import assignments, determination_positions, determinations
 from services.dispatch.schemas import (
     DeterminationCreate,
     DeterminationPublic,
     DeterminationsPublic,
+    PositionCreate,
+    PositionPublic,
+    PositionsPublic,
 )
 from shared.auth import Caller, Role
-from shared.errors import InvalidInput
+from shared.errors import Forbidden, IllegalTransition, InvalidInput
 from shared.events import DeterminationMade
 from shared.service import ServiceContext
 
@@ -34,11 +46,11 @@ async def decide(
     """Same-industry cases: the city-level industry authority names the unit; cross-
     industry cases: the agency, jointly, names a lead and co-units. Who, when and why are
     recorded; the lead is then dispatched with its co-units and may not return it."""
-    caller.require(Role.AUTHORITY, Role.AGENCY)
+    caller.require(Role.AUTHORITY, Role.AGENCY, Role.GOVSERVICE)
     now = ctx.clock.now()
     async with ctx.db.unit_of_work() as uow:
         conn = uow.conn
-        row, current = await load_for_update(uow, ticket_id)
+        row, current = await load_for_update(uow, ticket_id, caller)
         lead = await get_unit(conn, body.lead_unit_id, field="lead_unit_id")
         co = [await get_unit(conn, u, field="co_unit_ids") for u in dict.fromkeys(body.co_unit_ids)]
         matter = await get_matter(conn, body.matter_code or row.matter_code)
@@ -60,6 +72,8 @@ async def decide(
             reason=body.reason,
             authority_industry=caller.industry,
         )
+        if kind is DeterminationKind.CROSS_INDUSTRY:
+            check_joint(await positions_of(conn, ticket_id), lead, co)
         dispatched = current.dispatch(
             lead.unit_id, at=now, co_unit_ids=[u.unit_id for u in co], determined=True
         )
@@ -137,10 +151,18 @@ async def list_determinations(
     ctx: ServiceContext, caller: Caller, *, status: str | None, limit: int, offset: int
 ) -> DeterminationsPublic:
     """The determination queue (oldest first)."""
-    caller.require(Role.AUTHORITY, Role.AGENCY, Role.OPERATOR, Role.ADMIN)
+    caller.require(Role.AUTHORITY, Role.AGENCY, Role.GOVSERVICE, Role.OPERATOR, Role.ADMIN)
     query = select(determinations)
     if status:
         query = query.where(determinations.c.status == status)
+    if caller.district_scope is not None:  # Art 3: a district agency sees its district
+        query = query.where(
+            determinations.c.ticket_id.in_(
+                select(assignments.c.ticket_id).where(
+                    assignments.c.district == caller.district_scope
+                )
+            )
+        )
     async with ctx.db.engine.connect() as conn:
         if caller.role is Role.AUTHORITY:
             query = query.where(determinations.c.id.in_(await _industry_cases(conn, caller)))
@@ -156,3 +178,87 @@ async def list_determinations(
         data=[DeterminationPublic.model_validate(dict(r._mapping)) for r in rows],
         count=count or 0,
     )
+
+
+# ---- joint determinations (Art 8, cross-industry) -----------------------------------------
+
+
+def _party(caller: Caller) -> str:
+    if caller.role is Role.AUTHORITY:
+        industry = caller.industry
+        if not industry:
+            raise Forbidden("this authority is bound to no industry", rule=CROSS_INDUSTRY_RULE)
+        return authority_party(industry)
+    return caller.role.value
+
+
+async def positions_of(conn: AsyncConnection, ticket_id: str) -> dict[str, Position]:
+    rows = await conn.execute(
+        select(determination_positions).where(determination_positions.c.ticket_id == ticket_id)
+    )
+    return {r.party: Position(r.party, r.lead_unit_id, tuple(r.co_unit_ids)) for r in rows}
+
+
+async def record_position(
+    ctx: ServiceContext, caller: Caller, ticket_id: str, body: PositionCreate
+) -> PositionsPublic:
+    """市政务服务部门、热线工作机构会同相关市级行业主管部门共同研究 (Art 8): each party
+    records its position on a disputed ticket; the decision follows the department's."""
+    caller.require(Role.GOVSERVICE, Role.AGENCY, Role.AUTHORITY)
+    now = ctx.clock.now()
+    async with ctx.db.unit_of_work() as uow:
+        row, current = await load_for_update(uow, ticket_id, caller)
+        if current.state is not State.PENDING_DETERMINATION:
+            raise IllegalTransition(
+                f"ticket {ticket_id} is {current.state.value}, not awaiting a determination",
+                rule=CROSS_INDUSTRY_RULE,
+            )
+        await get_unit(uow.conn, body.lead_unit_id, field="lead_unit_id")
+        for unit_id in body.co_unit_ids:
+            await get_unit(uow.conn, unit_id, field="co_unit_ids")
+        party = _party(caller)
+        await uow.conn.execute(
+            delete(determination_positions).where(
+                determination_positions.c.ticket_id == ticket_id,
+                determination_positions.c.party == party,
+            )
+        )
+        await uow.conn.execute(
+            insert(determination_positions).values(
+                ticket_id=ticket_id,
+                party=party,
+                role=caller.role.value,
+                lead_unit_id=body.lead_unit_id,
+                co_unit_ids=list(dict.fromkeys(body.co_unit_ids)),
+                opinion=body.opinion,
+                recorded_by=caller.sub,
+                recorded_at=now,
+            )
+        )
+    return await list_positions(ctx, caller, ticket_id)
+
+
+async def list_positions(ctx: ServiceContext, caller: Caller, ticket_id: str) -> PositionsPublic:
+    caller.require(Role.GOVSERVICE, Role.AGENCY, Role.AUTHORITY, Role.OPERATOR, Role.ADMIN)
+    async with ctx.db.engine.connect() as conn:
+        district = await conn.scalar(
+            select(assignments.c.district).where(assignments.c.ticket_id == ticket_id)
+        )
+        caller.require_district(district)
+        rows = (
+            await conn.execute(
+                select(determination_positions)
+                .where(determination_positions.c.ticket_id == ticket_id)
+                .order_by(determination_positions.c.recorded_at)
+            )
+        ).all()
+        department = next((r for r in rows if r.party == GOVSERVICE), None)
+        missing: list[str] = [] if department is not None else [GOVSERVICE]
+        if department is not None:
+            units = [
+                await get_unit(conn, u) for u in (department.lead_unit_id, *department.co_unit_ids)
+            ]
+            heard = {r.party for r in rows}
+            missing = [p for p in parties_required(units) if p not in heard]
+    data = [PositionPublic.model_validate(dict(r._mapping)) for r in rows]
+    return PositionsPublic(data=data, count=len(data), missing=missing)

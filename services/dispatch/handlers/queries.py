@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import case, func, or_, select
+from sqlalchemy import and_, case, func, or_, select
 
 from services.dispatch.domain import OPEN_STATES, OWN_TICKETS, State
 from services.dispatch.handlers.common import assignment_from_row, co_unit_ids_of
@@ -53,6 +53,7 @@ async def get_assignment(ctx: ServiceContext, caller: Caller, ticket_id: str) ->
         if row is None:
             raise NotFound(f"no ticket {ticket_id} in dispatch")
         co = await co_unit_ids_of(conn, ticket_id)
+        caller.require_district(row.district)
         if caller.role is Role.UNIT and not assignment_from_row(row, co).may_see(caller.unit_id):
             raise Forbidden("this ticket belongs to another unit", rule=OWN_TICKETS)
         if caller.role is Role.AUTHORITY:
@@ -104,6 +105,11 @@ async def list_assignments(
         query = query.where(assignments.c.state == state)
     if matter_code:
         query = query.where(assignments.c.matter_code == matter_code)
+    scope = caller.district_scope
+    if scope is not None:
+        if district and district != scope:
+            caller.require_district(district)
+        district = scope
     if district:
         query = query.where(assignments.c.district == district)
     if flagged is not None:
@@ -192,6 +198,8 @@ async def inbox(
         (assignments.c.state.in_([State.DISPATCHED, State.RETURN_REVIEW]), "acceptance"),
         else_=None,
     )
+    if caller.district_scope is not None:  # Art 3: a district agency sees its district
+        mine = and_(mine, assignments.c.district == caller.district_scope)
     query = select(assignments, due_at.label("due_at"), due_clock.label("due_clock")).where(mine)
     if state:
         _check_state(state)

@@ -25,7 +25,7 @@ from services.dispatch.handlers.common import (
     write_dispatch,
 )
 from services.dispatch.handlers.tickets import dispatch_by_suggestion
-from services.dispatch.models import matter_units, returns
+from services.dispatch.models import assignments, matter_units, returns
 from services.dispatch.schemas import (
     ReturnApproval,
     ReturnCreate,
@@ -48,7 +48,7 @@ async def request_return(
     unit_id = acting_unit(caller)
     now = ctx.clock.now()
     async with ctx.db.unit_of_work() as uow:
-        row, current = await load_for_update(uow, ticket_id)
+        row, current = await load_for_update(uow, ticket_id, caller)
         deadline = row.acceptance_deadline
         if deadline is None and row.dispatched_at is not None:
             deadline = await fallback_acceptance_deadline(ctx, row.urgency, row.dispatched_at)
@@ -117,7 +117,7 @@ async def approve_return(
     caller.require(Role.AGENCY)
     now = ctx.clock.now()
     async with ctx.db.unit_of_work() as uow:
-        row, current = await load_for_update(uow, ticket_id)
+        row, current = await load_for_update(uow, ticket_id, caller)
         request = await _pending(uow, ticket_id)
         catalog_unit = await uow.conn.scalar(
             select(matter_units.c.unit_id).where(
@@ -198,7 +198,7 @@ async def reject_return(
     check_rejection(body.reason)
     now = ctx.clock.now()
     async with ctx.db.unit_of_work() as uow:
-        row, current = await load_for_update(uow, ticket_id)
+        row, current = await load_for_update(uow, ticket_id, caller)
         request = await _pending(uow, ticket_id)
         await save(uow, current.state, current.return_rejected())
         await _decide(uow, request.id, ReturnStatus.REJECTED, caller.sub, now, body.reason)
@@ -247,6 +247,14 @@ async def list_returns(
         query = query.where(returns.c.status == status)
     if caller.role is Role.UNIT:
         query = query.where(returns.c.unit_id == caller.unit_id)
+    if caller.district_scope is not None:  # Art 3: a district agency reviews its district
+        query = query.where(
+            returns.c.ticket_id.in_(
+                select(assignments.c.ticket_id).where(
+                    assignments.c.district == caller.district_scope
+                )
+            )
+        )
     async with ctx.db.engine.connect() as conn:
         count = await conn.scalar(select(func.count()).select_from(query.subquery()))
         rows = (

@@ -225,7 +225,7 @@ async def dispatch_manually(
     caller.require(Role.OPERATOR, Role.AGENCY)
     now = ctx.clock.now()
     async with ctx.db.unit_of_work() as uow:
-        row, current = await load_for_update(uow, ticket_id)
+        row, current = await load_for_update(uow, ticket_id, caller)
         new = current.dispatch_manually(body.unit_id, at=now)
         unit = await get_unit(uow.conn, body.unit_id)
         code = body.matter_code or row.matter_code
@@ -253,7 +253,7 @@ async def refer_for_determination(
     caller.require(Role.OPERATOR, Role.AGENCY)
     now = ctx.clock.now()
     async with ctx.db.unit_of_work() as uow:
-        row, current = await load_for_update(uow, ticket_id)
+        row, current = await load_for_update(uow, ticket_id, caller)
         held = current.refer_for_determination()
         for unit_id in body.candidate_unit_ids:
             await get_unit(uow.conn, unit_id, field="candidate_unit_ids")
@@ -287,7 +287,7 @@ async def accept_ticket(ctx: ServiceContext, caller: Caller, ticket_id: str) -> 
     unit_id = acting_unit(caller)
     now = ctx.clock.now()
     async with ctx.db.unit_of_work() as uow:
-        row, current = await load_for_update(uow, ticket_id)
+        row, current = await load_for_update(uow, ticket_id, caller)
         accepted = current.accept(by_unit=unit_id, at=now)
         deadline = await fallback_completion_deadline(ctx, row.urgency, row.statutory_period, now)
         await save(
@@ -310,7 +310,7 @@ async def complete_ticket(
     unit_id = acting_unit(caller)
     now = ctx.clock.now()
     async with ctx.db.unit_of_work() as uow:
-        row, current = await load_for_update(uow, ticket_id)
+        row, current = await load_for_update(uow, ticket_id, caller)
         completed = current.complete(by_unit=unit_id, at=now, contacted_at=reply.contacted_at)
         body = Reply(**reply.model_dump())
         as_json = body.model_dump(mode="json")
@@ -345,7 +345,7 @@ async def add_input(
     unit_id = acting_unit(caller)
     now = ctx.clock.now()
     async with ctx.db.unit_of_work() as uow:
-        row, current = await load_for_update(uow, ticket_id)
+        row, current = await load_for_update(uow, ticket_id, caller)
         current.check_co_unit_input(unit_id)
         values = {
             "ticket_id": ticket_id,

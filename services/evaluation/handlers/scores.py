@@ -46,7 +46,7 @@ from shared.errors import Forbidden
 from shared.service import ServiceContext
 
 GroupBy = Literal["unit", "district", "matter"]
-READERS = (Role.AGENCY, Role.ADMIN, Role.AUTHORITY, Role.UNIT)
+READERS = (Role.AGENCY, Role.GOVSERVICE, Role.ADMIN, Role.AUTHORITY, Role.UNIT)
 
 
 def _in(column: Any, period: ReportingPeriod) -> Any:
@@ -187,7 +187,11 @@ def _score_row(
 
 
 async def _cards(
-    ctx: ServiceContext, start: date | None, end: date | None, by: GroupBy
+    ctx: ServiceContext,
+    start: date | None,
+    end: date | None,
+    by: GroupBy,
+    district: str | None = None,
 ) -> tuple[list[Scorecard], dict[str, str], ScoreWeights, date, date]:
     period, first, last = reporting_period(start, end, ctx.clock.now())
     async with ctx.db.engine.connect() as conn:
@@ -195,6 +199,9 @@ async def _cards(
         handled = await load_handlings(conn, period)
         rated = await load_ratings(conn, period)
         names = await unit_names(conn)
+    if district is not None:  # Art 3: a district agency's statistics cover its district
+        handled = [h for h in handled if h.district == district]
+        rated = [r for r in rated if r.district == district]
 
     def key(item: Handling | FinalRating) -> str:
         if by == "district":
@@ -219,7 +226,9 @@ async def unit_scores(
     """The ranking of units for the period; a unit user sees its own row (with its rank)."""
     caller.require(*READERS)
     only = scoped_unit(caller, unit_id)
-    ranked, names, weights, first, last = await _cards(ctx, start, end, "unit")
+    ranked, names, weights, first, last = await _cards(
+        ctx, start, end, "unit", caller.district_scope
+    )
     rows = [
         _score_row(n if card.composite is not None else None, card, names, explain)
         for n, card in enumerate(ranked, 1)
@@ -247,7 +256,13 @@ async def rates(
     if caller.role is Role.UNIT and by != "unit":
         raise Forbidden("a unit sees only its own unit's rates")
     return await compute_rates(
-        ctx, by=by, start=start, end=end, explain=explain, only=scoped_unit(caller, None)
+        ctx,
+        by=by,
+        start=start,
+        end=end,
+        explain=explain,
+        only=scoped_unit(caller, None),
+        district=caller.district_scope,
     )
 
 
@@ -259,8 +274,9 @@ async def compute_rates(
     end: date | None,
     explain: bool,
     only: str | None = None,
+    district: str | None = None,
 ) -> RatesPublic:
-    ranked, names, _, first, last = await _cards(ctx, start, end, by)
+    ranked, names, _, first, last = await _cards(ctx, start, end, by, district)
     rows = [
         RatesRow(
             key=card.key,

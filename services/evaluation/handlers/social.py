@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.evaluation.domain import SupervisionState
 from services.evaluation.handlers.common import new_id, reporting_period, row_dict
+from services.evaluation.handlers.govservice import require_appointed
 from services.evaluation.handlers.scores import compute_rates
 from services.evaluation.models import hotspots, opinions, supervisions, tickets
 from services.evaluation.schemas import (
@@ -25,7 +26,7 @@ from shared.auth import Caller, Role
 from shared.errors import IllegalTransition, NotFound
 from shared.service import ServiceContext
 
-STATISTICS_READERS = (Role.SUPERVISOR, Role.AGENCY, Role.ADMIN)
+STATISTICS_READERS = (Role.SUPERVISOR, Role.AGENCY, Role.GOVSERVICE, Role.ADMIN)
 
 
 async def _counts(conn: AsyncConnection, column: Any, where: Any) -> list[CountRow]:
@@ -43,6 +44,7 @@ async def public_statistics(
     """Counts and rates only. The read models hold no requester name, phone or address,
     and no ticket content, so nothing personal can leak from here (Art 28)."""
     caller.require(*STATISTICS_READERS)
+    await require_appointed(ctx, caller)
     now = ctx.clock.now()
     period, first, last = reporting_period(start, end, now)
     registered = and_(tickets.c.registered_at >= period.start, tickets.c.registered_at < period.end)
@@ -71,6 +73,7 @@ async def public_statistics(
 
 async def submit_opinion(ctx: ServiceContext, caller: Caller, data: OpinionCreate) -> OpinionPublic:
     caller.require(Role.SUPERVISOR)
+    await require_appointed(ctx, caller)
     opinion_id = new_id()
     async with ctx.db.unit_of_work() as uow:
         await uow.conn.execute(
@@ -89,7 +92,7 @@ async def submit_opinion(ctx: ServiceContext, caller: Caller, data: OpinionCreat
 async def answer_opinion(
     ctx: ServiceContext, caller: Caller, opinion_id: str, data: OpinionAnswer
 ) -> OpinionPublic:
-    caller.require(Role.AGENCY)
+    caller.require(Role.AGENCY, Role.GOVSERVICE)  # Art 22: 听取意见建议
     async with ctx.db.unit_of_work() as uow:
         done = await uow.conn.execute(
             update(opinions)
@@ -115,7 +118,7 @@ async def _row(conn: AsyncConnection, opinion_id: str) -> Any:
 
 
 async def get_opinion(ctx: ServiceContext, caller: Caller, opinion_id: str) -> OpinionPublic:
-    caller.require(Role.SUPERVISOR, Role.AGENCY, Role.ADMIN)
+    caller.require(Role.SUPERVISOR, Role.AGENCY, Role.GOVSERVICE, Role.ADMIN)
     async with ctx.db.engine.connect() as conn:
         row = await _row(conn, opinion_id)
     if caller.role is Role.SUPERVISOR and row.submitted_by != caller.sub:
@@ -127,7 +130,7 @@ async def list_opinions(
     ctx: ServiceContext, caller: Caller, *, state: str | None, limit: int, offset: int
 ) -> OpinionsPublic:
     """The agency sees every opinion; a social supervisor its own."""
-    caller.require(Role.SUPERVISOR, Role.AGENCY, Role.ADMIN)
+    caller.require(Role.SUPERVISOR, Role.AGENCY, Role.GOVSERVICE, Role.ADMIN)
     query = select(opinions)
     if caller.role is Role.SUPERVISOR:
         query = query.where(opinions.c.submitted_by == caller.sub)

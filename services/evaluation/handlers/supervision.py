@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.evaluation.domain import (
@@ -158,12 +158,15 @@ async def open_supervision(
             ).first()
             if ticket is None:
                 raise InvalidInput("ticket_id", f"unknown ticket {data.ticket_id}")
+            caller.require_district(ticket.district)
             subject = subject or ticket.unit_id
         if subject is None:
             raise InvalidInput("unit_id", "name the supervised unit (or a dispatched ticket)")
-        known = await uow.conn.scalar(select(units.c.unit_id).where(units.c.unit_id == subject))
+        known = (await uow.conn.execute(select(units).where(units.c.unit_id == subject))).first()
         if known is None and data.unit_id is not None:
             raise InvalidInput("unit_id", f"unknown unit {subject}")
+        if data.ticket_id is None and caller.district_scope is not None:
+            caller.require_district(known.district if known else None)
         supervision_id = await _open(
             ctx,
             uow,
@@ -236,6 +239,11 @@ async def close_supervision(
     now = ctx.clock.now()
     async with ctx.db.unit_of_work() as uow:
         row = await _row(uow.conn, supervision_id)
+        if not await _in_district(uow.conn, supervision_id, caller.district_scope):
+            raise Forbidden(
+                f"this supervision is outside district {caller.district_scope}",
+                rule="Art 3: a district work agency runs the hotline inside its district",
+            )
         check_can_close(supervision_id, SupervisionState(row.state))
         await uow.conn.execute(
             update(supervisions)
@@ -272,6 +280,32 @@ def _public(row: Any, names: dict[str, str], now: datetime) -> SupervisionPublic
     )
 
 
+def _of_district(district: str) -> Any:
+    """Supervisions of a district's tickets, and of its units when about no ticket (Art 3)."""
+    return or_(
+        supervisions.c.ticket_id.in_(
+            select(tickets.c.ticket_id).where(tickets.c.district == district)
+        ),
+        and_(
+            supervisions.c.ticket_id.is_(None),
+            supervisions.c.subject_unit_id.in_(
+                select(units.c.unit_id).where(units.c.district == district)
+            ),
+        ),
+    )
+
+
+async def _in_district(conn: AsyncConnection, supervision_id: str, district: str | None) -> bool:
+    if district is None:
+        return True
+    found = await conn.scalar(
+        select(func.count()).where(
+            supervisions.c.supervision_id == supervision_id, _of_district(district)
+        )
+    )
+    return bool(found)
+
+
 def _visible_to_unit(unit_id: str | None) -> Any:
     return or_(supervisions.c.unit_id == unit_id, supervisions.c.subject_unit_id == unit_id)
 
@@ -283,6 +317,11 @@ async def get_supervision(
     async with ctx.db.engine.connect() as conn:
         row = await _row(conn, supervision_id)
         names = await unit_names(conn)
+        if not await _in_district(conn, supervision_id, caller.district_scope):
+            raise Forbidden(
+                f"this supervision is outside district {caller.district_scope}",
+                rule="Art 3: a district work agency runs the hotline inside its district",
+            )
     if caller.role is Role.UNIT and caller.unit_id not in (row.unit_id, row.subject_unit_id):
         raise Forbidden("this supervision concerns another unit")
     return _public(row, names, ctx.clock.now())
@@ -307,6 +346,8 @@ async def list_supervisions(
         query = query.where(_visible_to_unit(unit))
     if ticket_id is not None:
         query = query.where(supervisions.c.ticket_id == ticket_id)
+    if caller.district_scope is not None:
+        query = query.where(_of_district(caller.district_scope))
     async with ctx.db.engine.connect() as conn:
         rows = (await conn.execute(query.order_by(supervisions.c.opened_at.desc()))).all()
         names = await unit_names(conn)

@@ -122,6 +122,10 @@ async def decide_extension(
         ext = await _lock(uow, select(extensions).where(extensions.c.extension_id == extension_id))
         if ext is None:
             raise NotFound(f"no extension request {extension_id}")
+        district = await uow.conn.scalar(
+            select(tickets.c.district).where(tickets.c.ticket_id == ext.ticket_id)
+        )
+        caller.require_district(district)  # Art 3: a district agency decides its district's
         if ext.state != "requested":
             raise IllegalTransition(f"this extension request was already {ext.state}")
         decided: dict[str, Any] = {"decided_by": caller.sub, "decided_at": now}
@@ -266,8 +270,14 @@ async def get_extension(ctx: ServiceContext, caller: Caller, extension_id: str) 
         row = (
             await conn.execute(select(extensions).where(extensions.c.extension_id == extension_id))
         ).first()
-    if row is None:
-        raise NotFound(f"no extension request {extension_id}")
+        if row is None:
+            raise NotFound(f"no extension request {extension_id}")
+        if caller.district_scope is not None:
+            caller.require_district(
+                await conn.scalar(
+                    select(tickets.c.district).where(tickets.c.ticket_id == row.ticket_id)
+                )
+            )
     caller.require_unit(row.unit_id)
     return ExtensionPublic.model_validate(dict(row._mapping))
 

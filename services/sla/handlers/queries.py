@@ -35,6 +35,7 @@ async def ticket_clocks(ctx: ServiceContext, caller: Caller, ticket_id: str) -> 
         if ticket is None:
             raise NotFound(f"no clocks for ticket {ticket_id}")
         caller.require_unit(ticket.unit_id)
+        caller.require_district(ticket.district)
         rows = (
             await conn.execute(
                 select(clocks).where(clocks.c.ticket_id == ticket_id).order_by(clocks.c.id)
@@ -74,6 +75,10 @@ async def board(
     caller.require(*READERS)
     if caller.role is Role.UNIT:
         unit_id = caller.unit_id
+    if caller.district_scope is not None:  # Art 3: a district agency sees its district
+        if district and district != caller.district_scope:
+            caller.require_district(district)
+        district = caller.district_scope
     now = ctx.clock.now()
     query = select(clocks).where(*RUNNING)
     if status == "overdue":

@@ -38,6 +38,13 @@ CALLERS = {
     "agency": Caller(sub="agency", role=Role.AGENCY),
     "admin": Caller(sub="admin", role=Role.ADMIN),
     "authority": Caller(sub="authority", role=Role.AUTHORITY, industry="housing"),
+    # 市级行业主管部门, each bound to its industry (Art 8)
+    "authority_urban": Caller(
+        sub="authority_urban", role=Role.AUTHORITY, industry="urban_management"
+    ),
+    "govservice": Caller(sub="govservice", role=Role.GOVSERVICE),
+    # 区人民政府指定的工作机构 (Art 3): the Hexi district work agency
+    "agency_hexi": Caller(sub="agency_hexi", role=Role.AGENCY, district="120103"),
     "unit_water": Caller(sub="unit_water", role=Role.UNIT, unit_id="city-water"),
     "unit_gas": Caller(sub="unit_gas", role=Role.UNIT, unit_id="city-gas"),
     "unit_heping_housing": Caller(

@@ -185,23 +185,58 @@ async def test_the_authority_decides_a_same_industry_case(service: Harness) -> N
     assert service.ticket_events(tid)[-2:] == ["ticket.determination_made", "ticket.dispatched"]
 
 
-async def test_the_agency_decides_a_cross_industry_case_with_co_units(service: Harness) -> None:
+JOINT = {
+    "lead_unit_id": "120101-urban",
+    "co_unit_ids": ["120101-housing"],
+    "reason": "违建由城管牵头，住建配合",
+}
+
+
+async def record_positions(service: Harness, tid: str, *parties: str) -> None:
+    for who in parties:
+        r = await service.post(
+            who,
+            f"/tickets/{tid}/determination/positions",
+            {
+                "lead_unit_id": "120101-urban",
+                "co_unit_ids": ["120101-housing"],
+                "opinion": "违建查处属城管职责，房屋安全鉴定由住建配合",
+            },
+        )
+        assert r.status_code == 200, r.text
+
+
+async def test_a_cross_industry_case_is_decided_jointly_following_govservice(
+    service: Harness,
+) -> None:
+    """Art 8: 市政务服务部门、热线工作机构会同相关市级行业主管部门共同研究确定主办和协办单位."""
     tid = await service.register("OTHER-001", "120101", content="小区违建导致道路破损")
-    body = {
-        "lead_unit_id": "120101-urban",
-        "co_unit_ids": ["120101-housing"],
-        "reason": "违建由城管牵头，住建配合",
-    }
-    authority = await service.post("authority", f"/tickets/{tid}/determination", body)
+    authority = await service.post("authority", f"/tickets/{tid}/determination", JOINT)
     assert authority.status_code == 403 and authority.json()["rule"] == CROSS_INDUSTRY_RULE
-    r = await service.post("agency", f"/tickets/{tid}/determination", body)
+    alone = await service.post("agency", f"/tickets/{tid}/determination", JOINT)
+    assert alone.status_code == 409 and "govservice" in alone.json()["detail"]
+    await record_positions(service, tid, "govservice", "agency", "authority_urban")
+    heard = (await service.get("operator", f"/tickets/{tid}/determination/positions")).json()
+    assert heard["missing"] == ["authority:housing"]
+    assert (await service.post("agency", f"/tickets/{tid}/determination", JOINT)).status_code == 409
+    await record_positions(service, tid, "authority")
+    other = {**JOINT, "lead_unit_id": "120101-housing", "co_unit_ids": ["120101-urban"]}
+    r = await service.post("agency", f"/tickets/{tid}/determination", other)
+    assert r.status_code == 409 and "government-services department" in r.json()["detail"]
+    r = await service.post("govservice", f"/tickets/{tid}/determination", JOINT)
     assert r.status_code == 200, r.text
     [made] = service.events("ticket.determination_made", tid)
     assert made.payload["co_unit_ids"] == ["120101-housing"]
-    assert made.payload["decided_role"] == "agency"
+    assert made.payload["decided_role"] == "govservice"
     [dispatched] = service.events("ticket.dispatched", tid)
     assert dispatched.payload["unit_id"] == "120101-urban"
     assert dispatched.payload["co_unit_ids"] == ["120101-housing"]
+    late = await service.post(
+        "agency_hexi",
+        f"/tickets/{tid}/determination/positions",
+        {"lead_unit_id": "120101-urban", "opinion": "补充意见"},
+    )
+    assert late.status_code == 403  # another district's ticket
 
 
 async def test_an_operator_refers_a_disputed_ticket(service: Harness) -> None:
@@ -223,6 +258,7 @@ async def test_an_operator_refers_a_disputed_ticket(service: Harness) -> None:
 
 async def joint(service: Harness) -> str:
     tid = await service.register("OTHER-001", "120101", content="小区违建导致道路破损")
+    await record_positions(service, tid, "govservice", "agency", "authority_urban", "authority")
     r = await service.post(
         "agency",
         f"/tickets/{tid}/determination",
@@ -510,3 +546,35 @@ async def test_re_handling_returns_to_the_unit_that_handled_it(service: Harness)
     await service.rehandle(tid, "120101-housing")  # the request names another unit
     ticket = await service.ticket(tid)
     assert (ticket["unit_id"], ticket["round"]) == ("city-water", 2)
+
+
+# ---- district work agencies (Art 3) ---------------------------------------------------
+
+
+async def test_a_district_agency_sees_and_acts_on_its_district_only(service: Harness) -> None:
+    """Art 3: 区人民政府指定的工作机构负责本行政区域内热线的具体管理工作 — the Hexi
+    agency sees Hexi's queue and returns and decides them; Heping's are not its to see;
+    the city agency sees both."""
+    hexi = await service.register("WATER-001", "120103")
+    heping = await service.register("WATER-001", "120101")
+    listed = (await service.get("agency_hexi", "/tickets")).json()
+    assert {t["ticket_id"] for t in listed["data"]} == {hexi}
+    city = (await service.get("agency", "/tickets")).json()
+    assert {hexi, heping} <= {t["ticket_id"] for t in city["data"]}
+    assert (await service.get("agency_hexi", f"/tickets/{heping}")).status_code == 403
+    asked = await service.get("agency_hexi", "/tickets", district="120101")
+    assert asked.status_code == 403 and "Art 3" in asked.json()["rule"]
+
+    for tid in (hexi, heping):
+        r = await service.post("unit_water", f"/tickets/{tid}/return", RETURN)
+        assert r.status_code == 201, r.text
+    queue = (await service.get("agency_hexi", "/returns", status="pending")).json()
+    assert [r["ticket_id"] for r in queue["data"]] == [hexi]
+    refused = await service.post("agency_hexi", f"/tickets/{heping}/return/reject", {"reason": "x"})
+    assert refused.status_code == 403
+    r = await service.post(
+        "agency_hexi", f"/tickets/{hexi}/return/reject", {"reason": "属供水企业职责，请继续办理"}
+    )
+    assert r.status_code == 200, r.text
+    r = await service.post("agency", f"/tickets/{heping}/return/reject", {"reason": "请继续办理"})
+    assert r.status_code == 200, r.text

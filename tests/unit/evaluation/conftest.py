@@ -41,7 +41,11 @@ T0 = at("2026-03-02 09:00")  # a Monday
 CALLERS = {
     "operator": Caller(sub="operator", role=Role.OPERATOR),
     "agency": Caller(sub="agency", role=Role.AGENCY),
+    # district work agencies (Art 3)
+    "agency_hexi": Caller(sub="agency_hexi", role=Role.AGENCY, district="120103"),
+    "agency_heping": Caller(sub="agency_heping", role=Role.AGENCY, district="120101"),
     "admin": Caller(sub="admin", role=Role.ADMIN),
+    "govservice": Caller(sub="govservice", role=Role.GOVSERVICE),
     "supervisor": Caller(sub="supervisor", role=Role.SUPERVISOR),
     "supervisor2": Caller(sub="supervisor2", role=Role.SUPERVISOR),
     "unit_water": Caller(sub="unit_water", role=Role.UNIT, unit_id="city-water"),

@@ -243,3 +243,35 @@ async def test_changed_weights_take_effect_from_their_date(service: Evaluation) 
     # weights in force at the period's end; the period here ends after the new version
     water = (await service.call("GET", f"/scores/{W}?{PERIOD}")).json()["data"][0]
     assert water["composite"] == 100.0
+
+
+async def test_a_district_agency_sees_its_districts_statistics_only(service: Evaluation) -> None:
+    """Art 3: every fixture ticket is in Hexi (120103): the Hexi work agency sees the same
+    scores as the city agency, the Heping one none of them."""
+    await build_fixture(service)
+    city = (await service.call("GET", f"/scores?{PERIOD}")).json()
+    hexi = (await service.call("GET", f"/scores?{PERIOD}", "agency_hexi")).json()
+    heping = (await service.call("GET", f"/scores?{PERIOD}", "agency_heping")).json()
+    assert city["count"] > 0 and hexi["data"] == city["data"]
+    assert heping["count"] == 0
+    rates = (await service.call("GET", f"/rates?by=district&{PERIOD}", "agency_heping")).json()
+    assert rates["data"] == []
+
+
+async def test_the_department_signs_off_a_closed_periods_evaluation(service: Evaluation) -> None:
+    """Art 23: 市政务服务部门组织热线工作机构对承办单位进行综合评价 — the department signs
+    off a period once it has ended; the ranking is frozen as signed."""
+    await build_fixture(service)
+    march = {"period_from": "2026-03-01", "period_to": "2026-03-31", "note": "同意"}
+    early = await service.call("POST", "/scores/signoffs", "govservice", json=march)
+    assert early.status_code == 422 and "Art 23" in early.json()["rule"]
+    service.clock.advance(timedelta(days=31))  # into April
+    assert (await service.call("POST", "/scores/signoffs", json=march)).status_code == 403
+    r = await service.call("POST", "/scores/signoffs", "govservice", json=march)
+    assert r.status_code == 201, r.text
+    live = (await service.call("GET", f"/scores?{PERIOD}")).json()
+    assert r.json()["ranking"] == live["data"] and r.json()["signed_by"] == "govservice"
+    again = await service.call("POST", "/scores/signoffs", "govservice", json=march)
+    assert again.status_code == 409
+    listed = (await service.call("GET", "/scores/signoffs", "agency")).json()
+    assert listed["count"] == 1 and listed["data"][0]["period_to"] == "2026-03-31"

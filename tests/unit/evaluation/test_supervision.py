@@ -96,3 +96,22 @@ async def test_overdue_supervision_is_marked(service: Evaluation) -> None:
     listed = await service.call("GET", "/supervisions", "unit_hexi_housing")
     assert listed.json()["count"] == 1
     assert (await service.call("GET", "/supervisions", "unit_water")).json()["count"] == 0
+
+
+async def test_a_district_agency_supervises_its_district_only(service: Evaluation) -> None:
+    """Art 3: TJ9 is a Hexi (120103) ticket: the Heping work agency may neither open nor
+    see its supervision; the Hexi one may."""
+    await service.feed(registered("TJ9"), dispatched("TJ9", T0 + timedelta(minutes=5), H))
+    body = {"kind": "ticket", "ticket_id": "TJ9", "reason": "群众反映强烈"}
+    refused = await service.call("POST", "/supervisions", "agency_heping", json=body)
+    assert refused.status_code == 403 and "Art 3" in refused.json()["rule"]
+    r = await service.call("POST", "/supervisions", "agency_hexi", json=body)
+    assert r.status_code == 201, r.text
+    sid = r.json()["supervision_id"]
+    assert (await service.call("GET", "/supervisions", "agency_heping")).json()["count"] == 0
+    assert (await service.call("GET", "/supervisions", "agency_hexi")).json()["count"] == 1
+    assert (await service.call("GET", f"/supervisions/{sid}", "agency_heping")).status_code == 403
+    close = await service.call(
+        "POST", f"/supervisions/{sid}/close", "agency_heping", json={"note": "x"}
+    )
+    assert close.status_code == 403

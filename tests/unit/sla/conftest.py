@@ -79,9 +79,11 @@ class Harness:
         role: Role = Role.AGENCY,
         unit_id: str | None = None,
         json: Any = None,
+        district: str | None = None,
     ) -> httpx.Response:
-        """The service's API as a caller the gateway signed for."""
-        caller = Caller(sub=f"test-{role.value}", role=role, unit_id=unit_id)
+        """The service's API as a caller the gateway signed for (``district``: a district
+        work agency, Art 3)."""
+        caller = Caller(sub=f"test-{role.value}", role=role, unit_id=unit_id, district=district)
         transport = httpx.ASGITransport(app=self.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://sla") as client:
             return await client.request(

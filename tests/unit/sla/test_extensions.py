@@ -252,3 +252,27 @@ async def test_the_unit_explains_an_approved_extension_to_the_requester(
         [event] = [e for e in harness.seen if e.type == "sla.extension_explained"]
         assert event.payload["unit_id"] == "120101-housing"
         assert event.payload["progress"] == EXPLANATION["progress"]
+
+
+async def test_a_district_agency_decides_only_its_districts_extensions(harness: Harness) -> None:
+    """Art 3: the Hexi work agency may not decide (or read) a Heping ticket's extension;
+    the Heping one may, and the city agency may."""
+    async with harness.running() as ctx:
+        await open_general_ticket(harness, "TJ-HP")  # registered in Heping (120101)
+        await settle(ctx)
+        unit = {"role": Role.UNIT, "unit_id": "120101-housing"}
+        asked = await harness.call("POST", "/tickets/TJ-HP/extensions", **unit, json=REQUEST)
+        ext_id = asked.json()["extension_id"]
+        hexi = await harness.call(
+            "POST", f"/extensions/{ext_id}/approve", json={}, district="120103"
+        )
+        assert hexi.status_code == 403 and "Art 3" in hexi.json()["rule"]
+        assert (
+            await harness.call("GET", f"/extensions/{ext_id}", district="120103")
+        ).status_code == 403
+        board = await harness.call("GET", "/tickets/TJ-HP/clocks", district="120103")
+        assert board.status_code == 403
+        heping = await harness.call(
+            "POST", f"/extensions/{ext_id}/approve", json={}, district="120101"
+        )
+        assert heping.status_code == 200, heping.text
