@@ -6,9 +6,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from services.dispatch.handlers import catalog, determinations, policy, queries, returns, tickets
+from services.dispatch.handlers import (
+    catalog,
+    determinations,
+    policy,
+    queries,
+    returns,
+    staff,
+    tickets,
+)
 from services.dispatch.handlers.suggest import suggest
 from services.dispatch.schemas import (
+    AssigneeSet,
     AssignmentPublic,
     AssignmentsPublic,
     CatalogDocument,
@@ -35,6 +44,7 @@ from services.dispatch.schemas import (
     ReturnPublic,
     ReturnRejection,
     ReturnsPublic,
+    StaffList,
     SuggestionCreate,
     SuggestionPublic,
     UnitIn,
@@ -112,6 +122,15 @@ async def determine(
     industry authority concerned record positions first, and the decision (by the
     department or the agency) follows the department's. The ticket is then dispatched."""
     return await determinations.decide(ctx, caller, ticket_id, body)
+
+
+@router.post("/{ticket_id}/assignee", response_model=AssignmentPublic)
+async def assign(
+    ticket_id: str, body: AssigneeSet, ctx: CtxDep, caller: CallerDep
+) -> AssignmentPublic:
+    """The lead unit gives the work order to one of its handling staff (专人, Art 4)."""
+    await staff.assign(ctx, caller, ticket_id, body)
+    return await queries.get_assignment(ctx, caller, ticket_id)
 
 
 @router.post("/{ticket_id}/determination/positions", response_model=PositionsPublic)
@@ -195,12 +214,14 @@ async def inbox(
     caller: CallerDep,
     unit_id: str | None = None,
     state: str | None = None,
+    assignee: str | None = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> InboxPublic:
-    """A unit's tickets: flagged first, then the soonest deadline; counts per state."""
+    """A unit's tickets: flagged first, then the soonest deadline; counts per state;
+    ``assignee`` keeps one staff member's work orders (Art 4)."""
     return await queries.inbox(
-        ctx, caller, unit_id=unit_id, state=state, limit=limit, offset=offset
+        ctx, caller, unit_id=unit_id, state=state, limit=limit, offset=offset, assignee=assignee
     )
 
 
@@ -274,6 +295,18 @@ async def list_units(
         industry=industry,
         include_inactive=include_inactive,
     )
+
+
+@catalog_router.put("/units/{unit_id}/staff", response_model=StaffList)
+async def set_staff(unit_id: str, body: StaffList, ctx: CtxDep, caller: CallerDep) -> StaffList:
+    """The unit names its responsible staff for acceptance, handling, coordination and reply,
+    with deputies (专人, Art 4); every duty needs a responsible person."""
+    return await staff.set_staff(ctx, caller, unit_id, body)
+
+
+@catalog_router.get("/units/{unit_id}/staff", response_model=StaffList)
+async def get_staff(unit_id: str, ctx: CtxDep, caller: CallerDep) -> StaffList:
+    return await staff.get_staff(ctx, caller, unit_id)
 
 
 @catalog_router.get("/units/{unit_id}", response_model=UnitPublic)

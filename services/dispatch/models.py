@@ -79,6 +79,7 @@ assignments = Table(
     Column("type", String(20), nullable=False),
     Column("urgency", String(20), nullable=False),
     Column("unit_id", String(40)),  # the lead unit (主办)
+    Column("assignee", String(64)),  # Art 4: the lead unit's staff member handling it
     Column("state", String(30), nullable=False),
     Column("round", Integer, nullable=False),
     Column("dispatch_no", Integer, nullable=False),  # 0 until first dispatched
@@ -169,6 +170,17 @@ determination_positions = Table(
     Column("opinion", Text, nullable=False),
     Column("recorded_by", String(64), nullable=False),
     Column("recorded_at", UTCDateTime, nullable=False),
+)
+
+# Art 4: a unit's responsible staff (专人) and their duties, with deputies.
+unit_staff = Table(
+    "unit_staff",
+    metadata,
+    Column("unit_id", String(40), primary_key=True),
+    Column("username", String(64), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("duties", JSON, nullable=False),
+    Column("deputy", Boolean, nullable=False),
 )
 
 replies = Table(

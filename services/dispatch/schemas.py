@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from services.dispatch.domain.staff import Duty
 from shared.calendar import Period
 from shared.events import TicketType, Urgency
 
@@ -166,6 +167,7 @@ class AssignmentPublic(BaseModel):
     state: str
     unit_id: str | None
     unit_name: str | None
+    assignee: str | None = Field(default=None, description="the lead unit's staff member (Art 4)")
     co_unit_ids: list[str] = []
     matter_code: str
     district: str
@@ -203,6 +205,7 @@ class AssignmentsPublic(BaseModel):
 class InboxItem(BaseModel):
     ticket_id: str
     state: str
+    assignee: str | None = None
     role: Literal["lead", "co"]
     matter_code: str
     district: str
@@ -365,3 +368,24 @@ class PolicyVersion(BaseModel):
 class PolicyPublic(BaseModel):
     in_force: PolicyVersion
     versions: list[PolicyVersion]
+
+
+class StaffMemberIn(BaseModel):
+    """One of the unit's responsible staff (专人, Art 4)."""
+
+    model_config = ConfigDict(extra="forbid")
+    username: str = Field(min_length=1, max_length=64, description="their sign-in name")
+    name: str = Field(min_length=1, max_length=100)
+    duties: list[Duty] = Field(description="accept 受理, handle 办理, coordinate 协调, reply 回复")
+    deputy: bool = Field(default=False, description="stands in for the responsible person")
+
+
+class StaffList(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    unit_id: str | None = None
+    staff: list[StaffMemberIn] = Field(max_length=200)
+
+
+class AssigneeSet(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    username: str = Field(min_length=1, max_length=64, description="a staff member who handles")

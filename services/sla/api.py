@@ -10,6 +10,8 @@ from services.sla.handlers import admin, extensions, queries
 from services.sla.schemas import (
     Board,
     CalendarChange,
+    CalendarNotice,
+    CalendarNoticePreview,
     CalendarStatus,
     CalendarYear,
     ExtensionApproval,
@@ -129,6 +131,16 @@ async def calendar_status(ctx: CtxDep, caller: CallerDep) -> CalendarStatus:
 @admin_router.get("/calendar/{year}", response_model=CalendarYear)
 async def read_calendar(year: int, ctx: CtxDep, caller: CallerDep) -> CalendarYear:
     return await admin.read_calendar(ctx, year)
+
+
+@admin_router.post("/calendar/{year}/notice", response_model=CalendarNoticePreview)
+async def import_notice(
+    year: int, data: CalendarNotice, ctx: CtxDep, caller: CallerDep
+) -> CalendarNoticePreview:
+    """Paste the State Council's holiday notice for ``year`` (admin): every 放假/补休/上班
+    sentence becomes a day override; the year grid comes back for confirmation, and with
+    ``confirm=true`` the year is entered and provisional deadlines are recomputed."""
+    return await admin.import_notice(ctx, caller, year, data)
 
 
 @admin_router.put("/calendar/{year}", response_model=CalendarYear)

@@ -156,6 +156,23 @@ class CalendarChange(BaseModel):
     complete: bool = False
 
 
+class CalendarNotice(BaseModel):
+    """The State Council's holiday notice for a year, pasted as published
+    (国务院办公厅关于20XX年部分节假日安排的通知). ``confirm=false`` shows the year as read;
+    ``confirm=true`` enters it and recomputes the provisional deadlines."""
+
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=20, max_length=20_000)
+    confirm: bool = False
+
+
+class NoticeDay(BaseModel):
+    date: date
+    working: bool
+    holiday: str | None = Field(default=None, description="the holiday a changed day is for")
+    changed: bool = Field(description="the notice changes this day from Monday–Friday")
+
+
 class CalendarDayPublic(BaseModel):
     date: date
     working: bool
@@ -176,3 +193,15 @@ class CalendarStatus(BaseModel):
     missing_years: list[int]
     entered_years: list[int]
     overrides: int
+
+
+class CalendarNoticePreview(BaseModel):
+    year: int
+    holidays: list[str]
+    days_off: int = Field(description="days off the notice names (weekends inside included)")
+    adjusted_working_days: list[date] = Field(description="调休: weekend days worked")
+    months: dict[int, list[NoticeDay]] = Field(description="the year grid, month by month")
+    outside_year: list[date] = Field(
+        default_factory=list, description="days of another year the notice names (not entered)"
+    )
+    entered: CalendarYear | None = None

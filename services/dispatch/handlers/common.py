@@ -229,6 +229,8 @@ async def write_dispatch(
             "completion_deadline": None,
             "deadline_source": "policy",
             "note": note,
+            # Art 4: the staff member stays only while the same unit holds the ticket
+            "assignee": row.assignee if row.unit_id == new.unit_id else None,
             **(extra or {}),
         },
     )

@@ -176,6 +176,7 @@ async def inbox(
     state: str | None,
     limit: int,
     offset: int,
+    assignee: str | None = None,
 ) -> InboxPublic:
     """A unit's tickets, flagged first (Art 27), then the soonest deadline of the running
     clock (the SLA's), with counts per state."""
@@ -206,6 +207,8 @@ async def inbox(
         query = query.where(assignments.c.state == state)
     else:
         query = query.where(assignments.c.state.in_(list(OPEN_STATES)))
+    if assignee:  # Art 4: one staff member's work orders
+        query = query.where(assignments.c.assignee == assignee)
     async with ctx.db.engine.connect() as conn:
         counts = {
             r.state: r.n

@@ -19,9 +19,13 @@ from services.sla.handlers.state import reload_state, state
 from services.sla.models import calendar_days, calendar_years, clocks, extensions, policy_versions
 from services.sla.schemas import (
     CalendarChange,
+    CalendarDayIn,
     CalendarDayPublic,
+    CalendarNotice,
+    CalendarNoticePreview,
     CalendarStatus,
     CalendarYear,
+    NoticeDay,
     PolicyChange,
     PolicyPublic,
     PolicyVersion,
@@ -31,6 +35,7 @@ from shared.calendar import Period
 from shared.db import insert_ignoring_duplicates
 from shared.errors import InvalidInput
 from shared.events import DeadlineSet
+from shared.holiday_notice import NoticeError, parse_notice
 from shared.policy import PolicyVersions, check_new_version, insert_version
 from shared.service import ServiceContext
 
@@ -160,6 +165,53 @@ async def change_calendar(
     result = await read_calendar(ctx, year)
     result.recomputed_clocks = recomputed
     return result
+
+
+async def import_notice(
+    ctx: ServiceContext, caller: Caller, year: int, data: CalendarNotice
+) -> CalendarNoticePreview:
+    """The year from the State Council's notice: every 放假/补休/上班 sentence read into
+    day overrides; shown as a grid, and on ``confirm`` entered (the year's deadlines stop
+    being provisional and are recomputed)."""
+    caller.require(Role.ADMIN)
+    try:
+        notice = parse_notice(data.text, year)
+    except NoticeError as exc:
+        raise InvalidInput("text", str(exc), position=exc.position) from None
+    overrides = notice.overrides()
+    months: dict[int, list[NoticeDay]] = {}
+    for day, working in notice.grid().items():
+        months.setdefault(day.month, []).append(
+            NoticeDay(
+                date=day,
+                working=working,
+                holiday=notice.days_off.get(day) or notice.working_days.get(day),
+                changed=working != (day.weekday() < 5),
+            )
+        )
+    preview = CalendarNoticePreview(
+        year=year,
+        holidays=notice.holidays,
+        days_off=sum(1 for d in notice.days_off if d.year == year),
+        adjusted_working_days=sorted(d for d in notice.working_days if d.year == year),
+        months=months,
+        outside_year=sorted(d for d in overrides if d.year != year),
+    )
+    if data.confirm:
+        change = CalendarChange(
+            days=[
+                CalendarDayIn(
+                    date=d,
+                    working=w,
+                    note=(notice.working_days.get(d) or notice.days_off.get(d) or "")[:100],
+                )
+                for d, w in sorted(overrides.items())
+                if d.year == year
+            ],
+            complete=True,
+        )
+        preview.entered = await change_calendar(ctx, caller, year, change)
+    return preview
 
 
 async def recompute_deadlines(ctx: ServiceContext) -> int:

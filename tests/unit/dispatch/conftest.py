@@ -110,6 +110,9 @@ class Harness:
     async def post(self, who: str, path: str, json: Any = None) -> httpx.Response:
         return await self.call(who, "POST", path, json=json if json is not None else {})
 
+    async def put(self, who: str, path: str, json: Any = None) -> httpx.Response:
+        return await self.call(who, "PUT", path, json=json if json is not None else {})
+
     async def ticket(self, ticket_id: str, who: str = "operator") -> dict[str, Any]:
         r = await self.get(who, f"/tickets/{ticket_id}")
         assert r.status_code == 200, r.text

@@ -578,3 +578,41 @@ async def test_a_district_agency_sees_and_acts_on_its_district_only(service: Har
     assert r.status_code == 200, r.text
     r = await service.post("agency", f"/tickets/{heping}/return/reject", {"reason": "请继续办理"})
     assert r.status_code == 200, r.text
+
+
+# ---- responsible staff (专人, Art 4) ---------------------------------------------------
+
+STAFF = [
+    {"username": "water_zhang", "name": "张伟", "duties": ["accept", "handle", "reply"]},
+    {"username": "water_li", "name": "李娜", "duties": ["coordinate"]},
+    {"username": "water_wang", "name": "王强", "duties": ["accept", "handle"], "deputy": True},
+]
+
+
+async def test_a_unit_names_its_staff_assigns_a_work_order_and_filters_its_inbox(
+    service: Harness,
+) -> None:
+    """Art 4: 明确专人负责诉求事项的受理、办理、协调、回复等工作."""
+    lacking = await service.put("unit_water", "/units/city-water/staff", {"staff": STAFF[1:]})
+    assert lacking.status_code == 422 and "accept" in lacking.json()["detail"]
+    other = await service.put("unit_gas", "/units/city-water/staff", {"staff": STAFF})
+    assert other.status_code == 403
+    r = await service.put("unit_water", "/units/city-water/staff", {"staff": STAFF})
+    assert r.status_code == 200, r.text
+    assert [m["username"] for m in r.json()["staff"]] == ["water_li", "water_wang", "water_zhang"]
+
+    first = await service.register("WATER-001", "120103")
+    second = await service.register("WATER-001", "120103")
+    no_handler = await service.post(
+        "unit_water", f"/tickets/{first}/assignee", {"username": "water_li"}
+    )
+    assert no_handler.status_code == 422 and no_handler.json()["rule"].startswith("Art 4")
+    assert (
+        await service.post("unit_gas", f"/tickets/{first}/assignee", {"username": "water_zhang"})
+    ).status_code == 403
+    r = await service.post("unit_water", f"/tickets/{first}/assignee", {"username": "water_wang"})
+    assert r.status_code == 200 and r.json()["assignee"] == "water_wang"
+    mine = (await service.get("unit_water", "/inbox", assignee="water_wang")).json()
+    assert [i["ticket_id"] for i in mine["data"]] == [first]
+    everyone = (await service.get("unit_water", "/inbox")).json()
+    assert {first, second} <= {i["ticket_id"] for i in everyone["data"]}

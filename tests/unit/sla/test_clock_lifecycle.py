@@ -318,3 +318,65 @@ async def test_the_board_lists_overdue_and_at_risk_clocks_and_scopes_units(
             "GET", "/tickets/LATE/clocks", role=Role.UNIT, unit_id="city-water"
         )
         assert forbidden.status_code == 403
+
+
+EXAMPLE_2027 = (
+    # An example in the published form, for a year the calendar package does not know yet.
+    "国务院办公厅关于2027年部分节假日安排的通知\n"
+    "一、元旦：1月1日（周五）至3日（周日）放假，共3天。\n"
+    "二、春节：2月5日（农历除夕、周五）至12日（周五）放假调休，共8天。"
+    "2月6日（周六）放假，2月20日（周六）上班。\n"
+)
+
+
+async def test_the_admin_pastes_the_notice_sees_the_grid_then_enters_the_year(
+    harness: Harness,
+) -> None:
+    """The yearly calendar from the State Council's notice: read, shown, then entered; the
+    provisional deadlines into that year are recomputed."""
+    harness.clock.set(at("2026-12-28 10:00"))
+    async with harness.running() as ctx:
+        when = at("2026-12-28 10:00")
+        await harness.bus.publish(
+            [
+                registered("TJ7", "general", "complaint", when=when),
+                dispatched("TJ7", "general", 0, type_="complaint", start=when),
+                accepted("TJ7", when),
+            ]
+        )
+        await settle(ctx)
+        body = {"text": EXAMPLE_2027}
+        agency = await harness.call("POST", "/calendar/2027/notice", json=body)
+        assert agency.status_code == 403
+        wrong_year = await harness.call("POST", "/calendar/2028/notice", role=Role.ADMIN, json=body)
+        assert wrong_year.status_code == 422
+        preview = await harness.call("POST", "/calendar/2027/notice", role=Role.ADMIN, json=body)
+        assert preview.status_code == 200, preview.text
+        grid = preview.json()
+        assert grid["holidays"] == ["元旦", "春节"] and grid["entered"] is None
+        assert grid["adjusted_working_days"] == ["2027-02-20"]
+        february = {d["date"]: d for d in grid["months"]["2"]}
+        assert february["2027-02-08"] == {
+            "date": "2027-02-08",
+            "working": False,
+            "holiday": "春节",
+            "changed": True,
+        }
+        assert february["2027-02-20"]["working"] is True
+        # nothing is entered by a preview
+        assert (await harness.call("GET", "/calendar", role=Role.ADMIN)).json()[
+            "missing_years"
+        ] == [2027]
+        entered = await harness.call(
+            "POST", "/calendar/2027/notice", role=Role.ADMIN, json={**body, "confirm": True}
+        )
+        assert entered.status_code == 200, entered.text
+        assert entered.json()["entered"]["recomputed_clocks"] == 1
+        await settle(ctx)
+        clocks = (await harness.call("GET", "/tickets/TJ7/clocks")).json()["clocks"]
+        completion = next(c for c in clocks if c["kind"] == "completion")
+        # 7 working days from Mon 28 Dec: 29, 30, 31 Dec, then 4-7 Jan (1-3 Jan off)
+        assert completion["provisional"] is False
+        assert completion["deadline"].startswith("2027-01-07T02:00")
+        year = (await harness.call("GET", "/calendar/2027", role=Role.ADMIN)).json()
+        assert year["entered"] is True and year["provisional"] is False

@@ -1,4 +1,5 @@
-"""dispatch: positions of the parties to a joint determination (Art 8)
+"""dispatch: positions of the parties to a joint determination (Art 8); the units'
+responsible staff and the work order's assignee (Art 4)
 
 Revision ID: dispatch_0004
 """
@@ -24,7 +25,20 @@ def upgrade() -> None:
         sa.Column("recorded_by", sa.String(64), nullable=False),
         sa.Column("recorded_at", UTCDateTime, nullable=False),
     )
+    op.create_table(
+        "unit_staff",
+        sa.Column("unit_id", sa.String(40), primary_key=True),
+        sa.Column("username", sa.String(64), primary_key=True),
+        sa.Column("name", sa.String(100), nullable=False),
+        sa.Column("duties", sa.JSON, nullable=False),
+        sa.Column("deputy", sa.Boolean, nullable=False),
+    )
+    with op.batch_alter_table("assignments") as batch:
+        batch.add_column(sa.Column("assignee", sa.String(64), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("assignments") as batch:
+        batch.drop_column("assignee")
+    op.drop_table("unit_staff")
     op.drop_table("determination_positions")
