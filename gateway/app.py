@@ -15,12 +15,14 @@ from fastapi import FastAPI, Request
 from starlette.responses import Response
 
 from console import console_lifespan, mount_console
-from gateway import auth, openapi, timeline
+from gateway import auth, openapi, tickets, timeline
 from gateway.channels import install_channels
+from gateway.clock import clock_router
 from gateway.openapi import MergedOpenAPI
 from gateway.proxy import Upstreams, install_proxy
 from gateway.users import load_users
 from shared.bus import Bus
+from shared.clock import Clock
 from shared.errors import install_error_handlers
 from shared.logging import trace_id_var
 from shared.settings import Settings
@@ -92,10 +94,12 @@ def create_gateway_app(
     transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
     *,
     bus: Bus | None = None,
+    clock: Clock | None = None,
 ) -> FastAPI:
     """The gateway app. ``transports`` (embedded mode and tests) maps service names to
     in-process transports; without it each service is reached at its configured URL.
-    ``bus`` (embedded mode) is the services' bus, for the console's live board."""
+    ``bus`` (embedded mode) is the services' bus, for the console's live board; ``clock``
+    (embedded mode) the services' shared clock, served at ``/api/v1/clock``."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -145,6 +149,10 @@ def create_gateway_app(
     app.include_router(auth.router)
     app.include_router(openapi.router)
     app.include_router(timeline.router)  # before the proxy's catch-all route
+    app.include_router(tickets.router)
+    if clock is not None:
+        app.state.clock = clock
+        app.include_router(clock_router(clock))
     install_channels(app, settings.api_key_cache_seconds)  # API keys, WeChat pass-through
     install_proxy(app)
     console = mount_console(app, settings, bus)  # last: the pages take what no API route takes

@@ -45,6 +45,15 @@ async def _get(upstreams: Upstreams, service: str, path: str, caller: Caller) ->
     return response
 
 
+# At the same instant a clock falls overdue before it is escalated (RULES.md §4: level 1
+# escalation is at overdue); otherwise events of one instant keep their type order.
+_SAME_INSTANT = {"sla.overdue": "sla.escalated.0", "sla.escalated": "sla.escalated.1"}
+
+
+def _order(event: dict[str, Any]) -> tuple[str, str]:
+    return event["occurred_at"], _SAME_INSTANT.get(event["type"], event["type"])
+
+
 @router.get("/{ticket_id}/timeline", response_model=Timeline)
 async def timeline(ticket_id: str, request: Request, caller: CallerDep) -> Timeline:
     """Registration, dispatch, returns, acceptance, clocks, extensions, replies, revisits and
@@ -71,7 +80,7 @@ async def timeline(ticket_id: str, request: Request, caller: CallerDep) -> Timel
         raise NotFound(f"no ticket {ticket_id}")
     if caller.role is Role.UNIT:
         events = [e for e in events if e["payload"].get("unit_id") in (None, caller.unit_id)]
-    events.sort(key=lambda e: (e["occurred_at"], e["type"]))
+    events.sort(key=_order)
     return Timeline(
         ticket_id=ticket_id,
         events=[

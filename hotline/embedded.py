@@ -45,7 +45,7 @@ async def embedded_app(
     services (tests)."""
     specs = load_specs() if specs is None else specs
     bus = embedded_bus(settings)
-    clock = make_clock(settings.clock)
+    clock = make_clock(settings.clock, settings.clock_offset_seconds)
     async with AsyncExitStack() as stack:
         # a service's consumer starts as it subscribes and reads the log from its own
         # position, so the order the services start in does not matter
@@ -53,7 +53,7 @@ async def embedded_app(
         stack.push_async_callback(bus.stop)  # runs last: after every relay has stopped
         service_apps: dict[str, FastAPI] = {}
         for name, spec in specs.items():
-            app = create_service_app(spec, settings, bus=bus, clock=clock)
+            app = create_service_app(spec, settings, bus=bus, clock=clock, clock_routes=False)
             # ASGITransport runs no lifespan: start each service here.
             await stack.enter_async_context(app.router.lifespan_context(app))
             service_apps[name] = app
@@ -64,7 +64,7 @@ async def embedded_app(
         }
         for app in service_apps.values():  # a service calling another (channels → intake)
             app.state.ctx.extras["transports"] = transports
-        gateway = create_gateway_app(settings, transports=transports, bus=bus)
+        gateway = create_gateway_app(settings, transports=transports, bus=bus, clock=clock)
         await stack.enter_async_context(gateway.router.lifespan_context(gateway))
         gateway.state.bus = bus
         gateway.state.services = service_apps

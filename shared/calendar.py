@@ -47,6 +47,7 @@ import chinese_calendar
 import holidays
 
 __all__ = [
+    "PERIOD_DOC",
     "SHANGHAI",
     "Deadline",
     "Period",
@@ -55,6 +56,11 @@ __all__ = [
 ]
 
 SHANGHAI: ZoneInfo = ZoneInfo("Asia/Shanghai")
+# How periods read in every API response and policy setting (a schema description).
+PERIOD_DOC = (
+    "a period: <n>m minutes, <n>h hours, <n>d calendar days (these ignore the calendar), "
+    "<n>wd working days on the State Council calendar (Art 9, 11), e.g. 15m, 24h, 7wd"
+)
 
 _ONE_DAY = timedelta(days=1)
 _MIDNIGHT = time(0, 0)

@@ -96,25 +96,35 @@ class ClockState(BaseModel):
     controllable: bool
 
 
-def _internal_router() -> APIRouter:
+def read_clock_state(clock: Clock) -> ClockState:
+    return ClockState(now=clock.now(), controllable=isinstance(clock, OffsetClock))
+
+
+def move_clock_state(clock: Clock, caller: Caller, change: ClockChange) -> ClockState:
+    """Test and drill environments only (``HOTLINE_CLOCK=controllable``)."""
+    caller.require(Role.ADMIN)
+    if not isinstance(clock, OffsetClock):
+        raise IllegalTransition("the clock is not controllable (HOTLINE_CLOCK=system)")
+    if change.now is not None:
+        clock.set(change.now)
+    if change.advance_seconds:
+        clock.advance(timedelta(seconds=change.advance_seconds))
+    return ClockState(now=clock.now(), controllable=True)
+
+
+def _internal_router(*, clock_routes: bool = True) -> APIRouter:
     router = APIRouter(prefix="/internal", tags=["internal"])
 
-    @router.get("/clock", response_model=ClockState)
-    async def read_clock(ctx: CtxDep, caller: CallerDep) -> ClockState:
-        return ClockState(now=ctx.clock.now(), controllable=isinstance(ctx.clock, OffsetClock))
+    if clock_routes:  # embedded mode has one clock and one endpoint: the gateway's
 
-    @router.put("/clock", response_model=ClockState)
-    async def move_clock(change: ClockChange, ctx: CtxDep, caller: CallerDep) -> ClockState:
-        """Test and drill environments only (``HOTLINE_CLOCK=controllable``)."""
-        caller.require(Role.ADMIN)
-        clock = ctx.clock
-        if not isinstance(clock, OffsetClock):
-            raise IllegalTransition("the clock is not controllable (HOTLINE_CLOCK=system)")
-        if change.now is not None:
-            clock.set(change.now)
-        if change.advance_seconds:
-            clock.advance(timedelta(seconds=change.advance_seconds))
-        return ClockState(now=clock.now(), controllable=True)
+        @router.get("/clock", response_model=ClockState)
+        async def read_clock(ctx: CtxDep, caller: CallerDep) -> ClockState:
+            return read_clock_state(ctx.clock)
+
+        @router.put("/clock", response_model=ClockState)
+        async def move_clock(change: ClockChange, ctx: CtxDep, caller: CallerDep) -> ClockState:
+            """Test and drill environments only (``HOTLINE_CLOCK=controllable``)."""
+            return move_clock_state(ctx.clock, caller, change)
 
     @router.get("/tickets/{ticket_id}/events", response_model=list[dict[str, Any]])
     async def ticket_events(ticket_id: str, ctx: CtxDep, caller: CallerDep) -> list[dict[str, Any]]:
@@ -220,9 +230,11 @@ def create_service_app(
     *,
     bus: Bus | None = None,
     clock: Clock | None = None,
+    clock_routes: bool = True,
 ) -> FastAPI:
     """A service's FastAPI app. Pass ``bus``/``clock`` to share them (embedded mode);
-    otherwise the service makes and owns its own from settings."""
+    otherwise the service makes and owns its own from settings. ``clock_routes=False``
+    leaves out ``/internal/clock`` (embedded mode serves one clock endpoint instead)."""
     owns_bus = bus is None
     the_bus: Bus = bus or make_bus(
         settings.bus_url,
@@ -321,7 +333,7 @@ def create_service_app(
 
     for router in spec.routers:
         app.include_router(router)
-    app.include_router(_internal_router())
+    app.include_router(_internal_router(clock_routes=clock_routes))
     if spec.handlers:
         app.include_router(_dead_letter_router())
     return app

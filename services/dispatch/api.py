@@ -101,7 +101,9 @@ async def get_assignment(ticket_id: str, ctx: CtxDep, caller: CallerDep) -> Assi
 async def dispatch(
     ticket_id: str, body: ManualDispatch, ctx: CtxDep, caller: CallerDep
 ) -> AssignmentPublic:
-    """派单 by hand from the manual queue (operator, agency); Art 8 checks apply."""
+    """派单 by hand from the manual queue (operator, agency); Art 8 checks apply. A ticket
+    waiting for a determination only because the catalog names no unit for its matter may
+    be dispatched by the agency with the reason in ``note`` (recorded on the case)."""
     await tickets.dispatch_manually(ctx, caller, ticket_id, body)
     return await queries.get_assignment(ctx, caller, ticket_id)
 

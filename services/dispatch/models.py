@@ -126,6 +126,7 @@ returns = Table(
     "returns",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("return_id", String(36), unique=True),  # public: a UUID, as other records
     Column("ticket_id", String(32), nullable=False),
     Column("unit_id", String(40), nullable=False),
     Column("dispatch_no", Integer, nullable=False),

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from services.dispatch.domain.staff import Duty
-from shared.calendar import Period
+from shared.calendar import PERIOD_DOC, Period
 from shared.events import TicketType, Urgency
 
 
@@ -121,7 +121,7 @@ class ReturnRejection(BaseModel):
 
 
 class ReturnPublic(BaseModel):
-    id: int
+    return_id: str = Field(description="a UUID, like extension, supervision and exemption ids")
     ticket_id: str
     unit_id: str
     dispatch_no: int
@@ -324,7 +324,7 @@ class MatterPublic(BaseModel):
     keywords: list[str]
     default_urgency: Urgency
     functional_only: bool
-    statutory_period: str | None
+    statutory_period: str | None = Field(default=None, description=PERIOD_DOC)
     anonymous_allowed: bool
     catalog_version: str
     active: bool = True

@@ -23,6 +23,7 @@ from services.intake.schemas import (
     TicketStatusPublic,
 )
 from shared.auth import Role
+from shared.errors import Forbidden
 from shared.service import CallerDep, CtxDep
 
 router = APIRouter(prefix="/tickets", tags=["tickets"])
@@ -65,7 +66,14 @@ async def lookup(data: TicketLookup, ctx: CtxDep, caller: CallerDep) -> TicketSt
 
 @router.get("/{ticket_id}", response_model=TicketPublic)
 async def get_ticket(ticket_id: str, ctx: CtxDep, caller: CallerDep) -> TicketPublic:
-    caller.require(*READING_ROLES)
+    """The ticket as registered, with the requester (operator, agency, admin). Every role
+    reads the ticket as it may see it at GET /api/v1/tickets/{ticket_id}."""
+    if caller.role not in READING_ROLES:
+        raise Forbidden(
+            f"role {caller.role.value} does not read intake's registration of a ticket; "
+            f"the ticket as your role may see it is GET /api/v1/tickets/{ticket_id}",
+            view=f"/api/v1/tickets/{ticket_id}",
+        )
     return await handlers.get_ticket(ctx, caller, ticket_id)
 
 

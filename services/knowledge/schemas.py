@@ -14,6 +14,7 @@ from services.knowledge.domain import (
     RequestAction,
     RequestStatus,
 )
+from shared.calendar import PERIOD_DOC
 from shared.detectors import FindingKind
 
 _TEXT = 20_000
@@ -226,7 +227,7 @@ class UpdateRequestPublic(BaseModel):
     emergency: bool
     requested_at: datetime
     requested_by: str
-    period: str
+    period: str = Field(description=PERIOD_DOC)
     due_at: datetime
     provisional: bool
     status: RequestStatus
@@ -272,7 +273,9 @@ class PolicyNoticePublic(BaseModel):
     entry_ids: list[str]
     registered_at: datetime
     registered_by: str
-    lead_hours: float
+    lead_hours: float = Field(
+        description="hours between the notice and the publication (Art 18: at least 12)"
+    )
     late: bool
 
 

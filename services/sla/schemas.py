@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from shared.calendar import PERIOD_DOC
+
 
 class ClockPublic(BaseModel):
     kind: str
@@ -14,7 +16,7 @@ class ClockPublic(BaseModel):
     dispatch_no: int
     unit_id: str | None
     urgency: str
-    period: str
+    period: str = Field(description=PERIOD_DOC)
     started_at: datetime
     deadline: datetime
     provisional: bool
@@ -24,7 +26,9 @@ class ClockPublic(BaseModel):
     warned_at: datetime | None
     overdue_at: datetime | None
     escalation_level: int
-    late_seconds: float
+    late_seconds: float = Field(
+        description="how late, in seconds of calendar time (0 when on time)"
+    )
     extensions: int
 
 
@@ -91,7 +95,7 @@ class ExtensionPublic(BaseModel):
     decided_at: datetime | None
     reject_reason: str | None
     explanation_to_requester: str | None
-    period: str | None
+    period: str | None = Field(default=None, description=PERIOD_DOC)
     old_deadline: datetime
     new_deadline: datetime | None
     explanation: ExplanationPublic | None = None
@@ -115,7 +119,9 @@ class BoardEntry(BaseModel):
     warned_at: datetime | None
     overdue_at: datetime | None
     escalation_level: int
-    late_seconds: float
+    late_seconds: float = Field(
+        description="how late, in seconds of calendar time (0 when on time)"
+    )
 
 
 class Board(BaseModel):

@@ -82,9 +82,14 @@ class Assignment:
             dispatch_no=self.dispatch_no + 1,
         )
 
-    def dispatch_manually(self, unit_id: str, *, at: datetime) -> Assignment:
+    def dispatch_manually(
+        self, unit_id: str, *, at: datetime, catalog_gap: bool = False
+    ) -> Assignment:
+        """By hand from the manual queue. ``catalog_gap``: the ticket waits for a
+        determination only because the catalog names no unit for its matter, and the
+        agency dispatches it with a recorded reason instead."""
         # Art 8: a disputed ticket gets its unit from a determination, not an operator.
-        if self.state is State.PENDING_DETERMINATION:
+        if self.state is State.PENDING_DETERMINATION and not catalog_gap:
             raise IllegalTransition(
                 f"ticket {self.ticket_id} awaits a determination of responsibility",
                 rule="Art 8: disputed tickets are dispatched by determination",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
@@ -70,6 +71,7 @@ async def request_return(
             )
         await save(uow, current.state, reviewed)
         values = {
+            "return_id": str(uuid.uuid4()),  # the one identifier style (as extensions etc.)
             "ticket_id": ticket_id,
             "unit_id": row.unit_id,
             "dispatch_no": row.dispatch_no,

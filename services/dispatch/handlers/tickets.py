@@ -5,6 +5,7 @@ re-handling; plus the facts other services tell us (flags, deadlines)."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from sqlalchemy import func, insert, select, update
 
@@ -226,7 +227,8 @@ async def dispatch_manually(
     now = ctx.clock.now()
     async with ctx.db.unit_of_work() as uow:
         row, current = await load_for_update(uow, ticket_id, caller)
-        new = current.dispatch_manually(body.unit_id, at=now)
+        gap = await _catalog_gap(uow.conn, caller, ticket_id, current.state, body.note)
+        new = current.dispatch_manually(body.unit_id, at=now, catalog_gap=gap is not None)
         unit = await get_unit(uow.conn, body.unit_id)
         code = body.matter_code or row.matter_code
         matter = await get_matter(uow.conn, code)
@@ -244,6 +246,45 @@ async def dispatch_manually(
             statutory_period=matter.statutory_period if matter else None,
             note=body.note or f"dispatched by {caller.sub}",
         )
+        if gap is not None:
+            await uow.conn.execute(
+                update(determinations)
+                .where(determinations.c.id == gap)
+                .values(
+                    status="dispatched_by_hand",
+                    lead_unit_id=body.unit_id,
+                    co_unit_ids=[],
+                    decided_by=caller.sub,
+                    decided_role=caller.role.value,
+                    decided_at=now,
+                    reason=body.note,
+                )
+            )
+
+
+async def _catalog_gap(
+    conn: Any, caller: Caller, ticket_id: str, state: State, note: str | None
+) -> int | None:
+    """The pending determination an agency may close by dispatching by hand: one the
+    system opened because the catalog names no unit for the matter (not a dispute someone
+    referred). The agency's reason is recorded; without one the dispatch is refused."""
+    if state is not State.PENDING_DETERMINATION or caller.role is not Role.AGENCY:
+        return None
+    case = (
+        await conn.execute(
+            select(determinations.c.id, determinations.c.referred_by).where(
+                determinations.c.ticket_id == ticket_id, determinations.c.status == "pending"
+            )
+        )
+    ).first()
+    if case is None or case.referred_by != "system":
+        return None
+    if not (note or "").strip():
+        raise InvalidInput(
+            "note",
+            "the catalog names no unit for this matter: record why this unit (Art 7, 8)",
+        )
+    return int(case.id)
 
 
 async def refer_for_determination(

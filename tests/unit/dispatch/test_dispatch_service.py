@@ -54,6 +54,39 @@ async def test_a_matter_the_catalog_leaves_open_waits_for_determination(service:
     assert tid not in [c["ticket_id"] for c in authority["data"]]
 
 
+async def test_the_agency_dispatches_a_catalog_gap_by_hand_with_a_recorded_reason(
+    service: Harness,
+) -> None:
+    """A matter the catalog names no unit for waits for a determination; the agency may
+    instead dispatch it by hand, recording why — the operator may not, nor a disputed
+    ticket someone referred."""
+    tid = await service.register("OTHER-001", "120104", content="小区门口的井盖和路灯都坏了")
+    target = {"unit_id": "120101-urban"}
+    by_operator = await service.post("operator", f"/tickets/{tid}/dispatch", target)
+    assert by_operator.status_code == 409
+    no_reason = await service.post("agency", f"/tickets/{tid}/dispatch", target)
+    assert no_reason.status_code == 422 and no_reason.json()["errors"][0]["field"] == "note"
+    reason = "井盖路灯属城市管理职责，目录暂未列明承办单位，先行派城管办理"
+    r = await service.post("agency", f"/tickets/{tid}/dispatch", {**target, "note": reason})
+    assert r.status_code == 200, r.text
+    assert r.json()["state"] == "dispatched" and r.json()["unit_id"] == "120101-urban"
+    [case] = [d for d in r.json()["determinations"]]
+    assert (case["status"], case["decided_by"], case["reason"]) == (
+        "dispatched_by_hand",
+        "agency",
+        reason,
+    )
+    disputed = await queued(service)
+    referred = await service.post(
+        "operator",
+        f"/tickets/{disputed}/refer",
+        {"reason": "住建与城管均称不属本部门", "kind": "cross_industry"},
+    )
+    assert referred.status_code == 200, referred.text
+    r = await service.post("agency", f"/tickets/{disputed}/dispatch", {**target, "note": reason})
+    assert r.status_code == 409 and "determination" in r.json()["rule"], r.text
+
+
 async def test_a_confident_suggestion_dispatches_and_a_weak_one_waits(service: Harness) -> None:
     clear = await service.register("NEW-404", "120103", content="家里没水了，自来水一直停水")
     ticket = await service.ticket(clear)
@@ -143,7 +176,7 @@ async def test_manual_dispatch_refusals_name_the_field_or_rule(service: Harness)
     assert unit.status_code == 403
     disputed = await service.register("OTHER-001", "120101", content=UNCLEAR)
     r = await service.post("operator", f"/tickets/{disputed}/dispatch", {"unit_id": "city-water"})
-    assert r.status_code == 409 and "determination" in r.json()["rule"]
+    assert r.status_code == 409 and "determination" in r.json()["rule"], r.text
 
 
 # ---- determinations (Art 8) -----------------------------------------------------------

@@ -146,3 +146,42 @@ def test_the_banner_names_the_url_the_docs_and_every_demo_login() -> None:
     assert "unit_water" in text and "city-water" in text
     assert "demo12345" in text
     assert text.count("demo12345") == 12
+
+
+async def test_embedded_mode_has_one_clock_endpoint_starting_at_the_configured_offset(
+    tmp_path: Path, embedded_settings: Settings
+) -> None:
+    """One shared clock, one endpoint (/api/v1/clock, admin), and HOTLINE_CLOCK_OFFSET_SECONDS
+    honoured; the services' own /internal/clock routes are not there."""
+    settings = embedded_settings.model_copy(
+        update={"clock": "controllable", "clock_offset_seconds": 30 * 86400}
+    )
+    specs = stand_in_specs(tmp_path / "migrations", [])
+    async with embedded_app(settings, specs=specs) as app:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://hotline"
+        ) as client:
+
+            async def signed_in(username: str) -> dict[str, str]:
+                login = await client.post(
+                    "/api/v1/auth/login", json={"username": username, "password": "demo12345"}
+                )
+                return {"authorization": f"Bearer {login.json()['access_token']}"}
+
+            admin, operator = await signed_in("admin"), await signed_in("operator")
+            now = (await client.get("/api/v1/clock", headers=admin)).json()
+            ahead = datetime.fromisoformat(now["now"]) - datetime.now(UTC)
+            assert now["controllable"] is True and 29 * 86400 < ahead.total_seconds() < 31 * 86400
+            moved = await client.put(
+                "/api/v1/clock", headers=operator, json={"advance_seconds": 3600}
+            )
+            assert moved.status_code == 403
+            moved = await client.put(
+                "/api/v1/clock", headers=admin, json={"advance_seconds": 86400}
+            )
+            assert moved.status_code == 200
+            seen = (await client.get("/api/v1/dispatch/whoami", headers=admin)).json()
+            assert seen["clock"] == id(app.state.clock)
+            for service in ("intake", "dispatch"):
+                r = await client.get(f"/api/v1/{service}/internal/clock", headers=admin)
+                assert r.status_code == 404

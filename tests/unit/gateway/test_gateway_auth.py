@@ -59,6 +59,7 @@ async def test_login_returns_a_bearer_token_naming_the_user(
         "role": "unit",
         "unit_id": "120101-housing",
         "industry": None,
+        "district": None,
     }
     claims = jwt.decode(body["access_token"], settings.jwt_secret, algorithms=["HS256"])
     assert claims["sub"] == "unit1"
@@ -97,6 +98,7 @@ async def test_me_describes_the_token_holder(
         "role": "unit",
         "unit_id": "120101-housing",
         "industry": None,
+        "district": None,
     }
 
 

@@ -43,6 +43,7 @@ async def test_the_service_sees_the_caller_and_the_request_unchanged(
         "role": "unit",
         "unit_id": "120101-housing",
         "industry": None,
+        "district": None,
         "name": "和平区住房和建设委员会",
         "internal": False,
         "channel": None,

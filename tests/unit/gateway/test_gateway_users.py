@@ -23,8 +23,10 @@ from shared.settings import Settings
 EXPECTED_DEMO_USERS = {
     "operator": ("operator", None),
     "agency": ("agency", None),
+    "agency_hexi": ("agency", None),  # the Hexi district work agency (Art 3)
     "admin": ("admin", None),
     "authority": ("authority", None),
+    "govservice": ("govservice", None),
     "supervisor": ("supervisor", None),
     "citizen_web": ("citizen", None),
     "unit_heping_housing": ("unit", "120101-housing"),

@@ -1,8 +1,10 @@
 """dispatch: positions of the parties to a joint determination (Art 8); the units'
-responsible staff and the work order's assignee (Art 4)
+responsible staff and the work order's assignee (Art 4); return ids as UUIDs
 
 Revision ID: dispatch_0004
 """
+
+import uuid
 
 import sqlalchemy as sa
 from alembic import op
@@ -35,9 +37,21 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("assignments") as batch:
         batch.add_column(sa.Column("assignee", sa.String(64), nullable=True))
+    with op.batch_alter_table("returns") as batch:
+        batch.add_column(sa.Column("return_id", sa.String(36), nullable=True))
+    bind = op.get_bind()
+    for (row_id,) in bind.execute(sa.text("SELECT id FROM returns WHERE return_id IS NULL")):
+        bind.execute(
+            sa.text("UPDATE returns SET return_id = :rid WHERE id = :id"),
+            {"rid": str(uuid.uuid4()), "id": row_id},
+        )
+    op.create_index("ix_returns_return_id", "returns", ["return_id"], unique=True)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_returns_return_id", table_name="returns")
+    with op.batch_alter_table("returns") as batch:
+        batch.drop_column("return_id")
     with op.batch_alter_table("assignments") as batch:
         batch.drop_column("assignee")
     op.drop_table("unit_staff")
