@@ -8,8 +8,20 @@ from fastapi import APIRouter, Query, status
 from pydantic import AwareDatetime
 
 from services.knowledge.domain import EntryKind, EntryStatus, RequestStatus
-from services.knowledge.handlers import entries, notices, policy, queries, requests, screening
+from services.knowledge.handlers import (
+    cases,
+    entries,
+    notices,
+    policy,
+    queries,
+    requests,
+    screening,
+)
 from services.knowledge.schemas import (
+    CaseCreate,
+    CasePublic,
+    CaseReview,
+    CasesPublic,
     EntriesPublic,
     EntryConfirm,
     EntryCreate,
@@ -264,6 +276,40 @@ async def add_policy_version(
     return await policy.add_policy_version(ctx, caller, data)
 
 
+cases_router = APIRouter(prefix="/cases", tags=["cases"])
+
+
+@cases_router.post("", status_code=status.HTTP_201_CREATED, response_model=CasePublic)
+async def create_case(data: CaseCreate, ctx: CtxDep, caller: CallerDep) -> CasePublic:
+    """The agency marks a completed ticket as a typical or excellent case (Art 25, 30); its
+    texts are stored anonymised (personal data, names, addresses), as a draft."""
+    return await cases.create_case(ctx, caller, data)
+
+
+@cases_router.post("/{case_id}/review", response_model=CasePublic)
+async def review_case(case_id: str, data: CaseReview, ctx: CtxDep, caller: CallerDep) -> CasePublic:
+    """Another agency reviewer publishes the draft, or returns it with a note."""
+    return await cases.review_case(ctx, caller, case_id, data)
+
+
+@cases_router.get("", response_model=CasesPublic)
+async def case_library(
+    ctx: CtxDep,
+    caller: CallerDep,
+    q: str | None = None,
+    kind: str | None = None,
+    status: str | None = None,
+) -> CasesPublic:
+    """The training library: published cases, searched like the knowledge base."""
+    return await cases.library(ctx, caller, q=q, kind=kind, status=status)
+
+
+@cases_router.get("/public", response_model=CasesPublic)
+async def public_cases(ctx: CtxDep, caller: CallerDep, q: str | None = None) -> CasesPublic:
+    """The public case page (Art 30): published cases, no link to any ticket or person."""
+    return await cases.public_page(ctx, caller, q=q)
+
+
 screening_router = APIRouter(prefix="/screening-overrules", tags=["screening"])
 
 
@@ -293,4 +339,5 @@ routers = [
     notices_router,
     policy_router,
     screening_router,
+    cases_router,
 ]

@@ -177,3 +177,26 @@ screening_overrules = Table(
     Column("decided_by", String(64), nullable=False),
     Column("decided_at", UTCDateTime, nullable=False),
 )
+
+# Art 25, 30: typical and excellent cases, anonymised, reviewed, then published to the public
+# case page and the training library.
+cases = Table(
+    "cases",
+    metadata,
+    Column("case_id", String(36), primary_key=True),
+    Column("ticket_id", String(32), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("request", Text, nullable=False),
+    Column("handling", Text, nullable=False),
+    Column("result", Text, nullable=False),
+    Column("comment", Text),
+    Column("anonymised", JSON, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("reviewed_by", String(64)),
+    Column("reviewed_at", UTCDateTime),
+    Column("review_note", Text),
+    Column("published_at", UTCDateTime),
+)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -337,4 +337,49 @@ class ScreeningOverrulePublic(BaseModel):
 
 class ScreeningOverrulesPublic(BaseModel):
     data: list[ScreeningOverrulePublic]
+    count: int
+
+
+class CaseCreate(BaseModel):
+    """A completed ticket marked as a typical or excellent case (Art 25, 30). Every text is
+    anonymised when stored; ``names`` are people's names known to occur in it."""
+
+    model_config = ConfigDict(extra="forbid")
+    ticket_id: str = Field(min_length=1, max_length=32)
+    kind: Literal["typical", "excellent"] = Field(description="典型案例 or 优秀案例")
+    title: str = Field(min_length=2, max_length=200)
+    request: str = Field(min_length=2, max_length=4000, description="诉求: what was asked")
+    handling: str = Field(min_length=2, max_length=8000, description="办理过程")
+    result: str = Field(min_length=2, max_length=4000, description="办理结果")
+    comment: str | None = Field(default=None, max_length=4000, description="点评: the lesson")
+    names: list[str] = Field(default_factory=list, max_length=50)
+
+
+class CaseReview(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    approve: bool
+    note: str = Field(min_length=2, max_length=2000)
+
+
+class CasePublic(BaseModel):
+    case_id: str
+    ticket_id: str | None = Field(description="withheld on the public page")
+    kind: str
+    title: str
+    request: str
+    handling: str
+    result: str
+    comment: str | None
+    anonymised: dict[str, int] = Field(description="what anonymisation replaced, by kind")
+    status: str = Field(description="draft → published, or returned by the reviewer")
+    created_by: str | None
+    created_at: datetime
+    reviewed_by: str | None = None
+    review_note: str | None = None
+    published_at: datetime | None = None
+    score: float | None = Field(default=None, description="search rank (BM25), when searched")
+
+
+class CasesPublic(BaseModel):
+    data: list[CasePublic]
     count: int

@@ -184,3 +184,149 @@ async def test_the_whole_life_of_a_ticket(system: System) -> None:
     assert own.status_code == 200
     stamps = [datetime.fromisoformat(e["occurred_at"]) for e in own.json()["events"]]
     assert stamps == sorted(stamps)
+
+
+WALL_CRACK = {
+    **STAIRWELL_LEAK,
+    "content": "外墙瓷砖大面积空鼓脱落，维修需要业主共同出资，物业迟迟不启动",
+    "requester": {"name": "吴敏", "phone": "13820007788"},
+}
+MANHOLE = {
+    "channel": "web",
+    "type": "report",
+    "matter_code": "OTHER-001",
+    "district": "120104",
+    "address": "南开区长虹街道某路口",
+    "content": "路口井盖破损下沉，旁边路灯也不亮，晚上很危险",
+    "requester": {"name": "郑磊", "phone": "13820009911"},
+}
+
+
+async def test_extension_explained_by_the_unit_district_scope_and_a_joint_determination(
+    system: System,
+) -> None:
+    """Art 12: the unit explains an approved extension, the revisit sees it. Art 3: the Hexi
+    district work agency cannot see a Heping ticket. Art 8: a cross-industry case decided
+    jointly, following the government-services department's position."""
+    await system.login("agency_hexi", "govservice", "authority", "authority_urban")
+    tid = (await register(system, WALL_CRACK))["ticket_id"]
+    await eventually(lambda: assignment(system, tid, "dispatched"), "dispatch")
+    unit = "unit_heping_housing"
+    accepted = await call(system, unit, "POST", f"/api/v1/dispatch/tickets/{tid}/accept")
+    assert accepted.status_code == 200, accepted.text
+
+    async def extension_asked() -> Any:
+        r = await call(
+            system,
+            unit,
+            "POST",
+            f"/api/v1/sla/tickets/{tid}/extensions",
+            json={
+                "reason": "外墙维修须业主表决维修资金",
+                "progress": "已现场勘查并组织业主协商",
+                "measures": "召开业主大会表决使用维修资金",
+            },
+        )
+        return r.json() if r.status_code == 201 else None
+
+    asked = await eventually(extension_asked, "the completion clock")
+    ext = asked["extension_id"]
+    approved = await call(
+        system, "agency", "POST", f"/api/v1/sla/extensions/{ext}/approve", json={}
+    )
+    assert approved.status_code == 200, approved.text
+    explained = await call(
+        system,
+        unit,
+        "POST",
+        f"/api/v1/sla/extensions/{ext}/explanation",
+        json={
+            "channel": "phone",
+            "explained_at": approved.json()["decided_at"],
+            "progress": "已组织业主协商维修方案",
+            "measures": "本月内召开业主大会表决维修资金使用",
+            "content": "已电话告知诉求人办理进度、解决措施及延期后的办理期限，诉求人表示理解。",
+        },
+    )
+    assert explained.status_code == 200, explained.text
+
+    # Art 3: the Hexi work agency does not see or act on this Heping ticket; the city agency does
+    hexi_view = await call(system, "agency_hexi", "GET", f"/api/v1/dispatch/tickets/{tid}")
+    assert hexi_view.status_code == 403 and "Art 3" in hexi_view.json()["rule"]
+    hexi_list = await call(system, "agency_hexi", "GET", "/api/v1/dispatch/tickets")
+    assert tid not in [t["ticket_id"] for t in hexi_list.json()["data"]]
+    hexi_ext = await call(system, "agency_hexi", "GET", f"/api/v1/sla/extensions/{ext}")
+    assert hexi_ext.status_code == 403
+    city = await call(system, "agency", "GET", f"/api/v1/tickets/{tid}")
+    assert city.status_code == 200 and city.json()["state"] == "accepted"
+
+    await complete_accepted(system, tid, accepted.json()["accepted_at"])
+
+    async def revisit_sees_it() -> Any:
+        seen = await revisit(system, tid, 1)
+        if seen and seen["extensions"] and seen["extensions"][0]["explained_via"]:
+            return seen
+        return None
+
+    seen = await eventually(revisit_sees_it, "the explanation at the revisit")
+    assert seen["extensions"][0]["measures"] == "本月内召开业主大会表决维修资金使用"
+
+    # Art 8: a matter the catalog names no unit for, decided jointly across industries
+    manhole = (await register(system, MANHOLE))["ticket_id"]
+    await eventually(lambda: assignment(system, manhole, "pending_determination"), "referral")
+    proposal = {
+        "lead_unit_id": "120104-urban",
+        "co_unit_ids": ["120104-housing"],
+        "opinion": "井盖路灯由城管牵头，涉及小区管网的由住建配合",
+    }
+    for who in ("govservice", "agency", "authority_urban"):
+        r = await call(
+            system,
+            who,
+            "POST",
+            f"/api/v1/dispatch/tickets/{manhole}/determination/positions",
+            json=proposal,
+        )
+        assert r.status_code == 200, (who, r.text)
+    decision = {
+        "lead_unit_id": "120104-urban",
+        "co_unit_ids": ["120104-housing"],
+        "reason": "市政务服务部门、热线工作机构会同行业主管部门共同研究确定",
+    }
+    early = await call(
+        system,
+        "govservice",
+        "POST",
+        f"/api/v1/dispatch/tickets/{manhole}/determination",
+        json=decision,
+    )
+    assert early.status_code == 409 and "authority:housing" in early.json()["detail"]
+    r = await call(
+        system,
+        "authority",
+        "POST",
+        f"/api/v1/dispatch/tickets/{manhole}/determination/positions",
+        json=proposal,
+    )
+    assert r.status_code == 200, r.text
+    decided = await call(
+        system,
+        "govservice",
+        "POST",
+        f"/api/v1/dispatch/tickets/{manhole}/determination",
+        json=decision,
+    )
+    assert decided.status_code == 200, decided.text
+    done = await eventually(lambda: assignment(system, manhole, "dispatched"), "joint dispatch")
+    assert done["unit_id"] == "120104-urban" and done["co_unit_ids"] == ["120104-housing"]
+
+
+async def complete_accepted(system: System, tid: str, accepted_at: str) -> None:
+    done = await call(
+        system,
+        "unit_heping_housing",
+        "POST",
+        f"/api/v1/dispatch/tickets/{tid}/complete",
+        json=reply(accepted_at, "已组织业主表决并完成外墙维修"),
+    )
+    assert done.status_code == 200, done.text

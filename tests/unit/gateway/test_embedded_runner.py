@@ -145,7 +145,7 @@ def test_the_banner_names_the_url_the_docs_and_every_demo_login() -> None:
     assert "http://127.0.0.1:8000/docs" in text
     assert "unit_water" in text and "city-water" in text
     assert "demo12345" in text
-    assert text.count("demo12345") == 12
+    assert text.count("demo12345") == 13
 
 
 async def test_embedded_mode_has_one_clock_endpoint_starting_at_the_configured_offset(

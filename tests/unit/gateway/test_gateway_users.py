@@ -26,6 +26,7 @@ EXPECTED_DEMO_USERS = {
     "agency_hexi": ("agency", None),  # the Hexi district work agency (Art 3)
     "admin": ("admin", None),
     "authority": ("authority", None),
+    "authority_urban": ("authority", None),
     "govservice": ("govservice", None),
     "supervisor": ("supervisor", None),
     "citizen_web": ("citizen", None),
