@@ -138,15 +138,15 @@ def api(request: Request) -> Api:
 async def server_now(request: Request, user: User | None) -> datetime:
     """The platform's clock (controllable in drills and tests), as the SLA service has it;
     countdowns are computed from it, not from the browser's clock."""
-    try:
-        state = await api(request).call(
-            "GET", "/api/v1/sla/internal/clock", user.token if user else None
-        )
+    # embedded mode: the one shared clock at /api/v1/clock; distributed: the SLA process's
+    for path in ("/api/v1/clock", "/api/v1/sla/internal/clock"):
+        try:
+            state = await api(request).call("GET", path, user.token if user else None)
+        except ApiError:
+            continue
         parsed = i18n.parse_time(state["now"])
         if parsed is not None:
             return parsed
-    except ApiError:
-        pass
     return datetime.now(UTC)
 
 

@@ -83,7 +83,7 @@ def test_the_overdue_board_counts_down_live_with_the_controllable_clock(
 
     def advance(minutes: int) -> None:
         moved = system.api(
-            "admin", "PUT", "/api/v1/sla/internal/clock", json={"advance_seconds": minutes * 60}
+            "admin", "PUT", "/api/v1/clock", json={"advance_seconds": minutes * 60}
         )
         assert moved.status_code == 200, moved.text
 
