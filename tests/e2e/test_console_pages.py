@@ -82,9 +82,7 @@ def test_the_overdue_board_counts_down_live_with_the_controllable_clock(
     assert row.count() == 0  # not at risk yet
 
     def advance(minutes: int) -> None:
-        moved = system.api(
-            "admin", "PUT", "/api/v1/clock", json={"advance_seconds": minutes * 60}
-        )
+        moved = system.api("admin", "PUT", "/api/v1/clock", json={"advance_seconds": minutes * 60})
         assert moved.status_code == 200, moved.text
 
     advance(12)  # past 75 % of the 15 minutes: sla.warning, pushed to the open board
