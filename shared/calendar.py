@@ -49,6 +49,7 @@ import holidays
 __all__ = [
     "PERIOD_DOC",
     "SHANGHAI",
+    "shanghai_time",
     "Deadline",
     "Period",
     "PeriodUnit",
@@ -56,6 +57,13 @@ __all__ = [
 ]
 
 SHANGHAI: ZoneInfo = ZoneInfo("Asia/Shanghai")
+
+
+def shanghai_time(t: datetime) -> str:
+    """A time as people at the hotline read it: in every error message and explanation."""
+    return t.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S Asia/Shanghai")
+
+
 # How periods read in every API response and policy setting (a schema description).
 PERIOD_DOC = (
     "a period: <n>m minutes, <n>h hours, <n>d calendar days (these ignore the calendar), "

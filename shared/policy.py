@@ -19,7 +19,7 @@ from sqlalchemy import Table, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from shared.calendar import SHANGHAI
+from shared.calendar import shanghai_time as shanghai
 from shared.errors import IllegalTransition, InvalidInput
 
 # The Tianjin implementation rules are in force from 2026-01-01 (Art 31): every service's
@@ -35,11 +35,6 @@ class Versioned(Protocol):
 
 
 S = TypeVar("S", bound=Versioned)
-
-
-def shanghai(t: datetime) -> str:
-    """A time as people in the hotline read it (error messages, explanations)."""
-    return t.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S Asia/Shanghai")
 
 
 class PolicyVersions(Generic[S]):

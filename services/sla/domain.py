@@ -8,9 +8,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from shared.calendar import Deadline, Period, WorkingCalendar
+from shared.calendar import Deadline, Period, WorkingCalendar, shanghai_time
 from shared.errors import IllegalTransition, InvalidInput
-from shared.policy import REGULATION_IN_FORCE, shanghai
+from shared.policy import REGULATION_IN_FORCE
 
 
 class ClockKind(StrEnum):
@@ -180,7 +180,7 @@ def check_extension_request(
     if now > latest:
         refuse(
             f"requests must be made by {latest.isoformat()}, one working day before the "
-            f"deadline {ctx.deadline.isoformat()}",
+            f"deadline {shanghai_time(ctx.deadline)}",
             "Art 12: at least 1 working day before the deadline",
         )
 
@@ -242,6 +242,7 @@ def check_explanation(
     if explained_at < decided_at or explained_at > now:
         raise InvalidInput(
             "explained_at",
-            f"must lie between the approval ({shanghai(decided_at)}) and now ({shanghai(now)})",
+            f"must lie between the approval ({shanghai_time(decided_at)}) "
+            f"and now ({shanghai_time(now)})",
             rule="Art 12",
         )

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
+from shared.calendar import shanghai_time
 from shared.errors import Forbidden, IllegalTransition, InvalidInput
 
 OWN_TICKETS = "Art 28: a unit acts only on its own tickets"
@@ -164,7 +165,7 @@ class Assignment:
             )
         if at > acceptance_deadline:
             raise IllegalTransition(
-                f"the acceptance deadline {acceptance_deadline.isoformat()} has passed",
+                f"the acceptance deadline {shanghai_time(acceptance_deadline)} has passed",
                 rule="Art 10: return only within the acceptance period",
             )
         return replace(self, state=State.RETURN_REVIEW)

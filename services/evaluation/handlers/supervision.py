@@ -34,6 +34,7 @@ from services.evaluation.schemas import (
     SupervisionsPublic,
 )
 from shared.auth import Caller, Role
+from shared.calendar import shanghai_time
 from shared.db import UnitOfWork, insert_ignoring_duplicates
 from shared.errors import Forbidden, IllegalTransition, InvalidInput, NotFound
 from shared.events import (
@@ -133,7 +134,7 @@ async def on_escalated(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope)
         source="escalation",
         reason=(
             f"SLA escalation level {event.level}: the {event.clock} deadline "
-            f"{event.deadline.isoformat()} (round {event.round}) was missed"
+            f"{shanghai_time(event.deadline)} (round {event.round}) was missed"
         ),
         opened_by="sla",
         opened_at=event.escalated_at,

@@ -362,6 +362,7 @@ async def test_no_return_after_the_sla_acceptance_deadline(service: Harness) -> 
     service.clock.advance(6 * MINUTE)
     r = await service.post("unit_water", f"/tickets/{tid}/return", RETURN)
     assert r.status_code == 409
+    assert "2026-03-02 09:05:00 Asia/Shanghai" in r.json()["detail"]  # times read in Shanghai
     assert r.json()["rule"] == "Art 10: return only within the acceptance period"
 
 
