@@ -94,6 +94,17 @@ class Settings(BaseSettings):
     delivery_timeout_seconds: float = 10.0
     # WeChat allows 5 s for a reply; registration must fit well inside or go on later.
     wechat_register_seconds: float = 3.0
+    # Notifications (docs/integrations.md): each provider is off while its URL is empty.
+    sms_url: str = ""  # the SMS gateway's send endpoint (JSON request, see the docs)
+    sms_sign_name: str = "天津12345"  # 短信签名
+    # purpose → the provider's template code (registered, accepted, replied, revisit,
+    # work_order, warning, overdue); the Chinese text is sent alongside
+    sms_templates: dict[str, str] = {}
+    # WeChat template messages (模板消息): the send URL (with access_token, or a relay that
+    # adds it) and purpose → template_id
+    wechat_template_url: str = ""
+    wechat_template_ids: dict[str, str] = {}
+    notify_quiet_hours: str = "22:00-07:00"  # Shanghai time; non-urgent messages wait
 
     @model_validator(mode="after")
     def _safe_in_production(self) -> Settings:

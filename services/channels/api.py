@@ -9,6 +9,7 @@ from fastapi.responses import PlainTextResponse, Response
 
 from services.channels.handlers import accounts as account_handlers
 from services.channels.handlers import cti, webhooks
+from services.channels.handlers import notifications as notification_handlers
 from services.channels.handlers import wechat as wechat_handlers
 from services.channels.schemas import (
     AccountCreate,
@@ -27,10 +28,14 @@ from services.channels.schemas import (
     DeliveriesPublic,
     DeliveryPublic,
     DeliveryStatus,
+    NotificationsPublic,
+    NotificationStatus,
+    OptOut,
     SubscriptionCreate,
     SubscriptionCreated,
     SubscriptionPublic,
     SubscriptionsPublic,
+    UnitContacts,
 )
 from shared.auth import Role
 from shared.service import CallerDep, CtxDep
@@ -40,6 +45,7 @@ keys_router = APIRouter(prefix="/internal/api-keys", tags=["internal"])
 wechat_router = APIRouter(prefix="/wechat", tags=["wechat"])
 cti_router = APIRouter(prefix="/cti", tags=["cti"])
 webhooks_router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+notifications_router = APIRouter(prefix="/notifications", tags=["notifications"])
 
 SignatureDep = Annotated[
     str | None,
@@ -228,4 +234,47 @@ async def redeliver(delivery_id: str, ctx: CtxDep, caller: CallerDep) -> Deliver
     return await webhooks.redeliver(ctx, caller, delivery_id)
 
 
-routers = [accounts_router, keys_router, wechat_router, cti_router, webhooks_router]
+# ---- notifications ---------------------------------------------------------------------
+
+
+@notifications_router.get("", response_model=NotificationsPublic)
+async def list_notifications(
+    ctx: CtxDep,
+    caller: CallerDep,
+    status: NotificationStatus | None = None,
+    ticket_id: Annotated[str | None, Query(max_length=32)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> NotificationsPublic:
+    """Every notification and how it went (``status=failed``: the ones that could not be
+    sent)."""
+    caller.require(Role.ADMIN, Role.AGENCY)
+    return await notification_handlers.list_notifications(
+        ctx, status=status, ticket_id=ticket_id, limit=limit, offset=offset
+    )
+
+
+@notifications_router.put("/units/{unit_id}", response_model=UnitContacts)
+async def set_unit_contacts(
+    unit_id: str, data: UnitContacts, ctx: CtxDep, caller: CallerDep
+) -> UnitContacts:
+    """Where a unit hears of new work orders, warnings and overdue tickets."""
+    caller.require(Role.ADMIN)
+    return await notification_handlers.set_unit_contacts(ctx, caller, unit_id, data)
+
+
+@notifications_router.post("/opt-outs", status_code=status.HTTP_204_NO_CONTENT)
+async def opt_out(data: OptOut, ctx: CtxDep, caller: CallerDep) -> None:
+    """A citizen asked (on the phone, by SMS 退订) to receive no more messages."""
+    caller.require(Role.ADMIN, Role.OPERATOR)
+    await notification_handlers.opt_out(ctx, data)
+
+
+routers = [
+    accounts_router,
+    keys_router,
+    wechat_router,
+    cti_router,
+    webhooks_router,
+    notifications_router,
+]

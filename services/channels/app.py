@@ -1,10 +1,16 @@
 """Channels service (渠道与对接): the boundary with outside systems — channel accounts and
-API keys, the WeChat official account, the phone system, outgoing webhooks."""
+API keys, the WeChat official account, the phone system, outgoing webhooks, notifications."""
 
 from pathlib import Path
 
 from services.channels.api import routers
-from services.channels.handlers import EVENT_HANDLERS, check_secrets, delivery_sender, retry_pending
+from services.channels.handlers import (
+    EVENT_HANDLERS,
+    check_secrets,
+    delivery_sender,
+    notification_sender,
+    retry_pending,
+)
 from shared.service import ServiceSpec
 
 SPEC = ServiceSpec(
@@ -14,5 +20,5 @@ SPEC = ServiceSpec(
     routers=routers,
     handlers=EVENT_HANDLERS,
     on_start=[check_secrets],
-    background=[delivery_sender, retry_pending],
+    background=[delivery_sender, notification_sender, retry_pending],
 )

@@ -9,7 +9,7 @@ import hmac
 import re
 import secrets
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from enum import StrEnum
 
 from shared.errors import Forbidden, InvalidInput
@@ -236,3 +236,84 @@ def check_unit_scope(role: str, caller_unit: str | None, wanted_unit: str | None
             raise Forbidden("a unit subscribes to its own tickets only")
         return caller_unit
     return wanted_unit
+
+
+# ---- notifications to citizens and units ---------------------------------------------------
+
+
+class Purpose(StrEnum):
+    """What a notification tells (通知事项)."""
+
+    REGISTERED = "registered"  # citizen: the ticket number
+    ACCEPTED = "accepted"  # citizen: a unit is handling it
+    REPLIED = "replied"  # citizen: the unit's reply (Art 13)
+    REVISIT = "revisit"  # citizen: the revisit is recorded
+    WORK_ORDER = "work_order"  # unit: a new work order
+    WARNING = "warning"  # unit: a deadline is near
+    OVERDUE = "overdue"  # unit: a deadline has passed
+
+
+CITIZEN_PURPOSES = {
+    "ticket.accepted": Purpose.ACCEPTED,
+    "ticket.completed": Purpose.REPLIED,
+    "evaluation.revisit_recorded": Purpose.REVISIT,
+}
+UNIT_PURPOSES = {
+    "ticket.dispatched": Purpose.WORK_ORDER,
+    "sla.warning": Purpose.WARNING,
+    "sla.overdue": Purpose.OVERDUE,
+}
+
+# Chinese texts; the SMS sender signature (【天津12345】) is added by the provider.
+TEMPLATES = {
+    Purpose.REGISTERED: "您的诉求已受理，工单号{ticket_id}，可凭工单号查询办理进度：{link}",
+    Purpose.ACCEPTED: "您的工单{ticket_id}已由承办单位签收，正在办理。",
+    Purpose.REPLIED: "您的工单{ticket_id}已办结。办理结果：{result}。详情：{link}",
+    Purpose.REVISIT: "您的工单{ticket_id}已完成回访，感谢您对12345热线的支持。",
+    Purpose.WORK_ORDER: "新工单{ticket_id}已派至贵单位，请及时签收办理。",
+    Purpose.WARNING: "工单{ticket_id}的{clock}时限即将届满（{due_at}），请抓紧办理。",
+    Purpose.OVERDUE: "工单{ticket_id}的{clock}时限已超期（{due_at}），请立即办理。",
+}
+CLOCK_WORDS = {"dispatch": "派单", "acceptance": "签收", "completion": "办结"}
+OPT_OUT_WORDS = frozenset({"退订", "TD", "td"})
+OPT_OUT_REPLY = "已为您退订12345热线的消息通知；如需恢复，请回复“订阅”。"
+OPT_IN_WORDS = frozenset({"订阅"})
+OPT_IN_REPLY = "已为您恢复12345热线的消息通知。"
+
+
+def render(purpose: Purpose, params: dict[str, str]) -> str:
+    return TEMPLATES[purpose].format_map({k: v or "" for k, v in params.items()})
+
+
+def is_urgent(purpose: Purpose, urgency: str | None) -> bool:
+    """Urgent messages go out at night too: life-safety work orders and any overdue."""
+    return purpose is Purpose.OVERDUE or (
+        purpose is Purpose.WORK_ORDER and urgency == "life_safety"
+    )
+
+
+def parse_quiet_hours(text: str) -> tuple[int, int] | None:
+    """'22:00-07:00' → minutes since midnight (start, end); '' → no quiet hours."""
+    if not text:
+        return None
+    match = re.fullmatch(r"(\d{2}):(\d{2})-(\d{2}):(\d{2})", text.strip())
+    if match is None:
+        raise ValueError(f"quiet hours {text!r}: use HH:MM-HH:MM, e.g. 22:00-07:00")
+    h1, m1, h2, m2 = (int(g) for g in match.groups())
+    return h1 * 60 + m1, h2 * 60 + m2
+
+
+def after_quiet_hours(at: datetime, quiet: tuple[int, int] | None, tz: tzinfo) -> datetime:
+    """``at``, or the end of the quiet hours (local time) when it falls inside them."""
+    if quiet is None:
+        return at
+    start, end = quiet
+    local = at.astimezone(tz)
+    minute = local.hour * 60 + local.minute
+    inside = start <= minute < end if start < end else (minute >= start or minute < end)
+    if not inside:
+        return at
+    ends = local.replace(hour=end // 60, minute=end % 60, second=0, microsecond=0)
+    if ends <= local:
+        ends += timedelta(days=1)
+    return ends.astimezone(at.tzinfo)

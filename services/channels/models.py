@@ -2,6 +2,7 @@
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     Integer,
     MetaData,
@@ -52,6 +53,8 @@ channel_tickets = Table(
     Column("openid", String(64)),
     Column("status", String(20), nullable=False),  # open | completed
     Column("registered_at", UTCDateTime, nullable=False),
+    # channels_0002: the requester's number when the channel knows it (CTI caller, WeChat text)
+    Column("phone", String(20)),
 )
 
 wechat_messages = Table(
@@ -154,4 +157,50 @@ delivery_attempts = Table(
     Column("status_code", Integer),
     Column("error", Text),
     Column("duration_ms", Integer, nullable=False),
+)
+
+
+# channels_0002 — notifications to citizens and units (SMS, WeChat template messages);
+# one row per event, medium and recipient: never sent twice.
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("notification_id", String(36), primary_key=True),
+    Column("event_id", String(36), nullable=False),
+    Column("ticket_id", String(32)),
+    Column("purpose", String(20), nullable=False),
+    Column("medium", String(10), nullable=False),  # sms | wechat
+    Column("recipient", String(64), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("urgent", Boolean, nullable=False),
+    Column("status", String(20), nullable=False),  # pending | sent | failed | skipped
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("next_attempt_at", UTCDateTime),
+    Column("give_up_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime),
+    Column("failed_at", UTCDateTime),
+    Column("last_status_code", Integer),
+    Column("last_error", Text),
+    UniqueConstraint("event_id", "medium", "recipient", name="uq_notifications_once"),
+)
+
+unit_contacts = Table(
+    "unit_contacts",
+    metadata,
+    Column("unit_id", String(40), primary_key=True),
+    Column("phones", JSON, nullable=False),
+    Column("wechat_openids", JSON, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("updated_by", String(64), nullable=False),
+)
+
+opt_outs = Table(
+    "opt_outs",
+    metadata,
+    Column("medium", String(10), nullable=False),
+    Column("recipient", String(64), nullable=False),
+    Column("opted_out_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("medium", "recipient"),
 )

@@ -245,3 +245,57 @@ class DeliveryPublic(BaseModel):
 class DeliveriesPublic(BaseModel):
     data: list[DeliveryPublic]
     count: int
+
+
+# ---- notifications -----------------------------------------------------------------------
+
+Medium = Literal["sms", "wechat"]
+NotificationStatus = Literal["pending", "sent", "failed", "skipped"]
+
+
+class NotificationPublic(BaseModel):
+    notification_id: str
+    event_id: str
+    ticket_id: str | None
+    purpose: str
+    medium: Medium
+    recipient: str
+    text: str
+    urgent: bool
+    status: NotificationStatus
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime | None
+    sent_at: datetime | None
+    failed_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+
+
+class NotificationsPublic(BaseModel):
+    data: list[NotificationPublic]
+    count: int
+
+
+class UnitContacts(BaseModel):
+    """Where a unit is told of new work orders, warnings and overdue tickets."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"phones": ["13820001111"], "wechat_openids": []}]},
+    )
+    phones: list[Annotated[str, Field(pattern=r"^1[3-9]\d{9}$")]] = Field(
+        default_factory=list, max_length=10
+    )
+    wechat_openids: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
+        default_factory=list, max_length=10
+    )
+
+
+class OptOut(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"medium": "sms", "recipient": "13920001234"}]},
+    )
+    medium: Medium
+    recipient: str = Field(min_length=1, max_length=64)

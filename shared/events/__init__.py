@@ -36,6 +36,7 @@ from shared.events.channels import (
     CallEnded,
     DeliveryFailed,
     FollowUpReceived,
+    NotificationFailed,
 )
 from shared.events.evaluation import (
     EvaluationClosed,
@@ -121,6 +122,7 @@ __all__ = [
     "KnowledgeUpdated",
     "KnowledgeWithdrawn",
     "MatterPublished",
+    "NotificationFailed",
     "Overdue",
     "PolicyNoticeRegistered",
     "RehandleRequested",

@@ -49,3 +49,19 @@ class DeliveryFailed(Event):
     last_status_code: int | None = None
     last_error: str | None = None
     dead_at: AwareDatetime
+
+
+@event
+class NotificationFailed(Event):
+    """A notification to a citizen or a unit (SMS, WeChat template message) could not be
+    sent within the retry window. The recipient is not on the bus."""
+
+    TYPE = "channel.notification_failed"
+    notification_id: str
+    ticket_id: str | None = None
+    purpose: str
+    medium: str
+    attempts: int
+    last_status_code: int | None = None
+    last_error: str | None = None
+    failed_at: AwareDatetime

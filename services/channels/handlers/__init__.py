@@ -3,15 +3,25 @@ per adapter: ``accounts``, ``wechat``, ``cti``, ``webhooks``."""
 
 from __future__ import annotations
 
-from services.channels.handlers.webhooks import delivery_sender, on_event
+from services.channels.handlers import notifications, webhooks
+from services.channels.handlers.notifications import notification_sender
+from services.channels.handlers.webhooks import delivery_sender
 from services.channels.handlers.wechat import retry_pending
-from shared.events import EVENT_TYPES
+from shared.db import UnitOfWork
+from shared.events import EVENT_TYPES, Envelope
 from shared.service import EventHandler, ServiceContext
 from shared.settings import secret_problems
 
 CONSUMED_STREAMS = ("ticket.", "sla.", "evaluation.", "supervision.", "monitor.")
 
-# every event an outside system may subscribe to; each also keeps the read models
+
+async def on_event(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
+    """Keep the read models, queue the webhook deliveries and the notifications."""
+    await webhooks.on_event(ctx, uow, envelope)
+    await notifications.on_event(ctx, uow, envelope)
+
+
+# every event an outside system may subscribe to or be notified of
 EVENT_HANDLERS: dict[str, EventHandler] = {
     t: on_event for t in sorted(EVENT_TYPES) if t.startswith(CONSUMED_STREAMS)
 }
@@ -27,4 +37,10 @@ async def check_secrets(ctx: ServiceContext) -> None:
         raise RuntimeError("refusing to start in production: " + "; ".join(problems))
 
 
-__all__ = ["EVENT_HANDLERS", "check_secrets", "delivery_sender", "retry_pending"]
+__all__ = [
+    "EVENT_HANDLERS",
+    "check_secrets",
+    "delivery_sender",
+    "notification_sender",
+    "retry_pending",
+]

@@ -12,6 +12,7 @@ from sqlalchemy import insert, select, update
 from services.channels.domain import check_signature, ivr_rating
 from services.channels.handlers.accounts import account_caller, account_of, signing_secret
 from services.channels.handlers.intake_client import intake
+from services.channels.handlers.notifications import ticket_filed
 from services.channels.models import accounts, caller_history_reads, calls
 from services.channels.schemas import (
     CallAnswered,
@@ -22,7 +23,7 @@ from services.channels.schemas import (
     CallStarted,
 )
 from shared.auth import Caller
-from shared.db import insert_ignoring_duplicates
+from shared.db import UnitOfWork, insert_ignoring_duplicates
 from shared.errors import DomainError, Forbidden, IllegalTransition, NotFound
 from shared.events import CallEnded as CallEndedEvent
 from shared.service import ServiceContext
@@ -129,6 +130,8 @@ async def call_ended(
             )
             .values(ended_at=now, ticket_id=ticket_id)
         )
+        if ticket_id is not None:
+            await _tie(ctx, uow, before, ticket_id)
         if ended.rowcount:  # the first report of the end, not a repeat
             uow.emit(
                 CallEndedEvent(
@@ -215,8 +218,21 @@ async def link_ticket(
             .where(calls.c.account_id == call.account_id, calls.c.call_id == call_id)
             .values(ticket_id=ticket_id)
         )
+        await _tie(ctx, uow, call, ticket_id)
         row = await _call(uow.conn, call.account_id, call_id)
     return _public(row)
+
+
+async def _tie(ctx: ServiceContext, uow: UnitOfWork, call: Any, ticket_id: str) -> None:
+    """The caller hears of their ticket (its number, then its progress) by SMS."""
+    await ticket_filed(
+        ctx,
+        uow,
+        ticket_id=ticket_id,
+        account_id=call.account_id,
+        channel="phone",
+        phone=call.caller_number,
+    )
 
 
 async def caller_history(ctx: ServiceContext, caller: Caller, call_id: str) -> CallerHistory:

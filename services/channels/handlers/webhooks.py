@@ -8,7 +8,6 @@ import asyncio
 import logging
 import time
 import uuid
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -24,6 +23,7 @@ from services.channels.domain import (
     receives,
     signature_header,
 )
+from services.channels.handlers.outgoing import run_sender, wake_of
 from services.channels.models import (
     channel_tickets,
     deliveries,
@@ -51,21 +51,7 @@ PRODUCER = "channels"
 SECRET_PURPOSE = "webhook"
 SIGNATURE_HEADER = "X-Hotline-Signature"
 BATCH = 50
-IDLE_POLL = 1.0  # seconds: another instance may have queued work
-
-
-@dataclass
-class Sender:
-    """The sender loop's wake-up call: a consumer that queued deliveries rings it."""
-
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-
-
-def _sender(ctx: ServiceContext) -> Sender:
-    sender = ctx.extras.get("webhook_sender")
-    if sender is None:
-        sender = ctx.extras["webhook_sender"] = Sender()
-    return sender  # type: ignore[no-any-return]
+SENDER = "webhooks"
 
 
 def secret_of(ctx: ServiceContext, subscription_id: str) -> str:
@@ -262,7 +248,7 @@ async def redeliver(ctx: ServiceContext, caller: Caller, delivery_id: str) -> De
                 dead_at=None,
             )
         )
-        uow.after_commit.append(_sender(ctx).wake.set)
+        uow.after_commit.append(wake_of(ctx, SENDER).event.set)
     return await get_delivery(ctx, caller, delivery_id)
 
 
@@ -349,7 +335,7 @@ async def on_event(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> 
     ]
     if rows:
         await uow.conn.execute(insert_ignoring_duplicates(uow.conn, deliveries), rows)
-        uow.after_commit.append(_sender(ctx).wake.set)
+        uow.after_commit.append(wake_of(ctx, SENDER).event.set)
 
 
 # ---- the sender ------------------------------------------------------------------------------
@@ -468,37 +454,16 @@ async def _next_due(ctx: ServiceContext) -> Any:
 
 
 async def delivery_sender(ctx: ServiceContext) -> None:
-    """Background loop: sends what is due, then sleeps on the service clock until the
-    next retry is due (tests move the clock) or a consumer queues something new."""
-    sender = _sender(ctx)
-    client = ctx.extras.get("webhook_transport")
+    """Background loop sending webhook deliveries as they fall due."""
     async with httpx.AsyncClient(
         timeout=ctx.settings.delivery_timeout_seconds,
         trust_env=False,
         follow_redirects=False,
-        transport=client,
     ) as http:
-        while True:
-            sender.wake.clear()
-            try:
-                due = await _claim(ctx)
-                if due:
-                    await asyncio.gather(*(_send(ctx, http, row) for row in due))
-                    continue
-                next_due = await _next_due(ctx)
-            except Exception:  # noqa: BLE001 - the loop outlives a database hiccup
-                log.exception("webhook sender failed; trying again")
-                next_due = None
-            await _sleep(ctx, sender, next_due)
 
+        async def send_due() -> bool:
+            due = await _claim(ctx)
+            await asyncio.gather(*(_send(ctx, http, row) for row in due))
+            return bool(due)
 
-async def _sleep(ctx: ServiceContext, sender: Sender, next_due: Any) -> None:
-    poll_until = ctx.clock.now() + timedelta(seconds=IDLE_POLL)
-    until = min(next_due, poll_until) if next_due is not None else poll_until
-    sleeping = asyncio.ensure_future(ctx.clock.sleep_until(until))
-    woken = asyncio.ensure_future(sender.wake.wait())
-    try:
-        await asyncio.wait({sleeping, woken}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        sleeping.cancel()
-        woken.cancel()
+        await run_sender(ctx, SENDER, send_due, lambda: _next_due(ctx))

@@ -16,6 +16,10 @@ from sqlalchemy import and_, select, update
 from services.channels import wechat
 from services.channels.domain import (
     FAILED,
+    OPT_IN_REPLY,
+    OPT_IN_WORDS,
+    OPT_OUT_REPLY,
+    OPT_OUT_WORDS,
     REGISTERING,
     WELCOME,
     MessageKind,
@@ -29,6 +33,7 @@ from services.channels.domain import (
 )
 from services.channels.handlers.accounts import account_caller
 from services.channels.handlers.intake_client import intake
+from services.channels.handlers.notifications import set_opt_out, ticket_filed
 from services.channels.models import accounts, channel_tickets, wechat_messages
 from shared.db import insert_ignoring_duplicates
 from shared.errors import Forbidden, InvalidInput, NotFound
@@ -114,6 +119,12 @@ async def _answer(ctx: ServiceContext, account: Any, message: wechat.Incoming) -
         return WELCOME if (message.event or "").lower() == "subscribe" else None
     if message.msg_type != "text" or not (message.content or "").strip():
         return NOT_TEXT
+    words = (message.content or "").strip()
+    if words in OPT_OUT_WORDS or words in OPT_IN_WORDS:
+        async with ctx.db.unit_of_work() as uow:
+            out = words in OPT_OUT_WORDS
+            await set_opt_out(ctx, uow, "wechat", message.from_user, out=out)
+        return OPT_OUT_REPLY if out else OPT_IN_REPLY
     known = await _known(ctx, account.account_id, message.dedupe_key)
     if known is not None:  # WeChat retried a message we already have: the same answer
         return _answer_again(ctx, known)
@@ -270,7 +281,6 @@ async def register_message(ctx: ServiceContext, row_id: int) -> str | None:
         "content": (message.content or "")[:4000],
         "requester": {"phone": phone} if phone else {},
     }
-    now = ctx.clock.now()
     try:
         answer = await intake(ctx).call(account_caller(account), "POST", "/tickets", json=body)
     except httpx.HTTPError as exc:
@@ -284,15 +294,14 @@ async def register_message(ctx: ServiceContext, row_id: int) -> str | None:
                 .where(wechat_messages.c.id == row_id)
                 .values(status="done", ticket_id=ticket_id, next_attempt_at=None)
             )
-            await uow.conn.execute(
-                insert_ignoring_duplicates(uow.conn, channel_tickets).values(
-                    ticket_id=ticket_id,
-                    account_id=account.account_id,
-                    channel=account.channel,
-                    openid=message.openid,
-                    status="open",
-                    registered_at=now,
-                )
+            await ticket_filed(
+                ctx,
+                uow,
+                ticket_id=ticket_id,
+                account_id=account.account_id,
+                channel=account.channel,
+                openid=message.openid,
+                phone=phone,
             )
         return ticket_id
     if answer.status_code >= 500:

@@ -1,0 +1,395 @@
+"""Notifications to citizens and units by SMS and WeChat template message: queued from
+events in the consumer's transaction (one row per event, medium and recipient: never
+twice), held back during quiet hours unless urgent, sent through the providers with
+back-off, failures kept and reported (``channel.notification_failed``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from sqlalchemy import delete, func, select, update
+
+from services.channels.domain import (
+    CITIZEN_PURPOSES,
+    CLOCK_WORDS,
+    UNIT_PURPOSES,
+    Purpose,
+    after_quiet_hours,
+    citizen_link,
+    is_urgent,
+    next_attempt,
+    parse_quiet_hours,
+    render,
+)
+from services.channels.handlers.outgoing import run_sender, wake_of
+from services.channels.handlers.providers import PROVIDERS
+from services.channels.models import (
+    channel_tickets,
+    notifications,
+    opt_outs,
+    unit_contacts,
+)
+from services.channels.schemas import (
+    NotificationPublic,
+    NotificationsPublic,
+    OptOut,
+    UnitContacts,
+)
+from shared.auth import Caller
+from shared.calendar import SHANGHAI
+from shared.db import UnitOfWork, insert_ignoring_duplicates
+from shared.events import Envelope, NotificationFailed
+from shared.service import ServiceContext
+
+log = logging.getLogger("hotline.channels.notifications")
+PRODUCER = "channels"
+SENDER = "notifications"
+BATCH = 50
+
+
+def _local(value: Any) -> str:
+    if not isinstance(value, str):
+        return ""
+    from datetime import datetime
+
+    return datetime.fromisoformat(value).astimezone(SHANGHAI).strftime("%m月%d日%H:%M")
+
+
+async def queue(
+    ctx: ServiceContext,
+    uow: UnitOfWork,
+    *,
+    event_id: str,
+    ticket_id: str | None,
+    purpose: Purpose,
+    medium: str,
+    recipient: str,
+    params: dict[str, str],
+    urgent: bool,
+) -> None:
+    """One notification, unless it exists already (the same event told twice)."""
+    now = ctx.clock.now()
+    provider = PROVIDERS[medium]
+    opted_out = await uow.conn.scalar(
+        select(func.count())
+        .select_from(opt_outs)
+        .where(opt_outs.c.medium == medium, opt_outs.c.recipient == recipient)
+    )
+    skipped = "the recipient opted out" if opted_out else provider.not_configured(ctx.settings)
+    send_at = (
+        now
+        if urgent
+        else after_quiet_hours(now, parse_quiet_hours(ctx.settings.notify_quiet_hours), SHANGHAI)
+    )
+    await uow.conn.execute(
+        insert_ignoring_duplicates(uow.conn, notifications).values(
+            notification_id=str(uuid.uuid4()),
+            event_id=event_id,
+            ticket_id=ticket_id,
+            purpose=purpose.value,
+            medium=medium,
+            recipient=recipient,
+            text=render(purpose, params),
+            params=params,
+            urgent=urgent,
+            status="skipped" if skipped else "pending",
+            last_error=skipped,
+            created_at=now,
+            next_attempt_at=None if skipped else send_at,
+            give_up_at=send_at + timedelta(hours=ctx.settings.delivery_window_hours),
+        )
+    )
+    if not skipped:
+        uow.after_commit.append(wake_of(ctx, SENDER).event.set)
+
+
+async def notify_citizen(
+    ctx: ServiceContext,
+    uow: UnitOfWork,
+    event_id: str,
+    ticket: Any,
+    purpose: Purpose,
+    extra: dict[str, str] | None = None,
+) -> None:
+    """Tell the requester through every way the channel knows them by."""
+    params = {
+        "ticket_id": ticket.ticket_id,
+        "link": citizen_link(ctx.settings.citizen_ticket_url, ticket.ticket_id),
+        **(extra or {}),
+    }
+    for medium, recipient in (("wechat", ticket.openid), ("sms", ticket.phone)):
+        if recipient:
+            await queue(
+                ctx,
+                uow,
+                event_id=event_id,
+                ticket_id=ticket.ticket_id,
+                purpose=purpose,
+                medium=medium,
+                recipient=recipient,
+                params=params,
+                urgent=False,
+            )
+
+
+async def ticket_filed(
+    ctx: ServiceContext,
+    uow: UnitOfWork,
+    *,
+    ticket_id: str,
+    account_id: str,
+    channel: str,
+    openid: str | None = None,
+    phone: str | None = None,
+) -> None:
+    """A ticket an adapter filed (or learnt of, as the CTI's call): remember how its
+    requester is reached, and send them its number once."""
+    await uow.conn.execute(
+        insert_ignoring_duplicates(uow.conn, channel_tickets).values(
+            ticket_id=ticket_id,
+            account_id=account_id,
+            channel=channel,
+            openid=openid,
+            phone=phone,
+            status="open",
+            registered_at=ctx.clock.now(),
+        )
+    )
+    ticket = (
+        await uow.conn.execute(
+            select(channel_tickets).where(channel_tickets.c.ticket_id == ticket_id)
+        )
+    ).one()
+    event_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"hotline:registered:{ticket_id}"))
+    await notify_citizen(ctx, uow, event_id, ticket, Purpose.REGISTERED)
+
+
+async def on_event(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
+    ticket_id, payload = envelope.ticket_id, envelope.payload
+    if ticket_id is None:
+        return
+    event_id = str(envelope.event_id)
+    purpose = CITIZEN_PURPOSES.get(envelope.type)
+    if purpose is not None:
+        ticket = (
+            await uow.conn.execute(
+                select(channel_tickets).where(channel_tickets.c.ticket_id == ticket_id)
+            )
+        ).first()
+        if ticket is not None:
+            reply = payload.get("reply") or {}
+            await notify_citizen(
+                ctx, uow, event_id, ticket, purpose, {"result": str(reply.get("result", ""))}
+            )
+    purpose = UNIT_PURPOSES.get(envelope.type)
+    if purpose is None:
+        return
+    units = {u for u in (payload.get("unit_id"),) if u}
+    if not units and envelope.type.startswith("sla."):
+        return  # the dispatch clock is the hotline's own, not a unit's
+    params = {
+        "ticket_id": ticket_id,
+        "clock": CLOCK_WORDS.get(str(payload.get("clock")), ""),
+        "due_at": _local(payload.get("deadline")),
+    }
+    urgent = is_urgent(purpose, payload.get("urgency"))
+    contacts = (
+        await uow.conn.execute(select(unit_contacts).where(unit_contacts.c.unit_id.in_(units)))
+    ).all()
+    for contact in contacts:
+        for medium, recipients in (("sms", contact.phones), ("wechat", contact.wechat_openids)):
+            for recipient in recipients:
+                await queue(
+                    ctx,
+                    uow,
+                    event_id=event_id,
+                    ticket_id=ticket_id,
+                    purpose=purpose,
+                    medium=medium,
+                    recipient=recipient,
+                    params=params,
+                    urgent=urgent,
+                )
+
+
+# ---- the sender ------------------------------------------------------------------------
+
+
+async def _claim(ctx: ServiceContext) -> list[Any]:
+    now = ctx.clock.now()
+    lease = now + timedelta(seconds=ctx.settings.delivery_timeout_seconds + 30)
+    async with ctx.db.unit_of_work() as uow:
+        query = (
+            select(notifications)
+            .where(notifications.c.status == "pending", notifications.c.next_attempt_at <= now)
+            .order_by(notifications.c.next_attempt_at)
+            .limit(BATCH)
+        )
+        if ctx.db.is_postgres:
+            query = query.with_for_update(skip_locked=True)
+        rows = (await uow.conn.execute(query)).all()
+        if rows:
+            await uow.conn.execute(
+                update(notifications)
+                .where(notifications.c.notification_id.in_([r.notification_id for r in rows]))
+                .values(next_attempt_at=lease)
+            )
+    return list(rows)
+
+
+async def _send(ctx: ServiceContext, http: httpx.AsyncClient, row: Any) -> None:
+    started = time.monotonic()
+    provider = PROVIDERS[row.medium]
+    status_code, error = await provider.send(ctx.settings, http, row)
+    log.info(
+        "notification attempt",
+        extra={
+            "notification": row.notification_id,
+            "medium": row.medium,
+            "ok": error is None,
+            "ms": int((time.monotonic() - started) * 1000),
+        },
+    )
+    now = ctx.clock.now()
+    attempts = row.attempts + 1
+    values: dict[str, Any] = {
+        "attempts": attempts,
+        "last_status_code": status_code,
+        "last_error": error,
+    }
+    async with ctx.db.unit_of_work() as uow:
+        if error is None:
+            values.update(status="sent", sent_at=now, next_attempt_at=None)
+        else:
+            retry_at = next_attempt(
+                attempts,
+                now,
+                base=ctx.settings.delivery_backoff_seconds,
+                ceiling=ctx.settings.delivery_backoff_max_seconds,
+                give_up_at=row.give_up_at,
+            )
+            if retry_at is not None:
+                values.update(next_attempt_at=retry_at)
+            else:
+                values.update(status="failed", failed_at=now, next_attempt_at=None)
+                uow.emit(
+                    NotificationFailed(
+                        notification_id=row.notification_id,
+                        ticket_id=row.ticket_id,
+                        purpose=row.purpose,
+                        medium=row.medium,
+                        attempts=attempts,
+                        last_status_code=status_code,
+                        last_error=error,
+                        failed_at=now,
+                    ).envelope(producer=PRODUCER, occurred_at=now, ticket_id=row.ticket_id)
+                )
+        await uow.conn.execute(
+            update(notifications)
+            .where(notifications.c.notification_id == row.notification_id)
+            .values(values)
+        )
+
+
+async def _next_due(ctx: ServiceContext) -> Any:
+    async with ctx.db.engine.connect() as conn:
+        return await conn.scalar(
+            select(func.min(notifications.c.next_attempt_at)).where(
+                notifications.c.status == "pending"
+            )
+        )
+
+
+async def notification_sender(ctx: ServiceContext) -> None:
+    """Background loop sending notifications as they fall due."""
+    async with httpx.AsyncClient(
+        timeout=ctx.settings.delivery_timeout_seconds, trust_env=False, follow_redirects=False
+    ) as http:
+
+        async def send_due() -> bool:
+            due = await _claim(ctx)
+            await asyncio.gather(*(_send(ctx, http, row) for row in due))
+            return bool(due)
+
+        await run_sender(ctx, SENDER, send_due, lambda: _next_due(ctx))
+
+
+# ---- the API: failures visible, unit contacts, opt-outs ---------------------------------------
+
+
+def _public(row: Any) -> NotificationPublic:
+    return NotificationPublic.model_validate(row._mapping)
+
+
+async def list_notifications(
+    ctx: ServiceContext, *, status: str | None, ticket_id: str | None, limit: int, offset: int
+) -> NotificationsPublic:
+    conds = []
+    if status is not None:
+        conds.append(notifications.c.status == status)
+    if ticket_id is not None:
+        conds.append(notifications.c.ticket_id == ticket_id)
+    async with ctx.db.engine.connect() as conn:
+        count = await conn.scalar(select(func.count()).select_from(notifications).where(*conds))
+        rows = (
+            await conn.execute(
+                select(notifications)
+                .where(*conds)
+                .order_by(notifications.c.created_at.desc(), notifications.c.notification_id)
+                .limit(limit)
+                .offset(offset)
+            )
+        ).all()
+    return NotificationsPublic(data=[_public(r) for r in rows], count=count or 0)
+
+
+async def set_unit_contacts(
+    ctx: ServiceContext, caller: Caller, unit_id: str, data: UnitContacts
+) -> UnitContacts:
+    now = ctx.clock.now()
+    async with ctx.db.unit_of_work() as uow:
+        await uow.conn.execute(delete(unit_contacts).where(unit_contacts.c.unit_id == unit_id))
+        await uow.conn.execute(
+            unit_contacts.insert().values(
+                unit_id=unit_id,
+                phones=data.phones,
+                wechat_openids=data.wechat_openids,
+                updated_at=now,
+                updated_by=caller.sub,
+            )
+        )
+    return data
+
+
+async def opt_out(ctx: ServiceContext, data: OptOut) -> None:
+    async with ctx.db.unit_of_work() as uow:
+        await set_opt_out(ctx, uow, data.medium, data.recipient, out=True)
+
+
+async def set_opt_out(
+    ctx: ServiceContext, uow: UnitOfWork, medium: str, recipient: str, *, out: bool
+) -> None:
+    """A recipient stops (or resumes) receiving messages; what is waiting is dropped."""
+    await uow.conn.execute(
+        delete(opt_outs).where(opt_outs.c.medium == medium, opt_outs.c.recipient == recipient)
+    )
+    if not out:
+        return
+    await uow.conn.execute(
+        opt_outs.insert().values(medium=medium, recipient=recipient, opted_out_at=ctx.clock.now())
+    )
+    await uow.conn.execute(
+        update(notifications)
+        .where(
+            notifications.c.medium == medium,
+            notifications.c.recipient == recipient,
+            notifications.c.status == "pending",
+        )
+        .values(status="skipped", last_error="the recipient opted out", next_attempt_at=None)
+    )
