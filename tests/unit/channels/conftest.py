@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -16,8 +17,13 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from sqlalchemy import select
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from gateway.app import create_gateway_app
 from services.channels.app import SPEC as CHANNELS
@@ -161,3 +167,59 @@ async def running_platform(tmp: Path, **overrides: Any) -> AsyncIterator[Platfor
 async def platform(tmp_path: Path) -> AsyncIterator[Platform]:
     async with running_platform(tmp_path) as running:
         yield running
+
+
+class Receiver:
+    """An outside HTTP server (a unit's webhook, an SMS gateway, WeChat's template API):
+    answers with the statuses it is told to, then 200; records every request."""
+
+    def __init__(self) -> None:
+        self.statuses: list[int] = []
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        self.paths: list[str] = []
+        self.answered: list[int] = []
+        self.port = 0
+
+    async def endpoint(self, request: Request) -> Response:
+        self.received.append((dict(request.headers), await request.body()))
+        self.paths.append(request.url.path)
+        status = self.statuses.pop(0) if self.statuses else 200
+        self.answered.append(status)
+        if request.url.path.startswith("/wechat"):  # WeChat answers errcode in a 200
+            return JSONResponse({"errcode": 0 if status < 300 else 45009, "errmsg": "ok"})
+        return Response(b"ok" if status < 300 else b"boom", status_code=status)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def url_of(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def taken(self, path: str) -> list[dict[str, Any]]:
+        """The JSON bodies of ``path`` requests it answered with success."""
+        return [
+            orjson.loads(body)
+            for p, (_, body), status in zip(self.paths, self.received, self.answered, strict=True)
+            if p == path and status < 300
+        ]
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    hook = Receiver()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        hook.port = s.getsockname()[1]
+    app = Starlette(
+        routes=[Route("/{path:path}", hook.endpoint, methods=["POST"])],
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=hook.port, lifespan="off", log_config=None)
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    yield hook
+    server.should_exit = True
+    await task

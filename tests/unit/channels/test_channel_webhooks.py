@@ -7,57 +7,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import socket
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-import pytest
-import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from services.channels.models import deliveries
 from shared.events import TicketAccepted, TicketDispatched
-from tests.unit.channels.conftest import T0, Platform, eventually
-
-
-class Receiver:
-    """A unit's system: answers with the statuses it is told to, records what it got."""
-
-    def __init__(self) -> None:
-        self.statuses: list[int] = []
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        self.port = 0
-
-    async def endpoint(self, request: Request) -> Response:
-        self.received.append((dict(request.headers), await request.body()))
-        status = self.statuses.pop(0) if self.statuses else 200
-        return Response(b"ok" if status < 300 else b"boom", status_code=status)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    hook = Receiver()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        hook.port = s.getsockname()[1]
-    app = Starlette(routes=[Route("/hook", hook.endpoint, methods=["POST"])])
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=hook.port, lifespan="off", log_config=None)
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
-    yield hook
-    server.should_exit = True
-    await task
+from tests.unit.channels.conftest import T0, Platform, Receiver, eventually
 
 
 def dispatched(ticket_id: str, unit_id: str) -> TicketDispatched:

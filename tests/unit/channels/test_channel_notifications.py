@@ -1,0 +1,201 @@
+"""Notifications to citizens and units, sent to a local stand-in of the SMS gateway and of
+WeChat's template message API speaking their request formats: sent once each, retried
+while the provider is down, held through quiet hours unless urgent, opt-out honoured."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.channels.models import notifications
+from shared.events import ClockWarning, Overdue, TicketAccepted, TicketDispatched
+from tests.conftest import at
+from tests.unit.channels.conftest import (
+    T0,
+    Platform,
+    Receiver,
+    eventually,
+    running_platform,
+    signed,
+)
+from tests.unit.channels.test_channel_wechat import WeChatServer, official_account, text_xml
+
+SMS, TEMPLATE = "/sms/send", "/wechat/template/send"
+
+
+@pytest.fixture
+async def notified(tmp_path: Path, receiver: Receiver) -> AsyncIterator[Platform]:
+    async with running_platform(
+        tmp_path,
+        sms_url=receiver.url_of(SMS),
+        wechat_template_url=receiver.url_of(TEMPLATE),
+        sms_templates={"registered": "SMS_100001", "work_order": "SMS_100005"},
+        wechat_template_ids={"registered": "TPL-registered", "accepted": "TPL-accepted"},
+    ) as platform:
+        await platform.http.put(
+            "/api/v1/channels/notifications/units/city-water",
+            json={"phones": ["13820001111"]},
+            headers=await platform.as_user("admin"),
+        )
+        yield platform
+
+
+def dispatched(ticket_id: str, urgency: str = "livelihood") -> TicketDispatched:
+    return TicketDispatched(
+        ticket_id=ticket_id,
+        unit_id="city-water",
+        matter_code="WATER-001",
+        district="120103",
+        type="help",
+        urgency=urgency,  # type: ignore[arg-type]
+        dispatched_at=T0,
+    )
+
+
+async def sent(platform: Platform) -> list[Any]:
+    return [r for r in await platform.rows(notifications) if r.status == "sent"]
+
+
+async def test_a_wechat_follower_gets_the_number_by_template_message_and_sms(
+    notified: Platform, receiver: Receiver
+) -> None:
+    wechat = WeChatServer(notified, await official_account(notified))
+    wechat.reply(await wechat.post(text_xml("小区停水了，联系电话13920001234", "3001")))
+    [registered] = await notified.emitted("ticket.registered")
+    await eventually(lambda: len(receiver.taken(SMS)) == 1 and receiver.taken(TEMPLATE), "both")
+    [template] = receiver.taken(TEMPLATE)
+    assert template["touser"] == "oX7k2s9dLq3mN0pR4tV6wY8zA1bC"
+    assert template["template_id"] == "TPL-registered"
+    assert template["data"]["keyword1"]["value"] == registered.ticket_id
+    assert template["url"].endswith(f"ticket_id={registered.ticket_id}")
+    [sms] = receiver.taken(SMS)
+    assert sms["phone"] == "13920001234" and sms["template_code"] == "SMS_100001"
+    assert sms["sign_name"] == "天津12345"
+    assert sms["content"].startswith("【天津12345】您的诉求已受理，工单号" + registered.ticket_id)
+    # acceptance by the unit is told too (through the WeChat template)
+    await notified.publish(
+        TicketAccepted(ticket_id=registered.ticket_id, unit_id="city-water", accepted_at=T0)
+    )
+    await eventually(lambda: len(receiver.taken(TEMPLATE)) == 2, "the acceptance")
+    assert receiver.taken(TEMPLATE)[1]["template_id"] == "TPL-accepted"
+
+
+async def test_a_provider_down_for_a_while_gets_every_message_once(
+    notified: Platform, receiver: Receiver
+) -> None:
+    receiver.statuses = [503] * 6
+    await notified.publish(dispatched("TJ20260302000101"), dispatched("TJ20260302000102"))
+    await notified.publish(
+        ClockWarning(
+            ticket_id="TJ20260302000101",
+            clock="acceptance",
+            unit_id="city-water",
+            deadline=at("2026-03-02 11:00"),
+            warned_at=T0,
+        )
+    )
+    await eventually(lambda: len(receiver.received) >= 3, "the first tries")
+    for _ in range(20):  # the provider comes back while the retries go on
+        if len(receiver.taken(SMS)) == 3:
+            break
+        await eventually(lambda: _settled(notified), "the attempts recorded")
+        notified.advance(minutes=1)
+    await eventually(lambda: len(receiver.taken(SMS)) == 3, "all three sent")
+    texts = sorted(body["content"] for body in receiver.taken(SMS))
+    assert len(set(texts)) == 3  # each exactly once
+    assert receiver.answered.count(503) == 6 and len(receiver.received) == 9
+    assert any("签收时限即将届满（03月02日11:00）" in t for t in texts)
+    assert all(body["phone"] == "13820001111" for body in receiver.taken(SMS))
+    assert len(await sent(notified)) == 3
+
+
+async def _settled(platform: Platform) -> bool:
+    rows = await platform.rows(notifications)
+    now = platform.clock.now()
+    # nothing claimed and in flight: every pending row waits for a later retry
+    return all(r.status != "pending" or r.next_attempt_at > now for r in rows) and all(
+        r.next_attempt_at is None or (r.next_attempt_at - now).total_seconds() < 3600 for r in rows
+    )
+
+
+async def test_non_urgent_messages_wait_out_the_quiet_hours(
+    notified: Platform, receiver: Receiver
+) -> None:
+    notified.clock.set(at("2026-03-02 23:00"))
+    await notified.publish(dispatched("TJ20260302000201"))
+    await notified.publish(
+        Overdue(
+            ticket_id="TJ20260302000202",
+            clock="completion",
+            unit_id="city-water",
+            deadline=at("2026-03-02 22:00"),
+            detected_at=at("2026-03-02 23:00"),
+            late_seconds=3600,
+        )
+    )
+    [overdue] = await eventually(lambda: receiver.taken(SMS), "the urgent overdue at night")
+    assert "已超期" in overdue["content"]
+    notified.clock.set(at("2026-03-03 06:59"))
+    await eventually(lambda: _settled(notified), "nothing due")
+    assert len(receiver.taken(SMS)) == 1
+    notified.clock.set(at("2026-03-03 07:00"))
+    await eventually(lambda: len(receiver.taken(SMS)) == 2, "the work order in the morning")
+
+
+async def test_a_follower_who_opts_out_gets_nothing_more(
+    notified: Platform, receiver: Receiver
+) -> None:
+    wechat = WeChatServer(notified, await official_account(notified))
+    wechat.reply(await wechat.post(text_xml("路灯不亮", "4001")))
+    [registered] = await notified.emitted("ticket.registered")
+    await eventually(lambda: len(receiver.taken(TEMPLATE)) == 1, "the registration notice")
+    assert "退订" in wechat.reply(await wechat.post(text_xml("退订", "4002")))
+    await notified.publish(
+        TicketAccepted(ticket_id=registered.ticket_id, unit_id="city-water", accepted_at=T0)
+    )
+    rows = await eventually(
+        lambda: _with_status(notified, "skipped"), "the acceptance notice skipped"
+    )
+    assert rows[0].last_error == "the recipient opted out"
+    assert len(receiver.taken(TEMPLATE)) == 1
+
+
+async def _with_status(platform: Platform, status: str) -> list[Any]:
+    return [r for r in await platform.rows(notifications) if r.status == status]
+
+
+async def test_a_caller_hears_of_their_ticket_by_sms(
+    notified: Platform, receiver: Receiver
+) -> None:
+    account = await notified.create_account(name="呼叫中心 CTI", scope="cti")
+    key = {"x-api-key": account["api_key"]}
+    for what, payload in (
+        ("started", {"call_id": "c-9", "caller": "13920009999"}),
+        ("ended", {"call_id": "c-9", "ticket_id": "TJ20260302000301"}),
+    ):
+        body, headers = signed(account["signing_secret"], payload)
+        r = await notified.http.post(
+            f"/api/v1/channels/cti/calls/{what}", content=body, headers={**key, **headers}
+        )
+        assert r.status_code == 200, r.text
+    [sms] = await eventually(lambda: receiver.taken(SMS), "the caller's SMS")
+    assert sms["phone"] == "13920009999" and "TJ20260302000301" in sms["content"]
+
+
+async def test_without_a_provider_messages_are_kept_as_skipped(platform: Platform) -> None:
+    await platform.http.put(
+        "/api/v1/channels/notifications/units/city-water",
+        json={"phones": ["13820001111"]},
+        headers=await platform.as_user("admin"),
+    )
+    await platform.publish(dispatched("TJ20260302000401"))
+    r = await platform.http.get(
+        "/api/v1/channels/notifications",
+        params={"status": "skipped"},
+        headers=await platform.as_user("admin"),
+    )
+    [row] = r.json()["data"]
+    assert row["last_error"] == "no SMS provider configured (HOTLINE_SMS_URL)"
