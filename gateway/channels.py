@@ -2,7 +2,8 @@
 (``X-Api-Key: <key>`` or ``Authorization: ApiKey <key>``) instead of a user's token; the
 channels service says whose it is, and the gateway remembers the answer briefly. Also the
 public pass-through for callers that carry no platform credentials at all: WeChat's
-servers (``/wechat/...``, signed by WeChat) — the channels service checks them itself."""
+servers (``/wechat/...``, signed by WeChat) and Open311 clients (``/open311/v2/...``, with
+the spec's ``api_key``) — the channels service checks them itself."""
 
 from __future__ import annotations
 
@@ -92,6 +93,17 @@ router = APIRouter(include_in_schema=False)
 @router.api_route("/wechat/{account_id}", methods=["GET", "POST"])
 async def wechat(account_id: str, request: Request) -> Response:
     """WeChat's servers → the channels service, untouched (it verifies WeChat's signature)."""
+    return await _pass_through(request, f"/wechat/{account_id}")
+
+
+@router.api_route("/open311/v2/{path:path}", methods=["GET", "POST"])
+async def open311(path: str, request: Request) -> Response:
+    """Open311 GeoReport v2: public reads; a POST carries the spec's ``api_key``, which the
+    channels service checks."""
+    return await _pass_through(request, f"/open311/v2/{path}")
+
+
+async def _pass_through(request: Request, target: str) -> Response:
     upstream = request.app.state.upstreams.get(SERVICE)
     body = await request.body()
     if len(body) > MAX_PUBLIC_BODY:
@@ -101,7 +113,7 @@ async def wechat(account_id: str, request: Request) -> Response:
     try:
         answer = await upstream.client.request(
             request.method,
-            f"/wechat/{account_id}",
+            target,
             params=request.query_params,
             content=body,
             headers=headers,

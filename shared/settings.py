@@ -105,6 +105,7 @@ class Settings(BaseSettings):
     wechat_template_url: str = ""
     wechat_template_ids: dict[str, str] = {}
     notify_quiet_hours: str = "22:00-07:00"  # Shanghai time; non-urgent messages wait
+    open311_jurisdiction: str = "tianjin.gov.cn"  # Open311's jurisdiction_id
 
     @model_validator(mode="after")
     def _safe_in_production(self) -> Settings:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, status
+from fastapi import APIRouter, Header, Path, Query, Request, status
 from fastapi.responses import PlainTextResponse, Response
 
+from services.channels import open311
 from services.channels.handlers import accounts as account_handlers
 from services.channels.handlers import cti, webhooks
 from services.channels.handlers import notifications as notification_handlers
+from services.channels.handlers import open311 as open311_handlers
 from services.channels.handlers import wechat as wechat_handlers
 from services.channels.schemas import (
     AccountCreate,
@@ -46,6 +49,7 @@ wechat_router = APIRouter(prefix="/wechat", tags=["wechat"])
 cti_router = APIRouter(prefix="/cti", tags=["cti"])
 webhooks_router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 notifications_router = APIRouter(prefix="/notifications", tags=["notifications"])
+open311_router = APIRouter(prefix="/open311/v2", tags=["open311"])
 
 SignatureDep = Annotated[
     str | None,
@@ -234,6 +238,111 @@ async def redeliver(delivery_id: str, ctx: CtxDep, caller: CallerDep) -> Deliver
     return await webhooks.redeliver(ctx, caller, delivery_id)
 
 
+# ---- Open311 GeoReport v2 (public; POST authenticates with the spec's api_key) -------------
+
+Fmt = Annotated[str, Path(pattern=r"^[a-z]+$", description="json or xml")]
+
+
+def _open311(fmt: str, status_code: int, body: str) -> Response:
+    return Response(body, status_code=status_code, media_type=open311.FORMATS[fmt])
+
+
+async def _answer(
+    fmt: str,
+    jurisdiction_id: str | None,
+    ctx: Any,
+    make: Callable[[], Awaitable[Any]],
+    render: Callable[[str, Any], str],
+    status_code: int = 200,
+) -> Response:
+    """Every Open311 answer: the format checked, errors in the spec's own shape."""
+    shown = fmt if fmt in open311.FORMATS else "json"
+    try:
+        open311.check_format(fmt)
+        open311_handlers.check_jurisdiction(ctx, jurisdiction_id)
+        result = await make()
+    except open311.Open311Error as error:
+        return _open311(shown, error.status, open311.render_error(shown, error))
+    return _open311(fmt, status_code, render(fmt, result))
+
+
+@open311_router.get("/services.{fmt}")
+async def open311_services(fmt: Fmt, ctx: CtxDep, jurisdiction_id: str | None = None) -> Response:
+    """GET Service List: the matters of the dispatch catalog."""
+    return await _answer(
+        fmt, jurisdiction_id, ctx, lambda: open311_handlers.services(ctx), open311.render_services
+    )
+
+
+@open311_router.get("/services/{service_code}.{fmt}")
+async def open311_service(
+    service_code: str, fmt: Fmt, ctx: CtxDep, jurisdiction_id: str | None = None
+) -> Response:
+    """GET Service Definition (no extra attributes: ``metadata`` is false)."""
+
+    async def make() -> str:
+        await open311_handlers.service_exists(ctx, service_code)
+        return service_code
+
+    return await _answer(fmt, jurisdiction_id, ctx, make, open311.render_definition)
+
+
+@open311_router.post("/requests.{fmt}")
+async def open311_create(fmt: Fmt, request: Request, ctx: CtxDep) -> Response:
+    """POST Service Request (form-encoded, with ``api_key``): files a ticket on the
+    client account's channel."""
+    form = {k: str(v) for k, v in (await request.form()).items()}
+
+    async def make() -> list[dict[str, Any]]:
+        return [await open311_handlers.create_request(ctx, form)]
+
+    return await _answer(
+        fmt, form.get("jurisdiction_id"), ctx, make, open311.render_created, status_code=201
+    )
+
+
+@open311_router.get("/requests.{fmt}")
+async def open311_requests(fmt: Fmt, request: Request, ctx: CtxDep) -> Response:
+    """GET Service Requests: service_request_id, service_code, start_date, end_date,
+    status."""
+    query = dict(request.query_params)
+    return await _answer(
+        fmt,
+        query.get("jurisdiction_id"),
+        ctx,
+        lambda: open311_handlers.find_requests(ctx, query),
+        open311.render_requests,
+    )
+
+
+@open311_router.get("/requests/{request_id}.{fmt}")
+async def open311_request(
+    request_id: str, fmt: Fmt, ctx: CtxDep, jurisdiction_id: str | None = None
+) -> Response:
+    """GET Service Request: one request's status, notes, agency and expected time."""
+    return await _answer(
+        fmt,
+        jurisdiction_id,
+        ctx,
+        lambda: open311_handlers.one_request(ctx, request_id),
+        open311.render_requests,
+    )
+
+
+@open311_router.get("/tokens/{token}.{fmt}")
+async def open311_token(
+    token: str, fmt: Fmt, ctx: CtxDep, jurisdiction_id: str | None = None
+) -> Response:
+    """GET service_request_id from a token."""
+    return await _answer(
+        fmt,
+        jurisdiction_id,
+        ctx,
+        lambda: open311_handlers.token(ctx, token),
+        open311.render_tokens,
+    )
+
+
 # ---- notifications ---------------------------------------------------------------------
 
 
@@ -277,4 +386,5 @@ routers = [
     cti_router,
     webhooks_router,
     notifications_router,
+    open311_router,
 ]

@@ -204,3 +204,41 @@ opt_outs = Table(
     Column("opted_out_at", UTCDateTime, nullable=False),
     PrimaryKeyConstraint("medium", "recipient"),
 )
+
+
+# channels_0003 — Open311 GeoReport v2: the catalog as services, and the requests filed
+# through it with what the spec shows of them.
+matters = Table(
+    "matters",
+    metadata,
+    Column("code", String(32), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("active", Boolean, nullable=False),
+)
+
+units = Table(
+    "units",
+    metadata,
+    Column("unit_id", String(40), primary_key=True),
+    Column("name", String(100), nullable=False),
+)
+
+open311_requests = Table(
+    "open311_requests",
+    metadata,
+    Column("ticket_id", String(32), primary_key=True),
+    Column("token", String(36), nullable=False, unique=True),
+    Column("account_id", String(36), nullable=False),
+    Column("service_code", String(32), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("address", String(200)),
+    Column("lat", String(20)),
+    Column("long", String(20)),
+    Column("media_url", String(2000)),
+    Column("status", String(10), nullable=False),  # open | closed
+    Column("status_notes", Text),
+    Column("agency_responsible", String(100)),
+    Column("requested_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("expected_at", UTCDateTime),
+)

@@ -3,7 +3,7 @@ per adapter: ``accounts``, ``wechat``, ``cti``, ``webhooks``."""
 
 from __future__ import annotations
 
-from services.channels.handlers import notifications, webhooks
+from services.channels.handlers import notifications, open311, webhooks
 from services.channels.handlers.notifications import notification_sender
 from services.channels.handlers.webhooks import delivery_sender
 from services.channels.handlers.wechat import retry_pending
@@ -12,11 +12,12 @@ from shared.events import EVENT_TYPES, Envelope
 from shared.service import EventHandler, ServiceContext
 from shared.settings import secret_problems
 
-CONSUMED_STREAMS = ("ticket.", "sla.", "evaluation.", "supervision.", "monitor.")
+CONSUMED_STREAMS = ("ticket.", "sla.", "evaluation.", "supervision.", "monitor.", "catalog.")
 
 
 async def on_event(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
     """Keep the read models, queue the webhook deliveries and the notifications."""
+    await open311.on_event(ctx, uow, envelope)
     await webhooks.on_event(ctx, uow, envelope)
     await notifications.on_event(ctx, uow, envelope)
 

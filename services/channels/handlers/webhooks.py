@@ -296,6 +296,8 @@ async def _track_ticket(uow: UnitOfWork, envelope: Envelope) -> None:
 
 
 async def on_event(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
+    if envelope.type.startswith("catalog."):
+        return  # the catalog is read for Open311, not offered to subscribers
     await _track_ticket(uow, envelope)
     subs = (
         await uow.conn.execute(select(subscriptions).where(subscriptions.c.revoked_at.is_(None)))
