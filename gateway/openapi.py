@@ -16,6 +16,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 from starlette.responses import Response
 
+from gateway.openapi_integrators import for_integrators
 from gateway.proxy import Upstreams
 
 log = logging.getLogger("hotline.gateway.openapi")
@@ -121,7 +122,7 @@ def merge_documents(
     }
     if tags:
         merged["tags"] = tags
-    return merged
+    return for_integrators(merged)
 
 
 class MergedOpenAPI:

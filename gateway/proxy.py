@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from urllib.parse import quote, quote_from_bytes
 
 import httpx
+import orjson
 from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
@@ -17,7 +18,7 @@ from gateway.auth import TokenVerifier
 from gateway.channels import api_key_from
 from gateway.transport import HTTP1Transport
 from shared.auth import sign_headers
-from shared.errors import DomainError, NotFound
+from shared.errors import PROBLEM_JSON, DomainError, NotFound
 from shared.settings import SERVICES, Settings
 
 log = logging.getLogger("hotline.gateway.proxy")
@@ -192,9 +193,23 @@ async def proxy(request: Request) -> Response:
         log.warning("service unreachable", extra={"service": service, "error": repr(exc)})
         raise ServiceUnavailable(f"service {service} is unavailable", service=service) from exc
 
+    if answer.headers.get("content-type", "").startswith(PROBLEM_JSON):
+        content = _instance_at_gateway(content, request.url.path)
     response = Response(content, status_code=answer.status_code)
     response.raw_headers.extend((k, v) for k, v in answer.headers.raw if k.lower() in _RETURN)
     return response
+
+
+def _instance_at_gateway(content: bytes, path: str) -> bytes:
+    """A service's problem names its own path; the client knows the gateway's."""
+    try:
+        problem = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return content
+    if not isinstance(problem, dict):
+        return content
+    problem["instance"] = path
+    return orjson.dumps(problem)
 
 
 def install_proxy(app: FastAPI) -> None:

@@ -85,7 +85,7 @@ async def test_tags_and_operation_ids_are_prefixed_so_services_never_collide(
     assert len(op_ids) == len(set(op_ids))
     tickets = doc["paths"]["/api/v1/intake/tickets"]["post"]
     assert tickets["tags"] == ["intake/tickets"]
-    assert tickets["operationId"].startswith("intake__")
+    assert tickets["operationId"] == "registerTicket"
     assert doc["paths"]["/api/v1/dispatch/internal/clock"]["get"]["tags"] == ["dispatch/internal"]
 
 
