@@ -175,7 +175,12 @@ def for_integrators(doc: dict[str, Any]) -> dict[str, Any]:
         operation["operationId"] = name
         _document_errors(operation)
         _example_body(doc, operation)
-    doc.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    for key, schema in schemas.items():
+        # client generators name classes by title: two services' ``TicketPublic`` differ
+        if "__" in key and isinstance(schema, dict):
+            schema["title"] = "".join(p[:1].upper() + p[1:] for p in key.split("__"))
+    schemas["Problem"] = PROBLEM_SCHEMA
     return doc
 
 
