@@ -96,7 +96,7 @@ async def test_identity_headers_sent_by_the_client_are_not_passed_on(
     assert response.json()["caller"]["role"] == "operator"
 
 
-async def test_service_errors_come_back_unchanged(
+async def test_service_errors_come_back_naming_the_gateway_path(
     gateway: httpx.AsyncClient, login_as: Callable[..., Any]
 ) -> None:
     response = await gateway.post(
@@ -107,7 +107,7 @@ async def test_service_errors_come_back_unchanged(
     assert response.headers["content-type"] == PROBLEM_JSON
     body = response.json()
     assert body["rule"] == "Art 11"
-    assert body["instance"] == "/tickets/T1/accept"
+    assert body["instance"] == "/api/v1/intake/tickets/T1/accept"  # what the client called
     assert response.headers["x-request-id"] == "r9"
 
 
