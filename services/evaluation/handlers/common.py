@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.evaluation.domain import Policy, PolicySettings, ReportingPeriod
-from services.evaluation.models import policy_versions, units
+from services.evaluation.models import policy_versions, tickets, units
 from services.evaluation.settings import EvaluationSettings
 from shared.auth import Caller, Role
 from shared.calendar import SHANGHAI, Period, WorkingCalendar
@@ -88,6 +88,23 @@ def scoped_unit(caller: Caller, unit_id: str | None) -> str | None:
             raise Forbidden("a unit sees only its own unit's data")
         return caller.unit_id
     return unit_id
+
+
+def of_district(caller: Caller, ticket_column: Any) -> Any | None:
+    """A district work agency's filter on a ticket column (Art 3); None for everyone else."""
+    if caller.district_scope is None:
+        return None
+    return ticket_column.in_(
+        select(tickets.c.ticket_id).where(tickets.c.district == caller.district_scope)
+    )
+
+
+async def require_ticket_district(conn: AsyncConnection, caller: Caller, ticket_id: str) -> None:
+    """A district work agency acts on its own district's tickets only (Art 3)."""
+    if caller.district_scope is not None:
+        caller.require_district(
+            await conn.scalar(select(tickets.c.district).where(tickets.c.ticket_id == ticket_id))
+        )
 
 
 async def unit_names(conn: AsyncConnection) -> dict[str, str]:

@@ -25,7 +25,15 @@ from services.evaluation.domain import (
     check_evidence_file,
     check_evidence_size,
 )
-from services.evaluation.handlers.common import PRODUCER, new_id, row_dict, scoped_unit, state
+from services.evaluation.handlers.common import (
+    PRODUCER,
+    new_id,
+    of_district,
+    require_ticket_district,
+    row_dict,
+    scoped_unit,
+    state,
+)
 from services.evaluation.models import exemption_files, exemptions, revisits
 from services.evaluation.schemas import (
     EvidenceFilePublic,
@@ -179,6 +187,7 @@ async def decide_exemption(
     now = ctx.clock.now()
     async with ctx.db.unit_of_work() as uow:
         row = await _row(uow.conn, exemption_id)
+        await require_ticket_district(uow.conn, caller, row.ticket_id)
         check_can_decide_exemption(exemption_id, ExemptionState(row.state))
         done = await uow.conn.execute(
             update(exemptions)
@@ -273,6 +282,9 @@ async def list_exemptions(
         query = query.where(exemptions.c.unit_id == unit)
     if ticket_id is not None:
         query = query.where(exemptions.c.ticket_id == ticket_id)
+    district = of_district(caller, exemptions.c.ticket_id)
+    if district is not None:  # Art 3: a district agency reviews its district's
+        query = query.where(district)
     async with ctx.db.engine.connect() as conn:
         count = await conn.scalar(select(func.count()).select_from(query.subquery()))
         rows = (

@@ -17,7 +17,13 @@ from services.evaluation.domain import (
     check_can_rate,
     state_after_rating,
 )
-from services.evaluation.handlers.common import PRODUCER, row_dict, scoped_unit
+from services.evaluation.handlers.common import (
+    PRODUCER,
+    of_district,
+    require_ticket_district,
+    row_dict,
+    scoped_unit,
+)
 from services.evaluation.models import exemptions, extensions, revisits, tickets
 from services.evaluation.schemas import (
     ExemptionBrief,
@@ -94,6 +100,7 @@ async def record_revisit(
     caller.require(Role.OPERATOR, Role.AGENCY)
     now = ctx.clock.now()
     async with ctx.db.unit_of_work() as uow:
+        await require_ticket_district(uow.conn, caller, ticket_id)
         row = await latest_revisit(uow.conn, ticket_id)
         check_can_rate(ticket_id, RevisitState(row.state))
         after = state_after_rating(row.round, data.rating)
@@ -135,6 +142,7 @@ async def decide(
     caller.require(Role.AGENCY)
     now = ctx.clock.now()
     async with ctx.db.unit_of_work() as uow:
+        await require_ticket_district(uow.conn, caller, ticket_id)
         row = await latest_revisit(uow.conn, ticket_id)
         check_can_decide(ticket_id, row.round, RevisitState(row.state))
         sending_back = data.decision is Decision.SEND_BACK
@@ -225,6 +233,7 @@ def _with_exemption() -> Any:
 async def get_revisit(ctx: ServiceContext, caller: Caller, ticket_id: str) -> RevisitPublic:
     caller.require(*READERS)
     async with ctx.db.engine.connect() as conn:
+        await require_ticket_district(conn, caller, ticket_id)
         row = (
             await conn.execute(
                 _with_exemption()
@@ -267,6 +276,9 @@ async def list_revisits(
         query = query.where(revisits.c.state == state.value)
     if unit is not None:
         query = query.where(revisits.c.unit_id == unit)
+    district = of_district(caller, revisits.c.ticket_id)
+    if district is not None:  # Art 3: a district agency's revisit queue
+        query = query.where(district)
     if overdue is True:
         query = query.where(revisits.c.state == RevisitState.OPEN.value, revisits.c.due_at < now)
     elif overdue is False:

@@ -182,3 +182,23 @@ async def test_the_revisit_sees_the_units_explanation_of_an_extension(
     [told] = (await service.call("GET", "/revisits/TJX", "operator")).json()["extensions"]
     assert told["explained_via"] == "phone"
     assert told["measures"] == "周五前完成管网冲洗并复测水质"
+
+
+async def test_a_district_agency_revisits_its_districts_tickets_only(service: Evaluation) -> None:
+    """Art 3: TJD is a Hexi (120103) ticket: the Heping work agency neither lists, reads nor
+    decides its revisit; the Hexi one does."""
+    await handled(service, "TJD")
+    assert (await service.call("GET", "/revisits", "agency_heping")).json()["count"] == 0
+    assert (await service.call("GET", "/revisits/TJD", "agency_heping")).status_code == 403
+    hexi = (await service.call("GET", "/revisits", "agency_hexi")).json()
+    assert [r["ticket_id"] for r in hexi["data"]] == ["TJD"]
+    rating = {"rating": "dissatisfied", "resolved": False}
+    assert (
+        await service.call("POST", "/revisits/TJD", "agency_heping", json=rating)
+    ).status_code == 403
+    assert (
+        await service.call("POST", "/revisits/TJD", "agency_hexi", json=rating)
+    ).status_code == 200
+    send_back = {"decision": "send_back", "reason": "未解决"}
+    refused = await service.call("POST", "/revisits/TJD/decision", "agency_heping", json=send_back)
+    assert refused.status_code == 403 and "Art 3" in refused.json()["rule"]

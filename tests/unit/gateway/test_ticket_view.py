@@ -4,11 +4,12 @@ services embedded: what each role may see, in one vocabulary."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import pytest_asyncio
 
-from tests.unit.security.conftest import Platform, running_platform
+from tests.unit.security.conftest import Platform, eventually, running_platform
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -37,8 +38,12 @@ async def test_the_lead_unit_sees_its_parts_and_is_told_what_is_withheld(
     platform: Platform,
 ) -> None:
     tid = platform.tickets["unit_water"]
-    r = await platform.call("unit_water", "GET", f"/api/v1/tickets/{tid}")
-    assert r.status_code == 200, r.text
+
+    async def with_clocks() -> Any:  # the SLA service starts them from the dispatch event
+        r = await platform.call("unit_water", "GET", f"/api/v1/tickets/{tid}")
+        return r if r.status_code == 200 and r.json()["clocks"] else None
+
+    r = await eventually(with_clocks, "the ticket's clocks")
     view = r.json()
     assert view["state"] == "dispatched" and view["assignment"]["unit_id"] == "city-water"
     assert view["clocks"]["ticket_id"] == tid
@@ -61,3 +66,23 @@ async def test_a_unit_calling_the_intake_view_is_told_the_right_view(platform: P
         assert f"/api/v1/tickets/{tid}" in r.json()["detail"]
     else:  # the lead unit may read the requester for contact (Art 13), audited
         assert r.status_code == 200
+
+
+async def test_the_public_case_page_is_reached_through_the_gateway(platform: Platform) -> None:
+    """Art 30: a published case is readable by a channel client through the gateway, with
+    no ticket behind it."""
+    case = {
+        "ticket_id": platform.tickets["unit_water"],
+        "kind": "typical",
+        "title": "停水抢修及时恢复供水",
+        "request": "市民刘芳反映小区停水，联系电话13920001234。",
+        "handling": "供水企业接单后两小时内完成抢修。",
+        "result": "当日恢复供水。",
+        "names": ["刘芳"],
+    }
+    r = await platform.call("agency", "POST", "/api/v1/knowledge/cases", json=case)
+    assert r.status_code == 201, r.text
+    assert "刘芳" not in r.text and "13920001234" not in r.text
+    page = await platform.call("citizen_web", "GET", "/api/v1/knowledge/cases/public")
+    assert page.status_code == 200, page.text
+    assert page.json()["count"] == 0  # a draft is not public until another reviewer publishes
