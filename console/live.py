@@ -37,29 +37,40 @@ class LiveFeed:
         self._own_bus: Bus | None = None
         self._listeners: set[asyncio.Queue[bytes]] = set()
         self._started = datetime.now(UTC)
+        self._starting = asyncio.Lock()
         if bus is not None:
             bus.subscribe("console-live", [TOPIC_SLA], per_event(self._on_event))
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        if self._bus is None and self._settings.bus_url.startswith("kafka://"):
-            group = f"console-live-{socket.gethostname()}-{os.getpid()}"
-            bus = make_bus(
-                self._settings.bus_url,
-                prefix=self._settings.topic_prefix,
-                partitions=self._settings.kafka_partitions,
-            )
-            bus.subscribe(group, [TOPIC_SLA], per_event(self._on_event))
-            try:
-                await bus.start()
-                self._own_bus = bus
-            except Exception as exc:  # noqa: BLE001 - the pages work without live updates
-                log.warning("live feed unavailable", extra={"error": repr(exc)})
         try:
             yield
         finally:
             if self._own_bus is not None:
                 await self._own_bus.stop()
+                self._own_bus = None
+
+    async def _ensure_listening(self) -> None:
+        """Distributed mode: the Kafka consumer starts with the first open board, so a
+        gateway nobody watches costs Kafka nothing."""
+        if self._bus is not None or not self._settings.bus_url.startswith("kafka://"):
+            return
+        async with self._starting:
+            if self._own_bus is not None:
+                return
+            bus = make_bus(
+                self._settings.bus_url,
+                prefix=self._settings.topic_prefix,
+                partitions=self._settings.kafka_partitions,
+            )
+            group = f"console-live-{socket.gethostname()}-{os.getpid()}"
+            bus.subscribe(group, [TOPIC_SLA], per_event(self._on_event))
+            try:
+                await bus.start()
+            except Exception as exc:  # noqa: BLE001 - the board works, only not live
+                log.warning("live feed unavailable", extra={"error": repr(exc)})
+                return
+            self._own_bus = bus
 
     async def _on_event(self, envelope: Envelope) -> None:
         if envelope.occurred_at < self._started - _STALE:
@@ -78,6 +89,7 @@ class LiveFeed:
 
     async def stream(self) -> AsyncIterator[bytes]:
         """One browser's ``text/event-stream``: each SLA event as ``event: sla``."""
+        await self._ensure_listening()
         queue: asyncio.Queue[bytes] = asyncio.Queue(QUEUE_SIZE)
         self._listeners.add(queue)
         try:
