@@ -138,7 +138,38 @@ async def main() -> None:
             ],
             "admin": ["/admin/catalog", "/admin/calendar/2026", "/admin/policy"],
         }
+        # the API call behind the slowest pages, timed alone: what the page cannot beat
+        apis = {
+            "operator": [
+                "/api/v1/intake/tickets?q=物业&limit=20",
+                "/api/v1/intake/tickets?limit=20",
+            ],
+            "unit_heping_housing": ["/api/v1/dispatch/inbox?limit=20"],
+            "agency": [
+                "/api/v1/sla/board?status=all&limit=20",
+                "/api/v1/dispatch/tickets?state=pending_dispatch&limit=20",
+                f"/api/v1/tickets/{first}/timeline",
+            ],
+        }
         results: dict[str, Any] = {}
+        api_results: dict[str, Any] = {}
+        for user, paths in apis.items():
+            async with httpx.AsyncClient(transport=transport, base_url="http://bench") as api:
+                login = await api.post(
+                    "/api/v1/auth/login", json={"username": user, "password": "demo12345"}
+                )
+                headers = {"authorization": f"Bearer {login.json()['access_token']}"}
+                for path in paths:
+                    await api.get(path, headers=headers)
+                    times = []
+                    for _ in range(ROUNDS):
+                        t0 = time.perf_counter()
+                        await api.get(path, headers=headers)
+                        times.append((time.perf_counter() - t0) * 1000)
+                    api_results[f"{user} {path}"] = {
+                        "p50_ms": round(statistics.median(times), 1),
+                        "max_ms": round(max(times), 1),
+                    }
         for user, paths in pages.items():
             async with httpx.AsyncClient(transport=transport, base_url="http://bench") as browser:
                 await sign_in(browser, user)
@@ -162,6 +193,7 @@ async def main() -> None:
                 "fill_seconds": round(fill_seconds, 1),
                 "rounds": ROUNDS,
                 "pages": results,
+                "api_behind_pages": api_results,
             },
             ensure_ascii=False,
             indent=2,

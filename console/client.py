@@ -70,15 +70,15 @@ class Api:
 
     async def raw(self, method: str, path: str, token: str | None, **kw: Any) -> httpx.Response:
         headers = dict(kw.pop("headers", None) or {})
+        params = kw.get("params")
+        if params:  # an empty filter is no filter
+            kw["params"] = {k: v for k, v in params.items() if v not in (None, "")}
         if token:
             headers["authorization"] = f"Bearer {token}"
         return await self._client.request(method, path, headers=headers, **kw)
 
     async def call(self, method: str, path: str, token: str | None, **kw: Any) -> Any:
         """The JSON answer, or ``ApiError`` for any status from 400 up."""
-        params = kw.get("params")
-        if params:
-            kw["params"] = {k: v for k, v in params.items() if v not in (None, "")}
         response = await self.raw(method, path, token, **kw)
         if response.status_code >= 400:
             raise to_error(response)

@@ -33,17 +33,19 @@ async def _optional(call: Any) -> Any:
 
 
 async def load_ticket(request: Request, user: User, ticket_id: str) -> dict[str, Any]:
+    """Everything the page shows, asked of the API at once. The timeline decides whether
+    the user may see the ticket at all (its 403 or 404 is the page's); the other parts are
+    shown where the API gives them."""
     client = api(request)
     token = user.token
     privileged = user.role in ("operator", "agency", "admin")
-    timeline, assignment = await asyncio.gather(
+    no_facts: Any = asyncio.sleep(0, None)
+    timeline, assignment, facts, clocks, revisit, now = await asyncio.gather(
         client.call("GET", f"/api/v1/tickets/{ticket_id}/timeline", token),
         _optional(client.call("GET", f"/api/v1/dispatch/tickets/{ticket_id}", token)),
-    )
-    facts, clocks, revisit, now = await asyncio.gather(
         _optional(client.call("GET", f"/api/v1/intake/tickets/{ticket_id}", token))
         if privileged
-        else asyncio.sleep(0, None),
+        else no_facts,
         _optional(client.call("GET", f"/api/v1/sla/tickets/{ticket_id}/clocks", token)),
         _optional(client.call("GET", f"/api/v1/evaluation/revisits/{ticket_id}", token)),
         server_now(request, user),

@@ -44,6 +44,14 @@
     source.addEventListener("open", function () { document.body.setAttribute("data-live-open", "1"); });
   }
 
+  // Alt+<key> clicks the element marked data-key="<key>" (the same in every browser,
+  // unlike accesskey): the workbench is usable from the keyboard alone.
+  document.addEventListener("keydown", function (e) {
+    if (!e.altKey || e.ctrlKey || e.metaKey || !e.key) { return; }
+    var target = document.querySelector('[data-key="' + e.key.toLowerCase() + '"]');
+    if (target) { e.preventDefault(); target.click(); }
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     readServerNow();
     tick();

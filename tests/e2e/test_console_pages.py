@@ -4,6 +4,7 @@ knowledge editor pointing at a screening refusal, and the citizen's web page."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -214,3 +215,35 @@ def test_the_operator_answers_on_the_spot_citing_a_knowledge_entry(
     page.get_by_role("button", name="登记（Alt+S）").click()
     expect(page.locator("#ticket-status")).to_have_text("已直接答复")
     expect(page.locator(".ok")).to_contain_text(entry_id)
+
+
+def test_the_operator_registers_a_call_with_the_keyboard_alone(
+    system: System, people: Callable[[str], Session]
+) -> None:
+    operator = people("operator")
+    page = operator.page
+    keys = page.keyboard
+    operator.goto("/operator")  # the channel field has the focus: a call starts there
+    for _ in range(3):  # channel → type → urgency → content
+        keys.press("Tab")
+    keys.insert_text("请问办理居住证需要带哪些材料")
+    for _ in range(4):  # → district → street → address → matter
+        keys.press("Tab")
+    keys.press("ArrowDown")  # the first matter of the catalog
+    keys.press("Alt+s")  # 登记（Alt+S）
+    expect(page.locator("#ticket-id")).to_have_text(re.compile(r"TJ\d{14}"))
+    keys.press("Alt+n")  # 登记下一个（Alt+N）
+    expect(page.locator("select[name=channel]")).to_be_focused()
+
+
+def test_the_social_supervisor_reads_statistics_and_submits_an_opinion(
+    system: System, people: Callable[[str], Session]
+) -> None:
+    supervisor = people("supervisor")
+    supervisor.goto("/supervisor")
+    assert "登记诉求" in supervisor.page.inner_text("main")
+    supervisor.page.get_by_label("主题").fill("夜间噪声投诉办理偏慢")
+    supervisor.page.get_by_label("内容").fill("建议对夜间施工噪声类诉求加快响应")
+    supervisor.page.get_by_role("button", name="提交").click()
+    expect(supervisor.page.locator("main")).to_contain_text("夜间噪声投诉办理偏慢")
+    assert supervisor.goto("/agency/board").status == 403  # not the agency's board

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from playwright.sync_api import expect
+
 from tests.e2e.conftest import Session, System
 
 
@@ -145,3 +147,27 @@ def test_a_ticket_lives_its_whole_life_in_the_browser(
         assert milestone in types, (milestone, types)
     assert types.count("ticket.completed") == 2
     agency.shot("ticket-timeline")
+
+    # the evaluation page: the unit's three rates as a chart; a bar lists its tickets
+    agency.goto("/evaluation/scores")
+    expect(agency.page.locator("#scores")).to_contain_text("和平区住房和建设委员会")
+    expect(agency.page.locator("#chart-rates canvas")).to_be_visible()
+    box = agency.page.evaluate(
+        """() => {
+          const el = document.getElementById("chart-rates");
+          const chart = echarts.getInstanceByDom(el);
+          const rows = JSON.parse(el.dataset.rows);
+          const i = rows.findIndex(r => r.key === "120101-housing");
+          const bar = chart.getModel().getSeriesByIndex(0).getData().getItemLayout(i);
+          const x = bar.x + bar.width / 2, y = bar.y + bar.height / 2;  // the response bar
+          const rect = el.getBoundingClientRect();
+          return { x: rect.left + x, y: rect.top + y, height: Math.abs(bar.height) };
+        }"""
+    )
+    assert box["height"] > 10  # the unit's response rate is a visible bar
+    agency.page.mouse.click(box["x"], box["y"])
+    expect(agency.page.locator("#explain")).to_contain_text(ticket_id)
+    agency.shot("evaluation-scores")
+    csv = agency.page.request.get(f"{system.url}/evaluation/scores.csv")
+    assert csv.status == 200 and csv.headers["content-type"].startswith("text/csv")
+    assert "120101-housing" in csv.text() or "和平区住房和建设委员会" in csv.text()
