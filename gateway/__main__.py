@@ -18,6 +18,7 @@ def main() -> None:
         http="httptools",
         log_config=None,
         access_log=False,
+        timeout_graceful_shutdown=5,  # an open live board (SSE) never ends by itself
     )
 
 

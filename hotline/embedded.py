@@ -154,6 +154,7 @@ async def serve(settings: Settings) -> None:
             lifespan="off",  # embedded_app has started everything already
             log_config=None,
             access_log=False,
+            timeout_graceful_shutdown=5,  # an open live board (SSE) never ends by itself
         )
         server = uvicorn.Server(config)
         announce = asyncio.create_task(_announce(server, settings))
