@@ -108,6 +108,11 @@ def menu_for(role: str) -> list[tuple[str, str]]:
             ("/knowledge", "知识库"),
         ],
         "supervisor": [("/supervisor", "社会监督")],
+        "govservice": [
+            ("/govservice/supervisors", "社会监督员"),
+            ("/evaluation/scores", "考核"),
+            ("/agency/determinations", "职责界定"),
+        ],
     }
     return menus.get(role, []) + [("/docs", "API 文档")]
 

@@ -161,3 +161,30 @@ async def submit_opinion(request: Request, user: UserDep) -> Response:
         json={"subject": text(form, "subject") or "", "body": text(form, "body") or ""},
     )
     return RedirectResponse("/supervisor", status_code=303)
+
+
+@router.get("/govservice/supervisors")
+async def supervisor_team(request: Request, user: UserDep) -> Response:
+    """Art 22: the government-services department's team of social supervisors."""
+    team = await api(request).call("GET", "/api/v1/evaluation/social-supervisors", user.token)
+    return render(request, "team.html", team=team["data"], count=team["count"])
+
+
+@router.post("/govservice/supervisors", dependencies=[CsrfDep])
+async def appoint(request: Request, user: UserDep) -> Response:
+    form = await request.form()
+    body = {
+        "username": text(form, "username") or "",
+        "name": text(form, "name") or "",
+        "affiliation": text(form, "affiliation"),
+    }
+    await api(request).call("POST", "/api/v1/evaluation/social-supervisors", user.token, json=body)
+    return RedirectResponse("/govservice/supervisors", status_code=303)
+
+
+@router.post("/govservice/supervisors/{username}/dismiss", dependencies=[CsrfDep])
+async def dismiss(username: str, request: Request, user: UserDep) -> Response:
+    await api(request).call(
+        "POST", f"/api/v1/evaluation/social-supervisors/{username}/dismiss", user.token
+    )
+    return RedirectResponse("/govservice/supervisors", status_code=303)

@@ -236,10 +236,20 @@ def test_the_operator_registers_a_call_with_the_keyboard_alone(
     expect(page.locator("select[name=channel]")).to_be_focused()
 
 
-def test_the_social_supervisor_reads_statistics_and_submits_an_opinion(
+def test_an_appointed_social_supervisor_reads_statistics_and_submits_an_opinion(
     system: System, people: Callable[[str], Session]
 ) -> None:
     supervisor = people("supervisor")
+    assert supervisor.goto("/supervisor").status == 403  # Art 22: not appointed yet
+
+    govservice = people("govservice")  # the government-services department appoints
+    govservice.goto("/govservice/supervisors")
+    govservice.page.get_by_label("登录名").fill("supervisor")
+    govservice.page.get_by_label("姓名").fill("李明")
+    govservice.page.get_by_label("身份（如人大代表）").fill("市人大代表")
+    govservice.page.get_by_role("button", name="聘任").click()
+    expect(govservice.page.locator("#team")).to_contain_text("市人大代表")
+
     supervisor.goto("/supervisor")
     assert "登记诉求" in supervisor.page.inner_text("main")
     supervisor.page.get_by_label("主题").fill("夜间噪声投诉办理偏慢")
