@@ -213,3 +213,118 @@ async def test_a_webhook_failing_three_times_is_delivered_on_the_fourth_try(
 
 async def _count(hook: Receiver, n: int) -> bool:
     return len(hook.received) >= n
+
+
+async def test_open311_answers_follow_the_spec_and_the_ticket(system: System) -> None:
+    from xml.etree import ElementTree
+
+    from services.channels.open311 import REQUEST_FIELDS, SERVICE_FIELDS
+
+    key = (await create_account(system, name="随手拍 App", scope="tickets", channel="web"))[
+        "api_key"
+    ]
+    async with system.client() as public, system.client("unit_water") as unit:
+        services = (await public.get("/open311/v2/services.json")).json()
+        assert all(tuple(s) == SERVICE_FIELDS for s in services)
+        assert {"WATER-001", "URBAN-005"} <= {s["service_code"] for s in services}
+        r = await public.post(
+            "/open311/v2/requests.json",
+            data={
+                "api_key": key,
+                "jurisdiction_id": "tianjin.gov.cn",
+                "service_code": "WATER-001",
+                "address_string": "河东区大王庄街道某小区",
+                "description": "整栋楼停水一天了",
+                "first_name": "伟",
+                "last_name": "孙",
+                "phone": "13920004444",
+            },
+        )
+        assert r.status_code == 201, r.text
+        ticket_id = r.json()[0]["service_request_id"]
+
+        async def dispatched() -> Any:
+            [req] = (await public.get(f"/open311/v2/requests/{ticket_id}.json")).json()
+            return req if req["agency_responsible"] else None
+
+        request = await eventually(dispatched, "the request dispatched")
+        assert tuple(request) == REQUEST_FIELDS
+        assert (
+            request["status"] == "open" and request["agency_responsible"] == "天津水务集团有限公司"
+        )
+        assert (await unit.post(f"/api/v1/dispatch/tickets/{ticket_id}/accept")).status_code == 200
+
+        async def expected() -> Any:
+            r = await public.get(f"/open311/v2/requests/{ticket_id}.xml")
+            [req] = list(ElementTree.fromstring(r.content))
+            return req if req.findtext("expected_datetime") else None
+
+        request_xml = await eventually(expected, "the SLA clock's expected time")
+        assert tuple(child.tag for child in request_xml) == REQUEST_FIELDS
+        assert request_xml.findtext("expected_datetime", "").endswith("+08:00")
+    events = await tickets_of(system, "ticket.registered")
+    assert [e.payload["channel"] for e in events if e.ticket_id == ticket_id] == ["web"]
+
+
+async def test_a_provider_down_for_a_while_gets_the_message_once(
+    system: System, receiver: tuple[Receiver, str]
+) -> None:
+    hook, url = receiver
+    hook.statuses = [503, 503, 503]
+    system.kill("channels")  # back with an SMS provider configured
+    system.start("channels", extra_env={"HOTLINE_SMS_URL": url, "HOTLINE_NOTIFY_QUIET_HOURS": ""})
+    await system.wait_ready("channels")
+    async with system.client("admin") as admin, system.client("operator") as operator:
+        r = await admin.put(
+            "/api/v1/channels/notifications/units/city-water", json={"phones": ["13820001111"]}
+        )
+        assert r.status_code == 200, r.text
+        before = len(hook.received)
+        r = await operator.post(
+            "/api/v1/intake/tickets",
+            json={
+                "channel": "phone",
+                "type": "help",
+                "matter_code": "WATER-003",
+                "district": "120102",
+                "content": "路口供水管道爆裂，水漫到马路上",
+                "requester": {"name": "周涛", "phone": "13920006666"},
+            },
+        )
+        assert r.status_code == 201, r.text
+        ticket_id = r.json()["ticket_id"]
+
+        async def notice() -> Any:
+            listed = await admin.get(
+                "/api/v1/channels/notifications", params={"ticket_id": ticket_id}
+            )
+            rows = listed.json()["data"]
+            return rows[0] if rows else None
+
+        for seconds in (0, 30, 60, 120):
+            if seconds:
+                tries = (await notice())["attempts"]
+                r = await admin.put(
+                    "/api/v1/channels/internal/clock", json={"advance_seconds": seconds}
+                )
+                assert r.status_code == 200, r.text
+
+                async def tried(n: int = tries) -> bool:
+                    row = await notice()
+                    return bool(row["attempts"] > n)
+
+                await eventually(tried, f"the retry after {seconds}s")
+            else:
+                await eventually(notice, "the work order notice")
+                await eventually(lambda: _count(hook, before + 1), "the first try")
+        row = await eventually(lambda: _sent(notice), "the notice sent once the provider is back")
+    assert row["attempts"] == 4
+    sms = [orjson.loads(body) for _, body in hook.received[before:]]
+    delivered = [s for s, status in zip(sms, [503, 503, 503, 200], strict=False) if status == 200]
+    assert len(sms) == 4 and len(delivered) == 1
+    assert ticket_id in delivered[0]["content"] and delivered[0]["phone"] == "13820001111"
+
+
+async def _sent(notice: Any) -> Any:
+    row = await notice()
+    return row if row and row["status"] == "sent" else None
