@@ -23,11 +23,16 @@ from services.channels.domain import (
     after_quiet_hours,
     citizen_link,
     is_urgent,
-    next_attempt,
     parse_quiet_hours,
     render,
 )
-from services.channels.handlers.outgoing import run_sender, wake_of
+from services.channels.handlers.outgoing import (
+    claim_due,
+    next_due,
+    retry_at,
+    run_sender,
+    wake_of,
+)
 from services.channels.handlers.providers import PROVIDERS
 from services.channels.models import (
     channel_tickets,
@@ -50,7 +55,6 @@ from shared.service import ServiceContext
 log = logging.getLogger("hotline.channels.notifications")
 PRODUCER = "channels"
 SENDER = "notifications"
-BATCH = 50
 
 
 def _local(value: Any) -> str:
@@ -221,28 +225,6 @@ async def on_event(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> 
 # ---- the sender ------------------------------------------------------------------------
 
 
-async def _claim(ctx: ServiceContext) -> list[Any]:
-    now = ctx.clock.now()
-    lease = now + timedelta(seconds=ctx.settings.delivery_timeout_seconds + 30)
-    async with ctx.db.unit_of_work() as uow:
-        query = (
-            select(notifications)
-            .where(notifications.c.status == "pending", notifications.c.next_attempt_at <= now)
-            .order_by(notifications.c.next_attempt_at)
-            .limit(BATCH)
-        )
-        if ctx.db.is_postgres:
-            query = query.with_for_update(skip_locked=True)
-        rows = (await uow.conn.execute(query)).all()
-        if rows:
-            await uow.conn.execute(
-                update(notifications)
-                .where(notifications.c.notification_id.in_([r.notification_id for r in rows]))
-                .values(next_attempt_at=lease)
-            )
-    return list(rows)
-
-
 async def _send(ctx: ServiceContext, http: httpx.AsyncClient, row: Any) -> None:
     started = time.monotonic()
     provider = PROVIDERS[row.medium]
@@ -267,15 +249,9 @@ async def _send(ctx: ServiceContext, http: httpx.AsyncClient, row: Any) -> None:
         if error is None:
             values.update(status="sent", sent_at=now, next_attempt_at=None)
         else:
-            retry_at = next_attempt(
-                attempts,
-                now,
-                base=ctx.settings.delivery_backoff_seconds,
-                ceiling=ctx.settings.delivery_backoff_max_seconds,
-                give_up_at=row.give_up_at,
-            )
-            if retry_at is not None:
-                values.update(next_attempt_at=retry_at)
+            again = retry_at(ctx, attempts, row.give_up_at)
+            if again is not None:
+                values.update(next_attempt_at=again)
             else:
                 values.update(status="failed", failed_at=now, next_attempt_at=None)
                 uow.emit(
@@ -297,15 +273,6 @@ async def _send(ctx: ServiceContext, http: httpx.AsyncClient, row: Any) -> None:
         )
 
 
-async def _next_due(ctx: ServiceContext) -> Any:
-    async with ctx.db.engine.connect() as conn:
-        return await conn.scalar(
-            select(func.min(notifications.c.next_attempt_at)).where(
-                notifications.c.status == "pending"
-            )
-        )
-
-
 async def notification_sender(ctx: ServiceContext) -> None:
     """Background loop sending notifications as they fall due."""
     async with httpx.AsyncClient(
@@ -313,11 +280,11 @@ async def notification_sender(ctx: ServiceContext) -> None:
     ) as http:
 
         async def send_due() -> bool:
-            due = await _claim(ctx)
+            due = await claim_due(ctx, notifications, notifications.c.notification_id)
             await asyncio.gather(*(_send(ctx, http, row) for row in due))
             return bool(due)
 
-        await run_sender(ctx, SENDER, send_due, lambda: _next_due(ctx))
+        await run_sender(ctx, SENDER, send_due, lambda: next_due(ctx, notifications))
 
 
 # ---- the API: failures visible, unit contacts, opt-outs ---------------------------------------

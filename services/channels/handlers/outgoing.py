@@ -9,11 +9,16 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
+from sqlalchemy import Column, Table, func, select, update
+
+from services.channels.domain import next_attempt
 from shared.service import ServiceContext
 
 log = logging.getLogger("hotline.channels.outgoing")
 IDLE_POLL = timedelta(seconds=1)  # another instance may have queued work
+BATCH = 50
 
 
 @dataclass
@@ -57,3 +62,46 @@ async def run_sender(
         finally:
             sleeping.cancel()
             woken.cancel()
+
+
+async def claim_due(ctx: ServiceContext, table: Table, key: Column[Any]) -> list[Any]:
+    """The rows due now, leased for one attempt (another instance skips them: SKIP LOCKED
+    on PostgreSQL, and the lease moves their due time past the attempt)."""
+    now = ctx.clock.now()
+    lease = now + timedelta(seconds=ctx.settings.delivery_timeout_seconds + 30)
+    async with ctx.db.unit_of_work() as uow:
+        query = (
+            select(table)
+            .where(table.c.status == "pending", table.c.next_attempt_at <= now)
+            .order_by(table.c.next_attempt_at)
+            .limit(BATCH)
+        )
+        if ctx.db.is_postgres:
+            query = query.with_for_update(skip_locked=True)
+        rows = (await uow.conn.execute(query)).all()
+        if rows:
+            await uow.conn.execute(
+                update(table)
+                .where(key.in_([getattr(r, key.name) for r in rows]))
+                .values(next_attempt_at=lease)
+            )
+    return list(rows)
+
+
+async def next_due(ctx: ServiceContext, table: Table) -> datetime | None:
+    async with ctx.db.engine.connect() as conn:
+        due: datetime | None = await conn.scalar(
+            select(func.min(table.c.next_attempt_at)).where(table.c.status == "pending")
+        )
+    return due
+
+
+def retry_at(ctx: ServiceContext, attempts: int, give_up_at: datetime) -> datetime | None:
+    """When a failed row is tried again; None: its window is over."""
+    return next_attempt(
+        attempts,
+        ctx.clock.now(),
+        base=ctx.settings.delivery_backoff_seconds,
+        ceiling=ctx.settings.delivery_backoff_max_seconds,
+        give_up_at=give_up_at,
+    )

@@ -19,11 +19,16 @@ from services.channels.domain import (
     check_unit_scope,
     derived_secret,
     matches,
-    next_attempt,
     receives,
     signature_header,
 )
-from services.channels.handlers.outgoing import run_sender, wake_of
+from services.channels.handlers.outgoing import (
+    claim_due,
+    next_due,
+    retry_at,
+    run_sender,
+    wake_of,
+)
 from services.channels.models import (
     channel_tickets,
     deliveries,
@@ -50,7 +55,6 @@ log = logging.getLogger("hotline.channels.webhooks")
 PRODUCER = "channels"
 SECRET_PURPOSE = "webhook"
 SIGNATURE_HEADER = "X-Hotline-Signature"
-BATCH = 50
 SENDER = "webhooks"
 
 
@@ -343,28 +347,6 @@ async def on_event(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> 
 # ---- the sender ------------------------------------------------------------------------------
 
 
-async def _claim(ctx: ServiceContext) -> list[Any]:
-    now = ctx.clock.now()
-    lease = now + _hours((ctx.settings.delivery_timeout_seconds + 30) / 3600)
-    async with ctx.db.unit_of_work() as uow:
-        query = (
-            select(deliveries)
-            .where(deliveries.c.status == "pending", deliveries.c.next_attempt_at <= now)
-            .order_by(deliveries.c.next_attempt_at)
-            .limit(BATCH)
-        )
-        if ctx.db.is_postgres:
-            query = query.with_for_update(skip_locked=True)
-        rows = (await uow.conn.execute(query)).all()
-        if rows:
-            await uow.conn.execute(
-                update(deliveries)
-                .where(deliveries.c.delivery_id.in_([r.delivery_id for r in rows]))
-                .values(next_attempt_at=lease)
-            )
-    return list(rows)
-
-
 async def _send(ctx: ServiceContext, client: httpx.AsyncClient, row: Any) -> None:
     async with ctx.db.engine.connect() as conn:
         subscription = (
@@ -419,15 +401,9 @@ async def _record(
         if error is None:
             values.update(status="delivered", delivered_at=now, next_attempt_at=None)
         else:
-            retry_at = next_attempt(
-                attempts,
-                now,
-                base=ctx.settings.delivery_backoff_seconds,
-                ceiling=ctx.settings.delivery_backoff_max_seconds,
-                give_up_at=row.give_up_at,
-            )
-            if retry_at is not None:
-                values.update(next_attempt_at=retry_at)
+            again = retry_at(ctx, attempts, row.give_up_at)
+            if again is not None:
+                values.update(next_attempt_at=again)
             else:
                 values.update(status="dead", dead_at=now, next_attempt_at=None)
                 uow.emit(
@@ -448,13 +424,6 @@ async def _record(
         )
 
 
-async def _next_due(ctx: ServiceContext) -> Any:
-    async with ctx.db.engine.connect() as conn:
-        return await conn.scalar(
-            select(func.min(deliveries.c.next_attempt_at)).where(deliveries.c.status == "pending")
-        )
-
-
 async def delivery_sender(ctx: ServiceContext) -> None:
     """Background loop sending webhook deliveries as they fall due."""
     async with httpx.AsyncClient(
@@ -464,8 +433,8 @@ async def delivery_sender(ctx: ServiceContext) -> None:
     ) as http:
 
         async def send_due() -> bool:
-            due = await _claim(ctx)
+            due = await claim_due(ctx, deliveries, deliveries.c.delivery_id)
             await asyncio.gather(*(_send(ctx, http, row) for row in due))
             return bool(due)
 
-        await run_sender(ctx, SENDER, send_due, lambda: _next_due(ctx))
+        await run_sender(ctx, SENDER, send_due, lambda: next_due(ctx, deliveries))
