@@ -231,6 +231,19 @@ async def test_determinations_and_co_units(system: System) -> None:
             json={"lead_unit_id": "120101-housing", "reason": "楼房产权登记在和平区"},
         )
         assert ok.status_code == 200, ok.text
+        # Art 8: the department, the agency and both industries' authorities are heard
+        await system.login("govservice", "authority_urban")
+        position = {
+            "lead_unit_id": "120101-urban",
+            "co_unit_ids": ["120101-housing"],
+            "opinion": "违建查处属城管，房屋安全由住建配合",
+        }
+        for who in ("govservice", "agency", "authority", "authority_urban"):
+            async with system.client(who) as party:
+                heard = await party.post(
+                    f"{D}/tickets/{cross}/determination/positions", json=position
+                )
+            assert heard.status_code == 200, (who, heard.text)
         joint = await agency.post(
             f"{D}/tickets/{cross}/determination",
             json={
