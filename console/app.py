@@ -81,6 +81,7 @@ def menu_for(role: str) -> list[tuple[str, str]]:
         "agency": [
             ("/agency/dispatch", "人工派单"),
             ("/agency/returns", "退回审核"),
+            ("/agency/extensions", "延期审核"),
             ("/agency/determinations", "职责界定"),
             ("/agency/board", "超时预警"),
             ("/agency/flagged", "敏感工单"),

@@ -19,6 +19,7 @@ QUEUES: dict[str, tuple[str, str, dict[str, str], dict[str, str | None]]] = {
     "dispatch": ("人工派单队列", "/api/v1/dispatch/tickets", {"state": "pending_dispatch"}, {}),
     "returns": ("退回审核", "/api/v1/dispatch/returns", {}, {"status": "pending"}),
     "determinations": ("职责界定", "/api/v1/dispatch/determinations", {}, {"status": "pending"}),
+    "extensions": ("延期审核", "/api/v1/sla/extensions", {}, {"state": "requested"}),
     "flagged": ("敏感、极端事项", "/api/v1/evaluation/flagged", {}, {}),
     "hotspots": ("热点", "/api/v1/evaluation/hotspots", {}, {}),
     "supervisions": ("督办", "/api/v1/evaluation/supervisions", {}, {"state": None}),

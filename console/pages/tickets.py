@@ -152,6 +152,15 @@ def _action(ticket_id: str, form: Any) -> tuple[str, str, Any, str]:
     if action == "extension_approve":
         body = {"explanation_to_requester": text(form, "explanation") or ""}
         return "POST", f"/api/v1/sla/extensions/{ext}/approve", body, "已同意延期"
+    if action == "extension_explanation":
+        body = {
+            "channel": text(form, "channel") or "phone",
+            "explained_at": _local_to_utc(text(form, "explained_at")) or "",
+            "progress": text(form, "progress") or "",
+            "measures": text(form, "measures") or "",
+            "content": text(form, "content") or "",
+        }
+        return "POST", f"/api/v1/sla/extensions/{ext}/explanation", body, "已记录向诉求人的解释"
     if action == "extension_reject":
         body = {"reason": text(form, "reason") or ""}
         return "POST", f"/api/v1/sla/extensions/{ext}/reject", body, "已驳回延期"
@@ -182,8 +191,11 @@ async def act(ticket_id: str, request: Request, user: UserDep) -> Response:
     shows the page again with the reason beside the form that caused it."""
     form = await request.form()
     method, path, body, done = _action(ticket_id, form)
-    if text(form, "action") == "complete" and not body["contacted_at"]:
+    action = text(form, "action")
+    if action == "complete" and not body["contacted_at"]:
         body["contacted_at"] = (await server_now(request, user)).isoformat()
+    if action == "extension_explanation" and not body["explained_at"]:
+        body["explained_at"] = (await server_now(request, user)).isoformat()
     try:
         await api(request).call(method, path, user.token, json=body)
     except ApiError as exc:

@@ -19,6 +19,7 @@ from services.sla.schemas import (
     ExtensionPublic,
     ExtensionRejection,
     ExtensionRequest,
+    ExtensionsPublic,
     PolicyChange,
     PolicyPublic,
     TicketClocks,
@@ -73,6 +74,23 @@ async def request_extension(
 ) -> ExtensionPublic:
     """延期申请 (Art 12): the assigned unit asks for more time; every rule is checked."""
     return await extensions.request_extension(ctx, caller, ticket_id, data)
+
+
+@extension_router.get("/extensions", response_model=ExtensionsPublic)
+async def list_extensions(
+    ctx: CtxDep,
+    caller: CallerDep,
+    state_: Annotated[
+        Literal["requested", "approved", "rejected"] | None, Query(alias="state")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> ExtensionsPublic:
+    """Extension requests, oldest first (``state=requested``: the agency's review queue)."""
+    data, count = await extensions.list_extensions(
+        ctx, caller, state_=state_, limit=limit, offset=offset
+    )
+    return ExtensionsPublic(data=data, count=count)
 
 
 @extension_router.get("/extensions/{extension_id}", response_model=ExtensionPublic)

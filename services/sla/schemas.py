@@ -101,6 +101,11 @@ class ExtensionPublic(BaseModel):
     explanation: ExplanationPublic | None = None
 
 
+class ExtensionsPublic(BaseModel):
+    data: list[ExtensionPublic]
+    count: int
+
+
 class TicketClocks(BaseModel):
     ticket_id: str
     clocks: list[ClockPublic]

@@ -75,7 +75,8 @@ def test_a_ticket_lives_its_whole_life_in_the_browser(
     ext.get_by_label("采取措施").fill("督促物业先做临时防水")
     ext.get_by_role("button", name="申请延期").click()
     unit.page.locator("#done, .ok", has_text="已申请延期").first.wait_for()
-    agency.reload_until(f"/tickets/{ticket_id}", "同意延期申请")
+    agency.reload_until("/agency/extensions", ticket_id)  # the review queue
+    agency.page.get_by_role("link", name=ticket_id).click()
     agency.page.locator("#form-extension_approve").get_by_label("向诉求人解释的内容").fill(
         "已电话告知诉求人延期原因和新的办结时间"
     )
@@ -83,6 +84,16 @@ def test_a_ticket_lives_its_whole_life_in_the_browser(
     agency.page.locator("#done, .ok", has_text="已同意延期").first.wait_for()
     assert agency.page.locator("#clocks tr[data-kind=completion] .countdown").count() == 1
     agency.shot("ticket-page-agency")
+
+    # the unit records how it explained the extension to the requester (Art 12)
+    unit.reload_until(f"/tickets/{ticket_id}", "向诉求人解释延期")
+    told = unit.page.locator("#form-extension_explanation")
+    told.get_by_label("告知的办理进度").fill("已完成现场勘查")
+    told.get_by_label("告知的解决措施").fill("协调开发商维修，物业先做临时防水")
+    told.get_by_label("解释内容").fill("电话告知周先生延期原因和新的办结时间，对方表示理解")
+    told.get_by_role("button", name="记录解释").click()
+    unit.page.locator("#done", has_text="已记录向诉求人的解释").wait_for()
+    assert unit.page.locator("#explained").is_visible()
 
     # the unit replies with every Art 13 element
     def reply(result: str) -> None:

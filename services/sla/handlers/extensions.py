@@ -292,3 +292,31 @@ async def ticket_extensions(ctx: ServiceContext, ticket_id: str) -> list[Extensi
             )
         ).all()
     return [ExtensionPublic.model_validate(dict(r._mapping)) for r in rows]
+
+
+async def list_extensions(
+    ctx: ServiceContext, caller: Caller, *, state_: str | None, limit: int, offset: int
+) -> tuple[list[ExtensionPublic], int]:
+    """The requests to review (``state_="requested"``), oldest first: a unit sees its own,
+    a district work agency its district's (Art 3), the city agency all."""
+    caller.require(*EXTENSION_READERS)
+    conds = []
+    if state_ is not None:
+        conds.append(extensions.c.state == state_)
+    if caller.role is Role.UNIT:
+        conds.append(extensions.c.unit_id == caller.unit_id)
+    if caller.district_scope is not None:
+        in_district = select(tickets.c.ticket_id).where(tickets.c.district == caller.district_scope)
+        conds.append(extensions.c.ticket_id.in_(in_district))
+    async with ctx.db.engine.connect() as conn:
+        count = await conn.scalar(select(func.count()).select_from(extensions).where(*conds))
+        rows = (
+            await conn.execute(
+                select(extensions)
+                .where(*conds)
+                .order_by(extensions.c.requested_at, extensions.c.extension_id)
+                .limit(limit)
+                .offset(offset)
+            )
+        ).all()
+    return [ExtensionPublic.model_validate(dict(r._mapping)) for r in rows], count or 0

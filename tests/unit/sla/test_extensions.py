@@ -276,3 +276,31 @@ async def test_a_district_agency_decides_only_its_districts_extensions(harness: 
             "POST", f"/extensions/{ext_id}/approve", json={}, district="120101"
         )
         assert heping.status_code == 200, heping.text
+
+
+async def test_the_review_queue_lists_requested_extensions_in_each_callers_scope(
+    harness: Harness,
+) -> None:
+    async with harness.running() as ctx:
+        await open_general_ticket(harness, "TJ-Q")  # Heping (120101), unit 120101-housing
+        await settle(ctx)
+        unit = {"role": Role.UNIT, "unit_id": "120101-housing"}
+        asked = await harness.call("POST", "/tickets/TJ-Q/extensions", **unit, json=REQUEST)
+        ext_id = asked.json()["extension_id"]
+
+        queue = await harness.call("GET", "/extensions?state=requested")
+        assert queue.status_code == 200, queue.text
+        assert [e["extension_id"] for e in queue.json()["data"]] == [ext_id]
+        assert queue.json()["count"] == 1
+        own = await harness.call("GET", "/extensions", **unit)
+        assert own.json()["count"] == 1
+        other = await harness.call("GET", "/extensions", role=Role.UNIT, unit_id="120103-housing")
+        assert other.json()["count"] == 0
+        hexi = await harness.call("GET", "/extensions?state=requested", district="120103")
+        assert hexi.json()["count"] == 0  # Art 3: not its district
+        citizen = await harness.call("GET", "/extensions", role=Role.CITIZEN)
+        assert citizen.status_code == 403
+
+        await harness.call("POST", f"/extensions/{ext_id}/reject", json={"reason": "理由不足"})
+        after = await harness.call("GET", "/extensions?state=requested")
+        assert after.json()["count"] == 0
