@@ -95,6 +95,7 @@ class _Subscription:
     position: int = 0  # embedded log: last position handled (0 = nothing yet)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     progressed: asyncio.Event = field(default_factory=asyncio.Event)
+    busy_since: float | None = None  # when the batch in hand was handed to the handler
 
 
 async def _deliver(
@@ -107,6 +108,19 @@ async def _deliver(
     """Hand ``batch`` to the group's handler until it takes it. A failure here is an
     outage: retried with back-off, logged when it starts and when it ends, not per retry.
     Returns False if ``abandon()`` turned true meanwhile (the partitions were revoked)."""
+    sub.busy_since = time.monotonic()
+    try:
+        return await _deliver_until_taken(sub, batch, abandon, max_delay)
+    finally:
+        sub.busy_since = None
+
+
+async def _deliver_until_taken(
+    sub: _Subscription,
+    batch: Sequence[Envelope],
+    abandon: Callable[[], bool],
+    max_delay: float,
+) -> bool:
     delay = 0.1
     failing_since: float | None = None
     while True:
@@ -142,8 +156,49 @@ async def _deliver(
         return True
 
 
+WATCH_EVERY, WATCH_SLOW = 10.0, 30.0
+
+
+def _awaiting(task: asyncio.Task[Any]) -> str:
+    """The chain of coroutines a suspended task is waiting in, innermost last."""
+    lines: list[str] = []
+    coro: Any = task.get_coro()
+    while coro is not None and len(lines) < 40:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            lines.append(f"{frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return "\n".join(lines)[-3000:]
+
+
+async def _watch(sub: _Subscription) -> None:
+    """Log (once per batch) a batch that has been in the handler for more than
+    ``WATCH_SLOW`` seconds, with where the consumer waits: a stuck consumer is never silent."""
+    reported: float | None = None
+    while True:
+        await asyncio.sleep(WATCH_EVERY)
+        since = sub.busy_since
+        if since is None or since == reported or time.monotonic() - since < WATCH_SLOW:
+            continue
+        reported = since
+        stack = _awaiting(sub.task) if sub.task is not None else ""
+        log.warning(
+            "consumer batch still in hand",
+            extra={"group": sub.group, "seconds": round(time.monotonic() - since), "stack": stack},
+        )
+
+
 async def _supervise(sub: _Subscription, run: Callable[[], Awaitable[None]]) -> None:
-    """Run a group's consumer loop forever: if it dies, log it and start it again."""
+    """Run a group's consumer loop forever: if it dies, log it and start it again. A
+    watchdog logs a batch stuck in the handler."""
+    watchdog = asyncio.create_task(_watch(sub), name=f"watch:{sub.group}")
+    try:
+        await _supervised(sub, run)
+    finally:
+        watchdog.cancel()
+
+
+async def _supervised(sub: _Subscription, run: Callable[[], Awaitable[None]]) -> None:
     delay = 0.5
     while True:
         started = time.monotonic()
@@ -508,6 +563,7 @@ class KafkaBus:
         try:
             consumer.subscribe([self._topic(t) for t in sorted(sub.topics)], listener=Listener())
             fetch_failing = False
+            last_records, idle_reported = time.monotonic(), False
             while True:
                 try:
                     batches = await consumer.getmany(timeout_ms=1000, max_records=self.batch_size)
@@ -524,7 +580,11 @@ class KafkaBus:
                     await asyncio.sleep(1.0)
                     continue
                 if not batches:
+                    if time.monotonic() - last_records > 60 and not idle_reported:
+                        idle_reported = True
+                        await self._report_idle(consumer, sub)
                     continue
+                last_records, idle_reported = time.monotonic(), False
                 async with in_hand:
                     batch = [
                         Envelope.from_json(m.value)
@@ -557,6 +617,25 @@ class KafkaBus:
                 await asyncio.wait_for(consumer.stop(), 10)
             except (TimeoutError, Exception):  # noqa: BLE001 - stopping anyway
                 log.warning("consumer did not stop cleanly", extra={"group": sub.group})
+
+    @staticmethod
+    async def _report_idle(consumer: Any, sub: _Subscription) -> None:
+        """A minute without records: log, once, whether the partitions have anything the
+        group has not committed (a consumer that has work but fetches none is a fault)."""
+        behind = {}
+        try:
+            for tp in consumer.assignment():
+                high = consumer.highwater(tp)
+                committed = await asyncio.wait_for(consumer.committed(tp), 5)
+                if high is not None and committed is not None and high > committed:
+                    behind[f"{tp.topic}:{tp.partition}"] = high - committed
+        except Exception as exc:  # noqa: BLE001 - a diagnostic only
+            behind["error"] = repr(exc)[:200]  # type: ignore[assignment]
+        if behind:
+            log.warning(
+                "consumer fetched nothing for a minute while its partitions have events",
+                extra={"group": sub.group, "behind": behind},
+            )
 
     async def publish(self, events: Sequence[Envelope]) -> None:
         await self.publish_raw([RawEvent(e.topic, e.key, e.to_json(), e.trace_id) for e in events])

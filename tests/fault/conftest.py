@@ -21,12 +21,17 @@ from tests.integration.conftest import (
     _free_port,
 )
 
-PRIVATE = {
-    "HOTLINE_PG_PORT": os.environ.get("HOTLINE_FAULT_PG_PORT", "55432"),
-    "HOTLINE_PG_FSYNC": "off",
-    "HOTLINE_KAFKA_PORT": os.environ.get("HOTLINE_FAULT_KAFKA_PORT", "59092"),
-    "HOTLINE_KAFKA_CONTROLLER_PORT": os.environ.get("HOTLINE_FAULT_KAFKA_CONTROLLER_PORT", "59093"),
-}
+
+def private_ports() -> dict[str, str]:
+    """Ports of the private instances: free ones unless named (HOTLINE_FAULT_*_PORT)."""
+    return {
+        "HOTLINE_PG_PORT": os.environ.get("HOTLINE_FAULT_PG_PORT") or str(_free_port()),
+        "HOTLINE_PG_FSYNC": "off",
+        "HOTLINE_KAFKA_PORT": os.environ.get("HOTLINE_FAULT_KAFKA_PORT") or str(_free_port()),
+        "HOTLINE_KAFKA_CONTROLLER_PORT": (
+            os.environ.get("HOTLINE_FAULT_KAFKA_CONTROLLER_PORT") or str(_free_port())
+        ),
+    }
 
 
 class Infra:
@@ -38,7 +43,7 @@ class Infra:
             for k, v in os.environ.items()
             if k not in ("HOTLINE_PG_URL", "HOTLINE_KAFKA_BOOTSTRAP", "HOTLINE_PG_DATA")
         }
-        self.env.update(PRIVATE, HOTLINE_RUN_DIR=str(run_dir))
+        self.env.update(private_ports(), HOTLINE_RUN_DIR=str(run_dir))
         self.urls: dict[str, str] = {}
 
     def run(self, script: str, action: str) -> str:

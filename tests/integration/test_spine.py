@@ -197,3 +197,14 @@ async def test_two_instances_of_every_service_share_the_work_exactly_once(
         assert re.search(r'"msg":"partitions assigned".*"partitions":[1-9]', log), service
     for service in SERVICES:
         system.kill(f"{service}-2")
+
+
+async def test_a_killed_consumer_restarts_and_works_off_the_backlog(system: System) -> None:
+    first = await register_many(system, 40)
+    await drained(system, first, within=60)
+    system.kill("dispatch")
+    backlog = await register_many(system, 40)  # waits on the bus while dispatch is down
+    system.start("dispatch")
+    await system.wait_ready("dispatch")
+
+    await drained(system, first + backlog, within=60)

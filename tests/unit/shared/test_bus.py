@@ -158,3 +158,51 @@ async def test_a_consumer_task_that_dies_is_logged_and_restarted(
     assert got.seen == ["TJ0001"]
     assert bus.consumer_states()["sla"] == "running"
     assert any(r.getMessage() == "consumer died; restarting it" for r in caplog.records)
+
+
+async def test_the_trace_id_travels_in_the_kafka_headers_even_for_stored_bytes() -> None:
+    from shared.bus import KafkaBus, RawEvent
+
+    sent: list[tuple[str, list[tuple[str, bytes]] | None]] = []
+
+    class Producer:
+        async def send(self, topic: str, *, value: bytes, key: bytes, headers: object) -> object:
+            sent.append((topic, headers))  # type: ignore[arg-type]
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+
+    bus = KafkaBus("127.0.0.1:1", prefix="t.")
+    bus._producer = Producer()
+    traced = event(1).model_copy(update={"trace_id": "4f2a9c"})
+    # the relay sends the outbox's bytes as stored, without the trace id beside them
+    await bus.publish_raw([RawEvent(traced.topic, traced.key, traced.to_json())])
+    await bus.publish([event(2)])
+
+    assert sent == [("t.hotline.tickets", [("trace-id", b"4f2a9c")]), ("t.hotline.tickets", None)]
+
+
+async def test_a_batch_stuck_in_its_handler_is_reported_with_where_it_waits(
+    bus: LogBus, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shared.bus
+
+    monkeypatch.setattr(shared.bus, "WATCH_EVERY", 0.05)
+    monkeypatch.setattr(shared.bus, "WATCH_SLOW", 0.1)
+    released = asyncio.Event()
+
+    async def waits_on_a_lock(batch: Sequence[Envelope]) -> None:
+        await released.wait()
+
+    bus.subscribe("dispatch", [TOPIC_TICKETS], waits_on_a_lock)
+    await bus.publish([event(1)])
+    for _ in range(100):
+        if any(r.getMessage() == "consumer batch still in hand" for r in caplog.records):
+            break
+        await asyncio.sleep(0.02)
+    released.set()
+    await bus.drain()
+
+    [stuck] = [r for r in caplog.records if r.getMessage() == "consumer batch still in hand"]
+    assert stuck.group == "dispatch"  # type: ignore[attr-defined]
+    assert "waits_on_a_lock" in stuck.stack  # type: ignore[attr-defined]
