@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PYTEST := $(PY) -m pytest
 
 .PHONY: run test test-unit test-integration test-e2e bench-console test-fault infra-up infra-down lint run-distributed \
-        bench-intake bench-sla bench-knowledge clean
+        bench-intake bench-sla bench-knowledge bench-e2e clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -66,6 +66,12 @@ bench-intake: $(STAMP)
 ## make bench-knowledge: search latency over 100,000 entries on PostgreSQL (JSON)
 bench-knowledge: $(STAMP)
 	$(PY) bench/knowledge_search.py
+
+## make bench-e2e: the distributed mode end to end (gateway + 5 services, PostgreSQL,
+## Kafka): accepted/s, end-to-end/s, latency, CPU per ticket, lost/duplicated counts (JSON).
+## BENCH_TICKETS (2000) and BENCH_CONCURRENCY (32) set the load.
+bench-e2e: $(STAMP)
+	$(PY) bench/e2e.py
 
 ## make bench-sla: 1,000,000 open clocks, 10,000 due in one second (PostgreSQL + Kafka)
 bench-sla: $(STAMP)

@@ -1,0 +1,346 @@
+"""End-to-end benchmark of the distributed mode (`make bench-e2e`, prints JSON; not a test).
+
+PostgreSQL and Kafka come from scripts/ (already running ones are reused, never stopped);
+a fresh database and topic prefix; the gateway and the five services each as its own
+process (tests/integration/conftest.py's ``System``); then N tickets from C clients, with
+varied Chinese content over every channel, district and dispatchable catalog matter.
+
+Prints: accepted/s at the gateway, end-to-end/s (registered → dispatched → acceptance
+clock set in the SLA service), HTTP latency p50/p99, end-to-end latency p50/p99, CPU
+seconds per ticket per process (from /proc, plus this database's PostgreSQL backends and
+the shared Kafka broker), and counts proving nothing lost and nothing doubled in every
+schema.
+
+Knobs: BENCH_TICKETS (2000), BENCH_CONCURRENCY (32), BENCH_WARMUP (64),
+BENCH_DRAIN_SECONDS (180), BENCH_KEEP_DB=1 keeps the database for inspection.
+The machine is shared: other engineers' tests may run at the same time."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from services.intake.domain import DEFAULT_POLICY, sensitive_keywords_in  # noqa: E402
+from tests.integration.conftest import (  # noqa: E402
+    PROCESSES,
+    System,
+    _create_database,
+    _drop_database,
+    _free_port,
+    _script_output,
+)
+
+TICKETS = int(os.environ.get("BENCH_TICKETS", "2000"))
+CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "32"))
+WARMUP = int(os.environ.get("BENCH_WARMUP", "64"))
+DRAIN_SECONDS = float(os.environ.get("BENCH_DRAIN_SECONDS", "180"))
+CATALOG = json.loads((ROOT / "services/dispatch/data/catalog.json").read_text("utf-8"))
+CHANNELS = ("phone", "web", "wechat_official", "wechat_mini")
+TYPES = ("complaint", "help", "report", "suggestion", "consultation")
+SURNAMES = "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗"
+GIVEN = ("伟", "芳", "娜", "敏", "静", "磊", "洋", "勇", "艳", "杰", "军", "强", "桂英", "秀兰")
+PLACES = ("小区", "路口", "公交站旁", "菜市场门口", "学校附近", "商场北侧", "3号楼", "胡同里")
+WHEN = ("今天早上", "昨天晚上", "这几天", "上周开始", "最近一个月", "刚才")
+ASK = ("请尽快处理", "希望有关部门核实", "麻烦派人看看", "请给个答复", "盼早日解决")
+# Bench environment for every process (on top of System.env): quiet logs, pooled database.
+EXTRA_ENV = {
+    "HOTLINE_LOG_LEVEL": "WARNING",
+    "HOTLINE_DB_POOL_SIZE": os.environ.get("BENCH_POOL_SIZE", "10"),
+}
+
+
+def cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
+
+
+def kafka_pid() -> int | None:
+    run_dir = Path(
+        os.environ.get("HOTLINE_RUN_DIR", Path.home() / ".cache" / "hotline12345" / "run")
+    )
+    try:
+        return int((run_dir / "kafka.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def ticket_bodies(n: int, seed: int = 12345) -> list[dict[str, Any]]:
+    """Varied Chinese tickets over all channels and districts, from the real catalog
+    (matters with a responsible unit, so each is dispatched automatically)."""
+    rng = random.Random(seed)
+    matters = [m for m in CATALOG["matters"] if m.get("responsible")]
+    districts = CATALOG["districts"]
+    bodies = []
+    for i in range(n):
+        matter = matters[i % len(matters)]
+        district = districts[(i // len(matters) + i) % len(districts)]
+        # no sensitive words (Art 27): a flagged ticket is a different path, not this load
+        keywords = [
+            k
+            for k in matter.get("keywords") or [matter["name"]]
+            if not sensitive_keywords_in(k, DEFAULT_POLICY["sensitive_keywords"])
+        ] or [matter["name"]]
+        keyword = rng.choice(keywords)
+        place = f"{district['name']}{district['street']}{rng.choice(PLACES)}"
+        content = (
+            f"{rng.choice(WHEN)}{place}{matter['name']}，{keyword}问题一直没有解决，"
+            f"影响周边居民生活，{rng.choice(ASK)}。"
+        )
+        name = rng.choice(SURNAMES) + rng.choice(GIVEN)
+        bodies.append(
+            {
+                "channel": CHANNELS[i % len(CHANNELS)],
+                "type": TYPES[i % len(TYPES)],
+                "matter_code": matter["code"],
+                "district": district["code"],
+                "address": place,
+                "content": content,
+                "requester": {"name": name, "phone": f"139{rng.randrange(10**8):08d}"},
+            }
+        )
+    return bodies
+
+
+async def backend_pids(pg: asyncpg.Connection, database: str) -> list[int]:
+    """The services' backends on this database (not the benchmark's own connections)."""
+    rows = await pg.fetch(
+        "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND application_name <> 'bench'",
+        database,
+    )
+    return [r["pid"] for r in rows]
+
+
+async def scalar(pg: asyncpg.Connection, sql: str) -> int:
+    return int(await pg.fetchval(sql) or 0)
+
+
+async def unpublished(pg: asyncpg.Connection) -> int:
+    total = 0
+    for schema in ("intake", "dispatch", "sla", "evaluation"):
+        total += await scalar(
+            pg, f"SELECT count(*) FROM {schema}.outbox WHERE published_at IS NULL"
+        )
+    return total
+
+
+async def counts(pg: asyncpg.Connection, expected: int) -> dict[str, Any]:
+    """Per schema: rows, distinct tickets, and the lost (expected − distinct) and
+    duplicated (rows − distinct) figures of the effects one ticket must have once."""
+
+    async def one(
+        table: str, where: str = "TRUE", key: str = "ticket_id", per_ticket: int = 1
+    ) -> dict[str, int]:
+        row = await pg.fetchrow(
+            f"SELECT count(*) AS n, count(DISTINCT {key}) AS d FROM {table} WHERE {where}"
+        )
+        assert row is not None
+        n, d = int(row["n"]), int(row["d"])
+        return {"rows": n, "lost": expected * per_ticket - d, "duplicated": n - d}
+
+    async def outbox(schema: str, event_type: str) -> dict[str, int]:
+        return await one(f"{schema}.outbox", f"payload::jsonb->>'type' = '{event_type}'", "key")
+
+    return {
+        "intake": {
+            "tickets": await one("intake.tickets"),
+            "tickets_dispatched_status": await one("intake.tickets", "status = 'dispatched'"),
+            "outbox_ticket.registered": await outbox("intake", "ticket.registered"),
+        },
+        "dispatch": {
+            "assignments_dispatched": await one("dispatch.assignments", "state = 'dispatched'"),
+            "outbox_ticket.dispatched": await outbox("dispatch", "ticket.dispatched"),
+        },
+        "sla": {
+            "dispatch_clocks": await one("sla.clocks", "kind = 'dispatch'"),
+            "acceptance_clocks": await one("sla.clocks", "kind = 'acceptance'"),
+            "outbox_sla.deadline_set": await one(
+                "sla.outbox",
+                "payload::jsonb->>'type' = 'sla.deadline_set'",
+                "key || '|' || (payload::jsonb->'payload'->>'clock')",
+                per_ticket=2,  # the dispatch and the acceptance clock
+            ),
+        },
+        "evaluation": {
+            "tickets": await one("evaluation.tickets"),
+            "handlings": await one("evaluation.handlings"),
+            "sla_clocks": await one("evaluation.sla_clocks", "clock = 'acceptance'"),
+        },
+    }
+
+
+async def main() -> None:  # noqa: PLR0915 - one linear script
+    pg_url = os.environ.get("HOTLINE_PG_URL") or _script_output("postgres.sh")["HOTLINE_PG_URL"]
+    kafka = os.environ.get("KAFKA_BOOTSTRAP") or _script_output("kafka.sh")["KAFKA_BOOTSTRAP"]
+    system = System({"pg": pg_url, "kafka": kafka}, Path(tempfile.mkdtemp(prefix="bench-e2e-")))
+    system.ports = {p: _free_port() for p in PROCESSES}
+    await _create_database(system)
+    dsn = system.db_url.replace("postgresql+asyncpg", "postgresql")
+    pg: asyncpg.Connection | None = None
+    try:
+        for process in PROCESSES:
+            system.start(process, extra_env=EXTRA_ENV)
+        for process in PROCESSES:
+            await system.wait_ready(process, timeout=120)
+        await system.login("operator")
+        pg = await asyncpg.connect(dsn, server_settings={"application_name": "bench"})
+        limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
+        bodies = ticket_bodies(WARMUP + TICKETS)
+        async with httpx.AsyncClient(
+            base_url=system.gateway,
+            headers={"authorization": f"Bearer {system.tokens['operator']}"},
+            timeout=60,
+            limits=limits,
+        ) as client:
+            # warm-up: connections, caches, first compilation; counted, not timed
+            for body in bodies[:WARMUP]:
+                r = await client.post("/api/v1/intake/tickets", json=body)
+                assert r.status_code == 201, r.text
+            while await scalar(pg, "SELECT count(*) FROM sla.clocks WHERE kind='acceptance'") < (
+                WARMUP
+            ):
+                await asyncio.sleep(0.1)
+
+            pids = {p: proc.pid for p, proc in system.procs.items()}
+            kpid = kafka_pid()
+            before_backends = {
+                pid: cpu_seconds(pid) for pid in await backend_pids(pg, system.database)
+            }
+            cpu_before = {p: cpu_seconds(pid) for p, pid in pids.items()}
+            kafka_before = cpu_seconds(kpid) if kpid else 0.0
+            last_clock_id = await scalar(pg, "SELECT coalesce(max(id), 0) FROM sla.clocks")
+
+            queue = list(reversed(bodies[WARMUP:]))
+            sent_at: dict[str, float] = {}
+            latencies: list[float] = []
+            statuses: dict[int, int] = {}
+            done_at: dict[str, float] = {}
+
+            async def worker() -> None:
+                while queue:
+                    body = queue.pop()
+                    t = time.perf_counter()
+                    resp = await client.post("/api/v1/intake/tickets", json=body)
+                    statuses[resp.status_code] = statuses.get(resp.status_code, 0) + 1
+                    if resp.status_code == 201:
+                        latencies.append(time.perf_counter() - t)
+                        sent_at[resp.json()["ticket_id"]] = t
+
+            watch_pg = await asyncpg.connect(dsn, server_settings={"application_name": "bench"})
+
+            async def watch_clocks() -> None:
+                nonlocal last_clock_id
+                while True:
+                    rows = await watch_pg.fetch(
+                        "SELECT id, ticket_id FROM sla.clocks WHERE id > $1 "
+                        "AND kind = 'acceptance' ORDER BY id",
+                        last_clock_id,
+                    )
+                    now = time.perf_counter()
+                    for r in rows:
+                        done_at.setdefault(r["ticket_id"], now)
+                    if rows:
+                        last_clock_id = rows[-1]["id"]
+                    await asyncio.sleep(0.05)
+
+            watcher = asyncio.create_task(watch_clocks())
+            start = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+            accept_seconds = time.perf_counter() - start
+            accepted = len(latencies)
+            deadline = time.perf_counter() + DRAIN_SECONDS
+            while time.perf_counter() < deadline:
+                if sum(1 for t in sent_at if t in done_at) >= accepted:
+                    break
+                await asyncio.sleep(0.1)
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
+            await watch_pg.close()
+            finished = [done_at[t] for t in sent_at if t in done_at]
+            e2e_seconds = (max(finished) - start) if finished else float("nan")
+            # let the tail (evaluation's read models, intake's status) settle: every outbox
+            # sent and every count unchanged for two seconds
+            settle_deadline = time.perf_counter() + DRAIN_SECONDS
+            previous: Any = None
+            settled_at = time.perf_counter()
+            while time.perf_counter() < settle_deadline:
+                current = (await unpublished(pg), await counts(pg, WARMUP + accepted))
+                if current != previous:
+                    previous, settled_at = current, time.perf_counter()
+                elif current[0] == 0 and time.perf_counter() - settled_at >= 2.0:
+                    break
+                await asyncio.sleep(0.5)
+            drain_seconds = time.perf_counter() - start
+            cpu_after = {p: cpu_seconds(pid) for p, pid in pids.items()}
+            kafka_after = cpu_seconds(kpid) if kpid else 0.0
+            backends_after = await backend_pids(pg, system.database)
+            pg_cpu = sum(cpu_seconds(pid) - before_backends.get(pid, 0.0) for pid in backends_after)
+        total = WARMUP + accepted
+        e2e_latencies = [done_at[t] - s for t, s in sent_at.items() if t in done_at]
+        cpu = {p: round((cpu_after[p] - cpu_before[p]) / max(accepted, 1) * 1000, 2) for p in pids}
+        result = {
+            "benchmark": "e2e",
+            "mode": "distributed: gateway + 5 services (processes), PostgreSQL, Kafka",
+            "machine": f"{os.cpu_count()} cores, shared with other engineers' work",
+            "tickets": TICKETS,
+            "concurrency": CONCURRENCY,
+            "http_status": statuses,
+            "accepted": accepted,
+            "accept_seconds": round(accept_seconds, 2),
+            "accepted_per_second": round(accepted / accept_seconds, 1),
+            "end_to_end": len(finished),
+            "end_to_end_seconds": round(e2e_seconds, 2),
+            "end_to_end_per_second": round(len(finished) / e2e_seconds, 1),
+            "all_effects_settled_seconds": round(drain_seconds, 2),
+            "http_latency_ms": {
+                "p50": round(pct(latencies, 0.50) * 1000, 1),
+                "p99": round(pct(latencies, 0.99) * 1000, 1),
+            },
+            "end_to_end_latency_ms": {
+                "p50": round(pct(e2e_latencies, 0.50) * 1000, 1),
+                "p99": round(pct(e2e_latencies, 0.99) * 1000, 1),
+            },
+            "cpu_ms_per_ticket": {
+                **cpu,
+                "python_total": round(sum(cpu.values()), 2),
+                "postgresql_backends": round(pg_cpu / max(accepted, 1) * 1000, 2),
+                "kafka_broker_shared": round(
+                    (kafka_after - kafka_before) / max(accepted, 1) * 1000, 2
+                ),
+            },
+            "counts_expected": total,
+            "counts": await counts(pg, total),
+        }
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+    finally:
+        if pg is not None:
+            await pg.close()
+        system.stop_all()
+        if not os.environ.get("BENCH_KEEP_DB"):
+            await _drop_database(system)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
