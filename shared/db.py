@@ -162,7 +162,10 @@ class Database:
                 self.url,
                 pool_size=pool_size,
                 max_overflow=pool_size,
-                pool_pre_ping=True,
+                # no ping before each checkout (a round trip per transaction): a connection
+                # that died with the server fails its statement, is discarded by the pool,
+                # and the request answers 503 (shared/errors.py) for the client to retry
+                pool_pre_ping=False,
                 connect_args={"server_settings": {"search_path": self.service}},
             )
         kwargs: dict[str, Any] = {}

@@ -26,12 +26,21 @@ class OutboxRelay:
     """
 
     def __init__(
-        self, db: Database, bus: Bus, *, batch_size: int = 500, poll_seconds: float = 0.5
+        self,
+        db: Database,
+        bus: Bus,
+        *,
+        batch_size: int = 500,
+        poll_seconds: float = 0.5,
+        gather_seconds: float = 0.0,
     ) -> None:
         self.db = db
         self.bus = bus
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
+        # after a commit wakes it, the relay waits this long for further commits and sends
+        # them together (one transaction and one produce round for many events)
+        self.gather_seconds = gather_seconds
         self._lock_key = zlib.crc32(f"relay:{db.service}".encode())
         self._task: asyncio.Task[None] | None = None
         self._backoff = 0.0
@@ -105,7 +114,9 @@ class OutboxRelay:
             try:
                 await asyncio.wait_for(self.db.events_written.wait(), self.poll_seconds)
             except TimeoutError:
-                pass
+                continue
+            if self.gather_seconds > 0:
+                await asyncio.sleep(self.gather_seconds)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name=f"relay:{self.db.service}")

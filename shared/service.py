@@ -253,6 +253,7 @@ def create_service_app(
             the_bus,
             batch_size=settings.relay_batch_size,
             poll_seconds=settings.relay_poll_seconds,
+            gather_seconds=settings.relay_gather_ms / 1000,
         )
         ctx = ServiceContext(spec.name, settings, db, the_bus, the_clock, relay)
         app.state.ctx = ctx

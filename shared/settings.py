@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     # embedded mode's durable log; empty → beside the SQLite files (var/hotline-bus.db)
     bus_log_path: str = ""
     relay_poll_seconds: float = 0.5
+    # a woken relay waits this long for more commits and sends them as one batch (0: none)
+    relay_gather_ms: float = 5.0
     intake_url: str = "http://127.0.0.1:8001"
     dispatch_url: str = "http://127.0.0.1:8002"
     sla_url: str = "http://127.0.0.1:8003"

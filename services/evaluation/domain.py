@@ -7,7 +7,7 @@ open.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -299,6 +299,37 @@ def hotspot_step(
     if count_in_window >= threshold:
         return HotspotStep.OPEN
     return HotspotStep.NONE
+
+
+def window_reaches_threshold(
+    recent: Sequence[datetime],
+    tallied: int,
+    registered_at: datetime,
+    window: timedelta,
+    threshold: int,
+) -> bool | None:
+    """Whether the window ending at ``registered_at`` holds ``threshold`` tickets, from a
+    track's counter (the latest registration times before this ticket, oldest first, and
+    how many were ever tallied) instead of a re-read of every ticket in the window.
+
+    ``None`` when the counter cannot tell: a ticket older than the newest one counted (it
+    arrived late, from another partition), or fewer kept times than the threshold needs
+    while older tickets exist (the threshold was raised). The caller counts then."""
+    if recent and registered_at < recent[-1]:
+        return None
+    complete = tallied <= len(recent)
+    if len(recent) < threshold - 1 and not complete:
+        return None
+    start = registered_at - window
+    in_window = 1 + sum(1 for t in recent[-(threshold - 1) :] if t > start)
+    return in_window >= threshold
+
+
+def counted_recent(
+    recent: Sequence[datetime], registered_at: datetime, threshold: int
+) -> list[datetime]:
+    """The counter after tallying ``registered_at``: at most ``threshold`` latest times."""
+    return sorted([*recent, registered_at])[-max(threshold, 1) :]
 
 
 # ---- unit scores (Art 23) ----------------------------------------------------------------

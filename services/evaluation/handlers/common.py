@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from time import monotonic
 from typing import Any
 
 from sqlalchemy import select
@@ -58,6 +59,26 @@ async def policy_versions_of(conn: AsyncConnection) -> PolicyVersions[Policy]:
 
 async def policy_at(conn: AsyncConnection, at: datetime) -> PolicySettings:
     return (await policy_versions_of(conn)).in_force(at).settings
+
+
+POLICY_REFRESH_SECONDS = 5.0
+
+
+async def cached_policy_at(
+    ctx: ServiceContext, conn: AsyncConnection, at: datetime
+) -> PolicySettings:
+    """``policy_at`` for the per-event path: the versions are kept in memory and re-read
+    every few seconds (another instance may add one; a new version is never in force
+    before it is added, so a few seconds' delay matters only to one effective that soon)."""
+    cached: tuple[float, list[Policy]] | None = ctx.extras.get("evaluation_policy")
+    if cached is None or monotonic() - cached[0] > POLICY_REFRESH_SECONDS:
+        cached = (monotonic(), await policy_versions_of(conn))
+        ctx.extras["evaluation_policy"] = cached
+    return policy_in_force(cached[1], at).settings
+
+
+def forget_cached_policy(ctx: ServiceContext) -> None:
+    ctx.extras.pop("evaluation_policy", None)
 
 
 def due_after(ctx: ServiceContext, start: datetime, period: str) -> datetime:

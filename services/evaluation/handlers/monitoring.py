@@ -3,13 +3,19 @@ window, and the sensitive or extreme tickets intake flagged."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.evaluation.domain import HotspotStep, hotspot_step
-from services.evaluation.handlers.common import PRODUCER, new_id, policy_at
+from services.evaluation.domain import (
+    HotspotStep,
+    counted_recent,
+    hotspot_step,
+    window_reaches_threshold,
+)
+from services.evaluation.handlers.common import PRODUCER, cached_policy_at, new_id
 from services.evaluation.models import hotspot_tickets, hotspot_tracks, hotspots, tickets
 from services.evaluation.schemas import (
     FlaggedTicketPublic,
@@ -25,6 +31,39 @@ from shared.service import ServiceContext
 READERS = (Role.OPERATOR, Role.AGENCY, Role.ADMIN)
 
 
+def _window_query(
+    matter_code: str, district: str, registered_at: datetime, window: timedelta
+) -> Any:
+    return select(tickets.c.ticket_id, tickets.c.registered_at).where(
+        tickets.c.matter_code == matter_code,
+        tickets.c.district == district,
+        tickets.c.registered_at > registered_at - window,
+        tickets.c.registered_at <= registered_at,
+    )
+
+
+async def _in_window(
+    conn: AsyncConnection,
+    matter_code: str,
+    district: str,
+    registered_at: datetime,
+    window: timedelta,
+) -> int:
+    query = _window_query(matter_code, district, registered_at, window).subquery()
+    return int(await conn.scalar(select(func.count()).select_from(query)) or 0)
+
+
+async def _in_window_tickets(
+    conn: AsyncConnection,
+    matter_code: str,
+    district: str,
+    registered_at: datetime,
+    window: timedelta,
+) -> list[Any]:
+    query = _window_query(matter_code, district, registered_at, window)
+    return list((await conn.execute(query.order_by(tickets.c.registered_at))).all())
+
+
 async def tally_hotspot(
     ctx: ServiceContext,
     uow: UnitOfWork,
@@ -37,7 +76,7 @@ async def tally_hotspot(
     """Count the new ticket into its matter and district; open a hotspot (and emit
     ``monitor.hotspot``, in this transaction) when the window reaches the threshold."""
     conn = uow.conn
-    setting = (await policy_at(conn, registered_at)).hotspot
+    setting = (await cached_policy_at(ctx, conn, registered_at)).hotspot
     window = setting.window_delta
     await conn.execute(
         insert_ignoring_duplicates(conn, hotspot_tracks).values(
@@ -50,19 +89,28 @@ async def tally_hotspot(
     if ctx.db.is_postgres:  # two consumers never decide on one matter and district at once
         track_query = track_query.with_for_update()
     track = (await conn.execute(track_query)).one()
-    in_window = (
-        await conn.execute(
-            select(tickets.c.ticket_id, tickets.c.registered_at)
-            .where(
-                tickets.c.matter_code == matter_code,
-                tickets.c.district == district,
-                tickets.c.registered_at > registered_at - window,
-                tickets.c.registered_at <= registered_at,
-            )
-            .order_by(tickets.c.registered_at)
+    recent = [datetime.fromisoformat(t) for t in track.recent or ()]
+    await conn.execute(
+        update(hotspot_tracks)
+        .where(hotspot_tracks.c.matter_code == matter_code, hotspot_tracks.c.district == district)
+        .values(
+            recent=[
+                t.isoformat() for t in counted_recent(recent, registered_at, setting.threshold)
+            ],
+            tallied=hotspot_tracks.c.tallied + 1,
         )
-    ).all()
-    step = hotspot_step(track.active_until, registered_at, len(in_window), setting.threshold)
+    )
+    reaches: bool | None = False
+    if track.active_until is None or registered_at >= track.active_until:  # JOIN needs no count
+        reaches = window_reaches_threshold(
+            recent, track.tallied, registered_at, window, setting.threshold
+        )
+        if reaches is None:  # the counter cannot tell (a late ticket): count
+            count = await _in_window(conn, matter_code, district, registered_at, window)
+            reaches = count >= setting.threshold
+    step = hotspot_step(
+        track.active_until, registered_at, setting.threshold if reaches else 0, setting.threshold
+    )
     if step is HotspotStep.NONE:
         return
     if step is HotspotStep.JOIN:
@@ -98,6 +146,7 @@ async def tally_hotspot(
         return
     hotspot_id = new_id()
     now = ctx.clock.now()
+    in_window = await _in_window_tickets(conn, matter_code, district, registered_at, window)
     first, last = in_window[0].registered_at, in_window[-1].registered_at
     await conn.execute(
         hotspots.insert().values(

@@ -3,7 +3,7 @@ added by an admin."""
 
 from __future__ import annotations
 
-from services.evaluation.handlers.common import policy_versions_of
+from services.evaluation.handlers.common import forget_cached_policy, policy_versions_of
 from services.evaluation.models import policy_versions
 from services.evaluation.schemas import PolicyCreate, PolicyPublic, PolicyVersion
 from shared.auth import Caller, Role
@@ -35,4 +35,5 @@ async def add_policy_version(
             created_by=caller.sub,
             now=ctx.clock.now(),
         )
+    forget_cached_policy(ctx)
     return await read_policy(ctx)

@@ -53,6 +53,15 @@ async def start_clock(
         sla.calendar, policy, kind, urgency, started_at, statutory_period
     )
     warn = warning_at(started_at, deadline.at, policy.settings["warning_fraction"])
+    due = next_due(
+        deadline=deadline.at,
+        warn_at=warn,
+        warned=False,
+        overdue=False,
+        escalate_at=None,
+        level=0,
+        stopped=False,
+    )
     # The same fact under another event id (a producer retry) must not start a 2nd clock.
     inserted = await uow.conn.execute(
         insert_ignoring_duplicates(uow.conn, clocks).values(
@@ -70,15 +79,7 @@ async def start_clock(
             warn_at=warn,
             escalation_level=0,
             extensions=0,
-            next_due_at=next_due(
-                deadline=deadline.at,
-                warn_at=warn,
-                warned=False,
-                overdue=False,
-                escalate_at=None,
-                level=0,
-                stopped=False,
-            ),
+            next_due_at=due,
         )
     )
     if inserted.rowcount == 0:
@@ -96,7 +97,8 @@ async def start_clock(
             provisional=deadline.provisional,
         ).envelope(producer=PRODUCER, occurred_at=ctx.clock.now())
     )
-    uow.after_commit.append(sla.wake.set)
+    if sla.wake_for(due):
+        uow.after_commit.append(sla.wake.set)
 
 
 async def stop_clock(

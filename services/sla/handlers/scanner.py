@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, func, select, text, update
@@ -185,10 +185,14 @@ async def scanner(ctx: ServiceContext) -> None:
         waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(sla.wake.wait())]
         if upcoming is not None:
             waits.append(asyncio.ensure_future(ctx.clock.sleep_until(upcoming)))
+        # a new clock due before this wakes the scanner; later ones wait for the idle poll
+        idle = ctx.clock.now() + timedelta(seconds=IDLE_POLL_SECONDS)
+        sla.planned_wake = min(upcoming, idle) if upcoming is not None else idle
         try:
             await asyncio.wait(
                 waits, timeout=IDLE_POLL_SECONDS, return_when=asyncio.FIRST_COMPLETED
             )
         finally:
+            sla.planned_wake = None
             for waiter in waits:
                 waiter.cancel()

@@ -4,6 +4,7 @@ admin's overrides), the policy versions, and the event that wakes the scanner.""
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
 from sqlalchemy import func, select
 
@@ -21,7 +22,16 @@ class SlaState:
             [], default=Policy(DEFAULT_POLICY_EFFECTIVE_FROM, DEFAULT_POLICY)
         )
         self.wake = asyncio.Event()
+        # when the scanner next looks by itself (None: it is awake or has nothing planned)
+        self.planned_wake: datetime | None = None
         self.fingerprint: tuple[object, ...] = ()
+
+
+    def wake_for(self, due: datetime | None) -> bool:
+        """Whether a clock due at ``due`` needs the scanner woken: only when it falls before
+        the scanner's planned look (a ticket's clocks are days away; waking per new clock
+        cost two queries each)."""
+        return due is not None and (self.planned_wake is None or due < self.planned_wake)
 
 
 def state(ctx: ServiceContext) -> SlaState:

@@ -100,3 +100,17 @@ async def test_flagged_tickets_are_listed_with_their_state(service: Evaluation) 
     [row] = r.json()["data"]
     assert (row["ticket_id"], row["state"], row["keywords"]) == ("TJF", "dispatched", ["轻生"])
     assert (await service.call("GET", "/flagged", "unit_water")).status_code == 403
+
+
+async def test_late_and_shuffled_tickets_are_counted_as_if_in_order(service: Evaluation) -> None:
+    """The tally is a counter of the latest times per matter and district; a ticket that
+    arrives after newer ones (another partition) is still judged by its own window."""
+    tickets = burst("S", 10)  # 0..45 minutes
+    await service.feed(*tickets[1:9], tickets[9])  # 9 tickets, S0 still missing
+    assert service.emitted("monitor.hotspot") == []
+    await service.feed(tickets[0])  # the oldest, last: its window (minute 0) holds only itself
+    assert service.emitted("monitor.hotspot") == []
+    await service.feed(registered("S10", T0 + timedelta(minutes=61)))  # S1..S10 in the hour
+    [hotspot] = service.emitted("monitor.hotspot")
+    assert hotspot.payload["ticket_count"] == 10
+    assert hotspot.payload["ticket_ids"][0] == "S1"
