@@ -100,7 +100,13 @@ def check_requester(
 def ticket_number(serial: int, registered_at: datetime) -> str:
     """Human-readable number: TJ + registration date (Shanghai) + serial, e.g.
     TJ20260115000123."""
-    return f"TJ{registered_at.astimezone(SHANGHAI):%Y%m%d}{serial:06d}"
+    return f"{ticket_number_prefix(registered_at)}{serial:06d}"
+
+
+def ticket_number_prefix(registered_at: datetime) -> str:
+    """The number's part before the serial (PostgreSQL appends the serial itself, in the
+    statement that inserts the ticket: services/intake/handlers/registration.py)."""
+    return f"TJ{registered_at.astimezone(SHANGHAI):%Y%m%d}"
 
 
 def mask_phone(phone: str | None) -> str | None:

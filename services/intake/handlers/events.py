@@ -7,6 +7,7 @@ from __future__ import annotations
 from sqlalchemy import or_, update
 
 from services.intake.domain import STATUS_AFTER_EVENT, Status
+from services.intake.handlers.registration import forget_matters
 from services.intake.models import matters, tickets
 from shared.db import UnitOfWork, insert_ignoring_duplicates
 from shared.events import (
@@ -37,6 +38,7 @@ async def on_matter_published(ctx: ServiceContext, uow: UnitOfWork, envelope: En
         "active": event.active,
     }
     stmt = insert_ignoring_duplicates(uow.conn, matters).values(code=event.code, **values)
+    uow.after_commit.append(lambda: forget_matters(ctx))
     result = await uow.conn.execute(stmt)
     if result.rowcount == 0:
         await uow.conn.execute(matters.update().where(matters.c.code == event.code).values(values))

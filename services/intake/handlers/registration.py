@@ -3,9 +3,14 @@ content (Art 27), hint at duplicates, and record the call rating (Art 14 (1)).""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Text, cast, func, insert, literal, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.intake.domain import (
@@ -20,6 +25,7 @@ from services.intake.domain import (
     sensitive_keywords_in,
     ticket_channel,
     ticket_number,
+    ticket_number_prefix,
 )
 from services.intake.handlers.policy import current_policy
 from services.intake.handlers.queries import FULL_REQUESTER_ROLES, NOT_YOURS, to_public
@@ -49,6 +55,8 @@ ANSWERING_ROLES = (Role.OPERATOR,)
 # client could type anyone's number (Art 28).
 DUPLICATE_HINT_ROLES = frozenset({Role.OPERATOR, Role.ADMIN})
 MAX_DUPLICATE_HINTS = 10
+MATTER_CACHE = "intake_matters"
+MATTER_REFRESH_SECONDS = 5.0
 
 
 async def register_ticket(
@@ -68,22 +76,20 @@ async def register_ticket(
     check_attachments([a.url for a in data.attachments], policy)
     keywords = sensitive_keywords_in(data.content, policy.sensitive_keywords)
     terms = search_terms(data.content)
+    matter = await _matter(ctx, data.matter_code)
+    if matter is None or not matter.active:
+        raise InvalidInput("matter_code", f"unknown matter code {data.matter_code!r}")
+    try:
+        check_requester(
+            data.type,
+            data.requester.name,
+            data.requester.phone,
+            anonymous=data.anonymous,
+            anonymous_allowed=matter.anonymous_allowed,
+        )
+    except RequesterMissing as missing:
+        raise InvalidInput(missing.field, missing.reason) from None
     async with ctx.db.unit_of_work() as uow:
-        matter = (
-            await uow.conn.execute(select(matters).where(matters.c.code == data.matter_code))
-        ).first()
-        if matter is None or not matter.active:
-            raise InvalidInput("matter_code", f"unknown matter code {data.matter_code!r}")
-        try:
-            check_requester(
-                data.type,
-                data.requester.name,
-                data.requester.phone,
-                anonymous=data.anonymous,
-                anonymous_allowed=matter.anonymous_allowed,
-            )
-        except RequesterMissing as missing:
-            raise InvalidInput(missing.field, missing.reason) from None
         duplicates: list[DuplicateHint] = []
         if data.requester.phone and caller.role in DUPLICATE_HINT_ROLES:
             duplicates = await _likely_duplicates(
@@ -116,16 +122,7 @@ async def register_ticket(
             "answered_at": now if answer else None,
             "answered_by": caller.sub if answer else None,
         }
-        serial = await uow.conn.scalar(insert(tickets).values(values).returning(tickets.c.id))
-        assert serial is not None
-        number = ticket_number(serial, now)
-        await uow.conn.execute(
-            tickets.update().where(tickets.c.id == serial).values(ticket_id=number)
-        )
-        if terms:
-            await uow.conn.execute(
-                insert(ticket_terms), [{"term": t, "ticket_pk": serial} for t in terms]
-            )
+        number = await _insert_ticket(uow.conn, values, terms, now)
         if answer:
             uow.emit(
                 TicketAnswered(
@@ -173,6 +170,85 @@ async def register_ticket(
     # the registering caller sees what it just gave; no stored data is read here
     public = to_public({**values, "ticket_id": number}, full=caller.role in FULL_REQUESTER_ROLES)
     return TicketRegistration(**public.model_dump(), likely_duplicates=duplicates)
+
+
+@dataclass(frozen=True)
+class _Matter:
+    active: bool
+    anonymous_allowed: bool
+    default_urgency: Urgency
+
+
+async def _matter(ctx: ServiceContext, code: str) -> _Matter | None:
+    """The catalog's matters as intake last heard of them, kept in memory (read by every
+    registration) and re-read every few seconds or when this process stores a change."""
+    cached: tuple[float, dict[str, _Matter]] | None = ctx.extras.get(MATTER_CACHE)
+    if cached is None or time.monotonic() - cached[0] > MATTER_REFRESH_SECONDS:
+        async with ctx.db.engine.connect() as conn:
+            rows = (await conn.execute(select(matters))).all()
+        found = {r.code: _Matter(r.active, r.anonymous_allowed, r.default_urgency) for r in rows}
+        cached = (time.monotonic(), found)
+        ctx.extras[MATTER_CACHE] = cached
+    known = cached[1]
+    if code not in known:  # unknown here: perhaps just published (another instance heard it)
+        async with ctx.db.engine.connect() as conn:
+            r = (await conn.execute(select(matters).where(matters.c.code == code))).first()
+        if r is None:
+            return None
+        known[code] = _Matter(r.active, r.anonymous_allowed, r.default_urgency)
+    return known[code]
+
+
+def forget_matters(ctx: ServiceContext) -> None:
+    ctx.extras.pop(MATTER_CACHE, None)
+
+
+async def _insert_ticket(
+    conn: AsyncConnection, values: dict[str, Any], terms: Sequence[str], now: datetime
+) -> str:
+    """Insert the ticket and its search terms; returns its number. On PostgreSQL one
+    statement does all three (serial, number, terms); SQLite takes three."""
+    if conn.dialect.name == "postgresql":
+        serial = select(func.nextval(func.pg_get_serial_sequence("tickets", "id")).label("id")).cte(
+            "serial"
+        )
+        digits = cast(serial.c.id, Text)
+        number = literal(ticket_number_prefix(now)) + func.lpad(
+            digits, func.greatest(6, func.length(digits)), "0"
+        )
+        columns = list(values)
+        row = insert(tickets).from_select(
+            ["id", "ticket_id", *columns],
+            select(
+                serial.c.id,
+                number,
+                *[literal(values[c], type_=tickets.c[c].type) for c in columns],
+            ),
+        )
+        inserted = row.returning(tickets.c.id, tickets.c.ticket_id).cte("inserted")
+        query = select(inserted.c.ticket_id)
+        if terms:
+            query = query.add_cte(
+                insert(ticket_terms)
+                .from_select(
+                    ["term", "ticket_pk"],
+                    select(
+                        func.unnest(literal(list(terms), type_=postgresql.ARRAY(Text))),
+                        inserted.c.id,
+                    ),
+                )
+                .cte("terms")
+            )
+        found = await conn.scalar(query)
+        assert found is not None
+        return str(found)
+    pk = await conn.scalar(insert(tickets).values(values).returning(tickets.c.id))
+    assert pk is not None
+    number = ticket_number(pk, now)
+    await conn.execute(tickets.update().where(tickets.c.id == pk).values(ticket_id=number))
+    if terms:
+        await conn.execute(insert(ticket_terms), [{"term": t, "ticket_pk": pk} for t in terms])
+    return number
 
 
 async def _likely_duplicates(

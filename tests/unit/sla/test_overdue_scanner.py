@@ -78,3 +78,19 @@ async def test_the_same_event_delivered_twice_starts_one_clock(harness: Harness)
         await until(lambda: len(harness.overdue("TJ4")) == 1, "one overdue")
         await settle(ctx)
         assert len(harness.overdue("TJ4")) == 1
+
+
+async def test_a_clock_due_later_than_the_scanners_next_look_does_not_wake_it(
+    harness: Harness,
+) -> None:
+    """Waking the scanner costs two queries; a clock days away waits for its next look,
+    one due sooner than that wakes it at once."""
+    from services.sla.handlers.state import state
+
+    async with harness.running() as ctx:
+        sla = state(ctx)
+        await until(lambda: sla.planned_wake is not None, "the scanner to wait")
+        await harness.bus.publish([registered("TJ8", urgency="general")])  # due in 24 h
+        assert not sla.wake.is_set()
+        assert sla.wake_for(T0 - timedelta(minutes=1))  # already due: wakes
+        assert not sla.wake_for(None)
