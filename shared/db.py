@@ -34,6 +34,7 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
+from shared.errors import is_database_outage
 from shared.events import Envelope
 
 
@@ -129,6 +130,14 @@ def service_url(db_url: str, service: str) -> str:
     return f"{prefix}:///{p.with_name(f'{p.stem}-{service}{suffix}')}"
 
 
+def _outage_is_disconnect(context: Any) -> None:
+    """A connection broken mid-statement (``InternalClientError: cannot switch to state
+    12`` after a PostgreSQL restart) counts as a disconnect, so the pool discards it and its
+    siblings instead of handing them out again."""
+    if not context.is_disconnect and is_database_outage(context.original_exception):
+        context.is_disconnect = True
+
+
 class UnitOfWork:
     """One transaction: state changes through ``conn``, events through ``emit``."""
 
@@ -158,7 +167,7 @@ class Database:
 
     def _make_engine(self, pool_size: int) -> AsyncEngine:
         if self.url.startswith("postgresql"):
-            return create_async_engine(
+            engine = create_async_engine(
                 self.url,
                 pool_size=pool_size,
                 max_overflow=pool_size,
@@ -168,6 +177,8 @@ class Database:
                 pool_pre_ping=False,
                 connect_args={"server_settings": {"search_path": self.service}},
             )
+            event.listen(engine.sync_engine, "handle_error", _outage_is_disconnect)
+            return engine
         kwargs: dict[str, Any] = {}
         if ":memory:" in self.url or self.url.rstrip("/").endswith("sqlite+aiosqlite:"):
             kwargs["poolclass"] = StaticPool

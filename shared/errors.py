@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +64,75 @@ class InvalidInput(DomainError):
         self.errors = errors
 
 
+class Unavailable(DomainError):
+    """The database (or another dependency) cannot be reached now: the client may retry
+    after ``retry_after`` seconds. Nothing was stored."""
+
+    status = 503
+    title = "Service unavailable"
+
+    def __init__(self, detail: str, *, retry_after: int = 1) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+def is_database_outage(exc: BaseException) -> bool:
+    """A lost or refused database connection (a restart, a failover, a full pool), as
+    opposed to a bug: the request may be retried. Walks the cause chain, because SQLAlchemy
+    wraps the driver's error."""
+    seen: BaseException | None = exc
+    for _ in range(6):
+        if seen is None:
+            return False
+        if getattr(seen, "connection_invalidated", False):
+            return True
+        name = type(seen).__name__
+        module = type(seen).__module__
+        if isinstance(seen, ConnectionError | TimeoutError):
+            return True
+        if isinstance(seen, OSError) and (
+            seen.errno in _NETWORK_ERRNOS or "Connect call failed" in str(seen)
+        ):
+            return True
+        if module.startswith("asyncpg") and name in _ASYNCPG_OUTAGES:
+            return True
+        if module.startswith("sqlalchemy") and name in ("TimeoutError", "DisconnectionError"):
+            return True  # no pooled connection came free in time / the pool gave up
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+_NETWORK_ERRNOS = frozenset(
+    {
+        errno.ECONNREFUSED,
+        errno.ECONNRESET,
+        errno.ECONNABORTED,
+        errno.EPIPE,
+        errno.ETIMEDOUT,
+        errno.EHOSTUNREACH,
+        errno.ENETUNREACH,
+    }
+)
+# asyncpg's errors for a connection that is gone, closing, refused or not yet usable
+# (``InternalClientError: cannot switch to state 12`` is a connection broken mid-query).
+_ASYNCPG_OUTAGES = frozenset(
+    {
+        "ConnectionDoesNotExistError",
+        "ConnectionFailureError",
+        "CannotConnectNowError",
+        "InterfaceError",
+        "InternalClientError",
+        "AdminShutdownError",
+        "CrashShutdownError",
+        "ServerShutdownError",
+        "TooManyConnectionsError",
+        "PostgresConnectionError",
+        "ClientCannotConnectError",
+        "ConnectionRejectionError",
+    }
+)
+
+
 def problem(
     status: int, title: str, detail: str, request: Request | None, **extra: Any
 ) -> Response:
@@ -90,10 +160,14 @@ def _field_name(loc: tuple[Any, ...] | list[Any]) -> str:
 
 def install_error_handlers(app: FastAPI) -> None:
     from fastapi.exceptions import RequestValidationError
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> Response:
+        if isinstance(exc, Unavailable):
+            return _unavailable(request, exc)
         return problem(
             exc.status,
             exc.title,
@@ -122,8 +196,22 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
+        if is_database_outage(exc):
+            log.warning("database unavailable", extra={"error": type(exc).__name__})
+            return _unavailable(request, Unavailable("the database is unavailable; retry shortly"))
         log.exception("unhandled error", exc_info=exc)
         return problem(500, "Internal error", "an unexpected error occurred", request)
+
+    # the same, registered by class: Starlette re-raises what reaches the ``Exception``
+    # handler after answering, so each retryable outage would log a traceback
+    for kind in (DBAPIError, SQLAlchemyTimeoutError, OSError):
+        app.add_exception_handler(kind, _unexpected)  # type: ignore[arg-type]
+
+
+def _unavailable(request: Request, exc: Unavailable) -> Response:
+    response = problem(exc.status, exc.title, exc.detail, request)
+    response.headers["retry-after"] = str(exc.retry_after)
+    return response
 
 
 def _title(status: int) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Header, Query, status
 
 from services.intake import handlers
 from services.intake.schemas import (
@@ -40,12 +40,29 @@ AUDIT_READERS = (Role.AGENCY, Role.ADMIN)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=TicketRegistration)
-async def register(data: TicketCreate, ctx: CtxDep, caller: CallerDep) -> TicketRegistration:
+async def register(
+    data: TicketCreate,
+    ctx: CtxDep,
+    caller: CallerDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=255,
+            pattern=r"^[\x21-\x7e]+$",
+            description="Any unique string per request (e.g. a UUID). A retry with the same "
+            "key (same caller, same body) returns the first ticket instead of a second; kept "
+            "for 24 h (HOTLINE_IDEMPOTENCY_RETENTION_HOURS).",
+        ),
+    ] = None,
+) -> TicketRegistration:
     """Register a request from any channel; returns its ticket number (e.g. TJ20260115000123)
     and, for operators, earlier tickets with the same phone and matter. With ``answer`` an
-    operator closes a consultation on the spot (Art 6)."""
+    operator closes a consultation on the spot (Art 6). 503 with ``Retry-After`` when the
+    database is unavailable: nothing was registered, retry (with the same key)."""
     caller.require(*REGISTERING_ROLES)
-    return await handlers.register_ticket(ctx, caller, data)
+    return await handlers.register_ticket(ctx, caller, data, idempotency_key)
 
 
 @router.get("", response_model=TicketsPublic)

@@ -83,3 +83,16 @@ requester_reads = Table(
     Column("read_at", UTCDateTime, nullable=False),
     Column("purpose", String(64), nullable=False),
 )
+
+# A registration's Idempotency-Key (per caller) and the answer it got, so a retried POST
+# returns the first ticket instead of filing a second one; kept for a retention period.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("caller", String(64), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("ticket_id", String(32), nullable=False),
+    Column("response", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)

@@ -3,8 +3,10 @@ content (Art 27), hint at duplicates, and record the call rating (Art 14 (1)).""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import time
-from collections.abc import Sequence
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,6 +16,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.intake.domain import (
+    IntakePolicy,
     RequesterMissing,
     Status,
     check_answer_on_the_spot,
@@ -29,7 +32,7 @@ from services.intake.domain import (
 )
 from services.intake.handlers.policy import current_policy
 from services.intake.handlers.queries import FULL_REQUESTER_ROLES, NOT_YOURS, to_public
-from services.intake.models import matters, ticket_terms, tickets
+from services.intake.models import idempotency_keys, matters, ticket_terms, tickets
 from services.intake.schemas import (
     CallRatingCreate,
     CallRatingPublic,
@@ -38,9 +41,11 @@ from services.intake.schemas import (
     TicketRegistration,
 )
 from shared.auth import Caller, Role
-from shared.errors import IllegalTransition, InvalidInput, NotFound
+from shared.db import UnitOfWork, insert_ignoring_duplicates
+from shared.errors import IllegalTransition, InvalidInput, NotFound, Unavailable, is_database_outage
 from shared.events import (
     CallRated,
+    Channel,
     TicketAnswered,
     TicketFlagged,
     TicketRegistered,
@@ -60,7 +65,10 @@ MATTER_REFRESH_SECONDS = 5.0
 
 
 async def register_ticket(
-    ctx: ServiceContext, caller: Caller, data: TicketCreate
+    ctx: ServiceContext,
+    caller: Caller,
+    data: TicketCreate,
+    idempotency_key: str | None = None,
 ) -> TicketRegistration:
     """Register a request and emit its events, in one transaction.
 
@@ -89,87 +97,215 @@ async def register_ticket(
         )
     except RequesterMissing as missing:
         raise InvalidInput(missing.field, missing.reason) from None
-    async with ctx.db.unit_of_work() as uow:
-        duplicates: list[DuplicateHint] = []
-        if data.requester.phone and caller.role in DUPLICATE_HINT_ROLES:
-            duplicates = await _likely_duplicates(
-                uow.conn,
-                data.requester.phone,
-                data.matter_code,
-                since=now - policy.duplicate_window,
+    request_hash = hashlib.sha256(data.model_dump_json().encode()).hexdigest()
+    if idempotency_key is not None:
+        first = await _first_answer(ctx, caller, idempotency_key, request_hash)
+        if first is not None:
+            return first
+    number: str | None = None
+    try:
+        return await _register(
+            ctx,
+            caller,
+            data,
+            channel,
+            policy,
+            matter,
+            keywords,
+            terms,
+            now,
+            idempotency_key,
+            request_hash,
+        )
+    except _KeyTaken:  # a concurrent request with this key committed first
+        first = await _first_answer(ctx, caller, idempotency_key or "", request_hash)
+        assert first is not None
+        return first
+    except Exception as exc:
+        number = getattr(exc, "ticket_number", None)
+        if not is_database_outage(exc):
+            raise
+        if number is not None:
+            # The connection broke after the ticket was written: if the commit got through,
+            # the caller gets its ticket, never a 503 that a retry would file twice.
+            registration: TicketRegistration | None = getattr(exc, "registration", None)
+            if registration is not None and await _committed(ctx, number):
+                return registration
+        raise Unavailable("the database is unavailable; nothing was registered") from exc
+
+
+class _KeyTaken(Exception):
+    pass
+
+
+async def _register(
+    ctx: ServiceContext,
+    caller: Caller,
+    data: TicketCreate,
+    channel: Channel,
+    policy: IntakePolicy,
+    matter: _Matter,
+    keywords: list[str],
+    terms: Collection[str],
+    now: datetime,
+    idempotency_key: str | None,
+    request_hash: str,
+) -> TicketRegistration:
+    number: str | None = None
+    registration: TicketRegistration | None = None
+    try:
+        async with ctx.db.unit_of_work() as uow:
+            registration = await _write(
+                uow, caller, data, channel, policy, matter, keywords, terms, now
             )
-        urgency: Urgency = data.urgency or matter.default_urgency
-        answer = data.answer
-        values = {
-            "channel": channel,
-            "type": data.type,
-            "urgency": urgency,
-            "matter_code": data.matter_code,
-            "district": data.district,
-            "address": data.address,
-            "content": data.content,
-            "requester_name": data.requester.name,
-            "requester_phone": data.requester.phone,
-            "anonymous": data.anonymous,
-            "flagged": bool(keywords),
-            "flagged_keywords": keywords or None,
-            "attachments": [a.model_dump(mode="json") for a in data.attachments] or None,
-            "status": Status.ANSWERED if answer else Status.REGISTERED,
-            "registered_at": now,
-            "registered_by": caller.sub,
-            "answer": answer.text if answer else None,
-            "knowledge_entry_ids": answer.knowledge_entry_ids if answer else None,
-            "answered_at": now if answer else None,
-            "answered_by": caller.sub if answer else None,
-        }
-        number = await _insert_ticket(uow.conn, values, terms, now)
-        if answer:
-            uow.emit(
-                TicketAnswered(
-                    ticket_id=number,
-                    answered_at=now,
-                    answer=answer.text,
-                    knowledge_entry_ids=answer.knowledge_entry_ids,
-                    answered_by=caller.sub,
-                    channel=channel,
-                    type=data.type,
-                    urgency=urgency,
-                    matter_code=data.matter_code,
-                    district=data.district,
-                    registered_at=now,
-                    flagged=bool(keywords),
-                ).envelope(producer=PRODUCER, occurred_at=now)
-            )
-        else:
-            uow.emit(
-                TicketRegistered(
-                    ticket_id=number,
-                    channel=channel,
-                    type=data.type,
-                    urgency=urgency,
-                    matter_code=data.matter_code,
-                    district=data.district,
-                    address=data.address,
-                    content=data.content,
-                    registered_at=now,
-                    anonymous=data.anonymous,
-                    flagged=bool(keywords),
-                ).envelope(producer=PRODUCER, occurred_at=now)
-            )
-        if keywords:
-            # Art 27: sensitive or extreme content is reported at once.
-            uow.emit(
-                TicketFlagged(
-                    ticket_id=number,
-                    flagged_at=now,
-                    keywords=keywords,
-                    district=data.district,
-                    matter_code=data.matter_code,
-                ).envelope(producer=PRODUCER, occurred_at=now)
-            )
+            number = registration.ticket_id
+            if idempotency_key is not None:
+                stored = await uow.conn.execute(
+                    insert_ignoring_duplicates(uow.conn, idempotency_keys).values(
+                        caller=caller.sub,
+                        key=idempotency_key,
+                        request_hash=request_hash,
+                        ticket_id=number,
+                        response=registration.model_dump(mode="json"),
+                        created_at=now,
+                    )
+                )
+                if stored.rowcount == 0:
+                    raise _KeyTaken
+    except Exception as exc:
+        exc.ticket_number = number  # type: ignore[attr-defined]
+        exc.registration = registration  # type: ignore[attr-defined]
+        raise
+    assert registration is not None
+    return registration
+
+
+async def _write(
+    uow: UnitOfWork,
+    caller: Caller,
+    data: TicketCreate,
+    channel: Channel,
+    policy: IntakePolicy,
+    matter: _Matter,
+    keywords: list[str],
+    terms: Collection[str],
+    now: datetime,
+) -> TicketRegistration:
+    """The ticket, its terms and its events, in the caller's transaction."""
+    duplicates: list[DuplicateHint] = []
+    if data.requester.phone and caller.role in DUPLICATE_HINT_ROLES:
+        duplicates = await _likely_duplicates(
+            uow.conn,
+            data.requester.phone,
+            data.matter_code,
+            since=now - policy.duplicate_window,
+        )
+    urgency: Urgency = data.urgency or matter.default_urgency
+    answer = data.answer
+    values = {
+        "channel": channel,
+        "type": data.type,
+        "urgency": urgency,
+        "matter_code": data.matter_code,
+        "district": data.district,
+        "address": data.address,
+        "content": data.content,
+        "requester_name": data.requester.name,
+        "requester_phone": data.requester.phone,
+        "anonymous": data.anonymous,
+        "flagged": bool(keywords),
+        "flagged_keywords": keywords or None,
+        "attachments": [a.model_dump(mode="json") for a in data.attachments] or None,
+        "status": Status.ANSWERED if answer else Status.REGISTERED,
+        "registered_at": now,
+        "registered_by": caller.sub,
+        "answer": answer.text if answer else None,
+        "knowledge_entry_ids": answer.knowledge_entry_ids if answer else None,
+        "answered_at": now if answer else None,
+        "answered_by": caller.sub if answer else None,
+    }
+    number = await _insert_ticket(uow.conn, values, terms, now)
+    if answer:
+        uow.emit(
+            TicketAnswered(
+                ticket_id=number,
+                answered_at=now,
+                answer=answer.text,
+                knowledge_entry_ids=answer.knowledge_entry_ids,
+                answered_by=caller.sub,
+                channel=channel,
+                type=data.type,
+                urgency=urgency,
+                matter_code=data.matter_code,
+                district=data.district,
+                registered_at=now,
+                flagged=bool(keywords),
+            ).envelope(producer=PRODUCER, occurred_at=now)
+        )
+    else:
+        uow.emit(
+            TicketRegistered(
+                ticket_id=number,
+                channel=channel,
+                type=data.type,
+                urgency=urgency,
+                matter_code=data.matter_code,
+                district=data.district,
+                address=data.address,
+                content=data.content,
+                registered_at=now,
+                anonymous=data.anonymous,
+                flagged=bool(keywords),
+            ).envelope(producer=PRODUCER, occurred_at=now)
+        )
+    if keywords:
+        # Art 27: sensitive or extreme content is reported at once.
+        uow.emit(
+            TicketFlagged(
+                ticket_id=number,
+                flagged_at=now,
+                keywords=keywords,
+                district=data.district,
+                matter_code=data.matter_code,
+            ).envelope(producer=PRODUCER, occurred_at=now)
+        )
     # the registering caller sees what it just gave; no stored data is read here
     public = to_public({**values, "ticket_id": number}, full=caller.role in FULL_REQUESTER_ROLES)
     return TicketRegistration(**public.model_dump(), likely_duplicates=duplicates)
+
+
+async def _first_answer(
+    ctx: ServiceContext, caller: Caller, key: str, request_hash: str
+) -> TicketRegistration | None:
+    """The answer a first request with this caller's ``key`` got, if there was one."""
+    async with ctx.db.engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(idempotency_keys.c.request_hash, idempotency_keys.c.response).where(
+                    idempotency_keys.c.caller == caller.sub, idempotency_keys.c.key == key
+                )
+            )
+        ).first()
+    if row is None:
+        return None
+    if row.request_hash != request_hash:
+        raise InvalidInput("Idempotency-Key", "already used for a different request; use a new key")
+    return TicketRegistration.model_validate(row.response)
+
+
+async def _committed(ctx: ServiceContext, number: str, attempts: int = 10) -> bool:
+    """Whether ticket ``number`` is stored, asked on fresh connections for a few seconds
+    (the database may be coming back). False when it is not, or cannot be told."""
+    for attempt in range(attempts):
+        try:
+            async with ctx.db.engine.connect() as conn:
+                found = await conn.scalar(select(tickets.c.id).where(tickets.c.ticket_id == number))
+            return found is not None
+        except Exception as exc:
+            if not is_database_outage(exc):
+                raise
+            await asyncio.sleep(min(0.1 * 2**attempt, 1.0))
+    return False
 
 
 @dataclass(frozen=True)
@@ -204,7 +340,7 @@ def forget_matters(ctx: ServiceContext) -> None:
 
 
 async def _insert_ticket(
-    conn: AsyncConnection, values: dict[str, Any], terms: Sequence[str], now: datetime
+    conn: AsyncConnection, values: dict[str, Any], terms: Collection[str], now: datetime
 ) -> str:
     """Insert the ticket and its search terms; returns its number. On PostgreSQL one
     statement does all three (serial, number, terms); SQLite takes three."""
@@ -213,7 +349,7 @@ async def _insert_ticket(
             "serial"
         )
         digits = cast(serial.c.id, Text)
-        number = literal(ticket_number_prefix(now)) + func.lpad(
+        numbered = literal(ticket_number_prefix(now)) + func.lpad(
             digits, func.greatest(6, func.length(digits)), "0"
         )
         columns = list(values)
@@ -221,7 +357,7 @@ async def _insert_ticket(
             ["id", "ticket_id", *columns],
             select(
                 serial.c.id,
-                number,
+                numbered,
                 *[literal(values[c], type_=tickets.c[c].type) for c in columns],
             ),
         )
@@ -233,7 +369,7 @@ async def _insert_ticket(
                 .from_select(
                     ["term", "ticket_pk"],
                     select(
-                        func.unnest(literal(list(terms), type_=postgresql.ARRAY(Text))),
+                        func.unnest(literal(sorted(terms), type_=postgresql.ARRAY(Text))),
                         inserted.c.id,
                     ),
                 )

@@ -91,6 +91,7 @@ class Intake:
 
     async def call(self, who: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
         headers = sign_headers(self.ctx.settings.service_secret, CALLERS[who], method, path)
+        headers.update(kwargs.pop("headers", None) or {})
         return await self.http.request(method, path, headers=headers, **kwargs)
 
     async def register(self, body: dict[str, Any], who: str = "operator") -> dict[str, Any]:

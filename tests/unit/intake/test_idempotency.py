@@ -1,0 +1,110 @@
+"""A retried registration with the same Idempotency-Key returns the first ticket instead of
+filing a second; a database outage answers 503 with Retry-After, never 500, and never
+for a ticket that was stored."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from services.intake.models import tickets
+from tests.unit.intake.conftest import Intake, ticket
+
+
+async def count(intake: Intake) -> int:
+    async with intake.ctx.db.engine.connect() as conn:
+        return int(await conn.scalar(select(func.count()).select_from(tickets)) or 0)
+
+
+async def post(intake: Intake, body: dict[str, Any], key: str | None, who: str = "operator"):  # type: ignore[no-untyped-def]
+    headers = {"Idempotency-Key": key} if key else {}
+    return await intake.call(who, "POST", "/tickets", json=body, headers=headers)
+
+
+async def test_a_retry_with_the_same_key_returns_the_first_ticket(intake: Intake) -> None:
+    first = await post(intake, ticket(), "8f0c6a2e-water-1")
+    assert first.status_code == 201, first.text
+    again = await post(intake, ticket(), "8f0c6a2e-water-1")
+    assert (again.status_code, again.json()) == (201, first.json())
+    assert await count(intake) == 1
+    assert len(await intake.emitted("ticket.registered")) == 1
+    other = await post(intake, ticket(), "8f0c6a2e-water-2")
+    assert other.json()["ticket_id"] != first.json()["ticket_id"]
+    assert await count(intake) == 2
+
+
+async def test_keys_are_per_caller(intake: Intake) -> None:
+    mine = await post(intake, ticket(), "k-1", who="operator")
+    theirs = await post(intake, ticket(), "k-1", who="operator2")
+    assert mine.json()["ticket_id"] != theirs.json()["ticket_id"]
+
+
+async def test_concurrent_retries_file_one_ticket(intake: Intake) -> None:
+    answers = await asyncio.gather(*(post(intake, ticket(), "k-same") for _ in range(5)))
+    assert {a.status_code for a in answers} == {201}
+    assert len({a.json()["ticket_id"] for a in answers}) == 1
+    assert await count(intake) == 1
+
+
+async def test_a_key_reused_for_another_body_is_refused(intake: Intake) -> None:
+    assert (await post(intake, ticket(), "k-2")).status_code == 201
+    r = await post(intake, ticket(content="楼道灯坏了一个星期"), "k-2")
+    assert r.status_code == 422
+    assert r.json()["errors"][0]["field"] == "Idempotency-Key"
+    assert await count(intake) == 1
+
+
+async def test_a_key_must_be_short_printable_ascii(intake: Intake) -> None:
+    r = await post(intake, ticket(), "x" * 256)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "Idempotency-Key"
+
+
+async def test_a_lost_database_answers_503_with_retry_after(
+    intake: Intake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import services.intake.handlers.registration as registration
+
+    async def lost(*args: Any, **kwargs: Any) -> str:
+        raise ConnectionResetError("connection lost")
+
+    monkeypatch.setattr(registration, "_insert_ticket", lost)
+    r = await post(intake, ticket(), "k-3")
+    assert r.status_code == 503
+    assert r.headers["retry-after"] == "1"
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert await count(intake) == 0
+    monkeypatch.undo()
+    assert (await post(intake, ticket(), "k-3")).status_code == 201  # the retry files it
+
+
+async def test_a_commit_whose_answer_was_lost_still_answers_201(
+    intake: Intake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection breaks after COMMIT reached the database: intake asks again on a
+    fresh connection, finds the ticket and answers 201, not a 503 that a retry without a key
+    would turn into a second ticket."""
+    db = intake.ctx.db
+    real = db.unit_of_work
+
+    def committed_then_lost():  # type: ignore[no-untyped-def]
+        context = real()
+
+        class Lost:
+            async def __aenter__(self):  # type: ignore[no-untyped-def]
+                return await context.__aenter__()
+
+            async def __aexit__(self, *exc: Any) -> bool:
+                await context.__aexit__(*exc)
+                if exc[0] is None:
+                    raise ConnectionResetError("connection lost after commit")
+                return False
+
+        return Lost()
+
+    monkeypatch.setattr(db, "unit_of_work", committed_then_lost)
+    r = await post(intake, ticket(), None)
+    assert r.status_code == 201, r.text
+    assert await count(intake) == 1
