@@ -19,9 +19,10 @@ import pytest_asyncio
 from sqlalchemy import func, select
 
 from services.intake.app import SPEC
+from services.intake.handlers import catalog_readiness
 from services.intake.models import tickets
 from shared.auth import sign_headers
-from shared.bus import MemoryBus
+from shared.bus import LogBus
 from shared.clock import SystemClock
 from shared.service import create_service_app
 from shared.settings import Settings
@@ -57,12 +58,17 @@ def private_pg() -> Any:
 async def intake(private_pg: Any) -> AsyncIterator[Any]:
     url, _ = private_pg
     settings = Settings(db_url=url, env="test", db_pool_size=4)
-    bus = MemoryBus()
+    bus = LogBus()
+    await bus.start()
     app = create_service_app(SPEC, settings, bus=bus, clock=SystemClock())
     async with app.router.lifespan_context(app):
         now = SystemClock().now()
         await bus.publish([e.envelope(producer="test", occurred_at=now) for e in MATTERS])
+        async with asyncio.timeout(30):
+            while (await catalog_readiness(app.state.ctx))["matters_known"] < len(MATTERS):
+                await asyncio.sleep(0.05)
         yield app
+    await bus.stop()
 
 
 async def test_a_postgres_restart_answers_503_with_retry_after_and_files_each_ticket_once(

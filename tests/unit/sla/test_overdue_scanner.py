@@ -3,6 +3,7 @@ unmet deadline produces exactly one sla.overdue — moving the clock, never slee
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -80,6 +81,16 @@ async def test_the_same_event_delivered_twice_starts_one_clock(harness: Harness)
         assert len(harness.overdue("TJ4")) == 1
 
 
+class CountedWake(asyncio.Event):
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def set(self) -> None:
+        self.count += 1
+        super().set()
+
+
 async def test_a_clock_due_later_than_the_scanners_next_look_does_not_wake_it(
     harness: Harness,
 ) -> None:
@@ -90,7 +101,11 @@ async def test_a_clock_due_later_than_the_scanners_next_look_does_not_wake_it(
     async with harness.running() as ctx:
         sla = state(ctx)
         await until(lambda: sla.planned_wake is not None, "the scanner to wait")
+        sla.wake = wake = CountedWake()
         await harness.bus.publish([registered("TJ8", urgency="general")])  # due in 24 h
-        assert not sla.wake.is_set()
-        assert sla.wake_for(T0 - timedelta(minutes=1))  # already due: wakes
-        assert not sla.wake_for(None)
+        await until(lambda: harness.emitted("sla.deadline_set", "TJ8") != [], "the clock")
+        assert wake.count == 0
+        long_ago = T0 - timedelta(days=3)
+        await harness.bus.publish([registered("TJ9", urgency="general", when=long_ago)])
+        await until(lambda: wake.count == 1, "a wake-up for a clock already due")
+        await until(lambda: harness.overdue("TJ9") != [], "its overdue")
