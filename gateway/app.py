@@ -4,8 +4,7 @@ to its service with the caller's identity signed, and serves one merged OpenAPI.
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -23,56 +22,13 @@ from gateway.proxy import Upstreams, install_proxy
 from gateway.users import load_users
 from shared.bus import Bus
 from shared.clock import Clock
-from shared.errors import install_error_handlers
-from shared.logging import trace_id_var
+from shared.errors import NotFound, install_error_handlers
+from shared.logging import RequestIdMiddleware
+from shared.metrics import HttpMetrics, Metrics, bearer_matches
 from shared.settings import Settings
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 READY_TIMEOUT = 3.0
 _PUBLIC: dict[str, Any] = {"security": []}  # no token needed
-
-
-def _incoming_request_id(headers: list[tuple[bytes, bytes]]) -> str | None:
-    for key, value in headers:
-        if key == b"x-request-id":
-            # Only short printable ids are kept: they end up in every log line.
-            if 0 < len(value) <= 128 and value.isascii() and value.decode().isprintable():
-                return value.decode()
-            return None
-    return None
-
-
-class RequestIdMiddleware:
-    """Plain ASGI (no per-request task, unlike ``@app.middleware``): takes the client's
-    ``x-request-id`` or makes one, exposes it as ``request.state.trace_id`` and to the
-    logs, and returns it on the response."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        trace_id = _incoming_request_id(scope["headers"]) or uuid.uuid4().hex
-        scope.setdefault("state", {})["trace_id"] = trace_id
-        header = (b"x-request-id", trace_id.encode())
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), header]
-            await send(message)
-
-        token = trace_id_var.set(trace_id)
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            trace_id_var.reset(token)
 
 
 async def _service_readiness(client: httpx.AsyncClient) -> tuple[bool, dict[str, Any]]:
@@ -126,6 +82,17 @@ def create_gateway_app(
     app.state.openapi = MergedOpenAPI(app)
     install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)
+    metrics = app.state.metrics = Metrics()
+    app.add_middleware(HttpMetrics, metrics=metrics)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus(request: Request) -> Response:
+        """Prometheus text format, for a bearer token equal to HOTLINE_METRICS_TOKEN only:
+        this port is public (without a token set, there is no such page)."""
+        if not bearer_matches(request.headers.get("authorization"), settings.metrics_token):
+            raise NotFound("no such resource")
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
 
     @app.get("/healthz", tags=["health"], openapi_extra=_PUBLIC)
     async def healthz() -> dict[str, str]:

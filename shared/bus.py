@@ -93,6 +93,7 @@ class _Subscription:
     task: asyncio.Task[None] | None = None
     restarts: int = 0
     position: int = 0  # embedded log: last position handled (0 = nothing yet)
+    behind: dict[Any, int] = field(default_factory=dict)  # Kafka: lag per partition
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     progressed: asyncio.Event = field(default_factory=asyncio.Event)
     busy_since: float | None = None  # when the batch in hand was handed to the handler
@@ -480,6 +481,11 @@ class KafkaBus:
     def consumer_states(self) -> dict[str, str]:
         return {group: sub.state for group, sub in self._subs.items()}
 
+    def lag(self) -> dict[str, int]:
+        """Events each group's partitions held here have yet to pass, as of the last fetch
+        (the broker's high watermark minus the committed position)."""
+        return {group: sum(sub.behind.values()) for group, sub in self._subs.items()}
+
     async def _ensure_topics(self) -> None:
         from aiokafka.admin import AIOKafkaAdminClient, NewTopic
         from aiokafka.errors import TopicAlreadyExistsError
@@ -603,6 +609,10 @@ class KafkaBus:
                         for tp, messages in batches.items()
                         if messages
                     }
+                    for tp, offset in offsets.items():  # for /metrics (consumer lag)
+                        high = consumer.highwater(tp)
+                        if high is not None:
+                            sub.behind[tp] = max(0, high - offset)
                     try:
                         await consumer.commit(offsets)
                     except (CommitFailedError, IllegalStateError, KafkaError) as exc:

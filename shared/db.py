@@ -84,6 +84,20 @@ def inbox_table(metadata: MetaData) -> Table:
     )
 
 
+def event_history_table(metadata: MetaData) -> Table:
+    """Sent outbox rows outlive the outbox here: the retention job moves them (shared/relay.py
+    ``prune_outbox``), and a ticket's timeline reads this history plus what the outbox
+    still holds. Only what a timeline needs is kept (the key and the envelope)."""
+    return Table(
+        "event_history",
+        metadata,
+        Column("outbox_id", Integer, primary_key=True, autoincrement=False),
+        Column("key", String(64), nullable=False, index=True),
+        Column("payload", Text, nullable=False),
+        Column("created_at", UTCDateTime, nullable=False),
+    )
+
+
 def dead_letter_table(metadata: MetaData) -> Table:
     """Events a consumer parked: its handler failed ``consumer_max_attempts`` times, or an
     earlier event of the same key is parked (``behind``). The spine's own table, created
@@ -158,6 +172,7 @@ class Database:
         self.outbox = outbox_table(self.metadata)
         self.inbox = inbox_table(self.metadata)
         self.dead_letters = dead_letter_table(self.metadata)
+        self.event_history = event_history_table(self.metadata)
         self.events_written = asyncio.Event()
         self.engine = self._make_engine(pool_size)
 
@@ -202,7 +217,7 @@ class Database:
                 await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock})
                 await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.service}"'))
             await conn.run_sync(_upgrade, str(script_location))
-            await conn.run_sync(self.metadata.create_all, [self.dead_letters])
+            await conn.run_sync(self.metadata.create_all, [self.dead_letters, self.event_history])
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import zlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, text, update
+from sqlalchemy import delete, func, insert, select, text, update
 
 from shared.bus import Bus, RawEvent
 from shared.db import Database
@@ -33,6 +34,8 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_seconds: float = 0.5,
         gather_seconds: float = 0.0,
+        retention_seconds: float = 3600.0,
+        prune_every_seconds: float = 0.0,
     ) -> None:
         self.db = db
         self.bus = bus
@@ -41,6 +44,10 @@ class OutboxRelay:
         # after a commit wakes it, the relay waits this long for further commits and sends
         # them together (one transaction and one produce round for many events)
         self.gather_seconds = gather_seconds
+        self.retention = timedelta(seconds=retention_seconds)
+        self.prune_every_seconds = prune_every_seconds
+        self._pruned_at = time.monotonic()
+        self._prune_lock_key = zlib.crc32(f"prune:{db.service}".encode())
         self._lock_key = zlib.crc32(f"relay:{db.service}".encode())
         self._task: asyncio.Task[None] | None = None
         self._backoff = 0.0
@@ -90,8 +97,57 @@ class OutboxRelay:
             raise failure
         return len(rows)
 
+    async def prune(self, batch_size: int = 5000) -> int:
+        """Move sent rows older than the retention period from the outbox to the event
+        history, oldest first; returns how many moved (at most ``batch_size``)."""
+        outbox, history = self.db.outbox, self.db.event_history
+        cutoff = datetime.now(UTC) - self.retention
+        async with self.db.engine.begin() as conn:
+            if self.db.is_postgres:
+                got = await conn.scalar(
+                    text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": self._prune_lock_key}
+                )
+                if not got:
+                    return 0
+            oldest = (
+                select(outbox.c.id)
+                .where(outbox.c.published_at < cutoff)
+                .order_by(outbox.c.id)
+                .limit(batch_size)
+                .subquery()
+            )
+            last = await conn.scalar(select(func.max(oldest.c.id)))
+            if last is None:
+                return 0
+            old = (outbox.c.id <= last, outbox.c.published_at < cutoff)
+            await conn.execute(
+                insert(history).from_select(
+                    ["outbox_id", "key", "payload", "created_at"],
+                    select(outbox.c.id, outbox.c.key, outbox.c.payload, outbox.c.created_at).where(
+                        *old
+                    ),
+                )
+            )
+            moved = await conn.execute(delete(outbox).where(*old))
+        return int(moved.rowcount or 0)
+
+    async def _prune_when_due(self) -> None:
+        if self.prune_every_seconds <= 0:
+            return
+        if time.monotonic() - self._pruned_at < self.prune_every_seconds:
+            return
+        self._pruned_at = time.monotonic()
+        try:
+            while await self.prune() > 0:
+                await asyncio.sleep(0)  # let the hot path in between batches
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - retried at the next interval
+            log.warning("outbox retention failed; retrying later", exc_info=True)
+
     async def run(self) -> None:
         while True:
+            await self._prune_when_due()
             # cleared before looking, so a commit that lands while a batch is being sent
             # wakes the next wait at once instead of after the poll interval
             self.db.events_written.clear()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -17,16 +16,17 @@ import orjson
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy import select, text
+from sqlalchemy import select, text, union_all
 
-from shared.auth import Caller, Role, verify_headers
+from shared.auth import CALLER_HEADER, Caller, Role, verify_headers
 from shared.bus import Bus, make_bus
 from shared.clock import Clock, OffsetClock, make_clock
 from shared.consumer import Consumer
 from shared.consumer import EventHandler as EventHandler
 from shared.db import Database
 from shared.errors import IllegalTransition, NotFound, install_error_handlers
-from shared.logging import trace_id_var
+from shared.logging import RequestIdMiddleware
+from shared.metrics import HttpMetrics, Metrics, Sample, spine_samples
 from shared.relay import OutboxRelay
 from shared.settings import Settings
 
@@ -67,6 +67,8 @@ class ServiceSpec:
     on_start: Sequence[Hook] = ()
     background: Sequence[Hook] = ()  # long-running loops, cancelled at stop
     ready_checks: Sequence[Callable[[ServiceContext], Awaitable[dict[str, Any]]]] = ()
+    # the service's own gauges for /metrics (shared/metrics.py), read when scraped
+    metrics: Sequence[Callable[[ServiceContext], Awaitable[list[Sample]]]] = ()
 
 
 def get_ctx(request: Request) -> ServiceContext:
@@ -131,20 +133,18 @@ def _internal_router(*, clock_routes: bool = True) -> APIRouter:
         """Every event this service emitted about the ticket, oldest first: its part of the
         ticket's timeline (the gateway merges all services')."""
         caller.require_internal()  # the gateway's timeline scopes and filters them
-        outbox = ctx.db.outbox
+        outbox, history = ctx.db.outbox, ctx.db.event_history
+        # the history (sent rows past their retention, moved there) and what the outbox
+        # still holds; outbox ids order both, since rows move in id order
+        both = union_all(
+            select(history.c.outbox_id.label("id"), history.c.payload).where(
+                history.c.key == ticket_id
+            ),
+            select(outbox.c.id, outbox.c.payload).where(outbox.c.key == ticket_id),
+        ).subquery()
         async with ctx.db.engine.connect() as conn:
-            rows = (
-                (
-                    await conn.execute(
-                        select(outbox.c.payload)
-                        .where(outbox.c.key == ticket_id)
-                        .order_by(outbox.c.id)
-                    )
-                )
-                .scalars()
-                .all()
-            )
-        return [orjson.loads(row) for row in rows]
+            rows = (await conn.execute(select(both.c.id, both.c.payload).order_by(both.c.id))).all()
+        return [orjson.loads(r.payload) for r in rows]
 
     return router
 
@@ -254,6 +254,8 @@ def create_service_app(
             batch_size=settings.relay_batch_size,
             poll_seconds=settings.relay_poll_seconds,
             gather_seconds=settings.relay_gather_ms / 1000,
+            retention_seconds=settings.outbox_retention_seconds,
+            prune_every_seconds=settings.outbox_prune_seconds,
         )
         ctx = ServiceContext(spec.name, settings, db, the_bus, the_clock, relay)
         app.state.ctx = ctx
@@ -289,19 +291,24 @@ def create_service_app(
     )
     install_error_handlers(app)
 
-    @app.middleware("http")
-    async def trace(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        trace_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        request.state.trace_id = trace_id
-        token = trace_id_var.set(trace_id)
-        try:
-            response = await call_next(request)
-        finally:
-            trace_id_var.reset(token)
-        response.headers["x-request-id"] = trace_id
-        return response
+    app.add_middleware(RequestIdMiddleware)
+    metrics = app.state.metrics = Metrics()
+    app.add_middleware(HttpMetrics, metrics=metrics)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus(request: Request) -> Response:
+        """Prometheus text format, on this process's own port only: reached through the
+        gateway (signed caller headers) it does not exist (shared/metrics.py)."""
+        if CALLER_HEADER in request.headers:
+            raise NotFound("no such resource")
+        ctx: ServiceContext | None = getattr(request.app.state, "ctx", None)
+        samples: list[Sample] = []
+        if ctx is not None:
+            samples = await spine_samples(ctx, consumes=bool(spec.handlers))
+            for collect in spec.metrics:
+                samples.extend(await collect(ctx))
+        body, content_type = metrics.exposition(samples)
+        return Response(body, media_type=content_type)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -72,8 +72,17 @@ class Settings(BaseSettings):
     # embedded mode's durable log; empty → beside the SQLite files (var/hotline-bus.db)
     bus_log_path: str = ""
     relay_poll_seconds: float = 0.5
+    # bearer token for the gateway's /metrics (its port is public); empty: no such page.
+    # Each service serves /metrics on its own (internal) port without one.
+    metrics_token: str = ""
     # a woken relay waits this long for more commits and sends them as one batch (0: none)
     relay_gather_ms: float = 5.0
+    # sent outbox rows older than this move to the event history (timelines read it), so
+    # the outbox holds only recent rows; checked every outbox_prune_seconds (0: never)
+    outbox_retention_seconds: float = 3600.0
+    outbox_prune_seconds: float = 60.0
+    # how long a registration's Idempotency-Key is remembered (intake)
+    idempotency_retention_hours: float = 24.0
     intake_url: str = "http://127.0.0.1:8001"
     dispatch_url: str = "http://127.0.0.1:8002"
     sla_url: str = "http://127.0.0.1:8003"

@@ -5,6 +5,7 @@ from pathlib import Path
 from services.intake.api import audit_router, matters_router, policy_router, router
 from services.intake.domain import warm_up_segmenter
 from services.intake.handlers import EVENT_HANDLERS, catalog_readiness, load_policy
+from services.intake.handlers.registration import prune_idempotency_keys
 from shared.service import ServiceContext, ServiceSpec
 
 
@@ -19,5 +20,6 @@ SPEC = ServiceSpec(
     routers=[router, matters_router, policy_router, audit_router],
     handlers=EVENT_HANDLERS,
     on_start=[load_policy, warm_up],
+    background=[prune_idempotency_keys],
     ready_checks=[catalog_readiness],
 )

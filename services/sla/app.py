@@ -6,7 +6,7 @@ from pathlib import Path
 from services.sla.api import admin_router, extension_router, router
 from services.sla.handlers import EVENT_HANDLERS
 from services.sla.handlers.queries import calendar_readiness
-from services.sla.handlers.scanner import scanner
+from services.sla.handlers.scanner import scanner, sla_metrics
 from services.sla.handlers.state import load_state
 from shared.service import ServiceSpec
 
@@ -19,4 +19,5 @@ SPEC = ServiceSpec(
     on_start=[load_state],
     background=[scanner],
     ready_checks=[calendar_readiness],
+    metrics=[sla_metrics],
 )

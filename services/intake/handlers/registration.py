@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Text, cast, func, insert, literal, select, update
+from sqlalchemy import Text, cast, delete, func, insert, literal, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -62,6 +63,8 @@ DUPLICATE_HINT_ROLES = frozenset({Role.OPERATOR, Role.ADMIN})
 MAX_DUPLICATE_HINTS = 10
 MATTER_CACHE = "intake_matters"
 MATTER_REFRESH_SECONDS = 5.0
+IDEMPOTENCY_PRUNE_SECONDS = 600.0
+log = logging.getLogger("hotline.intake")
 
 
 async def register_ticket(
@@ -448,3 +451,24 @@ async def rate_call(
             ).envelope(producer=PRODUCER, occurred_at=now)
         )
     return CallRatingPublic(ticket_id=ticket_id, rating=data.rating, rated_at=now)
+
+
+async def prune_idempotency_keys(ctx: ServiceContext, once: bool = False) -> None:
+    """Background: forget Idempotency-Keys older than their retention period (a retry
+    after that files a new ticket)."""
+    keep = timedelta(hours=ctx.settings.idempotency_retention_hours)
+    while True:
+        try:
+            async with ctx.db.engine.begin() as conn:
+                await conn.execute(
+                    delete(idempotency_keys).where(
+                        idempotency_keys.c.created_at < ctx.clock.now() - keep
+                    )
+                )
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - tried again at the next interval
+            log.warning("pruning idempotency keys failed; retrying later", exc_info=True)
+        if once:
+            return
+        await asyncio.sleep(IDEMPOTENCY_PRUNE_SECONDS)

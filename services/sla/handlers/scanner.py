@@ -9,7 +9,7 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, text, update
+from sqlalchemy import bindparam, case, func, select, text, update
 
 from services.sla.domain import next_due, second_escalation_at
 from services.sla.handlers.clocks import PRODUCER
@@ -17,6 +17,7 @@ from services.sla.handlers.state import reload_state, state
 from services.sla.models import clocks
 from shared.calendar import Period
 from shared.events import ClockWarning, Envelope, Escalated, Overdue
+from shared.metrics import Sample
 from shared.service import ServiceContext
 
 log = logging.getLogger("hotline.sla")
@@ -196,3 +197,37 @@ async def scanner(ctx: ServiceContext) -> None:
             sla.planned_wake = None
             for waiter in waits:
                 waiter.cancel()
+
+
+async def sla_metrics(ctx: ServiceContext) -> list[Sample]:
+    """For /metrics: open clocks by state, and how late the scanner is on the oldest due
+    action (0 when nothing is due: the scanner keeps up)."""
+    now = ctx.clock.now()
+    state_of = case(
+        (clocks.c.overdue_at.is_not(None), "overdue"),
+        (clocks.c.warned_at.is_not(None), "warned"),
+        else_="running",
+    )
+    async with ctx.db.engine.connect() as conn:
+        by_state: dict[str, int] = dict(
+            (
+                await conn.execute(
+                    select(state_of, func.count())
+                    .where(clocks.c.stopped_at.is_(None), clocks.c.cancelled_at.is_(None))
+                    .group_by(state_of)
+                )
+            ).all()
+        )
+        oldest_due = await conn.scalar(
+            select(func.min(clocks.c.next_due_at)).where(clocks.c.next_due_at <= now)
+        )
+    doc = "clocks neither met nor cancelled, by state"
+    samples: list[Sample] = [
+        ("hotline_sla_open_clocks", doc, {"state": s}, float(by_state.get(s, 0)))
+        for s in ("running", "warned", "overdue")
+    ]
+    lag = (now - oldest_due).total_seconds() if oldest_due is not None else 0.0
+    samples.append(
+        ("hotline_sla_scanner_lag_seconds", "age of the oldest due clock action", {}, lag)
+    )
+    return samples

@@ -26,7 +26,6 @@ class SlaState:
         self.planned_wake: datetime | None = None
         self.fingerprint: tuple[object, ...] = ()
 
-
     def wake_for(self, due: datetime | None) -> bool:
         """Whether a clock due at ``due`` needs the scanner woken: only when it falls before
         the scanner's planned look (a ticket's clocks are days away; waking per new clock

@@ -108,3 +108,16 @@ async def test_a_commit_whose_answer_was_lost_still_answers_201(
     r = await post(intake, ticket(), None)
     assert r.status_code == 201, r.text
     assert await count(intake) == 1
+
+
+async def test_a_key_is_forgotten_after_its_retention_period(intake: Intake) -> None:
+    from services.intake.handlers.registration import prune_idempotency_keys
+
+    first = await post(intake, ticket(), "k-old")
+    intake.advance(hours=23)
+    await prune_idempotency_keys(intake.ctx, once=True)
+    assert (await post(intake, ticket(), "k-old")).json() == first.json()
+    intake.advance(hours=2)
+    await prune_idempotency_keys(intake.ctx, once=True)
+    later = await post(intake, ticket(), "k-old")
+    assert later.status_code == 201 and later.json()["ticket_id"] != first.json()["ticket_id"]

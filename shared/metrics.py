@@ -1,0 +1,206 @@
+"""Prometheus metrics for every process (``/metrics``, text format).
+
+- HTTP: ``hotline_http_request_duration_seconds`` (a histogram: its ``_count`` is the rate)
+  by method, route template (``/tickets/{ticket_id}``, never the raw path) and status,
+  recorded by a plain ASGI middleware.
+- The spine, read when scraped: unsent outbox rows and the age of the oldest (relay lag),
+  events each consumer group has yet to handle, each group's state, parked dead letters.
+- A service's own gauges (``ServiceSpec.metrics``), e.g. the SLA service's open clocks by
+  state and its scanner's lag.
+
+Where ``/metrics`` answers (decided here, documented in README "Operations"):
+- a service serves it on its own port only, like ``/healthz`` and ``/readyz``; the same
+  path reached through the gateway's proxy (``/api/v1/<service>/metrics``, which arrives
+  with the gateway's signed caller headers) does not exist (404): service ports are
+  internal and are what Prometheus scrapes;
+- the gateway's port is public, so its ``/metrics`` answers only a bearer token equal to
+  ``HOTLINE_METRICS_TOKEN``; with no token set it does not exist (404).
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from datetime import UTC
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from sqlalchemy import func, select
+
+if TYPE_CHECKING:
+    from shared.service import ServiceContext
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# (name, help, labels): gauges a service sets from ``ServiceSpec.metrics``
+Sample = tuple[str, str, dict[str, str], float]
+
+
+class Metrics:
+    """One process's (or, embedded, one app's) metrics in its own registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.http = Histogram(
+            "hotline_http_request_duration_seconds",
+            "HTTP requests by method, route template and status, and how long they took",
+            ["method", "route", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self._gauges: dict[str, Gauge] = {}
+
+    def set(self, name: str, doc: str, labels: dict[str, str], value: float) -> None:
+        gauge = self._gauges.get(name)
+        if gauge is None:
+            gauge = Gauge(name, doc, sorted(labels), registry=self.registry)
+            self._gauges[name] = gauge
+        (gauge.labels(**labels) if labels else gauge).set(value)
+
+    def clear(self, name: str) -> None:
+        """Forget a labelled gauge's series (a state that no longer has any members)."""
+        gauge = self._gauges.get(name)
+        if gauge is not None:
+            gauge.clear()
+
+    def exposition(self, samples: Sequence[Sample] = ()) -> tuple[bytes, str]:
+        by_name: dict[str, list[Sample]] = {}
+        for sample in samples:
+            by_name.setdefault(sample[0], []).append(sample)
+        for name, group in by_name.items():
+            if group[0][2]:
+                self.clear(name)
+            for _, doc, labels, value in group:
+                self.set(name, doc, labels, value)
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+def route_template(scope: Scope, known: dict[Any, str] | None = None) -> str:
+    """The matched route's path template; the gateway's proxy route names its service.
+    (A plain Starlette route leaves no ``route`` in the scope, only its ``endpoint``: its
+    template is looked up once among the app's routes and kept in ``known``.)"""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    endpoint = scope.get("endpoint")
+    if not isinstance(path, str) and endpoint is not None:
+        known = {} if known is None else known
+        if endpoint not in known:
+            routes = getattr(getattr(scope.get("app"), "router", None), "routes", ())
+            known[endpoint] = next(
+                (r.path for r in routes if getattr(r, "endpoint", None) is endpoint), ""
+            )
+        path = known[endpoint] or None
+    if not isinstance(path, str):
+        return "unmatched"
+    if "{service}" in path:
+        service = str(scope.get("path_params", {}).get("service", "unknown"))
+        path = path.replace("{service}", service if service.isidentifier() else "unknown")
+    return path
+
+
+class HttpMetrics:
+    """Plain ASGI (no task per request): time each request, label it by route template."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.templates: dict[Any, str] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = route_template(scope, self.templates)
+            self.metrics.http.labels(scope["method"], route, str(status)).observe(
+                time.perf_counter() - start
+            )
+
+
+def bearer_matches(authorization: str | None, token: str) -> bool:
+    """Constant-time check of ``Authorization: Bearer <token>``."""
+    if not token or not authorization or not authorization.startswith("Bearer "):
+        return False
+    return hmac.compare_digest(authorization.removeprefix("Bearer ").encode(), token.encode())
+
+
+async def spine_samples(ctx: ServiceContext, consumes: bool) -> list[Sample]:
+    """The outbox, the relay, the consumer group and its dead letters of one service."""
+    db = ctx.db
+    outbox, dead = db.outbox, db.dead_letters
+    now = ctx.clock.now()
+    async with db.engine.connect() as conn:
+        backlog, oldest = (
+            await conn.execute(
+                select(func.count(), func.min(outbox.c.created_at)).where(
+                    outbox.c.published_at.is_(None)
+                )
+            )
+        ).one()
+        parked = (
+            await conn.scalar(
+                select(func.count()).where(dead.c.consumer == ctx.name, dead.c.state == "parked")
+            )
+            if consumes
+            else 0
+        )
+    service = {"service": ctx.name}
+    if oldest is not None and oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=UTC)
+    samples: list[Sample] = [
+        ("hotline_outbox_backlog", "outbox rows not yet sent to the bus", service, backlog),
+        (
+            "hotline_relay_lag_seconds",
+            "age of the oldest unsent outbox row (0: none waiting)",
+            service,
+            max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0,
+        ),
+    ]
+    if consumes:
+        lag = getattr(ctx.bus, "lag", None)
+        behind = lag().get(ctx.name) if callable(lag) else None
+        if behind is not None:
+            samples.append(
+                (
+                    "hotline_consumer_lag_events",
+                    "events on the bus this consumer group has yet to handle",
+                    {"group": ctx.name},
+                    float(behind),
+                )
+            )
+        state = ctx.bus.consumer_states().get(ctx.name, "stopped")
+        samples.append(
+            (
+                "hotline_consumer_running",
+                "1 while this process's consumer of the group runs (or retries an outage)",
+                {"group": ctx.name},
+                1.0 if state in ("running", "retrying") else 0.0,
+            )
+        )
+        samples.append(
+            ("hotline_dead_letters", "events parked as dead letters", service, float(parked or 0))
+        )
+    return samples
