@@ -60,6 +60,13 @@ EXTRA_ENV = {
     "HOTLINE_LOG_LEVEL": "WARNING",
     "HOTLINE_DB_POOL_SIZE": os.environ.get("BENCH_POOL_SIZE", "10"),
 }
+# Soak: BENCH_RETENTION_SECONDS sets the outbox retention (moved to the event history,
+# checked every few seconds) and the sizes of each outbox are sampled during the run.
+RETENTION = os.environ.get("BENCH_RETENTION_SECONDS")
+if RETENTION:
+    EXTRA_ENV["HOTLINE_OUTBOX_RETENTION_SECONDS"] = RETENTION
+    EXTRA_ENV["HOTLINE_OUTBOX_PRUNE_SECONDS"] = str(max(1.0, float(RETENTION) / 2))
+SCHEMAS = ("intake", "dispatch", "sla", "evaluation")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -144,6 +151,20 @@ async def unpublished(pg: asyncpg.Connection) -> int:
             pg, f"SELECT count(*) FROM {schema}.outbox WHERE published_at IS NULL"
         )
     return total
+
+
+async def table_sizes(pg: asyncpg.Connection) -> dict[str, dict[str, int]]:
+    """Rows and bytes (with indexes and TOAST) of each outbox and event history."""
+    sizes: dict[str, dict[str, int]] = {}
+    for schema in SCHEMAS:
+        for table in ("outbox", "event_history"):
+            exists = await pg.fetchval("SELECT to_regclass($1)", f"{schema}.{table}")
+            if exists is None:
+                continue
+            rows = await scalar(pg, f"SELECT count(*) FROM {schema}.{table}")
+            size = await scalar(pg, f"SELECT pg_total_relation_size('{schema}.{table}')")
+            sizes[f"{schema}.{table}"] = {"rows": rows, "bytes": size}
+    return sizes
 
 
 async def counts(pg: asyncpg.Connection, expected: int) -> dict[str, Any]:
@@ -265,8 +286,18 @@ async def main() -> None:  # noqa: PLR0915 - one linear script
                         last_clock_id = rows[-1]["id"]
                     await asyncio.sleep(0.05)
 
+            samples: list[dict[str, Any]] = []
+            sample_pg = await asyncpg.connect(dsn, server_settings={"application_name": "bench"})
+
+            async def sample_sizes() -> None:
+                while True:
+                    sizes = await table_sizes(sample_pg)
+                    samples.append({"t": round(time.perf_counter() - start, 1), **sizes})
+                    await asyncio.sleep(5.0)
+
             watcher = asyncio.create_task(watch_clocks())
             start = time.perf_counter()
+            sampler = asyncio.create_task(sample_sizes()) if RETENTION else None
             await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
             accept_seconds = time.perf_counter() - start
             accepted = len(latencies)
@@ -293,6 +324,10 @@ async def main() -> None:  # noqa: PLR0915 - one linear script
                     break
                 await asyncio.sleep(0.5)
             drain_seconds = time.perf_counter() - start
+            if sampler is not None:
+                sampler.cancel()
+                await asyncio.gather(sampler, return_exceptions=True)
+            await sample_pg.close()
             cpu_after = {p: cpu_seconds(pid) for p, pid in pids.items()}
             kafka_after = cpu_seconds(kpid) if kpid else 0.0
             backends_after = await backend_pids(pg, system.database)
@@ -330,6 +365,9 @@ async def main() -> None:  # noqa: PLR0915 - one linear script
                     (kafka_after - kafka_before) / max(accepted, 1) * 1000, 2
                 ),
             },
+            "outbox_retention_seconds": float(RETENTION) if RETENTION else None,
+            "table_sizes_sampled_every_5s": samples[:: max(1, len(samples) // 12)] or None,
+            "table_sizes_at_end": await table_sizes(pg),
             "counts_expected": total,
             "counts": await counts(pg, total),
         }
