@@ -106,8 +106,8 @@ async def tally_hotspot(
             recent, track.tallied, registered_at, window, setting.threshold
         )
         if reaches is None:  # the counter cannot tell (a late ticket): count
-            count = await _in_window(conn, matter_code, district, registered_at, window)
-            reaches = count >= setting.threshold
+            counted = await _in_window(conn, matter_code, district, registered_at, window)
+            reaches = counted >= setting.threshold
     step = hotspot_step(
         track.active_until, registered_at, setting.threshold if reaches else 0, setting.threshold
     )
