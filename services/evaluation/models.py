@@ -184,7 +184,7 @@ hotspot_tracks = Table(
     Column("district", String(12), primary_key=True),
     Column("hotspot_id", String(36)),
     Column("active_until", UTCDateTime),
-    # evaluation_0004: the latest registration times (ISO, oldest first, at most the
+    # evaluation_0006: the latest registration times (ISO, oldest first, at most the
     # threshold) and how many tickets were ever tallied: the counter a new ticket is
     # judged by (services/evaluation/domain.py: window_count)
     Column("recent", JSON),

@@ -70,11 +70,11 @@ async def cached_policy_at(
     """``policy_at`` for the per-event path: the versions are kept in memory and re-read
     every few seconds (another instance may add one; a new version is never in force
     before it is added, so a few seconds' delay matters only to one effective that soon)."""
-    cached: tuple[float, list[Policy]] | None = ctx.extras.get("evaluation_policy")
+    cached: tuple[float, PolicyVersions[Policy]] | None = ctx.extras.get("evaluation_policy")
     if cached is None or monotonic() - cached[0] > POLICY_REFRESH_SECONDS:
         cached = (monotonic(), await policy_versions_of(conn))
         ctx.extras["evaluation_policy"] = cached
-    return policy_in_force(cached[1], at).settings
+    return cached[1].in_force(at).settings
 
 
 def forget_cached_policy(ctx: ServiceContext) -> None:

@@ -1,14 +1,14 @@
 """evaluation: each matter-and-district track keeps its latest registration times, so a
 new ticket is tallied without re-reading every ticket in the window
 
-Revision ID: evaluation_0004
+Revision ID: evaluation_0006
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "evaluation_0004"
-down_revision = "evaluation_0003"
+revision = "evaluation_0006"
+down_revision = "evaluation_0005"
 
 
 def upgrade() -> None:
