@@ -328,10 +328,15 @@ async def main() -> None:  # noqa: PLR0915 - one linear script
             settled_at = time.perf_counter()
             while time.perf_counter() < settle_deadline:
                 current = (await unpublished(pg), await counts(pg, WARMUP + accepted))
+                complete = all(
+                    c["lost"] == 0 for schema in current[1].values() for c in schema.values()
+                )
+                if current[0] == 0 and complete:
+                    break  # every effect of every ticket is there
                 if current != previous:
                     previous, settled_at = current, time.perf_counter()
-                elif current[0] == 0 and time.perf_counter() - settled_at >= 2.0:
-                    break
+                elif time.perf_counter() - settled_at >= 30.0:
+                    break  # nothing moved for 30 s: report what is missing
                 await asyncio.sleep(0.5)
             drain_seconds = time.perf_counter() - start
             if sampler is not None:
