@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, union
 
 from services.sla.domain import clock_state, lateness_seconds
 from services.sla.handlers.clocks import RUNNING
@@ -85,8 +85,10 @@ async def board(
         query = query.where(clocks.c.deadline <= now)
     elif status == "at_risk":
         query = query.where(clocks.c.deadline > now, clocks.c.warn_at <= now)
-    else:
-        query = query.where((clocks.c.deadline <= now) | (clocks.c.warn_at <= now))
+    else:  # overdue or warned, as a union of two index ranges (an OR would scan them all)
+        late = select(clocks.c.id).where(*RUNNING, clocks.c.deadline <= now)
+        warned = select(clocks.c.id).where(*RUNNING, clocks.c.warn_at <= now)
+        query = query.where(clocks.c.id.in_(union(late, warned)))
     for column, value in (
         (clocks.c.unit_id, unit_id),
         (clocks.c.district, district),
