@@ -182,8 +182,15 @@ async def counts(pg: asyncpg.Connection, expected: int) -> dict[str, Any]:
         n, d = int(row["n"]), int(row["d"])
         return {"rows": n, "lost": expected * per_ticket - d, "duplicated": n - d}
 
+    def sent(schema: str) -> str:
+        """The outbox and the event history its sent rows move to after the retention."""
+        return (
+            f"(SELECT key, payload FROM {schema}.outbox UNION ALL "
+            f"SELECT key, payload FROM {schema}.event_history) AS {schema}_events"
+        )
+
     async def outbox(schema: str, event_type: str) -> dict[str, int]:
-        return await one(f"{schema}.outbox", f"payload::jsonb->>'type' = '{event_type}'", "key")
+        return await one(sent(schema), f"payload::jsonb->>'type' = '{event_type}'", "key")
 
     return {
         "intake": {
@@ -199,7 +206,7 @@ async def counts(pg: asyncpg.Connection, expected: int) -> dict[str, Any]:
             "dispatch_clocks": await one("sla.clocks", "kind = 'dispatch'"),
             "acceptance_clocks": await one("sla.clocks", "kind = 'acceptance'"),
             "outbox_sla.deadline_set": await one(
-                "sla.outbox",
+                sent("sla"),
                 "payload::jsonb->>'type' = 'sla.deadline_set'",
                 "key || '|' || (payload::jsonb->'payload'->>'clock')",
                 per_ticket=2,  # the dispatch and the acceptance clock
