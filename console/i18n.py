@@ -129,6 +129,10 @@ EVENTS = {
 
 _REASONS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^Field required$"), "必填"),
+    (re.compile(r"invalid period"), "时限格式不正确，应如 15m、2h、1d、7wd（工作日）"),
+    (re.compile(r"suggestion_threshold must be"), "派单建议阈值应为大于 0、不超过 1 的数"),
+    (re.compile(r"(\w+)\.(\w+) is missing"), r"缺少 \1.\2"),
+    (re.compile(r"keywords are non-empty"), "关键词不能为空，每个最多 40 个字"),
     (re.compile(r"String should have at least (\d+) characters?"), r"至少 \1 个字"),
     (re.compile(r"String should have at most (\d+) characters?"), r"最多 \1 个字"),
     (re.compile(r"^Input should be (.*)$"), r"取值应为 \1"),

@@ -257,3 +257,42 @@ def test_an_appointed_social_supervisor_reads_statistics_and_submits_an_opinion(
     supervisor.page.get_by_role("button", name="提交").click()
     expect(supervisor.page.locator("main")).to_contain_text("夜间噪声投诉办理偏慢")
     assert supervisor.goto("/agency/board").status == 403  # not the agency's board
+
+
+def test_the_admin_edits_a_catalog_matter_and_sees_a_refusal_at_its_field(
+    system: System, people: Callable[[str], Session]
+) -> None:
+    admin = people("admin")
+    admin.goto("/admin/catalog?q=MKT-001")
+    admin.page.locator("#catalog a", has_text="编辑").first.click()
+    period = admin.page.locator("#matter-form [name=statutory_period]")
+    period.fill("十个工作日")
+    admin.page.get_by_role("button", name="保存").click()
+    refusal = admin.page.locator("#matter-form .field-error[data-field=statutory_period]")
+    expect(refusal).to_contain_text("时限格式不正确")
+    expect(period).to_have_value("十个工作日")  # what was typed stays to be corrected
+    period.fill("15wd")
+    admin.page.get_by_role("button", name="保存").click()
+    expect(admin.page.locator("#catalog")).to_contain_text("15wd")
+    matter = system.api("admin", "GET", "/api/v1/dispatch/catalog/matters/MKT-001").json()
+    assert matter["statutory_period"] == "15wd"
+    assert matter["responsible"], "the units responsible are kept"
+
+
+def test_the_admin_adds_a_policy_version_and_sees_a_refusal_at_its_field(
+    system: System, people: Callable[[str], Session]
+) -> None:
+    admin = people("admin")
+    admin.goto("/admin/policy?service=dispatch")
+    form = admin.page.locator("#policy-form")
+    settings = form.locator("[name=settings]")
+    current = settings.input_value()
+    form.locator("[name=effective_from]").fill("2030-01-01T00:00")
+    settings.fill(current.replace('"suggestion_threshold": 0.6', '"suggestion_threshold": 1.5'))
+    admin.page.get_by_role("button", name="保存新版本").click()
+    expect(form.locator(".field-error[data-field=settings]")).to_contain_text("派单建议阈值")
+    settings.fill(current.replace('"suggestion_threshold": 0.6', '"suggestion_threshold": 0.7'))
+    admin.page.get_by_role("button", name="保存新版本").click()
+    expect(admin.page.locator("section", has_text="全部版本")).to_contain_text("2030-01-01 00:00")
+    versions = system.api("admin", "GET", "/api/v1/dispatch/policy").json()["versions"]
+    assert [v["settings"]["suggestion_threshold"] for v in versions][-1] == 0.7
