@@ -33,6 +33,8 @@ async def system(tmp_path: Path) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClie
         jwt_secret="embedded-test-jwt-secret-of-32-bytes-or-more",
     )
     async with embedded_app(settings) as app:
+        # intake learns the catalog from dispatch's events: let that land before registering
+        await settle(app)
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://hotline"
         ) as client:
