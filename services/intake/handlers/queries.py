@@ -36,6 +36,8 @@ from shared.service import ServiceContext
 # Art 28: full requester data only where the role needs it; every such read is logged.
 FULL_REQUESTER_ROLES = frozenset({Role.OPERATOR, Role.AGENCY, Role.ADMIN})
 # One answer for an unknown number and a wrong phone: the lookup reveals nothing.
+# a search matching more tickets than this reads its page in list order, not by sorting
+WIDE_SEARCH = 2000
 NOT_YOURS = "no ticket {ticket_id} filed with that phone number"
 _URGENCY_ORDER = case(
     (tickets.c.urgency == "life_safety", 0), (tickets.c.urgency == "livelihood", 1), else_=2
@@ -99,7 +101,9 @@ async def get_ticket(ctx: ServiceContext, caller: Caller, ticket_id: str) -> Tic
     return to_public(row._mapping, full=full)
 
 
-def _conditions(f: TicketFilter) -> list[ColumnElement[bool]]:
+def _conditions(f: TicketFilter, *, walk: bool = False) -> list[ColumnElement[bool]]:
+    """The filter as SQL. ``walk``: the query words checked per ticket (a correlated
+    subquery), for reading a list in its index order when many tickets match."""
     conds: list[ColumnElement[bool]] = [tickets.c.ticket_id.is_not(None)]
     for name in ("status", "channel", "type", "urgency", "district", "matter_code", "flagged"):
         value = getattr(f, name)
@@ -115,6 +119,18 @@ def _conditions(f: TicketFilter) -> list[ColumnElement[bool]]:
         terms = query_terms(f.q)
         if not terms:
             raise InvalidInput("q", "no searchable words (only punctuation or words like 的, 了)")
+        if walk:  # the ticket's own words among the query's, one index probe per word
+            own = (
+                select(func.count())
+                .select_from(ticket_terms)
+                .where(
+                    ticket_terms.c.ticket_pk == tickets.c.id,
+                    ticket_terms.c.term.in_(sorted(terms)),
+                )
+                .scalar_subquery()
+            )
+            conds.append(own == len(terms))
+            return conds
         # every word of the query among the ticket's words: an indexed lookup per word
         matching = (
             select(ticket_terms.c.ticket_pk)
@@ -140,6 +156,10 @@ async def list_tickets(ctx: ServiceContext, caller: Caller, f: TicketFilter) -> 
     async with ctx.db.unit_of_work() as uow:
         conn = uow.conn
         count = await conn.scalar(select(func.count()).select_from(tickets).where(*conds))
+        if f.q is not None and f.sort == "-registered_at" and (count or 0) > WIDE_SEARCH:
+            # many matches (a common word): walking the list in its order (ix_tickets_queue)
+            # finds a page at once, where reading every match would sort them all
+            conds = _conditions(f, walk=True)
         rows = (
             await conn.execute(
                 select(tickets).where(*conds).order_by(*order).limit(f.limit).offset(f.offset)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from services.intake.handlers import queries
 from tests.unit.intake.conftest import T0, Intake, consultation, ticket
 
 
@@ -119,6 +120,21 @@ async def test_chinese_text_search_over_the_content(
     page = await intake.tickets(q=q)
     assert ids(page) == [four[name] for name in expected]
     assert page["count"] == len(expected)
+
+
+async def test_a_search_matching_many_tickets_reads_them_in_the_same_order(
+    intake: Intake, four: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past WIDE_SEARCH matches the list is walked in its index order, checking each
+    ticket's words: the same tickets, order, paging and count as reading the matches."""
+    monkeypatch.setattr(queries, "WIDE_SEARCH", 0)
+    for q, expected in [("停水", ["threat", "water"]), ("物业 停水", ["threat"]), ("暖气", [])]:
+        page = await intake.tickets(q=q)
+        assert ids(page) == [four[name] for name in expected], q
+        assert page["count"] == len(expected)
+    second = await intake.tickets(q="物业", limit=1, offset=1)
+    assert ids(second) == [four["property"]] and second["count"] == 2
+    assert ids(await intake.tickets(q="停水", flagged="false")) == [four["water"]]
 
 
 async def test_search_combines_with_filters(intake: Intake, four: dict[str, str]) -> None:
