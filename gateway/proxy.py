@@ -170,16 +170,20 @@ async def proxy(request: Request) -> Response:
     upstream = upstreams.get(service)
 
     method = request.method
-    signed = sign_headers(settings.service_secret, caller, method, path)
-    headers.extend((k.encode(), v.encode()) for k, v in signed.items())
+    body = await request.body()
     headers.append((b"x-request-id", request.state.trace_id.encode()))
     outgoing = httpx.Request(
         method,
         upstream.base_url + _target(scope, service, path),
         headers=headers,
-        content=await request.body(),
+        content=body,
         extensions=_EXTENSIONS,
     )
+    # signed as sent: the service checks method, path, query and body against it
+    signed = sign_headers(
+        settings.service_secret, caller, method, path, query=outgoing.url.query, body=body
+    )
+    outgoing.headers.update(signed)
     try:
         answer = await upstream.transport.handle_async_request(outgoing)
         content = await answer.aread()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from fastapi import APIRouter, Request
@@ -14,7 +15,7 @@ from pydantic import BaseModel
 
 from gateway.auth import CallerDep
 from gateway.proxy import ServiceUnavailable, Upstreams
-from shared.auth import Caller, Role, sign_headers
+from shared.auth import Caller, Role, SignedAs
 from shared.errors import Forbidden, NotFound
 
 router = APIRouter(prefix="/api/v1/tickets", tags=["timeline"])
@@ -37,9 +38,7 @@ async def _get(upstreams: Upstreams, service: str, path: str, caller: Caller) ->
     secret = upstreams.secret
     upstream = upstreams.get(service)
     try:
-        response = await upstream.client.get(
-            path, headers=sign_headers(secret, caller, "GET", path)
-        )
+        response = await upstream.client.get(path, auth=SignedAs(secret, caller))
     except Exception as exc:  # noqa: BLE001 - any transport failure is the same to a caller
         raise ServiceUnavailable(f"{service} did not answer: {type(exc).__name__}") from exc
     return response
@@ -62,12 +61,14 @@ async def timeline(ticket_id: str, request: Request, caller: CallerDep) -> Timel
     caller.require(Role.OPERATOR, Role.AGENCY, Role.ADMIN, Role.AUTHORITY, Role.UNIT)
     upstreams: Upstreams = request.app.state.upstreams
     if caller.role is Role.UNIT:
-        assignment = await _get(upstreams, "dispatch", f"/tickets/{ticket_id}", caller)
+        assignment = await _get(
+            upstreams, "dispatch", f"/tickets/{quote(ticket_id, safe='')}", caller
+        )
         if assignment.status_code == 403:
             raise Forbidden("this ticket belongs to another unit")
         if assignment.status_code == 404:
             raise NotFound(f"no ticket {ticket_id}")
-    path = f"/internal/tickets/{ticket_id}/events"
+    path = f"/internal/tickets/{quote(ticket_id, safe='')}/events"
     internal = caller.model_copy(update={"internal": True})
     answers = await asyncio.gather(
         *(_get(upstreams, name, path, internal) for name in upstreams.services)

@@ -7,10 +7,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Generator, Iterable, MutableMapping
 from enum import StrEnum
+from typing import Any
 
+import httpx
 import orjson
 from pydantic import BaseModel, ConfigDict
 
@@ -20,7 +23,9 @@ from shared.events.base import Channel
 CALLER_HEADER = "x-hotline-caller"
 TIMESTAMP_HEADER = "x-hotline-timestamp"
 SIGNATURE_HEADER = "x-hotline-signature"
-MAX_SKEW_SECONDS = 300
+NONCE_HEADER = "x-hotline-nonce"
+DIGEST_HEADER = "x-hotline-body-sha256"  # informative; the signature covers the digest
+MAX_SKEW_SECONDS = 60
 
 
 class Role(StrEnum):
@@ -95,42 +100,213 @@ class Caller(BaseModel):
             raise Forbidden("this ticket belongs to another unit")
 
 
-def _signature(secret: str, timestamp: str, method: str, path: str, caller: str) -> str:
-    message = "\n".join((timestamp, method.upper(), path, caller)).encode()
+def body_digest(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def _signature(
+    secret: str,
+    *,
+    timestamp: str,
+    nonce: str,
+    method: str,
+    path: str,
+    query: bytes,
+    digest: str,
+    caller: str,
+) -> str:
+    message = b"\n".join(
+        (
+            timestamp.encode(),
+            nonce.encode(),
+            method.upper().encode(),
+            path.encode(),
+            query,
+            digest.encode(),
+            caller.encode(),
+        )
+    )
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
-def sign_headers(secret: str, caller: Caller, method: str, path: str) -> dict[str, str]:
+def sign_headers(
+    secret: str,
+    caller: Caller,
+    method: str,
+    path: str,
+    *,
+    query: bytes = b"",
+    body: bytes = b"",
+) -> dict[str, str]:
+    """Headers naming ``caller`` for one request: the signature covers the method, the
+    decoded path, the query string as sent, a digest of the body, the time and a fresh
+    nonce, so nothing of the request can be changed and it cannot be sent twice."""
     identity = caller.model_dump(mode="json")
     if identity["channel"] is None:  # only channel accounts carry one
         del identity["channel"]
     encoded = base64.urlsafe_b64encode(orjson.dumps(identity)).decode()
     timestamp = str(int(time.time()))
+    nonce = secrets.token_urlsafe(16)
+    digest = body_digest(body)
     return {
         CALLER_HEADER: encoded,
         TIMESTAMP_HEADER: timestamp,
-        SIGNATURE_HEADER: _signature(secret, timestamp, method, path, encoded),
+        NONCE_HEADER: nonce,
+        DIGEST_HEADER: digest,
+        SIGNATURE_HEADER: _signature(
+            secret,
+            timestamp=timestamp,
+            nonce=nonce,
+            method=method,
+            path=path,
+            query=query,
+            digest=digest,
+            caller=encoded,
+        ),
     }
 
 
+class SignedAs(httpx.Auth):
+    """httpx auth that signs each request as ``caller`` (the gateway's own calls, tests)."""
+
+    requires_request_body = True
+
+    def __init__(self, secret: str, caller: Caller) -> None:
+        self.secret = secret
+        self.caller = caller
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers.update(
+            sign_headers(
+                self.secret,
+                self.caller,
+                request.method,
+                request.url.path,
+                query=request.url.query,
+                body=request.content,
+            )
+        )
+        yield request
+
+
+class NonceCache:
+    """Nonces seen within the signature window; a second use is a replay. In memory, per
+    process: a replay sent to another instance of the same service is not caught (the
+    window is short, and the network between gateway and services is private)."""
+
+    def __init__(self, window: float = MAX_SKEW_SECONDS, max_size: int = 200_000) -> None:
+        self._window = window
+        self._max = max_size
+        self._seen: dict[str, float] = {}
+
+    def first_use(self, nonce: str, now: float) -> bool:
+        if nonce in self._seen:
+            return False
+        if len(self._seen) >= self._max:
+            cutoff = now - 2 * self._window
+            self._seen = {n: t for n, t in self._seen.items() if t > cutoff}
+            if len(self._seen) >= self._max:
+                return False  # flooded: refuse rather than forget
+        self._seen[nonce] = now
+        return True
+
+
+_NONCES = NonceCache()
+
+
 def verify_headers(
-    secret: str, headers: dict[str, str] | Iterable[tuple[str, str]], method: str, path: str
+    secret: str,
+    headers: dict[str, str] | Iterable[tuple[str, str]],
+    method: str,
+    path: str,
+    *,
+    query: bytes = b"",
+    body: bytes = b"",
+    nonces: NonceCache | None = None,
 ) -> Caller:
     h = {k.lower(): v for k, v in (headers.items() if isinstance(headers, dict) else headers)}
-    encoded, timestamp, signature = (
+    encoded, timestamp, signature, nonce = (
         h.get(CALLER_HEADER),
         h.get(TIMESTAMP_HEADER),
         h.get(SIGNATURE_HEADER),
+        h.get(NONCE_HEADER),
     )
-    if not (encoded and timestamp and signature):
+    if not (encoded and timestamp and signature and nonce):
         raise Unauthorized("missing caller identity: call the platform through the gateway")
+    now = time.time()
     try:
-        age = abs(time.time() - int(timestamp))
+        age = abs(now - int(timestamp))
     except ValueError as exc:
         raise Unauthorized("malformed caller timestamp") from exc
     if age > MAX_SKEW_SECONDS:
         raise Unauthorized("stale caller identity")
-    expected = _signature(secret, timestamp, method, path, encoded)
+    expected = _signature(
+        secret,
+        timestamp=timestamp,
+        nonce=nonce,
+        method=method,
+        path=path,
+        query=query,
+        digest=body_digest(body),
+        caller=encoded,
+    )
     if not hmac.compare_digest(expected, signature):
         raise Unauthorized("caller identity signature does not verify")
+    if not (nonces or _NONCES).first_use(nonce, now):
+        raise Unauthorized("this signed request was already used (replay)")
     return Caller.model_validate(orjson.loads(base64.urlsafe_b64decode(encoded)))
+
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+CALLER_SCOPE_KEY = "hotline.caller"
+
+
+class VerifyCaller:
+    """ASGI middleware of every service: reads the body once, verifies the gateway's
+    signature over the whole request and leaves the caller (or the refusal) in the scope for
+    ``get_caller``; the app then reads the same body. Routes without a caller (health) are
+    unaffected: the refusal is raised only where a caller is asked for."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], secret: str):
+        self.app = app
+        self.secret = secret
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        try:
+            verified: Caller | Unauthorized = verify_headers(
+                self.secret,
+                headers,
+                scope["method"],
+                scope["path"],
+                query=scope.get("query_string", b""),
+                body=body,
+            )
+        except Unauthorized as refusal:
+            verified = refusal
+        scope[CALLER_SCOPE_KEY] = verified
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)

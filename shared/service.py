@@ -18,7 +18,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import select, text, union_all
 
-from shared.auth import CALLER_HEADER, Caller, Role, verify_headers
+from shared.auth import (
+    CALLER_HEADER,
+    CALLER_SCOPE_KEY,
+    Caller,
+    Role,
+    VerifyCaller,
+    verify_headers,
+)
 from shared.bus import Bus, make_bus
 from shared.clock import Clock, OffsetClock, make_clock
 from shared.consumer import Consumer
@@ -76,12 +83,25 @@ def get_ctx(request: Request) -> ServiceContext:
     return ctx
 
 
-def get_caller(request: Request) -> Caller:
-    ctx = get_ctx(request)
-    # scope["path"] is the decoded path, exactly what the gateway signed
-    return verify_headers(
-        ctx.settings.service_secret, request.headers.items(), request.method, request.scope["path"]
-    )
+async def get_caller(request: Request) -> Caller:
+    """The caller the gateway signed for this request (``VerifyCaller`` checked it, or,
+    in an app without that middleware, it is checked here)."""
+    verified = request.scope.get(CALLER_SCOPE_KEY)
+    if verified is None:
+        # scope["path"] is the decoded path, exactly what the gateway signed
+        verified = verify_headers(
+            get_ctx(request).settings.service_secret,
+            request.headers.items(),
+            request.method,
+            request.scope["path"],
+            query=request.scope.get("query_string", b""),
+            body=await request.body(),
+        )
+        request.scope[CALLER_SCOPE_KEY] = verified
+    if isinstance(verified, Exception):
+        raise verified
+    caller: Caller = verified
+    return caller
 
 
 CtxDep = Annotated[ServiceContext, Depends(get_ctx)]
@@ -290,6 +310,7 @@ def create_service_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(VerifyCaller, secret=settings.service_secret)
 
     app.add_middleware(RequestIdMiddleware)
     metrics = app.state.metrics = Metrics()

@@ -9,7 +9,7 @@ from collections import Counter
 import httpx
 import pytest
 
-from shared.auth import Caller, Role, sign_headers
+from shared.auth import Caller, Role, SignedAs
 from shared.settings import Settings
 from tests.integration.conftest import System, eventually
 from tests.integration.test_ticket_flow import assignment, clocks, register
@@ -36,7 +36,7 @@ async def move_clock(system: System, instance: str, seconds: float) -> None:
         r = await c.put(
             path,
             json={"advance_seconds": seconds},
-            headers=sign_headers(secret, ADMIN, "PUT", path),
+            auth=SignedAs(secret, ADMIN),
         )
     assert r.status_code == 200, r.text
 

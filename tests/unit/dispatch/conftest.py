@@ -16,7 +16,7 @@ import pytest
 from fastapi import FastAPI
 
 from services.dispatch.app import SPEC
-from shared.auth import Caller, Role, sign_headers
+from shared.auth import Caller, Role, SignedAs
 from shared.bus import LogBus, per_event
 from shared.clock import ManualClock
 from shared.events import (
@@ -94,11 +94,11 @@ class Harness:
     async def call(
         self, who: str, method: str, path: str, json: Any = None, **params: Any
     ) -> httpx.Response:
-        headers = sign_headers(self.settings.service_secret, CALLERS[who], method, path)
+        auth = SignedAs(self.settings.service_secret, CALLERS[who])
         transport = httpx.ASGITransport(app=self.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://dispatch") as client:
             response = await client.request(
-                method, path, json=json, headers=headers, params=params or None
+                method, path, json=json, auth=auth, params=params or None
             )
         if method != "GET":
             await self.settle()  # what the call emitted is on the bus before the test looks

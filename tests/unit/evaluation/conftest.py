@@ -14,7 +14,7 @@ import pytest
 from fastapi import FastAPI
 
 from services.evaluation.app import SPEC
-from shared.auth import Caller, Role, sign_headers
+from shared.auth import Caller, Role, SignedAs
 from shared.bus import LogBus, per_event
 from shared.clock import ManualClock
 from shared.events import (
@@ -261,10 +261,10 @@ class Evaluation:
         self, method: str, path: str, who: str = "agency", **kwargs: Any
     ) -> httpx.Response:
         caller = CALLERS[who]
-        headers = sign_headers(self.settings.service_secret, caller, method, path.split("?")[0])
+        auth = SignedAs(self.settings.service_secret, caller)
         transport = httpx.ASGITransport(app=self.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://evaluation") as c:
-            response = await c.request(method, path, headers=headers, **kwargs)
+            response = await c.request(method, path, auth=auth, **kwargs)
         await self.bus.settle()
         return response
 

@@ -226,6 +226,8 @@ async def test_the_gateway_signs_what_it_sends_over_the_wire(
     request_line, *header_lines = head.decode().strip().split("\r\n")
     assert request_line == "GET /tickets?mine=1 HTTP/1.1"
     headers = [tuple(p.strip() for p in line.split(":", 1)) for line in header_lines]
-    caller = verify_headers(settings.service_secret, headers, "GET", "/tickets")
+    caller = verify_headers(
+        settings.service_secret, headers, "GET", "/tickets", query=b"mine=1", body=b""
+    )
     assert (caller.role, caller.unit_id) == (Role.UNIT, "120101-housing")
     assert "authorization" not in {name.lower() for name, _ in headers}

@@ -14,7 +14,7 @@ import pytest
 from fastapi import FastAPI
 
 from services.intake.app import SPEC
-from shared.auth import Caller, Role, sign_headers
+from shared.auth import Caller, Role, SignedAs
 from shared.bus import LogBus, per_event
 from shared.clock import ManualClock
 from shared.events import (
@@ -90,9 +90,8 @@ class Intake:
         self.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://i")
 
     async def call(self, who: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        headers = sign_headers(self.ctx.settings.service_secret, CALLERS[who], method, path)
-        headers.update(kwargs.pop("headers", None) or {})
-        return await self.http.request(method, path, headers=headers, **kwargs)
+        auth = SignedAs(self.ctx.settings.service_secret, CALLERS[who])
+        return await self.http.request(method, path, auth=auth, **kwargs)
 
     async def register(self, body: dict[str, Any], who: str = "operator") -> dict[str, Any]:
         r = await self.call(who, "POST", "/tickets", json=body)

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from fastapi import FastAPI
 
 from hotline.embedded import embedded_app
 from shared.settings import Settings
@@ -74,6 +75,7 @@ async def eventually(probe: Callable[[], Awaitable[Any]], what: str, timeout: fl
 class Platform:
     client: httpx.AsyncClient
     settings: Settings
+    app: FastAPI
     tokens: dict[str, str] = field(default_factory=dict)
     tickets: dict[str, str] = field(default_factory=dict)  # unit user → a ticket it handles
 
@@ -109,7 +111,7 @@ async def running_platform(tmp: Path, **overrides: Any) -> AsyncIterator[Platfor
     async with embedded_app(settings) as app:
         transport = httpx.ASGITransport(app=app, client=("198.51.100.7", 40000))
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
-            platform = Platform(client, settings)
+            platform = Platform(client, settings, app)
             for user in USERS:
                 r = await platform.login(user)
                 assert r.status_code == 200, r.text

@@ -16,7 +16,7 @@ import pytest
 from fastapi import FastAPI
 
 from services.sla.app import SPEC
-from shared.auth import Caller, Role, sign_headers
+from shared.auth import Caller, Role, SignedAs
 from shared.bus import LogBus, per_event
 from shared.clock import ManualClock
 from shared.events import (
@@ -90,9 +90,7 @@ class Harness:
                 method,
                 path,
                 json=json,
-                headers=sign_headers(
-                    self.settings.service_secret, caller, method, path.split("?")[0]
-                ),
+                auth=SignedAs(self.settings.service_secret, caller),
             )
 
 
