@@ -17,6 +17,7 @@ from console import console_lifespan, mount_console
 from gateway import auth, openapi, tickets, timeline
 from gateway.channels import install_channels
 from gateway.clock import clock_router
+from gateway.hygiene import RequestHygiene
 from gateway.openapi import MergedOpenAPI
 from gateway.proxy import Upstreams, install_proxy
 from gateway.users import load_users
@@ -81,6 +82,9 @@ def create_gateway_app(
     app.state.tokens = auth.TokenVerifier(settings.jwt_secret)
     app.state.openapi = MergedOpenAPI(app)
     install_error_handlers(app)
+    app.add_middleware(
+        RequestHygiene, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes
+    )
     app.add_middleware(RequestIdMiddleware)
     metrics = app.state.metrics = Metrics()
     app.add_middleware(HttpMetrics, metrics=metrics)

@@ -34,6 +34,7 @@ from shared.db import Database
 from shared.errors import IllegalTransition, NotFound, install_error_handlers
 from shared.logging import RequestIdMiddleware
 from shared.metrics import HttpMetrics, Metrics, Sample, spine_samples
+from shared.params import RowId
 from shared.relay import OutboxRelay
 from shared.settings import Settings
 
@@ -213,19 +214,21 @@ def _dead_letter_router() -> APIRouter:
         return [DeadLetter.of(r) for r in await _consumer(ctx).parked(state, limit)]
 
     @router.get("/{dead_id}", response_model=DeadLetter)
-    async def read_dead_letter(dead_id: int, ctx: CtxDep, caller: CallerDep) -> DeadLetter:
+    async def read_dead_letter(dead_id: RowId, ctx: CtxDep, caller: CallerDep) -> DeadLetter:
         caller.require(Role.ADMIN)
         return DeadLetter.of(await _consumer(ctx).get(dead_id))
 
     @router.post("/{dead_id}/retry", response_model=list[DeadLetter])
-    async def retry_dead_letter(dead_id: int, ctx: CtxDep, caller: CallerDep) -> list[DeadLetter]:
+    async def retry_dead_letter(dead_id: RowId, ctx: CtxDep, caller: CallerDep) -> list[DeadLetter]:
         """Run the event again, then the events of the same ticket parked behind it, in
         order; stops at the first that fails again (it stays parked, with the new error)."""
         caller.require(Role.ADMIN)
         return [DeadLetter.of(r) for r in await _consumer(ctx).retry(dead_id, caller.sub)]
 
     @router.post("/{dead_id}/discard", response_model=list[DeadLetter])
-    async def discard_dead_letter(dead_id: int, ctx: CtxDep, caller: CallerDep) -> list[DeadLetter]:
+    async def discard_dead_letter(
+        dead_id: RowId, ctx: CtxDep, caller: CallerDep
+    ) -> list[DeadLetter]:
         """Give up on the event; the events parked behind it then run, in order."""
         caller.require(Role.ADMIN)
         return [DeadLetter.of(r) for r in await _consumer(ctx).discard(dead_id, caller.sub)]

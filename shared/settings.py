@@ -55,7 +55,10 @@ class Settings(BaseSettings):
     service_secret: str = "dev-internal-secret-change-me-32bytes!"
     jwt_secret: str = "dev-jwt-secret-change-me-at-least-32-bytes"
     jwt_ttl_minutes: int = 480
-    users_file: str = ""  # JSON file of gateway users; empty → the demo users
+    users_file: str = ""
+    # request bodies at the gateway (413 above): JSON and other bodies, and uploads
+    max_body_bytes: int = 1024 * 1024
+    max_upload_bytes: int = 32 * 1024 * 1024  # JSON file of gateway users; empty → the demo users
     host: str = "127.0.0.1"
     port: int = 0  # 0 → the default port of the process
     # system: real time · controllable: real time plus an offset that /internal/clock moves

@@ -52,10 +52,10 @@ from services.dispatch.schemas import (
     UnitUpdate,
 )
 from shared.auth import Role
+from shared.params import Offset
 from shared.service import CallerDep, CtxDep
 
 Limit = Annotated[int, Query(ge=1, le=200)]
-Offset = Annotated[int, Query(ge=0)]
 
 router = APIRouter(prefix="/tickets", tags=["assignments"])
 queue_router = APIRouter(tags=["queues"])

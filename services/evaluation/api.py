@@ -50,10 +50,10 @@ from services.evaluation.schemas import (
     SupervisionsPublic,
     UnitScoresPublic,
 )
+from shared.params import Offset
 from shared.service import CallerDep, CtxDep
 
 Limit = Annotated[int, Query(ge=1, le=500)]
-Offset = Annotated[int, Query(ge=0)]
 From = Annotated[date | None, Query(alias="from", description="first day (Shanghai), inclusive")]
 To = Annotated[date | None, Query(alias="to", description="last day (Shanghai), inclusive")]
 Explain = Annotated[bool, Query(description="list the tickets behind every figure")]

@@ -24,6 +24,7 @@ from services.intake.schemas import (
 )
 from shared.auth import Role
 from shared.errors import Forbidden
+from shared.params import Offset
 from shared.service import CallerDep, CtxDep
 
 router = APIRouter(prefix="/tickets", tags=["tickets"])
@@ -138,7 +139,7 @@ async def requester_reads(
     caller: CallerDep,
     ticket_id: Annotated[str | None, Query(max_length=32)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> RequesterReadsPublic:
     """Who read which requester's full name and phone, and when (Art 28, 29)."""
     caller.require(*AUDIT_READERS)

@@ -18,6 +18,7 @@ from pydantic import (
 
 from services.intake.domain import DISTRICTS, calendar_window, normalise_phone
 from shared.events import Channel, Reply, TicketType, Urgency
+from shared.params import MAX_OFFSET
 
 CallRating = Literal["satisfied", "basically_satisfied", "dissatisfied"]
 # Hard ceilings of the API itself; the policy's (lower) limits are checked on registration.
@@ -177,7 +178,7 @@ class TicketFilter(BaseModel):
     )
     sort: TicketSort = "-registered_at"
     limit: int = Field(default=50, ge=1, le=200)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
 
     @field_validator("registered_to")
     @classmethod

@@ -48,6 +48,7 @@ from services.knowledge.schemas import (
     VersionPublic,
     VersionsPublic,
 )
+from shared.params import Version
 from shared.service import CallerDep, CtxDep
 
 Limit = Annotated[int, Query(ge=1, le=200)]
@@ -133,7 +134,9 @@ async def list_versions(entry_id: str, ctx: CtxDep, caller: CallerDep) -> Versio
 
 
 @entries_router.get("/{entry_id}/versions/{version}", response_model=VersionPublic)
-async def get_version(entry_id: str, version: int, ctx: CtxDep, caller: CallerDep) -> VersionPublic:
+async def get_version(
+    entry_id: str, version: Version, ctx: CtxDep, caller: CallerDep
+) -> VersionPublic:
     """One change: what each field was and became, and the whole entry after it."""
     return await entries.get_version(ctx, caller, entry_id, version)
 

@@ -24,6 +24,7 @@ from services.sla.schemas import (
     PolicyPublic,
     TicketClocks,
 )
+from shared.params import Offset, Year
 from shared.service import CallerDep, CtxDep
 
 router = APIRouter(tags=["clocks"])
@@ -48,7 +49,7 @@ async def board(
     urgency: Literal["life_safety", "livelihood", "general"] | None = None,
     kind: Literal["dispatch", "acceptance", "completion"] | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> Board:
     """Overdue and at-risk clocks, soonest deadline first; a unit sees only its own."""
     return await queries.board(
@@ -147,7 +148,7 @@ async def calendar_status(ctx: CtxDep, caller: CallerDep) -> CalendarStatus:
 
 
 @admin_router.get("/calendar/{year}", response_model=CalendarYear)
-async def read_calendar(year: int, ctx: CtxDep, caller: CallerDep) -> CalendarYear:
+async def read_calendar(year: Year, ctx: CtxDep, caller: CallerDep) -> CalendarYear:
     return await admin.read_calendar(ctx, year)
 
 
@@ -163,7 +164,7 @@ async def import_notice(
 
 @admin_router.put("/calendar/{year}", response_model=CalendarYear)
 async def change_calendar(
-    year: int, data: CalendarChange, ctx: CtxDep, caller: CallerDep
+    year: Year, data: CalendarChange, ctx: CtxDep, caller: CallerDep
 ) -> CalendarYear:
     """Admin overrides per date; ``complete: true`` enters the whole year, and provisional
     deadlines are recomputed."""
