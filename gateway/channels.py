@@ -16,7 +16,7 @@ import httpx
 from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import Response
 
-from shared.auth import Caller, Role, sign_headers
+from shared.auth import Caller, Role, SignedAs
 from shared.errors import DomainError, Unauthorized
 
 if TYPE_CHECKING:  # the proxy imports this module
@@ -63,9 +63,9 @@ class ApiKeys:
         if known is not None and time.monotonic() < known[1]:
             return known[0]
         upstream = upstreams.get(SERVICE)
-        headers = sign_headers(upstreams.secret, GATEWAY_CALLER, "POST", VERIFY_PATH)
+        auth = SignedAs(upstreams.secret, GATEWAY_CALLER)
         try:
-            answer = await upstream.client.post(VERIFY_PATH, json={"api_key": key}, headers=headers)
+            answer = await upstream.client.post(VERIFY_PATH, json={"api_key": key}, auth=auth)
         except httpx.HTTPError as exc:
             raise _unavailable("cannot verify the API key now") from exc
         if answer.status_code in (401, 422):

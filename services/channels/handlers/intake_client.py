@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from shared.auth import Caller, sign_headers
+from shared.auth import Caller, SignedAs
 from shared.service import ServiceContext
 
 TIMEOUT = httpx.Timeout(10.0, connect=3.0)
@@ -26,8 +26,8 @@ class IntakeClient:
     async def call(
         self, caller: Caller, method: str, path: str, *, json: Any = None, params: Any = None
     ) -> httpx.Response:
-        headers = sign_headers(self.secret, caller, method, path)
-        return await self.http.request(method, path, headers=headers, json=json, params=params)
+        auth = SignedAs(self.secret, caller)
+        return await self.http.request(method, path, auth=auth, json=json, params=params)
 
     async def aclose(self) -> None:
         await self.http.aclose()
