@@ -22,7 +22,7 @@ from shared.events.base import Channel
 
 CALLER_HEADER = "x-hotline-caller"
 TIMESTAMP_HEADER = "x-hotline-timestamp"
-SIGNATURE_HEADER = "x-hotline-signature"
+SIGNATURE_HEADER = "x-hotline-caller-signature"
 NONCE_HEADER = "x-hotline-nonce"
 DIGEST_HEADER = "x-hotline-body-sha256"  # informative; the signature covers the digest
 MAX_SKEW_SECONDS = 60

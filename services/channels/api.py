@@ -41,6 +41,7 @@ from services.channels.schemas import (
     UnitContacts,
 )
 from shared.auth import Role
+from shared.params import Offset
 from shared.service import CallerDep, CtxDep
 
 accounts_router = APIRouter(prefix="/accounts", tags=["accounts"])
@@ -74,7 +75,7 @@ async def list_accounts(
     ctx: CtxDep,
     caller: CallerDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> AccountsPublic:
     caller.require(Role.ADMIN)
     return await account_handlers.list_accounts(ctx, limit, offset)
@@ -215,7 +216,7 @@ async def list_deliveries(
     subscription_id: Annotated[str | None, Query(max_length=36)] = None,
     status: DeliveryStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> DeliveriesPublic:
     """The delivery log, newest first."""
     caller.require(*SUBSCRIBERS)

@@ -2,6 +2,7 @@
 
 from sqlalchemy import JSON, Boolean, Column, Integer, MetaData, String, Table, Text
 
+from shared.audit import chain_columns
 from shared.db import UTCDateTime
 
 metadata = MetaData()
@@ -82,6 +83,7 @@ requester_reads = Table(
     Column("reader_role", String(20), nullable=False),
     Column("read_at", UTCDateTime, nullable=False),
     Column("purpose", String(64), nullable=False),
+    *chain_columns(),  # hash-chained: shared/audit.py
 )
 
 # A registration's Idempotency-Key (per caller) and the answer it got, so a retried POST

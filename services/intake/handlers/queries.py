@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, insert, select
+from sqlalchemy import ColumnElement, case, func, select
 
 from services.intake.domain import (
     DISTRICTS,
@@ -28,6 +28,7 @@ from services.intake.schemas import (
     TicketsPublic,
     TicketStatusPublic,
 )
+from shared.audit import append_chained
 from shared.auth import Caller, Role
 from shared.errors import InvalidInput, NotFound
 from shared.events import Reply
@@ -89,14 +90,18 @@ async def get_ticket(ctx: ServiceContext, caller: Caller, ticket_id: str) -> Tic
         if row is None:
             raise NotFound(f"no ticket {ticket_id}")
         if full and (row.requester_name or row.requester_phone):
-            await uow.conn.execute(
-                insert(requester_reads).values(
-                    ticket_id=ticket_id,
-                    reader=caller.sub,
-                    reader_role=caller.role.value,
-                    read_at=ctx.clock.now(),
-                    purpose="ticket detail",
-                )
+            await append_chained(
+                uow.conn,
+                requester_reads,
+                [
+                    {
+                        "ticket_id": ticket_id,
+                        "reader": caller.sub,
+                        "reader_role": caller.role.value,
+                        "read_at": ctx.clock.now(),
+                        "purpose": "ticket detail",
+                    }
+                ],
             )
     return to_public(row._mapping, full=full)
 
@@ -168,8 +173,9 @@ async def list_tickets(ctx: ServiceContext, caller: Caller, f: TicketFilter) -> 
         if f.requester_phone is not None and rows:
             # Art 28, 29: finding a person's tickets by their number is a read of their data
             now = ctx.clock.now()
-            await conn.execute(
-                insert(requester_reads),
+            await append_chained(
+                conn,
+                requester_reads,
                 [
                     {
                         "ticket_id": r.ticket_id,

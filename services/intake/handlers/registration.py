@@ -33,7 +33,13 @@ from services.intake.domain import (
 )
 from services.intake.handlers.policy import current_policy
 from services.intake.handlers.queries import FULL_REQUESTER_ROLES, NOT_YOURS, to_public
-from services.intake.models import idempotency_keys, matters, ticket_terms, tickets
+from services.intake.models import (
+    idempotency_keys,
+    matters,
+    requester_reads,
+    ticket_terms,
+    tickets,
+)
 from services.intake.schemas import (
     CallRatingCreate,
     CallRatingPublic,
@@ -41,8 +47,10 @@ from services.intake.schemas import (
     TicketCreate,
     TicketRegistration,
 )
+from shared.audit import append_chained
 from shared.auth import Caller, Role
 from shared.db import UnitOfWork, insert_ignoring_duplicates
+from shared.detectors import mask_personal_data
 from shared.errors import IllegalTransition, InvalidInput, NotFound, Unavailable, is_database_outage
 from shared.events import (
     CallRated,
@@ -202,6 +210,21 @@ async def _write(
             data.requester.phone,
             data.matter_code,
             since=now - policy.duplicate_window,
+        )
+        # Art 28, 29: showing a person's other tickets is a read of their data
+        await append_chained(
+            uow.conn,
+            requester_reads,
+            [
+                {
+                    "ticket_id": hint.ticket_id,
+                    "reader": caller.sub,
+                    "reader_role": caller.role.value,
+                    "read_at": now,
+                    "purpose": "duplicate hint",
+                }
+                for hint in duplicates
+            ],
         )
     urgency: Urgency = data.urgency or matter.default_urgency
     answer = data.answer
@@ -412,7 +435,11 @@ async def _likely_duplicates(
             .limit(MAX_DUPLICATE_HINTS)
         )
     ).all()
-    return [DuplicateHint.model_validate(r._mapping) for r in rows]
+    # the hint shows what the earlier ticket was about, not the numbers written in it
+    return [
+        DuplicateHint.model_validate({**r._mapping, "content": mask_personal_data(r.content)})
+        for r in rows
+    ]
 
 
 async def rate_call(

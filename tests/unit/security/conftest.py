@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from hotline.embedded import embedded_app
 from shared.settings import Settings
 
+ROOT = Path(__file__).resolve().parents[3]
 DEMO_PASSWORD = "demo12345"
 USERS = (
     "operator",
@@ -40,7 +41,7 @@ WATER_OUTAGE = {
     "matter_code": "WATER-001",
     "district": "120103",
     "address": "河西区友谊路街道某小区3号楼",
-    "content": "从早上八点开始停水，家里有老人，请尽快恢复供水，身份证120101199001011234",
+    "content": "从早上八点开始停水，家里有老人，请尽快恢复供水，身份证120101199001011239",
     "requester": {"name": "刘芳", "phone": "13920001234"},
 }
 
