@@ -14,13 +14,14 @@ from fastapi import FastAPI, Request
 from starlette.responses import Response
 
 from console import console_lifespan, mount_console
-from gateway import auth, openapi, tickets, timeline
+from gateway import admin, auth, openapi, tickets, timeline
 from gateway.channels import install_channels
 from gateway.clock import clock_router
 from gateway.hygiene import RequestHygiene
+from gateway.identities import SessionGuard, open_identities
 from gateway.openapi import MergedOpenAPI
 from gateway.proxy import Upstreams, install_proxy
-from gateway.users import load_users
+from gateway.throttle import Throttle
 from shared.bus import Bus
 from shared.clock import Clock
 from shared.errors import NotFound, install_error_handlers
@@ -62,11 +63,15 @@ def create_gateway_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         upstreams = Upstreams(settings, transports)
         app.state.upstreams = upstreams
+        identities = await open_identities(settings)
+        app.state.identities = identities
+        app.state.sessions = SessionGuard(identities, settings.session_check_seconds)
         try:
             async with console_lifespan(console):
                 yield
         finally:
             await upstreams.aclose()
+            await identities.db.dispose()
 
     app = FastAPI(
         title=openapi.TITLE,
@@ -78,7 +83,7 @@ def create_gateway_app(
     )
     settings.check_gateway_production()  # no dev JWT key, no demo users in production
     app.state.settings = settings
-    app.state.users = load_users(settings.users_file)  # a bad users file stops the start
+    app.state.throttle = Throttle(settings)
     app.state.tokens = auth.TokenVerifier(settings.jwt_secret)
     app.state.openapi = MergedOpenAPI(app)
     install_error_handlers(app)
@@ -118,6 +123,7 @@ def create_gateway_app(
         )
 
     app.include_router(auth.router)
+    app.include_router(admin.router)
     app.include_router(openapi.router)
     app.include_router(timeline.router)  # before the proxy's catch-all route
     app.include_router(tickets.router)

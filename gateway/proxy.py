@@ -14,10 +14,11 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 
-from gateway.auth import TokenVerifier
+from gateway.auth import caller_from_authorization, client_address
 from gateway.channels import api_key_from
+from gateway.throttle import Throttle
 from gateway.transport import HTTP1Transport
-from shared.auth import sign_headers
+from shared.auth import Caller, Role, sign_headers
 from shared.errors import PROBLEM_JSON, DomainError, NotFound
 from shared.settings import SERVICES, Settings
 
@@ -165,12 +166,12 @@ async def proxy(request: Request) -> Response:
     if api_key is not None:  # a channel account (gateway/channels.py)
         caller = await request.app.state.api_keys.caller(upstreams, api_key)
     else:
-        tokens: TokenVerifier = request.app.state.tokens
-        caller = tokens.caller_from_authorization(authorization)
+        caller = await caller_from_authorization(request, authorization)
     upstream = upstreams.get(service)
 
     method = request.method
     body = await request.body()
+    await throttle_abuse(request, caller, service, method, path, body)
     headers.append((b"x-request-id", request.state.trace_id.encode()))
     outgoing = httpx.Request(
         method,
@@ -214,6 +215,26 @@ def _instance_at_gateway(content: bytes, path: str) -> bytes:
         return content
     problem["instance"] = path
     return orjson.dumps(problem)
+
+
+async def throttle_abuse(
+    request: Request, caller: Caller, service: str, method: str, path: str, body: bytes
+) -> None:
+    """The limits on proxied routes (gateway/throttle.py): citizen lookups per client
+    address and per ticket, registrations per channel account."""
+    if service != "intake" or method != "POST":
+        return
+    throttle: Throttle = request.app.state.throttle
+    if path == "/tickets/lookup":
+        await throttle.hit(throttle.lookup_client, client_address(request))
+        try:
+            ticket_id = orjson.loads(body).get("ticket_id")
+        except (orjson.JSONDecodeError, AttributeError):
+            ticket_id = None
+        if isinstance(ticket_id, str):
+            await throttle.hit(throttle.lookup_ticket, ticket_id.strip().upper()[:40])
+    elif path == "/tickets" and caller.role is Role.CITIZEN:
+        await throttle.hit(throttle.registration, caller.sub)
 
 
 def install_proxy(app: FastAPI) -> None:

@@ -168,7 +168,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _domain(request: Request, exc: DomainError) -> Response:
         if isinstance(exc, Unavailable):
             return _unavailable(request, exc)
-        return problem(
+        response = problem(
             exc.status,
             exc.title,
             exc.detail,
@@ -177,6 +177,10 @@ def install_error_handlers(app: FastAPI) -> None:
             errors=getattr(exc, "errors", None),
             **exc.extra,
         )
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:  # 429 and 503 say when to come back
+            response.headers["retry-after"] = str(retry_after)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:

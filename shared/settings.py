@@ -32,7 +32,8 @@ KNOWN_SECRETS = frozenset(
 )
 _PLACEHOLDER_WORDS = ("change-me", "changeme", "secret", "example", "password", "demo")
 MIN_SECRET_BYTES = 32
-MAX_TOKEN_MINUTES = 24 * 60
+MAX_TOKEN_MINUTES = 24 * 60  # a sign-in session (refresh tokens)
+MAX_ACCESS_MINUTES = 30  # an access token
 
 
 class Settings(BaseSettings):
@@ -54,7 +55,18 @@ class Settings(BaseSettings):
     # HMAC key the gateway signs caller identities with; services verify it.
     service_secret: str = "dev-internal-secret-change-me-32bytes!"
     jwt_secret: str = "dev-jwt-secret-change-me-at-least-32-bytes"
-    jwt_ttl_minutes: int = 480
+    # access tokens (at most 30 min) and the sign-in session their refresh tokens keep alive
+    jwt_ttl_minutes: int = 30
+    refresh_ttl_minutes: int = 12 * 60
+    session_check_seconds: float = 30.0  # logout/revocation/disabling takes effect within
+    password_hash_memory_kib: int = 65536  # argon2id memory cost
+    # abuse limits (gateway/throttle.py); memory:// counts per gateway process
+    rate_limit_storage: str = "async+memory://"
+    limit_failed_logins_per_user: str = "5/15 minutes"
+    limit_failed_logins_per_client: str = "30/15 minutes"
+    limit_lookups_per_client: str = "30/hour"
+    limit_lookups_per_ticket: str = "10/hour"
+    limit_registrations_per_account: str = "120/minute"
     users_file: str = ""
     # request bodies at the gateway (413 above): JSON and other bodies, and uploads
     max_body_bytes: int = 1024 * 1024
@@ -123,6 +135,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _safe_in_production(self) -> Settings:
+        if not 1 <= self.jwt_ttl_minutes <= MAX_ACCESS_MINUTES:
+            raise ValueError(
+                f"HOTLINE_JWT_TTL_MINUTES={self.jwt_ttl_minutes}: set 1..{MAX_ACCESS_MINUTES} "
+                "(sessions last longer through refresh tokens: HOTLINE_REFRESH_TTL_MINUTES)"
+            )
+        if not 0 < self.session_check_seconds <= 30:
+            raise ValueError("HOTLINE_SESSION_CHECK_SECONDS: set 1..30")
         if self.env == "production":
             problems = self.production_problems()
             if problems:
@@ -141,10 +160,10 @@ class Settings(BaseSettings):
             )
         if self.clock != "system":
             problems.append("HOTLINE_CLOCK=controllable lets an admin move time: set system")
-        if not 1 <= self.jwt_ttl_minutes <= MAX_TOKEN_MINUTES:
+        if not 1 <= self.refresh_ttl_minutes <= MAX_TOKEN_MINUTES:
             problems.append(
-                f"HOTLINE_JWT_TTL_MINUTES={self.jwt_ttl_minutes}: set 1..{MAX_TOKEN_MINUTES} "
-                "(30 or less recommended)"
+                f"HOTLINE_REFRESH_TTL_MINUTES={self.refresh_ttl_minutes}: set "
+                f"1..{MAX_TOKEN_MINUTES}"
             )
         return problems
 

@@ -60,7 +60,7 @@ def write_users(tmp_path: Path) -> Callable[[list[dict[str, Any]]], Path]:
 
 
 @pytest.fixture
-def settings(write_users: Callable[[list[dict[str, Any]]], Path]) -> Settings:
+def settings(write_users: Callable[[list[dict[str, Any]]], Path], tmp_path: Path) -> Settings:
     users = write_users(
         [
             user_entry("op1", "operator", name="话务员 测试", password=PASSWORDS["op1"]),
@@ -79,6 +79,8 @@ def settings(write_users: Callable[[list[dict[str, Any]]], Path]) -> Settings:
         service_secret="test-service-secret-of-at-least-32-bytes",
         jwt_ttl_minutes=5,
         users_file=str(users),
+        db_url=f"sqlite+aiosqlite:///{tmp_path}/hotline.db",
+        password_hash_memory_kib=1024,
     )
 
 

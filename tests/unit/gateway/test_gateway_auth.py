@@ -36,6 +36,7 @@ def token_for(settings: Settings, **overrides: Any) -> dict[str, str]:
         "name": "话务员 测试",
         "iat": now,
         "exp": now + 60,
+        "sid": "0" * 32,
         **overrides,
     }
     secret = claims.pop("secret", settings.jwt_secret)
@@ -165,8 +166,8 @@ def test_a_remembered_token_is_refused_once_it_expires(
     now = time.time()
     token = token_for(settings, iat=int(now), exp=int(now) + 60)["authorization"][7:]
 
-    assert verifier.caller(token).role is Role.OPERATOR
-    assert verifier.caller(token).role is Role.OPERATOR  # remembered
+    assert verifier.session(token)[0].role is Role.OPERATOR
+    assert verifier.session(token)[0].role is Role.OPERATOR  # remembered
     monkeypatch.setattr("gateway.auth.time.time", lambda: now + 61)
     with pytest.raises(Unauthorized, match="expired"):
-        verifier.caller(token)
+        verifier.session(token)

@@ -103,9 +103,13 @@ def test_a_unit_user_carries_its_unit(
     assert (user.role, user.unit_id) == (Role.UNIT, "city-water")
 
 
-def test_the_gateway_does_not_start_with_a_bad_users_file(tmp_path: Path) -> None:
+async def test_the_gateway_does_not_start_with_a_bad_users_file(tmp_path: Path) -> None:
     path = tmp_path / "users.json"
     path.write_text('{"users": [{"username": "x"}]}')
 
+    app = create_gateway_app(
+        Settings(users_file=str(path), db_url=f"sqlite+aiosqlite:///{tmp_path}/hotline.db")
+    )
     with pytest.raises(UserFileError):
-        create_gateway_app(Settings(users_file=str(path)))
+        async with app.router.lifespan_context(app):
+            pass

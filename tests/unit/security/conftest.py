@@ -55,6 +55,7 @@ def platform_settings(tmp: Path, **overrides: Any) -> Settings:
         "jwt_secret": "test-jwt-secret-of-at-least-32-bytes-long",
         "service_secret": "test-service-secret-of-at-least-32-bytes",
         "log_json": False,
+        "password_hash_memory_kib": 8192,
     }
     values.update(overrides)
     return Settings(**values)

@@ -42,7 +42,8 @@ def test_a_production_configuration_with_real_keys_starts() -> None:
         ({"jwt_secret": GOOD["service_secret"]}, "equal"),
         ({"clock": "controllable"}, "HOTLINE_CLOCK"),
         ({"jwt_ttl_minutes": 10**7}, "HOTLINE_JWT_TTL_MINUTES"),
-        ({"jwt_ttl_minutes": 24 * 60 + 1}, "HOTLINE_JWT_TTL_MINUTES"),
+        ({"jwt_ttl_minutes": 31}, "HOTLINE_JWT_TTL_MINUTES"),
+        ({"refresh_ttl_minutes": 24 * 60 + 1}, "HOTLINE_REFRESH_TTL_MINUTES"),
     ],
 )
 def test_production_refuses_unsafe_settings(changes: dict[str, Any], named: str) -> None:
