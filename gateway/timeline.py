@@ -60,12 +60,12 @@ async def timeline(ticket_id: str, request: Request, caller: CallerDep) -> Timel
     events about its own handling of them."""
     caller.require(Role.OPERATOR, Role.AGENCY, Role.ADMIN, Role.AUTHORITY, Role.UNIT)
     upstreams: Upstreams = request.app.state.upstreams
-    if caller.role is Role.UNIT:
+    if caller.role in (Role.UNIT, Role.AUTHORITY):  # dispatch knows their scope
         assignment = await _get(
             upstreams, "dispatch", f"/tickets/{quote(ticket_id, safe='')}", caller
         )
         if assignment.status_code == 403:
-            raise Forbidden("this ticket belongs to another unit")
+            raise Forbidden("this ticket is outside your unit or industry")
         if assignment.status_code == 404:
             raise NotFound(f"no ticket {ticket_id}")
     path = f"/internal/tickets/{quote(ticket_id, safe='')}/events"

@@ -67,6 +67,7 @@ class ChainCheck:
     rows: int
     first_broken_id: int | None
     reason: str = ""
+    last_hash: str = GENESIS
 
     @property
     def ok(self) -> bool:
@@ -84,7 +85,7 @@ async def verify_chain(conn: AsyncConnection, table: Table, batch: int = 5000) -
             )
         ).all()
         if not rows:
-            return ChainCheck(count, None)
+            return ChainCheck(count, None, last_hash=prev)
         for row in rows:
             values = dict(row._mapping)
             if values["prev_hash"] != prev:
@@ -113,7 +114,9 @@ async def _verify_cli(service: str, table_name: str) -> int:
     finally:
         await db.dispose()
     if check.ok:
-        print(f"{service}.{table_name}: chain intact, {check.rows} rows")
+        print(
+            f"{service}.{table_name}: chain intact, {check.rows} rows, last hash {check.last_hash}"
+        )
         return 0
     print(
         f"{service}.{table_name}: chain BROKEN at row id {check.first_broken_id} "

@@ -84,9 +84,10 @@ async def lookup(data: TicketLookup, ctx: CtxDep, caller: CallerDep) -> TicketSt
 
 @router.get("/{ticket_id}", response_model=TicketPublic)
 async def get_ticket(ticket_id: str, ctx: CtxDep, caller: CallerDep) -> TicketPublic:
-    """The ticket as registered, with the requester (operator, agency, admin). Every role
-    reads the ticket as it may see it at GET /api/v1/tickets/{ticket_id}."""
-    if caller.role not in READING_ROLES:
+    """The ticket as registered, with the requester (operator, agency, admin; an audited
+    read). A unit reads it only while it is the ticket's lead unit, to contact the requester
+    (Art 13). Every role reads the ticket as it may see it at GET /api/v1/tickets/{ticket_id}."""
+    if caller.role not in (*READING_ROLES, Role.UNIT):
         raise Forbidden(
             f"role {caller.role.value} does not read intake's registration of a ticket; "
             f"the ticket as your role may see it is GET /api/v1/tickets/{ticket_id}",

@@ -26,6 +26,7 @@ tickets = Table(
     Column("status", String(24), nullable=False),
     Column("registered_at", UTCDateTime, nullable=False),
     Column("registered_by", String(64), nullable=False),
+    Column("lead_unit_id", String(40)),  # from dispatch: the unit handling it (Art 13)
     # intake_0002
     Column("attachments", JSON),  # [{"url", "name", "content_type"}], references only
     Column("flagged_keywords", JSON),  # the policy keywords found (Art 27)

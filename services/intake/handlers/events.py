@@ -54,6 +54,10 @@ async def on_ticket_progress(ctx: ServiceContext, uow: UnitOfWork, envelope: Env
         "status": STATUS_AFTER_EVENT[envelope.type],
         "status_at": envelope.occurred_at,
     }
+    if isinstance(event, TicketDispatched):
+        values["lead_unit_id"] = event.unit_id
+    elif isinstance(event, ReturnApproved):
+        values["lead_unit_id"] = None
     if isinstance(event, TicketCompleted):
         values["reply"] = event.reply.model_dump(mode="json")
         values["completed_at"] = event.completed_at

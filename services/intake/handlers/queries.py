@@ -30,7 +30,8 @@ from services.intake.schemas import (
 )
 from shared.audit import append_chained
 from shared.auth import Caller, Role
-from shared.errors import InvalidInput, NotFound
+from shared.detectors import mask_personal_data
+from shared.errors import Forbidden, InvalidInput, NotFound
 from shared.events import Reply
 from shared.service import ServiceContext
 
@@ -64,7 +65,7 @@ def to_public(row: Mapping[Any, Any], *, full: bool) -> TicketPublic:
         district=row["district"],
         district_name=DISTRICTS[row["district"]],
         address=row["address"],
-        content=row["content"],
+        content=row["content"] if full else mask_personal_data(row["content"]),
         requester_name=row["requester_name"] if full else mask_name(row["requester_name"]),
         requester_phone=row["requester_phone"] if full else mask_phone(row["requester_phone"]),
         anonymous=row["anonymous"],
@@ -82,13 +83,21 @@ def to_public(row: Mapping[Any, Any], *, full: bool) -> TicketPublic:
 async def get_ticket(ctx: ServiceContext, caller: Caller, ticket_id: str) -> TicketPublic:
     """One ticket. A role that needs the requester's name and phone sees them in full, and
     the read is written to the audit log in the same transaction (Art 28, 29)."""
-    full = caller.role in FULL_REQUESTER_ROLES
+    full = caller.role in FULL_REQUESTER_ROLES or caller.role is Role.UNIT
+    purpose = "ticket detail"
     async with ctx.db.unit_of_work() as uow:
         row = (
             await uow.conn.execute(select(tickets).where(tickets.c.ticket_id == ticket_id))
         ).first()
         if row is None:
             raise NotFound(f"no ticket {ticket_id}")
+        if caller.role is Role.UNIT:
+            if row.lead_unit_id is None or row.lead_unit_id != caller.unit_id:
+                raise Forbidden(
+                    "only the ticket's lead unit reads the requester's contact details",
+                    rule="Art 13: the lead unit contacts the requester; co-units see them masked",
+                )
+            purpose = "lead unit contact (Art 13)"
         if full and (row.requester_name or row.requester_phone):
             await append_chained(
                 uow.conn,
@@ -99,7 +108,7 @@ async def get_ticket(ctx: ServiceContext, caller: Caller, ticket_id: str) -> Tic
                         "reader": caller.sub,
                         "reader_role": caller.role.value,
                         "read_at": ctx.clock.now(),
-                        "purpose": "ticket detail",
+                        "purpose": purpose,
                     }
                 ],
             )

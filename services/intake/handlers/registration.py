@@ -278,7 +278,8 @@ async def _write(
                 matter_code=data.matter_code,
                 district=data.district,
                 address=data.address,
-                content=data.content,
+                # Art 28, 29: the copies leaving intake carry no phone, ID or card number
+                content=mask_personal_data(data.content),
                 registered_at=now,
                 anonymous=data.anonymous,
                 flagged=bool(keywords),

@@ -17,7 +17,9 @@ from shared.auth import Caller, Role
 from shared.errors import NotFound
 from shared.service import ServiceContext
 
-READERS = (Role.OPERATOR, Role.AGENCY, Role.ADMIN, Role.UNIT, Role.AUTHORITY)
+# Not the industry authority: the SLA does not know industries, so it could not keep an
+# authority to its own (Art 8); it decides determinations in dispatch instead.
+READERS = (Role.OPERATOR, Role.AGENCY, Role.ADMIN, Role.UNIT)
 
 
 def _state(row: Any, now: datetime) -> str:

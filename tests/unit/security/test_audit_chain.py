@@ -70,7 +70,7 @@ async def test_the_audit_chain_verifies_and_names_the_first_changed_row(
     assert intact.returncode == 0, intact.stdout + intact.stderr
     assert "intact" in intact.stdout
 
-    with sqlite3.connect(intake_db(platform)) as conn:
+    with sqlite3.connect(intake_db(platform), timeout=30) as conn:
         ids = [row[0] for row in conn.execute("SELECT id FROM requester_reads ORDER BY id")]
         victim = ids[len(ids) // 2]
         conn.execute("UPDATE requester_reads SET reader = 'nobody' WHERE id = ?", (victim,))
@@ -78,7 +78,7 @@ async def test_the_audit_chain_verifies_and_names_the_first_changed_row(
     assert broken.returncode == 1
     assert f"row id {victim}" in broken.stdout
 
-    with sqlite3.connect(intake_db(platform)) as conn:
+    with sqlite3.connect(intake_db(platform), timeout=30) as conn:
         conn.execute("UPDATE requester_reads SET reader = 'operator' WHERE id = ?", (victim,))
         conn.execute("DELETE FROM requester_reads WHERE id = ?", (ids[1],))
     deleted = verify_command(platform)

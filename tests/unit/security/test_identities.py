@@ -35,7 +35,7 @@ def gateway_db(platform: Platform) -> Path:
 
 
 def audit_rows(platform: Platform, action: str, subject: str) -> int:
-    with sqlite3.connect(gateway_db(platform)) as conn:
+    with sqlite3.connect(gateway_db(platform), timeout=30) as conn:
         return int(
             conn.execute(
                 "SELECT count(*) FROM audit_log WHERE action = ? AND subject = ?",
@@ -108,7 +108,7 @@ async def test_refresh_tokens_rotate_and_a_reused_one_ends_the_session(
     assert stolen.status_code == 401
     platform.app.state.sessions.clear()
     assert await me(platform, second) == 401  # the whole session is revoked
-    with sqlite3.connect(gateway_db(platform)) as conn:
+    with sqlite3.connect(gateway_db(platform), timeout=30) as conn:
         [reuses] = conn.execute(
             "SELECT count(*) FROM audit_log WHERE action = 'session.reuse_detected' "
             "AND actor = 'supervisor'"
@@ -172,7 +172,7 @@ async def test_old_password_hashes_are_upgraded_to_argon2id_at_sign_in(
     platform: Platform,
 ) -> None:
     def stored(username: str) -> str:
-        with sqlite3.connect(gateway_db(platform)) as conn:
+        with sqlite3.connect(gateway_db(platform), timeout=30) as conn:
             [found] = conn.execute(
                 "SELECT password_hash FROM users WHERE username = ?", (username,)
             ).fetchone()
