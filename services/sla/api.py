@@ -154,7 +154,7 @@ async def read_calendar(year: Year, ctx: CtxDep, caller: CallerDep) -> CalendarY
 
 @admin_router.post("/calendar/{year}/notice", response_model=CalendarNoticePreview)
 async def import_notice(
-    year: int, data: CalendarNotice, ctx: CtxDep, caller: CallerDep
+    year: Year, data: CalendarNotice, ctx: CtxDep, caller: CallerDep
 ) -> CalendarNoticePreview:
     """Paste the State Council's holiday notice for ``year`` (admin): every 放假/补休/上班
     sentence becomes a day override; the year grid comes back for confirmation, and with

@@ -24,7 +24,7 @@ from services.dispatch.handlers.common import (
     new_id,
     write_dispatch,
 )
-from services.dispatch.handlers.queries import units_of_industry
+from services.dispatch.handlers.queries import require_industry_case, units_of_industry
 from services.dispatch.models import assignments, determination_positions, determinations
 from services.dispatch.schemas import (
     DeterminationCreate,
@@ -245,6 +245,18 @@ async def list_positions(ctx: ServiceContext, caller: Caller, ticket_id: str) ->
             select(assignments.c.district).where(assignments.c.ticket_id == ticket_id)
         )
         caller.require_district(district)
+        if caller.role is Role.AUTHORITY:  # a party to the case, or its industry's case
+            heard = await conn.scalar(
+                select(determination_positions.c.party).where(
+                    determination_positions.c.ticket_id == ticket_id,
+                    determination_positions.c.party == _party(caller),
+                )
+            )
+            if heard is None:
+                unit_id = await conn.scalar(
+                    select(assignments.c.unit_id).where(assignments.c.ticket_id == ticket_id)
+                )
+                await require_industry_case(conn, caller, ticket_id, unit_id)
         rows = (
             await conn.execute(
                 select(determination_positions)

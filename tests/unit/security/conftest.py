@@ -28,6 +28,7 @@ USERS = (
     "agency",
     "admin",
     "authority",
+    "govservice",
     "supervisor",
     "citizen_web",
     "unit_water",

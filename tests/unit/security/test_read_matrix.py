@@ -25,6 +25,7 @@ CALLERS = {
     "agency": "agency",
     "admin": "admin",
     "authority": "authority",
+    "govservice": "govservice",
     "supervisor": "supervisor",
     "citizen": "citizen_web",
     "unit_own": "unit_water",
