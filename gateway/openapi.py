@@ -94,6 +94,54 @@ def prefix_service_document(service: str, doc: Mapping[str, Any]) -> dict[str, A
     return {"paths": paths, "components": components, "tags": tags}
 
 
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "RFC 9457 problem details (shared/errors.py)",
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "trace_id": {"type": "string"},
+        "rule": {"type": "string", "description": "the article a refusal applies"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"field": {"type": "string"}, "reason": {"type": "string"}},
+            },
+        },
+        "retry_after": {"type": "integer"},
+    },
+}
+# Every operation may answer these, always as problem+json (issue 9).
+PROBLEM_STATUSES = {
+    "401": "not signed in, or the session has ended",
+    "403": "the role or the binding does not allow it",
+    "404": "no such object (or not one the caller may know of)",
+    "409": "the object's state or a rule does not allow it now",
+    "413": "the request body is larger than the gateway's limit",
+    "422": "a field is invalid: errors names each field and why",
+    "429": "a rate limit: try again after Retry-After seconds",
+}
+
+
+def document_problems(operation: dict[str, Any]) -> None:
+    responses = operation.setdefault("responses", {})
+    content = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for status, description in PROBLEM_STATUSES.items():
+        known = responses.get(status) or {}
+        responses[status] = {"description": known.get("description") or description}
+        responses[status]["content"] = content
+        if status == "429":
+            responses[status]["headers"] = {
+                "Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}
+            }
+
+
 def merge_documents(
     gateway_doc: Mapping[str, Any],
     services: Mapping[str, Mapping[str, Any]],
@@ -112,6 +160,11 @@ def merge_documents(
             components.setdefault(section, {}).update(entries)
         tags.extend(part["tags"])
     components.setdefault("securitySchemes", {})["bearerAuth"] = BEARER
+    components.setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    for item in paths.values():
+        for method, operation in item.items():
+            if method in _METHODS and isinstance(operation, dict):
+                document_problems(operation)
     merged: dict[str, Any] = {
         "openapi": gateway_doc.get("openapi", "3.1.0"),
         "info": dict(gateway_doc.get("info") or {"title": TITLE, "version": VERSION}),

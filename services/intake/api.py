@@ -13,6 +13,7 @@ from services.intake.schemas import (
     MatterPublic,
     PolicyPublic,
     PolicyVersionCreate,
+    RequesterContact,
     RequesterReadsPublic,
     TicketCreate,
     TicketFilter,
@@ -84,16 +85,24 @@ async def lookup(data: TicketLookup, ctx: CtxDep, caller: CallerDep) -> TicketSt
 
 @router.get("/{ticket_id}", response_model=TicketPublic)
 async def get_ticket(ticket_id: str, ctx: CtxDep, caller: CallerDep) -> TicketPublic:
-    """The ticket as registered, with the requester (operator, agency, admin; an audited
-    read). A unit reads it only while it is the ticket's lead unit, to contact the requester
-    (Art 13). Every role reads the ticket as it may see it at GET /api/v1/tickets/{ticket_id}."""
-    if caller.role not in (*READING_ROLES, Role.UNIT):
+    """The ticket as registered, with the requester (operator, agency, admin). Every role
+    reads the ticket as it may see it at GET /api/v1/tickets/{ticket_id}."""
+    if caller.role not in READING_ROLES:
         raise Forbidden(
             f"role {caller.role.value} does not read intake's registration of a ticket; "
             f"the ticket as your role may see it is GET /api/v1/tickets/{ticket_id}",
             view=f"/api/v1/tickets/{ticket_id}",
         )
     return await handlers.get_ticket(ctx, caller, ticket_id)
+
+
+@router.get("/{ticket_id}/requester", response_model=RequesterContact)
+async def read_requester(ticket_id: str, ctx: CtxDep, caller: CallerDep) -> RequesterContact:
+    """The requester's name and phone for the ticket's lead unit to contact them (Art 13),
+    and for operator, agency and admin; every read is written to the audit log. Co-units
+    and other units: 403."""
+    caller.require(*READING_ROLES, Role.UNIT)
+    return await handlers.read_requester(ctx, caller, ticket_id)
 
 
 @router.post(

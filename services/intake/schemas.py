@@ -295,3 +295,11 @@ class RequesterReadPublic(BaseModel):
 class RequesterReadsPublic(BaseModel):
     data: list[RequesterReadPublic]
     count: int
+
+
+class RequesterContact(BaseModel):
+    """诉求人 contact details, for the reply (Art 13); an audited read."""
+
+    ticket_id: str
+    requester_name: str | None
+    requester_phone: str | None

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.auth import Caller, Role, sign_headers
+from shared.auth import Caller, Role, SignedAs
 from shared.bus import LogBus
 from shared.clock import ManualClock
 from shared.service import create_service_app
@@ -34,8 +34,8 @@ class Service:
     ) -> httpx.Response:
         transport = httpx.ASGITransport(app=self.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://svc") as c:
-            headers = sign_headers(self.settings.service_secret, caller, method, path)
-            return await c.request(method, path, json=json, headers=headers)
+            auth = SignedAs(self.settings.service_secret, caller)
+            return await c.request(method, path, json=json, auth=auth)
 
 
 @pytest.fixture(params=["intake", "dispatch", "sla", "knowledge", "evaluation"])

@@ -15,6 +15,7 @@ from services.intake.handlers.queries import (
     list_requester_reads,
     list_tickets,
     lookup_ticket,
+    read_requester,
 )
 from services.intake.handlers.registration import rate_call, register_ticket
 
@@ -30,5 +31,6 @@ __all__ = [
     "lookup_ticket",
     "rate_call",
     "read_policy",
+    "read_requester",
     "register_ticket",
 ]

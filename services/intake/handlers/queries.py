@@ -21,6 +21,7 @@ from services.intake.models import matters, requester_reads, ticket_terms, ticke
 from services.intake.schemas import (
     AnswerPublic,
     MatterPublic,
+    RequesterContact,
     RequesterReadPublic,
     RequesterReadsPublic,
     TicketFilter,
@@ -80,17 +81,16 @@ def to_public(row: Mapping[Any, Any], *, full: bool) -> TicketPublic:
     )
 
 
-async def get_ticket(ctx: ServiceContext, caller: Caller, ticket_id: str) -> TicketPublic:
-    """One ticket. A role that needs the requester's name and phone sees them in full, and
-    the read is written to the audit log in the same transaction (Art 28, 29)."""
-    full = caller.role in FULL_REQUESTER_ROLES or caller.role is Role.UNIT
-    purpose = "ticket detail"
+async def read_requester(ctx: ServiceContext, caller: Caller, ticket_id: str) -> RequesterContact:
+    """The requester's contact details: the lead unit's read for its reply (Art 13), or a
+    reading role's; audited in the same transaction (Art 28, 29)."""
     async with ctx.db.unit_of_work() as uow:
         row = (
             await uow.conn.execute(select(tickets).where(tickets.c.ticket_id == ticket_id))
         ).first()
         if row is None:
             raise NotFound(f"no ticket {ticket_id}")
+        purpose = "requester contact"
         if caller.role is Role.UNIT:
             if row.lead_unit_id is None or row.lead_unit_id != caller.unit_id:
                 raise Forbidden(
@@ -98,6 +98,37 @@ async def get_ticket(ctx: ServiceContext, caller: Caller, ticket_id: str) -> Tic
                     rule="Art 13: the lead unit contacts the requester; co-units see them masked",
                 )
             purpose = "lead unit contact (Art 13)"
+        await append_chained(
+            uow.conn,
+            requester_reads,
+            [
+                {
+                    "ticket_id": ticket_id,
+                    "reader": caller.sub,
+                    "reader_role": caller.role.value,
+                    "read_at": ctx.clock.now(),
+                    "purpose": purpose,
+                }
+            ],
+        )
+    return RequesterContact(
+        ticket_id=ticket_id,
+        requester_name=row.requester_name,
+        requester_phone=row.requester_phone,
+    )
+
+
+async def get_ticket(ctx: ServiceContext, caller: Caller, ticket_id: str) -> TicketPublic:
+    """One ticket. A role that needs the requester's name and phone sees them in full, and
+    the read is written to the audit log in the same transaction (Art 28, 29)."""
+    full = caller.role in FULL_REQUESTER_ROLES
+    purpose = "ticket detail"
+    async with ctx.db.unit_of_work() as uow:
+        row = (
+            await uow.conn.execute(select(tickets).where(tickets.c.ticket_id == ticket_id))
+        ).first()
+        if row is None:
+            raise NotFound(f"no ticket {ticket_id}")
         if full and (row.requester_name or row.requester_phone):
             await append_chained(
                 uow.conn,

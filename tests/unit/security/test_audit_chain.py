@@ -4,12 +4,13 @@ is hash-chained so that a changed or deleted row is found, by row, by a command.
 from __future__ import annotations
 
 import os
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from tests.unit.security.conftest import ROOT, WATER_OUTAGE, Platform
 
@@ -19,6 +20,15 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 def intake_db(platform: Platform) -> Path:
     base = platform.settings.db_url.removeprefix("sqlite+aiosqlite:///")
     return Path(base).with_name("hotline-intake.db")
+
+
+async def tamper(platform: Platform, sql: str) -> list[Any]:
+    """Someone with write access to intake's database (through its own engine, so the
+    service's busy timeout applies)."""
+    intake = platform.app.state.upstreams.services["intake"].transport.app
+    async with intake.state.ctx.db.engine.begin() as conn:
+        result = await conn.execute(text(sql))
+        return list(result.all()) if result.returns_rows else []
 
 
 def verify_command(platform: Platform) -> subprocess.CompletedProcess[str]:
@@ -70,17 +80,15 @@ async def test_the_audit_chain_verifies_and_names_the_first_changed_row(
     assert intact.returncode == 0, intact.stdout + intact.stderr
     assert "intact" in intact.stdout
 
-    with sqlite3.connect(intake_db(platform), timeout=30) as conn:
-        ids = [row[0] for row in conn.execute("SELECT id FROM requester_reads ORDER BY id")]
-        victim = ids[len(ids) // 2]
-        conn.execute("UPDATE requester_reads SET reader = 'nobody' WHERE id = ?", (victim,))
+    ids = [row[0] for row in await tamper(platform, "SELECT id FROM requester_reads ORDER BY id")]
+    victim = ids[len(ids) // 2]
+    await tamper(platform, f"UPDATE requester_reads SET reader = 'nobody' WHERE id = {victim}")
     broken = verify_command(platform)
     assert broken.returncode == 1
     assert f"row id {victim}" in broken.stdout
 
-    with sqlite3.connect(intake_db(platform), timeout=30) as conn:
-        conn.execute("UPDATE requester_reads SET reader = 'operator' WHERE id = ?", (victim,))
-        conn.execute("DELETE FROM requester_reads WHERE id = ?", (ids[1],))
+    await tamper(platform, f"UPDATE requester_reads SET reader = 'operator' WHERE id = {victim}")
+    await tamper(platform, f"DELETE FROM requester_reads WHERE id = {ids[1]}")
     deleted = verify_command(platform)
     assert deleted.returncode == 1
     assert f"row id {ids[2]}" in deleted.stdout

@@ -76,12 +76,14 @@ async def test_the_lead_unit_reads_the_requester_for_its_reply_and_is_audited(
     ticket = platform.tickets["unit_water"]
 
     async def lead_reads() -> dict[str, str] | None:
-        r = await platform.call("unit_water", "GET", f"/api/v1/intake/tickets/{ticket}")
+        r = await platform.call("unit_water", "GET", f"/api/v1/intake/tickets/{ticket}/requester")
         return r.json() if r.status_code == 200 else None
 
     full = await eventually(lead_reads, "the lead unit's read")
     assert full["requester_phone"] == WATER_OUTAGE["requester"]["phone"]  # type: ignore[index]
-    other = await platform.call("unit_heping_housing", "GET", f"/api/v1/intake/tickets/{ticket}")
+    other = await platform.call(
+        "unit_heping_housing", "GET", f"/api/v1/intake/tickets/{ticket}/requester"
+    )
     assert other.status_code == 403
     assert WATER_OUTAGE["requester"]["phone"] not in other.text  # type: ignore[index]
     audit = await platform.call(
