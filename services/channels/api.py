@@ -354,7 +354,7 @@ async def list_notifications(
     status: NotificationStatus | None = None,
     ticket_id: Annotated[str | None, Query(max_length=32)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> NotificationsPublic:
     """Every notification and how it went (``status=failed``: the ones that could not be
     sent)."""

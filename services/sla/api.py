@@ -85,7 +85,7 @@ async def list_extensions(
         Literal["requested", "approved", "rejected"] | None, Query(alias="state")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> ExtensionsPublic:
     """Extension requests, oldest first (``state=requested``: the agency's review queue)."""
     data, count = await extensions.list_extensions(
