@@ -1,13 +1,13 @@
 """intake: the lead unit of each ticket (from dispatch), for its Art 13 read of the requester
 
-Revision ID: intake_0005
+Revision ID: intake_0006
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "intake_0005"
-down_revision = "intake_0004"
+revision = "intake_0006"
+down_revision = "intake_0005"
 
 
 def upgrade() -> None:

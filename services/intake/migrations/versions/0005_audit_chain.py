@@ -1,6 +1,6 @@
 """intake: the requester-read audit log becomes hash-chained (tamper-evident)
 
-Revision ID: intake_0004
+Revision ID: intake_0005
 """
 
 import sqlalchemy as sa
@@ -8,8 +8,8 @@ from alembic import op
 
 from shared.audit import GENESIS, row_hash
 
-revision = "intake_0004"
-down_revision = "intake_0003"
+revision = "intake_0005"
+down_revision = "intake_0004"
 
 
 def upgrade() -> None:
