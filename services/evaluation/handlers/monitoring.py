@@ -201,6 +201,9 @@ async def list_hotspots(
     offset: int,
 ) -> HotspotsPublic:
     caller.require(*READERS)
+    if district is not None:
+        caller.require_district(district)
+    district = caller.district_scope or district  # Art 3: a district agency's hotspots
     now = ctx.clock.now()
     query = select(hotspots)
     if active is True:
@@ -245,6 +248,8 @@ async def list_flagged(
     """Art 27: sensitive or extreme tickets, newest first, with where each one stands."""
     caller.require(*READERS)
     query: Any = select(tickets).where(tickets.c.flagged.is_(True))
+    if caller.district_scope is not None:  # Art 3: a district agency's flagged tickets
+        query = query.where(tickets.c.district == caller.district_scope)
     if state is not None:
         query = query.where(tickets.c.state == state)
     async with ctx.db.engine.connect() as conn:

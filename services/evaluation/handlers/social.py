@@ -13,6 +13,7 @@ from services.evaluation.domain import SupervisionState
 from services.evaluation.handlers.common import new_id, reporting_period, row_dict
 from services.evaluation.handlers.govservice import require_appointed
 from services.evaluation.handlers.scores import compute_rates
+from services.evaluation.handlers.supervision import supervisions_of_district
 from services.evaluation.models import hotspots, opinions, supervisions, tickets
 from services.evaluation.schemas import (
     CountRow,
@@ -47,17 +48,24 @@ async def public_statistics(
     await require_appointed(ctx, caller)
     now = ctx.clock.now()
     period, first, last = reporting_period(start, end, now)
+    district = caller.district_scope  # Art 3: a district agency's statistics
     registered = and_(tickets.c.registered_at >= period.start, tickets.c.registered_at < period.end)
+    hot = hotspots.c.active_until > now
+    open_ = supervisions.c.state == SupervisionState.OPEN.value
+    if district is not None:
+        registered = and_(registered, tickets.c.district == district)
+        hot = and_(hot, hotspots.c.district == district)
+        open_ = and_(open_, supervisions_of_district(district))
     async with ctx.db.engine.connect() as conn:
         total = await conn.scalar(select(func.count()).where(registered)) or 0
         by_type = await _counts(conn, tickets.c.type, registered)
         by_district = await _counts(conn, tickets.c.district, registered)
         by_matter = await _counts(conn, tickets.c.matter_code, registered)
-        active = await conn.scalar(select(func.count()).where(hotspots.c.active_until > now))
-        open_supervisions = await conn.scalar(
-            select(func.count()).where(supervisions.c.state == SupervisionState.OPEN.value)
-        )
-    unit_rates = await compute_rates(ctx, by="unit", start=first, end=last, explain=False)
+        active = await conn.scalar(select(func.count()).where(hot))
+        open_supervisions = await conn.scalar(select(func.count()).where(open_))
+    unit_rates = await compute_rates(
+        ctx, by="unit", start=first, end=last, explain=False, district=district
+    )
     return PublicStatistics(
         period_from=first,
         period_to=last,

@@ -281,7 +281,7 @@ def _public(row: Any, names: dict[str, str], now: datetime) -> SupervisionPublic
     )
 
 
-def _of_district(district: str) -> Any:
+def supervisions_of_district(district: str) -> Any:
     """Supervisions of a district's tickets, and of its units when about no ticket (Art 3)."""
     return or_(
         supervisions.c.ticket_id.in_(
@@ -301,7 +301,7 @@ async def _in_district(conn: AsyncConnection, supervision_id: str, district: str
         return True
     found = await conn.scalar(
         select(func.count()).where(
-            supervisions.c.supervision_id == supervision_id, _of_district(district)
+            supervisions.c.supervision_id == supervision_id, supervisions_of_district(district)
         )
     )
     return bool(found)
@@ -348,7 +348,7 @@ async def list_supervisions(
     if ticket_id is not None:
         query = query.where(supervisions.c.ticket_id == ticket_id)
     if caller.district_scope is not None:
-        query = query.where(_of_district(caller.district_scope))
+        query = query.where(supervisions_of_district(caller.district_scope))
     async with ctx.db.engine.connect() as conn:
         rows = (await conn.execute(query.order_by(supervisions.c.opened_at.desc()))).all()
         names = await unit_names(conn)

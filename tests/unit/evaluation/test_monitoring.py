@@ -114,3 +114,22 @@ async def test_late_and_shuffled_tickets_are_counted_as_if_in_order(service: Eva
     [hotspot] = service.emitted("monitor.hotspot")
     assert hotspot.payload["ticket_count"] == 10
     assert hotspot.payload["ticket_ids"][0] == "S1"
+
+
+async def test_a_district_agency_sees_its_districts_hotspots_only(service: Evaluation) -> None:
+    """Art 3: a burst in Hexi (120103) and one in Heping (120101); each district work agency
+    sees its own hotspot and flagged tickets, the city agency sees both."""
+    await service.feed(*burst("A", 10), *burst("B", 10, district="120101"))
+    flagged = TicketFlagged(
+        ticket_id="B0", flagged_at=T0, keywords=["轻生"], district="120101", matter_code="WATER-001"
+    ).envelope(producer="intake", occurred_at=T0)
+    await service.feed(flagged)
+    city = (await service.call("GET", "/hotspots", "agency")).json()
+    hexi = (await service.call("GET", "/hotspots", "agency_hexi")).json()
+    assert city["count"] == 2
+    assert [h["district"] for h in hexi["data"]] == ["120103"]
+    other = await service.call("GET", "/hotspots?district=120101", "agency_hexi")
+    assert other.status_code == 403 and "Art 3" in other.json()["rule"]
+    assert (await service.call("GET", "/flagged", "agency_hexi")).json()["count"] == 0
+    assert (await service.call("GET", "/flagged", "agency_heping")).json()["count"] == 1
+    assert (await service.call("GET", "/flagged", "agency")).json()["count"] == 1

@@ -81,3 +81,16 @@ async def test_only_the_department_builds_the_team_and_only_members_speak(
     assert (await service.call("GET", "/public/statistics", "supervisor")).status_code == 403
     team = (await service.call("GET", "/social-supervisors", "agency")).json()
     assert [(m["username"], m["active"]) for m in team["data"]] == [("supervisor", False)]
+
+
+async def test_a_district_agency_reads_its_districts_statistics(service: Evaluation) -> None:
+    """Art 3: the statistics page of a district work agency counts its district only."""
+    await handled(service, "TJ1")  # Hexi (120103)
+    period = "from=2026-03-01&to=2026-03-31"
+    city = (await service.call("GET", f"/public/statistics?{period}", "agency")).json()
+    hexi = (await service.call("GET", f"/public/statistics?{period}", "agency_hexi")).json()
+    heping = (await service.call("GET", f"/public/statistics?{period}", "agency_heping")).json()
+    assert city["tickets_registered"] == hexi["tickets_registered"] == 1
+    assert [u["key"] for u in hexi["units"]] == ["city-water"]
+    assert heping["tickets_registered"] == 0
+    assert heping["by_district"] == [] and heping["units"] == []
