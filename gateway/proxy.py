@@ -26,6 +26,10 @@ log = logging.getLogger("hotline.gateway.proxy")
 
 PROXY_PATH = "/api/v1/{service}/{path:path}"
 PROXY_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+# The only reads open without signing in (deny by default): the public case page (Art 30).
+# The service is told the caller is an anonymous member of the public.
+PUBLIC_READS = frozenset({("knowledge", "/cases/public")})
+ANONYMOUS = Caller(sub="anonymous", role=Role.CITIZEN)
 # Per service. 1,000 req/s at a few ms each keeps tens of connections busy; the ceiling
 # only stops a stalled service from drawing ever more connections.
 MAX_CONNECTIONS = 200
@@ -165,6 +169,8 @@ async def proxy(request: Request) -> Response:
     api_key = api_key_from(scope["headers"])
     if api_key is not None:  # a channel account (gateway/channels.py)
         caller = await request.app.state.api_keys.caller(upstreams, api_key)
+    elif authorization is None and request.method == "GET" and (service, path) in PUBLIC_READS:
+        caller = ANONYMOUS
     else:
         caller = await caller_from_authorization(request, authorization)
     upstream = upstreams.get(service)

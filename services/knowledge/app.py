@@ -5,6 +5,7 @@ from pathlib import Path
 
 from services.knowledge.api import routers
 from services.knowledge.handlers import due_scanner, start
+from services.knowledge.handlers.cases import CASE_EVENT_HANDLERS
 from shared.service import ServiceSpec
 
 SPEC = ServiceSpec(
@@ -12,6 +13,7 @@ SPEC = ServiceSpec(
     title="12345 knowledge base",
     migrations=Path(__file__).parent / "migrations",
     routers=routers,
+    handlers=CASE_EVENT_HANDLERS,
     on_start=[start],
     background=[due_scanner],
 )

@@ -200,3 +200,12 @@ cases = Table(
     Column("review_note", Text),
     Column("published_at", UTCDateTime),
 )
+
+# Art 25: only a completed (办结) or closed ticket may become a case; fed by ticket.completed
+# and ticket.answered (closed on the spot).
+finished_tickets = Table(
+    "finished_tickets",
+    metadata,
+    Column("ticket_id", String(32), primary_key=True),
+    Column("finished_at", UTCDateTime, nullable=False),
+)

@@ -14,12 +14,14 @@ from typing import Any
 from sqlalchemy import insert, select, update
 
 from services.knowledge.handlers.common import policy_at
-from services.knowledge.models import cases
+from services.knowledge.models import cases, finished_tickets
 from services.knowledge.schemas import CaseCreate, CasePublic, CaseReview, CasesPublic
 from services.knowledge.tokens import query_terms, tokenize
 from shared.auth import Caller, Role
+from shared.db import UnitOfWork, insert_ignoring_duplicates
 from shared.detectors import ScreeningRules, anonymise
 from shared.errors import Forbidden, IllegalTransition, NotFound
+from shared.events import Envelope, TicketAnswered, TicketCompleted, parse_payload
 from shared.service import ServiceContext
 
 TEXTS = ("title", "request", "handling", "result", "comment")
@@ -33,12 +35,46 @@ LIBRARY_READERS = (
     Role.AUTHORITY,
 )
 REVIEW_RULE = "Art 25, 30: a case is reviewed by another reviewer before publication"
+FINISHED_RULE = "Art 25: the agency marks completed tickets as typical or excellent cases"
+
+
+async def on_ticket_finished(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
+    """A ticket completed by its unit (ticket.completed) or closed on the spot
+    (ticket.answered) may become a case from now on."""
+    event = parse_payload(envelope)
+    if isinstance(event, TicketCompleted):
+        at = event.completed_at
+    else:
+        assert isinstance(event, TicketAnswered)
+        at = event.answered_at
+    await uow.conn.execute(
+        insert_ignoring_duplicates(uow.conn, finished_tickets).values(
+            ticket_id=event.ticket_id, finished_at=at
+        )
+    )
+
+
+CASE_EVENT_HANDLERS = {
+    TicketCompleted.TYPE: on_ticket_finished,
+    TicketAnswered.TYPE: on_ticket_finished,
+}
 
 
 async def create_case(ctx: ServiceContext, caller: Caller, data: CaseCreate) -> CasePublic:
     caller.require(Role.AGENCY)
     now = ctx.clock.now()
     async with ctx.db.unit_of_work() as uow:
+        finished = await uow.conn.scalar(
+            select(finished_tickets.c.ticket_id).where(
+                finished_tickets.c.ticket_id == data.ticket_id
+            )
+        )
+        if finished is None:
+            raise IllegalTransition(
+                f"ticket {data.ticket_id} is not completed or closed: only a finished ticket "
+                "becomes a case",
+                rule=FINISHED_RULE,
+            )
         settings = (await policy_at(uow.conn, now)).settings
         rules = ScreeningRules.of(settings.public_contacts, settings.classification_exempt_terms)
         replaced: Counter[str] = Counter()

@@ -68,9 +68,9 @@ async def test_a_unit_calling_the_intake_view_is_told_the_right_view(platform: P
         assert r.status_code == 200
 
 
-async def test_the_public_case_page_is_reached_through_the_gateway(platform: Platform) -> None:
-    """Art 30: a published case is readable by a channel client through the gateway, with
-    no ticket behind it."""
+async def test_the_public_case_page_is_open_without_signing_in(platform: Platform) -> None:
+    """Art 25, 30: a ticket still in handling is no case (409 with the reason); the public
+    case page is read without signing in, every other route still asks for a token."""
     case = {
         "ticket_id": platform.tickets["unit_water"],
         "kind": "typical",
@@ -81,8 +81,12 @@ async def test_the_public_case_page_is_reached_through_the_gateway(platform: Pla
         "names": ["刘芳"],
     }
     r = await platform.call("agency", "POST", "/api/v1/knowledge/cases", json=case)
-    assert r.status_code == 201, r.text
-    assert "刘芳" not in r.text and "13920001234" not in r.text
-    page = await platform.call("citizen_web", "GET", "/api/v1/knowledge/cases/public")
+    assert r.status_code == 409, r.text
+    assert "not completed" in r.json()["detail"]
+    page = await platform.call(None, "GET", "/api/v1/knowledge/cases/public")
     assert page.status_code == 200, page.text
-    assert page.json()["count"] == 0  # a draft is not public until another reviewer publishes
+    assert page.json()["count"] == 0
+    for closed in ("/api/v1/knowledge/cases", "/api/v1/knowledge/entries"):
+        assert (await platform.call(None, "GET", closed)).status_code == 401
+    posted = await platform.call(None, "POST", "/api/v1/knowledge/cases/public", json={})
+    assert posted.status_code == 401

@@ -121,6 +121,11 @@ class Harness:
         body: dict[str, Any] = r.json()
         return body
 
+    async def feed(self, *envelopes: Envelope) -> None:
+        """Events from the other services, as the bus delivers them."""
+        await self.bus.publish(list(envelopes))
+        await self.bus.settle()
+
     async def settle(self) -> None:
         """Give the scanner and the relay a chance to act, then flush the outbox."""
         for _ in range(5):

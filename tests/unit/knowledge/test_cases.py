@@ -4,9 +4,12 @@ public case page and in the training library, searched like the knowledge base."
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from shared.auth import Caller, Role
 from shared.detectors import anonymise
-from tests.unit.knowledge.conftest import AGENCY, HEPING, OPERATOR, Harness
+from shared.events import Reply, TicketCompleted
+from tests.unit.knowledge.conftest import AGENCY, HEPING, OPERATOR, T0, Harness
 
 REVIEWER = Caller(sub="agency_reviewer", role=Role.AGENCY)
 CITIZEN = Caller(sub="citizen_web", role=Role.CITIZEN)
@@ -38,6 +41,7 @@ async def test_a_case_is_anonymised_reviewed_by_another_then_public_and_searchab
     harness: Harness,
 ) -> None:
     assert (await harness.call("POST", "/cases", HEPING, LEAK)).status_code == 403
+    await complete(harness, LEAK["ticket_id"])
     r = await harness.call("POST", "/cases", AGENCY, LEAK)
     assert r.status_code == 201, r.text
     draft = r.json()
@@ -64,3 +68,30 @@ async def test_a_case_is_anonymised_reviewed_by_another_then_public_and_searchab
     assert (await harness.call("GET", "/cases?q=供暖不热", OPERATOR)).json()["count"] == 0
     drafts = await harness.call("GET", "/cases?status=draft", OPERATOR)
     assert drafts.status_code == 403
+
+
+async def complete(harness: Harness, ticket_id: str) -> None:
+    """Dispatch reports the ticket completed (办结)."""
+    done = T0 + timedelta(days=2)
+    reply = Reply(
+        policy_basis="《天津市物业管理条例》",
+        progress="已维修",
+        result="防水层已修复",
+        contacted_at=done,
+        process="现场查看并协调维修",
+        feedback="诉求人满意",
+    )
+    event = TicketCompleted(
+        ticket_id=ticket_id, unit_id="120103-housing", completed_at=done, type="help", reply=reply
+    )
+    await harness.feed(event.envelope(producer="dispatch", occurred_at=done))
+
+
+async def test_only_a_completed_ticket_becomes_a_case(harness: Harness) -> None:
+    """Art 25: the agency marks completed tickets as cases; one still in handling is refused
+    with the reason, and accepted once dispatch reports it completed."""
+    refused = await harness.call("POST", "/cases", AGENCY, LEAK)
+    assert refused.status_code == 409, refused.text
+    assert "not completed" in refused.json()["detail"] and "Art 25" in refused.json()["rule"]
+    await complete(harness, LEAK["ticket_id"])
+    assert (await harness.call("POST", "/cases", AGENCY, LEAK)).status_code == 201
