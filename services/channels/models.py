@@ -196,6 +196,16 @@ unit_contacts = Table(
     Column("updated_by", String(64), nullable=False),
 )
 
+# Art 4: the work phones of a unit's named responsible staff (catalog.unit_staff_published
+# from dispatch); they are told of the unit's work orders beside the contacts above.
+unit_staff_phones = Table(
+    "unit_staff_phones",
+    metadata,
+    Column("unit_id", String(40), primary_key=True),
+    Column("phones", JSON, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
 opt_outs = Table(
     "opt_outs",
     metadata,

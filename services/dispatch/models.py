@@ -182,6 +182,7 @@ unit_staff = Table(
     Column("name", String(100), nullable=False),
     Column("duties", JSON, nullable=False),
     Column("deputy", Boolean, nullable=False),
+    Column("phone", String(20)),
 )
 
 replies = Table(

@@ -378,6 +378,11 @@ class StaffMemberIn(BaseModel):
     name: str = Field(min_length=1, max_length=100)
     duties: list[Duty] = Field(description="accept 受理, handle 办理, coordinate 协调, reply 回复")
     deputy: bool = Field(default=False, description="stands in for the responsible person")
+    phone: str | None = Field(
+        default=None,
+        pattern=r"^1[3-9]\d{9}$",
+        description="work mobile that the unit's notifications reach (SMS)",
+    )
 
 
 class StaffList(BaseModel):

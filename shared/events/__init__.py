@@ -30,7 +30,9 @@ from shared.events.base import (
 )
 from shared.events.catalog import (
     MatterPublished,
+    StaffContact,
     UnitPublished,
+    UnitStaffPublished,
 )
 from shared.events.channels import (
     CallEnded,
@@ -151,7 +153,9 @@ __all__ = [
     "TicketRegistered",
     "TicketType",
     "UPCASTERS",
+    "StaffContact",
     "UnitPublished",
+    "UnitStaffPublished",
     "UnknownEvent",
     "Urgency",
     "event",

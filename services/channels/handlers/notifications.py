@@ -39,6 +39,7 @@ from services.channels.models import (
     notifications,
     opt_outs,
     unit_contacts,
+    unit_staff_phones,
 )
 from services.channels.schemas import (
     NotificationPublic,
@@ -49,7 +50,7 @@ from services.channels.schemas import (
 from shared.auth import Caller
 from shared.calendar import SHANGHAI
 from shared.db import UnitOfWork, insert_ignoring_duplicates
-from shared.events import Envelope, NotificationFailed
+from shared.events import Envelope, NotificationFailed, UnitStaffPublished, parse_payload
 from shared.service import ServiceContext
 
 log = logging.getLogger("hotline.channels.notifications")
@@ -176,6 +177,9 @@ async def ticket_filed(
 
 async def on_event(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
     ticket_id, payload = envelope.ticket_id, envelope.payload
+    if envelope.type == UnitStaffPublished.TYPE:
+        await _staff_named(uow, envelope)
+        return
     if ticket_id is None:
         return
     event_id = str(envelope.event_id)
@@ -206,8 +210,19 @@ async def on_event(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> 
     contacts = (
         await uow.conn.execute(select(unit_contacts).where(unit_contacts.c.unit_id.in_(units)))
     ).all()
-    for contact in contacts:
-        for medium, recipients in (("sms", contact.phones), ("wechat", contact.wechat_openids)):
+    staff = (
+        await uow.conn.execute(
+            select(unit_staff_phones.c.phones).where(unit_staff_phones.c.unit_id.in_(units))
+        )
+    ).all()
+    phones = list(
+        dict.fromkeys(
+            [p for c in contacts for p in c.phones] + [p for s in staff for p in s.phones]
+        )
+    )
+    openids = list(dict.fromkeys(o for c in contacts for o in c.wechat_openids))
+    if contacts or staff:
+        for medium, recipients in (("sms", phones), ("wechat", openids)):
             for recipient in recipients:
                 await queue(
                     ctx,
@@ -220,6 +235,21 @@ async def on_event(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> 
                     params=params,
                     urgent=urgent,
                 )
+
+
+async def _staff_named(uow: UnitOfWork, envelope: Envelope) -> None:
+    """Art 4: the unit's named staff with a work phone are told of its work orders."""
+    event = parse_payload(envelope)
+    assert isinstance(event, UnitStaffPublished)
+    phones = list(dict.fromkeys(m.phone for m in event.staff if m.phone))
+    await uow.conn.execute(
+        delete(unit_staff_phones).where(unit_staff_phones.c.unit_id == event.unit_id)
+    )
+    await uow.conn.execute(
+        unit_staff_phones.insert().values(
+            unit_id=event.unit_id, phones=phones, updated_at=envelope.occurred_at
+        )
+    )
 
 
 # ---- the sender ------------------------------------------------------------------------

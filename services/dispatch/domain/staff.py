@@ -27,6 +27,7 @@ class StaffMember:
     name: str
     duties: tuple[Duty, ...]
     deputy: bool = False
+    phone: str | None = None  # the work phone notifications reach (Art 4)
 
 
 def check_staff(staff: Sequence[StaffMember]) -> None:

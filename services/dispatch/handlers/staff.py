@@ -6,11 +6,12 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.dispatch.domain.staff import Duty, StaffMember, check_assignee, check_staff
-from services.dispatch.handlers.common import get_unit, load_for_update
+from services.dispatch.handlers.common import PRODUCER, get_unit, load_for_update
 from services.dispatch.models import assignments, unit_staff
 from services.dispatch.schemas import AssigneeSet, StaffList, StaffMemberIn
 from shared.auth import Caller, Role
 from shared.errors import Forbidden, IllegalTransition
+from shared.events import StaffContact, UnitStaffPublished
 from shared.service import ServiceContext
 
 
@@ -25,7 +26,8 @@ async def staff_of(conn: AsyncConnection, unit_id: str) -> list[StaffMember]:
         select(unit_staff).where(unit_staff.c.unit_id == unit_id).order_by(unit_staff.c.username)
     )
     return [
-        StaffMember(r.username, r.name, tuple(Duty(d) for d in r.duties), r.deputy) for r in rows
+        StaffMember(r.username, r.name, tuple(Duty(d) for d in r.duties), r.deputy, r.phone)
+        for r in rows
     ]
 
 
@@ -33,7 +35,13 @@ def _public(unit_id: str, staff: list[StaffMember]) -> StaffList:
     return StaffList(
         unit_id=unit_id,
         staff=[
-            StaffMemberIn(username=m.username, name=m.name, duties=list(m.duties), deputy=m.deputy)
+            StaffMemberIn(
+                username=m.username,
+                name=m.name,
+                duties=list(m.duties),
+                deputy=m.deputy,
+                phone=m.phone,
+            )
             for m in staff
         ],
     )
@@ -45,7 +53,9 @@ async def set_staff(
     """The unit (or an admin) names its staff; the whole list is replaced."""
     caller.require(Role.UNIT, Role.ADMIN)
     _own_unit(caller, unit_id)
-    staff = [StaffMember(m.username, m.name, tuple(m.duties), m.deputy) for m in body.staff]
+    staff = [
+        StaffMember(m.username, m.name, tuple(m.duties), m.deputy, m.phone) for m in body.staff
+    ]
     check_staff(staff)
     async with ctx.db.unit_of_work() as uow:
         await get_unit(uow.conn, unit_id)
@@ -59,9 +69,26 @@ async def set_staff(
                     "name": m.name,
                     "duties": [d.value for d in m.duties],
                     "deputy": m.deputy,
+                    "phone": m.phone,
                 }
                 for m in staff
             ],
+        )
+        # Art 4: the named staff are who the unit's notifications reach (channels service)
+        uow.emit(
+            UnitStaffPublished(
+                unit_id=unit_id,
+                staff=[
+                    StaffContact(
+                        username=m.username,
+                        name=m.name,
+                        duties=[d.value for d in m.duties],
+                        deputy=m.deputy,
+                        phone=m.phone,
+                    )
+                    for m in staff
+                ],
+            ).envelope(producer=PRODUCER, occurred_at=ctx.clock.now(), ticket_id=unit_id)
         )
     return await get_staff(ctx, caller, unit_id)
 
