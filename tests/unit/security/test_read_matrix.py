@@ -109,4 +109,5 @@ async def test_every_read_matches_the_expected_table_and_nothing_leaks(
     leaks = [op for op, row in seen.items() if "{ticket_id}" in op and row["unit_other"] == "allow"]
     assert leaks == [], f"another unit reads this unit's ticket: {leaks}"
     public = [op for op, row in seen.items() if row["anonymous"] == "allow"]
-    assert public == ["GET /healthz", "GET /readyz"], public
+    # the health checks, and the public case page (Art 30: published, anonymised cases)
+    assert public == ["GET /api/v1/knowledge/cases/public", "GET /healthz", "GET /readyz"], public
