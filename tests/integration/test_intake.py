@@ -249,8 +249,10 @@ async def test_duplicates_are_hinted_and_full_reads_audited(system: System) -> N
             "/api/v1/intake/audit/requester-reads", params={"ticket_id": first["ticket_id"]}
         )
     assert reads.status_code == 200, reads.text
+    # the duplicate hint at the second registration and the full read are both audited
     assert [(r["reader"], r["reader_role"]) for r in reads.json()["data"]] == [
-        ("operator", "operator")
+        ("operator", "operator"),
+        ("operator", "operator"),
     ]
 
 

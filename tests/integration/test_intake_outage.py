@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from services.intake.app import SPEC
 from services.intake.handlers import catalog_readiness
 from services.intake.models import tickets
-from shared.auth import sign_headers
+from shared.auth import SignedAs
 from shared.bus import LogBus
 from shared.clock import SystemClock
 from shared.service import create_service_app
@@ -80,11 +80,16 @@ async def test_a_postgres_restart_answers_503_with_retry_after_and_files_each_ti
     missing_retry_after = 0
     answered_201_without_key = 0
     transport = httpx.ASGITransport(app=intake, raise_app_exceptions=False)
-    client = httpx.AsyncClient(transport=transport, base_url="http://intake", timeout=30)
+    client = httpx.AsyncClient(
+        transport=transport,
+        base_url="http://intake",
+        timeout=30,
+        auth=SignedAs(ctx.settings.service_secret, CALLERS["operator"]),
+    )
 
     async def post(body: dict[str, Any], key: str | None) -> httpx.Response:
         nonlocal missing_retry_after
-        headers = sign_headers(ctx.settings.service_secret, CALLERS["operator"], "POST", "/tickets")
+        headers: dict[str, str] = {}
         if key:
             headers["Idempotency-Key"] = key
         r = await client.post("/tickets", json=body, headers=headers)
