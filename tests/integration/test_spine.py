@@ -14,7 +14,7 @@ import asyncpg
 import httpx
 import pytest
 
-from shared.auth import Caller, Role, sign_headers
+from shared.auth import Caller, Role, SignedAs
 from shared.settings import SERVICES, Settings
 from tests.integration.conftest import System
 
@@ -59,15 +59,16 @@ async def register_many(system: System, n: int, *, intake: str | None = None) ->
             client = system.client("operator")
         else:
             client = httpx.AsyncClient(
-                base_url=f"http://127.0.0.1:{system.ports[intake]}", timeout=10
+                base_url=f"http://127.0.0.1:{system.ports[intake]}",
+                timeout=10,
+                auth=SignedAs(secret, OPERATOR),
             )
         async with client:
             for _ in todo:
                 if intake is None:
                     r = await client.post("/api/v1/intake/tickets", json=ticket())
                 else:
-                    headers = sign_headers(secret, OPERATOR, "POST", "/tickets")
-                    r = await client.post("/tickets", json=ticket(), headers=headers)
+                    r = await client.post("/tickets", json=ticket())
                 assert r.status_code == 201, r.text
                 ids.append(r.json()["ticket_id"])
 
