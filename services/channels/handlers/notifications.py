@@ -27,9 +27,9 @@ from services.channels.domain import (
     render,
 )
 from services.channels.handlers.outgoing import (
+    attempt_outcome,
     claim_due,
     next_due,
-    retry_at,
     run_sender,
     wake_of,
 )
@@ -268,38 +268,28 @@ async def _send(ctx: ServiceContext, http: httpx.AsyncClient, row: Any) -> None:
             "ms": int((time.monotonic() - started) * 1000),
         },
     )
-    now = ctx.clock.now()
-    attempts = row.attempts + 1
-    values: dict[str, Any] = {
-        "attempts": attempts,
-        "last_status_code": status_code,
-        "last_error": error,
-    }
+    outcome = attempt_outcome(
+        ctx, row, status_code, error, done=("sent", "sent_at"), given_up=("failed", "failed_at")
+    )
     async with ctx.db.unit_of_work() as uow:
-        if error is None:
-            values.update(status="sent", sent_at=now, next_attempt_at=None)
-        else:
-            again = retry_at(ctx, attempts, row.give_up_at)
-            if again is not None:
-                values.update(next_attempt_at=again)
-            else:
-                values.update(status="failed", failed_at=now, next_attempt_at=None)
-                uow.emit(
-                    NotificationFailed(
-                        notification_id=row.notification_id,
-                        ticket_id=row.ticket_id,
-                        purpose=row.purpose,
-                        medium=row.medium,
-                        attempts=attempts,
-                        last_status_code=status_code,
-                        last_error=error,
-                        failed_at=now,
-                    ).envelope(producer=PRODUCER, occurred_at=now, ticket_id=row.ticket_id)
-                )
+        if outcome.gave_up:
+            now = ctx.clock.now()
+            uow.emit(
+                NotificationFailed(
+                    notification_id=row.notification_id,
+                    ticket_id=row.ticket_id,
+                    purpose=row.purpose,
+                    medium=row.medium,
+                    attempts=outcome.attempts,
+                    last_status_code=status_code,
+                    last_error=error,
+                    failed_at=now,
+                ).envelope(producer=PRODUCER, occurred_at=now, ticket_id=row.ticket_id)
+            )
         await uow.conn.execute(
             update(notifications)
             .where(notifications.c.notification_id == row.notification_id)
-            .values(values)
+            .values(outcome.values)
         )
 
 

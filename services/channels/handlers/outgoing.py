@@ -96,6 +96,46 @@ async def next_due(ctx: ServiceContext, table: Table) -> datetime | None:
     return due
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What one attempt changes on its row; ``gave_up``: the window is over (the caller
+    emits its failure event in the same transaction)."""
+
+    values: dict[str, Any]
+    attempts: int
+    gave_up: bool
+
+
+def attempt_outcome(
+    ctx: ServiceContext,
+    row: Any,
+    status_code: int | None,
+    error: str | None,
+    *,
+    done: tuple[str, str],
+    given_up: tuple[str, str],
+) -> Outcome:
+    """The row's new values after an attempt: ``done``/``given_up`` name the status and
+    the timestamp column for success and for the end of the retry window."""
+    now = ctx.clock.now()
+    attempts = row.attempts + 1
+    values: dict[str, Any] = {
+        "attempts": attempts,
+        "last_status_code": status_code,
+        "last_error": error,
+        "next_attempt_at": None,
+    }
+    if error is None:
+        values.update({"status": done[0], done[1]: now})
+        return Outcome(values, attempts, gave_up=False)
+    again = retry_at(ctx, attempts, row.give_up_at)
+    if again is not None:
+        values.update(next_attempt_at=again)
+        return Outcome(values, attempts, gave_up=False)
+    values.update({"status": given_up[0], given_up[1]: now})
+    return Outcome(values, attempts, gave_up=True)
+
+
 def retry_at(ctx: ServiceContext, attempts: int, give_up_at: datetime) -> datetime | None:
     """When a failed row is tried again; None: its window is over."""
     return next_attempt(

@@ -23,9 +23,9 @@ from services.channels.domain import (
     signature_header,
 )
 from services.channels.handlers.outgoing import (
+    attempt_outcome,
     claim_due,
     next_due,
-    retry_at,
     run_sender,
     wake_of,
 )
@@ -382,12 +382,14 @@ async def _record(
     ctx: ServiceContext, row: Any, status_code: int | None, error: str | None, took_ms: int
 ) -> None:
     now = ctx.clock.now()
-    attempts = row.attempts + 1
-    values: dict[str, Any] = {
-        "attempts": attempts,
-        "last_status_code": status_code,
-        "last_error": error,
-    }
+    outcome = attempt_outcome(
+        ctx,
+        row,
+        status_code,
+        error,
+        done=("delivered", "delivered_at"),
+        given_up=("dead", "dead_at"),
+    )
     async with ctx.db.unit_of_work() as uow:
         await uow.conn.execute(
             insert(delivery_attempts).values(
@@ -398,29 +400,24 @@ async def _record(
                 duration_ms=took_ms,
             )
         )
-        if error is None:
-            values.update(status="delivered", delivered_at=now, next_attempt_at=None)
-        else:
-            again = retry_at(ctx, attempts, row.give_up_at)
-            if again is not None:
-                values.update(next_attempt_at=again)
-            else:
-                values.update(status="dead", dead_at=now, next_attempt_at=None)
-                uow.emit(
-                    DeliveryFailed(
-                        delivery_id=row.delivery_id,
-                        subscription_id=row.subscription_id,
-                        event_id=row.event_id,
-                        event_type=row.event_type,
-                        ticket_id=row.ticket_id,
-                        attempts=attempts,
-                        last_status_code=status_code,
-                        last_error=error,
-                        dead_at=now,
-                    ).envelope(producer=PRODUCER, occurred_at=now, ticket_id=row.ticket_id)
-                )
+        if outcome.gave_up:
+            uow.emit(
+                DeliveryFailed(
+                    delivery_id=row.delivery_id,
+                    subscription_id=row.subscription_id,
+                    event_id=row.event_id,
+                    event_type=row.event_type,
+                    ticket_id=row.ticket_id,
+                    attempts=outcome.attempts,
+                    last_status_code=status_code,
+                    last_error=error,
+                    dead_at=now,
+                ).envelope(producer=PRODUCER, occurred_at=now, ticket_id=row.ticket_id)
+            )
         await uow.conn.execute(
-            update(deliveries).where(deliveries.c.delivery_id == row.delivery_id).values(values)
+            update(deliveries)
+            .where(deliveries.c.delivery_id == row.delivery_id)
+            .values(outcome.values)
         )
 
 

@@ -113,6 +113,28 @@ async def test_a_provider_down_for_a_while_gets_every_message_once(
     assert len(await sent(notified)) == 3
 
 
+async def test_a_provider_down_through_the_window_fails_the_message_visibly(
+    notified: Platform, receiver: Receiver
+) -> None:
+    receiver.statuses = [503] * 1000
+    await notified.publish(dispatched("TJ20260302000103"))
+    await eventually(lambda: len(receiver.received) == 1, "the first try")
+    for _ in range(40):  # hour by hour through the delivery window
+        await eventually(lambda: _settled(notified, receiver), "the attempts recorded")
+        [row] = await notified.rows(notifications)
+        if row.status == "failed":
+            break
+        notified.advance(hours=1)
+    [row] = await notified.rows(notifications)
+    assert row.status == "failed" and row.next_attempt_at is None and row.failed_at is not None
+    assert row.attempts == len(receiver.received) > 1
+    [failed] = await notified.emitted("channel.notification_failed")
+    assert failed.payload["notification_id"] == row.notification_id
+    assert failed.payload["attempts"] == row.attempts
+    assert failed.payload["last_status_code"] == 503
+    assert await sent(notified) == []
+
+
 async def _settled(platform: Platform, receiver: Receiver) -> bool:
     """Every request the provider saw is recorded, and nothing is due: no attempt in flight."""
     rows = await platform.rows(notifications)
