@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.sealing import DEV_INDEX_KEY, KeyRing, key_ring_problems, parse_key_ring
+
 SERVICES = ("intake", "dispatch", "sla", "knowledge", "evaluation", "channels")
 DEFAULT_PORTS = {
     "gateway": 8000,
@@ -98,6 +100,12 @@ class Settings(BaseSettings):
     outbox_prune_seconds: float = 60.0
     # how long a registration's Idempotency-Key is remembered (intake)
     idempotency_retention_hours: float = 24.0
+    # intake seals requester data at rest (shared/sealing.py): ``id:hex,id:hex`` (32 bytes
+    # each), the id new values are sealed under, and the blind index key (phone lookups).
+    # Empty outside production: the public development ring.
+    requester_keys: str = ""
+    requester_key_id: str = ""
+    requester_index_key: str = ""
     intake_url: str = "http://127.0.0.1:8001"
     dispatch_url: str = "http://127.0.0.1:8002"
     sla_url: str = "http://127.0.0.1:8003"
@@ -180,6 +188,29 @@ class Settings(BaseSettings):
                 "refusing to start in production: the demo users have public passwords; "
                 "set HOTLINE_USERS_FILE to your own users"
             )
+
+    def requester_key_ring(self) -> KeyRing:
+        """Intake's key ring for requester data; in production only a real one."""
+        if not self.requester_keys and self.env != "production":
+            return KeyRing.development()
+        self.check_intake_production()
+        keys = parse_key_ring(self.requester_keys)
+        current = self.requester_key_id or (next(iter(keys)) if len(keys) == 1 else "")
+        return KeyRing.of(keys, current, self.requester_index_key or DEV_INDEX_KEY)
+
+    def check_intake_production(self) -> None:
+        """Intake alone holds requester data: in production it refuses a missing, short or
+        published key."""
+        if self.env != "production":
+            return
+        problems = key_ring_problems(
+            "HOTLINE_REQUESTER",
+            parse_key_ring(self.requester_keys),
+            self.requester_key_id,
+            self.requester_index_key,
+        )
+        if problems:
+            raise ValueError("refusing to start in production: " + "; ".join(problems))
 
     def service_url(self, service: str) -> str:
         return str(getattr(self, f"{service}_url"))

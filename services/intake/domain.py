@@ -122,6 +122,13 @@ def mask_name(name: str | None) -> str | None:
     return name[0] + "*" * (len(name) - 1) if len(name) > 1 else "*"
 
 
+def mask_id_number(number: str | None) -> str | None:
+    """120101********1234: the region and the last four (Art 28)."""
+    if not number:
+        return number
+    return number[:6] + "*" * (len(number) - 10) + number[-4:]
+
+
 @dataclass(frozen=True)
 class Matter:
     code: str
@@ -218,9 +225,14 @@ def check_call_rating(channel: str, already_rated: bool) -> None:
         raise IllegalTransition("this call has already been rated", rule="Art 14 (1)")
 
 
-def same_phone(stored: str | None, given: str) -> bool:
-    """The citizen's proof of ownership (Art 28): compared in constant time."""
-    return stored is not None and hmac.compare_digest(stored.encode(), given.encode())
+def same_phone(stored_index: str | None, given_index: str | None) -> bool:
+    """The citizen's proof of ownership (Art 28): the blind indexes of the phone the ticket
+    was filed with and the one given, compared in constant time."""
+    return (
+        stored_index is not None
+        and given_index is not None
+        and hmac.compare_digest(stored_index.encode(), given_index.encode())
+    )
 
 
 # ---- policy settings (versioned by effective date) ------------------------------------

@@ -19,8 +19,11 @@ tickets = Table(
     Column("district", String(12), nullable=False),
     Column("address", String(200)),
     Column("content", Text, nullable=False),
-    Column("requester_name", String(50)),
-    Column("requester_phone", String(20)),
+    # intake_0007: sealed at rest (services/intake/sealed.py), the phone found by its index
+    Column("requester_name_sealed", Text),
+    Column("requester_phone_sealed", Text),
+    Column("requester_id_number_sealed", Text),
+    Column("requester_phone_index", String(32)),
     Column("anonymous", Boolean, nullable=False),
     Column("flagged", Boolean, nullable=False),
     Column("status", String(24), nullable=False),

@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from services.intake.domain import DISTRICTS, calendar_window, normalise_phone
+from shared.detectors import resident_id_is_valid
 from shared.events import Channel, Reply, TicketType, Urgency
 from shared.params import MAX_OFFSET
 
@@ -44,11 +45,26 @@ class Requester(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(default=None, min_length=1, max_length=50)
     phone: str | None = Field(default=None, max_length=20)
+    id_number: str | None = Field(
+        default=None,
+        min_length=18,
+        max_length=18,
+        description="居民身份证号码, when the request needs it; sealed at rest, masked in lists",
+    )
 
     @field_validator("phone")
     @classmethod
     def _phone(cls, value: str | None) -> str | None:
         return _phone(value)
+
+    @field_validator("id_number")
+    @classmethod
+    def _id_number(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not resident_id_is_valid(value):
+            raise ValueError("not a resident ID number (18 characters, check digit)")
+        return value.upper()
 
 
 class Attachment(BaseModel):
@@ -124,6 +140,7 @@ class TicketPublic(BaseModel):
     content: str
     requester_name: str | None
     requester_phone: str | None
+    requester_id_number: str | None = None
     anonymous: bool
     flagged: bool
     flagged_keywords: list[str] = []
@@ -303,3 +320,4 @@ class RequesterContact(BaseModel):
     ticket_id: str
     requester_name: str | None
     requester_phone: str | None
+    requester_id_number: str | None = None

@@ -12,6 +12,7 @@ from services.intake.domain import (
     DISTRICTS,
     STATUS_LABELS,
     Status,
+    mask_id_number,
     mask_name,
     mask_phone,
     query_terms,
@@ -29,11 +30,19 @@ from services.intake.schemas import (
     TicketsPublic,
     TicketStatusPublic,
 )
+from services.intake.sealed import (
+    SEALED_COLUMNS,
+    key_ring,
+    open_requester,
+    phone_index,
+    with_requester,
+)
 from shared.audit import append_chained
 from shared.auth import Caller, Role
 from shared.detectors import mask_personal_data
 from shared.errors import Forbidden, InvalidInput, NotFound
 from shared.events import Reply
+from shared.sealing import KeyRing
 from shared.service import ServiceContext
 
 # Art 28: full requester data only where the role needs it; every such read is logged.
@@ -69,6 +78,11 @@ def to_public(row: Mapping[Any, Any], *, full: bool) -> TicketPublic:
         content=row["content"] if full else mask_personal_data(row["content"]),
         requester_name=row["requester_name"] if full else mask_name(row["requester_name"]),
         requester_phone=row["requester_phone"] if full else mask_phone(row["requester_phone"]),
+        requester_id_number=(
+            row.get("requester_id_number")
+            if full
+            else mask_id_number(row.get("requester_id_number"))
+        ),
         anonymous=row["anonymous"],
         flagged=row["flagged"],
         flagged_keywords=row.get("flagged_keywords") or [],
@@ -111,11 +125,7 @@ async def read_requester(ctx: ServiceContext, caller: Caller, ticket_id: str) ->
                 }
             ],
         )
-    return RequesterContact(
-        ticket_id=ticket_id,
-        requester_name=row.requester_name,
-        requester_phone=row.requester_phone,
-    )
+    return RequesterContact(ticket_id=ticket_id, **open_requester(key_ring(ctx), row._mapping))
 
 
 async def get_ticket(ctx: ServiceContext, caller: Caller, ticket_id: str) -> TicketPublic:
@@ -129,7 +139,7 @@ async def get_ticket(ctx: ServiceContext, caller: Caller, ticket_id: str) -> Tic
         ).first()
         if row is None:
             raise NotFound(f"no ticket {ticket_id}")
-        if full and (row.requester_name or row.requester_phone):
+        if full and any(row._mapping[c] for c in SEALED_COLUMNS):
             await append_chained(
                 uow.conn,
                 requester_reads,
@@ -143,10 +153,10 @@ async def get_ticket(ctx: ServiceContext, caller: Caller, ticket_id: str) -> Tic
                     }
                 ],
             )
-    return to_public(row._mapping, full=full)
+    return to_public(with_requester(key_ring(ctx), row._mapping), full=full)
 
 
-def _conditions(f: TicketFilter, *, walk: bool = False) -> list[ColumnElement[bool]]:
+def _conditions(f: TicketFilter, ring: KeyRing, *, walk: bool = False) -> list[ColumnElement[bool]]:
     """The filter as SQL. ``walk``: the query words checked per ticket (a correlated
     subquery), for reading a list in its index order when many tickets match."""
     conds: list[ColumnElement[bool]] = [tickets.c.ticket_id.is_not(None)]
@@ -155,7 +165,7 @@ def _conditions(f: TicketFilter, *, walk: bool = False) -> list[ColumnElement[bo
         if value is not None:
             conds.append(tickets.c[name] == value)
     if f.requester_phone is not None:
-        conds.append(tickets.c.requester_phone == f.requester_phone)
+        conds.append(tickets.c.requester_phone_index == phone_index(ring, f.requester_phone))
     if f.registered_from is not None:
         conds.append(tickets.c.registered_at >= f.registered_from)
     if f.registered_to is not None:
@@ -190,7 +200,8 @@ def _conditions(f: TicketFilter, *, walk: bool = False) -> list[ColumnElement[bo
 async def list_tickets(ctx: ServiceContext, caller: Caller, f: TicketFilter) -> TicketsPublic:
     """Operators' list: requester data always masked (Art 28); flagged tickets first
     (Art 27), then the chosen order."""
-    conds = _conditions(f)
+    ring = key_ring(ctx)
+    conds = _conditions(f, ring)
     order: list[Any] = [tickets.c.flagged.desc()]
     if f.sort == "registered_at":
         order += [tickets.c.registered_at.asc(), tickets.c.id.asc()]
@@ -204,7 +215,7 @@ async def list_tickets(ctx: ServiceContext, caller: Caller, f: TicketFilter) -> 
         if f.q is not None and f.sort == "-registered_at" and (count or 0) > WIDE_SEARCH:
             # many matches (a common word): walking the list in its order (ix_tickets_queue)
             # finds a page at once, where reading every match would sort them all
-            conds = _conditions(f, walk=True)
+            conds = _conditions(f, ring, walk=True)
         rows = (
             await conn.execute(
                 select(tickets).where(*conds).order_by(*order).limit(f.limit).offset(f.offset)
@@ -227,7 +238,10 @@ async def list_tickets(ctx: ServiceContext, caller: Caller, f: TicketFilter) -> 
                     for r in rows
                 ],
             )
-    return TicketsPublic(data=[to_public(r._mapping, full=False) for r in rows], count=count or 0)
+    return TicketsPublic(
+        data=[to_public(with_requester(ring, r._mapping), full=False) for r in rows],
+        count=count or 0,
+    )
 
 
 async def lookup_ticket(
@@ -243,7 +257,7 @@ async def lookup_ticket(
                 .where(tickets.c.ticket_id == ticket_id)
             )
         ).first()
-    if row is None or not same_phone(row.requester_phone, phone):
+    if row is None or not same_phone(row.requester_phone_index, phone_index(key_ring(ctx), phone)):
         raise NotFound(NOT_YOURS.format(ticket_id=ticket_id))
     status = Status(row.status)
     return TicketStatusPublic(

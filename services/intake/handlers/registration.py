@@ -47,6 +47,7 @@ from services.intake.schemas import (
     TicketCreate,
     TicketRegistration,
 )
+from services.intake.sealed import key_ring, phone_index, seal_requester
 from shared.audit import append_chained
 from shared.auth import Caller, Role
 from shared.db import UnitOfWork, insert_ignoring_duplicates
@@ -60,6 +61,7 @@ from shared.events import (
     TicketRegistered,
     Urgency,
 )
+from shared.sealing import KeyRing
 from shared.service import ServiceContext
 
 PRODUCER = "intake"
@@ -72,6 +74,7 @@ MAX_DUPLICATE_HINTS = 10
 MATTER_CACHE = "intake_matters"
 MATTER_REFRESH_SECONDS = 5.0
 IDEMPOTENCY_PRUNE_SECONDS = 600.0
+ANSWER_FIELD = "idempotency_keys.response"
 log = logging.getLogger("hotline.intake")
 
 
@@ -164,10 +167,11 @@ async def _register(
 ) -> TicketRegistration:
     number: str | None = None
     registration: TicketRegistration | None = None
+    ring = key_ring(ctx)
     try:
         async with ctx.db.unit_of_work() as uow:
             registration = await _write(
-                uow, caller, data, channel, policy, matter, keywords, terms, now
+                uow, ring, caller, data, channel, policy, matter, keywords, terms, now
             )
             number = registration.ticket_id
             if idempotency_key is not None:
@@ -177,7 +181,8 @@ async def _register(
                         key=idempotency_key,
                         request_hash=request_hash,
                         ticket_id=number,
-                        response=registration.model_dump(mode="json"),
+                        # the answer holds the requester in full: sealed like the ticket
+                        response=ring.seal(registration.model_dump_json(), ANSWER_FIELD),
                         created_at=now,
                     )
                 )
@@ -193,6 +198,7 @@ async def _register(
 
 async def _write(
     uow: UnitOfWork,
+    ring: KeyRing,
     caller: Caller,
     data: TicketCreate,
     channel: Channel,
@@ -207,7 +213,7 @@ async def _write(
     if data.requester.phone and caller.role in DUPLICATE_HINT_ROLES:
         duplicates = await _likely_duplicates(
             uow.conn,
-            data.requester.phone,
+            phone_index(ring, data.requester.phone),
             data.matter_code,
             since=now - policy.duplicate_window,
         )
@@ -236,8 +242,7 @@ async def _write(
         "district": data.district,
         "address": data.address,
         "content": data.content,
-        "requester_name": data.requester.name,
-        "requester_phone": data.requester.phone,
+        **seal_requester(ring, data.requester.name, data.requester.phone, data.requester.id_number),
         "anonymous": data.anonymous,
         "flagged": bool(keywords),
         "flagged_keywords": keywords or None,
@@ -297,7 +302,14 @@ async def _write(
             ).envelope(producer=PRODUCER, occurred_at=now)
         )
     # the registering caller sees what it just gave; no stored data is read here
-    public = to_public({**values, "ticket_id": number}, full=caller.role in FULL_REQUESTER_ROLES)
+    given = {
+        "requester_name": data.requester.name,
+        "requester_phone": data.requester.phone,
+        "requester_id_number": data.requester.id_number,
+    }
+    public = to_public(
+        {**values, **given, "ticket_id": number}, full=caller.role in FULL_REQUESTER_ROLES
+    )
     return TicketRegistration(**public.model_dump(), likely_duplicates=duplicates)
 
 
@@ -317,7 +329,11 @@ async def _first_answer(
         return None
     if row.request_hash != request_hash:
         raise InvalidInput("Idempotency-Key", "already used for a different request; use a new key")
-    return TicketRegistration.model_validate(row.response)
+    if isinstance(row.response, str):
+        return TicketRegistration.model_validate_json(
+            key_ring(ctx).open(row.response, ANSWER_FIELD) or ""
+        )
+    return TicketRegistration.model_validate(row.response)  # kept from before intake_0007
 
 
 async def _committed(ctx: ServiceContext, number: str, attempts: int = 10) -> bool:
@@ -415,7 +431,7 @@ async def _insert_ticket(
 
 
 async def _likely_duplicates(
-    conn: AsyncConnection, phone: str, matter_code: str, *, since: datetime
+    conn: AsyncConnection, phone_digest: str | None, matter_code: str, *, since: datetime
 ) -> list[DuplicateHint]:
     rows = (
         await conn.execute(
@@ -427,7 +443,7 @@ async def _likely_duplicates(
                 tickets.c.content,
             )
             .where(
-                tickets.c.requester_phone == phone,
+                tickets.c.requester_phone_index == phone_digest,
                 tickets.c.matter_code == matter_code,
                 tickets.c.registered_at >= since,
                 tickets.c.ticket_id.is_not(None),
@@ -455,14 +471,15 @@ async def rate_call(
             await uow.conn.execute(
                 select(
                     tickets.c.channel,
-                    tickets.c.requester_phone,
+                    tickets.c.requester_phone_index,
                     tickets.c.call_rating,
                     tickets.c.registered_by,
                 ).where(tickets.c.ticket_id == ticket_id)
             )
         ).first()
         if row is None or (
-            caller.role is Role.CITIZEN and not same_phone(row.requester_phone, data.phone or "")
+            caller.role is Role.CITIZEN
+            and not same_phone(row.requester_phone_index, phone_index(key_ring(ctx), data.phone))
         ):
             raise NotFound(NOT_YOURS.format(ticket_id=ticket_id))
         check_call_rating(row.channel, already_rated=row.call_rating is not None)

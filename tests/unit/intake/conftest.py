@@ -117,8 +117,8 @@ class Intake:
 
 
 @asynccontextmanager
-async def running_intake(tmp: Path) -> AsyncIterator[Intake]:
-    settings = Settings(db_url=f"sqlite+aiosqlite:///{tmp}/hotline.db", env="test")
+async def running_intake(tmp: Path, **overrides: Any) -> AsyncIterator[Intake]:
+    settings = Settings(db_url=f"sqlite+aiosqlite:///{tmp}/hotline.db", env="test", **overrides)
     clock = ManualClock(T0)
     log = LogBus()
     await log.start()

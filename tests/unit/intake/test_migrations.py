@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import insert, select
@@ -12,10 +13,23 @@ from sqlalchemy.engine import Connection
 
 from services.intake.domain import DEFAULT_POLICY
 from services.intake.models import policy_versions, ticket_terms, tickets
+from services.intake.sealed import open_requester, phone_index
 from shared.db import Database
+from shared.sealing import KeyRing
 from tests.conftest import ROOT, at
 
 MIGRATIONS = ROOT / "services" / "intake" / "migrations"
+# the tickets table as intake_0001 made it (the model has moved on since)
+TICKETS_0001 = sa.table(
+    "tickets",
+    *(
+        sa.column(name)
+        for name in (
+            "ticket_id channel type urgency matter_code district content requester_name "
+            "requester_phone anonymous flagged status registered_at registered_by"
+        ).split()
+    ),
+)
 
 
 def _upgrade_to(revision: str) -> object:
@@ -34,7 +48,7 @@ async def test_tickets_from_before_0002_survive_and_become_searchable(tmp_path: 
         async with db.engine.begin() as conn:
             await conn.run_sync(_upgrade_to("intake_0001"))
             await conn.execute(
-                insert(tickets).values(
+                insert(TICKETS_0001).values(
                     ticket_id="TJ20260115000001",
                     channel="phone",
                     type="complaint",
@@ -59,5 +73,10 @@ async def test_tickets_from_before_0002_survive_and_become_searchable(tmp_path: 
         assert {"暖气", "卧室", "温度"} <= terms
         assert row.ticket_id == "TJ20260115000001" and row.status_at is None
         assert policy.settings == DEFAULT_POLICY
+        # intake_0007 sealed the plain requester under the (development) ring
+        ring = KeyRing.development()
+        assert "13812345678" not in str(tuple(row)) and "王强" not in str(tuple(row))
+        assert open_requester(ring, row._mapping)["requester_name"] == "王强"
+        assert row.requester_phone_index == phone_index(ring, "13812345678")
     finally:
         await db.dispose()
