@@ -25,9 +25,13 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    delete,
     event,
     insert,
+    inspect,
+    select,
     text,
+    tuple_,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect
@@ -75,13 +79,19 @@ def outbox_table(metadata: MetaData) -> Table:
 
 
 def inbox_table(metadata: MetaData) -> Table:
-    return Table(
+    """The event ids a consumer has handled. Kept for a retention period (``prune_inbox``):
+    long enough that the bus can no longer deliver the event again, so the table holds
+    a window of recent events instead of every event ever. ``ix_inbox_processed_at`` is
+    the spine's own index (made by ``Database.migrate``), for that pruning."""
+    table = Table(
         "inbox",
         metadata,
         Column("consumer", String(64), primary_key=True),
         Column("event_id", String(36), primary_key=True),
         Column("processed_at", UTCDateTime, nullable=False),
     )
+    Index("ix_inbox_processed_at", table.c.processed_at)
+    return table
 
 
 def event_history_table(metadata: MetaData) -> Table:
@@ -152,6 +162,14 @@ def _outage_is_disconnect(context: Any) -> None:
         context.is_disconnect = True
 
 
+def _index_inbox(conn: Connection, inbox: Table) -> None:
+    """The spine's index on a service's inbox (the service's migrations made the table;
+    a schema without one, like the gateway's, has nothing to index)."""
+    if inspect(conn).has_table(inbox.name):
+        for index in inbox.indexes:
+            index.create(conn, checkfirst=True)
+
+
 class UnitOfWork:
     """One transaction: state changes through ``conn``, events through ``emit``."""
 
@@ -218,6 +236,7 @@ class Database:
                 await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.service}"'))
             await conn.run_sync(_upgrade, str(script_location))
             await conn.run_sync(self.metadata.create_all, [self.dead_letters, self.event_history])
+            await conn.run_sync(_index_inbox, self.inbox)
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
@@ -265,6 +284,22 @@ class Database:
                 .returning(self.inbox.c.event_id)
             )
         return set(result.scalars().all())
+
+    async def prune_inbox(self, older_than: datetime, batch_size: int = 5000) -> int:
+        """Forget the handled event ids recorded before ``older_than``, oldest first;
+        returns how many went (at most ``batch_size``)."""
+        inbox = self.inbox
+        oldest = (
+            select(inbox.c.consumer, inbox.c.event_id)
+            .where(inbox.c.processed_at < older_than)
+            .order_by(inbox.c.processed_at)
+            .limit(batch_size)
+        )
+        async with self.engine.begin() as conn:
+            gone = await conn.execute(
+                delete(inbox).where(tuple_(inbox.c.consumer, inbox.c.event_id).in_(oldest))
+            )
+        return int(gone.rowcount or 0)
 
     async def handle_once(
         self,

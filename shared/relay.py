@@ -36,6 +36,7 @@ class OutboxRelay:
         gather_seconds: float = 0.0,
         retention_seconds: float = 3600.0,
         prune_every_seconds: float = 0.0,
+        inbox_retention_seconds: float = 7 * 24 * 3600.0,
     ) -> None:
         self.db = db
         self.bus = bus
@@ -45,6 +46,7 @@ class OutboxRelay:
         # them together (one transaction and one produce round for many events)
         self.gather_seconds = gather_seconds
         self.retention = timedelta(seconds=retention_seconds)
+        self.inbox_retention = timedelta(seconds=inbox_retention_seconds)
         self.prune_every_seconds = prune_every_seconds
         self._pruned_at = time.monotonic()
         self._prune_lock_key = zlib.crc32(f"prune:{db.service}".encode())
@@ -138,12 +140,20 @@ class OutboxRelay:
             return
         self._pruned_at = time.monotonic()
         try:
-            while await self.prune() > 0:
-                await asyncio.sleep(0)  # let the hot path in between batches
+            await self.retain()
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - retried at the next interval
-            log.warning("outbox retention failed; retrying later", exc_info=True)
+            log.warning("outbox or inbox retention failed; retrying later", exc_info=True)
+
+    async def retain(self) -> None:
+        """One retention pass: sent outbox rows past the retention period move to the
+        event history, and the inbox forgets event ids handled before its own period."""
+        while await self.prune() > 0:
+            await asyncio.sleep(0)  # let the hot path in between batches
+        older_than = datetime.now(UTC) - self.inbox_retention
+        while await self.db.prune_inbox(older_than) > 0:
+            await asyncio.sleep(0)
 
     async def run(self) -> None:
         while True:

@@ -279,6 +279,7 @@ def create_service_app(
             gather_seconds=settings.relay_gather_ms / 1000,
             retention_seconds=settings.outbox_retention_seconds,
             prune_every_seconds=settings.outbox_prune_seconds,
+            inbox_retention_seconds=settings.inbox_retention_seconds,
         )
         ctx = ServiceContext(spec.name, settings, db, the_bus, the_clock, relay)
         app.state.ctx = ctx

@@ -112,3 +112,37 @@ async def test_a_failed_effect_does_not_mark_the_event_processed(intake_db: Data
 
     assert await intake_db.handle_once("dispatch", delivered, works) is True
     assert done == [True]
+
+
+async def claimed(db: Database) -> set[str]:
+    async with db.engine.connect() as conn:
+        return set((await conn.execute(select(db.inbox.c.event_id))).scalars())
+
+
+async def test_the_inbox_forgets_handled_events_recorded_before_the_cutoff(
+    intake_db: Database,
+) -> None:
+    async with intake_db.engine.begin() as conn:
+        assert await intake_db.claim(conn, "dispatch", ["old-1", "old-2"]) == {"old-1", "old-2"}
+    cutoff = datetime.now(UTC)
+    async with intake_db.engine.begin() as conn:
+        await intake_db.claim(conn, "sla", ["new-1"])
+
+    assert await intake_db.prune_inbox(cutoff, batch_size=1) == 1  # oldest first, bounded
+    assert await intake_db.prune_inbox(cutoff) == 1
+    assert await intake_db.prune_inbox(cutoff) == 0
+    assert await claimed(intake_db) == {"new-1"}
+    async with intake_db.engine.begin() as conn:  # within the retention: still a repeat
+        assert await intake_db.claim(conn, "sla", ["new-1"]) == set()
+
+
+async def test_the_relay_prunes_the_inbox_past_its_retention_with_the_outbox(
+    intake_db: Database, recording_bus: RecordingBus
+) -> None:
+    async with intake_db.engine.begin() as conn:
+        await intake_db.claim(conn, "dispatch", ["e1", "e2"])
+    await OutboxRelay(intake_db, recording_bus).retain()
+    assert await claimed(intake_db) == {"e1", "e2"}  # a week's retention by default
+
+    await OutboxRelay(intake_db, recording_bus, inbox_retention_seconds=0).retain()
+    assert await claimed(intake_db) == set()
