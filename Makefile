@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PYTEST := $(PY) -m pytest
 
 .PHONY: run test test-unit test-integration test-e2e bench-console test-fault infra-up infra-down lint run-distributed \
-        bench-intake bench-sla bench-knowledge bench-e2e clean
+        bench-intake bench-sla bench-knowledge bench-e2e soak clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -72,6 +72,12 @@ bench-knowledge: $(STAMP)
 ## BENCH_TICKETS (2000) and BENCH_CONCURRENCY (32) set the load.
 bench-e2e: $(STAMP)
 	$(PY) bench/e2e.py
+
+## make soak: 100,000 tickets at a steady rate with a short outbox retention; prints JSON with
+## every table's rows and bytes sampled over time, and whether the outboxes, inboxes, dead
+## letters and Idempotency-Keys stay flat. SOAK_TICKETS, SOAK_RATE, SOAK_MINUTES (bench/soak.py).
+soak: $(STAMP)
+	$(PY) bench/soak.py
 
 ## make bench-sla: 1,000,000 open clocks, 10,000 due in one second (PostgreSQL + Kafka)
 bench-sla: $(STAMP)
