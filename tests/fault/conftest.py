@@ -64,6 +64,10 @@ class Infra:
     def stop(self, script: str) -> None:
         self.run(script, "stop")
 
+    def pid(self, name: str) -> int:
+        """The pid of the private Kafka (``kafka``) as its script recorded it."""
+        return int((Path(self.env["HOTLINE_RUN_DIR"]) / f"{name}.pid").read_text().split()[0])
+
 
 @pytest.fixture(scope="session")
 def private_infra() -> Iterator[Infra]:
