@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
+from shared.aio import wait_set
 from shared.events import TOPICS, Envelope
 
 log = logging.getLogger("hotline.bus")
@@ -390,10 +391,7 @@ class LogBus:
                 sub.progressed.set()
                 continue
             sub.progressed.set()
-            try:
-                await asyncio.wait_for(sub.wake.wait(), self.poll_seconds)
-            except TimeoutError:
-                pass
+            await wait_set(sub.wake, self.poll_seconds)
 
     async def drain(self, timeout: float = 30.0, groups: Sequence[str] | None = None) -> None:
         """Wait until every group (or those named) has handled everything published so
@@ -411,10 +409,7 @@ class LogBus:
                 sub.progressed.clear()
                 if sub.position >= end:
                     break
-                try:
-                    await asyncio.wait_for(sub.progressed.wait(), min(left, 0.5))
-                except TimeoutError:
-                    pass
+                await wait_set(sub.progressed, min(left, 0.5))
 
     @property
     def end(self) -> int:

@@ -6,6 +6,8 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from shared.aio import wait_set
+
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
@@ -41,11 +43,7 @@ class _MovableClock:
 
     async def sleep_until(self, when: datetime) -> None:
         while self.now() < when:
-            moved = self._moved
-            try:
-                await asyncio.wait_for(moved.wait(), timeout=self._real_wait(when))
-            except TimeoutError:
-                pass
+            await wait_set(self._moved, self._real_wait(when))
 
 
 class ManualClock(_MovableClock):

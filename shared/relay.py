@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, insert, select, text, update
 
+from shared.aio import wait_set
 from shared.bus import Bus, RawEvent
 from shared.db import Database
 
@@ -177,9 +178,7 @@ class OutboxRelay:
                 continue
             if sent >= self.batch_size:
                 continue
-            try:
-                await asyncio.wait_for(self.db.events_written.wait(), self.poll_seconds)
-            except TimeoutError:
+            if not await wait_set(self.db.events_written, self.poll_seconds):
                 continue
             if self.gather_seconds > 0:
                 await asyncio.sleep(self.gather_seconds)
@@ -196,7 +195,8 @@ class OutboxRelay:
         if task is None:
             return
         try:
-            await asyncio.wait_for(self._idle.acquire(), grace_seconds)
+            async with asyncio.timeout(grace_seconds):
+                await self._idle.acquire()
             acquired = True
         except TimeoutError:
             acquired = False
