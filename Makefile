@@ -22,8 +22,10 @@ run: $(STAMP)
 ## make test: unit tests, integration tests on a real PostgreSQL and Kafka, browser tests
 test: test-unit test-integration test-e2e
 
+# The unit tests are independent (each has its own SQLite files and clock): two workers.
+UNIT_WORKERS ?= 2
 test-unit: $(STAMP)
-	$(PYTEST) tests/unit -q
+	$(PYTEST) tests/unit -q -n $(UNIT_WORKERS)
 
 # The scripts start PostgreSQL and Kafka (or check the ones HOTLINE_PG_URL /
 # HOTLINE_KAFKA_BOOTSTRAP name) and print their addresses for the tests.
