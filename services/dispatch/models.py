@@ -1,6 +1,6 @@
 """Dispatch's tables (SQLAlchemy Core; the schema itself comes from the migrations)."""
 
-from sqlalchemy import JSON, Boolean, Column, Integer, MetaData, String, Table, Text
+from sqlalchemy import JSON, Boolean, Column, Computed, Integer, MetaData, String, Table, Text
 
 from shared.db import UTCDateTime
 
@@ -70,6 +70,13 @@ policy_versions = Table(
     Column("created_by", String(64), nullable=False),
 )
 
+# The deadline of the clock now running on a work order, as the inbox orders by it: a column
+# the database computes from the deadline columns (dispatch_0007), so no writer can miss it.
+DUE_AT_SQL = (
+    "CASE WHEN state = 'accepted' THEN completion_deadline"
+    " WHEN state IN ('dispatched', 'return_review') THEN acceptance_deadline END"
+)
+
 assignments = Table(
     "assignments",
     metadata,
@@ -98,6 +105,7 @@ assignments = Table(
     Column("acceptance_deadline", UTCDateTime),
     Column("completion_deadline", UTCDateTime),
     Column("deadline_source", String(10)),
+    Column("due_at", UTCDateTime, Computed(DUE_AT_SQL)),  # dispatch_0007
     Column("suggestion", JSON),
     Column("reply", JSON),
     Column("note", Text),

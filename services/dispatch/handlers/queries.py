@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, case, func, or_, select, union_all
 
 from services.dispatch.domain import OPEN_STATES, OWN_TICKETS, State
 from services.dispatch.handlers.common import assignment_from_row, co_unit_ids_of
@@ -187,6 +187,11 @@ async def _state_counts(conn: Any, unit_id: str, district: str | None) -> dict[s
     return counts
 
 
+def _inbox_order(c: Any) -> list[Any]:
+    """Flagged first, then the soonest running deadline (none last), as the index has it."""
+    return [c.flagged.desc(), c.due_at.is_(None), c.due_at, c.dispatched_at, c.ticket_id]
+
+
 async def inbox(
     ctx: ServiceContext,
     caller: Caller,
@@ -198,51 +203,57 @@ async def inbox(
     assignee: str | None = None,
 ) -> InboxPublic:
     """A unit's tickets, flagged first (Art 27), then the soonest deadline of the running
-    clock (the SLA's), with counts per state."""
+    clock (the SLA's), with counts per state. Read as one ordered index range per state, for
+    the lead and the co-units apart (``ix_assignments_inbox``), each at most a page deep;
+    the page is the first rows of their union."""
     caller.require(Role.UNIT, Role.AGENCY, Role.OPERATOR, Role.ADMIN)
     if caller.role is Role.UNIT:
         unit_id = caller.unit_id
     if not unit_id:
         raise InvalidInput("unit_id", "name the unit whose inbox to read")
-    mine = _mine(unit_id)
-    due_at = case(
-        (assignments.c.state == State.ACCEPTED, assignments.c.completion_deadline),
-        (
-            assignments.c.state.in_([State.DISPATCHED, State.RETURN_REVIEW]),
-            assignments.c.acceptance_deadline,
-        ),
-        else_=None,
-    )
-    due_clock = case(
-        (assignments.c.state == State.ACCEPTED, "completion"),
-        (assignments.c.state.in_([State.DISPATCHED, State.RETURN_REVIEW]), "acceptance"),
-        else_=None,
-    )
-    if caller.district_scope is not None:  # Art 3: a district agency sees its district
-        mine = and_(mine, assignments.c.district == caller.district_scope)
-    query = select(assignments, due_at.label("due_at"), due_clock.label("due_clock")).where(mine)
     if state:
         _check_state(state)
-        query = query.where(assignments.c.state == state)
-    else:
-        query = query.where(assignments.c.state.in_(list(OPEN_STATES)))
+    states = [state] if state else [s.value for s in OPEN_STATES]
+    co = select(co_units.c.ticket_id).where(co_units.c.unit_id == unit_id)
+    lead = assignments.c.unit_id == unit_id
+    whose = (
+        lead,
+        and_(or_(assignments.c.unit_id.is_(None), ~lead), assignments.c.ticket_id.in_(co)),
+    )
+    narrower = []
+    if caller.district_scope is not None:  # Art 3: a district agency sees its district
+        narrower.append(assignments.c.district == caller.district_scope)
     if assignee:  # Art 4: one staff member's work orders
-        query = query.where(assignments.c.assignee == assignee)
+        narrower.append(assignments.c.assignee == assignee)
+    parts = [
+        select(
+            select(assignments)
+            .where(mine, assignments.c.state == one, *narrower)
+            .order_by(*_inbox_order(assignments.c))
+            .limit(offset + limit)
+            .subquery()
+        )
+        for mine in whose
+        for one in states
+    ]
+    found = union_all(*parts).subquery()
+    due_clock = case(
+        (found.c.state == State.ACCEPTED, "completion"),
+        (found.c.state.in_([State.DISPATCHED, State.RETURN_REVIEW]), "acceptance"),
+        else_=None,
+    )
     async with ctx.db.engine.connect() as conn:
         counts = await _state_counts(conn, unit_id, caller.district_scope)
         if assignee:
-            count = await conn.scalar(select(func.count()).select_from(query.subquery()))
+            count = await conn.scalar(
+                select(func.count()).where(or_(*whose), assignments.c.state.in_(states), *narrower)
+            )
         else:  # the counts per state already hold it: no second pass over the unit's tickets
-            open_values = [s.value for s in OPEN_STATES]
-            count = sum(counts.get(s, 0) for s in ([state] if state else open_values))
+            count = sum(counts.get(s, 0) for s in states)
         rows = (
             await conn.execute(
-                query.order_by(
-                    assignments.c.flagged.desc(),
-                    due_at.asc().nulls_last(),
-                    assignments.c.dispatched_at,
-                    assignments.c.ticket_id,
-                )
+                select(found, due_clock.label("due_clock"))
+                .order_by(*_inbox_order(found.c))
                 .limit(limit)
                 .offset(offset)
             )

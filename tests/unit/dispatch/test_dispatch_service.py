@@ -539,6 +539,10 @@ async def test_the_inbox_puts_flagged_first_then_the_soonest_deadline(service: H
     for_agency = await service.get("agency", "/inbox")
     assert for_agency.status_code == 422 and for_agency.json()["errors"][0]["field"] == "unit_id"
     assert (await service.get("agency", "/inbox", unit_id="city-water")).json()["count"] == 4
+    pages = [
+        (await service.get("unit_water", "/inbox", limit=1, offset=n)).json() for n in range(5)
+    ]
+    assert [i["ticket_id"] for p in pages for i in p["data"]] == [flagged, soon, accepted, late]
 
 
 async def test_a_deadline_of_an_earlier_dispatch_is_ignored(service: Harness) -> None:
