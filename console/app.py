@@ -20,6 +20,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from console import i18n
 from console.client import Api, ApiError
 from console.live import LiveFeed
+from console.refresh import SessionRefresh
 from console.session import (
     CSRF_FIELD,
     SESSION_COOKIE,
@@ -27,6 +28,7 @@ from console.session import (
     NotSignedIn,
     User,
     csrf_for,
+    end_session,
     user_from,
 )
 from shared.bus import Bus
@@ -67,6 +69,7 @@ class ConsoleState:
     live: LiveFeed
     web_channel_user: str
     web_channel_password: str
+    session_seconds: int  # how long a sign-in lasts through refresh tokens
 
 
 def menu_for(role: str) -> list[tuple[str, str]]:
@@ -104,6 +107,7 @@ def menu_for(role: str) -> list[tuple[str, str]]:
             ("/admin/catalog", "派单目录"),
             ("/admin/calendar", "工作日历"),
             ("/admin/policy", "政策设置"),
+            ("/admin/users", "用户"),
             ("/tickets", "工单查询"),
             ("/evaluation/scores", "考核"),
             ("/knowledge", "知识库"),
@@ -176,8 +180,15 @@ def create_console(gateway_app: Any, settings: Settings, *, bus: Bus | None = No
         web_channel_password=os.environ.get(
             "HOTLINE_CONSOLE_WEB_PASSWORD", "" if production else "demo12345"
         ),
+        session_seconds=settings.refresh_ttl_minutes * 60,
     )
     app.state.console = state
+    app.add_middleware(
+        SessionRefresh,
+        api=lambda: state.api,
+        session_seconds=lambda: state.session_seconds,
+        secure=lambda: state.secure_cookies,
+    )
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
 
     @app.exception_handler(NotSignedIn)
@@ -203,10 +214,13 @@ def create_console(gateway_app: Any, settings: Settings, *, bus: Bus | None = No
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> Response:
         if exc.status == 401:
-            response = RedirectResponse("/login?expired=1", status_code=303)
-            response.delete_cookie(SESSION_COOKIE, path="/")
             if request.headers.get("hx-request"):
-                return Response(status_code=401, headers={"HX-Redirect": "/login?expired=1"})
+                response: Response = Response(
+                    status_code=401, headers={"HX-Redirect": "/login?expired=1"}
+                )
+            else:
+                response = RedirectResponse("/login?expired=1", status_code=303)
+            end_session(response)
             return response
         status = exc.status if exc.status in (403, 404, 409, 422) else 502
         return render(request, "error.html", status, status=exc.status, message=exc.message)

@@ -140,6 +140,11 @@ _REASONS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^value is not a valid", re.I), "格式不正确"),
     (re.compile(r"wrong user name or password"), "用户名或密码错误"),
     (re.compile(r"access token has expired"), "登录已过期"),
+    (re.compile(r"^at least 10 characters$"), "至少 10 位"),
+    (re.compile(r"a unit user needs its unit"), "承办单位用户须绑定所属单位"),
+    (re.compile(r"is not bound to a unit"), "该角色不绑定承办单位"),
+    (re.compile(r"authority needs its industry"), "行业主管部门须绑定所属行业（第八条）"),
+    (re.compile(r"is not bound to an industry"), "该角色不绑定行业"),
 ]
 
 

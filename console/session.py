@@ -1,6 +1,8 @@
-"""Sign-in for the console: a thin layer over the gateway's login API. The access token
-lives in an HttpOnly, SameSite cookie (never readable by page scripts); every form and
-htmx request carries a CSRF token derived from that cookie with a server key."""
+"""Sign-in for the console: a thin layer over the gateway's login API. The access token and
+the refresh token live in HttpOnly, SameSite cookies (never readable by page scripts); the
+access token is renewed through the refresh token while the user works (``console.refresh``).
+Every form and htmx request carries a CSRF token derived from the sign-in session with a
+server key, so it stays valid when the access token is renewed."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from fastapi import Request
 from starlette.responses import Response
 
 SESSION_COOKIE = "hotline_session"
+REFRESH_COOKIE = "hotline_refresh"
 LOGIN_CSRF_COOKIE = "hotline_login_csrf"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
@@ -46,20 +49,30 @@ def _key(request: Request) -> bytes:
     return hashlib.sha256(b"console-csrf\0" + secret.encode()).digest()
 
 
+def token_claims(token: str) -> dict[str, Any] | None:
+    """A token's claims, read without trusting them: the gateway verifies the token on each
+    API call, the console only uses them for menus, the CSRF key and when to renew."""
+    try:
+        claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
+    except jwt.InvalidTokenError:
+        return None
+    return claims
+
+
 def csrf_for(request: Request, session_value: str) -> str:
-    mac = hmac.new(_key(request), session_value.encode(), hashlib.sha256).digest()
+    """Bound to the sign-in session (the token's ``sid``), not to one access token: a form
+    rendered before the token was renewed still posts."""
+    claims = token_claims(session_value) or {}
+    bound = str(claims.get("sid") or session_value)
+    mac = hmac.new(_key(request), bound.encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(mac[:24]).decode()
 
 
 def user_from(request: Request) -> User | None:
-    """The session's user, read from the token's claims without trusting them: the
-    gateway verifies the token on each API call, the console only uses them for menus."""
+    """The session's user, as the access token's claims name them."""
     token = request.cookies.get(SESSION_COOKIE)
-    if not token:
-        return None
-    try:
-        claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})
-    except jwt.InvalidTokenError:
+    claims = token_claims(token) if token else None
+    if token is None or claims is None:
         return None
     return User(
         token=token,
@@ -106,10 +119,14 @@ def set_cookie(request: Request, response: Response, name: str, value: str, max_
     )
 
 
-def start_session(request: Request, response: Response, token: str, expires_in: int) -> None:
-    set_cookie(request, response, SESSION_COOKIE, token, expires_in)
+def start_session(request: Request, response: Response, answer: dict[str, Any]) -> None:
+    """The token pair of a sign-in (``POST /auth/login``) as the session's cookies."""
+    set_cookie(request, response, SESSION_COOKIE, answer["access_token"], answer["expires_in"])
+    session_seconds: int = request.app.state.console.session_seconds
+    set_cookie(request, response, REFRESH_COOKIE, answer["refresh_token"], session_seconds)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
 
 
 def end_session(response: Response) -> None:
     response.delete_cookie(SESSION_COOKIE, path="/")
+    response.delete_cookie(REFRESH_COOKIE, path="/")

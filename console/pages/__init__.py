@@ -1,6 +1,16 @@
 """The console's pages, one router per role's area."""
 
-from console.pages import admin, agency, auth, evaluation, knowledge, operator, public, tickets
+from console.pages import (
+    admin,
+    agency,
+    auth,
+    evaluation,
+    knowledge,
+    operator,
+    public,
+    tickets,
+    users,
+)
 
 ROUTERS = [
     auth.router,
@@ -9,6 +19,7 @@ ROUTERS = [
     agency.router,
     evaluation.router,
     knowledge.router,
+    users.router,
     admin.router,
     public.router,
 ]

@@ -63,13 +63,20 @@ async def login(
     role = answer["user"]["role"]
     target = _safe_next(next)
     response = RedirectResponse(home_for(role) if target == "/" else target, status_code=303)
-    start_session(request, response, answer["access_token"], int(answer["expires_in"]))
+    start_session(request, response, answer)
     return response
 
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
+    """Ends the sign-in session at the gateway too: its refresh token stops at once."""
     await check_csrf(request)
+    user = user_from(request)
+    if user is not None:
+        try:
+            await api(request).call("POST", "/api/v1/auth/logout", user.token)
+        except ApiError:
+            pass  # already ended: the cookies go all the same
     response = RedirectResponse("/login", status_code=303)
     end_session(response)
     return response

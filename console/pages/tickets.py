@@ -39,13 +39,12 @@ async def load_ticket(request: Request, user: User, ticket_id: str) -> dict[str,
     client = api(request)
     token = user.token
     privileged = user.role in ("operator", "agency", "admin")
-    no_facts: Any = asyncio.sleep(0, None)
     timeline, assignment, facts, clocks, revisit, now = await asyncio.gather(
         client.call("GET", f"/api/v1/tickets/{ticket_id}/timeline", token),
         _optional(client.call("GET", f"/api/v1/dispatch/tickets/{ticket_id}", token)),
         _optional(client.call("GET", f"/api/v1/intake/tickets/{ticket_id}", token))
         if privileged
-        else no_facts,
+        else asyncio.sleep(0, None),
         _optional(client.call("GET", f"/api/v1/sla/tickets/{ticket_id}/clocks", token)),
         _optional(client.call("GET", f"/api/v1/evaluation/revisits/{ticket_id}", token)),
         server_now(request, user),
