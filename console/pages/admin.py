@@ -212,6 +212,7 @@ def _policy_page(
     errors: dict[str, str] = {}
     for name, reason in (exc.field_errors if exc else {}).items():  # settings_x → settings
         errors.setdefault(name.split("_")[0] if name.startswith("settings") else name, reason)
+    offset = offset_of(request)
     return render(
         request,
         "policy.html",
@@ -219,6 +220,8 @@ def _policy_page(
         service=service,
         services=POLICY_SERVICES,
         policy=found,
+        versions=found["versions"][offset : offset + PAGE_SIZE],
+        page=Page(offset, len(found["versions"])),
         form={
             "settings": entered.get("settings")
             or json.dumps(found["in_force"]["settings"], ensure_ascii=False, indent=2),
