@@ -141,6 +141,11 @@ _REASONS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"wrong user name or password"), "用户名或密码错误"),
     (re.compile(r"access token has expired"), "登录已过期"),
     (re.compile(r"^at least 10 characters$"), "至少 10 位"),
+    (
+        re.compile(r"catalog names no unit for this matter: record why"),
+        "目录未列此事项的承办单位：须写明派给该单位的理由（第七条、第八条）",
+    ),
+    (re.compile(r"a determination records why"), "须写明界定理由（第八条）"),
     (re.compile(r"written explanation is required"), "须写明情况说明（第二十四条）"),
     (re.compile(r"at least one evidence file is required"), "请至少上传一份证据材料"),
     (re.compile(r"^at most (\d+) files$"), r"最多 \1 个文件"),

@@ -54,6 +54,7 @@ async def _list_page(
         page=Page(offset, len(accounts)),
         query={k: v for k, v in (("q", q), ("role", role)) if v},
         units=units,
+        unit_names={u["unit_id"]: u["name"] for u in units},
         industries=sorted({u["industry"] for u in units if u.get("industry")}),
         form=form or {},
         errors=exc.field_errors if exc else {},

@@ -25,10 +25,9 @@ def call(**more: Any) -> dict[str, Any]:
     }
 
 
-def test_the_agency_dispatches_a_catalog_gap_by_hand(
-    system: System, people: Callable[[str], Session]
-) -> None:
-    # a matter the catalog gives a unit only in 和平区: a 河西区 call waits in the manual queue
+def unclear_call_in_a_district_without_a_unit(system: System) -> str:
+    """A matter the catalog gives a unit only in 和平区, called in from 河西区 with an unclear
+    text: it waits in the manual queue."""
     matter = {
         "code": "ROAD-097",
         "name": "道路标线不清",
@@ -37,9 +36,9 @@ def test_the_agency_dispatches_a_catalog_gap_by_hand(
         "responsible": {"120101": "120101-urban"},
     }
     made = system.api("admin", "POST", f"{D}/catalog/matters", json=matter)
-    assert made.status_code == 201, made.text
+    assert made.status_code in (201, 409), made.text
     body = call(matter_code="ROAD-097", district="120103", content="请帮忙看看这个情况")
-    ticket_id = system.eventually(
+    ticket_id: str = system.eventually(
         lambda: (
             system.api("operator", "POST", "/api/v1/intake/tickets", json=body)
             .json()
@@ -48,6 +47,13 @@ def test_the_agency_dispatches_a_catalog_gap_by_hand(
         "intake knows ROAD-097",
     )
     system.wait_state(ticket_id, "pending_dispatch")
+    return ticket_id
+
+
+def test_the_agency_dispatches_from_the_manual_queue_by_hand(
+    system: System, people: Callable[[str], Session]
+) -> None:
+    ticket_id = unclear_call_in_a_district_without_a_unit(system)
 
     agency = people("agency")
     agency.reload_until("/agency/dispatch", ticket_id)
@@ -64,25 +70,57 @@ def test_the_agency_dispatches_a_catalog_gap_by_hand(
     assert ticket_id not in agency.page.content()
 
 
-def test_the_industry_authority_decides_a_determination_with_its_reason(
+def test_the_agency_dispatches_a_catalog_gap_from_the_determination_queue_with_its_reason(
     system: System, people: Callable[[str], Session]
 ) -> None:
+    # no unit in the catalog for this matter: the system refers it for determination
     body = call(matter_code="OTHER-001", district="120101", content="两区交界处楼房外墙开裂")
     ticket_id = system.register(body)
     system.wait_state(ticket_id, "pending_determination")
 
-    authority = people("authority")
+    agency = people("agency")
+    agency.reload_until("/agency/determinations", ticket_id)
+    row = agency.page.locator("#queue tr", has_text=ticket_id)
+    expect(row).to_contain_text("目录未列本区承办单位")
+    row.get_by_role("link", name=ticket_id).click()
+    form = agency.page.locator("#form-dispatch")
+    form.locator("[name=unit_id]").select_option("120101-housing")
+    form.get_by_role("button", name="派单").click()  # no reason: refused beside the field
+    expect(agency.page.locator("#form-dispatch [data-field=note]")).to_contain_text(
+        "须写明派给该单位的理由"
+    )
+    form = agency.page.locator("#form-dispatch")
+    expect(form.locator("[name=unit_id]")).to_have_value("120101-housing")
+    form.get_by_label("说明").fill("楼房产权登记在和平区，由区住建委办理")
+    form.get_by_role("button", name="派单").click()
+    expect(agency.page.locator("#done")).to_have_text("已派单")
+    expect(agency.page.locator("#ticket-state")).to_have_text("已派单")
+
+
+def test_the_industry_authority_decides_a_disputed_case_of_its_industry(
+    system: System, people: Callable[[str], Session]
+) -> None:
+    ticket_id = unclear_call_in_a_district_without_a_unit(system)
+    referral = {
+        "reason": "两区城管委对标线维护职责有争议",
+        "kind": "same_industry",
+        "candidate_unit_ids": ["120103-urban", "120101-urban"],
+    }
+    referred = system.api("agency", "POST", f"{D}/tickets/{ticket_id}/refer", json=referral)
+    assert referred.status_code == 200, referred.text
+
+    authority = people("authority_urban")
     authority.reload_until("/agency/determinations", ticket_id)
-    authority.page.locator("#queue").get_by_role("link", name=ticket_id).click()
+    row = authority.page.locator("#queue tr", has_text=ticket_id)
+    expect(row).to_contain_text("同行业跨区")
+    row.get_by_role("link", name=ticket_id).click()
     form = authority.page.locator("#form-determination")
-    form.locator("[name=lead_unit_id]").select_option("120101-housing")
+    form.locator("[name=lead_unit_id]").select_option("120103-urban")
     form.get_by_role("button", name="确定").click()  # no reason: refused beside the field
-    reason = authority.page.locator("#form-determination [data-field=reason]")
-    expect(reason).to_be_visible()
-    assert any("\u4e00" <= ch <= "\u9fff" for ch in reason.inner_text()), reason.inner_text()
+    expect(authority.page.locator("#form-determination [data-field=reason]")).to_be_visible()
     form = authority.page.locator("#form-determination")
-    form.locator("[name=lead_unit_id]").select_option("120101-housing")
-    form.get_by_label("理由").fill("楼房产权登记在和平区")
+    form.locator("[name=lead_unit_id]").select_option("120103-urban")
+    form.get_by_label("理由").fill("标线位于河西区辖区道路")
     form.get_by_role("button", name="确定").click()
     expect(authority.page.locator("#done")).to_have_text("已确定承办单位")
     expect(authority.page.locator("#ticket-state")).to_have_text("已派单")
