@@ -216,11 +216,11 @@ def test_a_unit_files_an_exemption_with_evidence_that_the_agency_opens_and_decid
     opened = agency.page.request.get(system.url + str(link.get_attribute("href")))
     assert opened.status == 200 and opened.body() == evidence
     assert opened.headers["content-security-policy"] == "sandbox"
+    agency.shot("evaluation-exemptions")
     row.get_by_label("审核结果").select_option("accepted")
     row.get_by_label("理由").fill("勘查记录证明漏水源于楼上住户")
     row.get_by_role("button", name="确定").click()
     expect(agency.page.locator("#exemptions tr", has_text=ticket_id)).to_contain_text("已采纳")
-    agency.shot("evaluation-exemptions")
 
 
 def sign_in_as(session: Session, username: str, password: str) -> None:
@@ -294,4 +294,5 @@ def test_the_admin_adds_binds_resets_and_disables_a_user(
     expect(admin.page.locator("#bind-form [name=industry]")).to_have_value("water")
     admin.goto("/admin/users?role=authority")
     expect(admin.page.locator("#users tr", has_text="authority_water")).to_contain_text("water")
+    admin.goto("/admin/users")
     admin.shot("admin-users")

@@ -204,7 +204,8 @@ def _count(f: TicketFilter, conds: list[ColumnElement[bool]]) -> Any:
     """How many tickets match. A search by words alone is counted in the words' index
     (``ticket_terms``: one row per word of a ticket) without visiting the tickets: a common
     word matches half the city's tickets."""
-    if f.q is None or any(getattr(f, k) is not None for k in TicketFilter.model_fields.keys() - _PAGING):
+    filters = TicketFilter.model_fields.keys() - _PAGING
+    if f.q is None or any(getattr(f, k) is not None for k in filters):
         return select(func.count()).select_from(tickets).where(*conds)
     terms = sorted(query_terms(f.q))
     if len(terms) == 1:

@@ -20,7 +20,7 @@ DUE_AT_SQL = (
     " WHEN state IN ('dispatched', 'return_review') THEN acceptance_deadline END"
 )
 
-INBOX_ORDER = [
+INBOX_ORDER: list[str | sa.TextClause] = [
     "unit_id",
     "state",
     sa.text("flagged DESC"),
