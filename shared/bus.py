@@ -19,7 +19,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
@@ -53,6 +53,8 @@ def per_event(handler: Callable[[Envelope], Awaitable[None]]) -> BatchHandler:
 
 
 _TRACE = re.compile(rb'"trace_id":"([0-9A-Za-z._:-]{1,128})"')
+# an envelope as ``Envelope.to_json`` writes it begins with its id and its type
+_TYPE = re.compile(rb'\{"event_id":"[^"]{1,64}","type":"([^"]{1,100})"')
 
 
 def trace_of(value: bytes) -> str | None:
@@ -62,12 +64,38 @@ def trace_of(value: bytes) -> str | None:
     return found.group(1).decode() if found else None
 
 
+def type_of(value: bytes) -> str | None:
+    """The type of a serialised envelope, without parsing it (None when it is not in the
+    usual place: the envelope is then parsed as always)."""
+    found = _TYPE.match(value)
+    return found.group(1).decode() if found else None
+
+
+def decode(values: Sequence[bytes], types: frozenset[str] | None) -> list[Envelope]:
+    """The envelopes among ``values`` whose type is in ``types`` (all when None): the others
+    are passed over before being parsed (most of a topic is of no interest to a group)."""
+    if types is None:
+        return [Envelope.from_json(v) for v in values]
+    wanted = []
+    for value in values:
+        kind = type_of(value)
+        if kind is None or kind in types:
+            wanted.append(Envelope.from_json(value))
+    return wanted
+
+
 class Bus(Protocol):
     async def publish(self, events: Sequence[Envelope]) -> None: ...
 
     async def publish_raw(self, events: Sequence[RawEvent]) -> None: ...
 
-    def subscribe(self, group: str, topics: Sequence[str], handler: BatchHandler) -> None: ...
+    def subscribe(
+        self,
+        group: str,
+        topics: Sequence[str],
+        handler: BatchHandler,
+        types: Collection[str] | None = None,
+    ) -> None: ...
 
     async def unsubscribe(self, group: str) -> None: ...
 
@@ -90,6 +118,7 @@ class _Subscription:
     group: str
     topics: frozenset[str]
     handler: BatchHandler
+    types: frozenset[str] | None = None  # the event types the group handles (None: all)
     state: str = STOPPED
     task: asyncio.Task[None] | None = None
     restarts: int = 0
@@ -98,6 +127,10 @@ class _Subscription:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     progressed: asyncio.Event = field(default_factory=asyncio.Event)
     busy_since: float | None = None  # when the batch in hand was handed to the handler
+
+
+def _types(types: Collection[str] | None) -> frozenset[str] | None:
+    return None if types is None else frozenset(types)
 
 
 async def _deliver(
@@ -301,10 +334,16 @@ class LogBus:
             await self._conn.close()
             self._conn = None
 
-    def subscribe(self, group: str, topics: Sequence[str], handler: BatchHandler) -> None:
+    def subscribe(
+        self,
+        group: str,
+        topics: Sequence[str],
+        handler: BatchHandler,
+        types: Collection[str] | None = None,
+    ) -> None:
         if group in self._subs:
             raise ValueError(f"group {group!r} already subscribed")
-        sub = _Subscription(group, frozenset(topics), handler)
+        sub = _Subscription(group, frozenset(topics), handler, _types(types))
         self._subs[group] = sub
         if self._started:
             sub.state = RESTARTING  # until its task runs
@@ -368,7 +407,7 @@ class LogBus:
             ) as cur:
                 rows = list(await cur.fetchall())
         reached = rows[-1][0] if len(rows) == self.batch_size else end
-        return [Envelope.from_json(value) for _, value in rows], reached
+        return decode([value for _, value in rows], sub.types), reached
 
     async def _commit(self, sub: _Subscription, position: int) -> None:
         async with self._lock:
@@ -386,7 +425,7 @@ class LogBus:
                 batch, reached = await self._read(sub)
                 if batch:
                     await _deliver(sub, batch)
-                    await self._commit(sub, reached)
+                await self._commit(sub, reached)
                 sub.position = reached
                 sub.progressed.set()
                 continue
@@ -461,10 +500,16 @@ class KafkaBus:
     def _topic(self, name: str) -> str:
         return f"{self.prefix}{name}"
 
-    def subscribe(self, group: str, topics: Sequence[str], handler: BatchHandler) -> None:
+    def subscribe(
+        self,
+        group: str,
+        topics: Sequence[str],
+        handler: BatchHandler,
+        types: Collection[str] | None = None,
+    ) -> None:
         if group in self._subs:
             raise ValueError(f"group {group!r} already subscribed")
-        self._subs[group] = _Subscription(group, frozenset(topics), handler)
+        self._subs[group] = _Subscription(group, frozenset(topics), handler, _types(types))
         if self._started:
             self._start_group(self._subs[group])
 
@@ -587,12 +632,10 @@ class KafkaBus:
                     continue
                 last_records, idle_reported = time.monotonic(), False
                 async with in_hand:
-                    batch = [
-                        Envelope.from_json(m.value)
-                        for messages in batches.values()
-                        for m in messages
-                    ]
-                    done = await _deliver(sub, batch, abandon=revoking.is_set)
+                    batch = decode(
+                        [m.value for messages in batches.values() for m in messages], sub.types
+                    )
+                    done = not batch or await _deliver(sub, batch, abandon=revoking.is_set)
                     if not done:
                         log.info(
                             "batch given up on a rebalance; the new owner receives it again",

@@ -3,11 +3,19 @@ once (inbox), a failing event parked as a dead letter instead of stopping the ot
 
 How a batch is handled (one transaction):
 1. one multi-row inbox insert returns the events this service has not seen before;
-2. each new event's handler runs in its own SAVEPOINT: a failure rolls back that event
+2. **the fast path**: every new event runs under one SAVEPOINT; runs of events a service
+   can handle set-based (``many`` handlers: one statement for many events) are handed over
+   together, never two events of one ticket in a run and each ticket's events in order
+   (``_runs``);
+3. if anything in the fast path fails, its savepoint is rolled back and the batch is
+   handled **event by event**, each in its own SAVEPOINT: a failure rolls back that event
    only; it is tried ``max_attempts`` times (short back-off), then **parked**;
-3. an event whose key (ticket) already has a parked event in this service is parked
+4. an event whose key (ticket) already has a parked event in this service is parked
    **behind** it without running, so a ticket's events are never applied out of order;
-4. the outbox rows of every handled event are written in one statement; commit.
+5. the outbox rows of every handled event are written in one statement; commit.
+
+A handler's effects outside the database belong in ``uow.after_commit``: the fast path
+may run a handler whose work is then rolled back and done again event by event.
 
 An outage (database unreachable, connection lost) is not an event's fault: it propagates,
 and the bus retries the whole batch with back-off.
@@ -41,6 +49,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("hotline.consumer")
 
 EventHandler = Callable[["ServiceContext", UnitOfWork, Envelope], Coroutine[Any, Any, None]]
+# the same effect as the event handler of that type, for many events (distinct keys) at once
+ManyHandler = Callable[
+    ["ServiceContext", UnitOfWork, Sequence[Envelope]], Coroutine[Any, Any, None]
+]
 PARKED, RETRIED, DISCARDED = "parked", "retried", "discarded"
 
 
@@ -68,12 +80,14 @@ class Consumer:
         ctx: ServiceContext,
         handlers: Mapping[str, EventHandler],
         *,
+        many: Mapping[str, ManyHandler] | None = None,
         max_attempts: int = 3,
         retry_delay: float = 0.05,
     ) -> None:
         self.ctx = ctx
         self.name = ctx.name
         self.handlers = handlers
+        self.many = dict(many or {})
         self.max_attempts = max(1, max_attempts)
         self.retry_delay = retry_delay
 
@@ -113,6 +127,11 @@ class Consumer:
                     )
                 ).all()
             )
+            ready = [e for e in todo if e.key not in blocked]
+            fast = await self._fast(conn, ready) if len(ready) > 1 or self.many else None
+            if fast is not None:
+                events, callbacks = fast
+                todo = [e for e in todo if e.key in blocked]
             for envelope in todo:
                 token = trace_id_var.set(envelope.trace_id)
                 try:
@@ -152,6 +171,33 @@ class Consumer:
                     "error": row["error"][:300],
                 },
             )
+
+    async def _fast(
+        self, conn: AsyncConnection, ready: Sequence[Envelope]
+    ) -> tuple[list[Envelope], list[Callable[[], None]]] | None:
+        """Every event of ``ready`` under one savepoint, set-based where a service can.
+        None (and nothing done) if any of it fails: the batch then goes event by event."""
+        uow = UnitOfWork(conn)
+        try:
+            async with conn.begin_nested():
+                for run in _runs(ready, self.many):
+                    token = trace_id_var.set(run[0].trace_id)
+                    try:
+                        if run[0].type in self.many:
+                            await self.many[run[0].type](self.ctx, uow, run)
+                        else:
+                            await self.handlers[run[0].type](self.ctx, uow, run[0])
+                    finally:
+                        trace_id_var.reset(token)
+        except Exception as exc:  # noqa: BLE001 - handled again event by event
+            if is_outage(exc) or conn.invalidated:
+                raise
+            log.info(
+                "batch fell back to event-by-event handling",
+                extra={"consumer": self.name, "events": len(ready), "error": repr(exc)[:300]},
+            )
+            return None
+        return uow.events, uow.after_commit
 
     async def _attempt(
         self, conn: AsyncConnection, envelope: Envelope
@@ -357,6 +403,29 @@ class Consumer:
                 .where(dead.c.consumer == self.name, dead.c.state == PARKED)
             )
         return int(count or 0)
+
+
+def _runs(batch: Sequence[Envelope], many: Mapping[str, ManyHandler]) -> list[list[Envelope]]:
+    """``batch`` cut into what the fast path hands over at once. Each event goes to a
+    layer one above the previous event of its ticket (it must see that one's effects);
+    a layer's events of one type with a ``many`` handler form one run. Other events go
+    alone, in a layer of their own between everything before and after them. Layers run
+    in order; within a layer tickets are independent."""
+    runs: dict[tuple[int, str], list[Envelope]] = {}
+    layer_of: dict[str, int] = {}
+    floor, top = 0, -1
+    for envelope in batch:
+        if envelope.type in many:
+            layer = max(layer_of.get(envelope.key, -1) + 1, floor)
+            runs.setdefault((layer, envelope.type), []).append(envelope)
+        else:
+            layer = top + 1
+            runs[(layer, str(envelope.event_id))] = [envelope]
+            floor = layer + 1
+        layer_of[envelope.key] = layer
+        top = max(top, layer)
+    # dicts keep insertion order, so a layer's runs stay in the order they began
+    return [run for (layer, _), run in sorted(runs.items(), key=lambda item: item[0][0])]
 
 
 def _dead_row(

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    bindparam,
     delete,
     event,
     insert,
@@ -32,11 +33,13 @@ from sqlalchemy import (
     select,
     text,
     tuple_,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql.elements import ColumnElement
 
 from shared.errors import is_database_outage
 from shared.events import Envelope
@@ -141,6 +144,45 @@ def insert_ignoring_duplicates(conn: AsyncConnection | Connection, table: Table)
     return dialect.insert(table).on_conflict_do_nothing()
 
 
+async def insert_new(
+    conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]], *returning: Column[Any]
+) -> list[Any]:
+    """Many rows in one INSERT … ON CONFLICT DO NOTHING; ``returning`` of those inserted
+    (a set-based consumer learns which events were new facts)."""
+    if not rows:
+        return []
+    stmt = insert_ignoring_duplicates(conn, table)
+    if not returning:
+        await conn.execute(stmt, list(rows))
+        return []
+    return list((await conn.execute(stmt.returning(*returning), list(rows))).all())
+
+
+async def update_many(
+    conn: AsyncConnection,
+    table: Table,
+    keys: Sequence[str],
+    rows: Sequence[dict[str, Any]],
+    *where: ColumnElement[bool],
+) -> None:
+    """One UPDATE for many rows (executemany, one round trip): each row names its key
+    columns ``keys`` and the values to set; every row sets the same columns; ``where``
+    narrows every row's update (it may compare with a row's value to set, as
+    ``bindparam("v_<column>")``)."""
+    if not rows:
+        return
+    columns = [c for c in rows[0] if c not in keys]
+    stmt = (
+        update(table)
+        .where(*(table.c[k] == bindparam(f"k_{k}") for k in keys), *where)
+        .values({c: bindparam(f"v_{c}") for c in columns})
+    )
+    await conn.execute(
+        stmt,
+        [{**{f"k_{k}": r[k] for k in keys}, **{f"v_{c}": r[c] for c in columns}} for r in rows],
+    )
+
+
 def service_url(db_url: str, service: str) -> str:
     """SQLite: one file per service beside the configured one; PostgreSQL: unchanged."""
     if not db_url.startswith("sqlite"):
@@ -177,6 +219,9 @@ class UnitOfWork:
         self.conn = conn
         self.events: list[Envelope] = []
         self.after_commit: list[Callable[[], None]] = []
+        # reads that stay true for the whole transaction, made once (a consumer's batch
+        # shares one unit of work on its fast path)
+        self.memo: dict[str, Any] = {}
 
     def emit(self, *envelopes: Envelope) -> None:
         self.events.extend(envelopes)

@@ -30,6 +30,7 @@ from shared.bus import Bus, make_bus
 from shared.clock import Clock, OffsetClock, make_clock
 from shared.consumer import Consumer
 from shared.consumer import EventHandler as EventHandler
+from shared.consumer import ManyHandler as ManyHandler
 from shared.db import Database
 from shared.errors import IllegalTransition, NotFound, install_error_handlers
 from shared.logging import RequestIdMiddleware
@@ -72,6 +73,8 @@ class ServiceSpec:
     routers: Sequence[APIRouter]
     # event type → handler, run exactly once per event (inbox) in one transaction
     handlers: Mapping[str, EventHandler] = field(default_factory=dict)
+    # event type → the same effects for many events at once (set-based; shared/consumer.py)
+    many_handlers: Mapping[str, ManyHandler] = field(default_factory=dict)
     on_start: Sequence[Hook] = ()
     background: Sequence[Hook] = ()  # long-running loops, cancelled at stop
     ready_checks: Sequence[Callable[[ServiceContext], Awaitable[dict[str, Any]]]] = ()
@@ -242,9 +245,14 @@ def _subscribe(ctx: ServiceContext, spec: ServiceSpec) -> None:
     if not spec.handlers:
         return
     topics = sorted({topic_for(t) for t in spec.handlers})
-    consumer = Consumer(ctx, spec.handlers, max_attempts=ctx.settings.consumer_max_attempts)
+    consumer = Consumer(
+        ctx,
+        spec.handlers,
+        many=spec.many_handlers,
+        max_attempts=ctx.settings.consumer_max_attempts,
+    )
     ctx.extras["consumer"] = consumer
-    ctx.bus.subscribe(spec.name, topics, consumer.handle_batch)
+    ctx.bus.subscribe(spec.name, topics, consumer.handle_batch, types=set(spec.handlers))
 
 
 def create_service_app(

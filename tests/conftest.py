@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,9 @@ class RecordingBus:
     async def publish_raw(self, events: Sequence[RawEvent]) -> None:
         await self.publish([Envelope.from_json(e.value) for e in events])
 
-    def subscribe(self, group: str, topics: Sequence[str], handler: object) -> None:
+    def subscribe(
+        self, group: str, topics: Sequence[str], handler: object, types: object = None
+    ) -> None:
         raise NotImplementedError
 
     async def start(self) -> None:
@@ -55,8 +57,14 @@ class SettledBus:
         self.log = log
         self.relays: list[Any] = []
 
-    def subscribe(self, group: str, topics: Sequence[str], handler: BatchHandler) -> None:
-        self.log.subscribe(group, topics, handler)
+    def subscribe(
+        self,
+        group: str,
+        topics: Sequence[str],
+        handler: BatchHandler,
+        types: Collection[str] | None = None,
+    ) -> None:
+        self.log.subscribe(group, topics, handler, types)
 
     async def publish(self, events: Sequence[Envelope]) -> None:
         await self.log.publish(events)

@@ -6,6 +6,7 @@ from pathlib import Path
 from services.channels.api import routers
 from services.channels.handlers import (
     EVENT_HANDLERS,
+    MANY_HANDLERS,
     check_secrets,
     delivery_sender,
     notification_sender,
@@ -19,6 +20,7 @@ SPEC = ServiceSpec(
     migrations=Path(__file__).parent / "migrations",
     routers=routers,
     handlers=EVENT_HANDLERS,
+    many_handlers=MANY_HANDLERS,
     on_start=[check_secrets],
     background=[delivery_sender, notification_sender, retry_pending],
 )

@@ -4,7 +4,13 @@ acceptance, replies and re-handling."""
 from pathlib import Path
 
 from services.dispatch.api import catalog_router, queue_router, router
-from services.dispatch.handlers import EVENT_HANDLERS, catalog_scheduler, seed_catalog, warm_up
+from services.dispatch.handlers import (
+    EVENT_HANDLERS,
+    MANY_HANDLERS,
+    catalog_scheduler,
+    seed_catalog,
+    warm_up,
+)
 from shared.service import ServiceSpec
 
 SPEC = ServiceSpec(
@@ -13,6 +19,7 @@ SPEC = ServiceSpec(
     migrations=Path(__file__).parent / "migrations",
     routers=[router, queue_router, catalog_router],
     handlers=EVENT_HANDLERS,
+    many_handlers=MANY_HANDLERS,
     on_start=[seed_catalog, warm_up],
     background=[catalog_scheduler],
 )

@@ -4,7 +4,7 @@ supervision, monitoring and social supervisors (Art 14, 21-24, 27)."""
 from pathlib import Path
 
 from services.evaluation.api import ROUTERS
-from services.evaluation.handlers import EVENT_HANDLERS, prepare
+from services.evaluation.handlers import EVENT_HANDLERS, MANY_HANDLERS, prepare
 from shared.service import ServiceSpec
 
 SPEC = ServiceSpec(
@@ -13,5 +13,6 @@ SPEC = ServiceSpec(
     migrations=Path(__file__).parent / "migrations",
     routers=ROUTERS,
     handlers=EVENT_HANDLERS,
+    many_handlers=MANY_HANDLERS,
     on_start=[prepare],
 )

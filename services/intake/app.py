@@ -4,7 +4,12 @@ from pathlib import Path
 
 from services.intake.api import audit_router, matters_router, policy_router, router
 from services.intake.domain import warm_up_segmenter
-from services.intake.handlers import EVENT_HANDLERS, catalog_readiness, load_policy
+from services.intake.handlers import (
+    EVENT_HANDLERS,
+    MANY_HANDLERS,
+    catalog_readiness,
+    load_policy,
+)
 from services.intake.handlers.registration import prune_idempotency_keys
 from services.intake.sealed import load_key_ring
 from shared.service import ServiceContext, ServiceSpec
@@ -20,6 +25,7 @@ SPEC = ServiceSpec(
     migrations=Path(__file__).parent / "migrations",
     routers=[router, matters_router, policy_router, audit_router],
     handlers=EVENT_HANDLERS,
+    many_handlers=MANY_HANDLERS,
     on_start=[load_key_ring, load_policy, warm_up],
     background=[prune_idempotency_keys],
     ready_checks=[catalog_readiness],

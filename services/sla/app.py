@@ -4,7 +4,7 @@ escalation and extensions."""
 from pathlib import Path
 
 from services.sla.api import admin_router, extension_router, router
-from services.sla.handlers import EVENT_HANDLERS
+from services.sla.handlers import EVENT_HANDLERS, MANY_HANDLERS
 from services.sla.handlers.queries import calendar_readiness
 from services.sla.handlers.scanner import scanner, sla_metrics
 from services.sla.handlers.state import load_state
@@ -16,6 +16,7 @@ SPEC = ServiceSpec(
     migrations=Path(__file__).parent / "migrations",
     routers=[router, extension_router, admin_router],
     handlers=EVENT_HANDLERS,
+    many_handlers=MANY_HANDLERS,
     on_start=[load_state],
     background=[scanner],
     ready_checks=[calendar_readiness],

@@ -25,6 +25,7 @@ from shared.events.base import (
     Urgency,
     event,
     parse_payload,
+    parse_payloads,
     topic_for,
     utcnow,
 )
@@ -160,6 +161,7 @@ __all__ = [
     "Urgency",
     "event",
     "parse_payload",
+    "parse_payloads",
     "topic_for",
     "utcnow",
 ]

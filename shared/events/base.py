@@ -7,9 +7,9 @@ reads an event with ``parse_payload``; an older version is upcast before it is u
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -139,3 +139,17 @@ def parse_payload(envelope: Envelope) -> Event:
         payload = upcaster(payload)
         version += 1
     return model.model_validate(payload)
+
+
+E = TypeVar("E", bound=Event)
+
+
+def parse_payloads(envelopes: Sequence[Envelope], model: type[E]) -> list[E]:
+    """The payloads of a run of events of one type (a set-based consumer's input)."""
+    parsed = []
+    for envelope in envelopes:
+        event = parse_payload(envelope)
+        if not isinstance(event, model):
+            raise UnknownEvent(f"{envelope.type} is not {model.TYPE}")
+        parsed.append(event)
+    return parsed

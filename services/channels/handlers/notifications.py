@@ -9,6 +9,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -207,14 +208,7 @@ async def on_event(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> 
         "due_at": _local(payload.get("deadline")),
     }
     urgent = is_urgent(purpose, payload.get("urgency"))
-    contacts = (
-        await uow.conn.execute(select(unit_contacts).where(unit_contacts.c.unit_id.in_(units)))
-    ).all()
-    staff = (
-        await uow.conn.execute(
-            select(unit_staff_phones.c.phones).where(unit_staff_phones.c.unit_id.in_(units))
-        )
-    ).all()
+    contacts, staff = await _recipients(uow, units)
     phones = list(
         dict.fromkeys(
             [p for c in contacts for p in c.phones] + [p for s in staff for p in s.phones]
@@ -235,6 +229,50 @@ async def on_event(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> 
                     params=params,
                     urgent=urgent,
                 )
+
+
+RECIPIENTS = "channels.unit_recipients"
+
+
+async def _recipients(uow: UnitOfWork, units: set[str]) -> tuple[list[Any], list[Any]]:
+    """The units' contacts and named staff: read here, or read ahead for a whole run of
+    events by ``on_dispatched``."""
+    ahead: dict[str, tuple[list[Any], list[Any]]] | None = uow.memo.get(RECIPIENTS)
+    if ahead is None or not units <= ahead.keys():
+        ahead = await _read_recipients(uow, units)
+    contacts = [c for u in sorted(units) for c in ahead[u][0]]
+    staff = [s for u in sorted(units) for s in ahead[u][1]]
+    return contacts, staff
+
+
+async def _read_recipients(
+    uow: UnitOfWork, units: set[str]
+) -> dict[str, tuple[list[Any], list[Any]]]:
+    found: dict[str, tuple[list[Any], list[Any]]] = {u: ([], []) for u in units}
+    for c in await uow.conn.execute(
+        select(unit_contacts).where(unit_contacts.c.unit_id.in_(units))
+    ):
+        found[c.unit_id][0].append(c)
+    for s in await uow.conn.execute(
+        select(unit_staff_phones.c.unit_id, unit_staff_phones.c.phones).where(
+            unit_staff_phones.c.unit_id.in_(units)
+        )
+    ):
+        found[s.unit_id][1].append(s)
+    return found
+
+
+async def on_dispatched(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[Envelope]) -> None:
+    """``on_event`` for many ``ticket.dispatched`` at once: the units' recipients are read
+    once for all of them (nothing in the run can change them)."""
+    uow.memo[RECIPIENTS] = await _read_recipients(
+        uow, {u for e in batch for u in (e.payload.get("unit_id"),) if u}
+    )
+    try:
+        for envelope in batch:
+            await on_event(ctx, uow, envelope)
+    finally:
+        del uow.memo[RECIPIENTS]
 
 
 async def _staff_named(uow: UnitOfWork, envelope: Envelope) -> None:

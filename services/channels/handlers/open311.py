@@ -5,7 +5,7 @@ ticket events (status, status notes, agency responsible, the SLA clock's expecte
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,7 +18,7 @@ from services.channels.handlers.intake_client import intake
 from services.channels.handlers.notifications import ticket_filed
 from services.channels.models import accounts, matters, open311_requests, units
 from services.channels.open311 import Open311Error, group_of, iso
-from shared.db import UnitOfWork
+from shared.db import UnitOfWork, update_many
 from shared.events import Envelope
 from shared.service import ServiceContext
 
@@ -218,6 +218,34 @@ async def token(ctx: ServiceContext, token_id: str) -> list[dict[str, Any]]:
 # ---- the read models, from events --------------------------------------------------------
 
 
+async def unit_names(uow: UnitOfWork, dispatches: Sequence[Envelope]) -> dict[str, str]:
+    """The names of the units ``dispatches`` went to, in one read."""
+    wanted = {e.payload["unit_id"] for e in dispatches}
+    rows = await uow.conn.execute(
+        select(units.c.unit_id, units.c.name).where(units.c.unit_id.in_(wanted))
+    )
+    return {r.unit_id: r.name for r in rows}
+
+
+def dispatched_values(envelope: Envelope, names: dict[str, str]) -> dict[str, Any]:
+    unit_id = envelope.payload["unit_id"]
+    return {"agency_responsible": names.get(unit_id) or unit_id, "status_notes": "已派单"}
+
+
+async def on_dispatched(uow: UnitOfWork, batch: Sequence[Envelope]) -> None:
+    """``on_event`` for many ``ticket.dispatched`` at once."""
+    names = await unit_names(uow, batch)
+    await update_many(
+        uow.conn,
+        open311_requests,
+        ["ticket_id"],
+        [
+            {"ticket_id": e.ticket_id, **dispatched_values(e, names), "updated_at": e.occurred_at}
+            for e in batch
+        ],
+    )
+
+
 async def on_event(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
     payload = envelope.payload
     if envelope.type == "catalog.matter_published":
@@ -238,10 +266,8 @@ async def on_event(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> 
         return
     values: dict[str, Any] = {}
     if envelope.type == "ticket.dispatched":
-        name = await uow.conn.scalar(
-            select(units.c.name).where(units.c.unit_id == payload["unit_id"])
-        )
-        values = {"agency_responsible": name or payload["unit_id"], "status_notes": "已派单"}
+        names = await unit_names(uow, [envelope])
+        values = dispatched_values(envelope, names)
     elif envelope.type == "ticket.accepted":
         values = {"status_notes": "承办单位已签收，正在办理"}
     elif envelope.type == "ticket.completed":

@@ -8,6 +8,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -46,7 +47,7 @@ from services.channels.schemas import (
     SubscriptionsPublic,
 )
 from shared.auth import Caller, Role
-from shared.db import UnitOfWork, insert_ignoring_duplicates
+from shared.db import UnitOfWork, insert_ignoring_duplicates, insert_new
 from shared.errors import IllegalTransition, NotFound
 from shared.events import DeliveryFailed, Envelope
 from shared.service import ServiceContext
@@ -275,12 +276,7 @@ async def _track_ticket(uow: UnitOfWork, envelope: Envelope) -> None:
     if ticket_id is None:
         return
     if envelope.type == "ticket.dispatched":
-        for unit in _event_units(payload):
-            await uow.conn.execute(
-                insert_ignoring_duplicates(uow.conn, ticket_units).values(
-                    ticket_id=ticket_id, unit_id=unit
-                )
-            )
+        await insert_new(uow.conn, ticket_units, units_of([envelope]))
     elif envelope.type == "ticket.return_approved":
         await uow.conn.execute(
             delete(ticket_units).where(
@@ -299,13 +295,40 @@ async def _track_ticket(uow: UnitOfWork, envelope: Envelope) -> None:
         )
 
 
+SUBSCRIPTIONS = "channels.subscriptions"
+
+
+def units_of(dispatches: Sequence[Envelope]) -> list[dict[str, Any]]:
+    """The units a dispatch gives a ticket to (lead and co-handling), as rows."""
+    return [
+        {"ticket_id": e.ticket_id, "unit_id": unit}
+        for e in dispatches
+        for unit in sorted(_event_units(e.payload))
+    ]
+
+
+async def on_dispatched(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[Envelope]) -> None:
+    """``on_event`` for many ``ticket.dispatched`` at once."""
+    await insert_new(uow.conn, ticket_units, units_of(batch))
+    for envelope in batch:
+        await _deliver_to_subscribers(ctx, uow, envelope)
+
+
 async def on_event(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
     if envelope.type.startswith("catalog."):
         return  # the catalog is read for Open311, not offered to subscribers
     await _track_ticket(uow, envelope)
-    subs = (
-        await uow.conn.execute(select(subscriptions).where(subscriptions.c.revoked_at.is_(None)))
-    ).all()
+    await _deliver_to_subscribers(ctx, uow, envelope)
+
+
+async def _deliver_to_subscribers(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
+    subs = uow.memo.get(SUBSCRIPTIONS)
+    if subs is None:  # subscriptions change through the API only: read once per batch
+        subs = uow.memo[SUBSCRIPTIONS] = (
+            await uow.conn.execute(
+                select(subscriptions).where(subscriptions.c.revoked_at.is_(None))
+            )
+        ).all()
     wanted = [s for s in subs if matches(s.event_types, envelope.type)]
     if not wanted:
         return

@@ -1,6 +1,7 @@
 """Dispatch's event consumers, command handlers and queries, by subject."""
 
 from services.dispatch.handlers.catalog_versions import catalog_scheduler, seed_catalog
+from services.dispatch.handlers.many import MANY_HANDLERS
 from services.dispatch.handlers.read_models import on_deadline_set, on_ticket_flagged
 from services.dispatch.handlers.rehandling import on_rehandle_requested
 from services.dispatch.handlers.suggest import warm_up
@@ -14,4 +15,4 @@ EVENT_HANDLERS = {
     RehandleRequested.TYPE: on_rehandle_requested,
 }
 
-__all__ = ["EVENT_HANDLERS", "catalog_scheduler", "seed_catalog", "warm_up"]
+__all__ = ["EVENT_HANDLERS", "MANY_HANDLERS", "catalog_scheduler", "seed_catalog", "warm_up"]

@@ -48,25 +48,43 @@ _DEADLINE_COLUMNS = {
 }
 
 
+def deadline_values(event: DeadlineSet, row: Any) -> dict[str, Any] | None:
+    """What the SLA's deadline changes on the assignment ``row``: nothing unless it
+    belongs to the clock now running."""
+    if row is None or event.round != row.round:
+        return None
+    started = {"acceptance": row.dispatched_at, "completion": row.accepted_at}.get(event.clock)
+    if event.clock != "dispatch" and (
+        started is None or event.started_at < started - CLOCK_TOLERANCE
+    ):
+        return None  # a clock of an earlier dispatch
+    values: dict[str, Any] = {_DEADLINE_COLUMNS[event.clock]: event.deadline}
+    if event.clock != "dispatch":
+        values["deadline_source"] = "sla"
+    return values
+
+
+# what ``deadline_values`` reads of an assignment
+DEADLINE_READ = (
+    assignments.c.ticket_id,
+    assignments.c.round,
+    assignments.c.dispatched_at,
+    assignments.c.accepted_at,
+)
+
+
 async def on_deadline_set(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
     """The SLA's deadline replaces ours, if it belongs to the clock now running."""
     event = parse_payload(envelope)
     assert isinstance(event, DeadlineSet)
     row = (
         await uow.conn.execute(
-            select(assignments).where(assignments.c.ticket_id == event.ticket_id)
+            select(*DEADLINE_READ).where(assignments.c.ticket_id == event.ticket_id)
         )
     ).first()
-    if row is None or event.round != row.round:
+    values = deadline_values(event, row)
+    if values is None:
         return
-    started = {"acceptance": row.dispatched_at, "completion": row.accepted_at}.get(event.clock)
-    if event.clock != "dispatch" and (
-        started is None or event.started_at < started - CLOCK_TOLERANCE
-    ):
-        return  # a clock of an earlier dispatch
-    values: dict[str, Any] = {_DEADLINE_COLUMNS[event.clock]: event.deadline}
-    if event.clock != "dispatch":
-        values["deadline_source"] = "sla"
     await uow.conn.execute(
         update(assignments).where(assignments.c.ticket_id == event.ticket_id).values(**values)
     )

@@ -5,11 +5,14 @@ re-handling; plus the facts other services tell us (flags, deadlines)."""
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
 
 from services.dispatch.domain import (
+    CatalogMatter,
+    Route,
     State,
     check_dispatch_target,
     route,
@@ -67,6 +70,62 @@ log = logging.getLogger("hotline.dispatch")
 # ---- registration ---------------------------------------------------------------------
 
 
+def assignment_row(
+    event: TicketRegistered,
+    decision: Route,
+    matter: CatalogMatter | None,
+    *,
+    flagged: bool,
+    now: datetime,
+    acceptance_deadline: datetime | None,
+) -> dict[str, Any]:
+    """The assignment a registration opens, as the catalog routes it."""
+    dispatched = decision.unit_id is not None
+    state = (
+        State.DISPATCHED
+        if dispatched
+        else State.PENDING_DETERMINATION
+        if decision.needs_determination
+        else State.PENDING_DISPATCH
+    )
+    return {
+        "ticket_id": event.ticket_id,
+        "matter_code": event.matter_code,
+        "district": event.district,
+        "type": event.type,
+        "urgency": event.urgency,
+        "unit_id": decision.unit_id,
+        "state": state,
+        "round": 1,
+        "dispatch_no": 1 if dispatched else 0,
+        "determined": False,
+        "flagged": flagged,
+        "statutory_period": matter.statutory_period if matter else None,
+        "content": event.content,
+        "address": event.address,
+        "registered_at": event.registered_at,
+        "dispatched_at": now if dispatched else None,
+        "acceptance_deadline": acceptance_deadline,
+        "deadline_source": "policy" if dispatched else None,
+        "note": None if dispatched else decision.reason,
+    }
+
+
+def dispatched_event(row: dict[str, Any]) -> Envelope:
+    """Art 7: the catalog's unit has the ticket."""
+    return TicketDispatched(
+        ticket_id=row["ticket_id"],
+        unit_id=row["unit_id"],
+        matter_code=row["matter_code"],
+        district=row["district"],
+        type=row["type"],
+        urgency=row["urgency"],
+        dispatched_at=row["dispatched_at"],
+        statutory_period=row["statutory_period"],
+        dispatch_no=1,
+    ).envelope(producer=PRODUCER, occurred_at=row["dispatched_at"])
+
+
 async def on_ticket_registered(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
     """Art 7, 8: dispatch per catalog; a matter the catalog leaves open goes to
     determination; otherwise a confident suggestion, or the manual queue."""
@@ -102,55 +161,21 @@ async def on_ticket_registered(ctx: ServiceContext, uow: UnitOfWork, envelope: E
         await conn.scalar(select(func.count()).where(flags.c.ticket_id == event.ticket_id))
     )
     dispatched = decision.unit_id is not None
-    statutory = matter.statutory_period if matter else None
-    state = (
-        State.DISPATCHED
-        if dispatched
-        else State.PENDING_DETERMINATION
-        if decision.needs_determination
-        else State.PENDING_DISPATCH
+    row = assignment_row(
+        event,
+        decision,
+        matter,
+        flagged=flagged,
+        now=now,
+        acceptance_deadline=(
+            await fallback_acceptance_deadline(ctx, event.urgency, now) if dispatched else None
+        ),
     )
-    inserted = await conn.execute(
-        insert_ignoring_duplicates(conn, assignments).values(
-            ticket_id=event.ticket_id,
-            matter_code=event.matter_code,
-            district=event.district,
-            type=event.type,
-            urgency=event.urgency,
-            unit_id=decision.unit_id,
-            state=state,
-            round=1,
-            dispatch_no=1 if dispatched else 0,
-            determined=False,
-            flagged=flagged,
-            statutory_period=statutory,
-            content=event.content,
-            address=event.address,
-            registered_at=event.registered_at,
-            dispatched_at=now if dispatched else None,
-            acceptance_deadline=(
-                await fallback_acceptance_deadline(ctx, event.urgency, now) if dispatched else None
-            ),
-            deadline_source="policy" if dispatched else None,
-            note=None if dispatched else decision.reason,
-        )
-    )
+    inserted = await conn.execute(insert_ignoring_duplicates(conn, assignments).values(row))
     if inserted.rowcount == 0:
         return  # the same registration re-sent under another event id
-    if decision.unit_id is not None:
-        uow.emit(
-            TicketDispatched(
-                ticket_id=event.ticket_id,
-                unit_id=decision.unit_id,
-                matter_code=event.matter_code,
-                district=event.district,
-                type=event.type,
-                urgency=event.urgency,
-                dispatched_at=now,
-                statutory_period=statutory,
-                dispatch_no=1,
-            ).envelope(producer=PRODUCER, occurred_at=now)
-        )
+    if dispatched:
+        uow.emit(dispatched_event(row))
     elif decision.needs_determination:
         await conn.execute(
             insert(determinations).values(

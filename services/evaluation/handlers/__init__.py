@@ -4,5 +4,6 @@ social (supervisors' statistics and opinions), policy."""
 
 from services.evaluation.handlers.common import prepare
 from services.evaluation.handlers.events import EVENT_HANDLERS
+from services.evaluation.handlers.many import MANY_HANDLERS
 
-__all__ = ["EVENT_HANDLERS", "prepare"]
+__all__ = ["EVENT_HANDLERS", "MANY_HANDLERS", "prepare"]

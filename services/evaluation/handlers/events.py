@@ -40,12 +40,15 @@ from shared.events import (
 from shared.service import ServiceContext
 
 
+def ticket_row(ticket_id: str, **known: Any) -> dict[str, Any]:
+    """The ticket's read-model row as the first event about it creates it."""
+    return {"ticket_id": ticket_id, "round": 1, "state": "registered", "flagged": False, **known}
+
+
 async def _ensure_ticket(uow: UnitOfWork, ticket_id: str, **known: Any) -> bool:
     """The ticket's read-model row, created from whatever event comes first."""
     done = await uow.conn.execute(
-        insert_ignoring_duplicates(uow.conn, tickets).values(
-            {"ticket_id": ticket_id, "round": 1, "state": "registered", "flagged": False, **known}
-        )
+        insert_ignoring_duplicates(uow.conn, tickets).values(ticket_row(ticket_id, **known))
     )
     return bool(done.rowcount)
 
@@ -54,10 +57,8 @@ async def _set_ticket(uow: UnitOfWork, ticket_id: str, **values: Any) -> None:
     await uow.conn.execute(update(tickets).where(tickets.c.ticket_id == ticket_id).values(values))
 
 
-async def on_registered(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
-    event = parse_payload(envelope)
-    assert isinstance(event, TicketRegistered)
-    facts = {
+def registration_facts(event: TicketRegistered) -> dict[str, Any]:
+    return {
         "type": event.type,
         "urgency": event.urgency,
         "channel": event.channel,
@@ -66,18 +67,26 @@ async def on_registered(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope
         "registered_at": event.registered_at,
         "updated_at": event.registered_at,
     }
-    flag = {"flagged": True, "flagged_at": event.registered_at} if event.flagged else {}
-    created = await _ensure_ticket(uow, event.ticket_id, **{**facts, **flag})
-    if not created:
-        # the same fact again (a producer retry) counts once; a row that a later event
-        # created first only lacks the registration facts
-        filled = await uow.conn.execute(
-            update(tickets)
-            .where(tickets.c.ticket_id == event.ticket_id, tickets.c.registered_at.is_(None))
-            .values(facts)
-        )
-        if filled.rowcount == 0:
-            return
+
+
+def registered_row(event: TicketRegistered) -> dict[str, Any]:
+    """The row a registration creates (every key always present: rows go in together)."""
+    return ticket_row(
+        event.ticket_id,
+        **registration_facts(event),
+        flagged=event.flagged,
+        flagged_at=event.registered_at if event.flagged else None,
+    )
+
+
+async def on_registered(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
+    event = parse_payload(envelope)
+    assert isinstance(event, TicketRegistered)
+    done = await uow.conn.execute(
+        insert_ignoring_duplicates(uow.conn, tickets).values(registered_row(event))
+    )
+    if not await first_heard(uow, event, created=bool(done.rowcount)):
+        return
     await tally_hotspot(
         ctx,
         uow,
@@ -86,6 +95,21 @@ async def on_registered(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope
         district=event.district,
         registered_at=event.registered_at,
     )
+
+
+async def first_heard(uow: UnitOfWork, event: TicketRegistered, *, created: bool) -> bool:
+    """Whether this registration is heard for the first time (it then counts into its
+    hotspot, once)."""
+    if created:
+        return True
+    # the same fact again (a producer retry) counts once; a row that a later event
+    # created first only lacks the registration facts
+    filled = await uow.conn.execute(
+        update(tickets)
+        .where(tickets.c.ticket_id == event.ticket_id, tickets.c.registered_at.is_(None))
+        .values(registration_facts(event))
+    )
+    return bool(filled.rowcount)
 
 
 async def on_flagged(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
@@ -105,23 +129,44 @@ async def on_flagged(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -
     )
 
 
-async def on_dispatched(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
-    event = parse_payload(envelope)
-    assert isinstance(event, TicketDispatched)
-    conn = uow.conn
-    await conn.execute(
-        insert_ignoring_duplicates(conn, handlings).values(
-            ticket_id=event.ticket_id,
-            round=event.round,
-            dispatch_no=event.dispatch_no,
-            unit_id=event.unit_id,
-            matter_code=event.matter_code,
-            district=event.district,
-            dispatched_at=event.dispatched_at,
-        )
+def handling_row(event: TicketDispatched) -> dict[str, Any]:
+    return {
+        "ticket_id": event.ticket_id,
+        "round": event.round,
+        "dispatch_no": event.dispatch_no,
+        "unit_id": event.unit_id,
+        "matter_code": event.matter_code,
+        "district": event.district,
+        "dispatched_at": event.dispatched_at,
+    }
+
+
+def dispatched_ticket_row(event: TicketDispatched) -> dict[str, Any]:
+    """The ticket's row if the dispatch is the first event heard about it."""
+    return ticket_row(
+        event.ticket_id,
+        type=event.type,
+        urgency=event.urgency,
+        matter_code=event.matter_code,
+        district=event.district,
     )
-    # Art 10: an earlier dispatch of this round that was never accepted was handed back.
-    await conn.execute(
+
+
+def dispatched_ticket_values(event: TicketDispatched) -> dict[str, Any]:
+    return {
+        "unit_id": event.unit_id,
+        "round": event.round,
+        "state": "dispatched",
+        "updated_at": event.dispatched_at,
+    }
+
+
+async def handed_back(uow: UnitOfWork, event: TicketDispatched) -> None:
+    """Art 10: an earlier dispatch of this round that was never accepted was handed back
+    (a first dispatch has none)."""
+    if event.dispatch_no <= 1:
+        return
+    await uow.conn.execute(
         update(handlings)
         .where(
             handlings.c.ticket_id == event.ticket_id,
@@ -132,22 +177,18 @@ async def on_dispatched(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope
         )
         .values(returned_at=event.dispatched_at)
     )
-    await _ensure_ticket(
-        uow,
-        event.ticket_id,
-        type=event.type,
-        urgency=event.urgency,
-        matter_code=event.matter_code,
-        district=event.district,
+
+
+async def on_dispatched(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
+    event = parse_payload(envelope)
+    assert isinstance(event, TicketDispatched)
+    conn = uow.conn
+    await conn.execute(insert_ignoring_duplicates(conn, handlings).values(handling_row(event)))
+    await handed_back(uow, event)
+    await conn.execute(
+        insert_ignoring_duplicates(conn, tickets).values(dispatched_ticket_row(event))
     )
-    await _set_ticket(
-        uow,
-        event.ticket_id,
-        unit_id=event.unit_id,
-        round=event.round,
-        state="dispatched",
-        updated_at=event.dispatched_at,
-    )
+    await _set_ticket(uow, event.ticket_id, **dispatched_ticket_values(event))
 
 
 async def _latest_dispatch(
@@ -251,10 +292,14 @@ async def on_completed(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope)
         )
 
 
+def clock_key(ticket_id: str, clock: str, round_: int, unit: str | None) -> dict[str, Any]:
+    return {"ticket_id": ticket_id, "clock": clock, "round": round_, "unit_key": unit or ""}
+
+
 async def _clock_row(
     uow: UnitOfWork, ticket_id: str, clock: str, round_: int, unit: str | None
 ) -> Any:
-    key = {"ticket_id": ticket_id, "clock": clock, "round": round_, "unit_key": unit or ""}
+    key = clock_key(ticket_id, clock, round_, unit)
     await uow.conn.execute(insert_ignoring_duplicates(uow.conn, sla_clocks).values(**key))
     return update(sla_clocks).where(*(sla_clocks.c[k] == v for k, v in key.items()))
 

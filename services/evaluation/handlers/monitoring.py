@@ -3,10 +3,11 @@ window, and the sensitive or extreme tickets intake flagged."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.evaluation.domain import (
@@ -24,7 +25,7 @@ from services.evaluation.schemas import (
     HotspotsPublic,
 )
 from shared.auth import Caller, Role
-from shared.db import UnitOfWork, insert_ignoring_duplicates
+from shared.db import UnitOfWork, insert_ignoring_duplicates, insert_new, update_many
 from shared.events import HotspotDetected
 from shared.service import ServiceContext
 
@@ -62,6 +63,79 @@ async def _in_window_tickets(
 ) -> list[Any]:
     query = _window_query(matter_code, district, registered_at, window)
     return list((await conn.execute(query.order_by(tickets.c.registered_at))).all())
+
+
+class Registration(NamedTuple):
+    ticket_id: str
+    matter_code: str
+    district: str
+    registered_at: datetime
+
+
+async def tally_hotspots(
+    ctx: ServiceContext, uow: UnitOfWork, registrations: Sequence[Registration]
+) -> None:
+    """``tally_hotspot`` for many tickets: each matter and district's counter is read
+    once, and while its tickets only count (no hotspot opens or grows, the counter can
+    tell), they are tallied in memory and written in one statement; from the first that
+    needs more, that ticket and the rest of its matter and district go one by one.
+
+    The batch's tickets are all stored before they are tallied: a ticket registered
+    inside a hotspot's window but heard after the tickets that open it, in the same batch,
+    is listed in ``monitor.hotspot`` instead of joining the hotspot just after it (the
+    hotspot ends up with the same tickets)."""
+    if not registrations:
+        return
+    conn = uow.conn
+    # in one order everywhere: two instances' batches lock the same tracks without deadlock
+    pairs = sorted({(r.matter_code, r.district) for r in registrations})
+    await insert_new(conn, hotspot_tracks, [{"matter_code": m, "district": d} for m, d in pairs])
+    query = (
+        select(hotspot_tracks)
+        .where(tuple_(hotspot_tracks.c.matter_code, hotspot_tracks.c.district).in_(pairs))
+        .order_by(hotspot_tracks.c.matter_code, hotspot_tracks.c.district)
+    )
+    if ctx.db.is_postgres:  # two consumers never decide on one matter and district at once
+        query = query.with_for_update()
+    tracks = {(t.matter_code, t.district): t for t in (await conn.execute(query)).all()}
+    counted: list[dict[str, Any]] = []
+    one_by_one: list[Registration] = []
+    for pair in pairs:
+        track = tracks[pair]
+        recent = [datetime.fromisoformat(t) for t in track.recent or ()]
+        tallied = track.tallied
+        group = [r for r in registrations if (r.matter_code, r.district) == pair]
+        for position, r in enumerate(group):
+            setting = (await cached_policy_at(ctx, conn, r.registered_at)).hotspot
+            reaches: bool | None = False
+            if track.active_until is None or r.registered_at >= track.active_until:
+                reaches = window_reaches_threshold(
+                    recent, tallied, r.registered_at, setting.window_delta, setting.threshold
+                )
+            step = hotspot_step(
+                track.active_until,
+                r.registered_at,
+                setting.threshold if reaches else 0,
+                setting.threshold,
+            )
+            if reaches is None or step is not HotspotStep.NONE:
+                one_by_one.extend(group[position:])
+                break
+            recent = counted_recent(recent, r.registered_at, setting.threshold)
+            tallied += 1
+        if tallied != track.tallied:
+            row = {"recent": [t.isoformat() for t in recent], "tallied": tallied}
+            counted.append({"matter_code": pair[0], "district": pair[1], **row})
+    await update_many(conn, hotspot_tracks, ["matter_code", "district"], counted)
+    for r in one_by_one:
+        await tally_hotspot(
+            ctx,
+            uow,
+            ticket_id=r.ticket_id,
+            matter_code=r.matter_code,
+            district=r.district,
+            registered_at=r.registered_at,
+        )
 
 
 async def tally_hotspot(

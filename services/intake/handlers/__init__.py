@@ -6,7 +6,7 @@
 - ``queries``: what operators, agencies and citizens read, and the requester-data audit
 """
 
-from services.intake.handlers.events import EVENT_HANDLERS
+from services.intake.handlers.events import EVENT_HANDLERS, MANY_HANDLERS
 from services.intake.handlers.policy import add_policy_version, load_policy, read_policy
 from services.intake.handlers.queries import (
     catalog_readiness,
@@ -21,6 +21,7 @@ from services.intake.handlers.registration import rate_call, register_ticket
 
 __all__ = [
     "EVENT_HANDLERS",
+    "MANY_HANDLERS",
     "add_policy_version",
     "catalog_readiness",
     "get_ticket",

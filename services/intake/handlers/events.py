@@ -4,12 +4,14 @@ lookup and the operators' lists)."""
 
 from __future__ import annotations
 
-from sqlalchemy import or_, update
+from collections.abc import Sequence
+
+from sqlalchemy import bindparam, or_
 
 from services.intake.domain import STATUS_AFTER_EVENT, Status
 from services.intake.handlers.registration import forget_matters
 from services.intake.models import matters, tickets
-from shared.db import UnitOfWork, insert_ignoring_duplicates
+from shared.db import UnitOfWork, insert_ignoring_duplicates, update_many
 from shared.events import (
     DeterminationMade,
     Envelope,
@@ -25,7 +27,7 @@ from shared.events import (
     TicketPendingDetermination,
     parse_payload,
 )
-from shared.service import EventHandler, ServiceContext
+from shared.service import EventHandler, ManyHandler, ServiceContext
 
 
 async def on_matter_published(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
@@ -44,10 +46,8 @@ async def on_matter_published(ctx: ServiceContext, uow: UnitOfWork, envelope: En
         await uow.conn.execute(matters.update().where(matters.c.code == event.code).values(values))
 
 
-async def on_ticket_progress(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
-    """A ticket event from dispatch or evaluation sets the status it names. Events of one
-    ticket arrive in order on their topic; the ``status_at`` guard keeps an older fact
-    (a late one from another topic, or the same fact re-sent) from undoing a newer one."""
+def progress(envelope: Envelope) -> tuple[str, dict[str, object]]:
+    """The ticket a progress event is about and the status (and facts) it sets."""
     event = parse_payload(envelope)
     ticket_id = getattr(event, "ticket_id", None) or envelope.ticket_id
     values: dict[str, object] = {
@@ -61,15 +61,32 @@ async def on_ticket_progress(ctx: ServiceContext, uow: UnitOfWork, envelope: Env
     if isinstance(event, TicketCompleted):
         values["reply"] = event.reply.model_dump(mode="json")
         values["completed_at"] = event.completed_at
-    await uow.conn.execute(
-        update(tickets)
-        .where(
-            tickets.c.ticket_id == ticket_id,
-            tickets.c.status != Status.ANSWERED,  # closed on the spot: nothing follows
-            or_(tickets.c.status_at.is_(None), tickets.c.status_at <= envelope.occurred_at),
-        )
-        .values(values)
-    )
+    return str(ticket_id), values
+
+
+# Events of one ticket arrive in order on their topic; the ``status_at`` guard keeps an
+# older fact (a late one from another topic, or the same fact re-sent) from undoing a newer
+# one; a ticket closed on the spot has nothing follow.
+_NEWER = (
+    tickets.c.status != Status.ANSWERED,
+    or_(tickets.c.status_at.is_(None), tickets.c.status_at <= bindparam("v_status_at")),
+)
+
+
+async def on_ticket_progress(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
+    """A ticket event from dispatch or evaluation sets the status it names."""
+    await on_progress(ctx, uow, [envelope])
+
+
+async def on_progress(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[Envelope]) -> None:
+    """``on_ticket_progress`` for many events (distinct tickets): one statement for each
+    set of facts (one, for a run of one event type)."""
+    changes: dict[tuple[str, ...], list[dict[str, object]]] = {}
+    for envelope in batch:
+        ticket_id, values = progress(envelope)
+        changes.setdefault(tuple(values), []).append({"ticket_id": ticket_id, **values})
+    for rows in changes.values():
+        await update_many(uow.conn, tickets, ["ticket_id"], rows, *_NEWER)
 
 
 _PROGRESS_EVENTS = (
@@ -90,3 +107,4 @@ EVENT_HANDLERS: dict[str, EventHandler] = {
     MatterPublished.TYPE: on_matter_published,
     **{e.TYPE: on_ticket_progress for e in _PROGRESS_EVENTS},
 }
+MANY_HANDLERS: dict[str, ManyHandler] = {e.TYPE: on_progress for e in _PROGRESS_EVENTS}

@@ -8,6 +8,7 @@ from services.sla.handlers.clocks import (
     on_registered,
     on_return_approved,
 )
+from services.sla.handlers.many import MANY_HANDLERS
 from shared.events import (
     ReturnApproved,
     TicketAccepted,
@@ -25,3 +26,5 @@ EVENT_HANDLERS = {
     TicketAccepted.TYPE: on_accepted,
     TicketCompleted.TYPE: on_completed,
 }
+
+__all__ = ["EVENT_HANDLERS", "MANY_HANDLERS"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, update
 
@@ -14,7 +15,7 @@ from services.sla.domain import (
 )
 from services.sla.handlers.state import state
 from services.sla.models import clocks, tickets
-from shared.db import UnitOfWork, insert_ignoring_duplicates
+from shared.db import UnitOfWork, insert_ignoring_duplicates, insert_new
 from shared.events import (
     DeadlineSet,
     Envelope,
@@ -33,9 +34,8 @@ PRODUCER = "sla"
 RUNNING = (clocks.c.stopped_at.is_(None), clocks.c.cancelled_at.is_(None))
 
 
-async def start_clock(
+def new_clock(
     ctx: ServiceContext,
-    uow: UnitOfWork,
     *,
     ticket_id: str,
     kind: ClockKind,
@@ -46,7 +46,8 @@ async def start_clock(
     unit_id: str | None,
     district: str | None,
     statutory_period: str | None = None,
-) -> None:
+) -> dict[str, Any]:
+    """The row of a clock starting now: its deadline, warning and next due time."""
     sla = state(ctx)
     policy = sla.versions.in_force(started_at)
     period, deadline = deadline_for(
@@ -62,43 +63,81 @@ async def start_clock(
         level=0,
         stopped=False,
     )
-    # The same fact under another event id (a producer retry) must not start a 2nd clock.
-    inserted = await uow.conn.execute(
-        insert_ignoring_duplicates(uow.conn, clocks).values(
-            ticket_id=ticket_id,
-            kind=kind,
-            round=round_,
-            dispatch_no=dispatch_no,
-            unit_id=unit_id,
-            district=district,
-            urgency=urgency,
-            period=str(period),
-            started_at=started_at,
-            deadline=deadline.at,
-            provisional=deadline.provisional,
-            warn_at=warn,
-            escalation_level=0,
-            extensions=0,
-            next_due_at=due,
-        )
+    return {
+        "ticket_id": ticket_id,
+        "kind": kind,
+        "round": round_,
+        "dispatch_no": dispatch_no,
+        "unit_id": unit_id,
+        "district": district,
+        "urgency": urgency,
+        "period": str(period),
+        "started_at": started_at,
+        "deadline": deadline.at,
+        "provisional": deadline.provisional,
+        "warn_at": warn,
+        "escalation_level": 0,
+        "extensions": 0,
+        "next_due_at": due,
+    }
+
+
+def clock_key(row: Any) -> tuple[str, str, int, int]:
+    """What makes a clock unique (a row or a row's values)."""
+    values = row if isinstance(row, dict) else row._mapping
+    return (
+        str(values["ticket_id"]),
+        str(values["kind"]),
+        int(values["round"]),
+        int(values["dispatch_no"]),
     )
-    if inserted.rowcount == 0:
-        return
+
+
+def clock_started(ctx: ServiceContext, uow: UnitOfWork, row: dict[str, Any]) -> None:
+    """A new clock is announced; the scanner is woken if it falls due before its plan."""
     uow.emit(
         DeadlineSet(
-            ticket_id=ticket_id,
-            clock=kind.value,
-            round=round_,
-            dispatch_no=dispatch_no,
-            unit_id=unit_id,
-            started_at=started_at,
-            deadline=deadline.at,
-            period=str(period),
-            provisional=deadline.provisional,
+            ticket_id=row["ticket_id"],
+            clock=row["kind"].value,
+            round=row["round"],
+            dispatch_no=row["dispatch_no"],
+            unit_id=row["unit_id"],
+            started_at=row["started_at"],
+            deadline=row["deadline"],
+            period=row["period"],
+            provisional=row["provisional"],
         ).envelope(producer=PRODUCER, occurred_at=ctx.clock.now())
     )
-    if sla.wake_for(due):
+    sla = state(ctx)
+    if sla.wake_for(row["next_due_at"]):
         uow.after_commit.append(sla.wake.set)
+
+
+async def start_clocks(ctx: ServiceContext, uow: UnitOfWork, rows: list[dict[str, Any]]) -> None:
+    """Insert new clocks in one statement; the same fact under another event id (a producer
+    retry) must not start a second clock, so only those inserted are announced."""
+    inserted = {
+        clock_key(r)
+        for r in await insert_new(
+            uow.conn,
+            clocks,
+            rows,
+            clocks.c.ticket_id,
+            clocks.c.kind,
+            clocks.c.round,
+            clocks.c.dispatch_no,
+        )
+    }
+    for row in rows:
+        if clock_key(row) in inserted:
+            clock_started(ctx, uow, row)
+
+
+async def start_clock(ctx: ServiceContext, uow: UnitOfWork, **clock: Any) -> None:
+    row = new_clock(ctx, **clock)
+    inserted = await uow.conn.execute(insert_ignoring_duplicates(uow.conn, clocks).values(row))
+    if inserted.rowcount:
+        clock_started(ctx, uow, row)
 
 
 async def stop_clock(
@@ -111,23 +150,21 @@ async def stop_clock(
     await uow.conn.execute(query.values(stopped_at=at, next_due_at=None))
 
 
-async def on_registered(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
-    event = parse_payload(envelope)
-    assert isinstance(event, TicketRegistered)
-    await uow.conn.execute(
-        insert_ignoring_duplicates(uow.conn, tickets).values(
-            ticket_id=event.ticket_id,
-            urgency=event.urgency,
-            type=event.type,
-            district=event.district,
-            round=1,
-            registered_at=event.registered_at,
-        )
-    )
-    # Art 6: dispatch within 24 h (general) or at once (urgent classes), from registration.
-    await start_clock(
+def registered_ticket(event: TicketRegistered) -> dict[str, Any]:
+    return {
+        "ticket_id": event.ticket_id,
+        "urgency": event.urgency,
+        "type": event.type,
+        "district": event.district,
+        "round": 1,
+        "registered_at": event.registered_at,
+    }
+
+
+def dispatch_clock(ctx: ServiceContext, event: TicketRegistered) -> dict[str, Any]:
+    """Art 6: dispatch within 24 h (general) or at once (urgent classes), from registration."""
+    return new_clock(
         ctx,
-        uow,
         ticket_id=event.ticket_id,
         kind=ClockKind.DISPATCH,
         round_=1,
@@ -139,6 +176,15 @@ async def on_registered(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope
     )
 
 
+async def on_registered(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
+    event = parse_payload(envelope)
+    assert isinstance(event, TicketRegistered)
+    await uow.conn.execute(
+        insert_ignoring_duplicates(uow.conn, tickets).values(registered_ticket(event))
+    )
+    await start_clocks(ctx, uow, [dispatch_clock(ctx, event)])
+
+
 async def on_answered(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
     """Art 6: answered on the spot — nothing left to dispatch."""
     event = parse_payload(envelope)
@@ -146,20 +192,20 @@ async def on_answered(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) 
     await stop_clock(uow, event.ticket_id, ClockKind.DISPATCH, event.answered_at)
 
 
-async def on_dispatched(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
-    event = parse_payload(envelope)
-    assert isinstance(event, TicketDispatched)
-    await uow.conn.execute(
-        update(tickets)
-        .where(tickets.c.ticket_id == event.ticket_id)
-        .values(unit_id=event.unit_id, statutory_period=event.statutory_period, round=event.round)
-    )
-    await stop_clock(uow, event.ticket_id, ClockKind.DISPATCH, event.dispatched_at)
-    # Art 9, 11: acceptance is measured from (each) dispatch; a re-handling round (Art 14)
-    # gets the class's periods again, counted from the re-dispatch.
-    await start_clock(
+def dispatched_ticket(event: TicketDispatched) -> dict[str, Any]:
+    return {
+        "ticket_id": event.ticket_id,
+        "unit_id": event.unit_id,
+        "statutory_period": event.statutory_period,
+        "round": event.round,
+    }
+
+
+def acceptance_clock(ctx: ServiceContext, event: TicketDispatched) -> dict[str, Any]:
+    """Art 9, 11: acceptance is measured from (each) dispatch; a re-handling round (Art 14)
+    gets the class's periods again, counted from the re-dispatch."""
+    return new_clock(
         ctx,
-        uow,
         ticket_id=event.ticket_id,
         kind=ClockKind.ACCEPTANCE,
         round_=event.round,
@@ -169,6 +215,17 @@ async def on_dispatched(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope
         unit_id=event.unit_id,
         district=event.district,
     )
+
+
+async def on_dispatched(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
+    event = parse_payload(envelope)
+    assert isinstance(event, TicketDispatched)
+    values = dispatched_ticket(event)
+    await uow.conn.execute(
+        update(tickets).where(tickets.c.ticket_id == values.pop("ticket_id")).values(values)
+    )
+    await stop_clock(uow, event.ticket_id, ClockKind.DISPATCH, event.dispatched_at)
+    await start_clocks(ctx, uow, [acceptance_clock(ctx, event)])
 
 
 async def on_return_approved(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:

@@ -206,3 +206,35 @@ async def test_a_batch_stuck_in_its_handler_is_reported_with_where_it_waits(
     [stuck] = [r for r in caplog.records if r.getMessage() == "consumer batch still in hand"]
     assert stuck.group == "dispatch"  # type: ignore[attr-defined]
     assert "waits_on_a_lock" in stuck.stack  # type: ignore[attr-defined]
+
+
+async def test_a_group_receives_only_the_event_types_it_handles_in_log_order(bus: LogBus) -> None:
+    wanted = Envelope(
+        type="ticket.dispatched",
+        occurred_at=NOW,
+        ticket_id="TJ0003",
+        producer="dispatch",
+        payload={"type": "ticket.registered"},  # a payload field of the same name
+    )
+    await bus.publish([event(1), event(2, "ticket.dispatched"), wanted, event(4)])
+    got = Recorder()
+    bus.subscribe("sla", [TOPIC_TICKETS], got, types={"ticket.dispatched"})
+    await bus.drain()
+
+    assert got.seen == ["TJ0002", "TJ0003"]
+    assert bus.lag() == {"sla": 0}
+
+
+def test_an_envelope_is_told_by_its_type_without_being_parsed() -> None:
+    from shared.bus import decode, type_of
+
+    first = event(1, "sla.deadline_set")
+    assert type_of(first.to_json()) == "sla.deadline_set"
+    # written some other way (keys reordered): parsed and delivered as before
+    reordered = b'{"type":"ticket.registered",' + first.to_json()[1:].replace(
+        b'"type":"sla.deadline_set",', b""
+    )
+    assert type_of(reordered) is None
+    assert [e.type for e in decode([first.to_json(), reordered], frozenset({"x"}))] == [
+        "ticket.registered"
+    ]

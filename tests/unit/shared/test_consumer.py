@@ -4,7 +4,7 @@ whole."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,6 +47,7 @@ class Service:
         self.db = db
         self.broken: set[str] = set()
         self.handled: list[str] = []
+        self.runs: list[list[str]] = []
         settings = Settings(env="test")
         bus = RecordingBus()
         self.ctx = ServiceContext(
@@ -77,7 +78,16 @@ class Service:
             raise OperationalError("SELECT 1", {}, ConnectionRefusedError("database is down"))
         if envelope.payload.get("deadlock"):
             raise DBAPIError("INSERT INTO hotspots", {}, Deadlock("deadlock detected"))
-        self.handled.append(step)
+        # what committed (a batch may run a handler whose work is rolled back and redone)
+        uow.after_commit.append(lambda: self.handled.append(step))
+
+    async def on_many_noted(
+        self, ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[Envelope]
+    ) -> None:
+        """The set-based twin of ``on_noted``: the same effects for a run of events."""
+        self.runs.append([e.payload["step"] for e in batch])
+        for envelope in batch:
+            await self.on_noted(ctx, uow, envelope)
 
     async def outbox_steps(self) -> list[str]:
         async with self.db.engine.connect() as conn:
@@ -200,7 +210,8 @@ async def test_an_outage_is_not_the_events_fault_the_whole_batch_is_retried(
     assert await service.outbox_steps() == []
     assert await service.consumer.parked() == []
     await service.consumer.handle_batch(batch[:1])  # nothing was claimed: it runs again
-    assert service.handled == ["a1", "a1"]
+    assert service.handled == ["a1"]
+    assert await service.outbox_steps() == ["a1"]
 
 
 async def test_a_deadlock_with_another_instance_retries_the_batch_and_parks_nothing(
@@ -213,3 +224,35 @@ async def test_a_deadlock_with_another_instance_retries_the_batch_and_parks_noth
 
     assert await service.consumer.parked() == []
     assert await service.outbox_steps() == []
+
+
+async def test_runs_of_a_type_are_handled_set_based_and_a_ticket_never_twice_in_a_run(
+    service: Service,
+) -> None:
+    service.consumer.many = {"ticket.noted": service.on_many_noted}
+    batch = [event("TJ1", "a"), event("TJ2", "b"), event("TJ1", "c"), event("TJ3", "d")]
+
+    await service.consumer.handle_batch(batch)
+
+    # TJ1's second event waits for a run of its own, after its first
+    assert service.runs == [["a", "b", "d"], ["c"]]
+    assert service.handled == ["a", "b", "d", "c"]
+    assert await service.outbox_steps() == ["a", "b", "d", "c"]
+    assert await service.probes() == 4
+
+
+async def test_a_poison_event_in_a_set_based_run_parks_only_itself_and_its_ticket(
+    service: Service,
+) -> None:
+    service.consumer.many = {"ticket.noted": service.on_many_noted}
+    service.broken = {"b"}
+    batch = [event("TJ1", "a"), event("TJ2", "b"), event("TJ2", "c"), event("TJ3", "d")]
+
+    await service.consumer.handle_batch(batch)
+
+    assert service.runs == [["a", "b", "d"]]  # tried set-based, rolled back, one by one
+    assert service.handled == ["a", "d"]
+    assert await service.outbox_steps() == ["a", "d"]
+    assert await service.probes() == 2  # the rolled-back run left nothing behind
+    parked = await service.consumer.parked()
+    assert [(p["key"], p["attempts"]) for p in parked] == [("TJ2", 3), ("TJ2", 0)]

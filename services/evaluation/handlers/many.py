@@ -1,0 +1,76 @@
+"""Set-based twins of the hot consumers in ``events.py`` (shared/consumer.py's fast path):
+the same effects for a run of events of one type about distinct tickets, in a few
+statements for the whole run instead of a few per event."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from services.evaluation.handlers.events import (
+    clock_key,
+    dispatched_ticket_row,
+    dispatched_ticket_values,
+    first_heard,
+    handed_back,
+    handling_row,
+    registered_row,
+)
+from services.evaluation.handlers.monitoring import Registration, tally_hotspots
+from services.evaluation.models import handlings, sla_clocks, tickets
+from shared.db import UnitOfWork, insert_new, update_many
+from shared.events import (
+    DeadlineSet,
+    Envelope,
+    TicketDispatched,
+    TicketRegistered,
+    parse_payloads,
+)
+from shared.service import ManyHandler, ServiceContext
+
+
+async def on_registered(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[Envelope]) -> None:
+    events = parse_payloads(batch, TicketRegistered)
+    rows = [registered_row(e) for e in events]
+    created = {r.ticket_id for r in await insert_new(uow.conn, tickets, rows, tickets.c.ticket_id)}
+    await tally_hotspots(
+        ctx,
+        uow,
+        [
+            Registration(e.ticket_id, e.matter_code, e.district, e.registered_at)
+            for e in events
+            if await first_heard(uow, e, created=e.ticket_id in created)
+        ],
+    )
+
+
+async def on_dispatched(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[Envelope]) -> None:
+    events = parse_payloads(batch, TicketDispatched)
+    await insert_new(uow.conn, handlings, [handling_row(e) for e in events])
+    for event in events:
+        await handed_back(uow, event)
+    await insert_new(uow.conn, tickets, [dispatched_ticket_row(e) for e in events])
+    await update_many(
+        uow.conn,
+        tickets,
+        ["ticket_id"],
+        [{"ticket_id": e.ticket_id, **dispatched_ticket_values(e)} for e in events],
+    )
+
+
+async def on_deadline_set(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[Envelope]) -> None:
+    events = parse_payloads(batch, DeadlineSet)
+    keys = [clock_key(e.ticket_id, e.clock, e.round, e.unit_id) for e in events]
+    await insert_new(uow.conn, sla_clocks, keys)
+    await update_many(
+        uow.conn,
+        sla_clocks,
+        list(keys[0]),
+        [{**key, "deadline": e.deadline} for key, e in zip(keys, events, strict=True)],
+    )
+
+
+MANY_HANDLERS: dict[str, ManyHandler] = {
+    TicketRegistered.TYPE: on_registered,
+    TicketDispatched.TYPE: on_dispatched,
+    DeadlineSet.TYPE: on_deadline_set,
+}

@@ -1,0 +1,286 @@
+"""The set-based consumers (``many`` handlers, shared/consumer.py's fast path) leave
+exactly what the event-by-event handlers leave, for a batch of many tickets with
+redeliveries, duplicates under other event ids and tickets heard of out of order, and a
+batch costs fewer statements than it has events."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from sqlalchemy import event, text
+
+from services.channels.app import SPEC as CHANNELS
+from services.dispatch.app import SPEC as DISPATCH
+from services.evaluation.app import SPEC as EVALUATION
+from services.evaluation.handlers import monitoring
+from services.intake.app import SPEC as INTAKE
+from services.sla.app import SPEC as SLA
+from shared.bus import LogBus
+from shared.clock import ManualClock
+from shared.consumer import Consumer
+from shared.events import (
+    DeadlineSet,
+    Envelope,
+    Event,
+    TicketAccepted,
+    TicketDispatched,
+    TicketFlagged,
+    TicketRegistered,
+)
+from shared.service import ServiceContext, ServiceSpec, create_service_app
+from shared.settings import Settings
+from tests.conftest import ROOT, at
+
+T0 = at("2026-03-02 09:00")  # a Monday
+CATALOG = json.loads((ROOT / "services/dispatch/data/catalog.json").read_text("utf-8"))
+ROUTED = [m["code"] for m in CATALOG["matters"] if m.get("responsible")]
+DISTRICTS = [d["code"] for d in CATALOG["districts"]]
+# what differs between two runs of the same events: serial ids and wall-clock stamps
+UNSTABLE = {"id", "processed_at", "published_at", "created_at", "attempts", "last_error"}
+UNSTABLE |= {"notification_id", "delivery_id"}
+
+
+def env(event_: Event, producer: str, minutes: int = 0) -> Envelope:
+    return event_.envelope(producer=producer, occurred_at=T0 + timedelta(minutes=minutes))
+
+
+def registered(
+    n: int,
+    matter: str | None = None,
+    *,
+    flagged: bool = False,
+    district: str | None = None,
+    minutes: int = 0,
+) -> Envelope:
+    return env(
+        TicketRegistered(
+            ticket_id=f"TJ{n:04d}",
+            channel="phone",
+            type="help",
+            urgency="life_safety" if n % 5 == 0 else "livelihood",
+            matter_code=matter or ROUTED[n % len(ROUTED)],
+            district=district or DISTRICTS[n % len(DISTRICTS)],
+            content="小区停水三天了",
+            registered_at=T0 + timedelta(minutes=minutes),
+            flagged=flagged,
+        ),
+        "intake",
+    )
+
+
+def dispatched(n: int, dispatch_no: int = 1) -> Envelope:
+    return env(
+        TicketDispatched(
+            ticket_id=f"TJ{n:04d}",
+            unit_id="city-water",
+            matter_code=ROUTED[n % len(ROUTED)],
+            district=DISTRICTS[n % len(DISTRICTS)],
+            type="help",
+            urgency="livelihood",
+            dispatched_at=T0 + timedelta(minutes=dispatch_no),
+            dispatch_no=dispatch_no,
+        ),
+        "dispatch",
+        dispatch_no,
+    )
+
+
+def deadline_set(n: int, clock: str, unit: str | None = "city-water") -> Envelope:
+    return env(
+        DeadlineSet(
+            ticket_id=f"TJ{n:04d}",
+            clock=clock,  # type: ignore[arg-type]
+            unit_id=unit,
+            started_at=T0,
+            deadline=T0 + timedelta(hours=n % 7 + 1),
+            period="1h",
+        ),
+        "sla",
+    )
+
+
+def again(envelope: Envelope) -> Envelope:
+    """The same fact under another event id (a producer's retry)."""
+    return envelope.model_copy(update={"event_id": Envelope(**envelope.model_dump()).event_id})
+
+
+def dispatch_batch() -> list[Envelope]:
+    batch = [registered(n) for n in range(1, 25)]
+    batch[3] = registered(4, "OTHER-001")  # no catalog route: the one-by-one way
+    flag = TicketFlagged(
+        ticket_id="TJ0030", flagged_at=T0, keywords=["x"], district="120101", matter_code="X"
+    )
+    batch += [env(flag, "intake"), registered(30), again(batch[5]), batch[6]]
+    batch += [deadline_set(n, "dispatch", None) for n in range(1, 12)]
+    return batch
+
+
+def sla_batch() -> list[Envelope]:
+    batch: list[Envelope] = []
+    for n in range(1, 21):
+        batch.append(registered(n))
+        if n % 2:
+            batch.append(dispatched(n))
+    batch += [dispatched(n) for n in range(2, 21, 2)]
+    return batch + [again(batch[0]), again(batch[1]), batch[2]]
+
+
+def evaluation_batch() -> list[Envelope]:
+    batch: list[Envelope] = [dispatched(40)]  # heard of before its registration
+    for n in range(1, 16):
+        batch += [registered(n, flagged=n == 3), deadline_set(n, "dispatch", None)]
+    batch += [registered(40), dispatched(7, dispatch_no=2)]
+    # a burst of one matter in one district: counted, then a hotspot opens and grows
+    # (the default threshold is 10 in an hour)
+    batch += [registered(100 + n, "WATER-001", district="120103", minutes=n) for n in range(14)]
+    batch += [dispatched(n) for n in range(1, 16)]
+    batch += [deadline_set(n, "acceptance") for n in range(1, 16)]
+    return batch + [again(batch[1]), batch[2]]
+
+
+def channels_batch() -> list[Envelope]:
+    batch = [registered(n) for n in range(1, 9)] + [dispatched(n) for n in range(1, 9)]
+    batch += [deadline_set(n, "acceptance") for n in range(1, 9)]
+    return batch + [dispatched(3, dispatch_no=2), again(batch[9])]
+
+
+async def channels_contacts(ctx: ServiceContext) -> None:
+    """A unit with an SMS contact and a named staff member: each work order reaches both."""
+    async with ctx.db.engine.begin() as conn:
+        for table, row in (
+            ("unit_contacts", "'city-water', '[\"13900000001\"]', '[]', :t, 'admin'"),
+            ("unit_staff_phones", "'city-water', '[\"13900000002\"]', :t"),
+        ):
+            await conn.execute(text(f"INSERT INTO {table} VALUES ({row})"), {"t": T0})
+
+
+def intake_batch() -> list[Envelope]:
+    accepted = [
+        env(TicketAccepted(ticket_id=f"TJ{n:04d}", unit_id="city-water", accepted_at=T0), "d", 2)
+        for n in range(1, 5)
+    ]
+    batch = [dispatched(n) for n in range(1, 9)] + accepted
+    return batch + [dispatched(2), again(batch[3]), dispatched(5, dispatch_no=3)]
+
+
+async def intake_tickets(ctx: ServiceContext) -> None:
+    """Tickets as intake registered them; the last was answered on the spot."""
+    async with ctx.db.engine.begin() as conn:
+        for n in range(1, 9):
+            status = "answered" if n == 8 else "registered"
+            await conn.execute(
+                text(
+                    "INSERT INTO tickets (ticket_id, channel, type, urgency, matter_code, "
+                    "district, content, anonymous, flagged, status, registered_at, "
+                    "registered_by) VALUES (:t, 'phone', 'help', 'general', 'WATER-001', "
+                    "'120103', '停水', false, false, :s, :at, 'operator')"
+                ),
+                {"t": f"TJ{n:04d}", "s": status, "at": T0},
+            )
+
+
+SETUP = {"channels": channels_contacts, "intake": intake_tickets}
+
+
+@asynccontextmanager
+async def running(spec: ServiceSpec, tmp: Path, name: str) -> AsyncIterator[ServiceContext]:
+    settings = Settings(db_url=f"sqlite+aiosqlite:///{tmp}/{name}.db", env="test")
+    bus = LogBus()
+    app = create_service_app(spec, settings, bus=bus, clock=ManualClock(T0))
+    try:
+        async with app.router.lifespan_context(app):
+            yield app.state.ctx
+    finally:
+        await bus.stop()
+
+
+async def contents(ctx: ServiceContext) -> dict[str, list[str]]:
+    """Every table's rows, without serial ids, wall-clock stamps and event ids."""
+    tables: dict[str, list[str]] = {}
+    async with ctx.db.engine.connect() as conn:
+        names = (
+            await conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'table'"))
+        ).scalars()
+        for name in [n for n in names if n not in ("alembic_version", "sqlite_sequence")]:
+            rows = (await conn.execute(text(f'SELECT * FROM "{name}"'))).mappings().all()
+            tables[name] = sorted(repr(_stable(dict(r))) for r in rows)
+    return tables
+
+
+def _stable(row: dict[str, Any]) -> dict[str, Any]:
+    row = {k: v for k, v in row.items() if k not in UNSTABLE}
+    if isinstance(row.get("payload"), str) and row["payload"].startswith("{"):
+        payload = orjson.loads(row["payload"])
+        if row.get("key") == payload.get("event_id"):
+            row["key"] = "…"  # an event about no ticket is keyed by its own id
+        payload.pop("event_id", None)
+        row["payload"] = payload
+    if "topic" in row:  # an outbox row: a new event, a new id
+        row.pop("event_id", None)
+    return row
+
+
+def counting(ctx: ServiceContext) -> Callable[[], int]:
+    statements: list[str] = []
+    event.listen(
+        ctx.db.engine.sync_engine,
+        "before_cursor_execute",
+        lambda conn, cursor, sql, *args: statements.append(sql),
+    )
+    # a notification queued (its opt-out check and its row, per recipient): not counted
+    skip = ("SAVEPOINT", "RELEASE", "INSERT INTO notifications")
+    return lambda: sum(1 for s in statements if not s.startswith(skip) and "FROM opt_outs" not in s)
+
+
+@pytest.mark.parametrize(
+    ("spec", "batch"),
+    [
+        (DISPATCH, dispatch_batch),
+        (SLA, sla_batch),
+        (EVALUATION, evaluation_batch),
+        (CHANNELS, channels_batch),
+        (INTAKE, intake_batch),
+    ],
+    ids=["dispatch", "sla", "evaluation", "channels", "intake"],
+)
+async def test_a_batch_handled_set_based_leaves_what_one_by_one_handling_leaves(
+    spec: ServiceSpec,
+    batch: Callable[[], list[Envelope]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    events = batch()
+    serial = itertools.count(1)
+    monkeypatch.setattr(monitoring, "new_id", lambda: f"hotspot-{next(serial)}")
+    async with running(spec, tmp_path, "one-by-one") as ctx:
+        if spec.name in SETUP:
+            await SETUP[spec.name](ctx)
+        consumer: Consumer = ctx.extras["consumer"]
+        consumer.many = {}
+        for envelope in events:
+            await consumer.handle_batch([envelope])
+        await ctx.relay.drain()
+        expected = await contents(ctx)
+    serial = itertools.count(1)
+    async with running(spec, tmp_path, "set-based") as ctx:
+        if spec.name in SETUP:
+            await SETUP[spec.name](ctx)
+        consumer = ctx.extras["consumer"]
+        statements = counting(ctx)
+        await consumer.handle_batch(events)
+        spent = statements()
+        await consumer.handle_batch(events)  # redelivered: changes nothing
+        await ctx.relay.drain()
+        got = await contents(ctx)
+
+    assert got == expected
+    assert await consumer.parked() == []
+    assert spent < len(events), f"{spent} statements for {len(events)} events"
