@@ -145,6 +145,8 @@ async def _announce(server: uvicorn.Server, settings: Settings) -> None:
 
 async def serve(settings: Settings) -> None:
     """Start everything, serve on ``settings.host``/gateway port until stopped."""
+    # the address first, before the start-up log lines; the full banner follows when ready
+    print(f"12345 hotline platform starting: console at {_public_url(settings)}/", flush=True)
     async with embedded_app(settings) as app:
         config = uvicorn.Config(
             app,
