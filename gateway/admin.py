@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from gateway.auth import CallerDep
 from gateway.identities import Account, IdentityStore
+from shared.access import Objects, access
 from shared.auth import Role
 
 router = APIRouter(prefix="/api/v1/admin/users", tags=["users"])
@@ -61,6 +62,7 @@ def _public(account: Account) -> AccountPublic:
 
 
 @router.get("", response_model=list[AccountPublic], responses=_ERRORS)
+@access(Role.ADMIN, objects=(Objects.ADMIN,))
 async def list_users(request: Request, caller: CallerDep) -> list[AccountPublic]:
     caller.require(Role.ADMIN)
     return [_public(a) for a in await _store(request).list()]
@@ -72,6 +74,7 @@ async def list_users(request: Request, caller: CallerDep) -> list[AccountPublic]
     status_code=status.HTTP_201_CREATED,
     responses={**_ERRORS, 409: {"description": "the user exists"}},
 )
+@access(Role.ADMIN, objects=(Objects.ADMIN,))
 async def add_user(body: UserCreate, request: Request, caller: CallerDep) -> AccountPublic:
     caller.require(Role.ADMIN)
     account = await _store(request).add(**body.model_dump(), actor=caller.sub)
@@ -79,6 +82,7 @@ async def add_user(body: UserCreate, request: Request, caller: CallerDep) -> Acc
 
 
 @router.post("/{username}/disable", response_model=AccountPublic, responses=_ERRORS)
+@access(Role.ADMIN, objects=(Objects.ADMIN,))
 async def disable_user(username: str, request: Request, caller: CallerDep) -> AccountPublic:
     """Ends every session of the user; their tokens stop within 30 s on every gateway."""
     caller.require(Role.ADMIN)
@@ -88,12 +92,14 @@ async def disable_user(username: str, request: Request, caller: CallerDep) -> Ac
 
 
 @router.post("/{username}/enable", response_model=AccountPublic, responses=_ERRORS)
+@access(Role.ADMIN, objects=(Objects.ADMIN,))
 async def enable_user(username: str, request: Request, caller: CallerDep) -> AccountPublic:
     caller.require(Role.ADMIN)
     return _public(await _store(request).disable(username, actor=caller.sub, disabled=False))
 
 
 @router.post("/{username}/password", response_model=AccountPublic, responses=_ERRORS)
+@access(Role.ADMIN, objects=(Objects.ADMIN,))
 async def reset_password(
     username: str, body: PasswordReset, request: Request, caller: CallerDep
 ) -> AccountPublic:
@@ -104,6 +110,7 @@ async def reset_password(
 
 
 @router.put("/{username}/binding", response_model=AccountPublic, responses=_ERRORS)
+@access(Role.ADMIN, objects=(Objects.ADMIN,))
 async def bind_user(
     username: str, body: Binding, request: Request, caller: CallerDep
 ) -> AccountPublic:

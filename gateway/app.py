@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import orjson
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from starlette.responses import Response
 
 from console import console_lifespan, mount_console
@@ -22,6 +22,7 @@ from gateway.identities import SessionGuard, open_identities
 from gateway.openapi import MergedOpenAPI
 from gateway.proxy import Upstreams, install_proxy
 from gateway.throttle import Throttle
+from shared.access import guard, public
 from shared.bus import Bus
 from shared.clock import Clock
 from shared.errors import NotFound, install_error_handlers
@@ -80,6 +81,8 @@ def create_gateway_app(
         openapi_url=None,  # gateway/openapi.py serves the merged document instead
         docs_url=None,
         redoc_url=None,
+        # the gateway's own routes' declared access (shared/access.py)
+        dependencies=[Depends(guard(auth.get_caller))],
     )
     settings.check_gateway_production()  # no dev JWT key, no demo users in production
     app.state.settings = settings
@@ -95,6 +98,7 @@ def create_gateway_app(
     app.add_middleware(HttpMetrics, metrics=metrics)
 
     @app.get("/metrics", include_in_schema=False)
+    @public()  # its own bearer token (HOTLINE_METRICS_TOKEN)
     async def prometheus(request: Request) -> Response:
         """Prometheus text format, for a bearer token equal to HOTLINE_METRICS_TOKEN only:
         this port is public (without a token set, there is no such page)."""
@@ -104,11 +108,13 @@ def create_gateway_app(
         return Response(body, media_type=content_type)
 
     @app.get("/healthz", tags=["health"], openapi_extra=_PUBLIC)
+    @public()
     async def healthz() -> dict[str, str]:
         """The gateway process is alive."""
         return {"status": "ok", "service": "gateway"}
 
     @app.get("/readyz", tags=["health"], openapi_extra=_PUBLIC)
+    @public()
     async def readyz(request: Request) -> Response:
         """Ready when every service says it is ready (503 otherwise, with each one's answer)."""
         clients = request.app.state.upstreams.clients

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from gateway.identities import Account, IdentityStore, Issued, SessionGuard
 from gateway.throttle import Throttle
+from shared.access import EVERY_ROLE, access, public
 from shared.auth import Caller, Role
 from shared.errors import Unauthorized
 from shared.settings import Settings
@@ -180,6 +181,7 @@ _THROTTLED: dict[int | str, dict[str, Any]] = {
     openapi_extra={"security": []},
     responses={**_UNAUTHORIZED, **_THROTTLED},
 )
+@public()
 async def login(body: LoginRequest, request: Request) -> TokenPublic:
     """Sign in with user name and password; returns an access token and a refresh token.
     After too many failed attempts for the user, or from the address, → 429."""
@@ -208,6 +210,7 @@ async def login(body: LoginRequest, request: Request) -> TokenPublic:
     openapi_extra={"security": []},
     responses=_UNAUTHORIZED,
 )
+@public()  # the refresh token is the credential
 async def refresh(body: RefreshRequest, request: Request) -> TokenPublic:
     """A new access token and refresh token for a refresh token, which is used up; a
     refresh token used twice ends its session (it was copied)."""
@@ -216,6 +219,7 @@ async def refresh(body: RefreshRequest, request: Request) -> TokenPublic:
 
 
 @router.post("/logout", status_code=204, responses=_UNAUTHORIZED)
+@access(*EVERY_ROLE)
 async def logout(request: Request, caller: CallerDep) -> None:
     """End this sign-in session: its refresh token stops at once, its access tokens on
     every gateway within the session check interval (≤ 30 s; at once on this one)."""
@@ -227,6 +231,7 @@ async def logout(request: Request, caller: CallerDep) -> None:
 
 
 @router.get("/me", response_model=UserPublic, responses=_UNAUTHORIZED)
+@access(*EVERY_ROLE)
 async def me(caller: CallerDep) -> UserPublic:
     """Who the bearer token belongs to."""
     return UserPublic(

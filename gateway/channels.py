@@ -16,6 +16,7 @@ import httpx
 from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import Response
 
+from shared.access import public
 from shared.auth import Caller, Role, SignedAs
 from shared.errors import DomainError, Unauthorized
 
@@ -91,12 +92,14 @@ router = APIRouter(include_in_schema=False)
 
 
 @router.api_route("/wechat/{account_id}", methods=["GET", "POST"])
+@public()  # signed by WeChat, checked by channels
 async def wechat(account_id: str, request: Request) -> Response:
     """WeChat's servers → the channels service, untouched (it verifies WeChat's signature)."""
     return await _pass_through(request, f"/wechat/{account_id}")
 
 
 @router.api_route("/open311/v2/{path:path}", methods=["GET", "POST"])
+@public()  # an Open311 api_key, checked by channels
 async def open311(path: str, request: Request) -> Response:
     """Open311 GeoReport v2: public reads; a POST carries the spec's ``api_key``, which the
     channels service checks."""

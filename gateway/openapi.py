@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from gateway.openapi_integrators import for_integrators
 from gateway.proxy import Upstreams
+from shared.access import public
 
 log = logging.getLogger("hotline.gateway.openapi")
 
@@ -226,12 +227,14 @@ router = APIRouter(include_in_schema=False)
 
 
 @router.get("/openapi.json")
+@public()
 async def openapi_json(request: Request) -> Response:
     merged: MergedOpenAPI = request.app.state.openapi
     return Response(await merged.document(), media_type="application/json")
 
 
 @router.get("/docs")
+@public()
 async def swagger_ui() -> HTMLResponse:
     return get_swagger_ui_html(
         openapi_url="/openapi.json",

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from gateway.auth import CallerDep
 from gateway.proxy import Upstreams
 from gateway.timeline import _get
+from shared.access import Objects, access
 from shared.auth import Role
 from shared.errors import Forbidden, NotFound
 
@@ -65,6 +66,16 @@ class TicketView(BaseModel):
 
 
 @router.get("/{ticket_id}", response_model=TicketView)
+@access(
+    Role.OPERATOR,
+    Role.AGENCY,
+    Role.UNIT,
+    Role.AUTHORITY,
+    Role.GOVSERVICE,
+    Role.SUPERVISOR,
+    Role.ADMIN,
+    objects=(Objects.OWN_UNIT, Objects.CO_UNIT, Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
+)
 async def ticket_view(ticket_id: str, request: Request, caller: CallerDep) -> TicketView:
     """The ticket as the caller's role may see it (every role except the channels, which
     look up their own ticket with its number and phone at POST /api/v1/intake/tickets/lookup)."""

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from gateway.auth import CallerDep
 from gateway.proxy import ServiceUnavailable, Upstreams
+from shared.access import Objects, access
 from shared.auth import Caller, Role, SignedAs
 from shared.errors import Forbidden, NotFound
 
@@ -54,6 +55,14 @@ def _order(event: dict[str, Any]) -> tuple[str, str]:
 
 
 @router.get("/{ticket_id}/timeline", response_model=Timeline)
+@access(
+    Role.OPERATOR,
+    Role.AGENCY,
+    Role.UNIT,
+    Role.AUTHORITY,
+    Role.ADMIN,
+    objects=(Objects.OWN_UNIT, Objects.CO_UNIT, Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
+)
 async def timeline(ticket_id: str, request: Request, caller: CallerDep) -> Timeline:
     """Registration, dispatch, returns, acceptance, clocks, extensions, replies, revisits and
     supervision of one ticket, oldest first. A unit sees only its own tickets, and only the

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import select, text, union_all
 
+from shared.access import EVERY_ROLE, Objects, access, guard, internal, public
 from shared.auth import (
     CALLER_HEADER,
     CALLER_SCOPE_KEY,
@@ -144,15 +145,18 @@ def _internal_router(*, clock_routes: bool = True) -> APIRouter:
     if clock_routes:  # embedded mode has one clock and one endpoint: the gateway's
 
         @router.get("/clock", response_model=ClockState)
+        @access(*EVERY_ROLE)
         async def read_clock(ctx: CtxDep, caller: CallerDep) -> ClockState:
             return read_clock_state(ctx.clock)
 
         @router.put("/clock", response_model=ClockState)
+        @access(Role.ADMIN, objects=(Objects.ADMIN,))
         async def move_clock(change: ClockChange, ctx: CtxDep, caller: CallerDep) -> ClockState:
             """Test and drill environments only (``HOTLINE_CLOCK=controllable``)."""
             return move_clock_state(ctx.clock, caller, change)
 
     @router.get("/tickets/{ticket_id}/events", response_model=list[dict[str, Any]])
+    @internal()
     async def ticket_events(ticket_id: str, ctx: CtxDep, caller: CallerDep) -> list[dict[str, Any]]:
         """Every event this service emitted about the ticket, oldest first: its part of the
         ticket's timeline (the gateway merges all services')."""
@@ -207,6 +211,7 @@ def _dead_letter_router() -> APIRouter:
     router = APIRouter(prefix="/dead-letters", tags=["dead letters"])
 
     @router.get("", response_model=list[DeadLetter])
+    @access(Role.ADMIN, objects=(Objects.ADMIN,))
     async def list_dead_letters(
         ctx: CtxDep,
         caller: CallerDep,
@@ -217,11 +222,13 @@ def _dead_letter_router() -> APIRouter:
         return [DeadLetter.of(r) for r in await _consumer(ctx).parked(state, limit)]
 
     @router.get("/{dead_id}", response_model=DeadLetter)
+    @access(Role.ADMIN, objects=(Objects.ADMIN,))
     async def read_dead_letter(dead_id: RowId, ctx: CtxDep, caller: CallerDep) -> DeadLetter:
         caller.require(Role.ADMIN)
         return DeadLetter.of(await _consumer(ctx).get(dead_id))
 
     @router.post("/{dead_id}/retry", response_model=list[DeadLetter])
+    @access(Role.ADMIN, objects=(Objects.ADMIN,))
     async def retry_dead_letter(dead_id: RowId, ctx: CtxDep, caller: CallerDep) -> list[DeadLetter]:
         """Run the event again, then the events of the same ticket parked behind it, in
         order; stops at the first that fails again (it stays parked, with the new error)."""
@@ -229,6 +236,7 @@ def _dead_letter_router() -> APIRouter:
         return [DeadLetter.of(r) for r in await _consumer(ctx).retry(dead_id, caller.sub)]
 
     @router.post("/{dead_id}/discard", response_model=list[DeadLetter])
+    @access(Role.ADMIN, objects=(Objects.ADMIN,))
     async def discard_dead_letter(
         dead_id: RowId, ctx: CtxDep, caller: CallerDep
     ) -> list[DeadLetter]:
@@ -320,6 +328,8 @@ def create_service_app(
         title=spec.title,
         version="1.0.0",
         lifespan=lifespan,
+        # every route's declared access (shared/access.py), before it reads anything
+        dependencies=[Depends(guard(get_caller))],
     )
     install_error_handlers(app)
     app.add_middleware(VerifyCaller, secret=settings.service_secret)
@@ -329,6 +339,7 @@ def create_service_app(
     app.add_middleware(HttpMetrics, metrics=metrics)
 
     @app.get("/metrics", include_in_schema=False)
+    @public()  # this process's own port only (refused below when reached through the gateway)
     async def prometheus(request: Request) -> Response:
         """Prometheus text format, on this process's own port only: reached through the
         gateway (signed caller headers) it does not exist (shared/metrics.py)."""
@@ -344,10 +355,12 @@ def create_service_app(
         return Response(body, media_type=content_type)
 
     @app.get("/healthz", tags=["health"])
+    @public()
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "service": spec.name}
 
     @app.get("/readyz", tags=["health"])
+    @public()
     async def readyz(request: Request) -> JSONResponse:
         ctx = getattr(request.app.state, "ctx", None)
         if ctx is None:

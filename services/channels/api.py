@@ -40,6 +40,7 @@ from services.channels.schemas import (
     SubscriptionsPublic,
     UnitContacts,
 )
+from shared.access import Objects, access, internal, public
 from shared.auth import Role
 from shared.params import Offset
 from shared.service import CallerDep, CtxDep
@@ -64,31 +65,32 @@ OPERATORS = (Role.OPERATOR,)
 
 
 @accounts_router.post("", status_code=status.HTTP_201_CREATED, response_model=AccountCreated)
+@access(Role.ADMIN, objects=(Objects.ADMIN,))
 async def create_account(data: AccountCreate, ctx: CtxDep, caller: CallerDep) -> AccountCreated:
     """A new channel account; its API key and signing secret are shown only here."""
-    caller.require(Role.ADMIN)
     return await account_handlers.create_account(ctx, caller, data)
 
 
 @accounts_router.get("", response_model=AccountsPublic)
+@access(Role.ADMIN, objects=(Objects.ADMIN,))
 async def list_accounts(
     ctx: CtxDep,
     caller: CallerDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Offset = 0,
 ) -> AccountsPublic:
-    caller.require(Role.ADMIN)
     return await account_handlers.list_accounts(ctx, limit, offset)
 
 
 @accounts_router.post("/{account_id}/revoke", response_model=AccountPublic)
+@access(Role.ADMIN, objects=(Objects.ADMIN,))
 async def revoke_account(account_id: str, ctx: CtxDep, caller: CallerDep) -> AccountPublic:
     """The key stops working (at the gateway within HOTLINE_API_KEY_CACHE_SECONDS)."""
-    caller.require(Role.ADMIN)
     return await account_handlers.revoke_account(ctx, caller, account_id)
 
 
 @keys_router.post("/verify", response_model=ApiKeyIdentity)
+@internal()
 async def verify_api_key(data: ApiKeyCheck, ctx: CtxDep, caller: CallerDep) -> ApiKeyIdentity:
     """The gateway asks whose key this is."""
     caller.require_internal()
@@ -99,6 +101,7 @@ async def verify_api_key(data: ApiKeyCheck, ctx: CtxDep, caller: CallerDep) -> A
 
 
 @wechat_router.get("/{account_id}", response_class=PlainTextResponse)
+@public()
 async def wechat_verify(account_id: str, request: Request, ctx: CtxDep) -> PlainTextResponse:
     """URL verification (服务器配置): echoes ``echostr`` when the signature verifies."""
     echo = await wechat_handlers.verify_url(ctx, account_id, request.query_params)
@@ -106,6 +109,7 @@ async def wechat_verify(account_id: str, request: Request, ctx: CtxDep) -> Plain
 
 
 @wechat_router.post("/{account_id}")
+@public()
 async def wechat_message(account_id: str, request: Request, ctx: CtxDep) -> Response:
     """A follower's message (plain or safe mode); the answer is WeChat's passive reply."""
     body = await request.body()
@@ -118,6 +122,7 @@ async def wechat_message(account_id: str, request: Request, ctx: CtxDep) -> Resp
 
 
 @cti_router.post("/calls/started", response_model=CallPublic)
+@access(Role.CITIZEN)  # a channel account (the phone system's), checked by channels
 async def call_started(
     data: CallStarted,
     request: Request,
@@ -130,6 +135,7 @@ async def call_started(
 
 
 @cti_router.post("/calls/answered", response_model=CallPublic)
+@access(Role.CITIZEN)  # a channel account (the phone system's), checked by channels
 async def call_answered(
     data: CallAnswered,
     request: Request,
@@ -142,6 +148,7 @@ async def call_answered(
 
 
 @cti_router.post("/calls/ended", response_model=CallPublic)
+@access(Role.CITIZEN)  # a channel account (the phone system's), checked by channels
 async def call_ended(
     data: CallEnded,
     request: Request,
@@ -154,6 +161,7 @@ async def call_ended(
 
 
 @cti_router.post("/calls/rated", response_model=CallPublic)
+@access(Role.CITIZEN)  # a channel account (the phone system's), checked by channels
 async def call_rated(
     data: CallRated,
     request: Request,
@@ -166,18 +174,18 @@ async def call_rated(
 
 
 @cti_router.put("/calls/{call_id}/ticket", response_model=CallPublic)
+@access(Role.OPERATOR, objects=(Objects.AGENCY,))
 async def link_call_ticket(
     call_id: str, data: CallTicketLink, ctx: CtxDep, caller: CallerDep
 ) -> CallPublic:
     """The operator ties the ticket registered during the call to the call."""
-    caller.require(*OPERATORS)
     return await cti.link_ticket(ctx, caller, call_id, data.ticket_id)
 
 
 @cti_router.get("/calls/{call_id}/caller-tickets", response_model=CallerHistory)
+@access(Role.OPERATOR, objects=(Objects.AGENCY,))
 async def caller_tickets(call_id: str, ctx: CtxDep, caller: CallerDep) -> CallerHistory:
     """The caller's earlier tickets for the operator's console (an audited read)."""
-    caller.require(*OPERATORS)
     return await cti.caller_history(ctx, caller, call_id)
 
 
@@ -187,29 +195,30 @@ async def caller_tickets(call_id: str, ctx: CtxDep, caller: CallerDep) -> Caller
 @webhooks_router.post(
     "/subscriptions", status_code=status.HTTP_201_CREATED, response_model=SubscriptionCreated
 )
+@access(Role.UNIT, Role.ADMIN, objects=(Objects.OWN_UNIT, Objects.ADMIN))
 async def create_subscription(
     data: SubscriptionCreate, ctx: CtxDep, caller: CallerDep
 ) -> SubscriptionCreated:
     """Deliveries of these event types to this URL; a unit's only of its own tickets."""
-    caller.require(*SUBSCRIBERS)
     return await webhooks.create_subscription(ctx, caller, data)
 
 
 @webhooks_router.get("/subscriptions", response_model=SubscriptionsPublic)
+@access(Role.UNIT, Role.ADMIN, objects=(Objects.OWN_UNIT, Objects.ADMIN))
 async def list_subscriptions(ctx: CtxDep, caller: CallerDep) -> SubscriptionsPublic:
-    caller.require(*SUBSCRIBERS)
     return await webhooks.list_subscriptions(ctx, caller)
 
 
 @webhooks_router.post("/subscriptions/{subscription_id}/revoke", response_model=SubscriptionPublic)
+@access(Role.UNIT, Role.ADMIN, objects=(Objects.OWN_UNIT, Objects.ADMIN))
 async def revoke_subscription(
     subscription_id: str, ctx: CtxDep, caller: CallerDep
 ) -> SubscriptionPublic:
-    caller.require(*SUBSCRIBERS)
     return await webhooks.revoke_subscription(ctx, caller, subscription_id)
 
 
 @webhooks_router.get("/deliveries", response_model=DeliveriesPublic)
+@access(Role.UNIT, Role.ADMIN, objects=(Objects.OWN_UNIT, Objects.ADMIN))
 async def list_deliveries(
     ctx: CtxDep,
     caller: CallerDep,
@@ -219,23 +228,22 @@ async def list_deliveries(
     offset: Offset = 0,
 ) -> DeliveriesPublic:
     """The delivery log, newest first."""
-    caller.require(*SUBSCRIBERS)
     return await webhooks.list_deliveries(
         ctx, caller, subscription_id=subscription_id, status=status, limit=limit, offset=offset
     )
 
 
 @webhooks_router.get("/deliveries/{delivery_id}", response_model=DeliveryPublic)
+@access(Role.UNIT, Role.ADMIN, objects=(Objects.OWN_UNIT, Objects.ADMIN))
 async def get_delivery(delivery_id: str, ctx: CtxDep, caller: CallerDep) -> DeliveryPublic:
     """One delivery with every attempt."""
-    caller.require(*SUBSCRIBERS)
     return await webhooks.get_delivery(ctx, caller, delivery_id)
 
 
 @webhooks_router.post("/deliveries/{delivery_id}/redeliver", response_model=DeliveryPublic)
+@access(Role.UNIT, Role.ADMIN, objects=(Objects.OWN_UNIT, Objects.ADMIN))
 async def redeliver(delivery_id: str, ctx: CtxDep, caller: CallerDep) -> DeliveryPublic:
     """Send it again (after the receiver is fixed), with a fresh retry window."""
-    caller.require(*SUBSCRIBERS)
     return await webhooks.redeliver(ctx, caller, delivery_id)
 
 
@@ -268,6 +276,7 @@ async def _answer(
 
 
 @open311_router.get("/services.{fmt}")
+@public()
 async def open311_services(fmt: Fmt, ctx: CtxDep, jurisdiction_id: str | None = None) -> Response:
     """GET Service List: the matters of the dispatch catalog."""
     return await _answer(
@@ -276,6 +285,7 @@ async def open311_services(fmt: Fmt, ctx: CtxDep, jurisdiction_id: str | None = 
 
 
 @open311_router.get("/services/{service_code}.{fmt}")
+@public()
 async def open311_service(
     service_code: str, fmt: Fmt, ctx: CtxDep, jurisdiction_id: str | None = None
 ) -> Response:
@@ -289,6 +299,7 @@ async def open311_service(
 
 
 @open311_router.post("/requests.{fmt}")
+@public()
 async def open311_create(fmt: Fmt, request: Request, ctx: CtxDep) -> Response:
     """POST Service Request (form-encoded, with ``api_key``): files a ticket on the
     client account's channel."""
@@ -303,6 +314,7 @@ async def open311_create(fmt: Fmt, request: Request, ctx: CtxDep) -> Response:
 
 
 @open311_router.get("/requests.{fmt}")
+@public()
 async def open311_requests(fmt: Fmt, request: Request, ctx: CtxDep) -> Response:
     """GET Service Requests: service_request_id, service_code, start_date, end_date,
     status."""
@@ -317,6 +329,7 @@ async def open311_requests(fmt: Fmt, request: Request, ctx: CtxDep) -> Response:
 
 
 @open311_router.get("/requests/{request_id}.{fmt}")
+@public()
 async def open311_request(
     request_id: str, fmt: Fmt, ctx: CtxDep, jurisdiction_id: str | None = None
 ) -> Response:
@@ -331,6 +344,7 @@ async def open311_request(
 
 
 @open311_router.get("/tokens/{token}.{fmt}")
+@public()
 async def open311_token(
     token: str, fmt: Fmt, ctx: CtxDep, jurisdiction_id: str | None = None
 ) -> Response:
@@ -348,6 +362,7 @@ async def open311_token(
 
 
 @notifications_router.get("", response_model=NotificationsPublic)
+@access(Role.AGENCY, Role.ADMIN, objects=(Objects.AGENCY, Objects.ADMIN))
 async def list_notifications(
     ctx: CtxDep,
     caller: CallerDep,
@@ -358,25 +373,24 @@ async def list_notifications(
 ) -> NotificationsPublic:
     """Every notification and how it went (``status=failed``: the ones that could not be
     sent)."""
-    caller.require(Role.ADMIN, Role.AGENCY)
     return await notification_handlers.list_notifications(
         ctx, status=status, ticket_id=ticket_id, limit=limit, offset=offset
     )
 
 
 @notifications_router.put("/units/{unit_id}", response_model=UnitContacts)
+@access(Role.ADMIN, objects=(Objects.ADMIN,))
 async def set_unit_contacts(
     unit_id: str, data: UnitContacts, ctx: CtxDep, caller: CallerDep
 ) -> UnitContacts:
     """Where a unit hears of new work orders, warnings and overdue tickets."""
-    caller.require(Role.ADMIN)
     return await notification_handlers.set_unit_contacts(ctx, caller, unit_id, data)
 
 
 @notifications_router.post("/opt-outs", status_code=status.HTTP_204_NO_CONTENT)
+@access(Role.OPERATOR, Role.ADMIN, objects=(Objects.AGENCY, Objects.ADMIN))
 async def opt_out(data: OptOut, ctx: CtxDep, caller: CallerDep) -> None:
     """A citizen asked (on the phone, by SMS 退订) to receive no more messages."""
-    caller.require(Role.ADMIN, Role.OPERATOR)
     await notification_handlers.opt_out(ctx, data)
 
 

@@ -51,6 +51,7 @@ from services.dispatch.schemas import (
     UnitPublic,
     UnitUpdate,
 )
+from shared.access import EVERY_ROLE, Objects, access
 from shared.auth import Role
 from shared.params import Offset
 from shared.service import CallerDep, CtxDep
@@ -66,6 +67,14 @@ catalog_router = APIRouter(tags=["catalog"])
 
 
 @router.get("", response_model=AssignmentsPublic)
+@access(
+    Role.OPERATOR,
+    Role.AGENCY,
+    Role.UNIT,
+    Role.AUTHORITY,
+    Role.ADMIN,
+    objects=(Objects.OWN_UNIT, Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
+)
 async def list_assignments(
     ctx: CtxDep,
     caller: CallerDep,
@@ -93,11 +102,27 @@ async def list_assignments(
 
 
 @router.get("/{ticket_id}", response_model=AssignmentPublic)
+@access(
+    Role.OPERATOR,
+    Role.AGENCY,
+    Role.UNIT,
+    Role.AUTHORITY,
+    Role.ADMIN,
+    objects=(Objects.OWN_UNIT, Objects.CO_UNIT, Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
+)
 async def get_assignment(ticket_id: str, ctx: CtxDep, caller: CallerDep) -> AssignmentPublic:
     return await queries.get_assignment(ctx, caller, ticket_id)
 
 
 @router.post("/{ticket_id}/dispatch", response_model=AssignmentPublic)
+@access(
+    Role.OPERATOR,
+    Role.AGENCY,
+    Role.UNIT,
+    Role.AUTHORITY,
+    Role.ADMIN,
+    objects=(Objects.OWN_UNIT, Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
+)
 async def dispatch(
     ticket_id: str, body: ManualDispatch, ctx: CtxDep, caller: CallerDep
 ) -> AssignmentPublic:
@@ -109,6 +134,14 @@ async def dispatch(
 
 
 @router.post("/{ticket_id}/refer", response_model=AssignmentPublic)
+@access(
+    Role.OPERATOR,
+    Role.AGENCY,
+    Role.UNIT,
+    Role.AUTHORITY,
+    Role.ADMIN,
+    objects=(Objects.OWN_UNIT, Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
+)
 async def refer(ticket_id: str, body: Referral, ctx: CtxDep, caller: CallerDep) -> AssignmentPublic:
     """Disputed responsibility: to the determination queue (Art 8)."""
     await tickets.refer_for_determination(ctx, caller, ticket_id, body)
@@ -116,6 +149,7 @@ async def refer(ticket_id: str, body: Referral, ctx: CtxDep, caller: CallerDep) 
 
 
 @router.post("/{ticket_id}/determination", response_model=DeterminationPublic)
+@access(Role.AGENCY, Role.AUTHORITY, Role.GOVSERVICE, objects=(Objects.INDUSTRY, Objects.AGENCY))
 async def determine(
     ticket_id: str, body: DeterminationCreate, ctx: CtxDep, caller: CallerDep
 ) -> DeterminationPublic:
@@ -127,6 +161,14 @@ async def determine(
 
 
 @router.post("/{ticket_id}/assignee", response_model=AssignmentPublic)
+@access(
+    Role.OPERATOR,
+    Role.AGENCY,
+    Role.UNIT,
+    Role.AUTHORITY,
+    Role.ADMIN,
+    objects=(Objects.OWN_UNIT, Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
+)
 async def assign(
     ticket_id: str, body: AssigneeSet, ctx: CtxDep, caller: CallerDep
 ) -> AssignmentPublic:
@@ -136,6 +178,14 @@ async def assign(
 
 
 @router.post("/{ticket_id}/determination/positions", response_model=PositionsPublic)
+@access(
+    Role.OPERATOR,
+    Role.AGENCY,
+    Role.AUTHORITY,
+    Role.GOVSERVICE,
+    Role.ADMIN,
+    objects=(Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
+)
 async def record_position(
     ticket_id: str, body: PositionCreate, ctx: CtxDep, caller: CallerDep
 ) -> PositionsPublic:
@@ -145,21 +195,43 @@ async def record_position(
 
 
 @router.get("/{ticket_id}/determination/positions", response_model=PositionsPublic)
+@access(
+    Role.OPERATOR,
+    Role.AGENCY,
+    Role.AUTHORITY,
+    Role.GOVSERVICE,
+    Role.ADMIN,
+    objects=(Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
+)
 async def list_positions(ticket_id: str, ctx: CtxDep, caller: CallerDep) -> PositionsPublic:
     """The positions recorded so far and the parties still to be heard."""
     return await determinations.list_positions(ctx, caller, ticket_id)
 
 
 @router.get("/{ticket_id}/suggestion", response_model=SuggestionPublic)
+@access(
+    Role.OPERATOR,
+    Role.AGENCY,
+    Role.AUTHORITY,
+    Role.ADMIN,
+    objects=(Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
+)
 async def ticket_suggestion(ticket_id: str, ctx: CtxDep, caller: CallerDep) -> SuggestionPublic:
     """The suggested matter and unit for the ticket's text, with a confidence."""
-    caller.require(Role.OPERATOR, Role.AGENCY, Role.AUTHORITY, Role.ADMIN)
     found = await queries.get_assignment(ctx, caller, ticket_id)
     async with ctx.db.engine.connect() as conn:
         return await suggest(ctx, conn, found.content or "", found.district)
 
 
 @router.post("/{ticket_id}/accept", response_model=AssignmentPublic)
+@access(
+    Role.OPERATOR,
+    Role.AGENCY,
+    Role.UNIT,
+    Role.AUTHORITY,
+    Role.ADMIN,
+    objects=(Objects.OWN_UNIT, Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
+)
 async def accept(ticket_id: str, ctx: CtxDep, caller: CallerDep) -> AssignmentPublic:
     """接收: the lead unit accepts the ticket; stops its acceptance clock."""
     await tickets.accept_ticket(ctx, caller, ticket_id)
@@ -167,6 +239,14 @@ async def accept(ticket_id: str, ctx: CtxDep, caller: CallerDep) -> AssignmentPu
 
 
 @router.post("/{ticket_id}/complete", response_model=AssignmentPublic)
+@access(
+    Role.OPERATOR,
+    Role.AGENCY,
+    Role.UNIT,
+    Role.AUTHORITY,
+    Role.ADMIN,
+    objects=(Objects.OWN_UNIT, Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
+)
 async def complete(
     ticket_id: str, reply: ReplyCreate, ctx: CtxDep, caller: CallerDep
 ) -> AssignmentPublic:
@@ -176,6 +256,7 @@ async def complete(
 
 
 @router.post("/{ticket_id}/inputs", response_model=InputPublic, status_code=201)
+@access(Role.UNIT, objects=(Objects.OWN_UNIT,))
 async def add_input(
     ticket_id: str, body: InputCreate, ctx: CtxDep, caller: CallerDep
 ) -> InputPublic:
@@ -184,6 +265,7 @@ async def add_input(
 
 
 @router.post("/{ticket_id}/return", response_model=ReturnPublic, status_code=201)
+@access(Role.UNIT, objects=(Objects.OWN_UNIT,))
 async def request_return(
     ticket_id: str, body: ReturnCreate, ctx: CtxDep, caller: CallerDep
 ) -> ReturnPublic:
@@ -192,6 +274,7 @@ async def request_return(
 
 
 @router.post("/{ticket_id}/return/approve", response_model=ReturnPublic)
+@access(Role.AGENCY, objects=(Objects.AGENCY,))
 async def approve_return(
     ticket_id: str, body: ReturnApproval, ctx: CtxDep, caller: CallerDep
 ) -> ReturnPublic:
@@ -200,6 +283,7 @@ async def approve_return(
 
 
 @router.post("/{ticket_id}/return/reject", response_model=ReturnPublic)
+@access(Role.AGENCY, objects=(Objects.AGENCY,))
 async def reject_return(
     ticket_id: str, body: ReturnRejection, ctx: CtxDep, caller: CallerDep
 ) -> ReturnPublic:
@@ -211,6 +295,13 @@ async def reject_return(
 
 
 @queue_router.get("/inbox", response_model=InboxPublic, tags=["queues"])
+@access(
+    Role.OPERATOR,
+    Role.AGENCY,
+    Role.UNIT,
+    Role.ADMIN,
+    objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN),
+)
 async def inbox(
     ctx: CtxDep,
     caller: CallerDep,
@@ -228,6 +319,13 @@ async def inbox(
 
 
 @queue_router.get("/returns", response_model=ReturnsPublic)
+@access(
+    Role.OPERATOR,
+    Role.AGENCY,
+    Role.UNIT,
+    Role.ADMIN,
+    objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN),
+)
 async def list_returns(
     ctx: CtxDep,
     caller: CallerDep,
@@ -240,6 +338,14 @@ async def list_returns(
 
 
 @queue_router.get("/determinations", response_model=DeterminationsPublic)
+@access(
+    Role.OPERATOR,
+    Role.AGENCY,
+    Role.AUTHORITY,
+    Role.GOVSERVICE,
+    Role.ADMIN,
+    objects=(Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
+)
 async def list_determinations(
     ctx: CtxDep,
     caller: CallerDep,
@@ -254,16 +360,23 @@ async def list_determinations(
 
 
 @queue_router.post("/suggestions", response_model=SuggestionPublic)
+@access(
+    Role.OPERATOR,
+    Role.AGENCY,
+    Role.AUTHORITY,
+    Role.ADMIN,
+    objects=(Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
+)
 async def suggest_for_text(
     body: SuggestionCreate, ctx: CtxDep, caller: CallerDep
 ) -> SuggestionPublic:
     """Matter and unit for a request's text (e.g. while an operator registers it)."""
-    caller.require(Role.OPERATOR, Role.AGENCY, Role.AUTHORITY, Role.ADMIN)
     async with ctx.db.engine.connect() as conn:
         return await suggest(ctx, conn, body.content, body.district)
 
 
 @queue_router.get("/policy", response_model=PolicyPublic, tags=["policy"])
+@access(Role.OPERATOR, Role.AGENCY, Role.ADMIN, objects=(Objects.AGENCY, Objects.ADMIN))
 async def read_policy(ctx: CtxDep, caller: CallerDep) -> PolicyPublic:
     return await policy.read_policy(ctx, caller)
 
@@ -272,6 +385,7 @@ async def read_policy(ctx: CtxDep, caller: CallerDep) -> PolicyPublic:
     "/policy/versions", response_model=PolicyPublic, status_code=201, tags=["policy"]
 )
 @queue_router.post("/policy", response_model=PolicyPublic, status_code=201, include_in_schema=False)
+@access(Role.OPERATOR, Role.AGENCY, Role.ADMIN, objects=(Objects.AGENCY, Objects.ADMIN))
 async def add_policy_version(body: PolicyVersion, ctx: CtxDep, caller: CallerDep) -> PolicyPublic:
     """A new version of the dispatch settings from its effective date (admin)."""
     return await policy.add_policy_version(ctx, caller, body)
@@ -281,6 +395,7 @@ async def add_policy_version(body: PolicyVersion, ctx: CtxDep, caller: CallerDep
 
 
 @catalog_router.get("/units", response_model=list[UnitPublic])
+@access(*EVERY_ROLE)
 async def list_units(
     ctx: CtxDep,
     caller: CallerDep,
@@ -300,6 +415,13 @@ async def list_units(
 
 
 @catalog_router.put("/units/{unit_id}/staff", response_model=StaffList)
+@access(
+    Role.OPERATOR,
+    Role.AGENCY,
+    Role.UNIT,
+    Role.ADMIN,
+    objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN),
+)
 async def set_staff(unit_id: str, body: StaffList, ctx: CtxDep, caller: CallerDep) -> StaffList:
     """The unit names its responsible staff for acceptance, handling, coordination and reply,
     with deputies (专人, Art 4); every duty needs a responsible person."""
@@ -307,32 +429,44 @@ async def set_staff(unit_id: str, body: StaffList, ctx: CtxDep, caller: CallerDe
 
 
 @catalog_router.get("/units/{unit_id}/staff", response_model=StaffList)
+@access(
+    Role.OPERATOR,
+    Role.AGENCY,
+    Role.UNIT,
+    Role.ADMIN,
+    objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN),
+)
 async def get_staff(unit_id: str, ctx: CtxDep, caller: CallerDep) -> StaffList:
     return await staff.get_staff(ctx, caller, unit_id)
 
 
 @catalog_router.get("/units/{unit_id}", response_model=UnitPublic)
+@access(*EVERY_ROLE)
 async def get_unit(unit_id: str, ctx: CtxDep, caller: CallerDep) -> UnitPublic:
     return await catalog.get_unit(ctx, caller, unit_id)
 
 
 @catalog_router.post("/units", response_model=UnitPublic, status_code=201)
+@access(Role.ADMIN, objects=(Objects.ADMIN,))
 async def create_unit(body: UnitIn, ctx: CtxDep, caller: CallerDep) -> UnitPublic:
     return await catalog.save_unit(ctx, caller, body, create=True)
 
 
 @catalog_router.put("/units/{unit_id}", response_model=UnitPublic)
+@access(Role.ADMIN, objects=(Objects.ADMIN,))
 async def update_unit(unit_id: str, body: UnitUpdate, ctx: CtxDep, caller: CallerDep) -> UnitPublic:
     return await catalog.update_unit(ctx, caller, unit_id, body)
 
 
 @catalog_router.delete("/units/{unit_id}", response_model=UnitPublic)
+@access(Role.ADMIN, objects=(Objects.ADMIN,))
 async def retire_unit(unit_id: str, ctx: CtxDep, caller: CallerDep) -> UnitPublic:
     """Deactivates the unit; refused while the catalog names it."""
     return await catalog.retire_unit(ctx, caller, unit_id)
 
 
 @catalog_router.get("/catalog/matters", response_model=list[MatterPublic])
+@access(*EVERY_ROLE)
 async def list_matters(
     ctx: CtxDep, caller: CallerDep, include_inactive: bool = False
 ) -> list[MatterPublic]:
@@ -340,16 +474,19 @@ async def list_matters(
 
 
 @catalog_router.get("/catalog/matters/{code}", response_model=MatterPublic)
+@access(*EVERY_ROLE)
 async def get_matter(code: str, ctx: CtxDep, caller: CallerDep) -> MatterPublic:
     return await catalog.get_matter(ctx, caller, code)
 
 
 @catalog_router.post("/catalog/matters", response_model=MatterPublic, status_code=201)
+@access(Role.ADMIN, objects=(Objects.ADMIN,))
 async def create_matter(body: MatterIn, ctx: CtxDep, caller: CallerDep) -> MatterPublic:
     return await catalog.create_matter(ctx, caller, body)
 
 
 @catalog_router.put("/catalog/matters/{code}", response_model=MatterPublic)
+@access(Role.ADMIN, objects=(Objects.ADMIN,))
 async def update_matter(
     code: str, body: MatterUpdate, ctx: CtxDep, caller: CallerDep
 ) -> MatterPublic:
@@ -358,16 +495,19 @@ async def update_matter(
 
 
 @catalog_router.delete("/catalog/matters/{code}", response_model=MatterPublic)
+@access(Role.ADMIN, objects=(Objects.ADMIN,))
 async def retire_matter(code: str, ctx: CtxDep, caller: CallerDep) -> MatterPublic:
     return await catalog.retire_matter(ctx, caller, code)
 
 
 @catalog_router.get("/catalog/export", response_model=CatalogDocument)
+@access(Role.AGENCY, Role.ADMIN, objects=(Objects.AGENCY, Objects.ADMIN))
 async def export_catalog(ctx: CtxDep, caller: CallerDep) -> CatalogDocument:
     return await catalog.export_catalog(ctx, caller)
 
 
 @catalog_router.post("/catalog/import", response_model=CatalogVersionPublic, status_code=201)
+@access(Role.ADMIN, objects=(Objects.ADMIN,))
 async def import_catalog(
     body: CatalogDocument, ctx: CtxDep, caller: CallerDep
 ) -> CatalogVersionPublic:
@@ -376,6 +516,7 @@ async def import_catalog(
 
 
 @catalog_router.get("/catalog/versions", response_model=CatalogVersionsPublic)
+@access(Role.AGENCY, Role.ADMIN, objects=(Objects.AGENCY, Objects.ADMIN))
 async def list_versions(
     ctx: CtxDep,
     caller: CallerDep,
@@ -387,6 +528,7 @@ async def list_versions(
 
 
 @catalog_router.post("/catalog/republish")
+@access(Role.AGENCY, Role.ADMIN, objects=(Objects.AGENCY, Objects.ADMIN))
 async def republish(ctx: CtxDep, caller: CallerDep) -> dict[str, int]:
     """Emit every unit and matter again (a consumer rebuilding its read model)."""
     return await catalog.republish(ctx, caller)

@@ -50,6 +50,8 @@ from services.evaluation.schemas import (
     SupervisionsPublic,
     UnitScoresPublic,
 )
+from shared.access import EVERY_ROLE, Objects, access
+from shared.auth import Role
 from shared.params import Offset
 from shared.service import CallerDep, CtxDep
 
@@ -64,6 +66,13 @@ revisit_router = APIRouter(prefix="/revisits", tags=["revisits"])
 
 
 @revisit_router.get("", response_model=RevisitsPublic)
+@access(
+    Role.OPERATOR,
+    Role.AGENCY,
+    Role.UNIT,
+    Role.ADMIN,
+    objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN),
+)
 async def list_revisits(
     ctx: CtxDep,
     caller: CallerDep,
@@ -80,6 +89,13 @@ async def list_revisits(
 
 
 @revisit_router.post("/{ticket_id}", response_model=RevisitPublic)
+@access(
+    Role.OPERATOR,
+    Role.AGENCY,
+    Role.UNIT,
+    Role.ADMIN,
+    objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN),
+)
 async def record_revisit(
     ticket_id: str, data: RevisitRecord, ctx: CtxDep, caller: CallerDep
 ) -> RevisitPublic:
@@ -88,11 +104,25 @@ async def record_revisit(
 
 
 @revisit_router.get("/{ticket_id}", response_model=RevisitPublic)
+@access(
+    Role.OPERATOR,
+    Role.AGENCY,
+    Role.UNIT,
+    Role.ADMIN,
+    objects=(Objects.OWN_UNIT, Objects.CO_UNIT, Objects.AGENCY, Objects.ADMIN),
+)
 async def get_revisit(ticket_id: str, ctx: CtxDep, caller: CallerDep) -> RevisitPublic:
     return await revisits.get_revisit(ctx, caller, ticket_id)
 
 
 @revisit_router.post("/{ticket_id}/decision", response_model=RevisitPublic)
+@access(
+    Role.OPERATOR,
+    Role.AGENCY,
+    Role.UNIT,
+    Role.ADMIN,
+    objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN),
+)
 async def decide_revisit(
     ticket_id: str, data: RevisitDecision, ctx: CtxDep, caller: CallerDep
 ) -> RevisitPublic:
@@ -106,6 +136,9 @@ exemption_router = APIRouter(prefix="/exemptions", tags=["exemptions"])
 
 
 @exemption_router.post("", status_code=status.HTTP_201_CREATED, response_model=ExemptionPublic)
+@access(
+    Role.AGENCY, Role.UNIT, Role.ADMIN, objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN)
+)
 async def file_exemption(
     ctx: CtxDep,
     caller: CallerDep,
@@ -121,6 +154,9 @@ async def file_exemption(
 
 
 @exemption_router.get("", response_model=ExemptionsPublic)
+@access(
+    Role.AGENCY, Role.UNIT, Role.ADMIN, objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN)
+)
 async def list_exemptions(
     ctx: CtxDep,
     caller: CallerDep,
@@ -142,11 +178,17 @@ async def list_exemptions(
 
 
 @exemption_router.get("/{exemption_id}", response_model=ExemptionPublic)
+@access(
+    Role.AGENCY, Role.UNIT, Role.ADMIN, objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN)
+)
 async def get_exemption(exemption_id: str, ctx: CtxDep, caller: CallerDep) -> ExemptionPublic:
     return await exemptions.get_exemption(ctx, caller, exemption_id)
 
 
 @exemption_router.get("/{exemption_id}/files/{file_id}", response_class=FileResponse)
+@access(
+    Role.AGENCY, Role.UNIT, Role.ADMIN, objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN)
+)
 async def evidence_file(
     exemption_id: str, file_id: str, ctx: CtxDep, caller: CallerDep
 ) -> FileResponse:
@@ -155,6 +197,9 @@ async def evidence_file(
 
 
 @exemption_router.post("/{exemption_id}/decision", response_model=ExemptionPublic)
+@access(
+    Role.AGENCY, Role.UNIT, Role.ADMIN, objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN)
+)
 async def decide_exemption(
     exemption_id: str, data: ExemptionDecision, ctx: CtxDep, caller: CallerDep
 ) -> ExemptionPublic:
@@ -168,6 +213,14 @@ score_router = APIRouter(tags=["scores"])
 
 
 @score_router.get("/scores", response_model=UnitScoresPublic)
+@access(
+    Role.AGENCY,
+    Role.UNIT,
+    Role.AUTHORITY,
+    Role.GOVSERVICE,
+    Role.ADMIN,
+    objects=(Objects.OWN_UNIT, Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
+)
 async def unit_scores(
     ctx: CtxDep, caller: CallerDep, start: From = None, end: To = None, explain: Explain = False
 ) -> UnitScoresPublic:
@@ -178,6 +231,14 @@ async def unit_scores(
 
 
 @score_router.get("/scores.csv", response_class=Response)
+@access(
+    Role.AGENCY,
+    Role.UNIT,
+    Role.AUTHORITY,
+    Role.GOVSERVICE,
+    Role.ADMIN,
+    objects=(Objects.OWN_UNIT, Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
+)
 async def unit_scores_csv(
     ctx: CtxDep, caller: CallerDep, start: From = None, end: To = None
 ) -> Response:
@@ -191,6 +252,14 @@ async def unit_scores_csv(
 
 
 @score_router.post("/scores/signoffs", response_model=ScoreSignoffPublic, status_code=201)
+@access(
+    Role.AGENCY,
+    Role.UNIT,
+    Role.AUTHORITY,
+    Role.GOVSERVICE,
+    Role.ADMIN,
+    objects=(Objects.OWN_UNIT, Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
+)
 async def sign_off_scores(
     data: ScoreSignoffCreate, ctx: CtxDep, caller: CallerDep
 ) -> ScoreSignoffPublic:
@@ -200,11 +269,20 @@ async def sign_off_scores(
 
 
 @score_router.get("/scores/signoffs", response_model=ScoreSignoffsPublic)
+@access(Role.AGENCY, Role.GOVSERVICE, Role.ADMIN, objects=(Objects.AGENCY, Objects.ADMIN))
 async def list_signoffs(ctx: CtxDep, caller: CallerDep) -> ScoreSignoffsPublic:
     return await govservice.list_signoffs(ctx, caller)
 
 
 @score_router.get("/scores/{unit_id}", response_model=UnitScoresPublic)
+@access(
+    Role.AGENCY,
+    Role.UNIT,
+    Role.AUTHORITY,
+    Role.GOVSERVICE,
+    Role.ADMIN,
+    objects=(Objects.OWN_UNIT, Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
+)
 async def one_unit_score(
     unit_id: str,
     ctx: CtxDep,
@@ -219,6 +297,14 @@ async def one_unit_score(
 
 
 @score_router.get("/rates", response_model=RatesPublic)
+@access(
+    Role.AGENCY,
+    Role.UNIT,
+    Role.AUTHORITY,
+    Role.GOVSERVICE,
+    Role.ADMIN,
+    objects=(Objects.OWN_UNIT, Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
+)
 async def three_rates(
     ctx: CtxDep,
     caller: CallerDep,
@@ -244,6 +330,13 @@ supervision_router = APIRouter(prefix="/supervisions", tags=["supervision"])
 
 
 @supervision_router.post("", status_code=status.HTTP_201_CREATED, response_model=SupervisionPublic)
+@access(
+    Role.OPERATOR,
+    Role.AGENCY,
+    Role.UNIT,
+    Role.ADMIN,
+    objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN),
+)
 async def open_supervision(
     data: SupervisionCreate, ctx: CtxDep, caller: CallerDep
 ) -> SupervisionPublic:
@@ -252,6 +345,13 @@ async def open_supervision(
 
 
 @supervision_router.get("", response_model=SupervisionsPublic)
+@access(
+    Role.OPERATOR,
+    Role.AGENCY,
+    Role.UNIT,
+    Role.ADMIN,
+    objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN),
+)
 async def list_supervisions(
     ctx: CtxDep,
     caller: CallerDep,
@@ -273,11 +373,25 @@ async def list_supervisions(
 
 
 @supervision_router.get("/{supervision_id}", response_model=SupervisionPublic)
+@access(
+    Role.OPERATOR,
+    Role.AGENCY,
+    Role.UNIT,
+    Role.ADMIN,
+    objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN),
+)
 async def get_supervision(supervision_id: str, ctx: CtxDep, caller: CallerDep) -> SupervisionPublic:
     return await supervision.get_supervision(ctx, caller, supervision_id)
 
 
 @supervision_router.post("/{supervision_id}/answer", response_model=SupervisionPublic)
+@access(
+    Role.OPERATOR,
+    Role.AGENCY,
+    Role.UNIT,
+    Role.ADMIN,
+    objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN),
+)
 async def answer_supervision(
     supervision_id: str, data: SupervisionAnswer, ctx: CtxDep, caller: CallerDep
 ) -> SupervisionPublic:
@@ -286,6 +400,13 @@ async def answer_supervision(
 
 
 @supervision_router.post("/{supervision_id}/close", response_model=SupervisionPublic)
+@access(
+    Role.OPERATOR,
+    Role.AGENCY,
+    Role.UNIT,
+    Role.ADMIN,
+    objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN),
+)
 async def close_supervision(
     supervision_id: str, data: SupervisionClose, ctx: CtxDep, caller: CallerDep
 ) -> SupervisionPublic:
@@ -298,6 +419,7 @@ monitoring_router = APIRouter(tags=["monitoring"])
 
 
 @monitoring_router.get("/hotspots", response_model=HotspotsPublic)
+@access(Role.OPERATOR, Role.AGENCY, Role.ADMIN, objects=(Objects.AGENCY, Objects.ADMIN))
 async def list_hotspots(
     ctx: CtxDep,
     caller: CallerDep,
@@ -320,6 +442,7 @@ async def list_hotspots(
 
 
 @monitoring_router.get("/flagged", response_model=FlaggedTicketsPublic)
+@access(Role.OPERATOR, Role.AGENCY, Role.ADMIN, objects=(Objects.AGENCY, Objects.ADMIN))
 async def list_flagged(
     ctx: CtxDep,
     caller: CallerDep,
@@ -337,6 +460,13 @@ social_router = APIRouter(tags=["social supervision"])
 
 
 @social_router.get("/public/statistics", response_model=PublicStatistics)
+@access(
+    Role.AGENCY,
+    Role.GOVSERVICE,
+    Role.SUPERVISOR,
+    Role.ADMIN,
+    objects=(Objects.AGENCY, Objects.ADMIN),
+)
 async def public_statistics(
     ctx: CtxDep, caller: CallerDep, start: From = None, end: To = None
 ) -> PublicStatistics:
@@ -345,11 +475,25 @@ async def public_statistics(
 
 
 @social_router.post("/opinions", status_code=status.HTTP_201_CREATED, response_model=OpinionPublic)
+@access(
+    Role.AGENCY,
+    Role.GOVSERVICE,
+    Role.SUPERVISOR,
+    Role.ADMIN,
+    objects=(Objects.AGENCY, Objects.ADMIN),
+)
 async def submit_opinion(data: OpinionCreate, ctx: CtxDep, caller: CallerDep) -> OpinionPublic:
     return await social.submit_opinion(ctx, caller, data)
 
 
 @social_router.get("/opinions", response_model=OpinionsPublic)
+@access(
+    Role.AGENCY,
+    Role.GOVSERVICE,
+    Role.SUPERVISOR,
+    Role.ADMIN,
+    objects=(Objects.AGENCY, Objects.ADMIN),
+)
 async def list_opinions(
     ctx: CtxDep,
     caller: CallerDep,
@@ -361,6 +505,13 @@ async def list_opinions(
 
 
 @social_router.post("/opinions/{opinion_id}/answer", response_model=OpinionPublic)
+@access(
+    Role.AGENCY,
+    Role.GOVSERVICE,
+    Role.SUPERVISOR,
+    Role.ADMIN,
+    objects=(Objects.AGENCY, Objects.ADMIN),
+)
 async def answer_opinion(
     opinion_id: str, data: OpinionAnswer, ctx: CtxDep, caller: CallerDep
 ) -> OpinionPublic:
@@ -373,6 +524,7 @@ team_router = APIRouter(prefix="/social-supervisors", tags=["social supervision"
 
 
 @team_router.post("", response_model=SocialSupervisorPublic, status_code=201)
+@access(Role.GOVSERVICE, objects=(Objects.AGENCY,))
 async def appoint_supervisor(
     data: SocialSupervisorCreate, ctx: CtxDep, caller: CallerDep
 ) -> SocialSupervisorPublic:
@@ -382,11 +534,13 @@ async def appoint_supervisor(
 
 
 @team_router.get("", response_model=SocialSupervisorsPublic)
+@access(Role.AGENCY, Role.GOVSERVICE, Role.ADMIN, objects=(Objects.AGENCY, Objects.ADMIN))
 async def list_supervisors(ctx: CtxDep, caller: CallerDep) -> SocialSupervisorsPublic:
     return await govservice.list_supervisors(ctx, caller)
 
 
 @team_router.post("/{username}/dismiss", response_model=SocialSupervisorPublic)
+@access(Role.GOVSERVICE, objects=(Objects.AGENCY,))
 async def dismiss_supervisor(
     username: str, ctx: CtxDep, caller: CallerDep
 ) -> SocialSupervisorPublic:
@@ -399,6 +553,7 @@ policy_router = APIRouter(prefix="/policy", tags=["policy"])
 
 
 @policy_router.get("", response_model=PolicyPublic)
+@access(*EVERY_ROLE)
 async def read_policy(ctx: CtxDep, caller: CallerDep) -> PolicyPublic:
     """The evaluation policy settings in force, and every version."""
     return await policy.read_policy(ctx)
@@ -408,6 +563,7 @@ async def read_policy(ctx: CtxDep, caller: CallerDep) -> PolicyPublic:
 @policy_router.post(
     "", status_code=status.HTTP_201_CREATED, response_model=PolicyPublic, include_in_schema=False
 )
+@access(Role.ADMIN, objects=(Objects.ADMIN,))
 async def add_policy_version(data: PolicyCreate, ctx: CtxDep, caller: CallerDep) -> PolicyPublic:
     """A new version of the settings from ``effective_from`` on (admin)."""
     return await policy.add_policy_version(ctx, caller, data)

@@ -23,8 +23,8 @@ from services.intake.schemas import (
     TicketsPublic,
     TicketStatusPublic,
 )
+from shared.access import EVERY_ROLE, Objects, access
 from shared.auth import Role
-from shared.errors import Forbidden
 from shared.params import Offset
 from shared.service import CallerDep, CtxDep
 
@@ -42,6 +42,7 @@ AUDIT_READERS = (Role.AGENCY, Role.ADMIN)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=TicketRegistration)
+@access(Role.CITIZEN, Role.OPERATOR, Role.ADMIN, objects=(Objects.AGENCY, Objects.ADMIN))
 async def register(
     data: TicketCreate,
     ctx: CtxDep,
@@ -63,45 +64,50 @@ async def register(
     and, for operators, earlier tickets with the same phone and matter. With ``answer`` an
     operator closes a consultation on the spot (Art 6). 503 with ``Retry-After`` when the
     database is unavailable: nothing was registered, retry (with the same key)."""
-    caller.require(*REGISTERING_ROLES)
     return await handlers.register_ticket(ctx, caller, data, idempotency_key)
 
 
 @router.get("", response_model=TicketsPublic)
+@access(Role.OPERATOR, Role.AGENCY, Role.ADMIN, objects=(Objects.AGENCY, Objects.ADMIN))
 async def list_tickets(
     f: Annotated[TicketFilter, Query()], ctx: CtxDep, caller: CallerDep
 ) -> TicketsPublic:
     """Tickets, filtered and paginated; flagged first; requester data masked."""
-    caller.require(*READING_ROLES)
     return await handlers.list_tickets(ctx, caller, f)
 
 
 @router.post("/lookup", response_model=TicketStatusPublic)
+@access(Role.CITIZEN, Role.OPERATOR, objects=(Objects.REQUESTER, Objects.AGENCY))
 async def lookup(data: TicketLookup, ctx: CtxDep, caller: CallerDep) -> TicketStatusPublic:
     """A citizen's own ticket by its number and the phone it was filed with."""
-    caller.require(*LOOKUP_ROLES)
     return await handlers.lookup_ticket(ctx, caller, data.ticket_id, data.phone)
 
 
 @router.get("/{ticket_id}", response_model=TicketPublic)
+@access(
+    *READING_ROLES,
+    objects=(Objects.AGENCY, Objects.ADMIN),
+    refused="role {role} does not read intake's registration of a ticket; the ticket as "
+    "your role may see it is GET /api/v1/tickets/{ticket_id}",
+)
 async def get_ticket(ticket_id: str, ctx: CtxDep, caller: CallerDep) -> TicketPublic:
     """The ticket as registered, with the requester (operator, agency, admin). Every role
     reads the ticket as it may see it at GET /api/v1/tickets/{ticket_id}."""
-    if caller.role not in READING_ROLES:
-        raise Forbidden(
-            f"role {caller.role.value} does not read intake's registration of a ticket; "
-            f"the ticket as your role may see it is GET /api/v1/tickets/{ticket_id}",
-            view=f"/api/v1/tickets/{ticket_id}",
-        )
     return await handlers.get_ticket(ctx, caller, ticket_id)
 
 
 @router.get("/{ticket_id}/requester", response_model=RequesterContact)
+@access(
+    Role.OPERATOR,
+    Role.AGENCY,
+    Role.UNIT,
+    Role.ADMIN,
+    objects=(Objects.LEAD_UNIT, Objects.AGENCY, Objects.ADMIN),
+)
 async def read_requester(ticket_id: str, ctx: CtxDep, caller: CallerDep) -> RequesterContact:
     """The requester's name and phone for the ticket's lead unit to contact them (Art 13),
     and for operator, agency and admin; every read is written to the audit log. Co-units
     and other units: 403."""
-    caller.require(*READING_ROLES, Role.UNIT)
     return await handlers.read_requester(ctx, caller, ticket_id)
 
 
@@ -110,24 +116,25 @@ async def read_requester(ticket_id: str, ctx: CtxDep, caller: CallerDep) -> Requ
     status_code=status.HTTP_201_CREATED,
     response_model=CallRatingPublic,
 )
+@access(Role.CITIZEN, Role.OPERATOR, objects=(Objects.REQUESTER, Objects.AGENCY))
 async def rate_call(
     ticket_id: str, data: CallRatingCreate, ctx: CtxDep, caller: CallerDep
 ) -> CallRatingPublic:
     """话务服务评价 (Art 14 (1)): once, phone tickets only."""
-    caller.require(*CALL_RATING_ROLES)
     return await handlers.rate_call(ctx, caller, ticket_id, data)
 
 
 @matters_router.get("", response_model=list[MatterPublic])
+@access(*EVERY_ROLE)
 async def list_matters(ctx: CtxDep, caller: CallerDep) -> list[MatterPublic]:
     """The matters a ticket may be registered under (from the dispatch catalog)."""
     return await handlers.list_matters(ctx)
 
 
 @policy_router.get("", response_model=PolicyPublic)
+@access(Role.OPERATOR, Role.AGENCY, Role.ADMIN, objects=(Objects.AGENCY, Objects.ADMIN))
 async def read_policy(ctx: CtxDep, caller: CallerDep) -> PolicyPublic:
     """Intake's policy settings in force, and every version."""
-    caller.require(*POLICY_READERS)
     return await handlers.read_policy(ctx)
 
 
@@ -135,15 +142,16 @@ async def read_policy(ctx: CtxDep, caller: CallerDep) -> PolicyPublic:
 @policy_router.post(
     "", status_code=status.HTTP_201_CREATED, response_model=PolicyPublic, include_in_schema=False
 )
+@access(Role.ADMIN, objects=(Objects.ADMIN,))
 async def add_policy_version(
     data: PolicyVersionCreate, ctx: CtxDep, caller: CallerDep
 ) -> PolicyPublic:
     """A new version of the settings, in force from ``effective_from`` (not in the past)."""
-    caller.require(Role.ADMIN)
     return await handlers.add_policy_version(ctx, caller, data)
 
 
 @audit_router.get("/requester-reads", response_model=RequesterReadsPublic)
+@access(Role.AGENCY, Role.ADMIN, objects=(Objects.AGENCY, Objects.ADMIN))
 async def requester_reads(
     ctx: CtxDep,
     caller: CallerDep,
@@ -152,5 +160,4 @@ async def requester_reads(
     offset: Offset = 0,
 ) -> RequesterReadsPublic:
     """Who read which requester's full name and phone, and when (Art 28, 29)."""
-    caller.require(*AUDIT_READERS)
     return await handlers.list_requester_reads(ctx, ticket_id, limit, offset)

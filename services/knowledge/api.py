@@ -48,6 +48,8 @@ from services.knowledge.schemas import (
     VersionPublic,
     VersionsPublic,
 )
+from shared.access import EVERY_ROLE, Objects, access, public
+from shared.auth import Role
 from shared.params import Version
 from shared.service import CallerDep, CtxDep
 
@@ -58,6 +60,9 @@ entries_router = APIRouter(prefix="/entries", tags=["entries"])
 
 
 @entries_router.post("", status_code=status.HTTP_201_CREATED, response_model=EntryPublic)
+@access(
+    Role.AGENCY, Role.UNIT, Role.ADMIN, objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN)
+)
 async def create_entry(data: EntryCreate, ctx: CtxDep, caller: CallerDep) -> EntryPublic:
     """Create an entry (published unless ``publish`` is false). Validity is capped by kind
     (Art 19); personal information and classification markings are refused (Art 20)."""
@@ -65,6 +70,14 @@ async def create_entry(data: EntryCreate, ctx: CtxDep, caller: CallerDep) -> Ent
 
 
 @entries_router.get("", response_model=EntriesPublic)
+@access(
+    Role.OPERATOR,
+    Role.AGENCY,
+    Role.UNIT,
+    Role.AUTHORITY,
+    Role.ADMIN,
+    objects=(Objects.OWN_UNIT, Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
+)
 async def list_entries(
     ctx: CtxDep,
     caller: CallerDep,
@@ -93,11 +106,25 @@ async def list_entries(
 
 
 @entries_router.get("/{entry_id}", response_model=EntryPublic)
+@access(
+    Role.CITIZEN,
+    Role.OPERATOR,
+    Role.AGENCY,
+    Role.UNIT,
+    Role.AUTHORITY,
+    Role.GOVSERVICE,
+    Role.SUPERVISOR,
+    Role.ADMIN,
+    objects=(Objects.OWN_UNIT, Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
+)
 async def get_entry(entry_id: str, ctx: CtxDep, caller: CallerDep) -> EntryPublic:
     return await entries.get_entry(ctx, caller, entry_id)
 
 
 @entries_router.patch("/{entry_id}", response_model=EntryPublic)
+@access(
+    Role.AGENCY, Role.UNIT, Role.ADMIN, objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN)
+)
 async def update_entry(
     entry_id: str, data: EntryUpdate, ctx: CtxDep, caller: CallerDep
 ) -> EntryPublic:
@@ -106,12 +133,18 @@ async def update_entry(
 
 
 @entries_router.post("/{entry_id}/publish", response_model=EntryPublic)
+@access(
+    Role.AGENCY, Role.UNIT, Role.ADMIN, objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN)
+)
 async def publish_entry(entry_id: str, ctx: CtxDep, caller: CallerDep) -> EntryPublic:
     """Publish a draft, or an expired entry whose validity was renewed."""
     return await entries.publish_entry(ctx, caller, entry_id)
 
 
 @entries_router.post("/{entry_id}/confirm", response_model=EntryPublic)
+@access(
+    Role.AGENCY, Role.UNIT, Role.ADMIN, objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN)
+)
 async def confirm_entry(
     entry_id: str, ctx: CtxDep, caller: CallerDep, data: EntryConfirm | None = None
 ) -> EntryPublic:
@@ -121,6 +154,9 @@ async def confirm_entry(
 
 
 @entries_router.post("/{entry_id}/withdraw", response_model=EntryPublic)
+@access(
+    Role.AGENCY, Role.UNIT, Role.ADMIN, objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN)
+)
 async def withdraw_entry(
     entry_id: str, data: EntryWithdraw, ctx: CtxDep, caller: CallerDep
 ) -> EntryPublic:
@@ -128,12 +164,34 @@ async def withdraw_entry(
 
 
 @entries_router.get("/{entry_id}/versions", response_model=VersionsPublic)
+@access(
+    Role.CITIZEN,
+    Role.OPERATOR,
+    Role.AGENCY,
+    Role.UNIT,
+    Role.AUTHORITY,
+    Role.GOVSERVICE,
+    Role.SUPERVISOR,
+    Role.ADMIN,
+    objects=(Objects.OWN_UNIT, Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
+)
 async def list_versions(entry_id: str, ctx: CtxDep, caller: CallerDep) -> VersionsPublic:
     """Every change: who, when, which fields."""
     return await entries.list_versions(ctx, caller, entry_id)
 
 
 @entries_router.get("/{entry_id}/versions/{version}", response_model=VersionPublic)
+@access(
+    Role.CITIZEN,
+    Role.OPERATOR,
+    Role.AGENCY,
+    Role.UNIT,
+    Role.AUTHORITY,
+    Role.GOVSERVICE,
+    Role.SUPERVISOR,
+    Role.ADMIN,
+    objects=(Objects.OWN_UNIT, Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
+)
 async def get_version(
     entry_id: str, version: Version, ctx: CtxDep, caller: CallerDep
 ) -> VersionPublic:
@@ -145,6 +203,14 @@ search_router = APIRouter(tags=["search"])
 
 
 @search_router.get("/search", response_model=SearchResults)
+@access(
+    Role.OPERATOR,
+    Role.AGENCY,
+    Role.UNIT,
+    Role.AUTHORITY,
+    Role.ADMIN,
+    objects=(Objects.OWN_UNIT, Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
+)
 async def search_entries(
     ctx: CtxDep,
     caller: CallerDep,
@@ -171,12 +237,14 @@ async def search_entries(
 
 
 @search_router.post("/suggest", response_model=Suggestions)
+@access(Role.OPERATOR, Role.AGENCY, Role.ADMIN, objects=(Objects.AGENCY, Objects.ADMIN))
 async def suggest(data: SuggestRequest, ctx: CtxDep, caller: CallerDep) -> Suggestions:
     """The best valid entries for a ticket's text, each with its closest FAQ answer."""
     return await queries.suggest(ctx, caller, data)
 
 
 @search_router.post("/search/reindex", response_model=ReindexResult)
+@access(Role.ADMIN, objects=(Objects.ADMIN,))
 async def reindex(ctx: CtxDep, caller: CallerDep) -> ReindexResult:
     """Rebuild the whole index (admin; after a change to the word list)."""
     return await queries.reindex(ctx, caller)
@@ -186,6 +254,7 @@ requests_router = APIRouter(prefix="/update-requests", tags=["update requests"])
 
 
 @requests_router.post("", status_code=status.HTTP_201_CREATED, response_model=UpdateRequestPublic)
+@access(Role.AGENCY, Role.ADMIN, objects=(Objects.AGENCY, Objects.ADMIN))
 async def create_request(
     data: UpdateRequestCreate, ctx: CtxDep, caller: CallerDep
 ) -> UpdateRequestPublic:
@@ -195,6 +264,9 @@ async def create_request(
 
 
 @requests_router.get("", response_model=UpdateRequestsPublic)
+@access(
+    Role.AGENCY, Role.UNIT, Role.ADMIN, objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN)
+)
 async def list_requests(
     ctx: CtxDep,
     caller: CallerDep,
@@ -211,11 +283,17 @@ async def list_requests(
 
 
 @requests_router.get("/{request_id}", response_model=UpdateRequestPublic)
+@access(
+    Role.AGENCY, Role.UNIT, Role.ADMIN, objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN)
+)
 async def get_request(request_id: str, ctx: CtxDep, caller: CallerDep) -> UpdateRequestPublic:
     return await requests.get_request(ctx, caller, request_id)
 
 
 @requests_router.post("/{request_id}/answer", response_model=UpdateRequestPublic)
+@access(
+    Role.AGENCY, Role.UNIT, Role.ADMIN, objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN)
+)
 async def answer_request(
     request_id: str, data: UpdateRequestAnswer, ctx: CtxDep, caller: CallerDep
 ) -> UpdateRequestPublic:
@@ -227,6 +305,9 @@ notices_router = APIRouter(prefix="/policy-notices", tags=["policy notices"])
 
 
 @notices_router.post("", status_code=status.HTTP_201_CREATED, response_model=PolicyNoticePublic)
+@access(
+    Role.AGENCY, Role.UNIT, Role.ADMIN, objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN)
+)
 async def register_notice(
     data: PolicyNoticeCreate, ctx: CtxDep, caller: CallerDep
 ) -> PolicyNoticePublic:
@@ -235,6 +316,13 @@ async def register_notice(
 
 
 @notices_router.get("", response_model=PolicyNoticesPublic)
+@access(
+    Role.OPERATOR,
+    Role.AGENCY,
+    Role.UNIT,
+    Role.ADMIN,
+    objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN),
+)
 async def list_notices(
     ctx: CtxDep,
     caller: CallerDep,
@@ -249,6 +337,13 @@ async def list_notices(
 
 
 @notices_router.get("/units", response_model=UnitNoticeRecords)
+@access(
+    Role.OPERATOR,
+    Role.AGENCY,
+    Role.UNIT,
+    Role.ADMIN,
+    objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN),
+)
 async def unit_records(
     ctx: CtxDep, caller: CallerDep, unit_id: str | None = None
 ) -> UnitNoticeRecords:
@@ -257,6 +352,17 @@ async def unit_records(
 
 
 @notices_router.get("/{notice_id}", response_model=PolicyNoticePublic)
+@access(
+    Role.CITIZEN,
+    Role.OPERATOR,
+    Role.AGENCY,
+    Role.UNIT,
+    Role.AUTHORITY,
+    Role.GOVSERVICE,
+    Role.SUPERVISOR,
+    Role.ADMIN,
+    objects=(Objects.OWN_UNIT, Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
+)
 async def get_notice(notice_id: str, ctx: CtxDep, caller: CallerDep) -> PolicyNoticePublic:
     return await notices.get_notice(ctx, caller, notice_id)
 
@@ -265,6 +371,7 @@ policy_router = APIRouter(prefix="/policy", tags=["policy"])
 
 
 @policy_router.get("", response_model=PolicyPublic)
+@access(*EVERY_ROLE)
 async def read_policy(ctx: CtxDep, caller: CallerDep) -> PolicyPublic:
     """The settings in force (reminder days, request periods, notice lead, screening lists)
     and every version."""
@@ -272,6 +379,7 @@ async def read_policy(ctx: CtxDep, caller: CallerDep) -> PolicyPublic:
 
 
 @policy_router.post("/versions", status_code=status.HTTP_201_CREATED, response_model=PolicyPublic)
+@access(Role.ADMIN, objects=(Objects.ADMIN,))
 async def add_policy_version(
     data: PolicyVersionCreate, ctx: CtxDep, caller: CallerDep
 ) -> PolicyPublic:
@@ -283,6 +391,7 @@ cases_router = APIRouter(prefix="/cases", tags=["cases"])
 
 
 @cases_router.post("", status_code=status.HTTP_201_CREATED, response_model=CasePublic)
+@access(Role.AGENCY, objects=(Objects.AGENCY,))
 async def create_case(data: CaseCreate, ctx: CtxDep, caller: CallerDep) -> CasePublic:
     """The agency marks a completed ticket as a typical or excellent case (Art 25, 30); its
     texts are stored anonymised (personal data, names, addresses), as a draft."""
@@ -290,12 +399,23 @@ async def create_case(data: CaseCreate, ctx: CtxDep, caller: CallerDep) -> CaseP
 
 
 @cases_router.post("/{case_id}/review", response_model=CasePublic)
+@access(Role.AGENCY, objects=(Objects.AGENCY,))
 async def review_case(case_id: str, data: CaseReview, ctx: CtxDep, caller: CallerDep) -> CasePublic:
     """Another agency reviewer publishes the draft, or returns it with a note."""
     return await cases.review_case(ctx, caller, case_id, data)
 
 
 @cases_router.get("", response_model=CasesPublic)
+@access(
+    Role.OPERATOR,
+    Role.AGENCY,
+    Role.UNIT,
+    Role.AUTHORITY,
+    Role.GOVSERVICE,
+    Role.SUPERVISOR,
+    Role.ADMIN,
+    objects=(Objects.OWN_UNIT, Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
+)
 async def case_library(
     ctx: CtxDep,
     caller: CallerDep,
@@ -308,6 +428,7 @@ async def case_library(
 
 
 @cases_router.get("/public", response_model=CasesPublic)
+@public()
 async def public_cases(ctx: CtxDep, caller: CallerDep, q: str | None = None) -> CasesPublic:
     """The public case page (Art 30): published cases, no link to any ticket or person."""
     return await cases.public_page(ctx, caller, q=q)
@@ -319,6 +440,7 @@ screening_router = APIRouter(prefix="/screening-overrules", tags=["screening"])
 @screening_router.post(
     "", status_code=status.HTTP_201_CREATED, response_model=ScreeningOverrulePublic
 )
+@access(Role.AGENCY, objects=(Objects.AGENCY,))
 async def overrule_finding(
     data: ScreeningOverruleCreate, ctx: CtxDep, caller: CallerDep
 ) -> ScreeningOverrulePublic:
@@ -328,6 +450,9 @@ async def overrule_finding(
 
 
 @screening_router.get("", response_model=ScreeningOverrulesPublic)
+@access(
+    Role.AGENCY, Role.UNIT, Role.ADMIN, objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN)
+)
 async def list_overrules(
     ctx: CtxDep, caller: CallerDep, unit_id: str | None = None
 ) -> ScreeningOverrulesPublic:

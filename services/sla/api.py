@@ -24,6 +24,8 @@ from services.sla.schemas import (
     PolicyPublic,
     TicketClocks,
 )
+from shared.access import EVERY_ROLE, Objects, access
+from shared.auth import Role
 from shared.params import Offset, Year
 from shared.service import CallerDep, CtxDep
 
@@ -33,6 +35,13 @@ admin_router = APIRouter(tags=["policy and calendar"])
 
 
 @router.get("/tickets/{ticket_id}/clocks", response_model=TicketClocks)
+@access(
+    Role.OPERATOR,
+    Role.AGENCY,
+    Role.UNIT,
+    Role.ADMIN,
+    objects=(Objects.OWN_UNIT, Objects.CO_UNIT, Objects.AGENCY, Objects.ADMIN),
+)
 async def ticket_clocks(ticket_id: str, ctx: CtxDep, caller: CallerDep) -> TicketClocks:
     """A ticket's dispatch, acceptance and completion clocks (every round and re-dispatch):
     deadline, provisional flag, state, lateness, and its extension requests."""
@@ -40,6 +49,13 @@ async def ticket_clocks(ticket_id: str, ctx: CtxDep, caller: CallerDep) -> Ticke
 
 
 @router.get("/board", response_model=Board)
+@access(
+    Role.OPERATOR,
+    Role.AGENCY,
+    Role.UNIT,
+    Role.ADMIN,
+    objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN),
+)
 async def board(
     ctx: CtxDep,
     caller: CallerDep,
@@ -70,6 +86,13 @@ async def board(
     status_code=status.HTTP_201_CREATED,
     response_model=ExtensionPublic,
 )
+@access(
+    Role.OPERATOR,
+    Role.AGENCY,
+    Role.UNIT,
+    Role.ADMIN,
+    objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN),
+)
 async def request_extension(
     ticket_id: str, data: ExtensionRequest, ctx: CtxDep, caller: CallerDep
 ) -> ExtensionPublic:
@@ -78,6 +101,13 @@ async def request_extension(
 
 
 @extension_router.get("/extensions", response_model=ExtensionsPublic)
+@access(
+    Role.OPERATOR,
+    Role.AGENCY,
+    Role.UNIT,
+    Role.ADMIN,
+    objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN),
+)
 async def list_extensions(
     ctx: CtxDep,
     caller: CallerDep,
@@ -95,11 +125,25 @@ async def list_extensions(
 
 
 @extension_router.get("/extensions/{extension_id}", response_model=ExtensionPublic)
+@access(
+    Role.OPERATOR,
+    Role.AGENCY,
+    Role.UNIT,
+    Role.ADMIN,
+    objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN),
+)
 async def get_extension(extension_id: str, ctx: CtxDep, caller: CallerDep) -> ExtensionPublic:
     return await extensions.get_extension(ctx, caller, extension_id)
 
 
 @extension_router.post("/extensions/{extension_id}/approve", response_model=ExtensionPublic)
+@access(
+    Role.OPERATOR,
+    Role.AGENCY,
+    Role.UNIT,
+    Role.ADMIN,
+    objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN),
+)
 async def approve_extension(
     extension_id: str, data: ExtensionApproval, ctx: CtxDep, caller: CallerDep
 ) -> ExtensionPublic:
@@ -110,6 +154,13 @@ async def approve_extension(
 
 
 @extension_router.post("/extensions/{extension_id}/explanation", response_model=ExtensionPublic)
+@access(
+    Role.OPERATOR,
+    Role.AGENCY,
+    Role.UNIT,
+    Role.ADMIN,
+    objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN),
+)
 async def explain_extension(
     extension_id: str, data: ExtensionExplanation, ctx: CtxDep, caller: CallerDep
 ) -> ExtensionPublic:
@@ -119,6 +170,13 @@ async def explain_extension(
 
 
 @extension_router.post("/extensions/{extension_id}/reject", response_model=ExtensionPublic)
+@access(
+    Role.OPERATOR,
+    Role.AGENCY,
+    Role.UNIT,
+    Role.ADMIN,
+    objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN),
+)
 async def reject_extension(
     extension_id: str, data: ExtensionRejection, ctx: CtxDep, caller: CallerDep
 ) -> ExtensionPublic:
@@ -129,6 +187,7 @@ async def reject_extension(
 
 
 @admin_router.get("/policy", response_model=PolicyPublic)
+@access(*EVERY_ROLE)
 async def read_policy(ctx: CtxDep, caller: CallerDep) -> PolicyPublic:
     """The policy settings (periods, thresholds) in force, and every version."""
     return await admin.read_policy(ctx)
@@ -136,23 +195,27 @@ async def read_policy(ctx: CtxDep, caller: CallerDep) -> PolicyPublic:
 
 @admin_router.post("/policy/versions", response_model=PolicyPublic, status_code=201)
 @admin_router.put("/policy", response_model=PolicyPublic, include_in_schema=False)
+@access(Role.ADMIN, objects=(Objects.ADMIN,))
 async def change_policy(data: PolicyChange, ctx: CtxDep, caller: CallerDep) -> PolicyPublic:
     """A new version of the settings (admin), for clocks started from its date on."""
     return await admin.change_policy(ctx, caller, data)
 
 
 @admin_router.get("/calendar", response_model=CalendarStatus)
+@access(*EVERY_ROLE)
 async def calendar_status(ctx: CtxDep, caller: CallerDep) -> CalendarStatus:
     """Which years lack official data (their deadlines are provisional)."""
     return await admin.calendar_status(ctx)
 
 
 @admin_router.get("/calendar/{year}", response_model=CalendarYear)
+@access(*EVERY_ROLE)
 async def read_calendar(year: Year, ctx: CtxDep, caller: CallerDep) -> CalendarYear:
     return await admin.read_calendar(ctx, year)
 
 
 @admin_router.post("/calendar/{year}/notice", response_model=CalendarNoticePreview)
+@access(Role.ADMIN, objects=(Objects.ADMIN,))
 async def import_notice(
     year: Year, data: CalendarNotice, ctx: CtxDep, caller: CallerDep
 ) -> CalendarNoticePreview:
@@ -163,6 +226,7 @@ async def import_notice(
 
 
 @admin_router.put("/calendar/{year}", response_model=CalendarYear)
+@access(Role.ADMIN, objects=(Objects.ADMIN,))
 async def change_calendar(
     year: Year, data: CalendarChange, ctx: CtxDep, caller: CallerDep
 ) -> CalendarYear:

@@ -1,0 +1,117 @@
+"""Who may call each route, and which objects they may touch: declared on the route, checked
+in one place, deny by default (Art 28, 29; issue 9).
+
+Every route function carries a declaration::
+
+    @router.post("/{ticket_id}/accept")
+    @access(Role.UNIT, Role.OPERATOR, objects=(Objects.OWN_UNIT,))
+    async def accept(...): ...
+
+``guard`` (an app-wide dependency of every service, and of the gateway's own routers) runs
+before the route and its body are read: a route without a declaration answers 403 to
+everyone, a role not named answers 403, a route reserved for the gateway answers 404 to
+everyone else. The declared ``objects`` say which objects a permitted caller may touch;
+the service that owns the object checks them (a unit's ticket in dispatch, a requester in
+intake), since only it knows the object. tests/unit/security/test_access_declared.py walks
+every app's routes so that none goes without a declaration."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from fastapi import Request
+
+from shared.auth import Caller, Role
+from shared.errors import Forbidden, NotFound
+
+ACCESS_ATTRIBUTE = "__hotline_access__"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Objects(StrEnum):
+    """Which objects a permitted caller may touch."""
+
+    NONE = "none"  # no object of anyone's: a policy, the catalog, the caller's own list
+    OWN_UNIT = "own unit"  # a unit: its own tickets, extensions, entries, scores
+    CO_UNIT = "co-unit"  # a unit: the tickets it co-handles (masked requester)
+    LEAD_UNIT = "lead unit"  # a unit: only as the ticket's lead unit (Art 13)
+    REQUESTER = "requester"  # a citizen: the ticket filed with their phone
+    INDUSTRY = "industry"  # an authority: its own industry's cases (Art 8)
+    DISTRICT = "district"  # a district work agency: its district (Art 3)
+    AGENCY = "agency"  # the hotline's staff (operator, agency, govservice): the whole city
+    ADMIN = "admin"  # administrators: everything
+
+
+@dataclass(frozen=True)
+class Access:
+    roles: frozenset[Role]
+    objects: tuple[Objects, ...] = (Objects.NONE,)
+    public: bool = False  # no caller at all (health, the public case page, webhooks)
+    internal: bool = False  # the gateway's own calls only
+    refused: str = ""  # what a refused role is told instead, with the path's {parameters}
+
+    def check(self, caller: Caller, path_params: dict[str, Any] | None = None) -> None:
+        if self.internal:
+            caller.require_internal()
+            return
+        if caller.role not in self.roles:
+            if self.refused:
+                raise Forbidden(self.refused.format(role=caller.role.value, **path_params or {}))
+            allowed = ", ".join(sorted(r.value for r in self.roles))
+            raise Forbidden(f"role {caller.role.value} may not do this (needs one of: {allowed})")
+
+
+def _declare(declared: Access) -> Callable[[F], F]:
+    def mark(endpoint: F) -> F:
+        setattr(endpoint, ACCESS_ATTRIBUTE, declared)
+        return endpoint
+
+    return mark
+
+
+def access(
+    *roles: Role, objects: tuple[Objects, ...] = (Objects.NONE,), refused: str = ""
+) -> Callable[[F], F]:
+    """The roles that may call the route, and the objects they may touch."""
+    if not roles:
+        raise ValueError("name the roles; a route for any caller is access(*EVERY_ROLE)")
+    return _declare(Access(frozenset(roles), objects, refused=refused))
+
+
+def public() -> Callable[[F], F]:
+    """No caller needed (health checks, the public case page, signed webhooks)."""
+    return _declare(Access(frozenset(), public=True))
+
+
+def internal() -> Callable[[F], F]:
+    """The gateway's own calls only; anyone else is told the route does not exist."""
+    return _declare(Access(frozenset(), internal=True))
+
+
+EVERY_ROLE = tuple(Role)
+
+
+def declared(endpoint: Callable[..., Any]) -> Access | None:
+    found: Access | None = getattr(endpoint, ACCESS_ATTRIBUTE, None)
+    return found
+
+
+def guard(get_caller: Callable[[Request], Awaitable[Caller]]) -> Callable[..., Awaitable[None]]:
+    """An app or router dependency enforcing each route's declaration, deny by default."""
+
+    async def enforce_access(request: Request) -> None:
+        route = request.scope.get("route")
+        endpoint = getattr(route, "endpoint", None)
+        declaration = declared(endpoint) if endpoint is not None else None
+        if declaration is None:
+            if endpoint is None:
+                raise NotFound("no such resource")
+            raise Forbidden("this route declares no access, so nobody may call it")
+        if declaration.public:
+            return
+        declaration.check(await get_caller(request), request.path_params)
+
+    return enforce_access
