@@ -191,8 +191,8 @@ class SignedAs(httpx.Auth):
 
 class NonceCache:
     """Nonces seen within the signature window; a second use is a replay. In memory, per
-    process: a replay sent to another instance of the same service is not caught (the
-    window is short, and the network between gateway and services is private)."""
+    app: another instance of the same service does not see them, so state-changing requests
+    are also recorded in the service's database (shared/replays.py)."""
 
     def __init__(self, window: float = MAX_SKEW_SECONDS, max_size: int = 200_000) -> None:
         self._window = window
@@ -273,6 +273,7 @@ class VerifyCaller:
     def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], secret: str):
         self.app = app
         self.secret = secret
+        self.nonces = NonceCache()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -296,6 +297,7 @@ class VerifyCaller:
                 scope["path"],
                 query=scope.get("query_string", b""),
                 body=body,
+                nonces=self.nonces,
             )
         except Unauthorized as refusal:
             verified = refusal

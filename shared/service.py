@@ -22,6 +22,7 @@ from shared.access import EVERY_ROLE, Objects, access, guard, internal, public
 from shared.auth import (
     CALLER_HEADER,
     CALLER_SCOPE_KEY,
+    NONCE_HEADER,
     Caller,
     Role,
     VerifyCaller,
@@ -33,11 +34,12 @@ from shared.consumer import Consumer
 from shared.consumer import EventHandler as EventHandler
 from shared.consumer import ManyHandler as ManyHandler
 from shared.db import Database
-from shared.errors import IllegalTransition, NotFound, install_error_handlers
+from shared.errors import IllegalTransition, NotFound, Unauthorized, install_error_handlers
 from shared.logging import RequestIdMiddleware
 from shared.metrics import HttpMetrics, Metrics, Sample, spine_samples
 from shared.params import RowId
 from shared.relay import OutboxRelay
+from shared.replays import SAFE_METHODS, SharedNonces
 from shared.settings import Settings
 
 log = logging.getLogger("hotline.service")
@@ -54,6 +56,8 @@ class ServiceContext:
     clock: Clock
     relay: OutboxRelay
     extras: dict[str, Any] = field(default_factory=dict)
+    # nonces of state-changing requests shared by the service's instances (shared/replays.py)
+    nonces: SharedNonces | None = None
 
     async def ready_detail(self) -> dict[str, Any]:
         async with self.db.engine.connect() as conn:
@@ -106,7 +110,19 @@ async def get_caller(request: Request) -> Caller:
     if isinstance(verified, Exception):
         raise verified
     caller: Caller = verified
+    nonces = get_ctx(request).nonces
+    if (
+        nonces is not None
+        and request.method not in SAFE_METHODS
+        and not request.scope.get(NONCE_RECORDED)
+    ):
+        request.scope[NONCE_RECORDED] = True
+        if not await nonces.first_use(request.headers.get(NONCE_HEADER, "")):
+            raise Unauthorized("this signed request was already used (replay)")
     return caller
+
+
+NONCE_RECORDED = "hotline.nonce_recorded"
 
 
 CtxDep = Annotated[ServiceContext, Depends(get_ctx)]
@@ -298,6 +314,10 @@ def create_service_app(
             inbox_retention_seconds=settings.inbox_retention_seconds,
         )
         ctx = ServiceContext(spec.name, settings, db, the_bus, the_clock, relay)
+        shared_nonces = settings.shared_nonces
+        if shared_nonces if shared_nonces is not None else db.is_postgres:
+            ctx.nonces = SharedNonces(db)
+            await ctx.nonces.create()
         app.state.ctx = ctx
         _subscribe(ctx, spec)
         for hook in spec.on_start:
@@ -309,6 +329,8 @@ def create_service_app(
             asyncio.create_task(job(ctx), name=f"{spec.name}:{job.__name__}")
             for job in spec.background
         ]
+        if ctx.nonces is not None:
+            tasks.append(asyncio.create_task(ctx.nonces.prune_forever(), name="nonces"))
         log.info("service started", extra={"service": spec.name})
         try:
             yield

@@ -108,6 +108,9 @@ class Settings(BaseSettings):
     # each), the id new values are sealed under, and the blind index key (phone lookups).
     # Empty outside production: the public development ring.
     requester_keys: str = ""
+    # replays across a service's instances: state-changing requests' nonces in its database
+    # (shared/replays.py); empty: on PostgreSQL, off on SQLite (one process per service)
+    shared_nonces: bool | None = None
     requester_key_id: str = ""
     requester_index_key: str = ""
     intake_url: str = "http://127.0.0.1:8001"

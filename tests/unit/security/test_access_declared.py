@@ -65,7 +65,9 @@ OPERATIONS = operations()
 def test_every_route_of_every_app_declares_its_access() -> None:
     assert len({name for name, _, _ in OPERATIONS}) == 7
     undeclared = [f"{name} {op}" for name, op, endpoint in OPERATIONS if declared(endpoint) is None]
-    assert undeclared == [], f"routes without an access declaration (shared/access.py): {undeclared}"
+    assert undeclared == [], (
+        f"routes without an access declaration (shared/access.py): {undeclared}"
+    )
 
 
 def test_a_unit_reaching_an_object_declares_which_of_its_objects() -> None:
@@ -129,11 +131,7 @@ async def test_undeclared_routes_and_undeclared_roles_are_refused_before_the_bod
 @pytest.mark.parametrize("kind", ["public", "internal"])
 def test_public_and_internal_routes_are_the_expected_few(kind: str) -> None:
     found = sorted(
-        {
-            f"{op}"
-            for _, op, endpoint in OPERATIONS
-            if getattr(declared(endpoint), kind, False)
-        }
+        {f"{op}" for _, op, endpoint in OPERATIONS if getattr(declared(endpoint), kind, False)}
     )
     expected = {
         "public": [
