@@ -75,14 +75,12 @@ class TicketView(BaseModel):
     Role.SUPERVISOR,
     Role.ADMIN,
     objects=(Objects.OWN_UNIT, Objects.CO_UNIT, Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
+    refused="a channel reads its own ticket by number and phone: "
+    "POST /api/v1/intake/tickets/lookup",
 )
 async def ticket_view(ticket_id: str, request: Request, caller: CallerDep) -> TicketView:
     """The ticket as the caller's role may see it (every role except the channels, which
     look up their own ticket with its number and phone at POST /api/v1/intake/tickets/lookup)."""
-    if caller.role is Role.CITIZEN:
-        raise Forbidden(
-            "a channel reads its own ticket by number and phone: POST /api/v1/intake/tickets/lookup"
-        )
     upstreams: Upstreams = request.app.state.upstreams
     answers = await asyncio.gather(
         *(

@@ -110,7 +110,7 @@ async def get_caller(request: Request) -> Caller:
     if isinstance(verified, Exception):
         raise verified
     caller: Caller = verified
-    nonces = get_ctx(request).nonces
+    nonces: SharedNonces | None = getattr(get_ctx(request), "nonces", None)
     if (
         nonces is not None
         and request.method not in SAFE_METHODS

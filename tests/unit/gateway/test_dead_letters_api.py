@@ -12,6 +12,7 @@ import pytest
 from fastapi import APIRouter
 
 from hotline.embedded import embedded_app, settle
+from shared.access import EVERY_ROLE, access
 from shared.db import UnitOfWork
 from shared.events import Envelope
 from shared.service import CallerDep, CtxDep, ServiceContext, ServiceSpec
@@ -36,6 +37,7 @@ def specs(root: Path, dispatch: Dispatch) -> dict[str, ServiceSpec]:
     router = APIRouter()
 
     @router.post("/ping/{ticket_id}/{n}", status_code=202)
+    @access(*EVERY_ROLE)
     async def ping(ticket_id: str, n: int, ctx: CtxDep, caller: CallerDep) -> None:
         async with ctx.db.unit_of_work() as uow:
             uow.emit(

@@ -13,6 +13,7 @@ import pytest
 from fastapi import APIRouter
 
 from hotline.embedded import banner, embedded_app
+from shared.access import EVERY_ROLE, access
 from shared.db import UnitOfWork
 from shared.events import Envelope
 from shared.service import CallerDep, CtxDep, ServiceContext, ServiceSpec
@@ -42,6 +43,7 @@ def stand_in_specs(root: Path, received: list[Envelope]) -> dict[str, ServiceSpe
     router = APIRouter()
 
     @router.get("/whoami")
+    @access(*EVERY_ROLE)
     async def whoami(ctx: CtxDep, caller: CallerDep) -> dict[str, Any]:
         return {
             "service": ctx.name,
@@ -51,6 +53,7 @@ def stand_in_specs(root: Path, received: list[Envelope]) -> dict[str, ServiceSpe
         }
 
     @router.post("/ping", status_code=202)
+    @access(*EVERY_ROLE)
     async def ping(ctx: CtxDep, caller: CallerDep) -> dict[str, str]:
         envelope = Envelope(
             type="ticket.pinged",
