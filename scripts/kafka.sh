@@ -156,7 +156,11 @@ java_cmd() {
 format_storage() {
     [ -f "$DATA_DIR/meta.properties" ] && return 0
     local cluster_id
-    cluster_id="$(python3 -c 'import base64,uuid;print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
+    # Kafka's own Uuid.randomUuid() never starts an id with '-': the storage tool would
+    # read such an id as an option (1 run in 64 failed to format)
+    cluster_id="$(python3 -c 'import base64,uuid
+while (i := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")).startswith("-"): pass
+print(i)')"
     log "formatting KRaft storage in $DATA_DIR (cluster id $cluster_id)"
     java_cmd kafka.tools.StorageTool format -t "$cluster_id" -c "$CONF_FILE" --ignore-formatted
     "${JAVA_CMD[@]}" >>"$LOGS_DIR/storage-format.log" 2>&1 \
