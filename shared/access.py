@@ -3,9 +3,15 @@ in one place, deny by default (Art 28, 29; issue 9).
 
 Every route function carries a declaration::
 
-    @router.post("/{ticket_id}/accept")
-    @access(Role.UNIT, Role.OPERATOR, objects=(Objects.OWN_UNIT,))
-    async def accept(...): ...
+    @router.post("/{ticket_id}/return/approve")
+    @access(Role.AGENCY, objects=(Objects.AGENCY,))
+    async def approve_return(...): ...
+
+A set that several routes share is named once, beside the service's routes, and the routes
+carry the name (``TICKET_READERS = access(...)``; ``@TICKET_READERS``), so that the
+declarations read as the service's policy. A declaration names the roles its handler
+accepts, no more: a role the handler would refuse anyway is refused here, before the body
+is read, and a reader (or the matrix tests) sees who really may call the route.
 
 ``guard`` (an app-wide dependency of every service, and of the gateway's own routers) runs
 before the route and its body are read: a route without a declaration answers 403 to
@@ -92,6 +98,8 @@ def internal() -> Callable[[F], F]:
 
 
 EVERY_ROLE = tuple(Role)
+# the administrators' routes (users, units, catalog, calendar, policy settings: RULES §1)
+ADMINS = access(Role.ADMIN, objects=(Objects.ADMIN,))
 
 
 def declared(endpoint: Callable[..., Any]) -> Access | None:

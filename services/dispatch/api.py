@@ -51,7 +51,7 @@ from services.dispatch.schemas import (
     UnitPublic,
     UnitUpdate,
 )
-from shared.access import EVERY_ROLE, Objects, access
+from shared.access import ADMINS, EVERY_ROLE, Objects, access
 from shared.auth import Role
 from shared.params import Offset
 from shared.service import CallerDep, CtxDep
@@ -62,19 +62,43 @@ router = APIRouter(prefix="/tickets", tags=["assignments"])
 queue_router = APIRouter(tags=["queues"])
 catalog_router = APIRouter(tags=["catalog"])
 
+# ---- who may call what (shared/access.py) ----------------------------------------------
+# Each set names the roles its handlers accept; the handlers check the object (a unit's own
+# or co-handled ticket, an authority's industry, a district agency's district).
+
+HOTLINE = (Objects.AGENCY, Objects.ADMIN)  # the hotline's staff and the administrators: the city
+
+# handlers/queries.READING_ROLES; a unit its own and co-handled tickets, an authority its
+# industry's
+TICKET_READERS = access(
+    *queries.READING_ROLES, objects=(Objects.OWN_UNIT, Objects.CO_UNIT, Objects.INDUSTRY, *HOTLINE)
+)
+# 派单 by hand and referral for a determination: the hotline's operators and agency
+HOTLINE_DISPATCHERS = access(Role.OPERATOR, Role.AGENCY, objects=(Objects.AGENCY,))
+# the assigned unit on its own ticket: accept, reply, assign its staff, ask to return
+ASSIGNED_UNIT = access(Role.UNIT, objects=(Objects.OWN_UNIT,))
+# Art 8: the parties to a determination (an authority for its own industry), and who follows
+# the cases
+DETERMINATION_PARTIES = access(*determinations.PARTIES, objects=(Objects.INDUSTRY, Objects.AGENCY))
+DETERMINATION_READERS = access(*determinations.READERS, objects=(Objects.INDUSTRY, *HOTLINE))
+# the suggested matter and unit (Art 26): those who dispatch, and the Art 8 authority
+SUGGESTION_READERS = access(
+    Role.OPERATOR, Role.AGENCY, Role.AUTHORITY, Role.ADMIN, objects=(Objects.INDUSTRY, *HOTLINE)
+)
+# Art 10: the agency reviews a unit's return request
+RETURN_REVIEWERS = access(Role.AGENCY, objects=(Objects.AGENCY,))
+# a unit's queues and staff: the unit its own, the hotline every unit's
+UNIT_READERS = access(
+    Role.OPERATOR, Role.AGENCY, Role.UNIT, Role.ADMIN, objects=(Objects.OWN_UNIT, *HOTLINE)
+)
+CATALOG_KEEPERS = access(Role.AGENCY, Role.ADMIN, objects=HOTLINE)
+
 
 # ---- tickets --------------------------------------------------------------------------
 
 
 @router.get("", response_model=AssignmentsPublic)
-@access(
-    Role.OPERATOR,
-    Role.AGENCY,
-    Role.UNIT,
-    Role.AUTHORITY,
-    Role.ADMIN,
-    objects=(Objects.OWN_UNIT, Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
-)
+@TICKET_READERS
 async def list_assignments(
     ctx: CtxDep,
     caller: CallerDep,
@@ -102,27 +126,13 @@ async def list_assignments(
 
 
 @router.get("/{ticket_id}", response_model=AssignmentPublic)
-@access(
-    Role.OPERATOR,
-    Role.AGENCY,
-    Role.UNIT,
-    Role.AUTHORITY,
-    Role.ADMIN,
-    objects=(Objects.OWN_UNIT, Objects.CO_UNIT, Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
-)
+@TICKET_READERS
 async def get_assignment(ticket_id: str, ctx: CtxDep, caller: CallerDep) -> AssignmentPublic:
     return await queries.get_assignment(ctx, caller, ticket_id)
 
 
 @router.post("/{ticket_id}/dispatch", response_model=AssignmentPublic)
-@access(
-    Role.OPERATOR,
-    Role.AGENCY,
-    Role.UNIT,
-    Role.AUTHORITY,
-    Role.ADMIN,
-    objects=(Objects.OWN_UNIT, Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
-)
+@HOTLINE_DISPATCHERS
 async def dispatch(
     ticket_id: str, body: ManualDispatch, ctx: CtxDep, caller: CallerDep
 ) -> AssignmentPublic:
@@ -134,14 +144,7 @@ async def dispatch(
 
 
 @router.post("/{ticket_id}/refer", response_model=AssignmentPublic)
-@access(
-    Role.OPERATOR,
-    Role.AGENCY,
-    Role.UNIT,
-    Role.AUTHORITY,
-    Role.ADMIN,
-    objects=(Objects.OWN_UNIT, Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
-)
+@HOTLINE_DISPATCHERS
 async def refer(ticket_id: str, body: Referral, ctx: CtxDep, caller: CallerDep) -> AssignmentPublic:
     """Disputed responsibility: to the determination queue (Art 8)."""
     await tickets.refer_for_determination(ctx, caller, ticket_id, body)
@@ -149,7 +152,7 @@ async def refer(ticket_id: str, body: Referral, ctx: CtxDep, caller: CallerDep) 
 
 
 @router.post("/{ticket_id}/determination", response_model=DeterminationPublic)
-@access(Role.AGENCY, Role.AUTHORITY, Role.GOVSERVICE, objects=(Objects.INDUSTRY, Objects.AGENCY))
+@DETERMINATION_PARTIES
 async def determine(
     ticket_id: str, body: DeterminationCreate, ctx: CtxDep, caller: CallerDep
 ) -> DeterminationPublic:
@@ -161,14 +164,7 @@ async def determine(
 
 
 @router.post("/{ticket_id}/assignee", response_model=AssignmentPublic)
-@access(
-    Role.OPERATOR,
-    Role.AGENCY,
-    Role.UNIT,
-    Role.AUTHORITY,
-    Role.ADMIN,
-    objects=(Objects.OWN_UNIT, Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
-)
+@ASSIGNED_UNIT
 async def assign(
     ticket_id: str, body: AssigneeSet, ctx: CtxDep, caller: CallerDep
 ) -> AssignmentPublic:
@@ -178,14 +174,7 @@ async def assign(
 
 
 @router.post("/{ticket_id}/determination/positions", response_model=PositionsPublic)
-@access(
-    Role.OPERATOR,
-    Role.AGENCY,
-    Role.AUTHORITY,
-    Role.GOVSERVICE,
-    Role.ADMIN,
-    objects=(Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
-)
+@DETERMINATION_PARTIES
 async def record_position(
     ticket_id: str, body: PositionCreate, ctx: CtxDep, caller: CallerDep
 ) -> PositionsPublic:
@@ -195,27 +184,14 @@ async def record_position(
 
 
 @router.get("/{ticket_id}/determination/positions", response_model=PositionsPublic)
-@access(
-    Role.OPERATOR,
-    Role.AGENCY,
-    Role.AUTHORITY,
-    Role.GOVSERVICE,
-    Role.ADMIN,
-    objects=(Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
-)
+@DETERMINATION_READERS
 async def list_positions(ticket_id: str, ctx: CtxDep, caller: CallerDep) -> PositionsPublic:
     """The positions recorded so far and the parties still to be heard."""
     return await determinations.list_positions(ctx, caller, ticket_id)
 
 
 @router.get("/{ticket_id}/suggestion", response_model=SuggestionPublic)
-@access(
-    Role.OPERATOR,
-    Role.AGENCY,
-    Role.AUTHORITY,
-    Role.ADMIN,
-    objects=(Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
-)
+@SUGGESTION_READERS
 async def ticket_suggestion(ticket_id: str, ctx: CtxDep, caller: CallerDep) -> SuggestionPublic:
     """The suggested matter and unit for the ticket's text, with a confidence."""
     found = await queries.get_assignment(ctx, caller, ticket_id)
@@ -224,14 +200,7 @@ async def ticket_suggestion(ticket_id: str, ctx: CtxDep, caller: CallerDep) -> S
 
 
 @router.post("/{ticket_id}/accept", response_model=AssignmentPublic)
-@access(
-    Role.OPERATOR,
-    Role.AGENCY,
-    Role.UNIT,
-    Role.AUTHORITY,
-    Role.ADMIN,
-    objects=(Objects.OWN_UNIT, Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
-)
+@ASSIGNED_UNIT
 async def accept(ticket_id: str, ctx: CtxDep, caller: CallerDep) -> AssignmentPublic:
     """接收: the lead unit accepts the ticket; stops its acceptance clock."""
     await tickets.accept_ticket(ctx, caller, ticket_id)
@@ -239,14 +208,7 @@ async def accept(ticket_id: str, ctx: CtxDep, caller: CallerDep) -> AssignmentPu
 
 
 @router.post("/{ticket_id}/complete", response_model=AssignmentPublic)
-@access(
-    Role.OPERATOR,
-    Role.AGENCY,
-    Role.UNIT,
-    Role.AUTHORITY,
-    Role.ADMIN,
-    objects=(Objects.OWN_UNIT, Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
-)
+@ASSIGNED_UNIT
 async def complete(
     ticket_id: str, reply: ReplyCreate, ctx: CtxDep, caller: CallerDep
 ) -> AssignmentPublic:
@@ -256,7 +218,7 @@ async def complete(
 
 
 @router.post("/{ticket_id}/inputs", response_model=InputPublic, status_code=201)
-@access(Role.UNIT, objects=(Objects.OWN_UNIT,))
+@access(Role.UNIT, objects=(Objects.CO_UNIT,))  # 协办: a co-unit
 async def add_input(
     ticket_id: str, body: InputCreate, ctx: CtxDep, caller: CallerDep
 ) -> InputPublic:
@@ -265,7 +227,7 @@ async def add_input(
 
 
 @router.post("/{ticket_id}/return", response_model=ReturnPublic, status_code=201)
-@access(Role.UNIT, objects=(Objects.OWN_UNIT,))
+@ASSIGNED_UNIT
 async def request_return(
     ticket_id: str, body: ReturnCreate, ctx: CtxDep, caller: CallerDep
 ) -> ReturnPublic:
@@ -274,7 +236,7 @@ async def request_return(
 
 
 @router.post("/{ticket_id}/return/approve", response_model=ReturnPublic)
-@access(Role.AGENCY, objects=(Objects.AGENCY,))
+@RETURN_REVIEWERS
 async def approve_return(
     ticket_id: str, body: ReturnApproval, ctx: CtxDep, caller: CallerDep
 ) -> ReturnPublic:
@@ -283,7 +245,7 @@ async def approve_return(
 
 
 @router.post("/{ticket_id}/return/reject", response_model=ReturnPublic)
-@access(Role.AGENCY, objects=(Objects.AGENCY,))
+@RETURN_REVIEWERS
 async def reject_return(
     ticket_id: str, body: ReturnRejection, ctx: CtxDep, caller: CallerDep
 ) -> ReturnPublic:
@@ -295,13 +257,7 @@ async def reject_return(
 
 
 @queue_router.get("/inbox", response_model=InboxPublic, tags=["queues"])
-@access(
-    Role.OPERATOR,
-    Role.AGENCY,
-    Role.UNIT,
-    Role.ADMIN,
-    objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN),
-)
+@UNIT_READERS
 async def inbox(
     ctx: CtxDep,
     caller: CallerDep,
@@ -319,13 +275,7 @@ async def inbox(
 
 
 @queue_router.get("/returns", response_model=ReturnsPublic)
-@access(
-    Role.OPERATOR,
-    Role.AGENCY,
-    Role.UNIT,
-    Role.ADMIN,
-    objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN),
-)
+@UNIT_READERS
 async def list_returns(
     ctx: CtxDep,
     caller: CallerDep,
@@ -338,14 +288,7 @@ async def list_returns(
 
 
 @queue_router.get("/determinations", response_model=DeterminationsPublic)
-@access(
-    Role.OPERATOR,
-    Role.AGENCY,
-    Role.AUTHORITY,
-    Role.GOVSERVICE,
-    Role.ADMIN,
-    objects=(Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
-)
+@DETERMINATION_READERS
 async def list_determinations(
     ctx: CtxDep,
     caller: CallerDep,
@@ -360,13 +303,7 @@ async def list_determinations(
 
 
 @queue_router.post("/suggestions", response_model=SuggestionPublic)
-@access(
-    Role.OPERATOR,
-    Role.AGENCY,
-    Role.AUTHORITY,
-    Role.ADMIN,
-    objects=(Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
-)
+@SUGGESTION_READERS
 async def suggest_for_text(
     body: SuggestionCreate, ctx: CtxDep, caller: CallerDep
 ) -> SuggestionPublic:
@@ -385,7 +322,7 @@ async def read_policy(ctx: CtxDep, caller: CallerDep) -> PolicyPublic:
     "/policy/versions", response_model=PolicyPublic, status_code=201, tags=["policy"]
 )
 @queue_router.post("/policy", response_model=PolicyPublic, status_code=201, include_in_schema=False)
-@access(Role.OPERATOR, Role.AGENCY, Role.ADMIN, objects=(Objects.AGENCY, Objects.ADMIN))
+@ADMINS
 async def add_policy_version(body: PolicyVersion, ctx: CtxDep, caller: CallerDep) -> PolicyPublic:
     """A new version of the dispatch settings from its effective date (admin)."""
     return await policy.add_policy_version(ctx, caller, body)
@@ -415,13 +352,7 @@ async def list_units(
 
 
 @catalog_router.put("/units/{unit_id}/staff", response_model=StaffList)
-@access(
-    Role.OPERATOR,
-    Role.AGENCY,
-    Role.UNIT,
-    Role.ADMIN,
-    objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN),
-)
+@access(Role.UNIT, Role.ADMIN, objects=(Objects.OWN_UNIT, Objects.ADMIN))
 async def set_staff(unit_id: str, body: StaffList, ctx: CtxDep, caller: CallerDep) -> StaffList:
     """The unit names its responsible staff for acceptance, handling, coordination and reply,
     with deputies (专人, Art 4); every duty needs a responsible person."""
@@ -429,13 +360,7 @@ async def set_staff(unit_id: str, body: StaffList, ctx: CtxDep, caller: CallerDe
 
 
 @catalog_router.get("/units/{unit_id}/staff", response_model=StaffList)
-@access(
-    Role.OPERATOR,
-    Role.AGENCY,
-    Role.UNIT,
-    Role.ADMIN,
-    objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN),
-)
+@UNIT_READERS
 async def get_staff(unit_id: str, ctx: CtxDep, caller: CallerDep) -> StaffList:
     return await staff.get_staff(ctx, caller, unit_id)
 
@@ -447,19 +372,19 @@ async def get_unit(unit_id: str, ctx: CtxDep, caller: CallerDep) -> UnitPublic:
 
 
 @catalog_router.post("/units", response_model=UnitPublic, status_code=201)
-@access(Role.ADMIN, objects=(Objects.ADMIN,))
+@ADMINS
 async def create_unit(body: UnitIn, ctx: CtxDep, caller: CallerDep) -> UnitPublic:
     return await catalog.save_unit(ctx, caller, body, create=True)
 
 
 @catalog_router.put("/units/{unit_id}", response_model=UnitPublic)
-@access(Role.ADMIN, objects=(Objects.ADMIN,))
+@ADMINS
 async def update_unit(unit_id: str, body: UnitUpdate, ctx: CtxDep, caller: CallerDep) -> UnitPublic:
     return await catalog.update_unit(ctx, caller, unit_id, body)
 
 
 @catalog_router.delete("/units/{unit_id}", response_model=UnitPublic)
-@access(Role.ADMIN, objects=(Objects.ADMIN,))
+@ADMINS
 async def retire_unit(unit_id: str, ctx: CtxDep, caller: CallerDep) -> UnitPublic:
     """Deactivates the unit; refused while the catalog names it."""
     return await catalog.retire_unit(ctx, caller, unit_id)
@@ -480,13 +405,13 @@ async def get_matter(code: str, ctx: CtxDep, caller: CallerDep) -> MatterPublic:
 
 
 @catalog_router.post("/catalog/matters", response_model=MatterPublic, status_code=201)
-@access(Role.ADMIN, objects=(Objects.ADMIN,))
+@ADMINS
 async def create_matter(body: MatterIn, ctx: CtxDep, caller: CallerDep) -> MatterPublic:
     return await catalog.create_matter(ctx, caller, body)
 
 
 @catalog_router.put("/catalog/matters/{code}", response_model=MatterPublic)
-@access(Role.ADMIN, objects=(Objects.ADMIN,))
+@ADMINS
 async def update_matter(
     code: str, body: MatterUpdate, ctx: CtxDep, caller: CallerDep
 ) -> MatterPublic:
@@ -495,19 +420,19 @@ async def update_matter(
 
 
 @catalog_router.delete("/catalog/matters/{code}", response_model=MatterPublic)
-@access(Role.ADMIN, objects=(Objects.ADMIN,))
+@ADMINS
 async def retire_matter(code: str, ctx: CtxDep, caller: CallerDep) -> MatterPublic:
     return await catalog.retire_matter(ctx, caller, code)
 
 
 @catalog_router.get("/catalog/export", response_model=CatalogDocument)
-@access(Role.AGENCY, Role.ADMIN, objects=(Objects.AGENCY, Objects.ADMIN))
+@CATALOG_KEEPERS
 async def export_catalog(ctx: CtxDep, caller: CallerDep) -> CatalogDocument:
     return await catalog.export_catalog(ctx, caller)
 
 
 @catalog_router.post("/catalog/import", response_model=CatalogVersionPublic, status_code=201)
-@access(Role.ADMIN, objects=(Objects.ADMIN,))
+@ADMINS
 async def import_catalog(
     body: CatalogDocument, ctx: CtxDep, caller: CallerDep
 ) -> CatalogVersionPublic:
@@ -516,7 +441,7 @@ async def import_catalog(
 
 
 @catalog_router.get("/catalog/versions", response_model=CatalogVersionsPublic)
-@access(Role.AGENCY, Role.ADMIN, objects=(Objects.AGENCY, Objects.ADMIN))
+@CATALOG_KEEPERS
 async def list_versions(
     ctx: CtxDep,
     caller: CallerDep,
@@ -528,7 +453,7 @@ async def list_versions(
 
 
 @catalog_router.post("/catalog/republish")
-@access(Role.AGENCY, Role.ADMIN, objects=(Objects.AGENCY, Objects.ADMIN))
+@ADMINS
 async def republish(ctx: CtxDep, caller: CallerDep) -> dict[str, int]:
     """Emit every unit and matter again (a consumer rebuilding its read model)."""
     return await catalog.republish(ctx, caller)

@@ -39,6 +39,11 @@ from shared.errors import Forbidden, IllegalTransition, InvalidInput
 from shared.events import DeterminationMade
 from shared.service import ServiceContext
 
+# Art 8: who decides jointly (the department, the agency, an industry authority for its own
+# industry), and who follows the cases besides them
+PARTIES = (Role.GOVSERVICE, Role.AGENCY, Role.AUTHORITY)
+READERS = (*PARTIES, Role.OPERATOR, Role.ADMIN)
+
 
 async def decide(
     ctx: ServiceContext, caller: Caller, ticket_id: str, body: DeterminationCreate
@@ -46,7 +51,7 @@ async def decide(
     """Same-industry cases: the city-level industry authority names the unit; cross-
     industry cases: the agency, jointly, names a lead and co-units. Who, when and why are
     recorded; the lead is then dispatched with its co-units and may not return it."""
-    caller.require(Role.AUTHORITY, Role.AGENCY, Role.GOVSERVICE)
+    caller.require(*PARTIES)
     now = ctx.clock.now()
     async with ctx.db.unit_of_work() as uow:
         conn = uow.conn
@@ -151,7 +156,7 @@ async def list_determinations(
     ctx: ServiceContext, caller: Caller, *, status: str | None, limit: int, offset: int
 ) -> DeterminationsPublic:
     """The determination queue (oldest first)."""
-    caller.require(Role.AUTHORITY, Role.AGENCY, Role.GOVSERVICE, Role.OPERATOR, Role.ADMIN)
+    caller.require(*READERS)
     query = select(determinations)
     if status:
         query = query.where(determinations.c.status == status)
@@ -204,7 +209,7 @@ async def record_position(
 ) -> PositionsPublic:
     """市政务服务部门、热线工作机构会同相关市级行业主管部门共同研究 (Art 8): each party
     records its position on a disputed ticket; the decision follows the department's."""
-    caller.require(Role.GOVSERVICE, Role.AGENCY, Role.AUTHORITY)
+    caller.require(*PARTIES)
     now = ctx.clock.now()
     async with ctx.db.unit_of_work() as uow:
         row, current = await load_for_update(uow, ticket_id, caller)
@@ -239,7 +244,7 @@ async def record_position(
 
 
 async def list_positions(ctx: ServiceContext, caller: Caller, ticket_id: str) -> PositionsPublic:
-    caller.require(Role.GOVSERVICE, Role.AGENCY, Role.AUTHORITY, Role.OPERATOR, Role.ADMIN)
+    caller.require(*READERS)
     async with ctx.db.engine.connect() as conn:
         district = await conn.scalar(
             select(assignments.c.district).where(assignments.c.ticket_id == ticket_id)
