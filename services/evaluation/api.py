@@ -50,7 +50,7 @@ from services.evaluation.schemas import (
     SupervisionsPublic,
     UnitScoresPublic,
 )
-from shared.access import EVERY_ROLE, Objects, access
+from shared.access import ADMINS, EVERY_ROLE, Objects, access
 from shared.auth import Role
 from shared.params import Offset
 from shared.service import CallerDep, CtxDep
@@ -60,19 +60,43 @@ From = Annotated[date | None, Query(alias="from", description="first day (Shangh
 To = Annotated[date | None, Query(alias="to", description="last day (Shanghai), inclusive")]
 Explain = Annotated[bool, Query(description="list the tickets behind every figure")]
 
+# ---- who may call what (shared/access.py) ------------------------------------------------------
+# Each set names the roles its handlers accept; the handlers check the object (a unit's own
+# revisits, exemptions, supervisions and scores; a district agency's district).
+
+REVISIT_READERS = access(
+    *revisits.READERS, objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN)
+)
+EXEMPTION_READERS = access(
+    *exemptions.READERS, objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN)
+)
+SUPERVISION_READERS = access(
+    *supervision.READERS, objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN)
+)
+# a unit for itself: its exemption request (Art 24), its answer to a supervision (Art 21)
+UNIT_FOR_ITSELF = access(Role.UNIT, objects=(Objects.OWN_UNIT,))
+# the agency's decisions: revisits (Art 14), exemptions (Art 24), supervision (Art 21)
+AGENCY_DECIDES = access(Role.AGENCY, objects=(Objects.AGENCY,))
+# a unit its own scores and rates (by unit only), an authority its industry's (Art 23)
+SCORE_READERS = access(
+    *scores.READERS, objects=(Objects.OWN_UNIT, Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN)
+)
+MONITORING_READERS = access(*monitoring.READERS, objects=(Objects.AGENCY, Objects.ADMIN))
+# Art 22, 23: what the government-services department alone does, and who reads it
+GOVSERVICE_DEPARTMENT = access(Role.GOVSERVICE, objects=(Objects.AGENCY,))
+GOVSERVICE_RECORDS = access(
+    Role.AGENCY, Role.GOVSERVICE, Role.ADMIN, objects=(Objects.AGENCY, Objects.ADMIN)
+)
+# Art 22: appointed social supervisors (their own opinions) and those who hear them
+SOCIAL_SUPERVISION = access(*social.STATISTICS_READERS, objects=(Objects.AGENCY, Objects.ADMIN))
+
 # ---- revisits (Art 14) ------------------------------------------------------------------------
 
 revisit_router = APIRouter(prefix="/revisits", tags=["revisits"])
 
 
 @revisit_router.get("", response_model=RevisitsPublic)
-@access(
-    Role.OPERATOR,
-    Role.AGENCY,
-    Role.UNIT,
-    Role.ADMIN,
-    objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN),
-)
+@REVISIT_READERS
 async def list_revisits(
     ctx: CtxDep,
     caller: CallerDep,
@@ -89,13 +113,7 @@ async def list_revisits(
 
 
 @revisit_router.post("/{ticket_id}", response_model=RevisitPublic)
-@access(
-    Role.OPERATOR,
-    Role.AGENCY,
-    Role.UNIT,
-    Role.ADMIN,
-    objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN),
-)
+@access(Role.OPERATOR, Role.AGENCY, objects=(Objects.AGENCY,))
 async def record_revisit(
     ticket_id: str, data: RevisitRecord, ctx: CtxDep, caller: CallerDep
 ) -> RevisitPublic:
@@ -104,25 +122,13 @@ async def record_revisit(
 
 
 @revisit_router.get("/{ticket_id}", response_model=RevisitPublic)
-@access(
-    Role.OPERATOR,
-    Role.AGENCY,
-    Role.UNIT,
-    Role.ADMIN,
-    objects=(Objects.OWN_UNIT, Objects.CO_UNIT, Objects.AGENCY, Objects.ADMIN),
-)
+@REVISIT_READERS
 async def get_revisit(ticket_id: str, ctx: CtxDep, caller: CallerDep) -> RevisitPublic:
     return await revisits.get_revisit(ctx, caller, ticket_id)
 
 
 @revisit_router.post("/{ticket_id}/decision", response_model=RevisitPublic)
-@access(
-    Role.OPERATOR,
-    Role.AGENCY,
-    Role.UNIT,
-    Role.ADMIN,
-    objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN),
-)
+@AGENCY_DECIDES
 async def decide_revisit(
     ticket_id: str, data: RevisitDecision, ctx: CtxDep, caller: CallerDep
 ) -> RevisitPublic:
@@ -136,9 +142,7 @@ exemption_router = APIRouter(prefix="/exemptions", tags=["exemptions"])
 
 
 @exemption_router.post("", status_code=status.HTTP_201_CREATED, response_model=ExemptionPublic)
-@access(
-    Role.AGENCY, Role.UNIT, Role.ADMIN, objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN)
-)
+@UNIT_FOR_ITSELF
 async def file_exemption(
     ctx: CtxDep,
     caller: CallerDep,
@@ -154,9 +158,7 @@ async def file_exemption(
 
 
 @exemption_router.get("", response_model=ExemptionsPublic)
-@access(
-    Role.AGENCY, Role.UNIT, Role.ADMIN, objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN)
-)
+@EXEMPTION_READERS
 async def list_exemptions(
     ctx: CtxDep,
     caller: CallerDep,
@@ -178,17 +180,13 @@ async def list_exemptions(
 
 
 @exemption_router.get("/{exemption_id}", response_model=ExemptionPublic)
-@access(
-    Role.AGENCY, Role.UNIT, Role.ADMIN, objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN)
-)
+@EXEMPTION_READERS
 async def get_exemption(exemption_id: str, ctx: CtxDep, caller: CallerDep) -> ExemptionPublic:
     return await exemptions.get_exemption(ctx, caller, exemption_id)
 
 
 @exemption_router.get("/{exemption_id}/files/{file_id}", response_class=FileResponse)
-@access(
-    Role.AGENCY, Role.UNIT, Role.ADMIN, objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN)
-)
+@EXEMPTION_READERS
 async def evidence_file(
     exemption_id: str, file_id: str, ctx: CtxDep, caller: CallerDep
 ) -> FileResponse:
@@ -197,9 +195,7 @@ async def evidence_file(
 
 
 @exemption_router.post("/{exemption_id}/decision", response_model=ExemptionPublic)
-@access(
-    Role.AGENCY, Role.UNIT, Role.ADMIN, objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN)
-)
+@AGENCY_DECIDES
 async def decide_exemption(
     exemption_id: str, data: ExemptionDecision, ctx: CtxDep, caller: CallerDep
 ) -> ExemptionPublic:
@@ -213,14 +209,7 @@ score_router = APIRouter(tags=["scores"])
 
 
 @score_router.get("/scores", response_model=UnitScoresPublic)
-@access(
-    Role.AGENCY,
-    Role.UNIT,
-    Role.AUTHORITY,
-    Role.GOVSERVICE,
-    Role.ADMIN,
-    objects=(Objects.OWN_UNIT, Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
-)
+@SCORE_READERS
 async def unit_scores(
     ctx: CtxDep, caller: CallerDep, start: From = None, end: To = None, explain: Explain = False
 ) -> UnitScoresPublic:
@@ -231,14 +220,7 @@ async def unit_scores(
 
 
 @score_router.get("/scores.csv", response_class=Response)
-@access(
-    Role.AGENCY,
-    Role.UNIT,
-    Role.AUTHORITY,
-    Role.GOVSERVICE,
-    Role.ADMIN,
-    objects=(Objects.OWN_UNIT, Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
-)
+@access(Role.AGENCY, Role.ADMIN, objects=(Objects.AGENCY, Objects.ADMIN))
 async def unit_scores_csv(
     ctx: CtxDep, caller: CallerDep, start: From = None, end: To = None
 ) -> Response:
@@ -252,14 +234,7 @@ async def unit_scores_csv(
 
 
 @score_router.post("/scores/signoffs", response_model=ScoreSignoffPublic, status_code=201)
-@access(
-    Role.AGENCY,
-    Role.UNIT,
-    Role.AUTHORITY,
-    Role.GOVSERVICE,
-    Role.ADMIN,
-    objects=(Objects.OWN_UNIT, Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
-)
+@GOVSERVICE_DEPARTMENT
 async def sign_off_scores(
     data: ScoreSignoffCreate, ctx: CtxDep, caller: CallerDep
 ) -> ScoreSignoffPublic:
@@ -269,20 +244,13 @@ async def sign_off_scores(
 
 
 @score_router.get("/scores/signoffs", response_model=ScoreSignoffsPublic)
-@access(Role.AGENCY, Role.GOVSERVICE, Role.ADMIN, objects=(Objects.AGENCY, Objects.ADMIN))
+@GOVSERVICE_RECORDS
 async def list_signoffs(ctx: CtxDep, caller: CallerDep) -> ScoreSignoffsPublic:
     return await govservice.list_signoffs(ctx, caller)
 
 
 @score_router.get("/scores/{unit_id}", response_model=UnitScoresPublic)
-@access(
-    Role.AGENCY,
-    Role.UNIT,
-    Role.AUTHORITY,
-    Role.GOVSERVICE,
-    Role.ADMIN,
-    objects=(Objects.OWN_UNIT, Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
-)
+@SCORE_READERS
 async def one_unit_score(
     unit_id: str,
     ctx: CtxDep,
@@ -297,14 +265,7 @@ async def one_unit_score(
 
 
 @score_router.get("/rates", response_model=RatesPublic)
-@access(
-    Role.AGENCY,
-    Role.UNIT,
-    Role.AUTHORITY,
-    Role.GOVSERVICE,
-    Role.ADMIN,
-    objects=(Objects.OWN_UNIT, Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
-)
+@SCORE_READERS
 async def three_rates(
     ctx: CtxDep,
     caller: CallerDep,
@@ -330,13 +291,7 @@ supervision_router = APIRouter(prefix="/supervisions", tags=["supervision"])
 
 
 @supervision_router.post("", status_code=status.HTTP_201_CREATED, response_model=SupervisionPublic)
-@access(
-    Role.OPERATOR,
-    Role.AGENCY,
-    Role.UNIT,
-    Role.ADMIN,
-    objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN),
-)
+@AGENCY_DECIDES
 async def open_supervision(
     data: SupervisionCreate, ctx: CtxDep, caller: CallerDep
 ) -> SupervisionPublic:
@@ -345,13 +300,7 @@ async def open_supervision(
 
 
 @supervision_router.get("", response_model=SupervisionsPublic)
-@access(
-    Role.OPERATOR,
-    Role.AGENCY,
-    Role.UNIT,
-    Role.ADMIN,
-    objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN),
-)
+@SUPERVISION_READERS
 async def list_supervisions(
     ctx: CtxDep,
     caller: CallerDep,
@@ -373,25 +322,13 @@ async def list_supervisions(
 
 
 @supervision_router.get("/{supervision_id}", response_model=SupervisionPublic)
-@access(
-    Role.OPERATOR,
-    Role.AGENCY,
-    Role.UNIT,
-    Role.ADMIN,
-    objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN),
-)
+@SUPERVISION_READERS
 async def get_supervision(supervision_id: str, ctx: CtxDep, caller: CallerDep) -> SupervisionPublic:
     return await supervision.get_supervision(ctx, caller, supervision_id)
 
 
 @supervision_router.post("/{supervision_id}/answer", response_model=SupervisionPublic)
-@access(
-    Role.OPERATOR,
-    Role.AGENCY,
-    Role.UNIT,
-    Role.ADMIN,
-    objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN),
-)
+@UNIT_FOR_ITSELF
 async def answer_supervision(
     supervision_id: str, data: SupervisionAnswer, ctx: CtxDep, caller: CallerDep
 ) -> SupervisionPublic:
@@ -400,13 +337,7 @@ async def answer_supervision(
 
 
 @supervision_router.post("/{supervision_id}/close", response_model=SupervisionPublic)
-@access(
-    Role.OPERATOR,
-    Role.AGENCY,
-    Role.UNIT,
-    Role.ADMIN,
-    objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN),
-)
+@AGENCY_DECIDES
 async def close_supervision(
     supervision_id: str, data: SupervisionClose, ctx: CtxDep, caller: CallerDep
 ) -> SupervisionPublic:
@@ -419,7 +350,7 @@ monitoring_router = APIRouter(tags=["monitoring"])
 
 
 @monitoring_router.get("/hotspots", response_model=HotspotsPublic)
-@access(Role.OPERATOR, Role.AGENCY, Role.ADMIN, objects=(Objects.AGENCY, Objects.ADMIN))
+@MONITORING_READERS
 async def list_hotspots(
     ctx: CtxDep,
     caller: CallerDep,
@@ -442,7 +373,7 @@ async def list_hotspots(
 
 
 @monitoring_router.get("/flagged", response_model=FlaggedTicketsPublic)
-@access(Role.OPERATOR, Role.AGENCY, Role.ADMIN, objects=(Objects.AGENCY, Objects.ADMIN))
+@MONITORING_READERS
 async def list_flagged(
     ctx: CtxDep,
     caller: CallerDep,
@@ -460,13 +391,7 @@ social_router = APIRouter(tags=["social supervision"])
 
 
 @social_router.get("/public/statistics", response_model=PublicStatistics)
-@access(
-    Role.AGENCY,
-    Role.GOVSERVICE,
-    Role.SUPERVISOR,
-    Role.ADMIN,
-    objects=(Objects.AGENCY, Objects.ADMIN),
-)
+@SOCIAL_SUPERVISION
 async def public_statistics(
     ctx: CtxDep, caller: CallerDep, start: From = None, end: To = None
 ) -> PublicStatistics:
@@ -475,25 +400,13 @@ async def public_statistics(
 
 
 @social_router.post("/opinions", status_code=status.HTTP_201_CREATED, response_model=OpinionPublic)
-@access(
-    Role.AGENCY,
-    Role.GOVSERVICE,
-    Role.SUPERVISOR,
-    Role.ADMIN,
-    objects=(Objects.AGENCY, Objects.ADMIN),
-)
+@access(Role.SUPERVISOR)  # an appointed one (Art 22), checked by the handler
 async def submit_opinion(data: OpinionCreate, ctx: CtxDep, caller: CallerDep) -> OpinionPublic:
     return await social.submit_opinion(ctx, caller, data)
 
 
 @social_router.get("/opinions", response_model=OpinionsPublic)
-@access(
-    Role.AGENCY,
-    Role.GOVSERVICE,
-    Role.SUPERVISOR,
-    Role.ADMIN,
-    objects=(Objects.AGENCY, Objects.ADMIN),
-)
+@SOCIAL_SUPERVISION
 async def list_opinions(
     ctx: CtxDep,
     caller: CallerDep,
@@ -505,13 +418,7 @@ async def list_opinions(
 
 
 @social_router.post("/opinions/{opinion_id}/answer", response_model=OpinionPublic)
-@access(
-    Role.AGENCY,
-    Role.GOVSERVICE,
-    Role.SUPERVISOR,
-    Role.ADMIN,
-    objects=(Objects.AGENCY, Objects.ADMIN),
-)
+@access(Role.AGENCY, Role.GOVSERVICE, objects=(Objects.AGENCY,))
 async def answer_opinion(
     opinion_id: str, data: OpinionAnswer, ctx: CtxDep, caller: CallerDep
 ) -> OpinionPublic:
@@ -524,7 +431,7 @@ team_router = APIRouter(prefix="/social-supervisors", tags=["social supervision"
 
 
 @team_router.post("", response_model=SocialSupervisorPublic, status_code=201)
-@access(Role.GOVSERVICE, objects=(Objects.AGENCY,))
+@GOVSERVICE_DEPARTMENT
 async def appoint_supervisor(
     data: SocialSupervisorCreate, ctx: CtxDep, caller: CallerDep
 ) -> SocialSupervisorPublic:
@@ -534,13 +441,13 @@ async def appoint_supervisor(
 
 
 @team_router.get("", response_model=SocialSupervisorsPublic)
-@access(Role.AGENCY, Role.GOVSERVICE, Role.ADMIN, objects=(Objects.AGENCY, Objects.ADMIN))
+@GOVSERVICE_RECORDS
 async def list_supervisors(ctx: CtxDep, caller: CallerDep) -> SocialSupervisorsPublic:
     return await govservice.list_supervisors(ctx, caller)
 
 
 @team_router.post("/{username}/dismiss", response_model=SocialSupervisorPublic)
-@access(Role.GOVSERVICE, objects=(Objects.AGENCY,))
+@GOVSERVICE_DEPARTMENT
 async def dismiss_supervisor(
     username: str, ctx: CtxDep, caller: CallerDep
 ) -> SocialSupervisorPublic:
@@ -563,7 +470,7 @@ async def read_policy(ctx: CtxDep, caller: CallerDep) -> PolicyPublic:
 @policy_router.post(
     "", status_code=status.HTTP_201_CREATED, response_model=PolicyPublic, include_in_schema=False
 )
-@access(Role.ADMIN, objects=(Objects.ADMIN,))
+@ADMINS
 async def add_policy_version(data: PolicyCreate, ctx: CtxDep, caller: CallerDep) -> PolicyPublic:
     """A new version of the settings from ``effective_from`` on (admin)."""
     return await policy.add_policy_version(ctx, caller, data)
