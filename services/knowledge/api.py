@@ -7,7 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from pydantic import AwareDatetime
 
-from services.knowledge.domain import EntryKind, EntryStatus, RequestStatus
+from services.knowledge.domain import (
+    EDITING_ROLES,
+    READING_ROLES,
+    WIDE_READERS,
+    EntryKind,
+    EntryStatus,
+    RequestStatus,
+)
 from services.knowledge.handlers import (
     cases,
     entries,
@@ -48,7 +55,7 @@ from services.knowledge.schemas import (
     VersionPublic,
     VersionsPublic,
 )
-from shared.access import EVERY_ROLE, Objects, access, public
+from shared.access import ADMINS, EVERY_ROLE, Objects, access, public
 from shared.auth import Role
 from shared.params import Version
 from shared.service import CallerDep, CtxDep
@@ -56,13 +63,33 @@ from shared.service import CallerDep, CtxDep
 Limit = Annotated[int, Query(ge=1, le=200)]
 Offset = Annotated[int, Query(ge=0, le=10_000)]
 
+# ---- who may call what (shared/access.py) ------------------------------------------------
+# Each set names the roles its handlers accept; the handlers check the object (a unit's own
+# entries, requests, notices and overrules; valid entries only, beyond a unit's own).
+
+# Art 15, 20: a unit keeps its own knowledge (entries, update requests, policy notices,
+# screening overrules); the agency and the administrator every unit's
+KNOWLEDGE_KEEPERS = access(
+    *EDITING_ROLES, objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN)
+)
+# valid entries for everyone who answers or handles requests (RULES §11)
+ENTRY_READERS = access(
+    *READING_ROLES, objects=(Objects.OWN_UNIT, Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN)
+)
+# an entry's versions (who changed what): its unit, the agency, the administrator
+ENTRY_HISTORY = access(*WIDE_READERS, objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN))
+# policy notices (Art 18): those who keep them, and the operators who answer with them
+NOTICE_READERS = access(
+    Role.OPERATOR, *EDITING_ROLES, objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN)
+)
+# Art 20, 25, 30: the agency's reviews (typical cases, screening overrules)
+AGENCY_REVIEWERS = access(Role.AGENCY, objects=(Objects.AGENCY,))
+
 entries_router = APIRouter(prefix="/entries", tags=["entries"])
 
 
 @entries_router.post("", status_code=status.HTTP_201_CREATED, response_model=EntryPublic)
-@access(
-    Role.AGENCY, Role.UNIT, Role.ADMIN, objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN)
-)
+@KNOWLEDGE_KEEPERS
 async def create_entry(data: EntryCreate, ctx: CtxDep, caller: CallerDep) -> EntryPublic:
     """Create an entry (published unless ``publish`` is false). Validity is capped by kind
     (Art 19); personal information and classification markings are refused (Art 20)."""
@@ -70,14 +97,7 @@ async def create_entry(data: EntryCreate, ctx: CtxDep, caller: CallerDep) -> Ent
 
 
 @entries_router.get("", response_model=EntriesPublic)
-@access(
-    Role.OPERATOR,
-    Role.AGENCY,
-    Role.UNIT,
-    Role.AUTHORITY,
-    Role.ADMIN,
-    objects=(Objects.OWN_UNIT, Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
-)
+@ENTRY_READERS
 async def list_entries(
     ctx: CtxDep,
     caller: CallerDep,
@@ -106,25 +126,13 @@ async def list_entries(
 
 
 @entries_router.get("/{entry_id}", response_model=EntryPublic)
-@access(
-    Role.CITIZEN,
-    Role.OPERATOR,
-    Role.AGENCY,
-    Role.UNIT,
-    Role.AUTHORITY,
-    Role.GOVSERVICE,
-    Role.SUPERVISOR,
-    Role.ADMIN,
-    objects=(Objects.OWN_UNIT, Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
-)
+@ENTRY_READERS
 async def get_entry(entry_id: str, ctx: CtxDep, caller: CallerDep) -> EntryPublic:
     return await entries.get_entry(ctx, caller, entry_id)
 
 
 @entries_router.patch("/{entry_id}", response_model=EntryPublic)
-@access(
-    Role.AGENCY, Role.UNIT, Role.ADMIN, objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN)
-)
+@KNOWLEDGE_KEEPERS
 async def update_entry(
     entry_id: str, data: EntryUpdate, ctx: CtxDep, caller: CallerDep
 ) -> EntryPublic:
@@ -133,18 +141,14 @@ async def update_entry(
 
 
 @entries_router.post("/{entry_id}/publish", response_model=EntryPublic)
-@access(
-    Role.AGENCY, Role.UNIT, Role.ADMIN, objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN)
-)
+@KNOWLEDGE_KEEPERS
 async def publish_entry(entry_id: str, ctx: CtxDep, caller: CallerDep) -> EntryPublic:
     """Publish a draft, or an expired entry whose validity was renewed."""
     return await entries.publish_entry(ctx, caller, entry_id)
 
 
 @entries_router.post("/{entry_id}/confirm", response_model=EntryPublic)
-@access(
-    Role.AGENCY, Role.UNIT, Role.ADMIN, objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN)
-)
+@KNOWLEDGE_KEEPERS
 async def confirm_entry(
     entry_id: str, ctx: CtxDep, caller: CallerDep, data: EntryConfirm | None = None
 ) -> EntryPublic:
@@ -154,9 +158,7 @@ async def confirm_entry(
 
 
 @entries_router.post("/{entry_id}/withdraw", response_model=EntryPublic)
-@access(
-    Role.AGENCY, Role.UNIT, Role.ADMIN, objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN)
-)
+@KNOWLEDGE_KEEPERS
 async def withdraw_entry(
     entry_id: str, data: EntryWithdraw, ctx: CtxDep, caller: CallerDep
 ) -> EntryPublic:
@@ -164,34 +166,14 @@ async def withdraw_entry(
 
 
 @entries_router.get("/{entry_id}/versions", response_model=VersionsPublic)
-@access(
-    Role.CITIZEN,
-    Role.OPERATOR,
-    Role.AGENCY,
-    Role.UNIT,
-    Role.AUTHORITY,
-    Role.GOVSERVICE,
-    Role.SUPERVISOR,
-    Role.ADMIN,
-    objects=(Objects.OWN_UNIT, Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
-)
+@ENTRY_HISTORY
 async def list_versions(entry_id: str, ctx: CtxDep, caller: CallerDep) -> VersionsPublic:
     """Every change: who, when, which fields."""
     return await entries.list_versions(ctx, caller, entry_id)
 
 
 @entries_router.get("/{entry_id}/versions/{version}", response_model=VersionPublic)
-@access(
-    Role.CITIZEN,
-    Role.OPERATOR,
-    Role.AGENCY,
-    Role.UNIT,
-    Role.AUTHORITY,
-    Role.GOVSERVICE,
-    Role.SUPERVISOR,
-    Role.ADMIN,
-    objects=(Objects.OWN_UNIT, Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
-)
+@ENTRY_HISTORY
 async def get_version(
     entry_id: str, version: Version, ctx: CtxDep, caller: CallerDep
 ) -> VersionPublic:
@@ -203,14 +185,7 @@ search_router = APIRouter(tags=["search"])
 
 
 @search_router.get("/search", response_model=SearchResults)
-@access(
-    Role.OPERATOR,
-    Role.AGENCY,
-    Role.UNIT,
-    Role.AUTHORITY,
-    Role.ADMIN,
-    objects=(Objects.OWN_UNIT, Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
-)
+@ENTRY_READERS
 async def search_entries(
     ctx: CtxDep,
     caller: CallerDep,
@@ -244,7 +219,7 @@ async def suggest(data: SuggestRequest, ctx: CtxDep, caller: CallerDep) -> Sugge
 
 
 @search_router.post("/search/reindex", response_model=ReindexResult)
-@access(Role.ADMIN, objects=(Objects.ADMIN,))
+@ADMINS
 async def reindex(ctx: CtxDep, caller: CallerDep) -> ReindexResult:
     """Rebuild the whole index (admin; after a change to the word list)."""
     return await queries.reindex(ctx, caller)
@@ -264,9 +239,7 @@ async def create_request(
 
 
 @requests_router.get("", response_model=UpdateRequestsPublic)
-@access(
-    Role.AGENCY, Role.UNIT, Role.ADMIN, objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN)
-)
+@KNOWLEDGE_KEEPERS
 async def list_requests(
     ctx: CtxDep,
     caller: CallerDep,
@@ -283,17 +256,13 @@ async def list_requests(
 
 
 @requests_router.get("/{request_id}", response_model=UpdateRequestPublic)
-@access(
-    Role.AGENCY, Role.UNIT, Role.ADMIN, objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN)
-)
+@KNOWLEDGE_KEEPERS
 async def get_request(request_id: str, ctx: CtxDep, caller: CallerDep) -> UpdateRequestPublic:
     return await requests.get_request(ctx, caller, request_id)
 
 
 @requests_router.post("/{request_id}/answer", response_model=UpdateRequestPublic)
-@access(
-    Role.AGENCY, Role.UNIT, Role.ADMIN, objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN)
-)
+@KNOWLEDGE_KEEPERS
 async def answer_request(
     request_id: str, data: UpdateRequestAnswer, ctx: CtxDep, caller: CallerDep
 ) -> UpdateRequestPublic:
@@ -305,9 +274,7 @@ notices_router = APIRouter(prefix="/policy-notices", tags=["policy notices"])
 
 
 @notices_router.post("", status_code=status.HTTP_201_CREATED, response_model=PolicyNoticePublic)
-@access(
-    Role.AGENCY, Role.UNIT, Role.ADMIN, objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN)
-)
+@KNOWLEDGE_KEEPERS
 async def register_notice(
     data: PolicyNoticeCreate, ctx: CtxDep, caller: CallerDep
 ) -> PolicyNoticePublic:
@@ -316,13 +283,7 @@ async def register_notice(
 
 
 @notices_router.get("", response_model=PolicyNoticesPublic)
-@access(
-    Role.OPERATOR,
-    Role.AGENCY,
-    Role.UNIT,
-    Role.ADMIN,
-    objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN),
-)
+@NOTICE_READERS
 async def list_notices(
     ctx: CtxDep,
     caller: CallerDep,
@@ -337,13 +298,7 @@ async def list_notices(
 
 
 @notices_router.get("/units", response_model=UnitNoticeRecords)
-@access(
-    Role.OPERATOR,
-    Role.AGENCY,
-    Role.UNIT,
-    Role.ADMIN,
-    objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN),
-)
+@NOTICE_READERS
 async def unit_records(
     ctx: CtxDep, caller: CallerDep, unit_id: str | None = None
 ) -> UnitNoticeRecords:
@@ -352,17 +307,7 @@ async def unit_records(
 
 
 @notices_router.get("/{notice_id}", response_model=PolicyNoticePublic)
-@access(
-    Role.CITIZEN,
-    Role.OPERATOR,
-    Role.AGENCY,
-    Role.UNIT,
-    Role.AUTHORITY,
-    Role.GOVSERVICE,
-    Role.SUPERVISOR,
-    Role.ADMIN,
-    objects=(Objects.OWN_UNIT, Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
-)
+@NOTICE_READERS
 async def get_notice(notice_id: str, ctx: CtxDep, caller: CallerDep) -> PolicyNoticePublic:
     return await notices.get_notice(ctx, caller, notice_id)
 
@@ -379,7 +324,7 @@ async def read_policy(ctx: CtxDep, caller: CallerDep) -> PolicyPublic:
 
 
 @policy_router.post("/versions", status_code=status.HTTP_201_CREATED, response_model=PolicyPublic)
-@access(Role.ADMIN, objects=(Objects.ADMIN,))
+@ADMINS
 async def add_policy_version(
     data: PolicyVersionCreate, ctx: CtxDep, caller: CallerDep
 ) -> PolicyPublic:
@@ -391,7 +336,7 @@ cases_router = APIRouter(prefix="/cases", tags=["cases"])
 
 
 @cases_router.post("", status_code=status.HTTP_201_CREATED, response_model=CasePublic)
-@access(Role.AGENCY, objects=(Objects.AGENCY,))
+@AGENCY_REVIEWERS
 async def create_case(data: CaseCreate, ctx: CtxDep, caller: CallerDep) -> CasePublic:
     """The agency marks a completed ticket as a typical or excellent case (Art 25, 30); its
     texts are stored anonymised (personal data, names, addresses), as a draft."""
@@ -399,7 +344,7 @@ async def create_case(data: CaseCreate, ctx: CtxDep, caller: CallerDep) -> CaseP
 
 
 @cases_router.post("/{case_id}/review", response_model=CasePublic)
-@access(Role.AGENCY, objects=(Objects.AGENCY,))
+@AGENCY_REVIEWERS
 async def review_case(case_id: str, data: CaseReview, ctx: CtxDep, caller: CallerDep) -> CasePublic:
     """Another agency reviewer publishes the draft, or returns it with a note."""
     return await cases.review_case(ctx, caller, case_id, data)
@@ -407,13 +352,7 @@ async def review_case(case_id: str, data: CaseReview, ctx: CtxDep, caller: Calle
 
 @cases_router.get("", response_model=CasesPublic)
 @access(
-    Role.OPERATOR,
-    Role.AGENCY,
-    Role.UNIT,
-    Role.AUTHORITY,
-    Role.GOVSERVICE,
-    Role.SUPERVISOR,
-    Role.ADMIN,
+    *cases.LIBRARY_READERS,
     objects=(Objects.OWN_UNIT, Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
 )
 async def case_library(
@@ -440,7 +379,7 @@ screening_router = APIRouter(prefix="/screening-overrules", tags=["screening"])
 @screening_router.post(
     "", status_code=status.HTTP_201_CREATED, response_model=ScreeningOverrulePublic
 )
-@access(Role.AGENCY, objects=(Objects.AGENCY,))
+@AGENCY_REVIEWERS
 async def overrule_finding(
     data: ScreeningOverruleCreate, ctx: CtxDep, caller: CallerDep
 ) -> ScreeningOverrulePublic:
@@ -450,9 +389,7 @@ async def overrule_finding(
 
 
 @screening_router.get("", response_model=ScreeningOverrulesPublic)
-@access(
-    Role.AGENCY, Role.UNIT, Role.ADMIN, objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN)
-)
+@KNOWLEDGE_KEEPERS
 async def list_overrules(
     ctx: CtxDep, caller: CallerDep, unit_id: str | None = None
 ) -> ScreeningOverrulesPublic:
