@@ -24,7 +24,7 @@ from services.sla.schemas import (
     PolicyPublic,
     TicketClocks,
 )
-from shared.access import EVERY_ROLE, Objects, access
+from shared.access import ADMINS, EVERY_ROLE, Objects, access
 from shared.auth import Role
 from shared.params import Offset, Year
 from shared.service import CallerDep, CtxDep
@@ -33,15 +33,22 @@ router = APIRouter(tags=["clocks"])
 extension_router = APIRouter(tags=["extensions"])
 admin_router = APIRouter(tags=["policy and calendar"])
 
+# ---- who may call what (shared/access.py) ----------------------------------------------
+# Each set names the roles its handlers accept; the handlers check the object (a unit's own
+# tickets and extensions, a district agency's district).
+
+# a unit reads its own tickets' clocks and extensions (the lead unit's, not a co-unit's)
+CLOCK_READERS = access(*queries.READERS, objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN))
+EXTENSION_READERS = access(
+    *extensions.EXTENSION_READERS, objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN)
+)
+# Art 12: the assigned unit asks for more time and tells the requester; the agency decides
+ASSIGNED_UNIT = access(Role.UNIT, objects=(Objects.OWN_UNIT,))
+EXTENSION_REVIEWERS = access(Role.AGENCY, objects=(Objects.AGENCY,))
+
 
 @router.get("/tickets/{ticket_id}/clocks", response_model=TicketClocks)
-@access(
-    Role.OPERATOR,
-    Role.AGENCY,
-    Role.UNIT,
-    Role.ADMIN,
-    objects=(Objects.OWN_UNIT, Objects.CO_UNIT, Objects.AGENCY, Objects.ADMIN),
-)
+@CLOCK_READERS
 async def ticket_clocks(ticket_id: str, ctx: CtxDep, caller: CallerDep) -> TicketClocks:
     """A ticket's dispatch, acceptance and completion clocks (every round and re-dispatch):
     deadline, provisional flag, state, lateness, and its extension requests."""
@@ -49,13 +56,7 @@ async def ticket_clocks(ticket_id: str, ctx: CtxDep, caller: CallerDep) -> Ticke
 
 
 @router.get("/board", response_model=Board)
-@access(
-    Role.OPERATOR,
-    Role.AGENCY,
-    Role.UNIT,
-    Role.ADMIN,
-    objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN),
-)
+@CLOCK_READERS
 async def board(
     ctx: CtxDep,
     caller: CallerDep,
@@ -86,13 +87,7 @@ async def board(
     status_code=status.HTTP_201_CREATED,
     response_model=ExtensionPublic,
 )
-@access(
-    Role.OPERATOR,
-    Role.AGENCY,
-    Role.UNIT,
-    Role.ADMIN,
-    objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN),
-)
+@ASSIGNED_UNIT
 async def request_extension(
     ticket_id: str, data: ExtensionRequest, ctx: CtxDep, caller: CallerDep
 ) -> ExtensionPublic:
@@ -101,13 +96,7 @@ async def request_extension(
 
 
 @extension_router.get("/extensions", response_model=ExtensionsPublic)
-@access(
-    Role.OPERATOR,
-    Role.AGENCY,
-    Role.UNIT,
-    Role.ADMIN,
-    objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN),
-)
+@EXTENSION_READERS
 async def list_extensions(
     ctx: CtxDep,
     caller: CallerDep,
@@ -125,25 +114,13 @@ async def list_extensions(
 
 
 @extension_router.get("/extensions/{extension_id}", response_model=ExtensionPublic)
-@access(
-    Role.OPERATOR,
-    Role.AGENCY,
-    Role.UNIT,
-    Role.ADMIN,
-    objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN),
-)
+@EXTENSION_READERS
 async def get_extension(extension_id: str, ctx: CtxDep, caller: CallerDep) -> ExtensionPublic:
     return await extensions.get_extension(ctx, caller, extension_id)
 
 
 @extension_router.post("/extensions/{extension_id}/approve", response_model=ExtensionPublic)
-@access(
-    Role.OPERATOR,
-    Role.AGENCY,
-    Role.UNIT,
-    Role.ADMIN,
-    objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN),
-)
+@EXTENSION_REVIEWERS
 async def approve_extension(
     extension_id: str, data: ExtensionApproval, ctx: CtxDep, caller: CallerDep
 ) -> ExtensionPublic:
@@ -154,13 +131,7 @@ async def approve_extension(
 
 
 @extension_router.post("/extensions/{extension_id}/explanation", response_model=ExtensionPublic)
-@access(
-    Role.OPERATOR,
-    Role.AGENCY,
-    Role.UNIT,
-    Role.ADMIN,
-    objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN),
-)
+@ASSIGNED_UNIT
 async def explain_extension(
     extension_id: str, data: ExtensionExplanation, ctx: CtxDep, caller: CallerDep
 ) -> ExtensionPublic:
@@ -170,13 +141,7 @@ async def explain_extension(
 
 
 @extension_router.post("/extensions/{extension_id}/reject", response_model=ExtensionPublic)
-@access(
-    Role.OPERATOR,
-    Role.AGENCY,
-    Role.UNIT,
-    Role.ADMIN,
-    objects=(Objects.OWN_UNIT, Objects.AGENCY, Objects.ADMIN),
-)
+@EXTENSION_REVIEWERS
 async def reject_extension(
     extension_id: str, data: ExtensionRejection, ctx: CtxDep, caller: CallerDep
 ) -> ExtensionPublic:
@@ -195,7 +160,7 @@ async def read_policy(ctx: CtxDep, caller: CallerDep) -> PolicyPublic:
 
 @admin_router.post("/policy/versions", response_model=PolicyPublic, status_code=201)
 @admin_router.put("/policy", response_model=PolicyPublic, include_in_schema=False)
-@access(Role.ADMIN, objects=(Objects.ADMIN,))
+@ADMINS
 async def change_policy(data: PolicyChange, ctx: CtxDep, caller: CallerDep) -> PolicyPublic:
     """A new version of the settings (admin), for clocks started from its date on."""
     return await admin.change_policy(ctx, caller, data)
@@ -215,7 +180,7 @@ async def read_calendar(year: Year, ctx: CtxDep, caller: CallerDep) -> CalendarY
 
 
 @admin_router.post("/calendar/{year}/notice", response_model=CalendarNoticePreview)
-@access(Role.ADMIN, objects=(Objects.ADMIN,))
+@ADMINS
 async def import_notice(
     year: Year, data: CalendarNotice, ctx: CtxDep, caller: CallerDep
 ) -> CalendarNoticePreview:
@@ -226,7 +191,7 @@ async def import_notice(
 
 
 @admin_router.put("/calendar/{year}", response_model=CalendarYear)
-@access(Role.ADMIN, objects=(Objects.ADMIN,))
+@ADMINS
 async def change_calendar(
     year: Year, data: CalendarChange, ctx: CtxDep, caller: CallerDep
 ) -> CalendarYear:
