@@ -40,7 +40,7 @@ from services.channels.schemas import (
     SubscriptionsPublic,
     UnitContacts,
 )
-from shared.access import Objects, access, internal, public
+from shared.access import ADMINS, Objects, access, internal, public
 from shared.auth import Role
 from shared.params import Offset
 from shared.service import CallerDep, CtxDep
@@ -57,22 +57,28 @@ SignatureDep = Annotated[
     str | None,
     Header(alias="X-Hotline-Signature", description="t=<unix>,v1=<HMAC-SHA256 hex>"),
 ]
-SUBSCRIBERS = (Role.ADMIN, Role.UNIT)
-OPERATORS = (Role.OPERATOR,)
+# ---- who may call what (shared/access.py); the handlers check the object ---------------
+# a unit its own webhook subscriptions and deliveries, the administrator every unit's
+SUBSCRIBERS = access(Role.UNIT, Role.ADMIN, objects=(Objects.OWN_UNIT, Objects.ADMIN))
+# the phone system's channel account (a citizen-role API key); channels checks the account
+# and the body's signature
+PHONE_SYSTEM = access(Role.CITIZEN)
+# the operator on the call
+CALL_OPERATOR = access(Role.OPERATOR, objects=(Objects.AGENCY,))
 
 
 # ---- accounts (admin) -------------------------------------------------------------------
 
 
 @accounts_router.post("", status_code=status.HTTP_201_CREATED, response_model=AccountCreated)
-@access(Role.ADMIN, objects=(Objects.ADMIN,))
+@ADMINS
 async def create_account(data: AccountCreate, ctx: CtxDep, caller: CallerDep) -> AccountCreated:
     """A new channel account; its API key and signing secret are shown only here."""
     return await account_handlers.create_account(ctx, caller, data)
 
 
 @accounts_router.get("", response_model=AccountsPublic)
-@access(Role.ADMIN, objects=(Objects.ADMIN,))
+@ADMINS
 async def list_accounts(
     ctx: CtxDep,
     caller: CallerDep,
@@ -83,7 +89,7 @@ async def list_accounts(
 
 
 @accounts_router.post("/{account_id}/revoke", response_model=AccountPublic)
-@access(Role.ADMIN, objects=(Objects.ADMIN,))
+@ADMINS
 async def revoke_account(account_id: str, ctx: CtxDep, caller: CallerDep) -> AccountPublic:
     """The key stops working (at the gateway within HOTLINE_API_KEY_CACHE_SECONDS)."""
     return await account_handlers.revoke_account(ctx, caller, account_id)
@@ -122,7 +128,7 @@ async def wechat_message(account_id: str, request: Request, ctx: CtxDep) -> Resp
 
 
 @cti_router.post("/calls/started", response_model=CallPublic)
-@access(Role.CITIZEN)  # a channel account (the phone system's), checked by channels
+@PHONE_SYSTEM
 async def call_started(
     data: CallStarted,
     request: Request,
@@ -135,7 +141,7 @@ async def call_started(
 
 
 @cti_router.post("/calls/answered", response_model=CallPublic)
-@access(Role.CITIZEN)  # a channel account (the phone system's), checked by channels
+@PHONE_SYSTEM
 async def call_answered(
     data: CallAnswered,
     request: Request,
@@ -148,7 +154,7 @@ async def call_answered(
 
 
 @cti_router.post("/calls/ended", response_model=CallPublic)
-@access(Role.CITIZEN)  # a channel account (the phone system's), checked by channels
+@PHONE_SYSTEM
 async def call_ended(
     data: CallEnded,
     request: Request,
@@ -161,7 +167,7 @@ async def call_ended(
 
 
 @cti_router.post("/calls/rated", response_model=CallPublic)
-@access(Role.CITIZEN)  # a channel account (the phone system's), checked by channels
+@PHONE_SYSTEM
 async def call_rated(
     data: CallRated,
     request: Request,
@@ -174,7 +180,7 @@ async def call_rated(
 
 
 @cti_router.put("/calls/{call_id}/ticket", response_model=CallPublic)
-@access(Role.OPERATOR, objects=(Objects.AGENCY,))
+@CALL_OPERATOR
 async def link_call_ticket(
     call_id: str, data: CallTicketLink, ctx: CtxDep, caller: CallerDep
 ) -> CallPublic:
@@ -183,7 +189,7 @@ async def link_call_ticket(
 
 
 @cti_router.get("/calls/{call_id}/caller-tickets", response_model=CallerHistory)
-@access(Role.OPERATOR, objects=(Objects.AGENCY,))
+@CALL_OPERATOR
 async def caller_tickets(call_id: str, ctx: CtxDep, caller: CallerDep) -> CallerHistory:
     """The caller's earlier tickets for the operator's console (an audited read)."""
     return await cti.caller_history(ctx, caller, call_id)
@@ -195,7 +201,7 @@ async def caller_tickets(call_id: str, ctx: CtxDep, caller: CallerDep) -> Caller
 @webhooks_router.post(
     "/subscriptions", status_code=status.HTTP_201_CREATED, response_model=SubscriptionCreated
 )
-@access(Role.UNIT, Role.ADMIN, objects=(Objects.OWN_UNIT, Objects.ADMIN))
+@SUBSCRIBERS
 async def create_subscription(
     data: SubscriptionCreate, ctx: CtxDep, caller: CallerDep
 ) -> SubscriptionCreated:
@@ -204,13 +210,13 @@ async def create_subscription(
 
 
 @webhooks_router.get("/subscriptions", response_model=SubscriptionsPublic)
-@access(Role.UNIT, Role.ADMIN, objects=(Objects.OWN_UNIT, Objects.ADMIN))
+@SUBSCRIBERS
 async def list_subscriptions(ctx: CtxDep, caller: CallerDep) -> SubscriptionsPublic:
     return await webhooks.list_subscriptions(ctx, caller)
 
 
 @webhooks_router.post("/subscriptions/{subscription_id}/revoke", response_model=SubscriptionPublic)
-@access(Role.UNIT, Role.ADMIN, objects=(Objects.OWN_UNIT, Objects.ADMIN))
+@SUBSCRIBERS
 async def revoke_subscription(
     subscription_id: str, ctx: CtxDep, caller: CallerDep
 ) -> SubscriptionPublic:
@@ -218,7 +224,7 @@ async def revoke_subscription(
 
 
 @webhooks_router.get("/deliveries", response_model=DeliveriesPublic)
-@access(Role.UNIT, Role.ADMIN, objects=(Objects.OWN_UNIT, Objects.ADMIN))
+@SUBSCRIBERS
 async def list_deliveries(
     ctx: CtxDep,
     caller: CallerDep,
@@ -234,14 +240,14 @@ async def list_deliveries(
 
 
 @webhooks_router.get("/deliveries/{delivery_id}", response_model=DeliveryPublic)
-@access(Role.UNIT, Role.ADMIN, objects=(Objects.OWN_UNIT, Objects.ADMIN))
+@SUBSCRIBERS
 async def get_delivery(delivery_id: str, ctx: CtxDep, caller: CallerDep) -> DeliveryPublic:
     """One delivery with every attempt."""
     return await webhooks.get_delivery(ctx, caller, delivery_id)
 
 
 @webhooks_router.post("/deliveries/{delivery_id}/redeliver", response_model=DeliveryPublic)
-@access(Role.UNIT, Role.ADMIN, objects=(Objects.OWN_UNIT, Objects.ADMIN))
+@SUBSCRIBERS
 async def redeliver(delivery_id: str, ctx: CtxDep, caller: CallerDep) -> DeliveryPublic:
     """Send it again (after the receiver is fixed), with a fresh retry window."""
     return await webhooks.redeliver(ctx, caller, delivery_id)
@@ -379,7 +385,7 @@ async def list_notifications(
 
 
 @notifications_router.put("/units/{unit_id}", response_model=UnitContacts)
-@access(Role.ADMIN, objects=(Objects.ADMIN,))
+@ADMINS
 async def set_unit_contacts(
     unit_id: str, data: UnitContacts, ctx: CtxDep, caller: CallerDep
 ) -> UnitContacts:

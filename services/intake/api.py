@@ -23,7 +23,7 @@ from services.intake.schemas import (
     TicketsPublic,
     TicketStatusPublic,
 )
-from shared.access import EVERY_ROLE, Objects, access
+from shared.access import ADMINS, EVERY_ROLE, Objects, access
 from shared.auth import Role
 from shared.params import Offset
 from shared.service import CallerDep, CtxDep
@@ -33,7 +33,9 @@ matters_router = APIRouter(prefix="/matters", tags=["matters"])
 policy_router = APIRouter(prefix="/policy", tags=["policy"])
 audit_router = APIRouter(prefix="/audit", tags=["audit"])
 
-REGISTERING_ROLES = (Role.OPERATOR, Role.CITIZEN, Role.ADMIN)
+# who may call what (shared/access.py); the handlers check the object (the requester's
+# phone, the lead unit)
+REGISTERING_ROLES = (Role.CITIZEN, Role.OPERATOR, Role.ADMIN)
 READING_ROLES = (Role.OPERATOR, Role.AGENCY, Role.ADMIN)
 LOOKUP_ROLES = (Role.CITIZEN, Role.OPERATOR)
 CALL_RATING_ROLES = (Role.CITIZEN, Role.OPERATOR)
@@ -42,7 +44,7 @@ AUDIT_READERS = (Role.AGENCY, Role.ADMIN)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=TicketRegistration)
-@access(Role.CITIZEN, Role.OPERATOR, Role.ADMIN, objects=(Objects.AGENCY, Objects.ADMIN))
+@access(*REGISTERING_ROLES, objects=(Objects.AGENCY, Objects.ADMIN))
 async def register(
     data: TicketCreate,
     ctx: CtxDep,
@@ -68,7 +70,7 @@ async def register(
 
 
 @router.get("", response_model=TicketsPublic)
-@access(Role.OPERATOR, Role.AGENCY, Role.ADMIN, objects=(Objects.AGENCY, Objects.ADMIN))
+@access(*READING_ROLES, objects=(Objects.AGENCY, Objects.ADMIN))
 async def list_tickets(
     f: Annotated[TicketFilter, Query()], ctx: CtxDep, caller: CallerDep
 ) -> TicketsPublic:
@@ -77,7 +79,7 @@ async def list_tickets(
 
 
 @router.post("/lookup", response_model=TicketStatusPublic)
-@access(Role.CITIZEN, Role.OPERATOR, objects=(Objects.REQUESTER, Objects.AGENCY))
+@access(*LOOKUP_ROLES, objects=(Objects.REQUESTER, Objects.AGENCY))
 async def lookup(data: TicketLookup, ctx: CtxDep, caller: CallerDep) -> TicketStatusPublic:
     """A citizen's own ticket by its number and the phone it was filed with."""
     return await handlers.lookup_ticket(ctx, caller, data.ticket_id, data.phone)
@@ -116,7 +118,7 @@ async def read_requester(ticket_id: str, ctx: CtxDep, caller: CallerDep) -> Requ
     status_code=status.HTTP_201_CREATED,
     response_model=CallRatingPublic,
 )
-@access(Role.CITIZEN, Role.OPERATOR, objects=(Objects.REQUESTER, Objects.AGENCY))
+@access(*CALL_RATING_ROLES, objects=(Objects.REQUESTER, Objects.AGENCY))
 async def rate_call(
     ticket_id: str, data: CallRatingCreate, ctx: CtxDep, caller: CallerDep
 ) -> CallRatingPublic:
@@ -132,7 +134,7 @@ async def list_matters(ctx: CtxDep, caller: CallerDep) -> list[MatterPublic]:
 
 
 @policy_router.get("", response_model=PolicyPublic)
-@access(Role.OPERATOR, Role.AGENCY, Role.ADMIN, objects=(Objects.AGENCY, Objects.ADMIN))
+@access(*POLICY_READERS, objects=(Objects.AGENCY, Objects.ADMIN))
 async def read_policy(ctx: CtxDep, caller: CallerDep) -> PolicyPublic:
     """Intake's policy settings in force, and every version."""
     return await handlers.read_policy(ctx)
@@ -142,7 +144,7 @@ async def read_policy(ctx: CtxDep, caller: CallerDep) -> PolicyPublic:
 @policy_router.post(
     "", status_code=status.HTTP_201_CREATED, response_model=PolicyPublic, include_in_schema=False
 )
-@access(Role.ADMIN, objects=(Objects.ADMIN,))
+@ADMINS
 async def add_policy_version(
     data: PolicyVersionCreate, ctx: CtxDep, caller: CallerDep
 ) -> PolicyPublic:
@@ -151,7 +153,7 @@ async def add_policy_version(
 
 
 @audit_router.get("/requester-reads", response_model=RequesterReadsPublic)
-@access(Role.AGENCY, Role.ADMIN, objects=(Objects.AGENCY, Objects.ADMIN))
+@access(*AUDIT_READERS, objects=(Objects.AGENCY, Objects.ADMIN))
 async def requester_reads(
     ctx: CtxDep,
     caller: CallerDep,
