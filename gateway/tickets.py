@@ -18,9 +18,8 @@ from pydantic import BaseModel, Field
 
 from gateway.auth import CallerDep
 from gateway.proxy import Upstreams
-from gateway.timeline import _get
-from shared.access import Objects, access
-from shared.auth import Role
+from gateway.timeline import TICKET_OBJECTS, TICKET_READERS, _get
+from shared.access import access
 from shared.errors import Forbidden, NotFound
 
 router = APIRouter(prefix="/api/v1/tickets", tags=["tickets"])
@@ -67,20 +66,15 @@ class TicketView(BaseModel):
 
 @router.get("/{ticket_id}", response_model=TicketView)
 @access(
-    Role.OPERATOR,
-    Role.AGENCY,
-    Role.UNIT,
-    Role.AUTHORITY,
-    Role.GOVSERVICE,
-    Role.SUPERVISOR,
-    Role.ADMIN,
-    objects=(Objects.OWN_UNIT, Objects.CO_UNIT, Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
-    refused="a channel reads its own ticket by number and phone: "
-    "POST /api/v1/intake/tickets/lookup",
+    *TICKET_READERS,
+    objects=TICKET_OBJECTS,
+    refused="role {role} reads no single ticket here; a channel reads its own ticket by "
+    "number and phone: POST /api/v1/intake/tickets/lookup",
 )
 async def ticket_view(ticket_id: str, request: Request, caller: CallerDep) -> TicketView:
-    """The ticket as the caller's role may see it (every role except the channels, which
-    look up their own ticket with its number and phone at POST /api/v1/intake/tickets/lookup)."""
+    """The ticket as the caller's role may see it: operator, agency, unit, authority and
+    admin (the roles some service lets read a ticket; a channel looks up its own ticket with
+    its number and phone at POST /api/v1/intake/tickets/lookup)."""
     upstreams: Upstreams = request.app.state.upstreams
     answers = await asyncio.gather(
         *(

@@ -50,24 +50,30 @@ async def _get(upstreams: Upstreams, service: str, path: str, caller: Caller) ->
 _SAME_INSTANT = {"sla.overdue": "sla.escalated.0", "sla.escalated": "sla.escalated.1"}
 
 
+# Who reads one ticket through the gateway (its timeline, its view): the roles dispatch lets
+# read an assignment; dispatch decides the object (a unit its own and co-handled tickets, an
+# authority its industry's, a district agency its district's).
+TICKET_READERS = (Role.OPERATOR, Role.AGENCY, Role.UNIT, Role.AUTHORITY, Role.ADMIN)
+TICKET_OBJECTS = (
+    Objects.OWN_UNIT,
+    Objects.CO_UNIT,
+    Objects.INDUSTRY,
+    Objects.AGENCY,
+    Objects.ADMIN,
+)
+
+
 def _order(event: dict[str, Any]) -> tuple[str, str]:
     return event["occurred_at"], _SAME_INSTANT.get(event["type"], event["type"])
 
 
 @router.get("/{ticket_id}/timeline", response_model=Timeline)
-@access(
-    Role.OPERATOR,
-    Role.AGENCY,
-    Role.UNIT,
-    Role.AUTHORITY,
-    Role.ADMIN,
-    objects=(Objects.OWN_UNIT, Objects.CO_UNIT, Objects.INDUSTRY, Objects.AGENCY, Objects.ADMIN),
-)
+@access(*TICKET_READERS, objects=TICKET_OBJECTS)
 async def timeline(ticket_id: str, request: Request, caller: CallerDep) -> Timeline:
     """Registration, dispatch, returns, acceptance, clocks, extensions, replies, revisits and
     supervision of one ticket, oldest first. A unit sees only its own tickets, and only the
     events about its own handling of them."""
-    caller.require(Role.OPERATOR, Role.AGENCY, Role.ADMIN, Role.AUTHORITY, Role.UNIT)
+    caller.require(*TICKET_READERS)
     upstreams: Upstreams = request.app.state.upstreams
     if caller.role in (Role.UNIT, Role.AUTHORITY):  # dispatch knows their scope
         assignment = await _get(
