@@ -43,6 +43,14 @@ def row_hash(prev_hash: str, values: Mapping[str, Any]) -> str:
     return hashlib.sha256(payload).hexdigest()
 
 
+async def lock_chain(conn: AsyncConnection, table: Table) -> None:
+    """Take the chain's append lock for the rest of the caller's transaction (PostgreSQL;
+    SQLite writes one at a time anyway); taken again by the same transaction, it is held."""
+    if conn.dialect.name == "postgresql":
+        key = zlib.crc32(f"audit:{table.schema}.{table.name}".encode())
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+
+
 async def append_chained(
     conn: AsyncConnection, table: Table, rows: Sequence[Mapping[str, Any]]
 ) -> None:
@@ -50,9 +58,7 @@ async def append_chained(
     serialised (PostgreSQL: a transaction lock per table; SQLite writes one at a time)."""
     if not rows:
         return
-    if conn.dialect.name == "postgresql":
-        key = zlib.crc32(f"audit:{table.schema}.{table.name}".encode())
-        await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+    await lock_chain(conn, table)
     prev = (await conn.scalar(select(table.c.hash).order_by(table.c.id.desc()).limit(1))) or GENESIS
     chained = []
     for row in rows:

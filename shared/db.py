@@ -294,11 +294,28 @@ class Database:
         for callback in uow.after_commit:
             callback()
 
+    @asynccontextmanager
+    async def driver_connection(self) -> AsyncIterator[tuple[AsyncConnection, Any]]:
+        """A pooled connection and its driver's own (asyncpg) connection, for the hot
+        paths' statements written once in SQL: asyncpg prepares each once per connection,
+        so no statement is built or compiled per request. A statement on the driver's
+        connection runs in a transaction of its own unless the SQLAlchemy connection has
+        begun one (``conn.begin()`` then a statement through ``conn``). A connection that
+        an outage broke is discarded, not handed out again."""
+        async with self.engine.connect() as conn:
+            raw = (await conn.get_raw_connection()).driver_connection
+            try:
+                yield conn, raw
+            except BaseException as exc:
+                if is_database_outage(exc) and not conn.invalidated:
+                    await conn.invalidate()
+                raise
+
     async def write_outbox(self, conn: AsyncConnection, events: Sequence[Envelope]) -> None:
         """The events in the outbox, in one statement (the caller's transaction)."""
         if not events:
             return
-        rows = [_outbox_row(e) for e in events]
+        rows = [outbox_row(e) for e in events]
         if self.is_postgres and len(rows) > 1:
             # one statement for many events (the SLA scanner writes thousands)
             await conn.execute(
@@ -385,7 +402,8 @@ _INSERT_OUTBOX_PG = text(
 )
 
 
-def _outbox_row(envelope: Envelope) -> dict[str, Any]:
+def outbox_row(envelope: Envelope) -> dict[str, Any]:
+    """The outbox row of an event (a writer of its own SQL writes these columns)."""
     return {
         "event_id": str(envelope.event_id),
         "topic": envelope.topic,

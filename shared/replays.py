@@ -7,6 +7,9 @@ For state-changing methods (POST, PUT, PATCH, DELETE) the service therefore also
 nonce in its own database, one row under a unique key: the first instance to write it runs
 the request, every later one refuses it. Reads are not recorded (a replayed read changes
 nothing and answers what the original answered), so the hot read path adds no write.
+Concurrent requests' nonces are recorded together (``shared/batching.py``): one
+INSERT … ON CONFLICT DO NOTHING RETURNING for the batch tells each request whether it was
+first, so a busy service pays one statement for many requests instead of a transaction each.
 
 On by default on PostgreSQL (where several instances share a schema); in embedded mode
 (SQLite, one process per service) the per-process cache is the whole guarantee
@@ -17,10 +20,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 
 from sqlalchemy import text
 
 from shared.auth import MAX_SKEW_SECONDS
+from shared.batching import GroupCommit
 from shared.db import Database
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -35,6 +40,12 @@ _INDEX = "CREATE INDEX IF NOT EXISTS ix_request_nonces_seen ON request_nonces (s
 _INSERT = text(
     "INSERT INTO request_nonces (nonce, seen_at) VALUES (:nonce, :now) ON CONFLICT DO NOTHING"
 )
+# many at once (PostgreSQL, on the driver's connection: prepared once per connection)
+_INSERT_MANY = (
+    "INSERT INTO request_nonces (nonce, seen_at) "
+    "SELECT * FROM unnest($1::varchar[], $2::float8[]) ON CONFLICT DO NOTHING RETURNING nonce"
+)
+NONCE_BATCH = 256
 _PRUNE = text("DELETE FROM request_nonces WHERE seen_at < :before")
 
 
@@ -44,6 +55,9 @@ class SharedNonces:
     def __init__(self, db: Database, window: float = MAX_SKEW_SECONDS) -> None:
         self.db = db
         self.window = window
+        self.batches: GroupCommit[tuple[str, float], bool] = GroupCommit(
+            self._record, max_batch=NONCE_BATCH, max_in_flight=2, name="nonces"
+        )
 
     async def create(self) -> None:
         async with self.db.engine.begin() as conn:
@@ -52,11 +66,29 @@ class SharedNonces:
 
     async def first_use(self, nonce: str, now: float | None = None) -> bool:
         """True for the first instance to record ``nonce``; False for a replay."""
-        async with self.db.engine.begin() as conn:
-            stored = await conn.execute(
-                _INSERT, {"nonce": nonce[:64], "now": time.time() if now is None else now}
-            )
-        return stored.rowcount == 1
+        return await self.batches.submit((nonce[:64], time.time() if now is None else now))
+
+    async def _record(self, items: Sequence[tuple[str, float]]) -> list[bool]:
+        """Each item's nonce recorded, in one statement on PostgreSQL: True where the
+        nonce was new. A nonce given twice in one batch is first only the first time."""
+        if self.db.is_postgres:
+            async with self.db.driver_connection() as (_, raw):
+                rows = await raw.fetch(
+                    _INSERT_MANY, [n for n, _ in items], [seen for _, seen in items]
+                )
+            new = {r[0] for r in rows}
+        else:
+            new = set()
+            async with self.db.engine.begin() as conn:
+                for nonce, seen in items:
+                    stored = await conn.execute(_INSERT, {"nonce": nonce, "now": seen})
+                    if stored.rowcount == 1:
+                        new.add(nonce)
+        firsts = []
+        for nonce, _ in items:
+            firsts.append(nonce in new)
+            new.discard(nonce)  # the same nonce again in this batch is a replay
+        return firsts
 
     async def prune(self, now: float | None = None) -> None:
         """Forget nonces older than twice the window (their signatures are stale anyway)."""

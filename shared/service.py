@@ -28,6 +28,7 @@ from shared.auth import (
     VerifyCaller,
     verify_headers,
 )
+from shared.batching import GroupCommit
 from shared.bus import Bus, make_bus
 from shared.clock import Clock, OffsetClock, make_clock
 from shared.consumer import Consumer
@@ -58,6 +59,8 @@ class ServiceContext:
     extras: dict[str, Any] = field(default_factory=dict)
     # nonces of state-changing requests shared by the service's instances (shared/replays.py)
     nonces: SharedNonces | None = None
+    # group commits of this service (shared/batching.py), drained before it stops
+    batches: list[GroupCommit[Any, Any]] = field(default_factory=list)
 
     async def ready_detail(self) -> dict[str, Any]:
         async with self.db.engine.connect() as conn:
@@ -127,7 +130,13 @@ async def get_caller(request: Request) -> Caller:
 NONCE_RECORDED = "hotline.nonce_recorded"
 
 
-CtxDep = Annotated[ServiceContext, Depends(get_ctx)]
+async def _ctx_dependency(request: Request) -> ServiceContext:
+    """``get_ctx`` as a dependency: a coroutine, so FastAPI runs it on the loop instead of
+    handing a plain function to its thread pool on every request."""
+    return get_ctx(request)
+
+
+CtxDep = Annotated[ServiceContext, Depends(_ctx_dependency)]
 CallerDep = Annotated[Caller, Depends(get_caller)]
 
 
@@ -319,6 +328,7 @@ def create_service_app(
         shared_nonces = settings.shared_nonces
         if shared_nonces if shared_nonces is not None else db.is_postgres:
             ctx.nonces = SharedNonces(db)
+            ctx.batches.append(ctx.nonces.batches)
             await ctx.nonces.create()
         app.state.ctx = ctx
         _subscribe(ctx, spec)
@@ -341,6 +351,8 @@ def create_service_app(
                 task.cancel()
             if tasks:
                 await asyncio.wait(tasks, timeout=5.0)
+            for batches in ctx.batches:  # requests still waiting for a write get it
+                await batches.drain()
             await relay.stop()
             if owns_bus:
                 await the_bus.stop()

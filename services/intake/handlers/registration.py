@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -48,14 +49,16 @@ from services.intake.schemas import (
     TicketRegistration,
 )
 from services.intake.sealed import key_ring, phone_index, seal_requester
-from shared.audit import append_chained
+from shared.audit import append_chained, lock_chain
 from shared.auth import Caller, Role
-from shared.db import UnitOfWork, insert_ignoring_duplicates
+from shared.batching import GroupCommit
+from shared.db import UnitOfWork, insert_ignoring_duplicates, outbox_row
 from shared.detectors import mask_personal_data
 from shared.errors import IllegalTransition, InvalidInput, NotFound, Unavailable, is_database_outage
 from shared.events import (
     CallRated,
     Channel,
+    Envelope,
     TicketAnswered,
     TicketFlagged,
     TicketRegistered,
@@ -116,6 +119,24 @@ async def register_ticket(
         first = await _first_answer(ctx, caller, idempotency_key, request_hash)
         if first is not None:
             return first
+    batches = registration_batches(ctx)
+    if batches is not None:
+        return await _register_in_batch(
+            ctx,
+            batches,
+            _Registering(
+                caller,
+                data,
+                channel,
+                policy,
+                matter,
+                keywords,
+                terms,
+                now,
+                idempotency_key,
+                request_hash,
+            ),
+        )
     number: str | None = None
     try:
         return await _register(
@@ -210,7 +231,7 @@ async def _write(
 ) -> TicketRegistration:
     """The ticket, its terms and its events, in the caller's transaction."""
     duplicates: list[DuplicateHint] = []
-    if data.requester.phone and caller.role in DUPLICATE_HINT_ROLES:
+    if hints_duplicates(caller, data):
         duplicates = await _likely_duplicates(
             uow.conn,
             phone_index(ring, data.requester.phone),
@@ -218,23 +239,47 @@ async def _write(
             since=now - policy.duplicate_window,
         )
         # Art 28, 29: showing a person's other tickets is a read of their data
-        await append_chained(
-            uow.conn,
-            requester_reads,
-            [
-                {
-                    "ticket_id": hint.ticket_id,
-                    "reader": caller.sub,
-                    "reader_role": caller.role.value,
-                    "read_at": now,
-                    "purpose": "duplicate hint",
-                }
-                for hint in duplicates
-            ],
-        )
+        await append_chained(uow.conn, requester_reads, hint_reads(caller, duplicates, now))
+    values = ticket_values(ring, caller, data, channel, matter, keywords, now)
+    number = await _insert_ticket(uow.conn, values, terms, now)
+    uow.emit(*ticket_events(number, values, caller, data, keywords))
+    return registration_answer(number, values, caller, data, duplicates)
+
+
+def hints_duplicates(caller: Caller, data: TicketCreate) -> bool:
+    """Whether the answer shows the phone's earlier tickets (to the hotline's staff)."""
+    return bool(data.requester.phone) and caller.role in DUPLICATE_HINT_ROLES
+
+
+def hint_reads(
+    caller: Caller, duplicates: Sequence[DuplicateHint], now: datetime
+) -> list[dict[str, Any]]:
+    """The requester-read audit rows of showing ``duplicates`` (Art 28, 29)."""
+    return [
+        {
+            "ticket_id": hint.ticket_id,
+            "reader": caller.sub,
+            "reader_role": caller.role.value,
+            "read_at": now,
+            "purpose": "duplicate hint",
+        }
+        for hint in duplicates
+    ]
+
+
+def ticket_values(
+    ring: KeyRing,
+    caller: Caller,
+    data: TicketCreate,
+    channel: Channel,
+    matter: _Matter,
+    keywords: list[str],
+    now: datetime,
+) -> dict[str, Any]:
+    """The ticket's stored columns (all but its serial and number)."""
     urgency: Urgency = data.urgency or matter.default_urgency
     answer = data.answer
-    values = {
+    return {
         "channel": channel,
         "type": data.type,
         "urgency": urgency,
@@ -255,9 +300,20 @@ async def _write(
         "answered_at": now if answer else None,
         "answered_by": caller.sub if answer else None,
     }
-    number = await _insert_ticket(uow.conn, values, terms, now)
+
+
+def ticket_events(
+    number: str, values: dict[str, Any], caller: Caller, data: TicketCreate, keywords: list[str]
+) -> list[Envelope]:
+    """The events of a registration, in order: ``ticket.answered`` (answered on the spot)
+    or ``ticket.registered``, then ``ticket.flagged`` for sensitive content."""
+    now: datetime = values["registered_at"]
+    channel: Channel = values["channel"]
+    urgency: Urgency = values["urgency"]
+    answer = data.answer
+    events: list[Envelope] = []
     if answer:
-        uow.emit(
+        events.append(
             TicketAnswered(
                 ticket_id=number,
                 answered_at=now,
@@ -274,7 +330,7 @@ async def _write(
             ).envelope(producer=PRODUCER, occurred_at=now)
         )
     else:
-        uow.emit(
+        events.append(
             TicketRegistered(
                 ticket_id=number,
                 channel=channel,
@@ -292,7 +348,7 @@ async def _write(
         )
     if keywords:
         # Art 27: sensitive or extreme content is reported at once.
-        uow.emit(
+        events.append(
             TicketFlagged(
                 ticket_id=number,
                 flagged_at=now,
@@ -301,7 +357,18 @@ async def _write(
                 matter_code=data.matter_code,
             ).envelope(producer=PRODUCER, occurred_at=now)
         )
-    # the registering caller sees what it just gave; no stored data is read here
+    return events
+
+
+def registration_answer(
+    number: str,
+    values: dict[str, Any],
+    caller: Caller,
+    data: TicketCreate,
+    duplicates: list[DuplicateHint],
+) -> TicketRegistration:
+    """What the registering caller is answered: what it just gave (no stored data is
+    read here), with the duplicate hints it may see."""
     given = {
         "requester_name": data.requester.name,
         "requester_phone": data.requester.phone,
@@ -452,11 +519,12 @@ async def _likely_duplicates(
             .limit(MAX_DUPLICATE_HINTS)
         )
     ).all()
-    # the hint shows what the earlier ticket was about, not the numbers written in it
-    return [
-        DuplicateHint.model_validate({**r._mapping, "content": mask_personal_data(r.content)})
-        for r in rows
-    ]
+    return [duplicate_hint(r._mapping) for r in rows]
+
+
+def duplicate_hint(row: Mapping[Any, Any]) -> DuplicateHint:
+    """An earlier ticket as a hint: what it was about, not the numbers written in it."""
+    return DuplicateHint.model_validate({**row, "content": mask_personal_data(row["content"])})
 
 
 async def rate_call(
@@ -517,3 +585,371 @@ async def prune_idempotency_keys(ctx: ServiceContext, once: bool = False) -> Non
         if once:
             return
         await asyncio.sleep(IDEMPOTENCY_PRUNE_SECONDS)
+
+
+# --- group commit (PostgreSQL): concurrent registrations written together ---------------
+
+
+@dataclass(frozen=True)
+class _Registering:
+    """A registration validated by its request, waiting for its batch's write."""
+
+    caller: Caller
+    data: TicketCreate
+    channel: Channel
+    policy: IntakePolicy
+    matter: _Matter
+    keywords: list[str]
+    terms: Collection[str]
+    now: datetime
+    idempotency_key: str | None
+    request_hash: str
+
+
+class _Lost(Exception):
+    """The database went away during the batch's write; ``number`` and ``registration``
+    are set when the ticket may have been committed all the same."""
+
+    def __init__(
+        self, cause: BaseException, number: str | None, registration: TicketRegistration | None
+    ) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.number = number
+        self.registration = registration
+
+
+BATCHES = "intake_registration_batches"
+
+
+def registration_batches(
+    ctx: ServiceContext,
+) -> GroupCommit[_Registering, TicketRegistration] | None:
+    """The service's group commit of registrations: on PostgreSQL with
+    ``intake_batch_size`` > 0 (SQLite writes one registration at a time)."""
+    found = ctx.extras.get(BATCHES)
+    if found is None:
+        if not ctx.db.is_postgres or ctx.settings.intake_batch_size <= 0:
+            found = ctx.extras[BATCHES] = False
+        else:
+
+            async def flush(items: Sequence[_Registering]) -> list[Any]:
+                return await _write_batch(ctx, items)
+
+            found = ctx.extras[BATCHES] = GroupCommit(
+                flush,
+                max_batch=ctx.settings.intake_batch_size,
+                max_in_flight=max(1, ctx.settings.intake_batch_in_flight),
+                # two registrations with one key never share a write: the later one
+                # waits for the first, then answers with its ticket
+                conflict=lambda r: (
+                    (r.caller.sub, r.idempotency_key) if r.idempotency_key is not None else None
+                ),
+                name="intake registrations",
+            )
+            ctx.batches.append(found)
+    return found if isinstance(found, GroupCommit) else None
+
+
+async def _register_in_batch(
+    ctx: ServiceContext,
+    batches: GroupCommit[_Registering, TicketRegistration],
+    registering: _Registering,
+) -> TicketRegistration:
+    try:
+        return await batches.submit(registering)
+    except _KeyTaken:  # a concurrent request with this key committed first
+        first = await _first_answer(
+            ctx, registering.caller, registering.idempotency_key or "", registering.request_hash
+        )
+        assert first is not None
+        return first
+    except _Lost as lost:
+        # as one by one: if the commit got through, the caller gets its ticket, never a
+        # 503 that a retry would file twice
+        if (
+            lost.number is not None
+            and lost.registration is not None
+            and await _committed(ctx, lost.number)
+        ):
+            return lost.registration
+        raise Unavailable("the database is unavailable; nothing was registered") from lost.cause
+
+
+async def _write_batch(ctx: ServiceContext, items: Sequence[_Registering]) -> list[Any]:
+    """Write ``items`` together; one result per item (its registration, ``_KeyTaken``,
+    ``_Lost``, or the error that failed it alone). A batch that fails for another reason
+    than an outage is written again one by one, so one bad ticket fails only itself."""
+    try:
+        return await _write_together(ctx, items)
+    except _BatchLost as lost:
+        written = lost.written or []
+        return [
+            _Lost(lost.cause, *(written[i] if i < len(written) else (None, None)))
+            for i in range(len(items))
+        ]
+    except Exception as exc:
+        if len(items) == 1:
+            return [exc]
+        log.warning("a batch of %d registrations failed; writing them one by one", len(items))
+        results: list[Any] = []
+        for item in items:
+            results.extend(await _write_batch(ctx, [item]))
+        return results
+
+
+class _BatchLost(Exception):
+    def __init__(
+        self, cause: BaseException, written: list[tuple[str, TicketRegistration]] | None
+    ) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.written = written
+
+
+async def _write_together(ctx: ServiceContext, items: Sequence[_Registering]) -> list[Any]:
+    """Two statements for the whole batch (three with duplicate hints to show): the
+    serials, then one statement that inserts the Idempotency-Keys (ON CONFLICT DO
+    NOTHING), the tickets whose key was new or who have none, their search terms and their
+    outbox events; it runs in a transaction of its own, so nothing else is needed to commit.
+    When hints are shown, the requester-read audit rows commit in the same transaction."""
+    ring = key_ring(ctx)
+    prepared: list[tuple[str, TicketRegistration]] | None = None
+    try:
+        async with ctx.db.driver_connection() as (conn, raw):
+            duplicates = await _batch_duplicates(raw, ring, items)
+            serials = [r[0] for r in await raw.fetch(_NEXT_SERIALS, len(items))]
+            rows = _BatchRows()
+            prepared = []
+            for i, (item, serial) in enumerate(zip(items, serials, strict=True)):
+                prepared.append(rows.add(ring, item, serial, duplicates.get(i, [])))
+            reads = [
+                read
+                for i, item in enumerate(items)
+                for read in hint_reads(item.caller, duplicates.get(i, []), item.now)
+            ]
+            if reads:
+                async with conn.begin():
+                    await lock_chain(conn, requester_reads)
+                    written = {r[0] for r in await raw.fetch(_WRITE_BATCH, *rows.arguments())}
+                    shown = {
+                        number
+                        for (number, _), serial in zip(prepared, serials, strict=True)
+                        if serial in written
+                    }
+                    await append_chained(
+                        conn,
+                        requester_reads,
+                        [
+                            read
+                            for i, item in enumerate(items)
+                            if prepared[i][0] in shown
+                            for read in hint_reads(item.caller, duplicates.get(i, []), item.now)
+                        ],
+                    )
+            else:
+                written = {r[0] for r in await raw.fetch(_WRITE_BATCH, *rows.arguments())}
+    except Exception as exc:
+        if is_database_outage(exc):
+            raise _BatchLost(exc, prepared) from exc
+        raise
+    if written:
+        ctx.db.events_written.set()
+    return [
+        registration if serial in written else _KeyTaken()
+        for (_, registration), serial in zip(prepared, serials, strict=True)
+    ]
+
+
+async def _batch_duplicates(
+    raw: Any, ring: KeyRing, items: Sequence[_Registering]
+) -> dict[int, list[DuplicateHint]]:
+    """The duplicate hints of every item that shows them, in one query."""
+    asking = [i for i, item in enumerate(items) if hints_duplicates(item.caller, item.data)]
+    if not asking:
+        return {}
+    rows = await raw.fetch(
+        _DUPLICATES,
+        asking,
+        [phone_index(ring, items[i].data.requester.phone) for i in asking],
+        [items[i].data.matter_code for i in asking],
+        [items[i].now - items[i].policy.duplicate_window for i in asking],
+        MAX_DUPLICATE_HINTS,
+    )
+    found: dict[int, list[DuplicateHint]] = {}
+    for r in rows:
+        found.setdefault(r["ord"], []).append(
+            duplicate_hint(
+                {
+                    "ticket_id": r["ticket_id"],
+                    "status": r["status"],
+                    "registered_at": r["registered_at"],
+                    "flagged": r["flagged"],
+                    "content": r["content"],
+                }
+            )
+        )
+    return found
+
+
+# the tickets' columns as the batch statement takes them, each as an array
+_TICKET_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("id", "bigint"),
+    ("ticket_id", "text"),
+    ("channel", "text"),
+    ("type", "text"),
+    ("urgency", "text"),
+    ("matter_code", "text"),
+    ("district", "text"),
+    ("address", "text"),
+    ("content", "text"),
+    ("requester_name_sealed", "text"),
+    ("requester_phone_sealed", "text"),
+    ("requester_id_number_sealed", "text"),
+    ("requester_phone_index", "text"),
+    ("anonymous", "boolean"),
+    ("flagged", "boolean"),
+    ("flagged_keywords", "json"),
+    ("attachments", "json"),
+    ("status", "text"),
+    ("registered_at", "timestamptz"),
+    ("registered_by", "text"),
+    ("answer", "text"),
+    ("knowledge_entry_ids", "json"),
+    ("answered_at", "timestamptz"),
+    ("answered_by", "text"),
+)
+_JSON_COLUMNS = frozenset(c for c, kind in _TICKET_COLUMNS if kind == "json")
+
+
+def _write_batch_sql() -> str:
+    n = len(_TICKET_COLUMNS)
+    arrays = ", ".join(
+        f"${i + 1}::{'text' if kind == 'json' else kind}[]"
+        for i, (_, kind) in enumerate(_TICKET_COLUMNS)
+    )
+    names = ", ".join(c for c, _ in _TICKET_COLUMNS)
+    selected = ", ".join(
+        f"t.{c}::json" if kind == "json" else f"t.{c}" for c, kind in _TICKET_COLUMNS
+    )
+    k = n + 1  # keys: caller, key, request_hash, ticket number, response, created_at
+    o = k + 6  # outbox: serial, event_id, topic, key, payload, created_at
+    w = o + 6  # terms: serial, term
+    return (
+        # keys in one order in every batch: two batches (instances) never wait for each
+        # other's keys in opposite orders
+        "WITH keys AS ("
+        " INSERT INTO idempotency_keys (caller, key, request_hash, ticket_id, response,"
+        " created_at)"
+        " SELECT k.caller, k.key, k.hash, k.ticket_id, k.response::json, k.created_at"
+        f" FROM unnest(${k}::text[], ${k + 1}::text[], ${k + 2}::text[], ${k + 3}::text[],"
+        f" ${k + 4}::text[], ${k + 5}::timestamptz[])"
+        " AS k(caller, key, hash, ticket_id, response, created_at)"
+        " ORDER BY k.caller, k.key"
+        " ON CONFLICT DO NOTHING RETURNING ticket_id),"
+        # a ticket without a key, or whose key was new
+        " new AS ("
+        f" INSERT INTO tickets ({names})"
+        f" SELECT {selected}"
+        f" FROM unnest({arrays}) AS t({names})"
+        f" WHERE t.ticket_id <> ALL(${k + 3}::text[])"
+        " OR t.ticket_id IN (SELECT ticket_id FROM keys)"
+        " RETURNING id),"
+        " events AS ("
+        " INSERT INTO outbox (event_id, topic, key, payload, created_at, attempts)"
+        " SELECT e.event_id, e.topic, e.key, e.payload, e.created_at, 0"
+        f" FROM unnest(${o}::bigint[], ${o + 1}::text[], ${o + 2}::text[], ${o + 3}::text[],"
+        f" ${o + 4}::text[], ${o + 5}::timestamptz[]) WITH ORDINALITY"
+        " AS e(serial, event_id, topic, key, payload, created_at, ord)"
+        " WHERE e.serial IN (SELECT id FROM new) ORDER BY e.ord),"
+        " terms AS ("
+        " INSERT INTO ticket_terms (term, ticket_pk)"
+        f" SELECT w.term, w.serial FROM unnest(${w}::bigint[], ${w + 1}::text[])"
+        " AS w(serial, term) WHERE w.serial IN (SELECT id FROM new))"
+        " SELECT id FROM new"
+    )
+
+
+_WRITE_BATCH = _write_batch_sql()
+_NEXT_SERIALS = (
+    "SELECT nextval(pg_get_serial_sequence('tickets', 'id')) FROM generate_series(1, $1)"
+)
+_DUPLICATES = (
+    "SELECT q.ord, d.ticket_id, d.status, d.registered_at, d.flagged, d.content"
+    " FROM unnest($1::int[], $2::text[], $3::text[], $4::timestamptz[])"
+    " AS q(ord, phone, matter, since)"
+    " CROSS JOIN LATERAL (SELECT id, ticket_id, status, registered_at, flagged, content"
+    " FROM tickets WHERE requester_phone_index = q.phone AND matter_code = q.matter"
+    " AND registered_at >= q.since AND ticket_id IS NOT NULL"
+    " ORDER BY flagged DESC, registered_at DESC, id DESC LIMIT $5) AS d"
+    " ORDER BY q.ord, d.flagged DESC, d.registered_at DESC, d.id DESC"
+)
+
+
+class _BatchRows:
+    """The batch statement's arrays, filled item by item."""
+
+    def __init__(self) -> None:
+        self.tickets: list[list[Any]] = [[] for _ in _TICKET_COLUMNS]
+        self.keys: list[list[Any]] = [[] for _ in range(6)]
+        self.events: list[list[Any]] = [[] for _ in range(6)]
+        self.terms: list[list[Any]] = [[], []]
+
+    def add(
+        self,
+        ring: KeyRing,
+        item: _Registering,
+        serial: int,
+        duplicates: list[DuplicateHint],
+    ) -> tuple[str, TicketRegistration]:
+        number = ticket_number(serial, item.now)
+        values = ticket_values(
+            ring, item.caller, item.data, item.channel, item.matter, item.keywords, item.now
+        )
+        registration = registration_answer(number, values, item.caller, item.data, duplicates)
+        row = {**values, "id": serial, "ticket_id": number}
+        for column, (name, _) in zip(self.tickets, _TICKET_COLUMNS, strict=True):
+            value = row[name]
+            if name in _JSON_COLUMNS:
+                value = json.dumps(value)  # as SQLAlchemy's JSON type writes it (None: null)
+            elif isinstance(value, str):
+                value = str(value)  # an enum's value
+            column.append(value)
+        if item.idempotency_key is not None:
+            # the answer holds the requester in full: sealed like the ticket
+            sealed = ring.seal(registration.model_dump_json(), ANSWER_FIELD)
+            for column, value in zip(
+                self.keys,
+                (
+                    item.caller.sub,
+                    item.idempotency_key,
+                    item.request_hash,
+                    number,
+                    json.dumps(sealed),
+                    item.now,
+                ),
+                strict=True,
+            ):
+                column.append(value)
+        for envelope in ticket_events(number, values, item.caller, item.data, item.keywords):
+            out = outbox_row(envelope)
+            for column, value in zip(
+                self.events,
+                (
+                    serial,
+                    out["event_id"],
+                    out["topic"],
+                    out["key"],
+                    out["payload"],
+                    out["created_at"],
+                ),
+                strict=True,
+            ):
+                column.append(value)
+        for term in item.terms:
+            self.terms[0].append(serial)
+            self.terms[1].append(term)
+        return number, registration
+
+    def arguments(self) -> list[list[Any]]:
+        return [*self.tickets, *self.keys, *self.events, *self.terms]

@@ -1,0 +1,296 @@
+"""Group commit on the real PostgreSQL: concurrent registrations share a write (one
+statement for their keys, tickets, search terms and outbox events), each request gets its
+own ticket and events; an Idempotency-Key already taken, a bad ticket or a duplicate hint
+in a batch concerns that registration alone; concurrent state-changing requests' nonces
+are recorded together and a replay is still refused across instances."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from typing import Any
+
+import asyncpg
+import pytest
+import pytest_asyncio
+from sqlalchemy import func, select, text
+
+from services.intake.app import SPEC
+from services.intake.handlers import catalog_readiness
+from services.intake.handlers import registration as reg
+from services.intake.models import idempotency_keys, requester_reads, ticket_terms, tickets
+from shared.audit import verify_chain
+from shared.bus import LogBus
+from shared.clock import ManualClock
+from shared.service import create_service_app
+from shared.settings import Settings
+from tests.conftest import SettledBus
+from tests.unit.intake.conftest import MATTERS, T0, Intake, consultation, ticket
+
+pytestmark = pytest.mark.integration
+
+
+@pytest_asyncio.fixture
+async def pg_url(infra: dict[str, str]) -> AsyncIterator[str]:
+    """A fresh database of this test's own on the shared PostgreSQL."""
+    database = f"hotline_b{uuid.uuid4().hex[:10]}"
+    admin = infra["pg"].replace("postgresql+asyncpg", "postgresql")
+    conn = await asyncpg.connect(admin)
+    try:
+        await conn.execute(f'CREATE DATABASE "{database}"')
+    finally:
+        await conn.close()
+    base, _, _ = infra["pg"].rpartition("/")
+    try:
+        yield f"{base}/{database}"
+    finally:
+        conn = await asyncpg.connect(admin)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+
+@asynccontextmanager
+async def pg_intake(url: str, **overrides: Any) -> AsyncIterator[Intake]:
+    settings = Settings(db_url=url, env="test", db_pool_size=4, **overrides)
+    log = LogBus()
+    await log.start()
+    app = create_service_app(SPEC, settings, bus=log, clock=ManualClock(T0))
+    async with app.router.lifespan_context(app):
+        intake = Intake(app, app.state.ctx, SettledBus(log), app.state.ctx.clock)
+        await intake.publish(*MATTERS)
+        async with asyncio.timeout(30):
+            while (await catalog_readiness(intake.ctx))["matters_known"] < len(MATTERS):
+                await asyncio.sleep(0.05)
+        try:
+            yield intake
+        finally:
+            await intake.http.aclose()
+    await log.stop()
+
+
+@pytest_asyncio.fixture
+async def intake(pg_url: str) -> AsyncIterator[Intake]:
+    async with pg_intake(pg_url) as service:
+        yield service
+
+
+def requester(i: int) -> dict[str, str]:
+    return {"name": "王伟", "phone": f"1392000{i:04d}"}
+
+
+def batches(intake: Intake) -> Any:
+    found = reg.registration_batches(intake.ctx)
+    assert found is not None, "PostgreSQL registers in batches"
+    return found
+
+
+async def outbox_types(intake: Intake) -> Counter[tuple[str, str]]:
+    """(ticket number, event type) of every intake outbox row."""
+    async with intake.ctx.db.engine.connect() as conn:
+        rows = (await conn.execute(text("SELECT key, payload::json->>'type' FROM outbox"))).all()
+    return Counter((r[0], r[1]) for r in rows)
+
+
+async def post(intake: Intake, body: dict[str, Any], key: str | None = None, who: str = "operator"):  # type: ignore[no-untyped-def]
+    headers = {"Idempotency-Key": key} if key else {}
+    return await intake.call(who, "POST", "/tickets", json=body, headers=headers)
+
+
+async def test_concurrent_registrations_share_few_writes(intake: Intake) -> None:
+    flushes = batches(intake).flushes
+    answers = await asyncio.gather(
+        *(
+            post(intake, ticket(address=f"河西区友谊路{i}号", requester=requester(i)))
+            for i in range(50)
+        )
+    )
+    assert [a.status_code for a in answers] == [201] * 50, answers[0].text
+    numbers = [a.json()["ticket_id"] for a in answers]
+    assert len(set(numbers)) == 50
+    assert batches(intake).flushes - flushes <= 10, "each registration wrote alone"
+    events = await outbox_types(intake)
+    assert all(events[(n, "ticket.registered")] == 1 for n in numbers)
+    assert sum(events.values()) == 50
+    async with intake.ctx.db.engine.connect() as conn:
+        stored = dict((await conn.execute(select(tickets.c.ticket_id, tickets.c.address))).all())
+        terms = await conn.scalar(select(func.count(func.distinct(ticket_terms.c.ticket_pk))))
+    # each answer is its own ticket, as stored
+    assert {n: stored[n] for n in numbers} == {
+        a.json()["ticket_id"]: a.json()["address"] for a in answers
+    }
+    assert terms == 50
+    # the search finds a batch-written ticket by its words
+    found = await intake.tickets(q="停水", limit=100)
+    assert found["count"] == 50
+
+
+async def test_a_batch_writes_what_one_by_one_writes(intake: Intake) -> None:
+    """The same registrations written one by one (as SQLite does) and in a batch give the
+    same stored columns and the same answers."""
+    bodies = [
+        ticket(attachments=[{"url": "https://files.example.cn/a.jpg", "name": "照片.jpg"}]),
+        ticket(content="有人在小区里聚众赌博，请尽快处理", urgency="life_safety"),
+        consultation(answer={"text": "可在社保窗口办理", "knowledge_entry_ids": ["K-1"]}),
+        ticket(requester={**requester(9), "id_number": "120101199003074516"}),
+    ]
+    batched = [await post(intake, b) for b in bodies]
+    intake.ctx.extras[reg.BATCHES] = False  # one by one, as before group commit
+    single = [await post(intake, b) for b in bodies]
+    for a, b in zip(batched, single, strict=True):
+        assert a.status_code == b.status_code == 201, (a.text, b.text)
+        # (the later ones also see the earlier ones as likely duplicates)
+        unnumbered = {"ticket_id": "", "likely_duplicates": []}
+        assert {**a.json(), **unnumbered} == {**b.json(), **unnumbered}
+    columns = [c for c in tickets.c if c.name not in ("id", "ticket_id")]
+    async with intake.ctx.db.engine.connect() as conn:
+        raw = text(
+            "SELECT ticket_id, attachments::text, flagged_keywords::text,"
+            " knowledge_entry_ids::text, attachments IS NULL FROM tickets ORDER BY id"
+        )
+        json_text = {r[0]: r[1:] for r in (await conn.execute(raw)).all()}
+        rows = {
+            r.ticket_id: r
+            for r in (await conn.execute(select(tickets.c.ticket_id, *columns))).all()
+        }
+    events = await outbox_types(intake)
+    for a, b in zip(batched, single, strict=True):
+        x, y = a.json()["ticket_id"], b.json()["ticket_id"]
+        assert rows[x][1:] == rows[y][1:] or _same_but_sealed(rows[x], rows[y], columns)
+        assert json_text[x] == json_text[y]
+        assert sorted(t for n, t in events if n == x) == sorted(t for n, t in events if n == y)
+    kinds = Counter(t for _, t in events)
+    assert kinds == {"ticket.registered": 6, "ticket.flagged": 2, "ticket.answered": 2}
+
+
+def _same_but_sealed(x: Any, y: Any, columns: list[Any]) -> bool:
+    """Sealed columns differ by their nonce; every other column is equal."""
+    for i, column in enumerate(columns, start=1):
+        if column.name.endswith("_sealed"):
+            assert (x[i] is None) == (y[i] is None), column.name
+        else:
+            assert x[i] == y[i], column.name
+    return True
+
+
+async def test_one_key_posted_together_files_one_ticket(intake: Intake) -> None:
+    others = [post(intake, ticket(address=f"和平区{i}号")) for i in range(20)]
+    same = [post(intake, ticket(), "k-together") for _ in range(5)]
+    answers = await asyncio.gather(*same, *others)
+    assert {a.status_code for a in answers} == {201}
+    assert len({a.json()["ticket_id"] for a in answers[:5]}) == 1
+    assert len({a.json()["ticket_id"] for a in answers}) == 21
+    async with intake.ctx.db.engine.connect() as conn:
+        assert await conn.scalar(select(func.count()).select_from(tickets)) == 21
+    assert sum((await outbox_types(intake)).values()) == 21
+
+
+def registering(intake: Intake, body: dict[str, Any], key: str | None = None, **change: Any) -> Any:
+    """A registration as its request validated it, for the batch writer itself."""
+    from services.intake.schemas import TicketCreate
+    from tests.unit.intake.conftest import CALLERS
+
+    data = TicketCreate.model_validate(body)
+    policy_cache = intake.ctx.extras["intake_policy"]
+    policy = policy_cache.versions.in_force(T0).policy
+    matter = reg._Matter(active=True, anonymous_allowed=False, default_urgency="livelihood")
+    item = reg._Registering(
+        CALLERS["operator"],
+        data,
+        "phone",
+        policy,
+        matter,
+        [],
+        {"停水"},
+        T0,
+        key,
+        f"hash-{key}",
+    )
+    return replace(item, **change)
+
+
+async def test_a_key_taken_in_a_batch_leaves_the_others_written(intake: Intake) -> None:
+    """Another instance committed this key first: the batch writes every other ticket; the
+    taken one is told to answer with the first ticket."""
+    first = await post(intake, ticket(), "k-taken")
+    assert first.status_code == 201
+    items = [
+        registering(intake, ticket(address="和平区1号"), "k-a"),
+        registering(intake, ticket(), "k-taken"),
+        registering(intake, ticket(address="和平区2号")),
+    ]
+    results = await reg._write_batch(intake.ctx, items)
+    assert isinstance(results[1], reg._KeyTaken)
+    assert results[0].address == "和平区1号" and results[2].address == "和平区2号"
+    async with intake.ctx.db.engine.connect() as conn:
+        numbers = set((await conn.execute(select(tickets.c.ticket_id))).scalars())
+        keys = dict(
+            (await conn.execute(select(idempotency_keys.c.key, idempotency_keys.c.ticket_id))).all()
+        )
+    assert numbers == {first.json()["ticket_id"], results[0].ticket_id, results[2].ticket_id}
+    assert keys == {"k-taken": first.json()["ticket_id"], "k-a": results[0].ticket_id}
+    events = await outbox_types(intake)
+    assert set(events) == {(n, "ticket.registered") for n in numbers}
+
+
+async def test_one_bad_ticket_fails_alone(intake: Intake) -> None:
+    too_long: Any = "x" * 40  # longer than the column: the database refuses this ticket
+    bad = registering(intake, ticket(), matter=reg._Matter(True, False, too_long))
+    items = [registering(intake, ticket(address="和平区1号")), bad, registering(intake, ticket())]
+    results = await reg._write_batch(intake.ctx, items)
+    assert isinstance(results[1], Exception) and not isinstance(results[1], reg._KeyTaken)
+    assert results[0].ticket_id != results[2].ticket_id
+    events = await outbox_types(intake)
+    assert set(events) == {
+        (results[0].ticket_id, "ticket.registered"),
+        (results[2].ticket_id, "ticket.registered"),
+    }
+
+
+async def test_duplicate_hints_in_a_batch_are_shown_and_audited(intake: Intake) -> None:
+    phone = {"name": "刘芳", "phone": "13920001234"}
+    earlier = [await post(intake, ticket(requester=phone)) for _ in range(2)]
+    assert earlier[1].json()["likely_duplicates"][0]["ticket_id"] == earlier[0].json()["ticket_id"]
+    answers = await asyncio.gather(
+        *(post(intake, ticket(requester=phone)) for _ in range(6)),
+        *(post(intake, ticket(requester=requester(100 + i))) for i in range(6)),
+        post(intake, ticket(requester=phone, channel="web"), who="citizen_web"),  # sees none
+    )
+    assert {a.status_code for a in answers} == {201}
+    hinted = answers[:6]
+    earlier_numbers = {e.json()["ticket_id"] for e in earlier}
+    for a in hinted:
+        shown = {h["ticket_id"] for h in a.json()["likely_duplicates"]}
+        assert earlier_numbers <= shown  # concurrent ones may or may not be committed yet
+    assert all(a.json()["likely_duplicates"] == [] for a in answers[6:])
+    async with intake.ctx.db.engine.connect() as conn:
+        reads = await conn.scalar(select(func.count()).select_from(requester_reads))
+        chain = await verify_chain(conn, requester_reads)
+    assert chain.ok, chain
+    assert reads == sum(len(a.json()["likely_duplicates"]) for a in [*earlier, *hinted])
+
+
+async def test_nonces_are_recorded_together_and_a_replay_is_refused_elsewhere(
+    pg_url: str,
+) -> None:
+    async with pg_intake(pg_url) as first, pg_intake(pg_url) as second:
+        one, two = first.ctx.nonces, second.ctx.nonces
+        assert one is not None and two is not None
+        flushes = one.batches.flushes
+        nonces = [f"n-{i}" for i in range(40)]
+        # every nonce twice on the first instance and once on the second, all at once
+        answers = await asyncio.gather(
+            *(one.first_use(n) for n in nonces),
+            *(one.first_use(n) for n in nonces),
+            *(two.first_use(n) for n in nonces),
+        )
+        assert one.batches.flushes - flushes < 40, "each nonce recorded alone"
+        per_nonce = [answers[i] + answers[40 + i] + answers[80 + i] for i in range(40)]
+        assert per_nonce == [1] * 40  # exactly one use of each is the first
+        assert not await two.first_use("n-0")
+        assert await two.first_use("n-new")
