@@ -14,7 +14,8 @@ Knobs: SOAK_TICKETS (100000), SOAK_RATE tickets/s offered (40), SOAK_CONCURRENCY
 SOAK_MAX_BACKLOG (1500: clients wait while that many tickets are registered but not yet
 through, so a pipeline slower than the rate is not buried), SOAK_RETENTION_SECONDS (20, the
 outbox's and the inbox's),
-SOAK_SAMPLE_SECONDS (30), SOAK_MINUTES (0: no limit; stop registering after that long and
+SOAK_SAMPLE_SECONDS (30), SOAK_JWT_TTL_MINUTES (30: the access token's
+lifetime; clients sign in again when it runs out), SOAK_MINUTES (0: no limit; stop registering after that long and
 report what fitted; SIGTERM does the same at once). A progress line per sample goes to stderr."""
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ ENV = {
     "HOTLINE_OUTBOX_RETENTION_SECONDS": str(RETENTION),
     "HOTLINE_OUTBOX_PRUNE_SECONDS": str(max(1.0, RETENTION / 2)),
     "HOTLINE_INBOX_RETENTION_SECONDS": str(RETENTION),
+    # the operator's token expires during a long soak; the clients sign in again on a 401
+    "HOTLINE_JWT_TTL_MINUTES": os.environ.get("SOAK_JWT_TTL_MINUTES", "30"),
 }
 
 
@@ -148,6 +151,16 @@ async def main() -> None:  # noqa: PLR0915 - one linear script
         interval = CONCURRENCY / RATE
         todo = iter(bodies)
 
+        signing_in = asyncio.Lock()
+
+        async def sign_in_again(http: httpx.AsyncClient, refused: str) -> None:
+            """The operator's access token lasts HOTLINE_JWT_TTL_MINUTES (30): a soak outlives
+            it, so a 401 signs in again (once for every client that was refused with it)."""
+            async with signing_in:
+                if http.headers["authorization"] == refused:
+                    await system.login("operator")
+                    http.headers["authorization"] = f"Bearer {system.tokens['operator']}"
+
         async def client(http: httpx.AsyncClient) -> None:
             nonlocal accepted
             for body in todo:
@@ -156,12 +169,18 @@ async def main() -> None:  # noqa: PLR0915 - one linear script
                 while accepted - through > MAX_BACKLOG:
                     await asyncio.sleep(0.2)
                 sent = time.monotonic()
-                try:
-                    r = await http.post("/api/v1/intake/tickets", json=body)
+                for _attempt in range(3):  # the same ticket again after signing in again
+                    token = http.headers["authorization"]
+                    try:
+                        r = await http.post("/api/v1/intake/tickets", json=body)
+                    except httpx.HTTPError:
+                        statuses[0] = statuses.get(0, 0) + 1
+                        break
                     statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
-                    accepted += r.status_code == 201
-                except httpx.HTTPError:
-                    statuses[0] = statuses.get(0, 0) + 1
+                    if r.status_code != 401:
+                        accepted += r.status_code == 201
+                        break
+                    await sign_in_again(http, token)
                 await asyncio.sleep(max(0.0, interval - (time.monotonic() - sent)))
 
         samples: list[dict[str, Any]] = []
