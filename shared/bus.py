@@ -472,14 +472,52 @@ class LogBus:
         return {group: self._end - sub.position for group, sub in self._subs.items()}
 
 
+IDLE_FETCH_WAIT_MS = 500  # an idle consumer's long poll (aiokafka's default)
+
+
+class _Pace:
+    """How long a consumer's fetches wait at the broker. Idle: a long poll answered at the
+    first byte (an event after a quiet spell goes at once; an idle group costs two fetches
+    a second). Busy (the last fetch brought records): each fetch waits up to ``wait_ms``
+    for ``min_bytes``, so a group takes many events per fetch, per transaction and per
+    relay round instead of one each (a few ms of latency per hop while under load).
+
+    aiokafka reads these two settings from its fetcher for every request it builds; they
+    are not public, so without them (another aiokafka) the consumer keeps the idle pace."""
+
+    def __init__(self, consumer: Any, wait_ms: int, min_bytes: int) -> None:
+        fetcher = getattr(consumer, "_fetcher", None)
+        known = all(hasattr(fetcher, name) for name in ("_fetch_max_wait_ms", "_fetch_min_bytes"))
+        self._consumer = consumer
+        self._usable = known and wait_ms > 0
+        self.wait_ms, self.min_bytes = wait_ms, min_bytes
+        self.busy = False
+
+    def set(self, *, busy: bool) -> None:
+        if busy == self.busy or not self._usable:
+            return
+        self.busy = busy
+        fetcher = self._consumer._fetcher
+        fetcher._fetch_max_wait_ms = self.wait_ms if busy else IDLE_FETCH_WAIT_MS
+        fetcher._fetch_min_bytes = self.min_bytes if busy else 1
+
+
 class KafkaBus:
     """Apache Kafka through aiokafka: idempotent producer with ``acks=all``; one consumer
     group per service; offsets are committed only after the handler has stored the batch's
     effects (the inbox makes a redelivery harmless).
 
+    Batches, not requests per event: under load a fetch waits at the broker until
+    ``fetch_min_bytes`` are there or ``fetch_wait_ms`` has passed (a few milliseconds of
+    latency buy one fetch, one transaction and one relay round for many events; an idle
+    consumer long-polls as usual, ``_Pace``), and the handled position is
+    committed at most every ``commit_seconds`` (and whenever partitions move or the
+    consumer stops): what a crash forgets is delivered again and the inbox drops it.
+
     A rebalance waits for the batch in hand (``on_partitions_revoked`` takes the batch
-    lock), so offsets are committed before partitions move; a commit that still fails
-    (group changed meanwhile) is logged and the events are redelivered to the new owner."""
+    lock) and commits what was handled, so offsets are committed before partitions move; a
+    commit that still fails (group changed meanwhile) is logged and the events are
+    redelivered to the new owner."""
 
     def __init__(
         self,
@@ -488,11 +526,17 @@ class KafkaBus:
         prefix: str = "",
         partitions: int = 3,
         batch_size: int = 500,
+        fetch_wait_ms: int = 20,
+        fetch_min_bytes: int = 64 * 1024,
+        commit_seconds: float = 1.0,
     ) -> None:
         self.bootstrap = bootstrap
         self.prefix = prefix
         self.partitions = partitions
         self.batch_size = batch_size
+        self.fetch_wait_ms = fetch_wait_ms
+        self.fetch_min_bytes = fetch_min_bytes
+        self.commit_seconds = commit_seconds
         self._subs: dict[str, _Subscription] = {}
         self._producer: Any = None
         self._started = False
@@ -587,9 +631,32 @@ class KafkaBus:
             isolation_level="read_committed",
             retry_backoff_ms=500,
             max_poll_interval_ms=120_000,
+            fetch_max_wait_ms=IDLE_FETCH_WAIT_MS,
+            fetch_min_bytes=1,
         )
         in_hand = asyncio.Lock()  # held while a batch is handled and committed
         revoking = asyncio.Event()
+        # handled but not yet committed: partition → the next offset to read
+        pending: dict[Any, int] = {}
+        committed_at = time.monotonic()
+
+        async def commit() -> None:
+            """Commit what was handled (the caller holds ``in_hand``)."""
+            nonlocal committed_at
+            committed_at = time.monotonic()
+            if not pending:
+                return
+            offsets = dict(pending)
+            pending.clear()
+            try:
+                await consumer.commit(offsets)
+            except (CommitFailedError, IllegalStateError, KafkaError) as exc:
+                # the group moved on (a rebalance); whoever owns the partitions
+                # now starts from the last commit, and the inbox drops repeats
+                log.info(
+                    "offsets not committed (group changed); events will be redelivered",
+                    extra={"group": sub.group, "error": repr(exc)[:300]},
+                )
 
         class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
             async def on_partitions_revoked(self, revoked: Any) -> None:
@@ -597,6 +664,7 @@ class KafkaBus:
                 revoking.set()
                 async with in_hand:
                     revoking.clear()
+                    await commit()
 
             async def on_partitions_assigned(self, assigned: Any) -> None:
                 if assigned:
@@ -606,13 +674,25 @@ class KafkaBus:
                     )
 
         await consumer.start()
+        pace = _Pace(consumer, self.fetch_wait_ms, self.fetch_min_bytes)  # its fetcher exists now
         try:
             consumer.subscribe([self._topic(t) for t in sorted(sub.topics)], listener=Listener())
             fetch_failing = False
             last_records, idle_reported = time.monotonic(), False
             while True:
+                # busy: a short wait tells soon that the load is over (back to long polls)
+                wait_ms = 2 * self.fetch_wait_ms + 10 if pace.busy else 1000
+                if pending:  # wake in time to commit what was handled
+                    due = committed_at + self.commit_seconds - time.monotonic()
+                    if due <= 0:
+                        async with in_hand:
+                            await commit()
+                        continue
+                    wait_ms = max(1, min(wait_ms, int(due * 1000) + 1))
                 try:
-                    batches = await consumer.getmany(timeout_ms=1000, max_records=self.batch_size)
+                    batches = await consumer.getmany(
+                        timeout_ms=wait_ms, max_records=self.batch_size
+                    )
                     if fetch_failing:
                         fetch_failing = False
                         log.warning("consumer reaches the broker again", extra={"group": sub.group})
@@ -625,6 +705,7 @@ class KafkaBus:
                         )
                     await asyncio.sleep(1.0)
                     continue
+                pace.set(busy=bool(batches))
                 if not batches:
                     if time.monotonic() - last_records > 60 and not idle_reported:
                         idle_reported = True
@@ -642,25 +723,23 @@ class KafkaBus:
                             extra={"group": sub.group},
                         )
                         continue
-                    offsets = {
-                        TopicPartition(tp.topic, tp.partition): messages[-1].offset + 1
-                        for tp, messages in batches.items()
-                        if messages
-                    }
-                    for tp, offset in offsets.items():  # for /metrics (consumer lag)
-                        high = consumer.highwater(tp)
+                    assigned = consumer.assignment()
+                    for tp, messages in batches.items():
+                        if not messages:
+                            continue
+                        offset = messages[-1].offset + 1
+                        high = consumer.highwater(tp)  # for /metrics (consumer lag)
                         if high is not None:
                             sub.behind[tp] = max(0, high - offset)
-                    try:
-                        await consumer.commit(offsets)
-                    except (CommitFailedError, IllegalStateError, KafkaError) as exc:
-                        # the group moved on (a rebalance); whoever owns the partitions
-                        # now starts from the last commit, and the inbox drops repeats
-                        log.info(
-                            "offsets not committed (group changed); events will be redelivered",
-                            extra={"group": sub.group, "error": repr(exc)[:300]},
-                        )
+                        if tp in assigned:  # a partition lost meanwhile is not ours to commit
+                            pending[TopicPartition(tp.topic, tp.partition)] = offset
         finally:
+            try:  # what was handled is committed (else it is delivered again: harmless)
+                async with asyncio.timeout(5):
+                    async with in_hand:
+                        await commit()
+            except (TimeoutError, Exception):  # noqa: BLE001 - stopping anyway
+                log.info("handled offsets not committed at stop", extra={"group": sub.group})
             try:
                 await asyncio.wait_for(consumer.stop(), 10)
             except (TimeoutError, Exception):  # noqa: BLE001 - stopping anyway
@@ -717,7 +796,14 @@ class KafkaBus:
 
 
 def make_bus(
-    url: str, *, prefix: str = "", partitions: int = 3, batch_size: int = 500
+    url: str,
+    *,
+    prefix: str = "",
+    partitions: int = 3,
+    batch_size: int = 500,
+    fetch_wait_ms: int = 20,
+    fetch_min_bytes: int = 64 * 1024,
+    commit_seconds: float = 1.0,
 ) -> LogBus | KafkaBus:
     """``memory://`` an embedded log in memory · ``log:///path/bus.db`` an embedded log in a
     file · ``kafka://host:port[,host:port]`` Apache Kafka."""
@@ -731,5 +817,8 @@ def make_bus(
             prefix=prefix,
             partitions=partitions,
             batch_size=batch_size,
+            fetch_wait_ms=fetch_wait_ms,
+            fetch_min_bytes=fetch_min_bytes,
+            commit_seconds=commit_seconds,
         )
     raise ValueError(f"unknown bus url {url!r} (use memory://, log:///path or kafka://host:port)")

@@ -3,13 +3,14 @@ once (inbox), a failing event parked as a dead letter instead of stopping the ot
 
 How a batch is handled (one transaction):
 1. one multi-row inbox insert returns the events this service has not seen before;
-2. **the fast path**: every new event runs under one SAVEPOINT; runs of events a service
-   can handle set-based (``many`` handlers: one statement for many events) are handed over
-   together, never two events of one ticket in a run and each ticket's events in order
-   (``_runs``);
-3. if anything in the fast path fails, its savepoint is rolled back and the batch is
-   handled **event by event**, each in its own SAVEPOINT: a failure rolls back that event
-   only; it is tried ``max_attempts`` times (short back-off), then **parked**;
+2. **the fast path**: every new event runs in the batch's transaction (no savepoint);
+   runs of events a service can handle set-based (``many`` handlers: one statement for
+   many events) are handed over together, never two events of one ticket in a run and
+   each ticket's events in order (``_runs``);
+3. if anything in the fast path fails, the whole transaction is rolled back and the
+   batch is claimed again and handled **event by event**, each in its own SAVEPOINT: a
+   failure rolls back that event only; it is tried ``max_attempts`` times (short
+   back-off), then **parked**;
 4. an event whose key (ticket) already has a parked event in this service is parked
    **behind** it without running, so a ticket's events are never applied out of order;
 5. the outbox rows of every handled event are written in one statement; commit.
@@ -104,33 +105,33 @@ class Consumer:
                 wanted.setdefault(str(envelope.event_id), envelope)
         if not wanted:
             return
-        dead = self.db.dead_letters
+        if len(wanted) > 1 or self.many:
+            try:
+                await self._handle(wanted, fast=True)
+                return
+            except _FellBack:
+                pass  # rolled back whole; once more, event by event
+        await self._handle(wanted, fast=False)
+
+    async def _handle(self, wanted: Mapping[str, Envelope], *, fast: bool) -> None:
+        """The batch in one transaction: ``fast`` runs every event not parked behind
+        another at once (raises ``_FellBack``, the transaction rolled back, if any of it
+        fails); otherwise each event runs in a savepoint of its own."""
         events: list[Envelope] = []
         callbacks: list[Callable[[], None]] = []
         parked: list[dict[str, Any]] = []
         async with self.db.engine.begin() as conn:
-            new = await self.db.claim(conn, self.name, list(wanted))
+            new, heads = await self.db.claim_unparked(
+                conn, self.name, list(wanted), list({e.key for e in wanted.values()})
+            )
             todo = [e for i, e in wanted.items() if i in new]
             if not todo:
                 return
-            blocked: dict[str, int | None] = dict(
-                (
-                    await conn.execute(
-                        select(dead.c.key, dead.c.id)
-                        .where(
-                            dead.c.consumer == self.name,
-                            dead.c.state == PARKED,
-                            dead.c.behind.is_(None),
-                            dead.c.key.in_({e.key for e in todo}),
-                        )
-                        .order_by(dead.c.id)
-                    )
-                ).all()
-            )
-            ready = [e for e in todo if e.key not in blocked]
-            fast = await self._fast(conn, ready) if len(ready) > 1 or self.many else None
-            if fast is not None:
-                events, callbacks = fast
+            blocked: dict[str, int | None] = dict(heads)
+            if fast:
+                ready = [e for e in todo if e.key not in blocked]
+                if ready:
+                    events, callbacks = await self._fast(conn, ready)
                 todo = [e for e in todo if e.key in blocked]
             for envelope in todo:
                 token = trace_id_var.set(envelope.trace_id)
@@ -174,21 +175,21 @@ class Consumer:
 
     async def _fast(
         self, conn: AsyncConnection, ready: Sequence[Envelope]
-    ) -> tuple[list[Envelope], list[Callable[[], None]]] | None:
-        """Every event of ``ready`` under one savepoint, set-based where a service can.
-        None (and nothing done) if any of it fails: the batch then goes event by event."""
+    ) -> tuple[list[Envelope], list[Callable[[], None]]]:
+        """Every event of ``ready`` in the batch's transaction, set-based where a service
+        can (no savepoint: two round trips a batch). If any of it fails, ``_FellBack``
+        rolls the whole transaction back and the batch goes again event by event."""
         uow = UnitOfWork(conn)
         try:
-            async with conn.begin_nested():
-                for run in _runs(ready, self.many):
-                    token = trace_id_var.set(run[0].trace_id)
-                    try:
-                        if run[0].type in self.many:
-                            await self.many[run[0].type](self.ctx, uow, run)
-                        else:
-                            await self.handlers[run[0].type](self.ctx, uow, run[0])
-                    finally:
-                        trace_id_var.reset(token)
+            for run in _runs(ready, self.many):
+                token = trace_id_var.set(run[0].trace_id)
+                try:
+                    if run[0].type in self.many:
+                        await self.many[run[0].type](self.ctx, uow, run)
+                    else:
+                        await self.handlers[run[0].type](self.ctx, uow, run[0])
+                finally:
+                    trace_id_var.reset(token)
         except Exception as exc:  # noqa: BLE001 - handled again event by event
             if is_outage(exc) or conn.invalidated:
                 raise
@@ -196,7 +197,7 @@ class Consumer:
                 "batch fell back to event-by-event handling",
                 extra={"consumer": self.name, "events": len(ready), "error": repr(exc)[:300]},
             )
-            return None
+            raise _FellBack from exc
         return uow.events, uow.after_commit
 
     async def _attempt(
@@ -403,6 +404,10 @@ class Consumer:
                 .where(dead.c.consumer == self.name, dead.c.state == PARKED)
             )
         return int(count or 0)
+
+
+class _FellBack(Exception):
+    """The fast path failed: its transaction is rolled back, the batch goes event by event."""
 
 
 def _runs(batch: Sequence[Envelope], many: Mapping[str, ManyHandler]) -> list[list[Envelope]]:

@@ -347,6 +347,48 @@ class Database:
             )
         return set(result.scalars().all())
 
+    async def claim_unparked(
+        self, conn: AsyncConnection, consumer: str, event_ids: Sequence[str], keys: Sequence[str]
+    ) -> tuple[set[str], dict[str, int]]:
+        """``claim``, and the consumer's parked events that head a queue for one of ``keys``
+        (key → the id of the first): on PostgreSQL in one round trip."""
+        if not self.is_postgres:
+            claimed = await self.claim(conn, consumer, event_ids)
+            return claimed, await self.parked_heads(conn, consumer, keys)
+        rows = await conn.execute(
+            _CLAIM_AND_HEADS_PG,
+            {
+                "consumer": consumer,
+                "ids": list(event_ids),
+                "now": datetime.now(UTC),
+                "keys": list(keys),
+            },
+        )
+        new: set[str] = set()
+        heads: list[tuple[int, str]] = []
+        for event_id, key, dead_id in rows:
+            if event_id is not None:
+                new.add(event_id)
+            else:
+                heads.append((dead_id, key))
+        return new, {key: dead_id for dead_id, key in sorted(heads)}
+
+    async def parked_heads(
+        self, conn: AsyncConnection, consumer: str, keys: Sequence[str]
+    ) -> dict[str, int]:
+        dead = self.dead_letters
+        rows = await conn.execute(
+            select(dead.c.key, dead.c.id)
+            .where(
+                dead.c.consumer == consumer,
+                dead.c.state == "parked",
+                dead.c.behind.is_(None),
+                dead.c.key.in_(set(keys)),
+            )
+            .order_by(dead.c.id)
+        )
+        return {key: dead_id for key, dead_id in rows}
+
     async def prune_inbox(self, older_than: datetime, batch_size: int = 5000) -> int:
         """Forget the handled event ids recorded before ``older_than``, oldest first;
         returns how many went (at most ``batch_size``)."""
@@ -392,6 +434,18 @@ _CLAIM_PG = text(
     "INSERT INTO inbox (consumer, event_id, processed_at) "
     "SELECT :consumer, unnest(CAST(:ids AS varchar[])), :now "
     "ON CONFLICT DO NOTHING RETURNING event_id"
+)
+# the claim and the parked heads of the batch's keys in one statement (a consumer's batch)
+_CLAIM_AND_HEADS_PG = text(
+    "WITH claimed AS ("
+    " INSERT INTO inbox (consumer, event_id, processed_at)"
+    " SELECT :consumer, unnest(CAST(:ids AS varchar[])), :now"
+    " ON CONFLICT DO NOTHING RETURNING event_id) "
+    "SELECT event_id, CAST(NULL AS varchar) AS key, CAST(NULL AS integer) AS id FROM claimed "
+    "UNION ALL "
+    "SELECT NULL, key, id FROM dead_letters"
+    " WHERE consumer = :consumer AND state = 'parked' AND behind IS NULL"
+    " AND key = ANY(CAST(:keys AS varchar[]))"
 )
 _OUTBOX_COLUMNS = ("event_id", "topic", "key", "payload", "created_at", "attempts")
 _INSERT_OUTBOX_PG = text(

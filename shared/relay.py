@@ -18,6 +18,16 @@ from shared.db import Database
 log = logging.getLogger("hotline.relay")
 
 
+# The next batch, only for the holder of the service's relay lock: the uncorrelated
+# subquery is a one-time filter, evaluated once before the scan.
+_BATCH_PG = text(
+    "SELECT id, topic, key, payload FROM outbox"
+    " WHERE (SELECT pg_try_advisory_xact_lock(:k)) AND published_at IS NULL"
+    " ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED"
+)
+_SENT_PG = text("UPDATE outbox SET published_at = :now WHERE id = ANY(CAST(:ids AS integer[]))")
+
+
 class OutboxRelay:
     """Sends unpublished outbox rows in ``id`` order, in batches.
 
@@ -66,20 +76,18 @@ class OutboxRelay:
         outbox = self.db.outbox
         async with self.db.engine.begin() as conn:
             if self.db.is_postgres:
-                got = await conn.scalar(
-                    text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": self._lock_key}
+                # the relay's lock and its batch in one round trip (no rows without the lock)
+                rows = (
+                    await conn.execute(_BATCH_PG, {"k": self._lock_key, "n": self.batch_size})
+                ).all()
+            else:
+                query = (
+                    select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.payload)
+                    .where(outbox.c.published_at.is_(None))
+                    .order_by(outbox.c.id)
+                    .limit(self.batch_size)
                 )
-                if not got:
-                    return 0
-            query = (
-                select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.payload)
-                .where(outbox.c.published_at.is_(None))
-                .order_by(outbox.c.id)
-                .limit(self.batch_size)
-            )
-            if self.db.is_postgres:
-                query = query.with_for_update(skip_locked=True)
-            rows = (await conn.execute(query)).all()
+                rows = (await conn.execute(query)).all()
             if not rows:
                 return 0
             ids = [r.id for r in rows]
@@ -90,12 +98,20 @@ class OutboxRelay:
                 )
             except Exception as exc:  # noqa: BLE001 - any bus failure is retried
                 failure = exc
-            values: dict[str, Any]
-            if failure is None:
-                values = {"published_at": datetime.now(UTC)}
-            else:  # recorded for operators; the rows stay unpublished and are retried
-                values = {"attempts": outbox.c.attempts + 1, "last_error": repr(failure)[:2000]}
-            await conn.execute(update(outbox).where(outbox.c.id.in_(ids)).values(values))
+            if failure is None and self.db.is_postgres:
+                # one statement text whatever the batch's size (an IN list is a new one
+                # for every length: compiled, prepared and cached again)
+                await conn.execute(_SENT_PG, {"ids": ids, "now": datetime.now(UTC)})
+            else:
+                values: dict[str, Any]
+                if failure is None:
+                    values = {"published_at": datetime.now(UTC)}
+                else:  # recorded for operators; the rows stay unpublished and are retried
+                    values = {
+                        "attempts": outbox.c.attempts + 1,
+                        "last_error": repr(failure)[:2000],
+                    }
+                await conn.execute(update(outbox).where(outbox.c.id.in_(ids)).values(values))
         if failure is not None:
             raise failure
         return len(rows)

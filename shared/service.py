@@ -307,6 +307,9 @@ def create_service_app(
         prefix=settings.topic_prefix,
         partitions=settings.kafka_partitions,
         batch_size=settings.consumer_batch_size,
+        fetch_wait_ms=settings.kafka_fetch_wait_ms,
+        fetch_min_bytes=settings.kafka_fetch_min_bytes,
+        commit_seconds=settings.kafka_commit_seconds,
     )
     the_clock: Clock = clock or make_clock(settings.clock, settings.clock_offset_seconds)
 
