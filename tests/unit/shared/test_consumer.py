@@ -4,19 +4,22 @@ whole."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from shared.bus import LogBus
 from shared.clock import ManualClock
 from shared.consumer import Consumer
 from shared.db import Database, UnitOfWork
 from shared.errors import IllegalTransition
-from shared.events import Envelope
+from shared.events import TOPIC_TICKETS, Envelope
 from shared.relay import OutboxRelay
 from shared.service import ServiceContext
 from shared.settings import Settings
@@ -103,10 +106,13 @@ class Service:
         return int(n or 0)
 
 
+MIGRATIONS = ROOT / "services" / "intake" / "migrations"
+
+
 @pytest.fixture
 async def service() -> AsyncIterator[Service]:
     db = Database("dispatch", "sqlite+aiosqlite:///:memory:")
-    await db.migrate(ROOT / "services" / "intake" / "migrations")
+    await db.migrate(MIGRATIONS)
     yield Service(db)
     await db.dispose()
 
@@ -256,3 +262,54 @@ async def test_a_poison_event_in_a_set_based_run_parks_only_itself_and_its_ticke
     assert await service.probes() == 2  # the rolled-back run left nothing behind
     parked = await service.consumer.parked()
     assert [(p["key"], p["attempts"]) for p in parked] == [("TJ2", 3), ("TJ2", 0)]
+
+
+async def test_the_embedded_log_delivers_again_what_a_crash_left_uncommitted_and_it_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The durable log stores a group's position after the handler has committed the batch's
+    effects. A crash in between (here the position is never stored) delivers the batch again
+    after a restart; the consumer's inbox makes that second delivery change nothing."""
+    delivered: list[list[str]] = []
+
+    async def start(crashing: bool) -> tuple[LogBus, Service]:
+        db = Database("dispatch", f"sqlite+aiosqlite:///{tmp_path}/dispatch.db")
+        await db.migrate(MIGRATIONS)
+        service = Service(db)
+
+        async def handle(batch: Sequence[Envelope]) -> None:
+            delivered.append([e.payload["step"] for e in batch])
+            await service.consumer.handle_batch(batch)
+
+        bus = LogBus(tmp_path / "bus.db")
+        bus.subscribe("dispatch", [TOPIC_TICKETS], handle)
+        if crashing:
+
+            async def dies_first(*_: Any) -> None:
+                await asyncio.Event().wait()
+
+            monkeypatch.setattr(bus, "_commit", dies_first)
+        await bus.start()
+        return bus, service
+
+    bus, first = await start(crashing=True)
+    await bus.publish([event("TJ1", "a1"), event("TJ2", "b1")])
+    for _ in range(200):
+        if first.handled == ["a1", "b1"]:
+            break
+        await asyncio.sleep(0.01)
+    assert first.handled == ["a1", "b1"]  # the effects are committed, the position is not
+    await bus.stop()
+    await first.db.dispose()
+
+    bus, second = await start(crashing=False)
+    await bus.publish([event("TJ3", "c1")])
+    await bus.drain()
+    await bus.stop()
+
+    assert delivered == [["a1", "b1"], ["a1", "b1", "c1"]]  # the log delivered them again
+    assert second.handled == ["c1"]
+    assert await second.outbox_steps() == ["a1", "b1", "c1"]
+    assert await second.probes() == 3
+    assert await second.consumer.parked() == []  # nor tried again and failed
+    await second.db.dispose()
