@@ -1,14 +1,22 @@
 """A service's /metrics (its own port): HTTP by route template, the outbox and relay, the
 consumer group and its dead letters, and the service's own gauges (SLA: open clocks by
-state, scanner lag). Reached through the gateway (signed caller headers) it is 404."""
+state, scanner lag). Reached through the gateway (signed caller headers) it is 404. Each
+gauge moves with what it measures; /readyz says when the consumer is not running."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
 
 import httpx
+import pytest
 
-from tests.unit.sla.conftest import Harness, dispatched, registered, until
+from services.sla.handlers import scanner as scanner_module
+from tests.unit.sla.conftest import T0, Harness, dispatched, registered, until
 
 
 def value(text: str, series: str) -> float:
@@ -49,3 +57,123 @@ async def test_through_the_gateway_a_services_metrics_do_not_exist(harness: Harn
     async with harness.running():
         r = await harness.call("GET", "/metrics")  # signed as the gateway signs callers
     assert r.status_code == 404
+
+
+async def scrape(harness: Harness) -> str:
+    transport = httpx.ASGITransport(app=harness.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://sla") as scraper:
+        r = await scraper.get("/metrics")
+    assert r.status_code == 200
+    return r.text
+
+
+async def ready(harness: Harness) -> httpx.Response:
+    transport = httpx.ASGITransport(app=harness.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://sla") as client:
+        return await client.get("/readyz")
+
+
+async def eventually(probe: Callable[[], Awaitable[bool]], what: str) -> None:
+    for _ in range(500):
+        if await probe():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_a_consumer_that_is_not_running_shows_in_readyz_and_its_lag_counts_what_waits(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with harness.running():
+        log = harness.bus.log
+        assert value(await scrape(harness), 'hotline_consumer_lag_events{group="sla"}') == 0
+        real_read = log._read
+
+        async def dies(sub: Any) -> Any:
+            raise RuntimeError("bug in the consumer loop")
+
+        monkeypatch.setattr(log, "_read", dies)
+        await log.publish([registered("TJ1"), dispatched("TJ1")])
+        await until(lambda: log.consumer_states()["sla"] == "restarting", "the consumer to die")
+        text = await scrape(harness)
+        assert value(text, 'hotline_consumer_lag_events{group="sla"}') == 2
+        assert value(text, 'hotline_consumer_running{group="sla"}') == 0
+        down = await ready(harness)
+        assert (down.status_code, down.json()["consumer"]) == (503, "restarting")
+
+        monkeypatch.setattr(log, "_read", real_read)  # its supervisor starts it again
+        await log.settle(harness.app.state.ctx.relay, timeout=10)
+        text = await scrape(harness)
+        assert value(text, 'hotline_consumer_lag_events{group="sla"}') == 0
+        assert value(text, 'hotline_consumer_running{group="sla"}') == 1
+        up = await ready(harness)
+        assert (up.status_code, up.json()["consumer"]) == (200, "running")
+
+
+async def test_a_parked_event_raises_the_dead_letter_gauge(harness: Harness) -> None:
+    async with harness.running():
+        good = registered("TJ1")
+        poison = good.model_copy(
+            update={"event_id": uuid.uuid4(), "ticket_id": "TJ2", "payload": {}}
+        )
+        await harness.bus.publish([poison, good])
+        text = await scrape(harness)
+    assert value(text, 'hotline_dead_letters{service="sla"}') == 1
+
+
+async def test_unsent_events_show_as_outbox_backlog_and_relay_lag_until_sent(
+    harness: Harness,
+) -> None:
+    class BrokerDown:
+        async def publish_raw(self, events: Any) -> None:
+            raise ConnectionError("broker unreachable")
+
+    async with harness.running() as ctx:
+        log = harness.bus.log
+        ctx.relay.bus = BrokerDown()
+        await log.publish([registered("TJ1"), dispatched("TJ1")])
+        await log.drain(groups=["sla"])  # the clocks are set; their events wait in the outbox
+        await asyncio.sleep(0.05)
+        text = await scrape(harness)
+        assert value(text, 'hotline_outbox_backlog{service="sla"}') == 2
+        assert value(text, 'hotline_relay_lag_seconds{service="sla"}') >= 0.05
+
+        ctx.relay.bus = log
+
+        async def sent() -> bool:
+            return value(await scrape(harness), 'hotline_outbox_backlog{service="sla"}') == 0
+
+        await eventually(sent, "the relay to send the backlog")
+        assert value(await scrape(harness), 'hotline_relay_lag_seconds{service="sla"}') == 0
+
+
+async def test_open_clocks_by_state_and_scanner_lag_follow_the_scanner(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with harness.running():
+        await harness.bus.publish([registered("TJ1"), dispatched("TJ1")])
+        real_act = scanner_module.act_on_due
+
+        async def asleep(ctx: Any) -> int:
+            return 0
+
+        monkeypatch.setattr(scanner_module, "act_on_due", asleep)
+        harness.clock.set(T0 + timedelta(minutes=1 + 15 + 10))  # acceptance 10 min overdue
+        await asyncio.sleep(0.05)
+        text = await scrape(harness)
+        assert value(text, "hotline_sla_scanner_lag_seconds") >= 10 * 60
+        assert value(text, 'hotline_sla_open_clocks{state="running"}') == 1
+        assert value(text, 'hotline_sla_open_clocks{state="overdue"}') == 0
+
+        monkeypatch.setattr(scanner_module, "act_on_due", real_act)
+        harness.clock.advance(timedelta(seconds=1))  # wakes the scanner
+
+        async def caught_up() -> bool:
+            text = await scrape(harness)
+            return (
+                value(text, "hotline_sla_scanner_lag_seconds") == 0
+                and value(text, 'hotline_sla_open_clocks{state="overdue"}') == 1
+            )
+
+        await eventually(caught_up, "the scanner to act on the overdue clock")
+        assert value(await scrape(harness), 'hotline_sla_open_clocks{state="running"}') == 0
