@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import sys
+import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime
@@ -69,6 +70,38 @@ class QuietRepeats(logging.Filter):
             self._last.clear()
         self._last[key] = now
         return True
+
+
+class Outage:
+    """A loop that retries through an outage (database or broker unreachable) logs once when
+    the outage starts and once when it ends, not per retry, and backs off between retries
+    (``delay``: 0.2 s doubling to ``max_delay``)."""
+
+    def __init__(self, logger: logging.Logger, what: str, max_delay: float = 10.0, **extra: Any):
+        self.logger, self.what, self.max_delay, self.extra = logger, what, max_delay, extra
+        self.since: float | None = None
+        self.delay = 0.0
+
+    def failed(self) -> float:
+        """Call from the ``except`` block; returns how long to wait before the next try."""
+        if self.since is None:
+            self.since = time.monotonic()
+            self.logger.warning(
+                f"{self.what} failed; retrying with back-off until it works",
+                exc_info=True,
+                extra=self.extra,
+            )
+        self.delay = min(max(self.delay * 2, 0.2), self.max_delay)
+        return self.delay
+
+    def ok(self) -> None:
+        """Call after a try that worked."""
+        if self.since is not None:
+            self.logger.warning(
+                f"{self.what} works again",
+                extra={**self.extra, "outage_seconds": round(time.monotonic() - self.since, 1)},
+            )
+        self.since, self.delay = None, 0.0
 
 
 def configure_logging(process_name: str, level: str = "INFO", as_json: bool = True) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy import delete, func, insert, select, text, update
 from shared.aio import wait_set
 from shared.bus import Bus, RawEvent
 from shared.db import Database
+from shared.logging import Outage
 
 log = logging.getLogger("hotline.relay")
 
@@ -63,7 +64,7 @@ class OutboxRelay:
         self._prune_lock_key = zlib.crc32(f"prune:{db.service}".encode())
         self._lock_key = zlib.crc32(f"relay:{db.service}".encode())
         self._task: asyncio.Task[None] | None = None
-        self._backoff = 0.0
+        self._outage = Outage(log, "outbox relay", service=db.service)
         self._idle = asyncio.Lock()  # held while a batch is being sent
 
     async def relay_once(self) -> int:
@@ -180,17 +181,11 @@ class OutboxRelay:
             self.db.events_written.clear()
             try:
                 sent = await self.relay_once()
-                self._backoff = 0.0
+                self._outage.ok()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                self._backoff = min(max(self._backoff * 2, 0.2), 10.0)
-                log.warning(
-                    "outbox relay failed; retrying",
-                    exc_info=True,
-                    extra={"service": self.db.service, "retry_in": self._backoff},
-                )
-                await asyncio.sleep(self._backoff)
+            except Exception:  # noqa: BLE001 - logged when it starts and when it ends
+                await asyncio.sleep(self._outage.failed())
                 continue
             if sent >= self.batch_size:
                 continue

@@ -32,6 +32,7 @@ from services.dispatch.schemas import (
 from shared.db import UnitOfWork
 from shared.errors import IllegalTransition
 from shared.events import MatterPublished, UnitPublished
+from shared.logging import Outage
 from shared.service import ServiceContext
 
 log = logging.getLogger("hotline.dispatch.catalog")
@@ -284,6 +285,7 @@ async def catalog_scheduler(ctx: ServiceContext) -> None:
     """Sleeps until the next version's effective date (or a new version, or a moved test
     clock), then applies it."""
     wake = _waker(ctx)
+    outage = Outage(log, "applying catalog versions")
     while True:
         try:
             await apply_due_versions(ctx)
@@ -293,11 +295,11 @@ async def catalog_scheduler(ctx: ServiceContext) -> None:
                         catalog_versions.c.applied_at.is_(None)
                     )
                 )
+            outage.ok()
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.exception("applying catalog versions failed; retrying")
-            await asyncio.sleep(1.0)
+        except Exception:  # noqa: BLE001 - logged when it starts and when it ends
+            await asyncio.sleep(outage.failed())
             continue
         wake.clear()
         waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(wake.wait())]

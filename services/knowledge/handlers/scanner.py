@@ -18,6 +18,7 @@ from services.knowledge.domain import EntryStatus, RequestStatus
 from services.knowledge.handlers.common import PRODUCER, record_version, state
 from services.knowledge.models import entries, update_requests
 from shared.events import KnowledgeExpired, KnowledgeExpiring, KnowledgeRequestOverdue
+from shared.logging import Outage
 from shared.service import ServiceContext
 
 log = logging.getLogger("hotline.knowledge")
@@ -174,16 +175,18 @@ async def act_on_due(ctx: ServiceContext) -> int:
 async def due_scanner(ctx: ServiceContext) -> None:
     """Sleeps until the next due time (or a new one, or a moved test clock), then acts."""
     knowledge = state(ctx)
+    outage = Outage(log, "knowledge due-time scan")
     while True:
         try:
-            if await act_on_due(ctx) >= SCAN_BATCH:
+            acted = await act_on_due(ctx)
+            outage.ok()
+            if acted >= SCAN_BATCH:
                 continue
             upcoming = await next_due(ctx)
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.exception("knowledge due-time scan failed; retrying")
-            await asyncio.sleep(1.0)
+        except Exception:  # noqa: BLE001 - logged when it starts and when it ends
+            await asyncio.sleep(outage.failed())
             continue
         knowledge.wake.clear()
         waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(knowledge.wake.wait())]

@@ -17,6 +17,7 @@ from services.sla.handlers.state import reload_state, state
 from services.sla.models import clocks
 from shared.calendar import Period
 from shared.events import ClockWarning, Envelope, Escalated, Overdue
+from shared.logging import Outage
 from shared.metrics import Sample
 from shared.service import ServiceContext
 
@@ -168,19 +169,21 @@ async def scanner(ctx: ServiceContext) -> None:
     A million waiting clocks cost one index lookup per wake-up."""
     sla = state(ctx)
     reloaded = time.monotonic()
+    outage = Outage(log, "clock scan")
     while True:
         try:
             if time.monotonic() - reloaded > RELOAD_SECONDS:
                 await reload_state(ctx)
                 reloaded = time.monotonic()
-            if await act_on_due(ctx) >= SCAN_BATCH:
+            acted = await act_on_due(ctx)
+            outage.ok()
+            if acted >= SCAN_BATCH:
                 continue
             upcoming = await next_due_at(ctx)
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.exception("clock scan failed; retrying")
-            await asyncio.sleep(1.0)
+        except Exception:  # noqa: BLE001 - logged when it starts and when it ends
+            await asyncio.sleep(outage.failed())
             continue
         sla.wake.clear()
         waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(sla.wake.wait())]

@@ -1,12 +1,16 @@
 """The transactional outbox, its relay, and the idempotent inbox."""
 
+import asyncio
+import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, select
 
 from shared.db import Database
-from shared.events import MatterPublished
+from shared.events import Envelope, MatterPublished
+from shared.logging import Outage
 from shared.relay import OutboxRelay
 from tests.conftest import RecordingBus
 
@@ -70,6 +74,40 @@ async def test_a_bus_outage_delays_events_but_loses_none(
     recording_bus.failing = False
     await relay.drain()
     assert [e.payload["code"] for e in recording_bus.published] == ["A", "B"]
+
+
+async def test_a_bus_outage_is_logged_when_it_starts_and_when_it_ends_not_per_retry(
+    intake_db: Database, recording_bus: RecordingBus, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="hotline.relay")
+    async with intake_db.unit_of_work() as uow:
+        uow.emit(envelope("A"))
+    tries = 0
+    publish = recording_bus.publish
+
+    async def down_for_three_tries(events: Sequence[Envelope]) -> None:
+        nonlocal tries
+        tries += 1
+        if tries <= 3:
+            raise ConnectionError("broker unreachable")
+        await publish(events)
+
+    recording_bus.publish = down_for_three_tries  # type: ignore[method-assign]
+    relay = OutboxRelay(intake_db, recording_bus, poll_seconds=0.05)
+    relay._outage = Outage(logging.getLogger("hotline.relay"), "outbox relay", max_delay=0.01)
+    relay.start()
+    for _ in range(300):
+        if recording_bus.published:
+            break
+        await asyncio.sleep(0.01)
+    await relay.stop()
+
+    assert [e.payload["code"] for e in recording_bus.published] == ["A"]
+    assert tries == 4
+    assert [r.getMessage() for r in caplog.records if r.name == "hotline.relay"] == [
+        "outbox relay failed; retrying with back-off until it works",
+        "outbox relay works again",
+    ]
 
 
 async def test_the_relay_keeps_the_order_events_were_written_in(
