@@ -183,9 +183,11 @@ class Consumer:
         try:
             for run in _runs(ready, self.many):
                 token = trace_id_var.set(run[0].trace_id)
+                emitted = len(uow.events)
                 try:
                     if run[0].type in self.many:
                         await self.many[run[0].type](self.ctx, uow, run)
+                        _own_trace_ids(uow.events, emitted, run)
                     else:
                         await self.handlers[run[0].type](self.ctx, uow, run[0])
                 finally:
@@ -431,6 +433,18 @@ def _runs(batch: Sequence[Envelope], many: Mapping[str, ManyHandler]) -> list[li
         top = max(top, layer)
     # dicts keep insertion order, so a layer's runs stay in the order they began
     return [run for (layer, _), run in sorted(runs.items(), key=lambda item: item[0][0])]
+
+
+def _own_trace_ids(events: list[Envelope], emitted: int, run: Sequence[Envelope]) -> None:
+    """A set-based run is handled under its first event's trace id; what it emitted (from
+    ``events[emitted:]``) about each ticket of the run carries that ticket's own trace id,
+    so one ticket can still be followed across services (a run never holds two events of
+    one ticket)."""
+    traces = {e.key: e.trace_id for e in run}
+    for i in range(emitted, len(events)):
+        trace = traces.get(events[i].key, events[i].trace_id)
+        if trace != events[i].trace_id:
+            events[i] = events[i].model_copy(update={"trace_id": trace})
 
 
 def _dead_row(
