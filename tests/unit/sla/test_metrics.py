@@ -6,6 +6,7 @@ gauge moves with what it measures; /readyz says when the consumer is not running
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import uuid
 from collections.abc import Awaitable, Callable
@@ -110,7 +111,10 @@ async def test_a_consumer_that_is_not_running_shows_in_readyz_and_its_lag_counts
         assert (up.status_code, up.json()["consumer"]) == (200, "running")
 
 
-async def test_a_parked_event_raises_the_dead_letter_gauge(harness: Harness) -> None:
+async def test_a_parked_event_raises_the_dead_letter_gauge_and_logs_an_error(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="hotline.consumer")
     async with harness.running():
         good = registered("TJ1")
         poison = good.model_copy(
@@ -119,6 +123,9 @@ async def test_a_parked_event_raises_the_dead_letter_gauge(harness: Harness) -> 
         await harness.bus.publish([poison, good])
         text = await scrape(harness)
     assert value(text, 'hotline_dead_letters{service="sla"}') == 1
+    [parked] = [r for r in caplog.records if r.name == "hotline.consumer"]
+    assert (parked.levelname, parked.getMessage()) == ("ERROR", "event parked as a dead letter")
+    assert parked.event == str(poison.event_id)  # type: ignore[attr-defined]
 
 
 async def test_unsent_events_show_as_outbox_backlog_and_relay_lag_until_sent(
