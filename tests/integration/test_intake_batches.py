@@ -254,8 +254,13 @@ async def test_one_bad_ticket_fails_alone(intake: Intake) -> None:
 
 async def test_duplicate_hints_in_a_batch_are_shown_and_audited(intake: Intake) -> None:
     phone = {"name": "刘芳", "phone": "13920001234"}
-    earlier = [await post(intake, ticket(requester=phone)) for _ in range(2)]
-    assert earlier[1].json()["likely_duplicates"][0]["ticket_id"] == earlier[0].json()["ticket_id"]
+    flagged = ticket(requester=phone, content="楼下有人聚众闹事，停水三天了")
+    earlier = [
+        await post(intake, b) for b in (ticket(requester=phone), flagged, ticket(requester=phone))
+    ]
+    numbers = [e.json()["ticket_id"] for e in earlier]
+    # flagged first, then the latest first
+    expected = [numbers[1], numbers[2], numbers[0]]
     answers = await asyncio.gather(
         *(post(intake, ticket(requester=phone)) for _ in range(6)),
         *(post(intake, ticket(requester=requester(100 + i))) for i in range(6)),
@@ -265,8 +270,10 @@ async def test_duplicate_hints_in_a_batch_are_shown_and_audited(intake: Intake) 
     hinted = answers[:6]
     earlier_numbers = {e.json()["ticket_id"] for e in earlier}
     for a in hinted:
-        shown = {h["ticket_id"] for h in a.json()["likely_duplicates"]}
-        assert earlier_numbers <= shown  # concurrent ones may or may not be committed yet
+        shown = [h["ticket_id"] for h in a.json()["likely_duplicates"]]
+        # the batch's own tickets may come before the latest earlier one when committed first
+        assert (shown[0], *shown[-2:]) == tuple(expected)
+        assert earlier_numbers <= set(shown)
     assert all(a.json()["likely_duplicates"] == [] for a in answers[6:])
     async with intake.ctx.db.engine.connect() as conn:
         reads = await conn.scalar(select(func.count()).select_from(requester_reads))

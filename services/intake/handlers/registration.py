@@ -708,8 +708,8 @@ class _BatchLost(Exception):
 
 
 async def _write_together(ctx: ServiceContext, items: Sequence[_Registering]) -> list[Any]:
-    """Two statements for the whole batch (three with duplicate hints to show): the
-    serials, then one statement that inserts the Idempotency-Keys (ON CONFLICT DO
+    """Two statements for the whole batch: the serials (and the duplicate hints to
+    show), then one statement that inserts the Idempotency-Keys (ON CONFLICT DO
     NOTHING), the tickets whose key was new or who have none, their search terms and their
     outbox events; it runs in a transaction of its own, so nothing else is needed to commit.
     When hints are shown, the requester-read audit rows commit in the same transaction."""
@@ -717,8 +717,7 @@ async def _write_together(ctx: ServiceContext, items: Sequence[_Registering]) ->
     prepared: list[tuple[str, TicketRegistration]] | None = None
     try:
         async with ctx.db.driver_connection() as (conn, raw):
-            duplicates = await _batch_duplicates(raw, ring, items)
-            serials = [r[0] for r in await raw.fetch(_NEXT_SERIALS, len(items))]
+            serials, duplicates = await _serials_and_duplicates(raw, ring, items)
             rows = _BatchRows()
             prepared = []
             for i, (item, serial) in enumerate(zip(items, serials, strict=True)):
@@ -761,23 +760,28 @@ async def _write_together(ctx: ServiceContext, items: Sequence[_Registering]) ->
     ]
 
 
-async def _batch_duplicates(
+async def _serials_and_duplicates(
     raw: Any, ring: KeyRing, items: Sequence[_Registering]
-) -> dict[int, list[DuplicateHint]]:
-    """The duplicate hints of every item that shows them, in one query."""
+) -> tuple[list[int], dict[int, list[DuplicateHint]]]:
+    """In one query: a serial for each item, and the duplicate hints of every item that
+    shows them."""
     asking = [i for i, item in enumerate(items) if hints_duplicates(item.caller, item.data)]
-    if not asking:
-        return {}
     rows = await raw.fetch(
-        _DUPLICATES,
+        _SERIALS_AND_DUPLICATES,
+        len(items),
         asking,
         [phone_index(ring, items[i].data.requester.phone) for i in asking],
         [items[i].data.matter_code for i in asking],
         [items[i].now - items[i].policy.duplicate_window for i in asking],
         MAX_DUPLICATE_HINTS,
     )
+    serials = sorted(r["serial"] for r in rows if r["serial"] is not None)
+    hints = sorted(
+        (r for r in rows if r["serial"] is None),
+        key=lambda r: (r["ord"], not r["flagged"], -r["registered_at"].timestamp(), -r["id"]),
+    )
     found: dict[int, list[DuplicateHint]] = {}
-    for r in rows:
+    for r in hints:
         found.setdefault(r["ord"], []).append(
             duplicate_hint(
                 {
@@ -789,7 +793,7 @@ async def _batch_duplicates(
                 }
             )
         )
-    return found
+    return serials, found
 
 
 # the tickets' columns as the batch statement takes them, each as an array
@@ -871,18 +875,19 @@ def _write_batch_sql() -> str:
 
 
 _WRITE_BATCH = _write_batch_sql()
-_NEXT_SERIALS = (
-    "SELECT nextval(pg_get_serial_sequence('tickets', 'id')) FROM generate_series(1, $1)"
-)
-_DUPLICATES = (
-    "SELECT q.ord, d.ticket_id, d.status, d.registered_at, d.flagged, d.content"
-    " FROM unnest($1::int[], $2::text[], $3::text[], $4::timestamptz[])"
+_SERIALS_AND_DUPLICATES = (
+    "SELECT NULL::int AS ord, nextval(pg_get_serial_sequence('tickets', 'id')) AS serial,"
+    " NULL::int AS id, NULL::text AS ticket_id, NULL::text AS status,"
+    " NULL::timestamptz AS registered_at, NULL::boolean AS flagged, NULL::text AS content"
+    " FROM generate_series(1, $1)"
+    " UNION ALL"
+    " SELECT q.ord, NULL, d.id, d.ticket_id, d.status, d.registered_at, d.flagged, d.content"
+    " FROM unnest($2::int[], $3::text[], $4::text[], $5::timestamptz[])"
     " AS q(ord, phone, matter, since)"
     " CROSS JOIN LATERAL (SELECT id, ticket_id, status, registered_at, flagged, content"
     " FROM tickets WHERE requester_phone_index = q.phone AND matter_code = q.matter"
     " AND registered_at >= q.since AND ticket_id IS NOT NULL"
-    " ORDER BY flagged DESC, registered_at DESC, id DESC LIMIT $5) AS d"
-    " ORDER BY q.ord, d.flagged DESC, d.registered_at DESC, d.id DESC"
+    " ORDER BY flagged DESC, registered_at DESC, id DESC LIMIT $6) AS d"
 )
 
 
