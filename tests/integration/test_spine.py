@@ -8,6 +8,7 @@ import asyncio
 import itertools
 import re
 import time
+import uuid
 from collections import Counter
 from datetime import datetime
 from typing import Any
@@ -15,8 +16,11 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from aiokafka import AIOKafkaConsumer
 
 from shared.auth import Caller, Role, SignedAs
+from shared.bus import TRACE_HEADER
+from shared.events import TOPIC_SLA, TOPIC_TICKETS, Envelope
 from shared.settings import SERVICES, Settings
 from tests.integration.conftest import System, eventually
 from tests.integration.redelivery import (
@@ -253,6 +257,63 @@ async def test_events_delivered_again_change_nothing_in_any_schema(system: Syste
     # and the consumers are alive: new tickets go through once
     more = await register_many(system, 8)
     await drained(system, more, within=60)
+
+
+async def on_kafka_with_headers(system: System, *topics: str) -> list[tuple[Envelope, str]]:
+    """Every message of ``topics`` so far: its envelope and its ``trace-id`` header."""
+    consumer = AIOKafkaConsumer(
+        *(f"{system.prefix}{t}" for t in topics),
+        bootstrap_servers=system.infra["kafka"],
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    seen: list[tuple[Envelope, str]] = []
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:  # until a poll finds nothing more
+            batch = await consumer.getmany(timeout_ms=1000)
+            if not batch and seen:
+                break
+            for messages in batch.values():
+                for m in messages:
+                    header = dict(m.headers).get(TRACE_HEADER, b"").decode()
+                    seen.append((Envelope.from_json(m.value), header))
+    finally:
+        await consumer.stop()
+    return seen
+
+
+async def test_a_tickets_trace_id_crosses_kafka_in_headers_through_every_service(
+    system: System,
+) -> None:
+    """Tickets registered together (so the consumers handle them in set-based runs), each
+    with its own request id: every event about a ticket, whichever service emitted it,
+    carries that ticket's trace id in the envelope and in the Kafka headers."""
+    traces = {f"trace{uuid.uuid4().hex}": "" for _ in range(12)}
+
+    async def one(trace: str) -> None:
+        async with system.client("operator") as op:
+            r = await op.post(
+                "/api/v1/intake/tickets", json=ticket(), headers={"x-request-id": trace}
+            )
+        assert r.status_code == 201, r.text
+        assert r.headers["x-request-id"] == trace
+        traces[trace] = r.json()["ticket_id"]
+
+    await asyncio.gather(*(one(t) for t in traces))
+    await drained(system, list(traces.values()), within=60)
+    trace_of = {tid: trace for trace, tid in traces.items()}
+    seen = [
+        (e.type, e.ticket_id, e.trace_id, header)
+        for e, header in await on_kafka_with_headers(system, TOPIC_TICKETS, TOPIC_SLA)
+        if e.ticket_id in trace_of
+    ]
+    kinds = {kind for kind, *_ in seen}
+    assert {"ticket.registered", "ticket.dispatched", "sla.deadline_set"} <= kinds, kinds
+    wrong = [s for s in seen if not s[2] == s[3] == trace_of[s[1]]]
+    assert wrong == [], wrong
 
 
 async def test_instances_joining_mid_load_never_stall_and_the_first_ones_keep_consuming(

@@ -64,6 +64,7 @@ from shared.events import (
     TicketRegistered,
     Urgency,
 )
+from shared.logging import trace_id_var
 from shared.sealing import KeyRing
 from shared.service import ServiceContext
 
@@ -135,6 +136,7 @@ async def register_ticket(
                 now,
                 idempotency_key,
                 request_hash,
+                trace_id_var.get(),
             ),
         )
     number: str | None = None
@@ -604,6 +606,9 @@ class _Registering:
     now: datetime
     idempotency_key: str | None
     request_hash: str
+    # the request's trace id: the batch is written under its first request's context, but
+    # each ticket's events carry the trace of the request that registered it
+    trace_id: str | None = None
 
 
 class _Lost(Exception):
@@ -936,7 +941,12 @@ class _BatchRows:
                 strict=True,
             ):
                 column.append(value)
-        for envelope in ticket_events(number, values, item.caller, item.data, item.keywords):
+        trace = trace_id_var.set(item.trace_id)
+        try:
+            events = ticket_events(number, values, item.caller, item.data, item.keywords)
+        finally:
+            trace_id_var.reset(trace)
+        for envelope in events:
             out = outbox_row(envelope)
             for column, value in zip(
                 self.events,
