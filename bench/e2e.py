@@ -12,7 +12,8 @@ the shared Kafka broker), and counts proving nothing lost and nothing doubled in
 schema.
 
 Knobs: BENCH_TICKETS (2000), BENCH_CONCURRENCY (32), BENCH_WARMUP (64),
-BENCH_DRAIN_SECONDS (180), BENCH_KEEP_DB=1 keeps the database for inspection.
+BENCH_DRAIN_SECONDS (180), BENCH_KEEP_DB=1 keeps the database for inspection,
+BENCH_INTAKE_BATCH (64: intake's group commit size; 0 writes registrations one by one).
 The machine is shared: other engineers' tests may run at the same time."""
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ ASK = ("请尽快处理", "希望有关部门核实", "麻烦派人看看", "请
 EXTRA_ENV = {
     "HOTLINE_LOG_LEVEL": "WARNING",
     "HOTLINE_DB_POOL_SIZE": os.environ.get("BENCH_POOL_SIZE", "10"),
+    "HOTLINE_INTAKE_BATCH_SIZE": os.environ.get("BENCH_INTAKE_BATCH", "64"),
 }
 # Soak: BENCH_RETENTION_SECONDS sets the outbox retention (moved to the event history,
 # checked every few seconds) and the sizes of each outbox are sampled during the run.
