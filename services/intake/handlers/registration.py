@@ -120,40 +120,25 @@ async def register_ticket(
         first = await _first_answer(ctx, caller, idempotency_key, request_hash)
         if first is not None:
             return first
+    registering = _Registering(
+        caller,
+        data,
+        channel,
+        policy,
+        matter,
+        keywords,
+        terms,
+        now,
+        idempotency_key,
+        request_hash,
+        trace_id_var.get(),
+    )
     batches = registration_batches(ctx)
     if batches is not None:
-        return await _register_in_batch(
-            ctx,
-            batches,
-            _Registering(
-                caller,
-                data,
-                channel,
-                policy,
-                matter,
-                keywords,
-                terms,
-                now,
-                idempotency_key,
-                request_hash,
-                trace_id_var.get(),
-            ),
-        )
+        return await _register_in_batch(ctx, batches, registering)
     number: str | None = None
     try:
-        return await _register(
-            ctx,
-            caller,
-            data,
-            channel,
-            policy,
-            matter,
-            keywords,
-            terms,
-            now,
-            idempotency_key,
-            request_hash,
-        )
+        return await _register(ctx, registering)
     except _KeyTaken:  # a concurrent request with this key committed first
         first = await _first_answer(ctx, caller, idempotency_key or "", request_hash)
         assert first is not None
@@ -175,26 +160,26 @@ class _KeyTaken(Exception):
     pass
 
 
-async def _register(
-    ctx: ServiceContext,
-    caller: Caller,
-    data: TicketCreate,
-    channel: Channel,
-    policy: IntakePolicy,
-    matter: _Matter,
-    keywords: list[str],
-    terms: Collection[str],
-    now: datetime,
-    idempotency_key: str | None,
-    request_hash: str,
-) -> TicketRegistration:
+async def _register(ctx: ServiceContext, registering: _Registering) -> TicketRegistration:
+    """One registration in a transaction of its own (SQLite, or batching turned off)."""
+    caller, data, now = registering.caller, registering.data, registering.now
+    idempotency_key, request_hash = registering.idempotency_key, registering.request_hash
     number: str | None = None
     registration: TicketRegistration | None = None
     ring = key_ring(ctx)
     try:
         async with ctx.db.unit_of_work() as uow:
             registration = await _write(
-                uow, ring, caller, data, channel, policy, matter, keywords, terms, now
+                uow,
+                ring,
+                caller,
+                data,
+                registering.channel,
+                registering.policy,
+                registering.matter,
+                registering.keywords,
+                registering.terms,
+                now,
             )
             number = registration.ticket_id
             if idempotency_key is not None:
