@@ -127,6 +127,7 @@ class _Subscription:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     progressed: asyncio.Event = field(default_factory=asyncio.Event)
     busy_since: float | None = None  # when the batch in hand was handed to the handler
+    consumer: Any = None  # Kafka: the group's live aiokafka consumer (for diagnostics)
 
 
 def _types(types: Collection[str] | None) -> frozenset[str] | None:
@@ -502,6 +503,38 @@ class _Pace:
         fetcher._fetch_min_bytes = self.min_bytes if busy else 1
 
 
+def pace_metadata(client: Any, *, after_success: float = 0.1, after_failure: float = 0.5) -> bool:
+    """Space a Kafka client's metadata updates: the next one starts ``after_success``
+    seconds after one that worked, ``after_failure`` after one that reached no broker.
+
+    aiokafka refreshes metadata with no pause when a fetch finds a partition without a
+    leader (its fetcher forces an update and loops on the answer). A consumer whose last
+    metadata came while the broker was shutting down (leader -1) therefore spun a core
+    for the whole outage, one failed connection after another (25,982 updates in 5 s in
+    ``tests/fault/test_bus_outage.py``; aio-libs/aiokafka#1155 is the same loop). The
+    update is private to aiokafka, so another version keeps its own pacing: False."""
+    update = getattr(client, "_metadata_update", None)
+    if update is None or getattr(update, "paced", False):
+        return False
+    ready_at = 0.0
+
+    async def paced(cluster: Any, topics: Any) -> Any:
+        nonlocal ready_at
+        wait = ready_at - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        ok = False
+        try:
+            ok = await update(cluster, topics)
+            return ok
+        finally:
+            ready_at = time.monotonic() + (after_success if ok else after_failure)
+
+    paced.paced = True  # type: ignore[attr-defined]
+    client._metadata_update = paced
+    return True
+
+
 class KafkaBus:
     """Apache Kafka through aiokafka: idempotent producer with ``acks=all``; one consumer
     group per service; offsets are committed only after the handler has stored the batch's
@@ -603,6 +636,7 @@ class KafkaBus:
             retry_backoff_ms=500,
         )
         await producer.start()
+        pace_metadata(producer.client)
         self._producer = producer
         self._started = True
         for sub in self._subs.values():
@@ -675,6 +709,8 @@ class KafkaBus:
 
         await consumer.start()
         pace = _Pace(consumer, self.fetch_wait_ms, self.fetch_min_bytes)  # its fetcher exists now
+        pace_metadata(consumer._client)
+        sub.consumer = consumer
         try:
             consumer.subscribe([self._topic(t) for t in sorted(sub.topics)], listener=Listener())
             fetch_failing = False
@@ -744,6 +780,7 @@ class KafkaBus:
                 await asyncio.wait_for(consumer.stop(), 10)
             except (TimeoutError, Exception):  # noqa: BLE001 - stopping anyway
                 log.warning("consumer did not stop cleanly", extra={"group": sub.group})
+            sub.consumer = None
 
     @staticmethod
     async def _report_idle(consumer: Any, sub: _Subscription) -> None:
