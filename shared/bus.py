@@ -10,15 +10,21 @@ Kafka, with the same semantics.
   event are the handler's business (``shared.consumer`` parks them as dead letters).
 - Every group runs in a **supervised** task: if it dies it is logged and restarted;
   ``consumer_states`` says which groups are running (``/readyz``).
+- A message that is not an envelope (not JSON, not UTF-8, no ``event_id``, a field of the
+  wrong type) is never retried: trying again cannot make it parse. It goes, with where it
+  was, to the group's ``unparseable`` callback (``shared.consumer`` parks it as a dead
+  letter) in the same round as the rest of its batch, and the group moves on past it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import random
 import re
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,17 +77,80 @@ def type_of(value: bytes) -> str | None:
     return found.group(1).decode() if found else None
 
 
-def decode(values: Sequence[bytes], types: frozenset[str] | None) -> list[Envelope]:
-    """The envelopes among ``values`` whose type is in ``types`` (all when None): the others
-    are passed over before being parsed (most of a topic is of no interest to a group)."""
-    if types is None:
-        return [Envelope.from_json(v) for v in values]
-    wanted = []
-    for value in values:
-        kind = type_of(value)
-        if kind is None or kind in types:
-            wanted.append(Envelope.from_json(value))
-    return wanted
+def decode(
+    values: Sequence[bytes | None], types: frozenset[str] | None
+) -> tuple[list[Envelope], list[tuple[int, str]]]:
+    """The envelopes among ``values`` whose type is in ``types`` (all when None), and the
+    values that are not envelopes: (index in ``values``, why). A value whose type is read
+    and not wanted is passed over before being parsed (most of a topic is of no interest to
+    a group); one whose type cannot be read is parsed, so garbage is never passed over
+    silently: every group reading the topic reports it (it is of interest to nobody, but
+    nobody can tell that without reading it)."""
+    wanted: list[Envelope] = []
+    bad: list[tuple[int, str]] = []
+    for i, value in enumerate(values):
+        if types is not None and value is not None:
+            kind = type_of(value)
+            if kind is not None and kind not in types:
+                continue
+        try:
+            wanted.append(Envelope.from_json(value if value is not None else b""))
+        except Exception as exc:  # noqa: BLE001 - any failure to parse is the message's
+            bad.append((i, parse_error(exc)))
+    return wanted, bad
+
+
+def parse_error(exc: BaseException) -> str:
+    """Why a message is not an envelope, without the message's content (a validation
+    error's text quotes the offending values: a requester's phone, say)."""
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        errors = exc.errors(include_url=False, include_input=False, include_context=False)
+        where = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'envelope'}: {e['msg']}" for e in errors[:10]
+        )
+        return f"not a valid envelope: {where}"[:1000]
+    return f"{type(exc).__name__}: {exc}"[:1000]
+
+
+_UNPARSEABLE_IDS = uuid.UUID("5b0f6d1e-2f0a-4c52-9a57-3c1d2e0f9a11")
+
+
+@dataclass(frozen=True)
+class Unparseable:
+    """A message on the bus that is not an envelope, and where it was: ``topic`` (without
+    the prefix), ``partition`` and ``offset`` on Kafka, ``offset`` = the log position in the
+    embedded log; ``key`` is the message's key (a ticket id, as the producer meant it)."""
+
+    topic: str
+    value: bytes
+    error: str
+    partition: int | None = None
+    offset: int | None = None
+    key: str | None = None
+
+    @property
+    def event_id(self) -> str:
+        """The id its dead letter goes by (it has no event id of its own): the same bytes on
+        the same topic are the same message, delivered again or published again as it
+        was, so they are parked once. A UUID v5: never an event's own id (v4)."""
+        digest = hashlib.sha256(self.value).hexdigest()
+        return str(uuid.uuid5(_UNPARSEABLE_IDS, f"{self.topic}\n{digest}"))
+
+    def where(self) -> dict[str, Any]:
+        """What a log line may say about it: where it was and why it is not an event, never
+        what it holds (it may hold personal data)."""
+        return {
+            "topic": self.topic,
+            "partition": self.partition,
+            "offset": self.offset,
+            "bytes": len(self.value),
+            "error": self.error[:300],
+        }
+
+
+UnparseableHandler = Callable[[Sequence[Unparseable]], Awaitable[None]]
 
 
 class Bus(Protocol):
@@ -95,6 +164,8 @@ class Bus(Protocol):
         topics: Sequence[str],
         handler: BatchHandler,
         types: Collection[str] | None = None,
+        *,
+        unparseable: UnparseableHandler | None = None,
     ) -> None: ...
 
     async def unsubscribe(self, group: str) -> None: ...
@@ -119,6 +190,8 @@ class _Subscription:
     topics: frozenset[str]
     handler: BatchHandler
     types: frozenset[str] | None = None  # the event types the group handles (None: all)
+    # where the messages that are not envelopes go (None: logged and passed over)
+    unparseable: UnparseableHandler | None = None
     state: str = STOPPED
     task: asyncio.Task[None] | None = None
     restarts: int = 0
@@ -137,23 +210,49 @@ def _types(types: Collection[str] | None) -> frozenset[str] | None:
 async def _deliver(
     sub: _Subscription,
     batch: Sequence[Envelope],
+    bad: Sequence[Unparseable] = (),
     *,
     abandon: Callable[[], bool] = lambda: False,
     max_delay: float = 10.0,
 ) -> bool:
-    """Hand ``batch`` to the group's handler until it takes it. A failure here is an
+    """Hand ``batch`` to the group's handler, and the messages of its round that are not
+    envelopes (``bad``) to the group's ``unparseable`` callback, until both take them (each
+    is idempotent: a round handed over again changes nothing). A failure here is an
     outage: retried with back-off, logged when it starts and when it ends, not per retry.
     Returns False if ``abandon()`` turned true meanwhile (the partitions were revoked)."""
+    if bad and sub.unparseable is None:
+        _pass_over(sub, bad)
+        bad = ()
     sub.busy_since = time.monotonic()
     try:
-        return await _deliver_until_taken(sub, batch, abandon, max_delay)
+        return await _deliver_until_taken(sub, batch, bad, abandon, max_delay)
     finally:
         sub.busy_since = None
+
+
+def _pass_over(sub: _Subscription, bad: Sequence[Unparseable]) -> None:
+    """A group with nowhere to park (no database: the console's live board) logs each
+    message it cannot parse, where it was and why, never what it holds, and goes on."""
+    for message in bad:
+        log.error(
+            "message on the bus is not an event; passed over",
+            extra={"group": sub.group, **message.where()},
+        )
+
+
+async def _hand_over(
+    sub: _Subscription, batch: Sequence[Envelope], bad: Sequence[Unparseable]
+) -> None:
+    if bad and sub.unparseable is not None:
+        await sub.unparseable(bad)
+    if batch:
+        await sub.handler(batch)
 
 
 async def _deliver_until_taken(
     sub: _Subscription,
     batch: Sequence[Envelope],
+    bad: Sequence[Unparseable],
     abandon: Callable[[], bool],
     max_delay: float,
 ) -> bool:
@@ -161,7 +260,7 @@ async def _deliver_until_taken(
     failing_since: float | None = None
     while True:
         try:
-            await sub.handler(batch)
+            await _hand_over(sub, batch, bad)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - an outage: retried until it ends
@@ -341,10 +440,12 @@ class LogBus:
         topics: Sequence[str],
         handler: BatchHandler,
         types: Collection[str] | None = None,
+        *,
+        unparseable: UnparseableHandler | None = None,
     ) -> None:
         if group in self._subs:
             raise ValueError(f"group {group!r} already subscribed")
-        sub = _Subscription(group, frozenset(topics), handler, _types(types))
+        sub = _Subscription(group, frozenset(topics), handler, _types(types), unparseable)
         self._subs[group] = sub
         if self._started:
             sub.state = RESTARTING  # until its task runs
@@ -395,20 +496,25 @@ class LogBus:
 
     # ---- consuming -----------------------------------------------------------------
 
-    async def _read(self, sub: _Subscription) -> tuple[list[Envelope], int]:
-        """The next batch for ``sub`` and the position it reaches (events of other topics
-        are passed over)."""
+    async def _read(self, sub: _Subscription) -> tuple[list[Envelope], list[Unparseable], int]:
+        """The next batch for ``sub``, the messages among it that are not envelopes, and the
+        position it reaches (events of other topics are passed over)."""
         marks = ",".join("?" for _ in sub.topics)
         async with self._lock:
             end = self._end
             async with self._conn.execute(
-                f"SELECT pos, value FROM log WHERE pos > ? AND pos <= ? AND topic IN ({marks}) "
-                "ORDER BY pos LIMIT ?",
+                "SELECT pos, value, topic, key FROM log WHERE pos > ? AND pos <= ?"
+                f" AND topic IN ({marks}) ORDER BY pos LIMIT ?",
                 (sub.position, end, *sorted(sub.topics), self.batch_size),
             ) as cur:
                 rows = list(await cur.fetchall())
         reached = rows[-1][0] if len(rows) == self.batch_size else end
-        return decode([value for _, value in rows], sub.types), reached
+        batch, errors = decode([row[1] for row in rows], sub.types)
+        bad = []
+        for i, why in errors:
+            pos, value, topic, key = rows[i]
+            bad.append(Unparseable(topic, bytes(value or b""), why, offset=pos, key=key))
+        return batch, bad, reached
 
     async def _commit(self, sub: _Subscription, position: int) -> None:
         async with self._lock:
@@ -423,9 +529,9 @@ class LogBus:
         while True:
             sub.wake.clear()
             if sub.position < self._end:
-                batch, reached = await self._read(sub)
-                if batch:
-                    await _deliver(sub, batch)
+                batch, bad, reached = await self._read(sub)
+                if batch or bad:
+                    await _deliver(sub, batch, bad)
                 await self._commit(sub, reached)
                 sub.position = reached
                 sub.progressed.set()
@@ -583,10 +689,14 @@ class KafkaBus:
         topics: Sequence[str],
         handler: BatchHandler,
         types: Collection[str] | None = None,
+        *,
+        unparseable: UnparseableHandler | None = None,
     ) -> None:
         if group in self._subs:
             raise ValueError(f"group {group!r} already subscribed")
-        self._subs[group] = _Subscription(group, frozenset(topics), handler, _types(types))
+        self._subs[group] = _Subscription(
+            group, frozenset(topics), handler, _types(types), unparseable
+        )
         if self._started:
             self._start_group(self._subs[group])
 
@@ -749,10 +859,10 @@ class KafkaBus:
                     continue
                 last_records, idle_reported = time.monotonic(), False
                 async with in_hand:
-                    batch = decode(
-                        [m.value for messages in batches.values() for m in messages], sub.types
+                    batch, bad = self._decode(batches, sub)
+                    done = not (batch or bad) or await _deliver(
+                        sub, batch, bad, abandon=revoking.is_set
                     )
-                    done = not batch or await _deliver(sub, batch, abandon=revoking.is_set)
                     if not done:
                         log.info(
                             "batch given up on a rebalance; the new owner receives it again",
@@ -781,6 +891,26 @@ class KafkaBus:
             except (TimeoutError, Exception):  # noqa: BLE001 - stopping anyway
                 log.warning("consumer did not stop cleanly", extra={"group": sub.group})
             sub.consumer = None
+
+    def _decode(
+        self, batches: dict[Any, list[Any]], sub: _Subscription
+    ) -> tuple[list[Envelope], list[Unparseable]]:
+        """The fetched records' envelopes of the group's types, and the records that are not
+        envelopes, with where they were."""
+        records = [m for messages in batches.values() for m in messages]
+        batch, errors = decode([m.value for m in records], sub.types)
+        return batch, [self._unparseable(records[i], why) for i, why in errors]
+
+    def _unparseable(self, record: Any, error: str) -> Unparseable:
+        key = record.key.decode("utf-8", "replace") if record.key is not None else None
+        return Unparseable(
+            record.topic.removeprefix(self.prefix),
+            record.value or b"",
+            error,
+            partition=record.partition,
+            offset=record.offset,
+            key=key,
+        )
 
     @staticmethod
     async def _report_idle(consumer: Any, sub: _Subscription) -> None:

@@ -25,21 +25,29 @@ Parked events are listed, retried and discarded through ``/dead-letters`` (admin
 Retrying a parked event re-runs it and then the events parked behind it, in order, and
 stops at the first that fails again. Discarding one releases the events parked behind it
 (they run, in order, at once).
+
+A message the bus cannot read as an event at all (``park_unparseable``) is parked at once,
+on its own key: it holds no ticket's events up, since what it would be about cannot be
+read. Its retry is refused (409) while it still cannot be read; once it can (a consumer
+that reads its version is deployed) it runs as the event it is, exactly once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from shared.db import Database, UnitOfWork
+from shared.bus import Unparseable, parse_error
+from shared.db import UNPARSEABLE, Database, UnitOfWork, insert_new
 from shared.errors import IllegalTransition, NotFound
 from shared.events import Envelope
 from shared.logging import trace_id_var
@@ -247,6 +255,23 @@ class Consumer:
             if row["attempts"] > 0:
                 heads[row["key"]] = new_id
 
+    async def park_unparseable(self, messages: Sequence[Unparseable]) -> None:
+        """Park the messages the bus could not read as events, at once (trying again cannot
+        make them parse): one dead letter per message, with its raw bytes, where it was and
+        why. A message delivered (or published) again is the same dead letter, not a second
+        one (its id is made from its topic and bytes). Each newly parked one writes one
+        ``error`` log line, which says where it was and why, never what it holds."""
+        rows = {m.event_id: _unparseable_row(self.name, m) for m in messages}
+        dead = self.db.dead_letters
+        async with self.db.engine.begin() as conn:
+            parked = await insert_new(conn, dead, list(rows.values()), dead.c.id, dead.c.event_id)
+        found = {m.event_id: m for m in messages}
+        for dead_id, event_id in parked:
+            log.error(
+                "message that is not an event parked as a dead letter",
+                extra={"consumer": self.name, "dead_letter": dead_id, **found[event_id].where()},
+            )
+
     def _after_commit(
         self, events: Sequence[Envelope], callbacks: Sequence[Callable[[], None]]
     ) -> None:
@@ -293,6 +318,7 @@ class Consumer:
                 f"dead letter {dead_id} waits behind dead letter {row['behind']}: "
                 "retry or discard that one first"
             )
+        _envelope_of(row)  # one that still cannot be read is refused here, unchanged
         return await self._release(row["key"], by)
 
     async def discard(self, dead_id: int, by: str) -> list[dict[str, Any]]:
@@ -349,7 +375,8 @@ class Consumer:
     async def _rerun(self, dead_id: int, followers: Sequence[int], by: str) -> bool:
         dead = self.db.dead_letters
         row = await self.get(dead_id)
-        envelope = Envelope.from_json(row["payload"])
+        envelope = _envelope_of(row)
+        unread = row["event_type"] == UNPARSEABLE
         handler = self.handlers.get(envelope.type)
         now = datetime.now(UTC)
         error = ""
@@ -360,7 +387,12 @@ class Consumer:
                 uow = UnitOfWork(conn)
                 try:
                     async with conn.begin_nested():
-                        if handler is not None:
+                        # parked unread, it was never claimed: claimed now with its effects
+                        # (nothing runs if the event came again, readable, and was handled)
+                        fresh = not unread or await self.db.claim(
+                            conn, self.name, [str(envelope.event_id)]
+                        )
+                        if handler is not None and fresh:
                             await handler(self.ctx, uow, envelope)
                 except Exception as exc:  # noqa: BLE001 - recorded on the dead letter
                     if is_outage(exc) or conn.invalidated:
@@ -445,6 +477,58 @@ def _own_trace_ids(events: list[Envelope], emitted: int, run: Sequence[Envelope]
         trace = traces.get(events[i].key, events[i].trace_id)
         if trace != events[i].trace_id:
             events[i] = events[i].model_copy(update={"trace_id": trace})
+
+
+def _unparseable_row(consumer: str, message: Unparseable) -> dict[str, Any]:
+    """The dead letter of a message that is not an event. Its id is its own key, so it
+    waits behind nothing and nothing waits behind it. The raw bytes are kept as text when
+    they are UTF-8 (most such messages are broken JSON: readable as they are, to see what is
+    wrong), else in base64 (any bytes, a third larger, ``base64 -d`` gives them back)."""
+    try:
+        raw, encoding = message.value.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        raw, encoding = base64.b64encode(message.value).decode("ascii"), "base64"
+    now = datetime.now(UTC)
+    payload = {
+        "raw": raw,
+        "raw_encoding": encoding,
+        "bytes": len(message.value),
+        "partition": message.partition,
+        "offset": message.offset,
+        "key": message.key,
+    }
+    return {
+        "consumer": consumer,
+        "event_id": message.event_id,
+        "event_type": UNPARSEABLE,
+        "topic": message.topic[:100],
+        "key": message.event_id,
+        "payload": orjson.dumps(payload).decode(),
+        "error": message.error,
+        "attempts": 1,
+        "behind": None,
+        "state": PARKED,
+        "first_failed_at": now,
+        "last_failed_at": now,
+    }
+
+
+def _envelope_of(row: Mapping[str, Any]) -> Envelope:
+    """The event a dead letter holds. One parked unread is read again from its raw bytes;
+    if it still cannot be, that is a 409 naming why (retrying cannot change the bytes)."""
+    if row["event_type"] != UNPARSEABLE:
+        return Envelope.from_json(row["payload"])
+    payload = orjson.loads(row["payload"])
+    raw = payload["raw"]
+    value = raw.encode() if payload["raw_encoding"] == "utf-8" else base64.b64decode(raw)
+    try:
+        return Envelope.from_json(value)
+    except Exception as exc:  # noqa: BLE001 - any failure to parse is the message's
+        raise IllegalTransition(
+            f"dead letter {row['id']} is still not an event ({parse_error(exc)}): discard "
+            "it, or retry it once this service can read it",
+            reason="unparseable",
+        ) from None
 
 
 def _dead_row(

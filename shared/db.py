@@ -111,10 +111,16 @@ def event_history_table(metadata: MetaData) -> Table:
     )
 
 
+# the ``event_type`` of a dead letter that is a message the bus could not read as an event
+UNPARSEABLE = "unparseable"
+
+
 def dead_letter_table(metadata: MetaData) -> Table:
     """Events a consumer parked: its handler failed ``consumer_max_attempts`` times, or an
-    earlier event of the same key is parked (``behind``). The spine's own table, created
-    by ``Database.migrate`` in every service (not by a service's migrations)."""
+    earlier event of the same key is parked (``behind``), or the message is not an event
+    at all (``event_type`` ``UNPARSEABLE``: ``payload`` holds its raw bytes and where it
+    was). The spine's own table, created by ``Database.migrate`` in every service (not by a
+    service's migrations)."""
     return Table(
         "dead_letters",
         metadata,

@@ -32,7 +32,9 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
+
+from shared.db import UNPARSEABLE
 
 if TYPE_CHECKING:
     from shared.service import ServiceContext
@@ -162,12 +164,16 @@ async def spine_samples(ctx: ServiceContext, consumes: bool) -> list[Sample]:
                 )
             )
         ).one()
-        parked = (
-            await conn.scalar(
-                select(func.count()).where(dead.c.consumer == ctx.name, dead.c.state == "parked")
-            )
+        parked, unparseable = (
+            (
+                await conn.execute(
+                    select(
+                        func.count(), func.count(case((dead.c.event_type == UNPARSEABLE, 1)))
+                    ).where(dead.c.consumer == ctx.name, dead.c.state == "parked")
+                )
+            ).one()
             if consumes
-            else 0
+            else (0, 0)
         )
     service = {"service": ctx.name}
     if oldest is not None and oldest.tzinfo is None:
@@ -204,5 +210,13 @@ async def spine_samples(ctx: ServiceContext, consumes: bool) -> list[Sample]:
         )
         samples.append(
             ("hotline_dead_letters", "events parked as dead letters", service, float(parked or 0))
+        )
+        samples.append(
+            (
+                "hotline_dead_letters_unparseable",
+                "messages parked because they are not events (counted in hotline_dead_letters)",
+                service,
+                float(unparseable or 0),
+            )
         )
     return samples

@@ -205,6 +205,11 @@ def _internal_router(*, clock_routes: bool = True) -> APIRouter:
 
 
 class DeadLetter(BaseModel):
+    """A parked event: ``payload`` is the envelope as it was received. A message that was
+    not an event at all has ``event_type`` ``unparseable`` and ``payload`` ``{raw,
+    raw_encoding ("utf-8" or "base64"), bytes, partition, offset, key}``: its bytes and
+    where it was on the bus; ``error`` says why it could not be read."""
+
     id: int
     consumer: str
     event_id: str
@@ -287,7 +292,13 @@ def _subscribe(ctx: ServiceContext, spec: ServiceSpec) -> None:
         max_attempts=ctx.settings.consumer_max_attempts,
     )
     ctx.extras["consumer"] = consumer
-    ctx.bus.subscribe(spec.name, topics, consumer.handle_batch, types=set(spec.handlers))
+    ctx.bus.subscribe(
+        spec.name,
+        topics,
+        consumer.handle_batch,
+        types=set(spec.handlers),
+        unparseable=consumer.park_unparseable,
+    )
 
 
 def create_service_app(

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from shared.bus import BatchHandler, LogBus, RawEvent  # noqa: E402
+from shared.bus import BatchHandler, LogBus, RawEvent, UnparseableHandler  # noqa: E402
 from shared.db import Database  # noqa: E402
 from shared.events import Envelope  # noqa: E402
 
@@ -35,7 +35,13 @@ class RecordingBus:
         await self.publish([Envelope.from_json(e.value) for e in events])
 
     def subscribe(
-        self, group: str, topics: Sequence[str], handler: object, types: object = None
+        self,
+        group: str,
+        topics: Sequence[str],
+        handler: object,
+        types: object = None,
+        *,
+        unparseable: object = None,
     ) -> None:
         raise NotImplementedError
 
@@ -63,8 +69,10 @@ class SettledBus:
         topics: Sequence[str],
         handler: BatchHandler,
         types: Collection[str] | None = None,
+        *,
+        unparseable: UnparseableHandler | None = None,
     ) -> None:
-        self.log.subscribe(group, topics, handler, types)
+        self.log.subscribe(group, topics, handler, types, unparseable=unparseable)
 
     async def publish(self, events: Sequence[Envelope]) -> None:
         await self.log.publish(events)

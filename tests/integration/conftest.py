@@ -202,6 +202,27 @@ async def _drop_database(system: System) -> None:
         await conn.close()
 
 
+@pytest_asyncio.fixture
+async def pg_url(infra: dict[str, str]) -> AsyncIterator[str]:
+    """A fresh database of this test's own on the shared PostgreSQL."""
+    database = f"hotline_b{uuid.uuid4().hex[:10]}"
+    admin = infra["pg"].replace("postgresql+asyncpg", "postgresql")
+    conn = await asyncpg.connect(admin)
+    try:
+        await conn.execute(f'CREATE DATABASE "{database}"')
+    finally:
+        await conn.close()
+    base, _, _ = infra["pg"].rpartition("/")
+    try:
+        yield f"{base}/{database}"
+    finally:
+        conn = await asyncpg.connect(admin)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def system(
     infra: dict[str, str], tmp_path_factory: pytest.TempPathFactory

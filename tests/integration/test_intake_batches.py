@@ -7,14 +7,12 @@ are recorded together and a replay is still refused across instances."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
-import asyncpg
 import pytest
 import pytest_asyncio
 from sqlalchemy import func, select, text
@@ -32,27 +30,6 @@ from tests.conftest import SettledBus
 from tests.unit.intake.conftest import MATTERS, T0, Intake, consultation, ticket
 
 pytestmark = pytest.mark.integration
-
-
-@pytest_asyncio.fixture
-async def pg_url(infra: dict[str, str]) -> AsyncIterator[str]:
-    """A fresh database of this test's own on the shared PostgreSQL."""
-    database = f"hotline_b{uuid.uuid4().hex[:10]}"
-    admin = infra["pg"].replace("postgresql+asyncpg", "postgresql")
-    conn = await asyncpg.connect(admin)
-    try:
-        await conn.execute(f'CREATE DATABASE "{database}"')
-    finally:
-        await conn.close()
-    base, _, _ = infra["pg"].rpartition("/")
-    try:
-        yield f"{base}/{database}"
-    finally:
-        conn = await asyncpg.connect(admin)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        finally:
-            await conn.close()
 
 
 @asynccontextmanager

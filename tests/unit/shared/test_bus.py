@@ -235,6 +235,54 @@ def test_an_envelope_is_told_by_its_type_without_being_parsed() -> None:
         b'"type":"sla.deadline_set",', b""
     )
     assert type_of(reordered) is None
-    assert [e.type for e in decode([first.to_json(), reordered], frozenset({"x"}))] == [
-        "ticket.registered"
-    ]
+    batch, bad = decode([first.to_json(), reordered], frozenset({"x"}))
+    assert [e.type for e in batch] == ["ticket.registered"]
+    assert bad == []
+
+
+# a requester's phone in each: no reason given for refusing them may quote it
+GARBAGE = [
+    b"\xff\xfe\x00 13920001234",  # not UTF-8
+    b"13920001234 is not JSON",
+    b'{"type":"ticket.registered","payload":{"phone":"13920001234"}}',  # no event_id
+    b'{"event_id":"not-a-uuid","type":"ticket.registered","occurred_at":"2026-03-02T01:00:00Z",'
+    b'"producer":"intake","payload":"13920001234"}',  # wrong field types, type readable
+    b"[13920001234]",
+    None,  # a Kafka tombstone (no value)
+]
+
+
+def test_a_message_that_is_not_an_envelope_is_reported_never_passed_over_or_raised() -> None:
+    from shared.bus import decode
+
+    good = event(1).to_json()
+    for types in (None, frozenset({"ticket.registered"})):
+        batch, bad = decode([good, *GARBAGE, good], types)
+        assert [e.ticket_id for e in batch] == ["TJ0001", "TJ0001"]
+        assert [i for i, _ in bad] == [1, 2, 3, 4, 5, 6]
+        assert all(why and "13920001234" not in why for _, why in bad), bad
+    _, [(_, why)] = decode([GARBAGE[3]], None)
+    assert "event_id" in why and "payload" in why  # the fields at fault, not their values
+    # a message whose type is read and of no interest to the group is passed over unread,
+    # broken or not (the fast path parses nothing a group does not want)
+    assert decode([GARBAGE[3]], frozenset({"sla.deadline_set"})) == ([], [])
+
+
+async def test_a_group_with_nowhere_to_park_logs_a_message_that_is_not_an_event_and_goes_on(
+    bus: LogBus, caplog: pytest.LogCaptureFixture
+) -> None:
+    from shared.bus import RawEvent
+
+    caplog.set_level(logging.ERROR, logger="hotline.bus")
+    got = Recorder()
+    bus.subscribe("console-live", [TOPIC_TICKETS], got)
+    await bus.publish([event(1)])
+    await bus.publish_raw([RawEvent(TOPIC_TICKETS, "TJ0002", GARBAGE[1])])
+    await bus.publish([event(3)])
+    await bus.drain(timeout=5)
+
+    assert got.seen == ["TJ0001", "TJ0003"]
+    [line] = [r for r in caplog.records if r.name == "hotline.bus"]
+    assert line.getMessage() == "message on the bus is not an event; passed over"
+    assert (line.topic, line.offset, line.bytes) == (TOPIC_TICKETS, 2, len(GARBAGE[1]))  # type: ignore[attr-defined]
+    assert "13920001234" not in str(line.__dict__)

@@ -5,16 +5,19 @@ whole."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import logging
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from shared.bus import LogBus
+from shared.bus import LogBus, RawEvent, Unparseable
 from shared.clock import ManualClock
 from shared.consumer import Consumer
 from shared.db import Database, UnitOfWork
@@ -313,3 +316,157 @@ async def test_the_embedded_log_delivers_again_what_a_crash_left_uncommitted_and
     assert await second.probes() == 3
     assert await second.consumer.parked() == []  # nor tried again and failed
     await second.db.dispose()
+
+
+# a requester's phone in each: kept in the dead letter (admin only), never in a log line
+NOT_JSON = "第3号楼停水 13920001234 {".encode()
+NOT_UTF8 = b"\xff\xfe\x00\x9c 13920001234"
+NO_ID = b'{"type":"ticket.noted","ticket_id":"TJ1","payload":{"phone":"13920001234"}}'
+
+
+async def on_the_log(
+    tmp_path: Path, *, crashing: bool = False, monkeypatch: pytest.MonkeyPatch | None = None
+) -> tuple[LogBus, Service]:
+    """The stand-in service consuming the embedded log as a service does (its messages
+    that are not events go to ``park_unparseable``); ``crashing``: it never stores its
+    position (a crash after each batch's transaction)."""
+    db = Database("dispatch", f"sqlite+aiosqlite:///{tmp_path}/dispatch.db")
+    await db.migrate(MIGRATIONS)
+    service = Service(db)
+    bus = LogBus(tmp_path / "bus.db")
+    bus.subscribe(
+        "dispatch",
+        [TOPIC_TICKETS],
+        service.consumer.handle_batch,
+        types={"ticket.noted"},
+        unparseable=service.consumer.park_unparseable,
+    )
+    if crashing:
+        assert monkeypatch is not None
+
+        async def dies_first(*_: Any) -> None:
+            await asyncio.Event().wait()
+
+        monkeypatch.setattr(bus, "_commit", dies_first)
+    await bus.start()
+    return bus, service
+
+
+async def test_a_message_that_is_not_an_event_is_parked_at_once_and_the_log_moves_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    bus, service = await on_the_log(tmp_path)
+    try:
+        await bus.publish([event("TJ1", "a1")])
+        await bus.publish_raw(
+            [RawEvent(TOPIC_TICKETS, "TJ1", raw) for raw in (NOT_JSON, NOT_UTF8, NO_ID)]
+        )
+        await bus.publish([event("TJ1", "b1")])
+        await bus.drain(timeout=10)
+
+        # the good events on both sides, of the same ticket, are handled: nothing waits
+        assert service.handled == ["a1", "b1"]
+        assert bus.lag() == {"dispatch": 0}
+        parked = await service.consumer.parked()
+        assert [p["event_type"] for p in parked] == ["unparseable"] * 3
+        assert [p["attempts"] for p in parked] == [1, 1, 1]  # at once: no retries
+        assert [p["behind"] for p in parked] == [None] * 3
+        assert {p["key"] for p in parked}.isdisjoint({"TJ1"})
+        assert [p["topic"] for p in parked] == [TOPIC_TICKETS] * 3
+        payloads = [orjson.loads(p["payload"]) for p in parked]
+        assert [(d["offset"], d["partition"], d["key"]) for d in payloads] == [
+            (2, None, "TJ1"),
+            (3, None, "TJ1"),
+            (4, None, "TJ1"),
+        ]
+        # the bytes as they were: text where they are UTF-8, else base64
+        assert (payloads[0]["raw_encoding"], payloads[0]["raw"]) == ("utf-8", NOT_JSON.decode())
+        assert payloads[1]["raw_encoding"] == "base64"
+        assert base64.b64decode(payloads[1]["raw"]) == NOT_UTF8
+        assert payloads[2]["raw"].encode() == NO_ID
+        assert parked[2]["error"] == "ValueError: event without event_id"
+        assert all(p["error"] for p in parked)
+    finally:
+        await bus.stop()
+        await service.db.dispose()
+    lines = [r for r in caplog.records if "parked" in r.getMessage()]
+    assert [r.getMessage() for r in lines] == [
+        "message that is not an event parked as a dead letter"
+    ] * 3
+    assert [(r.levelname, r.offset) for r in lines] == [("ERROR", 2), ("ERROR", 3), ("ERROR", 4)]  # type: ignore[attr-defined]
+    # no log line says what the messages held
+    assert not [r for r in caplog.records if "13920001234" in str(r.__dict__)]
+
+
+async def test_a_message_that_is_not_an_event_is_parked_once_however_often_it_comes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Delivered again after a crash, or published again as it was: one dead letter."""
+    caplog.set_level(logging.ERROR, logger="hotline.consumer")
+    bus, first = await on_the_log(tmp_path, crashing=True, monkeypatch=monkeypatch)
+    await bus.publish([event("TJ1", "a1")])
+    await bus.publish_raw([RawEvent(TOPIC_TICKETS, "TJ1", NOT_JSON)])
+    for _ in range(200):
+        if await first.consumer.parked():
+            break
+        await asyncio.sleep(0.01)
+    [parked] = await first.consumer.parked()
+    await bus.stop()
+    await first.db.dispose()
+
+    monkeypatch.undo()
+    bus, second = await on_the_log(tmp_path)
+    try:
+        await bus.publish_raw([RawEvent(TOPIC_TICKETS, "TJ1", NOT_JSON)])  # once more
+        await bus.publish([event("TJ2", "c1")])
+        await bus.drain(timeout=10)
+
+        assert await second.consumer.parked() == [parked]
+        assert await second.outbox_steps() == ["a1", "c1"]
+        # discarded, it stays discarded when it comes again
+        await second.consumer.discard(parked["id"], "admin")
+        await bus.publish_raw([RawEvent(TOPIC_TICKETS, "TJ1", NOT_JSON)])
+        await bus.drain(timeout=10)
+        [gone] = await second.consumer.parked(state=None)
+        assert (gone["id"], gone["state"]) == (parked["id"], "discarded")
+    finally:
+        await bus.stop()
+        await second.db.dispose()
+    assert len([r for r in caplog.records if "parked" in r.getMessage()]) == 1
+
+
+async def test_retrying_a_message_that_still_is_not_an_event_is_refused_and_changes_nothing(
+    service: Service,
+) -> None:
+    await service.consumer.park_unparseable(
+        [Unparseable(TOPIC_TICKETS, NOT_UTF8, "JSONDecodeError: not UTF-8", offset=7)]
+    )
+    [parked] = await service.consumer.parked()
+
+    with pytest.raises(IllegalTransition) as refused:
+        await service.consumer.retry(parked["id"], "admin")
+
+    assert refused.value.status == 409
+    assert "still not an event" in refused.value.detail
+    assert await service.consumer.parked() == [parked]
+    [discarded] = await service.consumer.discard(parked["id"], "admin")
+    assert discarded["state"] == "discarded"
+    assert await service.consumer.parked() == []
+
+
+async def test_a_parked_message_that_can_be_read_now_runs_once_on_retry(service: Service) -> None:
+    """A consumer that could not read an event (a newer version, say) parks it; retried
+    after one that can is deployed, it runs as that event, exactly once."""
+    readable = event("TJ1", "late")
+    await service.consumer.park_unparseable(
+        [Unparseable(TOPIC_TICKETS, readable.to_json(), "not a valid envelope: version")]
+    )
+    [parked] = await service.consumer.parked()
+
+    [retried] = await service.consumer.retry(parked["id"], "admin")
+    await service.consumer.handle_batch([readable])  # the event itself, delivered again
+
+    assert retried["state"] == "retried"
+    assert service.handled == ["late"]
+    assert await service.outbox_steps() == ["late"]

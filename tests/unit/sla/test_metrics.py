@@ -128,6 +128,49 @@ async def test_a_parked_event_raises_the_dead_letter_gauge_and_logs_an_error(
     assert parked.event == str(poison.event_id)  # type: ignore[attr-defined]
 
 
+async def test_a_message_that_is_not_an_event_is_parked_shown_and_discarded_by_the_admin(
+    harness: Harness,
+) -> None:
+    """The SLA service as it runs embedded: a message on its topic that is not an event is
+    parked (the events after it are handled), raises its gauge, is listed to the admin;
+    its retry is a 409 problem while it still cannot be read; discarding it works."""
+    from shared.auth import Role
+    from shared.bus import RawEvent
+    from shared.events import TOPIC_TICKETS
+
+    async with harness.running() as ctx:
+        await harness.bus.log.publish_raw([RawEvent(TOPIC_TICKETS, "TJ1", b"\x00garbage{")])
+        await harness.bus.publish([registered("TJ1")])
+        await until(lambda: len(harness.emitted("sla.deadline_set", "TJ1")) == 1, "TJ1's clock")
+        text = await scrape(harness)
+        listed = await harness.call("GET", "/dead-letters", role=Role.ADMIN)
+        [parked] = listed.json()
+        retry = await harness.call("POST", f"/dead-letters/{parked['id']}/retry", role=Role.ADMIN)
+        discard = await harness.call(
+            "POST", f"/dead-letters/{parked['id']}/discard", role=Role.ADMIN
+        )
+        after = await harness.call("GET", "/dead-letters", role=Role.ADMIN)
+        text_after = await scrape(harness)
+        assert ctx.bus.consumer_states()["sla"] == "running"
+    assert value(text, 'hotline_dead_letters{service="sla"}') == 1
+    assert value(text, 'hotline_dead_letters_unparseable{service="sla"}') == 1
+    assert listed.status_code == 200
+    assert (parked["event_type"], parked["topic"], parked["state"]) == (
+        "unparseable",
+        TOPIC_TICKETS,
+        "parked",
+    )
+    assert (parked["payload"]["raw"], parked["payload"]["key"]) == ("\x00garbage{", "TJ1")
+    assert retry.status_code == 409
+    assert retry.headers["content-type"] == "application/problem+json"
+    assert "still not an event" in retry.json()["detail"]
+    assert retry.json()["reason"] == "unparseable"
+    assert discard.status_code == 200
+    assert discard.json()[0]["state"] == "discarded"
+    assert after.json() == []
+    assert value(text_after, 'hotline_dead_letters_unparseable{service="sla"}') == 0
+
+
 async def test_unsent_events_show_as_outbox_backlog_and_relay_lag_until_sent(
     harness: Harness,
 ) -> None:
