@@ -318,7 +318,6 @@ class Consumer:
                 f"dead letter {dead_id} waits behind dead letter {row['behind']}: "
                 "retry or discard that one first"
             )
-        _envelope_of(row)  # one that still cannot be read is refused here, unchanged
         return await self._release(row["key"], by)
 
     async def discard(self, dead_id: int, by: str) -> list[dict[str, Any]]:
@@ -375,7 +374,7 @@ class Consumer:
     async def _rerun(self, dead_id: int, followers: Sequence[int], by: str) -> bool:
         dead = self.db.dead_letters
         row = await self.get(dead_id)
-        envelope = _envelope_of(row)
+        envelope = _envelope_of(row)  # still not an event: 409, before anything changes
         unread = row["event_type"] == UNPARSEABLE
         handler = self.handlers.get(envelope.type)
         now = datetime.now(UTC)

@@ -470,3 +470,4 @@ async def test_a_parked_message_that_can_be_read_now_runs_once_on_retry(service:
     assert retried["state"] == "retried"
     assert service.handled == ["late"]
     assert await service.outbox_steps() == ["late"]
+    assert await service.consumer.parked() == []  # nor run again (and failed on its probe)
