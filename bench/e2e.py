@@ -22,6 +22,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import sys
 import tempfile
 import time
@@ -222,6 +223,38 @@ async def counts(pg: asyncpg.Connection, expected: int) -> dict[str, Any]:
     }
 
 
+SPINE_SERIES = re.compile(
+    r'^hotline_(consumer|relay)_(batches|events)\{(?:group|service)="(\w+)"\} (\S+)$', re.M
+)
+
+
+async def spine_counters(system: System) -> dict[str, dict[str, float]]:
+    """Each service's batches and events so far, consumer and relay (its /metrics)."""
+    found: dict[str, dict[str, float]] = {}
+    async with httpx.AsyncClient(timeout=10) as scraper:
+        for service in PROCESSES:
+            if service == "gateway":
+                continue
+            text = (await scraper.get(f"http://127.0.0.1:{system.ports[service]}/metrics")).text
+            for part, what, name, value in SPINE_SERIES.findall(text):
+                found.setdefault(name, {})[f"{part}_{what}"] = float(value)
+    return found
+
+
+def per_batch(before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]) -> Any:
+    """Events per batch in the measured window, consumer and relay, by service."""
+    report: dict[str, dict[str, float]] = {}
+    for service, now in after.items():
+        then = before.get(service, {})
+        for part in ("consumer", "relay"):
+            batches = now.get(f"{part}_batches", 0) - then.get(f"{part}_batches", 0)
+            events = now.get(f"{part}_events", 0) - then.get(f"{part}_events", 0)
+            if batches:
+                report.setdefault(service, {})[part] = round(events / batches, 1)
+                report[service][f"{part}_batches"] = batches
+    return report
+
+
 async def main() -> None:  # noqa: PLR0915 - one linear script
     pg_url = os.environ.get("HOTLINE_PG_URL") or _script_output("postgres.sh")["HOTLINE_PG_URL"]
     kafka = os.environ.get("KAFKA_BOOTSTRAP") or _script_output("kafka.sh")["KAFKA_BOOTSTRAP"]
@@ -271,6 +304,9 @@ async def main() -> None:  # noqa: PLR0915 - one linear script
             cpu_before = {p: cpu_seconds(pid) for p, pid in pids.items()}
             kafka_before = cpu_seconds(kpid) if kpid else 0.0
             last_clock_id = await scalar(pg, "SELECT coalesce(max(id), 0) FROM sla.clocks")
+            spine_before = await spine_counters(system)
+            commits = "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+            commits_before = await scalar(pg, commits)
 
             queue = list(reversed(bodies[WARMUP:]))
             sent_at: dict[str, float] = {}
@@ -355,6 +391,8 @@ async def main() -> None:  # noqa: PLR0915 - one linear script
             cpu_after = {p: cpu_seconds(pid) for p, pid in pids.items()}
             kafka_after = cpu_seconds(kpid) if kpid else 0.0
             backends_after = await backend_pids(pg, system.database)
+            spine_after = await spine_counters(system)
+            commits_after = await scalar(pg, commits)
             pg_cpu = sum(cpu_seconds(pid) - before_backends.get(pid, 0.0) for pid in backends_after)
         total = WARMUP + accepted
         e2e_latencies = [done_at[t] - s for t, s in sent_at.items() if t in done_at]
@@ -398,6 +436,10 @@ async def main() -> None:  # noqa: PLR0915 - one linear script
                     (kafka_after - kafka_before) / max(accepted, 1) * 1000, 2
                 ),
             },
+            "events_per_batch": per_batch(spine_before, spine_after),
+            "postgresql_commits_per_ticket": round(
+                (commits_after - commits_before) / max(accepted, 1), 2
+            ),
             "outbox_retention_seconds": float(RETENTION) if RETENTION else None,
             "table_sizes_sampled_every_5s": samples[:: max(1, len(samples) // 12)] or None,
             "table_sizes_at_end": await table_sizes(pg),

@@ -172,6 +172,8 @@ class Bus(Protocol):
 
     def consumer_states(self) -> dict[str, str]: ...
 
+    def consumed(self) -> dict[str, tuple[int, int]]: ...
+
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
@@ -200,6 +202,8 @@ class _Subscription:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     progressed: asyncio.Event = field(default_factory=asyncio.Event)
     busy_since: float | None = None  # when the batch in hand was handed to the handler
+    batches: int = 0  # batches the handler took since the process started
+    events: int = 0  # events in them
     consumer: Any = None  # Kafka: the group's live aiokafka consumer (for diagnostics)
 
 
@@ -225,9 +229,13 @@ async def _deliver(
         bad = ()
     sub.busy_since = time.monotonic()
     try:
-        return await _deliver_until_taken(sub, batch, bad, abandon, max_delay)
+        taken = await _deliver_until_taken(sub, batch, bad, abandon, max_delay)
     finally:
         sub.busy_since = None
+    if taken and batch:
+        sub.batches += 1
+        sub.events += len(batch)
+    return taken
 
 
 def _pass_over(sub: _Subscription, bad: Sequence[Unparseable]) -> None:
@@ -376,7 +384,20 @@ _LOG_SCHEMA = (
 )
 
 
-class LogBus:
+class _Groups:
+    """What both buses tell about their consumer groups."""
+
+    _subs: dict[str, _Subscription]
+
+    def consumer_states(self) -> dict[str, str]:
+        return {group: sub.state for group, sub in self._subs.items()}
+
+    def consumed(self) -> dict[str, tuple[int, int]]:
+        """Batches each group's handler took here and the events in them (counters)."""
+        return {group: (sub.batches, sub.events) for group, sub in self._subs.items()}
+
+
+class LogBus(_Groups):
     """Embedded mode: a durable append-only log in a SQLite file (or in memory for tests)
     with a committed position per consumer group — Kafka's semantics in one process.
 
@@ -455,9 +476,6 @@ class LogBus:
         sub = self._subs.pop(group, None)
         if sub is not None and sub.task is not None:
             await _cancel([sub.task])
-
-    def consumer_states(self) -> dict[str, str]:
-        return {group: sub.state for group, sub in self._subs.items()}
 
     async def _start_group(self, sub: _Subscription) -> None:
         if sub.task is not None:
@@ -641,7 +659,7 @@ def pace_metadata(client: Any, *, after_success: float = 0.1, after_failure: flo
     return True
 
 
-class KafkaBus:
+class KafkaBus(_Groups):
     """Apache Kafka through aiokafka: idempotent producer with ``acks=all``; one consumer
     group per service; offsets are committed only after the handler has stored the batch's
     effects (the inbox makes a redelivery harmless).
@@ -704,9 +722,6 @@ class KafkaBus:
         sub = self._subs.pop(group, None)
         if sub is not None and sub.task is not None:
             await _cancel([sub.task])
-
-    def consumer_states(self) -> dict[str, str]:
-        return {group: sub.state for group, sub in self._subs.items()}
 
     def lag(self) -> dict[str, int]:
         """Events each group's partitions held here have yet to pass, as of the last fetch

@@ -187,7 +187,24 @@ async def spine_samples(ctx: ServiceContext, consumes: bool) -> list[Sample]:
             max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0,
         ),
     ]
+    samples += [
+        (f"hotline_relay_{name}", f"{what} the relay sent since the process started", service, n)
+        for name, what, n in (
+            ("batches", "batches", ctx.relay.batches),
+            ("events", "events", ctx.relay.sent),
+        )
+    ]
     if consumes:
+        batches, events = ctx.bus.consumed().get(ctx.name, (0, 0))
+        samples += [
+            (
+                f"hotline_consumer_{name}",
+                f"{what} this process's consumer of the group handled since it started",
+                {"group": ctx.name},
+                float(n),
+            )
+            for name, what, n in (("batches", "batches", batches), ("events", "events", events))
+        ]
         lag = getattr(ctx.bus, "lag", None)
         behind = lag().get(ctx.name) if callable(lag) else None
         if behind is not None:

@@ -66,6 +66,7 @@ class OutboxRelay:
         self._task: asyncio.Task[None] | None = None
         self._outage = Outage(log, "outbox relay", service=db.service)
         self._idle = asyncio.Lock()  # held while a batch is being sent
+        self.batches = self.sent = 0  # batches sent since the process started, events in them
 
     async def relay_once(self) -> int:
         """Publish one batch; returns how many events were sent. One batch at a time per
@@ -115,6 +116,8 @@ class OutboxRelay:
                 await conn.execute(update(outbox).where(outbox.c.id.in_(ids)).values(values))
         if failure is not None:
             raise failure
+        self.batches += 1
+        self.sent += len(rows)
         return len(rows)
 
     async def prune(self, batch_size: int = 5000) -> int:
