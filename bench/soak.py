@@ -12,7 +12,7 @@ database and topic prefix; the gateway and the five services as processes (bench
 
 Knobs: SOAK_TICKETS (100000), SOAK_RATE tickets/s offered (40), SOAK_CONCURRENCY (8),
 SOAK_MAX_BACKLOG (1500: clients wait while that many tickets are registered but not yet
-through, so a pipeline slower than the rate is not buried), SOAK_RETENTION_SECONDS (20, the
+through the slowest schema, SLA or evaluation, so a pipeline slower than the rate is not buried), SOAK_RETENTION_SECONDS (20, the
 outbox's and the inbox's), SOAK_SAMPLE_SECONDS (30), SOAK_JWT_TTL_MINUTES (30: the access
 token's lifetime; clients sign in again when it runs out), SOAK_MINUTES (0: no limit; stop
 registering after that long and report what fitted; SIGTERM does the same at once). A progress
@@ -36,7 +36,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.e2e import counts, ticket_bodies  # noqa: E402
+from bench.e2e import complete, counts, ticket_bodies  # noqa: E402
 from tests.integration.conftest import (  # noqa: E402
     PROCESSES,
     System,
@@ -56,6 +56,10 @@ MINUTES = float(os.environ.get("SOAK_MINUTES", "0"))
 SCHEMAS = ("gateway", "intake", "dispatch", "sla", "knowledge", "evaluation", "channels")
 # tables that must not grow with the number of tickets (the spine's plumbing)
 PLUMBING = ("outbox", "inbox", "dead_letters", "idempotency_keys")
+THROUGH = {
+    "sla": "SELECT count(*) FROM sla.clocks WHERE kind = 'acceptance'",
+    "evaluation": "SELECT count(*) FROM evaluation.sla_clocks WHERE clock = 'acceptance'",
+}
 ENV = {
     "HOTLINE_LOG_LEVEL": "WARNING",
     "HOTLINE_DB_POOL_SIZE": "10",
@@ -142,7 +146,10 @@ async def main() -> None:  # noqa: PLR0915 - one linear script
         pg = await asyncpg.connect(dsn, server_settings={"application_name": "soak"})
         bodies = ticket_bodies(TICKETS)
         accepted = 0
-        through = 0  # acceptance clocks set: the end of the ticket's path through the spine
+        # tickets through the slowest schema: the SLA service's acceptance clock and
+        # evaluation's copy of it are the ends of a ticket's two paths through the spine
+        through = 0
+        ends = {"sla": 0, "evaluation": 0}
         statuses: dict[int, int] = {}
         stop_at = time.monotonic() + MINUTES * 60 if MINUTES else float("inf")
         stopping = asyncio.Event()  # SIGTERM or SIGINT: stop registering, report what fitted
@@ -190,9 +197,9 @@ async def main() -> None:  # noqa: PLR0915 - one linear script
             nonlocal through
             next_sample = time.monotonic()
             while True:
-                through = int(
-                    await pg.fetchval("SELECT count(*) FROM sla.clocks WHERE kind='acceptance'")
-                )
+                for schema, query in THROUGH.items():
+                    ends[schema] = int(await pg.fetchval(query))
+                through = min(ends.values())
                 if time.monotonic() >= next_sample:
                     next_sample += SAMPLE_SECONDS
                     tables = await sizes(pg)
@@ -204,7 +211,7 @@ async def main() -> None:  # noqa: PLR0915 - one linear script
                         k: v["rows"] for k, v in tables.items() if k.rsplit(".", 1)[1] in PLUMBING
                     }
                     print(  # noqa: T201 - progress
-                        json.dumps({"t": t, "accepted": accepted, "through": through, **plumbing}),
+                        json.dumps({"t": t, "accepted": accepted, **ends, **plumbing}),
                         file=sys.stderr,
                         flush=True,
                     )
@@ -220,9 +227,13 @@ async def main() -> None:  # noqa: PLR0915 - one linear script
         ) as http:
             await asyncio.gather(*(client(http) for _ in range(CONCURRENCY)))
         load_seconds = time.monotonic() - start
+        # every schema holds every accepted ticket's effects (or ten minutes passed)
         drain_deadline = time.monotonic() + 600
-        while through < accepted and time.monotonic() < drain_deadline:
-            await asyncio.sleep(1.0)
+        while time.monotonic() < drain_deadline:
+            if through >= accepted and complete(await counts(pg, accepted)):
+                break
+            await asyncio.sleep(5.0)
+        drain_seconds = time.monotonic() - start - load_seconds
         # one more retention period, so the last sample shows the outboxes emptied
         await asyncio.sleep(RETENTION + SAMPLE_SECONDS)
         sampler.cancel()
@@ -243,6 +254,8 @@ async def main() -> None:  # noqa: PLR0915 - one linear script
             "tickets_offered": TICKETS,
             "accepted": accepted,
             "through_the_spine": through,
+            "through_by_schema": ends,
+            "drain_seconds_after_load": round(drain_seconds, 1),
             "http_status": statuses,
             "rate_offered_per_second": RATE,
             "load_seconds": round(load_seconds, 1),
