@@ -12,10 +12,11 @@ database and topic prefix; the gateway and the five services as processes (bench
 
 Knobs: SOAK_TICKETS (100000), SOAK_RATE tickets/s offered (40), SOAK_CONCURRENCY (8),
 SOAK_MAX_BACKLOG (1500: clients wait while that many tickets are registered but not yet
-through the slowest schema, SLA or evaluation, so a pipeline slower than the rate is not buried), SOAK_RETENTION_SECONDS (20, the
-outbox's and the inbox's), SOAK_SAMPLE_SECONDS (30), SOAK_JWT_TTL_MINUTES (30: the access
-token's lifetime; clients sign in again when it runs out), SOAK_MINUTES (0: no limit; stop
-registering after that long and report what fitted; SIGTERM does the same at once). A progress
+through the slower of SLA and evaluation, so a pipeline slower than the rate is not
+buried), SOAK_RETENTION_SECONDS (20, the outbox's and the inbox's), SOAK_SAMPLE_SECONDS
+(30), SOAK_JWT_TTL_MINUTES (30: the access token's lifetime; clients sign in again when it
+runs out), SOAK_MINUTES (0: no limit; stop registering after that long and report what
+fitted; SIGTERM does the same at once). A progress
 line per sample goes to stderr."""
 
 from __future__ import annotations
