@@ -26,6 +26,7 @@ def serve() -> None:
 
     from gateway.app import create_gateway_app
     from shared.logging import configure_logging
+    from shared.service import KEEPALIVE_SECONDS
 
     settings = get_settings()
     configure_logging("gateway", settings.log_level, settings.log_json)
@@ -37,6 +38,7 @@ def serve() -> None:
         http="httptools",
         log_config=None,
         access_log=False,
+        timeout_keep_alive=KEEPALIVE_SECONDS,  # longer than clients pool idle connections
         timeout_graceful_shutdown=5,  # an open live board (SSE) never ends by itself
     )
 

@@ -17,7 +17,7 @@ from starlette.responses import Response
 from gateway.auth import caller_from_authorization, client_address
 from gateway.channels import api_key_from
 from gateway.throttle import Throttle
-from gateway.transport import HTTP1Transport
+from gateway.transport import REPLAYABLE, HTTP1Transport
 from shared.access import public
 from shared.auth import Caller, Role, sign_headers
 from shared.errors import PROBLEM_JSON, DomainError, NotFound
@@ -35,9 +35,17 @@ ANONYMOUS = Caller(sub="anonymous", role=Role.CITIZEN)
 # only stops a stalled service from drawing ever more connections.
 MAX_CONNECTIONS = 200
 MAX_KEEPALIVE = 64
-KEEPALIVE_EXPIRY = 4.0  # below uvicorn's 5 s, so the service seldom closes one under us
+# far below the services' keep-alive (shared/service.py KEEPALIVE_SECONDS), so a service
+# never closes a connection as the gateway sends a request on it
+KEEPALIVE_EXPIRY = 4.0
 TIMEOUT = httpx.Timeout(connect=2.0, read=30.0, write=10.0, pool=5.0)
 _EXTENSIONS = {"timeout": TIMEOUT.as_dict()}
+# The writes a service makes once per Idempotency-Key (the caller's key, per caller): with
+# the client's key, such a request lost with a connection the service closed before
+# answering is sent again (gateway/transport.py), where any other write fails with 502.
+KEYED_WRITES = frozenset({("intake", "POST", "/tickets")})
+_KEYED_EXTENSIONS = {**_EXTENSIONS, REPLAYABLE: True}
+RETRY_AFTER = 1  # seconds; a 502, 503 or 504 from the gateway says when to try again
 
 # Request headers a service may need; everything else (cookies, Authorization, any forged
 # x-hotline-* identity) stays at the gateway.
@@ -69,13 +77,26 @@ _QUERY_SAFE = "!$&'()*+,/:;=?@[]~%"
 
 
 class ServiceUnavailable(DomainError):
+    """The service could not be reached: nothing was sent to it."""
+
     status = 503
     title = "Service unavailable"
+    retry_after = RETRY_AFTER
+
+
+class BadGateway(DomainError):
+    """The service closed the connection without a whole answer: the request may or may
+    not have taken effect."""
+
+    status = 502
+    title = "Bad gateway"
+    retry_after = RETRY_AFTER
 
 
 class GatewayTimeout(DomainError):
     status = 504
     title = "Gateway timeout"
+    retry_after = RETRY_AFTER
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,10 +184,12 @@ async def proxy(request: Request) -> Response:
     path = "/" + request.path_params["path"]
 
     authorization: str | None = None
+    keyed = False
     headers: list[tuple[bytes, bytes]] = []
     for key, value in scope["headers"]:
         if key in _FORWARD:
             headers.append((key, value))
+            keyed = keyed or key == b"idempotency-key"
         elif key == b"authorization":
             authorization = value.decode("latin-1")
     upstreams: Upstreams = request.app.state.upstreams
@@ -188,7 +211,9 @@ async def proxy(request: Request) -> Response:
         upstream.base_url + _target(scope, service, path),
         headers=headers,
         content=body,
-        extensions=_EXTENSIONS,
+        extensions=_KEYED_EXTENSIONS
+        if keyed and (service, method, path) in KEYED_WRITES
+        else _EXTENSIONS,
     )
     # signed as sent: the service checks method, path, query and body against it
     signed = sign_headers(
@@ -198,15 +223,26 @@ async def proxy(request: Request) -> Response:
     try:
         answer = await upstream.transport.handle_async_request(outgoing)
         content = await answer.aread()
-    except (httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
         log.warning("service unreachable", extra={"service": service, "error": repr(exc)})
-        raise ServiceUnavailable(f"service {service} is unavailable", service=service) from exc
+        raise ServiceUnavailable(
+            f"service {service} is unavailable; the request was not sent to it", service=service
+        ) from exc
     except httpx.TimeoutException as exc:
         log.warning("service timed out", extra={"service": service, "error": repr(exc)})
-        raise GatewayTimeout(f"service {service} did not answer in time", service=service) from exc
+        raise GatewayTimeout(
+            f"service {service} did not answer in time; the request may or may not have "
+            "taken effect",
+            service=service,
+        ) from exc
     except httpx.TransportError as exc:
-        log.warning("service unreachable", extra={"service": service, "error": repr(exc)})
-        raise ServiceUnavailable(f"service {service} is unavailable", service=service) from exc
+        log.warning("service gave no answer", extra={"service": service, "error": repr(exc)})
+        raise BadGateway(
+            f"service {service} closed the connection without answering; the request may or "
+            "may not have taken effect: check before repeating it, or repeat it with the same "
+            "Idempotency-Key where the operation takes one",
+            service=service,
+        ) from exc
 
     if answer.headers.get("content-type", "").startswith(PROBLEM_JSON):
         content = _instance_at_gateway(content, request.url.path)

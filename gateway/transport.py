@@ -9,6 +9,7 @@ a known service, whole bodies (JSON), pooled keep-alive connections.
 from __future__ import annotations
 
 import asyncio
+import select
 import time
 from collections import deque
 from typing import Any
@@ -17,6 +18,9 @@ import httptools
 import httpx
 
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+# A request extension: ``True`` marks a request that may be sent twice although its method
+# is not idempotent, because the service makes it once per Idempotency-Key (gateway/proxy.py)
+REPLAYABLE = "hotline.replayable"
 _READ_CHUNK = 65536
 
 
@@ -66,19 +70,33 @@ class _ResponseReader:
 
 
 class _Connection:
-    __slots__ = ("reader", "writer", "idle_since")
+    __slots__ = ("reader", "writer", "idle_since", "fd")
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
         self.idle_since = 0.0
+        sock = writer.get_extra_info("socket")
+        self.fd: int = sock.fileno() if sock is not None else -1
 
     def usable(self, now: float, expiry: float) -> bool:
         return (
             now - self.idle_since < expiry
             and not self.writer.is_closing()
             and not self.reader.at_eof()
+            and not self.readable()
         )
+
+    def readable(self) -> bool:
+        """Something to read on an idle connection: the service has closed it (or sent what
+        no request asked for). The socket says so as soon as the service's FIN arrives; the
+        event loop only when it next polls, which on a busy process may be after this
+        connection has carried a request into the closed socket."""
+        if self.fd < 0:
+            return False
+        poller = select.poll()
+        poller.register(self.fd, select.POLLIN)
+        return bool(poller.poll(0))
 
     def close(self) -> None:
         self.writer.close()
@@ -91,9 +109,13 @@ class _NoResponse(Exception):
 class HTTP1Transport(httpx.AsyncBaseTransport):
     """Keep-alive connections to one ``host:port``, reused last-in first-out.
 
-    ``keepalive_expiry`` stays below uvicorn's 5 s keep-alive so that a connection is
-    seldom reused just as the service closes it; if that happens anyway, an idempotent
-    request is sent once more on a fresh connection.
+    ``keepalive_expiry`` stays far below the services' keep-alive (shared/service.py
+    KEEPALIVE_SECONDS), so a service does not close a connection the gateway is about to
+    reuse. If a reused connection closes without a byte of answer anyway, the request is
+    sent once more on a fresh connection when that is safe: an idempotent method, or a
+    request marked ``REPLAYABLE`` (the service makes it once per Idempotency-Key), as Go's
+    net/http does. Any other request fails with ``RemoteProtocolError``: it may or may not
+    have taken effect.
     """
 
     def __init__(
@@ -127,7 +149,7 @@ class HTTP1Transport(httpx.AsyncBaseTransport):
             try:
                 return await self._exchange(conn, request, payload, timeouts)
             except _NoResponse as exc:
-                if not (reused and request.method in _IDEMPOTENT):
+                if not (reused and replayable(request)):
                     raise httpx.RemoteProtocolError(
                         "the service closed the connection without answering", request=request
                     ) from exc
@@ -224,6 +246,11 @@ class HTTP1Transport(httpx.AsyncBaseTransport):
         self._closed = True
         while self._idle:
             self._idle.pop().close()
+
+
+def replayable(request: httpx.Request) -> bool:
+    """Safe to send twice: the service cannot make it twice."""
+    return request.method in _IDEMPOTENT or request.extensions.get(REPLAYABLE) is True
 
 
 def _serialize(request: httpx.Request, body: bytes) -> bytes:

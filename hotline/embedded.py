@@ -25,7 +25,7 @@ from gateway.users import demo_logins
 from shared.bus import LogBus
 from shared.clock import make_clock
 from shared.db import service_url
-from shared.service import ServiceSpec, create_service_app
+from shared.service import KEEPALIVE_SECONDS, ServiceSpec, create_service_app
 from shared.settings import SERVICES, Settings
 
 log = logging.getLogger("hotline.embedded")
@@ -156,6 +156,7 @@ async def serve(settings: Settings) -> None:
             lifespan="off",  # embedded_app has started everything already
             log_config=None,
             access_log=False,
+            timeout_keep_alive=KEEPALIVE_SECONDS,  # longer than clients pool idle connections
             timeout_graceful_shutdown=5,  # an open live board (SSE) never ends by itself
         )
         server = uvicorn.Server(config)

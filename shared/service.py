@@ -443,6 +443,16 @@ def create_service_app(
     return app
 
 
+# How long a server here (each service, the gateway) keeps an idle keep-alive connection,
+# instead of uvicorn's 5 s. A client that sends its next request on a pooled connection just
+# as the server closes it loses the request with the connection ("closed the connection
+# without answering"), so a server must keep idle connections longer than its clients pool
+# them: the gateway's pool 4 s (gateway/proxy.py KEEPALIVE_EXPIRY), httpx 5 s, aiohttp 15 s,
+# a load balancer in front of the gateway about 60 s. 5 s was no margin at all: the server's
+# count starts when it sends a response, the client's only when it has read it.
+KEEPALIVE_SECONDS = 75
+
+
 def run_service(spec: ServiceSpec) -> None:
     """``python -m services.<name>``: one service in its own process."""
     import uvicorn
@@ -461,4 +471,5 @@ def run_service(spec: ServiceSpec) -> None:
         http="httptools",
         log_config=None,
         access_log=False,
+        timeout_keep_alive=KEEPALIVE_SECONDS,
     )

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from gateway.app import create_gateway_app
 from gateway.users import hash_password
-from shared.errors import IllegalTransition, install_error_handlers
+from shared.errors import PROBLEM_JSON, IllegalTransition, install_error_handlers
 from shared.service import CallerDep
 from shared.settings import Settings
 
@@ -42,6 +42,16 @@ def user_entry(
         "unit_id": unit_id,
         "password_hash": hash_password(password, iterations=FAST_ITERATIONS),
     }
+
+
+def gateway_problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    """The gateway's answer when it got none from a service: a problem (RFC 9457) with
+    the status and a Retry-After; its body."""
+    assert response.status_code == status
+    assert response.headers["content-type"] == PROBLEM_JSON
+    assert response.headers["retry-after"] == "1"
+    problem: dict[str, Any] = response.json()
+    return problem
 
 
 @pytest.fixture(name="user_entry")

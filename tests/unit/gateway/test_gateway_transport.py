@@ -1,18 +1,28 @@
-"""The gateway's HTTP/1.1 transport to services, against a scripted server on loopback."""
+"""The gateway's HTTP/1.1 transport to services, against a scripted server on loopback
+and against a real uvicorn (the services' server)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
+import uvicorn
+import uvloop
 
 from gateway.app import create_gateway_app
-from gateway.transport import HTTP1Transport
+from gateway.proxy import KEEPALIVE_EXPIRY
+from gateway.transport import REPLAYABLE, HTTP1Transport
 from shared.auth import Role, verify_headers
+from shared.service import KEEPALIVE_SECONDS
 from shared.settings import Settings
+from tests.unit.gateway.conftest import PASSWORDS, gateway_problem
 
 OK = b'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{"ok":true}'
 CLOSE = "close without answering"
@@ -154,19 +164,32 @@ async def test_an_idle_connection_past_its_expiry_is_not_reused(
     assert server.connections == 2
 
 
-async def test_a_get_on_a_connection_closed_under_it_is_sent_again(
+@pytest.mark.parametrize(
+    ("method", "headers", "extensions"),
+    [
+        ("GET", {}, {}),
+        # a POST the service makes once per Idempotency-Key is as safe to repeat as a GET
+        ("POST", {"idempotency-key": "k-1"}, {REPLAYABLE: True}),
+    ],
+)
+async def test_a_request_safe_to_repeat_on_a_connection_closed_under_it_is_sent_again(
     scripted: Callable[..., Any],
+    method: str,
+    headers: dict[str, str],
+    extensions: dict[str, Any],
 ) -> None:
     server = await scripted([OK, CLOSE, OK])
     async with client_for(server, HTTP1Transport()) as client:
         await client.get("/x")
-        response = await client.get("/y")
+        response = await client.request(
+            method, "/y", content=b"{}", headers=headers, extensions=extensions
+        )
 
     assert response.json() == {"ok": True}
-    assert [(c, head.split(b" ")[1]) for c, head, _ in server.requests] == [
-        (1, b"/x"),
-        (1, b"/y"),
-        (2, b"/y"),
+    assert [(c, head.split(b" ")[:2]) for c, head, _ in server.requests] == [
+        (1, [b"GET", b"/x"]),
+        (1, [method.encode(), b"/y"]),
+        (2, [method.encode(), b"/y"]),
     ]
 
 
@@ -203,23 +226,29 @@ async def test_a_service_that_does_not_answer_is_a_read_timeout(
             await client.get("/x")
 
 
-async def test_the_gateway_signs_what_it_sends_over_the_wire(
-    scripted: Callable[..., Any], settings: Settings
-) -> None:
-    server = await scripted([OK])
-    wired = settings.model_copy(update={"intake_url": server.url})
-    app = create_gateway_app(wired)
+@asynccontextmanager
+async def gateway_before(
+    server: ScriptedServer, settings: Settings, username: str = "op1"
+) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, str]]]:
+    """The gateway with ``server`` as intake, and the authorization of ``username``
+    (an operator by default)."""
+    app = create_gateway_app(settings.model_copy(update={"intake_url": server.url}))
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://gateway"
         ) as client:
             login = await client.post(
-                "/api/v1/auth/login", json={"username": "unit1", "password": "unit1-secret"}
+                "/api/v1/auth/login", json={"username": username, "password": PASSWORDS[username]}
             )
-            token = login.json()["access_token"]
-            response = await client.get(
-                "/api/v1/intake/tickets?mine=1", headers={"authorization": f"Bearer {token}"}
-            )
+            yield client, {"authorization": f"Bearer {login.json()['access_token']}"}
+
+
+async def test_the_gateway_signs_what_it_sends_over_the_wire(
+    scripted: Callable[..., Any], settings: Settings
+) -> None:
+    server = await scripted([OK])
+    async with gateway_before(server, settings, "unit1") as (client, authorization):
+        response = await client.get("/api/v1/intake/tickets?mine=1", headers=authorization)
 
     assert response.json() == {"ok": True}
     ((_, head, _),) = server.requests
@@ -231,3 +260,164 @@ async def test_the_gateway_signs_what_it_sends_over_the_wire(
     )
     assert (caller.role, caller.unit_id) == (Role.UNIT, "120101-housing")
     assert "authorization" not in {name.lower() for name, _ in headers}
+
+
+def posts(server: ScriptedServer) -> list[tuple[int, bytes]]:
+    """(connection, request line) of each POST the service received."""
+    return [(c, head.split(b"\r\n")[0]) for c, head, _ in server.requests if b"POST" in head[:5]]
+
+
+async def test_a_registration_intake_lost_with_the_connection_is_sent_again_with_its_key(
+    scripted: Callable[..., Any], settings: Settings
+) -> None:
+    """Intake registers a ticket once per caller and Idempotency-Key, so the gateway may
+    send the registration again when intake closed the connection before answering: the
+    operator gets the answer, not an error about a ticket that may or may not exist."""
+    server = await scripted([OK, CLOSE, OK])
+    async with gateway_before(server, settings) as (client, authorization):
+        await client.get("/api/v1/intake/tickets", headers=authorization)
+        response = await client.post(
+            "/api/v1/intake/tickets",
+            content=b"{}",
+            headers={**authorization, "idempotency-key": "call-1"},
+        )
+
+    assert response.json() == {"ok": True}
+    assert posts(server) == [(1, b"POST /tickets HTTP/1.1"), (2, b"POST /tickets HTTP/1.1")]
+    assert all(b"\r\nidempotency-key: call-1\r\n" in head for _, head, _ in server.requests[1:])
+
+
+@pytest.mark.parametrize(
+    ("path", "key"),
+    [
+        ("/tickets", None),  # no key: a second send could register a second ticket
+        ("/tickets/T1/call-rating", "rating-1"),  # a route that makes no use of a key
+    ],
+)
+async def test_a_write_lost_with_the_connection_is_a_502_problem_not_a_dropped_connection(
+    scripted: Callable[..., Any], settings: Settings, path: str, key: str | None
+) -> None:
+    """A write the gateway may not repeat: the client gets an answer that says what
+    happened (it may or may not have taken effect) and when to try again."""
+    server = await scripted([OK, CLOSE])
+    async with gateway_before(server, settings) as (client, authorization):
+        await client.get("/api/v1/intake/tickets", headers=authorization)
+        headers = {**authorization, **({"idempotency-key": key} if key else {})}
+        response = await client.post(f"/api/v1/intake{path}", content=b"{}", headers=headers)
+
+    problem = gateway_problem(response, 502)
+    assert problem["service"] == "intake"
+    assert "may or may not have taken effect" in problem["detail"]
+    assert posts(server) == [(1, f"POST {path} HTTP/1.1".encode())]  # sent once
+
+
+class UvicornThread:
+    """A real uvicorn server as the services run it (httptools on uvloop, their keep-alive)
+    on a thread of its own, so that the test's event loop stays still while the server acts."""
+
+    def __init__(self, app: Any) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                http="httptools",
+                lifespan="off",
+                log_config=None,
+                access_log=False,
+                timeout_keep_alive=KEEPALIVE_SECONDS,
+            )
+        )
+        self.loop = uvloop.new_event_loop()
+        self.thread = threading.Thread(
+            target=lambda: self.loop.run_until_complete(self.server.serve(sockets=[self.sock]))
+        )
+
+    def __enter__(self) -> UvicornThread:
+        self.thread.start()
+        self._wait(lambda: self.server.started, "the server did not start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+        self.loop.close()
+
+    def close_idle_connections(self) -> None:
+        """What uvicorn does when an idle connection's keep-alive time is up, now; returns
+        once the server has closed the sockets (the client has the FIN), without giving the
+        caller's event loop a turn to notice."""
+        state = self.server.server_state
+        self.loop.call_soon_threadsafe(
+            lambda: [p.timeout_keep_alive_handler() for p in list(state.connections)]
+        )
+        self._wait(lambda: not state.connections, "the server kept its connections")
+
+    @staticmethod
+    def _wait(done: Callable[[], bool], failure: str) -> None:
+        deadline = time.monotonic() + 10
+        while not done():
+            assert time.monotonic() < deadline, failure
+            time.sleep(0.001)
+
+
+COUNTS: dict[str, int] = {}
+
+
+async def counting_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answers every request with the number of requests it has had on that path."""
+    while (await receive()).get("more_body"):
+        pass
+    seen = COUNTS[scope["path"]] = COUNTS.get(scope["path"], 0) + 1
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": str(seen).encode()})
+
+
+@pytest.fixture
+def uvicorn_service() -> Iterator[UvicornThread]:
+    COUNTS.clear()
+    with UvicornThread(counting_app) as server:
+        yield server
+
+
+async def test_a_connection_the_service_has_just_closed_is_not_reused(
+    uvicorn_service: UvicornThread,
+) -> None:
+    """The race behind "closed the connection without answering": the service's keep-alive
+    time runs out just as the gateway takes the idle connection for its next request. The
+    service's FIN has arrived but the gateway's busy event loop has not yet read it, so only
+    the socket knows; a POST sent into the closed connection would be lost with it."""
+    async with httpx.AsyncClient(base_url=uvicorn_service.url, transport=HTTP1Transport()) as c:
+        assert (await c.get("/x")).text == "1"
+        uvicorn_service.close_idle_connections()
+        response = await c.post("/tickets", content=b"{}")
+
+    assert (response.status_code, response.text) == (200, "1")  # sent once, answered
+
+
+HTTPX_POOL_SECONDS = httpx.Limits().keepalive_expiry or 5.0  # httpx's default pool: 5 s
+AIOHTTP_POOL_SECONDS = 15.0  # aiohttp's default keepalive_timeout
+
+
+def test_servers_keep_idle_connections_far_longer_than_their_clients_pool_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A server that closes an idle connection while a client may still take it from its
+    pool loses that client's next request. The servers' keep-alive leaves a minute of
+    margin (which no lag of a busy process eats) over the gateway's pool and over the
+    pools of common clients of the gateway."""
+    import gateway.__main__ as gateway_main
+    import shared.logging
+    from services.intake.app import SPEC
+    from shared.service import run_service
+
+    runs: list[dict[str, Any]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: runs.append(options))
+    monkeypatch.setattr(shared.logging, "configure_logging", lambda *args: None)
+    run_service(SPEC)
+    gateway_main.serve()
+    service, gateway = (options.get("timeout_keep_alive", 5) for options in runs)
+
+    assert service >= KEEPALIVE_EXPIRY + 60
+    assert gateway >= max(HTTPX_POOL_SECONDS, AIOHTTP_POOL_SECONDS) + 60
