@@ -39,7 +39,11 @@ ERROR_TEXT = {
     "404": "no such resource (or not the caller's)",
     "409": "the state or a rule does not allow it now (`rule` names the article)",
     "422": "a field is refused (`errors`: field and reason)",
-    "503": "a service behind the gateway is unavailable",
+    "502": "a service behind the gateway closed the connection without answering: the "
+    "request may or may not have taken effect (repeat it with the same Idempotency-Key "
+    "where the operation takes one, or check first); `Retry-After` says when",
+    "503": "a service behind the gateway is unavailable and nothing was done; `Retry-After` "
+    "says when to try again",
 }
 # where a route's function name alone does not say what it does
 OVERRIDES = {
@@ -186,7 +190,7 @@ def for_integrators(doc: dict[str, Any]) -> dict[str, Any]:
 
 def _document_errors(operation: dict[str, Any]) -> None:
     responses = operation.setdefault("responses", {})
-    wanted = ["401", "403", "404", "409", "422", "503"]
+    wanted = ["401", "403", "404", "409", "422", "502", "503"]
     if operation.get("security") == []:
         wanted.remove("401")
     for status in wanted:

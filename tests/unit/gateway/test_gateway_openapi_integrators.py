@@ -40,7 +40,7 @@ async def test_every_error_is_documented_as_problem_json(gateway: httpx.AsyncCli
         "detail",
     ]
     for path, method, op in operations(doc):
-        for status in ("403", "404", "409", "422"):
+        for status in ("403", "404", "409", "422", "502", "503"):
             content = op["responses"][status]["content"]
             assert content == {
                 "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
