@@ -199,6 +199,8 @@ class _Subscription:
     restarts: int = 0
     position: int = 0  # embedded log: last position handled (0 = nothing yet)
     behind: dict[Any, int] = field(default_factory=dict)  # Kafka: lag per partition
+    handled: dict[Any, int] = field(default_factory=dict)  # Kafka: next offset to handle
+    lag_read_at: float = float("-inf")  # Kafka: when ``behind`` was last read from the broker
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     progressed: asyncio.Event = field(default_factory=asyncio.Event)
     busy_since: float | None = None  # when the batch in hand was handed to the handler
@@ -659,6 +661,28 @@ def pace_metadata(client: Any, *, after_success: float = 0.1, after_failure: flo
     return True
 
 
+LAG_FRESH, LAG_TIMEOUT = 2.0, 1.0
+
+
+async def _behind(consumer: Any, handled: dict[Any, int]) -> dict[Any, int]:
+    """Per partition assigned to ``consumer``: events from the position handled here (or
+    committed, if further: another instance handled it meanwhile) to the partition's end."""
+    assigned = sorted(consumer.assignment())
+    if not assigned:
+        return {}
+    ends = await consumer.end_offsets(assigned)
+    committed = await asyncio.gather(*(consumer.committed(tp) for tp in assigned))
+    starts: dict[Any, int] | None = None
+    behind = {}
+    for tp, done in zip(assigned, committed, strict=True):
+        position = max(handled.get(tp, -1), -1 if done is None else done)
+        if position < 0:  # nothing handled nor committed: the group starts at the earliest
+            starts = starts or await consumer.beginning_offsets(assigned)
+            position = starts[tp]
+        behind[tp] = max(0, ends[tp] - position)
+    return behind
+
+
 class KafkaBus(_Groups):
     """Apache Kafka through aiokafka: idempotent producer with ``acks=all``; one consumer
     group per service; offsets are committed only after the handler has stored the batch's
@@ -724,9 +748,28 @@ class KafkaBus(_Groups):
             await _cancel([sub.task])
 
     def lag(self) -> dict[str, int]:
-        """Events each group's partitions held here have yet to pass, as of the last fetch
-        (the broker's high watermark minus the committed position)."""
+        """Events each group's partitions held here have yet to pass, as of the last
+        ``refresh_lag`` (or, without one, the last batch handled)."""
         return {group: sum(sub.behind.values()) for group, sub in self._subs.items()}
+
+    async def refresh_lag(self) -> None:
+        """Read each group's lag from the broker (``/metrics`` calls this before ``lag``):
+        the end of each partition held here minus the position handled (or committed, by
+        whichever instance). A lag taken only after a batch is handled stays at its last
+        value while the consumer retries a batch through a database outage, exactly while
+        events pile up. Reused for ``LAG_FRESH`` seconds so scrapes stay cheap; a broker
+        that does not answer within ``LAG_TIMEOUT`` leaves the last figure."""
+        now = time.monotonic()
+        for sub in self._subs.values():
+            consumer = sub.consumer
+            if consumer is None or now - sub.lag_read_at < LAG_FRESH:
+                continue
+            sub.lag_read_at = now
+            try:
+                async with asyncio.timeout(LAG_TIMEOUT):
+                    sub.behind = await _behind(consumer, sub.handled)
+            except Exception as exc:  # noqa: BLE001 - a metric: the last figure stays
+                log.debug("consumer lag not read", extra={"group": sub.group, "error": repr(exc)})
 
     async def _ensure_topics(self) -> None:
         from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -894,6 +937,7 @@ class KafkaBus(_Groups):
                             sub.behind[tp] = max(0, high - offset)
                         if tp in assigned:  # a partition lost meanwhile is not ours to commit
                             pending[TopicPartition(tp.topic, tp.partition)] = offset
+                            sub.handled[tp] = offset
         finally:
             try:  # what was handled is committed (else it is delivered again: harmless)
                 async with asyncio.timeout(5):

@@ -205,6 +205,9 @@ async def spine_samples(ctx: ServiceContext, consumes: bool) -> list[Sample]:
             )
             for name, what, n in (("batches", "batches", batches), ("events", "events", events))
         ]
+        refresh = getattr(ctx.bus, "refresh_lag", None)
+        if callable(refresh):  # Kafka: read from the broker, also while a batch is stuck
+            await refresh()
         lag = getattr(ctx.bus, "lag", None)
         behind = lag().get(ctx.name) if callable(lag) else None
         if behind is not None:
