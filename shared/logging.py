@@ -75,33 +75,42 @@ class QuietRepeats(logging.Filter):
 class Outage:
     """A loop that retries through an outage (database or broker unreachable) logs once when
     the outage starts and once when it ends, not per retry, and backs off between retries
-    (``delay``: 0.2 s doubling to ``max_delay``)."""
+    (``delay``: 0.2 s doubling to ``max_delay``). The end says how long it lasted and how
+    many tries failed meanwhile (``failures``)."""
 
     def __init__(self, logger: logging.Logger, what: str, max_delay: float = 10.0, **extra: Any):
         self.logger, self.what, self.max_delay, self.extra = logger, what, max_delay, extra
         self.since: float | None = None
         self.delay = 0.0
+        self.failures = 0
 
-    def failed(self) -> float:
-        """Call from the ``except`` block; returns how long to wait before the next try."""
+    def failed(self, error: str | None = None) -> float:
+        """Call from the ``except`` block (or with ``error``, what went wrong, where there is
+        no exception); returns how long to wait before the next try."""
+        self.failures += 1
         if self.since is None:
             self.since = time.monotonic()
             self.logger.warning(
                 f"{self.what} failed; retrying with back-off until it works",
-                exc_info=True,
-                extra=self.extra,
+                exc_info=error is None,
+                extra=self.extra if error is None else {**self.extra, "error": error},
             )
         self.delay = min(max(self.delay * 2, 0.2), self.max_delay)
         return self.delay
 
-    def ok(self) -> None:
-        """Call after a try that worked."""
+    def ok(self, **extra: Any) -> None:
+        """Call after a try that worked (``extra``: more to tell in the end's log line)."""
         if self.since is not None:
             self.logger.warning(
                 f"{self.what} works again",
-                extra={**self.extra, "outage_seconds": round(time.monotonic() - self.since, 1)},
+                extra={
+                    **self.extra,
+                    **extra,
+                    "outage_seconds": round(time.monotonic() - self.since, 1),
+                    "failed_tries": self.failures,
+                },
             )
-        self.since, self.delay = None, 0.0
+        self.since, self.delay, self.failures = None, 0.0, 0
 
 
 def configure_logging(process_name: str, level: str = "INFO", as_json: bool = True) -> None:

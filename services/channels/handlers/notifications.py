@@ -28,9 +28,11 @@ from services.channels.domain import (
     render,
 )
 from services.channels.handlers.outgoing import (
+    Reachability,
     attempt_outcome,
     claim_due,
     next_due,
+    reachability,
     run_sender,
     wake_of,
 )
@@ -293,19 +295,31 @@ async def _staff_named(uow: UnitOfWork, envelope: Envelope) -> None:
 # ---- the sender ------------------------------------------------------------------------
 
 
+def _providers(ctx: ServiceContext) -> Reachability:
+    return reachability(
+        ctx, SENDER, lambda: Reachability(log, "notification provider", "medium", "notifications")
+    )
+
+
 async def _send(ctx: ServiceContext, http: httpx.AsyncClient, row: Any) -> None:
     started = time.monotonic()
     provider = PROVIDERS[row.medium]
     status_code, error = await provider.send(ctx.settings, http, row)
-    log.info(
-        "notification attempt",
-        extra={
+    # a provider that cannot be reached logs when that starts and ends, not per message;
+    # the message's attempts are in its row (never its recipient or text in the log)
+    if not _providers(ctx).tried(row.medium, row.notification_id, status_code, error):
+        what = {
             "notification": row.notification_id,
             "medium": row.medium,
-            "ok": error is None,
+            "purpose": row.purpose,
             "ms": int((time.monotonic() - started) * 1000),
-        },
-    )
+        }
+        if error is None:
+            log.info("notification sent", extra=what)
+        else:
+            log.warning(
+                "notification refused by the provider", extra={**what, "status": status_code}
+            )
     outcome = attempt_outcome(
         ctx, row, status_code, error, done=("sent", "sent_at"), given_up=("failed", "failed_at")
     )

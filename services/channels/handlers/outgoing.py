@@ -1,6 +1,7 @@
 """The loop every outgoing sender shares (webhooks, notifications): send what is due, then
 sleep on the service clock until the next retry is due (tests move the clock) or until new
-work is queued; a database hiccup never ends it."""
+work is queued; a database hiccup never ends it. An outside system that cannot be reached
+is an outage, logged when it starts and when it ends (``Reachability``), not per try."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any
 from sqlalchemy import Column, Table, func, select, update
 
 from services.channels.domain import next_attempt
+from shared.logging import Outage
 from shared.service import ServiceContext
 
 log = logging.getLogger("hotline.channels.outgoing")
@@ -44,15 +46,18 @@ async def run_sender(
     """``send_due`` sends one batch and says whether there was any; ``next_due`` is the
     earliest time something waiting becomes due."""
     wake = wake_of(ctx, name)
+    outage = Outage(log, "sender", sender=name)
     while True:
         wake.event.clear()
         due: datetime | None = None
         try:
             if await send_due():
+                outage.ok()
                 continue
             due = await next_due()
+            outage.ok()
         except Exception:  # noqa: BLE001 - the loop outlives a database hiccup
-            log.exception("sender failed; trying again", extra={"sender": name})
+            outage.failed()  # logged once: retried at the idle poll until it works
         poll_until = ctx.clock.now() + IDLE_POLL
         until = min(due, poll_until) if due is not None else poll_until
         sleeping = asyncio.ensure_future(ctx.clock.sleep_until(until))
@@ -62,6 +67,57 @@ async def run_sender(
         finally:
             sleeping.cancel()
             woken.cancel()
+
+
+def unreachable(status_code: int | None, error: str | None) -> bool:
+    """A failed try the outside system is to blame for, not the message: no answer
+    (connection refused, timeout), a 5xx, or a 429 (too many requests)."""
+    return error is not None and (status_code is None or status_code >= 500 or status_code == 429)
+
+
+def reason(status_code: int | None, error: str | None) -> str:
+    """What went wrong, fit for a log line: the status, or the name of the exception;
+    never an answer's text or the request, which may hold a phone number or the content."""
+    if status_code is not None:
+        return f"HTTP {status_code}"
+    return (error or "").split(":", 1)[0][:100]
+
+
+class Reachability:
+    """Outages of the outside systems one sender talks to (an SMS provider, WeChat, a
+    subscriber's endpoint): each is logged once when it starts (a warning) and once when it
+    ends, with how long it lasted, how many tries failed and how many of the sender's rows
+    they concerned. Each row keeps its own attempts (the API shows them); the log does not."""
+
+    def __init__(self, logger: logging.Logger, what: str, label: str, rows: str) -> None:
+        self.logger, self.what, self.label, self.rows = logger, what, label, rows
+        self._down: dict[str, tuple[Outage, set[str]]] = {}
+
+    def tried(self, system: str, row: str, status_code: int | None, error: str | None) -> bool:
+        """Record one try of ``row`` at ``system``. True: it failed because the system
+        cannot be reached (nothing to log for the row itself); False: the system answered
+        (sent, or the row refused: the row's own outcome)."""
+        if unreachable(status_code, error):
+            if system not in self._down:
+                outage = Outage(self.logger, self.what)
+                outage.extra = {self.label: system}
+                self._down[system] = (outage, set())
+            outage, rows = self._down[system]
+            rows.add(row)
+            outage.failed(reason(status_code, error))
+            return True
+        down = self._down.pop(system, None)
+        if down is not None:
+            down[0].ok(**{self.rows: len(down[1])})
+        return False
+
+
+def reachability(ctx: ServiceContext, name: str, make: Callable[[], Reachability]) -> Reachability:
+    """The sender ``name``'s outside systems, one record per service (and test)."""
+    found = ctx.extras.get(f"reachability:{name}")
+    if found is None:
+        found = ctx.extras[f"reachability:{name}"] = make()
+    return found  # type: ignore[no-any-return]
 
 
 async def claim_due(ctx: ServiceContext, table: Table, key: Column[Any]) -> list[Any]:

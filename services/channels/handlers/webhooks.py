@@ -24,9 +24,11 @@ from services.channels.domain import (
     signature_header,
 )
 from services.channels.handlers.outgoing import (
+    Reachability,
     attempt_outcome,
     claim_due,
     next_due,
+    reachability,
     run_sender,
     wake_of,
 )
@@ -398,6 +400,11 @@ async def _send(ctx: ServiceContext, client: httpx.AsyncClient, row: Any) -> Non
             error = f"HTTP {status_code}"
     except httpx.HTTPError as exc:
         error = f"{type(exc).__name__}: {exc}"[:500]
+    # an endpoint that cannot be reached logs when that starts and ends (never its URL);
+    # each delivery's attempts are in delivery_attempts
+    reachability(
+        ctx, SENDER, lambda: Reachability(log, "webhook endpoint", "subscription", "deliveries")
+    ).tried(row.subscription_id, row.delivery_id, status_code, error)
     await _record(ctx, row, status_code, error, int((time.monotonic() - started) * 1000))
 
 

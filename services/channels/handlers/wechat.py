@@ -34,10 +34,12 @@ from services.channels.domain import (
 from services.channels.handlers.accounts import account_caller
 from services.channels.handlers.intake_client import intake
 from services.channels.handlers.notifications import set_opt_out, ticket_filed
+from services.channels.handlers.outgoing import Reachability, reachability
 from services.channels.models import accounts, channel_tickets, wechat_messages
 from shared.db import insert_ignoring_duplicates
 from shared.errors import Forbidden, InvalidInput, NotFound
 from shared.events import FollowUpReceived
+from shared.logging import Outage
 from shared.service import ServiceContext
 
 log = logging.getLogger("hotline.channels.wechat")
@@ -284,8 +286,11 @@ async def register_message(ctx: ServiceContext, row_id: int) -> str | None:
     try:
         answer = await intake(ctx).call(account_caller(account), "POST", "/tickets", json=body)
     except httpx.HTTPError as exc:
+        _intake(ctx).tried("intake", str(row_id), None, f"{type(exc).__name__}: {exc}")
         await _retry_later(ctx, row_id, repr(exc))
         return None
+    status = answer.status_code
+    _intake(ctx).tried("intake", str(row_id), status, None if status < 300 else f"HTTP {status}")
     if answer.status_code == 201:
         ticket_id: str = answer.json()["ticket_id"]
         async with ctx.db.unit_of_work() as uow:
@@ -317,6 +322,15 @@ async def register_message(ctx: ServiceContext, row_id: int) -> str | None:
             .values(status="failed", last_error=detail, next_attempt_at=None)
         )
     return None
+
+
+def _intake(ctx: ServiceContext) -> Reachability:
+    """Intake unreachable while messages wait to be filed: logged when that starts and ends."""
+
+    def make() -> Reachability:
+        return Reachability(log, "wechat ticket registration", "service", "messages")
+
+    return reachability(ctx, "wechat", make)
 
 
 async def _fetch_account(ctx: ServiceContext, account_id: str) -> Any:
@@ -351,38 +365,51 @@ async def _retry_later(ctx: ServiceContext, row_id: int, error: str) -> None:
 
 async def retry_pending(ctx: ServiceContext) -> None:
     """Background loop: messages whose registration did not finish in time are filed
-    later (the follower asks for the number with 查询)."""
+    later (the follower asks for the number with 查询). A database outage is waited out
+    with back-off, logged when it starts and when it ends."""
+    outage = Outage(log, "wechat registration retries")
     while True:
         now = ctx.clock.now()
-        async with ctx.db.unit_of_work() as uow:
-            due = (
-                await uow.conn.execute(
-                    select(wechat_messages.c.id, wechat_messages.c.next_attempt_at)
-                    .where(
-                        wechat_messages.c.status == "pending",
-                        wechat_messages.c.next_attempt_at <= now,
-                    )
-                    .limit(50)
-                )
-            ).all()
-            claimed = []
-            for row in due:  # claim: another instance skips what this one took
-                taken = await uow.conn.execute(
-                    update(wechat_messages)
-                    .where(
-                        and_(
-                            wechat_messages.c.id == row.id,
-                            wechat_messages.c.next_attempt_at == row.next_attempt_at,
-                        )
-                    )
-                    .values(next_attempt_at=now + LEASE)
-                )
-                if taken.rowcount:
-                    claimed.append(row.id)
+        try:
+            claimed = await _claim_pending(ctx, now)
+        except Exception:  # noqa: BLE001 - the loop outlives a database outage
+            await asyncio.sleep(outage.failed())
+            continue
+        outage.ok()
         for row_id in claimed:
             try:
                 await register_message(ctx, row_id)
             except Exception:  # noqa: BLE001 - one bad message must not stop the loop
-                log.exception("wechat registration retry failed")
+                log.exception("wechat registration retry failed", extra={"message": row_id})
         if not claimed:
             await ctx.clock.sleep_until(now + RETRY_POLL)
+
+
+async def _claim_pending(ctx: ServiceContext, now: Any) -> list[int]:
+    """The messages due for another try, leased (another instance skips them)."""
+    async with ctx.db.unit_of_work() as uow:
+        due = (
+            await uow.conn.execute(
+                select(wechat_messages.c.id, wechat_messages.c.next_attempt_at)
+                .where(
+                    wechat_messages.c.status == "pending",
+                    wechat_messages.c.next_attempt_at <= now,
+                )
+                .limit(50)
+            )
+        ).all()
+        claimed = []
+        for row in due:  # claim: another instance skips what this one took
+            taken = await uow.conn.execute(
+                update(wechat_messages)
+                .where(
+                    and_(
+                        wechat_messages.c.id == row.id,
+                        wechat_messages.c.next_attempt_at == row.next_attempt_at,
+                    )
+                )
+                .values(next_attempt_at=now + LEASE)
+            )
+            if taken.rowcount:
+                claimed.append(row.id)
+    return claimed

@@ -1,9 +1,13 @@
 """Notifications to citizens and units, sent to a local stand-in of the SMS gateway and of
 WeChat's template message API speaking their request formats: sent once each, retried
-while the provider is down, held through quiet hours unless urgent, opt-out honoured."""
+while the provider is down, held through quiet hours unless urgent, opt-out honoured. A
+provider that cannot be reached is an outage, logged once when it starts and once when it
+ends, not per failed send; a message the provider refuses (4xx) is logged for itself, never
+with its recipient or text."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -83,14 +87,14 @@ async def test_a_wechat_follower_gets_the_number_by_template_message_and_sms(
     assert receiver.taken(TEMPLATE)[1]["template_id"] == "TPL-accepted"
 
 
-async def test_a_provider_down_for_a_while_gets_every_message_once(
-    notified: Platform, receiver: Receiver
-) -> None:
+async def three_sent_through_six_503s(platform: Platform, receiver: Receiver, serial: int) -> None:
+    """Three messages to the unit while the provider answers 503 six times, then 200."""
     receiver.statuses = [503] * 6
-    await notified.publish(dispatched("TJ20260302000101"), dispatched("TJ20260302000102"))
-    await notified.publish(
+    first, second = (f"TJ20260302{n:06d}" for n in (serial, serial + 1))
+    await platform.publish(dispatched(first), dispatched(second))
+    await platform.publish(
         ClockWarning(
-            ticket_id="TJ20260302000101",
+            ticket_id=first,
             clock="acceptance",
             unit_id="city-water",
             deadline=at("2026-03-02 11:00"),
@@ -101,10 +105,16 @@ async def test_a_provider_down_for_a_while_gets_every_message_once(
     for _ in range(20):  # the provider comes back while the retries go on
         if len(receiver.taken(SMS)) == 3:
             break
-        await eventually(lambda: _settled(notified, receiver), "the attempts recorded")
-        notified.advance(minutes=1)
+        await eventually(lambda: _settled(platform, receiver), "the attempts recorded")
+        platform.advance(minutes=1)
     await eventually(lambda: len(receiver.taken(SMS)) == 3, "all three sent")
-    await eventually(lambda: _settled(notified, receiver), "the last attempts recorded")
+    await eventually(lambda: _settled(platform, receiver), "the last attempts recorded")
+
+
+async def test_a_provider_down_for_a_while_gets_every_message_once(
+    notified: Platform, receiver: Receiver
+) -> None:
+    await three_sent_through_six_503s(notified, receiver, 101)
     texts = sorted(body["content"] for body in receiver.taken(SMS))
     assert len(set(texts)) == 3  # each exactly once
     assert receiver.answered.count(503) == 6 and len(receiver.received) == 9
@@ -221,3 +231,64 @@ async def test_without_a_provider_messages_are_kept_as_skipped(platform: Platfor
     )
     [row] = r.json()["data"]
     assert row["last_error"] == "no SMS provider configured (HOTLINE_SMS_URL)"
+
+
+PHONE = "13820001111"  # the unit's contact (test_channel_notifications.notified)
+STARTED = "notification provider failed; retrying with back-off until it works"
+ENDED = "notification provider works again"
+
+
+def lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name.startswith("hotline.channels")]
+
+
+async def no_personal_data(platform: Platform, caplog: pytest.LogCaptureFixture) -> None:
+    """No recipient and no message text in any channels log line."""
+    rows = await platform.rows(notifications)
+    assert rows and all(r.recipient == PHONE for r in rows)
+    for record in lines(caplog):
+        text = f"{record.getMessage()} {record.__dict__}"
+        assert PHONE not in text and not any(r.text in text for r in rows), text
+
+
+async def test_a_provider_down_for_six_sends_logs_one_start_and_one_end(
+    notified: Platform, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="hotline.channels")
+    await three_sent_through_six_503s(notified, receiver, 501)
+    assert receiver.answered.count(503) == 6
+
+    messages = [r.getMessage() for r in lines(caplog)]
+    assert messages.count(STARTED) == 1 and messages.count(ENDED) == 1, messages
+    assert messages.index(STARTED) < messages.index(ENDED)
+    [started] = [r for r in lines(caplog) if r.getMessage() == STARTED]
+    assert started.levelno == logging.WARNING
+    assert started.medium == "sms" and started.error == "HTTP 503"  # type: ignore[attr-defined]
+    [ended] = [r for r in lines(caplog) if r.getMessage() == ENDED]
+    assert ended.medium == "sms"  # type: ignore[attr-defined]
+    assert ended.failed_tries == 6 and ended.notifications == 3  # type: ignore[attr-defined]
+    assert ended.outage_seconds >= 0  # type: ignore[attr-defined]
+    # nothing else about the failed sends in the log: they are in the rows
+    assert not [
+        r for r in lines(caplog) if r.levelno >= logging.WARNING and r not in (started, ended)
+    ]
+    rows = await notified.rows(notifications)
+    assert sum(r.attempts for r in rows) == 9  # every try is in its row
+    assert all(r.status == "sent" for r in rows)
+    await no_personal_data(notified, caplog)
+
+
+async def test_a_message_the_provider_refuses_is_logged_for_itself_not_as_an_outage(
+    notified: Platform, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="hotline.channels")
+    receiver.statuses = [400]
+    await notified.publish(dispatched("TJ20260302000601"))
+    await eventually(lambda: _settled(notified, receiver), "the attempt recorded")
+    [row] = await notified.rows(notifications)
+    assert row.attempts == 1 and row.last_status_code == 400
+    refused = [r for r in lines(caplog) if r.getMessage() == "notification refused by the provider"]
+    assert [(r.notification, r.status) for r in refused] == [(row.notification_id, 400)]  # type: ignore[attr-defined]
+    assert refused[0].levelno == logging.WARNING
+    assert not [r for r in lines(caplog) if r.getMessage() in (STARTED, ENDED)]
+    await no_personal_data(notified, caplog)

@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import logging
 from typing import Any
 
 import orjson
+import pytest
 
 from services.channels.models import deliveries
 from shared.events import TicketAccepted, TicketDispatched
@@ -50,8 +52,9 @@ async def delivery(platform: Platform) -> Any:
 
 
 async def test_a_receiver_failing_three_times_gets_the_fourth_try_signed(
-    platform: Platform, receiver: Receiver
+    platform: Platform, receiver: Receiver, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="hotline.channels")
     sub = await subscribe(platform, "admin", url=receiver.url, event_types=["ticket.*"])
     receiver.statuses = [500, 500, 500]
     await platform.publish(dispatched("TJ20260302000001", "city-water"))
@@ -80,6 +83,16 @@ async def test_a_receiver_failing_three_times_gets_the_fourth_try_signed(
         headers=await platform.as_user("admin"),
     )
     assert [a["status_code"] for a in log.json()["log"]] == [500, 500, 500, 200]
+    # the receiver's outage is logged when it starts and when it ends, not per try
+    lines = [r for r in caplog.records if r.name.startswith("hotline.channels")]
+    assert [r.getMessage() for r in lines if r.levelno >= logging.WARNING] == [
+        "webhook endpoint failed; retrying with back-off until it works",
+        "webhook endpoint works again",
+    ]
+    started, ended = (r.__dict__ for r in lines if r.levelno >= logging.WARNING)
+    assert started["subscription"] == sub["subscription_id"] and started["error"] == "HTTP 500"
+    assert ended["failed_tries"] == 3 and ended["deliveries"] == 1
+    assert not [r for r in lines if receiver.url in str(r.__dict__)]
 
 
 async def _attempts(platform: Platform, n: int) -> bool:
