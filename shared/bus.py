@@ -679,7 +679,8 @@ async def _behind(consumer: Any, handled: dict[Any, int]) -> dict[Any, int]:
         if position < 0:  # nothing handled nor committed: the group starts at the earliest
             starts = starts or await consumer.beginning_offsets(assigned)
             position = starts[tp]
-        behind[tp] = max(0, ends[tp] - position)
+        if tp in ends:
+            behind[tp] = max(0, ends[tp] - position)
     return behind
 
 
