@@ -20,6 +20,7 @@ Where ``/metrics`` answers (decided here, documented in README "Operations"):
 from __future__ import annotations
 
 import hmac
+import math
 import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from datetime import UTC, datetime
@@ -149,14 +150,13 @@ def bearer_matches(authorization: str | None, token: str) -> bool:
     return hmac.compare_digest(authorization.removeprefix("Bearer ").encode(), token.encode())
 
 
-async def spine_samples(ctx: ServiceContext, consumes: bool) -> list[Sample]:
-    """The outbox, the relay, the consumer group and its dead letters of one service."""
-    db = ctx.db
-    outbox, dead = db.outbox, db.dead_letters
-    # wall time, as outbox rows are stamped (a test or drill clock moved by days must not
-    # read as days of relay lag, nor a clock set in the past hide a stuck relay)
-    now = datetime.now(UTC)
-    async with db.engine.connect() as conn:
+NAN = float("nan")
+
+
+async def _spine_rows(ctx: ServiceContext, consumes: bool) -> tuple[Any, Any, Any, Any]:
+    """Unsent outbox rows and the oldest one's time; parked and unparseable dead letters."""
+    outbox, dead = ctx.db.outbox, ctx.db.dead_letters
+    async with ctx.db.engine.connect() as conn:
         backlog, oldest = (
             await conn.execute(
                 select(func.count(), func.min(outbox.c.created_at)).where(
@@ -175,6 +175,19 @@ async def spine_samples(ctx: ServiceContext, consumes: bool) -> list[Sample]:
             if consumes
             else (0, 0)
         )
+    return backlog, oldest, parked, unparseable
+
+
+async def spine_samples(ctx: ServiceContext, consumes: bool) -> list[Sample]:
+    """The outbox, the relay, the consumer group and its dead letters of one service."""
+    # wall time, as outbox rows are stamped (a test or drill clock moved by days must not
+    # read as days of relay lag, nor a clock set in the past hide a stuck relay)
+    now = datetime.now(UTC)
+    try:
+        backlog, oldest, parked, unparseable = await _spine_rows(ctx, consumes)
+    except Exception:  # noqa: BLE001 - the database is down: what the bus knows still shows
+        # (a consumer stuck in the outage and its growing lag above all); NaN: not known
+        backlog, oldest, parked, unparseable = NAN, None, NAN, NAN
     service = {"service": ctx.name}
     if oldest is not None and oldest.tzinfo is None:
         oldest = oldest.replace(tzinfo=UTC)
@@ -184,7 +197,13 @@ async def spine_samples(ctx: ServiceContext, consumes: bool) -> list[Sample]:
             "hotline_relay_lag_seconds",
             "age of the oldest unsent outbox row (0: none waiting)",
             service,
-            max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0,
+            (
+                NAN
+                if math.isnan(backlog)
+                else max(0.0, (now - oldest).total_seconds())
+                if oldest is not None
+                else 0.0
+            ),
         ),
     ]
     samples += [

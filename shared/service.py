@@ -400,7 +400,10 @@ def create_service_app(
         if ctx is not None:
             samples = await spine_samples(ctx, consumes=bool(spec.handlers))
             for collect in spec.metrics:
-                samples.extend(await collect(ctx))
+                try:
+                    samples.extend(await collect(ctx))
+                except Exception:  # noqa: BLE001 - its database is down: the rest still shows
+                    log.debug("service metrics not read", exc_info=True)
         body, content_type = metrics.exposition(samples)
         return Response(body, media_type=content_type)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
 import uuid
 from collections.abc import Awaitable, Callable
@@ -114,6 +115,45 @@ async def test_a_consumer_that_is_not_running_shows_in_readyz_and_its_lag_counts
         assert value(text, 'hotline_consumer_running{group="sla"}') == 1
         up = await ready(harness)
         assert (up.status_code, up.json()["consumer"]) == (200, "running")
+
+
+class DatabaseDown:
+    """The service's engine while PostgreSQL cannot be reached."""
+
+    def __init__(self, engine: Any) -> None:
+        self._engine = engine
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+    def connect(self) -> Any:
+        raise ConnectionRefusedError("the database is down")
+
+    def begin(self) -> Any:
+        raise ConnectionRefusedError("the database is down")
+
+
+async def test_metrics_answer_through_a_database_outage_with_the_stuck_consumers_lag(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with harness.running() as ctx:
+        log = harness.bus.log
+        assert value(await scrape(harness), 'hotline_consumer_lag_events{group="sla"}') == 0
+        monkeypatch.setattr(ctx.db, "engine", DatabaseDown(ctx.db.engine))
+        await log.publish([registered("TJ1"), dispatched("TJ1")])
+        await until(lambda: log.consumer_states()["sla"] == "retrying", "the consumer stuck")
+        text = await scrape(harness)  # answers (200), with what the bus knows
+        assert value(text, 'hotline_consumer_lag_events{group="sla"}') == 2
+        assert value(text, 'hotline_consumer_running{group="sla"}') == 1
+        assert math.isnan(value(text, 'hotline_outbox_backlog{service="sla"}'))  # not known
+        assert math.isnan(value(text, 'hotline_dead_letters{service="sla"}'))
+
+        monkeypatch.undo()  # the database is back
+        await log.settle(ctx.relay, timeout=20)
+        text = await scrape(harness)
+        assert value(text, 'hotline_consumer_lag_events{group="sla"}') == 0
+        assert value(text, 'hotline_outbox_backlog{service="sla"}') == 0
+        assert value(text, 'hotline_dead_letters{service="sla"}') == 0
 
 
 async def test_a_parked_event_raises_the_dead_letter_gauge_and_logs_an_error(
