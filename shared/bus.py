@@ -218,20 +218,22 @@ async def _deliver(
     batch: Sequence[Envelope],
     bad: Sequence[Unparseable] = (),
     *,
-    abandon: Callable[[], bool] = lambda: False,
+    abandon: asyncio.Event | None = None,
     max_delay: float = 10.0,
 ) -> bool:
     """Hand ``batch`` to the group's handler, and the messages of its round that are not
     envelopes (``bad``) to the group's ``unparseable`` callback, until both take them (each
     is idempotent: a round handed over again changes nothing). A failure here is an
     outage: retried with back-off, logged when it starts and when it ends, not per retry.
-    Returns False if ``abandon()`` turned true meanwhile (the partitions were revoked)."""
+    Returns False once ``abandon`` is set while the round is failing (the partitions are
+    being revoked): at once, not at the end of the back-off, so a rebalance never waits
+    out an outage's retries."""
     if bad and sub.unparseable is None:
         _pass_over(sub, bad)
         bad = ()
     sub.busy_since = time.monotonic()
     try:
-        taken = await _deliver_until_taken(sub, batch, bad, abandon, max_delay)
+        taken = await _deliver_until_taken(sub, batch, bad, abandon or asyncio.Event(), max_delay)
     finally:
         sub.busy_since = None
     if taken and batch:
@@ -263,7 +265,7 @@ async def _deliver_until_taken(
     sub: _Subscription,
     batch: Sequence[Envelope],
     bad: Sequence[Unparseable],
-    abandon: Callable[[], bool],
+    abandon: asyncio.Event,
     max_delay: float,
 ) -> bool:
     delay = 0.1
@@ -282,11 +284,10 @@ async def _deliver_until_taken(
                     exc_info=True,
                     extra={"group": sub.group, "events": len(batch), "error": repr(exc)[:300]},
                 )
-            if abandon():
+            # jitter: two instances whose batches collided must not collide again
+            if abandon.is_set() or await wait_set(abandon, delay * random.uniform(0.5, 1.5)):
                 sub.state = RUNNING
                 return False
-            # jitter: two instances whose batches collided must not collide again
-            await asyncio.sleep(delay * random.uniform(0.5, 1.5))
             delay = min(delay * 2, max_delay)
             continue
         if failing_since is not None:
@@ -602,6 +603,41 @@ class LogBus(_Groups):
 IDLE_FETCH_WAIT_MS = 500  # an idle consumer's long poll (aiokafka's default)
 
 
+@dataclass(frozen=True)
+class GroupTiming:
+    """How soon a Kafka consumer group notices a change of its members, which stops every
+    member's consuming until the group is stable again (README, "Consumer groups").
+
+    - ``heartbeat_ms``: a member hears of a rebalance (another joined or left) at its next
+      heartbeat, or sooner at its next commit; until then it goes on consuming.
+    - ``session_timeout_ms``: a member the broker has not heard from this long is taken to
+      be dead (a SIGKILL, a lost host) and its partitions go to the others; until then they
+      wait. A process whose event loop is blocked this long is dropped too, so this is the
+      longest pause a member may take (the broker's ``group.min.session.timeout.ms``,
+      6 s by default, is the shortest it accepts).
+    - ``rebalance_timeout_ms``: how long the broker waits for every member to rejoin. A
+      member still handling its batch in hand (``on_partitions_revoked`` waits for it)
+      holds up the whole group up to this long; then it is dropped from the round, and its
+      batch, whose offsets it can no longer commit, goes to the partitions' new owner."""
+
+    session_timeout_ms: int = 6000
+    heartbeat_ms: int = 1000
+    rebalance_timeout_ms: int = 10_000
+
+    def __post_init__(self) -> None:
+        if not 0 < self.heartbeat_ms * 3 <= self.session_timeout_ms:
+            raise ValueError(
+                "HOTLINE_KAFKA_HEARTBEAT_MS must be at most a third of"
+                " HOTLINE_KAFKA_SESSION_TIMEOUT_MS (a member must miss several heartbeats"
+                " before it is taken for dead)"
+            )
+        if self.rebalance_timeout_ms < self.session_timeout_ms:
+            raise ValueError(
+                "HOTLINE_KAFKA_REBALANCE_TIMEOUT_MS must be at least"
+                " HOTLINE_KAFKA_SESSION_TIMEOUT_MS"
+            )
+
+
 class _Pace:
     """How long a consumer's fetches wait at the broker. Idle: a long poll answered at the
     first byte (an event after a quiet spell goes at once; an idle group costs two fetches
@@ -711,8 +747,10 @@ class KafkaBus(_Groups):
         fetch_wait_ms: int = 20,
         fetch_min_bytes: int = 64 * 1024,
         commit_seconds: float = 1.0,
+        timing: GroupTiming = GroupTiming(),
     ) -> None:
         self.bootstrap = bootstrap
+        self.timing = timing
         self.prefix = prefix
         self.partitions = partitions
         self.batch_size = batch_size
@@ -834,6 +872,9 @@ class KafkaBus(_Groups):
             isolation_level="read_committed",
             retry_backoff_ms=500,
             max_poll_interval_ms=120_000,
+            session_timeout_ms=self.timing.session_timeout_ms,
+            heartbeat_interval_ms=self.timing.heartbeat_ms,
+            rebalance_timeout_ms=self.timing.rebalance_timeout_ms,
             fetch_max_wait_ms=IDLE_FETCH_WAIT_MS,
             fetch_min_bytes=1,
         )
@@ -919,9 +960,7 @@ class KafkaBus(_Groups):
                 last_records, idle_reported = time.monotonic(), False
                 async with in_hand:
                     batch, bad = self._decode(batches, sub)
-                    done = not (batch or bad) or await _deliver(
-                        sub, batch, bad, abandon=revoking.is_set
-                    )
+                    done = not (batch or bad) or await _deliver(sub, batch, bad, abandon=revoking)
                     if not done:
                         log.info(
                             "batch given up on a rebalance; the new owner receives it again",
@@ -1031,6 +1070,7 @@ def make_bus(
     fetch_wait_ms: int = 20,
     fetch_min_bytes: int = 64 * 1024,
     commit_seconds: float = 1.0,
+    timing: GroupTiming = GroupTiming(),
 ) -> LogBus | KafkaBus:
     """``memory://`` an embedded log in memory · ``log:///path/bus.db`` an embedded log in a
     file · ``kafka://host:port[,host:port]`` Apache Kafka."""
@@ -1047,5 +1087,6 @@ def make_bus(
             fetch_wait_ms=fetch_wait_ms,
             fetch_min_bytes=fetch_min_bytes,
             commit_seconds=commit_seconds,
+            timing=timing,
         )
     raise ValueError(f"unknown bus url {url!r} (use memory://, log:///path or kafka://host:port)")

@@ -321,6 +321,7 @@ def create_service_app(
         fetch_wait_ms=settings.kafka_fetch_wait_ms,
         fetch_min_bytes=settings.kafka_fetch_min_bytes,
         commit_seconds=settings.kafka_commit_seconds,
+        timing=settings.kafka_group_timing,
     )
     the_clock: Clock = clock or make_clock(settings.clock, settings.clock_offset_seconds)
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.sealing import DEV_INDEX_KEY, KeyRing, key_ring_problems, parse_key_ring
+
+if TYPE_CHECKING:
+    from shared.bus import GroupTiming
 
 SERVICES = ("intake", "dispatch", "sla", "knowledge", "evaluation", "channels")
 DEFAULT_PORTS = {
@@ -93,6 +96,13 @@ class Settings(BaseSettings):
     kafka_fetch_wait_ms: int = 20
     kafka_fetch_min_bytes: int = 64 * 1024
     kafka_commit_seconds: float = 1.0
+    # Kafka consumer groups: how soon a change of members is noticed (shared.bus.GroupTiming):
+    # a member that stopped is taken for dead after the session timeout, the others hear
+    # of a rebalance at their next heartbeat, and a rebalance waits for a member's batch in
+    # hand at most the rebalance timeout
+    kafka_session_timeout_ms: int = 6000
+    kafka_heartbeat_ms: int = 1000
+    kafka_rebalance_timeout_ms: int = 10_000
     # embedded mode's durable log; empty → beside the SQLite files (var/hotline-bus.db)
     bus_log_path: str = ""
     relay_poll_seconds: float = 0.5
@@ -235,6 +245,16 @@ class Settings(BaseSettings):
 
     def port_for(self, process: str) -> int:
         return self.port or DEFAULT_PORTS[process]
+
+    @property
+    def kafka_group_timing(self) -> GroupTiming:
+        from shared.bus import GroupTiming
+
+        return GroupTiming(
+            session_timeout_ms=self.kafka_session_timeout_ms,
+            heartbeat_ms=self.kafka_heartbeat_ms,
+            rebalance_timeout_ms=self.kafka_rebalance_timeout_ms,
+        )
 
     @property
     def is_postgres(self) -> bool:

@@ -114,6 +114,17 @@ class System:
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
 
+    def terminate(self, process: str) -> subprocess.Popen[bytes]:
+        """SIGTERM, without waiting: a clean stop (the process finishes what it has in
+        hand, commits, leaves its consumer groups and exits)."""
+        proc = self.procs.pop(process)
+        proc.terminate()
+        return proc
+
+    def stop(self, process: str) -> None:
+        """SIGTERM, and wait until the process has exited."""
+        self.terminate(process).wait(15)
+
     def stop_all(self) -> None:
         for proc in self.procs.values():
             proc.terminate()

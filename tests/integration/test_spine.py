@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import re
+import subprocess
 import time
 import uuid
 from collections import Counter
@@ -17,6 +19,8 @@ import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.protocol.admin import DescribeGroupsRequest, DescribeGroupsRequest_v2
 
 from shared.auth import Caller, Role, SignedAs
 from shared.bus import TRACE_HEADER
@@ -244,9 +248,7 @@ async def test_events_delivered_again_change_nothing_in_any_schema(system: Syste
     # the commit of the effects and the commit of the offsets leaves them; then started
     # again. One service, the one with the most handlers (a start costs seconds on 2 cores):
     # the inbox is the same code in every service, and (1) reached every group.
-    proc = system.procs.pop(REWOUND)
-    proc.terminate()  # a clean leave: the group is empty at once, so it can be rewound
-    proc.wait(15)
+    system.stop(REWOUND)  # a clean leave: the group is empty at once, so it can be rewound
     await rewind(system, REWOUND)
     system.start(REWOUND)
     await system.wait_ready(REWOUND)
@@ -316,26 +318,152 @@ async def test_a_tickets_trace_id_crosses_kafka_in_headers_through_every_service
     assert wrong == [], wrong
 
 
-async def test_instances_joining_mid_load_never_stall_and_the_first_ones_keep_consuming(
-    system: System,
-) -> None:
-    first = await register_many(system, 60)
-    system.start("dispatch", name="dispatch-2")
-    system.start("sla", name="sla-2")
-    during = await register_many(system, 120)  # while the newcomers join the groups
-    await system.wait_ready("dispatch-2")
-    await system.wait_ready("sla-2")
-    await drained(system, first + during, within=45)
+class Trickle:
+    """A steady trickle of tickets straight to intake (``rate`` a second), and when each one
+    reached the dispatch group (its assignment) and the sla group (its dispatch clock, set
+    from ``ticket.registered`` too), polled every 0.1 s: how long each group kept a waiting
+    event unhandled."""
 
-    # the newcomers crash; the first instances take their partitions back
-    system.kill("dispatch-2")
-    system.kill("sla-2")
-    after = await register_many(system, 40)
-    await drained(system, first + during + after, within=60)
+    GROUPS = {
+        "dispatch": "SELECT ticket_id FROM dispatch.assignments WHERE ticket_id = ANY($1)",
+        "sla": "SELECT ticket_id FROM sla.clocks WHERE kind = 'dispatch' AND ticket_id = ANY($1)",
+    }
+
+    def __init__(self, system: System, rate: float = 8.0) -> None:
+        self.system, self.rate = system, rate
+        self.registered: dict[str, float] = {}
+        self.handled: dict[str, dict[str, float]] = {group: {} for group in self.GROUPS}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def __aenter__(self) -> Trickle:
+        self._tasks = [asyncio.create_task(self._register()), asyncio.create_task(self._watch())]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _register(self) -> None:
+        port = self.system.ports["intake"]
+        auth = SignedAs(Settings().service_secret, OPERATOR)
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", timeout=10, auth=auth
+        ) as client:
+            while True:
+                pace = asyncio.create_task(asyncio.sleep(1 / self.rate))
+                r = await client.post("/tickets", json=ticket())
+                assert r.status_code == 201, r.text
+                self.registered[r.json()["ticket_id"]] = time.monotonic()
+                await pace
+
+    async def _watch(self) -> None:
+        conn = await asyncpg.connect(self.system.db_url.replace("postgresql+asyncpg", "postgresql"))
+        try:
+            while True:
+                await asyncio.sleep(0.1)
+                for group, query in self.GROUPS.items():
+                    handled = self.handled[group]
+                    waiting = [t for t in self.registered if t not in handled]
+                    now = time.monotonic()
+                    for row in await conn.fetch(query, waiting):
+                        handled[row[0]] = now
+        finally:
+            await conn.close()
+
+    async def caught_up(self, within: float = 60) -> None:
+        """Until both groups have handled every ticket registered so far (bounded)."""
+        so_far = list(self.registered)
+
+        async def through() -> bool:
+            return all(t in done for done in self.handled.values() for t in so_far)
+
+        await eventually(through, "the trickle's tickets through dispatch and sla", within)
+
+    def stalls(self, since: float, until: float) -> dict[str, float]:
+        """The longest a ticket registered in [since, until) waited for each group."""
+        now = time.monotonic()
+        mine = {t: at for t, at in self.registered.items() if since <= at < until}
+        assert mine, "no ticket registered meanwhile"
+        return {
+            "tickets": len(mine),
+            **{
+                group: round(max(handled.get(t, now) - at for t, at in mine.items()), 2)
+                for group, handled in self.handled.items()
+            },
+        }
+
+
+class _DescribeGroupsV2(DescribeGroupsRequest):
+    """DescribeGroups v2: aiokafka 0.14 reads the broker's v3 answer with the v2 layout
+    (``AIOKafkaAdminClient.describe_consumer_groups`` fails on Kafka 4)."""
+
+    def prepare(self, versions: Any) -> Any:
+        return DescribeGroupsRequest_v2(self._groups)
+
+
+async def groups_settled(system: System, members: int, *groups: str) -> None:
+    """Until each consumer group is stable with ``members`` members (a rebalance is over)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=system.infra["kafka"])
+    await admin.start()
+    names = [f"{system.prefix}{g}" for g in groups]
+    try:
+        node = await admin.find_coordinator(names[0])  # one broker: the same for all
+
+        async def stable() -> list[tuple[str, str, int]]:
+            response = await admin._client.send(node, _DescribeGroupsV2(names))
+            found = [(g[1], g[2], len(g[5])) for g in response.groups]
+            done = all(state == "Stable" and n == members for _, state, n in found)
+            return found if done else []
+
+        await eventually(stable, f"{groups} stable with {members} members", 120)
+    finally:
+        await admin.close()
+
+
+# The longest a group may keep a waiting event unhandled through a change of its members
+# (README, "Consumer groups"). A join costs one rebalance round, a clean leave the others'
+# next heartbeat (HOTLINE_KAFKA_HEARTBEAT_MS, 1 s) and a round; a SIGKILL the session
+# timeout (HOTLINE_KAFKA_SESSION_TIMEOUT_MS, 6 s) and a round. Measured at load 22 on the
+# 2-core machine: 2.0, 1.1 and 6.0 s at most; with aiokafka's defaults (10 s, 3 s) a kill
+# stalled 10.5-11.9 s and a leave 2-2.5 s.
+STALL_BOUNDS = {"join": 4.0, "leave": 3.0, "kill": 10.0}
+
+
+async def test_a_group_change_mid_load_stalls_each_group_only_seconds(system: System) -> None:
+    """Second dispatch and sla instances join the groups under a steady trickle of tickets,
+    the first ones stop cleanly (SIGTERM) and start again, then the second ones are
+    SIGKILLed: the first instances take their partitions back. Through each change no
+    ticket waits for dispatch, or for sla once dispatched, longer than the change's bound;
+    and every ticket's effects are there exactly once."""
+    stopping: list[subprocess.Popen[bytes]] = []  # they exit while the trickle goes on
+    changes = [
+        ("join", 2, lambda: [system.start(p, name=f"{p}-2") for p in ("dispatch", "sla")]),
+        ("leave", 1, lambda: stopping.extend(system.terminate(p) for p in ("dispatch", "sla"))),
+        ("join", 2, lambda: [system.start(p) for p in ("dispatch", "sla")]),
+        ("kill", 1, lambda: [system.kill(f"{p}-2") for p in ("dispatch", "sla")]),
+    ]
+    measured = []
+    async with Trickle(system) as trickle:
+        await trickle.caught_up()
+        for kind, members, change in changes:
+            since = time.monotonic()
+            change()
+            await groups_settled(system, members, "dispatch", "sla")
+            await trickle.caught_up()
+            measured.append((kind, trickle.stalls(since, time.monotonic())))
+            for proc in stopping:
+                await asyncio.to_thread(proc.wait, 30)
+            stopping.clear()
+    print("group change stalls (s):", json.dumps(measured))
+    over = [(kind, s) for kind, s in measured if max(s["dispatch"], s["sla"]) > STALL_BOUNDS[kind]]
+    assert not over, f"stalled longer than {STALL_BOUNDS}: {over}\n{system.logs()}"
+
+    await drained(system, list(trickle.registered), within=60)
     for process in ("dispatch", "sla"):
+        await system.wait_ready(process)
         async with httpx.AsyncClient() as client:
             ready = await client.get(f"http://127.0.0.1:{system.ports[process]}/readyz")
-        assert ready.status_code == 200, ready.text
         assert ready.json()["consumer"] == "running"
 
 

@@ -286,3 +286,39 @@ async def test_a_group_with_nowhere_to_park_logs_a_message_that_is_not_an_event_
     assert line.getMessage() == "message on the bus is not an event; passed over"
     assert (line.topic, line.offset, line.bytes) == (TOPIC_TICKETS, 2, len(GARBAGE[1]))  # type: ignore[attr-defined]
     assert "13920001234" not in str(line.__dict__)
+
+
+async def test_a_rebalance_never_waits_out_a_failing_batchs_back_off() -> None:
+    """A Kafka consumer whose batch fails (an outage) sleeps between tries, up to 10 s; its
+    partitions being revoked meanwhile ends the wait at once (the rebalance holds up every
+    member of the group until this one lets go)."""
+    from shared.bus import _deliver, _Subscription
+
+    tries = 0
+
+    async def down(batch: Sequence[Envelope]) -> None:
+        nonlocal tries
+        tries += 1
+        raise ConnectionError("database unreachable")
+
+    sub = _Subscription("dispatch", frozenset({TOPIC_TICKETS}), down)
+    revoking = asyncio.Event()
+    delivering = asyncio.create_task(_deliver(sub, [event(1)], abandon=revoking, max_delay=60.0))
+    while tries < 5:  # the back-off has grown to a second or more
+        await asyncio.sleep(0.01)
+    revoking.set()
+    async with asyncio.timeout(0.5):
+        assert await delivering is False
+    assert tries == 5 and sub.state == "running"
+
+
+def test_a_group_member_is_taken_for_dead_only_after_several_missed_heartbeats() -> None:
+    from shared.bus import GroupTiming
+    from shared.settings import Settings
+
+    timing = Settings().kafka_group_timing
+    assert timing == GroupTiming(session_timeout_ms=6000, heartbeat_ms=1000)
+    with pytest.raises(ValueError, match="HOTLINE_KAFKA_HEARTBEAT_MS"):
+        GroupTiming(session_timeout_ms=6000, heartbeat_ms=3000)
+    with pytest.raises(ValueError, match="HOTLINE_KAFKA_REBALANCE_TIMEOUT_MS"):
+        GroupTiming(session_timeout_ms=30_000, heartbeat_ms=3000, rebalance_timeout_ms=10_000)
