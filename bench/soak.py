@@ -228,12 +228,17 @@ async def main() -> None:  # noqa: PLR0915 - one linear script
         ) as http:
             await asyncio.gather(*(client(http) for _ in range(CONCURRENCY)))
         load_seconds = time.monotonic() - start
-        # every schema holds every accepted ticket's effects (or ten minutes passed)
+        # every schema holds every accepted ticket's effects (or ten minutes passed); on a
+        # connection of its own, the sampler's is in use meanwhile
         drain_deadline = time.monotonic() + 600
-        while time.monotonic() < drain_deadline:
-            if through >= accepted and complete(await counts(pg, accepted)):
-                break
-            await asyncio.sleep(5.0)
+        checker = await asyncpg.connect(dsn, server_settings={"application_name": "soak"})
+        try:
+            while time.monotonic() < drain_deadline:
+                if through >= accepted and complete(await counts(checker, accepted)):
+                    break
+                await asyncio.sleep(5.0)
+        finally:
+            await checker.close()
         drain_seconds = time.monotonic() - start - load_seconds
         # one more retention period, so the last sample shows the outboxes emptied
         await asyncio.sleep(RETENTION + SAMPLE_SECONDS)
