@@ -13,7 +13,8 @@ schema.
 
 Knobs: BENCH_TICKETS (2000), BENCH_CONCURRENCY (32), BENCH_WARMUP (64),
 BENCH_DRAIN_SECONDS (180), BENCH_KEEP_DB=1 keeps the database for inspection,
-BENCH_INTAKE_BATCH (64: intake's group commit size; 0 writes registrations one by one).
+BENCH_INTAKE_BATCH (64: intake's group commit size; 0 writes registrations one by one),
+BENCH_SETTINGS ("HOTLINE_RELAY_GATHER_MS=20 HOTLINE_KAFKA_FETCH_WAIT_MS=50": any settings).
 The machine is shared: other engineers' tests may run at the same time."""
 
 from __future__ import annotations
@@ -64,6 +65,10 @@ EXTRA_ENV = {
     "HOTLINE_DB_POOL_SIZE": os.environ.get("BENCH_POOL_SIZE", "10"),
     "HOTLINE_INTAKE_BATCH_SIZE": os.environ.get("BENCH_INTAKE_BATCH", "64"),
 }
+# BENCH_SETTINGS="HOTLINE_X=1 HOTLINE_Y=2": any further settings for every process
+EXTRA_ENV.update(
+    pair.split("=", 1) for pair in os.environ.get("BENCH_SETTINGS", "").split() if "=" in pair
+)
 # Soak: BENCH_RETENTION_SECONDS sets the outbox retention (moved to the event history,
 # checked every few seconds) and the sizes of each outbox are sampled during the run.
 RETENTION = os.environ.get("BENCH_RETENTION_SECONDS")
