@@ -13,6 +13,8 @@ import orjson
 from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Match, Route
+from starlette.types import Scope
 
 from gateway.auth import caller_from_authorization, client_address
 from gateway.channels import api_key_from
@@ -283,6 +285,22 @@ async def throttle_abuse(
         await throttle.hit(throttle.registration, caller.sub)
 
 
+class ServiceRoute(Route):
+    """The proxy's route for the services' own paths only (``/api/v1/intake/...``): no
+    route of the gateway lies under them, so it is tried first, before the dozens of
+    gateway and console routes every proxied request would otherwise be matched against."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        if match is not Match.NONE and child["path_params"]["service"] not in SERVICES:
+            return Match.NONE, {}
+        return match, child
+
+
 def install_proxy(app: FastAPI) -> None:
-    """Register last: the more specific gateway routes (auth, docs) must match first."""
+    """The services' paths first; any other ``/api/v1/<name>/...`` last, after the gateway's
+    own routes (auth, admin, tickets), where it answers that there is no such service."""
+    app.router.routes.insert(
+        0, ServiceRoute(PROXY_PATH, proxy, methods=PROXY_METHODS, include_in_schema=False)
+    )
     app.router.add_route(PROXY_PATH, proxy, methods=PROXY_METHODS, include_in_schema=False)
