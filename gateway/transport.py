@@ -12,7 +12,8 @@ import asyncio
 import select
 import time
 from collections import deque
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import NamedTuple
 
 import httptools
 import httpx
@@ -22,6 +23,7 @@ _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 # is not idempotent, because the service makes it once per Idempotency-Key (gateway/proxy.py)
 REPLAYABLE = "hotline.replayable"
 _READ_CHUNK = 65536
+_LENGTH_ALWAYS = frozenset({"POST", "PUT", "PATCH"})  # httpx sends Content-Length: 0
 
 
 class _ResponseReader:
@@ -106,6 +108,28 @@ class _NoResponse(Exception):
     """The connection closed before a single byte of the response arrived."""
 
 
+class Answer(NamedTuple):
+    """A service's response, as read off the wire."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    content: bytes
+
+
+class Origin(NamedTuple):
+    """Where a service listens, and its ``Host`` header."""
+
+    host: str
+    port: int
+    tls: bool
+    netloc: bytes
+
+    @classmethod
+    def of(cls, url: httpx.URL) -> Origin:
+        tls = url.scheme == "https"
+        return cls(url.host, url.port or (443 if tls else 80), tls, url.netloc)
+
+
 class HTTP1Transport(httpx.AsyncBaseTransport):
     """Keep-alive connections to one ``host:port``, reused last-in first-out.
 
@@ -116,6 +140,9 @@ class HTTP1Transport(httpx.AsyncBaseTransport):
     request marked ``REPLAYABLE`` (the service makes it once per Idempotency-Key), as Go's
     net/http does. Any other request fails with ``RemoteProtocolError``: it may or may not
     have taken effect.
+
+    The proxy calls ``send`` (no httpx request or response objects on its hot path); the
+    service clients (health, OpenAPI, the timeline) go through httpx's interface.
     """
 
     def __init__(
@@ -133,38 +160,88 @@ class HTTP1Transport(httpx.AsyncBaseTransport):
         self._closed = False
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        payload = request_bytes(
+            request.method, request.url.raw_path, request.headers.raw, await request.aread()
+        )
+        answer = await self._round_trip(
+            Origin.of(request.url),
+            request.method,
+            payload,
+            replayable=_replayable(request),
+            timeouts=request.extensions.get("timeout", {}),
+        )
+        return httpx.Response(
+            answer.status,
+            headers=answer.headers,
+            content=answer.content,
+            extensions={"http_version": b"HTTP/1.1"},
+            request=request,
+        )
+
+    async def send(
+        self,
+        origin: Origin,
+        method: str,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        *,
+        replayable: bool,
+        timeouts: Mapping[str, float | None],
+    ) -> Answer:
+        """One request as httpx would send it: ``Host`` first, and a ``Content-Length``
+        for a body (0 for an empty POST, PUT or PATCH). ``target``: path and query, encoded;
+        ``replayable``: safe to send twice (see the class)."""
+        head = [(b"Host", origin.netloc), *headers]
+        if body or method in _LENGTH_ALWAYS:
+            head.append((b"Content-Length", str(len(body)).encode()))
+        payload = request_bytes(method, target, head, body)
+        return await self._round_trip(
+            origin, method, payload, replayable=replayable, timeouts=timeouts
+        )
+
+    async def _round_trip(
+        self,
+        origin: Origin,
+        method: str,
+        payload: bytes,
+        *,
+        replayable: bool,
+        timeouts: Mapping[str, float | None],
+    ) -> Answer:
         if self._closed:
-            raise httpx.ConnectError("transport closed", request=request)
-        timeouts: dict[str, Any] = request.extensions.get("timeout", {})
+            raise httpx.ConnectError("transport closed")
         if self._slots is None:
             self._slots = asyncio.Semaphore(self._max_connections)
-        try:
-            async with asyncio.timeout(timeouts.get("pool")):
-                await self._slots.acquire()
-        except TimeoutError as exc:
-            raise httpx.PoolTimeout("no free connection", request=request) from exc
-        try:
-            payload = _serialize(request, await request.aread())
-            conn, reused = await self._checkout(request, timeouts.get("connect"))
+        if self._slots.locked():  # only then can it wait (a timer per request costs)
             try:
-                return await self._exchange(conn, request, payload, timeouts)
+                async with asyncio.timeout(timeouts.get("pool")):
+                    await self._slots.acquire()
+            except TimeoutError as exc:
+                raise httpx.PoolTimeout("no free connection") from exc
+        else:
+            await self._slots.acquire()
+        try:
+            conn, reused = await self._checkout(origin, timeouts.get("connect"))
+            try:
+                return await self._exchange(conn, method, payload, timeouts)
             except _NoResponse as exc:
-                if not (reused and replayable(request)):
+                if not (reused and replayable):
                     raise httpx.RemoteProtocolError(
-                        "the service closed the connection without answering", request=request
+                        "the service closed the connection without answering"
                     ) from exc
-            conn, _ = await self._checkout(request, timeouts.get("connect"), fresh=True)
+            conn, _ = await self._checkout(origin, timeouts.get("connect"), fresh=True)
             try:
-                return await self._exchange(conn, request, payload, timeouts)
+                return await self._exchange(conn, method, payload, timeouts)
             except _NoResponse as exc:
                 raise httpx.RemoteProtocolError(
-                    "the service closed the connection without answering", request=request
+                    "the service closed the connection without answering"
                 ) from exc
         finally:
             self._slots.release()
 
     async def _checkout(
-        self, request: httpx.Request, timeout: float | None, *, fresh: bool = False
+        self, origin: Origin, timeout: float | None, *, fresh: bool = False
     ) -> tuple[_Connection, bool]:
         now = time.monotonic()
         while self._idle and not fresh:
@@ -172,37 +249,39 @@ class HTTP1Transport(httpx.AsyncBaseTransport):
             if conn.usable(now, self._expiry):
                 return conn, True
             conn.close()
-        url = request.url
-        port = url.port or (443 if url.scheme == "https" else 80)
+        host, port = origin.host, origin.port
         try:
             async with asyncio.timeout(timeout):
                 reader, writer = await asyncio.open_connection(
-                    url.host, port, ssl=url.scheme == "https" or None, limit=_READ_CHUNK
+                    host, port, ssl=origin.tls or None, limit=_READ_CHUNK
                 )
         except TimeoutError as exc:
-            raise httpx.ConnectTimeout(f"connecting to {url.host}:{port}", request=request) from exc
+            raise httpx.ConnectTimeout(f"connecting to {host}:{port}") from exc
         except OSError as exc:
-            raise httpx.ConnectError(f"{url.host}:{port}: {exc}", request=request) from exc
+            raise httpx.ConnectError(f"{host}:{port}: {exc}") from exc
         return _Connection(reader, writer), False
 
     async def _exchange(
         self,
         conn: _Connection,
-        request: httpx.Request,
+        method: str,
         payload: bytes,
-        timeouts: dict[str, Any],
-    ) -> httpx.Response:
+        timeouts: Mapping[str, float | None],
+    ) -> Answer:
         keep = False
         try:
             try:
                 conn.writer.write(payload)
-                async with asyncio.timeout(timeouts.get("write")):
-                    await conn.writer.drain()
+                if conn.writer.transport.get_write_buffer_size():  # else drain cannot wait
+                    async with asyncio.timeout(timeouts.get("write")):
+                        await conn.writer.drain()
+                else:
+                    await conn.writer.drain()  # raises if the connection is lost
             except TimeoutError as exc:
-                raise httpx.WriteTimeout("sending the request", request=request) from exc
+                raise httpx.WriteTimeout("sending the request") from exc
             except OSError as exc:
                 raise _NoResponse from exc
-            response = _ResponseReader(skip_body=request.method == "HEAD")
+            response = _ResponseReader(skip_body=method == "HEAD")
             received = False
             try:
                 async with asyncio.timeout(timeouts.get("read")):
@@ -213,27 +292,22 @@ class HTTP1Transport(httpx.AsyncBaseTransport):
                                 raise _NoResponse
                             if not response.ends_at_close():
                                 raise httpx.RemoteProtocolError(
-                                    "the service closed the connection mid-response",
-                                    request=request,
+                                    "the service closed the connection mid-response"
                                 )
                             break
                         received = True
                         response.parser.feed_data(data)
             except TimeoutError as exc:
-                raise httpx.ReadTimeout("waiting for the response", request=request) from exc
+                raise httpx.ReadTimeout("waiting for the response") from exc
             except OSError as exc:
                 if not received:
                     raise _NoResponse from exc
-                raise httpx.ReadError(str(exc), request=request) from exc
+                raise httpx.ReadError(str(exc)) from exc
             except httptools.HttpParserError as exc:
-                raise httpx.RemoteProtocolError(str(exc), request=request) from exc
+                raise httpx.RemoteProtocolError(str(exc)) from exc
             keep = response.keep_alive and response.complete and not conn.reader.at_eof()
-            return httpx.Response(
-                response.parser.get_status_code(),
-                headers=response.headers,
-                content=b"".join(response.body),
-                extensions={"http_version": b"HTTP/1.1"},
-                request=request,
+            return Answer(
+                response.parser.get_status_code(), response.headers, b"".join(response.body)
             )
         finally:
             if keep and not self._closed and len(self._idle) < self._max_idle:
@@ -248,16 +322,17 @@ class HTTP1Transport(httpx.AsyncBaseTransport):
             self._idle.pop().close()
 
 
-def replayable(request: httpx.Request) -> bool:
+def _replayable(request: httpx.Request) -> bool:
     """Safe to send twice: the service cannot make it twice."""
     return request.method in _IDEMPOTENT or request.extensions.get(REPLAYABLE) is True
 
 
-def _serialize(request: httpx.Request, body: bytes) -> bytes:
-    """Request line and headers (httpx has set Host and Content-Length) and body."""
-    target = request.url.raw_path  # path and query, as encoded
-    lines = [request.method.encode(), b" ", target, b" HTTP/1.1\r\n"]
-    for name, value in request.headers.raw:
+def request_bytes(
+    method: str, target: bytes, headers: Iterable[tuple[bytes, bytes]], body: bytes
+) -> bytes:
+    """Request line, headers and body."""
+    lines = [method.encode(), b" ", target, b" HTTP/1.1\r\n"]
+    for name, value in headers:
         lines += (name, b": ", value, b"\r\n")
     lines.append(b"\r\n")
     lines.append(body)

@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from gateway.app import create_gateway_app
-from gateway.proxy import proxy
+from gateway.proxy import proxy, wire_target
 from shared.auth import CALLER_HEADER, SIGNATURE_HEADER, Caller, Role, sign_headers
 from shared.errors import PROBLEM_JSON
 from shared.settings import SERVICES, Settings
@@ -270,3 +270,21 @@ def test_no_gateway_route_lies_under_a_services_path(settings: Settings) -> None
 
     assert own  # the walk finds them
     assert [p for p in own if p.split("/")[1:4] in (["api", "v1", s] for s in SERVICES)] == []
+
+
+PRINTABLE = [chr(i) for i in range(0x20, 0x7F)]
+
+
+@pytest.mark.parametrize(
+    "shape",
+    ["/a{c}b", "/{c}", "/a/{c}/b?q{c}{c}", "/a?x={c}", "/a?{c}", "/%{c}1", "/a?%{c}", "/.{c}/"],
+)
+def test_the_wire_target_is_the_one_httpx_would_send(shape: str) -> None:
+    """The proxy writes path and query itself; a service must get (and the signature cover)
+    what httpx made of them before: each printable character in each place, the dot
+    segments httpx removes, percent signs with and without their two hex digits."""
+    for c in PRINTABLE:
+        target = shape.format(c=c)
+        assert wire_target(target) == httpx.URL("http://intake" + target).raw_path.decode()
+    for target in ("/a/./b", "/a/../b?x=/../", "//x/..", "/a/b/.."):
+        assert wire_target(target) == httpx.URL("http://intake" + target).raw_path.decode()

@@ -16,9 +16,10 @@ import pytest
 import uvicorn
 import uvloop
 
+import gateway.proxy
 from gateway.app import create_gateway_app
 from gateway.proxy import KEEPALIVE_EXPIRY
-from gateway.transport import REPLAYABLE, HTTP1Transport
+from gateway.transport import REPLAYABLE, HTTP1Transport, Origin
 from shared.auth import Role, verify_headers
 from shared.service import KEEPALIVE_SECONDS
 from shared.settings import Settings
@@ -309,6 +310,73 @@ async def test_a_write_lost_with_the_connection_is_a_502_problem_not_a_dropped_c
     assert problem["service"] == "intake"
     assert "may or may not have taken effect" in problem["detail"]
     assert posts(server) == [(1, f"POST {path} HTTP/1.1".encode())]  # sent once
+
+
+async def test_a_service_that_cannot_be_reached_is_a_503_problem(
+    scripted: Callable[..., Any], settings: Settings
+) -> None:
+    server = await scripted([])
+    async with gateway_before(server, settings) as (client, authorization):
+        assert server.server is not None
+        server.server.close()
+        await server.server.wait_closed()
+        response = await client.post("/api/v1/intake/tickets", content=b"{}", headers=authorization)
+
+    problem = gateway_problem(response, 503)
+    assert (problem["service"], server.requests) == ("intake", [])
+
+
+async def test_a_service_that_does_not_answer_in_time_is_a_504_problem(
+    scripted: Callable[..., Any], settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gateway.proxy, "_TIMEOUTS", {**gateway.proxy._TIMEOUTS, "read": 0.1})
+    server = await scripted([HANG])
+    async with gateway_before(server, settings) as (client, authorization):
+        response = await client.get("/api/v1/intake/tickets", headers=authorization)
+
+    problem = gateway_problem(response, 504)
+    assert problem["service"] == "intake"
+    assert "may or may not have taken effect" in problem["detail"]
+
+
+def _heard(server: ScriptedServer) -> list[tuple[bytes, list[bytes], bytes]]:
+    """Each request as the service got it: request line, header lines (any order), body."""
+    heard = []
+    for _, head, body in server.requests:
+        line, *fields = head.rstrip(b"\r\n").split(b"\r\n")
+        heard.append((line, sorted(f.lower() for f in fields), body))
+    return heard
+
+
+@pytest.mark.parametrize(
+    ("method", "body"), [("GET", b""), ("POST", b'{"a": 1}'), ("POST", b""), ("DELETE", b"")]
+)
+async def test_send_puts_on_the_wire_what_an_httpx_request_would(
+    scripted: Callable[..., Any], method: str, body: bytes
+) -> None:
+    """The proxy's way (``send``, no httpx objects) and the way it took before, an
+    ``httpx.Request``: the service cannot tell them apart."""
+    server = await scripted([OK, OK])
+    headers = [(b"content-type", b"application/json"), (b"x-request-id", b"r-1")]
+    target = "/tickets/T%201?q=%E5%A4%A9"
+    transport = HTTP1Transport()
+    request = httpx.Request(method, server.url + target, headers=headers, content=body)
+    by_httpx = await transport.handle_async_request(request)
+    answer = await transport.send(
+        Origin.of(httpx.URL(server.url)),
+        method,
+        target.encode(),
+        headers,
+        body,
+        replayable=False,
+        timeouts={},
+    )
+    await transport.aclose()
+
+    by_httpx_heard, send_heard = _heard(server)
+    assert send_heard == by_httpx_heard
+    assert (answer.status, answer.content) == (by_httpx.status_code, await by_httpx.aread())
+    assert answer.headers == by_httpx.headers.raw
 
 
 class UvicornThread:
