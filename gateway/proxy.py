@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import quote, quote_from_bytes
 
 import httpx
@@ -120,7 +120,10 @@ class Upstream:
     base_url: str
     transport: httpx.AsyncBaseTransport
     client: httpx.AsyncClient
-    origin: Origin
+    origin: Origin = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "origin", Origin.of(httpx.URL(self.base_url)))
 
     async def send(
         self,
@@ -184,8 +187,7 @@ class Upstreams:
             client = httpx.AsyncClient(
                 base_url=base_url, transport=transport, timeout=TIMEOUT, trust_env=False
             )
-            origin = Origin.of(httpx.URL(base_url))
-            self.services[name] = Upstream(name, base_url, transport, client, origin)
+            self.services[name] = Upstream(name, base_url, transport, client)
 
     @property
     def clients(self) -> dict[str, httpx.AsyncClient]:
