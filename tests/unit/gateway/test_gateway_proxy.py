@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -273,6 +274,7 @@ def test_no_gateway_route_lies_under_a_services_path(settings: Settings) -> None
 
 
 PRINTABLE = [chr(i) for i in range(0x20, 0x7F)]
+SECRET = "test-service-secret-of-at-least-32-bytes"
 
 
 @pytest.mark.parametrize(
@@ -288,3 +290,26 @@ def test_the_wire_target_is_the_one_httpx_would_send(shape: str) -> None:
         assert wire_target(target) == httpx.URL("http://intake" + target).raw_path.decode()
     for target in ("/a/./b", "/a/../b?x=/../", "//x/..", "/a/b/.."):
         assert wire_target(target) == httpx.URL("http://intake" + target).raw_path.decode()
+
+
+def test_a_callers_identity_is_encoded_once_for_all_its_requests(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The gateway signs for the same callers all day; dumping and encoding the same
+    identity again for each request was waste."""
+    dumped: list[str] = []
+    dump = Caller.model_dump
+
+    def counting_dump(self: Caller, **kwargs: Any) -> dict[str, Any]:
+        dumped.append(self.sub)
+        return dump(self, **kwargs)
+
+    monkeypatch.setattr(Caller, "model_dump", counting_dump)
+    fields = {"sub": f"op-{uuid.uuid4().hex}", "role": Role.OPERATOR, "name": "话务员"}
+    first = sign_headers(SECRET, Caller(**fields), "GET", "/tickets")
+    again = sign_headers(SECRET, Caller(**fields), "POST", "/tickets", body=b"{}")
+    other = sign_headers(SECRET, Caller(**{**fields, "role": Role.AGENCY}), "GET", "/tickets")
+
+    assert first[CALLER_HEADER] == again[CALLER_HEADER] != other[CALLER_HEADER]
+    assert dumped == [fields["sub"], fields["sub"]]  # once per distinct caller
+    assert orjson.loads(base64.urlsafe_b64decode(other[CALLER_HEADER]))["role"] == "agency"
