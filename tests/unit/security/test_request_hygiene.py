@@ -4,10 +4,13 @@ control characters refused, control characters refused in text — 4xx, never 5x
 from __future__ import annotations
 
 import dataclasses
+import random
 from typing import Any
 
 import pytest
 
+from gateway import hygiene
+from gateway.hygiene import json_has_control_characters
 from gateway.transport import HTTP1Transport
 from tests.unit.security.conftest import WATER_OUTAGE, Platform
 
@@ -94,3 +97,39 @@ async def test_a_control_character_never_reaches_a_service(platform: Platform) -
     finally:
         upstreams.services["intake"] = original
     assert r.status_code == 422, r.text
+
+
+PIECES = ["a", "天", '"', "\\", "\\\\", "u00", "u0001", "u000a", "u007F", "u0020", "b", "f", "n"]
+
+
+async def test_the_quick_look_for_control_escapes_agrees_with_the_full_scan() -> None:
+    """Most bodies are passed by a few substring searches instead of the regex; on every
+    mix of backslashes, escapes and text the answer is the regex's alone."""
+    rng = random.Random(9)
+    bodies = [b"\x7f", b"plain", b'{"a": "\\\\b"}']
+    for _ in range(20_000):
+        text = "".join(rng.choice(PIECES) for _ in range(rng.randrange(1, 9)))
+        bodies.append(text.encode())
+    for body in bodies:
+        by_regex = any(
+            m.group(1) not in hygiene._ALLOWED_ESCAPES for m in hygiene._JSON_CONTROL.finditer(body)
+        )
+        assert json_has_control_characters(body) is by_regex, body
+
+
+async def test_a_body_without_control_escapes_is_not_scanned(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The regex cost ~10-40 µs per ticket at the gateway."""
+    scanned: list[bytes] = []
+
+    class Spy:
+        def finditer(self, body: bytes) -> Any:
+            scanned.append(body)
+            return iter(())
+
+    monkeypatch.setattr(hygiene, "_JSON_CONTROL", Spy())
+    ticket = '{"content": "停水三天\\n家里有老人\\t请尽快处理", "path": "C:\\\\x"}'.encode()
+
+    assert json_has_control_characters(ticket) is False
+    assert scanned == []
