@@ -57,6 +57,12 @@ _URGENCY_ORDER = case(
 
 
 def to_public(row: Mapping[Any, Any], *, full: bool) -> TicketPublic:
+    return TicketPublic(**public_fields(row, full=full))
+
+
+def public_fields(row: Mapping[Any, Any], *, full: bool) -> dict[str, Any]:
+    """A stored (or just registered) ticket's fields as ``TicketPublic`` shows them, with
+    the requester masked unless ``full``."""
     answer = None
     if row.get("answer") is not None:
         answer = AnswerPublic(
@@ -65,7 +71,7 @@ def to_public(row: Mapping[Any, Any], *, full: bool) -> TicketPublic:
             answered_at=row["answered_at"],
             answered_by=row["answered_by"],
         )
-    return TicketPublic(
+    return dict(
         ticket_id=row["ticket_id"],
         status=row["status"],
         channel=row["channel"],

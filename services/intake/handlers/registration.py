@@ -33,7 +33,7 @@ from services.intake.domain import (
     ticket_number_prefix,
 )
 from services.intake.handlers.policy import current_policy
-from services.intake.handlers.queries import FULL_REQUESTER_ROLES, NOT_YOURS, to_public
+from services.intake.handlers.queries import FULL_REQUESTER_ROLES, NOT_YOURS, public_fields
 from services.intake.models import (
     idempotency_keys,
     matters,
@@ -115,8 +115,9 @@ async def register_ticket(
         )
     except RequesterMissing as missing:
         raise InvalidInput(missing.field, missing.reason) from None
-    request_hash = hashlib.sha256(data.model_dump_json().encode()).hexdigest()
+    request_hash: str | None = None
     if idempotency_key is not None:
+        request_hash = hashlib.sha256(data.model_dump_json().encode()).hexdigest()
         first = await _first_answer(ctx, caller, idempotency_key, request_hash)
         if first is not None:
             return first
@@ -140,7 +141,7 @@ async def register_ticket(
     try:
         return await _register(ctx, registering)
     except _KeyTaken:  # a concurrent request with this key committed first
-        first = await _first_answer(ctx, caller, idempotency_key or "", request_hash)
+        first = await _first_answer(ctx, caller, idempotency_key or "", request_hash or "")
         assert first is not None
         return first
     except Exception as exc:
@@ -361,10 +362,10 @@ def registration_answer(
         "requester_phone": data.requester.phone,
         "requester_id_number": data.requester.id_number,
     }
-    public = to_public(
+    public = public_fields(
         {**values, **given, "ticket_id": number}, full=caller.role in FULL_REQUESTER_ROLES
     )
-    return TicketRegistration(**public.model_dump(), likely_duplicates=duplicates)
+    return TicketRegistration(**public, likely_duplicates=duplicates)
 
 
 async def _first_answer(
@@ -590,7 +591,7 @@ class _Registering:
     terms: Collection[str]
     now: datetime
     idempotency_key: str | None
-    request_hash: str
+    request_hash: str | None  # the body's digest, kept with an Idempotency-Key only
     # the request's trace id: the batch is written under its first request's context, but
     # each ticket's events carry the trace of the request that registered it
     trace_id: str | None = None
@@ -650,7 +651,10 @@ async def _register_in_batch(
         return await batches.submit(registering)
     except _KeyTaken:  # a concurrent request with this key committed first
         first = await _first_answer(
-            ctx, registering.caller, registering.idempotency_key or "", registering.request_hash
+            ctx,
+            registering.caller,
+            registering.idempotency_key or "",
+            registering.request_hash or "",
         )
         assert first is not None
         return first
