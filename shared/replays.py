@@ -11,6 +11,16 @@ Concurrent requests' nonces are recorded together (``shared/batching.py``): one
 INSERT … ON CONFLICT DO NOTHING RETURNING for the batch tells each request whether it was
 first, so a busy service pays one statement for many requests instead of a transaction each.
 
+A route whose handler writes in a statement of its own may record the nonce in that write
+instead (``records_nonce_in_its_write``; intake's registration): the nonce is inserted in the
+same transaction as the request's effect and the effect is made only where the nonce was
+new, so a replay is refused exactly where it would have been, without a round trip of its
+own. Wherever such a handler writes nothing (it refuses the request, or answers from an
+earlier write) it records the nonce through ``SharedNonces.record`` before it answers, so a
+replay is told "replay" as before. A request refused before its handler runs (a role without
+access, a body that does not validate) leaves no nonce: it changes nothing, and a replay is
+refused the same way.
+
 On by default on PostgreSQL (where several instances share a schema); in embedded mode
 (SQLite, one process per service) the per-process cache is the whole guarantee
 (``HOTLINE_SHARED_NONCES`` overrides either way)."""
@@ -20,13 +30,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy import text
 
 from shared.auth import MAX_SKEW_SECONDS
 from shared.batching import GroupCommit
 from shared.db import Database
+from shared.errors import Unauthorized
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PRUNE_SECONDS = 60.0
@@ -40,12 +52,25 @@ _INDEX = "CREATE INDEX IF NOT EXISTS ix_request_nonces_seen ON request_nonces (s
 _INSERT = text(
     "INSERT INTO request_nonces (nonce, seen_at) VALUES (:nonce, :now) ON CONFLICT DO NOTHING"
 )
-# many at once (PostgreSQL, on the driver's connection: prepared once per connection)
-_INSERT_MANY = (
-    "INSERT INTO request_nonces (nonce, seen_at) "
-    "SELECT * FROM unnest($1::varchar[], $2::float8[]) ON CONFLICT DO NOTHING RETURNING nonce"
-)
+NONCE_LENGTH = 64
 NONCE_BATCH = 256
+REPLAY = "this signed request was already used (replay)"
+RECORDS_NONCE = "__hotline_records_nonce_in_its_write__"
+
+
+def insert_nonces_sql(nonces: str, seen_at: str) -> str:
+    """PostgreSQL: the nonces in the arrays ``nonces`` and ``seen_at`` (parameters, e.g.
+    ``$1``) recorded, returning those that were new; a statement of its own or one part of
+    a larger one (``WITH nonces AS (…)``)."""
+    return (
+        "INSERT INTO request_nonces (nonce, seen_at) "
+        f"SELECT * FROM unnest({nonces}::varchar[], {seen_at}::float8[])"
+        " ON CONFLICT DO NOTHING RETURNING nonce"
+    )
+
+
+# many at once (PostgreSQL, on the driver's connection: prepared once per connection)
+_INSERT_MANY = insert_nonces_sql("$1", "$2")
 _PRUNE = text("DELETE FROM request_nonces WHERE seen_at < :before")
 
 
@@ -66,7 +91,14 @@ class SharedNonces:
 
     async def first_use(self, nonce: str, now: float | None = None) -> bool:
         """True for the first instance to record ``nonce``; False for a replay."""
-        return await self.batches.submit((nonce[:64], time.time() if now is None else now))
+        return await self.batches.submit(
+            (nonce[:NONCE_LENGTH], time.time() if now is None else now)
+        )
+
+    async def record(self, nonce: str) -> None:
+        """Records ``nonce``; raises ``Unauthorized`` for a replay."""
+        if not await self.first_use(nonce):
+            raise Unauthorized(REPLAY)
 
     async def _record(self, items: Sequence[tuple[str, float]]) -> list[bool]:
         """Each item's nonce recorded, in one statement on PostgreSQL: True where the
@@ -105,3 +137,18 @@ class SharedNonces:
                 raise
             except Exception:  # noqa: BLE001 - tried again at the next interval
                 log.warning("pruning request nonces failed; retrying later", exc_info=True)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def records_nonce_in_its_write(endpoint: F) -> F:
+    """Marks a route whose handler records the request's nonce itself, in the transaction of
+    its own write (see the module's docstring): ``get_caller`` leaves it unrecorded."""
+    setattr(endpoint, RECORDS_NONCE, True)
+    return endpoint
+
+
+def records_its_nonce(route: object) -> bool:
+    """Whether the route's handler records the nonce in its own write."""
+    return bool(getattr(getattr(route, "endpoint", None), RECORDS_NONCE, False))

@@ -35,12 +35,12 @@ from shared.consumer import Consumer
 from shared.consumer import EventHandler as EventHandler
 from shared.consumer import ManyHandler as ManyHandler
 from shared.db import Database
-from shared.errors import IllegalTransition, NotFound, Unauthorized, install_error_handlers
+from shared.errors import IllegalTransition, NotFound, install_error_handlers
 from shared.logging import RequestIdMiddleware
 from shared.metrics import HttpMetrics, Metrics, Sample, spine_samples
 from shared.params import RowId
 from shared.relay import OutboxRelay
-from shared.replays import SAFE_METHODS, SharedNonces
+from shared.replays import NONCE_LENGTH, SAFE_METHODS, SharedNonces, records_its_nonce
 from shared.settings import Settings
 
 log = logging.getLogger("hotline.service")
@@ -120,14 +120,27 @@ async def get_caller(request: Request) -> Caller:
         nonces is not None
         and request.method not in SAFE_METHODS
         and not request.scope.get(NONCE_RECORDED)
+        and not records_its_nonce(request.scope.get("route"))
     ):
         request.scope[NONCE_RECORDED] = True
-        if not await nonces.first_use(request.headers.get(NONCE_HEADER, "")):
-            raise Unauthorized("this signed request was already used (replay)")
+        await nonces.record(request.headers.get(NONCE_HEADER, ""))
     return caller
 
 
 NONCE_RECORDED = "hotline.nonce_recorded"
+
+
+async def _nonce_to_write(request: Request) -> str | None:
+    """The nonce a route marked ``records_nonce_in_its_write`` records in its own write;
+    None when there is none to record (the service's nonces are not shared, or a read)."""
+    ctx = getattr(request.app.state, "ctx", None)
+    if (
+        getattr(ctx, "nonces", None) is None
+        or request.method in SAFE_METHODS
+        or not records_its_nonce(request.scope.get("route"))
+    ):
+        return None
+    return request.headers.get(NONCE_HEADER, "")[:NONCE_LENGTH]
 
 
 async def _ctx_dependency(request: Request) -> ServiceContext:
@@ -138,6 +151,7 @@ async def _ctx_dependency(request: Request) -> ServiceContext:
 
 CtxDep = Annotated[ServiceContext, Depends(_ctx_dependency)]
 CallerDep = Annotated[Caller, Depends(get_caller)]
+NonceToWriteDep = Annotated[str | None, Depends(_nonce_to_write)]
 
 
 class ClockChange(BaseModel):

@@ -26,7 +26,8 @@ from services.intake.schemas import (
 from shared.access import ADMINS, EVERY_ROLE, Objects, access
 from shared.auth import Role
 from shared.params import Offset
-from shared.service import CallerDep, CtxDep
+from shared.replays import records_nonce_in_its_write
+from shared.service import CallerDep, CtxDep, NonceToWriteDep
 
 router = APIRouter(prefix="/tickets", tags=["tickets"])
 matters_router = APIRouter(prefix="/matters", tags=["matters"])
@@ -45,10 +46,12 @@ AUDIT_READERS = (Role.AGENCY, Role.ADMIN)
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=TicketRegistration)
 @access(*REGISTERING_ROLES, objects=(Objects.AGENCY, Objects.ADMIN))
+@records_nonce_in_its_write
 async def register(
     data: TicketCreate,
     ctx: CtxDep,
     caller: CallerDep,
+    nonce: NonceToWriteDep,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -66,7 +69,7 @@ async def register(
     and, for operators, earlier tickets with the same phone and matter. With ``answer`` an
     operator closes a consultation on the spot (Art 6). 503 with ``Retry-After`` when the
     database is unavailable: nothing was registered, retry (with the same key)."""
-    return await handlers.register_ticket(ctx, caller, data, idempotency_key)
+    return await handlers.register_ticket(ctx, caller, data, idempotency_key, nonce)
 
 
 @router.get("", response_model=TicketsPublic)

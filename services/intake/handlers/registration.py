@@ -54,7 +54,14 @@ from shared.auth import Caller, Role
 from shared.batching import GroupCommit
 from shared.db import UnitOfWork, insert_ignoring_duplicates, outbox_row
 from shared.detectors import mask_personal_data
-from shared.errors import IllegalTransition, InvalidInput, NotFound, Unavailable, is_database_outage
+from shared.errors import (
+    IllegalTransition,
+    InvalidInput,
+    NotFound,
+    Unauthorized,
+    Unavailable,
+    is_database_outage,
+)
 from shared.events import (
     CallRated,
     Channel,
@@ -65,6 +72,7 @@ from shared.events import (
     Urgency,
 )
 from shared.logging import trace_id_var
+from shared.replays import REPLAY, insert_nonces_sql
 from shared.sealing import KeyRing
 from shared.service import ServiceContext
 
@@ -87,12 +95,45 @@ async def register_ticket(
     caller: Caller,
     data: TicketCreate,
     idempotency_key: str | None = None,
+    nonce: str | None = None,
 ) -> TicketRegistration:
     """Register a request and emit its events, in one transaction.
 
     A consultation answered on the spot emits only ``ticket.answered`` (never
     ``ticket.registered``), so dispatch never sees it and no SLA clock starts for it.
-    Sensitive content adds ``ticket.flagged`` after the ticket's first event."""
+    Sensitive content adds ``ticket.flagged`` after the ticket's first event.
+
+    ``nonce``: the request's nonce, when its route leaves recording it to this handler
+    (shared/replays.py). A batch writes it in the registration's own transaction and
+    refuses a replay there; wherever no batch writes it (one by one, a refusal, the answer
+    to an Idempotency-Key used before) it is recorded on its own before the answer."""
+    if nonce is not None and registration_batches(ctx) is None:
+        await _record_nonce(ctx, nonce)
+        nonce = None
+    try:
+        return await _register_ticket(ctx, caller, data, idempotency_key, nonce)
+    except (Unauthorized, Unavailable):
+        # a replay the write refused; or the database went away, nothing was registered
+        # and the retry is a request of its own
+        raise
+    except Exception:
+        if nonce is not None:  # a replay of a refused request is told it is one
+            await _record_nonce(ctx, nonce)
+        raise
+
+
+async def _record_nonce(ctx: ServiceContext, nonce: str) -> None:
+    if ctx.nonces is not None:
+        await ctx.nonces.record(nonce)
+
+
+async def _register_ticket(
+    ctx: ServiceContext,
+    caller: Caller,
+    data: TicketCreate,
+    idempotency_key: str | None,
+    nonce: str | None,
+) -> TicketRegistration:
     if data.answer is not None:
         caller.require(*ANSWERING_ROLES)
         check_answer_on_the_spot(data.type)
@@ -120,6 +161,8 @@ async def register_ticket(
         request_hash = hashlib.sha256(data.model_dump_json().encode()).hexdigest()
         first = await _first_answer(ctx, caller, idempotency_key, request_hash)
         if first is not None:
+            if nonce is not None:
+                await _record_nonce(ctx, nonce)
             return first
     registering = _Registering(
         caller,
@@ -133,6 +176,7 @@ async def register_ticket(
         idempotency_key,
         request_hash,
         trace_id_var.get(),
+        nonce,
     )
     batches = registration_batches(ctx)
     if batches is not None:
@@ -595,6 +639,8 @@ class _Registering:
     # the request's trace id: the batch is written under its first request's context, but
     # each ticket's events carry the trace of the request that registered it
     trace_id: str | None = None
+    # the request's nonce, recorded in the batch's write (shared/replays.py)
+    nonce: str | None = None
 
 
 class _Lost(Exception):
@@ -674,6 +720,12 @@ async def _write_batch(ctx: ServiceContext, items: Sequence[_Registering]) -> li
     """Write ``items`` together; one result per item (its registration, ``_KeyTaken``,
     ``_Lost``, or the error that failed it alone). A batch that fails for another reason
     than an outage is written again one by one, so one bad ticket fails only itself."""
+    firsts = _first_of_each_nonce(items)
+    if len(firsts) < len(items):  # every use of a nonce after its first is a replay
+        first_uses = iter(await _write_batch(ctx, [items[i] for i in firsts]))
+        return [
+            next(first_uses) if i in firsts else Unauthorized(REPLAY) for i in range(len(items))
+        ]
     try:
         return await _write_together(ctx, items)
     except _BatchLost as lost:
@@ -692,6 +744,18 @@ async def _write_batch(ctx: ServiceContext, items: Sequence[_Registering]) -> li
         return results
 
 
+def _first_of_each_nonce(items: Sequence[_Registering]) -> set[int]:
+    """The items that carry no nonce or the first use of theirs in ``items``."""
+    seen: set[str] = set()
+    firsts = set()
+    for i, item in enumerate(items):
+        if item.nonce is None or item.nonce not in seen:
+            firsts.add(i)
+        if item.nonce is not None:
+            seen.add(item.nonce)
+    return firsts
+
+
 class _BatchLost(Exception):
     def __init__(
         self, cause: BaseException, written: list[tuple[str, TicketRegistration]] | None
@@ -708,6 +772,7 @@ async def _write_together(ctx: ServiceContext, items: Sequence[_Registering]) ->
     outbox events; it runs in a transaction of its own, so nothing else is needed to commit.
     When hints are shown, the requester-read audit rows commit in the same transaction."""
     ring = key_ring(ctx)
+    recording = ctx.nonces is not None
     prepared: list[tuple[str, TicketRegistration]] | None = None
     try:
         async with ctx.db.driver_connection() as (conn, raw):
@@ -716,6 +781,7 @@ async def _write_together(ctx: ServiceContext, items: Sequence[_Registering]) ->
             prepared = []
             for i, (item, serial) in enumerate(zip(items, serials, strict=True)):
                 prepared.append(rows.add(ring, item, serial, duplicates.get(i, [])))
+            statement, arguments = _WRITE_BATCH[recording], rows.arguments(recording)
             reads = [
                 read
                 for i, item in enumerate(items)
@@ -724,11 +790,11 @@ async def _write_together(ctx: ServiceContext, items: Sequence[_Registering]) ->
             if reads:
                 async with conn.begin():
                     await lock_chain(conn, requester_reads)
-                    written = {r[0] for r in await raw.fetch(_WRITE_BATCH, *rows.arguments())}
+                    answered = await raw.fetch(statement, *arguments)
                     shown = {
                         number
                         for (number, _), serial in zip(prepared, serials, strict=True)
-                        if serial in written
+                        if serial in _written(answered)
                     }
                     await append_chained(
                         conn,
@@ -741,17 +807,28 @@ async def _write_together(ctx: ServiceContext, items: Sequence[_Registering]) ->
                         ],
                     )
             else:
-                written = {r[0] for r in await raw.fetch(_WRITE_BATCH, *rows.arguments())}
+                answered = await raw.fetch(statement, *arguments)
     except Exception as exc:
         if is_database_outage(exc):
             raise _BatchLost(exc, prepared) from exc
         raise
+    written = _written(answered)
+    fresh = {r["nonce"] for r in answered if r["nonce"] is not None}
     if written:
         ctx.db.events_written.set()
     return [
-        registration if serial in written else _KeyTaken()
-        for (_, registration), serial in zip(prepared, serials, strict=True)
+        registration
+        if serial in written
+        else Unauthorized(REPLAY)
+        if item.nonce is not None and item.nonce not in fresh
+        else _KeyTaken()
+        for item, (_, registration), serial in zip(items, prepared, serials, strict=True)
     ]
+
+
+def _written(answered: Sequence[Mapping[str, Any]]) -> set[int]:
+    """The serials of the tickets the batch statement wrote."""
+    return {r["id"] for r in answered if r["id"] is not None}
 
 
 async def _serials_and_duplicates(
@@ -820,7 +897,9 @@ _TICKET_COLUMNS: tuple[tuple[str, str], ...] = (
 _JSON_COLUMNS = frozenset(c for c, kind in _TICKET_COLUMNS if kind == "json")
 
 
-def _write_batch_sql() -> str:
+def _write_batch_sql(nonces: bool) -> str:
+    """The batch's one statement; with ``nonces`` it also records the requests' nonces
+    (shared/replays.py) and writes a request's key and ticket only where its nonce was new."""
     n = len(_TICKET_COLUMNS)
     arrays = ", ".join(
         f"${i + 1}::{'text' if kind == 'json' else kind}[]"
@@ -833,26 +912,39 @@ def _write_batch_sql() -> str:
     k = n + 1  # keys: caller, key, request_hash, ticket number, response, created_at
     o = k + 6  # outbox: serial, event_id, topic, key, payload, created_at
     w = o + 6  # terms: serial, term
+    r = w + 2  # nonces: each ticket's, each key's, then those to record and their times
+
+    def nonce(i: int) -> tuple[str, str]:  # an unnest's array of nonces, and its column
+        return (f", ${i}::text[]", ", nonce") if nonces else ("", "")
+
+    def fresh(row: str) -> str:
+        return f"({row}.nonce IS NULL OR {row}.nonce IN (SELECT nonce FROM nonces))"
+
+    (ticket_nonces, ticket_nonce), (key_nonces, key_nonce) = nonce(r), nonce(r + 1)
     return (
+        "WITH "
+        + (f"nonces AS ({insert_nonces_sql(f'${r + 2}', f'${r + 3}')}), " if nonces else "")
         # keys in one order in every batch: two batches (instances) never wait for each
         # other's keys in opposite orders
-        "WITH keys AS ("
+        + "keys AS ("
         " INSERT INTO idempotency_keys (caller, key, request_hash, ticket_id, response,"
         " created_at)"
         " SELECT k.caller, k.key, k.hash, k.ticket_id, k.response::json, k.created_at"
         f" FROM unnest(${k}::text[], ${k + 1}::text[], ${k + 2}::text[], ${k + 3}::text[],"
-        f" ${k + 4}::text[], ${k + 5}::timestamptz[])"
-        " AS k(caller, key, hash, ticket_id, response, created_at)"
-        " ORDER BY k.caller, k.key"
+        f" ${k + 4}::text[], ${k + 5}::timestamptz[]{key_nonces})"
+        f" AS k(caller, key, hash, ticket_id, response, created_at{key_nonce})"
+        + (f" WHERE {fresh('k')}" if nonces else "")
+        + " ORDER BY k.caller, k.key"
         " ON CONFLICT DO NOTHING RETURNING ticket_id),"
         # a ticket without a key, or whose key was new
         " new AS ("
         f" INSERT INTO tickets ({names})"
         f" SELECT {selected}"
-        f" FROM unnest({arrays}) AS t({names})"
-        f" WHERE t.ticket_id <> ALL(${k + 3}::text[])"
-        " OR t.ticket_id IN (SELECT ticket_id FROM keys)"
-        " RETURNING id),"
+        f" FROM unnest({arrays}{ticket_nonces}) AS t({names}{ticket_nonce})"
+        f" WHERE (t.ticket_id <> ALL(${k + 3}::text[])"
+        " OR t.ticket_id IN (SELECT ticket_id FROM keys))"
+        + (f" AND {fresh('t')}" if nonces else "")
+        + " RETURNING id),"
         " events AS ("
         " INSERT INTO outbox (event_id, topic, key, payload, created_at, attempts)"
         " SELECT e.event_id, e.topic, e.key, e.payload, e.created_at, 0"
@@ -864,11 +956,13 @@ def _write_batch_sql() -> str:
         " INSERT INTO ticket_terms (term, ticket_pk)"
         f" SELECT w.term, w.serial FROM unnest(${w}::bigint[], ${w + 1}::text[])"
         " AS w(serial, term) WHERE w.serial IN (SELECT id FROM new))"
-        " SELECT id FROM new"
+        # the tickets written and (with nonces) the nonces that were new
+        " SELECT id, NULL::text AS nonce FROM new"
+        + (" UNION ALL SELECT NULL, nonce FROM nonces" if nonces else "")
     )
 
 
-_WRITE_BATCH = _write_batch_sql()
+_WRITE_BATCH = {nonces: _write_batch_sql(nonces) for nonces in (False, True)}
 _SERIALS_AND_DUPLICATES = (
     "SELECT NULL::int AS ord, nextval(pg_get_serial_sequence('tickets', 'id')) AS serial,"
     " NULL::int AS id, NULL::text AS ticket_id, NULL::text AS status,"
@@ -893,6 +987,8 @@ class _BatchRows:
         self.keys: list[list[Any]] = [[] for _ in range(6)]
         self.events: list[list[Any]] = [[] for _ in range(6)]
         self.terms: list[list[Any]] = [[], []]
+        # each ticket's nonce, each key's, and the nonces to record with their times
+        self.nonces: list[list[Any]] = [[], [], [], []]
 
     def add(
         self,
@@ -914,7 +1010,12 @@ class _BatchRows:
             elif isinstance(value, str):
                 value = str(value)  # an enum's value
             column.append(value)
+        self.nonces[0].append(item.nonce)
+        if item.nonce is not None:
+            self.nonces[2].append(item.nonce)
+            self.nonces[3].append(time.time())
         if item.idempotency_key is not None:
+            self.nonces[1].append(item.nonce)
             # the answer holds the requester in full: sealed like the ticket
             sealed = ring.seal(registration.model_dump_json(), ANSWER_FIELD)
             for column, value in zip(
@@ -955,5 +1056,7 @@ class _BatchRows:
             self.terms[1].append(term)
         return number, registration
 
-    def arguments(self) -> list[list[Any]]:
-        return [*self.tickets, *self.keys, *self.events, *self.terms]
+    def arguments(self, nonces: bool) -> list[list[Any]]:
+        """The statement's arguments (``_WRITE_BATCH[nonces]``)."""
+        written = [*self.tickets, *self.keys, *self.events, *self.terms]
+        return [*written, *self.nonces] if nonces else written

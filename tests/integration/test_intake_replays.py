@@ -1,0 +1,134 @@
+"""Replays of a registration across intake's instances on the real PostgreSQL: the request's
+nonce is recorded in the batch's own write (no statement of its own), and a replay is
+refused exactly as when the nonce was recorded before the handler — sent to another
+instance later or at the same time, after a refusal, after an Idempotency-Key's answer,
+twice in one batch, and when registrations are written one by one."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from sqlalchemy import func, select, text
+
+from services.intake.handlers import registration as reg
+from services.intake.models import tickets
+from shared.auth import sign_headers
+from shared.errors import Unauthorized
+from tests.integration.test_intake_batches import pg_intake, post, registering, requester
+from tests.unit.intake.conftest import CALLERS, Intake, ticket
+
+pytestmark = pytest.mark.integration
+
+
+def signed(intake: Intake, body: dict[str, Any], key: str | None = None) -> dict[str, Any]:
+    """One signed POST /tickets, to send as it is to any instance (a replay)."""
+    raw = orjson.dumps(body)
+    secret = intake.ctx.settings.service_secret
+    headers = sign_headers(secret, CALLERS["operator"], "POST", "/tickets", body=raw)
+    headers["content-type"] = "application/json"
+    if key is not None:
+        headers["Idempotency-Key"] = key
+    return {"headers": headers, "content": raw}
+
+
+async def send(intake: Intake, request: dict[str, Any]) -> httpx.Response:
+    return await intake.http.post("/tickets", **request)
+
+
+async def count(intake: Intake, table: str) -> int:
+    async with intake.ctx.db.engine.connect() as conn:
+        return int(await conn.scalar(text(f"SELECT count(*) FROM {table}")) or 0)
+
+
+def refused_as_replay(answer: httpx.Response) -> bool:
+    return answer.status_code == 401 and "replay" in answer.json()["detail"]
+
+
+async def test_a_registration_records_its_nonce_in_its_own_write(pg_url: str) -> None:
+    async with pg_intake(pg_url) as intake:
+        nonces = intake.ctx.nonces
+        assert nonces is not None
+        flushes, recorded = nonces.batches.flushes, await count(intake, "request_nonces")
+        answers = await asyncio.gather(
+            *(post(intake, ticket(requester=requester(i))) for i in range(10))
+        )
+        assert [a.status_code for a in answers] == [201] * 10
+        assert nonces.batches.flushes == flushes, "a nonce was recorded on its own"
+        assert await count(intake, "request_nonces") == recorded + 10
+
+
+async def test_a_registration_replayed_to_another_instance_is_refused(pg_url: str) -> None:
+    async with pg_intake(pg_url) as first, pg_intake(pg_url) as second:
+        original = signed(first, ticket())
+        assert (await send(first, original)).status_code == 201
+        assert refused_as_replay(await send(second, original))
+        # sent to both instances at once: one of them registers it
+        both = signed(first, ticket(address="和平区9号"))
+        answers = await asyncio.gather(send(first, both), send(second, both))
+        assert sorted(a.status_code for a in answers) == [201, 401]
+        assert await count(first, "tickets") == 2
+        assert await count(first, "outbox WHERE payload::json->>'type' = 'ticket.registered'") == 2
+
+
+async def test_a_refused_registration_replayed_is_told_it_is_a_replay(pg_url: str) -> None:
+    async with pg_intake(pg_url) as first, pg_intake(pg_url) as second:
+        unknown = signed(first, ticket(matter_code="NO-SUCH-1"))
+        assert (await send(first, unknown)).status_code == 422
+        assert refused_as_replay(await send(second, unknown))
+        assert await count(first, "tickets") == 0
+
+
+async def test_a_replay_is_refused_where_a_key_answers_from_before(pg_url: str) -> None:
+    async with pg_intake(pg_url) as first, pg_intake(pg_url) as second:
+        original = signed(first, ticket(), key="k-replayed")
+        registered = await send(first, original)
+        assert registered.status_code == 201
+        # a retry is a new signed request with the same key: the first ticket again
+        retry = await send(second, signed(second, ticket(), key="k-replayed"))
+        assert retry.status_code == 201
+        assert retry.json()["ticket_id"] == registered.json()["ticket_id"]
+        # the original request itself, again: refused
+        assert refused_as_replay(await send(second, original))
+        assert await count(first, "tickets") == 1
+
+
+async def test_one_nonce_twice_in_a_batch_registers_once(pg_url: str) -> None:
+    async with pg_intake(pg_url) as intake:
+        items = [
+            registering(intake, ticket(), nonce="n-twice"),
+            registering(intake, ticket(address="和平区2号"), nonce="n-other"),
+            registering(intake, ticket(address="和平区3号"), nonce="n-twice"),
+        ]
+        results = await reg._write_batch(intake.ctx, items)
+        assert isinstance(results[2], Unauthorized)
+        assert [r.address for r in results[:2]] == [ticket()["address"], "和平区2号"]
+        # a later batch with a nonce recorded before: refused, the others written
+        later = [registering(intake, ticket(), nonce="n-other"), registering(intake, ticket())]
+        results = await reg._write_batch(intake.ctx, later)
+        assert isinstance(results[0], Unauthorized) and not isinstance(results[1], Exception)
+        async with intake.ctx.db.engine.connect() as conn:
+            assert await conn.scalar(select(func.count()).select_from(tickets)) == 3
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"intake_batch_size": 0}, {"shared_nonces": False}],
+    ids=["one by one", "nonces not shared"],
+)
+async def test_registrations_without_the_batch_nonce(pg_url: str, settings: Any) -> None:
+    """One by one the nonce is recorded before the handler; without shared nonces the batch
+    writes none (and the table need not exist)."""
+    async with pg_intake(pg_url, **settings) as first, pg_intake(pg_url, **settings) as second:
+        original = signed(first, ticket())
+        assert (await send(first, original)).status_code == 201
+        replayed = await send(second, original)
+        if first.ctx.nonces is None:
+            assert replayed.status_code == 201  # only each process's own cache refuses it
+            assert refused_as_replay(await send(first, original))
+        else:
+            assert refused_as_replay(replayed)
+        assert (await post(first, ticket(requester=requester(7)))).status_code == 201
