@@ -278,3 +278,24 @@ async def test_nonces_are_recorded_together_and_a_replay_is_refused_elsewhere(
         assert per_nonce == [1] * 40  # exactly one use of each is the first
         assert not await two.first_use("n-0")
         assert await two.first_use("n-new")
+
+
+async def test_the_first_statement_keeps_one_generic_plan(intake: Intake) -> None:
+    """Batches of any size look alike to the planner: after its first few calls PostgreSQL
+    runs the serials-and-hints statement on one generic plan instead of planning it anew."""
+    statement = reg._serials_and_duplicates_sql(64)
+    async with intake.ctx.db.driver_connection() as (_, raw):
+        await raw.execute(
+            f"PREPARE first_statement (text[], text[], timestamptz[], int) AS {statement}"
+        )
+        for size in (1, 3, 1, 2, 5, 1, 4):
+            phones = ", ".join(["'p'"] * size)
+            plan = "\n".join(
+                r[0]
+                for r in await raw.fetch(
+                    f"EXPLAIN EXECUTE first_statement(ARRAY[{phones}], "
+                    f"array_fill('WATER-001'::text, ARRAY[{size}]), "
+                    f"array_fill(now(), ARRAY[{size}]), 10)"
+                )
+            )
+        assert "$1" in plan, plan  # a custom plan shows the values, a generic one $1

@@ -4,6 +4,7 @@ content (Art 27), hint at duplicates, and record the call rating (Art 14 (1)).""
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
@@ -776,7 +777,9 @@ async def _write_together(ctx: ServiceContext, items: Sequence[_Registering]) ->
     prepared: list[tuple[str, TicketRegistration]] | None = None
     try:
         async with ctx.db.driver_connection() as (conn, raw):
-            serials, duplicates = await _serials_and_duplicates(raw, ring, items)
+            serials, duplicates = await _serials_and_duplicates(
+                raw, ring, items, ctx.settings.intake_batch_size
+            )
             rows = _BatchRows()
             prepared = []
             for i, (item, serial) in enumerate(zip(items, serials, strict=True)):
@@ -832,18 +835,21 @@ def _written(answered: Sequence[Mapping[str, Any]]) -> set[int]:
 
 
 async def _serials_and_duplicates(
-    raw: Any, ring: KeyRing, items: Sequence[_Registering]
+    raw: Any, ring: KeyRing, items: Sequence[_Registering], most: int
 ) -> tuple[list[int], dict[int, list[DuplicateHint]]]:
     """In one query: a serial for each item, and the duplicate hints of every item that
-    shows them."""
-    asking = [i for i, item in enumerate(items) if hints_duplicates(item.caller, item.data)]
+    shows them (``most``: the largest batch)."""
     rows = await raw.fetch(
-        _SERIALS_AND_DUPLICATES,
-        len(items),
-        asking,
-        [phone_index(ring, items[i].data.requester.phone) for i in asking],
-        [items[i].data.matter_code for i in asking],
-        [items[i].now - items[i].policy.duplicate_window for i in asking],
+        _serials_and_duplicates_sql(max(most, len(items))),
+        # no phone: no hints to show
+        [
+            phone_index(ring, item.data.requester.phone)
+            if hints_duplicates(item.caller, item.data)
+            else None
+            for item in items
+        ],
+        [item.data.matter_code for item in items],
+        [item.now - item.policy.duplicate_window for item in items],
         MAX_DUPLICATE_HINTS,
     )
     serials = sorted(r["serial"] for r in rows if r["serial"] is not None)
@@ -963,20 +969,30 @@ def _write_batch_sql(nonces: bool) -> str:
 
 
 _WRITE_BATCH = {nonces: _write_batch_sql(nonces) for nonces in (False, True)}
-_SERIALS_AND_DUPLICATES = (
-    "SELECT NULL::int AS ord, nextval(pg_get_serial_sequence('tickets', 'id')) AS serial,"
-    " NULL::int AS id, NULL::text AS ticket_id, NULL::text AS status,"
-    " NULL::timestamptz AS registered_at, NULL::boolean AS flagged, NULL::text AS content"
-    " FROM generate_series(1, $1)"
-    " UNION ALL"
-    " SELECT q.ord, NULL, d.id, d.ticket_id, d.status, d.registered_at, d.flagged, d.content"
-    " FROM unnest($2::int[], $3::text[], $4::text[], $5::timestamptz[])"
-    " AS q(ord, phone, matter, since)"
-    " CROSS JOIN LATERAL (SELECT id, ticket_id, status, registered_at, flagged, content"
-    " FROM tickets WHERE requester_phone_index = q.phone AND matter_code = q.matter"
-    " AND registered_at >= q.since AND ticket_id IS NOT NULL"
-    " ORDER BY flagged DESC, registered_at DESC, id DESC LIMIT $6) AS d"
-)
+
+
+@functools.cache
+def _serials_and_duplicates_sql(most: int) -> str:
+    """The batch's first statement, for batches of up to ``most`` items. Its shape is the
+    same for every batch (one array element per item, the items numbered by a series of
+    fixed length), so PostgreSQL estimates every batch alike and keeps one generic plan
+    instead of planning each call again (0.1-0.2 ms of its CPU each)."""
+    return (
+        f"WITH items AS (SELECT i AS ord FROM generate_series(1, {most}) AS i"
+        " WHERE i <= cardinality($1::text[]))"
+        " SELECT NULL::int AS ord, nextval(pg_get_serial_sequence('tickets', 'id')) AS serial,"
+        " NULL::int AS id, NULL::text AS ticket_id, NULL::text AS status,"
+        " NULL::timestamptz AS registered_at, NULL::boolean AS flagged, NULL::text AS content"
+        " FROM items"
+        " UNION ALL"
+        " SELECT q.ord - 1, NULL, d.id, d.ticket_id, d.status, d.registered_at, d.flagged,"
+        " d.content FROM items AS q"
+        " CROSS JOIN LATERAL (SELECT id, ticket_id, status, registered_at, flagged, content"
+        " FROM tickets WHERE requester_phone_index = ($1::text[])[q.ord]"
+        " AND matter_code = ($2::text[])[q.ord] AND registered_at >= ($3::timestamptz[])[q.ord]"
+        " AND ticket_id IS NOT NULL"
+        " ORDER BY flagged DESC, registered_at DESC, id DESC LIMIT $4) AS d"
+    )
 
 
 class _BatchRows:
