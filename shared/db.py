@@ -9,8 +9,9 @@ import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
@@ -28,6 +29,7 @@ from sqlalchemy import (
     bindparam,
     delete,
     event,
+    func,
     insert,
     inspect,
     select,
@@ -39,7 +41,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
+from sqlalchemy.sql.visitors import ExternallyTraversible, replacement_traverse
 
 from shared.errors import is_database_outage
 from shared.events import Envelope
@@ -153,15 +156,27 @@ def insert_ignoring_duplicates(conn: AsyncConnection | Connection, table: Table)
 async def insert_new(
     conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]], *returning: Column[Any]
 ) -> list[Any]:
-    """Many rows in one INSERT … ON CONFLICT DO NOTHING; ``returning`` of those inserted
-    (a set-based consumer learns which events were new facts)."""
+    """Many rows in one INSERT … ON CONFLICT DO NOTHING; ``returning`` (columns of
+    ``table``) of those inserted (a set-based consumer learns which events were new
+    facts). Every row names the same columns.
+
+    On PostgreSQL the rows travel as one array per column (INSERT … SELECT … FROM
+    unnest(…)): the statement's text is the same for any number of rows, so each
+    connection prepares it once (a VALUES list is a new statement for every length)."""
     if not rows:
         return []
-    stmt = insert_ignoring_duplicates(conn, table)
-    if not returning:
-        await conn.execute(stmt, list(rows))
-        return []
-    return list((await conn.execute(stmt.returning(*returning), list(rows))).all())
+    stmt: Any
+    params: Any
+    if conn.dialect.name == "postgresql":
+        columns = tuple(rows[0])
+        stmt = _insert_from_arrays(table, columns, tuple(c.key for c in returning))
+        params = {c: [r[c] for r in rows] for c in columns}
+    else:
+        stmt, params = insert_ignoring_duplicates(conn, table), list(rows)
+        if returning:
+            stmt = stmt.returning(*returning)
+    result = await conn.execute(stmt, params)
+    return list(result.all()) if returning else []
 
 
 async def update_many(
@@ -171,22 +186,89 @@ async def update_many(
     rows: Sequence[dict[str, Any]],
     *where: ColumnElement[bool],
 ) -> None:
-    """One UPDATE for many rows (executemany, one round trip): each row names its key
-    columns ``keys`` and the values to set; every row sets the same columns; ``where``
-    narrows every row's update (it may compare with a row's value to set, as
-    ``bindparam("v_<column>")``)."""
+    """One UPDATE for many rows: each row names its key columns ``keys`` and the values
+    to set; every row sets the same columns; ``where`` narrows every row's update (it may
+    compare with a row's value to set, as ``bindparam("v_<column>")``).
+
+    On PostgreSQL one statement joins the table to the rows, sent as one array per column
+    (UPDATE … FROM unnest(…)): one execution and one plan for the batch, and the same
+    text for any number of rows, prepared once per connection. Elsewhere, and when two
+    rows name the same key (the second must see the first's effect), one execution per
+    row in one round trip (executemany)."""
     if not rows:
         return
-    columns = [c for c in rows[0] if c not in keys]
+    columns = tuple(c for c in rows[0] if c not in keys)
+    named = {f"k_{k}": k for k in keys} | {f"v_{c}": c for c in columns}
+    if conn.dialect.name == "postgresql" and _distinct(rows, keys):
+        # built once for a table and its columns; a ``where`` is the caller's, built anew
+        stmt = (
+            _update_from_arrays(table, tuple(keys), columns, where)
+            if where
+            else _update_from_arrays_once(table, tuple(keys), columns)
+        )
+        await conn.execute(stmt, {name: [r[c] for r in rows] for name, c in named.items()})
+        return
     stmt = (
         update(table)
         .where(*(table.c[k] == bindparam(f"k_{k}") for k in keys), *where)
         .values({c: bindparam(f"v_{c}") for c in columns})
     )
-    await conn.execute(
-        stmt,
-        [{**{f"k_{k}": r[k] for k in keys}, **{f"v_{c}": r[c] for c in columns}} for r in rows],
+    await conn.execute(stmt, [{name: r[c] for name, c in named.items()} for r in rows])
+
+
+def _distinct(rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> bool:
+    return len({tuple(r[k] for k in keys) for r in rows}) == len(rows)
+
+
+# The PostgreSQL statements of ``insert_new`` and ``update_many`` are built once per table
+# and columns: building one and computing its cache key costs more than running it.
+@lru_cache(maxsize=256)
+def _insert_from_arrays(table: Table, columns: tuple[str, ...], returning: tuple[str, ...]) -> Any:
+    given = _rows_as_table(table, {c: c for c in columns})
+    stmt = postgresql.insert(table).from_select(columns, select(*given.c)).on_conflict_do_nothing()
+    return stmt.returning(*(table.c[c] for c in returning)) if returning else stmt
+
+
+def _update_from_arrays(
+    table: Table,
+    keys: tuple[str, ...],
+    columns: tuple[str, ...],
+    where: Sequence[ColumnElement[bool]] = (),
+) -> Any:
+    given = _rows_as_table(table, {f"k_{k}": k for k in keys} | {f"v_{c}": c for c in columns})
+    return (
+        update(table)
+        .where(
+            *(table.c[k] == given.c[f"k_{k}"] for k in keys),
+            *(_with_row_values(w, given) for w in where),
+        )
+        .values({c: given.c[f"v_{c}"] for c in columns})
     )
+
+
+_update_from_arrays_once = lru_cache(maxsize=256)(_update_from_arrays)
+
+
+def _rows_as_table(table: Table, named: dict[str, str]) -> Any:
+    """Rows given as one array parameter per column (PostgreSQL): ``unnest`` of the
+    parameters ``named`` (parameter → the column of ``table`` whose type it has), as a
+    table ``v`` whose columns have the parameters' names."""
+    arrays = (
+        bindparam(name, type_=postgresql.ARRAY(table.c[column].type, dimensions=1))
+        for name, column in named.items()
+    )
+    return func.unnest(*arrays).table_valued(*named).render_derived(name="v")
+
+
+def _with_row_values(condition: ColumnElement[bool], given: Any) -> ColumnElement[bool]:
+    """``condition`` with each ``bindparam("v_<column>")`` read from the row ``given``."""
+
+    def row_value(element: ExternallyTraversible, **_: Any) -> ExternallyTraversible | None:
+        if isinstance(element, BindParameter) and element.key in given.c:
+            return cast(ExternallyTraversible, given.c[element.key])
+        return None
+
+    return replacement_traverse(condition, {}, row_value)
 
 
 def service_url(db_url: str, service: str) -> str:

@@ -1,0 +1,174 @@
+"""The set-based consumers on the real PostgreSQL, where ``update_many`` and
+``insert_new`` send a batch's rows as arrays (UPDATE … FROM unnest, INSERT … SELECT FROM
+unnest): a batch leaves exactly what one-by-one handling leaves, and the statements'
+text does not change with the number of rows, so each connection prepares it once."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+from sqlalchemy import (
+    JSON,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    event,
+    select,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+
+from shared.db import UTCDateTime, insert_new, update_many
+from shared.events import Envelope
+from shared.service import ServiceContext, ServiceSpec
+from tests.unit.test_set_based_consumers import (
+    BATCHES,
+    T0,
+    Running,
+    assert_set_based_leaves_what_one_by_one_leaves,
+    serving,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def on_postgres(url: str) -> Running:
+    """Each run of a service on a schema of its own making (the previous run's dropped)."""
+
+    @asynccontextmanager
+    async def running(spec: ServiceSpec, name: str) -> AsyncIterator[ServiceContext]:
+        conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
+        try:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{spec.name}" CASCADE')
+        finally:
+            await conn.close()
+        async with serving(spec, url) as ctx:
+            yield ctx
+
+    return running
+
+
+@BATCHES
+async def test_a_batch_handled_set_based_on_postgresql_leaves_what_one_by_one_leaves(
+    spec: ServiceSpec,
+    batch: Callable[[], list[Envelope]],
+    pg_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await assert_set_based_leaves_what_one_by_one_leaves(
+        spec, batch(), on_postgres(pg_url), monkeypatch
+    )
+
+
+metadata = MetaData()
+tracks = Table(
+    "tracks",
+    metadata,
+    Column("matter", String(20), primary_key=True),
+    Column("district", String(12), primary_key=True),
+    Column("recent", JSON),
+    Column("tallied", Integer, nullable=False, server_default="0"),
+    Column("seen_at", UTCDateTime),
+)
+
+
+@asynccontextmanager
+async def connected(url: str) -> AsyncIterator[tuple[AsyncConnection, list[str]]]:
+    """A connection to a database holding ``tracks``, and every statement it sends (one
+    executed once per row of its parameters marked ``executemany:``)."""
+    engine = create_async_engine(url)
+    sent: list[str] = []
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _sent(conn: Any, cursor: Any, sql: str, params: Any, context: Any, many: bool) -> None:
+        sent.append(f"executemany: {sql}" if many else sql)
+
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+            sent.clear()
+            yield conn, sent
+    finally:
+        await engine.dispose()
+
+
+def track(n: int, **values: Any) -> dict[str, Any]:
+    return {"matter": f"M{n % 3}", "district": f"D{n}", **values}
+
+
+async def rows(conn: AsyncConnection) -> list[tuple[Any, ...]]:
+    return [tuple(r) for r in await conn.execute(select(tracks).order_by(tracks.c.district))]
+
+
+async def test_insert_new_sends_one_statement_text_for_any_number_of_rows(pg_url: str) -> None:
+    async with connected(pg_url) as (conn, sent):
+        for size in (1, 2, 5):
+            new = [track(n, recent=[n], seen_at=T0) for n in range(10 * size, 11 * size)]
+            got = await insert_new(conn, tracks, new, tracks.c.district)
+            assert sorted(r.district for r in got) == sorted(t["district"] for t in new)
+        texts = set(sent)
+        again = await insert_new(conn, tracks, [track(10), track(99)], tracks.c.district)
+        stored = await rows(conn)
+
+    assert [r.district for r in again] == ["D99"]  # D10 is there: not inserted again
+    assert len(texts) == 1, texts
+    assert ("M1", "D10", [10], 0, T0) in stored
+    assert ("M0", "D99", None, 0, None) in stored
+
+
+async def test_update_many_sets_each_rows_own_values_in_one_statement(pg_url: str) -> None:
+    later = T0 + timedelta(hours=1)
+    async with connected(pg_url) as (conn, sent):
+        await insert_new(conn, tracks, [track(n, seen_at=T0) for n in range(6)])
+        sent.clear()
+        for size in (1, 3):
+            await update_many(
+                conn,
+                tracks,
+                ["matter", "district"],
+                [track(n, recent=[f"t{n}"], tallied=n) for n in range(size)],
+            )
+        # a condition on each row's own value: D4 is older than what is stored, D5 newer
+        await update_many(
+            conn,
+            tracks,
+            ["matter", "district"],
+            [track(4, seen_at=T0 - timedelta(hours=1)), track(5, seen_at=later)],
+            tracks.c.seen_at <= bindparam("v_seen_at"),
+        )
+        stored = await rows(conn)
+
+    # one execution for the rows, and the same text for one row and for three
+    assert sent.count(sent[0]) == 2 and not sent[0].startswith("executemany"), sent
+    assert stored == [
+        ("M0", "D0", ["t0"], 0, T0),
+        ("M1", "D1", ["t1"], 1, T0),
+        ("M2", "D2", ["t2"], 2, T0),
+        ("M0", "D3", None, 0, T0),
+        ("M1", "D4", None, 0, T0),
+        ("M2", "D5", None, 0, later),
+    ]
+
+
+async def test_update_many_applies_rows_of_one_key_in_order(pg_url: str) -> None:
+    """Two rows of one key: each sees the one before it (the later values stay)."""
+    async with connected(pg_url) as (conn, sent):
+        await insert_new(conn, tracks, [track(1)])
+        await update_many(
+            conn,
+            tracks,
+            ["matter", "district"],
+            [track(1, tallied=1), track(1, tallied=2)],
+            tracks.c.tallied == bindparam("v_tallied") - 1,
+        )
+        stored = await rows(conn)
+
+    assert stored == [("M1", "D1", None, 2, None)]
+    assert sent[-2].startswith("executemany: UPDATE"), sent
