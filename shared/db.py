@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    any_,
     bindparam,
     delete,
     event,
@@ -214,6 +215,17 @@ async def update_many(
         .values({c: bindparam(f"v_{c}") for c in columns})
     )
     await conn.execute(stmt, [{name: r[c] for name, c in named.items()} for r in rows])
+
+
+def one_of(conn: AsyncConnection, column: ColumnElement[Any], values: Iterable[Any]) -> Any:
+    """``column IN values``; on PostgreSQL ``column = ANY(array)``: the same statement text
+    for any number of values, prepared once per connection (an IN list is a new statement
+    for every length: compiled, prepared and cached again)."""
+    values = list(values)
+    if conn.dialect.name == "postgresql":
+        array = postgresql.ARRAY(column.type, dimensions=1)
+        return column == any_(bindparam(None, values, type_=array))
+    return column.in_(values)
 
 
 def _distinct(rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> bool:

@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
-from shared.db import UTCDateTime, insert_new, update_many
+from shared.db import UTCDateTime, insert_new, one_of, update_many
 from shared.events import Envelope
 from shared.service import ServiceContext, ServiceSpec
 from tests.unit.test_set_based_consumers import (
@@ -172,3 +172,17 @@ async def test_update_many_applies_rows_of_one_key_in_order(pg_url: str) -> None
 
     assert stored == [("M1", "D1", None, 2, None)]
     assert sent[-2].startswith("executemany: UPDATE"), sent
+
+
+async def test_one_of_sends_one_statement_text_for_any_number_of_values(pg_url: str) -> None:
+    async with connected(pg_url) as (conn, sent):
+        await insert_new(conn, tracks, [track(n) for n in range(6)])
+        sent.clear()
+        found = []
+        for size in (0, 1, 2, 5):
+            wanted = one_of(conn, tracks.c.district, {f"D{n}" for n in range(size)})
+            rows = await conn.execute(select(tracks.c.district).where(wanted))
+            found.append(sorted(rows.scalars()))
+
+    assert found == [[], ["D0"], ["D0", "D1"], ["D0", "D1", "D2", "D3", "D4"]]
+    assert len(set(sent)) == 1, sent

@@ -52,7 +52,7 @@ from services.channels.schemas import (
 )
 from shared.auth import Caller
 from shared.calendar import SHANGHAI
-from shared.db import UnitOfWork, insert_ignoring_duplicates
+from shared.db import UnitOfWork, insert_ignoring_duplicates, one_of
 from shared.events import Envelope, NotificationFailed, UnitStaffPublished, parse_payload
 from shared.service import ServiceContext
 
@@ -252,12 +252,12 @@ async def _read_recipients(
 ) -> dict[str, tuple[list[Any], list[Any]]]:
     found: dict[str, tuple[list[Any], list[Any]]] = {u: ([], []) for u in units}
     for c in await uow.conn.execute(
-        select(unit_contacts).where(unit_contacts.c.unit_id.in_(units))
+        select(unit_contacts).where(one_of(uow.conn, unit_contacts.c.unit_id, units))
     ):
         found[c.unit_id][0].append(c)
     for s in await uow.conn.execute(
         select(unit_staff_phones.c.unit_id, unit_staff_phones.c.phones).where(
-            unit_staff_phones.c.unit_id.in_(units)
+            one_of(uow.conn, unit_staff_phones.c.unit_id, units)
         )
     ):
         found[s.unit_id][1].append(s)

@@ -22,7 +22,7 @@ from services.dispatch.handlers.tickets import (
     on_ticket_registered,
 )
 from services.dispatch.models import assignments, flags, matter_units, matters, units
-from shared.db import UnitOfWork, insert_new, update_many
+from shared.db import UnitOfWork, insert_new, one_of, update_many
 from shared.events import DeadlineSet, Envelope, TicketRegistered, parse_payloads
 from shared.service import ManyHandler, ServiceContext
 
@@ -33,10 +33,8 @@ async def on_registered(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[En
     events = parse_payloads(batch, TicketRegistered)
     conn = uow.conn
     codes = {e.matter_code for e in events}
-    found_matters = {
-        r.code: matter_from_row(r)
-        for r in (await conn.execute(select(matters).where(matters.c.code.in_(codes)))).all()
-    }
+    found = await conn.execute(select(matters).where(one_of(conn, matters.c.code, codes)))
+    found_matters = {r.code: matter_from_row(r) for r in found.all()}
     catalog: dict[tuple[str, str], Any] = {}
     for r in (
         await conn.execute(
@@ -44,8 +42,8 @@ async def on_registered(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[En
             .add_columns(matter_units.c.district.label("routed_district"))
             .join(matter_units, matter_units.c.unit_id == units.c.unit_id)
             .where(
-                matter_units.c.matter_code.in_(codes),
-                matter_units.c.district.in_({e.district for e in events}),
+                one_of(conn, matter_units.c.matter_code, codes),
+                one_of(conn, matter_units.c.district, {e.district for e in events}),
             )
         )
     ).all():
@@ -54,7 +52,7 @@ async def on_registered(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[En
         (
             await conn.execute(
                 select(flags.c.ticket_id).where(
-                    flags.c.ticket_id.in_([e.ticket_id for e in events])
+                    one_of(conn, flags.c.ticket_id, [e.ticket_id for e in events])
                 )
             )
         ).scalars()
@@ -95,7 +93,7 @@ async def on_deadline_set(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[
         for r in (
             await uow.conn.execute(
                 select(*DEADLINE_READ).where(
-                    assignments.c.ticket_id.in_({e.ticket_id for e in events})
+                    one_of(uow.conn, assignments.c.ticket_id, {e.ticket_id for e in events})
                 )
             )
         ).all()
