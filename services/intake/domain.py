@@ -4,6 +4,7 @@ policy settings and the words a ticket is searched by. No I/O here."""
 
 from __future__ import annotations
 
+import functools
 import hmac
 import logging
 import re
@@ -318,13 +319,19 @@ def _squeeze(text: str) -> str:
     return _NOT_TEXT.sub("", text).lower()
 
 
+@functools.lru_cache(maxsize=4096)
+def _squeezed_keyword(word: str) -> str:
+    """A policy keyword as it is looked for (the policy's few hundred words, once each)."""
+    return _squeeze(word)
+
+
 def sensitive_keywords_in(content: str, keywords: Mapping[str, Sequence[str]]) -> list[str]:
     """Art 27: the policy's keywords found in the content, in policy order, once each."""
     text = _squeeze(content)
     found: list[str] = []
     for words in keywords.values():
         for word in words:
-            squeezed = _squeeze(word)
+            squeezed = _squeezed_keyword(word)
             if squeezed and squeezed in text and word not in found:
                 found.append(word)
     return found
@@ -346,7 +353,10 @@ def warm_up_segmenter() -> None:
     jieba.initialize()
 
 
+@functools.lru_cache(maxsize=65536)
 def _searchable(token: str) -> str | None:
+    """The term a token is indexed and searched by, or None (kept for the words that come
+    again and again: a ticket's few dozen tokens are mostly common words)."""
     term = token.strip().lower()
     if (
         term

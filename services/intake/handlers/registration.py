@@ -900,7 +900,6 @@ _TICKET_COLUMNS: tuple[tuple[str, str], ...] = (
     ("answered_at", "timestamptz"),
     ("answered_by", "text"),
 )
-_JSON_COLUMNS = frozenset(c for c, kind in _TICKET_COLUMNS if kind == "json")
 
 
 def _write_batch_sql(nonces: bool) -> str:
@@ -1019,10 +1018,10 @@ class _BatchRows:
         )
         registration = registration_answer(number, values, item.caller, item.data, duplicates)
         row = {**values, "id": serial, "ticket_id": number}
-        for column, (name, _) in zip(self.tickets, _TICKET_COLUMNS, strict=True):
+        for column, (name, kind) in zip(self.tickets, _TICKET_COLUMNS, strict=True):
             value = row[name]
-            if name in _JSON_COLUMNS:
-                value = json.dumps(value)  # as SQLAlchemy's JSON type writes it (None: null)
+            if kind == "json":  # as SQLAlchemy's JSON type writes it (None: null)
+                value = "null" if value is None else json.dumps(value)
             elif isinstance(value, str):
                 value = str(value)  # an enum's value
             column.append(value)
@@ -1067,9 +1066,8 @@ class _BatchRows:
                 strict=True,
             ):
                 column.append(value)
-        for term in item.terms:
-            self.terms[0].append(serial)
-            self.terms[1].append(term)
+        self.terms[0].extend([serial] * len(item.terms))
+        self.terms[1].extend(item.terms)
         return number, registration
 
     def arguments(self, nonces: bool) -> list[list[Any]]:
