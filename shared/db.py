@@ -228,6 +228,24 @@ def one_of(conn: AsyncConnection, column: ColumnElement[Any], values: Iterable[A
     return column.in_(values)
 
 
+def pair_of(
+    conn: AsyncConnection,
+    columns: tuple[ColumnElement[Any], ColumnElement[Any]],
+    pairs: Iterable[tuple[Any, Any]],
+) -> Any:
+    """``(a, b) IN pairs``; on PostgreSQL the pairs travel as two arrays (``IN (SELECT …
+    FROM unnest(…))``), one statement text for any number of pairs, as ``one_of``."""
+    pairs = list(pairs)
+    if conn.dialect.name != "postgresql":
+        return tuple_(*columns).in_(pairs)
+    arrays = (
+        bindparam(None, [p[i] for p in pairs], type_=postgresql.ARRAY(c.type, dimensions=1))
+        for i, c in enumerate(columns)
+    )
+    given = func.unnest(*arrays).table_valued("a", "b").render_derived(name="v")
+    return tuple_(*columns).in_(select(*given.c))
+
+
 def _distinct(rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> bool:
     return len({tuple(r[k] for k in keys) for r in rows}) == len(rows)
 

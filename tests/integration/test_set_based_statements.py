@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
-from shared.db import UTCDateTime, insert_new, one_of, update_many
+from shared.db import UTCDateTime, insert_new, one_of, pair_of, update_many
 from shared.events import Envelope
 from shared.service import ServiceContext, ServiceSpec
 from tests.unit.test_set_based_consumers import (
@@ -185,4 +185,18 @@ async def test_one_of_sends_one_statement_text_for_any_number_of_values(pg_url: 
             found.append(sorted(rows.scalars()))
 
     assert found == [[], ["D0"], ["D0", "D1"], ["D0", "D1", "D2", "D3", "D4"]]
+    assert len(set(sent)) == 1, sent
+
+
+async def test_pair_of_sends_one_statement_text_for_any_number_of_pairs(pg_url: str) -> None:
+    async with connected(pg_url) as (conn, sent):
+        await insert_new(conn, tracks, [track(n) for n in range(6)])
+        sent.clear()
+        found = []
+        for wanted in ([], [("M1", "D1")], [("M0", "D0"), ("M1", "D0"), ("M2", "D5")]):
+            pairs = pair_of(conn, (tracks.c.matter, tracks.c.district), wanted)
+            rows = await conn.execute(select(tracks.c.district).where(pairs))
+            found.append(sorted(rows.scalars()))
+
+    assert found == [[], ["D1"], ["D0", "D5"]]  # M1 is not D0's matter
     assert len(set(sent)) == 1, sent

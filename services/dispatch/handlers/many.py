@@ -22,7 +22,7 @@ from services.dispatch.handlers.tickets import (
     on_ticket_registered,
 )
 from services.dispatch.models import assignments, flags, matter_units, matters, units
-from shared.db import UnitOfWork, insert_new, one_of, update_many
+from shared.db import UnitOfWork, insert_new, one_of, pair_of, update_many
 from shared.events import DeadlineSet, Envelope, TicketRegistered, parse_payloads
 from shared.service import ManyHandler, ServiceContext
 
@@ -42,8 +42,11 @@ async def on_registered(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[En
             .add_columns(matter_units.c.district.label("routed_district"))
             .join(matter_units, matter_units.c.unit_id == units.c.unit_id)
             .where(
-                one_of(conn, matter_units.c.matter_code, codes),
-                one_of(conn, matter_units.c.district, {e.district for e in events}),
+                pair_of(
+                    conn,
+                    (matter_units.c.matter_code, matter_units.c.district),
+                    {(e.matter_code, e.district) for e in events},
+                )
             )
         )
     ).all():

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.evaluation.domain import (
@@ -25,7 +25,7 @@ from services.evaluation.schemas import (
     HotspotsPublic,
 )
 from shared.auth import Caller, Role
-from shared.db import UnitOfWork, insert_ignoring_duplicates, insert_new, update_many
+from shared.db import UnitOfWork, insert_ignoring_duplicates, insert_new, pair_of, update_many
 from shared.events import HotspotDetected
 from shared.service import ServiceContext
 
@@ -92,7 +92,7 @@ async def tally_hotspots(
     await insert_new(conn, hotspot_tracks, [{"matter_code": m, "district": d} for m, d in pairs])
     query = (
         select(hotspot_tracks)
-        .where(tuple_(hotspot_tracks.c.matter_code, hotspot_tracks.c.district).in_(pairs))
+        .where(pair_of(conn, (hotspot_tracks.c.matter_code, hotspot_tracks.c.district), pairs))
         .order_by(hotspot_tracks.c.matter_code, hotspot_tracks.c.district)
     )
     if ctx.db.is_postgres:  # two consumers never decide on one matter and district at once
