@@ -15,6 +15,9 @@ Knobs: BENCH_TICKETS (2000), BENCH_CONCURRENCY (32), BENCH_WARMUP (2000),
 BENCH_DRAIN_SECONDS (180), BENCH_KEEP_DB=1 keeps the database for inspection,
 BENCH_INTAKE_BATCH (64: intake's group commit size; 0 writes registrations one by one),
 BENCH_SETTINGS ("HOTLINE_RELAY_GATHER_MS=20 HOTLINE_KAFKA_FETCH_WAIT_MS=50": any settings),
+BENCH_SYNCHRONOUS_COMMIT (on: PostgreSQL's default, as in docker-compose's postgres:16, so a
+201 means the ticket's commit is on disk; scripts/postgres.sh runs the shared development
+server with it off for the tests' sake, and the bench database overrides that),
 BENCH_CLIENT (lean: bench/http_load.py, one keep-alive connection per client; httpx: as
 before, ~2.6 ms of the machine's CPU per ticket taken from the system under test).
 The machine is shared: other engineers' tests may run at the same time."""
@@ -70,6 +73,9 @@ EXTRA_ENV = {
     "HOTLINE_DB_POOL_SIZE": os.environ.get("BENCH_POOL_SIZE", "10"),
     "HOTLINE_INTAKE_BATCH_SIZE": os.environ.get("BENCH_INTAKE_BATCH", "64"),
 }
+SYNCHRONOUS_COMMIT = os.environ.get("BENCH_SYNCHRONOUS_COMMIT", "on")
+if SYNCHRONOUS_COMMIT not in {"on", "off", "local", "remote_write", "remote_apply"}:
+    sys.exit(f"BENCH_SYNCHRONOUS_COMMIT={SYNCHRONOUS_COMMIT!r}: one of PostgreSQL's values")
 # BENCH_SETTINGS="HOTLINE_X=1 HOTLINE_Y=2": any further settings for every process
 EXTRA_ENV.update(
     pair.split("=", 1) for pair in os.environ.get("BENCH_SETTINGS", "").split() if "=" in pair
@@ -286,6 +292,11 @@ async def main() -> None:  # noqa: PLR0915 - one linear script
     dsn = system.db_url.replace("postgresql+asyncpg", "postgresql")
     pg: asyncpg.Connection | None = None
     try:
+        pg = await asyncpg.connect(dsn)
+        await pg.execute(
+            f'ALTER DATABASE "{system.database}" SET synchronous_commit = {SYNCHRONOUS_COMMIT}'
+        )
+        await pg.close()
         for process in PROCESSES:
             system.start(process, extra_env=EXTRA_ENV)
         for process in PROCESSES:
@@ -463,6 +474,7 @@ async def main() -> None:  # noqa: PLR0915 - one linear script
             "machine": f"{os.cpu_count()} cores, shared with other engineers' work",
             "tickets": TICKETS,
             "concurrency": CONCURRENCY,
+            "postgresql_synchronous_commit": SYNCHRONOUS_COMMIT,
             "http_status": statuses,
             "accepted": accepted,
             "accept_seconds": round(accept_seconds, 2),
