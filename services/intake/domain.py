@@ -371,9 +371,25 @@ def _searchable(token: str) -> str | None:
 def search_terms(text: str) -> set[str]:
     """The words a ticket is found by: jieba's search-engine segmentation, which gives
     each word and the dictionary words inside it (劳动合同法 → 劳动, 合同, 劳动合同法),
-    lower-cased, without punctuation and stopwords."""
-    terms = (_searchable(token) for token in jieba.cut_for_search(text))
-    return {term for term in terms if term}
+    lower-cased, without punctuation and stopwords.
+
+    jieba segments each run of Chinese characters and letters between punctuation on its
+    own (``jieba.re_han_default``), so the text's terms are the union of its runs' terms,
+    and a run that comes again (请尽快处理, 影响周边居民生活) is segmented once."""
+    dictionary = jieba.dt.total  # a word added to the dictionary changes it
+    terms: set[str] = set()
+    for run in jieba.re_han_default.split(text):
+        if run:
+            terms |= _run_terms(run, dictionary)
+    return terms
+
+
+@functools.lru_cache(maxsize=16384)
+def _run_terms(run: str, dictionary: float) -> frozenset[str]:
+    """The search terms of one run of text (``search_terms``), as the dictionary whose
+    total word frequency is ``dictionary`` segments it."""
+    terms = (_searchable(token) for token in jieba.cut_for_search(run))
+    return frozenset(term for term in terms if term)
 
 
 def _inner_words(word: str) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import jieba
 import pytest
 
 from services.intake.domain import (
@@ -11,6 +12,7 @@ from services.intake.domain import (
     DEFAULT_POLICY_EFFECTIVE_FROM,
     STATUS_AFTER_EVENT,
     STATUS_LABELS,
+    STOPWORDS,
     IntakePolicy,
     Status,
     calendar_window,
@@ -116,6 +118,44 @@ def test_search_terms_drop_punctuation_and_common_words() -> None:
 )
 def test_a_query_found_in_a_content_has_all_its_terms_there(content: str, query: str) -> None:
     assert query_terms(query) <= search_terms(content)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "从早上八点开始停水，家里有老人！请尽快恢复供水。",
+        "今天早上和平区劝业场街道小区停车管理，停车位问题一直没有解决，影响周边居民生活。",
+        "WiFi信号不好 3号楼 ５单元，中华人民共和国劳动合同法……联系 zhang@example.com",
+        "  ，。！  ",
+        "",
+    ],
+)
+def test_search_terms_are_those_of_jieba_on_the_whole_text(content: str) -> None:
+    whole = {t.strip().lower() for t in jieba.cut_for_search(content)}
+    assert search_terms(content) == {
+        t
+        for t in whole
+        if t and len(t) <= 32 and t not in STOPWORDS and any(c.isalnum() for c in t)
+    }
+
+
+def test_a_run_of_text_seen_before_is_not_segmented_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first = search_terms("路灯坏了三天，请尽快处理")
+    segmented: list[str] = []
+    cut_for_search = jieba.cut_for_search
+
+    def counted(text: str) -> object:
+        segmented.append(text)
+        return cut_for_search(text)
+
+    monkeypatch.setattr(jieba, "cut_for_search", counted)
+    assert search_terms("井盖丢了，请尽快处理") == (first - {"路灯", "坏", "三天"}) | {
+        "井盖",
+        "丢",
+    }
+    assert segmented == ["井盖丢了"]
 
 
 def test_a_query_needs_every_one_of_its_words() -> None:

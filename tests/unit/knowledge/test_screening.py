@@ -221,3 +221,27 @@ def test_masking_hides_personal_data_and_keeps_the_rest_in_place() -> None:
     assert "13912345678" not in masked and "120101199003074516" not in masked
     assert len(masked) == len(text)
     assert masked.startswith("请联系张先生 ") and masked.endswith("，地址和平区")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "电话１３９１２３４５６７８",  # full-width digits
+        "邮箱 zhang＠example.com",  # full-width @
+        "邮箱 zhang@example.com",
+        "卡号 6222021001123456789",
+    ],
+)
+def test_masking_finds_personal_data_however_its_digits_and_at_are_written(text: str) -> None:
+    assert mask_personal_data(text) != text
+
+
+def test_masking_a_text_without_digits_or_at_returns_it_without_screening(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def screened(*args: object) -> object:
+        raise AssertionError("screened a text that cannot hold personal data")
+
+    monkeypatch.setattr("shared.detectors.screen_text", screened)
+    text = "小区门口路灯不亮，晚上出行很不方便，请尽快处理"
+    assert mask_personal_data(text) is text
