@@ -299,3 +299,38 @@ async def test_the_first_statement_keeps_one_generic_plan(intake: Intake) -> Non
                 )
             )
         assert "$1" in plan, plan  # a custom plan shows the values, a generic one $1
+
+
+async def test_search_terms_are_written_to_one_index_compared_byte_by_byte(
+    intake: Intake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """intake_0008: the terms' only index is their primary key, the term compared as
+    bytes (COLLATE "C"); Chinese search finds the same tickets, by the words' count and by
+    walking the list."""
+    async with intake.ctx.db.engine.connect() as conn:
+        indexes = (
+            await conn.execute(
+                text("SELECT indexname FROM pg_indexes WHERE tablename = 'ticket_terms'")
+            )
+        ).scalars()
+        collation = await conn.scalar(
+            text(
+                "SELECT collation_name FROM information_schema.columns"
+                " WHERE table_name = 'ticket_terms' AND column_name = 'term'"
+            )
+        )
+    assert sorted(indexes) == ["ticket_terms_pkey"]
+    assert collation == "C"
+    contents = ["暖气片不热，家里有八旬老人", "楼道暖气漏水", "小区门口停车难，老人出行不便"]
+    numbers = [
+        (await post(intake, ticket(content=c, requester=requester(i)))).json()["ticket_id"]
+        for i, c in enumerate(contents)
+    ]
+    for walk in (False, True):
+        if walk:  # every search matches "many" tickets: the list is walked in its order
+            monkeypatch.setattr("services.intake.handlers.queries.WIDE_SEARCH", 0)
+        both = await intake.tickets(q="暖气 老人")
+        assert [t["ticket_id"] for t in both["data"]] == [numbers[0]]
+        heating = await intake.tickets(q="暖气")  # newest first
+        assert [t["ticket_id"] for t in heating["data"]] == numbers[1::-1]
+        assert heating["count"] == 2
