@@ -22,6 +22,12 @@ class _Answer:
     def __init__(self) -> None:
         self.body = bytearray()
         self.complete = False
+        self.keep_alive = False
+        self.parser = httptools.HttpResponseParser(self)
+
+    def on_headers_complete(self) -> None:
+        # only meaningful now: llhttp forgets it once the message is complete
+        self.keep_alive = self.parser.should_keep_alive()
 
     def on_body(self, body: bytes) -> None:
         self.body += body
@@ -68,7 +74,7 @@ class KeepAliveConnection:
         assert self._reader is not None
         self._writer.write(request)
         answer = _Answer()
-        parser = httptools.HttpResponseParser(answer)
+        parser = answer.parser
         try:
             async with asyncio.timeout(self._timeout):
                 while not answer.complete:
@@ -79,7 +85,7 @@ class KeepAliveConnection:
         except BaseException:
             await self.close()
             raise
-        if not parser.should_keep_alive():
+        if not answer.keep_alive:
             await self.close()
         return Response(parser.get_status_code(), bytes(answer.body))
 
