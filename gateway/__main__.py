@@ -25,21 +25,18 @@ def serve() -> None:
     import uvicorn
 
     from gateway.app import create_gateway_app
+    from shared.http_server import server_options
     from shared.logging import configure_logging
-    from shared.service import KEEPALIVE_SECONDS
 
     settings = get_settings()
     configure_logging("gateway", settings.log_level, settings.log_json)
     uvicorn.run(
         create_gateway_app(settings),
-        host=settings.host,
-        port=settings.port_for("gateway"),
-        loop="uvloop",
-        http="httptools",
-        log_config=None,
-        access_log=False,
-        timeout_keep_alive=KEEPALIVE_SECONDS,  # longer than clients pool idle connections
-        timeout_graceful_shutdown=5,  # an open live board (SSE) never ends by itself
+        **server_options(
+            host=settings.host,
+            port=settings.port_for("gateway"),
+            timeout_graceful_shutdown=5,  # an open live board (SSE) never ends by itself
+        ),
     )
 
 

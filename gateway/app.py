@@ -26,6 +26,7 @@ from shared.access import guard, public
 from shared.bus import Bus
 from shared.clock import Clock
 from shared.errors import NotFound, install_error_handlers
+from shared.http_server import NO_FASTAPI_TELEMETRY
 from shared.logging import RequestIdMiddleware
 from shared.metrics import HttpMetrics, Metrics, bearer_matches
 from shared.settings import Settings
@@ -78,6 +79,7 @@ def create_gateway_app(
         title=openapi.TITLE,
         version=openapi.VERSION,
         lifespan=lifespan,
+        telemetry=NO_FASTAPI_TELEMETRY,
         openapi_url=None,  # gateway/openapi.py serves the merged document instead
         docs_url=None,
         redoc_url=None,

@@ -38,7 +38,7 @@ ANONYMOUS = Caller(sub="anonymous", role=Role.CITIZEN)
 # only stops a stalled service from drawing ever more connections.
 MAX_CONNECTIONS = 200
 MAX_KEEPALIVE = 64
-# far below the services' keep-alive (shared/service.py KEEPALIVE_SECONDS), so a service
+# far below the services' keep-alive (shared/http_server.py KEEPALIVE_SECONDS), so a service
 # never closes a connection as the gateway sends a request on it
 KEEPALIVE_EXPIRY = 4.0
 TIMEOUT = httpx.Timeout(connect=2.0, read=30.0, write=10.0, pool=5.0)

@@ -133,7 +133,7 @@ class Origin(NamedTuple):
 class HTTP1Transport(httpx.AsyncBaseTransport):
     """Keep-alive connections to one ``host:port``, reused last-in first-out.
 
-    ``keepalive_expiry`` stays far below the services' keep-alive (shared/service.py
+    ``keepalive_expiry`` stays far below the services' keep-alive (shared/http_server.py
     KEEPALIVE_SECONDS), so a service does not close a connection the gateway is about to
     reuse. If a reused connection closes without a byte of answer anyway, the request is
     sent once more on a fresh connection when that is safe: an idempotent method, or a

@@ -25,7 +25,8 @@ from gateway.users import demo_logins
 from shared.bus import LogBus
 from shared.clock import make_clock
 from shared.db import service_url
-from shared.service import KEEPALIVE_SECONDS, ServiceSpec, create_service_app
+from shared.http_server import server_options
+from shared.service import ServiceSpec, create_service_app
 from shared.settings import SERVICES, Settings
 
 log = logging.getLogger("hotline.embedded")
@@ -150,14 +151,13 @@ async def serve(settings: Settings) -> None:
     async with embedded_app(settings) as app:
         config = uvicorn.Config(
             app,
-            host=settings.host,
-            port=settings.port_for("gateway"),
-            http="httptools",
-            lifespan="off",  # embedded_app has started everything already
-            log_config=None,
-            access_log=False,
-            timeout_keep_alive=KEEPALIVE_SECONDS,  # longer than clients pool idle connections
-            timeout_graceful_shutdown=5,  # an open live board (SSE) never ends by itself
+            **server_options(
+                host=settings.host,
+                port=settings.port_for("gateway"),
+                loop="auto",  # the running loop
+                lifespan="off",  # embedded_app has started everything already
+                timeout_graceful_shutdown=5,  # an open live board (SSE) never ends by itself
+            ),
         )
         server = uvicorn.Server(config)
         announce = asyncio.create_task(_announce(server, settings))

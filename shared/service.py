@@ -36,6 +36,7 @@ from shared.consumer import EventHandler as EventHandler
 from shared.consumer import ManyHandler as ManyHandler
 from shared.db import Database
 from shared.errors import IllegalTransition, NotFound, install_error_handlers
+from shared.http_server import NO_FASTAPI_TELEMETRY, server_options
 from shared.logging import RequestIdMiddleware
 from shared.metrics import HttpMetrics, Metrics, Sample, spine_samples
 from shared.params import RowId
@@ -393,6 +394,7 @@ def create_service_app(
         title=spec.title,
         version="1.0.0",
         lifespan=lifespan,
+        telemetry=NO_FASTAPI_TELEMETRY,
         # every route's declared access (shared/access.py), before it reads anything
         dependencies=[Depends(guard(get_caller))],
     )
@@ -461,16 +463,6 @@ def create_service_app(
     return app
 
 
-# How long a server here (each service, the gateway) keeps an idle keep-alive connection,
-# instead of uvicorn's 5 s. A client that sends its next request on a pooled connection just
-# as the server closes it loses the request with the connection ("closed the connection
-# without answering"), so a server must keep idle connections longer than its clients pool
-# them: the gateway's pool 4 s (gateway/proxy.py KEEPALIVE_EXPIRY), httpx 5 s, aiohttp 15 s,
-# a load balancer in front of the gateway about 60 s. 5 s was no margin at all: the server's
-# count starts when it sends a response, the client's only when it has read it.
-KEEPALIVE_SECONDS = 75
-
-
 def run_service(spec: ServiceSpec) -> None:
     """``python -m services.<name>``: one service in its own process."""
     import uvicorn
@@ -481,13 +473,4 @@ def run_service(spec: ServiceSpec) -> None:
     settings = get_settings()
     configure_logging(spec.name, settings.log_level, settings.log_json)
     app = create_service_app(spec, settings)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port_for(spec.name),
-        loop="uvloop",
-        http="httptools",
-        log_config=None,
-        access_log=False,
-        timeout_keep_alive=KEEPALIVE_SECONDS,
-    )
+    uvicorn.run(app, **server_options(host=settings.host, port=settings.port_for(spec.name)))
