@@ -66,6 +66,40 @@ SURNAMES = "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗"
 GIVEN = ("伟", "芳", "娜", "敏", "静", "磊", "洋", "勇", "艳", "杰", "军", "强", "桂英", "秀兰")
 PLACES = ("小区", "路口", "公交站旁", "菜市场门口", "学校附近", "商场北侧", "3号楼", "胡同里")
 WHEN = ("今天早上", "昨天晚上", "这几天", "上周开始", "最近一个月", "刚才")
+# Details that make each ticket's text its own (building numbers, times, what is wrong), as
+# citizens' texts are: a bench of a few templates would be served from per-text caches.
+DETAILS = (
+    "楼道灯坏了",
+    "下水道堵塞返味",
+    "电梯经常停运",
+    "路面有坑洼",
+    "垃圾没人清运",
+    "噪音很大影响休息",
+    "墙体渗水",
+    "停车位被长期占用",
+    "路灯不亮",
+    "井盖松动",
+    "供暖温度不够",
+    "自来水发黄",
+    "施工扬尘严重",
+    "占道经营",
+    "违规养犬",
+    "绿化带被毁",
+    "共享单车乱停",
+    "小广告乱贴",
+    "油烟扰民",
+    "消防通道堵塞",
+    "外墙瓷砖脱落",
+    "树木遮挡窗户",
+    "排水不畅积水",
+    "燃气有异味",
+    "快递堆放占道",
+    "物业不作为",
+    "电动车在楼道充电",
+    "公交站牌损坏",
+    "人行道砖块松动",
+    "河道有异味",
+)
 ASK = ("请尽快处理", "希望有关部门核实", "麻烦派人看看", "请给个答复", "盼早日解决")
 # Bench environment for every process (on top of System.env): quiet logs, pooled database.
 EXTRA_ENV = {
@@ -127,6 +161,9 @@ def ticket_bodies(n: int, seed: int = 12345) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     matters = [m for m in CATALOG["matters"] if m.get("responsible")]
     districts = CATALOG["districts"]
+    details = [
+        d for d in DETAILS if not sensitive_keywords_in(d, DEFAULT_POLICY["sensitive_keywords"])
+    ]
     bodies = []
     for i in range(n):
         matter = matters[i % len(matters)]
@@ -140,8 +177,10 @@ def ticket_bodies(n: int, seed: int = 12345) -> list[dict[str, Any]]:
         keyword = rng.choice(keywords)
         place = f"{district['name']}{district['street']}{rng.choice(PLACES)}"
         content = (
-            f"{rng.choice(WHEN)}{place}{matter['name']}，{keyword}问题一直没有解决，"
-            f"影响周边居民生活，{rng.choice(ASK)}。"
+            f"{rng.choice(WHEN)}{place}{matter['name']}，"
+            f"{rng.randint(1, 40)}号楼{rng.randint(1, 6)}单元{rng.choice(details)}，"
+            f"{rng.randint(0, 23)}点{rng.randint(0, 59)}分左右{rng.choice(details)}，"
+            f"{keyword}问题一直没有解决，影响周边居民生活，{rng.choice(ASK)}。"
         )
         name = rng.choice(SURNAMES) + rng.choice(GIVEN)
         bodies.append(
