@@ -3,6 +3,8 @@ and ordinary numbers and words are not refused — measured on realistic entry t
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from services.knowledge.domain import DEFAULT_SETTINGS
@@ -11,6 +13,7 @@ from shared.detectors import (
     FindingKind,
     ScreeningRules,
     luhn_is_valid,
+    mask_findings,
     mask_personal_data,
     resident_id_is_valid,
     screen_fields,
@@ -227,6 +230,9 @@ def test_masking_hides_personal_data_and_keeps_the_rest_in_place() -> None:
     "text",
     [
         "电话１３９１２３４５６７８",  # full-width digits
+        "电话139－1234－5678",  # full-width hyphens
+        "电话１３９　１２３４　５６７８",  # ideographic spaces
+        "身份证 120101 19900307 4516",
         "邮箱 zhang＠example.com",  # full-width @
         "邮箱 zhang@example.com",
         "卡号 6222021001123456789",
@@ -236,12 +242,44 @@ def test_masking_finds_personal_data_however_its_digits_and_at_are_written(text:
     assert mask_personal_data(text) != text
 
 
-def test_masking_a_text_without_digits_or_at_returns_it_without_screening(
+def test_masking_a_text_without_a_long_number_or_at_returns_it_without_screening(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     def screened(*args: object) -> object:
         raise AssertionError("screened a text that cannot hold personal data")
 
     monkeypatch.setattr("shared.detectors.screen_text", screened)
-    text = "小区门口路灯不亮，晚上出行很不方便，请尽快处理"
+    text = "24号楼2单元门口路灯不亮，18点27分以后出行很不方便，3天了，请尽快处理"
     assert mask_personal_data(text) is text
+
+
+def test_masking_with_its_quick_check_masks_what_screening_every_text_masks() -> None:
+    """Numbers written every way (full-width digits, each separator or none, cut short)
+    amid text: the quick check never lets personal data through unmasked."""
+    rng = random.Random(2026)
+    separators = ["-", " ", "\uff0d", "\u3000", "  ", "号"]
+    numbers = ["13912345678", "8613912345678", *VALID_IDS, *LUHN_CARDS, "zhang@example.com"]
+    wide = str.maketrans("0123456789@", "０１２３４５６７８９＠")
+    masked = 0
+    for _ in range(3000):
+        number = rng.choice(numbers)[: rng.choice([None, None, None, 10, 11, 12])]
+        # separators where a mobile (3-4-4), an ID (6-8-4) or a card (4-4-4-4) has them,
+        # or anywhere
+        cuts = rng.choice([{3, 7}, {6, 14}, {4, 8, 12, 16}, set(range(len(number)))])
+        written = "".join(
+            (rng.choice(separators) if i in cuts and rng.random() < 0.7 else "") + ch
+            for i, ch in enumerate(number)
+        )
+        if rng.random() < 0.3:
+            written = written.translate(wide)
+        text = (
+            rng.choice(["电话", "卡号 ", "", "3号楼"]) + written + rng.choice(["，", "元", "1", ""])
+        )
+        found = [
+            f
+            for f in screen_text("text", text, ScreeningRules())
+            if f.kind is not FindingKind.CLASSIFICATION_MARKING
+        ]
+        assert mask_personal_data(text) == mask_findings(text, found), text
+        masked += bool(found)
+    assert masked > 100  # and personal data often enough to tell
