@@ -27,8 +27,7 @@ from shared.bus import Bus
 from shared.clock import Clock
 from shared.errors import NotFound, install_error_handlers
 from shared.http_server import NO_FASTAPI_TELEMETRY
-from shared.logging import RequestIdMiddleware
-from shared.metrics import HttpMetrics, Metrics, bearer_matches
+from shared.metrics import Metrics, RequestEdge, bearer_matches
 from shared.settings import Settings
 
 READY_TIMEOUT = 3.0
@@ -95,9 +94,8 @@ def create_gateway_app(
     app.add_middleware(
         RequestHygiene, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes
     )
-    app.add_middleware(RequestIdMiddleware)
     metrics = app.state.metrics = Metrics()
-    app.add_middleware(HttpMetrics, metrics=metrics)
+    app.add_middleware(RequestEdge, metrics=metrics)  # trace id and metrics, outside
 
     @app.get("/metrics", include_in_schema=False)
     @public()  # its own bearer token (HOTLINE_METRICS_TOKEN)

@@ -277,6 +277,7 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 CALLER_SCOPE_KEY = "hotline.caller"
+_SIGNED_PREFIX = b"x-hotline-"  # every header of the signed identity (above)
 
 
 class VerifyCaller:
@@ -303,7 +304,12 @@ class VerifyCaller:
             chunks.append(message.get("body", b""))
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        # the signed identity's headers only (ASGI names are lower case)
+        headers = {
+            k.decode("latin-1"): v.decode("latin-1")
+            for k, v in scope["headers"]
+            if k.startswith(_SIGNED_PREFIX)
+        }
         try:
             verified: Caller | Unauthorized = verify_headers(
                 self.secret,

@@ -6,18 +6,10 @@ import contextvars
 import logging
 import sys
 import time
-import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 trace_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("trace_id", default=None)
 _RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
@@ -127,39 +119,12 @@ def configure_logging(process_name: str, level: str = "INFO", as_json: bool = Tr
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def _incoming_request_id(headers: list[tuple[bytes, bytes]]) -> str | None:
+def incoming_request_id(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The client's ``x-request-id``, kept as the request's trace id (shared/metrics.py
+    ``RequestEdge``); only a short printable one: it ends up in every log line."""
     for key, value in headers:
         if key == b"x-request-id":
-            # Only short printable ids are kept: they end up in every log line.
             if 0 < len(value) <= 128 and value.isascii() and value.decode().isprintable():
                 return value.decode()
             return None
     return None
-
-
-class RequestIdMiddleware:
-    """Plain ASGI (no per-request task, unlike ``@app.middleware``): takes the client's
-    ``x-request-id`` or makes one, exposes it as ``request.state.trace_id`` and to the
-    logs, and returns it on the response."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        trace_id = _incoming_request_id(scope["headers"]) or uuid.uuid4().hex
-        scope.setdefault("state", {})["trace_id"] = trace_id
-        header = (b"x-request-id", trace_id.encode())
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), header]
-            await send(message)
-
-        token = trace_id_var.set(trace_id)
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            trace_id_var.reset(token)

@@ -2,7 +2,8 @@
 
 - HTTP: ``hotline_http_request_duration_seconds`` (a histogram: its ``_count`` is the rate)
   by method, route template (``/tickets/{ticket_id}``, never the raw path) and status,
-  recorded by a plain ASGI middleware.
+  recorded by a plain ASGI middleware (``RequestEdge``, which also gives each request its
+  trace id).
 - The spine, read when scraped: unsent outbox rows and the age of the oldest (relay lag),
   events each consumer group has yet to handle, each group's state, parked dead letters.
 - A service's own gauges (``ServiceSpec.metrics``), e.g. the SLA service's open clocks by
@@ -22,6 +23,7 @@ from __future__ import annotations
 import hmac
 import math
 import time
+import uuid
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -36,6 +38,7 @@ from prometheus_client import (
 from sqlalchemy import case, func, select
 
 from shared.db import UNPARSEABLE
+from shared.logging import incoming_request_id, trace_id_var
 
 if TYPE_CHECKING:
     from shared.service import ServiceContext
@@ -113,34 +116,51 @@ def route_template(scope: Scope, known: dict[Any, str] | None = None) -> str:
     return path
 
 
-class HttpMetrics:
-    """Plain ASGI (no task per request): time each request, label it by route template."""
+class RequestEdge:
+    """Plain ASGI, one layer (no task per request) for what every request of every app gets
+    at its edge: its trace id — the client's ``x-request-id`` or a new one — as
+    ``request.state.trace_id``, in the logs (shared/logging.py) and back on the response;
+    and its sample of ``hotline_http_request_duration_seconds`` by method, route template
+    and status. (Two layers before, each with its own ``send`` wrapper.)"""
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
         self.templates: dict[Any, str] = {}
+        # the histogram's series, by (method, route, status): prometheus_client's labels()
+        # builds and looks up its key under a lock on every call
+        self.series: dict[tuple[str, str, int], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
+        trace_id = incoming_request_id(scope["headers"]) or uuid.uuid4().hex
+        scope.setdefault("state", {})["trace_id"] = trace_id
+        header = (b"x-request-id", trace_id.encode())
         status = 500
 
-        async def send_status(message: Message) -> None:
+        async def send_at_edge(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
+        token = trace_id_var.set(trace_id)
         try:
-            await self.app(scope, receive, send_status)
+            await self.app(scope, receive, send_at_edge)
         finally:
-            route = route_template(scope, self.templates)
-            self.metrics.http.labels(scope["method"], route, str(status)).observe(
-                time.perf_counter() - start
-            )
+            trace_id_var.reset(token)
+            self._observe(scope, status, time.perf_counter() - start)
+
+    def _observe(self, scope: Scope, status: int, seconds: float) -> None:
+        key = (scope["method"], route_template(scope, self.templates), status)
+        series = self.series.get(key)
+        if series is None:
+            series = self.series[key] = self.metrics.http.labels(key[0], key[1], str(status))
+        series.observe(seconds)
 
 
 def bearer_matches(authorization: str | None, token: str) -> bool:

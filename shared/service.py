@@ -37,8 +37,7 @@ from shared.consumer import ManyHandler as ManyHandler
 from shared.db import Database
 from shared.errors import IllegalTransition, NotFound, install_error_handlers
 from shared.http_server import NO_FASTAPI_TELEMETRY, server_options
-from shared.logging import RequestIdMiddleware
-from shared.metrics import HttpMetrics, Metrics, Sample, spine_samples
+from shared.metrics import Metrics, RequestEdge, Sample, spine_samples
 from shared.params import RowId
 from shared.relay import OutboxRelay
 from shared.replays import NONCE_LENGTH, SAFE_METHODS, SharedNonces, records_its_nonce
@@ -400,10 +399,8 @@ def create_service_app(
     )
     install_error_handlers(app)
     app.add_middleware(VerifyCaller, secret=settings.service_secret)
-
-    app.add_middleware(RequestIdMiddleware)
     metrics = app.state.metrics = Metrics()
-    app.add_middleware(HttpMetrics, metrics=metrics)
+    app.add_middleware(RequestEdge, metrics=metrics)  # trace id and metrics, outside
 
     @app.get("/metrics", include_in_schema=False)
     @public()  # this process's own port only (refused below when reached through the gateway)

@@ -189,3 +189,34 @@ async def test_fastapi_asks_opentelemetry_nothing_per_request(
             assert (await c.get("/healthz")).status_code == 200
 
     assert asked == []
+
+
+async def test_the_edge_looks_each_series_up_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """hotline_http_request_duration_seconds by method, route and status: prometheus_client's
+    labels() builds its key under a lock; the edge keeps the series it found."""
+    app = service_app()
+    histogram = app.state.metrics.http
+    looked_up: list[tuple[str, ...]] = []
+    labels = histogram.labels
+    monkeypatch.setattr(histogram, "labels", lambda *v: looked_up.append(v) or labels(*v))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as c:
+        for _ in range(3):
+            assert (await c.get("/healthz")).status_code == 200
+            assert (await c.get("/nowhere")).status_code == 404
+
+    assert looked_up == [("GET", "/healthz", "200"), ("GET", "unmatched", "404")]
+    body, _ = app.state.metrics.exposition()
+    assert b'_count{method="GET",route="/healthz",status="200"} 3.0' in body
+    assert b'_count{method="GET",route="unmatched",status="404"} 3.0' in body
+
+
+@pytest.mark.parametrize("make_app", [service_app, gateway_app])
+async def test_the_edge_keeps_the_clients_request_id_or_makes_one(make_app: Any) -> None:
+    app = make_app()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as c:
+        kept = await c.get("/healthz", headers={"x-request-id": "req-7"})
+        made = await c.get("/healthz", headers={"x-request-id": "bad\x7fid"})
+
+    assert kept.headers["x-request-id"] == "req-7"
+    assert made.headers["x-request-id"] != "bad\x7fid"
+    assert len(made.headers["x-request-id"]) == 32
