@@ -365,8 +365,15 @@ class Database:
         if self.url.startswith("postgresql"):
             engine = create_async_engine(
                 self.url,
-                pool_size=pool_size,
-                max_overflow=pool_size,
+                # as many connections as before (pool_size kept plus as many in overflow),
+                # all kept once opened: an overflow connection was closed when given back,
+                # and the next burst opened it again (a fork and a SCRAM login for
+                # PostgreSQL, asyncpg's type introspection, every statement prepared anew)
+                pool_size=2 * pool_size,
+                max_overflow=0,
+                # the most recently used first: a quiet moment's work stays on the
+                # connections that have its statements prepared
+                pool_use_lifo=True,
                 # no ping before each checkout (a round trip per transaction): a connection
                 # that died with the server fails its statement, is discarded by the pool,
                 # and the request answers 503 (shared/errors.py) for the client to retry
