@@ -440,14 +440,24 @@ class Database:
         """The events in the outbox, in one statement (the caller's transaction)."""
         if not events:
             return
-        rows = [outbox_row(e) for e in events]
-        if self.is_postgres and len(rows) > 1:
-            # one statement for many events (the SLA scanner writes thousands)
-            await conn.execute(
-                _INSERT_OUTBOX_PG, {k: [r[k] for r in rows] for k in _OUTBOX_COLUMNS}
+        if self.is_postgres and len(events) > 1:
+            # one statement for many events (the SLA scanner writes thousands), one array
+            # per column; the rows of one write share their ``created_at``
+            columns = (
+                [str(e.event_id) for e in events],
+                [e.topic for e in events],
+                [e.key for e in events],
+                [e.to_json().decode() for e in events],
             )
+            raw = await in_transaction(conn)
+            if raw is not None:  # fixed SQL on asyncpg: nothing to build, compile or wrap
+                await raw.execute(_INSERT_OUTBOX_SQL, *columns, datetime.now(UTC))
+            else:  # the transaction's first statement: SQLAlchemy begins it
+                names = ("event_id", "topic", "key", "payload")
+                params = dict(zip(names, columns, strict=True))
+                await conn.execute(_INSERT_OUTBOX_PG, {**params, "now": datetime.now(UTC)})
         else:
-            await conn.execute(insert(self.outbox), rows)
+            await conn.execute(insert(self.outbox), [outbox_row(e) for e in events])
 
     async def claim(
         self, conn: AsyncConnection, consumer: str, event_ids: Sequence[str]
@@ -572,13 +582,27 @@ _CLAIM_AND_HEADS_PG = text(
     " WHERE consumer = :consumer AND state = 'parked' AND behind IS NULL"
     " AND key = ANY(CAST(:keys AS varchar[]))"
 )
-_OUTBOX_COLUMNS = ("event_id", "topic", "key", "payload", "created_at", "attempts")
+_INSERT_OUTBOX_SQL = (
+    "INSERT INTO outbox (event_id, topic, key, payload, created_at, attempts) "
+    "SELECT v.*, $5::timestamptz, 0 FROM unnest($1::varchar[], $2::varchar[], "
+    "$3::varchar[], $4::text[]) AS v"
+)
 _INSERT_OUTBOX_PG = text(
     "INSERT INTO outbox (event_id, topic, key, payload, created_at, attempts) "
-    "SELECT * FROM unnest(CAST(:event_id AS varchar[]), CAST(:topic AS varchar[]), "
-    "CAST(:key AS varchar[]), CAST(:payload AS text[]), CAST(:created_at AS timestamptz[]), "
-    "CAST(:attempts AS integer[]))"
+    "SELECT v.*, CAST(:now AS timestamptz), 0 FROM unnest(CAST(:event_id AS varchar[]), "
+    "CAST(:topic AS varchar[]), CAST(:key AS varchar[]), CAST(:payload AS text[])) AS v"
 )
+
+
+async def in_transaction(conn: AsyncConnection) -> Any | None:
+    """The driver's (asyncpg) connection under ``conn`` when a transaction is open on it,
+    else None: a statement sent there is part of that transaction, while on a connection
+    whose transaction SQLAlchemy has not begun yet (it begins one at the first statement
+    through ``conn``) it would run and commit on its own."""
+    if conn.dialect.name != "postgresql":
+        return None
+    raw: Any = (await conn.get_raw_connection()).driver_connection
+    return raw if raw.is_in_transaction() else None
 
 
 def outbox_row(envelope: Envelope) -> dict[str, Any]:

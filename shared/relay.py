@@ -20,13 +20,18 @@ log = logging.getLogger("hotline.relay")
 
 
 # The next batch, only for the holder of the service's relay lock: the uncorrelated
-# subquery is a one-time filter, evaluated once before the scan.
-_BATCH_PG = text(
+# subquery is a one-time filter, evaluated once before the scan. The relay's statements
+# run on asyncpg directly (fixed SQL, prepared once per connection): SQLAlchemy's wrapping
+# of a statement and of its transaction cost more than PostgreSQL's work on them.
+_BATCH_SQL = (
     "SELECT id, topic, key, payload FROM outbox"
-    " WHERE (SELECT pg_try_advisory_xact_lock(:k)) AND published_at IS NULL"
-    " ORDER BY id LIMIT :n FOR UPDATE SKIP LOCKED"
+    " WHERE (SELECT pg_try_advisory_xact_lock($1)) AND published_at IS NULL"
+    " ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED"
 )
-_SENT_PG = text("UPDATE outbox SET published_at = :now WHERE id = ANY(CAST(:ids AS integer[]))")
+_SENT_SQL = "UPDATE outbox SET published_at = $2 WHERE id = ANY($1::integer[])"
+_FAILED_SQL = (
+    "UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1::integer[])"
+)
 
 
 class OutboxRelay:
@@ -75,50 +80,60 @@ class OutboxRelay:
             return await self._relay_batch()
 
     async def _relay_batch(self) -> int:
+        if self.db.is_postgres:
+            return await self._relay_batch_pg()
         outbox = self.db.outbox
         async with self.db.engine.begin() as conn:
-            if self.db.is_postgres:
-                # the relay's lock and its batch in one round trip (no rows without the lock)
-                rows = (
-                    await conn.execute(_BATCH_PG, {"k": self._lock_key, "n": self.batch_size})
-                ).all()
-            else:
-                query = (
-                    select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.payload)
-                    .where(outbox.c.published_at.is_(None))
-                    .order_by(outbox.c.id)
-                    .limit(self.batch_size)
-                )
-                rows = (await conn.execute(query)).all()
+            query = (
+                select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.payload)
+                .where(outbox.c.published_at.is_(None))
+                .order_by(outbox.c.id)
+                .limit(self.batch_size)
+            )
+            rows = (await conn.execute(query)).all()
             if not rows:
                 return 0
-            ids = [r.id for r in rows]
-            failure: Exception | None = None
-            try:
-                await self.bus.publish_raw(
-                    [RawEvent(r.topic, r.key, r.payload.encode()) for r in rows]
-                )
-            except Exception as exc:  # noqa: BLE001 - any bus failure is retried
-                failure = exc
-            if failure is None and self.db.is_postgres:
-                # one statement text whatever the batch's size (an IN list is a new one
-                # for every length: compiled, prepared and cached again)
-                await conn.execute(_SENT_PG, {"ids": ids, "now": datetime.now(UTC)})
-            else:
-                values: dict[str, Any]
-                if failure is None:
-                    values = {"published_at": datetime.now(UTC)}
-                else:  # recorded for operators; the rows stay unpublished and are retried
-                    values = {
-                        "attempts": outbox.c.attempts + 1,
-                        "last_error": repr(failure)[:2000],
-                    }
-                await conn.execute(update(outbox).where(outbox.c.id.in_(ids)).values(values))
+            failure = await self._publish([(r.topic, r.key, r.payload) for r in rows])
+            values: dict[str, Any]
+            if failure is None:
+                values = {"published_at": datetime.now(UTC)}
+            else:  # recorded for operators; the rows stay unpublished and are retried
+                values = {"attempts": outbox.c.attempts + 1, "last_error": repr(failure)[:2000]}
+            await conn.execute(
+                update(outbox).where(outbox.c.id.in_([r.id for r in rows])).values(values)
+            )
+        return self._sent(len(rows), failure)
+
+    async def _relay_batch_pg(self) -> int:
+        """The batch on PostgreSQL: the relay's lock and its rows in one round trip (no rows
+        without the lock), the rows marked sent (or their failure recorded) in the same
+        transaction."""
+        async with self.db.driver_connection() as (_, raw), raw.transaction():
+            rows = await raw.fetch(_BATCH_SQL, self._lock_key, self.batch_size)
+            if not rows:
+                return 0
+            ids = [r[0] for r in rows]
+            failure = await self._publish([(r[1], r[2], r[3]) for r in rows])
+            if failure is None:
+                await raw.execute(_SENT_SQL, ids, datetime.now(UTC))
+            else:  # recorded for operators; the rows stay unpublished and are retried
+                await raw.execute(_FAILED_SQL, ids, repr(failure)[:2000])
+        return self._sent(len(rows), failure)
+
+    async def _publish(self, rows: list[tuple[str, str, str]]) -> Exception | None:
+        """Send (topic, key, payload) rows; the bus's failure, if any (retried later)."""
+        try:
+            await self.bus.publish_raw([RawEvent(t, k, p.encode()) for t, k, p in rows])
+        except Exception as exc:  # noqa: BLE001 - any bus failure is retried
+            return exc
+        return None
+
+    def _sent(self, count: int, failure: Exception | None) -> int:
         if failure is not None:
             raise failure
         self.batches += 1
-        self.sent += len(rows)
-        return len(rows)
+        self.sent += count
+        return count
 
     async def prune(self, batch_size: int = 5000) -> int:
         """Move sent rows older than the retention period from the outbox to the event

@@ -1,0 +1,132 @@
+"""The outbox and its relay on the real PostgreSQL, where both run their fixed statements
+on asyncpg directly: an outbox write belongs to its transaction (rolled back with it), the
+relay sends in id order and marks what it sent, records a bus failure and sends the rows
+later, and one relay at a time holds a service's outbox."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+
+import pytest
+import pytest_asyncio
+from sqlalchemy import select, text
+
+from shared.bus import RawEvent
+from shared.db import Database
+from shared.events import Envelope
+from shared.relay import OutboxRelay
+from tests.unit.test_set_based_consumers import registered
+
+pytestmark = pytest.mark.integration
+
+
+class Recording:
+    """A bus that keeps what it was sent; it fails while ``failing``, and waits for
+    ``release`` when one is given (a publish in flight)."""
+
+    def __init__(self) -> None:
+        self.sent: list[RawEvent] = []
+        self.failing = False
+        self.release: asyncio.Event | None = None
+        self.publishing = asyncio.Event()
+
+    async def publish_raw(self, events: Sequence[RawEvent]) -> None:
+        self.publishing.set()
+        if self.release is not None:
+            await self.release.wait()
+        if self.failing:
+            raise ConnectionError("broker down")
+        self.sent.extend(events)
+
+
+@pytest_asyncio.fixture
+async def db(pg_url: str) -> AsyncIterator[Database]:
+    database = Database("relayed", pg_url, pool_size=3)
+    async with database.engine.begin() as conn:
+        await conn.execute(text('CREATE SCHEMA IF NOT EXISTS "relayed"'))
+        await conn.run_sync(database.metadata.create_all, [database.outbox])
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+def events(first: int, count: int) -> list[Envelope]:
+    return [registered(n) for n in range(first, first + count)]
+
+
+async def unpublished(db: Database) -> list[tuple[str, int, str | None]]:
+    outbox = db.outbox
+    async with db.engine.connect() as conn:
+        rows = await conn.execute(
+            select(outbox.c.key, outbox.c.attempts, outbox.c.last_error)
+            .where(outbox.c.published_at.is_(None))
+            .order_by(outbox.c.id)
+        )
+        return [tuple(r) for r in rows]
+
+
+class Boom(Exception):
+    pass
+
+
+@pytest.mark.parametrize("first_statement", [True, False], ids=["alone", "after-another"])
+async def test_an_outbox_write_is_rolled_back_with_its_transaction(
+    db: Database, first_statement: bool
+) -> None:
+    with pytest.raises(Boom):
+        async with db.engine.begin() as conn:
+            if not first_statement:
+                await conn.execute(text("SELECT 1"))
+            await db.write_outbox(conn, events(1, 3))
+            raise Boom
+    assert await unpublished(db) == []
+    async with db.engine.begin() as conn:
+        await db.write_outbox(conn, events(1, 3))
+    assert [key for key, _, _ in await unpublished(db)] == ["TJ0001", "TJ0002", "TJ0003"]
+
+
+async def test_the_relay_sends_in_order_marks_sent_and_retries_a_failed_batch(
+    db: Database,
+) -> None:
+    bus = Recording()
+    relay = OutboxRelay(db, bus, batch_size=4)  # type: ignore[arg-type]
+    written = events(1, 6)
+    async with db.unit_of_work() as uow:
+        uow.emit(*written)
+
+    bus.failing = True
+    with pytest.raises(ConnectionError):
+        await relay.relay_once()
+    left = await unpublished(db)
+    assert len(left) == 6
+    assert [(a, e) for _, a, e in left[:4]] == [(1, "ConnectionError('broker down')")] * 4
+    assert {a for _, a, _ in left[4:]} == {0}
+
+    bus.failing = False
+    assert await relay.relay_once() == 4
+    assert await relay.relay_once() == 2
+    assert await relay.relay_once() == 0  # nothing is sent twice
+    assert [e.key for e in bus.sent] == [f"TJ{n:04d}" for n in range(1, 7)]
+    assert [e.value for e in bus.sent] == [e.to_json() for e in written]
+    assert await unpublished(db) == []
+    assert (relay.batches, relay.sent) == (2, 6)
+
+
+async def test_one_relay_at_a_time_holds_the_outbox(db: Database) -> None:
+    bus, other_bus = Recording(), Recording()
+    bus.release = asyncio.Event()
+    relay = OutboxRelay(db, bus)  # type: ignore[arg-type]
+    other = OutboxRelay(db, other_bus)  # type: ignore[arg-type]
+    async with db.unit_of_work() as uow:
+        uow.emit(*events(1, 3))
+    in_flight = asyncio.create_task(relay.relay_once())
+    await bus.publishing.wait()
+    async with db.unit_of_work() as uow:  # written while the first batch is in flight
+        uow.emit(*events(4, 2))
+    assert await other.relay_once() == 0  # the lock is held: not even the new rows
+    bus.release.set()
+    assert await in_flight == 3
+    assert await other.relay_once() == 2
+    assert [e.key for e in bus.sent + other_bus.sent] == [f"TJ{n:04d}" for n in range(1, 6)]
