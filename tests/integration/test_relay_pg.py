@@ -1,16 +1,18 @@
-"""The outbox and its relay on the real PostgreSQL, where both run their fixed statements
-on asyncpg directly: an outbox write belongs to its transaction (rolled back with it), the
-relay sends in id order and marks what it sent, records a bus failure and sends the rows
-later, and one relay at a time holds a service's outbox."""
+"""The outbox, its relay and the inbox claim on the real PostgreSQL, where they run fixed
+statements of their own: an outbox write belongs to its transaction (rolled back with it),
+the relay sends in id order and marks what it sent, records a bus failure and sends the rows
+later, and one relay at a time holds a service's outbox; a consumer's claim answers which
+of its events are new and which of its keys wait behind a parked event."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
 
 import pytest
 import pytest_asyncio
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text
 
 from shared.bus import RawEvent
 from shared.db import Database
@@ -130,3 +132,29 @@ async def test_one_relay_at_a_time_holds_the_outbox(db: Database) -> None:
     assert await in_flight == 3
     assert await other.relay_once() == 2
     assert [e.key for e in bus.sent + other_bus.sent] == [f"TJ{n:04d}" for n in range(1, 6)]
+
+
+async def test_a_claim_answers_the_new_events_and_the_parked_heads_of_its_keys(
+    db: Database,
+) -> None:
+    async with db.engine.begin() as conn:
+        await conn.run_sync(db.metadata.create_all, [db.inbox, db.dead_letters])
+    now = datetime.now(UTC)
+    parked = {"consumer": "c", "event_type": "t", "topic": "hotline.tickets", "payload": "{}"}
+    parked |= {"error": "e", "state": "parked", "first_failed_at": now, "last_failed_at": now}
+    async with db.engine.begin() as conn:
+        await conn.execute(
+            insert(db.dead_letters),
+            [
+                {**parked, "event_id": "p1", "key": "TJ2", "attempts": 3, "behind": None},
+                {**parked, "event_id": "p2", "key": "TJ2", "attempts": 0, "behind": 1},
+                {**parked, "event_id": "p3", "key": "TJ3", "attempts": 3, "behind": None},
+            ],
+        )
+    async with db.engine.begin() as conn:
+        assert await db.claim_unparked(conn, "c", ["a", "b", "c"], ["TJ1"]) == ({"a", "b", "c"}, {})
+    async with db.engine.begin() as conn:
+        new, heads = await db.claim_unparked(conn, "c", ["b", "d", "c", "e"], ["TJ1", "TJ2"])
+    assert (new, heads) == ({"d", "e"}, {"TJ2": 1})
+    async with db.engine.begin() as conn:  # another consumer has its own inbox
+        assert await db.claim_unparked(conn, "other", ["a", "d"], ["TJ2"]) == ({"a", "d"}, {})
