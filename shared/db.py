@@ -172,6 +172,9 @@ async def insert_new(
         columns = tuple(rows[0])
         stmt = _insert_from_arrays(table, columns, tuple(c.key for c in returning))
         params = {c: [r[c] for r in rows] for c in columns}
+        if not returning:
+            await _execute_built(conn, stmt, params)
+            return []
     else:
         stmt, params = insert_ignoring_duplicates(conn, table), list(rows)
         if returning:
@@ -201,13 +204,12 @@ async def update_many(
     columns = tuple(c for c in rows[0] if c not in keys)
     named = {f"k_{k}": k for k in keys} | {f"v_{c}": c for c in columns}
     if conn.dialect.name == "postgresql" and _distinct(rows, keys):
-        # built once for a table and its columns; a ``where`` is the caller's, built anew
-        stmt = (
-            _update_from_arrays(table, tuple(keys), columns, where)
-            if where
-            else _update_from_arrays_once(table, tuple(keys), columns)
-        )
-        await conn.execute(stmt, {name: [r[c] for r in rows] for name, c in named.items()})
+        params = {name: [r[c] for r in rows] for name, c in named.items()}
+        if where:  # the caller's ``where``, built anew
+            await conn.execute(_update_from_arrays(table, tuple(keys), columns, where), params)
+        else:  # built once for a table and its columns
+            stmt = _update_from_arrays_once(table, tuple(keys), columns)
+            await _execute_built(conn, stmt, params)
         return
     stmt = (
         update(table)
@@ -277,6 +279,29 @@ def _update_from_arrays(
 
 
 _update_from_arrays_once = lru_cache(maxsize=256)(_update_from_arrays)
+
+
+async def _execute_built(conn: AsyncConnection, stmt: Any, params: dict[str, Any]) -> None:
+    """Run ``stmt``, built once (its parameters named, none with a value of its own), on the
+    driver's connection when a transaction is open there: its SQL is compiled once, and
+    each execution only puts the parameters through the bind processors SQLAlchemy would
+    use (a timestamp's zone check, JSON serialisation), without the statement cache, the
+    execution context and the result SQLAlchemy builds around every execution."""
+    raw = await in_transaction(conn)
+    if raw is None:
+        await conn.execute(stmt, params)
+        return
+    sql, names, processors = _compiled(stmt, conn.dialect)
+    await raw.execute(
+        sql, *(processors[n](params[n]) if n in processors else params[n] for n in names)
+    )
+
+
+@lru_cache(maxsize=256)
+def _compiled(stmt: Any, dialect: Dialect) -> tuple[str, tuple[str, ...], dict[str, Any]]:
+    """``stmt``'s SQL in ``dialect``, its parameters in order, and their bind processors."""
+    compiled = stmt.compile(dialect=dialect)
+    return compiled.string, tuple(compiled.positiontup), dict(compiled._bind_processors)
 
 
 def _rows_as_table(table: Table, named: dict[str, str]) -> Any:

@@ -82,7 +82,8 @@ tracks = Table(
 @asynccontextmanager
 async def connected(url: str) -> AsyncIterator[tuple[AsyncConnection, list[str]]]:
     """A connection to a database holding ``tracks``, and every statement it sends (one
-    executed once per row of its parameters marked ``executemany:``)."""
+    executed once per row of its parameters marked ``executemany:``): through SQLAlchemy,
+    or on the driver's connection (a statement built once, in an open transaction)."""
     engine = create_async_engine(url)
     sent: list[str] = []
 
@@ -90,11 +91,19 @@ async def connected(url: str) -> AsyncIterator[tuple[AsyncConnection, list[str]]
     def _sent(conn: Any, cursor: Any, sql: str, params: Any, context: Any, many: bool) -> None:
         sent.append(f"executemany: {sql}" if many else sql)
 
+    execute = asyncpg.Connection.execute
+
+    async def _sent_to_driver(driver: Any, query: str, *args: Any, timeout: Any = None) -> Any:
+        sent.append(query)
+        return await execute(driver, query, *args, timeout=timeout)
+
     try:
         async with engine.begin() as conn:
             await conn.run_sync(metadata.create_all)
             sent.clear()
-            yield conn, sent
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(asyncpg.Connection, "execute", _sent_to_driver)
+                yield conn, sent
     finally:
         await engine.dispose()
 
