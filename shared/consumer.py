@@ -48,7 +48,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.bus import Unparseable, parse_error
 from shared.db import UNPARSEABLE, Database, UnitOfWork, insert_new
-from shared.errors import IllegalTransition, NotFound
+from shared.errors import IllegalTransition, NotFound, is_database_outage
 from shared.events import Envelope
 from shared.logging import trace_id_var
 
@@ -72,12 +72,16 @@ _CONTENTION = frozenset({"40P01", "40001", "55P03"})
 
 def is_outage(exc: BaseException) -> bool:
     """Not the event's fault: the database (or the network to it) failed, or the batch
-    collided with another transaction. The whole batch is rolled back and retried."""
+    collided with another transaction. The whole batch is rolled back and retried. The
+    driver's own errors count as SQLAlchemy's do: shared/db.py sends some statements on
+    the driver's connection directly."""
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated:
             return True
         if getattr(exc.orig, "sqlstate", None) in _CONTENTION:
             return True
+    elif type(exc).__module__.startswith("asyncpg"):
+        return getattr(exc, "sqlstate", None) in _CONTENTION or is_database_outage(exc)
     return isinstance(
         exc, (OperationalError, InterfaceError, DisconnectionError, ConnectionError, OSError)
     )

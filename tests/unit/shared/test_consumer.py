@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import orjson
 import pytest
 from sqlalchemy import func, select
@@ -19,7 +20,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from shared.bus import LogBus, RawEvent, Unparseable
 from shared.clock import ManualClock
-from shared.consumer import Consumer
+from shared.consumer import Consumer, is_outage
 from shared.db import Database, UnitOfWork
 from shared.errors import IllegalTransition
 from shared.events import TOPIC_TICKETS, Envelope
@@ -84,6 +85,8 @@ class Service:
             raise OperationalError("SELECT 1", {}, ConnectionRefusedError("database is down"))
         if envelope.payload.get("deadlock"):
             raise DBAPIError("INSERT INTO hotspots", {}, Deadlock("deadlock detected"))
+        if envelope.payload.get("driver"):  # a statement sent on asyncpg's connection itself
+            raise DRIVER_ERRORS[envelope.payload["driver"]]("from the driver")
         # what committed (a batch may run a handler whose work is rolled back and redone)
         uow.after_commit.append(lambda: self.handled.append(step))
 
@@ -110,6 +113,11 @@ class Service:
 
 
 MIGRATIONS = ROOT / "services" / "intake" / "migrations"
+DRIVER_ERRORS = {
+    "connection lost": asyncpg.exceptions.ConnectionDoesNotExistError,
+    "deadlock": asyncpg.exceptions.DeadlockDetectedError,
+    "serialization": asyncpg.exceptions.SerializationError,
+}
 
 
 @pytest.fixture
@@ -233,6 +241,24 @@ async def test_a_deadlock_with_another_instance_retries_the_batch_and_parks_noth
 
     assert await service.consumer.parked() == []
     assert await service.outbox_steps() == []
+
+
+@pytest.mark.parametrize("error", sorted(DRIVER_ERRORS))
+async def test_an_outage_seen_by_the_driver_itself_retries_the_batch_and_parks_nothing(
+    service: Service, error: str
+) -> None:
+    batch = [event("TJ1", "a1"), event("TJ2", "b1", driver=error)]
+
+    with pytest.raises(DRIVER_ERRORS[error]):
+        await service.consumer.handle_batch(batch)
+
+    assert await service.consumer.parked() == []
+    assert await service.outbox_steps() == []
+
+
+async def test_a_driver_error_of_the_events_own_is_not_an_outage() -> None:
+    assert not is_outage(asyncpg.exceptions.UniqueViolationError("duplicate key"))
+    assert not is_outage(asyncpg.exceptions.DataError("invalid input"))
 
 
 async def test_runs_of_a_type_are_handled_set_based_and_a_ticket_never_twice_in_a_run(
