@@ -1,20 +1,18 @@
 """How every process here serves HTTP: the FastAPI options of its app and the uvicorn server
-(httptools on uvloop, no access log, a long keep-alive), with one change to uvicorn.
+(httptools on uvloop, no access log, a long keep-alive).
 
-uvicorn writes a response's status line and headers and then its body as two writes, so two
-``send`` system calls and two TCP segments, and the client (the gateway, for a service) wakes
-and reads twice. ``CoalescingHttpToolsProtocol`` sends the writes one turn of the event loop
-makes as one: head and body of a whole response go out together (~2-3 µs less CPU per response
-on each side). A streamed response's chunks, made in later turns, go out as they come.
+uvicorn writes a response's head and body as two writes (two ``send`` calls, two segments).
+Sending what one event-loop turn writes as one write saved ~1-2 µs per response on each side
+in a microbenchmark and nothing bench-e2e could tell from noise (three runs each way), while
+each response then waited for the loop's next turn, behind every other ready callback of a
+busy service. So uvicorn's own protocol it is.
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from fastapi.telemetry import TelemetryConfig
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 # How long a server here (each service, the gateway) keeps an idle keep-alive connection,
 # instead of uvicorn's 5 s. A client that sends its next request on a pooled connection just
@@ -37,63 +35,11 @@ NO_FASTAPI_TELEMETRY: TelemetryConfig = {
 }
 
 
-class _CoalescingTransport:
-    """A connection's transport whose writes of one event-loop turn go out as one write."""
-
-    __slots__ = ("_transport", "_loop", "_pending")
-
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
-        self._transport = transport
-        self._loop = loop
-        self._pending: list[bytes] = []
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        if not self._pending:
-            self._loop.call_soon(self.flush)
-        self._pending.append(bytes(data))
-
-    def writelines(self, lines: Any) -> None:
-        for data in lines:
-            self.write(data)
-
-    def flush(self) -> None:
-        pending = self._pending
-        if pending:
-            self._pending = []
-            if not self._transport.is_closing():  # lost meanwhile: nobody to send it to
-                self._transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
-
-    def get_write_buffer_size(self) -> int:
-        return self._transport.get_write_buffer_size() + sum(map(len, self._pending))
-
-    def write_eof(self) -> None:
-        self.flush()
-        self._transport.write_eof()
-
-    def close(self) -> None:
-        self.flush()  # what the response wrote goes before the close
-        self._transport.close()
-
-    def abort(self) -> None:
-        self._pending = []
-        self._transport.abort()
-
-    def __getattr__(self, name: str) -> Any:  # is_closing, get_extra_info, pause_reading, …
-        return getattr(self._transport, name)
-
-
-class CoalescingHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, writing through ``_CoalescingTransport``."""
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(_CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
-
-
 def server_options(**overrides: Any) -> dict[str, Any]:
     """uvicorn's settings for every process here (``uvicorn.run`` / ``uvicorn.Config``)."""
     return {
         "loop": "uvloop",
-        "http": CoalescingHttpToolsProtocol,
+        "http": "httptools",
         "log_config": None,
         "access_log": False,
         "timeout_keep_alive": KEEPALIVE_SECONDS,  # longer than clients pool idle connections
