@@ -468,19 +468,14 @@ class Database:
         if self.is_postgres and len(events) > 1:
             # one statement for many events (the SLA scanner writes thousands), one array
             # per column; the rows of one write share their ``created_at``
-            columns = (
-                [str(e.event_id) for e in events],
-                [e.topic for e in events],
-                [e.key for e in events],
-                [e.to_json().decode() for e in events],
-            )
-            raw = await in_transaction(conn)
-            if raw is not None:  # fixed SQL on asyncpg: nothing to build, compile or wrap
-                await raw.execute(_INSERT_OUTBOX_SQL, *columns, datetime.now(UTC))
-            else:  # the transaction's first statement: SQLAlchemy begins it
-                names = ("event_id", "topic", "key", "payload")
-                params = dict(zip(names, columns, strict=True))
-                await conn.execute(_INSERT_OUTBOX_PG, {**params, "now": datetime.now(UTC)})
+            params = {
+                "event_id": [str(e.event_id) for e in events],
+                "topic": [e.topic for e in events],
+                "key": [e.key for e in events],
+                "payload": [e.to_json().decode() for e in events],
+                "now": datetime.now(UTC),
+            }
+            await _execute_built(conn, _INSERT_OUTBOX_PG, params)
         else:
             await conn.execute(insert(self.outbox), [outbox_row(e) for e in events])
 
@@ -606,11 +601,6 @@ _CLAIM_AND_HEADS_PG = text(
     "SELECT NULL, key, id FROM dead_letters"
     " WHERE consumer = :consumer AND state = 'parked' AND behind IS NULL"
     " AND key = ANY(CAST(:keys AS varchar[]))"
-)
-_INSERT_OUTBOX_SQL = (
-    "INSERT INTO outbox (event_id, topic, key, payload, created_at, attempts) "
-    "SELECT v.*, $5::timestamptz, 0 FROM unnest($1::varchar[], $2::varchar[], "
-    "$3::varchar[], $4::text[]) AS v"
 )
 _INSERT_OUTBOX_PG = text(
     "INSERT INTO outbox (event_id, topic, key, payload, created_at, attempts) "
