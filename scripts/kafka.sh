@@ -77,6 +77,35 @@ sys.exit(0 if corr == 7 and nbrokers > 0 else 1)
 PY
 }
 
+# Stdlib-only probe of the group coordinator: sends FindCoordinator v0 for a probe
+# group and succeeds when the broker names a coordinator (error code 0). On a fresh
+# broker that first creates __consumer_offsets; until then consumer groups cannot
+# join, so a broker that answers Metadata is not yet ready for consumers.
+kafka_coordinator_ready() {
+    python3 - "$1" <<'PY' 2>/dev/null
+import socket, struct, sys
+host, _, port = sys.argv[1].rpartition(":")
+host = host.strip("[]") or "127.0.0.1"
+client, group = b"hotline-probe", b"hotline-probe"
+body = struct.pack(">hhih", 10, 0, 11, len(client)) + client + struct.pack(">h", len(group)) + group
+with socket.create_connection((host, int(port)), timeout=3) as s:
+    s.settimeout(3)
+    s.sendall(struct.pack(">i", len(body)) + body)
+    def read(n):
+        buf = b""
+        while len(buf) < n:
+            chunk = s.recv(n - len(buf))
+            if not chunk:
+                raise EOFError
+            buf += chunk
+        return buf
+    size, = struct.unpack(">i", read(4))
+    resp = read(size)
+corr, error = struct.unpack(">ih", resp[:6])
+sys.exit(0 if corr == 11 and error == 0 else 1)
+PY
+}
+
 need_tools() {
     local missing=()
     command -v java >/dev/null || missing+=(default-jre-headless)
@@ -217,7 +246,7 @@ cmd_start() {
     fi
 
     local t0=$SECONDS deadline=$((SECONDS + START_TIMEOUT))
-    until kafka_ready "$BOOTSTRAP"; do
+    until kafka_ready "$BOOTSTRAP" && kafka_coordinator_ready "$BOOTSTRAP"; do
         if ! kill -0 "$pid" 2>/dev/null; then
             tail -n 40 "$OUT_FILE" >&2 || true
             tail -n 40 "$LOGS_DIR/server.log" >&2 2>/dev/null || true

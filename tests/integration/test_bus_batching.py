@@ -15,6 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.bus import KafkaBus
 from shared.events import TOPIC_TICKETS, Envelope
+from tests.integration.joining import publish_until_handled
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 
@@ -55,12 +56,7 @@ async def test_a_steady_load_is_taken_in_batches_and_committed_without_waiting_f
     await bus.start()
     try:
         # the group joins asynchronously: publish until the first event is handled
-        for n in range(60):
-            await bus.publish([registered(n)])
-            await asyncio.sleep(0.5)
-            if seen:
-                break
-        assert seen, "the consumer never joined"
+        await publish_until_handled(bus, registered, lambda: bool(seen))
         warm = len(seen)
         batches.clear()
         # a steady load: four producers, each sending one event at a time
@@ -107,12 +103,7 @@ async def test_what_was_handled_is_committed_when_the_consumer_stops(
     bus.subscribe("sla", [TOPIC_TICKETS], handler)
     await bus.start()
     try:
-        for n in range(60):
-            await bus.publish([registered(n)])
-            await asyncio.sleep(0.5)
-            if seen:
-                break
-        assert seen, "the consumer never joined"
+        await publish_until_handled(bus, registered, lambda: bool(seen))
         await bus.publish([registered(100 + n) for n in range(5)])
         deadline = time.monotonic() + 10
         while len(seen) < 6 and time.monotonic() < deadline:

@@ -13,6 +13,7 @@ import pytest
 
 from shared.bus import KafkaBus
 from shared.events import TOPIC_TICKETS, Envelope
+from tests.integration.joining import publish_until_handled
 from tests.integration.test_bus_batching import registered
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
@@ -59,12 +60,7 @@ async def test_the_lag_shows_events_piling_up_behind_a_consumer_stuck_in_an_outa
     bus.subscribe("sla", [TOPIC_TICKETS], handler)
     await bus.start()
     try:
-        for n in range(60):  # the group joins asynchronously
-            await bus.publish([registered(n)])
-            await asyncio.sleep(0.5)
-            if seen:
-                break
-        assert seen, "the consumer never joined"
+        await publish_until_handled(bus, registered, lambda: bool(seen))
         await lag_reaches(bus, "sla", lambda lag: lag == 0, "the warm-up handled", 10)
 
         down = True
