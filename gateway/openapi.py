@@ -18,7 +18,7 @@ from starlette.responses import Response
 
 from gateway.openapi_integrators import for_integrators
 from gateway.proxy import Upstreams
-from shared.access import public
+from shared.access import document_access, public
 
 log = logging.getLogger("hotline.gateway.openapi")
 
@@ -192,8 +192,11 @@ class MergedOpenAPI:
 
     def gateway_document(self) -> dict[str, Any]:
         if self._gateway_doc is None:
-            self._gateway_doc = get_openapi(
-                title=TITLE, version=VERSION, description=DESCRIPTION, routes=self.app.routes
+            self._gateway_doc = document_access(
+                get_openapi(
+                    title=TITLE, version=VERSION, description=DESCRIPTION, routes=self.app.routes
+                ),
+                self.app.routes,
             )
         return self._gateway_doc
 

@@ -19,16 +19,20 @@ everyone, a role not named answers 403, a route reserved for the gateway answers
 everyone else. The declared ``objects`` say which objects a permitted caller may touch;
 the service that owns the object checks them (a unit's ticket in dispatch, a requester in
 intake), since only it knows the object. tests/unit/security/test_access_declared.py walks
-every app's routes so that none goes without a declaration."""
+every app's routes so that none goes without a declaration. ``document_access`` writes the
+same declarations into the app's OpenAPI document (``x-roles`` and a sentence on each
+operation), so the documented roles are the enforced ones."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from fastapi import Request
+from fastapi import FastAPI, Request
+from fastapi.routing import APIRoute, iter_route_contexts
+from starlette.routing import BaseRoute
 
 from shared.auth import Caller, Role
 from shared.errors import Forbidden, NotFound
@@ -69,6 +73,29 @@ class Access:
             allowed = ", ".join(sorted(r.value for r in self.roles))
             raise Forbidden(f"role {caller.role.value} may not do this (needs one of: {allowed})")
 
+    def documented(self) -> dict[str, Any]:
+        """What an operation of the OpenAPI document says of this declaration: ``x-roles``
+        (the roles ``check`` lets through, in RULES §1's order), ``x-objects``, and a
+        sentence for the description."""
+        if self.internal:
+            roles: list[str] = []
+            sentence = "Internal: only the gateway calls this; to anyone else it does not exist."
+        elif self.public:
+            roles = [r.value for r in Role]
+            sentence = "Public: no sign-in needed."
+        else:
+            roles = [r.value for r in Role if r in self.roles]
+            sentence = "Roles allowed: " + ", ".join(f"`{r}`" for r in roles) + "."
+        objects = [o.value for o in self.objects if o is not Objects.NONE]
+        if objects and not (self.public or self.internal):
+            sentence = f"{sentence[:-1]} (objects: {', '.join(objects)})."
+        extensions: dict[str, Any] = {"x-roles": roles, "x-objects": objects}
+        if self.public:
+            extensions["x-public"] = True
+        if self.internal:
+            extensions["x-internal"] = True
+        return {**extensions, "sentence": sentence}
+
 
 def _declare(declared: Access) -> Callable[[F], F]:
     def mark(endpoint: F) -> F:
@@ -105,6 +132,45 @@ ADMINS = access(Role.ADMIN, objects=(Objects.ADMIN,))
 def declared(endpoint: Callable[..., Any]) -> Access | None:
     found: Access | None = getattr(endpoint, ACCESS_ATTRIBUTE, None)
     return found
+
+
+_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+
+
+def document_access(doc: dict[str, Any], routes: Iterable[BaseRoute]) -> dict[str, Any]:
+    """``doc`` (an app's OpenAPI document, built from ``routes``) with every operation
+    saying who may call it, from each route's declaration: ``x-roles``, ``x-objects``
+    (``x-public``/``x-internal`` where so) and a closing sentence of its description.
+    Changed in place and returned; applying it twice changes nothing more."""
+    paths = doc.get("paths") or {}
+    for route in iter_route_contexts(list(routes)):  # included routers' routes too
+        if not isinstance(route.original_route, APIRoute) or not route.include_in_schema:
+            continue
+        declaration = declared(route.endpoint) if route.endpoint is not None else None
+        item = paths.get(route.path_format)
+        if declaration is None or not isinstance(item, dict):
+            continue
+        said = declaration.documented()
+        sentence = said.pop("sentence")
+        for method in route.methods or ():
+            operation = item.get(method.lower())
+            if method.lower() not in _METHODS or not isinstance(operation, dict):
+                continue
+            operation.update(said)
+            description = operation.get("description") or ""
+            if not description.endswith(sentence):
+                operation["description"] = f"{description}\n\n{sentence}".strip()
+    return doc
+
+
+def documents_access(app: FastAPI) -> None:
+    """``app`` serves its OpenAPI document with ``document_access`` applied."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        return document_access(build(), app.routes)
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def guard(get_caller: Callable[[Request], Awaitable[Caller]]) -> Callable[..., Awaitable[None]]:

@@ -18,7 +18,15 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import select, text, union_all
 
-from shared.access import EVERY_ROLE, Objects, access, guard, internal, public
+from shared.access import (
+    EVERY_ROLE,
+    Objects,
+    access,
+    documents_access,
+    guard,
+    internal,
+    public,
+)
 from shared.auth import (
     CALLER_HEADER,
     CALLER_SCOPE_KEY,
@@ -457,6 +465,7 @@ def create_service_app(
     app.include_router(_internal_router(clock_routes=clock_routes))
     if spec.handlers:
         app.include_router(_dead_letter_router())
+    documents_access(app)  # each operation names the roles the guard lets through
     return app
 
 
