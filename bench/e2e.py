@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.http_load import KeepAliveConnection  # noqa: E402
+from bench.pg_server import ServerCpu, activity, per_ticket, pg_cpu_report  # noqa: E402
 from services.intake.domain import DEFAULT_POLICY, sensitive_keywords_in  # noqa: E402
 from tests.integration.conftest import (  # noqa: E402
     PROCESSES,
@@ -120,6 +121,7 @@ RETENTION = os.environ.get("BENCH_RETENTION_SECONDS")
 if RETENTION:
     EXTRA_ENV["HOTLINE_OUTBOX_RETENTION_SECONDS"] = RETENTION
     EXTRA_ENV["HOTLINE_OUTBOX_PRUNE_SECONDS"] = str(max(1.0, float(RETENTION) / 2))
+STATS_FLUSH_SECONDS = 11.0
 SCHEMAS = ("intake", "dispatch", "sla", "evaluation")
 
 
@@ -195,15 +197,6 @@ def ticket_bodies(n: int, seed: int = 12345) -> list[dict[str, Any]]:
             }
         )
     return bodies
-
-
-async def backend_pids(pg: asyncpg.Connection, database: str) -> list[int]:
-    """The services' backends on this database (not the benchmark's own connections)."""
-    rows = await pg.fetch(
-        "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND application_name <> 'bench'",
-        database,
-    )
-    return [r["pid"] for r in rows]
 
 
 async def scalar(pg: asyncpg.Connection, sql: str) -> int:
@@ -389,9 +382,11 @@ async def main() -> None:  # noqa: PLR0915 - one linear script
                 for p, pid in pids.items()
             }
             kpid = kafka_pid()
-            before_backends = {
-                pid: cpu_seconds(pid) for pid in await backend_pids(pg, system.database)
-            }
+            # every process of the server, sampled while the load runs: a pool's overflow
+            # connections close during the run, and their CPU counts too
+            server = ServerCpu()
+            await server.start([pg])
+            pg_before = await activity(pg)
             cpu_before = {p: cpu_seconds(pid) for p, pid in pids.items()}
             client_before, machine_before = cpu_seconds(os.getpid()), machine_busy_seconds()
             kafka_before = cpu_seconds(kpid) if kpid else 0.0
@@ -428,6 +423,7 @@ async def main() -> None:  # noqa: PLR0915 - one linear script
                     sent_at[resp.json()["ticket_id"]] = t
 
             watch_pg = await asyncpg.connect(dsn, server_settings={"application_name": "bench"})
+            server.own(watch_pg)
 
             async def watch_clocks() -> None:
                 nonlocal last_clock_id
@@ -446,6 +442,7 @@ async def main() -> None:  # noqa: PLR0915 - one linear script
 
             samples: list[dict[str, Any]] = []
             sample_pg = await asyncpg.connect(dsn, server_settings={"application_name": "bench"})
+            server.own(sample_pg)
 
             async def sample_sizes() -> None:
                 while True:
@@ -491,10 +488,12 @@ async def main() -> None:  # noqa: PLR0915 - one linear script
             cpu_after = {p: cpu_seconds(pid) for p, pid in pids.items()}
             client_after, machine_after = cpu_seconds(os.getpid()), machine_busy_seconds()
             kafka_after = cpu_seconds(kpid) if kpid else 0.0
-            backends_after = await backend_pids(pg, system.database)
+            pg_found = await server.stop(system.database)
             spine_after = await spine_counters(system)
             commits_after = await scalar(pg, commits)
-            pg_cpu = sum(cpu_seconds(pid) - before_backends.get(pid, 0.0) for pid in backends_after)
+            # a backend's statistics reach the views within 10 s of its going idle (15+)
+            await asyncio.sleep(STATS_FLUSH_SECONDS)
+            pg_after = await activity(pg)
         total = WARMUP + accepted
         e2e_latencies = [done_at[t] - s for t, s in sent_at.items() if t in done_at]
         cpu = {p: round((cpu_after[p] - cpu_before[p]) / max(accepted, 1) * 1000, 2) for p in pids}
@@ -533,7 +532,20 @@ async def main() -> None:  # noqa: PLR0915 - one linear script
             "cpu_ms_per_ticket": {
                 **cpu,
                 "python_total": round(sum(cpu.values()), 2),
-                "postgresql_backends": round(pg_cpu / max(accepted, 1) * 1000, 2),
+                # this database's backends (the services' connections), exited ones too
+                "postgresql_backends": (
+                    round(pg_found["backends"] / max(accepted, 1) * 1000, 2) if pg_found else None
+                ),
+                # every process of the server but the bench's own connections: WAL writer,
+                # checkpointer, autovacuum... (and other databases': the server is shared)
+                "postgresql_server": (
+                    round(
+                        (pg_found["total"] - pg_found.get("bench", 0.0)) / max(accepted, 1) * 1000,
+                        2,
+                    )
+                    if pg_found
+                    else None
+                ),
                 "kafka_broker_shared": round(
                     (kafka_after - kafka_before) / max(accepted, 1) * 1000, 2
                 ),
@@ -547,6 +559,8 @@ async def main() -> None:  # noqa: PLR0915 - one linear script
                 ),
                 "machine_cores_busy": round((machine_after - machine_before) / drain_seconds, 2),
             },
+            "postgresql_cpu_ms_per_ticket_by_process": pg_cpu_report(pg_found, accepted),
+            "postgresql": per_ticket(pg_before, pg_after, accepted),
             "events_per_batch": per_batch(spine_before, spine_after),
             "postgresql_commits_per_ticket": round(
                 (commits_after - commits_before) / max(accepted, 1), 2
