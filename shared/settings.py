@@ -155,6 +155,10 @@ class Settings(BaseSettings):
     delivery_backoff_max_seconds: float = 3600.0
     delivery_window_hours: float = 24.0
     delivery_timeout_seconds: float = 10.0
+    # An outside system (SMS gateway, WeChat, a webhook endpoint) that could not be reached
+    # this many tries in a row is not called for the cool-down; then one probe decides.
+    delivery_circuit_failures: int = 5
+    delivery_circuit_cooldown_seconds: float = 60.0
     # WeChat allows 5 s for a reply; registration must fit well inside or go on later.
     wechat_register_seconds: float = 3.0
     # Notifications (docs/integrations.md): each provider is off while its URL is empty.

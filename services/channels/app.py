@@ -7,6 +7,7 @@ from services.channels.api import routers
 from services.channels.handlers import (
     EVENT_HANDLERS,
     MANY_HANDLERS,
+    channel_metrics,
     check_secrets,
     delivery_sender,
     notification_sender,
@@ -23,4 +24,5 @@ SPEC = ServiceSpec(
     many_handlers=MANY_HANDLERS,
     on_start=[check_secrets],
     background=[delivery_sender, notification_sender, retry_pending],
+    metrics=[channel_metrics],
 )

@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from services.channels.handlers import notifications, open311, webhooks
-from services.channels.handlers.notifications import notification_sender
-from services.channels.handlers.webhooks import delivery_sender
+from services.channels.handlers.notifications import notification_sender, provider_circuits
+from services.channels.handlers.webhooks import delivery_sender, endpoint_circuits
 from services.channels.handlers.wechat import retry_pending
 from shared.db import UnitOfWork
 from shared.events import EVENT_TYPES, Envelope, TicketDispatched
+from shared.metrics import Sample
 from shared.service import EventHandler, ManyHandler, ServiceContext
 from shared.settings import secret_problems
 
@@ -39,6 +40,12 @@ EVENT_HANDLERS: dict[str, EventHandler] = {
 MANY_HANDLERS: dict[str, ManyHandler] = {TicketDispatched.TYPE: on_dispatched}
 
 
+async def channel_metrics(ctx: ServiceContext) -> list[Sample]:
+    """For /metrics: the circuit breakers of the notification providers and webhook
+    endpoints (handlers/outgoing.py)."""
+    return provider_circuits(ctx) + endpoint_circuits(ctx)
+
+
 async def check_secrets(ctx: ServiceContext) -> None:
     """Every signing secret derives from HOTLINE_CHANNELS_SECRET: never the public default
     in production."""
@@ -52,6 +59,7 @@ async def check_secrets(ctx: ServiceContext) -> None:
 __all__ = [
     "EVENT_HANDLERS",
     "MANY_HANDLERS",
+    "channel_metrics",
     "check_secrets",
     "delivery_sender",
     "notification_sender",

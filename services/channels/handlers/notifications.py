@@ -28,11 +28,13 @@ from services.channels.domain import (
     render,
 )
 from services.channels.handlers.outgoing import (
+    Circuits,
     Reachability,
     attempt_outcome,
+    circuit_samples,
     claim_due,
+    guarded,
     next_due,
-    reachability,
     run_sender,
     wake_of,
 )
@@ -54,6 +56,7 @@ from shared.auth import Caller
 from shared.calendar import SHANGHAI
 from shared.db import UnitOfWork, insert_ignoring_duplicates, one_of
 from shared.events import Envelope, NotificationFailed, UnitStaffPublished, parse_payload
+from shared.metrics import Sample
 from shared.service import ServiceContext
 
 log = logging.getLogger("hotline.channels.notifications")
@@ -296,9 +299,18 @@ async def _staff_named(uow: UnitOfWork, envelope: Envelope) -> None:
 
 
 def _providers(ctx: ServiceContext) -> Reachability:
-    return reachability(
-        ctx, SENDER, lambda: Reachability(log, "notification provider", "medium", "notifications")
-    )
+    """The providers' outages (logged) and circuits (one per medium)."""
+    return guarded(ctx, SENDER, log, "notification provider", "medium", "notifications")
+
+
+def _circuits(ctx: ServiceContext) -> Circuits:
+    return Circuits.of(_providers(ctx), notifications.c.medium)
+
+
+def provider_circuits(ctx: ServiceContext) -> list[Sample]:
+    """For /metrics: each configured provider's circuit."""
+    configured = [m for m, p in PROVIDERS.items() if p.not_configured(ctx.settings) is None]
+    return circuit_samples(SENDER, _circuits(ctx).breaker, configured)
 
 
 async def _send(ctx: ServiceContext, http: httpx.AsyncClient, row: Any) -> None:
@@ -352,11 +364,15 @@ async def notification_sender(ctx: ServiceContext) -> None:
     ) as http:
 
         async def send_due() -> bool:
-            due = await claim_due(ctx, notifications, notifications.c.notification_id)
+            due = await claim_due(
+                ctx, notifications, notifications.c.notification_id, _circuits(ctx)
+            )
             await asyncio.gather(*(_send(ctx, http, row) for row in due))
             return bool(due)
 
-        await run_sender(ctx, SENDER, send_due, lambda: next_due(ctx, notifications))
+        await run_sender(
+            ctx, SENDER, send_due, lambda: next_due(ctx, notifications, _circuits(ctx))
+        )
 
 
 # ---- the API: failures visible, unit contacts, opt-outs ---------------------------------------

@@ -24,11 +24,13 @@ from services.channels.domain import (
     signature_header,
 )
 from services.channels.handlers.outgoing import (
+    Circuits,
     Reachability,
     attempt_outcome,
+    circuit_samples,
     claim_due,
+    guarded,
     next_due,
-    reachability,
     run_sender,
     wake_of,
 )
@@ -52,6 +54,7 @@ from shared.auth import Caller, Role
 from shared.db import UnitOfWork, insert_ignoring_duplicates, insert_new
 from shared.errors import IllegalTransition, NotFound
 from shared.events import DeliveryFailed, Envelope
+from shared.metrics import Sample
 from shared.service import ServiceContext
 
 log = logging.getLogger("hotline.channels.webhooks")
@@ -255,7 +258,9 @@ async def redeliver(ctx: ServiceContext, caller: Caller, delivery_id: str) -> De
                 dead_at=None,
             )
         )
-        uow.after_commit.append(wake_of(ctx, SENDER).event.set)
+    # asked for by hand: it goes now, as the probe if the endpoint's circuit is open
+    _circuits(ctx).breaker.probe_now(row.subscription_id)
+    wake_of(ctx, SENDER).event.set()
     return await get_delivery(ctx, caller, delivery_id)
 
 
@@ -372,6 +377,21 @@ async def _deliver_to_subscribers(ctx: ServiceContext, uow: UnitOfWork, envelope
 # ---- the sender ------------------------------------------------------------------------------
 
 
+def _endpoints(ctx: ServiceContext) -> Reachability:
+    """The subscribers' endpoints' outages (logged, never their URL) and circuits (one per
+    subscription)."""
+    return guarded(ctx, SENDER, log, "webhook endpoint", "subscription", "deliveries")
+
+
+def _circuits(ctx: ServiceContext) -> Circuits:
+    return Circuits.of(_endpoints(ctx), deliveries.c.subscription_id)
+
+
+def endpoint_circuits(ctx: ServiceContext) -> list[Sample]:
+    """For /metrics: the circuit of each endpoint tried since the process started."""
+    return circuit_samples(SENDER, _circuits(ctx).breaker, ())
+
+
 async def _send(ctx: ServiceContext, client: httpx.AsyncClient, row: Any) -> None:
     async with ctx.db.engine.connect() as conn:
         subscription = (
@@ -402,9 +422,7 @@ async def _send(ctx: ServiceContext, client: httpx.AsyncClient, row: Any) -> Non
         error = f"{type(exc).__name__}: {exc}"[:500]
     # an endpoint that cannot be reached logs when that starts and ends (never its URL);
     # each delivery's attempts are in delivery_attempts
-    reachability(
-        ctx, SENDER, lambda: Reachability(log, "webhook endpoint", "subscription", "deliveries")
-    ).tried(row.subscription_id, row.delivery_id, status_code, error)
+    _endpoints(ctx).tried(row.subscription_id, row.delivery_id, status_code, error)
     await _record(ctx, row, status_code, error, int((time.monotonic() - started) * 1000))
 
 
@@ -460,8 +478,8 @@ async def delivery_sender(ctx: ServiceContext) -> None:
     ) as http:
 
         async def send_due() -> bool:
-            due = await claim_due(ctx, deliveries, deliveries.c.delivery_id)
+            due = await claim_due(ctx, deliveries, deliveries.c.delivery_id, _circuits(ctx))
             await asyncio.gather(*(_send(ctx, http, row) for row in due))
             return bool(due)
 
-        await run_sender(ctx, SENDER, send_due, lambda: next_due(ctx, deliveries))
+        await run_sender(ctx, SENDER, send_due, lambda: next_due(ctx, deliveries, _circuits(ctx)))

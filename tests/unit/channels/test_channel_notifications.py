@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,20 +31,27 @@ from tests.unit.channels.test_channel_wechat import WeChatServer, official_accou
 SMS, TEMPLATE = "/sms/send", "/wechat/template/send"
 
 
+@asynccontextmanager
+async def notifying(tmp: Path, **settings: Any) -> AsyncIterator[Platform]:
+    """The platform with the providers ``settings`` name, and a phone for the unit."""
+    async with running_platform(tmp, **settings) as platform:
+        await platform.http.put(
+            "/api/v1/channels/notifications/units/city-water",
+            json={"phones": ["13820001111"]},
+            headers=await platform.as_user("admin"),
+        )
+        yield platform
+
+
 @pytest.fixture
 async def notified(tmp_path: Path, receiver: Receiver) -> AsyncIterator[Platform]:
-    async with running_platform(
+    async with notifying(
         tmp_path,
         sms_url=receiver.url_of(SMS),
         wechat_template_url=receiver.url_of(TEMPLATE),
         sms_templates={"registered": "SMS_100001", "work_order": "SMS_100005"},
         wechat_template_ids={"registered": "TPL-registered", "accepted": "TPL-accepted"},
     ) as platform:
-        await platform.http.put(
-            "/api/v1/channels/notifications/units/city-water",
-            json={"phones": ["13820001111"]},
-            headers=await platform.as_user("admin"),
-        )
         yield platform
 
 
