@@ -47,7 +47,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, Opera
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.bus import Unparseable, parse_error
-from shared.db import UNPARSEABLE, Database, UnitOfWork, insert_new
+from shared.db import UNPARSEABLE, Database, UnitOfWork, begin_on_driver, insert_new
 from shared.errors import IllegalTransition, NotFound, is_database_outage
 from shared.events import Envelope
 from shared.logging import trace_id_var
@@ -133,6 +133,7 @@ class Consumer:
         callbacks: list[Callable[[], None]] = []
         parked: list[dict[str, Any]] = []
         async with self.db.engine.begin() as conn:
+            await begin_on_driver(conn)
             new, heads = await self.db.claim_unparked(
                 conn, self.name, list(wanted), list({e.key for e in wanted.values()})
             )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import zlib
+from collections import namedtuple
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ from sqlalchemy import (
     UniqueConstraint,
     any_,
     bindparam,
+    column,
     delete,
     event,
     func,
@@ -175,10 +177,10 @@ async def insert_new(
         if not returning:
             await _execute_built(conn, stmt, params)
             return []
-    else:
-        stmt, params = insert_ignoring_duplicates(conn, table), list(rows)
-        if returning:
-            stmt = stmt.returning(*returning)
+        return await fetch_rows(conn, stmt, params)
+    stmt, params = insert_ignoring_duplicates(conn, table), list(rows)
+    if returning:
+        stmt = stmt.returning(*returning)
     result = await conn.execute(stmt, params)
     return list(result.all()) if returning else []
 
@@ -228,6 +230,16 @@ def one_of(conn: AsyncConnection, column: ColumnElement[Any], values: Iterable[A
         array = postgresql.ARRAY(column.type, dimensions=1)
         return column == any_(bindparam(None, values, type_=array))
     return column.in_(values)
+
+
+def in_list(column: ColumnElement[Any], name: str, *, postgres: bool) -> ColumnElement[bool]:
+    """``column IN :name`` for a statement built once (per dialect) and run with
+    ``fetch_rows``, the parameter ``name`` a list: on PostgreSQL ``= ANY(array)`` (one
+    text for any number of values, as ``one_of``), elsewhere an expanding ``IN``."""
+    if postgres:
+        array = postgresql.ARRAY(column.type, dimensions=1)
+        return column == any_(bindparam(name, type_=array))
+    return column.in_(bindparam(name, expanding=True))
 
 
 def pair_of(
@@ -297,11 +309,51 @@ async def _execute_built(conn: AsyncConnection, stmt: Any, params: dict[str, Any
     )
 
 
+async def fetch_rows(conn: AsyncConnection, stmt: Any, params: dict[str, Any]) -> list[Any]:
+    """``_execute_built`` for a statement that returns rows (``stmt`` built once, its
+    parameters named: see ``in_list``): rows as SQLAlchemy's are read
+    (by attribute, position or ``_mapping``), each value through its column type's result
+    processor (a timestamp's zone), without SQLAlchemy's result around them."""
+    raw = await in_transaction(conn)
+    if raw is None:
+        return list((await conn.execute(stmt, params)).all())
+    sql, names, processors = _compiled(stmt, conn.dialect)
+    row, results = _result_shape(stmt, conn.dialect)
+    records = await raw.fetch(
+        sql, *(processors[n](params[n]) if n in processors else params[n] for n in names)
+    )
+    if not results:
+        return [row._make(r) for r in records]
+    return [
+        row._make(
+            value if (process := results.get(i)) is None else process(value)
+            for i, value in enumerate(r)
+        )
+        for r in records
+    ]
+
+
 @lru_cache(maxsize=256)
 def _compiled(stmt: Any, dialect: Dialect) -> tuple[str, tuple[str, ...], dict[str, Any]]:
     """``stmt``'s SQL in ``dialect``, its parameters in order, and their bind processors."""
     compiled = stmt.compile(dialect=dialect)
     return compiled.string, tuple(compiled.positiontup), dict(compiled._bind_processors)
+
+
+@lru_cache(maxsize=256)
+def _result_shape(stmt: Any, dialect: Dialect) -> tuple[Any, dict[int, Any]]:
+    """The row type of ``stmt``'s results (its columns' names) and, by position, the result
+    processors of the columns that have one."""
+    columns = stmt.compile(dialect=dialect)._result_columns
+    names = tuple(c[0] for c in columns)
+    base = namedtuple("Row", names)  # type: ignore[misc]
+    row = type("Row", (base,), {"__slots__": (), "_mapping": property(base._asdict)})
+    results = {
+        i: process
+        for i, c in enumerate(columns)
+        if (process := c[3]._cached_result_processor(dialect, None)) is not None
+    }
+    return row, results
 
 
 def _rows_as_table(table: Table, named: dict[str, str]) -> Any:
@@ -510,7 +562,8 @@ class Database:
         if not self.is_postgres:
             claimed = await self.claim(conn, consumer, event_ids)
             return claimed, await self.parked_heads(conn, consumer, keys)
-        rows = await conn.execute(
+        rows = await fetch_rows(
+            conn,
             _CLAIM_AND_HEADS_PG,
             {
                 "consumer": consumer,
@@ -601,12 +654,27 @@ _CLAIM_AND_HEADS_PG = text(
     "SELECT NULL, key, id FROM dead_letters"
     " WHERE consumer = :consumer AND state = 'parked' AND behind IS NULL"
     " AND key = ANY(CAST(:keys AS varchar[]))"
-)
+).columns(column("event_id", String), column("key", String), column("id", Integer))
 _INSERT_OUTBOX_PG = text(
     "INSERT INTO outbox (event_id, topic, key, payload, created_at, attempts) "
     "SELECT v.*, CAST(:now AS timestamptz), 0 FROM unnest(CAST(:event_id AS varchar[]), "
     "CAST(:topic AS varchar[]), CAST(:key AS varchar[]), CAST(:payload AS text[])) AS v"
 )
+
+
+async def begin_on_driver(conn: AsyncConnection) -> None:
+    """Begin ``conn``'s transaction (``engine.begin()``) on the driver now: SQLAlchemy's
+    asyncpg adapter begins it only at the first statement sent through SQLAlchemy, so until
+    then a statement built once (``insert_new``, ``update_many``, the consumer's claim)
+    would go through SQLAlchemy too. The adapter still owns the transaction: it commits
+    or rolls it back as if it had begun it itself. Nothing elsewhere than on PostgreSQL,
+    or with another adapter (its statements then go through SQLAlchemy, as always)."""
+    if conn.dialect.name != "postgresql":
+        return
+    adapted: Any = (await conn.get_raw_connection()).dbapi_connection
+    start = getattr(adapted, "_start_transaction", None)
+    if start is not None and getattr(adapted, "_transaction", False) is None:
+        await start()
 
 
 async def in_transaction(conn: AsyncConnection) -> Any | None:

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import pytest
 import pytest_asyncio
 from sqlalchemy import insert, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.bus import RawEvent
-from shared.db import Database
+from shared.db import Database, begin_on_driver, in_transaction
 from shared.events import Envelope
 from shared.relay import OutboxRelay
 from tests.unit.test_set_based_consumers import registered
@@ -134,11 +136,32 @@ async def test_one_relay_at_a_time_holds_the_outbox(db: Database) -> None:
     assert [e.key for e in bus.sent + other_bus.sent] == [f"TJ{n:04d}" for n in range(1, 6)]
 
 
-async def test_a_claim_answers_the_new_events_and_the_parked_heads_of_its_keys(
-    db: Database,
-) -> None:
+@asynccontextmanager
+async def claiming(db: Database, on_driver: bool) -> AsyncIterator[AsyncConnection]:
+    """A transaction as a consumer's batch opens it (begun on the driver at once: its
+    claim is sent there), or as any other (the claim goes through SQLAlchemy)."""
+    async with db.engine.begin() as conn:
+        if on_driver:
+            await begin_on_driver(conn)
+            assert await in_transaction(conn) is not None
+        yield conn
+
+
+@pytest_asyncio.fixture
+async def inbox_db(db: Database) -> Database:
     async with db.engine.begin() as conn:
         await conn.run_sync(db.metadata.create_all, [db.inbox, db.dead_letters])
+    return db
+
+
+ON_DRIVER = pytest.mark.parametrize("on_driver", [True, False], ids=["driver", "sqlalchemy"])
+
+
+@ON_DRIVER
+async def test_a_claim_answers_the_new_events_and_the_parked_heads_of_its_keys(
+    inbox_db: Database, on_driver: bool
+) -> None:
+    db = inbox_db
     now = datetime.now(UTC)
     parked = {"consumer": "c", "event_type": "t", "topic": "hotline.tickets", "payload": "{}"}
     parked |= {"error": "e", "state": "parked", "first_failed_at": now, "last_failed_at": now}
@@ -151,10 +174,25 @@ async def test_a_claim_answers_the_new_events_and_the_parked_heads_of_its_keys(
                 {**parked, "event_id": "p3", "key": "TJ3", "attempts": 3, "behind": None},
             ],
         )
-    async with db.engine.begin() as conn:
+    async with claiming(db, on_driver) as conn:
         assert await db.claim_unparked(conn, "c", ["a", "b", "c"], ["TJ1"]) == ({"a", "b", "c"}, {})
-    async with db.engine.begin() as conn:
+    async with claiming(db, on_driver) as conn:
         new, heads = await db.claim_unparked(conn, "c", ["b", "d", "c", "e"], ["TJ1", "TJ2"])
     assert (new, heads) == ({"d", "e"}, {"TJ2": 1})
-    async with db.engine.begin() as conn:  # another consumer has its own inbox
+    async with claiming(db, on_driver) as conn:  # another consumer has its own inbox
         assert await db.claim_unparked(conn, "other", ["a", "d"], ["TJ2"]) == ({"a", "d"}, {})
+
+
+@ON_DRIVER
+async def test_a_claim_is_rolled_back_with_its_batch(inbox_db: Database, on_driver: bool) -> None:
+    """A batch that fails after its claim (an outage) leaves its events unclaimed: they are
+    new when the batch comes again."""
+    db = inbox_db
+    with pytest.raises(Boom):
+        async with claiming(db, on_driver) as conn:
+            assert await db.claim_unparked(conn, "c", ["a", "b"], ["TJ1"]) == ({"a", "b"}, {})
+            raise Boom
+    async with claiming(db, on_driver) as conn:
+        assert await db.claim_unparked(conn, "c", ["b", "a"], ["TJ1"]) == ({"a", "b"}, {})
+    async with claiming(db, on_driver) as conn:
+        assert await db.claim_unparked(conn, "c", ["a", "b"], ["TJ1"]) == (set(), {})

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import UTC, timedelta, timezone
 from typing import Any
 
 import asyncpg
@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
-from shared.db import UTCDateTime, insert_new, one_of, pair_of, update_many
+from shared.db import UTCDateTime, fetch_rows, in_list, insert_new, one_of, pair_of, update_many
 from shared.events import Envelope
 from shared.service import ServiceContext, ServiceSpec
 from tests.unit.test_set_based_consumers import (
@@ -91,11 +91,15 @@ async def connected(url: str) -> AsyncIterator[tuple[AsyncConnection, list[str]]
     def _sent(conn: Any, cursor: Any, sql: str, params: Any, context: Any, many: bool) -> None:
         sent.append(f"executemany: {sql}" if many else sql)
 
-    execute = asyncpg.Connection.execute
+    execute, fetch = asyncpg.Connection.execute, asyncpg.Connection.fetch
 
     async def _sent_to_driver(driver: Any, query: str, *args: Any, timeout: Any = None) -> Any:
         sent.append(query)
         return await execute(driver, query, *args, timeout=timeout)
+
+    async def _fetched_on_driver(driver: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        sent.append(query)
+        return await fetch(driver, query, *args, **kwargs)
 
     try:
         async with engine.begin() as conn:
@@ -103,6 +107,7 @@ async def connected(url: str) -> AsyncIterator[tuple[AsyncConnection, list[str]]
             sent.clear()
             with pytest.MonkeyPatch.context() as patch:
                 patch.setattr(asyncpg.Connection, "execute", _sent_to_driver)
+                patch.setattr(asyncpg.Connection, "fetch", _fetched_on_driver)
                 yield conn, sent
     finally:
         await engine.dispose()
@@ -209,3 +214,28 @@ async def test_pair_of_sends_one_statement_text_for_any_number_of_pairs(pg_url: 
 
     assert found == [[], ["D1"], ["D0", "D5"]]  # M1 is not D0's matter
     assert len(set(sent)) == 1, sent
+
+
+async def test_fetch_rows_reads_what_sqlalchemy_reads_in_one_statement_text(pg_url: str) -> None:
+    """A read built once and sent on the driver's connection: the rows SQLAlchemy gives
+    (read by name, position or ``_mapping``; a JSON value decoded, a timestamp in UTC)."""
+    read = select(tracks).where(in_list(tracks.c.district, "districts", postgres=True))
+    async with connected(pg_url) as (conn, sent):
+        later = T0.astimezone(timezone(timedelta(hours=8)))
+        await insert_new(conn, tracks, [track(n, recent=[n], seen_at=later) for n in range(6)])
+        sent.clear()
+        found = []
+        for size in (0, 1, 2, 5):
+            found.append(
+                await fetch_rows(conn, read, {"districts": [f"D{n}" for n in range(size)]})
+            )
+        texts = set(sent)
+        expected = (await conn.execute(read, {"districts": ["D0", "D1"]})).all()
+
+    assert [len(rows) for rows in found] == [0, 1, 2, 5]
+    assert len(texts) == 1, texts
+    assert sorted(found[2]) == sorted(tuple(r) for r in expected)
+    row = min(found[2])
+    assert (row.matter, row.district, row.recent, row.tallied) == ("M0", "D0", [0], 0)
+    assert row.seen_at == T0 and row.seen_at.tzinfo is UTC
+    assert row._mapping["district"] == "D0" and row[1] == "D0"
