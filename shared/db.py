@@ -194,7 +194,9 @@ async def update_many(
 ) -> None:
     """One UPDATE for many rows: each row names its key columns ``keys`` and the values
     to set; every row sets the same columns; ``where`` narrows every row's update (it may
-    compare with a row's value to set, as ``bindparam("v_<column>")``).
+    compare with a row's value to set, as ``bindparam("v_<column>")``). Give a ``where``
+    built once (a module's constant): the statement is built and compiled once for each
+    ``where``, as for each table and columns.
 
     On PostgreSQL one statement joins the table to the rows, sent as one array per column
     (UPDATE … FROM unnest(…)): one execution and one plan for the batch, and the same
@@ -207,11 +209,8 @@ async def update_many(
     named = {f"k_{k}": k for k in keys} | {f"v_{c}": c for c in columns}
     if conn.dialect.name == "postgresql" and _distinct(rows, keys):
         params = {name: [r[c] for r in rows] for name, c in named.items()}
-        if where:  # the caller's ``where``, built anew
-            await conn.execute(_update_from_arrays(table, tuple(keys), columns, where), params)
-        else:  # built once for a table and its columns
-            stmt = _update_from_arrays_once(table, tuple(keys), columns)
-            await _execute_built(conn, stmt, params)
+        stmt = _update_from_arrays_once(table, tuple(keys), columns, where)
+        await _execute_built(conn, stmt, params)
         return
     stmt = (
         update(table)
@@ -273,11 +272,12 @@ def _insert_from_arrays(table: Table, columns: tuple[str, ...], returning: tuple
     return stmt.returning(*(table.c[c] for c in returning)) if returning else stmt
 
 
-def _update_from_arrays(
+@lru_cache(maxsize=256)
+def _update_from_arrays_once(
     table: Table,
     keys: tuple[str, ...],
     columns: tuple[str, ...],
-    where: Sequence[ColumnElement[bool]] = (),
+    where: tuple[ColumnElement[bool], ...] = (),
 ) -> Any:
     given = _rows_as_table(table, {f"k_{k}": k for k in keys} | {f"v_{c}": c for c in columns})
     return (
@@ -290,23 +290,19 @@ def _update_from_arrays(
     )
 
 
-_update_from_arrays_once = lru_cache(maxsize=256)(_update_from_arrays)
-
-
 async def _execute_built(conn: AsyncConnection, stmt: Any, params: dict[str, Any]) -> None:
-    """Run ``stmt``, built once (its parameters named, none with a value of its own), on the
-    driver's connection when a transaction is open there: its SQL is compiled once, and
-    each execution only puts the parameters through the bind processors SQLAlchemy would
-    use (a timestamp's zone check, JSON serialisation), without the statement cache, the
-    execution context and the result SQLAlchemy builds around every execution."""
+    """Run ``stmt``, built once (its parameters named; a value of its own, as in
+    ``kind == "dispatch"``, is taken as it is), on the driver's connection when a
+    transaction is open there: its SQL is compiled once, and each execution only puts the
+    parameters through the bind processors SQLAlchemy would use (a timestamp's zone check,
+    JSON serialisation), without the statement cache, the execution context and the result
+    SQLAlchemy builds around every execution."""
     raw = await in_transaction(conn)
     if raw is None:
         await conn.execute(stmt, params)
         return
-    sql, names, processors = _compiled(stmt, conn.dialect)
-    await raw.execute(
-        sql, *(processors[n](params[n]) if n in processors else params[n] for n in names)
-    )
+    sql, arguments = _compiled(stmt, conn.dialect)
+    await raw.execute(sql, *arguments(params))
 
 
 async def fetch_rows(conn: AsyncConnection, stmt: Any, params: dict[str, Any]) -> list[Any]:
@@ -317,11 +313,9 @@ async def fetch_rows(conn: AsyncConnection, stmt: Any, params: dict[str, Any]) -
     raw = await in_transaction(conn)
     if raw is None:
         return list((await conn.execute(stmt, params)).all())
-    sql, names, processors = _compiled(stmt, conn.dialect)
+    sql, arguments = _compiled(stmt, conn.dialect)
     row, results = _result_shape(stmt, conn.dialect)
-    records = await raw.fetch(
-        sql, *(processors[n](params[n]) if n in processors else params[n] for n in names)
-    )
+    records = await raw.fetch(sql, *arguments(params))
     if not results:
         return [row._make(r) for r in records]
     return [
@@ -334,10 +328,24 @@ async def fetch_rows(conn: AsyncConnection, stmt: Any, params: dict[str, Any]) -
 
 
 @lru_cache(maxsize=256)
-def _compiled(stmt: Any, dialect: Dialect) -> tuple[str, tuple[str, ...], dict[str, Any]]:
-    """``stmt``'s SQL in ``dialect``, its parameters in order, and their bind processors."""
+def _compiled(stmt: Any, dialect: Dialect) -> tuple[str, Callable[[dict[str, Any]], list[Any]]]:
+    """``stmt``'s SQL in ``dialect``, and what makes its positional arguments of the named
+    parameters given: each through its bind processor, in order, with the values the
+    statement holds itself where none is given."""
     compiled = stmt.compile(dialect=dialect)
-    return compiled.string, tuple(compiled.positiontup), dict(compiled._bind_processors)
+    names = tuple(compiled.positiontup)
+    processors = dict(compiled._bind_processors)
+    own = {
+        name: bind.effective_value
+        for name, bind in compiled.binds.items()
+        if not bind.required and name in names
+    }
+
+    def arguments(params: dict[str, Any]) -> list[Any]:
+        values = {**own, **params} if own else params
+        return [processors[n](values[n]) if n in processors else values[n] for n in names]
+
+    return compiled.string, arguments
 
 
 @lru_cache(maxsize=256)

@@ -171,6 +171,31 @@ async def test_update_many_sets_each_rows_own_values_in_one_statement(pg_url: st
     ]
 
 
+# a condition built once, holding a value of its own
+FEW_TALLIED = (tracks.c.tallied < 5,)
+
+
+async def test_update_many_keeps_the_values_its_condition_holds(pg_url: str) -> None:
+    """A ``where`` with a value of its own (``tallied < 5``), built once: one text for
+    every batch, and each batch's rows narrowed by that value."""
+    async with connected(pg_url) as (conn, sent):
+        await insert_new(conn, tracks, [track(n, tallied=3 * n) for n in range(4)])
+        sent.clear()
+        for first in (0, 2):
+            rows_ = [track(n, recent=[f"b{first}"]) for n in (first, first + 1)]
+            await update_many(conn, tracks, ["matter", "district"], rows_, *FEW_TALLIED)
+        texts = set(sent)
+        stored = await rows(conn)
+
+    assert len(texts) == 1, texts
+    assert [(r[1], r[2], r[3]) for r in stored] == [
+        ("D0", ["b0"], 0),
+        ("D1", ["b0"], 3),
+        ("D2", None, 6),  # tallied 6: not narrowed in
+        ("D3", None, 9),
+    ]
+
+
 async def test_update_many_applies_rows_of_one_key_in_order(pg_url: str) -> None:
     """Two rows of one key: each sees the one before it (the later values stay)."""
     async with connected(pg_url) as (conn, sent):

@@ -20,6 +20,9 @@ from shared.db import UnitOfWork, insert_new, update_many
 from shared.events import Envelope, TicketDispatched, TicketRegistered, parse_payloads
 from shared.service import ManyHandler, ServiceContext
 
+# built once: update_many builds its statement once for each condition
+_DISPATCH_CLOCK_RUNNING = (clocks.c.kind == ClockKind.DISPATCH, *RUNNING)
+
 
 async def on_registered(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[Envelope]) -> None:
     events = parse_payloads(batch, TicketRegistered)
@@ -38,8 +41,7 @@ async def on_dispatched(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[En
             {"ticket_id": e.ticket_id, "stopped_at": e.dispatched_at, "next_due_at": None}
             for e in events
         ],
-        clocks.c.kind == ClockKind.DISPATCH,
-        *RUNNING,
+        *_DISPATCH_CLOCK_RUNNING,
     )
     await start_clocks(ctx, uow, [acceptance_clock(ctx, e) for e in events])
 
