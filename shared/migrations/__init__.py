@@ -49,3 +49,19 @@ def create_outbox_key_index() -> None:
     """The outbox doubles as each service's log of what it said about a ticket (the
     gateway's timeline reads it by key)."""
     op.create_index("ix_outbox_key", "outbox", ["key", "id"])
+
+
+def room_for_hot_updates(table: str, fillfactor: int | None) -> None:
+    """PostgreSQL: fill the table's new pages only to ``fillfactor`` percent (None: back to
+    the default, full pages), so a row updated without a change to any indexed column gets
+    its new version on its own page (a HOT update: no index entry written). A consumer
+    updates a batch of rows that were inserted together, on the same pages, in one
+    transaction: each page needs room for a new version of each of its rows, hence 50.
+    Rows already written keep their pages; the change only sets a storage parameter
+    (SHARE UPDATE EXCLUSIVE lock: reads and writes go on, no rewrite)."""
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    if fillfactor is None:
+        op.execute(f"ALTER TABLE {table} RESET (fillfactor)")
+    else:
+        op.execute(f"ALTER TABLE {table} SET (fillfactor = {int(fillfactor)})")
