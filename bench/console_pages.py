@@ -158,7 +158,15 @@ async def measure(settings: Any, folder: Path, load_before: tuple[float, ...]) -
         fill_seconds = time.perf_counter() - started
 
         pages = {
-            "operator": ["/operator", "/tickets", "/tickets?q=物业", f"/tickets/{first}"],
+            # status filters: one most tickets have, one none has (a rare state's queue)
+            "operator": [
+                "/operator",
+                "/tickets",
+                "/tickets?q=物业",
+                "/tickets?status=dispatched",
+                "/tickets?status=return_review",
+                f"/tickets/{first}",
+            ],
             "unit_heping_housing": ["/unit/inbox", f"/tickets/{first}"],
             "agency": [
                 "/agency/dispatch",
@@ -180,6 +188,8 @@ async def measure(settings: Any, folder: Path, load_before: tuple[float, ...]) -
             "operator": [
                 "/api/v1/intake/tickets?q=物业&limit=20",
                 "/api/v1/intake/tickets?limit=20",
+                "/api/v1/intake/tickets?status=dispatched&limit=20",
+                "/api/v1/intake/tickets?status=return_review&limit=20",
             ],
             "unit_heping_housing": ["/api/v1/dispatch/inbox?limit=20"],
             "agency": [
