@@ -29,7 +29,10 @@ stops at the first that fails again. Discarding one releases the events parked b
 A message the bus cannot read as an event at all (``park_unparseable``) is parked at once,
 on its own key: it holds no ticket's events up, since what it would be about cannot be
 read. Its retry is refused (409) while it still cannot be read; once it can (a consumer
-that reads its version is deployed) it runs as the event it is, exactly once.
+that reads its version is deployed) it runs as the event it is, exactly once, and under
+the same rule as any event of its ticket: if the ticket has parked events, it joins their
+queue in the order it was parked (``_read_again``): parked before them, it heads the
+queue and runs now, the others following; parked after, it waits behind the head.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import insert, select, update
+from sqlalchemy import and_, insert, select, update
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -323,7 +326,45 @@ class Consumer:
                 f"dead letter {dead_id} waits behind dead letter {row['behind']}: "
                 "retry or discard that one first"
             )
-        return await self._release(row["key"], by)
+        key = row["key"]
+        if row["event_type"] == UNPARSEABLE:
+            key = await self._read_again(row, by)
+            if key is None:
+                return [await self.get(dead_id)]
+        return await self._release(key, by)
+
+    async def _read_again(self, row: Mapping[str, Any], by: str) -> str | None:
+        """A message parked unread, read now (still unreadable: 409), whose ticket has
+        parked events joins their queue as the event it is, claimed like any parked event:
+        parked before the head, it becomes the head; after, it waits behind it. Returns the
+        key whose queue runs now (its own while its ticket has nothing parked, as before),
+        or None: it waits, or it came again readable and was handled already."""
+        envelope = _envelope_of(row)
+        dead, dead_id = self.db.dead_letters, row["id"]
+        async with self.db.engine.begin() as conn:
+            head = (await self.db.parked_heads(conn, self.name, [envelope.key])).get(envelope.key)
+            if head is None:
+                return str(row["key"])
+            fresh = await self.db.claim(conn, self.name, [str(envelope.event_id)])
+            values: dict[str, Any] = {
+                "event_type": envelope.type,
+                "key": envelope.key,
+                "payload": envelope.to_json().decode(),
+                "behind": None if dead_id < head else head,
+            }
+            if not fresh:
+                values.update(state=RETRIED, resolved_at=datetime.now(UTC), resolved_by=by)
+            elif dead_id < head:  # the ticket's parked events now wait behind it
+                queue = and_(
+                    dead.c.consumer == self.name, dead.c.key == envelope.key, dead.c.state == PARKED
+                )
+                await conn.execute(update(dead).where(queue).values(behind=dead_id))
+            await conn.execute(update(dead).where(dead.c.id == dead_id).values(values))
+        log.warning(
+            "dead letter read again joined its ticket's parked events",
+            extra={"consumer": self.name, "dead_letter": dead_id, "head": head, "by": by},
+        )
+        return envelope.key if fresh and dead_id < head else None
 
     async def discard(self, dead_id: int, by: str) -> list[dict[str, Any]]:
         """Give up on the event for good; the events parked behind it then run in order."""

@@ -285,7 +285,9 @@ def _dead_letter_router() -> APIRouter:
     @access(Role.ADMIN, objects=(Objects.ADMIN,))
     async def retry_dead_letter(dead_id: RowId, ctx: CtxDep, caller: CallerDep) -> list[DeadLetter]:
         """Run the event again, then the events of the same ticket parked behind it, in
-        order; stops at the first that fails again (it stays parked, with the new error)."""
+        order; stops at the first that fails again (it stays parked, with the new error).
+        A message parked unread that can be read now joins its ticket's parked events in
+        the order it was parked: behind their head it waits (answered still parked)."""
         caller.require(Role.ADMIN)
         return [DeadLetter.of(r) for r in await _consumer(ctx).retry(dead_id, caller.sub)]
 

@@ -497,3 +497,63 @@ async def test_a_parked_message_that_can_be_read_now_runs_once_on_retry(service:
     assert service.handled == ["late"]
     assert await service.outbox_steps() == ["late"]
     assert await service.consumer.parked() == []  # nor run again (and failed on its probe)
+
+
+async def park_unread(service: Service, readable: Envelope) -> int:
+    """``readable`` parked as a message this consumer could not read (a newer version)."""
+    await service.consumer.park_unparseable(
+        [Unparseable(TOPIC_TICKETS, readable.to_json(), "not a valid envelope: version")]
+    )
+    [unread] = [p for p in await service.consumer.parked() if p["event_type"] == "unparseable"]
+    return int(unread["id"])
+
+
+async def test_a_message_read_on_retry_waits_behind_its_tickets_parked_events(
+    service: Service,
+) -> None:
+    """Read at last, it is an event of a ticket whose earlier events are parked: it is
+    parked behind them, as an event of that ticket arriving now would be, and runs after
+    them, in order."""
+    service.broken = {"1"}
+    await service.consumer.handle_batch([event("TJ1", "1"), event("TJ1", "2")])
+    third = event("TJ1", "3")
+    late = await park_unread(service, third)
+    head = (await service.consumer.parked())[0]["id"]
+
+    [waiting] = await service.consumer.retry(late, "admin")
+
+    assert (waiting["state"], waiting["key"], waiting["behind"]) == ("parked", "TJ1", head)
+    assert waiting["event_type"] == "ticket.noted"
+    assert service.handled == []
+    with pytest.raises(IllegalTransition):  # it waits its turn
+        await service.consumer.retry(late, "admin")
+    service.broken = set()
+    retried = await service.consumer.retry(head, "admin")
+    assert [r["state"] for r in retried] == ["retried"] * 3
+    assert service.handled == ["1", "2", "3"]
+    assert await service.outbox_steps() == ["1", "2", "3"]
+    await service.consumer.handle_batch([third])  # delivered again, readable: not twice
+    assert service.handled == ["1", "2", "3"]
+    assert await service.consumer.parked() == []
+
+
+async def test_a_message_read_on_retry_that_was_parked_first_heads_its_tickets_queue(
+    service: Service,
+) -> None:
+    """Parked unread before its ticket's later events were parked: it came first, so it
+    runs first, and the ticket's parked events after it, in order."""
+    first = await park_unread(service, event("TJ1", "1"))
+    service.broken = {"2"}
+    await service.consumer.handle_batch([event("TJ1", "2"), event("TJ1", "3")])
+    service.broken = {"3"}
+
+    retried = await service.consumer.retry(first, "admin")
+
+    assert [(r["state"], r["key"]) for r in retried] == [
+        ("retried", "TJ1"),
+        ("retried", "TJ1"),
+        ("parked", "TJ1"),
+    ]
+    assert service.handled == ["1", "2"]  # "3" fails again: it heads what is left
+    [still] = await service.consumer.parked()
+    assert (still["behind"], still["attempts"]) == (None, 1)
