@@ -7,7 +7,6 @@ from __future__ import annotations
 import functools
 import hmac
 import logging
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -389,105 +388,8 @@ def search_terms(text: str) -> set[str]:
 def _run_terms(run: str, dictionary: float) -> frozenset[str]:
     """The search terms of one run of text (``search_terms``), as the dictionary whose
     total word frequency is ``dictionary`` segments it."""
-    terms = (_searchable(token) for token in _cut_for_search(run))
+    terms = (_searchable(token) for token in jieba.cut_for_search(run))
     return frozenset(term for term in terms if term)
-
-
-def _cut_for_search(run: str) -> list[str]:
-    """``jieba.cut_for_search(run)`` (HMM on), word for word: a run of Chinese characters
-    and letters is segmented here, the same way with less work (``_cut_dag``); anything
-    else by jieba itself."""
-    if not jieba.re_han_default.fullmatch(run):
-        return list(jieba.cut_for_search(run))
-    freq = jieba.dt.FREQ
-    words: list[str] = []
-    for w in _cut_dag(run):
-        if len(w) > 2:
-            words.extend(w[i : i + 2] for i in range(len(w) - 1) if freq.get(w[i : i + 2]))
-        if len(w) > 3:
-            words.extend(w[i : i + 3] for i in range(len(w) - 2) if freq.get(w[i : i + 3]))
-        words.append(w)
-    return words
-
-
-class _Dictionary:
-    """What jieba's segmentation computes again and again from its dictionary, kept for
-    one state of it: each word's log probability, and the HMM's cut of each run of
-    characters the dictionary does not know."""
-
-    def __init__(self, total: float, forced: int) -> None:
-        self.version = (total, forced)
-        self.logtotal = math.log(total)
-        self.log_p: dict[str, float] = {}
-        self.hmm: dict[str, list[str]] = {}
-
-
-_DICTIONARY: list[_Dictionary] = []
-MAX_KEPT_HMM_RUNS = 65536
-
-
-def _dictionary() -> _Dictionary:
-    jieba.dt.check_initialized()
-    version = (jieba.dt.total, len(jieba.finalseg.Force_Split_Words))
-    if not _DICTIONARY or _DICTIONARY[0].version != version:
-        _DICTIONARY[:] = [_Dictionary(*version)]
-    return _DICTIONARY[0]
-
-
-def _cut_dag(sentence: str) -> list[str]:
-    """jieba's ``Tokenizer.__cut_DAG`` (HMM on), the same words: the dictionary's
-    most probable route through the sentence (``get_DAG`` and ``calc`` in one pass, each
-    word's log probability computed once), then runs of single characters the dictionary
-    does not know cut by the HMM (``finalseg.cut``, kept per run)."""
-    d = _dictionary()
-    freq, log_p, logtotal = jieba.dt.FREQ, d.log_p, d.logtotal
-    n = len(sentence)
-    route: list[tuple[float, int]] = [(0, 0)] * (n + 1)
-    for idx in range(n - 1, -1, -1):
-        best: tuple[float, int] | None = None
-        i, frag = idx, sentence[idx]
-        while i < n and frag in freq:
-            if freq[frag]:
-                p = log_p.get(frag)
-                if p is None:
-                    p = log_p[frag] = math.log(freq[frag]) - logtotal
-                candidate = (p + route[i + 1][0], i)
-                if best is None or candidate > best:
-                    best = candidate
-            i += 1
-            frag = sentence[idx : i + 1]
-        if best is None:  # no word starts here: the character alone
-            best = (math.log(freq.get(sentence[idx]) or 1) - logtotal + route[idx + 1][0], idx)
-        route[idx] = best
-    words: list[str] = []
-    x, buf = 0, ""
-    while x < n:
-        y = route[x][1] + 1
-        if y - x == 1:
-            buf += sentence[x:y]
-        else:
-            if buf:
-                words.extend(_unknown_run(buf, d))
-                buf = ""
-            words.append(sentence[x:y])
-        x = y
-    if buf:
-        words.extend(_unknown_run(buf, d))
-    return words
-
-
-def _unknown_run(buf: str, d: _Dictionary) -> list[str]:
-    """The words of a run of single characters (``__cut_DAG``'s buffer)."""
-    if len(buf) == 1:
-        return [buf]
-    if jieba.dt.FREQ.get(buf):
-        return list(buf)
-    words = d.hmm.get(buf)
-    if words is None:
-        if len(d.hmm) >= MAX_KEPT_HMM_RUNS:
-            d.hmm.clear()
-        words = d.hmm[buf] = list(jieba.finalseg.cut(buf))
-    return words
 
 
 def _inner_words(word: str) -> list[str]:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import random
 from datetime import timedelta
 
 import jieba
 import pytest
 
-from services.intake import domain
 from services.intake.domain import (
     DEFAULT_POLICY,
     DEFAULT_POLICY_EFFECTIVE_FROM,
@@ -26,7 +24,6 @@ from services.intake.domain import (
     same_phone,
     search_terms,
     sensitive_keywords_in,
-    warm_up_segmenter,
 )
 from shared.errors import IllegalTransition, InvalidInput
 from shared.events import EVENT_TYPES
@@ -147,37 +144,18 @@ def test_a_run_of_text_seen_before_is_not_segmented_again(
 ) -> None:
     first = search_terms("路灯坏了三天，请尽快处理")
     segmented: list[str] = []
-    cut_for_search = domain._cut_for_search
+    cut_for_search = jieba.cut_for_search
 
     def counted(text: str) -> object:
         segmented.append(text)
         return cut_for_search(text)
 
-    monkeypatch.setattr(domain, "_cut_for_search", counted)
+    monkeypatch.setattr(jieba, "cut_for_search", counted)
     assert search_terms("井盖丢了，请尽快处理") == (first - {"路灯", "坏", "三天"}) | {
         "井盖",
         "丢",
     }
     assert segmented == ["井盖丢了"]
-
-
-def test_runs_are_segmented_word_for_word_as_jieba_does() -> None:
-    """The search terms' own segmentation of a run gives jieba's words, in jieba's order,
-    HMM included: over runs made of dictionary words, characters it does not know as
-    words (the HMM cuts them), letters and digits."""
-    warm_up_segmenter()
-    rng = random.Random(12345)
-    words = sorted(w for w, f in jieba.dt.FREQ.items() if f)
-    chars = [chr(c) for c in range(0x4E00, 0x4E00 + 2500)] + list("abXY0123456789.%")
-    runs = {
-        "".join(
-            rng.choice(words) if rng.random() < 0.5 else rng.choice(chars)
-            for _ in range(rng.randint(1, 12))
-        )
-        for _ in range(3000)
-    }
-    for run in sorted(runs):
-        assert domain._cut_for_search(run) == list(jieba.cut_for_search(run)), run
 
 
 def test_a_query_needs_every_one_of_its_words() -> None:
