@@ -241,6 +241,24 @@ def in_list(column: ColumnElement[Any], name: str, *, postgres: bool) -> ColumnE
     return column.in_(bindparam(name, expanding=True))
 
 
+async def rows_in(
+    conn: AsyncConnection,
+    columns: tuple[Any, ...],
+    key: ColumnElement[Any],
+    values: Iterable[Any],
+) -> list[Any]:
+    """``SELECT columns WHERE key IN values`` (``columns`` a tuple of columns or of one
+    table), built once for its columns and key and run with ``fetch_rows``: a consumer's
+    read of a batch's rows."""
+    stmt = _select_in(columns, key, conn.dialect.name == "postgresql")
+    return await fetch_rows(conn, stmt, {"values": list(values)})
+
+
+@lru_cache(maxsize=256)
+def _select_in(columns: tuple[Any, ...], key: ColumnElement[Any], postgres: bool) -> Any:
+    return select(*columns).where(in_list(key, "values", postgres=postgres))
+
+
 def pair_of(
     conn: AsyncConnection,
     columns: tuple[ColumnElement[Any], ColumnElement[Any]],

@@ -25,7 +25,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
-from shared.db import UTCDateTime, fetch_rows, in_list, insert_new, one_of, pair_of, update_many
+from shared.db import (
+    UTCDateTime,
+    fetch_rows,
+    in_list,
+    insert_new,
+    one_of,
+    pair_of,
+    rows_in,
+    update_many,
+)
 from shared.events import Envelope
 from shared.service import ServiceContext, ServiceSpec
 from tests.unit.test_set_based_consumers import (
@@ -264,3 +273,17 @@ async def test_fetch_rows_reads_what_sqlalchemy_reads_in_one_statement_text(pg_u
     assert (row.matter, row.district, row.recent, row.tallied) == ("M0", "D0", [0], 0)
     assert row.seen_at == T0 and row.seen_at.tzinfo is UTC
     assert row._mapping["district"] == "D0" and row[1] == "D0"
+
+
+async def test_rows_in_reads_a_tables_or_some_columns_rows_by_key(pg_url: str) -> None:
+    async with connected(pg_url) as (conn, sent):
+        await insert_new(conn, tracks, [track(n, tallied=n) for n in range(4)])
+        sent.clear()
+        whole = await rows_in(conn, (tracks,), tracks.c.district, {"D1", "D3", "D9"})
+        some = await rows_in(conn, (tracks.c.district, tracks.c.tallied), tracks.c.matter, ["M0"])
+        none = await rows_in(conn, (tracks,), tracks.c.district, [])
+
+    assert sorted((r.district, r.tallied) for r in whole) == [("D1", 1), ("D3", 3)]
+    assert sorted(tuple(r) for r in some) == [("D0", 0), ("D3", 3)]
+    assert none == []
+    assert len(sent) == 3 and len(set(sent)) == 2, sent  # one text for any number of keys

@@ -54,7 +54,7 @@ from services.channels.schemas import (
 )
 from shared.auth import Caller
 from shared.calendar import SHANGHAI
-from shared.db import UnitOfWork, insert_ignoring_duplicates, one_of
+from shared.db import UnitOfWork, insert_ignoring_duplicates, rows_in
 from shared.events import Envelope, NotificationFailed, UnitStaffPublished, parse_payload
 from shared.metrics import Sample
 from shared.service import ServiceContext
@@ -237,6 +237,7 @@ async def on_event(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> 
 
 
 RECIPIENTS = "channels.unit_recipients"
+_STAFF_PHONES = (unit_staff_phones.c.unit_id, unit_staff_phones.c.phones)
 
 
 async def _recipients(uow: UnitOfWork, units: set[str]) -> tuple[list[Any], list[Any]]:
@@ -254,15 +255,9 @@ async def _read_recipients(
     uow: UnitOfWork, units: set[str]
 ) -> dict[str, tuple[list[Any], list[Any]]]:
     found: dict[str, tuple[list[Any], list[Any]]] = {u: ([], []) for u in units}
-    for c in await uow.conn.execute(
-        select(unit_contacts).where(one_of(uow.conn, unit_contacts.c.unit_id, units))
-    ):
+    for c in await rows_in(uow.conn, (unit_contacts,), unit_contacts.c.unit_id, units):
         found[c.unit_id][0].append(c)
-    for s in await uow.conn.execute(
-        select(unit_staff_phones.c.unit_id, unit_staff_phones.c.phones).where(
-            one_of(uow.conn, unit_staff_phones.c.unit_id, units)
-        )
-    ):
+    for s in await rows_in(uow.conn, _STAFF_PHONES, unit_staff_phones.c.unit_id, units):
         found[s.unit_id][1].append(s)
     return found
 

@@ -18,7 +18,7 @@ from services.channels.handlers.intake_client import intake
 from services.channels.handlers.notifications import ticket_filed
 from services.channels.models import accounts, matters, open311_requests, units
 from services.channels.open311 import Open311Error, group_of, iso
-from shared.db import UnitOfWork, one_of, update_many
+from shared.db import UnitOfWork, rows_in, update_many
 from shared.events import Envelope
 from shared.service import ServiceContext
 
@@ -218,12 +218,13 @@ async def token(ctx: ServiceContext, token_id: str) -> list[dict[str, Any]]:
 # ---- the read models, from events --------------------------------------------------------
 
 
+_UNIT_NAMES = (units.c.unit_id, units.c.name)
+
+
 async def unit_names(uow: UnitOfWork, dispatches: Sequence[Envelope]) -> dict[str, str]:
     """The names of the units ``dispatches`` went to, in one read."""
     wanted = {e.payload["unit_id"] for e in dispatches}
-    rows = await uow.conn.execute(
-        select(units.c.unit_id, units.c.name).where(one_of(uow.conn, units.c.unit_id, wanted))
-    )
+    rows = await rows_in(uow.conn, _UNIT_NAMES, units.c.unit_id, wanted)
     return {r.unit_id: r.name for r in rows}
 
 

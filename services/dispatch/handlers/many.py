@@ -5,8 +5,7 @@ of one type about distinct tickets, in a few statements for the whole run."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any
 
 from sqlalchemy import select
 
@@ -23,30 +22,9 @@ from services.dispatch.handlers.tickets import (
     on_ticket_registered,
 )
 from services.dispatch.models import assignments, flags, matter_units, matters, units
-from shared.db import UnitOfWork, fetch_rows, in_list, insert_new, pair_of, update_many
+from shared.db import UnitOfWork, insert_new, pair_of, rows_in, update_many
 from shared.events import DeadlineSet, Envelope, TicketRegistered, parse_payloads
 from shared.service import ManyHandler, ServiceContext
-
-
-class _Reads(NamedTuple):
-    matters: Any
-    flags: Any
-    deadlines: Any
-
-
-@lru_cache(maxsize=2)
-def _registration_reads(postgres: bool) -> _Reads:
-    """The reads of a run, built once (per dialect): building and caching a statement
-    anew for every run costs more than running it."""
-    return _Reads(
-        matters=select(matters).where(in_list(matters.c.code, "codes", postgres=postgres)),
-        flags=select(flags.c.ticket_id).where(
-            in_list(flags.c.ticket_id, "ticket_ids", postgres=postgres)
-        ),
-        deadlines=select(*DEADLINE_READ).where(
-            in_list(assignments.c.ticket_id, "ticket_ids", postgres=postgres)
-        ),
-    )
 
 
 async def on_registered(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[Envelope]) -> None:
@@ -54,9 +32,7 @@ async def on_registered(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[En
     the others (determination, suggestion, manual queue) take the one-by-one way."""
     events = parse_payloads(batch, TicketRegistered)
     conn = uow.conn
-    reads = _registration_reads(ctx.db.is_postgres)
-    codes = list({e.matter_code for e in events})
-    found = await fetch_rows(conn, reads.matters, {"codes": codes})
+    found = await rows_in(conn, (matters,), matters.c.code, {e.matter_code for e in events})
     found_matters = {r.code: matter_from_row(r) for r in found}
     catalog: dict[tuple[str, str], Any] = {}
     for r in (
@@ -76,7 +52,9 @@ async def on_registered(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[En
         catalog.setdefault((r.routed_matter, r.routed_district), r)
     flagged = {
         r.ticket_id
-        for r in await fetch_rows(conn, reads.flags, {"ticket_ids": [e.ticket_id for e in events]})
+        for r in await rows_in(
+            conn, (flags.c.ticket_id,), flags.c.ticket_id, [e.ticket_id for e in events]
+        )
     }
     now = ctx.clock.now()
     rows: list[dict[str, Any]] = []
@@ -109,12 +87,10 @@ async def on_registered(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[En
 
 async def on_deadline_set(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[Envelope]) -> None:
     events = parse_payloads(batch, DeadlineSet)
-    wanted = list({e.ticket_id for e in events})
+    wanted = {e.ticket_id for e in events}
     current = {
         r.ticket_id: r
-        for r in await fetch_rows(
-            uow.conn, _registration_reads(ctx.db.is_postgres).deadlines, {"ticket_ids": wanted}
-        )
+        for r in await rows_in(uow.conn, DEADLINE_READ, assignments.c.ticket_id, wanted)
     }
     changes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for event in events:
