@@ -201,6 +201,9 @@ class _Subscription:
     behind: dict[Any, int] = field(default_factory=dict)  # Kafka: lag per partition
     handled: dict[Any, int] = field(default_factory=dict)  # Kafka: next offset to handle
     lag_read_at: float = float("-inf")  # Kafka: when ``behind`` was last read from the broker
+    # Kafka: between joining (or losing its partitions in a rebalance) and being assigned
+    # partitions, when the consumer holds none and its lag cannot be read: the last stays
+    rebalancing: bool = True
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     progressed: asyncio.Event = field(default_factory=asyncio.Event)
     busy_since: float | None = None  # when the batch in hand was handed to the handler
@@ -788,8 +791,14 @@ class KafkaBus(_Groups):
 
     def lag(self) -> dict[str, int]:
         """Events each group's partitions held here have yet to pass, as of the last
-        ``refresh_lag`` (or, without one, the last batch handled)."""
-        return {group: sum(sub.behind.values()) for group, sub in self._subs.items()}
+        ``refresh_lag`` (or, without one, the last batch handled). While partitions are
+        being reassigned, the last known lag; a group that has none yet (joining) is left
+        out: not known, rather than 0."""
+        return {
+            group: sum(sub.behind.values())
+            for group, sub in self._subs.items()
+            if sub.behind or not sub.rebalancing
+        }
 
     async def refresh_lag(self) -> None:
         """Read each group's lag from the broker (``/metrics`` calls this before ``lag``):
@@ -801,8 +810,8 @@ class KafkaBus(_Groups):
         now = time.monotonic()
         for sub in self._subs.values():
             consumer = sub.consumer
-            if consumer is None or now - sub.lag_read_at < LAG_FRESH:
-                continue
+            if consumer is None or sub.rebalancing or now - sub.lag_read_at < LAG_FRESH:
+                continue  # (rebalancing: it holds no partitions now; the last figure stays)
             sub.lag_read_at = now
             try:
                 async with asyncio.timeout(LAG_TIMEOUT):
@@ -904,6 +913,7 @@ class KafkaBus(_Groups):
 
         class Listener(ConsumerRebalanceListener):  # type: ignore[misc]
             async def on_partitions_revoked(self, revoked: Any) -> None:
+                sub.rebalancing = True
                 # let the batch in hand finish and commit before the partitions move
                 revoking.set()
                 async with in_hand:
@@ -911,12 +921,15 @@ class KafkaBus(_Groups):
                     await commit()
 
             async def on_partitions_assigned(self, assigned: Any) -> None:
+                sub.rebalancing, sub.lag_read_at = False, float("-inf")  # read it afresh
+                sub.behind = {tp: n for tp, n in sub.behind.items() if tp in assigned}
                 if assigned:
                     log.info(
                         "partitions assigned",
                         extra={"group": sub.group, "partitions": len(assigned)},
                     )
 
+        sub.rebalancing = True  # joining: no partitions until assigned
         await consumer.start()
         pace = _Pace(consumer, self.fetch_wait_ms, self.fetch_min_bytes)  # its fetcher exists now
         pace_metadata(consumer._client)

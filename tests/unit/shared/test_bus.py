@@ -322,3 +322,44 @@ def test_a_group_member_is_taken_for_dead_only_after_several_missed_heartbeats()
         GroupTiming(session_timeout_ms=6000, heartbeat_ms=3000)
     with pytest.raises(ValueError, match="HOTLINE_KAFKA_REBALANCE_TIMEOUT_MS"):
         GroupTiming(session_timeout_ms=30_000, heartbeat_ms=3000, rebalance_timeout_ms=10_000)
+
+
+class Partitions:
+    """Stands in for an aiokafka consumer as ``refresh_lag`` reads it: the partitions it
+    holds (none while they are being reassigned) and where each ends."""
+
+    def __init__(self, ends: dict[str, int]) -> None:
+        self.ends = ends
+
+    def assignment(self) -> set[str]:
+        return set(self.ends)
+
+    async def end_offsets(self, tps: Sequence[str]) -> dict[str, int]:
+        return {tp: self.ends[tp] for tp in tps}
+
+    async def committed(self, tp: str) -> int | None:
+        return 0
+
+
+async def test_a_kafka_groups_lag_is_the_last_known_while_its_partitions_are_reassigned() -> None:
+    from shared.bus import KafkaBus
+
+    async def handler(batch: Sequence[Envelope]) -> None:
+        return None
+
+    bus = KafkaBus("127.0.0.1:1", prefix="t.")
+    bus.subscribe("sla", [TOPIC_TICKETS], handler)
+    sub = bus._subs["sla"]
+    sub.consumer = Partitions({})
+    await bus.refresh_lag()
+    assert bus.lag() == {}  # joining: not known yet (not 0)
+
+    sub.rebalancing = False  # assigned two partitions with 7 and 5 events to go
+    sub.consumer = Partitions({"p0": 7, "p1": 5})
+    await bus.refresh_lag()
+    assert bus.lag() == {"sla": 12}
+
+    sub.rebalancing, sub.lag_read_at = True, float("-inf")  # revoked: it holds none now
+    sub.consumer = Partitions({})
+    await bus.refresh_lag()
+    assert bus.lag() == {"sla": 12}
