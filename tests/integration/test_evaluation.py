@@ -13,7 +13,7 @@ import pytest
 
 from tests.integration.conftest import System, eventually
 from tests.integration.test_overdue import REPLY, move_sla_clock, redeliver
-from tests.integration.test_ticket_flow import assignment, register
+from tests.integration.test_ticket_flow import assignment, clocks, register
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -40,6 +40,14 @@ async def test_escalations_open_each_supervision_exactly_once(system: System) ->
     dispatched = await eventually(lambda: assignment(system, tid, "dispatched"), "dispatch")
     assert dispatched["unit_id"] == "120101-housing"
 
+    async def clocked() -> bool:
+        """The SLA has handled the dispatch: the acceptance clock runs, the dispatch clock
+        (5 min for a life-safety case) has stopped. Moving the clock before that would
+        also make the dispatch clock overdue, a supervision of its own."""
+        found = {c["kind"]: c["state"] for c in await clocks(system, tid)}
+        return found.get("acceptance") == "running" and found.get("dispatch") != "running"
+
+    await eventually(clocked, "the SLA's clocks after the dispatch")
     await move_sla_clock(system, 16 * 60)  # acceptance (15 min) overdue → level 1
     [ticket_level] = await eventually(
         lambda: evaluation_events(system, "supervision.opened", ticket_id=tid), "level 1"
