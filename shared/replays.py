@@ -58,17 +58,14 @@ REPLAY = "this signed request was already used (replay)"
 RECORDS_NONCE = "__hotline_records_nonce_in_its_write__"
 
 
-def insert_nonces_sql(nonces: str, seen_at: str, where: str = "") -> str:
+def insert_nonces_sql(nonces: str, seen_at: str) -> str:
     """PostgreSQL: the nonces in the arrays ``nonces`` and ``seen_at`` (parameters, e.g.
     ``$1``) recorded, returning those that were new; a statement of its own or one part of
-    a larger one (``WITH nonces AS (…)``). ``where``: a condition on ``n.nonce`` that
-    leaves the nonces it is false for unrecorded (a larger statement's items it does not
-    write)."""
+    a larger one (``WITH nonces AS (…)``)."""
     return (
         "INSERT INTO request_nonces (nonce, seen_at) "
         f"SELECT * FROM unnest({nonces}::varchar[], {seen_at}::float8[])"
-        + (f" AS n(nonce, seen_at) WHERE {where}" if where else "")
-        + " ON CONFLICT DO NOTHING RETURNING nonce"
+        " ON CONFLICT DO NOTHING RETURNING nonce"
     )
 
 

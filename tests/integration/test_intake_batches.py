@@ -301,35 +301,6 @@ async def test_the_first_statement_keeps_one_generic_plan(intake: Intake) -> Non
         assert "$1" in plan, plan  # a custom plan shows the values, a generic one $1
 
 
-async def test_a_batch_without_hints_to_show_is_one_statement(
-    intake: Intake, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Serials are drawn ahead by each write: once some are held, a batch whose answers
-    show no duplicate hints sends its write alone; one that has hints to show is read
-    first, and its numbers still rise in the order the tickets came."""
-    first = await post(intake, ticket(requester=requester(1)))  # draws the serials ahead
-    reads: list[int] = []
-    serials_and_duplicates = reg._serials_and_duplicates
-
-    async def counted(*args: Any) -> Any:
-        reads.append(len(args[2]))
-        return await serials_and_duplicates(*args)
-
-    monkeypatch.setattr(reg, "_serials_and_duplicates", counted)
-    answers = [await post(intake, ticket(requester=requester(2 + i))) for i in range(3)]
-    assert reads == [], "a batch without hints read its serials first"
-    again = await post(intake, ticket(requester=requester(1)))  # an earlier ticket to show
-    assert reads == [1]
-    assert [h["ticket_id"] for h in again.json()["likely_duplicates"]] == [
-        first.json()["ticket_id"]
-    ]
-    numbers = [a.json()["ticket_id"] for a in (first, *answers, again)]
-    assert numbers == sorted(numbers) and len(set(numbers)) == 5
-    assert set((await outbox_types(intake)).elements()) == {
-        (n, "ticket.registered") for n in numbers
-    }
-
-
 async def test_search_terms_are_written_to_one_index_compared_byte_by_byte(
     intake: Intake, monkeypatch: pytest.MonkeyPatch
 ) -> None:

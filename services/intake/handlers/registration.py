@@ -717,23 +717,18 @@ async def _register_in_batch(
         raise Unavailable("the database is unavailable; nothing was registered") from lost.cause
 
 
-async def _write_batch(
-    ctx: ServiceContext, items: Sequence[_Registering], *, read_hints: bool = False
-) -> list[Any]:
+async def _write_batch(ctx: ServiceContext, items: Sequence[_Registering]) -> list[Any]:
     """Write ``items`` together; one result per item (its registration, ``_KeyTaken``,
     ``_Lost``, or the error that failed it alone). A batch that fails for another reason
-    than an outage is written again one by one, so one bad ticket fails only itself.
-    ``read_hints``: read the duplicate hints before the write (items known to have some)."""
+    than an outage is written again one by one, so one bad ticket fails only itself."""
     firsts = _first_of_each_nonce(items)
     if len(firsts) < len(items):  # every use of a nonce after its first is a replay
-        first_uses = iter(
-            await _write_batch(ctx, [items[i] for i in firsts], read_hints=read_hints)
-        )
+        first_uses = iter(await _write_batch(ctx, [items[i] for i in firsts]))
         return [
             next(first_uses) if i in firsts else Unauthorized(REPLAY) for i in range(len(items))
         ]
     try:
-        return await _write_together(ctx, items, read_hints=read_hints)
+        return await _write_together(ctx, items)
     except _BatchLost as lost:
         written = lost.written or []
         return [
@@ -746,7 +741,7 @@ async def _write_batch(
         log.warning("a batch of %d registrations failed; writing them one by one", len(items))
         results: list[Any] = []
         for item in items:
-            results.extend(await _write_batch(ctx, [item], read_hints=read_hints))
+            results.extend(await _write_batch(ctx, [item]))
         return results
 
 
@@ -771,65 +766,25 @@ class _BatchLost(Exception):
         self.written = written
 
 
-async def _write_together(
-    ctx: ServiceContext, items: Sequence[_Registering], *, read_hints: bool = False
-) -> list[Any]:
-    """One statement for the whole batch when the service holds serials drawn ahead for
-    it (``_SerialPool``): it inserts the Idempotency-Keys (ON CONFLICT DO NOTHING), the
-    tickets whose key was new or who have none, their search terms and their outbox
-    events, and draws the serials of the batches to come; it runs in a transaction of its
-    own, so nothing else is needed to commit. A ticket whose answer would show duplicate
-    hints (an earlier ticket of its phone and matter) is left out of that statement and
-    written again with its hints read first (``_write_reading_hints``), as are all of a
-    batch when there are not enough serials drawn ahead."""
-    pool = _serial_pool(ctx)
-    serials = None if read_hints else pool.take(len(items))
-    if serials is None:
-        return await _write_reading_hints(ctx, items)
+async def _write_together(ctx: ServiceContext, items: Sequence[_Registering]) -> list[Any]:
+    """Two statements for the whole batch: the serials (and the duplicate hints to
+    show), then one statement that inserts the Idempotency-Keys (ON CONFLICT DO
+    NOTHING), the tickets whose key was new or who have none, their search terms and their
+    outbox events; it runs in a transaction of its own, so nothing else is needed to commit.
+    When hints are shown, the requester-read audit rows commit in the same transaction."""
     ring = key_ring(ctx)
-    recording = ctx.nonces is not None
-    rows = _BatchRows()
-    prepared = [
-        rows.add(ring, item, serial, [], hinted_here=True)
-        for item, serial in zip(items, serials, strict=True)
-    ]
-    try:
-        answered = await _run_write(ctx, pool, rows, recording)
-    except Exception as exc:
-        if is_database_outage(exc):
-            raise _BatchLost(exc, prepared) from exc
-        raise
-    hinted = {r["hinted"] for r in answered if r["hinted"] is not None}
-    results = _answers(ctx, items, prepared, serials, answered)
-    if hinted:  # not written: the serials are free for the next batch
-        pool.give_back([serial for serial in serials if serial in hinted])
-        again = [i for i, serial in enumerate(serials) if serial in hinted]
-        rewritten = iter(await _write_batch(ctx, [items[i] for i in again], read_hints=True))
-        for i in again:
-            results[i] = next(rewritten)
-    return results
-
-
-async def _write_reading_hints(ctx: ServiceContext, items: Sequence[_Registering]) -> list[Any]:
-    """Two statements for the batch: serials and the duplicate hints to show, then the
-    batch's write (``_write_together``). When hints are shown, the requester-read audit
-    rows commit in the same transaction."""
-    ring = key_ring(ctx)
-    pool = _serial_pool(ctx)
     recording = ctx.nonces is not None
     prepared: list[tuple[str, TicketRegistration]] | None = None
     try:
         async with ctx.db.driver_connection() as (conn, raw):
-            drawn, duplicates = await _serials_and_duplicates(
+            serials, duplicates = await _serials_and_duplicates(
                 raw, ring, items, ctx.settings.intake_batch_size
             )
-            # the lowest serials held first: a later ticket never gets a lower number
-            pool.give_back(drawn)
-            serials = pool.take(len(items)) or []
             rows = _BatchRows()
             prepared = []
             for i, (item, serial) in enumerate(zip(items, serials, strict=True)):
                 prepared.append(rows.add(ring, item, serial, duplicates.get(i, [])))
+            statement, arguments = _WRITE_BATCH[recording], rows.arguments(recording)
             reads = [
                 read
                 for i, item in enumerate(items)
@@ -838,7 +793,7 @@ async def _write_reading_hints(ctx: ServiceContext, items: Sequence[_Registering
             if reads:
                 async with conn.begin():
                     await lock_chain(conn, requester_reads)
-                    answered = await _run_write(ctx, pool, rows, recording, raw)
+                    answered = await raw.fetch(statement, *arguments)
                     shown = {
                         number
                         for (number, _), serial in zip(prepared, serials, strict=True)
@@ -855,44 +810,11 @@ async def _write_reading_hints(ctx: ServiceContext, items: Sequence[_Registering
                         ],
                     )
             else:
-                answered = await _run_write(ctx, pool, rows, recording, raw)
+                answered = await raw.fetch(statement, *arguments)
     except Exception as exc:
         if is_database_outage(exc):
             raise _BatchLost(exc, prepared) from exc
         raise
-    return _answers(ctx, items, prepared, serials, answered)
-
-
-async def _run_write(
-    ctx: ServiceContext, pool: _SerialPool, rows: _BatchRows, recording: bool, raw: Any = None
-) -> list[Any]:
-    """The batch's write (on ``raw``, the driver's connection, or one of its own); the
-    serials it draws ahead go to ``pool``."""
-    drawing = pool.to_draw()
-    drawn: list[int] = []
-    try:
-        statement = _write_batch_sql(recording, pool.most)
-        arguments = rows.arguments(recording, drawing)
-        if raw is None:
-            async with ctx.db.driver_connection() as (_, own):
-                answered = await own.fetch(statement, *arguments)
-        else:
-            answered = await raw.fetch(statement, *arguments)
-        drawn = [r["serial"] for r in answered if r["serial"] is not None]
-    finally:
-        pool.drawn(drawing, drawn)
-    return answered
-
-
-def _answers(
-    ctx: ServiceContext,
-    items: Sequence[_Registering],
-    prepared: Sequence[tuple[str, TicketRegistration]],
-    serials: Sequence[int],
-    answered: Sequence[Mapping[str, Any]],
-) -> list[Any]:
-    """Each item's result of the batch's write: its registration when its ticket was
-    written, else a replay refused or a key another request took first."""
     written = _written(answered)
     fresh = {r["nonce"] for r in answered if r["nonce"] is not None}
     if written:
@@ -905,49 +827,6 @@ def _answers(
         else _KeyTaken()
         for item, (_, registration), serial in zip(items, prepared, serials, strict=True)
     ]
-
-
-class _SerialPool:
-    """Serials drawn ahead: each batch's write draws those of the batches to come, so a
-    batch needs no statement of its own for them. Serials still here when the service
-    stops are never used: ticket numbers are unique and rise, but are not gap-free (as
-    before, when a write that failed skipped the serials it had drawn)."""
-
-    def __init__(self, most: int) -> None:
-        self.most = most  # the serials held and coming, at most (the largest batch)
-        self.free: list[int] = []
-        self.coming = 0
-
-    def take(self, n: int) -> list[int] | None:
-        """The lowest ``n`` serials held, or None when fewer are held."""
-        if len(self.free) < n:
-            return None
-        taken, self.free = self.free[:n], self.free[n:]
-        return taken
-
-    def give_back(self, serials: Sequence[int]) -> None:
-        self.free = sorted([*self.free, *serials])
-
-    def to_draw(self) -> int:
-        """How many serials the next write draws (counted as coming until it answers)."""
-        n = max(0, self.most - len(self.free) - self.coming)
-        self.coming += n
-        return n
-
-    def drawn(self, asked: int, serials: Sequence[int]) -> None:
-        self.coming -= asked
-        self.give_back(serials)
-
-
-SERIALS = "intake_serials"
-
-
-def _serial_pool(ctx: ServiceContext) -> _SerialPool:
-    pool = ctx.extras.get(SERIALS)
-    if pool is None:
-        pool = ctx.extras[SERIALS] = _SerialPool(max(1, ctx.settings.intake_batch_size))
-    assert isinstance(pool, _SerialPool)
-    return pool
 
 
 def _written(answered: Sequence[Mapping[str, Any]]) -> set[int]:
@@ -1023,18 +902,14 @@ _TICKET_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
-@functools.cache
-def _write_batch_sql(nonces: bool, most: int) -> str:
-    """The batch's write; with ``nonces`` it also records the requests' nonces
-    (shared/replays.py) and writes a request's key and ticket only where its nonce was new.
-
-    A ticket whose hint phone is given and that has an earlier ticket of that phone and
-    matter is not written: its answer would show duplicate hints (``hinted``). The
-    statement also draws serials for the batches to come (up to ``most``; a series of
-    fixed length, as in ``_serials_and_duplicates_sql``, so that every batch looks alike
-    to the planner)."""
+def _write_batch_sql(nonces: bool) -> str:
+    """The batch's one statement; with ``nonces`` it also records the requests' nonces
+    (shared/replays.py) and writes a request's key and ticket only where its nonce was new."""
     n = len(_TICKET_COLUMNS)
-    arrays = ", ".join(f"{_ticket_array(c)}" for c, _ in _TICKET_COLUMNS)
+    arrays = ", ".join(
+        f"${i + 1}::{'text' if kind == 'json' else kind}[]"
+        for i, (_, kind) in enumerate(_TICKET_COLUMNS)
+    )
     names = ", ".join(c for c, _ in _TICKET_COLUMNS)
     selected = ", ".join(
         f"t.{c}::json" if kind == "json" else f"t.{c}" for c, kind in _TICKET_COLUMNS
@@ -1043,7 +918,6 @@ def _write_batch_sql(nonces: bool, most: int) -> str:
     o = k + 6  # outbox: serial, event_id, topic, key, payload, created_at
     w = o + 6  # terms: serial, term
     r = w + 2  # nonces: each ticket's, each key's, then those to record and their times
-    h = r + 4 if nonces else r  # each ticket's hint phone and since when, serials to draw
 
     def nonce(i: int) -> tuple[str, str]:  # an unnest's array of nonces, and its column
         return (f", ${i}::text[]", ", nonce") if nonces else ("", "")
@@ -1052,19 +926,9 @@ def _write_batch_sql(nonces: bool, most: int) -> str:
         return f"({row}.nonce IS NULL OR {row}.nonce IN (SELECT nonce FROM nonces))"
 
     (ticket_nonces, ticket_nonce), (key_nonces, key_nonce) = nonce(r), nonce(r + 1)
-    unhinted = "NOT EXISTS (SELECT 1 FROM hinted AS h WHERE h.{0} = {1}.{0})"
-    recorded = insert_nonces_sql(f"${r + 2}", f"${r + 3}", unhinted.format("nonce", "n"))
     return (
-        # the tickets left out: their answer shows earlier tickets, read before their write
-        "WITH hinted AS ("
-        f" SELECT h.id, h.ticket_id{', h.nonce' if nonces else ''}"
-        f" FROM unnest({_ticket_array('id')}, {_ticket_array('ticket_id')},"
-        f" {_ticket_array('matter_code')}, ${h}::text[], ${h + 1}::timestamptz[]{ticket_nonces})"
-        f" AS h(id, ticket_id, matter_code, phone, since{ticket_nonce})"
-        " WHERE h.phone IS NOT NULL AND EXISTS (SELECT 1 FROM tickets AS d"
-        " WHERE d.requester_phone_index = h.phone AND d.matter_code = h.matter_code"
-        " AND d.registered_at >= h.since AND d.ticket_id IS NOT NULL)), "
-        + (f"nonces AS ({recorded}), " if nonces else "")
+        "WITH "
+        + (f"nonces AS ({insert_nonces_sql(f'${r + 2}', f'${r + 3}')}), " if nonces else "")
         # keys in one order in every batch: two batches (instances) never wait for each
         # other's keys in opposite orders
         + "keys AS ("
@@ -1074,8 +938,7 @@ def _write_batch_sql(nonces: bool, most: int) -> str:
         f" FROM unnest(${k}::text[], ${k + 1}::text[], ${k + 2}::text[], ${k + 3}::text[],"
         f" ${k + 4}::text[], ${k + 5}::timestamptz[]{key_nonces})"
         f" AS k(caller, key, hash, ticket_id, response, created_at{key_nonce})"
-        + f" WHERE {unhinted.format('ticket_id', 'k')}"
-        + (f" AND {fresh('k')}" if nonces else "")
+        + (f" WHERE {fresh('k')}" if nonces else "")
         + " ORDER BY k.caller, k.key"
         " ON CONFLICT DO NOTHING RETURNING ticket_id),"
         # a ticket without a key, or whose key was new
@@ -1085,7 +948,6 @@ def _write_batch_sql(nonces: bool, most: int) -> str:
         f" FROM unnest({arrays}{ticket_nonces}) AS t({names}{ticket_nonce})"
         f" WHERE (t.ticket_id <> ALL(${k + 3}::text[])"
         " OR t.ticket_id IN (SELECT ticket_id FROM keys))"
-        f" AND {unhinted.format('id', 't')}"
         + (f" AND {fresh('t')}" if nonces else "")
         + " RETURNING id),"
         " events AS ("
@@ -1099,21 +961,13 @@ def _write_batch_sql(nonces: bool, most: int) -> str:
         " INSERT INTO ticket_terms (term, ticket_pk)"
         f" SELECT w.term, w.serial FROM unnest(${w}::bigint[], ${w + 1}::text[])"
         " AS w(serial, term) WHERE w.serial IN (SELECT id FROM new))"
-        # the tickets written, (with nonces) the nonces that were new, the serials drawn
-        # ahead and the tickets left out
-        " SELECT id, NULL::text AS nonce, NULL::bigint AS serial, NULL::bigint AS hinted"
-        " FROM new"
-        + (" UNION ALL SELECT NULL, nonce, NULL, NULL FROM nonces" if nonces else "")
-        + " UNION ALL SELECT NULL, NULL, nextval(pg_get_serial_sequence('tickets', 'id')), NULL"
-        f" FROM generate_series(1, {most}) AS i WHERE i <= ${h + 2}::int"
-        " UNION ALL SELECT NULL, NULL, NULL, id FROM hinted"
+        # the tickets written and (with nonces) the nonces that were new
+        " SELECT id, NULL::text AS nonce FROM new"
+        + (" UNION ALL SELECT NULL, nonce FROM nonces" if nonces else "")
     )
 
 
-def _ticket_array(column: str) -> str:
-    """The batch statement's parameter of a ticket column (an array, one per ticket)."""
-    i, kind = next((i, kind) for i, (c, kind) in enumerate(_TICKET_COLUMNS) if c == column)
-    return f"${i + 1}::{'text' if kind == 'json' else kind}[]"
+_WRITE_BATCH = {nonces: _write_batch_sql(nonces) for nonces in (False, True)}
 
 
 @functools.cache
@@ -1150,8 +1004,6 @@ class _BatchRows:
         self.terms: list[list[Any]] = [[], []]
         # each ticket's nonce, each key's, and the nonces to record with their times
         self.nonces: list[list[Any]] = [[], [], [], []]
-        # each ticket's phone to look for earlier tickets of (None: none) and since when
-        self.hints: list[list[Any]] = [[], []]
 
     def add(
         self,
@@ -1159,20 +1011,13 @@ class _BatchRows:
         item: _Registering,
         serial: int,
         duplicates: list[DuplicateHint],
-        *,
-        hinted_here: bool = False,
     ) -> tuple[str, TicketRegistration]:
-        """``hinted_here``: the write itself leaves the ticket out if its answer would show
-        duplicate hints (``duplicates`` were not read)."""
         number = ticket_number(serial, item.now)
         values = ticket_values(
             ring, item.caller, item.data, item.channel, item.matter, item.keywords, item.now
         )
         registration = registration_answer(number, values, item.caller, item.data, duplicates)
         row = {**values, "id": serial, "ticket_id": number}
-        looks = hinted_here and hints_duplicates(item.caller, item.data)
-        self.hints[0].append(values["requester_phone_index"] if looks else None)
-        self.hints[1].append(item.now - item.policy.duplicate_window if looks else None)
         for column, (name, kind) in zip(self.tickets, _TICKET_COLUMNS, strict=True):
             value = row[name]
             if kind == "json":  # as SQLAlchemy's JSON type writes it (None: null)
@@ -1225,7 +1070,7 @@ class _BatchRows:
         self.terms[1].extend(item.terms)
         return number, registration
 
-    def arguments(self, nonces: bool, draw: int) -> list[Any]:
-        """The arguments of ``_write_batch_sql(nonces, …)``, drawing ``draw`` serials."""
+    def arguments(self, nonces: bool) -> list[list[Any]]:
+        """The statement's arguments (``_WRITE_BATCH[nonces]``)."""
         written = [*self.tickets, *self.keys, *self.events, *self.terms]
-        return [*written, *(self.nonces if nonces else ()), *self.hints, draw]
+        return [*written, *self.nonces] if nonces else written
