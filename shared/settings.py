@@ -94,8 +94,8 @@ class Settings(BaseSettings):
     # to 0.1 s per hop under load: 179 tickets/s against 115 with 20 ms, docs/events.md);
     # handled positions are committed at most this often (and when partitions move or the
     # consumer stops; what a crash forgets, the inbox drops)
-    kafka_fetch_wait_ms: int = 100
-    kafka_fetch_min_bytes: int = 64 * 1024
+    kafka_fetch_wait_ms: int = 200
+    kafka_fetch_min_bytes: int = 256 * 1024
     kafka_commit_seconds: float = 1.0
     # Kafka consumer groups: how soon a change of members is noticed (shared.bus.GroupTiming):
     # a member that stopped is taken for dead after the session timeout, the others hear
