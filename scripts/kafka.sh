@@ -50,15 +50,22 @@ broker_pid() {
     echo "$pid"
 }
 
-# Stdlib-only Kafka probe: sends a Metadata v1 request and succeeds when the
-# broker answers with at least one (unfenced) broker, i.e. it serves clients.
-kafka_ready() {
-    python3 - "$1" <<'PY' 2>/dev/null
+# Stdlib-only Kafka probe, one request and its answer. "metadata": Metadata v1
+# succeeds when the broker answers with at least one (unfenced) broker, i.e. it
+# serves clients. "coordinator": FindCoordinator v0 for a probe group succeeds when
+# the broker names a coordinator (error code 0); on a fresh broker that first creates
+# __consumer_offsets, and until then consumer groups cannot join.
+kafka_probe() {
+    python3 - "$1" "$2" <<'PY' 2>/dev/null
 import socket, struct, sys
 host, _, port = sys.argv[1].rpartition(":")
 host = host.strip("[]") or "127.0.0.1"
 client = b"hotline-probe"
-body = struct.pack(">hhih", 3, 1, 7, len(client)) + client + struct.pack(">i", -1)
+if sys.argv[2] == "metadata":
+    api, version, corr, rest = 3, 1, 7, struct.pack(">i", -1)
+else:
+    api, version, corr, rest = 10, 0, 11, struct.pack(">h", len(client)) + client
+body = struct.pack(">hhih", api, version, corr, len(client)) + client + rest
 with socket.create_connection((host, int(port)), timeout=3) as s:
     s.settimeout(3)
     s.sendall(struct.pack(">i", len(body)) + body)
@@ -72,39 +79,17 @@ with socket.create_connection((host, int(port)), timeout=3) as s:
         return buf
     size, = struct.unpack(">i", read(4))
     resp = read(size)
-corr, nbrokers = struct.unpack(">ii", resp[:8])
-sys.exit(0 if corr == 7 and nbrokers > 0 else 1)
+if sys.argv[2] == "metadata":
+    answered, nbrokers = struct.unpack(">ii", resp[:8])
+    ok = nbrokers > 0
+else:
+    answered, error = struct.unpack(">ih", resp[:6])
+    ok = error == 0
+sys.exit(0 if answered == corr and ok else 1)
 PY
 }
-
-# Stdlib-only probe of the group coordinator: sends FindCoordinator v0 for a probe
-# group and succeeds when the broker names a coordinator (error code 0). On a fresh
-# broker that first creates __consumer_offsets; until then consumer groups cannot
-# join, so a broker that answers Metadata is not yet ready for consumers.
-kafka_coordinator_ready() {
-    python3 - "$1" <<'PY' 2>/dev/null
-import socket, struct, sys
-host, _, port = sys.argv[1].rpartition(":")
-host = host.strip("[]") or "127.0.0.1"
-client, group = b"hotline-probe", b"hotline-probe"
-body = struct.pack(">hhih", 10, 0, 11, len(client)) + client + struct.pack(">h", len(group)) + group
-with socket.create_connection((host, int(port)), timeout=3) as s:
-    s.settimeout(3)
-    s.sendall(struct.pack(">i", len(body)) + body)
-    def read(n):
-        buf = b""
-        while len(buf) < n:
-            chunk = s.recv(n - len(buf))
-            if not chunk:
-                raise EOFError
-            buf += chunk
-        return buf
-    size, = struct.unpack(">i", read(4))
-    resp = read(size)
-corr, error = struct.unpack(">ih", resp[:6])
-sys.exit(0 if corr == 11 and error == 0 else 1)
-PY
-}
+kafka_ready() { kafka_probe "$1" metadata; }
+kafka_coordinator_ready() { kafka_probe "$1" coordinator; }
 
 need_tools() {
     local missing=()
