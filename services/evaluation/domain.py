@@ -7,6 +7,7 @@ open.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -323,6 +324,42 @@ def window_reaches_threshold(
     start = registered_at - window
     in_window = 1 + sum(1 for t in recent[-(threshold - 1) :] if t > start)
     return in_window >= threshold
+
+
+def first_full_window(
+    times: Sequence[datetime], registered_at: datetime, window: timedelta, threshold: int
+) -> datetime | None:
+    """For a ticket heard late (after newer ones of its matter and district): the first
+    ticket, at or after it, whose window now holds ``threshold`` tickets, counting the late
+    one; ``None`` if none does. ``times`` are the stored registration times, in order.
+
+    Heard in order, that later ticket would have opened the hotspot; heard late, the late
+    ticket completes its window, so it opens the hotspot there."""
+    for end in times:
+        if end < registered_at:
+            continue
+        if end >= registered_at + window:
+            break
+        held = bisect_right(times, end) - bisect_right(times, end - window)
+        if held >= threshold:
+            return end
+    return None
+
+
+def burst_span(
+    times: Sequence[datetime], opened_at: datetime, window: timedelta, newest: datetime | None
+) -> tuple[int, int]:
+    """The slice of ``times`` (registration times in order) a hotspot opened at
+    ``opened_at`` holds: its window, and then each ticket already counted (registered up to
+    ``newest``) that would have joined it, had it been heard after the opening one; each
+    keeps the hotspot active one window longer."""
+    start = bisect_right(times, opened_at - window)
+    end = bisect_right(times, opened_at)
+    active_until = opened_at + window
+    while end < len(times) and times[end] < active_until and newest and times[end] <= newest:
+        active_until = times[end] + window
+        end += 1
+    return start, end
 
 
 def counted_recent(

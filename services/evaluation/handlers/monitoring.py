@@ -4,7 +4,7 @@ window, and the sensitive or extreme tickets intake flagged."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import func, select, update
@@ -12,7 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.evaluation.domain import (
     HotspotStep,
+    burst_span,
     counted_recent,
+    first_full_window,
     hotspot_step,
     window_reaches_threshold,
 )
@@ -32,37 +34,17 @@ from shared.service import ServiceContext
 READERS = (Role.OPERATOR, Role.AGENCY, Role.ADMIN)
 
 
-def _window_query(
-    matter_code: str, district: str, registered_at: datetime, window: timedelta
-) -> Any:
-    return select(tickets.c.ticket_id, tickets.c.registered_at).where(
+async def _tickets_since(
+    conn: AsyncConnection, matter_code: str, district: str, after: datetime
+) -> list[Any]:
+    """The stored tickets of one matter and district registered after ``after``, in order."""
+    query = select(tickets.c.ticket_id, tickets.c.registered_at).where(
         tickets.c.matter_code == matter_code,
         tickets.c.district == district,
-        tickets.c.registered_at > registered_at - window,
-        tickets.c.registered_at <= registered_at,
+        tickets.c.registered_at > after,
     )
-
-
-async def _in_window(
-    conn: AsyncConnection,
-    matter_code: str,
-    district: str,
-    registered_at: datetime,
-    window: timedelta,
-) -> int:
-    query = _window_query(matter_code, district, registered_at, window).subquery()
-    return int(await conn.scalar(select(func.count()).select_from(query)) or 0)
-
-
-async def _in_window_tickets(
-    conn: AsyncConnection,
-    matter_code: str,
-    district: str,
-    registered_at: datetime,
-    window: timedelta,
-) -> list[Any]:
-    query = _window_query(matter_code, district, registered_at, window)
-    return list((await conn.execute(query.order_by(tickets.c.registered_at))).all())
+    order = (tickets.c.registered_at, tickets.c.ticket_id)
+    return list((await conn.execute(query.order_by(*order))).all())
 
 
 class Registration(NamedTuple):
@@ -175,13 +157,18 @@ async def tally_hotspot(
         )
     )
     reaches: bool | None = False
+    opened_at = registered_at
+    around: list[Any] | None = None
     if track.active_until is None or registered_at >= track.active_until:  # JOIN needs no count
         reaches = window_reaches_threshold(
             recent, track.tallied, registered_at, window, setting.threshold
         )
         if reaches is None:  # the counter cannot tell (a late ticket): count
-            counted = await _in_window(conn, matter_code, district, registered_at, window)
-            reaches = counted >= setting.threshold
+            around = await _tickets_since(conn, matter_code, district, registered_at - window)
+            times = [r.registered_at for r in around]
+            full = first_full_window(times, registered_at, window, setting.threshold)
+            reaches = full is not None
+            opened_at = full or registered_at
     step = hotspot_step(
         track.active_until, registered_at, setting.threshold if reaches else 0, setting.threshold
     )
@@ -220,8 +207,13 @@ async def tally_hotspot(
         return
     hotspot_id = new_id()
     now = ctx.clock.now()
-    in_window = await _in_window_tickets(conn, matter_code, district, registered_at, window)
+    if around is None:
+        around = await _tickets_since(conn, matter_code, district, opened_at - window)
+    newest = recent[-1] if recent else None  # tickets counted before this one
+    start, end = burst_span([r.registered_at for r in around], opened_at, window, newest)
+    in_window = around[start:end]
     first, last = in_window[0].registered_at, in_window[-1].registered_at
+    active_until = last + window
     await conn.execute(
         hotspots.insert().values(
             hotspot_id=hotspot_id,
@@ -231,7 +223,7 @@ async def tally_hotspot(
             threshold=setting.threshold,
             first_registered_at=first,
             last_registered_at=last,
-            active_until=registered_at + window,
+            active_until=active_until,
             ticket_count=len(in_window),
             detected_at=now,
         )
@@ -243,7 +235,7 @@ async def tally_hotspot(
     await conn.execute(
         update(hotspot_tracks)
         .where(hotspot_tracks.c.matter_code == matter_code, hotspot_tracks.c.district == district)
-        .values(hotspot_id=hotspot_id, active_until=registered_at + window)
+        .values(hotspot_id=hotspot_id, active_until=active_until)
     )
     uow.emit(
         HotspotDetected(

@@ -104,16 +104,36 @@ async def test_flagged_tickets_are_listed_with_their_state(service: Evaluation) 
 
 async def test_late_and_shuffled_tickets_are_counted_as_if_in_order(service: Evaluation) -> None:
     """The tally is a counter of the latest times per matter and district; a ticket that
-    arrives after newer ones (another partition) is still judged by its own window."""
+    arrives after newer ones (another partition) is judged with them: ten tickets within
+    the hour are a hotspot, whichever of them is heard last."""
     tickets = burst("S", 10)  # 0..45 minutes
     await service.feed(*tickets[1:9], tickets[9])  # 9 tickets, S0 still missing
     assert service.emitted("monitor.hotspot") == []
-    await service.feed(tickets[0])  # the oldest, last: its window (minute 0) holds only itself
-    assert service.emitted("monitor.hotspot") == []
-    await service.feed(registered("S10", T0 + timedelta(minutes=61)))  # S1..S10 in the hour
+    await service.feed(tickets[0])  # the oldest, last: it completes S9's hour
     [hotspot] = service.emitted("monitor.hotspot")
-    assert hotspot.payload["ticket_count"] == 10
-    assert hotspot.payload["ticket_ids"][0] == "S1"
+    assert hotspot.payload["ticket_ids"] == [f"S{i}" for i in range(10)]
+    await service.feed(registered("S10", T0 + timedelta(minutes=61)))  # joins, no new event
+    assert len(service.emitted("monitor.hotspot")) == 1
+    [listed] = (await service.call("GET", "/hotspots?active=true", "operator")).json()["data"]
+    assert listed["ticket_count"] == 11
+
+
+async def test_a_late_ticket_opens_the_hotspot_a_newer_ticket_would_have(
+    service: Evaluation,
+) -> None:
+    """Eleven tickets, 0..50 minutes, heard out of order across partitions: S10 before
+    S8 and S9. Heard in order, S9 would have opened the hotspot and S10 joined it; the
+    late S8 completes S10's window, so the hotspot opens then, and S10 is in it."""
+    tickets = burst("S", 11)
+    await service.feed(*tickets[:8], tickets[10])  # S0..S7 and S10: 9 in S10's hour
+    assert service.emitted("monitor.hotspot") == []
+    await service.feed(tickets[8])
+    [hotspot] = service.emitted("monitor.hotspot")
+    assert hotspot.payload["ticket_ids"] == [*(f"S{i}" for i in range(9)), "S10"]
+    await service.feed(tickets[9])
+    [listed] = (await service.call("GET", "/hotspots?active=true", "operator")).json()["data"]
+    assert listed["ticket_count"] == 11
+    assert len(service.emitted("monitor.hotspot")) == 1
 
 
 async def test_a_district_agency_sees_its_districts_hotspots_only(service: Evaluation) -> None:
