@@ -21,7 +21,8 @@ import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.events import Envelope
 from shared.settings import SERVICES
@@ -173,26 +174,52 @@ class System:
                 assert r.status_code == 200, r.text
                 self.tokens[username] = r.json()["access_token"]
 
-    async def events(self, topic: str, *, seconds: float = 2.0) -> list[Envelope]:
+    async def events(self, topic: str) -> list[Envelope]:
         """Everything on ``topic`` so far, read from the beginning by a fresh consumer."""
-        consumer = AIOKafkaConsumer(
-            f"{self.prefix}{topic}",
-            bootstrap_servers=self.infra["kafka"],
-            group_id=None,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-        )
-        await consumer.start()
-        seen: list[Envelope] = []
-        try:
-            end = time.monotonic() + seconds
-            while time.monotonic() < end:
-                batch = await consumer.getmany(timeout_ms=200)
-                for messages in batch.values():
-                    seen.extend(Envelope.from_json(m.value) for m in messages)
-        finally:
-            await consumer.stop()
+        found = await read_to_end(self.infra["kafka"], [f"{self.prefix}{topic}"])
+        return [Envelope.from_json(m.value) for m in found]
+
+
+async def read_to_end(kafka: str, topics: list[str], timeout: float = 60.0) -> list[Any]:
+    """Every message of ``topics`` up to each partition's end at the time of the call (the
+    aiokafka records, in partition order), read from the beginning by a fresh consumer.
+
+    Bounded by the ends, not by a reading time: on a loaded 2-core machine a fresh
+    consumer's first fetches can take seconds, and a read that stopped after a fixed time
+    returned part of a topic as if it were all of it (an event "missing", or "not there
+    twice" because it was not read at all)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(topics)
+    finally:
+        await admin.close()
+    partitions = [
+        TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"]
+    ]
+    seen: list[Any] = []
+    if not partitions:
         return seen
+    # from the beginning: no group, so no committed offsets, so the reset policy decides
+    # (aiokafka's default, "latest", would race a seek_to_beginning and may win)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        deadline = time.monotonic() + timeout
+        while behind := [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+            assert time.monotonic() < deadline, f"{behind} not read to {ends} in {timeout} s"
+            for tp, messages in (await consumer.getmany(*behind, timeout_ms=500)).items():
+                seen.extend(m for m in messages if m.offset < ends[tp])
+    finally:
+        await consumer.stop()
+    return seen
 
 
 async def _create_database(system: System) -> None:

@@ -39,7 +39,7 @@ async def create_account(system: System, **body: Any) -> dict[str, Any]:
 
 
 async def tickets_of(system: System, event_type: str, **match: Any) -> list[Any]:
-    events = await system.events(TOPIC_TICKETS, seconds=1.0)
+    events = await system.events(TOPIC_TICKETS)
     return [
         e
         for e in events

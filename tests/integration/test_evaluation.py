@@ -30,7 +30,7 @@ HOUSE_DANGER = {
 async def evaluation_events(system: System, kind: str, **match: Any) -> list[Any]:
     return [
         e
-        for e in await system.events("hotline.evaluation", seconds=1.5)
+        for e in await system.events("hotline.evaluation")
         if e.type == kind and all(e.payload.get(k) == v for k, v in match.items())
     ]
 
@@ -64,7 +64,7 @@ async def test_escalations_open_each_supervision_exactly_once(system: System) ->
     await eventually(both, "level 2")
     escalations = [
         e
-        for e in await system.events("hotline.sla", seconds=1.5)
+        for e in await system.events("hotline.sla")
         if e.type == "sla.escalated" and e.ticket_id == tid
     ]
     assert sorted(e.payload["level"] for e in escalations) == [1, 2]

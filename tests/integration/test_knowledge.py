@@ -59,7 +59,7 @@ def guide(start: datetime, days: int = 90, **extra: Any) -> dict[str, Any]:
 async def knowledge_events(system: System, event_type: str, **payload: Any) -> list[Envelope]:
     return [
         e
-        for e in await system.events("hotline.knowledge", seconds=1.5)
+        for e in await system.events("hotline.knowledge")
         if e.type == event_type and all(e.payload.get(k) == v for k, v in payload.items())
     ]
 

@@ -40,10 +40,10 @@ async def move_sla_clock(system: System, seconds: float) -> datetime:
     return datetime.fromisoformat(r.json()["now"])
 
 
-async def overdue_events(system: System, ticket_id: str, clock: str, seconds: float = 1.0) -> list:  # type: ignore[type-arg]
+async def overdue_events(system: System, ticket_id: str, clock: str) -> list:  # type: ignore[type-arg]
     """The ``sla.overdue`` events of one clock of one ticket. (Tests in this module share
     the SLA service and its moved clock, so other clocks may be overdue as well.)"""
-    events = await system.events("hotline.sla", seconds=seconds)
+    events = await system.events("hotline.sla")
     unique = {e.event_id: e for e in events}.values()  # delivery is at-least-once
     return [
         e
@@ -67,7 +67,7 @@ async def test_an_unmet_acceptance_deadline_produces_exactly_one_overdue(system:
     await eventually(lambda: overdue_events(system, tid, "acceptance"), "sla.overdue")
     await move_sla_clock(system, 60 * 60)  # much later: still the one event
     await asyncio.sleep(1.0)  # give a would-be duplicate time to appear on the bus
-    [overdue] = await overdue_events(system, tid, "acceptance", seconds=2.0)
+    [overdue] = await overdue_events(system, tid, "acceptance")
     assert overdue.payload["clock"] == "acceptance"
     assert overdue.payload["unit_id"] == "city-gas"
     assert 0 <= overdue.payload["late_seconds"] < 65
@@ -110,7 +110,7 @@ async def test_killing_the_sla_service_loses_no_deadline_and_no_event(system: Sy
     await system.wait_ready("sla")
     await move_sla_clock(system, 48 * 3600)
     await asyncio.sleep(1.0)
-    assert len(await overdue_events(system, tid, "completion", seconds=2.0)) == 1
+    assert len(await overdue_events(system, tid, "completion")) == 1
 
 
 async def _committed(system: System, group: str) -> dict[tuple[str, int], int]:

@@ -18,7 +18,6 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.protocol.admin import DescribeGroupsRequest, DescribeGroupsRequest_v2
 
@@ -26,7 +25,7 @@ from shared.auth import Caller, Role, SignedAs
 from shared.bus import TRACE_HEADER
 from shared.events import TOPIC_SLA, TOPIC_TICKETS, Envelope
 from shared.settings import SERVICES, Settings
-from tests.integration.conftest import System, eventually
+from tests.integration.conftest import System, eventually, read_to_end
 from tests.integration.redelivery import (
     CONSUMERS,
     differences,
@@ -263,28 +262,11 @@ async def test_events_delivered_again_change_nothing_in_any_schema(system: Syste
 
 async def on_kafka_with_headers(system: System, *topics: str) -> list[tuple[Envelope, str]]:
     """Every message of ``topics`` so far: its envelope and its ``trace-id`` header."""
-    consumer = AIOKafkaConsumer(
-        *(f"{system.prefix}{t}" for t in topics),
-        bootstrap_servers=system.infra["kafka"],
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    seen: list[tuple[Envelope, str]] = []
-    try:
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:  # until a poll finds nothing more
-            batch = await consumer.getmany(timeout_ms=1000)
-            if not batch and seen:
-                break
-            for messages in batch.values():
-                for m in messages:
-                    header = dict(m.headers).get(TRACE_HEADER, b"").decode()
-                    seen.append((Envelope.from_json(m.value), header))
-    finally:
-        await consumer.stop()
-    return seen
+    found = await read_to_end(system.infra["kafka"], [f"{system.prefix}{t}" for t in topics])
+    return [
+        (Envelope.from_json(m.value), dict(m.headers).get(TRACE_HEADER, b"").decode())
+        for m in found
+    ]
 
 
 async def test_a_tickets_trace_id_crosses_kafka_in_headers_through_every_service(
