@@ -303,7 +303,15 @@ async def test_a_provider_down_for_a_while_gets_the_message_once(
 
         for seconds in (0, 30, 60, 120):
             if seconds:
-                tries = (await notice())["attempts"]
+                # the provider has answered the last try; the clock moves once the service
+                # has recorded that failure (and so when to try again), not before: moved
+                # first, the retry falls due a whole backoff after the move
+                tries = len(hook.received) - before
+
+                async def recorded(n: int = tries) -> bool:
+                    return bool((await notice())["attempts"] == n)
+
+                await eventually(recorded, f"try {tries} recorded")
                 r = await admin.put(
                     "/api/v1/channels/internal/clock", json={"advance_seconds": seconds}
                 )
