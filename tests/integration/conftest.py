@@ -23,9 +23,11 @@ import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.protocol.admin import DescribeGroupsRequest, DescribeGroupsRequest_v2
 
 from shared.events import Envelope
 from shared.settings import SERVICES
+from tests.integration.joining import JOIN_TIMEOUT
 
 ROOT = Path(__file__).resolve().parents[2]
 PROCESSES = (*SERVICES, "gateway")
@@ -273,6 +275,10 @@ async def system(
             system.start(process)
         for process in PROCESSES:
             await system.wait_ready(process)
+        # Ready does not mean joined: a service's consumer joins its group after it
+        # answers. The first join of a module's fresh groups, not the first test's
+        # first wait (30 s), takes the time a join may take on a loaded machine.
+        await groups_settled(system, 1, *SERVICES)
         await system.login(
             "operator", "agency", "admin", "unit_water", "unit_heping_housing", "unit_hexi_housing"
         )
@@ -292,3 +298,30 @@ async def eventually(probe: Any, what: str, timeout: float = 30.0) -> Any:
             return last
         await asyncio.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+class _DescribeGroupsV2(DescribeGroupsRequest):
+    """DescribeGroups v2: aiokafka 0.14 reads the broker's v3 answer with the v2 layout
+    (``AIOKafkaAdminClient.describe_consumer_groups`` fails on Kafka 4)."""
+
+    def prepare(self, versions: Any) -> Any:
+        return DescribeGroupsRequest_v2(self._groups)
+
+
+async def groups_settled(system: System, members: int, *groups: str) -> None:
+    """Until each consumer group is stable with ``members`` members (a rebalance is over)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=system.infra["kafka"])
+    await admin.start()
+    names = [f"{system.prefix}{g}" for g in groups]
+    try:
+        node = await admin.find_coordinator(names[0])  # one broker: the same for all
+
+        async def stable() -> list[tuple[str, str, int]]:
+            response = await admin._client.send(node, _DescribeGroupsV2(names))
+            found = [(g[1], g[2], len(g[5])) for g in response.groups]
+            done = all(state == "Stable" and n == members for _, state, n in found)
+            return found if done else []
+
+        await eventually(stable, f"{groups} stable with {members} members", JOIN_TIMEOUT)
+    finally:
+        await admin.close()

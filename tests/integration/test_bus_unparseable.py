@@ -23,6 +23,7 @@ from shared.events import TOPIC_TICKETS
 from shared.service import create_service_app
 from shared.settings import Settings
 from tests.integration.conftest import eventually
+from tests.integration.joining import JOIN_TIMEOUT
 from tests.integration.test_bus_batching import committed
 from tests.unit.sla.conftest import registered
 
@@ -109,7 +110,9 @@ async def test_a_message_that_is_not_an_event_is_parked_and_the_group_moves_past
                 await producer.send_and_wait(topic, value, key=key.encode(), partition=0)
         finally:
             await producer.stop()
-        await eventually(lambda: clocks(first), f"{first}'s clock")
+        # the first clock waits for the group's first join too: allowed as long as that
+        # may take on a loaded machine (tests/integration/joining.py)
+        await eventually(lambda: clocks(first), f"{first}'s clock", JOIN_TIMEOUT)
         await eventually(lambda: clocks(second), f"{second}'s clock, after the garbage")
         await eventually(lambda: group_at(3), "the group committed past the garbage")
         r = await sla.get("/dead-letters", auth=as_admin)
@@ -133,7 +136,7 @@ async def test_a_message_that_is_not_an_event_is_parked_and_the_group_moves_past
     await rewind_to_start(infra["kafka"], group, TopicPartition(topic, 0))
     assert not await group_at(1)
     async with sla_service(settings) as sla:
-        await eventually(lambda: group_at(3), "the group committed past it again")
+        await eventually(lambda: group_at(3), "the group committed past it again", JOIN_TIMEOUT)
         r = await sla.get("/dead-letters", auth=as_admin)
         assert [d["id"] for d in r.json()] == [parked["id"]]
     assert await effects(pg_url) == stored

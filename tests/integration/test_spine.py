@@ -18,14 +18,12 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.protocol.admin import DescribeGroupsRequest, DescribeGroupsRequest_v2
 
 from shared.auth import Caller, Role, SignedAs
 from shared.bus import TRACE_HEADER
 from shared.events import TOPIC_SLA, TOPIC_TICKETS, Envelope
 from shared.settings import SERVICES, Settings
-from tests.integration.conftest import System, eventually, read_to_end
+from tests.integration.conftest import System, eventually, groups_settled, read_to_end
 from tests.integration.redelivery import (
     CONSUMERS,
     differences,
@@ -376,33 +374,6 @@ class Trickle:
         }
 
 
-class _DescribeGroupsV2(DescribeGroupsRequest):
-    """DescribeGroups v2: aiokafka 0.14 reads the broker's v3 answer with the v2 layout
-    (``AIOKafkaAdminClient.describe_consumer_groups`` fails on Kafka 4)."""
-
-    def prepare(self, versions: Any) -> Any:
-        return DescribeGroupsRequest_v2(self._groups)
-
-
-async def groups_settled(system: System, members: int, *groups: str) -> None:
-    """Until each consumer group is stable with ``members`` members (a rebalance is over)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=system.infra["kafka"])
-    await admin.start()
-    names = [f"{system.prefix}{g}" for g in groups]
-    try:
-        node = await admin.find_coordinator(names[0])  # one broker: the same for all
-
-        async def stable() -> list[tuple[str, str, int]]:
-            response = await admin._client.send(node, _DescribeGroupsV2(names))
-            found = [(g[1], g[2], len(g[5])) for g in response.groups]
-            done = all(state == "Stable" and n == members for _, state, n in found)
-            return found if done else []
-
-        await eventually(stable, f"{groups} stable with {members} members", 120)
-    finally:
-        await admin.close()
-
-
 # The longest a group may keep a waiting event unhandled through a change of its members
 # (README, "Consumer groups"). A join costs one rebalance round, a clean leave the others'
 # next heartbeat (HOTLINE_KAFKA_HEARTBEAT_MS, 1 s) and a round; a SIGKILL the session
@@ -456,6 +427,9 @@ async def test_two_instances_of_every_service_share_the_work_exactly_once(
         system.start(service, name=f"{service}-2")
     for service in SERVICES:
         await system.wait_ready(f"{service}-2")
+    # ready is not joined: the load starts once every group has both members, or it may be
+    # done before a second instance got a partition (and the check below fails)
+    await groups_settled(system, 2, *SERVICES)
     via_gateway, via_second = await asyncio.gather(
         register_many(system, 100), register_many(system, 100, intake="intake-2")
     )
