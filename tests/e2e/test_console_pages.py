@@ -76,6 +76,16 @@ def test_the_overdue_board_counts_down_live_with_the_controllable_clock(
     ticket_id = system.register({**LEAK, "urgency": "life_safety", "content": "燃气管道漏气"})
     system.wait_state(ticket_id, "dispatched")  # accept within 15 minutes
 
+    def clocked() -> bool:
+        """The SLA has handled the dispatch too (its acceptance clock runs, the 5-minute
+        dispatch clock has stopped): moved before that, the dispatch clock would go overdue
+        and show as a second row of this ticket on the board."""
+        r = system.api("operator", "GET", f"/api/v1/sla/tickets/{ticket_id}/clocks")
+        found = {c["kind"]: c["state"] for c in r.json()["clocks"]} if r.status_code == 200 else {}
+        return found.get("acceptance") == "running" and found.get("dispatch") != "running"
+
+    system.eventually(clocked, "the SLA's clocks after the dispatch")
+
     agency = people("agency")
     agency.goto("/agency/board?status=all&urgency=life_safety")
     expect(agency.page.locator("body")).to_have_attribute("data-live-open", "1")
