@@ -88,3 +88,19 @@ async def test_the_edge_keeps_the_clients_request_id_or_makes_one(make_app: Any)
     assert kept.headers["x-request-id"] == "req-7"
     assert made.headers["x-request-id"] != "bad\x7fid"
     assert len(made.headers["x-request-id"]) == 32
+
+
+def test_a_service_takes_no_forwarded_client_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the gateway calls a service and no service reads the client address, so a
+    service's server has no proxy-headers layer (the gateway, facing clients, keeps it)."""
+    import uvicorn
+
+    import shared.logging
+    from shared.service import ServiceSpec, run_service
+
+    served: list[dict[str, Any]] = []
+    monkeypatch.setattr(shared.logging, "configure_logging", lambda *args: None)
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.append(options))
+    run_service(ServiceSpec(name="intake", title="intake", migrations=Path("."), routers=[]))
+
+    assert served[0]["proxy_headers"] is False
