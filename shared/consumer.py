@@ -2,6 +2,10 @@
 once (inbox), a failing event parked as a dead letter instead of stopping the others.
 
 How a batch is handled (one transaction):
+0. a service that can tell (``of_no_effect``) names the events that would change nothing
+   in it (its read models take nothing from them, nobody subscribed to them): they are
+   neither run nor recorded, so they cost no inbox row, and, having no effect, they need
+   no dedupe and wait behind no parked event;
 1. one multi-row inbox insert returns the events this service has not seen before;
 2. **the fast path**: every new event runs in the batch's transaction (no savepoint);
    runs of events a service can handle set-based (``many`` handlers: one statement for
@@ -40,7 +44,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +68,11 @@ EventHandler = Callable[["ServiceContext", UnitOfWork, Envelope], Coroutine[Any,
 # the same effect as the event handler of that type, for many events (distinct keys) at once
 ManyHandler = Callable[
     ["ServiceContext", UnitOfWork, Sequence[Envelope]], Coroutine[Any, Any, None]
+]
+# the ids of the events of a batch that would change nothing in this service (in the state
+# the unit of work reads): they are neither run nor recorded in the inbox
+NoEffect = Callable[
+    ["ServiceContext", UnitOfWork, Sequence[Envelope]], Coroutine[Any, Any, Collection[str]]
 ]
 PARKED, RETRIED, DISCARDED = "parked", "retried", "discarded"
 
@@ -97,6 +106,7 @@ class Consumer:
         handlers: Mapping[str, EventHandler],
         *,
         many: Mapping[str, ManyHandler] | None = None,
+        of_no_effect: NoEffect | None = None,
         max_attempts: int = 3,
         retry_delay: float = 0.05,
     ) -> None:
@@ -104,6 +114,7 @@ class Consumer:
         self.name = ctx.name
         self.handlers = handlers
         self.many = dict(many or {})
+        self.of_no_effect = of_no_effect
         self.max_attempts = max(1, max_attempts)
         self.retry_delay = retry_delay
 
@@ -137,6 +148,13 @@ class Consumer:
         parked: list[dict[str, Any]] = []
         async with self.db.engine.begin() as conn:
             await begin_on_driver(conn)
+            batch_uow = UnitOfWork(conn)
+            if self.of_no_effect is not None:
+                idle = await self.of_no_effect(self.ctx, batch_uow, list(wanted.values()))
+                if idle:
+                    wanted = {i: e for i, e in wanted.items() if i not in idle}
+                if not wanted:
+                    return
             new, heads = await self.db.claim_unparked(
                 conn, self.name, list(wanted), list({e.key for e in wanted.values()})
             )
@@ -147,7 +165,7 @@ class Consumer:
             if fast:
                 ready = [e for e in todo if e.key not in blocked]
                 if ready:
-                    events, callbacks = await self._fast(conn, ready)
+                    events, callbacks = await self._fast(batch_uow, ready)
                 todo = [e for e in todo if e.key in blocked]
             for envelope in todo:
                 token = trace_id_var.set(envelope.trace_id)
@@ -190,12 +208,13 @@ class Consumer:
             )
 
     async def _fast(
-        self, conn: AsyncConnection, ready: Sequence[Envelope]
+        self, uow: UnitOfWork, ready: Sequence[Envelope]
     ) -> tuple[list[Envelope], list[Callable[[], None]]]:
-        """Every event of ``ready`` in the batch's transaction, set-based where a service
-        can (no savepoint: two round trips a batch). If any of it fails, ``_FellBack``
-        rolls the whole transaction back and the batch goes again event by event."""
-        uow = UnitOfWork(conn)
+        """Every event of ``ready`` in the batch's transaction (``uow``), set-based where a
+        service can (no savepoint: two round trips a batch). If any of it fails,
+        ``_FellBack`` rolls the whole transaction back and the batch goes again event by
+        event."""
+        conn = uow.conn
         try:
             for run in _runs(ready, self.many):
                 token = trace_id_var.set(run[0].trace_id)

@@ -42,6 +42,7 @@ from shared.clock import Clock, OffsetClock, make_clock
 from shared.consumer import Consumer
 from shared.consumer import EventHandler as EventHandler
 from shared.consumer import ManyHandler as ManyHandler
+from shared.consumer import NoEffect as NoEffect
 from shared.db import Database
 from shared.errors import IllegalTransition, NotFound, install_error_handlers
 from shared.http_server import NO_FASTAPI_TELEMETRY, server_options
@@ -91,6 +92,8 @@ class ServiceSpec:
     handlers: Mapping[str, EventHandler] = field(default_factory=dict)
     # event type → the same effects for many events at once (set-based; shared/consumer.py)
     many_handlers: Mapping[str, ManyHandler] = field(default_factory=dict)
+    # the events of a batch that would change nothing (neither run nor recorded)
+    of_no_effect: NoEffect | None = None
     on_start: Sequence[Hook] = ()
     background: Sequence[Hook] = ()  # long-running loops, cancelled at stop
     ready_checks: Sequence[Callable[[ServiceContext], Awaitable[dict[str, Any]]]] = ()
@@ -313,6 +316,7 @@ def _subscribe(ctx: ServiceContext, spec: ServiceSpec) -> None:
         ctx,
         spec.handlers,
         many=spec.many_handlers,
+        of_no_effect=spec.of_no_effect,
         max_attempts=ctx.settings.consumer_max_attempts,
     )
     ctx.extras["consumer"] = consumer

@@ -11,6 +11,7 @@ from services.channels.handlers import (
     check_secrets,
     delivery_sender,
     notification_sender,
+    of_no_effect,
     retry_pending,
 )
 from shared.service import ServiceSpec
@@ -22,6 +23,7 @@ SPEC = ServiceSpec(
     routers=routers,
     handlers=EVENT_HANDLERS,
     many_handlers=MANY_HANDLERS,
+    of_no_effect=of_no_effect,
     on_start=[check_secrets],
     background=[delivery_sender, notification_sender, retry_pending],
     metrics=[channel_metrics],

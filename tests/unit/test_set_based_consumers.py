@@ -249,13 +249,19 @@ def _stable(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def counting(ctx: ServiceContext) -> Callable[[], int]:
+def sent(ctx: ServiceContext) -> list[str]:
+    """The statements sent to ``ctx``'s database from now on (the list grows)."""
     statements: list[str] = []
     event.listen(
         ctx.db.engine.sync_engine,
         "before_cursor_execute",
         lambda conn, cursor, sql, *args: statements.append(sql),
     )
+    return statements
+
+
+def counting(ctx: ServiceContext) -> Callable[[], int]:
+    statements = sent(ctx)
     # a notification queued (its opt-out check and its row, per recipient): not counted
     skip = ("SAVEPOINT", "RELEASE", "INSERT INTO notifications")
     return lambda: sum(1 for s in statements if not s.startswith(skip) and "FROM opt_outs" not in s)

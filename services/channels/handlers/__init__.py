@@ -33,6 +33,26 @@ async def on_dispatched(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[En
     await notifications.on_dispatched(ctx, uow, batch)
 
 
+async def of_no_effect(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[Envelope]) -> set[str]:
+    """The events of ``batch`` that would change nothing here: no read model or
+    notification takes anything from them and no subscription wants them (most of the
+    tickets' traffic: a registration, a clock's deadline). The consumer neither runs nor
+    records them; the subscriptions read stay with ``uow`` for the batch's deliveries."""
+    idle = [e for e in batch if not _read_here(e)]
+    if not idle:
+        return set()
+    subs = await webhooks.active_subscriptions(uow)
+    return {str(e.event_id) for e in idle if not webhooks.subscribed(subs, e)}
+
+
+def _read_here(envelope: Envelope) -> bool:
+    return (
+        open311.takes_from(envelope)
+        or webhooks.tracks(envelope)
+        or notifications.takes_from(envelope)
+    )
+
+
 # every event an outside system may subscribe to or be notified of
 EVENT_HANDLERS: dict[str, EventHandler] = {
     t: on_event for t in sorted(EVENT_TYPES) if t.startswith(CONSUMED_STREAMS)
@@ -59,6 +79,7 @@ async def check_secrets(ctx: ServiceContext) -> None:
 __all__ = [
     "EVENT_HANDLERS",
     "MANY_HANDLERS",
+    "of_no_effect",
     "channel_metrics",
     "check_secrets",
     "delivery_sender",

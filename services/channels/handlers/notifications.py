@@ -181,6 +181,23 @@ async def ticket_filed(
     await notify_citizen(ctx, uow, event_id, ticket, Purpose.REGISTERED)
 
 
+def takes_from(envelope: Envelope) -> bool:
+    """Whether ``on_event`` may queue a notification (or learn a unit's staff) for
+    ``envelope``."""
+    if envelope.type == UnitStaffPublished.TYPE:
+        return True
+    if envelope.ticket_id is None:
+        return False
+    if envelope.type in CITIZEN_PURPOSES:
+        return True
+    return envelope.type in UNIT_PURPOSES and not _unit_less_clock(envelope)
+
+
+def _unit_less_clock(envelope: Envelope) -> bool:
+    """The dispatch clock is the hotline's own, not a unit's: nobody is told of it."""
+    return envelope.type.startswith("sla.") and not envelope.payload.get("unit_id")
+
+
 async def on_event(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
     ticket_id, payload = envelope.ticket_id, envelope.payload
     if envelope.type == UnitStaffPublished.TYPE:
@@ -204,9 +221,9 @@ async def on_event(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> 
     purpose = UNIT_PURPOSES.get(envelope.type)
     if purpose is None:
         return
+    if _unit_less_clock(envelope):
+        return
     units = {u for u in (payload.get("unit_id"),) if u}
-    if not units and envelope.type.startswith("sla."):
-        return  # the dispatch clock is the hotline's own, not a unit's
     params = {
         "ticket_id": ticket_id,
         "clock": CLOCK_WORDS.get(str(payload.get("clock")), ""),

@@ -247,6 +247,27 @@ async def on_dispatched(uow: UnitOfWork, batch: Sequence[Envelope]) -> None:
     )
 
 
+# the events ``on_event`` reads: the catalog, and a ticket's progress for its request
+CATALOG_EVENTS = frozenset({"catalog.matter_published", "catalog.unit_published"})
+PROGRESS_EVENTS = frozenset(
+    {"ticket.dispatched", "ticket.accepted", "ticket.completed", "ticket.rehandling_started"}
+)
+
+
+def takes_from(envelope: Envelope) -> bool:
+    """Whether ``on_event`` changes anything for ``envelope``."""
+    if envelope.type in CATALOG_EVENTS:
+        return True
+    if envelope.ticket_id is None:
+        return False
+    return envelope.type in PROGRESS_EVENTS or _expected(envelope)
+
+
+def _expected(envelope: Envelope) -> bool:
+    """The deadline the requester is told to expect: the completion clock's."""
+    return envelope.type == "sla.deadline_set" and envelope.payload.get("clock") == "completion"
+
+
 async def on_event(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
     payload = envelope.payload
     if envelope.type == "catalog.matter_published":
@@ -275,7 +296,7 @@ async def on_event(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> 
         values = {"status": "closed", "status_notes": payload["reply"]["result"]}
     elif envelope.type == "ticket.rehandling_started":
         values = {"status": "open", "status_notes": "再次办理中"}
-    elif envelope.type == "sla.deadline_set" and payload.get("clock") == "completion":
+    elif _expected(envelope):
         values = {"expected_at": datetime.fromisoformat(payload["deadline"])}
     if values:
         values["updated_at"] = envelope.occurred_at

@@ -277,6 +277,17 @@ def _event_units(payload: dict[str, Any]) -> set[str]:
     return {u for u in units if isinstance(u, str) and u}
 
 
+# the events about a ticket that change what ``_track_ticket`` keeps of it
+TRACKED = frozenset(
+    {"ticket.dispatched", "ticket.return_approved", "ticket.completed", "ticket.rehandling_started"}
+)
+
+
+def tracks(envelope: Envelope) -> bool:
+    """Whether ``_track_ticket`` changes anything for ``envelope``."""
+    return envelope.ticket_id is not None and envelope.type in TRACKED
+
+
 async def _track_ticket(uow: UnitOfWork, envelope: Envelope) -> None:
     """Keep what the adapters and subscriptions need to know of a ticket."""
     payload, ticket_id = envelope.payload, envelope.ticket_id
@@ -328,14 +339,28 @@ async def on_event(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> 
     await _deliver_to_subscribers(ctx, uow, envelope)
 
 
-async def _deliver_to_subscribers(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
+async def active_subscriptions(uow: UnitOfWork) -> Sequence[Any]:
+    """The subscriptions not revoked. They change through the API only: read once per
+    unit of work (a consumer's batch)."""
     subs = uow.memo.get(SUBSCRIPTIONS)
-    if subs is None:  # subscriptions change through the API only: read once per batch
+    if subs is None:
         subs = uow.memo[SUBSCRIPTIONS] = (
             await uow.conn.execute(
                 select(subscriptions).where(subscriptions.c.revoked_at.is_(None))
             )
         ).all()
+    return subs  # type: ignore[no-any-return]
+
+
+def subscribed(subs: Sequence[Any], envelope: Envelope) -> bool:
+    """Whether a subscription among ``subs`` may be delivered ``envelope``."""
+    return not envelope.type.startswith("catalog.") and any(
+        matches(s.event_types, envelope.type) for s in subs
+    )
+
+
+async def _deliver_to_subscribers(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
+    subs = await active_subscriptions(uow)
     wanted = [s for s in subs if matches(s.event_types, envelope.type)]
     if not wanted:
         return

@@ -293,6 +293,72 @@ async def test_a_poison_event_in_a_set_based_run_parks_only_itself_and_its_ticke
     assert [(p["key"], p["attempts"]) for p in parked] == [("TJ2", 3), ("TJ2", 0)]
 
 
+async def idle_steps(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[Envelope]) -> set[str]:
+    """A service's ``of_no_effect``: the events noted as idle would change nothing; what it
+    read stays with the batch's unit of work."""
+    uow.memo["read before the claim"] = True
+    return {str(e.event_id) for e in batch if e.payload.get("idle")}
+
+
+async def inbox_ids(service: Service) -> set[str]:
+    inbox = service.db.inbox
+    async with service.db.engine.connect() as conn:
+        rows = await conn.execute(select(inbox.c.event_id).where(inbox.c.consumer == "dispatch"))
+    return set(rows.scalars())
+
+
+@pytest.mark.parametrize("set_based", [False, True])
+async def test_events_of_no_effect_are_neither_run_nor_recorded_and_the_rest_see_the_read(
+    service: Service, set_based: bool
+) -> None:
+    memos: list[bool] = []
+
+    async def on_noted(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
+        memos.append(uow.memo.get("read before the claim", False))
+        await service.on_noted(ctx, uow, envelope)
+
+    async def on_many_noted(
+        ctx: ServiceContext, uow: UnitOfWork, envelopes: Sequence[Envelope]
+    ) -> None:
+        for envelope in envelopes:
+            await on_noted(ctx, uow, envelope)
+
+    many = {"ticket.noted": on_many_noted} if set_based else {}
+    service.consumer = Consumer(
+        service.ctx,
+        {"ticket.noted": on_noted},
+        many=many,
+        of_no_effect=idle_steps,
+        retry_delay=0,
+    )
+    batch = [event("TJ1", "a"), event("TJ2", "b", idle=True), event("TJ1", "c", idle=True)]
+
+    await service.consumer.handle_batch(batch)
+    await service.consumer.handle_batch([event("TJ3", "d", idle=True)])
+
+    assert service.handled == ["a"]
+    assert await inbox_ids(service) == {str(batch[0].event_id)}
+    assert await service.outbox_steps() == ["a"]
+    assert memos == [True]
+
+
+async def test_an_event_of_no_effect_waits_behind_no_parked_event(service: Service) -> None:
+    service.consumer = Consumer(
+        service.ctx, {"ticket.noted": service.on_noted}, of_no_effect=idle_steps, retry_delay=0
+    )
+    service.broken = {"1"}
+    await service.consumer.handle_batch([event("TJ1", "1"), event("TJ1", "2", idle=True)])
+    await service.consumer.handle_batch([event("TJ1", "3"), event("TJ1", "4", idle=True)])
+
+    parked = await service.consumer.parked()
+    steps = [(Envelope.from_json(p["payload"]).payload["step"], p["attempts"]) for p in parked]
+    assert steps == [("1", 3), ("3", 0)]
+    service.broken = set()
+    await service.consumer.retry(parked[0]["id"], "admin")
+    assert service.handled == ["1", "3"]
+    assert len(await inbox_ids(service)) == 2
+
+
 async def test_the_embedded_log_delivers_again_what_a_crash_left_uncommitted_and_it_changes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

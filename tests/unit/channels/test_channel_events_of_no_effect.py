@@ -1,0 +1,122 @@
+"""The channels consumer neither runs nor records (inbox) the events that would change
+nothing in it: no read model or notification takes anything from them and no webhook
+subscription wants them. Whatever it judges so, its handler indeed leaves alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, insert, select
+
+from services.channels.app import SPEC as CHANNELS
+from services.channels.handlers import of_no_effect, on_event
+from services.channels.models import deliveries, subscriptions
+from shared.consumer import Consumer
+from shared.db import UnitOfWork
+from shared.events import Envelope
+from shared.service import ServiceContext
+from tests.unit.test_set_based_consumers import (
+    T0,
+    channels_contacts,
+    deadline_set,
+    dispatched,
+    registered,
+    sent,
+    serving,
+)
+
+
+async def recorded(ctx: ServiceContext) -> set[str]:
+    inbox = ctx.db.inbox
+    async with ctx.db.engine.connect() as conn:
+        return set((await conn.execute(select(inbox.c.event_id))).scalars())
+
+
+async def subscribe(ctx: ServiceContext, *event_types: str) -> None:
+    async with ctx.db.engine.begin() as conn:
+        await conn.execute(
+            insert(subscriptions).values(
+                subscription_id="sub-1",
+                url="https://example.org/hook",
+                event_types=list(event_types),
+                created_at=T0,
+                created_by="integrator",
+            )
+        )
+
+
+async def delivered(ctx: ServiceContext) -> list[str]:
+    async with ctx.db.engine.connect() as conn:
+        return list((await conn.execute(select(deliveries.c.event_id))).scalars())
+
+
+async def test_events_nobody_here_takes_are_not_recorded_until_a_subscription_wants_them(
+    tmp_path: Path,
+) -> None:
+    async with serving(CHANNELS, f"sqlite+aiosqlite:///{tmp_path}/channels.db") as ctx:
+        await channels_contacts(ctx)
+        consumer: Consumer = ctx.extras["consumer"]
+        work_orders = [dispatched(n) for n in (1, 2)]
+        expected = deadline_set(1, "completion")  # the requester's Open311 request shows it
+        idle = [registered(1), registered(2), deadline_set(1, "acceptance")]
+        idle.append(deadline_set(2, "dispatch", None))
+
+        await consumer.handle_batch([*idle[:2], *work_orders, *idle[2:], expected])
+
+        assert await recorded(ctx) == {str(e.event_id) for e in [*work_orders, expected]}
+        await subscribe(ctx, "sla.*")
+        later = deadline_set(3, "acceptance")
+        await consumer.handle_batch([registered(3), later])
+        await consumer.handle_batch([later])  # redelivered: delivered once
+
+        assert str(later.event_id) in await recorded(ctx)
+        assert await delivered(ctx) == [str(later.event_id)]
+        assert await consumer.parked() == []
+
+
+# every key a channels handler reads of a payload, so that each branch can be taken
+PAYLOADS = {
+    "unit's clock": {"unit_id": "city-water", "clock": "acceptance"},
+    "dispatch clock": {"unit_id": None, "clock": "dispatch"},
+    "completion clock": {"unit_id": "city-water", "clock": "completion"},
+}
+
+
+@pytest.mark.parametrize("payload", list(PAYLOADS.values()), ids=list(PAYLOADS))
+async def test_the_handler_changes_nothing_for_an_event_judged_of_no_effect(
+    tmp_path: Path, payload: dict[str, Any]
+) -> None:
+    """For every event type channels consumes: if ``of_no_effect`` names the event (no
+    subscription), ``on_event`` sends no statement at all for it."""
+    judged: dict[str, bool] = {}
+    async with serving(CHANNELS, f"sqlite+aiosqlite:///{tmp_path}/channels.db") as ctx:
+        statements = sent(ctx)
+        for event_type in sorted(CHANNELS.handlers):
+            envelope = Envelope(
+                type=event_type,
+                occurred_at=T0,
+                ticket_id="TJ0001",
+                producer="test",
+                payload={
+                    "ticket_id": "TJ0001",
+                    "deadline": T0.isoformat(),
+                    "reply": {"result": "办结"},
+                    **payload,
+                },
+            )
+            async with ctx.db.engine.begin() as conn:
+                uow = UnitOfWork(conn)
+                judged[event_type] = bool(await of_no_effect(ctx, uow, [envelope]))
+                if judged[event_type]:
+                    before = len(statements)
+                    await on_event(ctx, uow, envelope)
+                    assert len(statements) == before, f"{event_type} changed something"
+        async with ctx.db.engine.connect() as conn:
+            assert await conn.scalar(select(func.count()).select_from(deliveries)) == 0
+
+    assert judged["ticket.registered"]
+    assert judged["sla.deadline_set"] == (payload["clock"] != "completion")
+    assert not judged["ticket.dispatched"]
+    assert not judged["sla.warning"] or payload["unit_id"] is None
