@@ -220,6 +220,35 @@ async def update_many(
     await conn.execute(stmt, [{name: r[c] for name, c in named.items()} for r in rows])
 
 
+async def upsert_many(
+    conn: AsyncConnection,
+    table: Table,
+    keys: Sequence[str],
+    rows: Sequence[dict[str, Any]],
+    changes: Sequence[str],
+) -> None:
+    """Many rows in one INSERT … ON CONFLICT (``keys``) DO UPDATE: a row whose key is new
+    goes in whole; one whose key is there sets only its ``changes`` columns. One statement
+    (and no second version of a row just inserted) where ``insert_new`` of the rows and
+    ``update_many`` of their changes are two. Every row names the same columns, no two
+    rows the same key (a row cannot be changed twice by one statement); ``keys`` are the
+    columns of the table's primary key or of a unique constraint.
+
+    On PostgreSQL the rows travel as one array per column, as with ``insert_new``."""
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        columns = tuple(rows[0])
+        stmt = _upsert_from_arrays(table, columns, tuple(keys), tuple(changes))
+        await _execute_built(conn, stmt, {c: [r[c] for r in rows] for c in columns})
+        return
+    insert_ = sqlite.insert(table)
+    stmt = insert_.on_conflict_do_update(
+        index_elements=list(keys), set_={c: insert_.excluded[c] for c in changes}
+    )
+    await conn.execute(stmt, list(rows))
+
+
 def one_of(conn: AsyncConnection, column: ColumnElement[Any], values: Iterable[Any]) -> Any:
     """``column IN values``; on PostgreSQL ``column = ANY(array)``: the same statement text
     for any number of values, prepared once per connection (an IN list is a new statement
@@ -288,6 +317,17 @@ def _insert_from_arrays(table: Table, columns: tuple[str, ...], returning: tuple
     given = _rows_as_table(table, {c: c for c in columns})
     stmt = postgresql.insert(table).from_select(columns, select(*given.c)).on_conflict_do_nothing()
     return stmt.returning(*(table.c[c] for c in returning)) if returning else stmt
+
+
+@lru_cache(maxsize=256)
+def _upsert_from_arrays(
+    table: Table, columns: tuple[str, ...], keys: tuple[str, ...], changes: tuple[str, ...]
+) -> Any:
+    given = _rows_as_table(table, {c: c for c in columns})
+    stmt = postgresql.insert(table).from_select(columns, select(*given.c))
+    return stmt.on_conflict_do_update(
+        index_elements=list(keys), set_={c: stmt.excluded[c] for c in changes}
+    )
 
 
 @lru_cache(maxsize=256)

@@ -34,6 +34,7 @@ from shared.db import (
     pair_of,
     rows_in,
     update_many,
+    upsert_many,
 )
 from shared.events import Envelope
 from shared.service import ServiceContext, ServiceSpec
@@ -177,6 +178,34 @@ async def test_update_many_sets_each_rows_own_values_in_one_statement(pg_url: st
         ("M0", "D3", None, 0, T0),
         ("M1", "D4", None, 0, T0),
         ("M2", "D5", None, 0, later),
+    ]
+
+
+async def test_upsert_many_inserts_new_rows_whole_and_changes_only_some_columns_of_the_others(
+    pg_url: str,
+) -> None:
+    later = T0 + timedelta(hours=1)
+    async with connected(pg_url) as (conn, sent):
+        await insert_new(conn, tracks, [track(n, recent=[n], seen_at=T0) for n in range(3)])
+        sent.clear()
+        for size in (1, 4):
+            await upsert_many(
+                conn,
+                tracks,
+                ["matter", "district"],
+                [track(n, recent=[f"t{n}"], tallied=size, seen_at=later) for n in range(size)],
+                ["tallied", "seen_at"],
+            )
+        texts = list(sent)
+        stored = await rows(conn)
+
+    # one execution each, the same text for one row and for four
+    assert len(texts) == 2 and texts[0] == texts[1], texts
+    assert stored == [
+        ("M0", "D0", [0], 4, later),  # there: only tallied and seen_at changed
+        ("M1", "D1", [1], 4, later),
+        ("M2", "D2", [2], 4, later),
+        ("M0", "D3", ["t3"], 4, later),  # new: in whole
     ]
 
 

@@ -17,7 +17,7 @@ from services.evaluation.handlers.events import (
 )
 from services.evaluation.handlers.monitoring import Registration, tally_hotspots
 from services.evaluation.models import handlings, sla_clocks, tickets
-from shared.db import UnitOfWork, insert_new, update_many
+from shared.db import UnitOfWork, insert_new, upsert_many
 from shared.events import (
     DeadlineSet,
     Envelope,
@@ -48,24 +48,25 @@ async def on_dispatched(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[En
     await insert_new(uow.conn, handlings, [handling_row(e) for e in events])
     for event in events:
         await handed_back(uow, event)
-    await insert_new(uow.conn, tickets, [dispatched_ticket_row(e) for e in events])
-    await update_many(
+    changes = [dispatched_ticket_values(e) for e in events]
+    await upsert_many(
         uow.conn,
         tickets,
         ["ticket_id"],
-        [{"ticket_id": e.ticket_id, **dispatched_ticket_values(e)} for e in events],
+        [dispatched_ticket_row(e) | values for e, values in zip(events, changes, strict=True)],
+        list(changes[0]),
     )
 
 
 async def on_deadline_set(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[Envelope]) -> None:
     events = parse_payloads(batch, DeadlineSet)
     keys = [clock_key(e.ticket_id, e.clock, e.round, e.unit_id) for e in events]
-    await insert_new(uow.conn, sla_clocks, keys)
-    await update_many(
+    await upsert_many(
         uow.conn,
         sla_clocks,
         list(keys[0]),
         [{**key, "deadline": e.deadline} for key, e in zip(keys, events, strict=True)],
+        ["deadline"],
     )
 
 
