@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, select
+from sqlalchemy import ColumnElement, Text, any_, bindparam, case, exists, func, select
+from sqlalchemy.dialects import postgresql
 
 from services.intake.domain import (
     DISTRICTS,
@@ -18,7 +19,7 @@ from services.intake.domain import (
     query_terms,
     same_phone,
 )
-from services.intake.models import matters, requester_reads, ticket_terms, tickets
+from services.intake.models import matters, requester_reads, ticket_terms, ticket_words, tickets
 from services.intake.schemas import (
     AnswerPublic,
     MatterPublic,
@@ -162,9 +163,20 @@ async def get_ticket(ctx: ServiceContext, caller: Caller, ticket_id: str) -> Tic
     return to_public(with_requester(key_ring(ctx), row._mapping), full=full)
 
 
-def _conditions(f: TicketFilter, ring: KeyRing, *, walk: bool = False) -> list[ColumnElement[bool]]:
+def _has_words(terms: set[str]) -> ColumnElement[bool]:
+    """PostgreSQL: a ``ticket_words`` row holds every one of ``terms``."""
+    words = bindparam("words", sorted(terms), type_=postgresql.ARRAY(Text))
+    return ticket_words.c.terms.contains(words)
+
+
+def _conditions(
+    f: TicketFilter, ring: KeyRing, *, postgres: bool, walk: bool = False, few: bool = False
+) -> list[ColumnElement[bool]]:
     """The filter as SQL. ``walk``: the query words checked per ticket (a correlated
-    subquery), for reading a list in its index order when many tickets match."""
+    subquery), for reading a list in its index order when many tickets match. ``few``
+    (PostgreSQL): few tickets match, read by their ids (the GIN index's) and then sorted;
+    not knowing how few, the planner may walk the list in its order instead, probing each
+    ticket's words, which takes longer the fewer match."""
     conds: list[ColumnElement[bool]] = [tickets.c.ticket_id.is_not(None)]
     for name in ("status", "channel", "type", "urgency", "district", "matter_code", "flagged"):
         value = getattr(f, name)
@@ -180,6 +192,17 @@ def _conditions(f: TicketFilter, ring: KeyRing, *, walk: bool = False) -> list[C
         terms = query_terms(f.q)
         if not terms:
             raise InvalidInput("q", "no searchable words (only punctuation or words like 的, 了)")
+        if postgres:  # the ticket's words (its row, by primary key) or the words' GIN index
+            matching = select(ticket_words.c.ticket_pk).where(_has_words(terms))
+            if walk:
+                conds.append(
+                    exists().where(ticket_words.c.ticket_pk == tickets.c.id, _has_words(terms))
+                )
+            elif few:
+                conds.append(tickets.c.id == any_(func.array(matching.scalar_subquery())))
+            else:
+                conds.append(tickets.c.id.in_(matching))
+            return conds
         if walk:  # the ticket's own words among the query's, one index probe per word
             own = (
                 select(func.count())
@@ -206,13 +229,21 @@ def _conditions(f: TicketFilter, ring: KeyRing, *, walk: bool = False) -> list[C
 _PAGING = {"q", "sort", "limit", "offset"}
 
 
-def _count(f: TicketFilter, conds: list[ColumnElement[bool]]) -> Any:
-    """How many tickets match. A search by words alone is counted in the words' index
-    (``ticket_terms``: one row per word of a ticket) without visiting the tickets: a common
-    word matches half the city's tickets."""
+def _words_only(f: TicketFilter) -> bool:
+    """A search by words and nothing else."""
     filters = TicketFilter.model_fields.keys() - _PAGING
-    if f.q is None or any(getattr(f, k) is not None for k in filters):
+    return f.q is not None and all(getattr(f, k) is None for k in filters)
+
+
+def _count(f: TicketFilter, conds: list[ColumnElement[bool]], *, postgres: bool) -> Any:
+    """How many tickets match. A search by words alone is counted in the words' tables
+    without visiting the tickets (a common word matches half the city's tickets): on SQLite
+    the index of ``ticket_terms`` (one row per word of a ticket), on PostgreSQL the narrow
+    rows of ``ticket_words`` that its GIN index finds."""
+    if f.q is None or not _words_only(f):
         return select(func.count()).select_from(tickets).where(*conds)
+    if postgres:
+        return select(func.count()).select_from(ticket_words).where(_has_words(query_terms(f.q)))
     terms = sorted(query_terms(f.q))
     if len(terms) == 1:
         return select(func.count()).where(ticket_terms.c.term == terms[0])
@@ -229,7 +260,8 @@ async def list_tickets(ctx: ServiceContext, caller: Caller, f: TicketFilter) -> 
     """Operators' list: requester data always masked (Art 28); flagged tickets first
     (Art 27), then the chosen order."""
     ring = key_ring(ctx)
-    conds = _conditions(f, ring)
+    postgres = ctx.db.is_postgres
+    conds = _conditions(f, ring, postgres=postgres)
     order: list[Any] = [tickets.c.flagged.desc()]
     if f.sort == "registered_at":
         order += [tickets.c.registered_at.asc(), tickets.c.id.asc()]
@@ -239,11 +271,13 @@ async def list_tickets(ctx: ServiceContext, caller: Caller, f: TicketFilter) -> 
         order += [tickets.c.registered_at.desc(), tickets.c.id.desc()]
     async with ctx.db.unit_of_work() as uow:
         conn = uow.conn
-        count = await conn.scalar(_count(f, conds))
+        count = await conn.scalar(_count(f, conds, postgres=postgres))
         if f.q is not None and f.sort == "-registered_at" and (count or 0) > WIDE_SEARCH:
             # many matches (a common word): walking the list in its order (ix_tickets_queue)
             # finds a page at once, where reading every match would sort them all
-            conds = _conditions(f, ring, walk=True)
+            conds = _conditions(f, ring, postgres=postgres, walk=True)
+        elif postgres and _words_only(f) and (count or 0) <= WIDE_SEARCH:
+            conds = _conditions(f, ring, postgres=postgres, few=True)
         rows = (
             await conn.execute(
                 select(tickets).where(*conds).order_by(*order).limit(f.limit).offset(f.offset)

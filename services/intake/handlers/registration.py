@@ -40,6 +40,7 @@ from services.intake.models import (
     matters,
     requester_reads,
     ticket_terms,
+    ticket_words,
     tickets,
 )
 from services.intake.schemas import (
@@ -486,7 +487,8 @@ async def _insert_ticket(
     conn: AsyncConnection, values: dict[str, Any], terms: Collection[str], now: datetime
 ) -> str:
     """Insert the ticket and its search terms; returns its number. On PostgreSQL one
-    statement does all three (serial, number, terms); SQLite takes three."""
+    statement does all three (serial, number, the terms' row in ``ticket_words``); SQLite
+    takes three (the terms a row each in ``ticket_terms``)."""
     if conn.dialect.name == "postgresql":
         serial = select(func.nextval(func.pg_get_serial_sequence("tickets", "id")).label("id")).cte(
             "serial"
@@ -508,12 +510,12 @@ async def _insert_ticket(
         query = select(inserted.c.ticket_id)
         if terms:
             query = query.add_cte(
-                insert(ticket_terms)
+                insert(ticket_words)
                 .from_select(
-                    ["term", "ticket_pk"],
+                    ["ticket_pk", "terms"],
                     select(
-                        func.unnest(literal(sorted(terms), type_=postgresql.ARRAY(Text))),
                         inserted.c.id,
+                        literal(sorted(terms), type_=postgresql.ARRAY(Text)),
                     ),
                 )
                 .cte("terms")
@@ -916,7 +918,7 @@ def _write_batch_sql(nonces: bool) -> str:
     )
     k = n + 1  # keys: caller, key, request_hash, ticket number, response, created_at
     o = k + 6  # outbox: serial, event_id, topic, key, payload, created_at
-    w = o + 6  # terms: serial, term
+    w = o + 6  # words: serial, the ticket's terms joined by spaces
     r = w + 2  # nonces: each ticket's, each key's, then those to record and their times
 
     def nonce(i: int) -> tuple[str, str]:  # an unnest's array of nonces, and its column
@@ -957,10 +959,13 @@ def _write_batch_sql(nonces: bool) -> str:
         f" ${o + 4}::text[], ${o + 5}::timestamptz[]) WITH ORDINALITY"
         " AS e(serial, event_id, topic, key, payload, created_at, ord)"
         " WHERE e.serial IN (SELECT id FROM new) ORDER BY e.ord),"
-        " terms AS ("
-        " INSERT INTO ticket_terms (term, ticket_pk)"
-        f" SELECT w.term, w.serial FROM unnest(${w}::bigint[], ${w + 1}::text[])"
-        " AS w(serial, term) WHERE w.serial IN (SELECT id FROM new))"
+        # a ticket's words as one string, split again here: one array element per ticket,
+        # not per word (a word never holds a space: jieba's runs of text hold none)
+        " words AS ("
+        " INSERT INTO ticket_words (ticket_pk, terms)"
+        f" SELECT w.serial, string_to_array(w.terms, ' ')"
+        f" FROM unnest(${w}::bigint[], ${w + 1}::text[]) AS w(serial, terms)"
+        " WHERE w.serial IN (SELECT id FROM new))"
         # the tickets written and (with nonces) the nonces that were new
         " SELECT id, NULL::text AS nonce FROM new"
         + (" UNION ALL SELECT NULL, nonce FROM nonces" if nonces else "")
@@ -1001,7 +1006,7 @@ class _BatchRows:
         self.tickets: list[list[Any]] = [[] for _ in _TICKET_COLUMNS]
         self.keys: list[list[Any]] = [[] for _ in range(6)]
         self.events: list[list[Any]] = [[] for _ in range(6)]
-        self.terms: list[list[Any]] = [[], []]
+        self.words: list[list[Any]] = [[], []]  # a ticket's serial, its words joined
         # each ticket's nonce, each key's, and the nonces to record with their times
         self.nonces: list[list[Any]] = [[], [], [], []]
 
@@ -1066,11 +1071,12 @@ class _BatchRows:
                 strict=True,
             ):
                 column.append(value)
-        self.terms[0].extend([serial] * len(item.terms))
-        self.terms[1].extend(item.terms)
+        if item.terms:
+            self.words[0].append(serial)
+            self.words[1].append(" ".join(sorted(item.terms)))
         return number, registration
 
     def arguments(self, nonces: bool) -> list[list[Any]]:
         """The statement's arguments (``_WRITE_BATCH[nonces]``)."""
-        written = [*self.tickets, *self.keys, *self.events, *self.terms]
+        written = [*self.tickets, *self.keys, *self.events, *self.words]
         return [*written, *self.nonces] if nonces else written

@@ -1,0 +1,104 @@
+"""intake_0009 on PostgreSQL: the tickets' search words, rows of ``ticket_terms`` until
+intake_0008, become one array a ticket in ``ticket_words`` and the search finds the same
+tickets; the downgrade writes them back as the same rows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from services.intake.domain import search_terms
+from shared.db import Database
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.integration
+
+MIGRATIONS = ROOT / "services" / "intake" / "migrations"
+CONTENTS = {
+    "TJ20260115000001": "家中暖气不热，卧室温度仅14℃",
+    "TJ20260115000002": "楼道暖气漏水，家里有老人",
+    "TJ20260115000003": "。。。",  # no searchable words
+}
+TERMS = sa.table("ticket_terms", sa.column("term"), sa.column("ticket_pk"))
+
+
+def _migrate(step: str, revision: str) -> Callable[[Connection], None]:
+    def run(sync_conn: Connection) -> None:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        cfg.attributes["connection"] = sync_conn
+        getattr(command, step)(cfg, revision)
+
+    return run
+
+
+async def _found(conn: sa.ext.asyncio.AsyncConnection, *words: str) -> list[str]:
+    found = await conn.execute(
+        text(
+            "SELECT ticket_id FROM tickets JOIN ticket_words ON ticket_pk = id"
+            " WHERE terms @> CAST(:w AS text[]) ORDER BY id"
+        ),
+        {"w": list(words)},
+    )
+    return list(found.scalars())
+
+
+async def test_0009_carries_the_words_over_and_back(pg_url: str) -> None:
+    db = Database("intake", pg_url)
+    try:
+        async with db.engine.begin() as conn:
+            await conn.execute(text('CREATE SCHEMA IF NOT EXISTS "intake"'))
+            await conn.run_sync(_migrate("upgrade", "intake_0008"))
+            rows: set[tuple[str, int]] = set()
+            for number, content in CONTENTS.items():
+                pk = await conn.scalar(
+                    text(
+                        "INSERT INTO tickets (ticket_id, channel, type, urgency, matter_code,"
+                        " district, content, anonymous, flagged, status, registered_at,"
+                        " registered_by) VALUES (:n, 'phone', 'complaint', 'livelihood',"
+                        " 'HEAT-001', '120101', :c, false, false, 'registered', now(),"
+                        " 'operator') RETURNING id"
+                    ),
+                    {"n": number, "c": content},
+                )
+                rows |= {(term, pk) for term in search_terms(content)}
+            await conn.execute(sa.insert(TERMS), [{"term": t, "ticket_pk": p} for t, p in rows])
+        async with db.engine.begin() as conn:
+            await conn.run_sync(_migrate("upgrade", "intake_0009"))
+        async with db.engine.connect() as conn:
+            stored = dict(
+                (
+                    await conn.execute(
+                        text(
+                            "SELECT ticket_id, terms FROM tickets"
+                            " LEFT JOIN ticket_words ON ticket_pk = id"
+                        )
+                    )
+                ).all()
+            )
+            heating = await _found(conn, "暖气")
+            leak_old = await _found(conn, "暖气", "老人")
+            gone = await conn.scalar(text("SELECT to_regclass('ticket_terms')"))
+        assert stored == {
+            "TJ20260115000001": sorted(search_terms(CONTENTS["TJ20260115000001"])),
+            "TJ20260115000002": sorted(search_terms(CONTENTS["TJ20260115000002"])),
+            "TJ20260115000003": None,
+        }
+        assert heating == ["TJ20260115000001", "TJ20260115000002"]
+        assert leak_old == ["TJ20260115000002"]
+        assert gone is None
+        async with db.engine.begin() as conn:
+            await conn.run_sync(_migrate("downgrade", "intake_0008"))
+        async with db.engine.connect() as conn:
+            back = set((await conn.execute(sa.select(TERMS.c.term, TERMS.c.ticket_pk))).all())
+            words = await conn.scalar(text("SELECT to_regclass('ticket_words')"))
+        assert back == rows
+        assert words is None
+    finally:
+        await db.dispose()
