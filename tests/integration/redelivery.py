@@ -28,6 +28,11 @@ def dsn(system: System) -> str:
     return system.db_url.replace("postgresql+asyncpg", "postgresql")
 
 
+def _hashable(value: Any) -> Any:
+    """A column's value as a Counter key: an array (asyncpg gives a list) as a tuple."""
+    return tuple(map(_hashable, value)) if isinstance(value, list) else value
+
+
 async def snapshot(system: System) -> dict[str, Counter[tuple[Any, ...]]]:
     """Every row of every table of every service's schema, each with the id of the
     transaction that wrote it (``xmin``): a row written twice shows, and so does a row
@@ -45,7 +50,7 @@ async def snapshot(system: System) -> dict[str, Counter[tuple[Any, ...]]]:
         found: dict[str, Counter[tuple[Any, ...]]] = {}
         for schema, table in tables:
             rows = await conn.fetch(f'SELECT xmin, * FROM "{schema}"."{table}"')  # noqa: S608
-            found[f"{schema}.{table}"] = Counter(tuple(r.values()) for r in rows)
+            found[f"{schema}.{table}"] = Counter(tuple(map(_hashable, r.values())) for r in rows)
         return found
     finally:
         await conn.close()
