@@ -151,8 +151,12 @@ async def republish_everything(system: System) -> int:
     """Every message on every topic published again as it is (same key, value, headers and
     partition, so the same event id behind the ones already handled). Returns how many."""
     ends = {tp: o for tp, o in (await end_offsets(system)).items() if o > 0}
+    # "earliest": aiokafka's default reset, "latest", could race the seek to the beginning
     reader = AIOKafkaConsumer(
-        bootstrap_servers=system.infra["kafka"], group_id=None, enable_auto_commit=False
+        bootstrap_servers=system.infra["kafka"],
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
     )
     producer = AIOKafkaProducer(bootstrap_servers=system.infra["kafka"], linger_ms=5)
     await reader.start()
