@@ -604,6 +604,10 @@ class LogBus(_Groups):
 
 
 IDLE_FETCH_WAIT_MS = 500  # an idle consumer's long poll (aiokafka's default)
+# the producer's record batches (per partition): a relay round of a few hundred events goes
+# as one batch per partition in one produce request (aiokafka's default, 16 KiB, is ~20
+# events). Below the broker's message.max.bytes (1 MiB by default), which a batch must fit.
+PRODUCE_BATCH_BYTES = 512 * 1024
 
 
 @dataclass(frozen=True)
@@ -850,6 +854,7 @@ class KafkaBus(_Groups):
             acks="all",
             linger_ms=2,
             retry_backoff_ms=500,
+            max_batch_size=PRODUCE_BATCH_BYTES,
         )
         await producer.start()
         pace_metadata(producer.client)
@@ -1048,21 +1053,46 @@ class KafkaBus(_Groups):
 
     async def publish_raw(self, events: Sequence[RawEvent]) -> None:
         """Send all, then wait for every acknowledgement (acks=all): the relay marks its
-        rows sent only after this returns."""
+        rows sent only after this returns.
+
+        The events go as record batches built here, one per partition (more when one
+        fills ``PRODUCE_BATCH_BYTES``), in the order given; each event's partition is the
+        one ``producer.send`` would choose for its key (aiokafka's default partitioner),
+        so one ticket's events stay in one partition, in order. ``send`` per event cost
+        ~29 us of CPU an event (its bookkeeping per record, and 16 KiB batches: ~15
+        produce requests for a relay round of 225 events of ~0.9 KB); batches built here
+        ~8 us, one request a round. Sequence numbers (idempotence) are set when a batch
+        leaves, as for ``send``'s own batches."""
+        from aiokafka.partitioner import DefaultPartitioner
+
         producer = self._producer
         if producer is None:
             raise RuntimeError("Kafka bus is not started")
+        choose = DefaultPartitioner()
+        partitions: dict[str, list[int]] = {}
+        open_batches: dict[tuple[str, int], Any] = {}
         futures = []
         for e in events:
+            topic = self._topic(e.topic)
+            known = partitions.get(topic)
+            if known is None:
+                known = partitions[topic] = sorted(await producer.partitions_for(topic))
+            key = e.key.encode()
+            where = (topic, choose(key, known, known))
             trace_id = e.trace_id or trace_of(e.value)
-            futures.append(
-                await producer.send(
-                    self._topic(e.topic),
-                    value=e.value,
-                    key=e.key.encode(),
-                    headers=[(TRACE_HEADER, trace_id.encode())] if trace_id else None,
-                )
-            )
+            headers = [(TRACE_HEADER, trace_id.encode())] if trace_id else []
+            batch = open_batches.get(where)
+            if batch is not None and (
+                batch.append(timestamp=None, key=key, value=e.value, headers=headers) is not None
+            ):
+                continue
+            if batch is not None:  # full: it goes, and the partition's next batch begins
+                futures.append(await _send(producer, batch, where))
+            batch = open_batches[where] = producer.create_batch()
+            # an empty batch takes any record (one larger than the broker takes fails there)
+            batch.append(timestamp=None, key=key, value=e.value, headers=headers)
+        for where, batch in open_batches.items():
+            futures.append(await _send(producer, batch, where))
         await asyncio.gather(*futures)
 
     async def stop(self) -> None:
@@ -1072,6 +1102,14 @@ class KafkaBus(_Groups):
         if self._producer is not None:
             await self._producer.stop()
         self._producer, self._started = None, False
+
+
+async def _send(producer: Any, batch: Any, where: tuple[str, int]) -> Any:
+    """Queue a record batch for its partition; the future of its acknowledgement. Closed
+    first, it is complete: it leaves at once rather than lingering for ``send``'s
+    records."""
+    batch.close()
+    return await producer.send_batch(batch, where[0], partition=where[1])
 
 
 def make_bus(

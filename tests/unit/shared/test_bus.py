@@ -8,6 +8,7 @@ import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -160,26 +161,75 @@ async def test_a_consumer_task_that_dies_is_logged_and_restarted(
     assert any(r.getMessage() == "consumer died; restarting it" for r in caplog.records)
 
 
+class Producer:
+    """aiokafka's producer as ``KafkaBus.publish_raw`` uses it, around aiokafka's own record
+    batches (``batch_bytes`` each): what is sent is read back from the bytes built."""
+
+    def __init__(self, partitions: int = 3, batch_bytes: int = 16384) -> None:
+        self.partitions, self.batch_bytes = partitions, batch_bytes
+        # (topic, partition, [(key, value, headers)]) per batch, in the order sent
+        self.sent: list[tuple[str, int, list[tuple[bytes, bytes, list[tuple[str, bytes]]]]]] = []
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        return set(range(self.partitions))
+
+    def create_batch(self) -> object:
+        from aiokafka.producer.message_accumulator import BatchBuilder
+
+        return BatchBuilder(self.batch_bytes, 0)  # no compression
+
+    async def send_batch(self, batch: Any, topic: str, *, partition: int) -> object:
+        from aiokafka.record.memory_records import MemoryRecords
+
+        read = MemoryRecords(bytes(batch._build())).next_batch()
+        records = [(r.key, r.value, list(r.headers)) for r in read]
+        self.sent.append((topic, partition, records))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
 async def test_the_trace_id_travels_in_the_kafka_headers_even_for_stored_bytes() -> None:
     from shared.bus import KafkaBus, RawEvent
 
-    sent: list[tuple[str, list[tuple[str, bytes]] | None]] = []
-
-    class Producer:
-        async def send(self, topic: str, *, value: bytes, key: bytes, headers: object) -> object:
-            sent.append((topic, headers))  # type: ignore[arg-type]
-            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            done.set_result(None)
-            return done
-
     bus = KafkaBus("127.0.0.1:1", prefix="t.")
-    bus._producer = Producer()
+    bus._producer = producer = Producer()
     traced = event(1).model_copy(update={"trace_id": "4f2a9c"})
     # the relay sends the outbox's bytes as stored, without the trace id beside them
     await bus.publish_raw([RawEvent(traced.topic, traced.key, traced.to_json())])
     await bus.publish([event(2)])
 
-    assert sent == [("t.hotline.tickets", [("trace-id", b"4f2a9c")]), ("t.hotline.tickets", None)]
+    sent = [(topic, headers) for topic, _, records in producer.sent for _, _, headers in records]
+    assert sent == [("t.hotline.tickets", [("trace-id", b"4f2a9c")]), ("t.hotline.tickets", [])]
+
+
+async def test_kafka_sends_a_batch_a_partition_each_ticket_in_order_where_send_would() -> None:
+    """One record batch per partition (a new one when it is full), each ticket's events
+    in one partition and in their order, that partition the one aiokafka's ``send``
+    chooses for the key (the consumers' order per ticket depends on it)."""
+    from aiokafka.partitioner import DefaultPartitioner
+
+    from shared.bus import KafkaBus, RawEvent
+
+    bus = KafkaBus("127.0.0.1:1", prefix="t.")
+    bus._producer = producer = Producer(partitions=3, batch_bytes=4096)
+    raw = [
+        RawEvent(TOPIC_TICKETS, f"TJ{n % 40:04d}", f'{{"n":{n},"pad":"{"x" * 300}"}}'.encode())
+        for n in range(200)
+    ]
+    await bus.publish_raw(raw)
+
+    got = [(p, k.decode(), v) for _, p, records in producer.sent for k, v, _ in records]
+    assert sorted(v for _, _, v in got) == sorted(e.value for e in raw)  # each once
+    send_would = DefaultPartitioner()
+    for key in {e.key for e in raw}:
+        theirs = [(p, v) for p, k, v in got if k == key]
+        assert {p for p, _ in theirs} == {send_would(key.encode(), [0, 1, 2], [0, 1, 2])}
+        assert [v for _, v in theirs] == [e.value for e in raw if e.key == key]
+    # 200 records of ~330 bytes in 4 KiB batches: ~12 a batch, not one a record
+    assert {p for _, p, _ in producer.sent} == {0, 1, 2}
+    assert len(producer.sent) <= 200 * 340 // 3000
+    assert all(topic == "t.hotline.tickets" for topic, _, _ in producer.sent)
 
 
 async def test_a_batch_stuck_in_its_handler_is_reported_with_where_it_waits(
