@@ -34,6 +34,41 @@ def test_envelope_round_trips_through_json_with_chinese_text() -> None:
     assert parse_payload(again) == REGISTERED
 
 
+def test_an_envelopes_json_is_the_contracts_bytes_compact_utf8_in_field_order() -> None:
+    """The bytes ``to_json`` writes are what the outbox stores and the relay sends as they
+    are (``shared.bus.type_of`` reads the type at its place at the start): compact, UTF-8,
+    fields in the envelope's order, a UTC time with Z, the same as orjson's of the dump."""
+    import orjson
+
+    payload = {
+        "text": '暖气 "不热"\\\n\t\x01\x7f\u2028 😀',
+        "numbers": [0.1, 1e16, 1e-7, -0.0, 5e-324, 1e22, 2**63 - 1, -(2**63), 100.0],
+        "nested": {"a": [True, False, None, {}], "b": []},
+    }
+    envelope = Envelope(
+        event_id="5b0f6d1e-2f0a-4c52-9a57-3c1d2e0f9a11",
+        type="ticket.registered",
+        occurred_at=datetime(2026, 1, 15, 1, 2, 3, 4000, tzinfo=UTC),
+        ticket_id="TJ1",
+        producer="intake",
+        trace_id="t1",
+        payload=payload,
+    )
+    raw = envelope.to_json()
+    assert raw == orjson.dumps(envelope.model_dump(mode="json"))
+    assert raw.startswith(
+        b'{"event_id":"5b0f6d1e-2f0a-4c52-9a57-3c1d2e0f9a11","type":"ticket.registered",'
+        b'"version":1,"occurred_at":"2026-01-15T01:02:03.004000Z","ticket_id":"TJ1",'
+        b'"producer":"intake","trace_id":"t1","payload":{"text":"'
+    )
+    assert "暖气".encode() in raw and "😀".encode() in raw
+    assert Envelope.from_json(raw) == envelope
+    # fields without a value are written as null, not left out
+    bare = envelope.model_copy(update={"ticket_id": None, "trace_id": None, "payload": {}})
+    assert bare.to_json() == orjson.dumps(bare.model_dump(mode="json"))
+    assert b'"ticket_id":null,"producer":"intake","trace_id":null,"payload":{}}' in bare.to_json()
+
+
 def test_envelope_is_keyed_by_ticket_and_routed_by_type_prefix() -> None:
     envelope = REGISTERED.envelope(producer="intake", occurred_at=REGISTERED.registered_at)
     assert envelope.key == "TJ20260115000123"
