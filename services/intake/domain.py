@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import functools
 import hmac
-import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
-
-import jieba
 
 from shared.calendar import SHANGHAI, Period, PeriodUnit
 from shared.errors import IllegalTransition, InvalidInput
@@ -338,6 +335,21 @@ def sensitive_keywords_in(content: str, keywords: Mapping[str, Sequence[str]]) -
 
 
 # ---- Chinese text search --------------------------------------------------------------
+#
+# Intake's words are jieba's search-engine segmentation (cut_for_search, its hidden Markov
+# model on) on jieba's default dictionary, computed by jieba-rs (rjieba), which carries the
+# same dictionary and model at a fraction of the CPU (issue 12). Intake keeps an instance of
+# its own: knowledge adds its domain words to jieba's global dictionary, which intake's words
+# used to see in the embedded mode (one process) and not in the distributed one; now nothing
+# else in the process changes intake's words, so a ticket gets the same words in both modes
+# and a query the same words as the tickets it should find.
+#
+# jieba-rs differs from jieba in two ways, both undone below: its model keeps letters and
+# digits joined by ., - or _ as one word (2-501, A-12345, 2026-01-15, www.tj.gov.cn, 1.5a)
+# where jieba cuts them (2, -, 501), and it takes more characters for text than jieba (CJK
+# extension A, compatibility ideographs), which gives those one by one. The words are then
+# jieba's (tests/unit/intake/test_search_words.py), and the words stored with jieba need no
+# re-indexing.
 
 MAX_TERM_LENGTH = 32
 # Words too common to narrow a search; dropped when indexing and when searching alike.
@@ -345,12 +357,61 @@ STOPWORDS = frozenset(
     "的 了 是 在 有 和 就 都 而 及 与 着 或 也 又 很 把 被 让 给 对 从 到 向 于 等 "
     "我 你 他 她 它 我们 你们 他们 这 那 这个 那个 请 吗 呢 吧 啊 呀 一个 没有".split()
 )
+# What jieba segments as text, each run on its own (jieba.re_han_default); it gives every
+# other character as a word of its own.
+_RUN = re.compile(r"([\u4E00-\u9FD5a-zA-Z0-9+#&\._%\-]+)")
+# How jieba's model cuts letters and digits: a decimal part and a per cent sign stay with
+# them, nothing else does (jieba.finalseg.re_skip).
+_ASCII_WORD = re.compile(r"([a-zA-Z0-9]+(?:\.\d+)?%?)")
+_JOINER = re.compile(r"[._\-]")
+# Between runs, jieba's words are single characters, a line break's two as one.
+_OTHER = re.compile(r"\r\n|.", re.DOTALL)
+
+
+@functools.cache
+def _segmenter() -> Any:
+    """Intake's own jieba-rs instance, on the default dictionary (about 25 MB, 0.1 s).
+    Imported on first use: the console and the bench import this module for its
+    constants, and rjieba loads a dictionary of its own as it is imported."""
+    import rjieba
+
+    return rjieba.Jieba()
 
 
 def warm_up_segmenter() -> None:
-    """Load jieba's dictionary now (about half a second), not on the first request."""
-    jieba.setLogLevel(logging.WARNING)
-    jieba.initialize()
+    """Load the dictionary now (about 0.2 s), not on the first request."""
+    _segmenter()
+
+
+def _cut(run: str) -> list[str]:
+    """``jieba.cut(run)`` (with its model) for a run of ``_RUN``: jieba-rs's words, with
+    letters and digits it joined across ., - or _ cut again as jieba cuts them."""
+    words: list[str] = _segmenter().cut(run, True)
+    if not _JOINER.search(run):
+        return words
+    # only the model's words of letters, digits and connectors hold a joiner: no
+    # dictionary word does
+    return [
+        part
+        for word in words
+        for part in (_ASCII_WORD.split(word) if _JOINER.search(word) else (word,))
+        if part
+    ]
+
+
+def _search_words(run: str) -> list[str]:
+    """``jieba.cut_for_search(run)``: each word of ``_cut`` after the 2- and
+    3-character dictionary words inside it."""
+    if not _JOINER.search(run):
+        words: list[str] = _segmenter().cut_for_search(run, True)
+        return words
+    return [part for word in _cut(run) for part in (*_inner_words(word), word)]
+
+
+def _words(text: str) -> Iterator[str]:
+    """``jieba.cut(text)``."""
+    for i, piece in enumerate(_RUN.split(text)):
+        yield from _cut(piece) if i % 2 else _OTHER.findall(piece)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -373,34 +434,35 @@ def search_terms(text: str) -> set[str]:
     each word and the dictionary words inside it (劳动合同法 → 劳动, 合同, 劳动合同法),
     lower-cased, without punctuation and stopwords.
 
-    jieba segments each run of Chinese characters and letters between punctuation on its
-    own (``jieba.re_han_default``), so the text's terms are the union of its runs' terms,
-    and a run that comes again (请尽快处理, 影响周边居民生活) is segmented once."""
-    dictionary = jieba.dt.total  # a word added to the dictionary changes it
+    The text's terms are the union of its runs' terms (``_RUN``), and a run that comes
+    again (请尽快处理, 影响周边居民生活) is segmented once."""
+    pieces = _RUN.split(text)
     terms: set[str] = set()
-    for run in jieba.re_han_default.split(text):
-        if run:
-            terms |= _run_terms(run, dictionary)
+    for run in pieces[1::2]:
+        terms |= _run_terms(run)
+    for other in pieces[::2]:
+        terms.update(term for term in map(_searchable, other) if term)
     return terms
 
 
 @functools.lru_cache(maxsize=16384)
-def _run_terms(run: str, dictionary: float) -> frozenset[str]:
-    """The search terms of one run of text (``search_terms``), as the dictionary whose
-    total word frequency is ``dictionary`` segments it."""
-    terms = (_searchable(token) for token in jieba.cut_for_search(run))
+def _run_terms(run: str) -> frozenset[str]:
+    """The search terms of one run of text (``search_terms``). No dictionary in the key:
+    intake's never changes."""
+    terms = (_searchable(token) for token in _search_words(run))
     return frozenset(term for term in terms if term)
 
 
 def _inner_words(word: str) -> list[str]:
     """The 2- and 3-character dictionary words inside ``word``, as ``cut_for_search``
     indexes them."""
+    has_word = _segmenter().has_word
     return [
         word[i : i + n]
         for n in (2, 3)
         if len(word) > n
         for i in range(len(word) - n + 1)
-        if jieba.get_FREQ(word[i : i + n])
+        if has_word(word[i : i + n])
     ]
 
 
@@ -409,7 +471,7 @@ def query_terms(text: str) -> set[str]:
     word that its inner dictionary words cover is replaced by them: 劳动合同 finds a ticket
     about 劳动合同法, which was indexed as 劳动, 合同 and 劳动合同法 but not 劳动合同."""
     terms: set[str] = set()
-    for token in jieba.cut(text):
+    for token in _words(text):
         inner = _inner_words(token)
         covered = {
             i for part in inner for i in range(token.find(part), token.find(part) + len(part))

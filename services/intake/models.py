@@ -46,8 +46,8 @@ tickets = Table(
     Column("status_at", UTCDateTime),  # occurred_at of the event that set the status
 )
 
-# The words each ticket is found by (jieba), so text search is an indexed lookup: a ticket
-# matches when it has every word of the query.
+# The words each ticket is found by (domain.search_terms), so text search is an indexed
+# lookup: a ticket matches when it has every word of the query.
 # SQLite: a row per word of a ticket.
 ticket_terms = Table(
     "ticket_terms",

@@ -960,7 +960,7 @@ def _write_batch_sql(nonces: bool) -> str:
         " AS e(serial, event_id, topic, key, payload, created_at, ord)"
         " WHERE e.serial IN (SELECT id FROM new) ORDER BY e.ord),"
         # a ticket's words as one string, split again here: one array element per ticket,
-        # not per word (a word never holds a space: jieba's runs of text hold none)
+        # not per word (a word never holds a space: search_terms' runs of text hold none)
         " words AS ("
         " INSERT INTO ticket_words (ticket_pk, terms)"
         f" SELECT w.serial, string_to_array(w.terms, ' ')"

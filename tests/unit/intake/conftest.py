@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jieba
 import pytest
 from fastapi import FastAPI
 
@@ -146,3 +147,13 @@ async def running_intake(tmp: Path, **overrides: Any) -> AsyncIterator[Intake]:
 async def intake(tmp_path: Path) -> AsyncIterator[Intake]:
     async with running_intake(tmp_path) as service:
         yield service
+
+
+@pytest.fixture(scope="module")
+def jieba_default() -> jieba.Tokenizer:
+    """jieba on its default dictionary, in a tokenizer of its own (jieba's global one holds
+    knowledge's words once knowledge is imported): the words intake stored until it moved
+    to jieba-rs."""
+    tokenizer = jieba.Tokenizer()
+    tokenizer.initialize()
+    return tokenizer

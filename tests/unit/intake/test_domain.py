@@ -7,6 +7,7 @@ from datetime import timedelta
 import jieba
 import pytest
 
+from services.intake import domain
 from services.intake.domain import (
     DEFAULT_POLICY,
     DEFAULT_POLICY_EFFECTIVE_FROM,
@@ -130,8 +131,10 @@ def test_a_query_found_in_a_content_has_all_its_terms_there(content: str, query:
         "",
     ],
 )
-def test_search_terms_are_those_of_jieba_on_the_whole_text(content: str) -> None:
-    whole = {t.strip().lower() for t in jieba.cut_for_search(content)}
+def test_search_terms_are_those_of_jieba_on_the_whole_text(
+    content: str, jieba_default: jieba.Tokenizer
+) -> None:
+    whole = {t.strip().lower() for t in jieba_default.cut_for_search(content)}
     assert search_terms(content) == {
         t
         for t in whole
@@ -144,13 +147,13 @@ def test_a_run_of_text_seen_before_is_not_segmented_again(
 ) -> None:
     first = search_terms("路灯坏了三天，请尽快处理")
     segmented: list[str] = []
-    cut_for_search = jieba.cut_for_search
+    search_words = domain._search_words
 
-    def counted(text: str) -> object:
+    def counted(text: str) -> list[str]:
         segmented.append(text)
-        return cut_for_search(text)
+        return search_words(text)
 
-    monkeypatch.setattr(jieba, "cut_for_search", counted)
+    monkeypatch.setattr(domain, "_search_words", counted)
     assert search_terms("井盖丢了，请尽快处理") == (first - {"路灯", "坏", "三天"}) | {
         "井盖",
         "丢",
