@@ -141,7 +141,7 @@ async def get_caller(request: Request) -> Caller:
 NONCE_RECORDED = "hotline.nonce_recorded"
 
 
-async def _nonce_to_write(request: Request) -> str | None:
+async def nonce_to_write(request: Request) -> str | None:
     """The nonce a route marked ``records_nonce_in_its_write`` records in its own write;
     None when there is none to record (the service's nonces are not shared, or a read)."""
     ctx = getattr(request.app.state, "ctx", None)
@@ -162,7 +162,6 @@ async def _ctx_dependency(request: Request) -> ServiceContext:
 
 CtxDep = Annotated[ServiceContext, Depends(_ctx_dependency)]
 CallerDep = Annotated[Caller, Depends(get_caller)]
-NonceToWriteDep = Annotated[str | None, Depends(_nonce_to_write)]
 
 
 class ClockChange(BaseModel):

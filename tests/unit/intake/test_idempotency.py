@@ -5,12 +5,16 @@ for a ticket that was stored."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Annotated, Any
 
+import httpx
 import pytest
+from fastapi import FastAPI, Header
 from sqlalchemy import func, select
 
+from services.intake.api import IDEMPOTENCY_KEY, KEY_DESCRIPTION, KEY_RULES
 from services.intake.models import tickets
+from shared.errors import install_error_handlers
 from tests.unit.intake.conftest import Intake, ticket
 
 
@@ -121,3 +125,43 @@ async def test_a_key_is_forgotten_after_its_retention_period(intake: Intake) -> 
     await prune_idempotency_keys(intake.ctx, once=True)
     later = await post(intake, ticket(), "k-old")
     assert later.status_code == 201 and later.json()["ticket_id"] != first.json()["ticket_id"]
+
+
+def declared_header_app() -> FastAPI:
+    """A route declaring the key as a FastAPI header parameter, as ``register`` did before it
+    read the header itself (issue 12): what the key's documentation and refusals equal."""
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.post("/tickets")
+    async def register(
+        key: Annotated[
+            str | None, Header(alias=IDEMPOTENCY_KEY, description=KEY_DESCRIPTION, **KEY_RULES)
+        ] = None,
+    ) -> dict[str, str | None]:
+        return {"key": key}
+
+    return app
+
+
+def test_the_key_is_documented_as_a_declared_header_parameter(intake: Intake) -> None:
+    declared = declared_header_app().openapi()["paths"]["/tickets"]["post"]["parameters"]
+    assert intake.app.openapi()["paths"]["/tickets"]["post"]["parameters"] == declared
+
+
+@pytest.mark.parametrize("key", ["", "x" * 256, "a b", "k-\u00e9"])
+async def test_a_bad_key_is_refused_as_a_declared_header_parameter_refuses_it(
+    intake: Intake, key: str
+) -> None:
+    headers = {IDEMPOTENCY_KEY.encode(): key.encode("latin-1")}
+    transport = httpx.ASGITransport(app=declared_header_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://declared") as client:
+        declared = await client.post("/tickets", headers=headers)
+    ours = await intake.call("operator", "POST", "/tickets", json=ticket(), headers=headers)
+    assert declared.status_code == 422
+    assert (ours.status_code, ours.json()["errors"], ours.json()["detail"]) == (
+        422,
+        declared.json()["errors"],
+        declared.json()["detail"],
+    )
+    assert await count(intake) == 0
