@@ -27,6 +27,8 @@ tickets = Table(
     Column("requester_phone_index", String(32)),
     Column("anonymous", Boolean, nullable=False),
     Column("flagged", Boolean, nullable=False),
+    # status, lead_unit_id, status_at: set by other services' events, in no index on
+    # PostgreSQL so that their updates are HOT (intake_0010)
     Column("status", String(24), nullable=False),
     Column("registered_at", UTCDateTime, nullable=False),
     Column("registered_by", String(64), nullable=False),

@@ -21,6 +21,7 @@ from services.intake.app import SPEC
 from services.intake.domain import search_terms
 from services.intake.handlers import catalog_readiness
 from services.intake.handlers import registration as reg
+from services.intake.handlers.events import on_progress
 from services.intake.models import idempotency_keys, requester_reads, ticket_words, tickets
 from shared.audit import verify_chain
 from shared.bus import LogBus
@@ -29,6 +30,7 @@ from shared.service import create_service_app
 from shared.settings import Settings
 from tests.conftest import SettledBus
 from tests.unit.intake.conftest import MATTERS, T0, Intake, consultation, ticket
+from tests.unit.intake.test_lookup import dispatched
 
 pytestmark = pytest.mark.integration
 
@@ -352,3 +354,31 @@ async def test_search_terms_are_one_array_a_ticket_compared_byte_by_byte(
         oldest = await intake.tickets(q="老人", sort="registered_at", channel="phone")
         assert [t["ticket_id"] for t in oldest["data"]] == [numbers[0], numbers[2]]
         assert oldest["count"] == 2
+
+
+async def test_status_updates_stay_on_their_page_and_add_no_index_entries(intake: Intake) -> None:
+    """intake_0010: the events setting tickets' status update them in place (HOT): no index
+    of ``tickets`` names the status and each page keeps room for its rows' next versions,
+    so a batch of dispatches, consecutive tickets on few pages, adds no index entry; the
+    operators' list still finds the tickets by status."""
+    answers = await asyncio.gather(
+        *(post(intake, ticket(requester=requester(i))) for i in range(40))
+    )
+    numbers = [a.json()["ticket_id"] for a in answers]
+    at = intake.clock.now()
+    batch = [dispatched(n, intake).envelope(producer="dispatch", occurred_at=at) for n in numbers]
+    async with intake.ctx.db.unit_of_work() as uow:
+        await on_progress(intake.ctx, uow, batch)
+        updated, in_place = (
+            await uow.conn.execute(
+                text(
+                    "SELECT pg_stat_get_xact_tuples_updated('tickets'::regclass),"
+                    " pg_stat_get_xact_tuples_hot_updated('tickets'::regclass)"
+                )
+            )
+        ).one()
+    assert (updated, in_place) == (40, 40)
+    found = await intake.tickets(status="dispatched", limit=100)
+    assert found["count"] == 40
+    assert sorted(t["ticket_id"] for t in found["data"]) == sorted(numbers)
+    assert (await intake.tickets(status="registered"))["count"] == 0

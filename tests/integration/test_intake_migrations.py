@@ -1,6 +1,8 @@
-"""intake_0009 on PostgreSQL: the tickets' search words, rows of ``ticket_terms`` until
-intake_0008, become one array a ticket in ``ticket_words`` and the search finds the same
-tickets; the downgrade writes them back as the same rows."""
+"""intake's migrations on PostgreSQL, carrying existing tickets both ways. intake_0009: the
+tickets' search words, rows of ``ticket_terms`` until intake_0008, become one array a ticket
+in ``ticket_words`` and the search finds the same tickets; the downgrade writes them back as
+the same rows. intake_0010: the status index goes and new pages are half filled, so status
+updates are HOT; the downgrade puts both back."""
 
 from __future__ import annotations
 
@@ -100,5 +102,44 @@ async def test_0009_carries_the_words_over_and_back(pg_url: str) -> None:
             words = await conn.scalar(text("SELECT to_regclass('ticket_words')"))
         assert back == rows
         assert words is None
+    finally:
+        await db.dispose()
+
+
+async def _tickets_shape(conn: sa.ext.asyncio.AsyncConnection) -> tuple[object, ...]:
+    """The tickets' rows, status index and storage options."""
+    rows = (await conn.execute(text("SELECT * FROM tickets ORDER BY id"))).all()
+    index = await conn.scalar(text("SELECT to_regclass('ix_tickets_status')::text"))
+    options = await conn.scalar(text("SELECT reloptions FROM pg_class WHERE relname = 'tickets'"))
+    return [tuple(r) for r in rows], index, options
+
+
+async def test_0010_drops_the_status_index_and_half_fills_pages_and_back(pg_url: str) -> None:
+    db = Database("intake", pg_url)
+    try:
+        async with db.engine.begin() as conn:
+            await conn.execute(text('CREATE SCHEMA IF NOT EXISTS "intake"'))
+            await conn.run_sync(_migrate("upgrade", "intake_0009"))
+            for number, content in CONTENTS.items():
+                await conn.execute(
+                    text(
+                        "INSERT INTO tickets (ticket_id, channel, type, urgency, matter_code,"
+                        " district, content, anonymous, flagged, status, registered_at,"
+                        " registered_by, lead_unit_id, status_at) VALUES (:n, 'phone',"
+                        " 'complaint', 'livelihood', 'HEAT-001', '120101', :c, false, false,"
+                        " 'dispatched', now(), 'operator', 'city-heat', now())"
+                    ),
+                    {"n": number, "c": content},
+                )
+            rows, index, options = await _tickets_shape(conn)
+        assert len(rows) == 3 and index is not None and options is None
+        async with db.engine.begin() as conn:
+            await conn.run_sync(_migrate("upgrade", "intake_0010"))
+        async with db.engine.connect() as conn:
+            assert await _tickets_shape(conn) == (rows, None, ["fillfactor=50"])
+        async with db.engine.begin() as conn:
+            await conn.run_sync(_migrate("downgrade", "intake_0009"))
+        async with db.engine.connect() as conn:
+            assert await _tickets_shape(conn) == (rows, "ix_tickets_status", None)
     finally:
         await db.dispose()

@@ -3,6 +3,7 @@ keep working, become searchable, and the default policy is in place."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -32,14 +33,18 @@ TICKETS_0001 = sa.table(
 )
 
 
-def _upgrade_to(revision: str) -> object:
+def _step(step: str, revision: str) -> Callable[[Connection], None]:
     def run(sync_conn: Connection) -> None:
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
         cfg.attributes["connection"] = sync_conn
-        command.upgrade(cfg, revision)
+        getattr(command, step)(cfg, revision)
 
     return run
+
+
+def _upgrade_to(revision: str) -> Callable[[Connection], None]:
+    return _step("upgrade", revision)
 
 
 async def test_tickets_from_before_0002_survive_and_become_searchable(tmp_path: Path) -> None:
@@ -78,5 +83,22 @@ async def test_tickets_from_before_0002_survive_and_become_searchable(tmp_path: 
         assert "13812345678" not in str(tuple(row)) and "王强" not in str(tuple(row))
         assert open_requester(ring, row._mapping)["requester_name"] == "王强"
         assert row.requester_phone_index == phone_index(ring, "13812345678")
+    finally:
+        await db.dispose()
+
+
+async def test_sqlite_tickets_keep_the_status_index_through_0010(tmp_path: Path) -> None:
+    """intake_0010 is PostgreSQL's (HOT updates): SQLite, which rewrites only the indexes of
+    the columns an update sets, keeps filtering by status through its index, both ways."""
+    db = Database("intake", f"sqlite+aiosqlite:///{tmp_path}/hotline.db")
+
+    def indexes(sync_conn: Connection) -> set[str]:
+        return {i["name"] for i in sa.inspect(sync_conn).get_indexes("tickets")}
+
+    try:
+        for step, revision in (("upgrade", "intake_0010"), ("downgrade", "intake_0009")):
+            async with db.engine.begin() as conn:
+                await conn.run_sync(_step(step, revision))
+                assert "ix_tickets_status" in await conn.run_sync(indexes)
     finally:
         await db.dispose()
