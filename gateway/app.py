@@ -20,7 +20,7 @@ from gateway.clock import clock_router
 from gateway.hygiene import RequestHygiene
 from gateway.identities import SessionGuard, open_identities
 from gateway.openapi import MergedOpenAPI
-from gateway.proxy import Upstreams, install_proxy
+from gateway.proxy import ServiceDispatch, Upstreams, install_proxy
 from gateway.throttle import Throttle
 from shared.access import guard, public
 from shared.bus import Bus
@@ -91,6 +91,7 @@ def create_gateway_app(
     app.state.tokens = auth.TokenVerifier(settings.jwt_secret)
     app.state.openapi = MergedOpenAPI(app)
     install_error_handlers(app)
+    app.add_middleware(ServiceDispatch)  # innermost: the services' paths skip the router
     app.add_middleware(
         RequestHygiene, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes
     )

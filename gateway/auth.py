@@ -7,11 +7,13 @@ and a disabled user take effect within that time."""
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 import jwt
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field, ValidationError
+from starlette.datastructures import State
 
 from gateway.identities import Account, IdentityStore, Issued, SessionGuard
 from gateway.throttle import Throttle
@@ -145,13 +147,19 @@ class TokenVerifier:
         return self.session(token.strip())
 
 
+async def session_caller(state: State, authorization: str | None) -> tuple[Caller, str]:
+    """The caller of an ``Authorization: Bearer <jwt>`` header whose session still stands,
+    and the session; ``state``: the gateway app's."""
+    tokens: TokenVerifier = state.tokens
+    caller, session_id = tokens.session_from_authorization(authorization)
+    guard: SessionGuard = state.sessions
+    await guard.check(session_id)
+    return caller, session_id
+
+
 async def caller_from_authorization(request: Request, authorization: str | None) -> Caller:
     """The caller of an ``Authorization: Bearer <jwt>`` header whose session still stands."""
-    tokens: TokenVerifier = request.app.state.tokens
-    caller, session_id = tokens.session_from_authorization(authorization)
-    guard: SessionGuard = request.app.state.sessions
-    await guard.check(session_id)
-    request.state.session_id = session_id
+    caller, request.state.session_id = await session_caller(request.app.state, authorization)
     return caller
 
 
@@ -164,7 +172,14 @@ router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
 
 def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    return scope_client_address(request.scope)
+
+
+def scope_client_address(scope: Mapping[str, Any]) -> str:
+    """The client's address (uvicorn's: the TCP peer, or X-Forwarded-For's from a trusted
+    proxy)."""
+    client = scope.get("client")
+    return client[0] if client else "unknown"
 
 
 _UNAUTHORIZED: dict[int | str, dict[str, Any]] = {

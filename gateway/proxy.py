@@ -5,19 +5,21 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import quote, quote_from_bytes
 
 import httpx
 import orjson
 from fastapi import FastAPI
+from starlette.applications import Starlette
+from starlette.datastructures import URL, State
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Match, Route
-from starlette.types import Scope
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway.auth import caller_from_authorization, client_address
+from gateway.auth import scope_client_address, session_caller
 from gateway.channels import api_key_from
 from gateway.throttle import Throttle
 from gateway.transport import REPLAYABLE, Answer, HTTP1Transport, Origin
@@ -228,14 +230,69 @@ def wire_target(target: str) -> str:
     return httpx.URL(_ANY_ORIGIN + target).raw_path.decode("ascii")
 
 
+class Proxy:
+    """The proxy, as a plain ASGI app: the hot path of every ticket, so no starlette
+    ``Request``/``Response`` objects are built for it. A refusal (``DomainError``: 401, 403,
+    404, 429, 502-504; a database outage) is answered by the app's own exception handlers
+    (shared/errors.py), as any route's; anything else goes on to the server-error layer
+    (500). ``ServiceDispatch`` hands it the services' paths directly; the router's routes
+    for them (``install_proxy``) remain for what it does not take."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        app = scope["app"]
+        try:
+            status, headers, content = await forward(app.state, scope, await _body(receive))
+        except Exception as exc:
+            handler = _exception_handler(app, exc)
+            if handler is None:
+                raise
+            response = await handler(Request(scope, receive), exc)
+            await response(scope, receive, send)
+            return
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": content})
+
+
 # a pass-through: each service enforces its route's own declaration (shared/access.py) on
 # the caller the proxy signs for it (a token's or an API key's)
-@public()
-async def proxy(request: Request) -> Response:
-    settings: Settings = request.app.state.settings
-    scope = request.scope
-    service: str = request.path_params["service"]
-    path = "/" + request.path_params["path"]
+proxy = public()(Proxy())
+
+
+async def _body(receive: Receive) -> bytes:
+    """The request's whole body (RequestHygiene has read and bounded it already)."""
+    message = await receive()
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body", False):
+        return body
+    chunks = [body]
+    while message.get("more_body", False):
+        message = await receive()
+        chunks.append(message.get("body", b""))
+    return b"".join(chunks)
+
+
+def _exception_handler(app: Starlette, exc: Exception) -> Callable[..., Any] | None:
+    """The handler the app's exception layer would pick for ``exc`` (by its class, nearest
+    first); ``Exception``'s own (and a 500's) belong to the server-error layer outside."""
+    for kind in type(exc).__mro__:
+        if kind is Exception:
+            return None
+        handler = app.exception_handlers.get(kind)
+        if handler is not None:
+            return handler
+    return None
+
+
+async def forward(
+    state: State, scope: Scope, body: bytes
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """The service's answer to the request of ``scope`` (its route's ``path_params``:
+    ``service``, ``path``): status, headers to send back, body."""
+    settings: Settings = state.settings
+    path_params = scope["path_params"]
+    service: str = path_params["service"]
+    path = "/" + path_params["path"]
+    method: str = scope["method"]
 
     authorization: str | None = None
     keyed = False
@@ -246,21 +303,19 @@ async def proxy(request: Request) -> Response:
             keyed = keyed or key == b"idempotency-key"
         elif key == b"authorization":
             authorization = value.decode("latin-1")
-    upstreams: Upstreams = request.app.state.upstreams
+    upstreams: Upstreams = state.upstreams
     api_key = api_key_from(scope["headers"])
     if api_key is not None:  # a channel account (gateway/channels.py)
-        caller = await request.app.state.api_keys.caller(upstreams, api_key)
-    elif authorization is None and request.method == "GET" and (service, path) in PUBLIC_READS:
+        caller = await state.api_keys.caller(upstreams, api_key)
+    elif authorization is None and method == "GET" and (service, path) in PUBLIC_READS:
         caller = ANONYMOUS
     else:
-        caller = await caller_from_authorization(request, authorization)
+        caller, scope["state"]["session_id"] = await session_caller(state, authorization)
     upstream = upstreams.get(service)
 
-    method = request.method
-    body = await request.body()
-    await throttle_abuse(request, caller, service, method, path, body)
+    await throttle_abuse(state.throttle, scope, caller, service, method, path, body)
     target = wire_target(_target(scope, service, path))
-    headers.append((b"x-request-id", request.state.trace_id.encode()))
+    headers.append((b"x-request-id", scope["state"]["trace_id"].encode()))
     # signed as sent: the service checks method, path, query and body against it
     signed = sign_headers(
         settings.service_secret,
@@ -300,12 +355,17 @@ async def proxy(request: Request) -> Response:
             service=service,
         ) from exc
 
-    content = answer.content
+    status, content = answer.status, answer.content
     if _content_type(answer.headers).startswith(_PROBLEM_JSON):
-        content = _instance_at_gateway(content, request.url.path)
-    response = Response(content, status_code=answer.status)
-    response.raw_headers.extend((k, v) for k, v in answer.headers if k.lower() in _RETURN)
-    return response
+        content = _instance_at_gateway(content, URL(scope=scope).path)
+    # as starlette's Response(content, status_code) had it: a length but for 1xx, 204, 304
+    back = [] if status < 200 or status in (204, 304) else [_length(content)]
+    back += [(k, v) for k, v in answer.headers if k.lower() in _RETURN]
+    return status, back, content
+
+
+def _length(content: bytes) -> tuple[bytes, bytes]:
+    return b"content-length", str(len(content)).encode("latin-1")
 
 
 def _content_type(headers: list[tuple[bytes, bytes]]) -> bytes:
@@ -325,15 +385,20 @@ def _instance_at_gateway(content: bytes, path: str) -> bytes:
 
 
 async def throttle_abuse(
-    request: Request, caller: Caller, service: str, method: str, path: str, body: bytes
+    throttle: Throttle,
+    scope: Scope,
+    caller: Caller,
+    service: str,
+    method: str,
+    path: str,
+    body: bytes,
 ) -> None:
     """The limits on proxied routes (gateway/throttle.py): citizen lookups per client
     address and per ticket, registrations per channel account."""
     if service != "intake" or method != "POST":
         return
-    throttle: Throttle = request.app.state.throttle
     if path == "/tickets/lookup":
-        await throttle.hit(throttle.lookup_client, client_address(request))
+        await throttle.hit(throttle.lookup_client, scope_client_address(scope))
         try:
             ticket_id = orjson.loads(body).get("ticket_id")
         except (orjson.JSONDecodeError, AttributeError):
@@ -356,10 +421,44 @@ class ServiceRoute(Route):
         return match, child
 
 
+_SERVICE_PREFIX = "/api/v1/"
+_DISPATCHED = frozenset(PROXY_METHODS)
+
+
+class ServiceDispatch:
+    """Plain ASGI, the innermost layer of the gateway's own (inside RequestEdge and
+    RequestHygiene, so every request keeps its trace id, metrics and limits): a request
+    ``ServiceRoute`` would take goes straight to the proxy, past the router and its
+    exception layer, which cost as much CPU as the proxy itself. Its scope gets what the
+    route's match gives (``endpoint``, ``path_params``), for the metrics' route template.
+    Anything else (another method, a ``root_path``) goes on to the router as before."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["path"].startswith(_SERVICE_PREFIX)
+            and scope["method"] in _DISPATCHED
+            and not scope.get("root_path")
+        ):
+            # as PROXY_PATH's pattern: /api/v1/{service}/{path}, service without a slash
+            service, slash, path = scope["path"][len(_SERVICE_PREFIX) :].partition("/")
+            if slash and service in SERVICES:
+                scope["endpoint"] = proxy
+                scope["path_params"] = {"service": service, "path": path}
+                await proxy(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def install_proxy(app: FastAPI) -> None:
     """The services' paths first; any other ``/api/v1/<name>/...`` last, after the gateway's
-    own routes (auth, admin, tickets), where it answers that there is no such service."""
+    own routes (auth, admin, tickets), where it answers that there is no such service.
+    (The app's ``ServiceDispatch`` layer takes the services' paths before the router.)"""
     app.router.routes.insert(
         0, ServiceRoute(PROXY_PATH, proxy, methods=PROXY_METHODS, include_in_schema=False)
     )
-    app.router.add_route(PROXY_PATH, proxy, methods=PROXY_METHODS, include_in_schema=False)
+    # an ASGI app as endpoint, which starlette serves as such (its typing names functions)
+    app.router.add_route(PROXY_PATH, proxy, methods=PROXY_METHODS, include_in_schema=False)  # type: ignore[arg-type]

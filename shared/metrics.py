@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import hmac
 import math
+import os
 import time
-import uuid
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -136,7 +136,8 @@ class RequestEdge:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        trace_id = incoming_request_id(scope["headers"]) or uuid.uuid4().hex
+        # 32 random hex digits, as uuid4().hex but without building a UUID (~3 µs a request)
+        trace_id = incoming_request_id(scope["headers"]) or os.urandom(16).hex()
         scope.setdefault("state", {})["trace_id"] = trace_id
         header = (b"x-request-id", trace_id.encode())
         status = 500

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import orjson
 import pytest
+from fastapi import FastAPI
 
 from gateway.app import create_gateway_app
 from gateway.proxy import proxy, wire_target
 from shared.auth import CALLER_HEADER, SIGNATURE_HEADER, Caller, Role, sign_headers
 from shared.errors import PROBLEM_JSON
 from shared.settings import SERVICES, Settings
-from tests.unit.gateway.conftest import PASSWORDS, gateway_problem
+from tests.unit.gateway.conftest import PASSWORDS, gateway_problem, stand_in_service
 
 
 async def test_the_service_sees_the_caller_and_the_request_unchanged(
@@ -313,3 +315,123 @@ def test_a_callers_identity_is_encoded_once_for_all_its_requests(
     assert first[CALLER_HEADER] == again[CALLER_HEADER] != other[CALLER_HEADER]
     assert dumped == [fields["sub"], fields["sub"]]  # once per distinct caller
     assert orjson.loads(base64.urlsafe_b64decode(other[CALLER_HEADER]))["role"] == "agency"
+
+
+@asynccontextmanager
+async def started(
+    settings: Settings, stand_in: Callable[..., Any], *, raise_app_exceptions: bool = True
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """A gateway in front of a stand-in intake, and its client with an operator signed in."""
+    app = create_gateway_app(settings, {"intake": httpx.ASGITransport(app=stand_in("intake"))})
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions),
+            base_url="http://gateway",
+        ) as client:
+            login = await client.post(
+                "/api/v1/auth/login", json={"username": "op1", "password": PASSWORDS["op1"]}
+            )
+            client.headers["authorization"] = f"Bearer {login.json()['access_token']}"
+            yield app, client
+
+
+async def test_a_service_path_reaches_the_proxy_past_the_router(
+    settings: Settings, stand_in: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The router, its exception layer and starlette's request and response objects cost a
+    proxied request as much CPU as the proxy's own work: no route is matched for it, not
+    even the proxy's. A method the proxy does not take still goes to the router."""
+    async with started(settings, stand_in) as (app, client):
+        tried: list[tuple[str, str]] = []
+        for route in _routes_of(app.router.routes):
+            matches = route.matches
+
+            def spy(scope: Any, matches: Any = matches) -> Any:
+                tried.append((scope["method"], scope["path"]))
+                return matches(scope)
+
+            monkeypatch.setattr(route, "matches", spy)
+
+        response = await client.post("/api/v1/intake/echo/x", content=b"{}")
+        assert response.status_code == 201, response.text
+        assert response.json()["path"] == "/echo/x"
+        assert tried == []
+
+        other = await client.request("TRACE", "/api/v1/intake/echo/x")
+    assert ("TRACE", "/api/v1/intake/echo/x") in tried
+    assert other.status_code == 404  # the router's answer (the console's page), as before
+
+
+async def test_a_refused_proxied_request_is_a_problem_with_its_trace_id_counted_by_route(
+    gateway_with: Callable[..., Any], settings: Settings
+) -> None:
+    settings.metrics_token = "scrape-token"
+    async with gateway_with({"intake": stand_in_service("intake", settings)}) as client:
+        refused = await client.post(
+            "/api/v1/intake/tickets", content=b"{}", headers={"x-request-id": "r-401"}
+        )
+        forged = await client.get(
+            "/api/v1/intake/echo/x", headers={"authorization": "Bearer not-a-token"}
+        )
+        metrics = await client.get("/metrics", headers={"authorization": "Bearer scrape-token"})
+
+    assert refused.status_code == 401
+    assert refused.headers["content-type"] == PROBLEM_JSON
+    assert refused.headers["x-request-id"] == "r-401"
+    assert refused.json() == {
+        "type": "about:blank",
+        "title": "Unauthorized",
+        "status": 401,
+        "detail": "sign in first: send Authorization: Bearer <access_token>",
+        "instance": "/api/v1/intake/tickets",
+        "trace_id": "r-401",
+    }
+    assert forged.status_code == 401
+    assert forged.json()["detail"] == "the access token is not valid"
+    assert forged.json()["trace_id"] == forged.headers["x-request-id"]
+    counted = (
+        'hotline_http_request_duration_seconds_count{{method="{}",route="{}",status="401"}} 1.0'
+    )
+    assert counted.format("POST", "/api/v1/intake/{path:path}") in metrics.text
+    assert counted.format("GET", "/api/v1/intake/{path:path}") in metrics.text
+
+
+async def test_a_session_store_outage_is_a_503_with_retry_after(
+    settings: Settings, stand_in: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the app's handler for the outage's class (OSError), as on any route: a 503
+    that says when to retry, and nothing raised past it."""
+    async with started(settings, stand_in) as (app, client):
+
+        async def gone(session_id: str) -> bool:
+            raise ConnectionRefusedError("the gateway's database is down")
+
+        app.state.sessions.clear()
+        monkeypatch.setattr(app.state.identities, "session_active", gone)
+        response = await client.get("/api/v1/intake/echo/x")
+
+    assert response.status_code == 503
+    assert response.headers["content-type"] == PROBLEM_JSON
+    assert response.headers["retry-after"] == "1"
+    assert response.json()["instance"] == "/api/v1/intake/echo/x"
+
+
+async def test_an_unexpected_error_in_the_proxy_is_a_500_problem_counted_by_route(
+    settings: Settings, stand_in: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(target: str) -> str:
+        raise RuntimeError("a bug")
+
+    async with started(settings, stand_in, raise_app_exceptions=False) as (app, client):
+        monkeypatch.setattr("gateway.proxy.wire_target", broken)
+        response = await client.get("/api/v1/intake/echo/x", headers={"x-request-id": "r-500"})
+        samples = app.state.metrics.http.collect()[0].samples
+
+    assert response.status_code == 500
+    assert response.headers["content-type"] == PROBLEM_JSON
+    assert response.json()["trace_id"] == "r-500"
+    assert {
+        s.labels["route"]
+        for s in samples
+        if s.name.endswith("_count") and s.labels["status"] == "500"
+    } == {"/api/v1/intake/{path:path}"}
