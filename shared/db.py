@@ -547,7 +547,7 @@ class Database:
                 lock = zlib.crc32(f"migrate:{self.service}".encode())
                 await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": lock})
                 await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.service}"'))
-            await conn.run_sync(_upgrade, str(script_location))
+            await conn.run_sync(migration_step, str(script_location))
             await conn.run_sync(self.metadata.create_all, [self.dead_letters, self.event_history])
             await conn.run_sync(_index_inbox, self.inbox)
 
@@ -766,8 +766,12 @@ def outbox_row(envelope: Envelope) -> dict[str, Any]:
     }
 
 
-def _upgrade(sync_conn: Connection, script_location: str) -> None:
+def migration_step(
+    sync_conn: Connection, script_location: str, step: str = "upgrade", revision: str = "head"
+) -> None:
+    """Alembic's ``step`` (``upgrade`` or ``downgrade``) to ``revision`` of the migrations at
+    ``script_location``, on ``sync_conn`` (``AsyncConnection.run_sync`` passes it)."""
     cfg = Config()
     cfg.set_main_option("script_location", script_location)
     cfg.attributes["connection"] = sync_conn
-    command.upgrade(cfg, "head")
+    getattr(command, step)(cfg, revision)

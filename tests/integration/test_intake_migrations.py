@@ -6,17 +6,16 @@ updates are HOT; the downgrade puts both back."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from services.intake.domain import search_terms
-from shared.db import Database
+from shared.db import Database, migration_step
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.integration
@@ -31,13 +30,9 @@ TERMS = sa.table("ticket_terms", sa.column("term"), sa.column("ticket_pk"))
 
 
 def _migrate(step: str, revision: str) -> Callable[[Connection], None]:
-    def run(sync_conn: Connection) -> None:
-        cfg = Config()
-        cfg.set_main_option("script_location", str(MIGRATIONS))
-        cfg.attributes["connection"] = sync_conn
-        getattr(command, step)(cfg, revision)
-
-    return run
+    return functools.partial(
+        migration_step, script_location=str(MIGRATIONS), step=step, revision=revision
+    )
 
 
 async def _found(conn: sa.ext.asyncio.AsyncConnection, *words: str) -> list[str]:

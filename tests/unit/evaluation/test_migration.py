@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import create_engine, text
 
+from shared.db import migration_step
 from tests.conftest import at
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "services" / "evaluation" / "migrations"
@@ -17,10 +16,7 @@ MIGRATIONS = Path(__file__).resolve().parents[3] / "services" / "evaluation" / "
 def upgrade(url: str, revision: str) -> None:
     engine = create_engine(url)
     with engine.begin() as conn:
-        cfg = Config()
-        cfg.set_main_option("script_location", str(MIGRATIONS))
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
+        migration_step(conn, str(MIGRATIONS), "upgrade", revision)
     engine.dispose()
 
 

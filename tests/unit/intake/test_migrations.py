@@ -3,19 +3,18 @@ keep working, become searchable, and the default policy is in place."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection
 
 from services.intake.domain import DEFAULT_POLICY
 from services.intake.models import policy_versions, ticket_terms, tickets
 from services.intake.sealed import open_requester, phone_index
-from shared.db import Database
+from shared.db import Database, migration_step
 from shared.sealing import KeyRing
 from tests.conftest import ROOT, at
 
@@ -34,13 +33,9 @@ TICKETS_0001 = sa.table(
 
 
 def _step(step: str, revision: str) -> Callable[[Connection], None]:
-    def run(sync_conn: Connection) -> None:
-        cfg = Config()
-        cfg.set_main_option("script_location", str(MIGRATIONS))
-        cfg.attributes["connection"] = sync_conn
-        getattr(command, step)(cfg, revision)
-
-    return run
+    return functools.partial(
+        migration_step, script_location=str(MIGRATIONS), step=step, revision=revision
+    )
 
 
 def _upgrade_to(revision: str) -> Callable[[Connection], None]:
