@@ -727,6 +727,40 @@ async def _behind(consumer: Any, handled: dict[Any, int]) -> dict[Any, int]:
     return behind
 
 
+TOPICS_READY_TIMEOUT = 60.0
+METADATA_MAX_AGE_MS = 30_000
+
+
+async def await_topics(
+    admin: Any, names: Sequence[str], *, timeout: float = TOPICS_READY_TIMEOUT, pause: float = 0.1
+) -> None:
+    """Wait until the broker's metadata shows each of ``names`` with every partition led.
+
+    A broker answers CreateTopics once its controller has committed them, and its own
+    metadata may learn of them a moment later. A consumer that subscribes in that moment
+    finds no partitions, joins its group with none assigned, and is given them only at its
+    next routine metadata refresh (aiokafka: every 5 minutes): CI saw a fresh broker's
+    first consumer take nothing for 120 s. Only topics already created may be asked for
+    here: a metadata request for an unknown topic lets the broker create it with its
+    default partition count."""
+    deadline = time.monotonic() + timeout
+    missing = sorted(names)
+    while True:
+        described = await admin.describe_topics(missing)
+        missing = sorted(
+            t["topic"]
+            for t in described
+            if t["error_code"] != 0
+            or not t["partitions"]
+            or any(p["error_code"] != 0 or p["leader"] < 0 for p in t["partitions"])
+        )
+        if not missing:
+            return
+        if time.monotonic() >= deadline:
+            raise RuntimeError(f"Kafka topics not ready after {timeout:.0f} s: {missing}")
+        await asyncio.sleep(pause)
+
+
 class KafkaBus(_Groups):
     """Apache Kafka through aiokafka: idempotent producer with ``acks=all``; one consumer
     group per service; offsets are committed only after the handler has stored the batch's
@@ -841,6 +875,7 @@ class KafkaBus(_Groups):
                     await admin.create_topics(wanted)
                 except TopicAlreadyExistsError:
                     pass
+                await await_topics(admin, [t.name for t in wanted])
         finally:
             await admin.close()
 
@@ -891,6 +926,8 @@ class KafkaBus(_Groups):
             rebalance_timeout_ms=self.timing.rebalance_timeout_ms,
             fetch_max_wait_ms=IDLE_FETCH_WAIT_MS,
             fetch_min_bytes=1,
+            # a partition the group's last metadata lacked is found within this (default 5 min)
+            metadata_max_age_ms=METADATA_MAX_AGE_MS,
         )
         in_hand = asyncio.Lock()  # held while a batch is handled and committed
         revoking = asyncio.Event()

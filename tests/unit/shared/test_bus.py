@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from shared.bus import LogBus
+from shared.bus import LogBus, await_topics
 from shared.events import TOPIC_CATALOG, TOPIC_TICKETS, Envelope
 
 NOW = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
@@ -413,3 +413,45 @@ async def test_a_kafka_groups_lag_is_the_last_known_while_its_partitions_are_rea
     sub.consumer = Partitions({})
     await bus.refresh_lag()
     assert bus.lag() == {"sla": 12}
+
+
+class _SlowMetadataAdmin:
+    """A broker whose metadata learns of new topics only after ``unknown_for`` requests
+    (error 3 is UNKNOWN_TOPIC_OR_PARTITION), then with a partition still leaderless once."""
+
+    def __init__(self, unknown_for: int) -> None:
+        self.unknown_for = unknown_for
+        self.asked: list[list[str]] = []
+
+    async def describe_topics(self, topics: list[str]) -> list[dict[str, Any]]:
+        self.asked.append(list(topics))
+        n = len(self.asked)
+        if n <= self.unknown_for:
+            return [{"topic": t, "error_code": 3, "partitions": []} for t in topics]
+        leader = -1 if n == self.unknown_for + 1 else 1
+        return [
+            {
+                "topic": t,
+                "error_code": 0,
+                "partitions": [
+                    {"partition": 0, "error_code": 0, "leader": 1},
+                    {"partition": 1, "error_code": 0, "leader": leader},
+                ],
+            }
+            for t in topics
+        ]
+
+
+async def test_kafka_start_waits_until_the_brokers_metadata_shows_its_new_topics_led() -> None:
+    # CI: a fresh broker's first consumer subscribed before the broker's metadata had the
+    # topic it had just created, joined with no partitions and took nothing for 120 s
+    admin = _SlowMetadataAdmin(unknown_for=3)
+    await await_topics(admin, ["p.hotline.tickets", "p.hotline.catalog"], pause=0)
+    assert len(admin.asked) == 5  # 3 unknown, 1 with a partition not led, then ready
+    assert admin.asked[0] == ["p.hotline.catalog", "p.hotline.tickets"]
+
+
+async def test_kafka_start_fails_clearly_when_its_topics_never_appear() -> None:
+    admin = _SlowMetadataAdmin(unknown_for=10**6)
+    with pytest.raises(RuntimeError, match=r"not ready after 0 s: \['p.hotline.tickets'\]"):
+        await await_topics(admin, ["p.hotline.tickets"], timeout=0.0, pause=0)
