@@ -6,6 +6,8 @@ reads an event with ``parse_payload``; an older version is upcast before it is u
 
 from __future__ import annotations
 
+import os
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -52,12 +54,33 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+_RAND_A, _RAND_B = (1 << 12) - 1, (1 << 62) - 1
+
+
+def event_uuid(unix_ms: int | None = None) -> uuid.UUID:
+    """A new event id: a UUID v7 (RFC 9562), whose first 48 bits are the Unix time in
+    milliseconds and the rest random (74 bits). Ids made later sort after those made
+    earlier (as UUIDs and as their hyphenated text), so the inboxes' and the outboxes'
+    unique indexes on the event id take each new id at their right-hand end, on pages
+    just written, instead of on any page at all (a random v4); the ids stay as unique.
+    ``unix_ms`` is for tests (the current time otherwise)."""
+    ms = time.time_ns() // 1_000_000 if unix_ms is None else unix_ms
+    rand = int.from_bytes(os.urandom(10), "big")
+    return uuid.UUID(
+        int=(ms & 0xFFFF_FFFF_FFFF) << 80
+        | 0x7 << 76
+        | (rand >> 62 & _RAND_A) << 64
+        | 0b10 << 62
+        | rand & _RAND_B
+    )
+
+
 class Envelope(BaseModel):
     """What travels on the bus. ``payload`` is the event model's JSON."""
 
     model_config = ConfigDict(frozen=True)
 
-    event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    event_id: uuid.UUID = Field(default_factory=event_uuid)
     type: str
     version: int = 1
     occurred_at: AwareDatetime

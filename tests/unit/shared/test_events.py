@@ -25,6 +25,26 @@ REGISTERED = TicketRegistered(
 )
 
 
+def test_event_ids_are_uuid7_ordered_by_their_millisecond() -> None:
+    """Event ids are time-ordered (UUID v7): the inboxes' and outboxes' indexes on them take
+    new ids at their end. Ids of a later millisecond sort after every id of an earlier one,
+    as UUIDs and as the text the inboxes store; within one millisecond they are random."""
+    import uuid
+
+    from shared.events.base import event_uuid
+
+    envelope = REGISTERED.envelope(producer="intake", occurred_at=REGISTERED.registered_at)
+    assert envelope.event_id.version == 7
+    assert envelope.event_id.variant == uuid.RFC_4122
+    ms = 1_780_000_000_000
+    earlier = [event_uuid(ms) for _ in range(200)]
+    later = [event_uuid(ms + 1) for _ in range(200)]
+    assert len(set(earlier + later)) == 400
+    assert max(earlier) < min(later)
+    assert max(map(str, earlier)) < min(map(str, later))
+    assert all(u.version == 7 and int(u.hex[:12], 16) == ms for u in earlier)
+
+
 def test_envelope_round_trips_through_json_with_chinese_text() -> None:
     envelope = REGISTERED.envelope(producer="intake", occurred_at=REGISTERED.registered_at)
     raw = envelope.to_json()
