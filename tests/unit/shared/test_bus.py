@@ -203,6 +203,28 @@ async def test_the_trace_id_travels_in_the_kafka_headers_even_for_stored_bytes()
     assert sent == [("t.hotline.tickets", [("trace-id", b"4f2a9c")]), ("t.hotline.tickets", [])]
 
 
+def test_the_relays_partition_of_a_key_is_kafkas_default_partitioners() -> None:
+    """``partition_for`` (its own murmur2, word by word, remembered per key) chooses the
+    partition aiokafka's default partitioner, and so ``producer.send`` and the Java client,
+    chooses: for keys of every length (each tail of 0-3 bytes) and any partition count."""
+    import random
+
+    from aiokafka.partitioner import DefaultPartitioner
+    from aiokafka.partitioner import murmur2 as theirs
+
+    from shared.bus import murmur2, partition_for
+
+    rng = random.Random(12)
+    keys = [rng.randbytes(n) for n in range(300) for _ in range(8)]
+    keys += [f"TJ2026{n:010d}".encode() for n in range(2000)] + ["工单-暖气".encode()]
+    send_would = DefaultPartitioner()
+    for key in keys:
+        assert murmur2(key) == theirs(key)
+        for count in (1, 2, 3, 7, 12):
+            every = list(range(count))
+            assert partition_for(key, count) == send_would(key, every, every)
+
+
 async def test_kafka_sends_a_batch_a_partition_each_ticket_in_order_where_send_would() -> None:
     """One record batch per partition (a new one when it is full), each ticket's events
     in one partition and in their order, that partition the one aiokafka's ``send``
