@@ -22,9 +22,10 @@ log = logging.getLogger("hotline.relay")
 # The next batch, only for the holder of the service's relay lock: the uncorrelated
 # subquery is a one-time filter, evaluated once before the scan. The relay's statements
 # run on asyncpg directly (fixed SQL, prepared once per connection): SQLAlchemy's wrapping
-# of a statement and of its transaction cost more than PostgreSQL's work on them.
+# of a statement and of its transaction cost more than PostgreSQL's work on them. The
+# payloads come as their UTF-8 bytes (what the bus sends), not as str to encode again.
 _BATCH_SQL = (
-    "SELECT id, topic, key, payload FROM outbox"
+    "SELECT id, topic, key, convert_to(payload, 'UTF8') FROM outbox"
     " WHERE (SELECT pg_try_advisory_xact_lock($1)) AND published_at IS NULL"
     " ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED"
 )
@@ -93,7 +94,7 @@ class OutboxRelay:
             rows = (await conn.execute(query)).all()
             if not rows:
                 return 0
-            failure = await self._publish([(r.topic, r.key, r.payload) for r in rows])
+            failure = await self._publish([(r.topic, r.key, r.payload.encode()) for r in rows])
             values: dict[str, Any]
             if failure is None:
                 values = {"published_at": datetime.now(UTC)}
@@ -120,10 +121,10 @@ class OutboxRelay:
                 await raw.execute(_FAILED_SQL, ids, repr(failure)[:2000])
         return self._sent(len(rows), failure)
 
-    async def _publish(self, rows: list[tuple[str, str, str]]) -> Exception | None:
+    async def _publish(self, rows: list[tuple[str, str, bytes]]) -> Exception | None:
         """Send (topic, key, payload) rows; the bus's failure, if any (retried later)."""
         try:
-            await self.bus.publish_raw([RawEvent(t, k, p.encode()) for t, k, p in rows])
+            await self.bus.publish_raw([RawEvent(t, k, p) for t, k, p in rows])
         except Exception as exc:  # noqa: BLE001 - any bus failure is retried
             return exc
         return None
