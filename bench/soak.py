@@ -59,7 +59,7 @@ SCHEMAS = ("gateway", "intake", "dispatch", "sla", "knowledge", "evaluation", "c
 PLUMBING = ("outbox", "inbox", "dead_letters", "idempotency_keys")
 THROUGH = {
     "sla": "SELECT count(*) FROM sla.clocks WHERE kind = 'acceptance'",
-    "evaluation": "SELECT count(*) FROM evaluation.sla_clocks WHERE clock = 'acceptance'",
+    "evaluation": "SELECT count(*) FROM evaluation.handlings",
 }
 ENV = {
     "HOTLINE_LOG_LEVEL": "WARNING",

@@ -66,8 +66,9 @@ handlings = Table(
     Column("returned_at", UTCDateTime),
 )
 
-# SLA clocks as sla.deadline_set / sla.overdue report them; ``unit_key`` is '' for the
-# dispatch clock, which has no unit.
+# The SLA clocks that went overdue, as sla.overdue reports them (the scores' late
+# acceptances and completions); ``unit_key`` is '' for the dispatch clock, which has no
+# unit. Rows from before 2026-12 also hold clocks sla.deadline_set reported, never late.
 sla_clocks = Table(
     "sla_clocks",
     metadata,

@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from services.evaluation.handlers.events import (
-    clock_key,
     dispatched_ticket_row,
     dispatched_ticket_values,
     first_heard,
@@ -16,10 +15,9 @@ from services.evaluation.handlers.events import (
     registered_row,
 )
 from services.evaluation.handlers.monitoring import Registration, tally_hotspots
-from services.evaluation.models import handlings, sla_clocks, tickets
+from services.evaluation.models import handlings, tickets
 from shared.db import UnitOfWork, insert_new, upsert_many
 from shared.events import (
-    DeadlineSet,
     Envelope,
     TicketDispatched,
     TicketRegistered,
@@ -58,20 +56,7 @@ async def on_dispatched(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[En
     )
 
 
-async def on_deadline_set(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[Envelope]) -> None:
-    events = parse_payloads(batch, DeadlineSet)
-    keys = [clock_key(e.ticket_id, e.clock, e.round, e.unit_id) for e in events]
-    await upsert_many(
-        uow.conn,
-        sla_clocks,
-        list(keys[0]),
-        [{**key, "deadline": e.deadline} for key, e in zip(keys, events, strict=True)],
-        ["deadline"],
-    )
-
-
 MANY_HANDLERS: dict[str, ManyHandler] = {
     TicketRegistered.TYPE: on_registered,
     TicketDispatched.TYPE: on_dispatched,
-    DeadlineSet.TYPE: on_deadline_set,
 }
