@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from shared.calendar import Deadline, Period, WorkingCalendar, shanghai_time
@@ -37,13 +38,17 @@ DEFAULT_POLICY: dict[str, Any] = {
 DEFAULT_POLICY_EFFECTIVE_FROM = REGULATION_IN_FORCE  # the rules' own numbers, Art 31
 
 
+# a period's text read once (a Period is immutable): every clock's start reads one
+parse_period = lru_cache(maxsize=256)(Period.parse)
+
+
 @dataclass(frozen=True)
 class Policy:
     effective_from: datetime
     settings: dict[str, Any]
 
     def period(self, kind: ClockKind, urgency: str) -> Period:
-        return Period.parse(self.settings["periods"][kind.value][urgency])
+        return parse_period(self.settings["periods"][kind.value][urgency])
 
 
 def clock_period(
@@ -51,7 +56,7 @@ def clock_period(
 ) -> Period:
     # Art 11: a period set by law or regulation replaces the default completion period.
     if kind is ClockKind.COMPLETION and statutory_period:
-        return Period.parse(statutory_period)
+        return parse_period(statutory_period)
     return policy.period(kind, urgency)
 
 

@@ -9,7 +9,7 @@ import itertools
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +79,7 @@ def registered(
     )
 
 
-def dispatched(n: int, dispatch_no: int = 1) -> Envelope:
+def dispatched(n: int, dispatch_no: int = 1, urgency: str = "livelihood") -> Envelope:
     return env(
         TicketDispatched(
             ticket_id=f"TJ{n:04d}",
@@ -87,7 +87,7 @@ def dispatched(n: int, dispatch_no: int = 1) -> Envelope:
             matter_code=ROUTED[n % len(ROUTED)],
             district=DISTRICTS[n % len(DISTRICTS)],
             type="help",
-            urgency="livelihood",
+            urgency=urgency,  # type: ignore[arg-type]
             dispatched_at=T0 + timedelta(minutes=dispatch_no),
             dispatch_no=dispatch_no,
         ),
@@ -96,13 +96,21 @@ def dispatched(n: int, dispatch_no: int = 1) -> Envelope:
     )
 
 
-def deadline_set(n: int, clock: str, unit: str | None = "city-water") -> Envelope:
+def deadline_set(
+    n: int,
+    clock: str,
+    unit: str | None = "city-water",
+    *,
+    started_at: datetime = T0,
+    round_: int = 1,
+) -> Envelope:
     return env(
         DeadlineSet(
             ticket_id=f"TJ{n:04d}",
             clock=clock,  # type: ignore[arg-type]
+            round=round_,
             unit_id=unit,
-            started_at=T0,
+            started_at=started_at,
             deadline=T0 + timedelta(hours=n % 7 + 1),
             period="1h",
         ),
@@ -123,6 +131,19 @@ def dispatch_batch() -> list[Envelope]:
     )
     batch += [env(flag, "intake"), registered(30), again(batch[5]), batch[6]]
     batch += [deadline_set(n, "dispatch", None) for n in range(1, 12)]
+    # the SLA's acceptance deadlines replace dispatch's own, but only those of the clock now
+    # running: not one of another round, one that started before the dispatch (less the
+    # tolerance), one of a ticket not dispatched (TJ0004) or not known (TJ0099); nor a
+    # completion deadline before the acceptance
+    batch += [deadline_set(n, "acceptance") for n in range(1, 9)]
+    batch += [
+        deadline_set(9, "acceptance", started_at=T0 - timedelta(milliseconds=999)),
+        deadline_set(10, "acceptance", started_at=T0 - timedelta(seconds=2)),
+        deadline_set(11, "acceptance", round_=2),
+        deadline_set(12, "completion"),
+        deadline_set(13, "dispatch", None, round_=2),
+        deadline_set(99, "acceptance"),
+    ]
     return batch
 
 
@@ -132,7 +153,9 @@ def sla_batch() -> list[Envelope]:
         batch.append(registered(n))
         if n % 2:
             batch.append(dispatched(n))
-    batch += [dispatched(n) for n in range(2, 21, 2)]
+    # dispatched together (one time), each class with its own acceptance period
+    urgencies = ("general", "livelihood", "life_safety")
+    batch += [dispatched(n, urgency=urgencies[n % 3]) for n in range(2, 21, 2)]
     return batch + [again(batch[0]), again(batch[1]), batch[2]]
 
 

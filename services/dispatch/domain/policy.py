@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from shared.calendar import Period
@@ -20,6 +21,9 @@ DEFAULT_POLICY: dict[str, Any] = {
 }
 DEFAULT_POLICY_EFFECTIVE_FROM = REGULATION_IN_FORCE  # the rules' own numbers, Art 31
 
+# a period's text read once (a Period is immutable): every dispatch reads one
+parse_period = lru_cache(maxsize=256)(Period.parse)
+
 
 @dataclass(frozen=True)
 class Policy:
@@ -34,14 +38,14 @@ class Policy:
 
     def acceptance_period(self, urgency: str) -> Period:
         periods = self.settings.get("acceptance_periods", DEFAULT_POLICY["acceptance_periods"])
-        return Period.parse(periods[urgency])
+        return parse_period(periods[urgency])
 
     def completion_period(self, urgency: str, statutory_period: str | None) -> Period:
         # Art 11: a period set by law replaces the default completion period.
         if statutory_period:
-            return Period.parse(statutory_period)
+            return parse_period(statutory_period)
         periods = self.settings.get("completion_periods", DEFAULT_POLICY["completion_periods"])
-        return Period.parse(periods[urgency])
+        return parse_period(periods[urgency])
 
 
 def validate_settings(settings: dict[str, Any]) -> None:

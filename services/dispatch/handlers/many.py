@@ -5,36 +5,140 @@ of one type about distinct tickets, in a few statements for the whole run."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Integer, Interval, String, and_, bindparam, func, literal, select, update
+from sqlalchemy.dialects import postgresql
 
-from services.dispatch.domain import route
+from services.dispatch.domain import CatalogMatter, Level, Unit, route
 from services.dispatch.handlers.common import (
     fallback_acceptance_deadline,
     matter_from_row,
     unit_from_row,
 )
-from services.dispatch.handlers.read_models import DEADLINE_READ, deadline_values
+from services.dispatch.handlers.read_models import (
+    CLOCK_TOLERANCE,
+    DEADLINE_COLUMNS,
+    DEADLINE_READ,
+    deadline_values,
+)
 from services.dispatch.handlers.tickets import (
     assignment_row,
     dispatched_event,
     on_ticket_registered,
 )
 from services.dispatch.models import assignments, flags, matter_units, matters, units
-from shared.db import UnitOfWork, insert_new, pair_of, rows_in, update_many
+from shared.db import (
+    UnitOfWork,
+    UTCDateTime,
+    fetch_rows,
+    insert_new,
+    pair_of,
+    rows_in,
+    update_many,
+)
 from shared.events import DeadlineSet, Envelope, TicketRegistered, parse_payloads
 from shared.service import ManyHandler, ServiceContext
 
+# what a registration's routing needs to know of its ticket: the matter, the catalog's unit
+# for its district (None: none named) and whether it is flagged
+Routing = tuple[CatalogMatter | None, Unit | None, bool]
 
-async def on_registered(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[Envelope]) -> None:
-    """Tickets whose matter and district the catalog gives a unit are dispatched together;
-    the others (determination, suggestion, manual queue) take the one-by-one way."""
-    events = parse_payloads(batch, TicketRegistered)
-    conn = uow.conn
+
+def _arrays(**columns: Any) -> Any:
+    """The rows of a run given as one array parameter per column (PostgreSQL): ``unnest``
+    of them as a table ``v`` (one statement text for any number of rows)."""
+    arrays = (
+        bindparam(name, type_=postgresql.ARRAY(type_, dimensions=1))
+        for name, type_ in columns.items()
+    )
+    return func.unnest(*arrays).table_valued(*columns).render_derived(name="v")
+
+
+@cache
+def _routing_read() -> Any:
+    """One read of every ticket's routing (PostgreSQL): its matter, the unit the catalog
+    names for its matter and district (matter_units' key), and its flag, by the rows
+    ``ticket_id``, ``matter_code`` and ``district``."""
+    v = _arrays(ticket_id=String(32), matter_code=String(32), district=String(12))
+    return select(
+        v.c.ticket_id,
+        *(matters.c[c].label(f"m_{c}") for c in _MATTER),
+        *(units.c[c].label(f"u_{c}") for c in _UNIT),
+        flags.c.ticket_id.label("flag"),
+    ).select_from(
+        v.outerjoin(matters, matters.c.code == v.c.matter_code)
+        .outerjoin(
+            matter_units,
+            and_(
+                matter_units.c.matter_code == v.c.matter_code,
+                matter_units.c.district == v.c.district,
+            ),
+        )
+        .outerjoin(units, units.c.unit_id == matter_units.c.unit_id)
+        .outerjoin(flags, flags.c.ticket_id == v.c.ticket_id)
+    )
+
+
+# what routing reads of a matter (not its keywords) and of a unit
+_MATTER = (
+    "code",
+    "name",
+    "default_urgency",
+    "functional_only",
+    "statutory_period",
+    "anonymous_allowed",
+    "active",
+)
+_UNIT = ("unit_id", "name", "level", "functional", "industry", "district", "parent_id", "active")
+
+
+async def _routings(conn: Any, events: Sequence[TicketRegistered]) -> dict[str, Routing]:
+    if conn.dialect.name == "postgresql":
+        rows = await fetch_rows(
+            conn,
+            _routing_read(),
+            {
+                "ticket_id": [e.ticket_id for e in events],
+                "matter_code": [e.matter_code for e in events],
+                "district": [e.district for e in events],
+            },
+        )
+        return {
+            r.ticket_id: (
+                None
+                if r.m_code is None
+                else CatalogMatter(
+                    r.m_code,
+                    r.m_name,
+                    r.m_default_urgency,
+                    r.m_functional_only,
+                    r.m_statutory_period,
+                    r.m_anonymous_allowed,
+                    (),  # routing reads no keywords
+                    r.m_active,
+                ),
+                None
+                if r.u_unit_id is None
+                else Unit(
+                    r.u_unit_id,
+                    r.u_name,
+                    Level(r.u_level),
+                    r.u_functional,
+                    r.u_industry,
+                    r.u_district,
+                    r.u_parent_id,
+                    r.u_active,
+                ),
+                r.flag is not None,
+            )
+            for r in rows
+        }
+    # SQLite: three reads
     found = await rows_in(conn, (matters,), matters.c.code, {e.matter_code for e in events})
     found_matters = {r.code: matter_from_row(r) for r in found}
-    catalog: dict[tuple[str, str], Any] = {}
+    catalog: dict[tuple[str, str], Unit] = {}
     for r in (
         await conn.execute(
             select(units, matter_units.c.matter_code.label("routed_matter"))
@@ -49,31 +153,49 @@ async def on_registered(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[En
             )
         )
     ).all():
-        catalog.setdefault((r.routed_matter, r.routed_district), r)
+        catalog.setdefault((r.routed_matter, r.routed_district), unit_from_row(r))
     flagged = {
         r.ticket_id
         for r in await rows_in(
             conn, (flags.c.ticket_id,), flags.c.ticket_id, [e.ticket_id for e in events]
         )
     }
+    return {
+        e.ticket_id: (
+            found_matters.get(e.matter_code),
+            catalog.get((e.matter_code, e.district)),
+            e.ticket_id in flagged,
+        )
+        for e in events
+    }
+
+
+async def on_registered(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[Envelope]) -> None:
+    """Tickets whose matter and district the catalog gives a unit are dispatched together;
+    the others (determination, suggestion, manual queue) take the one-by-one way."""
+    events = parse_payloads(batch, TicketRegistered)
+    conn = uow.conn
+    routings = await _routings(conn, events)
     now = ctx.clock.now()
+    deadlines: dict[str, Any] = {}  # the run's acceptance deadline by urgency (one ``now``)
     rows: list[dict[str, Any]] = []
     elsewhere: list[Envelope] = []
     for envelope, event in zip(batch, events, strict=True):
-        unit_row = catalog.get((event.matter_code, event.district))
-        matter = found_matters.get(event.matter_code)
-        decision = route(matter, unit_from_row(unit_row), names_any_unit=True) if unit_row else None
+        matter, unit, flagged = routings[event.ticket_id]
+        decision = route(matter, unit, names_any_unit=True) if unit else None
         if decision is None or decision.unit_id is None:
             elsewhere.append(envelope)
             continue
+        if event.urgency not in deadlines:
+            deadlines[event.urgency] = await fallback_acceptance_deadline(ctx, event.urgency, now)
         rows.append(
             assignment_row(
                 event,
                 decision,
                 matter,
-                flagged=event.flagged or event.ticket_id in flagged,
+                flagged=event.flagged or flagged,
                 now=now,
-                acceptance_deadline=await fallback_acceptance_deadline(ctx, event.urgency, now),
+                acceptance_deadline=deadlines[event.urgency],
             )
         )
     # a registration re-sent under another event id opens nothing
@@ -85,8 +207,45 @@ async def on_registered(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[En
         await on_ticket_registered(ctx, uow, envelope)
 
 
+# the clock whose start a deadline's must not precede (less the tolerance) to count
+_STARTED = {"acceptance": assignments.c.dispatched_at, "completion": assignments.c.accepted_at}
+
+
+@cache
+def _deadline_update(clock: str) -> Any:
+    """``deadline_values`` in one UPDATE for a run's deadlines of one clock (PostgreSQL):
+    the row's deadline is set where the work order is in the deadline's round and, but for
+    the dispatch clock, its clock started no later than the deadline's (less the
+    tolerance), by the rows ``ticket_id``, ``round``, ``started_at`` and ``deadline``."""
+    v = _arrays(
+        ticket_id=String(32), round=Integer(), started_at=UTCDateTime(), deadline=UTCDateTime()
+    )
+    where = [assignments.c.ticket_id == v.c.ticket_id, assignments.c.round == v.c.round]
+    values: dict[str, Any] = {DEADLINE_COLUMNS[clock]: v.c.deadline}
+    if clock in _STARTED:
+        where.append(v.c.started_at >= _STARTED[clock] - literal(CLOCK_TOLERANCE, Interval()))
+        values["deadline_source"] = "sla"
+    return update(assignments).where(*where).values(values).returning(assignments.c.ticket_id)
+
+
 async def on_deadline_set(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[Envelope]) -> None:
     events = parse_payloads(batch, DeadlineSet)
+    if uow.conn.dialect.name == "postgresql":  # no read: the update holds the condition
+        by_clock: dict[str, list[DeadlineSet]] = {}
+        for event in events:
+            by_clock.setdefault(event.clock, []).append(event)
+        for clock, run in by_clock.items():
+            await fetch_rows(
+                uow.conn,
+                _deadline_update(clock),
+                {
+                    "ticket_id": [e.ticket_id for e in run],
+                    "round": [e.round for e in run],
+                    "started_at": [e.started_at for e in run],
+                    "deadline": [e.deadline for e in run],
+                },
+            )
+        return
     wanted = {e.ticket_id for e in events}
     current = {
         r.ticket_id: r

@@ -41,7 +41,7 @@ async def on_ticket_flagged(ctx: ServiceContext, uow: UnitOfWork, envelope: Enve
     )
 
 
-_DEADLINE_COLUMNS = {
+DEADLINE_COLUMNS = {
     "dispatch": "dispatch_deadline",
     "acceptance": "acceptance_deadline",
     "completion": "completion_deadline",
@@ -58,7 +58,7 @@ def deadline_values(event: DeadlineSet, row: Any) -> dict[str, Any] | None:
         started is None or event.started_at < started - CLOCK_TOLERANCE
     ):
         return None  # a clock of an earlier dispatch
-    values: dict[str, Any] = {_DEADLINE_COLUMNS[event.clock]: event.deadline}
+    values: dict[str, Any] = {DEADLINE_COLUMNS[event.clock]: event.deadline}
     if event.clock != "dispatch":
         values["deadline_source"] = "sla"
     return values

@@ -34,20 +34,19 @@ PRODUCER = "sla"
 RUNNING = (clocks.c.stopped_at.is_(None), clocks.c.cancelled_at.is_(None))
 
 
-def new_clock(
+# a clock's deadline, warning and next due time by its kind, urgency, start and statutory
+# period (a run's clocks often share them: a batch of dispatches is stamped with one time)
+Timings = dict[tuple[ClockKind, str, datetime, str | None], dict[str, Any]]
+
+
+def clock_timing(
     ctx: ServiceContext,
-    *,
-    ticket_id: str,
     kind: ClockKind,
-    round_: int,
-    dispatch_no: int,
     urgency: str,
     started_at: datetime,
-    unit_id: str | None,
-    district: str | None,
-    statutory_period: str | None = None,
+    statutory_period: str | None,
 ) -> dict[str, Any]:
-    """The row of a clock starting now: its deadline, warning and next due time."""
+    """A clock's period, deadline, warning and next due time, as it starts."""
     sla = state(ctx)
     policy = sla.versions.in_force(started_at)
     period, deadline = deadline_for(
@@ -64,6 +63,37 @@ def new_clock(
         stopped=False,
     )
     return {
+        "period": str(period),
+        "deadline": deadline.at,
+        "provisional": deadline.provisional,
+        "warn_at": warn,
+        "next_due_at": due,
+    }
+
+
+def new_clock(
+    ctx: ServiceContext,
+    *,
+    ticket_id: str,
+    kind: ClockKind,
+    round_: int,
+    dispatch_no: int,
+    urgency: str,
+    started_at: datetime,
+    unit_id: str | None,
+    district: str | None,
+    statutory_period: str | None = None,
+    timings: Timings | None = None,
+) -> dict[str, Any]:
+    """The row of a clock starting now: its deadline, warning and next due time (from
+    ``timings`` when another clock of the run has the same)."""
+    key = (kind, urgency, started_at, statutory_period)
+    timing = timings.get(key) if timings is not None else None
+    if timing is None:
+        timing = clock_timing(ctx, kind, urgency, started_at, statutory_period)
+        if timings is not None:
+            timings[key] = timing
+    return {
         "ticket_id": ticket_id,
         "kind": kind,
         "round": round_,
@@ -71,14 +101,14 @@ def new_clock(
         "unit_id": unit_id,
         "district": district,
         "urgency": urgency,
-        "period": str(period),
+        "period": timing["period"],
         "started_at": started_at,
-        "deadline": deadline.at,
-        "provisional": deadline.provisional,
-        "warn_at": warn,
+        "deadline": timing["deadline"],
+        "provisional": timing["provisional"],
+        "warn_at": timing["warn_at"],
         "escalation_level": 0,
         "extensions": 0,
-        "next_due_at": due,
+        "next_due_at": timing["next_due_at"],
     }
 
 
@@ -113,24 +143,25 @@ def clock_started(ctx: ServiceContext, uow: UnitOfWork, row: dict[str, Any]) -> 
         uow.after_commit.append(sla.wake.set)
 
 
-async def start_clocks(ctx: ServiceContext, uow: UnitOfWork, rows: list[dict[str, Any]]) -> None:
-    """Insert new clocks in one statement; the same fact under another event id (a producer
-    retry) must not start a second clock, so only those inserted are announced."""
-    inserted = {
-        clock_key(r)
-        for r in await insert_new(
-            uow.conn,
-            clocks,
-            rows,
-            clocks.c.ticket_id,
-            clocks.c.kind,
-            clocks.c.round,
-            clocks.c.dispatch_no,
-        )
-    }
+# what an insert of clocks returns: the key of each clock inserted (``clock_key``)
+CLOCK_KEY = (clocks.c.ticket_id, clocks.c.kind, clocks.c.round, clocks.c.dispatch_no)
+
+
+def clocks_started(
+    ctx: ServiceContext, uow: UnitOfWork, rows: list[dict[str, Any]], inserted: list[Any]
+) -> None:
+    """Of the clocks ``rows`` an insert was given, those it inserted (``CLOCK_KEY`` rows)
+    are announced: the same fact under another event id (a producer retry) must not start
+    a second clock."""
+    keys = {clock_key(r) for r in inserted}
     for row in rows:
-        if clock_key(row) in inserted:
+        if clock_key(row) in keys:
             clock_started(ctx, uow, row)
+
+
+async def start_clocks(ctx: ServiceContext, uow: UnitOfWork, rows: list[dict[str, Any]]) -> None:
+    """Insert new clocks in one statement; only those inserted are announced."""
+    clocks_started(ctx, uow, rows, await insert_new(uow.conn, clocks, rows, *CLOCK_KEY))
 
 
 async def start_clock(ctx: ServiceContext, uow: UnitOfWork, **clock: Any) -> None:
@@ -161,7 +192,9 @@ def registered_ticket(event: TicketRegistered) -> dict[str, Any]:
     }
 
 
-def dispatch_clock(ctx: ServiceContext, event: TicketRegistered) -> dict[str, Any]:
+def dispatch_clock(
+    ctx: ServiceContext, event: TicketRegistered, timings: Timings | None = None
+) -> dict[str, Any]:
     """Art 6: dispatch within 24 h (general) or at once (urgent classes), from registration."""
     return new_clock(
         ctx,
@@ -173,6 +206,7 @@ def dispatch_clock(ctx: ServiceContext, event: TicketRegistered) -> dict[str, An
         started_at=event.registered_at,
         unit_id=None,
         district=event.district,
+        timings=timings,
     )
 
 
@@ -201,7 +235,9 @@ def dispatched_ticket(event: TicketDispatched) -> dict[str, Any]:
     }
 
 
-def acceptance_clock(ctx: ServiceContext, event: TicketDispatched) -> dict[str, Any]:
+def acceptance_clock(
+    ctx: ServiceContext, event: TicketDispatched, timings: Timings | None = None
+) -> dict[str, Any]:
     """Art 9, 11: acceptance is measured from (each) dispatch; a re-handling round (Art 14)
     gets the class's periods again, counted from the re-dispatch."""
     return new_clock(
@@ -214,6 +250,7 @@ def acceptance_clock(ctx: ServiceContext, event: TicketDispatched) -> dict[str, 
         started_at=event.dispatched_at,
         unit_id=event.unit_id,
         district=event.district,
+        timings=timings,
     )
 
 
