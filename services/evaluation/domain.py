@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -63,7 +64,7 @@ class HotspotSettings(BaseModel):
 
     @property
     def window_delta(self) -> timedelta:
-        return period_delta(Period.parse(self.window))
+        return _window_delta(self.window)
 
 
 class PolicySettings(BaseModel):
@@ -102,6 +103,12 @@ class Policy:
     effective_from: datetime
     settings: PolicySettings
     created_by: str = ""
+
+
+@lru_cache(maxsize=64)
+def _window_delta(window: str) -> timedelta:
+    """A hotspot window's length (read for every registration tallied: parsed once)."""
+    return period_delta(Period.parse(window))
 
 
 def period_delta(period: Period) -> timedelta:

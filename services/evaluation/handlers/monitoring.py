@@ -69,24 +69,24 @@ async def tally_hotspots(
     if not registrations:
         return
     conn = uow.conn
+    groups: dict[tuple[str, str], list[Registration]] = {}
+    for r in registrations:
+        groups.setdefault((r.matter_code, r.district), []).append(r)
     # in one order everywhere: two instances' batches lock the same tracks without deadlock
-    pairs = sorted({(r.matter_code, r.district) for r in registrations})
-    await insert_new(conn, hotspot_tracks, [{"matter_code": m, "district": d} for m, d in pairs])
-    query = (
-        select(hotspot_tracks)
-        .where(pair_of(conn, (hotspot_tracks.c.matter_code, hotspot_tracks.c.district), pairs))
-        .order_by(hotspot_tracks.c.matter_code, hotspot_tracks.c.district)
-    )
-    if ctx.db.is_postgres:  # two consumers never decide on one matter and district at once
-        query = query.with_for_update()
-    tracks = {(t.matter_code, t.district): t for t in (await conn.execute(query)).all()}
+    pairs = sorted(groups)
+    tracks = await _locked_tracks(ctx, conn, pairs)
+    missing = [p for p in pairs if p not in tracks]
+    if missing:  # a matter and district's first tickets (the tracks are there after that)
+        rows = [{"matter_code": m, "district": d} for m, d in missing]
+        await insert_new(conn, hotspot_tracks, rows)
+        tracks.update(await _locked_tracks(ctx, conn, missing))
     counted: list[dict[str, Any]] = []
     one_by_one: list[Registration] = []
     for pair in pairs:
         track = tracks[pair]
         recent = [datetime.fromisoformat(t) for t in track.recent or ()]
         tallied = track.tallied
-        group = [r for r in registrations if (r.matter_code, r.district) == pair]
+        group = groups[pair]
         for position, r in enumerate(group):
             setting = (await cached_policy_at(ctx, conn, r.registered_at)).hotspot
             reaches: bool | None = False
@@ -118,6 +118,20 @@ async def tally_hotspots(
             district=r.district,
             registered_at=r.registered_at,
         )
+
+
+async def _locked_tracks(
+    ctx: ServiceContext, conn: AsyncConnection, pairs: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], Any]:
+    """The tracks of ``pairs`` (matter and district) that exist, locked in their order."""
+    query = (
+        select(hotspot_tracks)
+        .where(pair_of(conn, (hotspot_tracks.c.matter_code, hotspot_tracks.c.district), pairs))
+        .order_by(hotspot_tracks.c.matter_code, hotspot_tracks.c.district)
+    )
+    if ctx.db.is_postgres:  # two consumers never decide on one matter and district at once
+        query = query.with_for_update()
+    return {(t.matter_code, t.district): t for t in (await conn.execute(query)).all()}
 
 
 async def tally_hotspot(

@@ -6,10 +6,13 @@ clock's row begins with its ``sla.overdue``."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from sqlalchemy import select
 
-from services.evaluation.models import sla_clocks
+from services.evaluation.app import SPEC as EVALUATION
+from services.evaluation.models import hotspot_tracks, sla_clocks
+from shared.consumer import Consumer
 from tests.unit.evaluation.conftest import (
     T0,
     Evaluation,
@@ -19,6 +22,8 @@ from tests.unit.evaluation.conftest import (
     overdue,
     registered,
 )
+from tests.unit.test_set_based_consumers import registered as registered_at_t0
+from tests.unit.test_set_based_consumers import sent, serving
 
 W = "city-water"
 
@@ -54,3 +59,26 @@ async def test_deadline_set_is_not_taken_and_an_overdue_clock_still_counts_late(
     [water] = r.json()["data"]
     outcomes = {t["ticket_id"]: t["outcome"] for t in water["on_time_acceptance"]["tickets"]}
     assert outcomes == {"K": "late", "L": "on_time"}
+
+
+async def test_tracked_matters_and_districts_are_tallied_without_inserting_their_tracks(
+    tmp_path: Path,
+) -> None:
+    """A batch of registrations reads its matters and districts' hotspot tracks and
+    writes their counts; only a matter and district heard of for the first time has its
+    track inserted."""
+    async with serving(EVALUATION, f"sqlite+aiosqlite:///{tmp_path}/evaluation.db") as ctx:
+        consumer: Consumer = ctx.extras["consumer"]
+        await consumer.handle_batch(
+            [registered_at_t0(n, "WATER-001", district="120103") for n in (1, 2)]
+        )
+        statements = sent(ctx)
+        await consumer.handle_batch(
+            [registered_at_t0(n, "WATER-001", district="120103", minutes=n) for n in (3, 4, 5)]
+        )
+        assert not [s for s in statements if s.startswith("INSERT INTO hotspot_tracks")]
+        await consumer.handle_batch([registered_at_t0(6, "WATER-001", district="120104")])
+        assert [s for s in statements if s.startswith("INSERT INTO hotspot_tracks")]
+        async with ctx.db.engine.connect() as conn:
+            tracks = (await conn.execute(select(hotspot_tracks))).mappings().all()
+    assert {(t["district"], t["tallied"]) for t in tracks} == {("120103", 5), ("120104", 1)}
