@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.intake.domain import search_terms
 from shared.db import Database, migration_step
@@ -21,10 +23,24 @@ from tests.conftest import ROOT
 pytestmark = pytest.mark.integration
 
 MIGRATIONS = ROOT / "services" / "intake" / "migrations"
+T = datetime(2026, 1, 15, 1, 30, tzinfo=UTC)
 CONTENTS = {
     "TJ20260115000001": "家中暖气不热，卧室温度仅14℃",
     "TJ20260115000002": "楼道暖气漏水，家里有老人",
     "TJ20260115000003": "。。。",  # no searchable words
+}
+# a ticket's columns but its number and content, as the migrations' tests insert it
+TICKET = {
+    "channel": "phone",
+    "type": "complaint",
+    "urgency": "livelihood",
+    "matter_code": "HEAT-001",
+    "district": "120101",
+    "anonymous": False,
+    "flagged": False,
+    "status": "registered",
+    "registered_at": T,
+    "registered_by": "operator",
 }
 TERMS = sa.table("ticket_terms", sa.column("term"), sa.column("ticket_pk"))
 
@@ -35,7 +51,7 @@ def _migrate(step: str, revision: str) -> Callable[[Connection], None]:
     )
 
 
-async def _found(conn: sa.ext.asyncio.AsyncConnection, *words: str) -> list[str]:
+async def _found(conn: AsyncConnection, *words: str) -> list[str]:
     found = await conn.execute(
         text(
             "SELECT ticket_id FROM tickets JOIN ticket_words ON ticket_pk = id"
@@ -46,30 +62,38 @@ async def _found(conn: sa.ext.asyncio.AsyncConnection, *words: str) -> list[str]
     return list(found.scalars())
 
 
+async def _tickets_at(conn: AsyncConnection, revision: str, **columns: object) -> dict[str, int]:
+    """A fresh intake schema migrated to ``revision`` holding a ticket for each of
+    ``CONTENTS`` (with ``columns`` set on each); their primary keys by ticket id."""
+    await conn.execute(text('CREATE SCHEMA IF NOT EXISTS "intake"'))
+    await conn.run_sync(_migrate("upgrade", revision))
+    pks: dict[str, int] = {}
+    for number, content in CONTENTS.items():
+        values = {**TICKET, **columns, "ticket_id": number, "content": content}
+        names = ", ".join(values)
+        pks[number] = await conn.scalar(
+            text(
+                f"INSERT INTO tickets ({names}) VALUES ({', '.join(f':{n}' for n in values)})"
+                " RETURNING id"
+            ),
+            values,
+        )
+    return pks
+
+
 async def test_0009_carries_the_words_over_and_back(pg_url: str) -> None:
     db = Database("intake", pg_url)
     try:
         async with db.engine.begin() as conn:
-            await conn.execute(text('CREATE SCHEMA IF NOT EXISTS "intake"'))
-            await conn.run_sync(_migrate("upgrade", "intake_0008"))
-            rows: set[tuple[str, int]] = set()
-            for number, content in CONTENTS.items():
-                pk = await conn.scalar(
-                    text(
-                        "INSERT INTO tickets (ticket_id, channel, type, urgency, matter_code,"
-                        " district, content, anonymous, flagged, status, registered_at,"
-                        " registered_by) VALUES (:n, 'phone', 'complaint', 'livelihood',"
-                        " 'HEAT-001', '120101', :c, false, false, 'registered', now(),"
-                        " 'operator') RETURNING id"
-                    ),
-                    {"n": number, "c": content},
-                )
-                rows |= {(term, pk) for term in search_terms(content)}
+            pks = await _tickets_at(conn, "intake_0008")
+            rows = {
+                (term, pks[n]) for n, content in CONTENTS.items() for term in search_terms(content)
+            }
             await conn.execute(sa.insert(TERMS), [{"term": t, "ticket_pk": p} for t, p in rows])
         async with db.engine.begin() as conn:
             await conn.run_sync(_migrate("upgrade", "intake_0009"))
         async with db.engine.connect() as conn:
-            stored = dict(
+            stored: dict[str, list[str] | None] = dict(
                 (
                     await conn.execute(
                         text(
@@ -101,7 +125,9 @@ async def test_0009_carries_the_words_over_and_back(pg_url: str) -> None:
         await db.dispose()
 
 
-async def _tickets_shape(conn: sa.ext.asyncio.AsyncConnection) -> tuple[object, ...]:
+async def _tickets_shape(
+    conn: AsyncConnection,
+) -> tuple[list[tuple[object, ...]], object, object]:
     """The tickets' rows, status index and storage options."""
     rows = (await conn.execute(text("SELECT * FROM tickets ORDER BY id"))).all()
     index = await conn.scalar(text("SELECT to_regclass('ix_tickets_status')::text"))
@@ -113,19 +139,9 @@ async def test_0010_drops_the_status_index_and_half_fills_pages_and_back(pg_url:
     db = Database("intake", pg_url)
     try:
         async with db.engine.begin() as conn:
-            await conn.execute(text('CREATE SCHEMA IF NOT EXISTS "intake"'))
-            await conn.run_sync(_migrate("upgrade", "intake_0009"))
-            for number, content in CONTENTS.items():
-                await conn.execute(
-                    text(
-                        "INSERT INTO tickets (ticket_id, channel, type, urgency, matter_code,"
-                        " district, content, anonymous, flagged, status, registered_at,"
-                        " registered_by, lead_unit_id, status_at) VALUES (:n, 'phone',"
-                        " 'complaint', 'livelihood', 'HEAT-001', '120101', :c, false, false,"
-                        " 'dispatched', now(), 'operator', 'city-heat', now())"
-                    ),
-                    {"n": number, "c": content},
-                )
+            await _tickets_at(
+                conn, "intake_0009", status="dispatched", lead_unit_id="city-heat", status_at=T
+            )
             rows, index, options = await _tickets_shape(conn)
         assert len(rows) == 3 and index is not None and options is None
         async with db.engine.begin() as conn:
