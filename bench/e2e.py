@@ -48,7 +48,7 @@ from tests.integration.conftest import (  # noqa: E402
     PROCESSES,
     System,
     _create_database,
-    _drop_database,
+    _drop_system,
     _free_port,
     _script_output,
 )
@@ -578,7 +578,7 @@ async def main() -> None:  # noqa: PLR0915 - one linear script
             await pg.close()
         system.stop_all()
         if not os.environ.get("BENCH_KEEP_DB"):
-            await _drop_database(system)
+            await _drop_system(system)
 
 
 if __name__ == "__main__":

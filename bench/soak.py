@@ -42,7 +42,7 @@ from tests.integration.conftest import (  # noqa: E402
     PROCESSES,
     System,
     _create_database,
-    _drop_database,
+    _drop_system,
     _free_port,
     _script_output,
 )
@@ -290,7 +290,7 @@ async def main() -> None:  # noqa: PLR0915 - one linear script
             await pg.close()
         system.stop_all()
         if not os.environ.get("SOAK_KEEP_DB"):
-            await _drop_database(system)
+            await _drop_system(system)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from aiokafka.protocol.admin import DescribeGroupsRequest, DescribeGroupsRequest
 from shared.events import Envelope
 from shared.settings import SERVICES
 from tests.integration.joining import JOIN_TIMEOUT
+from tests.integration.topics import drop_topics
 
 ROOT = Path(__file__).resolve().parents[2]
 PROCESSES = (*SERVICES, "gateway")
@@ -233,6 +234,13 @@ async def _create_database(system: System) -> None:
         await conn.close()
 
 
+async def _drop_system(system: System) -> None:
+    """Remove what ``system`` left on the shared PostgreSQL and Kafka: its database and its
+    topics."""
+    await _drop_database(system)
+    await drop_topics(system.infra["kafka"], system.prefix)
+
+
 async def _drop_database(system: System) -> None:
     admin_url = system.infra["pg"].replace("postgresql+asyncpg", "postgresql")
     conn = await asyncpg.connect(admin_url)
@@ -285,7 +293,15 @@ async def system(
         yield system
     finally:
         system.stop_all()
-        await _drop_database(system)
+        await _drop_system(system)
+
+
+@pytest_asyncio.fixture
+async def topic_prefix(infra: dict[str, str]) -> AsyncIterator[str]:
+    """A topic prefix of this test's own on the shared Kafka; its topics go afterwards."""
+    prefix = f"t{uuid.uuid4().hex[:8]}."
+    yield prefix
+    await drop_topics(infra["kafka"], prefix)
 
 
 async def eventually(probe: Any, what: str, timeout: float = 30.0) -> Any:
@@ -316,12 +332,16 @@ async def groups_settled(system: System, members: int, *groups: str) -> None:
     try:
         node = await admin.find_coordinator(names[0])  # one broker: the same for all
 
-        async def stable() -> list[tuple[str, str, int]]:
-            response = await admin._client.send(node, _DescribeGroupsV2(names))
-            found = [(g[1], g[2], len(g[5])) for g in response.groups]
-            done = all(state == "Stable" and n == members for _, state, n in found)
-            return found if done else []
+        seen: list[tuple[str, str, int]] = []  # each group's state and members, last asked
 
-        await eventually(stable, f"{groups} stable with {members} members", JOIN_TIMEOUT)
+        async def stable() -> bool:
+            response = await admin._client.send(node, _DescribeGroupsV2(names))
+            seen[:] = [(g[1], g[2], len(g[5])) for g in response.groups]
+            return all(state == "Stable" and n == members for _, state, n in seen)
+
+        try:
+            await eventually(stable, f"{groups} stable with {members} members", JOIN_TIMEOUT)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; the groups were (name, state, members): {seen}") from None
     finally:
         await admin.close()

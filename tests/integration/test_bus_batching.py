@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -42,8 +41,9 @@ async def committed(kafka: str, group: str) -> int:
 
 async def test_a_steady_load_is_taken_in_batches_and_committed_without_waiting_for_more(
     infra: dict[str, str],
+    topic_prefix: str,
 ) -> None:
-    prefix = f"t{uuid.uuid4().hex[:8]}."
+    prefix = topic_prefix
     bus = KafkaBus(infra["kafka"], prefix=prefix, fetch_wait_ms=20, commit_seconds=1.0)
     batches: list[int] = []
     seen: set[str] = set()
@@ -91,8 +91,9 @@ async def test_a_steady_load_is_taken_in_batches_and_committed_without_waiting_f
 
 async def test_what_was_handled_is_committed_when_the_consumer_stops(
     infra: dict[str, str],
+    topic_prefix: str,
 ) -> None:
-    prefix = f"t{uuid.uuid4().hex[:8]}."
+    prefix = topic_prefix
     # a commit interval far beyond the test: only the stop can commit
     bus = KafkaBus(infra["kafka"], prefix=prefix, commit_seconds=3600)
     seen: list[Envelope] = []

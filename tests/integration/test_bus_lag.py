@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Sequence
 
 import pytest
@@ -43,8 +42,9 @@ async def lag_reaches(bus: KafkaBus, group: str, ok: object, what: str, timeout:
 
 async def test_the_lag_shows_events_piling_up_behind_a_consumer_stuck_in_an_outage(
     infra: dict[str, str],
+    topic_prefix: str,
 ) -> None:
-    prefix = f"t{uuid.uuid4().hex[:8]}."
+    prefix = topic_prefix
     bus = KafkaBus(infra["kafka"], prefix=prefix, commit_seconds=0.2)
     seen: set[str] = set()
     down = False

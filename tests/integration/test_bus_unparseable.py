@@ -72,9 +72,9 @@ async def rewind_to_start(kafka: str, group: str, tp: TopicPartition) -> None:
 
 
 async def test_a_message_that_is_not_an_event_is_parked_and_the_group_moves_past_it(
-    infra: dict[str, str], pg_url: str
+    infra: dict[str, str], topic_prefix: str, pg_url: str
 ) -> None:
-    prefix = f"t{uuid.uuid4().hex[:8]}."
+    prefix = topic_prefix
     topic, group = f"{prefix}{TOPIC_TICKETS}", f"{prefix}sla"
     first, second = f"TJ{uuid.uuid4().hex[:10]}", f"TJ{uuid.uuid4().hex[:10]}"
     settings = Settings(

@@ -5,7 +5,6 @@ server-sent event (no polling)."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from datetime import UTC, datetime
 
 import pytest
@@ -19,8 +18,10 @@ from tests.integration.joining import publish_until_handled
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 
 
-async def test_an_sla_event_on_kafka_reaches_an_open_board(infra: dict[str, str]) -> None:
-    prefix = f"t{uuid.uuid4().hex[:8]}."
+async def test_an_sla_event_on_kafka_reaches_an_open_board(
+    infra: dict[str, str], topic_prefix: str
+) -> None:
+    prefix = topic_prefix
     settings = Settings(bus_url=f"kafka://{infra['kafka']}", topic_prefix=prefix)
     feed = LiveFeed(settings, None)
     producer = KafkaBus(infra["kafka"], prefix=prefix)
