@@ -12,6 +12,7 @@ from urllib.parse import unquote_to_bytes
 
 import orjson
 
+from shared.asgi import replaying
 from shared.errors import PROBLEM_JSON
 
 Scope = MutableMapping[str, Any]
@@ -125,16 +126,7 @@ class RequestHygiene:
                 errors=[{"field": "body", "reason": "control character in text"}],
             )
             return
-        sent = False
-
-        async def replay() -> Message:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(body, receive), send)
 
     @staticmethod
     async def _too_large(scope: Scope, send: Send, limit: int, upload: bool) -> None:

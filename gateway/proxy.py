@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import quote, quote_from_bytes
 
 import httpx
 import orjson
 from fastapi import FastAPI
-from starlette.applications import Starlette
 from starlette.datastructures import URL, State
 from starlette.requests import Request
 from starlette.routing import Match, Route
@@ -25,7 +23,7 @@ from gateway.throttle import Throttle
 from gateway.transport import REPLAYABLE, Answer, HTTP1Transport, Origin
 from shared.access import public
 from shared.auth import Caller, Role, sign_headers
-from shared.errors import PROBLEM_JSON, DomainError, NotFound
+from shared.errors import PROBLEM_JSON, DomainError, NotFound, app_exception_handler
 from shared.settings import SERVICES, Settings
 
 log = logging.getLogger("hotline.gateway.proxy")
@@ -243,7 +241,7 @@ class Proxy:
         try:
             status, headers, content = await forward(app.state, scope, await _body(receive))
         except Exception as exc:
-            handler = _exception_handler(app, exc)
+            handler = app_exception_handler(app, exc)
             if handler is None:
                 raise
             response = await handler(Request(scope, receive), exc)
@@ -269,18 +267,6 @@ async def _body(receive: Receive) -> bytes:
         message = await receive()
         chunks.append(message.get("body", b""))
     return b"".join(chunks)
-
-
-def _exception_handler(app: Starlette, exc: Exception) -> Callable[..., Any] | None:
-    """The handler the app's exception layer would pick for ``exc`` (by its class, nearest
-    first); ``Exception``'s own (and a 500's) belong to the server-error layer outside."""
-    for kind in type(exc).__mro__:
-        if kind is Exception:
-            return None
-        handler = app.exception_handlers.get(kind)
-        if handler is not None:
-            return handler
-    return None
 
 
 async def forward(

@@ -18,6 +18,7 @@ import httpx
 import orjson
 from pydantic import BaseModel, ConfigDict
 
+from shared.asgi import read_body, replaying
 from shared.errors import Forbidden, Unauthorized
 from shared.events.base import Channel
 
@@ -295,15 +296,7 @@ class VerifyCaller:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        chunks: list[bytes] = []
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                break
-            chunks.append(message.get("body", b""))
-            more = message.get("more_body", False)
-        body = b"".join(chunks)
+        body = await read_body(receive)
         # the signed identity's headers only (ASGI names are lower case)
         headers = {
             k.decode("latin-1"): v.decode("latin-1")
@@ -323,13 +316,4 @@ class VerifyCaller:
         except Unauthorized as refusal:
             verified = refusal
         scope[CALLER_SCOPE_KEY] = verified
-        sent = False
-
-        async def replay() -> Message:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(body, receive), send)

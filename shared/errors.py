@@ -153,6 +153,20 @@ def problem(
     return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM_JSON)
 
 
+def app_exception_handler(app: Any, exc: Exception) -> Any:
+    """The handler ``app``'s exception layer would pick for ``exc`` (by its class, nearest
+    first), for a plain ASGI layer that answers in the app's place (gateway/proxy.py,
+    shared/direct.py); ``Exception``'s own (and a 500's) belong to the server-error layer
+    outside, so None: let it go there."""
+    for kind in type(exc).__mro__:
+        if kind is Exception:
+            return None
+        handler = app.exception_handlers.get(kind)
+        if handler is not None:
+            return handler
+    return None
+
+
 def _field_name(loc: tuple[Any, ...] | list[Any]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     return ".".join(parts) or "body"

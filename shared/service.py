@@ -44,6 +44,7 @@ from shared.consumer import EventHandler as EventHandler
 from shared.consumer import ManyHandler as ManyHandler
 from shared.consumer import NoEffect as NoEffect
 from shared.db import Database
+from shared.direct import DirectRoutes
 from shared.errors import IllegalTransition, NotFound, install_error_handlers
 from shared.http_server import NO_FASTAPI_TELEMETRY, server_options
 from shared.metrics import Metrics, RequestEdge, Sample, spine_samples
@@ -411,6 +412,8 @@ def create_service_app(
         dependencies=[Depends(guard(get_caller))],
     )
     install_error_handlers(app)
+    # innermost: the busiest routes (``@direct``) answered past FastAPI's router
+    app.add_middleware(DirectRoutes, fastapi=app)
     app.add_middleware(VerifyCaller, secret=settings.service_secret)
     metrics = app.state.metrics = Metrics()
     app.add_middleware(RequestEdge, metrics=metrics)  # trace id and metrics, outside

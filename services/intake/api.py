@@ -28,6 +28,7 @@ from services.intake.schemas import (
 )
 from shared.access import ADMINS, EVERY_ROLE, Objects, access
 from shared.auth import Caller, Role
+from shared.direct import direct
 from shared.params import Offset
 from shared.replays import records_nonce_in_its_write
 from shared.service import CallerDep, CtxDep, ServiceContext, get_caller, get_ctx, nonce_to_write
@@ -119,6 +120,7 @@ RegisterCallDep = Annotated[RegisterCall, Depends(_register_call)]
 )
 @access(*REGISTERING_ROLES, objects=(Objects.AGENCY, Objects.ADMIN))
 @records_nonce_in_its_write
+@direct  # every ticket comes this way: past FastAPI's router (shared/direct.py)
 async def register(data: TicketCreate, call: RegisterCallDep) -> TicketRegistration:
     """Register a request from any channel; returns its ticket number (e.g. TJ20260115000123)
     and, for operators, earlier tickets with the same phone and matter. With ``answer`` an
