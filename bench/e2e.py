@@ -263,6 +263,10 @@ async def counts(pg: asyncpg.Connection, expected: int) -> dict[str, Any]:
         },
         "dispatch": {
             "assignments_dispatched": await one("dispatch.assignments", "state = 'dispatched'"),
+            # the SLA's dispatch deadline, whichever of it and the registration came first
+            "assignments_with_dispatch_deadline": await one(
+                "dispatch.assignments", "dispatch_deadline IS NOT NULL"
+            ),
             "outbox_ticket.dispatched": await outbox("dispatch", "ticket.dispatched"),
         },
         "sla": {

@@ -111,6 +111,18 @@ assignments = Table(
     Column("note", Text),
 )
 
+# The SLA's dispatch deadline of a ticket whose registration dispatch has not heard of yet
+# (sla.deadline_set and ticket.registered travel on different topics): the registration
+# that opens the work order takes it into ``dispatch_deadline`` and removes it
+# (dispatch_0009).
+early_dispatch_deadlines = Table(
+    "early_dispatch_deadlines",
+    metadata,
+    Column("ticket_id", String(32), primary_key=True),
+    Column("round", Integer, primary_key=True),
+    Column("deadline", UTCDateTime, nullable=False),
+)
+
 co_units = Table(
     "co_units",
     metadata,

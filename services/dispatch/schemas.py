@@ -183,6 +183,11 @@ class AssignmentPublic(BaseModel):
     dispatched_at: datetime | None
     accepted_at: datetime | None
     completed_at: datetime | None
+    dispatch_deadline: datetime | None = Field(
+        default=None,
+        description="派单时限 (Art 6): dispatch by then, counted from the registration; the SLA"
+        " service's (sla.deadline_set), empty until it is known. Read-only.",
+    )
     acceptance_deadline: datetime | None = None
     completion_deadline: datetime | None = None
     deadline_source: str | None = None

@@ -25,6 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
+from services.dispatch.app import SPEC as DISPATCH
 from shared.db import (
     UTCDateTime,
     fetch_rows,
@@ -43,6 +44,8 @@ from tests.unit.test_set_based_consumers import (
     T0,
     Running,
     assert_set_based_leaves_what_one_by_one_leaves,
+    dispatch_early_batch,
+    early_deadlines_kept,
     serving,
 )
 
@@ -74,6 +77,16 @@ async def test_a_batch_handled_set_based_on_postgresql_leaves_what_one_by_one_le
 ) -> None:
     await assert_set_based_leaves_what_one_by_one_leaves(
         spec, batch(), on_postgres(pg_url), monkeypatch
+    )
+
+
+async def test_dispatch_deadlines_heard_of_before_their_tickets_are_kept_on_postgresql(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deadline run's update keeps what finds no work order (its CTE) and the
+    registration run's routing read takes it (its CTE): no deadline lost either way."""
+    await assert_set_based_leaves_what_one_by_one_leaves(
+        DISPATCH, dispatch_early_batch(), on_postgres(pg_url), monkeypatch, early_deadlines_kept
     )
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -15,10 +15,11 @@ from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import event, select, text
 
 from services.channels.app import SPEC as CHANNELS
 from services.dispatch.app import SPEC as DISPATCH
+from services.dispatch.models import assignments, early_dispatch_deadlines
 from services.evaluation.app import SPEC as EVALUATION
 from services.evaluation.handlers import monitoring
 from services.intake.app import SPEC as INTAKE
@@ -103,6 +104,7 @@ def deadline_set(
     *,
     started_at: datetime = T0,
     round_: int = 1,
+    deadline: datetime | None = None,
 ) -> Envelope:
     return env(
         DeadlineSet(
@@ -111,7 +113,7 @@ def deadline_set(
             round=round_,
             unit_id=unit,
             started_at=started_at,
-            deadline=T0 + timedelta(hours=n % 7 + 1),
+            deadline=deadline or T0 + timedelta(hours=n % 7 + 1),
             period="1h",
         ),
         "sla",
@@ -145,6 +147,39 @@ def dispatch_batch() -> list[Envelope]:
         deadline_set(99, "acceptance"),
     ]
     return batch
+
+
+def dispatch_early_batch() -> list[Envelope]:
+    """The SLA's dispatch deadlines heard of before their tickets' registrations (they travel
+    on another topic): each waits for its registration, routed set-based or the one-by-one
+    way (TJ0004), a later one of the same clock replacing an earlier (TJ0006) and one
+    redelivered under another event id changing nothing (TJ0003); one of a second round
+    (TJ0005) or of a ticket not registered (TJ0098) changes no work order."""
+    early = [deadline_set(n, "dispatch", None) for n in range(1, 21)]
+    batch = [*early, again(early[2]), deadline_set(98, "dispatch", None)]
+    batch += [
+        deadline_set(6, "dispatch", None, deadline=T0 + timedelta(minutes=30)),
+        deadline_set(5, "dispatch", None, round_=2, deadline=T0 + timedelta(days=3)),
+    ]
+    registrations = [registered(n) for n in range(1, 25)]
+    registrations[3] = registered(4, "OTHER-001")  # no catalog route: the one-by-one way
+    batch += registrations
+    batch += [deadline_set(n, "dispatch", None) for n in range(21, 25)]  # in order
+    batch += [again(early[1]), deadline_set(12, "dispatch", None)]
+    return batch
+
+
+async def early_deadlines_kept(ctx: ServiceContext) -> None:
+    """What ``dispatch_early_batch`` must leave: every registered ticket's dispatch deadline
+    of its first round, whichever came first, and only the unregistered one's waiting."""
+    async with ctx.db.engine.connect() as conn:
+        rows = await conn.execute(select(assignments.c.ticket_id, assignments.c.dispatch_deadline))
+        found = dict(rows.tuples().all())
+        waiting = (await conn.execute(select(early_dispatch_deadlines.c.ticket_id))).all()
+    wanted = {f"TJ{n:04d}": T0 + timedelta(hours=n % 7 + 1) for n in range(1, 25)}
+    wanted["TJ0006"] = T0 + timedelta(minutes=30)
+    assert found == wanted
+    assert [r.ticket_id for r in waiting] == ["TJ0098"]
 
 
 def sla_batch() -> list[Envelope]:
@@ -294,20 +329,26 @@ BATCHES = pytest.mark.parametrize(
     ("spec", "batch"),
     [
         (DISPATCH, dispatch_batch),
+        (DISPATCH, dispatch_early_batch),
         (SLA, sla_batch),
         (EVALUATION, evaluation_batch),
         (CHANNELS, channels_batch),
         (INTAKE, intake_batch),
     ],
-    ids=["dispatch", "sla", "evaluation", "channels", "intake"],
+    ids=["dispatch", "dispatch-early", "sla", "evaluation", "channels", "intake"],
 )
 
 
 async def assert_set_based_leaves_what_one_by_one_leaves(
-    spec: ServiceSpec, events: list[Envelope], running: Running, monkeypatch: pytest.MonkeyPatch
+    spec: ServiceSpec,
+    events: list[Envelope],
+    running: Running,
+    monkeypatch: pytest.MonkeyPatch,
+    then: Callable[[ServiceContext], Awaitable[None]] | None = None,
 ) -> None:
     """The events one by one in one service, all in one batch (then again, redelivered) in
-    another: the same rows, nothing parked, fewer statements than events."""
+    another: the same rows, nothing parked, fewer statements than events; ``then`` checks
+    what each way left."""
     serial = itertools.count(1)
     monkeypatch.setattr(monitoring, "new_id", lambda: f"hotspot-{next(serial)}")
     async with running(spec, "one-by-one") as ctx:
@@ -319,6 +360,8 @@ async def assert_set_based_leaves_what_one_by_one_leaves(
             await consumer.handle_batch([envelope])
         await ctx.relay.drain()
         expected = await contents(ctx)
+        if then is not None:
+            await then(ctx)
     serial = itertools.count(1)
     async with running(spec, "set-based") as ctx:
         if spec.name in SETUP:
@@ -331,6 +374,8 @@ async def assert_set_based_leaves_what_one_by_one_leaves(
         await ctx.relay.drain()
         got = await contents(ctx)
         parked = await consumer.parked()
+        if then is not None:
+            await then(ctx)
 
     assert got == expected
     assert parked == []
@@ -346,4 +391,12 @@ async def test_a_batch_handled_set_based_leaves_what_one_by_one_handling_leaves(
 ) -> None:
     await assert_set_based_leaves_what_one_by_one_leaves(
         spec, batch(), on_sqlite(tmp_path), monkeypatch
+    )
+
+
+async def test_dispatch_deadlines_heard_of_before_their_tickets_are_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await assert_set_based_leaves_what_one_by_one_leaves(
+        DISPATCH, dispatch_early_batch(), on_sqlite(tmp_path), monkeypatch, early_deadlines_kept
     )

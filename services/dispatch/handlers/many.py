@@ -5,10 +5,23 @@ of one type about distinct tickets, in a few statements for the whole run."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Integer, Interval, String, and_, bindparam, func, literal, select, update
+from sqlalchemy import (
+    Integer,
+    Interval,
+    String,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql
 
 from services.dispatch.domain import CatalogMatter, Level, Unit, route
@@ -22,17 +35,24 @@ from services.dispatch.handlers.read_models import (
     DEADLINE_COLUMNS,
     DEADLINE_READ,
     deadline_values,
+    is_early,
+    keep_early,
+    take_early,
 )
-from services.dispatch.handlers.tickets import (
-    assignment_row,
-    dispatched_event,
-    on_ticket_registered,
+from services.dispatch.handlers.tickets import assignment_row, dispatched_event, register
+from services.dispatch.models import (
+    assignments,
+    early_dispatch_deadlines,
+    flags,
+    matter_units,
+    matters,
+    units,
 )
-from services.dispatch.models import assignments, flags, matter_units, matters, units
 from shared.db import (
     UnitOfWork,
     UTCDateTime,
     fetch_rows,
+    in_list,
     insert_new,
     pair_of,
     rows_in,
@@ -42,8 +62,9 @@ from shared.events import DeadlineSet, Envelope, TicketRegistered, parse_payload
 from shared.service import ManyHandler, ServiceContext
 
 # what a registration's routing needs to know of its ticket: the matter, the catalog's unit
-# for its district (None: none named) and whether it is flagged
-Routing = tuple[CatalogMatter | None, Unit | None, bool]
+# for its district (None: none named), whether it is flagged, and the SLA's dispatch
+# deadline if that came first (``take_early``)
+Routing = tuple[CatalogMatter | None, Unit | None, bool, datetime | None]
 
 
 def _arrays(**columns: Any) -> Any:
@@ -59,14 +80,23 @@ def _arrays(**columns: Any) -> Any:
 @cache
 def _routing_read() -> Any:
     """One read of every ticket's routing (PostgreSQL): its matter, the unit the catalog
-    names for its matter and district (matter_units' key), and its flag, by the rows
-    ``ticket_id``, ``matter_code`` and ``district``."""
+    names for its matter and district (matter_units' key), its flag, and the dispatch
+    deadline that came before it, taken (``take_early`` as a data-modifying CTE), by the
+    rows ``ticket_id``, ``matter_code`` and ``district``."""
     v = _arrays(ticket_id=String(32), matter_code=String(32), district=String(12))
+    early = early_dispatch_deadlines
+    taken = (
+        delete(early)
+        .where(in_list(early.c.ticket_id, "ticket_id", postgres=True))
+        .returning(early.c.ticket_id, early.c.round, early.c.deadline)
+        .cte("taken")
+    )
     return select(
         v.c.ticket_id,
         *(matters.c[c].label(f"m_{c}") for c in _MATTER),
         *(units.c[c].label(f"u_{c}") for c in _UNIT),
         flags.c.ticket_id.label("flag"),
+        taken.c.deadline.label("early_deadline"),
     ).select_from(
         v.outerjoin(matters, matters.c.code == v.c.matter_code)
         .outerjoin(
@@ -78,6 +108,7 @@ def _routing_read() -> Any:
         )
         .outerjoin(units, units.c.unit_id == matter_units.c.unit_id)
         .outerjoin(flags, flags.c.ticket_id == v.c.ticket_id)
+        .outerjoin(taken, and_(taken.c.ticket_id == v.c.ticket_id, taken.c.round == 1))
     )
 
 
@@ -132,10 +163,11 @@ async def _routings(conn: Any, events: Sequence[TicketRegistered]) -> dict[str, 
                     r.u_active,
                 ),
                 r.flag is not None,
+                r.early_deadline,
             )
             for r in rows
         }
-    # SQLite: three reads
+    # SQLite: three reads, and the early deadlines taken
     found = await rows_in(conn, (matters,), matters.c.code, {e.matter_code for e in events})
     found_matters = {r.code: matter_from_row(r) for r in found}
     catalog: dict[tuple[str, str], Unit] = {}
@@ -160,11 +192,13 @@ async def _routings(conn: Any, events: Sequence[TicketRegistered]) -> dict[str, 
             conn, (flags.c.ticket_id,), flags.c.ticket_id, [e.ticket_id for e in events]
         )
     }
+    early = await take_early(conn, [e.ticket_id for e in events])
     return {
         e.ticket_id: (
             found_matters.get(e.matter_code),
             catalog.get((e.matter_code, e.district)),
             e.ticket_id in flagged,
+            early.get(e.ticket_id),
         )
         for e in events
     }
@@ -179,12 +213,12 @@ async def on_registered(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[En
     now = ctx.clock.now()
     deadlines: dict[str, Any] = {}  # the run's acceptance deadline by urgency (one ``now``)
     rows: list[dict[str, Any]] = []
-    elsewhere: list[Envelope] = []
-    for envelope, event in zip(batch, events, strict=True):
-        matter, unit, flagged = routings[event.ticket_id]
+    elsewhere: list[tuple[TicketRegistered, datetime | None]] = []
+    for event in events:
+        matter, unit, flagged, early = routings[event.ticket_id]
         decision = route(matter, unit, names_any_unit=True) if unit else None
         if decision is None or decision.unit_id is None:
-            elsewhere.append(envelope)
+            elsewhere.append((event, early))
             continue
         if event.urgency not in deadlines:
             deadlines[event.urgency] = await fallback_acceptance_deadline(ctx, event.urgency, now)
@@ -196,6 +230,7 @@ async def on_registered(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[En
                 flagged=event.flagged or flagged,
                 now=now,
                 acceptance_deadline=deadlines[event.urgency],
+                dispatch_deadline=early,
             )
         )
     # a registration re-sent under another event id opens nothing
@@ -203,8 +238,8 @@ async def on_registered(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[En
         r.ticket_id for r in await insert_new(conn, assignments, rows, assignments.c.ticket_id)
     }
     uow.emit(*(dispatched_event(row) for row in rows if row["ticket_id"] in opened))
-    for envelope in elsewhere:
-        await on_ticket_registered(ctx, uow, envelope)
+    for event, early in elsewhere:
+        await register(ctx, uow, event, early)
 
 
 # the clock whose start a deadline's must not precede (less the tolerance) to count
@@ -225,7 +260,27 @@ def _deadline_update(clock: str) -> Any:
     if clock in _STARTED:
         where.append(v.c.started_at >= _STARTED[clock] - literal(CLOCK_TOLERANCE, Interval()))
         values["deadline_source"] = "sla"
-    return update(assignments).where(*where).values(values).returning(assignments.c.ticket_id)
+    stmt = update(assignments).where(*where).values(values).returning(assignments.c.ticket_id)
+    if clock == "dispatch":
+        stmt = stmt.add_cte(_keep_early_cte())
+    return stmt
+
+
+def _keep_early_cte() -> Any:
+    """``keep_early`` as a data-modifying CTE of the dispatch deadlines' update (the same
+    rows, sent once): the deadlines of tickets with no work order yet (``is_early``) wait
+    for their registration, a later one replacing an earlier."""
+    v = _arrays(ticket_id=String(32), round=Integer(), deadline=UTCDateTime())
+    early = early_dispatch_deadlines
+    no_work_order = ~exists().where(assignments.c.ticket_id == v.c.ticket_id)
+    keep = postgresql.insert(early).from_select(
+        ["ticket_id", "round", "deadline"],
+        select(v.c.ticket_id, v.c.round, v.c.deadline).where(no_work_order),
+    )
+    keep = keep.on_conflict_do_update(
+        index_elements=[early.c.ticket_id, early.c.round], set_={"deadline": keep.excluded.deadline}
+    )
+    return keep.cte("kept")
 
 
 async def on_deadline_set(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[Envelope]) -> None:
@@ -252,12 +307,18 @@ async def on_deadline_set(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[
         for r in await rows_in(uow.conn, DEADLINE_READ, assignments.c.ticket_id, wanted)
     }
     changes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    early: list[DeadlineSet] = []
     for event in events:
+        if is_early(event, current.get(event.ticket_id)):
+            early.append(event)
+            continue
         values = deadline_values(event, current.get(event.ticket_id))
         if values is not None:
             changes.setdefault(tuple(values), []).append({"ticket_id": event.ticket_id, **values})
     for rows in changes.values():  # one statement per set of columns (clock kind)
         await update_many(uow.conn, assignments, ["ticket_id"], rows)
+    if early:
+        await keep_early(uow, early)
 
 
 MANY_HANDLERS: dict[str, ManyHandler] = {

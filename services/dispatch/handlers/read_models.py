@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from services.dispatch.models import (
     assignments,
+    early_dispatch_deadlines,
     flags,
 )
-from shared.db import UnitOfWork, insert_ignoring_duplicates
+from shared.db import UnitOfWork, in_list, insert_ignoring_duplicates, upsert_many
 from shared.events import (
     DeadlineSet,
     Envelope,
@@ -73,8 +75,50 @@ DEADLINE_READ = (
 )
 
 
+# ---- deadlines heard of before the ticket ----------------------------------------------
+# The SLA starts the dispatch clock from the same ticket.registered that opens the work
+# order here, and its sla.deadline_set travels on another topic: it may come first. It then
+# waits in ``early_dispatch_deadlines`` for the registration, which takes it. (The other
+# clocks start from dispatch's own events, so their deadlines never precede the work order:
+# one about a ticket dispatch does not know changes nothing, as before.)
+
+
+def is_early(event: DeadlineSet, row: Any) -> bool:
+    """Whether ``event`` must wait for its ticket's registration (``row``: the work order)."""
+    return row is None and event.clock == "dispatch"
+
+
+def early_row(event: DeadlineSet) -> dict[str, Any]:
+    return {"ticket_id": event.ticket_id, "round": event.round, "deadline": event.deadline}
+
+
+async def keep_early(uow: UnitOfWork, events: list[DeadlineSet]) -> None:
+    """The dispatch deadlines of tickets not registered here yet, kept for their
+    registration; a later one of the same ticket and round replaces an earlier one, as it
+    would replace it on the work order."""
+    rows = [early_row(e) for e in events]
+    table, key = early_dispatch_deadlines, ["ticket_id", "round"]
+    await upsert_many(uow.conn, table, key, rows, ["deadline"])
+
+
+async def take_early(conn: Any, ticket_ids: Iterable[str]) -> dict[str, datetime]:
+    """The dispatch deadlines that came before the registrations of ``ticket_ids``, taken
+    (removed): by ticket, that of the first round, the one a registration opens (one of
+    another round is not its clock's and goes without effect)."""
+    postgres = conn.dialect.name == "postgresql"
+    table = early_dispatch_deadlines
+    taken = await conn.execute(
+        delete(table)
+        .where(in_list(table.c.ticket_id, "ids", postgres=postgres))
+        .returning(table.c.ticket_id, table.c.round, table.c.deadline),
+        {"ids": list(ticket_ids)},
+    )
+    return {r.ticket_id: r.deadline for r in taken if r.round == 1}
+
+
 async def on_deadline_set(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
-    """The SLA's deadline replaces ours, if it belongs to the clock now running."""
+    """The SLA's deadline replaces ours, if it belongs to the clock now running; a
+    dispatch deadline that came before its ticket waits for the registration."""
     event = parse_payload(envelope)
     assert isinstance(event, DeadlineSet)
     row = (
@@ -82,6 +126,9 @@ async def on_deadline_set(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelo
             select(*DEADLINE_READ).where(assignments.c.ticket_id == event.ticket_id)
         )
     ).first()
+    if is_early(event, row):
+        await keep_early(uow, [event])
+        return
     values = deadline_values(event, row)
     if values is None:
         return

@@ -32,6 +32,7 @@ from services.dispatch.handlers.common import (
     unit_from_row,
     write_dispatch,
 )
+from services.dispatch.handlers.read_models import take_early
 from services.dispatch.models import (
     assignments,
     co_unit_inputs,
@@ -78,8 +79,10 @@ def assignment_row(
     flagged: bool,
     now: datetime,
     acceptance_deadline: datetime | None,
+    dispatch_deadline: datetime | None,
 ) -> dict[str, Any]:
-    """The assignment a registration opens, as the catalog routes it."""
+    """The assignment a registration opens, as the catalog routes it; ``dispatch_deadline``
+    the SLA's, if it came first (``take_early``)."""
     dispatched = decision.unit_id is not None
     state = (
         State.DISPATCHED
@@ -105,6 +108,7 @@ def assignment_row(
         "address": event.address,
         "registered_at": event.registered_at,
         "dispatched_at": now if dispatched else None,
+        "dispatch_deadline": dispatch_deadline,
         "acceptance_deadline": acceptance_deadline,
         "deadline_source": "policy" if dispatched else None,
         "note": None if dispatched else decision.reason,
@@ -127,10 +131,21 @@ def dispatched_event(row: dict[str, Any]) -> Envelope:
 
 
 async def on_ticket_registered(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
-    """Art 7, 8: dispatch per catalog; a matter the catalog leaves open goes to
-    determination; otherwise a confident suggestion, or the manual queue."""
     event = parse_payload(envelope)
     assert isinstance(event, TicketRegistered)
+    early = await take_early(uow.conn, [event.ticket_id])
+    await register(ctx, uow, event, early.get(event.ticket_id))
+
+
+async def register(
+    ctx: ServiceContext,
+    uow: UnitOfWork,
+    event: TicketRegistered,
+    dispatch_deadline: datetime | None,
+) -> None:
+    """Art 7, 8: dispatch per catalog; a matter the catalog leaves open goes to
+    determination; otherwise a confident suggestion, or the manual queue. The work order
+    opens with the SLA's dispatch deadline if that came first (``dispatch_deadline``)."""
     conn = uow.conn
     matter_row = (
         await conn.execute(select(matters).where(matters.c.code == event.matter_code))
@@ -170,6 +185,7 @@ async def on_ticket_registered(ctx: ServiceContext, uow: UnitOfWork, envelope: E
         acceptance_deadline=(
             await fallback_acceptance_deadline(ctx, event.urgency, now) if dispatched else None
         ),
+        dispatch_deadline=dispatch_deadline,
     )
     inserted = await conn.execute(insert_ignoring_duplicates(conn, assignments).values(row))
     if inserted.rowcount == 0:

@@ -141,8 +141,11 @@ class Harness:
         urgency: str = "livelihood",
         flagged: bool = False,
         type_: str = "help",
+        ticket_id: str | None = None,
     ) -> str:
-        ticket_id = self.next_id()
+        """Registers a ticket (``ticket_id``: one taken with ``next_id``, of which other
+        events were heard first); returns its id."""
+        ticket_id = ticket_id or self.next_id()
         now = self.clock.now()
         await self.publish(
             TicketRegistered(
