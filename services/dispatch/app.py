@@ -8,6 +8,7 @@ from services.dispatch.handlers import (
     EVENT_HANDLERS,
     MANY_HANDLERS,
     catalog_scheduler,
+    early_deadline_settler,
     seed_catalog,
     warm_up,
 )
@@ -21,5 +22,5 @@ SPEC = ServiceSpec(
     handlers=EVENT_HANDLERS,
     many_handlers=MANY_HANDLERS,
     on_start=[seed_catalog, warm_up],
-    background=[catalog_scheduler],
+    background=[catalog_scheduler, early_deadline_settler],
 )

@@ -5,6 +5,7 @@ text does not change with the number of rows, so each connection prepares it onc
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, timedelta, timezone
@@ -26,8 +27,13 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from services.dispatch.app import SPEC as DISPATCH
+from services.dispatch.handlers import many
+from services.dispatch.handlers.read_models import settle_stranded
+from services.dispatch.models import assignments, early_dispatch_deadlines
 from shared.db import (
+    UnitOfWork,
     UTCDateTime,
+    begin_on_driver,
     fetch_rows,
     in_list,
     insert_new,
@@ -44,8 +50,10 @@ from tests.unit.test_set_based_consumers import (
     T0,
     Running,
     assert_set_based_leaves_what_one_by_one_leaves,
+    deadline_set,
     dispatch_early_batch,
     early_deadlines_kept,
+    registered,
     serving,
 )
 
@@ -88,6 +96,36 @@ async def test_dispatch_deadlines_heard_of_before_their_tickets_are_kept_on_post
     await assert_set_based_leaves_what_one_by_one_leaves(
         DISPATCH, dispatch_early_batch(), on_postgres(pg_url), monkeypatch, early_deadlines_kept
     )
+
+
+async def test_a_deadline_kept_while_another_instance_opens_the_work_order_is_settled(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two instances of dispatch, one holding the ticket's partition of hotline.tickets, the
+    other its partition of hotline.sla, in two transactions at once: the registration takes
+    no deadline (none committed yet), the deadline run sees no work order (not committed
+    yet) and keeps it. Both commit: the deadline waits beside the work order until
+    ``settle_stranded`` puts it on (the service runs it every few seconds; not here)."""
+    spec = dataclasses.replace(DISPATCH, background=[])
+    async with on_postgres(pg_url)(spec, "two-instances") as ctx:
+        async with ctx.db.engine.connect() as one, ctx.db.engine.connect() as other:
+            for conn in (one, other):  # as the consumer begins a batch's transaction
+                await conn.begin()
+                await begin_on_driver(conn)
+            await many.on_registered(ctx, UnitOfWork(one), [registered(1)])
+            await many.on_deadline_set(ctx, UnitOfWork(other), [deadline_set(1, "dispatch", None)])
+            await one.commit()
+            await other.commit()
+
+        async def left() -> tuple[Any, list[Any]]:
+            async with ctx.db.engine.connect() as conn:
+                found = await conn.scalar(select(assignments.c.dispatch_deadline))
+                waiting = (await conn.execute(select(early_dispatch_deadlines))).all()
+            return found, waiting
+
+        assert await left() == (None, [("TJ0001", 1, T0 + timedelta(hours=2))])
+        assert await settle_stranded(ctx) == 1
+        assert await left() == (T0 + timedelta(hours=2), [])
 
 
 metadata = MetaData()

@@ -174,7 +174,7 @@ async def early_deadlines_kept(ctx: ServiceContext) -> None:
     of its first round, whichever came first, and only the unregistered one's waiting."""
     async with ctx.db.engine.connect() as conn:
         rows = await conn.execute(select(assignments.c.ticket_id, assignments.c.dispatch_deadline))
-        found = dict(rows.tuples().all())
+        found = {r.ticket_id: r.dispatch_deadline for r in rows}
         waiting = (await conn.execute(select(early_dispatch_deadlines.c.ticket_id))).all()
     wanted = {f"TJ{n:04d}": T0 + timedelta(hours=n % 7 + 1) for n in range(1, 25)}
     wanted["TJ0006"] = T0 + timedelta(minutes=30)

@@ -2,7 +2,11 @@
 
 from services.dispatch.handlers.catalog_versions import catalog_scheduler, seed_catalog
 from services.dispatch.handlers.many import MANY_HANDLERS
-from services.dispatch.handlers.read_models import on_deadline_set, on_ticket_flagged
+from services.dispatch.handlers.read_models import (
+    early_deadline_settler,
+    on_deadline_set,
+    on_ticket_flagged,
+)
 from services.dispatch.handlers.rehandling import on_rehandle_requested
 from services.dispatch.handlers.suggest import warm_up
 from services.dispatch.handlers.tickets import on_ticket_registered
@@ -15,4 +19,11 @@ EVENT_HANDLERS = {
     RehandleRequested.TYPE: on_rehandle_requested,
 }
 
-__all__ = ["EVENT_HANDLERS", "MANY_HANDLERS", "catalog_scheduler", "seed_catalog", "warm_up"]
+__all__ = [
+    "EVENT_HANDLERS",
+    "MANY_HANDLERS",
+    "catalog_scheduler",
+    "early_deadline_settler",
+    "seed_catalog",
+    "warm_up",
+]

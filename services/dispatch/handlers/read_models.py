@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,14 +15,24 @@ from services.dispatch.models import (
     early_dispatch_deadlines,
     flags,
 )
-from shared.db import UnitOfWork, in_list, insert_ignoring_duplicates, upsert_many
+from shared.db import (
+    UnitOfWork,
+    in_list,
+    insert_ignoring_duplicates,
+    pair_of,
+    update_many,
+    upsert_many,
+)
 from shared.events import (
     DeadlineSet,
     Envelope,
     TicketFlagged,
     parse_payload,
 )
+from shared.logging import Outage
 from shared.service import ServiceContext
+
+log = logging.getLogger("hotline.dispatch")
 
 # A deadline event belongs to the current dispatch if its clock started at (or after) it.
 CLOCK_TOLERANCE = timedelta(seconds=1)
@@ -114,6 +126,63 @@ async def take_early(conn: Any, ticket_ids: Iterable[str]) -> dict[str, datetime
         {"ids": list(ticket_ids)},
     )
     return {r.ticket_id: r.deadline for r in taken if r.round == 1}
+
+
+# Two instances of dispatch may hold a ticket's partitions of the two topics: a deadline kept
+# in one transaction while another, not yet committed, opens the work order (and finds
+# nothing to take) is left waiting beside the work order. What a registration has not
+# taken by the time its work order is there is settled here, a few seconds later.
+SETTLE_SECONDS = 5.0
+SETTLE_BATCH = 500
+_NOT_SET = (assignments.c.dispatch_deadline.is_(None),)  # a later deadline stays
+
+
+async def settle_stranded(ctx: ServiceContext) -> int:
+    """Dispatch deadlines left waiting beside their work orders go onto them (those of the
+    work order's round, if it has none yet: a later one it has stays) and are removed;
+    returns how many were found."""
+    early = early_dispatch_deadlines
+    async with ctx.db.unit_of_work() as uow:
+        stranded = (
+            await uow.conn.execute(
+                select(
+                    early.c.ticket_id,
+                    early.c.round,
+                    early.c.deadline,
+                    assignments.c.round.label("current_round"),
+                )
+                .join(assignments, assignments.c.ticket_id == early.c.ticket_id)
+                .limit(SETTLE_BATCH)
+            )
+        ).all()
+        if not stranded:
+            return 0
+        values = [
+            {"ticket_id": r.ticket_id, "dispatch_deadline": r.deadline}
+            for r in stranded
+            if r.round == r.current_round
+        ]
+        await update_many(uow.conn, assignments, ["ticket_id"], values, *_NOT_SET)
+        key = (early.c.ticket_id, early.c.round)
+        pairs = [(r.ticket_id, r.round) for r in stranded]
+        await uow.conn.execute(delete(early).where(pair_of(uow.conn, key, pairs)))
+    log.info("stranded dispatch deadlines settled", extra={"deadlines": len(stranded)})
+    return len(stranded)
+
+
+async def early_deadline_settler(ctx: ServiceContext) -> None:
+    """``settle_stranded`` every ``SETTLE_SECONDS`` (a read of an empty table, mostly)."""
+    outage = Outage(log, "settling stranded dispatch deadlines")
+    while True:
+        try:
+            await settle_stranded(ctx)
+            outage.ok()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - logged when it starts and when it ends
+            await asyncio.sleep(outage.failed())
+            continue
+        await asyncio.sleep(SETTLE_SECONDS)
 
 
 async def on_deadline_set(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:

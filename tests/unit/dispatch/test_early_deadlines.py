@@ -11,6 +11,7 @@ from datetime import datetime
 import pytest
 from sqlalchemy import select
 
+from services.dispatch.handlers.read_models import settle_stranded
 from services.dispatch.models import early_dispatch_deadlines
 from tests.unit.dispatch.conftest import MINUTE, T0, Harness
 
@@ -101,3 +102,28 @@ async def test_the_dispatch_deadline_is_documented_in_the_openapi(service: Harne
     schema = service.app.openapi()["components"]["schemas"]["AssignmentPublic"]
     field = schema["properties"]["dispatch_deadline"]
     assert "派单时限" in field["description"] and "Read-only" in field["description"]
+
+
+async def test_a_deadline_left_waiting_beside_its_work_order_is_settled(service: Harness) -> None:
+    """Two instances: one keeps a deadline while the other, not yet committed, opens the
+    work order and takes nothing (tests/integration/test_set_based_statements.py runs that
+    on PostgreSQL). What is left waiting beside a work order is settled: a deadline of its
+    round it has none of goes on, a stale or another round's goes without effect."""
+    stranded, newer, second = [await service.register("WATER-001", "120103") for _ in "abc"]
+    await service.deadline(newer, "dispatch", T0 + 9 * MINUTE, started_at=T0)
+    left = {stranded: (1, 5), newer: (1, 7), second: (2, 8)}  # ticket: round, minutes
+    async with service.ctx.db.engine.begin() as conn:
+        await conn.execute(
+            early_dispatch_deadlines.insert(),
+            [
+                {"ticket_id": t, "round": r, "deadline": T0 + m * MINUTE}
+                for t, (r, m) in left.items()
+            ],
+        )
+
+    await settle_stranded(service.ctx)
+
+    got = [when((await service.ticket(t))["dispatch_deadline"]) for t in left]
+    assert got == [T0 + 5 * MINUTE, T0 + 9 * MINUTE, None]
+    assert await waiting(service) == []
+    assert await settle_stranded(service.ctx) == 0
