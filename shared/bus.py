@@ -26,7 +26,7 @@ import re
 import struct
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -115,21 +115,28 @@ def partition_for(key: bytes, partitions: int) -> int:
 
 
 def decode(
-    values: Sequence[bytes | None], types: frozenset[str] | None
+    values: Sequence[bytes | None],
+    types: frozenset[str] | None,
+    unless: Mapping[str, re.Pattern[bytes]] | None = None,
 ) -> tuple[list[Envelope], list[tuple[int, str]]]:
     """The envelopes among ``values`` whose type is in ``types`` (all when None), and the
     values that are not envelopes: (index in ``values``, why). A value whose type is read
     and not wanted is passed over before being parsed (most of a topic is of no interest to
-    a group); one whose type cannot be read is parsed, so garbage is never passed over
-    silently: every group reading the topic reports it (it is of interest to nobody, but
-    nobody can tell that without reading it)."""
+    a group), and so is one of a type in ``unless`` whose bytes match that type's pattern
+    (the events of a wanted type that the group can tell are of no interest to it without
+    parsing them); one whose type cannot be read is parsed, so garbage is never passed
+    over silently: every group reading the topic reports it (it is of interest to nobody,
+    but nobody can tell that without reading it)."""
     wanted: list[Envelope] = []
     bad: list[tuple[int, str]] = []
     for i, value in enumerate(values):
         if types is not None and value is not None:
             kind = type_of(value)
-            if kind is not None and kind not in types:
-                continue
+            if kind is not None:
+                if kind not in types:
+                    continue
+                if unless and kind in unless and unless[kind].search(value):
+                    continue
         try:
             wanted.append(Envelope.from_json(value if value is not None else b""))
         except Exception as exc:  # noqa: BLE001 - any failure to parse is the message's
@@ -200,7 +207,7 @@ class Bus(Protocol):
         group: str,
         topics: Sequence[str],
         handler: BatchHandler,
-        types: Collection[str] | None = None,
+        types: Types | None = None,
         *,
         unparseable: UnparseableHandler | None = None,
     ) -> None: ...
@@ -228,7 +235,8 @@ class _Subscription:
     group: str
     topics: frozenset[str]
     handler: BatchHandler
-    types: frozenset[str] | None = None  # the event types the group handles (None: all)
+    # the event types the group handles (None: all; LiveTypes: read for each batch)
+    types: frozenset[str] | LiveTypes | None = None
     # where the messages that are not envelopes go (None: logged and passed over)
     unparseable: UnparseableHandler | None = None
     state: str = STOPPED
@@ -249,8 +257,79 @@ class _Subscription:
     consumer: Any = None  # Kafka: the group's live aiokafka consumer (for diagnostics)
 
 
-def _types(types: Collection[str] | None) -> frozenset[str] | None:
-    return None if types is None else frozenset(types)
+class Wanted(NamedTuple):
+    """The event types a group takes at the moment: ``types``, but of a type in ``unless``
+    not the messages whose bytes match its pattern (``decode``)."""
+
+    types: Collection[str]
+    unless: Mapping[str, re.Pattern[bytes]] = {}
+
+
+class LiveTypes:
+    """The event types a group takes when they change while it runs: of ``handled`` (the
+    types its handler handles), those ``now()`` names (a ``Wanted``, or just types), read
+    afresh for every batch after it is fetched and before it is decoded, so a message of a
+    type nobody wants at that moment is passed over unparsed. Read after the fetch: a type
+    wanted from some moment on is decoded in every batch fetched after it, so in every
+    event published after that moment. If ``now()`` fails (the database it reads is down)
+    or takes longer than ``timeout``, the batch is decoded for every type ``handled`` (as
+    without it): the handler judges each event then, as always."""
+
+    def __init__(
+        self,
+        handled: Collection[str],
+        now: Callable[[], Awaitable[Wanted | Collection[str]]],
+        *,
+        timeout: float = 5.0,
+    ) -> None:
+        self.handled = frozenset(handled)
+        self.now = now
+        self.timeout = timeout
+        self.failing = False
+
+    async def read(self) -> Wanted:
+        try:
+            async with asyncio.timeout(self.timeout):
+                wanted = await self.now()
+        except Exception as exc:  # noqa: BLE001 - every type then: nothing is passed over
+            if not self.failing:
+                self.failing = True
+                log.warning(
+                    "a consumer's wanted event types cannot be read; taking every type",
+                    extra={"error": repr(exc)[:300]},
+                )
+            return Wanted(self.handled)
+        if self.failing:
+            self.failing = False
+            log.warning("a consumer's wanted event types are read again")
+        if not isinstance(wanted, Wanted):
+            wanted = Wanted(wanted)
+        return Wanted(self.handled.intersection(wanted.types), wanted.unless)
+
+
+Types = Collection[str] | LiveTypes
+
+
+def _types(types: Types | None) -> frozenset[str] | LiveTypes | None:
+    if types is None or isinstance(types, LiveTypes):
+        return types
+    return frozenset(types)
+
+
+async def _types_now(sub: _Subscription) -> Wanted | None:
+    """The types of the group's next batch (``LiveTypes`` read now); None: every type."""
+    types = sub.types
+    if types is None or isinstance(types, frozenset):
+        return None if types is None else Wanted(types)
+    return await types.read()
+
+
+def _decode(
+    values: Sequence[bytes | None], wanted: Wanted | None
+) -> tuple[list[Envelope], list[tuple[int, str]]]:
+    if wanted is None:
+        return decode(values, None)
+    return decode(values, frozenset(wanted.types), wanted.unless)
 
 
 async def _deliver(
@@ -503,7 +582,7 @@ class LogBus(_Groups):
         group: str,
         topics: Sequence[str],
         handler: BatchHandler,
-        types: Collection[str] | None = None,
+        types: Types | None = None,
         *,
         unparseable: UnparseableHandler | None = None,
     ) -> None:
@@ -570,7 +649,7 @@ class LogBus(_Groups):
             ) as cur:
                 rows = list(await cur.fetchall())
         reached = rows[-1][0] if len(rows) == self.batch_size else end
-        batch, errors = decode([row[1] for row in rows], sub.types)
+        batch, errors = _decode([row[1] for row in rows], await _types_now(sub))
         bad = []
         for i, why in errors:
             pos, value, topic, key = rows[i]
@@ -847,7 +926,7 @@ class KafkaBus(_Groups):
         group: str,
         topics: Sequence[str],
         handler: BatchHandler,
-        types: Collection[str] | None = None,
+        types: Types | None = None,
         *,
         unparseable: UnparseableHandler | None = None,
     ) -> None:
@@ -1050,8 +1129,9 @@ class KafkaBus(_Groups):
                         await self._report_idle(consumer, sub)
                     continue
                 last_records, idle_reported = time.monotonic(), False
+                types = await _types_now(sub)  # (not holding the batch lock: it may wait)
                 async with in_hand:
-                    batch, bad = self._decode(batches, sub)
+                    batch, bad = self._decode(batches, types)
                     done = not (batch or bad) or await _deliver(sub, batch, bad, abandon=revoking)
                     if not done:
                         log.info(
@@ -1084,12 +1164,12 @@ class KafkaBus(_Groups):
             sub.consumer = None
 
     def _decode(
-        self, batches: dict[Any, list[Any]], sub: _Subscription
+        self, batches: dict[Any, list[Any]], types: Wanted | None
     ) -> tuple[list[Envelope], list[Unparseable]]:
         """The fetched records' envelopes of the group's types, and the records that are not
         envelopes, with where they were."""
         records = [m for messages in batches.values() for m in messages]
-        batch, errors = decode([m.value for m in records], sub.types)
+        batch, errors = _decode([m.value for m in records], types)
         return batch, [self._unparseable(records[i], why) for i, why in errors]
 
     def _unparseable(self, record: Any, error: str) -> Unparseable:

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Coroutine,
+    Mapping,
+    Sequence,
+)
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -37,7 +45,7 @@ from shared.auth import (
     verify_headers,
 )
 from shared.batching import GroupCommit
-from shared.bus import Bus, make_bus
+from shared.bus import Bus, LiveTypes, Types, Wanted, make_bus
 from shared.clock import Clock, OffsetClock, make_clock
 from shared.consumer import Consumer
 from shared.consumer import EventHandler as EventHandler
@@ -95,6 +103,11 @@ class ServiceSpec:
     many_handlers: Mapping[str, ManyHandler] = field(default_factory=dict)
     # the events of a batch that would change nothing (neither run nor recorded)
     of_no_effect: NoEffect | None = None
+    # the types of ``handlers`` the consumer takes at the moment (and, of a type, the
+    # messages it can tell are of no interest by their bytes), asked before each batch is
+    # decoded (shared/bus.py, LiveTypes, Wanted): the bus passes the others over unparsed.
+    # None: every type of ``handlers``
+    wanted_types: Callable[[ServiceContext], Awaitable[Wanted | Collection[str]]] | None = None
     on_start: Sequence[Hook] = ()
     background: Sequence[Hook] = ()  # long-running loops, cancelled at stop
     ready_checks: Sequence[Callable[[ServiceContext], Awaitable[dict[str, Any]]]] = ()
@@ -320,12 +333,12 @@ def _subscribe(ctx: ServiceContext, spec: ServiceSpec) -> None:
         max_attempts=ctx.settings.consumer_max_attempts,
     )
     ctx.extras["consumer"] = consumer
+    types: Types = set(spec.handlers)
+    if spec.wanted_types is not None:
+        wanted = spec.wanted_types
+        types = LiveTypes(spec.handlers, lambda: wanted(ctx))
     ctx.bus.subscribe(
-        spec.name,
-        topics,
-        consumer.handle_batch,
-        types=set(spec.handlers),
-        unparseable=consumer.park_unparseable,
+        spec.name, topics, consumer.handle_batch, types, unparseable=consumer.park_unparseable
     )
 
 

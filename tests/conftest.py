@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from shared.bus import BatchHandler, LogBus, RawEvent, UnparseableHandler  # noqa: E402
+from shared.bus import BatchHandler, LogBus, RawEvent, Types, UnparseableHandler  # noqa: E402
 from shared.db import Database  # noqa: E402
 from shared.events import Envelope  # noqa: E402
 
@@ -68,7 +68,7 @@ class SettledBus:
         group: str,
         topics: Sequence[str],
         handler: BatchHandler,
-        types: Collection[str] | None = None,
+        types: Types | None = None,
         *,
         unparseable: UnparseableHandler | None = None,
     ) -> None:

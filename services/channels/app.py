@@ -13,6 +13,7 @@ from services.channels.handlers import (
     notification_sender,
     of_no_effect,
     retry_pending,
+    wanted_types,
 )
 from shared.service import ServiceSpec
 
@@ -24,6 +25,7 @@ SPEC = ServiceSpec(
     handlers=EVENT_HANDLERS,
     many_handlers=MANY_HANDLERS,
     of_no_effect=of_no_effect,
+    wanted_types=wanted_types,
     on_start=[check_secrets],
     background=[delivery_sender, notification_sender, retry_pending],
     metrics=[channel_metrics],

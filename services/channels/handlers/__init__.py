@@ -9,8 +9,9 @@ from services.channels.handlers import notifications, open311, webhooks
 from services.channels.handlers.notifications import notification_sender, provider_circuits
 from services.channels.handlers.webhooks import delivery_sender, endpoint_circuits
 from services.channels.handlers.wechat import retry_pending
+from shared.bus import Wanted
 from shared.db import UnitOfWork
-from shared.events import EVENT_TYPES, Envelope, TicketDispatched
+from shared.events import EVENT_TYPES, DeadlineSet, Envelope, TicketDispatched
 from shared.metrics import Sample
 from shared.service import EventHandler, ManyHandler, ServiceContext
 from shared.settings import secret_problems
@@ -43,6 +44,21 @@ async def of_no_effect(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[Env
         return set()
     subs = await webhooks.active_subscriptions(uow)
     return {str(e.event_id) for e in idle if not webhooks.subscribed(subs, e)}
+
+
+# every type a read model or notification here may take something from (``_read_here``
+# tells for each event)
+READ_HERE = open311.TAKEN | webhooks.TRACKED | notifications.TAKEN
+
+
+async def wanted_types(ctx: ServiceContext) -> Wanted:
+    """The types the consumer takes now: those read here and those a subscription wants.
+    The bus passes the others over unparsed (most of a ticket's traffic: its registration,
+    and, while no subscription wants them, its clocks' deadlines but the completion
+    clock's), asked before each batch is decoded."""
+    subscribed = await webhooks.subscribed_types(ctx, EVENT_HANDLERS)
+    unless = {} if DeadlineSet.TYPE in subscribed else {DeadlineSet.TYPE: open311.OTHER_CLOCKS}
+    return Wanted(READ_HERE | subscribed, unless)
 
 
 def _read_here(envelope: Envelope) -> bool:
@@ -80,6 +96,7 @@ __all__ = [
     "EVENT_HANDLERS",
     "MANY_HANDLERS",
     "of_no_effect",
+    "wanted_types",
     "channel_metrics",
     "check_secrets",
     "delivery_sender",

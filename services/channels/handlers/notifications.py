@@ -181,6 +181,10 @@ async def ticket_filed(
     await notify_citizen(ctx, uow, event_id, ticket, Purpose.REGISTERED)
 
 
+# every type ``on_event`` may queue a notification for (``takes_from`` tells for each event)
+TAKEN = frozenset({UnitStaffPublished.TYPE, *CITIZEN_PURPOSES, *UNIT_PURPOSES})
+
+
 def takes_from(envelope: Envelope) -> bool:
     """Whether ``on_event`` may queue a notification (or learn a unit's staff) for
     ``envelope``."""

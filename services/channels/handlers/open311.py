@@ -4,6 +4,7 @@ ticket events (status, status notes, agency responsible, the SLA clock's expecte
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -252,6 +253,8 @@ CATALOG_EVENTS = frozenset({"catalog.matter_published", "catalog.unit_published"
 PROGRESS_EVENTS = frozenset(
     {"ticket.dispatched", "ticket.accepted", "ticket.completed", "ticket.rehandling_started"}
 )
+# every type ``on_event`` may change something for (``takes_from`` tells for each event)
+TAKEN = CATALOG_EVENTS | PROGRESS_EVENTS | {"sla.deadline_set"}
 
 
 def takes_from(envelope: Envelope) -> bool:
@@ -261,6 +264,12 @@ def takes_from(envelope: Envelope) -> bool:
     if envelope.ticket_id is None:
         return False
     return envelope.type in PROGRESS_EVENTS or _expected(envelope)
+
+
+# a clock's deadline other than the completion clock's, in the bytes of an envelope as
+# ``Envelope.to_json`` writes it (the payload's first fields: ticket_id, clock): what
+# ``_expected`` refuses, told without parsing it (an envelope written otherwise is parsed)
+OTHER_CLOCKS = re.compile(rb'"payload":\{"ticket_id":"[^"\\]*","clock":"(?:dispatch|acceptance)"')
 
 
 def _expected(envelope: Envelope) -> bool:

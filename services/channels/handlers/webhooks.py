@@ -8,7 +8,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -350,6 +350,25 @@ async def active_subscriptions(uow: UnitOfWork) -> Sequence[Any]:
             )
         ).all()
     return subs  # type: ignore[no-any-return]
+
+
+async def subscribed_types(ctx: ServiceContext, offered: Collection[str]) -> set[str]:
+    """The types of ``offered`` that a subscription not revoked wants now (read for each
+    batch the consumer fetches: a subscription made or revoked here or in another process
+    counts from the next batch on)."""
+    async with ctx.db.engine.connect() as conn:
+        patterns = {
+            p
+            for types in (
+                await conn.execute(
+                    select(subscriptions.c.event_types).where(subscriptions.c.revoked_at.is_(None))
+                )
+            ).scalars()
+            for p in types
+        }
+    if not patterns:
+        return set()
+    return {t for t in offered if not t.startswith("catalog.") and matches(patterns, t)}
 
 
 def subscribed(subs: Sequence[Any], envelope: Envelope) -> bool:

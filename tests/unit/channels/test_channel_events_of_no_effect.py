@@ -7,15 +7,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 
 from services.channels.app import SPEC as CHANNELS
-from services.channels.handlers import of_no_effect, on_event
+from services.channels.handlers import READ_HERE, of_no_effect, on_event
+from services.channels.handlers.webhooks import create_subscription
 from services.channels.models import deliveries, subscriptions
+from services.channels.schemas import SubscriptionCreate
+from shared.auth import Caller, Role
+from shared.bus import LogBus, RawEvent
 from shared.consumer import Consumer
 from shared.db import UnitOfWork
-from shared.events import Envelope
+from shared.events import TOPIC_SLA, TOPIC_TICKETS, Envelope
 from shared.service import ServiceContext
 from tests.unit.test_set_based_consumers import (
     T0,
@@ -117,6 +122,86 @@ async def test_the_handler_changes_nothing_for_an_event_judged_of_no_effect(
             assert await conn.scalar(select(func.count()).select_from(deliveries)) == 0
 
     assert judged["ticket.registered"]
+    # the bus passes over unparsed the types not read here (while nobody subscribes to them)
+    assert {t for t, idle in judged.items() if not idle} <= READ_HERE
     assert judged["sla.deadline_set"] == (payload["clock"] != "completion")
     assert not judged["ticket.dispatched"]
     assert not judged["sla.warning"] or payload["unit_id"] is None
+
+
+def broken(n: int) -> list[RawEvent]:
+    """A registration and an acceptance clock's deadline of ticket ``n`` whose type (and
+    clock) can be read and nothing more: parsed, each is parked as a message that is not
+    an event; passed over, nothing is heard of it."""
+    event_id = f"00000000-0000-7000-8000-{n:012d}"
+    registration = f'{{"event_id":"{event_id}","type":"ticket.registered","payload":"第{n}号"}}'
+    deadline = deadline_set(n, "acceptance").to_json()
+    clock = b'"clock":"acceptance"'
+    cut = deadline[: deadline.index(clock) + len(clock)] + f',"round":第{n}轮}}}}'.encode()
+    return [  # (in the order of their bytes)
+        RawEvent(TOPIC_TICKETS, f"TJ{n:04d}", registration.encode()),
+        RawEvent(TOPIC_SLA, f"TJ{n:04d}", cut),
+    ]
+
+
+def _raw(envelope: Envelope) -> RawEvent:
+    return RawEvent(envelope.topic, envelope.key, envelope.to_json(), envelope.trace_id)
+
+
+async def test_a_type_nobody_here_takes_is_passed_over_unparsed_until_a_subscription_wants_it(
+    tmp_path: Path,
+) -> None:
+    """The bus decodes for channels only the types its read models take and those a
+    subscription wants (of the clocks' deadlines, only the completion clock's, which the
+    Open311 requests show), read for every batch: a subscription made here, or revoked by
+    another process (straight in the database), counts from the next batch on."""
+    async with serving(CHANNELS, f"sqlite+aiosqlite:///{tmp_path}/channels.db") as ctx:
+        bus = ctx.bus
+        assert isinstance(bus, LogBus)
+        await bus.start()
+        consumer: Consumer = ctx.extras["consumer"]
+
+        unread: list[bytes] = []
+
+        async def publish(n: int) -> list[Envelope]:
+            """Ticket ``n``'s broken messages, then its registration, work order and clocks."""
+            good = [registered(n), dispatched(n), deadline_set(n, "acceptance")]
+            good.append(deadline_set(n, "completion"))
+            bad = broken(n)
+            unread[:] = [m.value for m in bad]
+            await bus.publish_raw([*bad, *map(_raw, good)])
+            await bus.drain(timeout=10)
+            return good
+
+        first = await publish(1)
+        assert await consumer.parked() == []  # never parsed
+        assert await delivered(ctx) == []
+        # the work order and the completion clock, which the Open311 request shows
+        assert await recorded(ctx) == {str(first[1].event_id), str(first[3].event_id)}
+
+        admin = Caller(sub="admin", role=Role.ADMIN)
+        sub = await create_subscription(
+            ctx,
+            admin,
+            SubscriptionCreate(
+                url="https://example.org/hook",
+                event_types=["ticket.registered", "sla.deadline_set"],
+            ),
+        )
+        second = await publish(2)
+        parked = await consumer.parked()
+        assert sorted(orjson.loads(p["payload"])["raw"].encode() for p in parked) == unread
+        expected = {str(e.event_id) for e in second if e.type != "ticket.dispatched"}
+        assert set(await delivered(ctx)) == expected
+
+        async with ctx.db.engine.begin() as conn:  # revoked by another process
+            await conn.execute(
+                update(subscriptions)
+                .where(subscriptions.c.subscription_id == sub.subscription_id)
+                .values(revoked_at=T0)
+            )
+        third = await publish(3)
+        assert len(await consumer.parked()) == 2
+        assert set(await delivered(ctx)) == expected
+        assert {str(third[1].event_id), str(third[3].event_id)} <= await recorded(ctx)
+        assert str(third[2].event_id) not in await recorded(ctx)

@@ -297,6 +297,41 @@ async def test_a_group_receives_only_the_event_types_it_handles_in_log_order(bus
     assert bus.lag() == {"sla": 0}
 
 
+async def test_a_groups_live_types_are_read_for_each_batch_and_all_when_unreadable(
+    bus: LogBus, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``LiveTypes``: the types a group wants are asked before each batch is decoded (of
+    those its handler handles); while they cannot be read, every handled type is decoded."""
+    from shared.bus import LiveTypes
+
+    wanted: set[str] | None = {"ticket.dispatched"}
+
+    async def now() -> set[str]:
+        if wanted is None:
+            raise ConnectionError("database unreachable")
+        return wanted | {"ticket.closed"}  # not handled: never decoded
+
+    got = Recorder()
+    handled = {"ticket.registered", "ticket.dispatched"}
+    bus.subscribe("channels", [TOPIC_TICKETS], got, LiveTypes(handled, now))
+    types = ["ticket.registered", "ticket.dispatched", "ticket.closed"]
+    await bus.publish([event(n, t) for n, t in enumerate(types, 1)])
+    await bus.drain()
+    assert got.seen == ["TJ0002"]
+
+    wanted = {"ticket.registered"}
+    await bus.publish([event(n, t) for n, t in enumerate(types, 4)])
+    await bus.drain()
+    assert got.seen == ["TJ0002", "TJ0004"]
+
+    wanted = None
+    caplog.set_level(logging.WARNING, logger="hotline.bus")
+    await bus.publish([event(n, t) for n, t in enumerate(types, 7)])
+    await bus.drain()
+    assert got.seen == ["TJ0002", "TJ0004", "TJ0007", "TJ0008"]
+    assert "cannot be read" in caplog.text
+
+
 def test_an_envelope_is_told_by_its_type_without_being_parsed() -> None:
     from shared.bus import decode, type_of
 
