@@ -45,6 +45,9 @@ from shared.db import (
 )
 from shared.events import Envelope
 from shared.service import ServiceContext, ServiceSpec
+from tests.unit.channels.test_channel_events_of_no_effect import (
+    assert_types_taken_follow_the_subscriptions,
+)
 from tests.unit.test_set_based_consumers import (
     BATCHES,
     T0,
@@ -126,6 +129,11 @@ async def test_a_deadline_kept_while_another_instance_opens_the_work_order_is_se
         assert await left() == (None, [("TJ0001", 1, T0 + timedelta(hours=2))])
         assert await settle_stranded(ctx) == 1
         assert await left() == (T0 + timedelta(hours=2), [])
+
+
+async def test_channels_takes_the_types_the_subscriptions_want_on_postgresql(pg_url: str) -> None:
+    """As on SQLite: the subscriptions are read on the driver's connection here."""
+    await assert_types_taken_follow_the_subscriptions(on_postgres(pg_url))
 
 
 metadata = MetaData()

@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import orjson
 from sqlalchemy import delete, func, insert, select, update
 
 from services.channels.domain import (
@@ -352,20 +353,23 @@ async def active_subscriptions(uow: UnitOfWork) -> Sequence[Any]:
     return subs  # type: ignore[no-any-return]
 
 
+# the patterns of the subscriptions not revoked, on PostgreSQL: one statement on the
+# driver's connection (its own transaction), once for each batch the consumer fetches
+_SUBSCRIBED = "SELECT DISTINCT event_types::text FROM subscriptions WHERE revoked_at IS NULL"
+
+
 async def subscribed_types(ctx: ServiceContext, offered: Collection[str]) -> set[str]:
     """The types of ``offered`` that a subscription not revoked wants now (read for each
     batch the consumer fetches: a subscription made or revoked here or in another process
     counts from the next batch on)."""
-    async with ctx.db.engine.connect() as conn:
-        patterns = {
-            p
-            for types in (
-                await conn.execute(
-                    select(subscriptions.c.event_types).where(subscriptions.c.revoked_at.is_(None))
-                )
-            ).scalars()
-            for p in types
-        }
+    if ctx.db.is_postgres:
+        async with ctx.db.driver_connection() as (_, raw):
+            lists = [orjson.loads(r[0]) for r in await raw.fetch(_SUBSCRIBED)]
+    else:
+        async with ctx.db.engine.connect() as conn:
+            query = select(subscriptions.c.event_types).where(subscriptions.c.revoked_at.is_(None))
+            lists = list((await conn.execute(query)).scalars())
+    patterns = {p for types in lists for p in types}
     if not patterns:
         return set()
     return {t for t in offered if not t.startswith("catalog.") and matches(patterns, t)}

@@ -24,9 +24,11 @@ from shared.events import TOPIC_SLA, TOPIC_TICKETS, Envelope
 from shared.service import ServiceContext
 from tests.unit.test_set_based_consumers import (
     T0,
+    Running,
     channels_contacts,
     deadline_set,
     dispatched,
+    on_sqlite,
     registered,
     sent,
     serving,
@@ -151,11 +153,15 @@ def _raw(envelope: Envelope) -> RawEvent:
 async def test_a_type_nobody_here_takes_is_passed_over_unparsed_until_a_subscription_wants_it(
     tmp_path: Path,
 ) -> None:
+    await assert_types_taken_follow_the_subscriptions(on_sqlite(tmp_path))
+
+
+async def assert_types_taken_follow_the_subscriptions(running: Running) -> None:
     """The bus decodes for channels only the types its read models take and those a
     subscription wants (of the clocks' deadlines, only the completion clock's, which the
     Open311 requests show), read for every batch: a subscription made here, or revoked by
     another process (straight in the database), counts from the next batch on."""
-    async with serving(CHANNELS, f"sqlite+aiosqlite:///{tmp_path}/channels.db") as ctx:
+    async with running(CHANNELS, "channels") as ctx:
         bus = ctx.bus
         assert isinstance(bus, LogBus)
         await bus.start()
