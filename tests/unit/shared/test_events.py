@@ -1,4 +1,5 @@
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -6,6 +7,7 @@ from shared.events import (
     EVENT_TYPES,
     UPCASTERS,
     Envelope,
+    Event,
     TicketRegistered,
     UnknownEvent,
     parse_payload,
@@ -125,3 +127,131 @@ def test_a_newer_version_than_known_is_refused_not_misread() -> None:
     envelope = REGISTERED.envelope(producer="intake", occurred_at=REGISTERED.registered_at)
     with pytest.raises(UnknownEvent):
         parse_payload(envelope.model_copy(update={"version": 2}))
+
+
+def _as_validated(envelope: Envelope) -> Envelope:
+    """The envelope ``Event.envelope`` made before, validating every field (its payload
+    the model's dump), with the same id."""
+    return Envelope(**{name: getattr(envelope, name) for name in Envelope.model_fields})
+
+
+def _chinese_events() -> list[tuple[Event, dict[str, Any]]]:
+    from zoneinfo import ZoneInfo
+
+    from shared.events import CallEnded, DeadlineSet, TicketDispatched, UnitStaffPublished
+    from shared.events.catalog import StaffContact
+
+    shanghai = datetime(2026, 1, 15, 9, 2, 3, 456789, tzinfo=ZoneInfo("Asia/Shanghai"))
+    return [
+        (REGISTERED, {"producer": "intake", "occurred_at": REGISTERED.registered_at}),
+        (
+            TicketDispatched(
+                ticket_id="TJ20260115000123",
+                unit_id="河西区供热办",
+                matter_code="HEAT-001",
+                district="120103",
+                type="complaint",
+                urgency="livelihood",
+                dispatched_at=shanghai,
+                co_unit_ids=["和平区住建委", "南开区街道办"],
+            ),
+            {"producer": "dispatch", "occurred_at": shanghai},
+        ),
+        (
+            DeadlineSet(
+                ticket_id="TJ20260115000123",
+                clock="acceptance",
+                unit_id="城市供水",
+                started_at=shanghai,
+                deadline=datetime(2026, 1, 15, 2, 0, tzinfo=UTC),
+                period="30m",
+            ),
+            {"producer": "sla", "occurred_at": shanghai, "ticket_id": "TJ另一个"},
+        ),
+        (
+            UnitStaffPublished(
+                unit_id="city-water",
+                staff=[StaffContact(username="zhangwei", name="张伟", duties=["受理", "办理"])],
+            ),
+            {"producer": "catalog", "occurred_at": REGISTERED.registered_at},
+        ),
+        (
+            CallEnded(call_id="呼叫-1", account_id="ivr", started_at=shanghai, ended_at=shanghai),
+            {"producer": "channels", "occurred_at": shanghai},
+        ),
+    ]
+
+
+def test_an_events_envelope_is_the_validated_envelope_byte_for_byte() -> None:
+    """``Event.envelope`` makes the envelope without validating it all over again: the same
+    fields, objects and bytes as the envelope validated from the same values, for events in
+    Chinese, times in Shanghai and in UTC, a ticket id given or the event's own or none,
+    with a trace id and without."""
+    from shared.logging import trace_id_var
+
+    for trace in (None, "trace-第1号"):
+        token = trace_id_var.set(trace)
+        try:
+            for event, how in _chinese_events():
+                made = event.envelope(**how)
+                validated = _as_validated(made)
+                assert made.to_json() == validated.to_json()
+                assert made == validated and repr(made) == repr(validated)
+                assert made.model_dump() == validated.model_dump()
+                assert made.__pydantic_fields_set__ == validated.__pydantic_fields_set__ - {
+                    "event_id"
+                }
+                assert made.trace_id == trace
+                assert made.payload == event.model_dump(mode="json")
+                assert "\\u" not in made.to_json().decode()  # UTF-8, not escapes
+                assert Envelope.from_json(made.to_json()) == made
+                assert parse_payload(made) == event
+                assert made.model_copy(update={"version": 2}).version == 2
+        finally:
+            trace_id_var.reset(token)
+
+
+def test_an_events_envelope_validates_only_what_is_not_of_its_plain_type(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The payload comes from a validated model: an envelope of plain values is not
+    validated again; one of anything else is, and is refused with the same errors."""
+    from pydantic import ValidationError
+
+    validator = Envelope.__pydantic_validator__
+    validated: list[Any] = []
+
+    class Counting:
+        def validate_python(self, *args: Any, **kwargs: Any) -> Any:
+            validated.append(args)
+            return validator.validate_python(*args, **kwargs)
+
+    monkeypatch.setattr(Envelope, "__pydantic_validator__", Counting())
+    REGISTERED.envelope(producer="intake", occurred_at=REGISTERED.registered_at)
+    assert validated == []
+    monkeypatch.undo()
+
+    naive = datetime(2026, 1, 15, 1, 2, 3)
+    for bad in (
+        {"producer": "intake", "occurred_at": naive},
+        {"producer": "intake", "occurred_at": "2026-01-15 不是时间"},
+        {"producer": None, "occurred_at": REGISTERED.registered_at},
+        {"producer": "intake", "occurred_at": REGISTERED.registered_at, "ticket_id": 123},
+    ):
+        with pytest.raises(ValidationError) as made:
+            REGISTERED.envelope(**bad)  # type: ignore[arg-type]
+        with pytest.raises(ValidationError) as before:
+            Envelope(
+                type=REGISTERED.TYPE,
+                version=REGISTERED.VERSION,
+                occurred_at=bad["occurred_at"],
+                ticket_id=bad.get("ticket_id", REGISTERED.ticket_id),
+                producer=bad["producer"],
+                trace_id=None,
+                payload=REGISTERED.model_dump(mode="json"),
+            )
+        assert made.value.errors() == before.value.errors()
+    # a payload the model cannot dump as JSON still raises
+    broken = REGISTERED.model_copy(update={"content": object()})
+    with pytest.raises(Exception, match="serialize|Unable"):
+        broken.envelope(producer="intake", occurred_at=REGISTERED.registered_at)
