@@ -111,4 +111,8 @@ async def queue_page(queue: str, request: Request, user: UserDep) -> Response:
     title, path, fixed, filters = QUEUES[queue]
     chosen = {k: request.query_params.get(k, default) for k, default in filters.items()}
     found, page = await fetch_page(request, user, path, **fixed, **chosen)
-    return render(request, "queue.html", title=title, rows=found["data"], page=page, kind=queue)
+    # a dispatch deadline (Art 6) is past by the platform's clock, as the board's countdowns
+    now = await server_now(request, user) if queue == "dispatch" else None
+    return render(
+        request, "queue.html", title=title, rows=found["data"], page=page, kind=queue, now=now
+    )
