@@ -31,7 +31,7 @@ def serve() -> None:
     settings = get_settings()
     configure_logging("gateway", settings.log_level, settings.log_json)
     uvicorn.run(
-        create_gateway_app(settings),
+        create_gateway_app(settings, freeze_heap=True),
         **server_options(
             host=settings.host,
             port=settings.port_for("gateway"),

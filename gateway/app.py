@@ -26,7 +26,7 @@ from shared.access import guard, public
 from shared.bus import Bus
 from shared.clock import Clock
 from shared.errors import NotFound, install_error_handlers
-from shared.http_server import NO_FASTAPI_TELEMETRY
+from shared.http_server import NO_FASTAPI_TELEMETRY, freeze_startup_heap
 from shared.metrics import Metrics, RequestEdge, bearer_matches
 from shared.settings import Settings
 
@@ -54,6 +54,7 @@ def create_gateway_app(
     *,
     bus: Bus | None = None,
     clock: Clock | None = None,
+    freeze_heap: bool = False,
 ) -> FastAPI:
     """The gateway app. ``transports`` (embedded mode and tests) maps service names to
     in-process transports; without it each service is reached at its configured URL.
@@ -69,6 +70,8 @@ def create_gateway_app(
         app.state.sessions = SessionGuard(identities, settings.session_check_seconds)
         try:
             async with console_lifespan(console):
+                if freeze_heap:  # the process serves this app alone (see create_service_app)
+                    freeze_startup_heap()
                 yield
         finally:
             await upstreams.aclose()

@@ -25,7 +25,7 @@ from gateway.users import demo_logins
 from shared.bus import LogBus
 from shared.clock import make_clock
 from shared.db import service_url
-from shared.http_server import server_options
+from shared.http_server import freeze_startup_heap, server_options
 from shared.service import ServiceSpec, create_service_app
 from shared.settings import SERVICES, Settings
 
@@ -149,6 +149,7 @@ async def serve(settings: Settings) -> None:
     # the address first, before the start-up log lines; the full banner follows when ready
     print(f"12345 hotline platform starting: console at {_public_url(settings)}/", flush=True)
     async with embedded_app(settings) as app:
+        freeze_startup_heap()  # every app has started
         config = uvicorn.Config(
             app,
             **server_options(

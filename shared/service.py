@@ -54,7 +54,7 @@ from shared.consumer import NoEffect as NoEffect
 from shared.db import Database
 from shared.direct import DirectRoutes
 from shared.errors import IllegalTransition, NotFound, install_error_handlers
-from shared.http_server import NO_FASTAPI_TELEMETRY, server_options
+from shared.http_server import NO_FASTAPI_TELEMETRY, freeze_startup_heap, server_options
 from shared.metrics import Metrics, RequestEdge, Sample, spine_samples
 from shared.params import RowId
 from shared.relay import OutboxRelay
@@ -349,10 +349,13 @@ def create_service_app(
     bus: Bus | None = None,
     clock: Clock | None = None,
     clock_routes: bool = True,
+    freeze_heap: bool = False,
 ) -> FastAPI:
     """A service's FastAPI app. Pass ``bus``/``clock`` to share them (embedded mode);
     otherwise the service makes and owns its own from settings. ``clock_routes=False``
-    leaves out ``/internal/clock`` (embedded mode serves one clock endpoint instead)."""
+    leaves out ``/internal/clock`` (embedded mode serves one clock endpoint instead).
+    ``freeze_heap``: the process serves this app alone, so what its start made is frozen
+    (``freeze_startup_heap``) once it has started."""
     owns_bus = bus is None
     the_bus: Bus = bus or make_bus(
         settings.bus_url,
@@ -399,6 +402,8 @@ def create_service_app(
         ]
         if ctx.nonces is not None:
             tasks.append(asyncio.create_task(ctx.nonces.prune_forever(), name="nonces"))
+        if freeze_heap:
+            freeze_startup_heap()
         log.info("service started", extra={"service": spec.name})
         try:
             yield
@@ -499,7 +504,7 @@ def run_service(spec: ServiceSpec) -> None:
 
     settings = get_settings()
     configure_logging(spec.name, settings.log_level, settings.log_json)
-    app = create_service_app(spec, settings)
+    app = create_service_app(spec, settings, freeze_heap=True)
     uvicorn.run(
         app,
         **server_options(
