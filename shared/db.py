@@ -7,12 +7,12 @@ from __future__ import annotations
 import asyncio
 import zlib
 from collections import namedtuple
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from alembic import command
 from alembic.config import Config
@@ -49,6 +49,8 @@ from sqlalchemy.sql.visitors import ExternallyTraversible, replacement_traverse
 
 from shared.errors import is_database_outage
 from shared.events import Envelope
+
+E = TypeVar("E", bound=ColumnElement[Any])
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -191,12 +193,15 @@ async def update_many(
     keys: Sequence[str],
     rows: Sequence[dict[str, Any]],
     *where: ColumnElement[bool],
+    merge: Mapping[str, ColumnElement[Any]] | None = None,
 ) -> None:
     """One UPDATE for many rows: each row names its key columns ``keys`` and the values
     to set; every row sets the same columns; ``where`` narrows every row's update (it may
-    compare with a row's value to set, as ``bindparam("v_<column>")``). Give a ``where``
-    built once (a module's constant): the statement is built and compiled once for each
-    ``where``, as for each table and columns.
+    compare with a row's value to set, as ``bindparam("v_<column>")``). ``merge`` sets
+    some columns to what the stored value and the row's make together instead of the
+    row's value (``table.c.n + bindparam("v_n")``: a counter that adds the row's). Give a
+    ``where`` and a ``merge`` built once (a module's constants): the statement is built
+    and compiled once for each, as for each table and columns.
 
     On PostgreSQL one statement joins the table to the rows, sent as one array per column
     (UPDATE … FROM unnest(…)): one execution and one plan for the batch, and the same
@@ -207,15 +212,16 @@ async def update_many(
         return
     columns = tuple(c for c in rows[0] if c not in keys)
     named = {f"k_{k}": k for k in keys} | {f"v_{c}": c for c in columns}
+    merged = tuple((merge or {}).items())
     if conn.dialect.name == "postgresql" and _distinct(rows, keys):
         params = {name: [r[c] for r in rows] for name, c in named.items()}
-        stmt = _update_from_arrays_once(table, tuple(keys), columns, where)
+        stmt = _update_from_arrays_once(table, tuple(keys), columns, where, merged)
         await _execute_built(conn, stmt, params)
         return
     stmt = (
         update(table)
         .where(*(table.c[k] == bindparam(f"k_{k}") for k in keys), *where)
-        .values({c: bindparam(f"v_{c}") for c in columns})
+        .values({c: bindparam(f"v_{c}") for c in columns} | dict(merged))
     )
     await conn.execute(stmt, [{name: r[c] for name, c in named.items()} for r in rows])
 
@@ -336,6 +342,7 @@ def _update_from_arrays_once(
     keys: tuple[str, ...],
     columns: tuple[str, ...],
     where: tuple[ColumnElement[bool], ...] = (),
+    merged: tuple[tuple[str, ColumnElement[Any]], ...] = (),
 ) -> Any:
     given = _rows_as_table(table, {f"k_{k}": k for k in keys} | {f"v_{c}": c for c in columns})
     return (
@@ -344,7 +351,10 @@ def _update_from_arrays_once(
             *(table.c[k] == given.c[f"k_{k}"] for k in keys),
             *(_with_row_values(w, given) for w in where),
         )
-        .values({c: given.c[f"v_{c}"] for c in columns})
+        .values(
+            {c: given.c[f"v_{c}"] for c in columns}
+            | {c: _with_row_values(value, given) for c, value in merged}
+        )
     )
 
 
@@ -433,15 +443,15 @@ def _rows_as_table(table: Table, named: dict[str, str]) -> Any:
     return func.unnest(*arrays).table_valued(*named).render_derived(name="v")
 
 
-def _with_row_values(condition: ColumnElement[bool], given: Any) -> ColumnElement[bool]:
-    """``condition`` with each ``bindparam("v_<column>")`` read from the row ``given``."""
+def _with_row_values(expression: E, given: Any) -> E:
+    """``expression`` with each ``bindparam("v_<column>")`` read from the row ``given``."""
 
     def row_value(element: ExternallyTraversible, **_: Any) -> ExternallyTraversible | None:
         if isinstance(element, BindParameter) and element.key in given.c:
             return cast(ExternallyTraversible, given.c[element.key])
         return None
 
-    return replacement_traverse(condition, {}, row_value)
+    return replacement_traverse(expression, {}, row_value)
 
 
 def service_url(db_url: str, service: str) -> str:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Table,
     bindparam,
+    case,
     event,
     select,
 )
@@ -47,6 +48,10 @@ from shared.events import Envelope
 from shared.service import ServiceContext, ServiceSpec
 from tests.unit.channels.test_channel_events_of_no_effect import (
     assert_types_taken_follow_the_subscriptions,
+)
+from tests.unit.evaluation.test_hotspot_batches import (
+    HOTSPOT_BATCHES,
+    assert_batches_leave_what_one_by_one_leaves,
 )
 from tests.unit.test_set_based_consumers import (
     BATCHES,
@@ -88,6 +93,15 @@ async def test_a_batch_handled_set_based_on_postgresql_leaves_what_one_by_one_le
 ) -> None:
     await assert_set_based_leaves_what_one_by_one_leaves(
         spec, batch(), on_postgres(pg_url), monkeypatch
+    )
+
+
+@HOTSPOT_BATCHES
+async def test_a_batch_of_registrations_makes_the_hotspot_one_by_one_handling_makes_on_postgresql(
+    batches: list[list[Envelope]], joined: int, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await assert_batches_leave_what_one_by_one_leaves(
+        batches, joined, on_postgres(pg_url), monkeypatch
     )
 
 
@@ -308,6 +322,34 @@ async def test_update_many_applies_rows_of_one_key_in_order(pg_url: str) -> None
 
     assert stored == [("M1", "D1", None, 2, None)]
     assert sent[-2].startswith("executemany: UPDATE"), sent
+
+
+# a counter that adds each row's, and a time that keeps the later of the stored and the row's
+seen = bindparam("v_seen_at", type_=tracks.c.seen_at.type)
+MERGED = {
+    "tallied": tracks.c.tallied + bindparam("v_tallied", type_=Integer),
+    "seen_at": case((tracks.c.seen_at >= seen, tracks.c.seen_at), else_=seen),
+}
+
+
+async def test_update_many_merges_each_rows_values_with_the_stored_ones(pg_url: str) -> None:
+    """``merge``: a counter adds each row's; a time keeps the later of the stored and the
+    row's. One execution for the rows, one text for three rows and for one."""
+    given = [track(n, tallied=10, seen_at=T0 + timedelta(hours=n - 1)) for n in range(3)]
+    async with connected(pg_url) as (conn, sent):
+        await insert_new(conn, tracks, [track(n, tallied=n, seen_at=T0) for n in range(3)])
+        sent.clear()
+        for batch in (given, given[:1]):
+            await update_many(conn, tracks, ["matter", "district"], batch, merge=MERGED)
+        texts = list(sent)
+        stored = await rows(conn)
+
+    assert len(texts) == 2 and texts[0] == texts[1], texts
+    assert [(r[1], r[3], r[4]) for r in stored] == [
+        ("D0", 20, T0),  # merged twice: added both times, the stored time the later
+        ("D1", 11, T0),
+        ("D2", 12, T0 + timedelta(hours=1)),
+    ]
 
 
 async def test_one_of_sends_one_statement_text_for_any_number_of_values(pg_url: str) -> None:

@@ -3,12 +3,14 @@ window, and the sensitive or extreme tickets intake flagged."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Column, Integer, bindparam, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
 
 from services.evaluation.domain import (
     HotspotStep,
@@ -54,24 +56,61 @@ class Registration(NamedTuple):
     registered_at: datetime
 
 
+class Joining(NamedTuple):
+    """A ticket into the active hotspot of its matter and district."""
+
+    hotspot_id: str
+    ticket_id: str
+    registered_at: datetime
+    active_until: datetime  # the hotspot's with this ticket: one window after the latest
+
+
+def _earlier(column: Column[datetime]) -> ColumnElement[datetime]:
+    given = bindparam(f"v_{column.key}", type_=column.type)
+    return case((column <= given, column), else_=given)
+
+
+def _later(column: Column[datetime]) -> ColumnElement[datetime]:
+    given = bindparam(f"v_{column.key}", type_=column.type)
+    return case((column >= given, column), else_=given)
+
+
+# a hotspot's row with the tickets joining it: counted by what was added, its span widened
+JOINED = {
+    "ticket_count": hotspots.c.ticket_count + bindparam("v_ticket_count", type_=Integer),
+    "first_registered_at": _earlier(hotspots.c.first_registered_at),
+    "last_registered_at": _later(hotspots.c.last_registered_at),
+    "active_until": _later(hotspots.c.active_until),
+}
+
+
 async def tally_hotspots(
     ctx: ServiceContext, uow: UnitOfWork, registrations: Sequence[Registration]
 ) -> None:
     """``tally_hotspot`` for many tickets: each matter and district's counter is read
-    once, and while its tickets only count (no hotspot opens or grows, the counter can
-    tell), they are tallied in memory and written in one statement; from the first that
-    needs more, that ticket and the rest of its matter and district go one by one.
+    once; tickets that only count and tickets that join an active hotspot are tallied in
+    memory and written in a few statements for the whole batch. A ticket that opens a
+    hotspot, or that the counter cannot judge, goes one by one; the rest of its matter and
+    district is tallied the same way after it, in another round (joining the hotspot it
+    opened), so a batch takes as many rounds as its busiest pair has such tickets.
 
     The batch's tickets are all stored before they are tallied: a ticket registered
     inside a hotspot's window but heard after the tickets that open it, in the same batch,
     is listed in ``monitor.hotspot`` instead of joining the hotspot just after it (the
     hotspot ends up with the same tickets)."""
-    if not registrations:
-        return
-    conn = uow.conn
     groups: dict[tuple[str, str], list[Registration]] = {}
     for r in registrations:
         groups.setdefault((r.matter_code, r.district), []).append(r)
+    while groups:
+        groups = await _tally_round(ctx, uow, groups)
+
+
+async def _tally_round(
+    ctx: ServiceContext, uow: UnitOfWork, groups: dict[tuple[str, str], list[Registration]]
+) -> dict[tuple[str, str], list[Registration]]:
+    """Each matter and district's tickets in memory up to the first that must go one by
+    one, which then does; what is left after it, for the next round."""
+    conn = uow.conn
     # in one order everywhere: two instances' batches lock the same tracks without deadlock
     pairs = sorted(groups)
     tracks = await _locked_tracks(ctx, conn, pairs)
@@ -80,36 +119,47 @@ async def tally_hotspots(
         rows = [{"matter_code": m, "district": d} for m, d in missing]
         await insert_new(conn, hotspot_tracks, rows)
         tracks.update(await _locked_tracks(ctx, conn, missing))
-    counted: list[dict[str, Any]] = []
-    one_by_one: list[Registration] = []
+    tallies: list[dict[str, Any]] = []
+    joining: list[Joining] = []
+    one_by_one: dict[tuple[str, str], list[Registration]] = {}
     for pair in pairs:
         track = tracks[pair]
         recent = [datetime.fromisoformat(t) for t in track.recent or ()]
-        tallied = track.tallied
+        tallied, active_until = track.tallied, track.active_until
         group = groups[pair]
         for position, r in enumerate(group):
             setting = (await cached_policy_at(ctx, conn, r.registered_at)).hotspot
             reaches: bool | None = False
-            if track.active_until is None or r.registered_at >= track.active_until:
+            if active_until is None or r.registered_at >= active_until:
                 reaches = window_reaches_threshold(
                     recent, tallied, r.registered_at, setting.window_delta, setting.threshold
                 )
             step = hotspot_step(
-                track.active_until,
+                active_until,
                 r.registered_at,
                 setting.threshold if reaches else 0,
                 setting.threshold,
             )
-            if reaches is None or step is not HotspotStep.NONE:
-                one_by_one.extend(group[position:])
+            if reaches is None or step is HotspotStep.OPEN:
+                one_by_one[pair] = group[position:]
                 break
+            if step is HotspotStep.JOIN:
+                assert active_until is not None and track.hotspot_id is not None
+                active_until = max(active_until, r.registered_at + setting.window_delta)
+                joining.append(
+                    Joining(track.hotspot_id, r.ticket_id, r.registered_at, active_until)
+                )
             recent = counted_recent(recent, r.registered_at, setting.threshold)
             tallied += 1
         if tallied != track.tallied:
             row = {"recent": [t.isoformat() for t in recent], "tallied": tallied}
-            counted.append({"matter_code": pair[0], "district": pair[1], **row})
-    await update_many(conn, hotspot_tracks, ["matter_code", "district"], counted)
-    for r in one_by_one:
+            tallies.append(
+                {"matter_code": pair[0], "district": pair[1], **row, "active_until": active_until}
+            )
+    await update_many(conn, hotspot_tracks, ["matter_code", "district"], tallies)
+    await _join(conn, joining)
+    after: dict[tuple[str, str], list[Registration]] = {}
+    for pair, (r, *rest) in one_by_one.items():
         await tally_hotspot(
             ctx,
             uow,
@@ -118,6 +168,40 @@ async def tally_hotspots(
             district=r.district,
             registered_at=r.registered_at,
         )
+        if rest:
+            after[pair] = rest
+    return after
+
+
+async def _join(conn: AsyncConnection, joining: Sequence[Joining]) -> None:
+    """Tickets into their active hotspots, in one statement each for all of them: a
+    hotspot counts the tickets it did not hold yet (one heard again is not counted twice)
+    and stays active one window after its latest."""
+    added = Counter(
+        r.hotspot_id
+        for r in await insert_new(
+            conn,
+            hotspot_tickets,
+            [{"hotspot_id": j.hotspot_id, "ticket_id": j.ticket_id} for j in joining],
+            hotspot_tickets.c.hotspot_id,
+        )
+    )
+    spans: dict[str, dict[str, Any]] = {}
+    for j in joining:
+        span = spans.setdefault(
+            j.hotspot_id,
+            {
+                "hotspot_id": j.hotspot_id,
+                "ticket_count": added[j.hotspot_id],
+                "first_registered_at": j.registered_at,
+                "last_registered_at": j.registered_at,
+                "active_until": j.active_until,
+            },
+        )
+        span["first_registered_at"] = min(span["first_registered_at"], j.registered_at)
+        span["last_registered_at"] = max(span["last_registered_at"], j.registered_at)
+        span["active_until"] = max(span["active_until"], j.active_until)
+    await update_many(conn, hotspots, ["hotspot_id"], list(spans.values()), merge=JOINED)
 
 
 async def _locked_tracks(
@@ -189,28 +273,9 @@ async def tally_hotspot(
     if step is HotspotStep.NONE:
         return
     if step is HotspotStep.JOIN:
-        hotspot = (
-            await conn.execute(select(hotspots).where(hotspots.c.hotspot_id == track.hotspot_id))
-        ).one()
-        await conn.execute(
-            insert_ignoring_duplicates(conn, hotspot_tickets).values(
-                hotspot_id=hotspot.hotspot_id, ticket_id=ticket_id
-            )
-        )
-        count = await conn.scalar(
-            select(func.count()).where(hotspot_tickets.c.hotspot_id == hotspot.hotspot_id)
-        )
-        active_until = max(hotspot.active_until, registered_at + window)
-        await conn.execute(
-            update(hotspots)
-            .where(hotspots.c.hotspot_id == hotspot.hotspot_id)
-            .values(
-                ticket_count=count,
-                first_registered_at=min(hotspot.first_registered_at, registered_at),
-                last_registered_at=max(hotspot.last_registered_at, registered_at),
-                active_until=active_until,
-            )
-        )
+        assert track.active_until is not None and track.hotspot_id is not None
+        active_until = max(track.active_until, registered_at + window)
+        await _join(conn, [Joining(track.hotspot_id, ticket_id, registered_at, active_until)])
         await conn.execute(
             update(hotspot_tracks)
             .where(
