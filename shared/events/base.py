@@ -105,6 +105,24 @@ class Envelope(BaseModel):
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> Envelope:
+        """The envelope ``raw`` holds. pydantic-core reads the JSON straight into the model
+        (a third less time than orjson's dict validated after). What it refuses, or reads
+        without an ``event_id`` (the field's default would invent one), is read again the
+        way it always was, so it is refused with the same reason. What it takes that orjson
+        would not: ``NaN`` and ``Infinity`` (and a number too large for a double) become
+        non-finite floats in the payload, as they do when a payload model is made in Python,
+        and an integer beyond 64 bits stays an integer (orjson reads a rounded float)."""
+        try:
+            envelope = cls.__pydantic_validator__.validate_json(raw)
+        except ValueError:
+            pass
+        else:
+            if "event_id" in envelope.__pydantic_fields_set__:
+                return envelope  # type: ignore[no-any-return]
+        return cls._from_json_strictly(raw)
+
+    @classmethod
+    def _from_json_strictly(cls, raw: bytes | str) -> Envelope:
         data = orjson.loads(raw)
         if "event_id" not in data:  # a received event must carry its id: inboxes dedupe by it
             raise ValueError("event without event_id")
@@ -218,16 +236,19 @@ def parse_payload(envelope: Envelope) -> Event:
     model = EVENT_TYPES.get(envelope.type)
     if model is None:
         raise UnknownEvent(envelope.type)
-    payload, version = dict(envelope.payload), envelope.version
+    payload, version = envelope.payload, envelope.version
     if version > model.VERSION:
         raise UnknownEvent(f"{envelope.type} v{version} is newer than this service knows")
+    if version < model.VERSION:
+        payload = dict(payload)  # an upcaster may change what it is given
     while version < model.VERSION:
         upcaster = UPCASTERS.get((envelope.type, version))
         if upcaster is None:
             raise UnknownEvent(f"no upcaster for {envelope.type} v{version}")
         payload = upcaster(payload)
         version += 1
-    return model.model_validate(payload)
+    # what model_validate calls, without its keyword arguments' cost (a fifth of its time)
+    return model.__pydantic_validator__.validate_python(payload)  # type: ignore[no-any-return]
 
 
 E = TypeVar("E", bound=Event)

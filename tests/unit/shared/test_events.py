@@ -1,6 +1,7 @@
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import pytest
 
 from shared.events import (
@@ -121,6 +122,21 @@ def test_an_older_version_is_upcast_before_use(monkeypatch: pytest.MonkeyPatch) 
     event = parse_payload(old)
     assert isinstance(event, TicketRegistered)
     assert event.address == "旧字段"
+
+
+def test_an_upcaster_that_changes_its_input_leaves_the_envelope_as_it_was(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    envelope = REGISTERED.envelope(producer="intake", occurred_at=REGISTERED.registered_at)
+    old = envelope.model_copy(update={"version": 0, "payload": dict(envelope.payload)})
+
+    def in_place(payload: dict[str, Any]) -> dict[str, Any]:
+        payload["content"] = "升级后"
+        return payload
+
+    monkeypatch.setitem(UPCASTERS, ("ticket.registered", 0), in_place)
+    assert parse_payload(old).content == "升级后"  # type: ignore[attr-defined]
+    assert old.payload == envelope.payload  # the envelope another consumer reads is intact
 
 
 def test_a_newer_version_than_known_is_refused_not_misread() -> None:
@@ -255,3 +271,91 @@ def test_an_events_envelope_validates_only_what_is_not_of_its_plain_type(
     broken = REGISTERED.model_copy(update={"content": object()})
     with pytest.raises(Exception, match="serialize|Unable"):
         broken.envelope(producer="intake", occurred_at=REGISTERED.registered_at)
+
+
+def _strictly(raw: bytes) -> Envelope:
+    """The envelope as ``from_json`` read it before: orjson's dict, validated."""
+    return Envelope._from_json_strictly(raw)
+
+
+def test_an_envelope_read_from_its_bytes_is_the_one_orjsons_dict_validated_makes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """pydantic-core reads the bytes straight into the envelope: the same fields, of the same
+    types, as orjson's dict validated; without reading them a second time."""
+    from zoneinfo import ZoneInfo
+
+    shanghai = datetime(2026, 1, 15, 9, 2, 3, tzinfo=ZoneInfo("Asia/Shanghai"))
+    raws = [event.envelope(**how).to_json() for event, how in _chinese_events()]
+    raws += [
+        # written some other way: spaces, keys in another order, an offset, no ticket id
+        orjson.dumps(
+            {
+                "payload": {"nested": [{"a": 1.5, "b": None, "c": True}], "n": 2**40},
+                "trace_id": None,
+                "producer": "sla",
+                "occurred_at": shanghai.isoformat(),
+                "version": 1,
+                "type": "sla.overdue",
+                "event_id": "01a241c0-f9c0-795c-b8f8-84662142d0c3",
+            },
+            option=orjson.OPT_INDENT_2,
+        )
+    ]
+    strict = [_strictly(raw) for raw in raws]
+
+    def never(raw: bytes) -> Envelope:
+        raise AssertionError("read twice")
+
+    monkeypatch.setattr(Envelope, "_from_json_strictly", never)
+    for raw, before in zip(raws, strict, strict=True):
+        read = Envelope.from_json(raw)
+        assert read == before and repr(read) == repr(before)
+        assert read.__pydantic_fields_set__ == before.__pydantic_fields_set__
+        for name in Envelope.model_fields:
+            assert type(getattr(read, name)) is type(getattr(before, name)), name
+        assert read.occurred_at.utcoffset() == before.occurred_at.utcoffset()
+        assert read.to_json() == before.to_json()
+
+
+ENVELOPE = (
+    b'{"event_id":"01a241c0-f9c0-795c-b8f8-84662142d0c3","type":"ticket.registered",'
+    b'"version":1,"occurred_at":"2026-03-02T01:00:00Z","ticket_id":"TJ1","producer":"intake",'
+    b'"trace_id":null,"payload":{"phone":"13920001234"}}'
+)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        ENVELOPE.replace(b'"event_id":"01a241c0-f9c0-795c-b8f8-84662142d0c3",', b""),
+        b'{"type":"ticket.registered","payload":{"phone":"13920001234"}}',
+        ENVELOPE.replace(b'"01a241c0-f9c0-795c-b8f8-84662142d0c3"', b"null"),
+        ENVELOPE.replace(b'"2026-03-02T01:00:00Z"', b'"2026-03-02T01:00:00"'),
+        ENVELOPE.replace(b'{"phone":"13920001234"}', b'"13920001234"'),
+        ENVELOPE.replace(b'"version":1', '"version":"第1版"'.encode()),
+        ENVELOPE + b" 13920001234",
+        ENVELOPE.replace(b"13920001234", b"\\ud800"),
+        b"\xff\xfe\x00 13920001234",
+        b"13920001234 is not JSON",
+        b"[13920001234]",
+        b'"13920001234"',
+        b"13920001234",
+        b"",
+    ],
+)
+def test_a_message_that_is_not_an_envelope_is_refused_for_the_reason_it_always_was(
+    raw: bytes,
+) -> None:
+    """Not JSON, no event id (pydantic-core would invent one), a field of the wrong type:
+    refused as orjson and validation refused it, with the same reason (and never quoting
+    what the message holds)."""
+    from shared.bus import parse_error
+
+    with pytest.raises(Exception) as before:
+        _strictly(raw)
+    with pytest.raises(Exception) as now:
+        Envelope.from_json(raw)
+    assert type(now.value) is type(before.value)
+    assert parse_error(now.value) == parse_error(before.value)
+    assert "13920001234" not in parse_error(now.value)
