@@ -128,7 +128,8 @@ def _signature(
             caller.encode(),
         )
     )
-    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+    # one-shot HMAC (OpenSSL's): the same digest as ``hmac.new(...).hexdigest()``, faster
+    return hmac.digest(secret.encode(), message, "sha256").hex()
 
 
 def sign_headers(

@@ -102,7 +102,9 @@ class KeyRing:
         if value is None:
             return None
         message = field.encode() + b"\0" + value.encode()
-        return hmac.new(self.index_key, message, hashlib.sha256).hexdigest()[:32]
+        # one-shot HMAC (OpenSSL's, a third faster than building an ``hmac.HMAC``): the same
+        # digest as ``hmac.new(key, message, sha256)``
+        return hmac.digest(self.index_key, message, "sha256").hex()[:32]
 
 
 def parse_key_ring(text: str) -> dict[str, str]:

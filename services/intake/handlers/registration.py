@@ -50,7 +50,7 @@ from services.intake.schemas import (
     TicketCreate,
     TicketRegistration,
 )
-from services.intake.sealed import key_ring, phone_index, seal_requester
+from services.intake.sealed import PHONE_INDEX, key_ring, phone_index, seal_requester
 from shared.audit import append_chained, lock_chain
 from shared.auth import Caller, Role
 from shared.batching import GroupCommit
@@ -777,15 +777,23 @@ async def _write_together(ctx: ServiceContext, items: Sequence[_Registering]) ->
     ring = key_ring(ctx)
     recording = ctx.nonces is not None
     prepared: list[tuple[str, TicketRegistration]] | None = None
+    # the stored columns (sealed requester, phone index) before the connection is taken;
+    # the hints are looked up by the phone index computed here
+    values = [
+        ticket_values(
+            ring, item.caller, item.data, item.channel, item.matter, item.keywords, item.now
+        )
+        for item in items
+    ]
     try:
         async with ctx.db.driver_connection() as (conn, raw):
             serials, duplicates = await _serials_and_duplicates(
-                raw, ring, items, ctx.settings.intake_batch_size
+                raw, items, values, ctx.settings.intake_batch_size
             )
             rows = _BatchRows()
             prepared = []
             for i, (item, serial) in enumerate(zip(items, serials, strict=True)):
-                prepared.append(rows.add(ring, item, serial, duplicates.get(i, [])))
+                prepared.append(rows.add(ring, item, values[i], serial, duplicates.get(i, [])))
             statement, arguments = _WRITE_BATCH[recording], rows.arguments(recording)
             reads = [
                 read
@@ -837,18 +845,16 @@ def _written(answered: Sequence[Mapping[str, Any]]) -> set[int]:
 
 
 async def _serials_and_duplicates(
-    raw: Any, ring: KeyRing, items: Sequence[_Registering], most: int
+    raw: Any, items: Sequence[_Registering], values: Sequence[Mapping[str, Any]], most: int
 ) -> tuple[list[int], dict[int, list[DuplicateHint]]]:
     """In one query: a serial for each item, and the duplicate hints of every item that
-    shows them (``most``: the largest batch)."""
+    shows them (``values``: the items' ``ticket_values``; ``most``: the largest batch)."""
     rows = await raw.fetch(
         _serials_and_duplicates_sql(max(most, len(items))),
         # no phone: no hints to show
         [
-            phone_index(ring, item.data.requester.phone)
-            if hints_duplicates(item.caller, item.data)
-            else None
-            for item in items
+            stored[PHONE_INDEX] if hints_duplicates(item.caller, item.data) else None
+            for item, stored in zip(items, values, strict=True)
         ],
         [item.data.matter_code for item in items],
         [item.now - item.policy.duplicate_window for item in items],
@@ -1014,13 +1020,12 @@ class _BatchRows:
         self,
         ring: KeyRing,
         item: _Registering,
+        values: dict[str, Any],
         serial: int,
         duplicates: list[DuplicateHint],
     ) -> tuple[str, TicketRegistration]:
+        """``values``: the item's ``ticket_values``."""
         number = ticket_number(serial, item.now)
-        values = ticket_values(
-            ring, item.caller, item.data, item.channel, item.matter, item.keywords, item.now
-        )
         registration = registration_answer(number, values, item.caller, item.data, duplicates)
         row = {**values, "id": serial, "ticket_id": number}
         for column, (name, kind) in zip(self.tickets, _TICKET_COLUMNS, strict=True):

@@ -1,5 +1,7 @@
 """Who must give a name and phone (Art 5), and what a phone number is."""
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from services.intake.domain import (
@@ -9,6 +11,7 @@ from services.intake.domain import (
     normalise_phone,
     ticket_number,
 )
+from shared.calendar import SHANGHAI
 from tests.conftest import at
 
 
@@ -66,6 +69,24 @@ def test_ticket_number_uses_the_shanghai_date() -> None:
     # 2026-01-15 23:30 in Shanghai is still the 15th there, though the 15th 15:30 UTC
     assert ticket_number(123, at("2026-01-15 23:30")) == "TJ20260115000123"
     assert ticket_number(7, at("2026-01-16 00:10")) == "TJ20260116000007"
+
+
+def test_ticket_numbers_change_date_at_shanghai_midnight_whatever_came_before() -> None:
+    # the prefix of the last day numbered is kept: a time on either side of its bounds,
+    # in any order and in any zone, still gets its own Shanghai date
+    midnight = datetime(2026, 1, 16, tzinfo=SHANGHAI)
+    tick = timedelta(microseconds=1)
+    for when, day in [
+        (midnight - tick, "20260115"),
+        (midnight, "20260116"),
+        (midnight - tick, "20260115"),
+        (midnight + timedelta(days=1) - tick, "20260116"),
+        (midnight + timedelta(days=1), "20260117"),
+        (midnight.astimezone(UTC), "20260116"),
+        ((midnight - tick).astimezone(UTC), "20260115"),
+        (midnight - timedelta(days=400), "20241212"),
+    ]:
+        assert ticket_number(1, when) == f"TJ{day}000001", when
 
 
 def test_phone_masking() -> None:

@@ -167,3 +167,13 @@ def test_production_intake_starts_with_a_real_ring() -> None:
         **ring_settings({"k1": secrets.token_hex(32)}, "k1", secrets.token_hex(32)),
     ).requester_key_ring()
     assert ring.open(ring.seal(PHONE, "requester_phone"), "requester_phone") == PHONE
+
+
+def test_the_phone_index_is_the_hmac_sha256_of_field_and_phone() -> None:
+    # indexes stored before stay the ones looked up: a known answer of the development ring
+    ring = KeyRing.development()
+    assert ring.blind_index("13812345678", "requester_phone") == "3dd1ab0c082aab997a2808d815b5579c"
+    assert ring.blind_index("13812345678", "requester_name") != ring.blind_index(
+        "13812345678", "requester_phone"
+    )
+    assert ring.blind_index(None, "requester_phone") is None

@@ -73,3 +73,20 @@ async def test_the_body_is_signed(platform: Platform) -> None:
     assert forged != body
     changed = await resend(upstream, method, url, headers, forged)
     assert changed.status_code == 401, changed.text
+
+
+async def test_the_signature_is_the_hmac_sha256_of_the_request_lines() -> None:
+    # a known answer: the gateway and the services of another version still agree
+    from shared.auth import _signature
+
+    signature = _signature(
+        "secret",
+        timestamp="1767225600",
+        nonce="n1",
+        method="post",
+        path="/tickets",
+        query=b"",
+        digest="d" * 64,
+        caller="Y2FsbGVy",
+    )
+    assert signature == "9bb3812138f7660de3563c29d7aab9ea220184906b54760afc2075ce4b92e9d0"
