@@ -8,7 +8,7 @@ import time
 import zlib
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
 
 from shared.aio import wait_set
 from shared.bus import Bus, RawEvent
@@ -46,6 +46,9 @@ _SENT_SQL = (
 _FAILED_SQL = (
     "UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1::integer[])"
 )
+# The idle poll's look (one statement, no transaction, no lock; the partial index on the
+# unpublished rows answers it): a batch's transaction only when there is something to send.
+_UNPUBLISHED_SQL = "SELECT EXISTS (SELECT 1 FROM outbox WHERE published_at IS NULL)"
 
 
 class OutboxRelay:
@@ -184,10 +187,35 @@ class OutboxRelay:
                 continue
             if sent >= self.batch_size:
                 continue
-            if not await wait_set(self.db.events_written, self.poll_seconds):
-                continue
-            if self.gather_seconds > 0:
-                await asyncio.sleep(self.gather_seconds)
+            await self._wait_for_rows()
+
+    async def _wait_for_rows(self) -> None:
+        """Until a commit in this process wakes the relay (then it gathers further commits
+        for ``gather_seconds``), or a poll every ``poll_seconds`` finds unpublished rows:
+        another instance's, which it left to the lock's holder, or a failed batch's."""
+        while not await wait_set(self.db.events_written, self.poll_seconds):
+            await self._prune_when_due()
+            if await self._any_unpublished():
+                return
+        if self.gather_seconds > 0:
+            await asyncio.sleep(self.gather_seconds)
+
+    async def _any_unpublished(self) -> bool:
+        """Whether the outbox holds a row not sent yet; True when it cannot tell (the batch
+        that follows reports the outage)."""
+        try:
+            if self.db.is_postgres:
+                async with self.db.driver_connection() as (_, raw):
+                    return bool(await raw.fetchval(_UNPUBLISHED_SQL))
+            outbox = self.db.outbox
+            async with self.db.engine.connect() as conn:
+                return bool(
+                    await conn.scalar(select(exists().where(outbox.c.published_at.is_(None))))
+                )
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - the batch logs it
+            return True
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name=f"relay:{self.db.service}")

@@ -160,6 +160,16 @@ async def test_one_relay_at_a_time_holds_the_outbox(db: Database) -> None:
     assert [e.key for e in bus.sent + other_bus.sent] == [f"TJ{n:04d}" for n in range(1, 6)]
 
 
+async def test_the_idle_poll_looks_for_unpublished_rows_without_a_batch(db: Database) -> None:
+    relay = OutboxRelay(db, Recording())  # type: ignore[arg-type]
+    assert not await relay._any_unpublished()
+    async with db.unit_of_work() as uow:
+        uow.emit(*events(1, 1))
+    assert await relay._any_unpublished()
+    assert await relay.relay_once() == 1
+    assert not await relay._any_unpublished()
+
+
 @asynccontextmanager
 async def claiming(db: Database, on_driver: bool) -> AsyncIterator[AsyncConnection]:
     """A transaction as a consumer's batch opens it (begun on the driver at once: its

@@ -155,6 +155,52 @@ async def test_a_bus_outage_is_logged_when_it_starts_and_when_it_ends_not_per_re
     ]
 
 
+class CountingRelay(OutboxRelay):
+    """A relay that counts its batches and its idle polls' looks."""
+
+    batches_opened = looks = 0
+    looked = asyncio.Event()
+
+    async def _relay_batch(self) -> int:
+        self.batches_opened += 1
+        return await super()._relay_batch()
+
+    async def _any_unpublished(self) -> bool:
+        self.looks += 1
+        found = await super()._any_unpublished()
+        self.looked.set()
+        return found
+
+
+async def polled(relay: CountingRelay, times: int) -> None:
+    start = relay.looks
+    while relay.looks < start + times:
+        relay.looked.clear()
+        await relay.looked.wait()
+
+
+async def test_an_idle_relay_polls_without_opening_a_batch_and_sends_what_another_process_wrote(
+    intake_db: Database, recording_bus: RecordingBus
+) -> None:
+    relay = CountingRelay(intake_db, recording_bus, poll_seconds=0.01)
+    relay.looked = asyncio.Event()
+    relay.start()
+    try:
+        async with asyncio.timeout(5):
+            await polled(relay, 3)
+            assert relay.batches_opened == 1  # the first look at start; the polls only look
+            # another instance's commit does not wake this process: the poll finds it
+            async with intake_db.engine.begin() as conn:
+                await intake_db.write_outbox(conn, [envelope("A")])
+            assert not intake_db.events_written.is_set()
+            while not recording_bus.published:
+                await polled(relay, 1)
+    finally:
+        await relay.stop()
+    assert [e.payload["code"] for e in recording_bus.published] == ["A"]
+    assert await pending(intake_db) == 0
+
+
 async def test_the_relay_keeps_the_order_events_were_written_in(
     intake_db: Database, recording_bus: RecordingBus
 ) -> None:
