@@ -175,11 +175,17 @@ async def scanner(ctx: ServiceContext) -> None:
             if time.monotonic() - reloaded > RELOAD_SECONDS:
                 await reload_state(ctx)
                 reloaded = time.monotonic()
-            acted = await act_on_due(ctx)
-            outage.ok()
-            if acted >= SCAN_BATCH:
-                continue
+            # an idle wake-up costs one look at the index; a batch's transaction only
+            # when something is due
             upcoming = await next_due_at(ctx)
+            if upcoming is not None and upcoming <= ctx.clock.now():
+                if await act_on_due(ctx) > 0:
+                    outage.ok()
+                    continue
+                # due, yet locked by another instance, which acts on them: wait for the
+                # idle poll instead of looking again at once
+                upcoming = None
+            outage.ok()
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - logged when it starts and when it ends

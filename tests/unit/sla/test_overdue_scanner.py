@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -94,7 +95,7 @@ class CountedWake(asyncio.Event):
 async def test_a_clock_due_later_than_the_scanners_next_look_does_not_wake_it(
     harness: Harness,
 ) -> None:
-    """Waking the scanner costs two queries; a clock days away waits for its next look,
+    """Waking the scanner costs a query; a clock days away waits for its next look,
     one due sooner than that wakes it at once."""
     from services.sla.handlers.state import state
 
@@ -109,3 +110,61 @@ async def test_a_clock_due_later_than_the_scanners_next_look_does_not_wake_it(
         await harness.bus.publish([registered("TJ9", urgency="general", when=long_ago)])
         await until(lambda: wake.count == 1, "a wake-up for a clock already due")
         await until(lambda: harness.overdue("TJ9") != [], "its overdue")
+
+
+class CountedScans:
+    """The scanner's looks at the next due time and its batches, counted (the real ones
+    run unless ``locked_elsewhere``: every due clock then is another instance's)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from services.sla.handlers import scanner
+
+        self.looks = self.batches = 0
+        self.locked_elsewhere = False
+        look, act = scanner.next_due_at, scanner.act_on_due
+
+        async def counted_look(ctx: Any) -> Any:
+            self.looks += 1
+            return await look(ctx)
+
+        async def counted_act(ctx: Any) -> int:
+            self.batches += 1
+            return 0 if self.locked_elsewhere else await act(ctx)
+
+        monkeypatch.setattr(scanner, "next_due_at", counted_look)
+        monkeypatch.setattr(scanner, "act_on_due", counted_act)
+
+
+async def test_an_idle_scanner_only_looks_and_acts_once_something_is_due(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from services.sla.handlers import scanner
+
+    monkeypatch.setattr(scanner, "IDLE_POLL_SECONDS", 0.01)
+    scans = CountedScans(monkeypatch)
+    async with harness.running():
+        await until(lambda: scans.looks >= 5, "the idle polls")
+        assert scans.batches == 0
+        await harness.bus.publish([registered("TJ10"), dispatched("TJ10")])
+        await until(lambda: harness.emitted("sla.deadline_set", "TJ10") != [], "the clocks")
+        harness.clock.advance(timedelta(hours=1))
+        await until(lambda: len(harness.overdue("TJ10")) == 1, "its overdue")
+        assert scans.batches >= 1
+
+
+async def test_clocks_due_but_locked_by_another_instance_do_not_make_the_scanner_spin(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from services.sla.handlers import scanner
+
+    monkeypatch.setattr(scanner, "IDLE_POLL_SECONDS", 60.0)
+    scans = CountedScans(monkeypatch)
+    async with harness.running() as ctx:
+        await until(lambda: scans.looks == 1, "the first look")
+        scans.locked_elsewhere = True
+        long_ago = T0 - timedelta(days=3)  # a clock already due wakes the scanner
+        await harness.bus.publish([registered("TJ11", urgency="general", when=long_ago)])
+        await until(lambda: scans.batches == 1, "a try at the due clock")
+        await settle(ctx)
+        assert scans.batches == 1  # then it waits for the idle poll (or a wake-up)
+        assert scans.looks == 2
