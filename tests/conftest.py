@@ -101,3 +101,19 @@ def at(text: str) -> datetime:
     from shared.calendar import SHANGHAI
 
     return datetime.fromisoformat(text).replace(tzinfo=SHANGHAI).astimezone(UTC)
+
+
+class Counted:
+    """A module's coroutine function, counted where the module calls it; while ``returns``
+    is not None, that is its answer instead of the real one's."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> None:
+        self.calls = 0
+        self.returns: Any = None
+        real = getattr(module, name)
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls += 1
+            return self.returns if self.returns is not None else await real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, counted)

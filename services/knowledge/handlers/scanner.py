@@ -151,16 +151,20 @@ async def report_overdue_requests(ctx: ServiceContext) -> int:
     return len(rows)
 
 
+# the earliest reminder, end of validity and request due time, in one statement (each an
+# index's first row)
+_NEXT_DUE = select(
+    select(func.min(entries.c.remind_at))
+    .where(_PUBLISHED, entries.c.remind_at.is_not(None))
+    .scalar_subquery(),
+    select(func.min(entries.c.valid_until)).where(_PUBLISHED).scalar_subquery(),
+    select(func.min(update_requests.c.due_at)).where(*_OPEN_REQUEST).scalar_subquery(),
+)
+
+
 async def next_due(ctx: ServiceContext) -> datetime | None:
-    e, r = entries.c, update_requests.c
     async with ctx.db.engine.connect() as conn:
-        times = [
-            await conn.scalar(
-                select(func.min(e.remind_at)).where(_PUBLISHED, e.remind_at.is_not(None))
-            ),
-            await conn.scalar(select(func.min(e.valid_until)).where(_PUBLISHED)),
-            await conn.scalar(select(func.min(r.due_at)).where(*_OPEN_REQUEST)),
-        ]
+        times = (await conn.execute(_NEXT_DUE)).one()
     present = [t for t in times if t is not None]
     return min(present) if present else None
 
@@ -178,11 +182,16 @@ async def due_scanner(ctx: ServiceContext) -> None:
     outage = Outage(log, "knowledge due-time scan")
     while True:
         try:
-            acted = await act_on_due(ctx)
-            outage.ok()
-            if acted >= SCAN_BATCH:
-                continue
+            # an idle wake-up costs one look; the transactions only when something is due
             upcoming = await next_due(ctx)
+            if upcoming is not None and upcoming <= ctx.clock.now():
+                if await act_on_due(ctx) > 0:
+                    outage.ok()
+                    continue
+                # due, yet locked by another instance, which acts on it: wait for the
+                # idle poll instead of looking again at once
+                upcoming = None
+            outage.ok()
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - logged when it starts and when it ends

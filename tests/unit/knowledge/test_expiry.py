@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from tests.conftest import at
+import pytest
+
+from services.knowledge.handlers import scanner
+from tests.conftest import Counted, at
 from tests.unit.knowledge.conftest import (
     ADMIN,
     HEPING,
@@ -159,3 +162,35 @@ async def test_an_expired_entry_revised_with_a_new_validity_can_be_published_aga
     assert r.status_code == 200, r.text
     r = await harness.call("POST", f"{path}/publish", HEPING)
     assert r.status_code == 200 and r.json()["valid"]
+
+
+async def test_an_idle_scanner_only_looks_and_acts_once_something_is_due(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(scanner, "IDLE_POLL_SECONDS", 0.01)
+    looks = Counted(monkeypatch, scanner, "next_due")
+    batches = Counted(monkeypatch, scanner, "act_on_due")
+    await until(lambda: looks.calls >= 5, "the idle polls")
+    assert batches.calls == 0
+    await harness.create(valid_until=VALID_UNTIL)
+    harness.clock.set(VALID_UNTIL)
+    await until(lambda: len(harness.emitted("knowledge.expired")) == 1, "expiry")
+    assert batches.calls >= 1
+
+
+async def test_entries_due_but_locked_by_another_instance_do_not_make_the_scanner_spin(
+    stopped_harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(scanner, "IDLE_POLL_SECONDS", 60.0)
+    looks = Counted(monkeypatch, scanner, "next_due")
+    batches = Counted(monkeypatch, scanner, "act_on_due")
+    batches.returns = 0  # every due entry is another instance's
+    async with stopped_harness.running():
+        await stopped_harness.create(valid_until=VALID_UNTIL)
+        await until(lambda: looks.calls >= 1, "a look")
+        stopped_harness.clock.set(VALID_UNTIL)
+        await until(lambda: batches.calls == 1, "a try at the due entry")
+        seen = looks.calls
+        await stopped_harness.settle()
+        assert batches.calls == 1  # then it waits for the idle poll (or a wake-up)
+        assert looks.calls == seen

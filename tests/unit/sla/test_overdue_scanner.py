@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from typing import Any
 
 import pytest
 
+from services.sla.handlers import scanner
 from shared.events import TicketAccepted
+from tests.conftest import Counted
 from tests.unit.sla.conftest import T0, Harness, dispatched, registered, settle, until
 
 
@@ -112,59 +113,34 @@ async def test_a_clock_due_later_than_the_scanners_next_look_does_not_wake_it(
         await until(lambda: harness.overdue("TJ9") != [], "its overdue")
 
 
-class CountedScans:
-    """The scanner's looks at the next due time and its batches, counted (the real ones
-    run unless ``locked_elsewhere``: every due clock then is another instance's)."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        from services.sla.handlers import scanner
-
-        self.looks = self.batches = 0
-        self.locked_elsewhere = False
-        look, act = scanner.next_due_at, scanner.act_on_due
-
-        async def counted_look(ctx: Any) -> Any:
-            self.looks += 1
-            return await look(ctx)
-
-        async def counted_act(ctx: Any) -> int:
-            self.batches += 1
-            return 0 if self.locked_elsewhere else await act(ctx)
-
-        monkeypatch.setattr(scanner, "next_due_at", counted_look)
-        monkeypatch.setattr(scanner, "act_on_due", counted_act)
-
-
 async def test_an_idle_scanner_only_looks_and_acts_once_something_is_due(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from services.sla.handlers import scanner
-
     monkeypatch.setattr(scanner, "IDLE_POLL_SECONDS", 0.01)
-    scans = CountedScans(monkeypatch)
+    looks = Counted(monkeypatch, scanner, "next_due_at")
+    batches = Counted(monkeypatch, scanner, "act_on_due")
     async with harness.running():
-        await until(lambda: scans.looks >= 5, "the idle polls")
-        assert scans.batches == 0
+        await until(lambda: looks.calls >= 5, "the idle polls")
+        assert batches.calls == 0
         await harness.bus.publish([registered("TJ10"), dispatched("TJ10")])
         await until(lambda: harness.emitted("sla.deadline_set", "TJ10") != [], "the clocks")
         harness.clock.advance(timedelta(hours=1))
         await until(lambda: len(harness.overdue("TJ10")) == 1, "its overdue")
-        assert scans.batches >= 1
+        assert batches.calls >= 1
 
 
 async def test_clocks_due_but_locked_by_another_instance_do_not_make_the_scanner_spin(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from services.sla.handlers import scanner
-
     monkeypatch.setattr(scanner, "IDLE_POLL_SECONDS", 60.0)
-    scans = CountedScans(monkeypatch)
+    looks = Counted(monkeypatch, scanner, "next_due_at")
+    batches = Counted(monkeypatch, scanner, "act_on_due")
+    batches.returns = 0  # every due clock is another instance's
     async with harness.running() as ctx:
-        await until(lambda: scans.looks == 1, "the first look")
-        scans.locked_elsewhere = True
+        await until(lambda: looks.calls == 1, "the first look")
         long_ago = T0 - timedelta(days=3)  # a clock already due wakes the scanner
         await harness.bus.publish([registered("TJ11", urgency="general", when=long_ago)])
-        await until(lambda: scans.batches == 1, "a try at the due clock")
+        await until(lambda: batches.calls == 1, "a try at the due clock")
         await settle(ctx)
-        assert scans.batches == 1  # then it waits for the idle poll (or a wake-up)
-        assert scans.looks == 2
+        assert batches.calls == 1  # then it waits for the idle poll (or a wake-up)
+        assert looks.calls == 2
