@@ -281,6 +281,16 @@ async def apply_due_versions(ctx: ServiceContext) -> int:
         applied += 1
 
 
+async def next_version_at(ctx: ServiceContext) -> datetime | None:
+    """When the next stored version not applied yet takes effect."""
+    async with ctx.db.engine.connect() as conn:
+        return await conn.scalar(
+            select(func.min(catalog_versions.c.effective_from)).where(
+                catalog_versions.c.applied_at.is_(None)
+            )
+        )
+
+
 async def catalog_scheduler(ctx: ServiceContext) -> None:
     """Sleeps until the next version's effective date (or a new version, or a moved test
     clock), then applies it."""
@@ -288,13 +298,13 @@ async def catalog_scheduler(ctx: ServiceContext) -> None:
     outage = Outage(log, "applying catalog versions")
     while True:
         try:
-            await apply_due_versions(ctx)
-            async with ctx.db.engine.connect() as conn:
-                upcoming = await conn.scalar(
-                    select(func.min(catalog_versions.c.effective_from)).where(
-                        catalog_versions.c.applied_at.is_(None)
-                    )
-                )
+            # an idle wake-up costs one look; a transaction only when a version is due
+            upcoming = await next_version_at(ctx)
+            if upcoming is not None and upcoming <= ctx.clock.now():
+                if await apply_due_versions(ctx) > 0:
+                    outage.ok()
+                    continue
+                upcoming = None  # another instance is applying it: the idle poll looks again
             outage.ok()
         except asyncio.CancelledError:
             raise

@@ -6,7 +6,11 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+import pytest
+
+from services.dispatch.handlers import catalog_versions
 from services.dispatch.handlers.catalog_versions import CATALOG_FILE, starter_document
+from tests.conftest import Counted
 from tests.unit.dispatch.conftest import T0, Harness, until
 
 DOMAINS = {
@@ -126,6 +130,32 @@ async def test_a_change_takes_effect_on_its_date(service: Harness) -> None:
     await service.settle()
     after = await service.register("URBAN-003", "120101", urgency="general")
     assert (await service.ticket(after))["unit_id"] == "city-urban"
+
+
+async def test_an_idle_scheduler_only_looks_and_applies_a_version_once_it_is_due(
+    service: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(catalog_versions, "IDLE_POLL_SECONDS", 0.01)
+    looks = Counted(monkeypatch, catalog_versions, "next_version_at")
+    applies = Counted(monkeypatch, catalog_versions, "apply_due_versions")
+    await until(lambda: looks.calls >= 5, "the idle polls")
+    assert applies.calls == 0
+    change = {
+        "name": "道路破损",
+        "keywords": ["道路"],
+        "default_urgency": "general",
+        "responsible": {"120101": "city-urban"},
+        "effective_from": (T0 + timedelta(hours=1)).isoformat(),
+    }
+    r = await service.call("admin", "PUT", "/catalog/matters/URBAN-003", json=change)
+    assert r.status_code == 200
+    published = len(service.events("catalog.matter_published"))
+    service.clock.advance(timedelta(hours=1))
+    await until(
+        lambda: len(service.events("catalog.matter_published")) > published,
+        "the scheduled version applied",
+    )
+    assert applies.calls >= 1
 
 
 async def test_units_are_managed_and_published(service: Harness) -> None:
