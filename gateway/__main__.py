@@ -22,21 +22,17 @@ from shared.settings import get_settings
 
 
 def serve() -> None:
-    import uvicorn
-
     from gateway.app import create_gateway_app
-    from shared.http_server import server_options
+    from shared.http_server import serve as serve_app
     from shared.logging import configure_logging
 
     settings = get_settings()
     configure_logging("gateway", settings.log_level, settings.log_json)
-    uvicorn.run(
+    serve_app(
         create_gateway_app(settings, freeze_heap=True),
-        **server_options(
-            host=settings.host,
-            port=settings.port_for("gateway"),
-            timeout_graceful_shutdown=5,  # an open live board (SSE) never ends by itself
-        ),
+        host=settings.host,
+        port=settings.port_for("gateway"),
+        timeout_graceful_shutdown=5,  # an open live board (SSE) never ends by itself
     )
 
 

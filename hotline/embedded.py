@@ -25,7 +25,7 @@ from gateway.users import demo_logins
 from shared.bus import LogBus
 from shared.clock import make_clock
 from shared.db import service_url
-from shared.http_server import freeze_startup_heap, server_options
+from shared.http_server import Server, freeze_startup_heap, server_options
 from shared.service import ServiceSpec, create_service_app
 from shared.settings import SERVICES, Settings
 
@@ -160,7 +160,7 @@ async def serve(settings: Settings) -> None:
                 timeout_graceful_shutdown=5,  # an open live board (SSE) never ends by itself
             ),
         )
-        server = uvicorn.Server(config)
+        server = Server(config)
         announce = asyncio.create_task(_announce(server, settings))
         try:
             with _graceful_signals():

@@ -54,7 +54,7 @@ from shared.consumer import NoEffect as NoEffect
 from shared.db import Database
 from shared.direct import DirectRoutes
 from shared.errors import IllegalTransition, NotFound, install_error_handlers
-from shared.http_server import NO_FASTAPI_TELEMETRY, freeze_startup_heap, server_options
+from shared.http_server import NO_FASTAPI_TELEMETRY, freeze_startup_heap, serve
 from shared.metrics import Metrics, RequestEdge, Sample, spine_samples
 from shared.params import RowId
 from shared.relay import OutboxRelay
@@ -496,21 +496,17 @@ def create_service_app(
 
 def run_service(spec: ServiceSpec) -> None:
     """``python -m services.<name>``: one service in its own process."""
-    import uvicorn
-
     from shared.logging import configure_logging
     from shared.settings import get_settings
 
     settings = get_settings()
     configure_logging(spec.name, settings.log_level, settings.log_json)
     app = create_service_app(spec, settings, freeze_heap=True)
-    uvicorn.run(
+    serve(
         app,
-        **server_options(
-            host=settings.host,
-            port=settings.port_for(spec.name),
-            # only the gateway calls a service, and a service reads no client address: no
-            # layer rewriting it from X-Forwarded-For on every request
-            proxy_headers=False,
-        ),
+        host=settings.host,
+        port=settings.port_for(spec.name),
+        # only the gateway calls a service, and a service reads no client address: no
+        # layer rewriting it from X-Forwarded-For on every request
+        proxy_headers=False,
     )

@@ -55,10 +55,13 @@ async def run_sender(
         wake.event.clear()
         due: datetime | None = None
         try:
-            if await send_due():
-                outage.ok()
-                continue
+            # an idle wake-up costs one look; a claim's transaction only when a row is due
             due = await next_due()
+            if due is not None and due <= ctx.clock.now():
+                if await send_due():
+                    outage.ok()
+                    continue
+                due = None  # claimed by another instance meanwhile: the idle poll looks again
             outage.ok()
         except Exception:  # noqa: BLE001 - the loop outlives a database hiccup
             outage.failed()  # logged once: retried at the idle poll until it works

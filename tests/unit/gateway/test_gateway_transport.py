@@ -21,7 +21,7 @@ from gateway.app import create_gateway_app
 from gateway.proxy import KEEPALIVE_EXPIRY
 from gateway.transport import REPLAYABLE, HTTP1Transport, Origin
 from shared.auth import Role, verify_headers
-from shared.http_server import server_options
+from shared.http_server import Server, server_options
 from shared.settings import Settings
 from tests.unit.gateway.conftest import PASSWORDS, gateway_problem
 
@@ -387,7 +387,7 @@ class UvicornThread:
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, **server_options(lifespan="off")))
+        self.server = Server(uvicorn.Config(app, **server_options(lifespan="off")))
         self.loop = uvloop.new_event_loop()
         self.thread = threading.Thread(
             target=lambda: self.loop.run_until_complete(self.server.serve(sockets=[self.sock]))

@@ -93,17 +93,57 @@ async def test_the_edge_keeps_the_clients_request_id_or_makes_one(make_app: Any)
 def test_a_service_takes_no_forwarded_client_address(monkeypatch: pytest.MonkeyPatch) -> None:
     """Only the gateway calls a service and no service reads the client address, so a
     service's server has no proxy-headers layer (the gateway, facing clients, keeps it)."""
-    import uvicorn
-
     import shared.logging
+    import shared.service
     from shared.service import ServiceSpec, run_service
 
     served: list[dict[str, Any]] = []
     monkeypatch.setattr(shared.logging, "configure_logging", lambda *args: None)
-    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.append(options))
+    monkeypatch.setattr(shared.service, "serve", lambda app, **options: served.append(options))
     run_service(ServiceSpec(name="intake", title="intake", migrations=Path("."), routers=[]))
 
     assert served[0]["proxy_headers"] is False
+
+
+async def test_an_idle_server_wakes_once_a_second_and_stops_as_soon_as_it_is_told() -> None:
+    """uvicorn's main loop woke ten times a second to refresh the date header (one-second
+    resolution) and to look whether to stop: most of an idle process's CPU after its polls."""
+    import asyncio
+    import socket
+    import time
+
+    import uvicorn
+
+    from shared.http_server import Server
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = Server(uvicorn.Config(app, **server_options(lifespan="off", loop="asyncio")))
+    ticks: list[int] = []
+    tick = server.on_tick
+
+    async def counted_tick(counter: int) -> bool:
+        ticks.append(counter)
+        return await tick(counter)
+
+    server.on_tick = counted_tick  # type: ignore[method-assign]
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    async with asyncio.timeout(10):
+        while not server.started:
+            await asyncio.sleep(0.01)
+    await asyncio.sleep(0.5)
+    assert len(ticks) <= 2  # one at the start, then one a second (uvicorn: five by now)
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}/"
+    async with httpx.AsyncClient() as client:
+        assert "date" in (await client.get(url)).headers
+    told = time.monotonic()
+    server.should_exit = True
+    await asyncio.wait_for(serving, 5)
+    assert time.monotonic() - told < 0.5
 
 
 def started_service(tmp: Path, freeze_heap: bool = True) -> Any:
