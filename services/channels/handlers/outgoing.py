@@ -17,6 +17,7 @@ from sqlalchemy import Column, Table, func, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from services.channels.domain import next_attempt
+from shared.aio import act_if_due
 from shared.clock import Clock
 from shared.logging import Outage
 from shared.metrics import Sample
@@ -55,14 +56,10 @@ async def run_sender(
         wake.event.clear()
         due: datetime | None = None
         try:
-            # an idle wake-up costs one look; a claim's transaction only when a row is due
-            due = await next_due()
-            if due is not None and due <= ctx.clock.now():
-                if await send_due():
-                    outage.ok()
-                    continue
-                due = None  # claimed by another instance meanwhile: the idle poll looks again
+            sent, due = await act_if_due(ctx.clock.now, next_due, send_due)
             outage.ok()
+            if sent:
+                continue
         except Exception:  # noqa: BLE001 - the loop outlives a database hiccup
             outage.failed()  # logged once: retried at the idle poll until it works
         poll_until = ctx.clock.now() + IDLE_POLL

@@ -29,6 +29,7 @@ from services.dispatch.schemas import (
     MatterIn,
     UnitIn,
 )
+from shared.aio import act_if_due
 from shared.db import UnitOfWork
 from shared.errors import IllegalTransition
 from shared.events import MatterPublished, UnitPublished
@@ -298,14 +299,12 @@ async def catalog_scheduler(ctx: ServiceContext) -> None:
     outage = Outage(log, "applying catalog versions")
     while True:
         try:
-            # an idle wake-up costs one look; a transaction only when a version is due
-            upcoming = await next_version_at(ctx)
-            if upcoming is not None and upcoming <= ctx.clock.now():
-                if await apply_due_versions(ctx) > 0:
-                    outage.ok()
-                    continue
-                upcoming = None  # another instance is applying it: the idle poll looks again
+            acted, upcoming = await act_if_due(
+                ctx.clock.now, lambda: next_version_at(ctx), lambda: apply_due_versions(ctx)
+            )
             outage.ok()
+            if acted:
+                continue
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - logged when it starts and when it ends

@@ -17,6 +17,7 @@ from sqlalchemy import Select, func, select, update
 from services.knowledge.domain import EntryStatus, RequestStatus
 from services.knowledge.handlers.common import PRODUCER, record_version, state
 from services.knowledge.models import entries, update_requests
+from shared.aio import act_if_due
 from shared.events import KnowledgeExpired, KnowledgeExpiring, KnowledgeRequestOverdue
 from shared.logging import Outage
 from shared.service import ServiceContext
@@ -182,16 +183,12 @@ async def due_scanner(ctx: ServiceContext) -> None:
     outage = Outage(log, "knowledge due-time scan")
     while True:
         try:
-            # an idle wake-up costs one look; the transactions only when something is due
-            upcoming = await next_due(ctx)
-            if upcoming is not None and upcoming <= ctx.clock.now():
-                if await act_on_due(ctx) > 0:
-                    outage.ok()
-                    continue
-                # due, yet locked by another instance, which acts on it: wait for the
-                # idle poll instead of looking again at once
-                upcoming = None
+            acted, upcoming = await act_if_due(
+                ctx.clock.now, lambda: next_due(ctx), lambda: act_on_due(ctx)
+            )
             outage.ok()
+            if acted:
+                continue
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - logged when it starts and when it ends

@@ -15,6 +15,7 @@ from services.sla.domain import next_due, second_escalation_at
 from services.sla.handlers.clocks import PRODUCER
 from services.sla.handlers.state import reload_state, state
 from services.sla.models import clocks
+from shared.aio import act_if_due
 from shared.calendar import Period
 from shared.events import ClockWarning, Envelope, Escalated, Overdue
 from shared.logging import Outage
@@ -175,17 +176,12 @@ async def scanner(ctx: ServiceContext) -> None:
             if time.monotonic() - reloaded > RELOAD_SECONDS:
                 await reload_state(ctx)
                 reloaded = time.monotonic()
-            # an idle wake-up costs one look at the index; a batch's transaction only
-            # when something is due
-            upcoming = await next_due_at(ctx)
-            if upcoming is not None and upcoming <= ctx.clock.now():
-                if await act_on_due(ctx) > 0:
-                    outage.ok()
-                    continue
-                # due, yet locked by another instance, which acts on them: wait for the
-                # idle poll instead of looking again at once
-                upcoming = None
+            acted, upcoming = await act_if_due(
+                ctx.clock.now, lambda: next_due_at(ctx), lambda: act_on_due(ctx)
+            )
             outage.ok()
+            if acted:
+                continue
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - logged when it starts and when it ends
