@@ -467,12 +467,19 @@ def test_servers_keep_idle_connections_far_longer_than_their_clients_pool_them(
     margin (which no lag of a busy process eats) over the gateway's pool and over the
     pools of common clients of the gateway."""
     import gateway.__main__ as gateway_main
+    import shared.http_server
     import shared.logging
+    import shared.service
     from services.intake.app import SPEC
     from shared.service import run_service
 
     runs: list[dict[str, Any]] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **options: runs.append(options))
+
+    def serve(app: Any, **overrides: Any) -> None:
+        runs.append(shared.http_server.server_options(**overrides))
+
+    monkeypatch.setattr(shared.service, "serve", serve)
+    monkeypatch.setattr(shared.http_server, "serve", serve)
     monkeypatch.setattr(shared.logging, "configure_logging", lambda *args: None)
     run_service(SPEC)
     gateway_main.serve()
