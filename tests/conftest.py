@@ -117,3 +117,11 @@ class Counted:
             return self.returns if self.returns is not None else await real(*args, **kwargs)
 
         monkeypatch.setattr(module, name, counted)
+
+
+def counted_due_loop(
+    monkeypatch: pytest.MonkeyPatch, module: Any, look: str, act: str, poll_seconds: float
+) -> tuple[Counted, Counted]:
+    """A due-time loop's looks and acts, counted, with its idle poll set to ``poll_seconds``."""
+    monkeypatch.setattr(module, "IDLE_POLL_SECONDS", poll_seconds)
+    return Counted(monkeypatch, module, look), Counted(monkeypatch, module, act)

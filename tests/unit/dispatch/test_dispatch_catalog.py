@@ -10,7 +10,7 @@ import pytest
 
 from services.dispatch.handlers import catalog_versions
 from services.dispatch.handlers.catalog_versions import CATALOG_FILE, starter_document
-from tests.conftest import Counted
+from tests.conftest import counted_due_loop
 from tests.unit.dispatch.conftest import T0, Harness, until
 
 DOMAINS = {
@@ -135,9 +135,9 @@ async def test_a_change_takes_effect_on_its_date(service: Harness) -> None:
 async def test_an_idle_scheduler_only_looks_and_applies_a_version_once_it_is_due(
     service: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(catalog_versions, "IDLE_POLL_SECONDS", 0.01)
-    looks = Counted(monkeypatch, catalog_versions, "next_version_at")
-    applies = Counted(monkeypatch, catalog_versions, "apply_due_versions")
+    looks, applies = counted_due_loop(
+        monkeypatch, catalog_versions, "next_version_at", "apply_due_versions", 0.01
+    )
     await until(lambda: looks.calls >= 5, "the idle polls")
     assert applies.calls == 0
     change = {

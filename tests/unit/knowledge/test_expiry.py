@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from services.knowledge.handlers import scanner
-from tests.conftest import Counted, at
+from tests.conftest import at, counted_due_loop
 from tests.unit.knowledge.conftest import (
     ADMIN,
     HEPING,
@@ -167,9 +167,7 @@ async def test_an_expired_entry_revised_with_a_new_validity_can_be_published_aga
 async def test_an_idle_scanner_only_looks_and_acts_once_something_is_due(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(scanner, "IDLE_POLL_SECONDS", 0.01)
-    looks = Counted(monkeypatch, scanner, "next_due")
-    batches = Counted(monkeypatch, scanner, "act_on_due")
+    looks, batches = counted_due_loop(monkeypatch, scanner, "next_due", "act_on_due", 0.01)
     await until(lambda: looks.calls >= 5, "the idle polls")
     assert batches.calls == 0
     await harness.create(valid_until=VALID_UNTIL)
@@ -181,9 +179,7 @@ async def test_an_idle_scanner_only_looks_and_acts_once_something_is_due(
 async def test_entries_due_but_locked_by_another_instance_do_not_make_the_scanner_spin(
     stopped_harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(scanner, "IDLE_POLL_SECONDS", 60.0)
-    looks = Counted(monkeypatch, scanner, "next_due")
-    batches = Counted(monkeypatch, scanner, "act_on_due")
+    looks, batches = counted_due_loop(monkeypatch, scanner, "next_due", "act_on_due", 60.0)
     batches.returns = 0  # every due entry is another instance's
     async with stopped_harness.running():
         await stopped_harness.create(valid_until=VALID_UNTIL)

@@ -10,7 +10,7 @@ import pytest
 
 from services.sla.handlers import scanner
 from shared.events import TicketAccepted
-from tests.conftest import Counted
+from tests.conftest import counted_due_loop
 from tests.unit.sla.conftest import T0, Harness, dispatched, registered, settle, until
 
 
@@ -116,9 +116,7 @@ async def test_a_clock_due_later_than_the_scanners_next_look_does_not_wake_it(
 async def test_an_idle_scanner_only_looks_and_acts_once_something_is_due(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(scanner, "IDLE_POLL_SECONDS", 0.01)
-    looks = Counted(monkeypatch, scanner, "next_due_at")
-    batches = Counted(monkeypatch, scanner, "act_on_due")
+    looks, batches = counted_due_loop(monkeypatch, scanner, "next_due_at", "act_on_due", 0.01)
     async with harness.running():
         await until(lambda: looks.calls >= 5, "the idle polls")
         assert batches.calls == 0
@@ -132,9 +130,7 @@ async def test_an_idle_scanner_only_looks_and_acts_once_something_is_due(
 async def test_clocks_due_but_locked_by_another_instance_do_not_make_the_scanner_spin(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(scanner, "IDLE_POLL_SECONDS", 60.0)
-    looks = Counted(monkeypatch, scanner, "next_due_at")
-    batches = Counted(monkeypatch, scanner, "act_on_due")
+    looks, batches = counted_due_loop(monkeypatch, scanner, "next_due_at", "act_on_due", 60.0)
     batches.returns = 0  # every due clock is another instance's
     async with harness.running() as ctx:
         await until(lambda: looks.calls == 1, "the first look")
