@@ -292,6 +292,8 @@ async def test_a_message_the_provider_refuses_is_logged_for_itself_not_as_an_out
     caplog.set_level(logging.INFO, logger="hotline.channels")
     receiver.statuses = [400]
     await notified.publish(dispatched("TJ20260302000601"))
+    # settled is vacuously true before the notification's row exists: wait for the request
+    await eventually(lambda: len(receiver.received) == 1, "the attempt")
     await eventually(lambda: _settled(notified, receiver), "the attempt recorded")
     [row] = await notified.rows(notifications)
     assert row.attempts == 1 and row.last_status_code == 400
