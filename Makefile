@@ -75,7 +75,7 @@ bench-knowledge: $(STAMP)
 bench-e2e: $(STAMP)
 	$(PY) bench/e2e.py
 
-## make soak: 100,000 tickets at a steady rate with a short inbox retention; prints JSON with
+## make soak: 100,000 tickets at a steady rate with a short outbox retention; prints JSON with
 ## every table's rows and bytes sampled over time, and whether the outboxes, inboxes, dead
 ## letters and Idempotency-Keys stay flat. SOAK_TICKETS, SOAK_RATE, SOAK_MINUTES (bench/soak.py).
 soak: $(STAMP)

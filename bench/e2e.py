@@ -115,13 +115,12 @@ if SYNCHRONOUS_COMMIT not in {"on", "off", "local", "remote_write", "remote_appl
 EXTRA_ENV.update(
     pair.split("=", 1) for pair in os.environ.get("BENCH_SETTINGS", "").split() if "=" in pair
 )
-# Soak: BENCH_RETENTION_SECONDS sets the inbox retention (checked every few seconds) and
-# the sizes of each outbox and event history are sampled during the run (sent outbox rows
-# move to the history as they are sent).
+# Soak: BENCH_RETENTION_SECONDS sets the outbox retention (moved to the event history,
+# checked every few seconds) and the sizes of each outbox are sampled during the run.
 RETENTION = os.environ.get("BENCH_RETENTION_SECONDS")
 if RETENTION:
-    EXTRA_ENV["HOTLINE_INBOX_RETENTION_SECONDS"] = RETENTION
-    EXTRA_ENV["HOTLINE_INBOX_PRUNE_SECONDS"] = str(max(1.0, float(RETENTION) / 2))
+    EXTRA_ENV["HOTLINE_OUTBOX_RETENTION_SECONDS"] = RETENTION
+    EXTRA_ENV["HOTLINE_OUTBOX_PRUNE_SECONDS"] = str(max(1.0, float(RETENTION) / 2))
 STATS_FLUSH_SECONDS = 11.0
 SCHEMAS = ("intake", "dispatch", "sla", "evaluation")
 
@@ -247,7 +246,7 @@ async def counts(pg: asyncpg.Connection, expected: int) -> dict[str, Any]:
         return {"rows": n, "lost": expected * per_ticket - d, "duplicated": n - d}
 
     def sent(schema: str) -> str:
-        """The outbox (unsent rows) and the event history its sent rows move to."""
+        """The outbox and the event history its sent rows move to after the retention."""
         return (
             f"(SELECT key, payload FROM {schema}.outbox UNION ALL "
             f"SELECT key, payload FROM {schema}.event_history) AS {schema}_events"
@@ -569,7 +568,7 @@ async def main() -> None:  # noqa: PLR0915 - one linear script
             "postgresql_commits_per_ticket": round(
                 (commits_after - commits_before) / max(accepted, 1), 2
             ),
-            "inbox_retention_seconds": float(RETENTION) if RETENTION else None,
+            "outbox_retention_seconds": float(RETENTION) if RETENTION else None,
             "table_sizes_sampled_every_5s": samples[:: max(1, len(samples) // 12)] or None,
             "table_sizes_at_end": await table_sizes(pg),
             "cpu_ms_per_ticket_net_of_idle": {**net, "python_total": round(sum(net.values()), 2)},

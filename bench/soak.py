@@ -1,12 +1,11 @@
 """Soak of the distributed mode (`make soak`, prints JSON; not a test, not in CI).
 
-N tickets (100,000) through the gateway at a steady offered rate, with a short inbox
-retention (sent outbox rows leave the outbox as they are sent), while every table of every
-service schema is sampled: rows and bytes (with indexes and TOAST). The plumbing tables —
-outboxes, inboxes, dead letters, Idempotency-Keys — must stay flat (bounded by rate x
-retention), whatever the number of tickets; the tables that hold the tickets themselves (and
-the event history the timeline reads) grow with them, and their growth per ticket is
-printed too.
+N tickets (100,000) through the gateway at a steady offered rate, with a short outbox and
+inbox retention, while every table of every service schema is sampled: rows and bytes (with
+indexes and TOAST). The plumbing tables — outboxes, inboxes, dead letters, Idempotency-Keys —
+must stay flat (bounded by rate x retention), whatever the number of tickets; the tables that
+hold the tickets themselves (and the event history the timeline reads) grow with them, and
+their growth per ticket is printed too.
 
 PostgreSQL and Kafka come from scripts/ (the running ones are reused, never stopped); a fresh
 database and topic prefix; the gateway and the five services as processes (bench/e2e.py).
@@ -14,7 +13,7 @@ database and topic prefix; the gateway and the five services as processes (bench
 Knobs: SOAK_TICKETS (100000), SOAK_RATE tickets/s offered (40), SOAK_CONCURRENCY (8),
 SOAK_MAX_BACKLOG (1500: clients wait while that many tickets are registered but not yet
 through the slower of SLA and evaluation, so a pipeline slower than the rate is not
-buried), SOAK_RETENTION_SECONDS (20, the inbox's), SOAK_SAMPLE_SECONDS
+buried), SOAK_RETENTION_SECONDS (20, the outbox's and the inbox's), SOAK_SAMPLE_SECONDS
 (30), SOAK_JWT_TTL_MINUTES (30: the access token's lifetime; clients sign in again when it
 runs out), SOAK_MINUTES (0: no limit; stop registering after that long and report what
 fitted; SIGTERM does the same at once). A progress
@@ -65,8 +64,9 @@ THROUGH = {
 ENV = {
     "HOTLINE_LOG_LEVEL": "WARNING",
     "HOTLINE_DB_POOL_SIZE": "10",
+    "HOTLINE_OUTBOX_RETENTION_SECONDS": str(RETENTION),
+    "HOTLINE_OUTBOX_PRUNE_SECONDS": str(max(1.0, RETENTION / 2)),
     "HOTLINE_INBOX_RETENTION_SECONDS": str(RETENTION),
-    "HOTLINE_INBOX_PRUNE_SECONDS": str(max(1.0, RETENTION / 2)),
     # the operator's token expires during a long soak; the clients sign in again on a 401
     "HOTLINE_JWT_TTL_MINUTES": os.environ.get("SOAK_JWT_TTL_MINUTES", "30"),
 }
@@ -266,7 +266,7 @@ async def main() -> None:  # noqa: PLR0915 - one linear script
             "rate_offered_per_second": RATE,
             "load_seconds": round(load_seconds, 1),
             "tickets_per_second": round(accepted / max(load_seconds, 1e-9), 1),
-            "inbox_retention_seconds": RETENTION,
+            "outbox_retention_seconds": RETENTION,
             "load_average": os.getloadavg(),
             "tables": verdict(samples),
             "plumbing_rows_sampled": [

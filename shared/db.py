@@ -83,13 +83,9 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("key", String(64), nullable=False),
         Column("payload", Text, nullable=False),
         Column("created_at", UTCDateTime, nullable=False),
-        # null: every row the outbox holds is unsent (the relay moves sent rows to the
-        # event history); set only by relays from before that, moved at the next migrate
         Column("published_at", UTCDateTime, nullable=True),
         Column("attempts", Integer, nullable=False, server_default="0"),
         Column("last_error", Text, nullable=True),
-        # ids are never reused: sent rows keep theirs in the event history
-        sqlite_autoincrement=True,
     )
 
 
@@ -110,10 +106,9 @@ def inbox_table(metadata: MetaData) -> Table:
 
 
 def event_history_table(metadata: MetaData) -> Table:
-    """Sent outbox rows outlive the outbox here: the relay moves each row in the transaction
-    that sends it (``Database.move_to_history``), and a ticket's timeline reads this
-    history plus what the outbox still holds (unsent rows). Only what a timeline needs is
-    kept (the key and the envelope); ``key`` is indexed for the timeline."""
+    """Sent outbox rows outlive the outbox here: the retention job moves them (shared/relay.py
+    ``prune_outbox``), and a ticket's timeline reads this history plus what the outbox
+    still holds. Only what a timeline needs is kept (the key and the envelope)."""
     return Table(
         "event_history",
         metadata,
@@ -565,9 +560,6 @@ class Database:
             await conn.run_sync(migration_step, str(script_location))
             await conn.run_sync(self.metadata.create_all, [self.dead_letters, self.event_history])
             await conn.run_sync(_index_inbox, self.inbox)
-            if await conn.run_sync(lambda sync: inspect(sync).has_table(self.outbox.name)):
-                # rows an older relay marked sent (before sent rows moved at once)
-                await self.move_to_history(conn, self.outbox.c.published_at.is_not(None))
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
@@ -682,20 +674,6 @@ class Database:
             .order_by(dead.c.id)
         )
         return {key: dead_id for key, dead_id in rows}
-
-    async def move_to_history(self, conn: AsyncConnection, *where: ColumnElement[bool]) -> None:
-        """Move the outbox rows ``where`` selects to the event history (the relay's batch
-        on SQLite; PostgreSQL's relay does the same in one statement of its own)."""
-        outbox, history = self.outbox, self.event_history
-        await conn.execute(
-            insert(history).from_select(
-                ["outbox_id", "key", "payload", "created_at"],
-                select(outbox.c.id, outbox.c.key, outbox.c.payload, outbox.c.created_at).where(
-                    *where
-                ),
-            )
-        )
-        await conn.execute(delete(outbox).where(*where))
 
     async def prune_inbox(self, older_than: datetime, batch_size: int = 5000) -> int:
         """Forget the handled event ids recorded before ``older_than``, oldest first;

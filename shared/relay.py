@@ -7,8 +7,9 @@ import logging
 import time
 import zlib
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import delete, exists, func, insert, select, text, update
 
 from shared.aio import wait_set
 from shared.bus import Bus, RawEvent
@@ -28,21 +29,7 @@ _BATCH_SQL = (
     " WHERE (SELECT pg_try_advisory_xact_lock($1)) AND published_at IS NULL"
     " ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED"
 )
-# Sent rows leave the outbox for the event history in the batch's transaction, in one
-# statement on the server: the outbox holds only unsent rows (small, and no index entry
-# written again, as an update of published_at was: it is in the unsent index's predicate).
-# The batch's scan must walk an index in id order: the outbox of sent-and-deleted rows is
-# mostly dead tuples until autovacuum comes (at most once a minute), and the statistics
-# say it is tiny, so the planner would pick a sequential or bitmap scan that reads every
-# dead tuple on every batch (3x slower a batch in a bench without vacuum); an index scan
-# marks the dead entries it passes and skips them from then on.
-_INDEX_SCAN_SQL = "SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off"
-_SENT_SQL = (
-    "WITH sent AS (DELETE FROM outbox WHERE id = ANY($1::integer[])"
-    " RETURNING id, key, payload, created_at)"
-    " INSERT INTO event_history (outbox_id, key, payload, created_at)"
-    " SELECT id, key, payload, created_at FROM sent"
-)
+_SENT_SQL = "UPDATE outbox SET published_at = $2 WHERE id = ANY($1::integer[])"
 _FAILED_SQL = (
     "UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1::integer[])"
 )
@@ -55,10 +42,9 @@ class OutboxRelay:
     """Sends unpublished outbox rows in ``id`` order, in batches.
 
     One relay at a time holds a service's outbox (a PostgreSQL advisory lock), so two
-    processes of one service can run relays safely and per-key order is kept. A sent row
-    moves to the event history in the batch's transaction (the timeline reads both); a
-    failed batch stays in place and is retried with back-off: a bus outage delays events,
-    it does not lose them.
+    processes of one service can run relays safely and per-key order is kept. A failed
+    batch stays in place and is retried with back-off: a bus outage delays events, it does
+    not lose them.
     """
 
     def __init__(
@@ -69,6 +55,7 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_seconds: float = 0.5,
         gather_seconds: float = 0.0,
+        retention_seconds: float = 3600.0,
         prune_every_seconds: float = 0.0,
         inbox_retention_seconds: float = 7 * 24 * 3600.0,
     ) -> None:
@@ -79,9 +66,11 @@ class OutboxRelay:
         # after a commit wakes it, the relay waits this long for further commits and sends
         # them together (one transaction and one produce round for many events)
         self.gather_seconds = gather_seconds
+        self.retention = timedelta(seconds=retention_seconds)
         self.inbox_retention = timedelta(seconds=inbox_retention_seconds)
         self.prune_every_seconds = prune_every_seconds
         self._pruned_at = time.monotonic()
+        self._prune_lock_key = zlib.crc32(f"prune:{db.service}".encode())
         self._lock_key = zlib.crc32(f"relay:{db.service}".encode())
         self._task: asyncio.Task[None] | None = None
         self._outage = Outage(log, "outbox relay", service=db.service)
@@ -109,30 +98,28 @@ class OutboxRelay:
             if not rows:
                 return 0
             failure = await self._publish([(r.topic, r.key, r.payload.encode()) for r in rows])
-            batch = outbox.c.id.in_([r.id for r in rows])
+            values: dict[str, Any]
             if failure is None:
-                await self.db.move_to_history(conn, batch)
+                values = {"published_at": datetime.now(UTC)}
             else:  # recorded for operators; the rows stay unpublished and are retried
-                await conn.execute(
-                    update(outbox)
-                    .where(batch)
-                    .values(attempts=outbox.c.attempts + 1, last_error=repr(failure)[:2000])
-                )
+                values = {"attempts": outbox.c.attempts + 1, "last_error": repr(failure)[:2000]}
+            await conn.execute(
+                update(outbox).where(outbox.c.id.in_([r.id for r in rows])).values(values)
+            )
         return self._sent(len(rows), failure)
 
     async def _relay_batch_pg(self) -> int:
         """The batch on PostgreSQL: the relay's lock and its rows in one round trip (no rows
-        without the lock), the rows moved to the history once sent (or their failure
-        recorded) in the same transaction."""
+        without the lock), the rows marked sent (or their failure recorded) in the same
+        transaction."""
         async with self.db.driver_connection() as (_, raw), raw.transaction():
-            await raw.execute(_INDEX_SCAN_SQL)
             rows = await raw.fetch(_BATCH_SQL, self._lock_key, self.batch_size)
             if not rows:
                 return 0
             ids = [r[0] for r in rows]
             failure = await self._publish([(r[1], r[2], r[3]) for r in rows])
             if failure is None:
-                await raw.execute(_SENT_SQL, ids)
+                await raw.execute(_SENT_SQL, ids, datetime.now(UTC))
             else:  # recorded for operators; the rows stay unpublished and are retried
                 await raw.execute(_FAILED_SQL, ids, repr(failure)[:2000])
         return self._sent(len(rows), failure)
@@ -152,6 +139,40 @@ class OutboxRelay:
         self.sent += count
         return count
 
+    async def prune(self, batch_size: int = 5000) -> int:
+        """Move sent rows older than the retention period from the outbox to the event
+        history, oldest first; returns how many moved (at most ``batch_size``)."""
+        outbox, history = self.db.outbox, self.db.event_history
+        cutoff = datetime.now(UTC) - self.retention
+        async with self.db.engine.begin() as conn:
+            if self.db.is_postgres:
+                got = await conn.scalar(
+                    text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": self._prune_lock_key}
+                )
+                if not got:
+                    return 0
+            oldest = (
+                select(outbox.c.id)
+                .where(outbox.c.published_at < cutoff)
+                .order_by(outbox.c.id)
+                .limit(batch_size)
+                .subquery()
+            )
+            last = await conn.scalar(select(func.max(oldest.c.id)))
+            if last is None:
+                return 0
+            old = (outbox.c.id <= last, outbox.c.published_at < cutoff)
+            await conn.execute(
+                insert(history).from_select(
+                    ["outbox_id", "key", "payload", "created_at"],
+                    select(outbox.c.id, outbox.c.key, outbox.c.payload, outbox.c.created_at).where(
+                        *old
+                    ),
+                )
+            )
+            moved = await conn.execute(delete(outbox).where(*old))
+        return int(moved.rowcount or 0)
+
     async def _prune_when_due(self) -> None:
         if self.prune_every_seconds <= 0:
             return
@@ -163,13 +184,16 @@ class OutboxRelay:
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - retried at the next interval
-            log.warning("inbox retention failed; retrying later", exc_info=True)
+            log.warning("outbox or inbox retention failed; retrying later", exc_info=True)
 
     async def retain(self) -> None:
-        """One retention pass: the inbox forgets event ids handled before its period."""
+        """One retention pass: sent outbox rows past the retention period move to the
+        event history, and the inbox forgets event ids handled before its own period."""
+        while await self.prune() > 0:
+            await asyncio.sleep(0)  # let the hot path in between batches
         older_than = datetime.now(UTC) - self.inbox_retention
         while await self.db.prune_inbox(older_than) > 0:
-            await asyncio.sleep(0)  # let the hot path in between batches
+            await asyncio.sleep(0)
 
     async def run(self) -> None:
         while True:

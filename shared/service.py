@@ -227,8 +227,8 @@ def _internal_router(*, clock_routes: bool = True) -> APIRouter:
         ticket's timeline (the gateway merges all services')."""
         caller.require_internal()  # the gateway's timeline scopes and filters them
         outbox, history = ctx.db.outbox, ctx.db.event_history
-        # the history (sent rows, moved there by the relay) and what the outbox still holds
-        # (unsent rows); outbox ids order both
+        # the history (sent rows past their retention, moved there) and what the outbox
+        # still holds; outbox ids order both, since rows move in id order
         both = union_all(
             select(history.c.outbox_id.label("id"), history.c.payload).where(
                 history.c.key == ticket_id
@@ -379,7 +379,8 @@ def create_service_app(
             batch_size=settings.relay_batch_size,
             poll_seconds=settings.relay_poll_seconds,
             gather_seconds=settings.relay_gather_ms / 1000,
-            prune_every_seconds=settings.inbox_prune_seconds,
+            retention_seconds=settings.outbox_retention_seconds,
+            prune_every_seconds=settings.outbox_prune_seconds,
             inbox_retention_seconds=settings.inbox_retention_seconds,
         )
         ctx = ServiceContext(spec.name, settings, db, the_bus, the_clock, relay)

@@ -112,13 +112,14 @@ class Settings(BaseSettings):
     metrics_token: str = ""
     # a woken relay waits this long for more commits and sends them as one batch (0: none)
     relay_gather_ms: float = 5.0
-    # handled event ids (the inbox) older than this are forgotten, checked every
-    # inbox_prune_seconds (0: never): an event is delivered again only from the last
-    # committed position, and Kafka keeps an idle group's committed positions 7 days
-    # (offsets.retention.minutes). Sent outbox rows need no such setting: the relay moves
-    # each to the event history (timelines read it) in the transaction that sends it.
+    # sent outbox rows older than this move to the event history (timelines read it), so
+    # the outbox holds only recent rows; checked every outbox_prune_seconds (0: never)
+    outbox_retention_seconds: float = 3600.0
+    outbox_prune_seconds: float = 60.0
+    # handled event ids (the inbox) older than this are forgotten at the same interval: an
+    # event is delivered again only from the last committed position, and Kafka keeps an
+    # idle group's committed positions 7 days (offsets.retention.minutes)
     inbox_retention_seconds: float = 7 * 24 * 3600.0
-    inbox_prune_seconds: float = 60.0
     # how long a registration's Idempotency-Key is remembered (intake)
     idempotency_retention_hours: float = 24.0
     # intake on PostgreSQL writes concurrent registrations together (group commit): at most

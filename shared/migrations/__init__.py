@@ -51,31 +51,6 @@ def create_outbox_key_index() -> None:
     op.create_index("ix_outbox_key", "outbox", ["key", "id"])
 
 
-def outbox_ids_never_reused(reused: bool = False) -> None:
-    """SQLite: outbox ids from a sequence of their own (AUTOINCREMENT), never handed out
-    twice. A sent row leaves the outbox at once for the event history, keyed and ordered by
-    its outbox id; a plain INTEGER PRIMARY KEY gives the next row the largest id left plus
-    one, an id the history already holds once the outbox is empty. PostgreSQL's sequence
-    never reuses one. ``reused=True``: back to the plain key (the downgrade)."""
-    bind = op.get_bind()
-    if bind.dialect.name != "sqlite":
-        return
-    kwargs = {} if reused else {"sqlite_autoincrement": True}
-    with op.batch_alter_table("outbox", recreate="always", table_kwargs=kwargs):
-        pass
-    if reused or not sa.inspect(bind).has_table("event_history"):
-        return
-    # the sequence starts after every id the history holds (rows moved there before)
-    op.execute(
-        "INSERT INTO sqlite_sequence (name, seq) SELECT 'outbox', 0"
-        " WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'outbox')"
-    )
-    op.execute(
-        "UPDATE sqlite_sequence SET seq = max(seq,"
-        " (SELECT coalesce(max(outbox_id), 0) FROM event_history)) WHERE name = 'outbox'"
-    )
-
-
 def room_for_hot_updates(table: str, fillfactor: int | None) -> None:
     """PostgreSQL: fill the table's new pages only to ``fillfactor`` percent (None: back to
     the default, full pages), so a row updated without a change to any indexed column gets
