@@ -41,13 +41,27 @@ NO_FASTAPI_TELEMETRY: TelemetryConfig = {
 }
 
 
+# Young objects the collector lets pile up before it looks for cycles (CPython: 700). A
+# request, an event batch or a statement makes and drops thousands of containers, freed
+# by reference counting as they go; at 700 the collector ran ~700 times in 8,000 tickets
+# in intake alone and took 3-5 % of every process's CPU (5 % of intake's) in bench-e2e. At
+# 20,000: 2 runs in intake, 0.02 s instead of 0.52 s. Cycles are still collected, in
+# bounded memory: the older generations keep CPython's ratios (a full pass every 100
+# young ones).
+YOUNG_COLLECTION_THRESHOLD = 20_000
+
+
 def freeze_startup_heap() -> None:
     """Take what a process built at start (the app, its routes and models, dictionaries,
     catalogs) out of the garbage collector's reach: a full collection walks every tracked
     object, and under load the oldest generation's collections over a heap of startup
-    objects that never die paused the event loop for every request waiting on it."""
+    objects that never die paused the event loop for every request waiting on it. From
+    then on the collector looks for cycles every ``YOUNG_COLLECTION_THRESHOLD`` young
+    objects instead of every 700."""
     gc.collect()
     gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, middle, old)
 
 
 def server_options(**overrides: Any) -> dict[str, Any]:
