@@ -58,14 +58,16 @@ REPLAY = "this signed request was already used (replay)"
 RECORDS_NONCE = "__hotline_records_nonce_in_its_write__"
 
 
-def insert_nonces_sql(nonces: str, seen_at: str) -> str:
+def insert_nonces_sql(nonces: str, seen_at: str, where: str = "") -> str:
     """PostgreSQL: the nonces in the arrays ``nonces`` and ``seen_at`` (parameters, e.g.
     ``$1``) recorded, returning those that were new; a statement of its own or one part of
-    a larger one (``WITH nonces AS (…)``)."""
+    a larger one (``WITH nonces AS (…)``), which may record only those meeting ``where`` (a
+    condition on ``n.nonce``)."""
     return (
         "INSERT INTO request_nonces (nonce, seen_at) "
-        f"SELECT * FROM unnest({nonces}::varchar[], {seen_at}::float8[])"
-        " ON CONFLICT DO NOTHING RETURNING nonce"
+        f"SELECT * FROM unnest({nonces}::varchar[], {seen_at}::float8[]) AS n(nonce, seen_at)"
+        + (f" WHERE {where}" if where else "")
+        + " ON CONFLICT DO NOTHING RETURNING nonce"
     )
 
 

@@ -275,6 +275,36 @@ async def test_duplicate_hints_in_a_batch_are_shown_and_audited(intake: Intake) 
     assert reads == sum(len(a.json()["likely_duplicates"]) for a in [*earlier, *hinted])
 
 
+async def test_a_ticket_with_hints_is_written_with_them_its_key_and_nonce_once(
+    intake: Intake,
+) -> None:
+    """The batch statement holds back a ticket whose hints it found; the second write
+    stores it, its Idempotency-Key's answer and its nonce, with the hints in both answers;
+    the batch's other tickets are written by the first."""
+    phone = {"name": "刘芳", "phone": "13920005678"}
+    earlier = (await post(intake, ticket(requester=phone))).json()["ticket_id"]
+    assert intake.ctx.nonces is not None
+    items = [
+        registering(intake, ticket(requester=requester(1)), "k-plain", nonce="n-plain"),
+        registering(intake, ticket(requester=phone), "k-hinted", nonce="n-hinted"),
+    ]
+    plain, hinted = await reg._write_batch(intake.ctx, items)
+    assert [h.ticket_id for h in hinted.likely_duplicates] == [earlier]
+    assert plain.likely_duplicates == []
+    for item, answer in zip(items, (plain, hinted), strict=True):
+        stored = await reg._first_answer(
+            intake.ctx, item.caller, item.idempotency_key, item.request_hash
+        )
+        assert stored == answer
+        assert not await intake.ctx.nonces.first_use(item.nonce)
+    events = await outbox_types(intake)
+    assert events[(hinted.ticket_id, "ticket.registered")] == 1
+    assert events[(plain.ticket_id, "ticket.registered")] == 1
+    async with intake.ctx.db.engine.connect() as conn:
+        reads = (await conn.execute(select(requester_reads.c.ticket_id))).scalars().all()
+    assert reads == [earlier]  # the batch's showing of it (the first post showed none)
+
+
 async def test_nonces_are_recorded_together_and_a_replay_is_refused_elsewhere(
     pg_url: str,
 ) -> None:
@@ -296,25 +326,29 @@ async def test_nonces_are_recorded_together_and_a_replay_is_refused_elsewhere(
         assert await two.first_use("n-new")
 
 
-async def test_the_first_statement_keeps_one_generic_plan(intake: Intake) -> None:
+async def test_the_batch_statement_keeps_one_generic_plan(intake: Intake) -> None:
     """Batches of any size look alike to the planner: after its first few calls PostgreSQL
-    runs the serials-and-hints statement on one generic plan instead of planning it anew."""
-    statement = reg._serials_and_duplicates_sql(64)
+    runs the batch's statement (hints looked up included) on one generic plan instead of
+    planning it anew."""
+    ring = reg.key_ring(intake.ctx)
+    statement = reg._WRITE_BATCH[True]
+    serial = 10_000
     async with intake.ctx.db.driver_connection() as (_, raw):
-        await raw.execute(
-            f"PREPARE first_statement (text[], text[], timestamptz[], int) AS {statement}"
-        )
-        for size in (1, 3, 1, 2, 5, 1, 4):
-            phones = ", ".join(["'p'"] * size)
-            plan = "\n".join(
-                r[0]
-                for r in await raw.fetch(
-                    f"EXPLAIN EXECUTE first_statement(ARRAY[{phones}], "
-                    f"array_fill('WATER-001'::text, ARRAY[{size}]), "
-                    f"array_fill(now(), ARRAY[{size}]), 10)"
+        for size in (1, 3, 1, 2, 5, 1, 4, 2):
+            rows = reg._BatchRows()
+            for i in range(size):
+                item = registering(intake, ticket(requester=requester(i)), nonce=f"plan-{serial}")
+                values = reg.ticket_values(
+                    ring, item.caller, item.data, item.channel, item.matter, [], T0
                 )
-            )
-        assert "$1" in plan, plan  # a custom plan shows the values, a generic one $1
+                rows.add(ring, item, values, serial, [], looks_up=True)
+                serial += 1
+            await raw.fetch(statement, *rows.arguments(True))
+        generic, custom = await raw.fetchrow(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1",
+            statement,
+        )
+    assert generic >= 2, (generic, custom)
 
 
 async def test_search_terms_are_one_array_a_ticket_compared_byte_by_byte(

@@ -4,11 +4,11 @@ content (Art 27), hint at duplicates, and record the call rating (Art 14 (1)).""
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -769,11 +769,13 @@ class _BatchLost(Exception):
 
 
 async def _write_together(ctx: ServiceContext, items: Sequence[_Registering]) -> list[Any]:
-    """Two statements for the whole batch: the serials (and the duplicate hints to
-    show), then one statement that inserts the Idempotency-Keys (ON CONFLICT DO
-    NOTHING), the tickets whose key was new or who have none, their search terms and their
-    outbox events; it runs in a transaction of its own, so nothing else is needed to commit.
-    When hints are shown, the requester-read audit rows commit in the same transaction."""
+    """One statement for the whole batch: it looks up the duplicate hints to show, inserts
+    the Idempotency-Keys (ON CONFLICT DO NOTHING), the tickets whose key was new or who have
+    none, their search terms and their outbox events; it runs in a transaction of its own,
+    so nothing else is needed to commit. The serials come from ``_SerialPool`` (one round
+    trip for many batches). A ticket with hints to show is held back from that statement
+    and written by a second one, with its hints in its answer and the requester-read audit
+    rows of showing them in the same transaction (Art 28, 29)."""
     ring = key_ring(ctx)
     recording = ctx.nonces is not None
     prepared: list[tuple[str, TicketRegistration]] | None = None
@@ -787,40 +789,33 @@ async def _write_together(ctx: ServiceContext, items: Sequence[_Registering]) ->
     ]
     try:
         async with ctx.db.driver_connection() as (conn, raw):
-            serials, duplicates = await _serials_and_duplicates(
-                raw, items, values, ctx.settings.intake_batch_size
-            )
+            serials = await _serial_pool(ctx).take(raw, len(items))
             rows = _BatchRows()
-            prepared = []
-            for i, (item, serial) in enumerate(zip(items, serials, strict=True)):
-                prepared.append(rows.add(ring, item, values[i], serial, duplicates.get(i, [])))
-            statement, arguments = _WRITE_BATCH[recording], rows.arguments(recording)
-            reads = [
-                read
+            prepared = [
+                rows.add(ring, item, values[i], serials[i], [], looks_up=True)
                 for i, item in enumerate(items)
-                for read in hint_reads(item.caller, duplicates.get(i, []), item.now)
             ]
-            if reads:
+            answered = await raw.fetch(_WRITE_BATCH[recording], *rows.arguments(recording))
+            duplicates = _hints(answered)
+            if duplicates:
+                held = _BatchRows()
+                for i, found in duplicates.items():
+                    prepared[i] = held.add(ring, items[i], values[i], serials[i], found)
                 async with conn.begin():
                     await lock_chain(conn, requester_reads)
-                    answered = await raw.fetch(statement, *arguments)
-                    shown = {
-                        number
-                        for (number, _), serial in zip(prepared, serials, strict=True)
-                        if serial in _written(answered)
-                    }
+                    again = await raw.fetch(_WRITE_BATCH[recording], *held.arguments(recording))
+                    shown = _written(again)
                     await append_chained(
                         conn,
                         requester_reads,
                         [
                             read
-                            for i, item in enumerate(items)
-                            if prepared[i][0] in shown
-                            for read in hint_reads(item.caller, duplicates.get(i, []), item.now)
+                            for i, found in duplicates.items()
+                            if serials[i] in shown
+                            for read in hint_reads(items[i].caller, found, items[i].now)
                         ],
                     )
-            else:
-                answered = await raw.fetch(statement, *arguments)
+                answered = [*answered, *again]
     except Exception as exc:
         if is_database_outage(exc):
             raise _BatchLost(exc, prepared) from exc
@@ -844,30 +839,16 @@ def _written(answered: Sequence[Mapping[str, Any]]) -> set[int]:
     return {r["id"] for r in answered if r["id"] is not None}
 
 
-async def _serials_and_duplicates(
-    raw: Any, items: Sequence[_Registering], values: Sequence[Mapping[str, Any]], most: int
-) -> tuple[list[int], dict[int, list[DuplicateHint]]]:
-    """In one query: a serial for each item, and the duplicate hints of every item that
-    shows them (``values``: the items' ``ticket_values``; ``most``: the largest batch)."""
-    rows = await raw.fetch(
-        _serials_and_duplicates_sql(max(most, len(items))),
-        # no phone: no hints to show
-        [
-            stored[PHONE_INDEX] if hints_duplicates(item.caller, item.data) else None
-            for item, stored in zip(items, values, strict=True)
-        ],
-        [item.data.matter_code for item in items],
-        [item.now - item.policy.duplicate_window for item in items],
-        MAX_DUPLICATE_HINTS,
-    )
-    serials = sorted(r["serial"] for r in rows if r["serial"] is not None)
-    hints = sorted(
-        (r for r in rows if r["serial"] is None),
-        key=lambda r: (r["ord"], not r["flagged"], -r["registered_at"].timestamp(), -r["id"]),
+def _hints(answered: Sequence[Mapping[str, Any]]) -> dict[int, list[DuplicateHint]]:
+    """The duplicate hints the batch statement found, by item (its place in the batch):
+    the tickets it held back."""
+    rows = sorted(
+        (r for r in answered if r["ord"] is not None),
+        key=lambda r: (r["ord"], not r["flagged"], -r["registered_at"].timestamp(), -r["earlier"]),
     )
     found: dict[int, list[DuplicateHint]] = {}
-    for r in hints:
-        found.setdefault(r["ord"], []).append(
+    for r in rows:
+        found.setdefault(r["ord"] - 1, []).append(
             duplicate_hint(
                 {
                     "ticket_id": r["ticket_id"],
@@ -878,7 +859,36 @@ async def _serials_and_duplicates(
                 }
             )
         )
-    return serials, found
+    return found
+
+
+SERIALS = "intake_ticket_serials"
+_TAKE_SERIALS = (
+    "SELECT nextval(pg_get_serial_sequence('tickets', 'id')) FROM generate_series(1, $1)"
+)
+
+
+class _SerialPool:
+    """Ticket serials taken from the sequence ahead of their batches, ``ahead`` in one
+    round trip: a batch's statement needs its tickets' numbers (in their events and in the
+    sealed answers to Idempotency-Keys) before it runs. Like any sequence's numbers, those
+    a stopping process has not used are skipped."""
+
+    def __init__(self, ahead: int) -> None:
+        self.ahead = ahead
+        self.free: deque[int] = deque()
+
+    async def take(self, raw: Any, n: int) -> list[int]:
+        if len(self.free) < n:
+            self.free.extend(r[0] for r in await raw.fetch(_TAKE_SERIALS, max(n, self.ahead)))
+        return [self.free.popleft() for _ in range(n)]
+
+
+def _serial_pool(ctx: ServiceContext) -> _SerialPool:
+    pool: _SerialPool | None = ctx.extras.get(SERIALS)
+    if pool is None:
+        pool = ctx.extras[SERIALS] = _SerialPool(max(1, ctx.settings.intake_batch_size))
+    return pool
 
 
 # the tickets' columns as the batch statement takes them, each as an array
@@ -912,7 +922,10 @@ _TICKET_COLUMNS: tuple[tuple[str, str], ...] = (
 
 def _write_batch_sql(nonces: bool) -> str:
     """The batch's one statement; with ``nonces`` it also records the requests' nonces
-    (shared/replays.py) and writes a request's key and ticket only where its nonce was new."""
+    (shared/replays.py) and writes a request's key and ticket only where its nonce was new.
+    It returns the serials of the tickets written, the nonces that were new and the
+    duplicate hints found; a ticket with hints is held back (neither it, nor its key, nor
+    its nonce written): its answer shows them, so it is written again with them."""
     n = len(_TICKET_COLUMNS)
     arrays = ", ".join(
         f"${i + 1}::{'text' if kind == 'json' else kind}[]"
@@ -922,21 +935,47 @@ def _write_batch_sql(nonces: bool) -> str:
     selected = ", ".join(
         f"t.{c}::json" if kind == "json" else f"t.{c}" for c, kind in _TICKET_COLUMNS
     )
+    number = _TICKET_COLUMNS.index(("ticket_id", "text")) + 1
     k = n + 1  # keys: caller, key, request_hash, ticket number, response, created_at
     o = k + 6  # outbox: serial, event_id, topic, key, payload, created_at
     w = o + 6  # words: serial, the ticket's terms joined by spaces
-    r = w + 2  # nonces: each ticket's, each key's, then those to record and their times
+    h = w + 2  # hints: each ticket's phone index (None: none shown), matter, since; limit
+    r = h + 4  # nonces: each ticket's, each key's, then those to record and their times
 
     def nonce(i: int) -> tuple[str, str]:  # an unnest's array of nonces, and its column
         return (f", ${i}::text[]", ", nonce") if nonces else ("", "")
 
     def fresh(row: str) -> str:
-        return f"({row}.nonce IS NULL OR {row}.nonce IN (SELECT nonce FROM nonces))"
+        return f" AND ({row}.nonce IS NULL OR {row}.nonce IN (SELECT nonce FROM nonces))"
 
     (ticket_nonces, ticket_nonce), (key_nonces, key_nonce) = nonce(r), nonce(r + 1)
+    not_held = "ticket_id NOT IN (SELECT ticket_id FROM held)"
     return (
-        "WITH "
-        + (f"nonces AS ({insert_nonces_sql(f'${r + 2}', f'${r + 3}')}), " if nonces else "")
+        "WITH hinted AS ("
+        " SELECT q.ord, d.id, d.ticket_id, d.status, d.registered_at, d.flagged, d.content"
+        f" FROM unnest(${h}::text[], ${h + 1}::text[], ${h + 2}::timestamptz[])"
+        " WITH ORDINALITY AS q(phone, matter, since, ord)"
+        " CROSS JOIN LATERAL (SELECT id, ticket_id, status, registered_at, flagged, content"
+        " FROM tickets WHERE requester_phone_index = q.phone AND matter_code = q.matter"
+        " AND registered_at >= q.since AND ticket_id IS NOT NULL"
+        f" ORDER BY flagged DESC, registered_at DESC, id DESC LIMIT ${h + 3}) AS d"
+        " WHERE q.phone IS NOT NULL),"
+        # the tickets held back for their hints (with their nonces)
+        f" held AS (SELECT t.ticket_id{ticket_nonce}"
+        f" FROM unnest(${number}::text[]{ticket_nonces})"
+        f" WITH ORDINALITY AS t(ticket_id{ticket_nonce}, ord)"
+        " WHERE t.ord IN (SELECT ord FROM hinted)), "
+        + (
+            "nonces AS ("
+            + insert_nonces_sql(
+                f"${r + 2}",
+                f"${r + 3}",
+                where="n.nonce NOT IN (SELECT nonce FROM held WHERE nonce IS NOT NULL)",
+            )
+            + "), "
+            if nonces
+            else ""
+        )
         # keys in one order in every batch: two batches (instances) never wait for each
         # other's keys in opposite orders
         + "keys AS ("
@@ -946,8 +985,7 @@ def _write_batch_sql(nonces: bool) -> str:
         f" FROM unnest(${k}::text[], ${k + 1}::text[], ${k + 2}::text[], ${k + 3}::text[],"
         f" ${k + 4}::text[], ${k + 5}::timestamptz[]{key_nonces})"
         f" AS k(caller, key, hash, ticket_id, response, created_at{key_nonce})"
-        + (f" WHERE {fresh('k')}" if nonces else "")
-        + " ORDER BY k.caller, k.key"
+        f" WHERE k.{not_held}" + (fresh("k") if nonces else "") + " ORDER BY k.caller, k.key"
         " ON CONFLICT DO NOTHING RETURNING ticket_id),"
         # a ticket without a key, or whose key was new
         " new AS ("
@@ -956,8 +994,7 @@ def _write_batch_sql(nonces: bool) -> str:
         f" FROM unnest({arrays}{ticket_nonces}) AS t({names}{ticket_nonce})"
         f" WHERE (t.ticket_id <> ALL(${k + 3}::text[])"
         " OR t.ticket_id IN (SELECT ticket_id FROM keys))"
-        + (f" AND {fresh('t')}" if nonces else "")
-        + " RETURNING id),"
+        f" AND t.{not_held}" + (fresh("t") if nonces else "") + " RETURNING id),"
         " events AS ("
         " INSERT INTO outbox (event_id, topic, key, payload, created_at, attempts)"
         " SELECT e.event_id, e.topic, e.key, e.payload, e.created_at, 0"
@@ -972,37 +1009,21 @@ def _write_batch_sql(nonces: bool) -> str:
         f" SELECT w.serial, string_to_array(w.terms, ' ')"
         f" FROM unnest(${w}::bigint[], ${w + 1}::text[]) AS w(serial, terms)"
         " WHERE w.serial IN (SELECT id FROM new))"
-        # the tickets written and (with nonces) the nonces that were new
-        " SELECT id, NULL::text AS nonce FROM new"
-        + (" UNION ALL SELECT NULL, nonce FROM nonces" if nonces else "")
+        # the tickets written, (with nonces) the nonces that were new, the hints found
+        " SELECT id, NULL::text AS nonce, NULL::bigint AS ord, NULL::bigint AS earlier,"
+        " NULL::text AS ticket_id, NULL::text AS status, NULL::timestamptz AS registered_at,"
+        " NULL::boolean AS flagged, NULL::text AS content FROM new"
+        + (
+            " UNION ALL SELECT NULL, nonce, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM nonces"
+            if nonces
+            else ""
+        )
+        + " UNION ALL SELECT NULL, NULL, ord, id, ticket_id, status, registered_at, flagged,"
+        " content FROM hinted"
     )
 
 
 _WRITE_BATCH = {nonces: _write_batch_sql(nonces) for nonces in (False, True)}
-
-
-@functools.cache
-def _serials_and_duplicates_sql(most: int) -> str:
-    """The batch's first statement, for batches of up to ``most`` items. Its shape is the
-    same for every batch (one array element per item, the items numbered by a series of
-    fixed length), so PostgreSQL estimates every batch alike and keeps one generic plan
-    instead of planning each call again (0.1-0.2 ms of its CPU each)."""
-    return (
-        f"WITH items AS (SELECT i AS ord FROM generate_series(1, {most}) AS i"
-        " WHERE i <= cardinality($1::text[]))"
-        " SELECT NULL::int AS ord, nextval(pg_get_serial_sequence('tickets', 'id')) AS serial,"
-        " NULL::int AS id, NULL::text AS ticket_id, NULL::text AS status,"
-        " NULL::timestamptz AS registered_at, NULL::boolean AS flagged, NULL::text AS content"
-        " FROM items"
-        " UNION ALL"
-        " SELECT q.ord - 1, NULL, d.id, d.ticket_id, d.status, d.registered_at, d.flagged,"
-        " d.content FROM items AS q"
-        " CROSS JOIN LATERAL (SELECT id, ticket_id, status, registered_at, flagged, content"
-        " FROM tickets WHERE requester_phone_index = ($1::text[])[q.ord]"
-        " AND matter_code = ($2::text[])[q.ord] AND registered_at >= ($3::timestamptz[])[q.ord]"
-        " AND ticket_id IS NOT NULL"
-        " ORDER BY flagged DESC, registered_at DESC, id DESC LIMIT $4) AS d"
-    )
 
 
 class _BatchRows:
@@ -1013,6 +1034,8 @@ class _BatchRows:
         self.keys: list[list[Any]] = [[] for _ in range(6)]
         self.events: list[list[Any]] = [[] for _ in range(6)]
         self.words: list[list[Any]] = [[], []]  # a ticket's serial, its words joined
+        # each ticket's hints to look up: its phone index (None: none), matter, since
+        self.looks: list[list[Any]] = [[], [], []]
         # each ticket's nonce, each key's, and the nonces to record with their times
         self.nonces: list[list[Any]] = [[], [], [], []]
 
@@ -1023,8 +1046,10 @@ class _BatchRows:
         values: dict[str, Any],
         serial: int,
         duplicates: list[DuplicateHint],
+        looks_up: bool = False,
     ) -> tuple[str, TicketRegistration]:
-        """``values``: the item's ``ticket_values``."""
+        """``values``: the item's ``ticket_values``; ``looks_up``: the statement looks up
+        the item's duplicate hints, if it shows them (and holds it back if it finds any)."""
         number = ticket_number(serial, item.now)
         registration = registration_answer(number, values, item.caller, item.data, duplicates)
         row = {**values, "id": serial, "ticket_id": number}
@@ -1035,6 +1060,10 @@ class _BatchRows:
             elif isinstance(value, str):
                 value = str(value)  # an enum's value
             column.append(value)
+        shows = looks_up and hints_duplicates(item.caller, item.data)
+        self.looks[0].append(values[PHONE_INDEX] if shows else None)
+        self.looks[1].append(item.data.matter_code)
+        self.looks[2].append(item.now - item.policy.duplicate_window)
         self.nonces[0].append(item.nonce)
         if item.nonce is not None:
             self.nonces[2].append(item.nonce)
@@ -1081,7 +1110,8 @@ class _BatchRows:
             self.words[1].append(" ".join(sorted(item.terms)))
         return number, registration
 
-    def arguments(self, nonces: bool) -> list[list[Any]]:
+    def arguments(self, nonces: bool) -> list[Any]:
         """The statement's arguments (``_WRITE_BATCH[nonces]``)."""
-        written = [*self.tickets, *self.keys, *self.events, *self.words]
+        written: list[Any] = [*self.tickets, *self.keys, *self.events, *self.words]
+        written += [*self.looks, MAX_DUPLICATE_HINTS]
         return [*written, *self.nonces] if nonces else written

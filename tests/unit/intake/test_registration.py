@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from services.intake.handlers import registration
 from shared.events import Channel
 from tests.unit.intake.conftest import Intake, consultation, ticket
 
@@ -238,3 +239,23 @@ async def test_flagged_duplicates_are_hinted_first(intake: Intake) -> None:
         plain["ticket_id"],
     ]
     assert third["likely_duplicates"][0]["flagged"] is True
+
+
+async def test_the_serial_pool_takes_many_serials_in_one_round_trip() -> None:
+    class Sequence:  # the driver's connection, as far as the pool uses it
+        def __init__(self) -> None:
+            self.last = 0
+            self.asked: list[int] = []
+
+        async def fetch(self, _statement: str, n: int) -> list[tuple[int]]:
+            self.asked.append(n)
+            self.last += n
+            return [(s,) for s in range(self.last - n + 1, self.last + 1)]
+
+    sequence = Sequence()
+    pool = registration._SerialPool(ahead=8)
+    taken = [await pool.take(sequence, 3) for _ in range(5)]
+    assert taken == [[1, 2, 3], [4, 5, 6], [7, 8, 9], [10, 11, 12], [13, 14, 15]]
+    assert sequence.asked == [8, 8]
+    assert await pool.take(sequence, 20) == list(range(16, 36))  # more than ahead at once
+    assert sequence.asked == [8, 8, 20]
