@@ -22,6 +22,7 @@ from services.intake.domain import search_terms
 from services.intake.handlers import catalog_readiness
 from services.intake.handlers import registration as reg
 from services.intake.handlers.events import on_progress
+from services.intake.handlers.policy import POLICY_CACHE
 from services.intake.models import idempotency_keys, requester_reads, ticket_words, tickets
 from shared.audit import verify_chain
 from shared.bus import LogBus
@@ -189,7 +190,7 @@ def registering(intake: Intake, body: dict[str, Any], key: str | None = None, **
     from tests.unit.intake.conftest import CALLERS
 
     data = TicketCreate.model_validate(body)
-    policy_cache = intake.ctx.extras["intake_policy"]
+    policy_cache = intake.ctx.extras[POLICY_CACHE]
     policy = policy_cache.versions.in_force(T0).policy
     matter = reg._Matter(active=True, anonymous_allowed=False, default_urgency="livelihood")
     item = reg._Registering(

@@ -4,8 +4,9 @@ added a version)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +20,7 @@ from shared.policy import PolicyVersions, insert_version
 from shared.service import ServiceContext
 
 REFRESH_SECONDS = 5.0
+POLICY_CACHE = "intake_policy"
 
 
 @dataclass(frozen=True)
@@ -33,10 +35,18 @@ class StoredVersion:
 class PolicyCache:
     versions: PolicyVersions[StoredVersion] | None = None
     loaded_at: float = float("-inf")
+    # the requests that find the versions stale together wait for one re-read: under
+    # load, every registration in flight found them stale at once and read them itself
+    reading: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def stale(self) -> bool:
+        return self.versions is None or time.monotonic() - self.loaded_at > REFRESH_SECONDS
 
 
 def _cache(ctx: ServiceContext) -> PolicyCache:
-    cache: PolicyCache = ctx.extras.setdefault("intake_policy", PolicyCache())
+    cache: PolicyCache | None = ctx.extras.get(POLICY_CACHE)
+    if cache is None:
+        cache = ctx.extras[POLICY_CACHE] = PolicyCache()
     return cache
 
 
@@ -58,8 +68,10 @@ async def load_policy(ctx: ServiceContext) -> None:
 
 async def stored_versions(ctx: ServiceContext) -> PolicyVersions[StoredVersion]:
     cache = _cache(ctx)
-    if cache.versions is None or time.monotonic() - cache.loaded_at > REFRESH_SECONDS:
-        await load_policy(ctx)
+    if cache.stale():
+        async with cache.reading:
+            if cache.stale():  # not re-read meanwhile by a request that waited before
+                await load_policy(ctx)
     assert cache.versions is not None
     return cache.versions
 

@@ -10,7 +10,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -459,17 +459,40 @@ class _Matter:
     default_urgency: Urgency
 
 
+@dataclass
+class _Matters:
+    """The catalog's matters as intake last heard of them (``_matter``)."""
+
+    known: dict[str, _Matter] = field(default_factory=dict)
+    read_at: float = float("-inf")
+    # the requests that find them stale together wait for one re-read, not one each
+    reading: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def stale(self) -> bool:
+        return time.monotonic() - self.read_at > MATTER_REFRESH_SECONDS
+
+
+def _matters(ctx: ServiceContext) -> _Matters:
+    cache: _Matters | None = ctx.extras.get(MATTER_CACHE)
+    if cache is None:
+        cache = ctx.extras[MATTER_CACHE] = _Matters()
+    return cache
+
+
 async def _matter(ctx: ServiceContext, code: str) -> _Matter | None:
     """The catalog's matters as intake last heard of them, kept in memory (read by every
     registration) and re-read every few seconds or when this process stores a change."""
-    cached: tuple[float, dict[str, _Matter]] | None = ctx.extras.get(MATTER_CACHE)
-    if cached is None or time.monotonic() - cached[0] > MATTER_REFRESH_SECONDS:
-        async with ctx.db.engine.connect() as conn:
-            rows = (await conn.execute(select(matters))).all()
-        found = {r.code: _Matter(r.active, r.anonymous_allowed, r.default_urgency) for r in rows}
-        cached = (time.monotonic(), found)
-        ctx.extras[MATTER_CACHE] = cached
-    known = cached[1]
+    cache = _matters(ctx)
+    if cache.stale():
+        async with cache.reading:
+            if cache.stale():  # not re-read meanwhile by a request that waited before
+                async with ctx.db.engine.connect() as conn:
+                    rows = (await conn.execute(select(matters))).all()
+                cache.known = {
+                    r.code: _Matter(r.active, r.anonymous_allowed, r.default_urgency) for r in rows
+                }
+                cache.read_at = time.monotonic()
+    known = cache.known
     if code not in known:  # unknown here: perhaps just published (another instance heard it)
         async with ctx.db.engine.connect() as conn:
             r = (await conn.execute(select(matters).where(matters.c.code == code))).first()
@@ -480,7 +503,7 @@ async def _matter(ctx: ServiceContext, code: str) -> _Matter | None:
 
 
 def forget_matters(ctx: ServiceContext) -> None:
-    ctx.extras.pop(MATTER_CACHE, None)
+    _matters(ctx).read_at = float("-inf")
 
 
 async def _insert_ticket(

@@ -3,8 +3,8 @@ ManualClock, driven over HTTP with signed caller headers as the gateway would se
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -13,6 +13,7 @@ import httpx
 import jieba
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import event
 
 from services.intake.app import SPEC
 from shared.auth import Caller, Role, SignedAs
@@ -157,3 +158,19 @@ def jieba_default() -> jieba.Tokenizer:
     tokenizer = jieba.Tokenizer()
     tokenizer.initialize()
     return tokenizer
+
+
+@contextmanager
+def statements_run(intake: Intake) -> Iterator[list[str]]:
+    """The SQL statements the service runs meanwhile, as sent to the database."""
+    run: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        run.append(statement)
+
+    engine = intake.ctx.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        yield run
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)

@@ -3,6 +3,7 @@ staff, versioned by effective date, added by admins only."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from datetime import timedelta
 from typing import Any
@@ -10,7 +11,8 @@ from typing import Any
 import pytest
 
 from services.intake.domain import DEFAULT_POLICY
-from tests.unit.intake.conftest import Intake, ticket
+from services.intake.handlers.policy import POLICY_CACHE, current_policy
+from tests.unit.intake.conftest import Intake, statements_run, ticket
 
 
 def settings(**changes: Any) -> dict[str, Any]:
@@ -136,3 +138,11 @@ async def test_a_version_without_a_date_is_in_force_at_once(intake: Intake) -> N
     assert r.json()["in_force"]["effective_from"].startswith(intake.clock.now().isoformat()[:19])
     policy = (await intake.call("operator", "GET", "/policy")).json()
     assert policy["in_force"]["settings"]["duplicate_window"] == "1h"
+
+
+async def test_requests_that_find_the_policy_stale_together_read_it_once(intake: Intake) -> None:
+    intake.ctx.extras[POLICY_CACHE].loaded_at = float("-inf")  # older than its period
+    with statements_run(intake) as run:
+        policies = await asyncio.gather(*(current_policy(intake.ctx) for _ in range(10)))
+    assert sum("FROM policy_versions" in s for s in run) == 1
+    assert len({id(p) for p in policies}) == 1

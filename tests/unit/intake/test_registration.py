@@ -3,11 +3,13 @@ spot (Art 6), flagging sensitive content (Art 27) and duplicate hints."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from services.intake.handlers import registration
 from shared.events import Channel
-from tests.unit.intake.conftest import Intake, consultation, ticket
+from tests.unit.intake.conftest import Intake, consultation, statements_run, ticket
 
 
 @pytest.mark.parametrize("channel", ["phone", "web", "wechat_official", "wechat_mini"])
@@ -259,3 +261,15 @@ async def test_the_serial_pool_takes_many_serials_in_one_round_trip() -> None:
     assert sequence.asked == [8, 8]
     assert await pool.take(sequence, 20) == list(range(16, 36))  # more than ahead at once
     assert sequence.asked == [8, 8, 20]
+
+
+async def test_requests_that_find_the_matters_stale_together_read_them_once(
+    intake: Intake,
+) -> None:
+    registration.forget_matters(intake.ctx)
+    with statements_run(intake) as run:
+        found = await asyncio.gather(
+            *(registration._matter(intake.ctx, "WATER-001") for _ in range(10))
+        )
+    assert sum("FROM matters" in s for s in run) == 1
+    assert found == [registration._Matter(True, False, "livelihood")] * 10
