@@ -78,7 +78,7 @@ def outbox_table(metadata: MetaData) -> Table:
         "outbox",
         metadata,
         Column("id", Integer, primary_key=True, autoincrement=True),
-        Column("event_id", String(36), nullable=False, unique=True),
+        Column("event_id", String(36), nullable=False),
         Column("topic", String(100), nullable=False),
         Column("key", String(64), nullable=False),
         Column("payload", Text, nullable=False),

@@ -51,6 +51,27 @@ def create_outbox_key_index() -> None:
     op.create_index("ix_outbox_key", "outbox", ["key", "id"])
 
 
+# the unique key on the outbox's event id as create_outbox_and_inbox made it (PostgreSQL's
+# name for it; on SQLite, where it has none, batch mode reflects it under the same name)
+_OUTBOX_EVENT_ID_KEY = "outbox_event_id_key"
+_NAMED_AS_ON_POSTGRESQL = {"uq": "%(table_name)s_%(column_0_name)s_key"}
+
+
+def drop_outbox_event_id_key() -> None:
+    """The outbox's event ids lose their unique key: no query looks a row up by its event
+    id, and each id is made new (``event_uuid``: a UUID v7, 74 random bits) for the one row
+    that carries it. The key was one more index entry for each row written and for each
+    row the relay marks sent (that update is not HOT), and a look into the index for each
+    row inserted. A consumer still handles an event once: its inbox is keyed by the id."""
+    with op.batch_alter_table("outbox", naming_convention=_NAMED_AS_ON_POSTGRESQL) as batch:
+        batch.drop_constraint(_OUTBOX_EVENT_ID_KEY, type_="unique")
+
+
+def add_outbox_event_id_key() -> None:
+    with op.batch_alter_table("outbox") as batch:
+        batch.create_unique_constraint(_OUTBOX_EVENT_ID_KEY, ["event_id"])
+
+
 def room_for_hot_updates(table: str, fillfactor: int | None) -> None:
     """PostgreSQL: fill the table's new pages only to ``fillfactor`` percent (None: back to
     the default, full pages), so a row updated without a change to any indexed column gets

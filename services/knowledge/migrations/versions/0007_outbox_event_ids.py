@@ -1,0 +1,14 @@
+"""knowledge: the outbox's event ids lose their unique key, an index no query reads (issue 12;
+see shared.migrations.drop_outbox_event_id_key).
+
+Revision ID: knowledge_0007
+"""
+
+from shared.migrations import add_outbox_event_id_key as downgrade
+from shared.migrations import drop_outbox_event_id_key as upgrade
+
+revision = "knowledge_0007"
+down_revision = "knowledge_0006"
+
+
+__all__ = ["upgrade", "downgrade"]
