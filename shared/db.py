@@ -10,13 +10,14 @@ from collections import namedtuple
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import (
+    Boolean,
     Column,
     DateTime,
     Index,
@@ -386,49 +387,108 @@ async def fetch_rows(conn: AsyncConnection, stmt: Any, params: dict[str, Any]) -
     records = await raw.fetch(sql, *arguments(params))
     if not results:
         return [row._make(r) for r in records]
-    return [
-        row._make(
-            value if (process := results.get(i)) is None else process(value)
-            for i, value in enumerate(r)
-        )
-        for r in records
-    ]
+    rows = []
+    for record in records:
+        values = list(record)
+        for i, process in results:
+            values[i] = process(values[i])
+        rows.append(row._make(values))
+    return rows
 
 
 @lru_cache(maxsize=256)
 def _compiled(stmt: Any, dialect: Dialect) -> tuple[str, Callable[[dict[str, Any]], list[Any]]]:
     """``stmt``'s SQL in ``dialect``, and what makes its positional arguments of the named
-    parameters given: each through its bind processor, in order, with the values the
-    statement holds itself where none is given."""
+    parameters given: each through its bind processor (``_array_processor`` for an array
+    of rows' values), in order, with the values the statement holds itself where none is
+    given."""
     compiled = stmt.compile(dialect=dialect)
     names = tuple(compiled.positiontup)
     processors = dict(compiled._bind_processors)
+    binds = compiled.binds
+    plan = tuple((n, _array_processor(binds[n].type, dialect, processors.get(n))) for n in names)
     own = {
         name: bind.effective_value
-        for name, bind in compiled.binds.items()
+        for name, bind in binds.items()
         if not bind.required and name in names
     }
 
     def arguments(params: dict[str, Any]) -> list[Any]:
         values = {**own, **params} if own else params
-        return [processors[n](values[n]) if n in processors else values[n] for n in names]
+        return [values[n] if p is None else p(values[n]) for n, p in plan]
 
     return compiled.string, arguments
 
 
+def _array_processor(
+    type_: Any, dialect: Dialect, processor: Callable[[Any], Any] | None
+) -> Callable[[Any], Any] | None:
+    """What a parameter of ``type_`` goes through: SQLAlchemy's ``processor``, except
+    for a one-dimensional array on PostgreSQL whose elements the driver takes as they are
+    (SQLAlchemy's copies the list through the element's processor, one call an element):
+    a list of str or int as it is; one of UTC timestamps or of bools checked in one pass
+    (the driver converts an aware timestamp to UTC itself), through the element's
+    processor only when one is not what the driver takes as it is (a naive timestamp is
+    refused, a 0 or 1 made a bool, as before)."""
+    if dialect.name != "postgresql" or not isinstance(type_, postgresql.ARRAY):
+        return processor
+    if type_.dimensions != 1 or processor is None:
+        return processor
+    item = type_.item_type
+    each = item.dialect_impl(dialect).bind_processor(dialect)
+    if each is None:
+        return _as_list
+    if isinstance(item, UTCDateTime):
+        return partial(_aware_timestamps, each)
+    if isinstance(item, Boolean):
+        return partial(_bools, each)
+    return processor
+
+
+def _as_list(values: Iterable[Any] | None) -> list[Any] | None:
+    return None if values is None else _listed(values)
+
+
+def _listed(values: Iterable[Any]) -> list[Any]:
+    return values if type(values) is list else list(values)
+
+
+# one pass over the values, no call an element: these run for every value of a batch
+def _aware_timestamps(each: Callable[[Any], Any], values: Iterable[Any] | None) -> Any:
+    if values is None:
+        return None
+    listed = _listed(values)
+    for value in listed:
+        if value is not None and (type(value) is not datetime or value.tzinfo is None):
+            return [each(v) for v in listed]
+    return listed
+
+
+def _bools(each: Callable[[Any], Any], values: Iterable[Any] | None) -> Any:
+    if values is None:
+        return None
+    listed = _listed(values)
+    for value in listed:
+        if value is not None and type(value) is not bool:
+            return [each(v) for v in listed]
+    return listed
+
+
 @lru_cache(maxsize=256)
-def _result_shape(stmt: Any, dialect: Dialect) -> tuple[Any, dict[int, Any]]:
-    """The row type of ``stmt``'s results (its columns' names) and, by position, the result
+def _result_shape(
+    stmt: Any, dialect: Dialect
+) -> tuple[Any, tuple[tuple[int, Callable[[Any], Any]], ...]]:
+    """The row type of ``stmt``'s results (its columns' names) and the positions and result
     processors of the columns that have one."""
     columns = stmt.compile(dialect=dialect)._result_columns
     names = tuple(c[0] for c in columns)
     base = namedtuple("Row", names)  # type: ignore[misc]
     row = type("Row", (base,), {"__slots__": (), "_mapping": property(base._asdict)})
-    results = {
-        i: process
+    results = tuple(
+        (i, process)
         for i, c in enumerate(columns)
         if (process := c[3]._cached_result_processor(dialect, None)) is not None
-    }
+    )
     return row, results
 
 
@@ -751,7 +811,7 @@ async def begin_on_driver(conn: AsyncConnection) -> None:
     or with another adapter (its statements then go through SQLAlchemy, as always)."""
     if conn.dialect.name != "postgresql":
         return
-    adapted: Any = (await conn.get_raw_connection()).dbapi_connection
+    adapted: Any = (await _pooled(conn)).dbapi_connection
     start = getattr(adapted, "_start_transaction", None)
     if start is not None and getattr(adapted, "_transaction", False) is None:
         await start()
@@ -764,8 +824,18 @@ async def in_transaction(conn: AsyncConnection) -> Any | None:
     through ``conn``) it would run and commit on its own."""
     if conn.dialect.name != "postgresql":
         return None
-    raw: Any = (await conn.get_raw_connection()).driver_connection
+    raw: Any = (await _pooled(conn)).driver_connection
     return raw if raw.is_in_transaction() else None
+
+
+async def _pooled(conn: AsyncConnection) -> Any:
+    """``conn.get_raw_connection()`` without its trip through a greenlet when ``conn``
+    holds its pooled connection (checked out, neither closed nor invalidated): then
+    reading it does no I/O. Otherwise SQLAlchemy's own way (it reconnects or refuses)."""
+    sync = conn.sync_connection
+    if sync is not None and not sync.closed and not sync.invalidated:
+        return sync.connection
+    return await conn.get_raw_connection()
 
 
 def outbox_row(envelope: Envelope) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from shared.db import (
     begin_on_driver,
     fetch_rows,
     in_list,
+    in_transaction,
     insert_new,
     one_of,
     pair_of,
@@ -53,6 +54,10 @@ from tests.unit.evaluation.test_hotspot_batches import (
     HOTSPOT_BATCHES,
     assert_batches_leave_what_one_by_one_leaves,
 )
+from tests.unit.shared.test_db_arrays import ROWS as FLAG_ROWS
+from tests.unit.shared.test_db_arrays import STORED as FLAGS_STORED
+from tests.unit.shared.test_db_arrays import flags
+from tests.unit.shared.test_db_arrays import metadata as FLAGS
 from tests.unit.test_set_based_consumers import (
     BATCHES,
     T0,
@@ -417,3 +422,27 @@ async def test_rows_in_reads_a_tables_or_some_columns_rows_by_key(pg_url: str) -
     assert sorted(tuple(r) for r in some) == [("D0", 0), ("D3", 3)]
     assert none == []
     assert len(sent) == 3 and len(set(sent)) == 2, sent  # one text for any number of keys
+
+
+async def test_insert_new_writes_the_rows_sqlalchemy_writes_with_arrays_on_the_driver(
+    pg_url: str,
+) -> None:
+    """The arrays the driver takes as they are (timestamps of any zone, 0 and 1 for bools,
+    None) leave the rows SQLite's path leaves; a naive timestamp is refused."""
+    engine = create_async_engine(pg_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(FLAGS.create_all)
+            await begin_on_driver(conn)
+            assert await in_transaction(conn) is not None  # the statements go to the driver
+            await insert_new(conn, flags, FLAG_ROWS)
+            stored = [tuple(r) for r in await conn.execute(select(flags).order_by(flags.c.name))]
+            with pytest.raises(ValueError, match="naive datetime"):
+                await insert_new(
+                    conn, flags, [dict(FLAG_ROWS[0], name="d", at=T0.replace(tzinfo=None))]
+                )
+    finally:
+        await engine.dispose()
+
+    assert stored == FLAGS_STORED
+    assert all(r[3] is None or r[3].tzinfo is UTC for r in stored)
