@@ -309,6 +309,25 @@ def pair_of(
         bindparam(None, [p[i] for p in pairs], type_=postgresql.ARRAY(c.type, dimensions=1))
         for i, c in enumerate(columns)
     )
+    return _in_unnested(columns, arrays)
+
+
+def pairs_in(
+    columns: tuple[ColumnElement[Any], ColumnElement[Any]], names: tuple[str, str]
+) -> ColumnElement[bool]:
+    """``pair_of`` on PostgreSQL for a statement built once and run with ``fetch_rows``:
+    the pairs given as two lists, the parameters ``names`` (the first values, the
+    second)."""
+    arrays = (
+        bindparam(name, type_=postgresql.ARRAY(c.type, dimensions=1))
+        for name, c in zip(names, columns, strict=True)
+    )
+    return _in_unnested(columns, arrays)
+
+
+def _in_unnested(
+    columns: tuple[ColumnElement[Any], ColumnElement[Any]], arrays: Iterable[Any]
+) -> ColumnElement[bool]:
     given = func.unnest(*arrays).table_valued("a", "b").render_derived(name="v")
     return tuple_(*columns).in_(select(*given.c))
 

@@ -41,6 +41,7 @@ from shared.db import (
     insert_new,
     one_of,
     pair_of,
+    pairs_in,
     rows_in,
     update_many,
     upsert_many,
@@ -446,3 +447,20 @@ async def test_insert_new_writes_the_rows_sqlalchemy_writes_with_arrays_on_the_d
 
     assert stored == FLAGS_STORED
     assert all(r[3] is None or r[3].tzinfo is UTC for r in stored)
+
+
+async def test_pairs_in_reads_the_pairs_given_to_a_statement_built_once(pg_url: str) -> None:
+    """``pair_of`` with the pairs bound at each run: a read built once, one text."""
+    read = select(tracks.c.district).where(
+        pairs_in((tracks.c.matter, tracks.c.district), ("matters", "districts"))
+    )
+    async with connected(pg_url) as (conn, sent):
+        await insert_new(conn, tracks, [track(n) for n in range(6)])
+        sent.clear()
+        found = []
+        for wanted in ([], [("M1", "D1")], [("M0", "D0"), ("M1", "D0"), ("M2", "D5")]):
+            given = {"matters": [m for m, _ in wanted], "districts": [d for _, d in wanted]}
+            found.append(sorted(r.district for r in await fetch_rows(conn, read, given)))
+
+    assert found == [[], ["D1"], ["D0", "D5"]]  # M1 is not D0's matter
+    assert len(set(sent)) == 1, sent

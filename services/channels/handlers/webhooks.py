@@ -52,7 +52,7 @@ from services.channels.schemas import (
     SubscriptionsPublic,
 )
 from shared.auth import Caller, Role
-from shared.db import UnitOfWork, insert_ignoring_duplicates, insert_new
+from shared.db import UnitOfWork, fetch_rows, insert_ignoring_duplicates, insert_new
 from shared.errors import IllegalTransition, NotFound
 from shared.events import DeliveryFailed, Envelope
 from shared.metrics import Sample
@@ -345,12 +345,12 @@ async def active_subscriptions(uow: UnitOfWork) -> Sequence[Any]:
     unit of work (a consumer's batch)."""
     subs = uow.memo.get(SUBSCRIPTIONS)
     if subs is None:
-        subs = uow.memo[SUBSCRIPTIONS] = (
-            await uow.conn.execute(
-                select(subscriptions).where(subscriptions.c.revoked_at.is_(None))
-            )
-        ).all()
+        subs = uow.memo[SUBSCRIPTIONS] = await fetch_rows(uow.conn, _ACTIVE, {})
     return subs  # type: ignore[no-any-return]
+
+
+# built once: on PostgreSQL read on the driver's connection (a consumer's batch)
+_ACTIVE = select(subscriptions).where(subscriptions.c.revoked_at.is_(None))
 
 
 # the patterns of the subscriptions not revoked, on PostgreSQL: one statement on the

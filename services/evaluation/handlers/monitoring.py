@@ -29,7 +29,15 @@ from services.evaluation.schemas import (
     HotspotsPublic,
 )
 from shared.auth import Caller, Role
-from shared.db import UnitOfWork, insert_ignoring_duplicates, insert_new, pair_of, update_many
+from shared.db import (
+    UnitOfWork,
+    fetch_rows,
+    insert_ignoring_duplicates,
+    insert_new,
+    pair_of,
+    pairs_in,
+    update_many,
+)
 from shared.events import HotspotDetected
 from shared.service import ServiceContext
 
@@ -204,18 +212,32 @@ async def _join(conn: AsyncConnection, joining: Sequence[Joining]) -> None:
     await update_many(conn, hotspots, ["hotspot_id"], list(spans.values()), merge=JOINED)
 
 
+_PAIRS = ("matters", "districts")
+# the tracks of the pairs given, locked in their order (on PostgreSQL: built once, read on
+# the driver's connection)
+_LOCKED_TRACKS_PG = (
+    select(hotspot_tracks)
+    .where(pairs_in((hotspot_tracks.c.matter_code, hotspot_tracks.c.district), _PAIRS))
+    .order_by(hotspot_tracks.c.matter_code, hotspot_tracks.c.district)
+    .with_for_update()  # two consumers never decide on one matter and district at once
+)
+
+
 async def _locked_tracks(
     ctx: ServiceContext, conn: AsyncConnection, pairs: Sequence[tuple[str, str]]
 ) -> dict[tuple[str, str], Any]:
     """The tracks of ``pairs`` (matter and district) that exist, locked in their order."""
-    query = (
-        select(hotspot_tracks)
-        .where(pair_of(conn, (hotspot_tracks.c.matter_code, hotspot_tracks.c.district), pairs))
-        .order_by(hotspot_tracks.c.matter_code, hotspot_tracks.c.district)
-    )
-    if ctx.db.is_postgres:  # two consumers never decide on one matter and district at once
-        query = query.with_for_update()
-    return {(t.matter_code, t.district): t for t in (await conn.execute(query)).all()}
+    if ctx.db.is_postgres:
+        given = dict(zip(_PAIRS, ([m for m, _ in pairs], [d for _, d in pairs]), strict=True))
+        found = await fetch_rows(conn, _LOCKED_TRACKS_PG, given)
+    else:
+        query = (
+            select(hotspot_tracks)
+            .where(pair_of(conn, (hotspot_tracks.c.matter_code, hotspot_tracks.c.district), pairs))
+            .order_by(hotspot_tracks.c.matter_code, hotspot_tracks.c.district)
+        )
+        found = list((await conn.execute(query)).all())
+    return {(t.matter_code, t.district): t for t in found}
 
 
 async def tally_hotspot(
