@@ -212,15 +212,19 @@ async def _join(conn: AsyncConnection, joining: Sequence[Joining]) -> None:
     await update_many(conn, hotspots, ["hotspot_id"], list(spans.values()), merge=JOINED)
 
 
+_PAIR = (hotspot_tracks.c.matter_code, hotspot_tracks.c.district)
 _PAIRS = ("matters", "districts")
-# the tracks of the pairs given, locked in their order (on PostgreSQL: built once, read on
-# the driver's connection)
-_LOCKED_TRACKS_PG = (
-    select(hotspot_tracks)
-    .where(pairs_in((hotspot_tracks.c.matter_code, hotspot_tracks.c.district), _PAIRS))
-    .order_by(hotspot_tracks.c.matter_code, hotspot_tracks.c.district)
-    .with_for_update()  # two consumers never decide on one matter and district at once
-)
+
+
+def _tracks_in_order(where: ColumnElement[bool]) -> Any:
+    """The tracks ``where`` holds, in one order everywhere (two instances' batches lock the
+    same tracks without deadlock)."""
+    return select(hotspot_tracks).where(where).order_by(*_PAIR)
+
+
+# the tracks of the pairs given, locked (on PostgreSQL: built once, read on the driver's
+# connection); two consumers never decide on one matter and district at once
+_LOCKED_TRACKS_PG = _tracks_in_order(pairs_in(_PAIR, _PAIRS)).with_for_update()
 
 
 async def _locked_tracks(
@@ -231,12 +235,7 @@ async def _locked_tracks(
         given = dict(zip(_PAIRS, ([m for m, _ in pairs], [d for _, d in pairs]), strict=True))
         found = await fetch_rows(conn, _LOCKED_TRACKS_PG, given)
     else:
-        query = (
-            select(hotspot_tracks)
-            .where(pair_of(conn, (hotspot_tracks.c.matter_code, hotspot_tracks.c.district), pairs))
-            .order_by(hotspot_tracks.c.matter_code, hotspot_tracks.c.district)
-        )
-        found = list((await conn.execute(query)).all())
+        found = list((await conn.execute(_tracks_in_order(pair_of(conn, _PAIR, pairs)))).all())
     return {(t.matter_code, t.district): t for t in found}
 
 
