@@ -233,7 +233,10 @@ def test_the_operator_registers_a_call_with_the_keyboard_alone(
     operator = people("operator")
     page = operator.page
     keys = page.keyboard
-    operator.goto("/operator")  # the channel field has the focus: a call starts there
+    operator.goto("/operator")
+    # The channel field has the focus: a call starts there. The browser applies `autofocus`
+    # when it next renders, which can come after the load event on a busy machine.
+    expect(page.locator("select[name=channel]")).to_be_focused()
     for _ in range(3):  # channel → type → urgency → content
         keys.press("Tab")
     keys.insert_text("请问办理居住证需要带哪些材料")
