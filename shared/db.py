@@ -35,7 +35,6 @@ from sqlalchemy import (
     event,
     func,
     insert,
-    inspect,
     select,
     text,
     tuple_,
@@ -50,6 +49,7 @@ from sqlalchemy.sql.visitors import ExternallyTraversible, replacement_traverse
 
 from shared.errors import is_database_outage
 from shared.events import Envelope
+from shared.events.base import first_event_uuid
 
 E = TypeVar("E", bound=ColumnElement[Any])
 
@@ -91,19 +91,18 @@ def outbox_table(metadata: MetaData) -> Table:
 
 
 def inbox_table(metadata: MetaData) -> Table:
-    """The event ids a consumer has handled. Kept for a retention period (``prune_inbox``):
-    long enough that the bus can no longer deliver the event again, so the table holds
-    a window of recent events instead of every event ever. ``ix_inbox_processed_at`` is
-    the spine's own index (made by ``Database.migrate``), for that pruning."""
-    table = Table(
+    """The event ids a consumer has handled. Kept for a retention period counted from when
+    each event was made (``prune_inbox``): long enough that the bus can no longer deliver
+    the event again, so the table holds a window of recent events instead of every event
+    ever. An event id is a UUID v7 that starts with the time it was made, so the primary
+    key is in that order too and the pruning reads it: no index or column of its own
+    (``shared.migrations.drop_inbox_processed_at``)."""
+    return Table(
         "inbox",
         metadata,
         Column("consumer", String(64), primary_key=True),
         Column("event_id", String(36), primary_key=True),
-        Column("processed_at", UTCDateTime, nullable=False),
     )
-    Index("ix_inbox_processed_at", table.c.processed_at)
-    return table
 
 
 def event_history_table(metadata: MetaData) -> Table:
@@ -554,14 +553,6 @@ def _outage_is_disconnect(context: Any) -> None:
         context.is_disconnect = True
 
 
-def _index_inbox(conn: Connection, inbox: Table) -> None:
-    """The spine's index on a service's inbox (the service's migrations made the table;
-    a schema without one, like the gateway's, has nothing to index)."""
-    if inspect(conn).has_table(inbox.name):
-        for index in inbox.indexes:
-            index.create(conn, checkfirst=True)
-
-
 class UnitOfWork:
     """One transaction: state changes through ``conn``, events through ``emit``."""
 
@@ -638,7 +629,6 @@ class Database:
                 await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.service}"'))
             await conn.run_sync(migration_step, str(script_location))
             await conn.run_sync(self.metadata.create_all, [self.dead_letters, self.event_history])
-            await conn.run_sync(_index_inbox, self.inbox)
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
@@ -695,17 +685,12 @@ class Database:
         seen before (the others are redeliveries)."""
         if not event_ids:
             return set()
-        now = datetime.now(UTC)
         if self.is_postgres:
-            result = await conn.execute(
-                _CLAIM_PG, {"consumer": consumer, "ids": list(event_ids), "now": now}
-            )
+            result = await conn.execute(_CLAIM_PG, {"consumer": consumer, "ids": list(event_ids)})
         else:
             result = await conn.execute(
                 sqlite.insert(self.inbox)
-                .values(
-                    [{"consumer": consumer, "event_id": i, "processed_at": now} for i in event_ids]
-                )
+                .values([{"consumer": consumer, "event_id": i} for i in event_ids])
                 .on_conflict_do_nothing()
                 .returning(self.inbox.c.event_id)
             )
@@ -725,7 +710,6 @@ class Database:
             {
                 "consumer": consumer,
                 "ids": list(event_ids),
-                "now": datetime.now(UTC),
                 "keys": list(keys),
             },
         )
@@ -754,21 +738,44 @@ class Database:
         )
         return {key: dead_id for key, dead_id in rows}
 
-    async def prune_inbox(self, older_than: datetime, batch_size: int = 5000) -> int:
-        """Forget the handled event ids recorded before ``older_than``, oldest first;
-        returns how many went (at most ``batch_size``)."""
+    async def prune_inbox(self, made_before: datetime, batch_size: int = 5000) -> int:
+        """Forget the handled events made before ``made_before``, oldest first; returns how
+        many went (at most ``batch_size``: call again until none go).
+
+        The retention counts from when an event was made, which its id tells: a UUID v7
+        starts with that time (``event_uuid``), so the ids made before the cutoff are the
+        ones below ``first_event_uuid(made_before)`` and each consumer's are a range of the
+        primary key (consumer, event_id), read from its start. Asking each consumer in turn
+        (the next name is one look into the key) keeps it a range: a condition on the
+        event id alone would read the whole key. The ids compare as text, lower-case hex
+        with the hyphens in the same places, which any collation orders as the bytes. An
+        id that is not a v7 says nothing of its time and goes or stays by its random bits
+        (``shared.migrations.drop_inbox_processed_at``)."""
         inbox = self.inbox
-        oldest = (
-            select(inbox.c.consumer, inbox.c.event_id)
-            .where(inbox.c.processed_at < older_than)
-            .order_by(inbox.c.processed_at)
-            .limit(batch_size)
-        )
+        cutoff = str(first_event_uuid(made_before))
         async with self.engine.begin() as conn:
-            gone = await conn.execute(
-                delete(inbox).where(tuple_(inbox.c.consumer, inbox.c.event_id).in_(oldest))
-            )
-        return int(gone.rowcount or 0)
+            consumer = await conn.scalar(select(func.min(inbox.c.consumer)))
+            while consumer is not None:
+                mine = inbox.c.consumer == consumer
+                # the batch ends before the first id past it, looked up first: PostgreSQL
+                # plans a range of the key for a bound it is given, and reads the whole
+                # table for one it must look up itself or for "IN (the batch's ids)"
+                past_the_batch = await conn.scalar(
+                    select(inbox.c.event_id)
+                    .where(mine, inbox.c.event_id < cutoff)
+                    .order_by(inbox.c.event_id)
+                    .offset(batch_size)
+                    .limit(1)
+                )
+                gone = await conn.execute(
+                    delete(inbox).where(mine, inbox.c.event_id < (past_the_batch or cutoff))
+                )
+                if gone.rowcount:
+                    return int(gone.rowcount)
+                consumer = await conn.scalar(
+                    select(func.min(inbox.c.consumer)).where(inbox.c.consumer > consumer)
+                )
+        return 0
 
     async def handle_once(
         self,
@@ -783,7 +790,6 @@ class Database:
             stmt = insert_ignoring_duplicates(uow.conn, self.inbox).values(
                 consumer=consumer,
                 event_id=str(envelope.event_id),
-                processed_at=datetime.now(UTC),
             )
             result = await uow.conn.execute(stmt)
             if result.rowcount == 0:
@@ -796,15 +802,15 @@ class Database:
 
 
 _CLAIM_PG = text(
-    "INSERT INTO inbox (consumer, event_id, processed_at) "
-    "SELECT :consumer, unnest(CAST(:ids AS varchar[])), :now "
+    "INSERT INTO inbox (consumer, event_id) "
+    "SELECT :consumer, unnest(CAST(:ids AS varchar[])) "
     "ON CONFLICT DO NOTHING RETURNING event_id"
 )
 # the claim and the parked heads of the batch's keys in one statement (a consumer's batch)
 _CLAIM_AND_HEADS_PG = text(
     "WITH claimed AS ("
-    " INSERT INTO inbox (consumer, event_id, processed_at)"
-    " SELECT :consumer, unnest(CAST(:ids AS varchar[])), :now"
+    " INSERT INTO inbox (consumer, event_id)"
+    " SELECT :consumer, unnest(CAST(:ids AS varchar[]))"
     " ON CONFLICT DO NOTHING RETURNING event_id) "
     "SELECT event_id, CAST(NULL AS varchar) AS key, CAST(NULL AS integer) AS id FROM claimed "
     "UNION ALL "

@@ -188,11 +188,13 @@ class OutboxRelay:
 
     async def retain(self) -> None:
         """One retention pass: sent outbox rows past the retention period move to the
-        event history, and the inbox forgets event ids handled before its own period."""
+        event history, and the inbox forgets the events made before its own period (made,
+        not handled: an event's id tells when it was made, and no index is kept for when it
+        was handled)."""
         while await self.prune() > 0:
             await asyncio.sleep(0)  # let the hot path in between batches
-        older_than = datetime.now(UTC) - self.inbox_retention
-        while await self.db.prune_inbox(older_than) > 0:
+        made_before = datetime.now(UTC) - self.inbox_retention
+        while await self.db.prune_inbox(made_before) > 0:
             await asyncio.sleep(0)
 
     async def run(self) -> None:

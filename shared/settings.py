@@ -116,9 +116,9 @@ class Settings(BaseSettings):
     # the outbox holds only recent rows; checked every outbox_prune_seconds (0: never)
     outbox_retention_seconds: float = 3600.0
     outbox_prune_seconds: float = 60.0
-    # handled event ids (the inbox) older than this are forgotten at the same interval: an
-    # event is delivered again only from the last committed position, and Kafka keeps an
-    # idle group's committed positions 7 days (offsets.retention.minutes)
+    # handled event ids (the inbox) of events made longer ago than this are forgotten at the
+    # same interval: an event is delivered again only from the last committed position, and
+    # Kafka keeps an idle group's committed positions 7 days (offsets.retention.minutes)
     inbox_retention_seconds: float = 7 * 24 * 3600.0
     # how long a registration's Idempotency-Key is remembered (intake)
     idempotency_retention_hours: float = 24.0

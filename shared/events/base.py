@@ -10,7 +10,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal, TypeVar
 
 import orjson
@@ -55,6 +55,7 @@ def utcnow() -> datetime:
 
 
 _RAND_A, _RAND_B = (1 << 12) - 1, (1 << 62) - 1
+_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def event_uuid(unix_ms: int | None = None) -> uuid.UUID:
@@ -65,9 +66,20 @@ def event_uuid(unix_ms: int | None = None) -> uuid.UUID:
     just written, instead of on any page at all (a random v4); the ids stay as unique.
     ``unix_ms`` is for tests (the current time otherwise)."""
     ms = time.time_ns() // 1_000_000 if unix_ms is None else unix_ms
-    rand = int.from_bytes(os.urandom(10), "big")
+    return _uuid7(ms, int.from_bytes(os.urandom(10), "big"))
+
+
+def first_event_uuid(made_at: datetime) -> uuid.UUID:
+    """The smallest event id (``event_uuid``) of ``made_at``'s millisecond: the ids made in
+    an earlier millisecond sort before it (as UUIDs and as their hyphenated text), those
+    made in that millisecond or later do not. An id that is not a v7 (its version nibble is
+    not 7) says nothing of when it was made: it sorts before or after by its random bits."""
+    return _uuid7((made_at - _UNIX_EPOCH) // timedelta(milliseconds=1), 0)
+
+
+def _uuid7(unix_ms: int, rand: int) -> uuid.UUID:
     return uuid.UUID(
-        int=(ms & 0xFFFF_FFFF_FFFF) << 80
+        int=(unix_ms & 0xFFFF_FFFF_FFFF) << 80
         | 0x7 << 76
         | (rand >> 62 & _RAND_A) << 64
         | 0b10 << 62

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import sqlalchemy as sa
 from alembic import context, op
 
@@ -86,3 +88,48 @@ def room_for_hot_updates(table: str, fillfactor: int | None) -> None:
         op.execute(f"ALTER TABLE {table} RESET (fillfactor)")
     else:
         op.execute(f"ALTER TABLE {table} SET (fillfactor = {int(fillfactor)})")
+
+
+_INBOX = sa.table("inbox", sa.column("event_id", sa.String), sa.column("processed_at", UTCDateTime))
+_INBOX_PROCESSED_AT = "ix_inbox_processed_at"
+
+
+def drop_inbox_processed_at() -> None:
+    """The inbox's retention counts from when an event was made, read from its id (issue 12,
+    the lead's decision): an event id is a UUID v7 whose first 48 bits are the millisecond
+    it was made, so the primary key (consumer, event_id) is in that order and the pruner
+    deletes a range of it (``Database.prune_inbox``). ``processed_at`` and its index
+    ``ix_inbox_processed_at``, which only the pruner read, go: the index took an entry for
+    every event every consumer claimed (~9 of a ticket's ~139 WAL records).
+
+    An id that is not a v7 (its version nibble, the 15th character, is not 7: made before
+    event ids were v7, commit ed4c16e of 2026-12-03, or by a producer of its own) tells no
+    time: by its random bits it sorts before the pruner's cutoff (a v4 about one time in
+    160; it goes at the next pass, however recent) or, nearly always, after it, and stays.
+    So, while ``processed_at`` is still there, those handled longer ago than the retention
+    go now, once, by the old rule; those handled within it stay, nearly all for good: a
+    bounded leftover of one retention's worth of events from before v7 ids, and none where
+    v7 ids have been made for longer than the retention."""
+    from shared.settings import get_settings  # the setting the starting service runs with
+
+    retention = timedelta(seconds=get_settings().inbox_retention_seconds)
+    op.execute(
+        sa.delete(_INBOX).where(
+            sa.func.substr(_INBOX.c.event_id, 15, 1) != "7",
+            _INBOX.c.processed_at < datetime.now(UTC) - retention,
+        )
+    )
+    # made by Database.migrate after the migrations, so a new database has none yet
+    op.drop_index(_INBOX_PROCESSED_AT, table_name="inbox", if_exists=True)
+    op.drop_column("inbox", "processed_at")
+
+
+def add_inbox_processed_at() -> None:
+    """Back to pruning by when an event was handled: the rows there count as handled now,
+    so none is forgotten sooner than the retention after the downgrade."""
+    with op.batch_alter_table("inbox") as batch:
+        batch.add_column(sa.Column("processed_at", UTCDateTime, nullable=True))
+    op.execute(sa.update(_INBOX).values(processed_at=datetime.now(UTC)))
+    with op.batch_alter_table("inbox") as batch:
+        batch.alter_column("processed_at", existing_type=UTCDateTime, nullable=False)
+    op.create_index(_INBOX_PROCESSED_AT, "inbox", ["processed_at"])

@@ -2,7 +2,8 @@
 statements of their own: an outbox write belongs to its transaction (rolled back with it),
 the relay sends in id order and marks what it sent, records a bus failure and sends the rows
 later, and one relay at a time holds a service's outbox; a consumer's claim answers which
-of its events are new and which of its keys wait behind a parked event."""
+of its events are new and which of its keys wait behind a parked event; the inbox forgets
+the events made before its retention."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from shared.bus import RawEvent
 from shared.db import Database, begin_on_driver, in_transaction
 from shared.events import Envelope
 from shared.relay import OutboxRelay
+from tests.unit.shared.test_outbox_inbox import forgets_the_events_made_before_the_cutoff
 from tests.unit.test_set_based_consumers import registered
 
 pytestmark = pytest.mark.integration
@@ -191,6 +193,10 @@ async def test_a_claim_answers_the_new_events_and_the_parked_heads_of_its_keys(
     assert (new, heads) == ({"d", "e"}, {"TJ2": 1})
     async with claiming(db, on_driver) as conn:  # another consumer has its own inbox
         assert await db.claim_unparked(conn, "other", ["a", "d"], ["TJ2"]) == ({"a", "d"}, {})
+
+
+async def test_the_inbox_forgets_the_events_made_before_the_cutoff(inbox_db: Database) -> None:
+    await forgets_the_events_made_before_the_cutoff(inbox_db)
 
 
 @ON_DRIVER

@@ -227,7 +227,7 @@ async def test_events_delivered_again_change_nothing_in_any_schema(system: Syste
     await quiet(system)
     before = await snapshot(system)
     handled = Counter(
-        row[1]  # (xmin, consumer, event_id, processed_at)
+        row[1]  # (xmin, consumer, event_id)
         for table, rows in before.items()
         if table.endswith(".inbox")
         for row in rows.elements()

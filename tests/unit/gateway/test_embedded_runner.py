@@ -20,8 +20,9 @@ from shared.service import CallerDep, CtxDep, ServiceContext, ServiceSpec
 from shared.settings import Settings
 
 ENV_PY = "from shared.migrations import run_env\n\nrun_env()\n"
+# the spine's tables as every service's migrations leave them
 FIRST_MIGRATION = """
-from shared.migrations import create_outbox_and_inbox
+from shared.migrations import create_outbox_and_inbox, drop_inbox_processed_at
 
 revision = "stand_in_0001"
 down_revision = None
@@ -29,6 +30,7 @@ down_revision = None
 
 def upgrade() -> None:
     create_outbox_and_inbox()
+    drop_inbox_processed_at()
 """
 
 

@@ -77,7 +77,7 @@ class Service:
         )
         # a statement that then fails: its effect must not survive
         await uow.conn.execute(
-            self.db.inbox.insert().values(consumer=f"probe-{step}", event_id="x", processed_at=NOW)
+            self.db.inbox.insert().values(consumer=f"probe-{step}", event_id="x")
         )
         if step in self.broken:
             raise TypeError(f"cannot handle {step}")

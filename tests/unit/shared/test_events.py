@@ -48,6 +48,22 @@ def test_event_ids_are_uuid7_ordered_by_their_millisecond() -> None:
     assert all(u.version == 7 and int(u.hex[:12], 16) == ms for u in earlier)
 
 
+def test_the_first_event_id_of_a_millisecond_sorts_after_every_id_made_before_it() -> None:
+    """The inbox's pruner cuts at this id: what was made in an earlier millisecond goes,
+    what was made in the cutoff's millisecond or later stays."""
+    from datetime import UTC, datetime, timedelta
+
+    from shared.events.base import event_uuid, first_event_uuid
+
+    ms = 1_780_000_000_000
+    first = first_event_uuid(datetime.fromtimestamp(ms / 1000, UTC) + timedelta(microseconds=999))
+    assert first.version == 7 and int(first.hex[:12], 16) == ms
+    for _ in range(200):
+        before, then = event_uuid(ms - 1), event_uuid(ms)
+        assert before < first <= then
+        assert str(before) < str(first) <= str(then)
+
+
 def test_envelope_round_trips_through_json_with_chinese_text() -> None:
     envelope = REGISTERED.envelope(producer="intake", occurred_at=REGISTERED.registered_at)
     raw = envelope.to_json()

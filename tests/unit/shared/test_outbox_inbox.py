@@ -3,16 +3,17 @@
 import asyncio
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 
 from shared.db import Database
 from shared.events import Envelope, MatterPublished
+from shared.events.base import event_uuid
 from shared.logging import Outage
 from shared.relay import OutboxRelay
-from tests.conftest import RecordingBus
+from tests.conftest import RecordingBus, at
 
 
 def matter(code: str) -> MatterPublished:
@@ -203,30 +204,57 @@ async def claimed(db: Database) -> set[str]:
         return set((await conn.execute(select(db.inbox.c.event_id))).scalars())
 
 
-async def test_the_inbox_forgets_handled_events_recorded_before_the_cutoff(
-    intake_db: Database,
-) -> None:
-    async with intake_db.engine.begin() as conn:
-        assert await intake_db.claim(conn, "dispatch", ["old-1", "old-2"]) == {"old-1", "old-2"}
-    cutoff = datetime.now(UTC)
-    async with intake_db.engine.begin() as conn:
-        await intake_db.claim(conn, "sla", ["new-1"])
+T = at("2026-03-02 09:00")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-    assert await intake_db.prune_inbox(cutoff, batch_size=1) == 1  # oldest first, bounded
-    assert await intake_db.prune_inbox(cutoff) == 1
-    assert await intake_db.prune_inbox(cutoff) == 0
-    assert await claimed(intake_db) == {"new-1"}
-    async with intake_db.engine.begin() as conn:  # within the retention: still a repeat
-        assert await intake_db.claim(conn, "sla", ["new-1"]) == set()
+
+def made(when: datetime) -> str:
+    """An event id (UUID v7) as a producer makes it at ``when``."""
+    return str(event_uuid((when - EPOCH) // timedelta(milliseconds=1)))
+
+
+async def forgets_the_events_made_before_the_cutoff(db: Database) -> None:
+    """The inbox prunes by when each event was made, which its id tells, not by when it was
+    handled: the old events are claimed last and still go first. Each consumer's, oldest
+    first, at most a batch at a time."""
+    kept = {
+        "dispatch": [made(T), made(T + timedelta(hours=1))],
+        "sla": [made(T + timedelta(microseconds=999)), made(T + timedelta(days=1))],
+    }
+    gone = {
+        "dispatch": [made(T - timedelta(days=2)), made(T - timedelta(milliseconds=1))],
+        "sla": [made(T - timedelta(days=8))],
+    }
+    for consumer in ("sla", "dispatch"):
+        async with db.engine.begin() as conn:
+            assert await db.claim(conn, consumer, kept[consumer]) == set(kept[consumer])
+            assert await db.claim(conn, consumer, gone[consumer]) == set(gone[consumer])
+    everything = {i for ids in (*kept.values(), *gone.values()) for i in ids}
+
+    assert await db.prune_inbox(T, batch_size=1) == 1
+    assert await claimed(db) == everything - {gone["dispatch"][0]}
+    assert await db.prune_inbox(T) == 1  # the rest of dispatch's
+    assert await db.prune_inbox(T) == 1  # then sla's
+    assert await db.prune_inbox(T) == 0
+    assert await claimed(db) == {i for ids in kept.values() for i in ids}
+    async with db.engine.begin() as conn:  # made within the retention: still a repeat
+        assert await db.claim(conn, "sla", kept["sla"]) == set()
+        assert await db.claim(conn, "sla", gone["sla"]) == set(gone["sla"])  # forgotten
+
+
+async def test_the_inbox_forgets_the_events_made_before_the_cutoff(intake_db: Database) -> None:
+    await forgets_the_events_made_before_the_cutoff(intake_db)
 
 
 async def test_the_relay_prunes_the_inbox_past_its_retention_with_the_outbox(
     intake_db: Database, recording_bus: RecordingBus
 ) -> None:
+    now = datetime.now(UTC)
+    week_old, day_old = made(now - timedelta(days=7, minutes=1)), made(now - timedelta(days=1))
     async with intake_db.engine.begin() as conn:
-        await intake_db.claim(conn, "dispatch", ["e1", "e2"])
+        await intake_db.claim(conn, "dispatch", [week_old, day_old])
     await OutboxRelay(intake_db, recording_bus).retain()
-    assert await claimed(intake_db) == {"e1", "e2"}  # a week's retention by default
+    assert await claimed(intake_db) == {day_old}  # a week's retention by default
 
-    await OutboxRelay(intake_db, recording_bus, inbox_retention_seconds=0).retain()
+    await OutboxRelay(intake_db, recording_bus, inbox_retention_seconds=3600).retain()
     assert await claimed(intake_db) == set()
