@@ -2,7 +2,9 @@
 inbox claim with the parked heads (``claim_unparked``), ``insert_new`` of new rows (SLA's
 clocks: ten timestamps a row), ``upsert_many`` and ``update_many`` of the batch's tickets,
 and ``rows_in`` reading them back, each for a batch of ``rows`` events, on the real
-PostgreSQL in a transaction that is rolled back.
+PostgreSQL in a transaction that is rolled back; and an empty transaction, begun and
+committed as a consumer's batch is (``transaction``: ``Database.kept_transaction``) and as
+it was through ``engine.begin()`` (``transaction_engine``, not in ``statements``).
 
     python bench/set_statements.py [rows] [batches] [rounds]
 
@@ -21,13 +23,15 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 from knowledge_search import pg_url  # bench/ holds this script: its neighbour
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.sla.models import clocks, tickets
 from shared.db import (
@@ -88,7 +92,7 @@ async def run(rows: int, batches: int, rounds: int) -> dict[str, Any]:
     conn = await asyncpg.connect(admin)
     await conn.execute(f'CREATE DATABASE "{database}"')
     await conn.close()
-    db = Database("bench", f"{url.rpartition('/')[0]}/{database}", pool_size=1)
+    db = Database("bench", f"{url.rpartition('/')[0]}/{database}", pool_size=2)
     try:
         async with db.engine.begin() as c:
             await c.exec_driver_sql('CREATE SCHEMA "bench"')
@@ -130,6 +134,8 @@ async def measure(db: Database, rows: int, batches: int, rounds: int) -> dict[st
                 read = rows_in(conn, (tickets,), tickets.c.ticket_id, keys)
                 await timed("rows_in", read)
                 await conn.rollback()
+            await timed("transaction", _empty(db.kept_transaction()))
+            await timed("transaction_engine", _empty(_engine_begin(db)))
             build = _arguments_of(cs)
             start = time.process_time()
             for _ in range(10):
@@ -143,7 +149,7 @@ async def measure(db: Database, rows: int, batches: int, rounds: int) -> dict[st
             "best_us": round(min(times), 1),
             "median_us": round(statistics.median(times), 1),
         }
-    statements = [n for n in per_round[0] if n != "arguments"]
+    statements = [n for n in per_round[0] if n not in ("arguments", "transaction_engine")]
     totals = [sum(r[n] for n in statements) for r in per_round]
     result["statements"] = {
         "best_us": round(min(totals), 1),
@@ -153,6 +159,19 @@ async def measure(db: Database, rows: int, batches: int, rounds: int) -> dict[st
 
 
 DIALECT = postgresql.asyncpg.dialect()
+
+
+async def _empty(transaction: AbstractAsyncContextManager[Any]) -> None:
+    async with transaction:
+        pass
+
+
+@asynccontextmanager
+async def _engine_begin(db: Database) -> AsyncIterator[AsyncConnection]:
+    """A transaction as consumers began one before ``kept_transaction``."""
+    async with db.engine.begin() as conn:
+        await begin_on_driver(conn)
+        yield conn
 
 
 def _arguments_of(rows: list[dict[str, Any]]) -> Callable[[], Any]:

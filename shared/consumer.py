@@ -54,7 +54,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, Opera
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.bus import Unparseable, parse_error
-from shared.db import UNPARSEABLE, Database, UnitOfWork, begin_on_driver, insert_new
+from shared.db import UNPARSEABLE, Database, UnitOfWork, insert_new
 from shared.errors import IllegalTransition, NotFound, is_database_outage
 from shared.events import Envelope
 from shared.logging import trace_id_var
@@ -146,8 +146,7 @@ class Consumer:
         events: list[Envelope] = []
         callbacks: list[Callable[[], None]] = []
         parked: list[dict[str, Any]] = []
-        async with self.db.engine.begin() as conn:
-            await begin_on_driver(conn)
+        async with self.db.kept_transaction() as conn:
             batch_uow = UnitOfWork(conn)
             if self.of_no_effect is not None:
                 idle = await self.of_no_effect(self.ctx, batch_uow, list(wanted.values()))
