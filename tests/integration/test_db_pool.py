@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import asyncpg
 import pytest
 import pytest_asyncio
-from sqlalchemy import text
+from sqlalchemy import Column, MetaData, Table, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from shared.db import Database, in_transaction
+from shared.db import Database, UTCDateTime, in_transaction
 
 pytestmark = pytest.mark.integration
 
@@ -140,3 +141,17 @@ async def test_a_kept_connection_broken_mid_transaction_is_discarded(kept: Datab
         await (await _driver(conn)).execute("INSERT INTO facts VALUES (2)")
     assert await _facts(kept) == [2]
     assert await _pid(kept) != gone
+
+
+async def test_scalar_reads_the_first_value_through_its_column_type(kept: Database) -> None:
+    stamps = Table("stamps", MetaData(), Column("at", UTCDateTime))
+    first = select(func.min(stamps.c.at))
+    async with kept.engine.begin() as conn:
+        await conn.run_sync(stamps.metadata.create_all)
+    assert await kept.scalar(first) is None
+    at = datetime(2026, 12, 4, 9, 30, tzinfo=timezone(timedelta(hours=8)))
+    async with kept.engine.begin() as conn:
+        await conn.execute(insert(stamps), [{"at": at}, {"at": at + timedelta(hours=1)}])
+    found = await kept.scalar(first)
+    assert found == at and found.tzinfo is UTC
+    assert kept.engine.pool.checkedout() == 1  # type: ignore[attr-defined]

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Column, Table, func, select, update
@@ -312,18 +313,24 @@ async def claim_due(
     return rows
 
 
+@lru_cache(maxsize=8)
+def _next_due(table: Table) -> Any:
+    """The next due time of ``table``'s pending rows, built once for each table."""
+    return select(func.min(table.c.next_attempt_at)).where(table.c.status == "pending")
+
+
 async def next_due(
     ctx: ServiceContext, table: Table, circuits: Circuits | None = None
 ) -> datetime | None:
     """When the next row falls due, leaving out systems whose circuit is open, or when the
     first open circuit may send its probe, whichever comes first."""
     conditions = circuits.not_blocked() if circuits else []
-    async with ctx.db.engine.connect() as conn:
-        due: datetime | None = await conn.scalar(
-            select(func.min(table.c.next_attempt_at)).where(
-                table.c.status == "pending", *conditions
-            )
-        )
+    due: datetime | None
+    if conditions:  # an open circuit (rare): a statement of its own, through SQLAlchemy
+        async with ctx.db.engine.connect() as conn:
+            due = await conn.scalar(_next_due(table).where(*conditions))
+    else:
+        due = await ctx.db.scalar(_next_due(table))
     probe = circuits.breaker.reopens_at() if circuits else None
     return min((t for t in (due, probe) if t is not None), default=None)
 

@@ -282,14 +282,15 @@ async def apply_due_versions(ctx: ServiceContext) -> int:
         applied += 1
 
 
+_NEXT_VERSION = select(func.min(catalog_versions.c.effective_from)).where(
+    catalog_versions.c.applied_at.is_(None)
+)
+
+
 async def next_version_at(ctx: ServiceContext) -> datetime | None:
     """When the next stored version not applied yet takes effect."""
-    async with ctx.db.engine.connect() as conn:
-        return await conn.scalar(
-            select(func.min(catalog_versions.c.effective_from)).where(
-                catalog_versions.c.applied_at.is_(None)
-            )
-        )
+    upcoming: datetime | None = await ctx.db.scalar(_NEXT_VERSION)
+    return upcoming
 
 
 async def catalog_scheduler(ctx: ServiceContext) -> None:

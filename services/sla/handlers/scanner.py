@@ -160,9 +160,12 @@ async def act_on_due(ctx: ServiceContext) -> int:
     return len(rows)
 
 
+_NEXT_DUE = select(func.min(clocks.c.next_due_at))
+
+
 async def next_due_at(ctx: ServiceContext) -> datetime | None:
-    async with ctx.db.engine.connect() as conn:
-        return await conn.scalar(select(func.min(clocks.c.next_due_at)))
+    due: datetime | None = await ctx.db.scalar(_NEXT_DUE)
+    return due
 
 
 async def scanner(ctx: ServiceContext) -> None:
