@@ -24,6 +24,7 @@ from services.intake.handlers import registration as reg
 from services.intake.handlers.events import on_progress
 from services.intake.handlers.policy import POLICY_CACHE
 from services.intake.models import idempotency_keys, requester_reads, ticket_words, tickets
+from services.intake.schemas import TicketRegistration
 from shared.audit import verify_chain
 from shared.bus import LogBus
 from shared.clock import ManualClock
@@ -160,6 +161,83 @@ async def test_a_batch_writes_what_one_by_one_writes(intake: Intake) -> None:
         assert words[x] == words[y] == sorted(search_terms(body["content"]))
     kinds = Counter(t for _, t in events)
     assert kinds == {"ticket.registered": 6, "ticket.flagged": 2, "ticket.answered": 2}
+
+
+async def test_a_column_alike_in_every_ticket_of_a_batch_is_stored_as_one_that_varies(
+    intake: Intake,
+) -> None:
+    """A column that every ticket of a batch holds alike goes to the statement as one
+    value, not an array (``_BatchRows.arguments``): the same registrations written in one
+    batch, where the columns vary, and each in a batch of copies of itself, where every
+    column is alike, store the same rows, events and words."""
+    bodies = [
+        ticket(attachments=[{"url": "https://files.example.cn/a.jpg", "name": "照片.jpg"}]),
+        ticket(content="小区门口路灯不亮，晚上出行不便", urgency="life_safety", anonymous=True),
+        consultation(answer={"text": "可在社保窗口办理", "knowledge_entry_ids": ["K-1"]}),
+        ticket(
+            requester={"name": "王伟", "phone": "13920009999", "id_number": "120101199003074516"}
+        ),
+    ]
+    mixed = [registering(intake, b) for b in bodies]
+    copies = [[registering(intake, b) for _ in range(2)] for b in bodies]
+
+    def sent(items: list[Any], name: str) -> tuple[list[Any], Any]:
+        """The column's array and its one value, as the statement gets them."""
+        ring = reg.key_ring(intake.ctx)
+        rows = reg._BatchRows()
+        for n, item in enumerate(items):
+            values = reg.ticket_values(
+                ring, item.caller, item.data, item.channel, item.matter, [], T0
+            )
+            rows.add(ring, item, values, n + 1, [])
+        arguments = rows.arguments(False)
+        shared = [c for c, _ in reg._SHARED_COLUMNS].index(name)
+        column = [c for c, _ in reg._TICKET_COLUMNS].index(name)
+        return arguments[column], arguments[len(reg._TICKET_COLUMNS) + shared]
+
+    assert sent(mixed, "urgency") == (
+        ["livelihood", "life_safety", "livelihood", "livelihood"],
+        None,
+    )
+    assert sent(copies[1], "urgency") == ([], "life_safety")
+    assert sent(copies[2], "answer") == ([], "可在社保窗口办理")
+    assert sent(copies[0], "answer") == ([], None)
+    assert sent(copies[0], "attachments")[0] == []
+
+    written = await reg._write_batch(intake.ctx, mixed)
+    alike = [(await reg._write_batch(intake.ctx, batch))[0] for batch in copies]
+    assert all(isinstance(r, TicketRegistration) for r in [*written, *alike]), (written, alike)
+    columns = [c for c in tickets.c if c.name not in ("id", "ticket_id")]
+    async with intake.ctx.db.engine.connect() as conn:
+        json_text = {
+            r[0]: r[1:]
+            for r in await conn.execute(
+                text(
+                    "SELECT ticket_id, attachments::text, flagged_keywords::text,"
+                    " knowledge_entry_ids::text FROM tickets"
+                )
+            )
+        }
+        rows = {r.ticket_id: r for r in await conn.execute(select(tickets.c.ticket_id, *columns))}
+        words = dict(
+            (
+                await conn.execute(
+                    select(tickets.c.ticket_id, ticket_words.c.terms).join(
+                        ticket_words, ticket_words.c.ticket_pk == tickets.c.id
+                    )
+                )
+            ).all()
+        )
+    events = await outbox_types(intake)
+    assert len(rows) == len(bodies) * 3  # (a batch of copies writes each copy)
+    for x, y in zip(written, alike, strict=True):
+        unnumbered = {"ticket_id", "likely_duplicates"}  # (the copies see the earlier ones)
+        assert x.model_dump(exclude=unnumbered) == y.model_dump(exclude=unnumbered)
+        a, b = x.ticket_id, y.ticket_id
+        assert _same_but_sealed(rows[a], rows[b], columns)
+        assert json_text[a] == json_text[b]
+        assert words.get(a) == words.get(b)
+        assert sorted(t for n, t in events if n == a) == sorted(t for n, t in events if n == b)
 
 
 def _same_but_sealed(x: Any, y: Any, columns: list[Any]) -> bool:

@@ -11,7 +11,7 @@ import time
 from collections import deque
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Text, cast, delete, func, insert, literal, select, update
@@ -54,7 +54,7 @@ from services.intake.sealed import PHONE_INDEX, key_ring, phone_index, seal_requ
 from shared.audit import append_chained, lock_chain
 from shared.auth import Caller, Role
 from shared.batching import GroupCommit
-from shared.db import UnitOfWork, insert_ignoring_duplicates, outbox_row
+from shared.db import UnitOfWork, insert_ignoring_duplicates
 from shared.detectors import mask_personal_data
 from shared.errors import (
     IllegalTransition,
@@ -914,7 +914,10 @@ def _serial_pool(ctx: ServiceContext) -> _SerialPool:
     return pool
 
 
-# the tickets' columns as the batch statement takes them, each as an array
+# the tickets' columns as the batch statement takes them: each as an array, and each but
+# the serial and the number also as one value, which a batch whose tickets all hold the
+# same value there (a channel account's, no answer, no attachments) sends instead of
+# an array of copies (the driver checks and encodes every element of an array)
 _TICKET_COLUMNS: tuple[tuple[str, str], ...] = (
     ("id", "bigint"),
     ("ticket_id", "text"),
@@ -943,6 +946,10 @@ _TICKET_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
+_PER_TICKET = frozenset({"id", "ticket_id"})  # never the same in two tickets
+_SHARED_COLUMNS = tuple((c, kind) for c, kind in _TICKET_COLUMNS if c not in _PER_TICKET)
+
+
 def _write_batch_sql(nonces: bool) -> str:
     """The batch's one statement; with ``nonces`` it also records the requests' nonces
     (shared/replays.py) and writes a request's key and ticket only where its nonce was new.
@@ -950,16 +957,24 @@ def _write_batch_sql(nonces: bool) -> str:
     duplicate hints found; a ticket with hints is held back (neither it, nor its key, nor
     its nonce written): its answer shows them, so it is written again with them."""
     n = len(_TICKET_COLUMNS)
+
+    def sql_type(kind: str) -> str:
+        return "text" if kind == "json" else kind
+
     arrays = ", ".join(
-        f"${i + 1}::{'text' if kind == 'json' else kind}[]"
-        for i, (_, kind) in enumerate(_TICKET_COLUMNS)
+        f"${i + 1}::{sql_type(kind)}[]" for i, (_, kind) in enumerate(_TICKET_COLUMNS)
     )
     names = ", ".join(c for c, _ in _TICKET_COLUMNS)
+    # a shared column's array is empty when its value comes as one (``_BatchRows``):
+    # unnest pads it with NULLs, which the value replaces (itself NULL otherwise)
+    shared = {c: f"${n + 1 + i}::{sql_type(kind)}" for i, (c, kind) in enumerate(_SHARED_COLUMNS)}
     selected = ", ".join(
-        f"t.{c}::json" if kind == "json" else f"t.{c}" for c, kind in _TICKET_COLUMNS
+        (f"coalesce(t.{c}, {shared[c]})" if c in shared else f"t.{c}")
+        + ("::json" if kind == "json" else "")
+        for c, kind in _TICKET_COLUMNS
     )
     number = _TICKET_COLUMNS.index(("ticket_id", "text")) + 1
-    k = n + 1  # keys: caller, key, request_hash, ticket number, response, created_at
+    k = n + len(shared) + 1  # keys: caller, key, request_hash, ticket number, response, created_at
     o = k + 6  # outbox: serial, event_id, topic, key, payload, created_at
     w = o + 6  # words: serial, the ticket's terms joined by spaces
     h = w + 2  # hints: each ticket's phone index (None: none shown), matter, since; limit
@@ -1020,9 +1035,9 @@ def _write_batch_sql(nonces: bool) -> str:
         f" AND t.{not_held}" + (fresh("t") if nonces else "") + " RETURNING id),"
         " events AS ("
         " INSERT INTO outbox (event_id, topic, key, payload, created_at, attempts)"
-        " SELECT e.event_id, e.topic, e.key, e.payload, e.created_at, 0"
+        " SELECT e.event_id, e.topic, e.key, convert_from(e.payload, 'UTF8'), e.created_at, 0"
         f" FROM unnest(${o}::bigint[], ${o + 1}::text[], ${o + 2}::text[], ${o + 3}::text[],"
-        f" ${o + 4}::text[], ${o + 5}::timestamptz[]) WITH ORDINALITY"
+        f" ${o + 4}::bytea[], ${o + 5}::timestamptz[]) WITH ORDINALITY"
         " AS e(serial, event_id, topic, key, payload, created_at, ord)"
         " WHERE e.serial IN (SELECT id FROM new) ORDER BY e.ord),"
         # a ticket's words as one string, split again here: one array element per ticket,
@@ -1053,7 +1068,7 @@ class _BatchRows:
     """The batch statement's arrays, filled item by item."""
 
     def __init__(self) -> None:
-        self.tickets: list[list[Any]] = [[] for _ in _TICKET_COLUMNS]
+        self.tickets: list[dict[str, Any]] = []  # each ticket's columns
         self.keys: list[list[Any]] = [[] for _ in range(6)]
         self.events: list[list[Any]] = [[] for _ in range(6)]
         self.words: list[list[Any]] = [[], []]  # a ticket's serial, its words joined
@@ -1075,14 +1090,7 @@ class _BatchRows:
         the item's duplicate hints, if it shows them (and holds it back if it finds any)."""
         number = ticket_number(serial, item.now)
         registration = registration_answer(number, values, item.caller, item.data, duplicates)
-        row = {**values, "id": serial, "ticket_id": number}
-        for column, (name, kind) in zip(self.tickets, _TICKET_COLUMNS, strict=True):
-            value = row[name]
-            if kind == "json":  # as SQLAlchemy's JSON type writes it (None: null)
-                value = "null" if value is None else json.dumps(value)
-            elif isinstance(value, str):
-                value = str(value)  # an enum's value
-            column.append(value)
+        self.tickets.append({**values, "id": serial, "ticket_id": number})
         shows = looks_up and hints_duplicates(item.caller, item.data)
         self.looks[0].append(values[PHONE_INDEX] if shows else None)
         self.looks[1].append(item.data.matter_code)
@@ -1114,20 +1122,18 @@ class _BatchRows:
         finally:
             trace_id_var.reset(trace)
         for envelope in events:
-            out = outbox_row(envelope)
-            for column, value in zip(
-                self.events,
-                (
-                    serial,
-                    out["event_id"],
-                    out["topic"],
-                    out["key"],
-                    out["payload"],
-                    out["created_at"],
-                ),
-                strict=True,
-            ):
-                column.append(value)
+            # the payload as its UTF-8 bytes, read as text by the statement (as
+            # Database.write_outbox sends them): not decoded here to be encoded again
+            event: tuple[Any, ...] = (
+                serial,
+                str(envelope.event_id),
+                envelope.topic,
+                envelope.key,
+                envelope.to_json(),
+                datetime.now(UTC),
+            )
+            for column, cell in zip(self.events, event, strict=True):
+                column.append(cell)
         if item.terms:
             self.words[0].append(serial)
             self.words[1].append(" ".join(sorted(item.terms)))
@@ -1135,6 +1141,20 @@ class _BatchRows:
 
     def arguments(self, nonces: bool) -> list[Any]:
         """The statement's arguments (``_WRITE_BATCH[nonces]``)."""
-        written: list[Any] = [*self.tickets, *self.keys, *self.events, *self.words]
+        arrays: list[list[Any]] = []
+        shared: list[Any] = []  # a shared column's one value (then its array is empty)
+        for name, kind in _TICKET_COLUMNS:
+            column = [row[name] for row in self.tickets]
+            if kind == "json":  # as SQLAlchemy's JSON type writes it (None: null)
+                column = ["null" if v is None else json.dumps(v) for v in column]
+            if name in _PER_TICKET:
+                arrays.append(column)
+            elif column.count(column[0]) == len(column):
+                arrays.append([])
+                shared.append(column[0])
+            else:
+                arrays.append(column)
+                shared.append(None)
+        written: list[Any] = [*arrays, *shared, *self.keys, *self.events, *self.words]
         written += [*self.looks, MAX_DUPLICATE_HINTS]
         return [*written, *self.nonces] if nonces else written
