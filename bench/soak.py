@@ -240,7 +240,8 @@ async def main() -> None:  # noqa: PLR0915 - one linear script
         finally:
             await checker.close()
         drain_seconds = time.monotonic() - start - load_seconds
-        # one more retention period, so the last sample shows the outboxes emptied
+        # one more retention period, so the last sample shows the outboxes emptied (each keeps
+        # its newest row: shared/relay.py prune)
         await asyncio.sleep(RETENTION + SAMPLE_SECONDS)
         sampler.cancel()
         await asyncio.gather(sampler, return_exceptions=True)

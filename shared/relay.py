@@ -141,7 +141,9 @@ class OutboxRelay:
 
     async def prune(self, batch_size: int = 5000) -> int:
         """Move sent rows older than the retention period from the outbox to the event
-        history, oldest first; returns how many moved (at most ``batch_size``)."""
+        history, oldest first; returns how many moved (at most ``batch_size``). The
+        outbox's newest row always stays: SQLite gives an emptied table's ids out again
+        from 1, which the history already holds."""
         outbox, history = self.db.outbox, self.db.event_history
         cutoff = datetime.now(UTC) - self.retention
         async with self.db.engine.begin() as conn:
@@ -151,9 +153,10 @@ class OutboxRelay:
                 )
                 if not got:
                     return 0
+            newest = select(func.max(outbox.c.id)).scalar_subquery()
             oldest = (
                 select(outbox.c.id)
-                .where(outbox.c.published_at < cutoff)
+                .where(outbox.c.published_at < cutoff, outbox.c.id < newest)
                 .order_by(outbox.c.id)
                 .limit(batch_size)
                 .subquery()
