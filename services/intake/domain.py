@@ -41,6 +41,8 @@ DISTRICTS: dict[str, str] = {
 CONTACT_OPTIONAL_TYPES = frozenset({"consultation", "suggestion", "praise"})
 
 MOBILE = re.compile(r"^1[3-9]\d{9}$")
+_SEPARATORS = re.compile(r"[\s()\-]")
+_COUNTRY_CODE = re.compile(r"^\+?86")
 LANDLINE = re.compile(r"^0\d{9,11}$")  # area code and local number, separators removed
 
 
@@ -56,9 +58,9 @@ def normalise_phone(raw: str) -> str:
     was typed: a mainland mobile as 11 digits (+86 and separators dropped), a landline as
     area code, dash, local number (010 and 02x are 3-digit area codes, the rest 4).
     Raises ValueError for anything else."""
-    phone = re.sub(r"[\s()\-]", "", raw)
+    phone = _SEPARATORS.sub("", raw)
     if not phone.startswith("0"):
-        national = re.sub(r"^\+?86", "", phone)
+        national = _COUNTRY_CODE.sub("", phone)
         if national != phone and national[:1] in tuple("23456789"):
             national = "0" + national  # +86 22 …: a landline written without its trunk 0
         phone = national
@@ -302,7 +304,7 @@ def calendar_window(text: str) -> timedelta:
 @dataclass(frozen=True)
 class IntakePolicy:
     effective_from: datetime
-    sensitive_keywords: Mapping[str, tuple[str, ...]]
+    sensitive_keywords: SensitiveKeywords
     duplicate_window: timedelta
     max_attachments: int
     max_attachment_url_length: int
@@ -311,9 +313,7 @@ class IntakePolicy:
     def from_settings(cls, effective_from: datetime, settings: Mapping[str, Any]) -> IntakePolicy:
         return cls(
             effective_from=effective_from,
-            sensitive_keywords={
-                category: tuple(words) for category, words in settings["sensitive_keywords"].items()
-            },
+            sensitive_keywords=SensitiveKeywords(settings["sensitive_keywords"]),
             duplicate_window=calendar_window(settings["duplicate_window"]),
             max_attachments=settings["attachments"]["max_count"],
             max_attachment_url_length=settings["attachments"]["max_url_length"],
@@ -344,22 +344,49 @@ def _squeeze(text: str) -> str:
     return _NOT_TEXT.sub("", text).lower()
 
 
-@functools.lru_cache(maxsize=4096)
-def _squeezed_keyword(word: str) -> str:
-    """A policy keyword as it is looked for (the policy's few hundred words, once each)."""
-    return _squeeze(word)
+class SensitiveKeywords(Mapping[str, tuple[str, ...]]):
+    """Art 27: a policy's keywords by category, prepared once for ``found_in`` (every
+    registration asks): each word as it is looked for, and one pattern that tells whether
+    any of them is in a text at all, which most texts are not. Which ones are is still
+    asked word by word, so a keyword inside another is found as before."""
+
+    def __init__(self, by_category: Mapping[str, Sequence[str]]) -> None:
+        self._by_category = {category: tuple(words) for category, words in by_category.items()}
+        looked_for: dict[str, str] = {}  # each word as squeezed, in policy order, once
+        for words in self._by_category.values():
+            for word in words:
+                squeezed = _squeeze(word)
+                if squeezed and word not in looked_for:
+                    looked_for[word] = squeezed
+        self._looked_for = tuple(looked_for.items())
+        self._any = (
+            re.compile("|".join(map(re.escape, looked_for.values()))) if looked_for else None
+        )
+
+    def __getitem__(self, category: str) -> tuple[str, ...]:
+        return self._by_category[category]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by_category)
+
+    def __len__(self) -> int:
+        return len(self._by_category)
+
+    def found_in(self, content: str) -> list[str]:
+        """The keywords found in the content, in policy order, once each."""
+        if self._any is None:
+            return []
+        text = _squeeze(content)
+        if self._any.search(text) is None:
+            return []
+        return [word for word, squeezed in self._looked_for if squeezed in text]
 
 
 def sensitive_keywords_in(content: str, keywords: Mapping[str, Sequence[str]]) -> list[str]:
     """Art 27: the policy's keywords found in the content, in policy order, once each."""
-    text = _squeeze(content)
-    found: list[str] = []
-    for words in keywords.values():
-        for word in words:
-            squeezed = _squeezed_keyword(word)
-            if squeezed and squeezed in text and word not in found:
-                found.append(word)
-    return found
+    if not isinstance(keywords, SensitiveKeywords):
+        keywords = SensitiveKeywords(keywords)
+    return keywords.found_in(content)
 
 
 # ---- Chinese text search --------------------------------------------------------------

@@ -15,6 +15,7 @@ from services.intake.domain import (
     STATUS_LABELS,
     STOPWORDS,
     IntakePolicy,
+    SensitiveKeywords,
     Status,
     calendar_window,
     check_answer_on_the_spot,
@@ -52,6 +53,70 @@ def test_sensitive_keywords_are_found_in_the_content(content: str, found: list[s
 
 def test_keywords_are_matched_case_insensitively() -> None:
     assert sensitive_keywords_in("I will KILL", {"violence": ["kill"]}) == ["kill"]
+
+
+def _keywords_one_by_one(content: str, keywords: dict[str, list[str]]) -> list[str]:
+    """The rule as first written: every word of the policy looked for in turn."""
+    text = domain._squeeze(content)
+    found: list[str] = []
+    for words in keywords.values():
+        for word in words:
+            squeezed = domain._squeeze(word)
+            if squeezed and squeezed in text and word not in found:
+                found.append(word)
+    return found
+
+
+NESTED = {
+    "mass_incident": ["集体上访", "上访"],
+    "violence": ["放火", "砍人"],
+    "self_harm": ["上访", "，"],
+}
+
+
+@pytest.mark.parametrize(
+    ("content", "found"),
+    [
+        ("明天集体上访", ["集体上访", "上访"]),  # a keyword inside another: both
+        ("要去上访", ["上访"]),
+        ("砍人之后放火", ["放火", "砍人"]),  # in the policy's order, not the content's
+        ("上访上访，再上访", ["上访"]),  # a word in two categories: once, where it comes first
+        ("小区停水，三天了", []),  # a keyword of punctuation only is never found
+    ],
+)
+def test_keywords_inside_others_are_each_found_in_policy_order(
+    content: str, found: list[str]
+) -> None:
+    prepared = SensitiveKeywords(NESTED)
+    assert prepared.found_in(content) == found
+    assert sensitive_keywords_in(content, NESTED) == found
+    assert found == _keywords_one_by_one(content, NESTED)
+
+
+def test_prepared_keywords_find_what_the_words_one_by_one_find() -> None:
+    policy = {c: list(words) for c, words in DEFAULT_POLICY["sensitive_keywords"].items()}
+    words = [w for ws in policy.values() for w in ws]
+    texts = [
+        *words,
+        *(f"我们{a}，然后{b}了" for a, b in zip(words, reversed(words), strict=True)),
+        *(w.upper() + "!" + w[:1] for w in words),
+        "小区停水三天了",
+    ]
+    prepared = IntakePolicy.from_settings(DEFAULT_POLICY_EFFECTIVE_FROM, DEFAULT_POLICY)
+    for text in texts:
+        assert prepared.sensitive_keywords.found_in(text) == _keywords_one_by_one(text, policy)
+
+
+def test_a_policy_without_keywords_finds_none() -> None:
+    assert SensitiveKeywords({}).found_in("我实在活不下去了") == []
+    assert SensitiveKeywords({"self_harm": []}).found_in("我实在活不下去了") == []
+
+
+def test_prepared_keywords_read_as_the_policy_s_categories() -> None:
+    prepared = IntakePolicy.from_settings(DEFAULT_POLICY_EFFECTIVE_FROM, DEFAULT_POLICY)
+    assert dict(prepared.sensitive_keywords) == {
+        c: tuple(words) for c, words in DEFAULT_POLICY["sensitive_keywords"].items()
+    }
 
 
 @pytest.mark.parametrize("ticket_type", ["complaint", "help", "report", "suggestion", "praise"])
