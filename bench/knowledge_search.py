@@ -20,6 +20,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -406,6 +408,23 @@ def pg_url() -> str:
         [str(ROOT / "scripts" / "postgres.sh"), "start"], check=True, capture_output=True, text=True
     ).stdout
     return dict(line.split("=", 1) for line in out.split() if "=" in line)["HOTLINE_PG_URL"]
+
+
+@asynccontextmanager
+async def scratch_database() -> AsyncIterator[str]:
+    """The URL of a database of its own on ``pg_url``'s server, dropped at the end."""
+    url = pg_url()
+    admin = url.replace("postgresql+asyncpg", "postgresql")
+    database = f"hotline_bench_{uuid.uuid4().hex[:8]}"
+    conn = await asyncpg.connect(admin)
+    await conn.execute(f'CREATE DATABASE "{database}"')
+    await conn.close()
+    try:
+        yield f"{url.rpartition('/')[0]}/{database}"
+    finally:
+        conn = await asyncpg.connect(admin)
+        await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        await conn.close()
 
 
 def pct(values: list[float], p: float) -> float:

@@ -28,8 +28,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
-from knowledge_search import pg_url  # bench/ holds this script: its neighbour
+from knowledge_search import scratch_database  # bench/ holds this script: its neighbour
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -86,25 +85,17 @@ def clock_row(n: int, batch: int) -> dict[str, Any]:
 
 
 async def run(rows: int, batches: int, rounds: int) -> dict[str, Any]:
-    url = pg_url()
-    admin = url.replace("postgresql+asyncpg", "postgresql")
-    database = f"hotline_bench_{uuid.uuid4().hex[:8]}"
-    conn = await asyncpg.connect(admin)
-    await conn.execute(f'CREATE DATABASE "{database}"')
-    await conn.close()
-    db = Database("bench", f"{url.rpartition('/')[0]}/{database}", pool_size=2)
-    try:
-        async with db.engine.begin() as c:
-            await c.exec_driver_sql('CREATE SCHEMA "bench"')
-            await c.run_sync(db.metadata.create_all)
-            await c.run_sync(lambda s: tickets.create(s) and None)
-            await c.run_sync(lambda s: clocks.create(s) and None)
-        return await measure(db, rows, batches, rounds)
-    finally:
-        await db.dispose()
-        conn = await asyncpg.connect(admin)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        await conn.close()
+    async with scratch_database() as url:
+        db = Database("bench", url, pool_size=2)
+        try:
+            async with db.engine.begin() as c:
+                await c.exec_driver_sql('CREATE SCHEMA "bench"')
+                await c.run_sync(db.metadata.create_all)
+                await c.run_sync(lambda s: tickets.create(s) and None)
+                await c.run_sync(lambda s: clocks.create(s) and None)
+            return await measure(db, rows, batches, rounds)
+        finally:
+            await db.dispose()
 
 
 async def measure(db: Database, rows: int, batches: int, rounds: int) -> dict[str, Any]:

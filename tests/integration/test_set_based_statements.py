@@ -63,6 +63,7 @@ from tests.unit.test_set_based_consumers import (
     BATCHES,
     T0,
     Running,
+    assert_runs_emit_under_each_tickets_trace,
     assert_set_based_leaves_what_one_by_one_leaves,
     deadline_set,
     dispatch_early_batch,
@@ -100,6 +101,12 @@ async def test_a_batch_handled_set_based_on_postgresql_leaves_what_one_by_one_le
     await assert_set_based_leaves_what_one_by_one_leaves(
         spec, batch(), on_postgres(pg_url), monkeypatch
     )
+
+
+async def test_a_set_based_run_emits_under_each_tickets_own_trace_id_on_postgresql(
+    pg_url: str,
+) -> None:
+    await assert_runs_emit_under_each_tickets_trace(on_postgres(pg_url))
 
 
 @HOTSPOT_BATCHES

@@ -19,14 +19,17 @@ from sqlalchemy import event, select, text
 
 from services.channels.app import SPEC as CHANNELS
 from services.dispatch.app import SPEC as DISPATCH
+from services.dispatch.handlers import many as dispatch_many
 from services.dispatch.models import assignments, early_dispatch_deadlines
 from services.evaluation.app import SPEC as EVALUATION
 from services.evaluation.handlers import monitoring
 from services.intake.app import SPEC as INTAKE
 from services.sla.app import SPEC as SLA
+from services.sla.handlers import many as sla_many
 from shared.bus import LogBus
 from shared.clock import ManualClock
 from shared.consumer import Consumer
+from shared.db import UnitOfWork
 from shared.events import (
     DeadlineSet,
     Envelope,
@@ -36,6 +39,7 @@ from shared.events import (
     TicketFlagged,
     TicketRegistered,
 )
+from shared.logging import trace_id_var
 from shared.service import ServiceContext, ServiceSpec, create_service_app
 from shared.settings import Settings
 from tests.conftest import ROOT, at
@@ -406,3 +410,32 @@ async def test_dispatch_deadlines_heard_of_before_their_tickets_are_kept(
     await assert_set_based_leaves_what_one_by_one_leaves(
         DISPATCH, dispatch_early_batch(), on_sqlite(tmp_path), monkeypatch, early_deadlines_kept
     )
+
+
+async def assert_runs_emit_under_each_tickets_trace(running: Running) -> None:
+    """A set-based run makes what it emits about each ticket under that ticket's own trace
+    id (as one by one), not under the run's first and copied afterwards: the SLA's clocks
+    of registrations and of dispatches, dispatch's work orders."""
+    runs = [
+        (SLA, sla_many.on_registered, [registered(n) for n in range(1, 6)]),
+        (SLA, sla_many.on_dispatched, [dispatched(n) for n in range(1, 6)]),
+        (DISPATCH, dispatch_many.on_registered, [registered(n) for n in range(1, 6)]),
+    ]
+    for spec, handler, batch in runs:
+        async with running(spec, f"traces-{spec.name}-{handler.__name__}") as ctx:
+            if spec is SLA and handler is sla_many.on_dispatched:
+                await ctx.extras["consumer"].handle_batch([registered(n) for n in range(1, 6)])
+            async with ctx.db.kept_transaction() as conn:
+                uow = UnitOfWork(conn)
+                token = trace_id_var.set(batch[0].trace_id)  # as the consumer runs a run
+                try:
+                    await handler(ctx, uow, batch)
+                finally:
+                    trace_id_var.reset(token)
+            assert [(e.key, e.trace_id) for e in uow.events] == [
+                (e.key, f"trace-{e.key}") for e in batch
+            ], handler
+
+
+async def test_a_set_based_run_emits_under_each_tickets_own_trace_id(tmp_path: Path) -> None:
+    await assert_runs_emit_under_each_tickets_trace(on_sqlite(tmp_path))

@@ -59,6 +59,7 @@ from shared.db import (
     update_many,
 )
 from shared.events import DeadlineSet, Envelope, TicketRegistered, parse_payloads
+from shared.logging import in_trace
 from shared.service import ManyHandler, ServiceContext
 
 # what a registration's routing needs to know of its ticket: the matter, the catalog's unit
@@ -237,7 +238,15 @@ async def on_registered(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[En
     opened = {
         r.ticket_id for r in await insert_new(conn, assignments, rows, assignments.c.ticket_id)
     }
-    uow.emit(*(dispatched_event(row) for row in rows if row["ticket_id"] in opened))
+    # each ticket's event carries its own trace id (a run holds one event a ticket)
+    traces = {e.key: e.trace_id for e in batch}
+    uow.emit(
+        *(
+            in_trace(traces[row["ticket_id"]], dispatched_event, row)
+            for row in rows
+            if row["ticket_id"] in opened
+        )
+    )
     for event, early in elsewhere:
         await register(ctx, uow, event, early)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +28,7 @@ from shared.events import (
     TicketRegistered,
     parse_payload,
 )
+from shared.logging import in_trace
 from shared.service import ServiceContext
 
 PRODUCER = "sla"
@@ -148,20 +150,34 @@ CLOCK_KEY = (clocks.c.ticket_id, clocks.c.kind, clocks.c.round, clocks.c.dispatc
 
 
 def clocks_started(
-    ctx: ServiceContext, uow: UnitOfWork, rows: list[dict[str, Any]], inserted: list[Any]
+    ctx: ServiceContext,
+    uow: UnitOfWork,
+    rows: list[dict[str, Any]],
+    inserted: list[Any],
+    traces: Sequence[str | None] = (),
 ) -> None:
     """Of the clocks ``rows`` an insert was given, those it inserted (``CLOCK_KEY`` rows)
     are announced: the same fact under another event id (a producer retry) must not start
-    a second clock."""
+    a second clock. ``traces``: the trace id of each row's event (a set-based run's: each
+    announcement carries its own ticket's, as one by one), else the one in force."""
     keys = {clock_key(r) for r in inserted}
-    for row in rows:
+    for i, row in enumerate(rows):
         if clock_key(row) in keys:
-            clock_started(ctx, uow, row)
+            if traces:
+                in_trace(traces[i], clock_started, ctx, uow, row)
+            else:
+                clock_started(ctx, uow, row)
 
 
-async def start_clocks(ctx: ServiceContext, uow: UnitOfWork, rows: list[dict[str, Any]]) -> None:
+async def start_clocks(
+    ctx: ServiceContext,
+    uow: UnitOfWork,
+    rows: list[dict[str, Any]],
+    traces: Sequence[str | None] = (),
+) -> None:
     """Insert new clocks in one statement; only those inserted are announced."""
-    clocks_started(ctx, uow, rows, await insert_new(uow.conn, clocks, rows, *CLOCK_KEY))
+    inserted = await insert_new(uow.conn, clocks, rows, *CLOCK_KEY)
+    clocks_started(ctx, uow, rows, inserted, traces)
 
 
 async def start_clock(ctx: ServiceContext, uow: UnitOfWork, **clock: Any) -> None:

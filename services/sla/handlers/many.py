@@ -101,11 +101,12 @@ async def on_registered(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[En
     clock_rows = [dispatch_clock(ctx, e, timings) for e in events]
     if uow.conn.dialect.name != "postgresql":
         await insert_new(uow.conn, tickets, ticket_rows)
-        await start_clocks(ctx, uow, clock_rows)
+        await start_clocks(ctx, uow, clock_rows, _traces(batch))
         return
     stmt = _registered_pg(tuple(ticket_rows[0]), tuple(clock_rows[0]))
     params = _arrays("t", ticket_rows) | _arrays("c", clock_rows)
-    clocks_started(ctx, uow, clock_rows, await fetch_rows(uow.conn, stmt, params))
+    inserted = await fetch_rows(uow.conn, stmt, params)
+    clocks_started(ctx, uow, clock_rows, inserted, _traces(batch))
 
 
 async def on_dispatched(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[Envelope]) -> None:
@@ -120,13 +121,20 @@ async def on_dispatched(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[En
     if uow.conn.dialect.name != "postgresql":
         await update_many(uow.conn, tickets, ["ticket_id"], ticket_rows)
         await update_many(uow.conn, clocks, ["ticket_id"], stops, *_DISPATCH_CLOCK_RUNNING)
-        await start_clocks(ctx, uow, clock_rows)
+        await start_clocks(ctx, uow, clock_rows, _traces(batch))
         return
     stmt = _dispatched_pg(tuple(ticket_rows[0]), tuple(clock_rows[0]))
     params = _arrays("t", ticket_rows) | _arrays("c", clock_rows)
     params |= {"s_ticket_id": [s["ticket_id"] for s in stops]}
     params |= {"s_stopped_at": [s["stopped_at"] for s in stops]}
-    clocks_started(ctx, uow, clock_rows, await fetch_rows(uow.conn, stmt, params))
+    inserted = await fetch_rows(uow.conn, stmt, params)
+    clocks_started(ctx, uow, clock_rows, inserted, _traces(batch))
+
+
+def _traces(batch: Sequence[Envelope]) -> list[str | None]:
+    """Each event's trace id, for what is announced about its ticket (one clock an event,
+    in the events' order)."""
+    return [e.trace_id for e in batch]
 
 
 MANY_HANDLERS: dict[str, ManyHandler] = {
