@@ -33,65 +33,90 @@ from shared.service import ManyHandler, ServiceContext
 _DISPATCH_CLOCK_RUNNING = (clocks.c.kind == ClockKind.DISPATCH, *RUNNING)
 
 
-def _given(table: Table, name: str, columns: tuple[str, ...]) -> Any:
-    """Rows given as one array parameter ``<name>_<column>`` per column of ``table``
-    (PostgreSQL): ``unnest`` of them as a table ``name``."""
-    arrays = (
+# the columns of a run's rows as a statement takes them: each column's name, and whether
+# every row of the run holds the same value there (then sent as that one value)
+Shape = tuple[tuple[str, bool], ...]
+
+
+def _given(table: Table, name: str, shape: Shape) -> dict[str, Any]:
+    """Rows given as parameters ``<name>_<column>`` of columns of ``table`` (PostgreSQL):
+    one array per column, ``unnest`` of them as a table ``name``, but one value for a column
+    the rows all hold alike (the driver checks and encodes every element of an array, the
+    server reads each). The rows' columns by name, as the statement reads them."""
+    arrays = [c for c, alike in shape if not alike]
+    typed = (
         bindparam(f"{name}_{c}", type_=postgresql.ARRAY(table.c[c].type, dimensions=1))
-        for c in columns
+        for c in arrays
     )
-    return func.unnest(*arrays).table_valued(*columns).render_derived(name=name)
+    given = func.unnest(*typed).table_valued(*arrays).render_derived(name=name)
+    return {
+        c: bindparam(f"{name}_{c}", type_=table.c[c].type) if alike else given.c[c]
+        for c, alike in shape
+    }
 
 
-def _arrays(name: str, rows: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
-    return {f"{name}_{c}": [r[c] for r in rows] for c in rows[0]}
+def _arrays(name: str, rows: Sequence[dict[str, Any]]) -> tuple[Shape, dict[str, Any]]:
+    """The rows' shape and parameters for ``_given``: each column's values, or the one
+    value all the rows hold there (never for the ticket: one a row)."""
+    shape: list[tuple[str, bool]] = []
+    params: dict[str, Any] = {}
+    for column in rows[0]:
+        values = [r[column] for r in rows]
+        alike = column != "ticket_id" and values.count(values[0]) == len(values)
+        shape.append((column, alike))
+        params[f"{name}_{column}"] = values[0] if alike else values
+    return tuple(shape), params
 
 
-def _clocks_inserted_with(clock_columns: tuple[str, ...], *ctes: Any) -> Any:
+def _rows_of(table: Table, name: str, shape: Shape) -> Any:
+    """``SELECT`` of the rows ``_given``, in the shape's order."""
+    return select(*_given(table, name, shape).values())
+
+
+def _clocks_inserted_with(clock_shape: Shape, *ctes: Any) -> Any:
     """INSERT the clocks ``c`` (ON CONFLICT DO NOTHING) RETURNING their keys, with ``ctes``
     (data-modifying: they run in the same statement, on the same snapshot)."""
-    given = _given(clocks, "c", clock_columns)
     return (
         postgresql.insert(clocks)
-        .from_select(clock_columns, select(*given.c))
+        .from_select([c for c, _ in clock_shape], _rows_of(clocks, "c", clock_shape))
         .on_conflict_do_nothing()
         .returning(*CLOCK_KEY)
         .add_cte(*ctes)
     )
 
 
-@lru_cache(maxsize=8)
-def _registered_pg(ticket_columns: tuple[str, ...], clock_columns: tuple[str, ...]) -> Any:
-    """The tickets ``t`` inserted (those not there), with their dispatch clocks."""
-    given = _given(tickets, "t", ticket_columns)
+# one statement for each shape of a run's rows (a few: which columns its tickets share)
+@lru_cache(maxsize=64)
+def _registered_pg(ticket_shape: Shape, clock_shape: Shape) -> Any:
+    """The tickets ``t`` inserted (those not there), with their dispatch clocks ``c``."""
     ticket = (
         postgresql.insert(tickets)
-        .from_select(ticket_columns, select(*given.c))
+        .from_select([c for c, _ in ticket_shape], _rows_of(tickets, "t", ticket_shape))
         .on_conflict_do_nothing()
         .cte("ticket")
     )
-    return _clocks_inserted_with(clock_columns, ticket)
+    return _clocks_inserted_with(clock_shape, ticket)
 
 
-@lru_cache(maxsize=8)
-def _dispatched_pg(ticket_columns: tuple[str, ...], clock_columns: tuple[str, ...]) -> Any:
+@lru_cache(maxsize=64)
+def _dispatched_pg(ticket_shape: Shape, stop_shape: Shape, clock_shape: Shape) -> Any:
     """The tickets ``t`` updated, their running dispatch clocks stopped at ``s``'s
-    ``stopped_at``, and their acceptance clocks started."""
-    given = _given(tickets, "t", ticket_columns)
+    ``stopped_at``, and their acceptance clocks ``c`` started."""
+    given = _given(tickets, "t", ticket_shape)
     ticket = (
         update(tickets)
-        .where(tickets.c.ticket_id == given.c.ticket_id)
-        .values({c: given.c[c] for c in ticket_columns if c != "ticket_id"})
+        .where(tickets.c.ticket_id == given["ticket_id"])
+        .values({c: value for c, value in given.items() if c != "ticket_id"})
         .cte("ticket")
     )
-    stop = _given(clocks, "s", ("ticket_id", "stopped_at"))
+    stop = _given(clocks, "s", stop_shape)
     stopped = (
         update(clocks)
-        .where(clocks.c.ticket_id == stop.c.ticket_id, *_DISPATCH_CLOCK_RUNNING)
-        .values(stopped_at=stop.c.stopped_at, next_due_at=None)
+        .where(clocks.c.ticket_id == stop["ticket_id"], *_DISPATCH_CLOCK_RUNNING)
+        .values(stopped_at=stop["stopped_at"], next_due_at=None)
         .cte("stopped")
     )
-    return _clocks_inserted_with(clock_columns, ticket, stopped)
+    return _clocks_inserted_with(clock_shape, ticket, stopped)
 
 
 async def on_registered(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[Envelope]) -> None:
@@ -103,31 +128,30 @@ async def on_registered(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[En
         await insert_new(uow.conn, tickets, ticket_rows)
         await start_clocks(ctx, uow, clock_rows, _traces(batch))
         return
-    stmt = _registered_pg(tuple(ticket_rows[0]), tuple(clock_rows[0]))
-    params = _arrays("t", ticket_rows) | _arrays("c", clock_rows)
-    inserted = await fetch_rows(uow.conn, stmt, params)
+    ticket_shape, params = _arrays("t", ticket_rows)
+    clock_shape, clock_params = _arrays("c", clock_rows)
+    stmt = _registered_pg(ticket_shape, clock_shape)
+    inserted = await fetch_rows(uow.conn, stmt, params | clock_params)
     clocks_started(ctx, uow, clock_rows, inserted, _traces(batch))
 
 
 async def on_dispatched(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[Envelope]) -> None:
     events = parse_payloads(batch, TicketDispatched)
     ticket_rows = [dispatched_ticket(e) for e in events]
-    stops = [
-        {"ticket_id": e.ticket_id, "stopped_at": e.dispatched_at, "next_due_at": None}
-        for e in events
-    ]
+    stops = [{"ticket_id": e.ticket_id, "stopped_at": e.dispatched_at} for e in events]
     timings: Timings = {}
     clock_rows = [acceptance_clock(ctx, e, timings) for e in events]
     if uow.conn.dialect.name != "postgresql":
         await update_many(uow.conn, tickets, ["ticket_id"], ticket_rows)
-        await update_many(uow.conn, clocks, ["ticket_id"], stops, *_DISPATCH_CLOCK_RUNNING)
+        stopped = [s | {"next_due_at": None} for s in stops]
+        await update_many(uow.conn, clocks, ["ticket_id"], stopped, *_DISPATCH_CLOCK_RUNNING)
         await start_clocks(ctx, uow, clock_rows, _traces(batch))
         return
-    stmt = _dispatched_pg(tuple(ticket_rows[0]), tuple(clock_rows[0]))
-    params = _arrays("t", ticket_rows) | _arrays("c", clock_rows)
-    params |= {"s_ticket_id": [s["ticket_id"] for s in stops]}
-    params |= {"s_stopped_at": [s["stopped_at"] for s in stops]}
-    inserted = await fetch_rows(uow.conn, stmt, params)
+    ticket_shape, params = _arrays("t", ticket_rows)
+    stop_shape, stop_params = _arrays("s", stops)
+    clock_shape, clock_params = _arrays("c", clock_rows)
+    stmt = _dispatched_pg(ticket_shape, stop_shape, clock_shape)
+    inserted = await fetch_rows(uow.conn, stmt, params | stop_params | clock_params)
     clocks_started(ctx, uow, clock_rows, inserted, _traces(batch))
 
 
