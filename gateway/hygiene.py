@@ -35,7 +35,11 @@ class BodyTooLarge(Exception):
 
 
 def json_has_control_characters(body: bytes) -> bool:
-    if not any(part in body for part in _JSON_CONTROL_PARTS):  # most bodies: no regex scan
+    # most bodies: no regex scan; and most hold no backslash at all, which two searches
+    # tell at a sixth of the cost of looking for each part (~0.3 against ~2 µs a ticket)
+    if b"\\" not in body and b"\x7f" not in body:
+        return False
+    if not any(part in body for part in _JSON_CONTROL_PARTS):
         return False
     for match in _JSON_CONTROL.finditer(body):
         if match.group(1) not in _ALLOWED_ESCAPES:
