@@ -60,7 +60,9 @@ async def test_retention_never_empties_the_outbox_so_no_id_is_given_out_twice(
         relay.retention = timedelta(0)
         for n in range(1, 4):  # a quiet spell between tickets empties what it can
             await harness.bus.publish([registered(f"TK{n}")])
-            await until(lambda n=n: len(harness.emitted("sla.deadline_set", f"TK{n}")) == 1, "clock")
+            await until(
+                lambda n=n: len(harness.emitted("sla.deadline_set", f"TK{n}")) == 1, "clock"
+            )
             await settle(ctx)
             await relay.retain()
         async with ctx.db.engine.connect() as conn:
