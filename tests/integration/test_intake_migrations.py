@@ -2,7 +2,8 @@
 tickets' search words, rows of ``ticket_terms`` until intake_0008, become one array a ticket
 in ``ticket_words`` and the search finds the same tickets; the downgrade writes them back as
 the same rows. intake_0010: the status index goes and new pages are half filled, so status
-updates are HOT; the downgrade puts both back."""
+updates are HOT; the downgrade puts both back. intake_0013: the registration time's and the
+matter's indexes go, and come back with the downgrade."""
 
 from __future__ import annotations
 
@@ -127,12 +128,16 @@ async def test_0009_carries_the_words_over_and_back(pg_url: str) -> None:
 
 async def _tickets_shape(
     conn: AsyncConnection,
-) -> tuple[list[tuple[object, ...]], object, object]:
-    """The tickets' rows, status index and storage options."""
+) -> tuple[list[tuple[object, ...]], set[str], object]:
+    """The tickets' rows, index names and storage options."""
     rows = (await conn.execute(text("SELECT * FROM tickets ORDER BY id"))).all()
-    index = await conn.scalar(text("SELECT to_regclass('ix_tickets_status')::text"))
+    indexes = await conn.scalars(
+        text(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = 'intake' AND tablename = 'tickets'"
+        )
+    )
     options = await conn.scalar(text("SELECT reloptions FROM pg_class WHERE relname = 'tickets'"))
-    return [tuple(r) for r in rows], index, options
+    return [tuple(r) for r in rows], set(indexes), options
 
 
 async def test_0010_drops_the_status_index_and_half_fills_pages_and_back(pg_url: str) -> None:
@@ -142,15 +147,36 @@ async def test_0010_drops_the_status_index_and_half_fills_pages_and_back(pg_url:
             await _tickets_at(
                 conn, "intake_0009", status="dispatched", lead_unit_id="city-heat", status_at=T
             )
-            rows, index, options = await _tickets_shape(conn)
-        assert len(rows) == 3 and index is not None and options is None
+            rows, indexes, options = await _tickets_shape(conn)
+        assert len(rows) == 3 and "ix_tickets_status" in indexes and options is None
         async with db.engine.begin() as conn:
             await conn.run_sync(_migrate("upgrade", "intake_0010"))
         async with db.engine.connect() as conn:
-            assert await _tickets_shape(conn) == (rows, None, ["fillfactor=50"])
+            without = indexes - {"ix_tickets_status"}
+            assert await _tickets_shape(conn) == (rows, without, ["fillfactor=50"])
         async with db.engine.begin() as conn:
             await conn.run_sync(_migrate("downgrade", "intake_0009"))
         async with db.engine.connect() as conn:
-            assert await _tickets_shape(conn) == (rows, "ix_tickets_status", None)
+            assert await _tickets_shape(conn) == (rows, indexes, None)
+    finally:
+        await db.dispose()
+
+
+async def test_0013_drops_the_time_and_matter_indexes_and_back(pg_url: str) -> None:
+    db = Database("intake", pg_url)
+    dropped = {"ix_tickets_registered_at", "ix_tickets_matter"}
+    try:
+        async with db.engine.begin() as conn:
+            await _tickets_at(conn, "intake_0012")
+            rows, indexes, options = await _tickets_shape(conn)
+        assert len(rows) == 3 and dropped <= indexes
+        async with db.engine.begin() as conn:
+            await conn.run_sync(_migrate("upgrade", "intake_0013"))
+        async with db.engine.connect() as conn:
+            assert await _tickets_shape(conn) == (rows, indexes - dropped, options)
+        async with db.engine.begin() as conn:
+            await conn.run_sync(_migrate("downgrade", "intake_0012"))
+        async with db.engine.connect() as conn:
+            assert await _tickets_shape(conn) == (rows, indexes, options)
     finally:
         await db.dispose()
