@@ -886,8 +886,11 @@ def _hints(answered: Sequence[Mapping[str, Any]]) -> dict[int, list[DuplicateHin
 
 
 SERIALS = "intake_ticket_serials"
+# the sequence looked up once a call (MATERIALIZED: not pulled into the rows, where it was
+# looked up for each serial, ~2.7 of its ~3 us), not once a serial
 _TAKE_SERIALS = (
-    "SELECT nextval(pg_get_serial_sequence('tickets', 'id')) FROM generate_series(1, $1)"
+    "WITH s AS MATERIALIZED (SELECT pg_get_serial_sequence('tickets', 'id')::regclass AS seq)"
+    " SELECT nextval(s.seq) FROM s, generate_series(1, $1)"
 )
 
 
