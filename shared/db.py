@@ -14,6 +14,7 @@ from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+import aiosqlite
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import (
@@ -50,6 +51,25 @@ from sqlalchemy.sql.visitors import ExternallyTraversible, replacement_traverse
 from shared.errors import is_database_outage
 from shared.events import Envelope
 from shared.events.base import first_event_uuid
+
+
+def _stop_once(stop: Callable[[aiosqlite.Connection], asyncio.Future[Any] | None]) -> Any:
+    """aiosqlite >= 0.22 with SQLAlchemy's pool: a task cancelled while it holds a SQLite
+    connection has the pool close it gracefully in a shielded task and, cancelled, stop it
+    by force (``stop()``: the worker thread ends). The graceful ``close()`` then stops it a
+    second time in its ``finally`` and awaits an answer from the thread that has ended:
+    forever, so the loop's shutdown (``make run``'s, a test's) hung (upstream:
+    wapiti-scanner/wapiti#802). A connection already stopped is not stopped again."""
+
+    def stop_once(conn: aiosqlite.Connection) -> asyncio.Future[Any] | None:
+        if not conn._running:  # noqa: SLF001 - set False by the first stop() only
+            return None
+        return stop(conn)
+
+    return stop_once
+
+
+aiosqlite.Connection.stop = _stop_once(aiosqlite.Connection.stop)  # type: ignore[method-assign]
 
 E = TypeVar("E", bound=ColumnElement[Any])
 
