@@ -36,7 +36,7 @@ test-integration: $(STAMP)
 	eval "$$(scripts/postgres.sh start)"; \
 	eval "$$(scripts/kafka.sh start)"; \
 	export HOTLINE_TEST_PG_URL="$$HOTLINE_PG_URL" HOTLINE_TEST_KAFKA="$$KAFKA_BOOTSTRAP"; \
-	$(PYTEST) tests/integration -q
+	$(PYTEST) tests/integration -q --durations=10
 
 # The console in Debian's chromium (apt-get install chromium), driven by Playwright.
 test-e2e: $(STAMP)
