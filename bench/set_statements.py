@@ -38,6 +38,7 @@ from shared.db import (
     _compiled,
     _insert_from_arrays,
     begin_on_driver,
+    given_values,
     insert_new,
     rows_in,
     update_many,
@@ -169,7 +170,7 @@ def _arguments_of(rows: list[dict[str, Any]]) -> Callable[[], Any]:
     """The positional arguments ``insert_new`` hands the driver for ``rows`` of clocks."""
     stmt = _insert_from_arrays(clocks, tuple(rows[0]), ("id",))
     _, arguments = _compiled(stmt, DIALECT)
-    params = {c: [r[c] for r in rows] for c in rows[0]}
+    params = given_values({c: [r[c] for r in rows] for c in rows[0]})
     return lambda: arguments(params)
 
 

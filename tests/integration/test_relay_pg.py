@@ -22,7 +22,7 @@ from shared.db import Database, begin_on_driver, in_transaction
 from shared.events import Envelope
 from shared.relay import OutboxRelay
 from tests.unit.shared.test_outbox_inbox import forgets_the_events_made_before_the_cutoff
-from tests.unit.test_set_based_consumers import registered
+from tests.unit.test_set_based_consumers import deadline_set, registered
 
 pytestmark = pytest.mark.integration
 
@@ -91,6 +91,34 @@ async def test_an_outbox_write_is_rolled_back_with_its_transaction(
     async with db.engine.begin() as conn:
         await db.write_outbox(conn, events(1, 3))
     assert [key for key, _, _ in await unpublished(db)] == ["TJ0001", "TJ0002", "TJ0003"]
+
+
+async def test_the_outbox_holds_each_events_own_topic_key_and_payload_alike_or_not(
+    db: Database,
+) -> None:
+    """A column the events of a write all hold alike goes as one value (the topic, the
+    key): each row holds its own event's all the same."""
+    writes = [
+        events(1, 3),  # one topic, keys varied
+        [registered(4), deadline_set(4, "dispatch", None)],  # one key, topics varied
+        [deadline_set(5, "dispatch", None)],
+    ]
+    for written in writes:
+        async with db.unit_of_work() as uow:
+            uow.emit(*written)
+    outbox = db.outbox
+    async with db.engine.connect() as conn:
+        stored = (
+            await conn.execute(
+                select(outbox.c.event_id, outbox.c.topic, outbox.c.key, outbox.c.payload).order_by(
+                    outbox.c.id
+                )
+            )
+        ).all()
+
+    assert [tuple(r) for r in stored] == [
+        (str(e.event_id), e.topic, e.key, e.to_json().decode()) for w in writes for e in w
+    ]
 
 
 async def test_the_relay_sends_in_order_marks_sent_and_retries_a_failed_batch(

@@ -57,7 +57,8 @@ from tests.unit.evaluation.test_hotspot_batches import (
 )
 from tests.unit.shared.test_db_arrays import ROWS as FLAG_ROWS
 from tests.unit.shared.test_db_arrays import STORED as FLAGS_STORED
-from tests.unit.shared.test_db_arrays import flags
+from tests.unit.shared.test_db_arrays import WRITTEN as FLAGS_WRITTEN
+from tests.unit.shared.test_db_arrays import flags, write_alike_and_varied
 from tests.unit.shared.test_db_arrays import metadata as FLAGS
 from tests.unit.test_set_based_consumers import (
     BATCHES,
@@ -454,6 +455,22 @@ async def test_insert_new_writes_the_rows_sqlalchemy_writes_with_arrays_on_the_d
 
     assert stored == FLAGS_STORED
     assert all(r[3] is None or r[3].tzinfo is UTC for r in stored)
+
+
+async def test_columns_alike_and_varied_across_a_batch_write_the_same_rows_on_postgresql(
+    pg_url: str,
+) -> None:
+    """A column the batch's rows all hold alike goes as one value, the others as arrays:
+    the rows stored are those SQLite's path stores, and each helper's statement keeps one
+    text whichever columns are alike."""
+    async with connected(pg_url) as (conn, sent):
+        await conn.run_sync(FLAGS.create_all)
+        sent.clear()
+        stored = await write_alike_and_varied(conn)
+
+    assert stored == FLAGS_WRITTEN
+    inserts = {s for s in sent if s.startswith("INSERT INTO flags") and "DO NOTHING" in s}
+    assert len(inserts) == 1, inserts  # four batches, each alike in other columns
 
 
 async def test_pairs_in_reads_the_pairs_given_to_a_statement_built_once(pg_url: str) -> None:

@@ -52,6 +52,8 @@ from shared.db import (
     UnitOfWork,
     UTCDateTime,
     fetch_rows,
+    given_rows,
+    given_values,
     in_list,
     insert_new,
     pair_of,
@@ -251,6 +253,14 @@ async def on_registered(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[En
         await register(ctx, uow, event, early)
 
 
+# a run's deadlines as the update reads them (``given_rows``: the round, often a deadline,
+# alike in the whole run, sent as one value)
+_DEADLINE_ROW = {
+    "ticket_id": String(32),
+    "round": Integer(),
+    "started_at": UTCDateTime(),
+    "deadline": UTCDateTime(),
+}
 # the clock whose start a deadline's must not precede (less the tolerance) to count
 _STARTED = {"acceptance": assignments.c.dispatched_at, "completion": assignments.c.accepted_at}
 
@@ -261,13 +271,11 @@ def _deadline_update(clock: str) -> Any:
     the row's deadline is set where the work order is in the deadline's round and, but for
     the dispatch clock, its clock started no later than the deadline's (less the
     tolerance), by the rows ``ticket_id``, ``round``, ``started_at`` and ``deadline``."""
-    v = _arrays(
-        ticket_id=String(32), round=Integer(), started_at=UTCDateTime(), deadline=UTCDateTime()
-    )
-    where = [assignments.c.ticket_id == v.c.ticket_id, assignments.c.round == v.c.round]
-    values: dict[str, Any] = {DEADLINE_COLUMNS[clock]: v.c.deadline}
+    v = given_rows(_DEADLINE_ROW)
+    where = [assignments.c.ticket_id == v["ticket_id"], assignments.c.round == v["round"]]
+    values: dict[str, Any] = {DEADLINE_COLUMNS[clock]: v["deadline"]}
     if clock in _STARTED:
-        where.append(v.c.started_at >= _STARTED[clock] - literal(CLOCK_TOLERANCE, Interval()))
+        where.append(v["started_at"] >= _STARTED[clock] - literal(CLOCK_TOLERANCE, Interval()))
         values["deadline_source"] = "sla"
     stmt = update(assignments).where(*where).values(values).returning(assignments.c.ticket_id)
     if clock == "dispatch":
@@ -279,13 +287,10 @@ def _keep_early_cte() -> Any:
     """``keep_early`` as a data-modifying CTE of the dispatch deadlines' update (the same
     rows, sent once): the deadlines of tickets with no work order yet (``is_early``) wait
     for their registration, a later one replacing an earlier."""
-    v = _arrays(ticket_id=String(32), round=Integer(), deadline=UTCDateTime())
+    v = given_rows({c: _DEADLINE_ROW[c] for c in ("ticket_id", "round", "deadline")})
     early = early_dispatch_deadlines
-    no_work_order = ~exists().where(assignments.c.ticket_id == v.c.ticket_id)
-    keep = postgresql.insert(early).from_select(
-        ["ticket_id", "round", "deadline"],
-        select(v.c.ticket_id, v.c.round, v.c.deadline).where(no_work_order),
-    )
+    no_work_order = ~exists().where(assignments.c.ticket_id == v["ticket_id"])
+    keep = postgresql.insert(early).from_select(list(v), select(*v.values()).where(no_work_order))
     keep = keep.on_conflict_do_update(
         index_elements=[early.c.ticket_id, early.c.round], set_={"deadline": keep.excluded.deadline}
     )
@@ -299,16 +304,13 @@ async def on_deadline_set(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[
         for event in events:
             by_clock.setdefault(event.clock, []).append(event)
         for clock, run in by_clock.items():
-            await fetch_rows(
-                uow.conn,
-                _deadline_update(clock),
-                {
-                    "ticket_id": [e.ticket_id for e in run],
-                    "round": [e.round for e in run],
-                    "started_at": [e.started_at for e in run],
-                    "deadline": [e.deadline for e in run],
-                },
-            )
+            given: dict[str, list[Any]] = {
+                "ticket_id": [e.ticket_id for e in run],
+                "round": [e.round for e in run],
+                "started_at": [e.started_at for e in run],
+                "deadline": [e.deadline for e in run],
+            }
+            await fetch_rows(uow.conn, _deadline_update(clock), given_values(given))
         return
     wanted = {e.ticket_id for e in events}
     current = {

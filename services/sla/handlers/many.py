@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.dialects import postgresql
 
 from services.sla.domain import ClockKind
@@ -25,7 +25,14 @@ from services.sla.handlers.clocks import (
     start_clocks,
 )
 from services.sla.models import clocks, tickets
-from shared.db import UnitOfWork, fetch_rows, insert_new, update_many
+from shared.db import (
+    UnitOfWork,
+    fetch_rows,
+    given_rows,
+    given_values,
+    insert_new,
+    update_many,
+)
 from shared.events import Envelope, TicketDispatched, TicketRegistered, parse_payloads
 from shared.service import ManyHandler, ServiceContext
 
@@ -33,90 +40,73 @@ from shared.service import ManyHandler, ServiceContext
 _DISPATCH_CLOCK_RUNNING = (clocks.c.kind == ClockKind.DISPATCH, *RUNNING)
 
 
-# the columns of a run's rows as a statement takes them: each column's name, and whether
-# every row of the run holds the same value there (then sent as that one value)
-Shape = tuple[tuple[str, bool], ...]
+def _given(table: Table, name: str, columns: tuple[str, ...]) -> dict[str, Any]:
+    """A run's rows of ``columns`` of ``table`` (their parameters ``_values(name, rows)``)
+    as the statement reads them (shared/db.py ``given_rows``: a column the rows all hold
+    alike as one value), by column."""
+    given = given_rows({f"{name}_{c}": table.c[c].type for c in columns}, alias=name)
+    return {c: given[f"{name}_{c}"] for c in columns}
 
 
-def _given(table: Table, name: str, shape: Shape) -> dict[str, Any]:
-    """Rows given as parameters ``<name>_<column>`` of columns of ``table`` (PostgreSQL):
-    one array per column, ``unnest`` of them as a table ``name``, but one value for a column
-    the rows all hold alike (the driver checks and encodes every element of an array, the
-    server reads each). The rows' columns by name, as the statement reads them."""
-    arrays = [c for c, alike in shape if not alike]
-    typed = (
-        bindparam(f"{name}_{c}", type_=postgresql.ARRAY(table.c[c].type, dimensions=1))
-        for c in arrays
-    )
-    given = func.unnest(*typed).table_valued(*arrays).render_derived(name=name)
-    return {
-        c: bindparam(f"{name}_{c}", type_=table.c[c].type) if alike else given.c[c]
-        for c, alike in shape
-    }
+def _values(name: str, rows: Sequence[dict[str, Any]]) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """The rows' columns and their parameters for ``_given``."""
+    columns = tuple(rows[0])
+    return columns, given_values({f"{name}_{c}": [r[c] for r in rows] for c in columns})
 
 
-def _arrays(name: str, rows: Sequence[dict[str, Any]]) -> tuple[Shape, dict[str, Any]]:
-    """The rows' shape and parameters for ``_given``: each column's values, or the one
-    value all the rows hold there (never for the ticket: one a row)."""
-    shape: list[tuple[str, bool]] = []
-    params: dict[str, Any] = {}
-    for column in rows[0]:
-        values = [r[column] for r in rows]
-        alike = column != "ticket_id" and values.count(values[0]) == len(values)
-        shape.append((column, alike))
-        params[f"{name}_{column}"] = values[0] if alike else values
-    return tuple(shape), params
+def _rows_of(table: Table, name: str, columns: tuple[str, ...]) -> Any:
+    """``SELECT`` of the rows ``_given``, in their columns' order."""
+    return select(*_given(table, name, columns).values())
 
 
-def _rows_of(table: Table, name: str, shape: Shape) -> Any:
-    """``SELECT`` of the rows ``_given``, in the shape's order."""
-    return select(*_given(table, name, shape).values())
-
-
-def _clocks_inserted_with(clock_shape: Shape, *ctes: Any) -> Any:
+def _clocks_inserted_with(clock_columns: tuple[str, ...], *ctes: Any) -> Any:
     """INSERT the clocks ``c`` (ON CONFLICT DO NOTHING) RETURNING their keys, with ``ctes``
     (data-modifying: they run in the same statement, on the same snapshot)."""
     return (
         postgresql.insert(clocks)
-        .from_select([c for c, _ in clock_shape], _rows_of(clocks, "c", clock_shape))
+        .from_select(clock_columns, _rows_of(clocks, "c", clock_columns))
         .on_conflict_do_nothing()
         .returning(*CLOCK_KEY)
         .add_cte(*ctes)
     )
 
 
-# one statement for each shape of a run's rows (a few: which columns its tickets share)
+# one statement for each set of columns of a run's rows (one: the handlers' own)
 @lru_cache(maxsize=64)
-def _registered_pg(ticket_shape: Shape, clock_shape: Shape) -> Any:
+def _registered_pg(ticket_columns: tuple[str, ...], clock_columns: tuple[str, ...]) -> Any:
     """The tickets ``t`` inserted (those not there), with their dispatch clocks ``c``."""
     ticket = (
         postgresql.insert(tickets)
-        .from_select([c for c, _ in ticket_shape], _rows_of(tickets, "t", ticket_shape))
+        .from_select(ticket_columns, _rows_of(tickets, "t", ticket_columns))
         .on_conflict_do_nothing()
         .cte("ticket")
     )
-    return _clocks_inserted_with(clock_shape, ticket)
+    return _clocks_inserted_with(clock_columns, ticket)
 
 
 @lru_cache(maxsize=64)
-def _dispatched_pg(ticket_shape: Shape, stop_shape: Shape, clock_shape: Shape) -> Any:
+def _dispatched_pg(
+    ticket_columns: tuple[str, ...],
+    stop_columns: tuple[str, ...],
+    clock_columns: tuple[str, ...],
+) -> Any:
     """The tickets ``t`` updated, their running dispatch clocks stopped at ``s``'s
     ``stopped_at``, and their acceptance clocks ``c`` started."""
-    given = _given(tickets, "t", ticket_shape)
+    given = _given(tickets, "t", ticket_columns)
     ticket = (
         update(tickets)
         .where(tickets.c.ticket_id == given["ticket_id"])
         .values({c: value for c, value in given.items() if c != "ticket_id"})
         .cte("ticket")
     )
-    stop = _given(clocks, "s", stop_shape)
+    stop = _given(clocks, "s", stop_columns)
     stopped = (
         update(clocks)
         .where(clocks.c.ticket_id == stop["ticket_id"], *_DISPATCH_CLOCK_RUNNING)
         .values(stopped_at=stop["stopped_at"], next_due_at=None)
         .cte("stopped")
     )
-    return _clocks_inserted_with(clock_shape, ticket, stopped)
+    return _clocks_inserted_with(clock_columns, ticket, stopped)
 
 
 async def on_registered(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[Envelope]) -> None:
@@ -128,9 +118,9 @@ async def on_registered(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[En
         await insert_new(uow.conn, tickets, ticket_rows)
         await start_clocks(ctx, uow, clock_rows, _traces(batch))
         return
-    ticket_shape, params = _arrays("t", ticket_rows)
-    clock_shape, clock_params = _arrays("c", clock_rows)
-    stmt = _registered_pg(ticket_shape, clock_shape)
+    ticket_columns, params = _values("t", ticket_rows)
+    clock_columns, clock_params = _values("c", clock_rows)
+    stmt = _registered_pg(ticket_columns, clock_columns)
     inserted = await fetch_rows(uow.conn, stmt, params | clock_params)
     clocks_started(ctx, uow, clock_rows, inserted, _traces(batch))
 
@@ -147,10 +137,10 @@ async def on_dispatched(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[En
         await update_many(uow.conn, clocks, ["ticket_id"], stopped, *_DISPATCH_CLOCK_RUNNING)
         await start_clocks(ctx, uow, clock_rows, _traces(batch))
         return
-    ticket_shape, params = _arrays("t", ticket_rows)
-    stop_shape, stop_params = _arrays("s", stops)
-    clock_shape, clock_params = _arrays("c", clock_rows)
-    stmt = _dispatched_pg(ticket_shape, stop_shape, clock_shape)
+    ticket_columns, params = _values("t", ticket_rows)
+    stop_columns, stop_params = _values("s", stops)
+    clock_columns, clock_params = _values("c", clock_rows)
+    stmt = _dispatched_pg(ticket_columns, stop_columns, clock_columns)
     inserted = await fetch_rows(uow.conn, stmt, params | stop_params | clock_params)
     clocks_started(ctx, uow, clock_rows, inserted, _traces(batch))
 
