@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -333,18 +334,33 @@ async def test_a_groups_live_types_are_read_for_each_batch_and_all_when_unreadab
 
 
 def test_an_envelope_is_told_by_its_type_without_being_parsed() -> None:
-    from shared.bus import decode, type_of
+    from shared.bus import decode
 
     first = event(1, "sla.deadline_set")
-    assert type_of(first.to_json()) == "sla.deadline_set"
+    # not parsed: a value that reads as the type it begins with, and is not an envelope at all
+    posing = b'{"event_id":"x","type":"sla.deadline_set", not JSON'
     # written some other way (keys reordered): parsed and delivered as before
     reordered = b'{"type":"ticket.registered",' + first.to_json()[1:].replace(
         b'"type":"sla.deadline_set",', b""
     )
-    assert type_of(reordered) is None
-    batch, bad = decode([first.to_json(), reordered], frozenset({"x"}))
+    batch, bad = decode([first.to_json(), posing, reordered], frozenset({"x"}))
     assert [e.type for e in batch] == ["ticket.registered"]
     assert bad == []
+    batch, bad = decode([first.to_json(), posing], frozenset({"sla.deadline_set"}))
+    assert [e.type for e in batch] == ["sla.deadline_set"] and [i for i, _ in bad] == [1]
+    # a type whose bytes are not UTF-8 is not one a group takes: passed over, not raised
+    not_utf8 = first.to_json().replace(b"sla.deadline_set", b"sla.\xff\xfe")
+    assert decode([not_utf8], frozenset({"sla.deadline_set"})) == ([], [])
+    # of a type in ``unless``, the values its pattern finds are passed over, the others taken
+    unless = {"sla.deadline_set": re.compile(rb'"clock":"acceptance"')}
+    clocks = [
+        Envelope(
+            type="sla.deadline_set", occurred_at=NOW, producer="sla", payload={"clock": clock}
+        ).to_json()
+        for clock in ("acceptance", "completion")
+    ]
+    batch, _ = decode(clocks, frozenset({"sla.deadline_set"}), unless)
+    assert [e.payload["clock"] for e in batch] == ["completion"]
 
 
 # a requester's phone in each: no reason given for refusing them may quote it

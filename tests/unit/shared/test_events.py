@@ -128,7 +128,7 @@ def test_envelope_round_trips_through_json_with_chinese_text() -> None:
 
 def test_an_envelopes_json_is_the_contracts_bytes_compact_utf8_in_field_order() -> None:
     """The bytes ``to_json`` writes are what the outbox stores and the relay sends as they
-    are (``shared.bus.type_of`` reads the type at its place at the start): compact, UTF-8,
+    are (``shared.bus.decode`` reads the type at its place at the start): compact, UTF-8,
     fields in the envelope's order, a UTC time with Z, the same as orjson's of the dump."""
     import orjson
 
