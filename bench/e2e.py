@@ -1,9 +1,11 @@
 """End-to-end benchmark of the distributed mode (`make bench-e2e`, prints JSON; not a test).
 
 PostgreSQL and Kafka come from scripts/ (already running ones are reused, never stopped);
-a fresh database and topic prefix; the gateway and the five services each as its own
-process (tests/integration/conftest.py's ``System``); then N tickets from C clients, with
-varied Chinese content over every channel, district and dispatchable catalog matter.
+a fresh database and topic prefix; the gateway and the six services each as its own
+process (tests/integration/conftest.py's ``System``: the gateway reaches each service
+through a Unix socket, HOTLINE_<SERVICE>_UDS, as on one machine it would); then N
+tickets from C clients, with varied Chinese content over every channel, district and
+dispatchable catalog matter.
 
 Prints: accepted/s at the gateway, end-to-end/s (registered → dispatched → acceptance
 clock set in the SLA service), HTTP latency p50/p99, end-to-end latency p50/p99, CPU

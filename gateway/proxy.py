@@ -161,7 +161,8 @@ class Upstreams:
     """One pooled ``httpx.AsyncClient`` per service, opened at start and closed at stop.
 
     With ``transports`` (embedded mode) a service is reached in-process at
-    ``http://<name>``; otherwise at ``settings.service_url(name)``.
+    ``http://<name>``; otherwise at ``settings.service_url(name)``, or through the Unix
+    socket ``settings.service_uds(name)`` where one is set.
     """
 
     def __init__(
@@ -182,6 +183,7 @@ class Upstreams:
                     max_connections=MAX_CONNECTIONS,
                     max_keepalive_connections=MAX_KEEPALIVE,
                     keepalive_expiry=KEEPALIVE_EXPIRY,
+                    uds=settings.service_uds(name) or None,
                 )
                 base_url = settings.service_url(name).rstrip("/")
             client = httpx.AsyncClient(

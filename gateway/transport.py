@@ -131,7 +131,9 @@ class Origin(NamedTuple):
 
 
 class HTTP1Transport(httpx.AsyncBaseTransport):
-    """Keep-alive connections to one ``host:port``, reused last-in first-out.
+    """Keep-alive connections to one ``host:port``, or to the Unix socket ``uds`` (as
+    httpx's ``AsyncHTTPTransport(uds=...)``: the URL then gives only the ``Host`` header),
+    reused last-in first-out.
 
     ``keepalive_expiry`` stays far below the services' keep-alive (shared/http_server.py
     KEEPALIVE_SECONDS), so a service does not close a connection the gateway is about to
@@ -151,7 +153,9 @@ class HTTP1Transport(httpx.AsyncBaseTransport):
         max_connections: int = 200,
         max_keepalive_connections: int = 100,
         keepalive_expiry: float = 4.0,
+        uds: str | None = None,
     ) -> None:
+        self.uds = uds
         self._max_connections = max_connections
         self._max_idle = max_keepalive_connections
         self._expiry = keepalive_expiry
@@ -249,16 +253,21 @@ class HTTP1Transport(httpx.AsyncBaseTransport):
             if conn.usable(now, self._expiry):
                 return conn, True
             conn.close()
-        host, port = origin.host, origin.port
+        where = self.uds or f"{origin.host}:{origin.port}"
         try:
             async with asyncio.timeout(timeout):
-                reader, writer = await asyncio.open_connection(
-                    host, port, ssl=origin.tls or None, limit=_READ_CHUNK
-                )
+                if self.uds:
+                    reader, writer = await asyncio.open_unix_connection(
+                        self.uds, ssl=origin.tls or None, limit=_READ_CHUNK
+                    )
+                else:
+                    reader, writer = await asyncio.open_connection(
+                        origin.host, origin.port, ssl=origin.tls or None, limit=_READ_CHUNK
+                    )
         except TimeoutError as exc:
-            raise httpx.ConnectTimeout(f"connecting to {host}:{port}") from exc
+            raise httpx.ConnectTimeout(f"connecting to {where}") from exc
         except OSError as exc:
-            raise httpx.ConnectError(f"{host}:{port}: {exc}") from exc
+            raise httpx.ConnectError(f"{where}: {exc}") from exc
         return _Connection(reader, writer), False
 
     async def _exchange(

@@ -11,14 +11,24 @@ busy service. So uvicorn's own protocol it is.
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
+import logging
+import os
+import socket
+import stat
 import sys
+from functools import partial
 from typing import Any
 
 import uvicorn
 from fastapi.telemetry import TelemetryConfig
+from uvicorn.config import STARTUP_FAILURE
 
 from shared.aio import wait_set
+
+log = logging.getLogger("hotline.http")
+
 
 # How long a server here (each service, the gateway) keeps an idle keep-alive connection,
 # instead of uvicorn's 5 s. A client that sends its next request on a pooled connection just
@@ -80,11 +90,65 @@ class Server(uvicorn.Server):
     """uvicorn's server, woken once a second instead of ten times: its main loop only
     refreshes the ``date`` header (one-second resolution) and looks whether to stop, and
     setting ``should_exit`` (a signal, a test, the embedded runner) wakes it at once. Ten
-    wake-ups a second were most of an idle process's CPU after its own polls."""
+    wake-ups a second were most of an idle process's CPU after its own polls.
+
+    With ``unix_socket`` (a service's ``HOTLINE_<SERVICE>_UDS``) it serves there too, beside
+    its port: the gateway's requests come through the socket, anything else (health checks,
+    metrics, channels' calls to intake) still through the port."""
 
     _loop: asyncio.AbstractEventLoop | None = None
     _wake: asyncio.Event | None = None
     _exit = False
+    _bound: tuple[int, int] | None = None  # the socket file made here: (device, inode)
+
+    def __init__(self, config: uvicorn.Config, *, unix_socket: str | None = None) -> None:
+        super().__init__(config)
+        self.unix_socket = unix_socket
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.unix_socket is None:
+            return
+        path = self.unix_socket
+        try:
+            _refuse_a_socket_in_use(path)
+            server = await asyncio.get_running_loop().create_unix_server(
+                partial(  # uvicorn's own protocol factory (Server.startup), typed loosely
+                    self.config.http_protocol_class,  # type: ignore[call-arg]
+                    config=self.config,
+                    server_state=self.server_state,
+                    app_state=self.lifespan.state,
+                ),
+                path=path,
+                backlog=self.config.backlog,
+            )
+        except OSError as exc:
+            log.error("cannot serve on the Unix socket %s: %s", path, exc)
+            self.started = False
+            for running in self.servers:
+                running.close()
+            await self.lifespan.shutdown()
+            sys.exit(STARTUP_FAILURE)
+        made = os.stat(path)
+        self._bound = (made.st_dev, made.st_ino)
+        self.servers.append(server)
+        log.info("serving on the Unix socket %s too", path)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().shutdown(sockets)
+        self._remove_socket_file()
+
+    def _remove_socket_file(self) -> None:
+        """As ``uvicorn --uds`` does when it stops, but only the file this server made:
+        not one a later instance has bound meanwhile."""
+        if self.unix_socket is None or self._bound is None:
+            return
+        try:
+            found = os.stat(self.unix_socket)
+            if (found.st_dev, found.st_ino) == self._bound:
+                os.unlink(self.unix_socket)
+        except FileNotFoundError:
+            pass
 
     @property  # type: ignore[override]
     def should_exit(self) -> bool:
@@ -108,13 +172,32 @@ class Server(uvicorn.Server):
             should_exit = await self.on_tick(counter)
 
 
-def serve(app: Any, **overrides: Any) -> None:
+def _refuse_a_socket_in_use(path: str) -> None:
+    """A TCP port another process listens on cannot be bound; a Unix socket's file would be
+    replaced (asyncio removes a socket file in the way), the other process silently cut off
+    from its clients. So: ``EADDRINUSE`` if a process answers there; a file no process
+    answers on is what a stopped one left, and is replaced."""
+    try:
+        if not stat.S_ISSOCK(os.stat(path).st_mode):
+            return  # not a socket: binding fails, saying so
+    except FileNotFoundError:
+        return
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(path)
+        except (ConnectionRefusedError, FileNotFoundError):
+            return
+    raise OSError(errno.EADDRINUSE, "another process is serving on it")
+
+
+def serve(app: Any, *, unix_socket: str | None = None, **overrides: Any) -> None:
     """``uvicorn.run(app, **server_options(**overrides))`` on our ``Server``: serve until
-    stopped; exit with uvicorn's start-up failure status when the app could not start."""
-    server = Server(uvicorn.Config(app, **server_options(**overrides)))
+    stopped; exit with uvicorn's start-up failure status when the app could not start.
+    ``unix_socket``: a path to serve on too (``Server``)."""
+    server = Server(uvicorn.Config(app, **server_options(**overrides)), unix_socket=unix_socket)
     try:
         server.run()
     except KeyboardInterrupt:
         pass
     if not server.started:
-        sys.exit(3)  # uvicorn's STARTUP_FAILURE
+        sys.exit(STARTUP_FAILURE)

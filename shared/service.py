@@ -507,6 +507,7 @@ def run_service(spec: ServiceSpec) -> None:
         app,
         host=settings.host,
         port=settings.port_for(spec.name),
+        unix_socket=settings.service_uds(spec.name) or None,  # the gateway's way in, if set
         # only the gateway calls a service, and a service reads no client address: no
         # layer rewriting it from X-Forwarded-For on every request
         proxy_headers=False,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from typing import TYPE_CHECKING, Literal
 
@@ -142,6 +143,15 @@ class Settings(BaseSettings):
     knowledge_url: str = "http://127.0.0.1:8004"
     evaluation_url: str = "http://127.0.0.1:8005"
     channels_url: str = "http://127.0.0.1:8006"
+    # A Unix socket per service, for processes on one machine: the service listens on it
+    # besides its port, and the gateway reaches the service through it instead of the URL's
+    # host and port (the kernel's loopback TCP was a tenth of the gateway's CPU). Empty: TCP
+    intake_uds: str = ""
+    dispatch_uds: str = ""
+    sla_uds: str = ""
+    knowledge_uds: str = ""
+    evaluation_uds: str = ""
+    channels_uds: str = ""
     # Channels (docs/integrations.md). The key every account's signing secret and every
     # webhook secret is derived from; refused in production while it is the default.
     channels_secret: str = "dev-channels-secret-change-me-32-bytes!"
@@ -184,6 +194,10 @@ class Settings(BaseSettings):
             )
         if not 0 < self.session_check_seconds <= 30:
             raise ValueError("HOTLINE_SESSION_CHECK_SECONDS: set 1..30")
+        for service in SERVICES:
+            path = self.service_uds(service)
+            if problem := _socket_path_problem(path):
+                raise ValueError(f"HOTLINE_{service.upper()}_UDS={path}: {problem}")
         if self.env == "production":
             problems = self.production_problems()
             if problems:
@@ -249,6 +263,10 @@ class Settings(BaseSettings):
     def service_url(self, service: str) -> str:
         return str(getattr(self, f"{service}_url"))
 
+    def service_uds(self, service: str) -> str:
+        """The Unix socket ``service`` listens on besides its port; empty: none."""
+        return str(getattr(self, f"{service}_uds"))
+
     def port_for(self, process: str) -> int:
         return self.port or DEFAULT_PORTS[process]
 
@@ -265,6 +283,23 @@ class Settings(BaseSettings):
     @property
     def is_postgres(self) -> bool:
         return self.db_url.startswith("postgresql")
+
+
+# sun_path holds 108 bytes on Linux (104 on the BSDs and macOS), the last one a NUL
+MAX_SOCKET_PATH_BYTES = 103
+
+
+def _socket_path_problem(path: str) -> str | None:
+    if not path:
+        return None
+    if not os.path.isabs(path):
+        return "give an absolute path (the service and the gateway may start in other directories)"
+    if len(os.fsencode(path)) > MAX_SOCKET_PATH_BYTES:
+        return (
+            f"{len(os.fsencode(path))} bytes, longer than a Unix socket's path may be "
+            f"({MAX_SOCKET_PATH_BYTES}): choose a shorter one"
+        )
+    return None
 
 
 def secret_problems(name: str, value: str) -> list[str]:

@@ -59,7 +59,11 @@ def _free_port() -> int:
 @dataclass
 class System:
     """The platform as an integrator sees it, plus the levers a test needs: restart a
-    process, read the bus, move a service's clock."""
+    process, read the bus, move a service's clock.
+
+    All on one machine, so the gateway reaches each service through a Unix socket in
+    ``workdir`` (``HOTLINE_<SERVICE>_UDS``), as a deployment on one machine would; anything
+    else (readiness, metrics, channels' calls to intake) through the service's port."""
 
     infra: dict[str, str]
     workdir: Path
@@ -96,8 +100,15 @@ class System:
         )
         for service in SERVICES:
             env[f"HOTLINE_{service.upper()}_URL"] = f"http://127.0.0.1:{self.ports[service]}"
+            env[f"HOTLINE_{service.upper()}_UDS"] = self.unix_socket(service)
+        if process in SERVICES and name not in (None, process):
+            # a further instance: a socket of its own (the gateway keeps to the first one's)
+            env[f"HOTLINE_{process.upper()}_UDS"] = self.unix_socket(name)
         env.update(self.settings)
         return env
+
+    def unix_socket(self, name: str) -> str:
+        return str(self.workdir / f"{name}.sock")
 
     def start(
         self, process: str, *, name: str | None = None, extra_env: dict[str, str] | None = None
