@@ -551,6 +551,17 @@ def _result_shape(
     return row, results
 
 
+def unnested(types: Mapping[str, Any], alias: str = "v") -> Any:
+    """Rows given as one array parameter per column (PostgreSQL): ``unnest`` of the
+    parameters ``types`` (parameter → its SQL type) as the table ``alias``, whose columns
+    are named as the parameters (one statement text for any number of rows)."""
+    arrays = (
+        bindparam(name, type_=postgresql.ARRAY(type_, dimensions=1))
+        for name, type_ in types.items()
+    )
+    return func.unnest(*arrays).table_valued(*types).render_derived(name=alias)
+
+
 def given_rows(types: Mapping[str, Any], alias: str = "v") -> dict[str, Any]:
     """A batch's rows as a PostgreSQL statement built once reads them (``given_values``
     gives its parameters): for each parameter of ``types`` (parameter → its SQL type, a
@@ -567,11 +578,7 @@ def given_rows(types: Mapping[str, Any], alias: str = "v") -> dict[str, Any]:
     per pattern of alike columns would be up to 2**columns of them, evicting each other
     from the driver's cache of prepared statements). The first parameter is always an
     array (``given_values``): it carries the number of rows (put a key first)."""
-    arrays = (
-        bindparam(name, type_=postgresql.ARRAY(type_, dimensions=1))
-        for name, type_ in types.items()
-    )
-    given = func.unnest(*arrays).table_valued(*types).render_derived(name=alias)
+    given = unnested(types, alias)
     first = next(iter(types))
     return {
         name: given.c[name]

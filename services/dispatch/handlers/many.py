@@ -14,10 +14,8 @@ from sqlalchemy import (
     Interval,
     String,
     and_,
-    bindparam,
     delete,
     exists,
-    func,
     literal,
     select,
     update,
@@ -58,6 +56,7 @@ from shared.db import (
     insert_new,
     pair_of,
     rows_in,
+    unnested,
     update_many,
 )
 from shared.events import DeadlineSet, Envelope, TicketRegistered, parse_payloads
@@ -70,23 +69,13 @@ from shared.service import ManyHandler, ServiceContext
 Routing = tuple[CatalogMatter | None, Unit | None, bool, datetime | None]
 
 
-def _arrays(**columns: Any) -> Any:
-    """The rows of a run given as one array parameter per column (PostgreSQL): ``unnest``
-    of them as a table ``v`` (one statement text for any number of rows)."""
-    arrays = (
-        bindparam(name, type_=postgresql.ARRAY(type_, dimensions=1))
-        for name, type_ in columns.items()
-    )
-    return func.unnest(*arrays).table_valued(*columns).render_derived(name="v")
-
-
 @cache
 def _routing_read() -> Any:
     """One read of every ticket's routing (PostgreSQL): its matter, the unit the catalog
     names for its matter and district (matter_units' key), its flag, and the dispatch
     deadline that came before it, taken (``take_early`` as a data-modifying CTE), by the
     rows ``ticket_id``, ``matter_code`` and ``district``."""
-    v = _arrays(ticket_id=String(32), matter_code=String(32), district=String(12))
+    v = unnested({"ticket_id": String(32), "matter_code": String(32), "district": String(12)})
     early = early_dispatch_deadlines
     taken = (
         delete(early)
