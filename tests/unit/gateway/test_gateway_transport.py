@@ -227,6 +227,37 @@ async def test_a_service_that_does_not_answer_is_a_read_timeout(
             await client.get("/x")
 
 
+async def test_a_body_larger_than_the_socket_takes_at_once_is_sent_whole(
+    scripted: Callable[..., Any],
+) -> None:
+    server = await scripted([OK])
+    body = bytes(range(256)) * 32768  # 8 MiB: the socket takes it in many turns
+    async with client_for(server, HTTP1Transport()) as client:
+        response = await client.post("/upload", content=body)
+
+    assert response.json() == {"ok": True}
+    assert server.requests[0][2] == body
+
+
+async def test_a_service_that_does_not_read_the_request_is_a_write_timeout() -> None:
+    heard = asyncio.Event()
+
+    async def never_reads(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        heard.set()
+        await asyncio.Event().wait()
+
+    server = await asyncio.start_server(never_reads, "127.0.0.1", 0)
+    host, port = server.sockets[0].getsockname()[:2]
+    timeout = httpx.Timeout(5, write=0.1)
+    try:
+        async with httpx.AsyncClient(transport=HTTP1Transport(), timeout=timeout) as client:
+            with pytest.raises(httpx.WriteTimeout):
+                await client.post(f"http://{host}:{port}/upload", content=b"x" * (64 << 20))
+    finally:
+        server.close()
+    assert heard.is_set()
+
+
 @asynccontextmanager
 async def gateway_before(
     server: ScriptedServer, settings: Settings, username: str = "op1"
@@ -487,3 +518,15 @@ def test_servers_keep_idle_connections_far_longer_than_their_clients_pool_them(
 
     assert service >= KEEPALIVE_EXPIRY + 60
     assert gateway >= max(HTTPX_POOL_SECONDS, AIOHTTP_POOL_SECONDS) + 60
+
+
+def test_the_transport_round_trips_on_uvloop(uvicorn_service: UvicornThread) -> None:
+    """The gateway's processes run uvloop (shared/http_server.py), whose transports are
+    not asyncio's classes; the tests above run on asyncio's own loop."""
+
+    async def round_trips() -> list[tuple[int, str]]:
+        transport = HTTP1Transport()
+        async with httpx.AsyncClient(base_url=uvicorn_service.url, transport=transport) as c:
+            return [((r := await c.post("/x", content=b"{}")).status_code, r.text) for _ in "ab"]
+
+    assert uvloop.run(round_trips()) == [(200, "1"), (200, "2")]
