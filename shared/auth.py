@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from shared.asgi import read_body, replaying
 from shared.errors import Forbidden, Unauthorized
 from shared.events.base import Channel
+from shared.keyed import KeyedDigest
 
 CALLER_HEADER = "x-hotline-caller"
 TIMESTAMP_HEADER = "x-hotline-timestamp"
@@ -128,8 +129,13 @@ def _signature(
             caller.encode(),
         )
     )
-    # one-shot HMAC (OpenSSL's): the same digest as ``hmac.new(...).hexdigest()``, faster
-    return hmac.digest(secret.encode(), message, "sha256").hex()
+    return _keyed(secret).hexdigest(message)
+
+
+@functools.lru_cache(maxsize=8)
+def _keyed(secret: str) -> KeyedDigest:
+    """The signing secret's HMAC, its key schedule done once (a process has one secret)."""
+    return KeyedDigest(secret.encode())
 
 
 def sign_headers(
