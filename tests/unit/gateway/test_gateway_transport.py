@@ -227,6 +227,27 @@ async def test_a_service_that_does_not_answer_is_a_read_timeout(
             await client.get("/x")
 
 
+async def test_a_shorter_read_timeout_ends_its_request_while_a_longer_one_waits(
+    scripted: Callable[..., Any],
+) -> None:
+    """One timer watches every request's read deadline: a request with an earlier deadline
+    than those already waiting brings it forward; the others wait on."""
+    server = await scripted([HANG, HANG])
+    transport = HTTP1Transport()
+    async with client_for(server, transport) as client:
+        patient = asyncio.create_task(client.get("/x", timeout=httpx.Timeout(5, read=30)))
+        while not server.requests:
+            await asyncio.sleep(0.01)
+        async with asyncio.timeout(2):  # not the other's 30 s
+            with pytest.raises(httpx.ReadTimeout):
+                await client.get("/y", timeout=httpx.Timeout(5, read=0.1))
+
+        assert not patient.done()
+        patient.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await patient
+
+
 async def test_a_body_larger_than_the_socket_takes_at_once_is_sent_whole(
     scripted: Callable[..., Any],
 ) -> None:
