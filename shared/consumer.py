@@ -6,7 +6,9 @@ How a batch is handled (one transaction):
    in it (its read models take nothing from them, nobody subscribed to them): they are
    neither run nor recorded, so they cost no inbox row, and, having no effect, they need
    no dedupe and wait behind no parked event;
-1. one multi-row inbox insert returns the events this service has not seen before;
+1. one multi-row inbox insert returns the events this service has not seen before (first
+   as a plain insert of them all: a redelivered event fails it, and the batch is claimed
+   again with ``ON CONFLICT DO NOTHING``, which costs the database more on every row);
 2. **the fast path**: every new event runs in the batch's transaction (no savepoint);
    runs of events a service can handle set-based (``many`` handlers: one statement for
    many events) are handed over together, never two events of one ticket in a run and
@@ -54,7 +56,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, Opera
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.bus import Unparseable, parse_error
-from shared.db import UNPARSEABLE, Database, UnitOfWork, insert_new
+from shared.db import UNPARSEABLE, Database, SeenBefore, UnitOfWork, insert_new
 from shared.errors import IllegalTransition, NotFound, is_database_outage
 from shared.events import Envelope
 from shared.logging import trace_id_var
@@ -133,16 +135,23 @@ class Consumer:
             return
         if len(wanted) > 1 or self.many:
             try:
-                await self._handle(wanted, fast=True)
+                try:
+                    await self._handle(wanted, fast=True, all_new=True)
+                except SeenBefore:  # a redelivery: rolled back whole; once more, sorted out
+                    await self._handle(wanted, fast=True)
                 return
             except _FellBack:
                 pass  # rolled back whole; once more, event by event
         await self._handle(wanted, fast=False)
 
-    async def _handle(self, wanted: Mapping[str, Envelope], *, fast: bool) -> None:
+    async def _handle(
+        self, wanted: Mapping[str, Envelope], *, fast: bool, all_new: bool = False
+    ) -> None:
         """The batch in one transaction: ``fast`` runs every event not parked behind
         another at once (raises ``_FellBack``, the transaction rolled back, if any of it
-        fails); otherwise each event runs in a savepoint of its own."""
+        fails); otherwise each event runs in a savepoint of its own. ``all_new`` claims
+        the events as new ones, as nearly all batches' are (raises ``SeenBefore``, the
+        transaction rolled back, if one is not: ``Database.claim_unparked``)."""
         events: list[Envelope] = []
         callbacks: list[Callable[[], None]] = []
         parked: list[dict[str, Any]] = []
@@ -155,7 +164,11 @@ class Consumer:
                 if not wanted:
                     return
             new, heads = await self.db.claim_unparked(
-                conn, self.name, list(wanted), list({e.key for e in wanted.values()})
+                conn,
+                self.name,
+                list(wanted),
+                list({e.key for e in wanted.values()}),
+                all_new=all_new,
             )
             todo = [e for i, e in wanted.items() if i in new]
             if not todo:

@@ -18,7 +18,7 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.bus import RawEvent
-from shared.db import Database, begin_on_driver, in_transaction
+from shared.db import Database, SeenBefore, begin_on_driver, in_transaction
 from shared.events import Envelope
 from shared.relay import OutboxRelay
 from tests.unit.shared.test_outbox_inbox import forgets_the_events_made_before_the_cutoff
@@ -225,6 +225,26 @@ async def test_a_claim_answers_the_new_events_and_the_parked_heads_of_its_keys(
 
 async def test_the_inbox_forgets_the_events_made_before_the_cutoff(inbox_db: Database) -> None:
     await forgets_the_events_made_before_the_cutoff(inbox_db)
+
+
+@ON_DRIVER
+async def test_a_claim_of_events_taken_for_new_refuses_one_seen_before(
+    inbox_db: Database, on_driver: bool
+) -> None:
+    """``all_new`` inserts the ids without ON CONFLICT: all new, they are claimed (with the
+    parked heads as ever); one seen before fails the claim (``SeenBefore``) and nothing
+    of it stays, so the same batch claimed the other way then finds the new ones."""
+    db = inbox_db
+    async with claiming(db, on_driver) as conn:
+        assert await db.claim_unparked(conn, "c", ["a", "b"], ["TJ1"], all_new=True) == (
+            {"a", "b"},
+            {},
+        )
+    with pytest.raises(SeenBefore):
+        async with claiming(db, on_driver) as conn:
+            await db.claim_unparked(conn, "c", ["c", "b", "d"], ["TJ1"], all_new=True)
+    async with claiming(db, on_driver) as conn:
+        assert await db.claim_unparked(conn, "c", ["c", "b", "d"], ["TJ1"]) == ({"c", "d"}, {})
 
 
 @ON_DRIVER

@@ -159,6 +159,31 @@ async def test_a_redelivered_batch_changes_nothing(service: Service) -> None:
     assert len(await service.consumer.parked()) == 1
 
 
+async def test_a_batch_is_claimed_as_new_and_again_only_when_it_holds_a_redelivery(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fast path first claims a batch's events as new ones (no ON CONFLICT); an event
+    handled before fails that claim, and the batch is claimed again, the old event passed
+    over and the new ones handled once."""
+    claims: list[bool] = []
+    claim = service.db.claim_unparked
+
+    async def noted(*args: Any, all_new: bool = False) -> Any:
+        claims.append(all_new)
+        return await claim(*args, all_new=all_new)
+
+    monkeypatch.setattr(service.db, "claim_unparked", noted)
+    first = [event("TJ1", "a1"), event("TJ2", "b1")]
+    await service.consumer.handle_batch(first)
+    assert claims == [True]
+
+    await service.consumer.handle_batch([event("TJ3", "c1"), first[1], event("TJ4", "d1")])
+
+    assert claims == [True, True, False]
+    assert service.handled == ["a1", "b1", "c1", "d1"]
+    assert await service.outbox_steps() == ["a1", "b1", "c1", "d1"]
+
+
 async def test_later_events_of_a_parked_ticket_wait_behind_it_and_run_in_order_on_retry(
     service: Service,
 ) -> None:
