@@ -20,7 +20,7 @@ from gateway.clock import clock_router
 from gateway.hygiene import RequestHygiene
 from gateway.identities import SessionGuard, open_identities
 from gateway.openapi import MergedOpenAPI
-from gateway.proxy import ServiceDispatch, Upstreams, install_proxy
+from gateway.proxy import ProxyContext, ServiceDispatch, Upstreams, install_proxy
 from gateway.throttle import Throttle
 from shared.access import guard, public
 from shared.bus import Bus
@@ -68,6 +68,7 @@ def create_gateway_app(
         identities = await open_identities(settings)
         app.state.identities = identities
         app.state.sessions = SessionGuard(identities, settings.session_check_seconds)
+        app.state.proxy = ProxyContext.of(app.state)
         try:
             async with console_lifespan(console):
                 if freeze_heap:  # the process serves this app alone (see create_service_app)

@@ -13,7 +13,6 @@ from typing import Annotated, Any
 import jwt
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field, ValidationError
-from starlette.datastructures import State
 
 from gateway.identities import Account, IdentityStore, Issued, SessionGuard
 from gateway.throttle import Throttle
@@ -147,19 +146,22 @@ class TokenVerifier:
         return self.session(token.strip())
 
 
-async def session_caller(state: State, authorization: str | None) -> tuple[Caller, str]:
+async def session_caller(
+    tokens: TokenVerifier, sessions: SessionGuard, authorization: str | None
+) -> tuple[Caller, str]:
     """The caller of an ``Authorization: Bearer <jwt>`` header whose session still stands,
-    and the session; ``state``: the gateway app's."""
-    tokens: TokenVerifier = state.tokens
+    and the session."""
     caller, session_id = tokens.session_from_authorization(authorization)
-    guard: SessionGuard = state.sessions
-    await guard.check(session_id)
+    await sessions.check(session_id)
     return caller, session_id
 
 
 async def caller_from_authorization(request: Request, authorization: str | None) -> Caller:
     """The caller of an ``Authorization: Bearer <jwt>`` header whose session still stands."""
-    caller, request.state.session_id = await session_caller(request.app.state, authorization)
+    state = request.app.state
+    caller, request.state.session_id = await session_caller(
+        state.tokens, state.sessions, authorization
+    )
     return caller
 
 
