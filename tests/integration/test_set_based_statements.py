@@ -488,3 +488,52 @@ async def test_pairs_in_reads_the_pairs_given_to_a_statement_built_once(pg_url: 
 
     assert found == [[], ["D1"], ["D0", "D5"]]  # M1 is not D0's matter
     assert len(set(sent)) == 1, sent
+
+
+labels = Table(
+    "labels",
+    metadata,
+    Column("label", String(40)),
+    Column("n", Integer, primary_key=True),
+)
+# text values of every kind: the one text a list of them is joined into (by U+001F) cannot
+# carry some (the separator inside one, a NULL, a lone empty text, a first text beginning
+# with "{"), and the array literal they go as then quotes the others' commas, quotes,
+# backslashes, braces, spaces and "NULL"
+AWKWARD = ["", "a,b", ' "q" ', "back\\slash", "{braces}", "NULL", "unit\x1fsep", "中文 地址", None]
+TEXT_BATCHES = [
+    *([v] for v in AWKWARD),
+    AWKWARD,
+    AWKWARD[::-1],
+    ["{first", "second"],
+    ["", ""],
+    ["plain", "texts", "joined"],
+]
+
+
+async def test_text_values_of_any_kind_are_written_and_found_as_given(pg_url: str) -> None:
+    """A batch's texts, whichever form they go in, arrive as given: written by
+    ``insert_new`` (a text column first: an array even for one row), found by ``rows_in``
+    and ``pairs_in`` on the driver and by ``one_of`` and ``pair_of`` through SQLAlchemy
+    (NULL equals nothing, not even itself)."""
+    by_pair = select(labels.c.n).where(pairs_in((labels.c.label, labels.c.n), ("texts", "ns")))
+    async with connected(pg_url) as (conn, _):
+        first = 0
+        for batch in TEXT_BATCHES:
+            ns = list(range(first, first + len(batch)))
+            first += len(batch)
+            await insert_new(
+                conn, labels, [{"label": v, "n": n} for v, n in zip(batch, ns, strict=True)]
+            )
+            of_text = [n for v, n in zip(batch, ns, strict=True) if v is not None]
+            stored = await conn.execute(select(labels.c.label).where(one_of(conn, labels.c.n, ns)))
+            texts = [v for v in batch if v is not None]
+            found = await rows_in(conn, (labels.c.n,), labels.c.label, texts)
+            paired = await fetch_rows(conn, by_pair, {"texts": batch, "ns": ns})
+            pairs = pair_of(conn, (labels.c.label, labels.c.n), zip(batch, ns, strict=True))
+            paired_by_sqlalchemy = await conn.execute(select(labels.c.n).where(pairs))
+
+            assert sorted(stored.scalars(), key=repr) == sorted(batch, key=repr)
+            assert sorted(r.n for r in found if r.n in ns) == of_text
+            assert sorted(r.n for r in paired) == of_text
+            assert sorted(paired_by_sqlalchemy.scalars()) == of_text

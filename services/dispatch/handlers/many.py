@@ -74,12 +74,14 @@ def _routing_read() -> Any:
     """One read of every ticket's routing (PostgreSQL): its matter, the unit the catalog
     names for its matter and district (matter_units' key), its flag, and the dispatch
     deadline that came before it, taken (``take_early`` as a data-modifying CTE), by the
-    rows ``ticket_id``, ``matter_code`` and ``district``."""
+    rows ``ticket_id``, ``matter_code`` and ``district`` (the ticket ids again as
+    ``early_ids``: an array for ``= ANY``, one text for ``unnest``, shared/db.py
+    ``unnested_type``)."""
     v = unnested({"ticket_id": String(32), "matter_code": String(32), "district": String(12)})
     early = early_dispatch_deadlines
     taken = (
         delete(early)
-        .where(in_list(early.c.ticket_id, "ticket_id", postgres=True))
+        .where(in_list(early.c.ticket_id, "early_ids", postgres=True))
         .returning(early.c.ticket_id, early.c.round, early.c.deadline)
         .cte("taken")
     )
@@ -119,11 +121,13 @@ _UNIT = ("unit_id", "name", "level", "functional", "industry", "district", "pare
 
 async def _routings(conn: Any, events: Sequence[TicketRegistered]) -> dict[str, Routing]:
     if conn.dialect.name == "postgresql":
+        ticket_ids = [e.ticket_id for e in events]
         rows = await fetch_rows(
             conn,
             _routing_read(),
             {
-                "ticket_id": [e.ticket_id for e in events],
+                "ticket_id": ticket_ids,
+                "early_ids": ticket_ids,
                 "matter_code": [e.matter_code for e in events],
                 "district": [e.district for e in events],
             },

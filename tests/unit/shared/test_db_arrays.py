@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from shared.db import (
+    JoinedArray,
     UTCDateTime,
     _compiled,
     _insert_from_arrays,
@@ -139,10 +140,37 @@ def test_array_arguments_are_the_values_sqlalchemys_processors_make() -> None:
 
 
 def test_arrays_of_plain_values_go_to_the_driver_as_lists() -> None:
-    """A column's values given as a tuple or a set are sent as a list, as SQLAlchemy's."""
+    """A column's values given as a tuple or a set are sent as a list, as SQLAlchemy's
+    (texts joined into one: ``JoinedArray``)."""
     _, build = _compiled(_insert_from_arrays(flags, ("name", "count"), ()), DIALECT)
 
-    assert build({"name": ("a", "b"), "count": {7}, "count_alike": None}) == [None, ["a", "b"], [7]]
+    assert build({"name": ("a", "b"), "count": {7}, "count_alike": None}) == [None, "a\x1fb", [7]]
+
+
+@pytest.mark.parametrize(
+    ("texts", "sent"),
+    [
+        (["TJ1", "", "a,b", 'q"\\'], 'TJ1\x1f\x1fa,b\x1fq"\\'),  # joined: most batches
+        (("TJ1",), "TJ1"),
+        ([], "{}"),
+        ([""], '{""}'),  # joined, it would be no text at all
+        (["TJ1", None], '{"TJ1",NULL}'),
+        (["{TJ1}", "TJ2"], '{"{TJ1}","TJ2"}'),
+        (["TJ\x1f1"], '{"TJ\x1f1"}'),
+        ([None, 'q"', "b\\"], '{NULL,"q\\"","b\\\\"}'),  # the others quoted, escaped
+    ],
+)
+def test_texts_go_as_one_text_joined_or_else_as_an_array_literal(
+    texts: list[str | None], sent: str
+) -> None:
+    """What the texts are read as is tested on PostgreSQL (tests/integration/
+    test_set_based_statements.py); here, that they go joined when they can."""
+    assert JoinedArray(String()).process_bind_param(texts, DIALECT) == sent
+
+
+def test_a_value_not_text_among_texts_is_refused() -> None:
+    with pytest.raises(TypeError):
+        JoinedArray(String()).process_bind_param(["TJ1", 1], DIALECT)  # type: ignore[list-item]
 
 
 def test_a_naive_timestamp_among_a_batchs_rows_is_refused() -> None:
@@ -169,11 +197,11 @@ def test_a_column_the_rows_hold_alike_goes_as_one_value_through_its_processor() 
     one = dict(zip(_compiled_names(), arguments(ONE), strict=True))
     varied = dict(zip(_compiled_names(), arguments(ROWS), strict=True))
 
-    assert got["name"] == ["d", "e", "f"]
+    assert got["name"] == "d\x1fe\x1ff"
     assert [got[c] for c in COLUMNS[1:]] == [[], [], [], []]
     assert got["raised_alike"] is False and got["count_alike"] == 7
     assert got["at_alike"] == T0 and got["notes_alike"] == '{"k": 1}'
-    assert one["name"] == ["i"] and one["raised"] == [] and one["raised_alike"] is True
+    assert one["name"] == "i" and one["raised"] == [] and one["raised_alike"] is True
     assert varied["count"] == [1, None, 3] and varied["count_alike"] is None
 
 
