@@ -88,15 +88,27 @@ def due_after(ctx: ServiceContext, start: datetime, period: str) -> datetime:
 # ---- periods and scoping ----------------------------------------------------------------------
 
 
+# The days a report may cover: their Shanghai midnights must still be times in UTC (a day
+# at either end of the calendar, e.g. 0001-01-01, is not: the query failed with a 500).
+EARLIEST_DAY, LATEST_DAY = date(1900, 1, 1), date(9998, 12, 31)
+
+
 def reporting_period(
-    start: date | None, end: date | None, now: datetime
+    start: date | None,
+    end: date | None,
+    now: datetime,
+    names: tuple[str, str] = ("from", "to"),
 ) -> tuple[ReportingPeriod, date, date]:
-    """Whole local (Shanghai) days, both ends included; by default the current month."""
+    """Whole local (Shanghai) days, both ends included; by default the current month.
+    ``names``: the request's fields for the two days, as a refusal names them."""
     today = now.astimezone(SHANGHAI).date()
     first = start or today.replace(day=1)
     last = end or today
+    for name, day in zip(names, (first, last), strict=True):
+        if not EARLIEST_DAY <= day <= LATEST_DAY:
+            raise InvalidInput(name, f"must be a day from {EARLIEST_DAY} to {LATEST_DAY}")
     if last < first:
-        raise InvalidInput("to", "must not be before from")
+        raise InvalidInput(names[1], f"must not be before {names[0]}")
     begin = datetime.combine(first, time(0), tzinfo=SHANGHAI)
     finish = datetime.combine(last + timedelta(days=1), time(0), tzinfo=SHANGHAI)
     return ReportingPeriod(begin, finish), first, last

@@ -36,7 +36,9 @@ async def sign_off(
     a period is signed once."""
     caller.require(Role.GOVSERVICE)
     now = ctx.clock.now()
-    _, first, last = reporting_period(data.period_from, data.period_to, now)
+    _, first, last = reporting_period(
+        data.period_from, data.period_to, now, ("period_from", "period_to")
+    )
     if last >= reporting_period(None, None, now)[2]:
         raise InvalidInput(
             "period_to", "a period is signed off after it has ended", rule=SIGNOFF_RULE

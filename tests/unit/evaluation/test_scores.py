@@ -197,6 +197,27 @@ async def test_a_period_without_the_tickets_is_empty(service: Evaluation) -> Non
     assert r.json()["count"] == 0
 
 
+async def test_a_day_at_the_calendars_ends_is_refused_naming_its_field(
+    service: Evaluation,
+) -> None:
+    # 0001-01-01's Shanghai midnight is not a time in UTC: the reports answered 500
+    await build_fixture(service)
+    for path in ("/scores", f"/scores/{W}", "/rates?by=unit&"):
+        glue = "" if path.endswith("&") else "?"
+        for query, field in (
+            ("from=0001-01-01&to=2026-03-31", "from"),
+            ("from=2026-03-01&to=9999-12-31", "to"),
+        ):
+            r = await service.call("GET", f"{path}{glue}{query}", "unit_water")
+            assert r.status_code == 422, (path, query, r.text)
+            assert r.json()["errors"] == [
+                {"field": field, "reason": "must be a day from 1900-01-01 to 9998-12-31"}
+            ]
+    r = await service.call("GET", "/scores?from=1900-01-01&to=9998-12-31")
+    assert r.status_code == 200, r.text
+    assert [row["unit_id"] for row in r.json()["data"]] == [W, H]
+
+
 async def test_units_see_only_their_own_scores(service: Evaluation) -> None:
     await build_fixture(service)
     r = await service.call("GET", f"/scores?{PERIOD}", "unit_water")
