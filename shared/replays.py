@@ -58,21 +58,20 @@ REPLAY = "this signed request was already used (replay)"
 RECORDS_NONCE = "__hotline_records_nonce_in_its_write__"
 
 
-def insert_nonces_sql(nonces: str, seen_at: str, where: str = "") -> str:
-    """PostgreSQL: the nonces in the arrays ``nonces`` and ``seen_at`` (parameters, e.g.
-    ``$1``) recorded, returning those that were new; a statement of its own or one part of
-    a larger one (``WITH nonces AS (…)``), which may record only those meeting ``where`` (a
-    condition on ``n.nonce``)."""
+def insert_nonces_sql(rows: str, where: str = "") -> str:
+    """PostgreSQL: the nonces of ``rows`` (a FROM item of columns ``n.nonce`` and
+    ``n.seen_at``, e.g. arrays of parameters unnested) recorded, returning those that were
+    new; a statement of its own or one part of a larger one (``WITH nonces AS (…)``), which
+    may record only those meeting ``where`` (a condition on ``n.nonce``)."""
     return (
-        "INSERT INTO request_nonces (nonce, seen_at) "
-        f"SELECT * FROM unnest({nonces}::varchar[], {seen_at}::float8[]) AS n(nonce, seen_at)"
+        f"INSERT INTO request_nonces (nonce, seen_at) SELECT n.nonce, n.seen_at FROM {rows}"
         + (f" WHERE {where}" if where else "")
         + " ON CONFLICT DO NOTHING RETURNING nonce"
     )
 
 
 # many at once (PostgreSQL, on the driver's connection: prepared once per connection)
-_INSERT_MANY = insert_nonces_sql("$1", "$2")
+_INSERT_MANY = insert_nonces_sql("unnest($1::varchar[], $2::float8[]) AS n(nonce, seen_at)")
 _PRUNE = text("DELETE FROM request_nonces WHERE seen_at < :before")
 
 

@@ -538,7 +538,7 @@ async def _insert_ticket(
                     ["ticket_pk", "terms"],
                     select(
                         inserted.c.id,
-                        literal(sorted(terms), type_=postgresql.ARRAY(Text)),
+                        literal(list(terms), type_=postgresql.ARRAY(Text)),
                     ),
                 )
                 .cte("terms")
@@ -947,10 +947,12 @@ _TICKET_COLUMNS: tuple[tuple[str, str], ...] = (
     ("answered_at", "timestamptz"),
     ("answered_by", "text"),
 )
-
-
+# what else the statement takes of each ticket, alike: its search terms (one string, None
+# without any) and its request's nonce
+_GIVEN_COLUMNS: tuple[tuple[str, str], ...] = (("terms", "text"), ("nonce", "text"))
+_COLUMNS = _TICKET_COLUMNS + _GIVEN_COLUMNS
 _PER_TICKET = frozenset({"id", "ticket_id"})  # never the same in two tickets
-_SHARED_COLUMNS = tuple((c, kind) for c, kind in _TICKET_COLUMNS if c not in _PER_TICKET)
+_SHARED_COLUMNS = tuple((c, kind) for c, kind in _COLUMNS if c not in _PER_TICKET)
 
 
 def _write_batch_sql(nonces: bool) -> str:
@@ -958,38 +960,48 @@ def _write_batch_sql(nonces: bool) -> str:
     (shared/replays.py) and writes a request's key and ticket only where its nonce was new.
     It returns the serials of the tickets written, the nonces that were new and the
     duplicate hints found; a ticket with hints is held back (neither it, nor its key, nor
-    its nonce written): its answer shows them, so it is written again with them."""
-    n = len(_TICKET_COLUMNS)
+    its nonce written): its answer shows them, so it is written again with them.
+
+    Each part unnests the tickets' arrays it reads itself (one array, one parameter, read
+    by several parts): what one part can tell from a ticket's columns (its events' key, its
+    words' serial, the nonces to record) is not sent again."""
+    n = len(_COLUMNS)
 
     def sql_type(kind: str) -> str:
         return "text" if kind == "json" else kind
 
-    arrays = ", ".join(
-        f"${i + 1}::{sql_type(kind)}[]" for i, (_, kind) in enumerate(_TICKET_COLUMNS)
-    )
-    names = ", ".join(c for c, _ in _TICKET_COLUMNS)
+    array = {c: f"${i + 1}::{sql_type(kind)}[]" for i, (c, kind) in enumerate(_COLUMNS)}
     # a shared column's array is empty when its value comes as one (``_BatchRows``):
     # unnest pads it with NULLs, which the value replaces (itself NULL otherwise)
     shared = {c: f"${n + 1 + i}::{sql_type(kind)}" for i, (c, kind) in enumerate(_SHARED_COLUMNS)}
+
+    def tickets_as(alias: str, *columns: str) -> str:
+        """The tickets as rows ``alias(columns…, ord)`` (the first column one of each
+        ticket's own, so that no array of one value cuts the rows short)."""
+        assert columns[0] in _PER_TICKET
+        arrays = ", ".join(array[c] for c in columns)
+        return f"unnest({arrays}) WITH ORDINALITY AS {alias}({', '.join(columns)}, ord)"
+
+    def column(alias: str, name: str) -> str:
+        return f"coalesce({alias}.{name}, {shared[name]})" if name in shared else f"{alias}.{name}"
+
+    stored = [c for c, _ in _TICKET_COLUMNS]
     selected = ", ".join(
-        (f"coalesce(t.{c}, {shared[c]})" if c in shared else f"t.{c}")
-        + ("::json" if kind == "json" else "")
-        for c, kind in _TICKET_COLUMNS
+        column("t", c) + ("::json" if kind == "json" else "") for c, kind in _TICKET_COLUMNS
     )
-    number = _TICKET_COLUMNS.index(("ticket_id", "text")) + 1
     k = n + len(shared) + 1  # keys: caller, key, request_hash, ticket number, response, created_at
-    o = k + 6  # outbox: serial, event_id, topic, key, payload, created_at
-    w = o + 6  # words: serial, the ticket's terms joined by spaces
-    h = w + 2  # hints: each ticket's phone index (None: none shown), matter, since; limit
-    r = h + 4  # nonces: each ticket's, each key's, then those to record and their times
+    o = k + 6  # outbox: each event's serial, id, topic, payload; the topic alike; created_at
+    # hints: each ticket's phone index (None: none shown), matter, since; how many at most
+    # (their own arrays: a lookup comparing the index's columns with expressions of the
+    # tickets' arrays got a generic plan on the matter's index when planned on a near-empty
+    # table, and read every ticket of the matter from then on)
+    h = o + 6
+    r = h + 4  # nonces: each key's, and when they were recorded
+    key_nonces, key_nonce = (f", ${r}::text[]", ", nonce") if nonces else ("", "")
 
-    def nonce(i: int) -> tuple[str, str]:  # an unnest's array of nonces, and its column
-        return (f", ${i}::text[]", ", nonce") if nonces else ("", "")
+    def fresh(nonce: str) -> str:
+        return f" AND ({nonce} IS NULL OR {nonce} IN (SELECT nonce FROM nonces))" if nonces else ""
 
-    def fresh(row: str) -> str:
-        return f" AND ({row}.nonce IS NULL OR {row}.nonce IN (SELECT nonce FROM nonces))"
-
-    (ticket_nonces, ticket_nonce), (key_nonces, key_nonce) = nonce(r), nonce(r + 1)
     not_held = "ticket_id NOT IN (SELECT ticket_id FROM held)"
     return (
         "WITH hinted AS ("
@@ -1002,16 +1014,16 @@ def _write_batch_sql(nonces: bool) -> str:
         f" ORDER BY flagged DESC, registered_at DESC, id DESC LIMIT ${h + 3}) AS d"
         " WHERE q.phone IS NOT NULL),"
         # the tickets held back for their hints (with their nonces)
-        f" held AS (SELECT t.ticket_id{ticket_nonce}"
-        f" FROM unnest(${number}::text[]{ticket_nonces})"
-        f" WITH ORDINALITY AS t(ticket_id{ticket_nonce}, ord)"
+        f" held AS (SELECT t.ticket_id, {column('t', 'nonce')} AS nonce"
+        f" FROM {tickets_as('t', 'ticket_id', 'nonce')}"
         " WHERE t.ord IN (SELECT ord FROM hinted)), "
         + (
             "nonces AS ("
             + insert_nonces_sql(
-                f"${r + 2}",
-                f"${r + 3}",
-                where="n.nonce NOT IN (SELECT nonce FROM held WHERE nonce IS NOT NULL)",
+                f"(SELECT {column('u', 'nonce')} AS nonce, ${r + 1}::float8 AS seen_at"
+                f" FROM {tickets_as('u', 'id', 'nonce')}) AS n",
+                where="n.nonce IS NOT NULL"
+                " AND n.nonce NOT IN (SELECT nonce FROM held WHERE nonce IS NOT NULL)",
             )
             + "), "
             if nonces
@@ -1026,30 +1038,30 @@ def _write_batch_sql(nonces: bool) -> str:
         f" FROM unnest(${k}::text[], ${k + 1}::text[], ${k + 2}::text[], ${k + 3}::text[],"
         f" ${k + 4}::text[], ${k + 5}::timestamptz[]{key_nonces})"
         f" AS k(caller, key, hash, ticket_id, response, created_at{key_nonce})"
-        f" WHERE k.{not_held}" + (fresh("k") if nonces else "") + " ORDER BY k.caller, k.key"
+        f" WHERE k.{not_held}" + fresh("k.nonce") + " ORDER BY k.caller, k.key"
         " ON CONFLICT DO NOTHING RETURNING ticket_id),"
         # a ticket without a key, or whose key was new
         " new AS ("
-        f" INSERT INTO tickets ({names})"
-        f" SELECT {selected}"
-        f" FROM unnest({arrays}{ticket_nonces}) AS t({names}{ticket_nonce})"
+        f" INSERT INTO tickets ({', '.join(stored)})"
+        f" SELECT {selected} FROM {tickets_as('t', *stored, 'nonce')}"
         f" WHERE (t.ticket_id <> ALL(${k + 3}::text[])"
         " OR t.ticket_id IN (SELECT ticket_id FROM keys))"
-        f" AND t.{not_held}" + (fresh("t") if nonces else "") + " RETURNING id),"
+        f" AND t.{not_held}" + fresh(column("t", "nonce")) + " RETURNING id, ticket_id),"
+        # a ticket's events, keyed by its number (``Envelope.key``), in the order made
         " events AS ("
         " INSERT INTO outbox (event_id, topic, key, payload, created_at, attempts)"
-        " SELECT e.event_id, e.topic, e.key, convert_from(e.payload, 'UTF8'), e.created_at, 0"
-        f" FROM unnest(${o}::bigint[], ${o + 1}::text[], ${o + 2}::text[], ${o + 3}::text[],"
-        f" ${o + 4}::bytea[], ${o + 5}::timestamptz[]) WITH ORDINALITY"
-        " AS e(serial, event_id, topic, key, payload, created_at, ord)"
-        " WHERE e.serial IN (SELECT id FROM new) ORDER BY e.ord),"
+        f" SELECT e.event_id, coalesce(e.topic, ${o + 4}::text), new.ticket_id,"
+        f" convert_from(e.payload, 'UTF8'), ${o + 5}::timestamptz, 0"
+        f" FROM unnest(${o}::bigint[], ${o + 1}::text[], ${o + 2}::text[], ${o + 3}::bytea[])"
+        " WITH ORDINALITY AS e(serial, event_id, topic, payload, ord)"
+        " JOIN new ON new.id = e.serial ORDER BY e.ord),"
         # a ticket's words as one string, split again here: one array element per ticket,
         # not per word (a word never holds a space: search_terms' runs of text hold none)
         " words AS ("
         " INSERT INTO ticket_words (ticket_pk, terms)"
-        f" SELECT w.serial, string_to_array(w.terms, ' ')"
-        f" FROM unnest(${w}::bigint[], ${w + 1}::text[]) AS w(serial, terms)"
-        " WHERE w.serial IN (SELECT id FROM new))"
+        f" SELECT w.id, string_to_array({column('w', 'terms')}, ' ')"
+        f" FROM {tickets_as('w', 'id', 'terms')}"
+        f" WHERE {column('w', 'terms')} IS NOT NULL AND w.id IN (SELECT id FROM new))"
         # the tickets written, (with nonces) the nonces that were new, the hints found
         " SELECT id, NULL::text AS nonce, NULL::bigint AS ord, NULL::bigint AS earlier,"
         " NULL::text AS ticket_id, NULL::text AS status, NULL::timestamptz AS registered_at,"
@@ -1071,14 +1083,12 @@ class _BatchRows:
     """The batch statement's arrays, filled item by item."""
 
     def __init__(self) -> None:
-        self.tickets: list[dict[str, Any]] = []  # each ticket's columns
+        self.tickets: list[dict[str, Any]] = []  # each ticket's columns (``_COLUMNS``)
         self.keys: list[list[Any]] = [[] for _ in range(6)]
-        self.events: list[list[Any]] = [[] for _ in range(6)]
-        self.words: list[list[Any]] = [[], []]  # a ticket's serial, its words joined
+        self.key_nonces: list[str | None] = []
+        self.events: list[list[Any]] = [[], [], [], []]  # serial, id, topic, payload
         # each ticket's hints to look up: its phone index (None: none), matter, since
         self.looks: list[list[Any]] = [[], [], []]
-        # each ticket's nonce, each key's, and the nonces to record with their times
-        self.nonces: list[list[Any]] = [[], [], [], []]
 
     def add(
         self,
@@ -1093,17 +1103,22 @@ class _BatchRows:
         the item's duplicate hints, if it shows them (and holds it back if it finds any)."""
         number = ticket_number(serial, item.now)
         registration = registration_answer(number, values, item.caller, item.data, duplicates)
-        self.tickets.append({**values, "id": serial, "ticket_id": number})
+        self.tickets.append(
+            {
+                **values,
+                "id": serial,
+                "ticket_id": number,
+                # unsorted: the index and ``@>`` take the words in any order
+                "terms": " ".join(item.terms) if item.terms else None,
+                "nonce": item.nonce,
+            }
+        )
         shows = looks_up and hints_duplicates(item.caller, item.data)
         self.looks[0].append(values[PHONE_INDEX] if shows else None)
         self.looks[1].append(item.data.matter_code)
         self.looks[2].append(item.now - item.policy.duplicate_window)
-        self.nonces[0].append(item.nonce)
-        if item.nonce is not None:
-            self.nonces[2].append(item.nonce)
-            self.nonces[3].append(time.time())
         if item.idempotency_key is not None:
-            self.nonces[1].append(item.nonce)
+            self.key_nonces.append(item.nonce)
             # the answer holds the requester in full: sealed like the ticket
             sealed = ring.seal(registration.model_dump_json(), ANSWER_FIELD)
             for column, value in zip(
@@ -1124,40 +1139,40 @@ class _BatchRows:
             events = ticket_events(number, values, item.caller, item.data, item.keywords)
         finally:
             trace_id_var.reset(trace)
+        serials, ids, topics, payloads = self.events
         for envelope in events:
+            serials.append(serial)
+            ids.append(str(envelope.event_id))
+            topics.append(envelope.topic)
             # the payload as its UTF-8 bytes, read as text by the statement (as
             # Database.write_outbox sends them): not decoded here to be encoded again
-            event: tuple[Any, ...] = (
-                serial,
-                str(envelope.event_id),
-                envelope.topic,
-                envelope.key,
-                envelope.to_json(),
-                datetime.now(UTC),
-            )
-            for column, cell in zip(self.events, event, strict=True):
-                column.append(cell)
-        if item.terms:
-            self.words[0].append(serial)
-            self.words[1].append(" ".join(sorted(item.terms)))
+            payloads.append(envelope.to_json())
         return number, registration
 
     def arguments(self, nonces: bool) -> list[Any]:
         """The statement's arguments (``_WRITE_BATCH[nonces]``)."""
         arrays: list[list[Any]] = []
-        shared: list[Any] = []  # a shared column's one value (then its array is empty)
-        for name, kind in _TICKET_COLUMNS:
+        alike: list[Any] = []  # a shared column's one value (then its array is empty)
+        for name, kind in _COLUMNS:
             column = [row[name] for row in self.tickets]
             if kind == "json":  # as SQLAlchemy's JSON type writes it (None: null)
                 column = ["null" if v is None else json.dumps(v) for v in column]
             if name in _PER_TICKET:
                 arrays.append(column)
-            elif column.count(column[0]) == len(column):
-                arrays.append([])
-                shared.append(column[0])
             else:
+                column, value = _unless_alike(column)
                 arrays.append(column)
-                shared.append(None)
-        written: list[Any] = [*arrays, *shared, *self.keys, *self.events, *self.words]
-        written += [*self.looks, MAX_DUPLICATE_HINTS]
-        return [*written, *self.nonces] if nonces else written
+                alike.append(value)
+        serials, ids, topics, payloads = self.events
+        topics, topic = _unless_alike(topics)
+        events = [serials, ids, topics, payloads, topic, datetime.now(UTC)]
+        written = [*arrays, *alike, *self.keys, *events, *self.looks, MAX_DUPLICATE_HINTS]
+        return [*written, self.key_nonces, time.time()] if nonces else written
+
+
+def _unless_alike(column: list[Any]) -> tuple[list[Any], Any]:
+    """``column`` as the statement takes it: ([], the value) when all its values are alike,
+    else (the values, None)."""
+    if column and column.count(column[0]) == len(column):
+        return [], column[0]
+    return column, None
