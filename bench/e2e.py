@@ -7,11 +7,12 @@ through a Unix socket, HOTLINE_<SERVICE>_UDS, as on one machine it would); then 
 tickets from C clients, with varied Chinese content over every channel, district and
 dispatchable catalog matter.
 
-Prints: accepted/s at the gateway, end-to-end/s (registered → dispatched → acceptance
-clock set in the SLA service), HTTP latency p50/p99, end-to-end latency p50/p99, CPU
-seconds per ticket per process (from /proc, plus this database's PostgreSQL backends and
-the shared Kafka broker), and counts proving nothing lost and nothing doubled in every
-schema.
+Prints: how the gateway reached the services (``transport``: Unix sockets, or TCP where
+BENCH_SETTINGS empties the HOTLINE_<SERVICE>_UDS settings), accepted/s at the gateway,
+end-to-end/s (registered → dispatched → acceptance clock set in the SLA service), HTTP
+latency p50/p99, end-to-end latency p50/p99, CPU seconds per ticket per process (from
+/proc, plus this database's PostgreSQL backends and the shared Kafka broker), and counts
+proving nothing lost and nothing doubled in every schema.
 
 Knobs: BENCH_TICKETS (2000), BENCH_CONCURRENCY (32), BENCH_WARMUP (2000),
 BENCH_DRAIN_SECONDS (180), BENCH_KEEP_DB=1 keeps the database for inspection,
@@ -47,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 from bench.http_load import KeepAliveConnection  # noqa: E402
 from bench.pg_server import ServerCpu, activity, per_ticket, pg_cpu_report  # noqa: E402
 from services.intake.domain import DEFAULT_POLICY, sensitive_keywords_in  # noqa: E402
+from shared.settings import SERVICES  # noqa: E402
 from tests.integration.conftest import (  # noqa: E402
     PROCESSES,
     System,
@@ -321,6 +323,17 @@ def per_batch(before: dict[str, dict[str, float]], after: dict[str, dict[str, fl
     return report
 
 
+def transport(env: dict[str, str]) -> str:
+    """How the gateway reaches each service in a run with settings ``env``: Unix sockets
+    by default (System), TCP where BENCH_SETTINGS empties a ``HOTLINE_<SERVICE>_UDS``."""
+    ways = {
+        ("unix" if env.get(f"HOTLINE_{service.upper()}_UDS") else "tcp") for service in SERVICES
+    }
+    return "clients to the gateway: TCP; the gateway to the services: " + (
+        "Unix sockets" if ways == {"unix"} else "TCP" if ways == {"tcp"} else "mixed"
+    )
+
+
 async def main() -> None:  # noqa: PLR0915 - one linear script
     pg_url = os.environ.get("HOTLINE_PG_URL") or _script_output("postgres.sh")["HOTLINE_PG_URL"]
     kafka = os.environ.get("KAFKA_BOOTSTRAP") or _script_output("kafka.sh")["KAFKA_BOOTSTRAP"]
@@ -518,6 +531,7 @@ async def main() -> None:  # noqa: PLR0915 - one linear script
             "machine": f"{os.cpu_count()} cores, shared with other engineers' work",
             "tickets": TICKETS,
             "concurrency": CONCURRENCY,
+            "transport": transport(system.env("gateway") | EXTRA_ENV),
             "postgresql_synchronous_commit": SYNCHRONOUS_COMMIT,
             "http_status": statuses,
             "accepted": accepted,

@@ -86,6 +86,13 @@ def server_options(**overrides: Any) -> dict[str, Any]:
     }
 
 
+# Who may connect to a service's Unix socket (connecting takes write permission on its file):
+# the service's user and group (the gateway runs as one of them), nobody else. A directory
+# for it that does not exist yet is made, open to the same group only.
+SOCKET_MODE = 0o660
+SOCKET_DIRECTORY_MODE = 0o750
+
+
 class Server(uvicorn.Server):
     """uvicorn's server, woken once a second instead of ten times: its main loop only
     refreshes the ``date`` header (one-second resolution) and looks whether to stop, and
@@ -112,6 +119,7 @@ class Server(uvicorn.Server):
         path = self.unix_socket
         try:
             _refuse_a_socket_in_use(path)
+            os.makedirs(os.path.dirname(path), mode=SOCKET_DIRECTORY_MODE, exist_ok=True)
             server = await asyncio.get_running_loop().create_unix_server(
                 partial(  # uvicorn's own protocol factory (Server.startup), typed loosely
                     self.config.http_protocol_class,  # type: ignore[call-arg]
@@ -129,6 +137,7 @@ class Server(uvicorn.Server):
                 running.close()
             await self.lifespan.shutdown()
             sys.exit(STARTUP_FAILURE)
+        os.chmod(path, SOCKET_MODE)  # whatever the umask made it
         made = os.stat(path)
         self._bound = (made.st_dev, made.st_ino)
         self.servers.append(server)

@@ -5,7 +5,9 @@ setting is refused at start with what to set."""
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import stat
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -208,3 +210,19 @@ async def test_a_service_replaces_the_socket_file_a_stopped_one_left_and_removes
 
     assert answer.text == "hello"
     assert not path.exists()
+
+
+async def test_only_the_services_user_and_group_may_connect_to_its_socket(tmp_path: Path) -> None:
+    """Whatever the process's umask (0 here: a file open to every user), the socket file is
+    0660 and a directory made for it 0750: nobody else on the machine reaches the service
+    past the gateway."""
+    path = tmp_path / "run" / "intake.sock"
+    umask = os.umask(0)
+    try:
+        async with serving(hello, str(path), lifespan="off"):
+            modes = (stat.S_IMODE(path.stat().st_mode), stat.S_IMODE(path.parent.stat().st_mode))
+            answer = await get(str(path))
+    finally:
+        os.umask(umask)
+
+    assert (modes, answer.text) == ((0o660, 0o750), "hello")
