@@ -1,6 +1,6 @@
 """CPU per request of the gateway's hot path (issue 12): POST /api/v1/intake/tickets through
 the gateway process as bench-e2e runs it (``python -m gateway``: uvicorn, httptools, uvloop,
-the whole middleware stack, token check, signing, the transport over a Unix socket) to a
+the whole middleware stack, token check, signing, the transport over a Unix socket or TCP) to a
 stub intake that answers every request at once with a fixed 201, so the gateway's CPU is
 all that is measured: its process's CPU time (/proc) over each round, divided by the
 round's requests.
@@ -9,8 +9,10 @@ round's requests.
 
 ``gateway tree``: a checkout whose gateway to run (its own .venv), e.g. /work/wt/base18,
 to compare two trees on one machine minute (alternate them; the machine's speed drifts).
-GATEWAY_ENV="K=V ..." adds settings or environment to the gateway process (a profiler).
-Prints JSON: µs of the gateway's CPU a request, each round, the best and the median."""
+GATEWAY_ENV="K=V ..." adds settings or environment to the gateway process (a profiler);
+GATEWAY_ENV="HOTLINE_INTAKE_UDS=" has it reach the stub over loopback TCP instead.
+Prints JSON: µs of the gateway's CPU a request, each round, the best and the median; and
+the stub's median (the service's side of the socket)."""
 
 from __future__ import annotations
 
@@ -88,13 +90,19 @@ class _StubIntake(asyncio.Protocol):
         )
 
 
-async def _stub(path: str) -> None:
-    server = await asyncio.get_running_loop().create_unix_server(_StubIntake, path)
-    async with server:
-        await server.serve_forever()
+async def _stub(path: str, port: int) -> None:
+    """The stub on the Unix socket ``path`` and on the TCP ``port`` alike."""
+    loop = asyncio.get_running_loop()
+    unix = await loop.create_unix_server(_StubIntake, path)
+    tcp = await loop.create_server(_StubIntake, "127.0.0.1", port)
+    async with unix, tcp:
+        await asyncio.gather(unix.serve_forever(), tcp.serve_forever())
 
 
-async def _load(base_url: str, gateway_pid: int, per_round: int, rounds: int) -> list[float]:
+async def _load(
+    base_url: str, gateway_pid: int, stub_pid: int, per_round: int, rounds: int
+) -> tuple[list[float], list[float]]:
+    """µs of CPU a request of the gateway and of the stub, each round."""
     async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
         for _ in range(300):
             try:
@@ -126,32 +134,34 @@ async def _load(base_url: str, gateway_pid: int, per_round: int, rounds: int) ->
         await asyncio.gather(*(worker(c) for c in connections))
 
     await round_of(per_round)  # warm-up: connections, caches
-    per_request = []
+    per_request, stub_per_request = [], []
     for _ in range(rounds):
-        before = cpu_seconds(gateway_pid)
+        before, stub_before = cpu_seconds(gateway_pid), cpu_seconds(stub_pid)
         await round_of(per_round)
         per_request.append((cpu_seconds(gateway_pid) - before) / per_round * 1e6)
+        stub_per_request.append((cpu_seconds(stub_pid) - stub_before) / per_round * 1e6)
     for connection in connections:
         await connection.close()
-    return per_request
+    return per_request, stub_per_request
 
 
 def main() -> None:
     if sys.argv[1:2] == ["--stub"]:
-        asyncio.run(_stub(sys.argv[2]))
+        asyncio.run(_stub(sys.argv[2], int(sys.argv[3])))
         return
     per_round = int(sys.argv[1]) if len(sys.argv) > 1 else 4000
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 5
     tree = Path(sys.argv[3]).resolve() if len(sys.argv) > 3 else ROOT
     with tempfile.TemporaryDirectory(prefix="gwbench") as work:
         socket_path = f"{work}/intake.sock"
-        stub = subprocess.Popen([sys.executable, __file__, "--stub", socket_path])
-        port = _free_port()
+        stub_port, port = _free_port(), _free_port()
+        stub = subprocess.Popen([sys.executable, __file__, "--stub", socket_path, str(stub_port)])
         env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
         env.update(
             HOTLINE_ENV="test",
             HOTLINE_DB_URL=f"sqlite+aiosqlite:///{work}/gateway.db",
             HOTLINE_PORT=str(port),
+            HOTLINE_INTAKE_URL=f"http://127.0.0.1:{stub_port}",
             HOTLINE_INTAKE_UDS=socket_path,
             HOTLINE_LOG_LEVEL="WARNING",
         )
@@ -164,7 +174,9 @@ def main() -> None:
             [str(tree / ".venv/bin/python"), "-m", "gateway"], cwd=tree, env=env
         )
         try:
-            rates = asyncio.run(_load(f"http://127.0.0.1:{port}", gateway.pid, per_round, rounds))
+            rates, stub_rates = asyncio.run(
+                _load(f"http://127.0.0.1:{port}", gateway.pid, stub.pid, per_round, rounds)
+            )
         finally:
             gateway.terminate()
             gateway.wait(30)
@@ -174,9 +186,12 @@ def main() -> None:
         json.dumps(
             {
                 "tree": str(tree),
+                "transport": "Unix socket" if env["HOTLINE_INTAKE_UDS"] else "TCP",
                 "gateway_cpu_us_per_request": [round(r, 1) for r in rates],
                 "best": round(min(rates), 1),
                 "median": round(statistics.median(rates), 1),
+                # the service's side of the socket (the stub: asyncio, no uvicorn)
+                "stub_cpu_us_per_request_median": round(statistics.median(stub_rates), 1),
             }
         )
     )
