@@ -12,6 +12,7 @@ import httpx
 import orjson
 from fastapi import Depends, FastAPI, Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from console import console_lifespan, mount_console
 from gateway import admin, auth, openapi, tickets, timeline
@@ -20,7 +21,7 @@ from gateway.clock import clock_router
 from gateway.hygiene import RequestHygiene
 from gateway.identities import SessionGuard, open_identities
 from gateway.openapi import MergedOpenAPI
-from gateway.proxy import ProxyContext, ServiceDispatch, Upstreams, install_proxy
+from gateway.proxy import ProxyContext, Upstreams, install_proxy, proxy, service_path_params
 from gateway.throttle import Throttle
 from shared.access import guard, public
 from shared.bus import Bus
@@ -46,6 +47,32 @@ async def _service_readiness(client: httpx.AsyncClient) -> tuple[bool, dict[str,
     if not isinstance(detail, dict):
         detail = {"body": detail}
     return response.status_code == 200, {"http_status": response.status_code, **detail}
+
+
+class Gateway(FastAPI):
+    """The gateway's app. A request for a service's path (``/api/v1/<service>/...``: every
+    ticket's) goes from the server straight to ``services``, the same edge and hygiene
+    layers as every request's (trace id, metrics, limits) before the proxy: past FastAPI's
+    and starlette's own layers (server errors, whose 500 the proxy answers itself; telemetry
+    and a body limit, both off here) and the router, ~3 µs of the gateway's CPU a request.
+    Anything else goes through the whole app."""
+
+    services: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            self.services is not None
+            and scope["type"] == "http"
+            and not self.root_path
+            and (params := service_path_params(scope)) is not None
+        ):
+            scope["app"] = self
+            # what the route's match gives: the metrics' route template reads them
+            scope["endpoint"] = proxy
+            scope["path_params"] = params
+            await self.services(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_gateway_app(
@@ -78,7 +105,7 @@ def create_gateway_app(
             await upstreams.aclose()
             await identities.db.dispose()
 
-    app = FastAPI(
+    app = Gateway(
         title=openapi.TITLE,
         version=openapi.VERSION,
         lifespan=lifespan,
@@ -95,12 +122,11 @@ def create_gateway_app(
     app.state.tokens = auth.TokenVerifier(settings.jwt_secret)
     app.state.openapi = MergedOpenAPI(app)
     install_error_handlers(app)
-    app.add_middleware(ServiceDispatch)  # innermost: the services' paths skip the router
-    app.add_middleware(
-        RequestHygiene, max_body=settings.max_body_bytes, max_upload=settings.max_upload_bytes
-    )
+    limits = {"max_body": settings.max_body_bytes, "max_upload": settings.max_upload_bytes}
+    app.add_middleware(RequestHygiene, **limits)
     metrics = app.state.metrics = Metrics()
     app.add_middleware(RequestEdge, metrics=metrics)  # trace id and metrics, outside
+    app.services = RequestEdge(RequestHygiene(proxy, **limits), metrics=metrics)
 
     @app.get("/metrics", include_in_schema=False)
     @public()  # its own bearer token (HOTLINE_METRICS_TOKEN)

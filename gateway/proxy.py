@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from starlette.datastructures import URL, State
 from starlette.requests import Request
 from starlette.routing import Match, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from gateway.auth import TokenVerifier, scope_client_address, session_caller
 from gateway.channels import ApiKeys, api_key_from
@@ -260,9 +260,10 @@ class Proxy:
     """The proxy, as a plain ASGI app: the hot path of every ticket, so no starlette
     ``Request``/``Response`` objects are built for it. A refusal (``DomainError``: 401, 403,
     404, 429, 502-504; a database outage) is answered by the app's own exception handlers
-    (shared/errors.py), as any route's; anything else goes on to the server-error layer
-    (500). ``ServiceDispatch`` hands it the services' paths directly; the router's routes
-    for them (``install_proxy``) remain for what it does not take."""
+    (shared/errors.py), as any route's; anything else by the app's handler of unexpected
+    errors (a 500 problem, the traceback logged), as the server-error layer would: the
+    gateway's app (gateway/app.py ``Gateway``) hands the proxy the services' paths past that
+    layer. The router's routes for them (``install_proxy``) remain for what it does not take."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         app = scope["app"]
@@ -270,9 +271,7 @@ class Proxy:
             context: ProxyContext = app.state.proxy
             status, headers, content = await forward(context, scope, await _body(receive))
         except Exception as exc:
-            handler = app_exception_handler(app, exc)
-            if handler is None:
-                raise
+            handler = app_exception_handler(app, exc) or app.exception_handlers[Exception]
             response = await handler(Request(scope, receive), exc)
             await response(scope, receive, send)
             return
@@ -444,38 +443,26 @@ _SERVICE_PREFIX = "/api/v1/"
 _DISPATCHED = frozenset(PROXY_METHODS)
 
 
-class ServiceDispatch:
-    """Plain ASGI, the innermost layer of the gateway's own (inside RequestEdge and
-    RequestHygiene, so every request keeps its trace id, metrics and limits): a request
-    ``ServiceRoute`` would take goes straight to the proxy, past the router and its
-    exception layer, which cost as much CPU as the proxy itself. Its scope gets what the
-    route's match gives (``endpoint``, ``path_params``), for the metrics' route template.
-    Anything else (another method, a ``root_path``) goes on to the router as before."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and scope["path"].startswith(_SERVICE_PREFIX)
-            and scope["method"] in _DISPATCHED
-            and not scope.get("root_path")
-        ):
-            # as PROXY_PATH's pattern: /api/v1/{service}/{path}, service without a slash
-            service, slash, path = scope["path"][len(_SERVICE_PREFIX) :].partition("/")
-            if slash and service in SERVICES:
-                scope["endpoint"] = proxy
-                scope["path_params"] = {"service": service, "path": path}
-                await proxy(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+def service_path_params(scope: Scope) -> dict[str, str] | None:
+    """The ``path_params`` of a request ``ServiceRoute`` would take (``service``, ``path``),
+    matched without the router; None for any other request (another method, a
+    ``root_path``), which the router serves as before."""
+    path: str = scope["path"]
+    if (
+        not path.startswith(_SERVICE_PREFIX)
+        or scope["method"] not in _DISPATCHED
+        or scope.get("root_path")
+    ):
+        return None
+    # as PROXY_PATH's pattern: /api/v1/{service}/{path}, service without a slash
+    service, slash, rest = path[len(_SERVICE_PREFIX) :].partition("/")
+    return {"service": service, "path": rest} if slash and service in SERVICES else None
 
 
 def install_proxy(app: FastAPI) -> None:
     """The services' paths first; any other ``/api/v1/<name>/...`` last, after the gateway's
     own routes (auth, admin, tickets), where it answers that there is no such service.
-    (The app's ``ServiceDispatch`` layer takes the services' paths before the router.)"""
+    (The gateway's app takes the services' paths before its router: ``Gateway``.)"""
     app.router.routes.insert(
         0, ServiceRoute(PROXY_PATH, proxy, methods=PROXY_METHODS, include_in_schema=False)
     )

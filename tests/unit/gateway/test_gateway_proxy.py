@@ -319,13 +319,13 @@ def test_a_callers_identity_is_encoded_once_for_all_its_requests(
 
 @asynccontextmanager
 async def started(
-    settings: Settings, stand_in: Callable[..., Any], *, raise_app_exceptions: bool = True
+    settings: Settings, stand_in: Callable[..., Any]
 ) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     """A gateway in front of a stand-in intake, and its client with an operator signed in."""
     app = create_gateway_app(settings, {"intake": httpx.ASGITransport(app=stand_in("intake"))})
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions),
+            transport=httpx.ASGITransport(app=app),
             base_url="http://gateway",
         ) as client:
             login = await client.post(
@@ -340,8 +340,18 @@ async def test_a_service_path_reaches_the_proxy_past_the_router(
 ) -> None:
     """The router, its exception layer and starlette's request and response objects cost a
     proxied request as much CPU as the proxy's own work: no route is matched for it, not
-    even the proxy's. A method the proxy does not take still goes to the router."""
+    even the proxy's, and FastAPI's own layers (server errors, telemetry, body limit) are
+    not passed either. A method the proxy does not take still goes to the router."""
     async with started(settings, stand_in) as (app, client):
+        layered: list[str] = []
+        stack = app.middleware_stack
+        assert stack is not None  # built at start
+
+        async def fastapis_layers(scope: Any, receive: Any, send: Any) -> None:
+            layered.append(scope["method"])
+            await stack(scope, receive, send)
+
+        monkeypatch.setattr(app, "middleware_stack", fastapis_layers)
         tried: list[tuple[str, str]] = []
         for route in _routes_of(app.router.routes):
             matches = route.matches
@@ -355,10 +365,12 @@ async def test_a_service_path_reaches_the_proxy_past_the_router(
         response = await client.post("/api/v1/intake/echo/x", content=b"{}")
         assert response.status_code == 201, response.text
         assert response.json()["path"] == "/echo/x"
-        assert tried == []
+        assert response.headers["x-request-id"]  # its edge all the same
+        assert (tried, layered) == ([], [])
 
         other = await client.request("TRACE", "/api/v1/intake/echo/x")
     assert ("TRACE", "/api/v1/intake/echo/x") in tried
+    assert layered == ["TRACE"]
     assert other.status_code == 404  # the router's answer (the console's page), as before
 
 
@@ -422,7 +434,7 @@ async def test_an_unexpected_error_in_the_proxy_is_a_500_problem_counted_by_rout
     def broken(target: str) -> str:
         raise RuntimeError("a bug")
 
-    async with started(settings, stand_in, raise_app_exceptions=False) as (app, client):
+    async with started(settings, stand_in) as (app, client):  # answered, not raised on
         monkeypatch.setattr("gateway.proxy.wire_target", broken)
         response = await client.get("/api/v1/intake/echo/x", headers={"x-request-id": "r-500"})
         samples = app.state.metrics.http.collect()[0].samples
