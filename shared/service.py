@@ -228,12 +228,16 @@ def _internal_router(*, clock_routes: bool = True) -> APIRouter:
         caller.require_internal()  # the gateway's timeline scopes and filters them
         outbox, history = ctx.db.outbox, ctx.db.event_history
         # the history (sent rows past their retention, moved there) and what the outbox
-        # still holds; outbox ids order both, since rows move in id order
+        # still holds, sent and unsent, each through its own index (the key's holds the sent
+        # rows only: shared.migrations.index_sent_outbox_rows_by_key); outbox ids order
+        # them all, since rows move in id order
+        sent = outbox.c.published_at.is_not(None)
         both = union_all(
             select(history.c.outbox_id.label("id"), history.c.payload).where(
                 history.c.key == ticket_id
             ),
-            select(outbox.c.id, outbox.c.payload).where(outbox.c.key == ticket_id),
+            select(outbox.c.id, outbox.c.payload).where(outbox.c.key == ticket_id, sent),
+            select(outbox.c.id, outbox.c.payload).where(outbox.c.key == ticket_id, ~sent),
         ).subquery()
         async with ctx.db.engine.connect() as conn:
             rows = (await conn.execute(select(both.c.id, both.c.payload).order_by(both.c.id))).all()

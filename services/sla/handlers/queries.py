@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, union
+from sqlalchemy import func, select
 
 from services.sla.domain import clock_state, lateness_seconds
 from services.sla.handlers.clocks import RUNNING
@@ -20,6 +20,9 @@ from shared.service import ServiceContext
 # Not the industry authority: the SLA does not know industries, so it could not keep an
 # authority to its own (Art 8); it decides determinations in dispatch instead.
 READERS = (Role.OPERATOR, Role.AGENCY, Role.ADMIN, Role.UNIT)
+# when a running clock first needs attention: its warning, or its deadline if it has none
+# (the expression ``ix_clocks_attention`` indexes, migration sla_0010)
+ATTENTION = func.coalesce(clocks.c.warn_at, clocks.c.deadline)
 
 
 def _state(row: Any, now: datetime) -> str:
@@ -82,15 +85,13 @@ async def board(
             caller.require_district(district)
         district = caller.district_scope
     now = ctx.clock.now()
-    query = select(clocks).where(*RUNNING)
+    # warned or overdue: a range of ``ix_clocks_attention`` (a warning never comes after
+    # the deadline), then filtered by the deadline for one of the two
+    query = select(clocks).where(*RUNNING, ATTENTION <= now)
     if status == "overdue":
         query = query.where(clocks.c.deadline <= now)
     elif status == "at_risk":
-        query = query.where(clocks.c.deadline > now, clocks.c.warn_at <= now)
-    else:  # overdue or warned, as a union of two index ranges (an OR would scan them all)
-        late = select(clocks.c.id).where(*RUNNING, clocks.c.deadline <= now)
-        warned = select(clocks.c.id).where(*RUNNING, clocks.c.warn_at <= now)
-        query = query.where(clocks.c.id.in_(union(late, warned)))
+        query = query.where(clocks.c.deadline > now)
     for column, value in (
         (clocks.c.unit_id, unit_id),
         (clocks.c.district, district),

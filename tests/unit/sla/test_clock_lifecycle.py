@@ -307,6 +307,8 @@ async def test_the_board_lists_overdue_and_at_risk_clocks_and_scopes_units(
         ]
         only_late = (await harness.call("GET", "/board?status=overdue")).json()
         assert [e["ticket_id"] for e in only_late["data"]] == ["LATE"]
+        at_risk = (await harness.call("GET", "/board?status=at_risk")).json()
+        assert [e["ticket_id"] for e in at_risk["data"]] == ["RISK"]
         water = (await harness.call("GET", "/board", role=Role.UNIT, unit_id="city-water")).json()
         assert [e["ticket_id"] for e in water["data"]] == ["RISK"]
         # a unit cannot widen its view by naming another unit

@@ -10,6 +10,7 @@ import httpx
 from sqlalchemy import func, select
 
 from shared.auth import Caller, Role, sign_headers
+from tests.unit.shared.test_outbox_inbox import envelope
 from tests.unit.sla.conftest import Harness, dispatched, registered, settle, until
 
 
@@ -47,6 +48,28 @@ async def test_sent_rows_past_retention_move_to_the_history_and_the_timeline_kee
         await until(lambda: len(harness.emitted("sla.deadline_set", "TJ2")) == 1, "TJ2 clock")
         assert await timeline_part(harness, "TJ1") == before
         assert [e["type"] for e in await timeline_part(harness, "TJ2")] == ["sla.deadline_set"]
+
+
+async def test_the_timeline_holds_the_events_not_sent_yet_in_order(harness: Harness) -> None:
+    """The outbox's index by key holds the sent rows only: the timeline reads the unsent
+    ones apart, and a ticket's part lists them too, after those sent before them."""
+    async with harness.running() as ctx:
+        await harness.bus.publish([registered("TJ1")])
+        await until(lambda: len(harness.emitted("sla.deadline_set", "TJ1")) == 1, "clock")
+        await settle(ctx)
+        await ctx.relay.stop()  # what is written now stays unsent
+        async with ctx.db.unit_of_work() as uow:
+            uow.emit(envelope("X", key="TJ1"))
+            uow.emit(envelope("Y", key="TJ2"))
+        assert [e["type"] for e in await timeline_part(harness, "TJ1")] == [
+            "sla.deadline_set",
+            envelope("X").type,
+        ]
+        assert await ctx.relay.relay_once() == 2
+        assert [e["type"] for e in await timeline_part(harness, "TJ1")] == [
+            "sla.deadline_set",
+            envelope("X").type,
+        ]
 
 
 async def test_retention_never_empties_the_outbox_so_no_id_is_given_out_twice(
