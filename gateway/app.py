@@ -58,6 +58,9 @@ class Gateway(FastAPI):
     Anything else goes through the whole app."""
 
     services: ASGIApp | None = None
+    # what the proxy reads on every request (made at start), a plain attribute: one of
+    # ``state``'s is a Python-level lookup (~0.4 µs)
+    proxy_context: ProxyContext | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -89,13 +92,13 @@ def create_gateway_app(
     (embedded mode) the services' shared clock, served at ``/api/v1/clock``."""
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: Gateway) -> AsyncIterator[None]:
         upstreams = Upstreams(settings, transports)
         app.state.upstreams = upstreams
         identities = await open_identities(settings)
         app.state.identities = identities
         app.state.sessions = SessionGuard(identities, settings.session_check_seconds)
-        app.state.proxy = ProxyContext.of(app.state)
+        app.proxy_context = ProxyContext.of(app.state)
         try:
             async with console_lifespan(console):
                 if freeze_heap:  # the process serves this app alone (see create_service_app)

@@ -211,7 +211,8 @@ class Upstreams:
 class ProxyContext:
     """What the proxy reads of the gateway app's state on every request, as plain
     attributes: each of starlette's ``State`` attributes is a Python-level lookup (~0.4 µs;
-    six a request). Made at start, once the upstreams and the session guard are open."""
+    six a request). Made at start, once the upstreams and the session guard are open; the
+    app holds it as a plain attribute too (``Gateway.proxy_context``)."""
 
     settings: Settings
     upstreams: Upstreams
@@ -268,7 +269,7 @@ class Proxy:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         app = scope["app"]
         try:
-            context: ProxyContext = app.state.proxy
+            context: ProxyContext = app.proxy_context  # the Gateway's (gateway/app.py)
             status, headers, content = await forward(context, scope, await _body(receive))
         except Exception as exc:
             handler = app_exception_handler(app, exc) or app.exception_handlers[Exception]

@@ -81,7 +81,7 @@ class _Connection(asyncio.Protocol):
         "transport",
         "idle_since",
         "deadline",
-        "fd",
+        "poller",
         "lost",
         "_response",
         "_answered",
@@ -92,7 +92,8 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.idle_since = 0.0
         self.deadline = 0.0  # the event loop's time by which the response must be whole
-        self.fd = -1
+        # the socket's readability, asked before each reuse (``readable``); made once
+        self.poller: select.poll | None = None
         # the connection has ended, or carried what no request asked for: not reusable
         self.lost = False
         self._response: _ResponseReader | None = None
@@ -106,7 +107,9 @@ class _Connection(asyncio.Protocol):
         # paused whenever the socket did not take all of a request: sending waits for it
         stream.set_write_buffer_limits(high=0)
         sock = transport.get_extra_info("socket")
-        self.fd = sock.fileno() if sock is not None else -1
+        if sock is not None:
+            self.poller = select.poll()
+            self.poller.register(sock.fileno(), select.POLLIN)
 
     def usable(self, now: float, expiry: float) -> bool:
         return (
@@ -122,11 +125,7 @@ class _Connection(asyncio.Protocol):
         no request asked for). The socket says so as soon as the service's FIN arrives; the
         event loop only when it next polls, which on a busy process may be after this
         connection has carried a request into the closed socket."""
-        if self.fd < 0:
-            return False
-        poller = select.poll()
-        poller.register(self.fd, select.POLLIN)
-        return bool(poller.poll(0))
+        return self.poller is not None and bool(self.poller.poll(0))
 
     def expect(self, skip_body: bool) -> asyncio.Future[None]:
         """Get ready for the response to the request about to be written."""
