@@ -76,7 +76,7 @@ class KeyRing:
     def seal(self, value: str | None, field: str) -> str | None:
         if value is None:
             return None
-        nonce = os.urandom(NONCE_BYTES)
+        nonce = _nonce()
         sealed = self.keys[self.current].encrypt(nonce, value.encode(), field.encode())
         return f"{self.current}:{base64.b64encode(nonce + sealed).decode()}"
 
@@ -103,6 +103,22 @@ class KeyRing:
         if value is None:
             return None
         return self.index_key.hexdigest(field.encode() + b"\0" + value.encode())[:32]
+
+
+def _nonce() -> bytes:
+    """A random nonce never used before: the system's randomness is read for many at a
+    time (a system call for each was a fifth of a seal's time)."""
+    if not _NONCES:
+        block = os.urandom(NONCE_BYTES * _NONCES_AT_ONCE)
+        _NONCES.extend(block[i : i + NONCE_BYTES] for i in range(0, len(block), NONCE_BYTES))
+    return _NONCES.pop()
+
+
+# nonces not used yet; a forked child starts without its parent's, so the two never seal
+# under the same nonce (AES-GCM's one rule)
+_NONCES: list[bytes] = []
+_NONCES_AT_ONCE = 256
+os.register_at_fork(after_in_child=_NONCES.clear)
 
 
 def parse_key_ring(text: str) -> dict[str, str]:

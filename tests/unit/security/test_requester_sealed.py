@@ -5,6 +5,8 @@ and ``rekey`` moves them to the new one; a changed ciphertext is refused."""
 
 from __future__ import annotations
 
+import base64
+import os
 import secrets
 import sqlite3
 from pathlib import Path
@@ -13,7 +15,7 @@ from typing import Any
 import pytest
 
 from services.intake.handlers.rekey import rekey
-from shared.sealing import DEV_KEY, KeyRing, SealBroken
+from shared.sealing import DEV_KEY, NONCE_BYTES, KeyRing, SealBroken
 from shared.settings import Settings
 from tests.unit.intake.conftest import running_intake, ticket
 
@@ -177,3 +179,32 @@ def test_the_phone_index_is_the_hmac_sha256_of_field_and_phone() -> None:
         "13812345678", "requester_phone"
     )
     assert ring.blind_index(None, "requester_phone") is None
+
+
+def nonce_of(token: str | None) -> bytes:
+    assert token is not None
+    return base64.b64decode(token.partition(":")[2])[:NONCE_BYTES]
+
+
+def test_every_seal_takes_a_nonce_of_its_own_also_in_a_forked_process() -> None:
+    """AES-GCM's one rule: never two values under one key and nonce. Nonces are read from
+    the system many at a time; a child forked with some of them unused must not seal
+    under the nonces its parent uses next."""
+    ring = KeyRing.development()
+    mine = [nonce_of(ring.seal(NAME, "requester_name")) for _ in range(600)]
+    assert len(set(mine)) == len(mine)
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child's lines are counted in the parent
+        os.close(read)
+        sealed = (ring.seal(NAME, "requester_name") for _ in range(20))
+        os.write(write, b"".join(nonce_of(token) for token in sealed))
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        got = pipe.read()
+    os.waitpid(child, 0)
+    childs = {got[i : i + NONCE_BYTES] for i in range(0, len(got), NONCE_BYTES)}
+    assert len(childs) == 20
+    assert not childs & {nonce_of(ring.seal(NAME, "requester_name")) for _ in range(20)}
+    assert ring.open(ring.seal(PHONE, "requester_phone"), "requester_phone") == PHONE
