@@ -284,13 +284,19 @@ def mask_findings(text: str, findings: Iterable[Finding], replacement: str = "*"
 _NO_RULES = ScreeningRules()
 # Every kind of personal information holds an @ or at least 11 digits in a row, at most
 # one separator between two (full-width digits are digits; the separators as _FULLWIDTH
-# reads them): 24号楼2单元 or 18点27分 holds none.
-_MAY_BE_PERSONAL = re.compile(r"[@\uff20]|\d(?:[- \uff0d\u3000]?\d){10}")
+# reads them): 24号楼2单元 or 18点27分 holds none. The @s are looked for as substrings and
+# the digits by a pattern of their own, which the regex engine starts only at a digit
+# (one pattern with both, tried at every character, took twice the time).
+_ELEVEN_DIGITS = re.compile(r"\d(?:[- \uff0d\u3000]?\d){10}")
+
+
+def _may_be_personal(text: str) -> bool:
+    return "@" in text or "\uff20" in text or _ELEVEN_DIGITS.search(text) is not None
 
 
 def mask_personal_data(text: str, rules: ScreeningRules | None = None) -> str:
     """Every personal-information finding (ID, mobile, card, e-mail) masked; markings kept."""
-    if rules is None and not _MAY_BE_PERSONAL.search(text):
+    if rules is None and not _may_be_personal(text):
         return text  # most requests name no phone, ID, card or e-mail
     found = [
         f
