@@ -9,7 +9,7 @@ import zlib
 from collections import namedtuple
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -18,6 +18,7 @@ import aiosqlite
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -42,6 +43,7 @@ from sqlalchemy import (
     select,
     text,
     tuple_,
+    type_coerce,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -554,12 +556,19 @@ def _result_shape(
     return row, results
 
 
-def unnested(types: Mapping[str, Any], alias: str = "v") -> Any:
+def unnested(
+    types: Mapping[str, Any], alias: str = "v", arrays: Mapping[str, Any] | None = None
+) -> Any:
     """Rows given as one array parameter per column (PostgreSQL): ``unnest`` of the
     parameters ``types`` (parameter → its SQL type) as the table ``alias``, whose columns
-    are named as the parameters (one statement text for any number of rows)."""
-    arrays = (bindparam(name, type_=unnested_type(type_)) for name, type_ in types.items())
-    return func.unnest(*arrays).table_valued(*types).render_derived(name=alias)
+    are named as the parameters (one statement text for any number of rows). ``arrays``:
+    the type a parameter travels as, when not ``unnested_type`` of its own."""
+    arrays = arrays or {}
+    given = (
+        bindparam(name, type_=arrays.get(name) or unnested_type(type_))
+        for name, type_ in types.items()
+    )
+    return func.unnest(*given).table_valued(*types).render_derived(name=alias)
 
 
 def unnested_type(type_: Any) -> Any:
@@ -573,6 +582,46 @@ def unnested_type(type_: Any) -> Any:
     if isinstance(type_, String) and not isinstance(type_, Enum):
         return JoinedArray(type_)
     return postgresql.ARRAY(type_, dimensions=1)
+
+
+class MicrosArray(TypeDecorator[Sequence[datetime | None]]):
+    """A list of aware timestamps sent as the whole microseconds since the Unix epoch
+    (``bigint[]``), for ``given_rows``, which makes each row's timestamp of its number
+    again (``_instant``: exact, as integers, for any timestamp Python holds).
+
+    The driver encodes a timestamp array element by element (its checks against
+    collections.abc's classes, the value turned to UTC and taken from its epoch, in
+    Python's objects). An insert of 128 rows of five timestamps: 0.85 -> 0.50 us of the
+    client's CPU an element, 0.22 -> 0.29 us of PostgreSQL's time (the numbers as one
+    text: 0.44 and 0.34; made an array of timestamps again before ``unnest``: 0.38 and
+    0.48)."""
+
+    impl = postgresql.ARRAY(BigInteger, dimensions=1)
+    cache_ok = True
+
+    def process_bind_param(
+        self, value: Sequence[datetime | None] | None, dialect: Dialect
+    ) -> list[int | None] | None:
+        if value is None:
+            return None
+        try:
+            return [None if at is None else (at - _EPOCH) // _MICROSECOND for at in value]
+        except TypeError:  # not an aware timestamp: refused as UTCDateTime refuses it
+            for at in value:
+                UTCDateTime().process_bind_param(at, dialect)
+            raise
+
+
+def _instant(micros: Any) -> Any:
+    """The timestamp ``micros`` whole microseconds after the Unix epoch: ``to_timestamp``
+    of the whole seconds (exact as a double for any year up to 9999) plus the rest."""
+    seconds = func.to_timestamp(micros.op("/")(literal_column("1000000")))
+    rest = micros.op("%")(literal_column("1000000")) * literal_column("interval '1 microsecond'")
+    return type_coerce(seconds + rest, UTCDateTime())
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 class JoinedArray(TypeDecorator[Sequence[str | None]]):
@@ -646,12 +695,15 @@ def given_rows(types: Mapping[str, Any], alias: str = "v") -> dict[str, Any]:
     per pattern of alike columns would be up to 2**columns of them, evicting each other
     from the driver's cache of prepared statements). The first parameter is always an
     array (``given_values``): it carries the number of rows (put a key first)."""
-    given = unnested(types, alias)
+    # timestamps travel as their microseconds (``MicrosArray``), made timestamps here
+    times = {name for name, type_ in types.items() if isinstance(type_, UTCDateTime)}
+    given = unnested(types, alias, dict.fromkeys(times, MicrosArray()))
     first = next(iter(types))
+    values = {name: _instant(given.c[name]) if name in times else given.c[name] for name in types}
     return {
-        name: given.c[name]
+        name: values[name]
         if name == first
-        else func.coalesce(given.c[name], bindparam(f"{name}_alike", type_=type_))
+        else func.coalesce(values[name], bindparam(f"{name}_alike", type_=type_))
         for name, type_ in types.items()
     }
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import asyncpg
@@ -511,6 +511,15 @@ TEXT_BATCHES = [
 ]
 
 
+def numbered(batches: list[list[Any]]) -> list[tuple[list[Any], list[int]]]:
+    """Each batch with its rows' numbers, counted on from the batch before."""
+    out, first = [], 0
+    for batch in batches:
+        out.append((batch, list(range(first, first + len(batch)))))
+        first += len(batch)
+    return out
+
+
 async def test_text_values_of_any_kind_are_written_and_found_as_given(pg_url: str) -> None:
     """A batch's texts, whichever form they go in, arrive as given: written by
     ``insert_new`` (a text column first: an array even for one row), found by ``rows_in``
@@ -518,10 +527,7 @@ async def test_text_values_of_any_kind_are_written_and_found_as_given(pg_url: st
     (NULL equals nothing, not even itself)."""
     by_pair = select(labels.c.n).where(pairs_in((labels.c.label, labels.c.n), ("texts", "ns")))
     async with connected(pg_url) as (conn, _):
-        first = 0
-        for batch in TEXT_BATCHES:
-            ns = list(range(first, first + len(batch)))
-            first += len(batch)
+        for batch, ns in numbered(TEXT_BATCHES):
             await insert_new(
                 conn, labels, [{"label": v, "n": n} for v, n in zip(batch, ns, strict=True)]
             )
@@ -537,3 +543,47 @@ async def test_text_values_of_any_kind_are_written_and_found_as_given(pg_url: st
             assert sorted(r.n for r in found if r.n in ns) == of_text
             assert sorted(r.n for r in paired) == of_text
             assert sorted(paired_by_sqlalchemy.scalars()) == of_text
+
+
+moments = Table(
+    "moments",
+    metadata,
+    Column("n", Integer, primary_key=True),
+    Column("at", UTCDateTime),
+)
+# timestamps of every kind, sent as their microseconds since the Unix epoch (MicrosArray):
+# before it, at its last microsecond, at the ends of the years Python holds, in another zone
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+INSTANTS = [
+    datetime(2026, 12, 7, 9, 0, 1, 123456, tzinfo=UTC),
+    None,
+    EPOCH - timedelta(microseconds=1),
+    EPOCH,
+    datetime(1, 1, 1, 0, 0, 0, 1, tzinfo=UTC),
+    datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    datetime(1900, 1, 1, 0, 0, 0, 500000, tzinfo=UTC),
+    datetime(2026, 1, 1, 8, 0, 0, 999999, tzinfo=timezone(timedelta(hours=8))),
+]
+TIME_BATCHES = [[v] for v in INSTANTS] + [INSTANTS, INSTANTS[::-1], [None, None]]
+
+
+async def test_timestamps_of_any_kind_are_written_and_updated_as_given(pg_url: str) -> None:
+    """A batch's timestamps arrive as the instants given, to the microsecond, in the
+    rows' order: written by ``insert_new`` and changed by ``update_many`` (each row's
+    timestamp moved to another row's)."""
+    async with connected(pg_url) as (conn, _):
+        for batch, ns in numbered(TIME_BATCHES):
+            await insert_new(
+                conn, moments, [{"n": n, "at": at} for n, at in zip(ns, batch, strict=True)]
+            )
+            stored = await conn.execute(select(moments.c.at).where(one_of(conn, moments.c.n, ns)))
+            moved = batch[1:] + batch[:1]
+            await update_many(
+                conn, moments, ["n"], [{"n": n, "at": at} for n, at in zip(ns, moved, strict=True)]
+            )
+            updated = await conn.execute(
+                select(moments.c.at).where(one_of(conn, moments.c.n, ns)).order_by(moments.c.n)
+            )
+
+            assert sorted(stored.scalars(), key=repr) == sorted(batch, key=repr)
+            assert list(updated.scalars()) == moved

@@ -27,6 +27,7 @@ from shared.db import (
 )
 
 T0 = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
+MICROS_T0 = 1_796_374_800_000_000  # T0 in microseconds since the Unix epoch
 BEIJING = timezone(timedelta(hours=8))
 
 metadata = MetaData()
@@ -135,7 +136,8 @@ def test_array_arguments_are_the_values_sqlalchemys_processors_make() -> None:
 
     assert typed(got) == typed(sqlalchemys(ROWS))
     assert named["raised"] == [True, False, None] and type(named["raised"][1]) is bool
-    assert named["at"] == [T0, None, T0 + timedelta(hours=1)]
+    # the microseconds since the Unix epoch (MicrosArray), made timestamps again in SQL
+    assert named["at"] == [MICROS_T0, None, MICROS_T0 + 3_600_000_000]
     assert named["notes"] == ['{"k": 1}', '["x"]', "null"]  # SQLAlchemy's JSON null
 
 
