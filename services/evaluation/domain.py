@@ -328,8 +328,9 @@ def window_reaches_threshold(
     complete = tallied <= len(recent)
     if len(recent) < threshold - 1 and not complete:
         return None
-    start = registered_at - window
-    in_window = 1 + sum(1 for t in recent[-(threshold - 1) :] if t > start)
+    # of the latest threshold - 1 times (oldest first), those after the window's start
+    latest = recent[-(threshold - 1) :]
+    in_window = 1 + len(latest) - bisect_right(latest, registered_at - window)
     return in_window >= threshold
 
 

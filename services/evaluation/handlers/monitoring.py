@@ -133,8 +133,8 @@ async def _tally_round(
     for pair in pairs:
         track = tracks[pair]
         stored = track.recent or ()
-        recent = [datetime.fromisoformat(t) for t in stored]
-        as_stored = dict(zip(recent, stored, strict=True))
+        read = [datetime.fromisoformat(t) for t in stored]
+        recent = read
         tallied, active_until = track.tallied, track.active_until
         group = groups[pair]
         for position, r in enumerate(group):
@@ -162,7 +162,7 @@ async def _tally_round(
             recent = counted_recent(recent, r.registered_at, setting.threshold)
             tallied += 1
         if tallied != track.tallied:
-            row = {"recent": _recent_texts(recent, as_stored), "tallied": tallied}
+            row = {"recent": _recent_texts(recent, read, stored), "tallied": tallied}
             tallies.append(
                 {"matter_code": pair[0], "district": pair[1], **row, "active_until": active_until}
             )
@@ -183,11 +183,18 @@ async def _tally_round(
     return after
 
 
-def _recent_texts(recent: Sequence[datetime], as_stored: dict[datetime, str]) -> list[str]:
-    """A track's counter as it is stored, ISO texts: a time the track held as the text it
-    was read from (a ticket's time is formatted once, not once a write while it is kept:
-    ~0.9 us a time, ten a track)."""
-    return [as_stored.get(t) or t.isoformat() for t in recent]
+def _recent_texts(
+    recent: Sequence[datetime], read: Sequence[datetime], stored: Sequence[str]
+) -> list[str]:
+    """A track's counter as it is stored, ISO texts: a time the track held (one of ``read``,
+    the times of its texts ``stored``) as the text it was read from (a ticket's time is
+    formatted once, not once a write while it is kept: ~0.9 us a time, ten a track).
+
+    The times read are told by identity, not by value: the counter keeps the very objects
+    read (``counted_recent``), alive in ``read``; hashing an aware datetime makes its UTC
+    time first (~0.35 us, once a time read: ten a track, each batch)."""
+    as_stored = {id(t): text for t, text in zip(read, stored, strict=True)}
+    return [as_stored.get(id(t)) or t.isoformat() for t in recent]
 
 
 async def _join(conn: AsyncConnection, joining: Sequence[Joining]) -> None:
