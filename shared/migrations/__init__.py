@@ -53,6 +53,14 @@ def create_outbox_key_index() -> None:
     op.create_index("ix_outbox_key", "outbox", ["key", "id"])
 
 
+def remake_index(name: str, table: str, columns: list[str], where: str | None = None) -> None:
+    """Index ``name`` of ``table`` made again on ``columns``, holding the rows ``where``
+    (a predicate in SQL) holds, or every row (None)."""
+    op.drop_index(name, table_name=table)
+    rows = None if where is None else sa.text(where)
+    op.create_index(name, table, columns, postgresql_where=rows, sqlite_where=rows)
+
+
 _OUTBOX_SENT = sa.text("published_at IS NOT NULL")
 
 
@@ -157,3 +165,30 @@ def add_inbox_processed_at() -> None:
     with op.batch_alter_table("inbox") as batch:
         batch.alter_column("processed_at", existing_type=UTCDateTime, nullable=False)
     op.create_index(_INBOX_PROCESSED_AT, "inbox", ["processed_at"])
+
+
+def inbox_ids_compared_bytewise() -> None:
+    """PostgreSQL: the inbox's two columns compare by their bytes (``COLLATE "C"``) instead
+    of the database's collation (issue 12). Every event a consumer claims is an entry in
+    the primary key, placed by a dozen comparisons of event ids that share their first
+    characters (a UUID v7 starts with the time it was made); with a libc collation other
+    than C each one went through ``strcoll``. The order is the same for these ids (ASCII:
+    digits, letters, hyphens), so the pruning's range of ids made before a time
+    (``Database.prune_inbox``) reads the same rows. Only ``shared.db`` reads the inbox,
+    never joined with another table's ids. The primary key is rebuilt (the table is not
+    rewritten)."""
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    op.execute(
+        'ALTER TABLE inbox ALTER COLUMN consumer TYPE varchar(64) COLLATE "C",'
+        ' ALTER COLUMN event_id TYPE varchar(36) COLLATE "C"'
+    )
+
+
+def inbox_ids_compared_by_default() -> None:
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    op.execute(
+        'ALTER TABLE inbox ALTER COLUMN consumer TYPE varchar(64) COLLATE "default",'
+        ' ALTER COLUMN event_id TYPE varchar(36) COLLATE "default"'
+    )

@@ -1,9 +1,10 @@
 """The migrations of issue 12 that leave a hot table one index entry fewer a row written, both
 ways, on SQLite (and, through ``index_migration_both_ways``, on PostgreSQL in
 tests/integration): the outbox's index by key holds the sent rows only, SLA's two board
-indexes of running clocks become one, evaluation's index of acceptances holds the accepted
-handlings only. What reads them: tests/unit/sla/test_outbox_retention.py (the timeline),
-test_clock_lifecycle.py (the board), tests/unit/evaluation (the scores)."""
+indexes of running clocks become one, evaluation's indexes of acceptances and of flagged
+tickets hold the accepted handlings and the flagged tickets only. What reads them:
+tests/unit/sla/test_outbox_retention.py (the timeline), test_clock_lifecycle.py (the
+board), tests/unit/evaluation (the scores, the flagged tickets)."""
 
 from __future__ import annotations
 
@@ -77,6 +78,14 @@ CHANGES = [
         "handlings",
         {"ix_handlings_dispatched": None, "ix_handlings_accepted": None},
         {"ix_handlings_dispatched": None, "ix_handlings_accepted": "accepted_at is not null"},
+    ),
+    IndexChange(
+        "evaluation",
+        "evaluation_0012",
+        "evaluation_0011",
+        "tickets",
+        {"ix_tickets_matter_district_time": None, "ix_tickets_flagged": None},
+        {"ix_tickets_matter_district_time": None, "ix_tickets_flagged": "flagged is true"},
     ),
 ]
 CHANGE_IDS = [change.revision for change in CHANGES]

@@ -7,26 +7,15 @@ changes an indexed column).
 Revision ID: evaluation_0011
 """
 
-import sqlalchemy as sa
-from alembic import op
+from shared.migrations import remake_index
 
 revision = "evaluation_0011"
 down_revision = "evaluation_0010"
 
-ACCEPTED = sa.text("accepted_at IS NOT NULL")
-
 
 def upgrade() -> None:
-    op.drop_index("ix_handlings_accepted", "handlings")
-    op.create_index(
-        "ix_handlings_accepted",
-        "handlings",
-        ["accepted_at"],
-        sqlite_where=ACCEPTED,
-        postgresql_where=ACCEPTED,
-    )
+    remake_index("ix_handlings_accepted", "handlings", ["accepted_at"], "accepted_at IS NOT NULL")
 
 
 def downgrade() -> None:
-    op.drop_index("ix_handlings_accepted", "handlings")
-    op.create_index("ix_handlings_accepted", "handlings", ["accepted_at"])
+    remake_index("ix_handlings_accepted", "handlings", ["accepted_at"])
