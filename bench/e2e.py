@@ -12,9 +12,7 @@ BENCH_SETTINGS empties the HOTLINE_<SERVICE>_UDS settings), accepted/s at the ga
 end-to-end/s (registered → dispatched → acceptance clock set in the SLA service), HTTP
 latency p50/p99, end-to-end latency p50/p99, CPU seconds per ticket per process (from
 /proc, plus this database's PostgreSQL backends and the shared Kafka broker), and counts
-proving nothing lost and nothing doubled in every schema; and the host's speed before and
-after (``machine_probe_cpu_ms``: CPU milliseconds of a fixed piece of Python work; the same
-code's CPU a ticket follows it from hour to hour).
+proving nothing lost and nothing doubled in every schema.
 
 Knobs: BENCH_TICKETS (2000), BENCH_CONCURRENCY (32), BENCH_WARMUP (2000),
 BENCH_DRAIN_SECONDS (180), BENCH_KEEP_DB=1 keeps the database for inspection,
@@ -30,7 +28,6 @@ The machine is shared: other engineers' tests may run at the same time."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import os
 import random
@@ -139,29 +136,6 @@ def cpu_seconds(pid: int) -> float:
     except FileNotFoundError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def machine_probe_ms(rounds: int = 7) -> float:
-    """This process's CPU milliseconds for a fixed piece of Python work (JSON, hashing,
-    dicts and strings, as the services do), the median of ``rounds``, taken while the
-    system under test is idle. The host's speed swings over the hours (noisy neighbours
-    on its cores: the same code took 1.4 to 2.9 ms of the machine a ticket): runs of
-    different hours compare by their CPU a ticket divided by this."""
-    record = {"ticket": "12345-00001", "content": "小区路灯坏了，晚上出行不便", "n": 0}
-
-    def work() -> None:
-        for i in range(4000):
-            record["n"] = i
-            text = json.dumps(record, ensure_ascii=False)
-            hashlib.sha256(text.encode()).hexdigest()
-            json.loads(text)["content"].split("，")
-
-    times = []
-    for _ in range(rounds):
-        start = time.process_time()
-        work()
-        times.append(time.process_time() - start)
-    return round(sorted(times)[rounds // 2] * 1000, 1)
 
 
 def machine_busy_seconds() -> float:
@@ -366,7 +340,6 @@ async def main() -> None:  # noqa: PLR0915 - one linear script
     system = System({"pg": pg_url, "kafka": kafka}, Path(tempfile.mkdtemp(prefix="bench-e2e-")))
     system.ports = {p: _free_port() for p in PROCESSES}
     await _create_database(system)
-    probe_before = machine_probe_ms()  # nothing of the system under test runs yet
     dsn = system.db_url.replace("postgresql+asyncpg", "postgresql")
     pg: asyncpg.Connection | None = None
     try:
@@ -540,7 +513,6 @@ async def main() -> None:  # noqa: PLR0915 - one linear script
             # a backend's statistics reach the views within 10 s of its going idle (15+)
             await asyncio.sleep(STATS_FLUSH_SECONDS)
             pg_after = await activity(pg)
-            probe_after = machine_probe_ms()  # the system idle again
         total = WARMUP + accepted
         e2e_latencies = [done_at[t] - s for t, s in sent_at.items() if t in done_at]
         cpu = {p: round((cpu_after[p] - cpu_before[p]) / max(accepted, 1) * 1000, 2) for p in pids}
@@ -557,8 +529,6 @@ async def main() -> None:  # noqa: PLR0915 - one linear script
             "benchmark": "e2e",
             "mode": "distributed: gateway + 5 services (processes), PostgreSQL, Kafka",
             "machine": f"{os.cpu_count()} cores, shared with other engineers' work",
-            # the host's speed at the start and the end (machine_probe_ms: lower is faster)
-            "machine_probe_cpu_ms": {"before": probe_before, "after": probe_after},
             "tickets": TICKETS,
             "concurrency": CONCURRENCY,
             "transport": transport(system.env("gateway") | EXTRA_ENV),
