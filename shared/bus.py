@@ -33,10 +33,12 @@ from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 from shared.aio import wait_set
-from shared.events import TOPICS, Envelope
+from shared.events import TOPICS, Envelope, Event, Header, read
 
 log = logging.getLogger("hotline.bus")
-BatchHandler = Callable[[Sequence[Envelope]], Awaitable[None]]
+# a batch's events: ``Envelope``s, but those of the types a group reads as their models
+# (``subscribe``'s ``models``), ``Received``
+BatchHandler = Callable[[Sequence[Header]], Awaitable[None]]
 TRACE_HEADER = "trace-id"
 
 
@@ -53,9 +55,9 @@ class RawEvent(NamedTuple):
 def per_event(handler: Callable[[Envelope], Awaitable[None]]) -> BatchHandler:
     """A batch handler that hands each event of the batch to ``handler`` in turn."""
 
-    async def each(batch: Sequence[Envelope]) -> None:
-        for envelope in batch:
-            await handler(envelope)
+    async def each(batch: Sequence[Header]) -> None:
+        for event in batch:
+            await handler(event.as_envelope())
 
     return each
 
@@ -112,31 +114,40 @@ def decode(
     values: Sequence[bytes | None],
     types: frozenset[str] | None,
     unless: Mapping[str, re.Pattern[bytes]] | None = None,
-) -> tuple[list[Envelope], list[tuple[int, str]]]:
-    """The envelopes among ``values`` whose type is in ``types`` (all when None), and the
+    models: Mapping[str, type[Event]] | None = None,
+) -> tuple[list[Header], list[tuple[int, str]]]:
+    """The events among ``values`` whose type is in ``types`` (all when None), and the
     values that are not envelopes: (index in ``values``, why). A value whose type is read
     and not wanted is passed over before being parsed (most of a topic is of no interest to
     a group), and so is one of a type in ``unless`` whose bytes match that type's pattern
     (the events of a wanted type that the group can tell are of no interest to it without
     parsing them); one whose type cannot be read is parsed, so garbage is never passed
     over silently: every group reading the topic reports it (it is of interest to nobody,
-    but nobody can tell that without reading it)."""
-    wanted: list[Envelope] = []
+    but nobody can tell that without reading it). An event of a type in ``models`` is read
+    in one pass as that model (``Received``) when it can be (``read``), else as an
+    ``Envelope`` (refused, or to be upcast, as ever)."""
+    wanted: list[Header] = []
     bad: list[tuple[int, str]] = []
     # the types as the bytes a value holds them in: each value's type is compared as it is,
     # not decoded first (a quarter of passing a value over; nor can bytes that are not UTF-8
     # where the type is make it raise)
     kinds = None if types is None else {t.encode() for t in types}
+    by_kind = {t.encode(): m for t, m in models.items()} if models else {}
     match = _TYPE.match
     for i, value in enumerate(values):
-        if kinds is not None and value is not None:
+        if value is not None and (kinds is not None or by_kind):
             found = match(value)
             if found is not None:
                 kind = found[1]
-                if kind not in kinds:
+                if kinds is not None and kind not in kinds:
                     continue
                 only = unless.get(kind.decode()) if unless else None
                 if only is not None and only.search(value):
+                    continue
+                model = by_kind.get(kind)
+                received = read(value, model) if model is not None else None
+                if received is not None:
+                    wanted.append(received)
                     continue
         try:
             wanted.append(Envelope.from_json(value if value is not None else b""))
@@ -211,6 +222,7 @@ class Bus(Protocol):
         types: Types | None = None,
         *,
         unparseable: UnparseableHandler | None = None,
+        models: Mapping[str, type[Event]] | None = None,
     ) -> None: ...
 
     async def unsubscribe(self, group: str) -> None: ...
@@ -240,6 +252,8 @@ class _Subscription:
     types: frozenset[str] | LiveTypes | None = None
     # where the messages that are not envelopes go (None: logged and passed over)
     unparseable: UnparseableHandler | None = None
+    # the types read straight into their event models (``Received``), by type
+    models: Mapping[str, type[Event]] = field(default_factory=dict)
     state: str = STOPPED
     task: asyncio.Task[None] | None = None
     restarts: int = 0
@@ -326,16 +340,16 @@ async def _types_now(sub: _Subscription) -> Wanted | None:
 
 
 def _decode(
-    values: Sequence[bytes | None], wanted: Wanted | None
-) -> tuple[list[Envelope], list[tuple[int, str]]]:
+    values: Sequence[bytes | None], wanted: Wanted | None, models: Mapping[str, type[Event]]
+) -> tuple[list[Header], list[tuple[int, str]]]:
     if wanted is None:
-        return decode(values, None)
-    return decode(values, frozenset(wanted.types), wanted.unless)
+        return decode(values, None, models=models)
+    return decode(values, frozenset(wanted.types), wanted.unless, models)
 
 
 async def _deliver(
     sub: _Subscription,
-    batch: Sequence[Envelope],
+    batch: Sequence[Header],
     bad: Sequence[Unparseable] = (),
     *,
     abandon: asyncio.Event | None = None,
@@ -373,7 +387,7 @@ def _pass_over(sub: _Subscription, bad: Sequence[Unparseable]) -> None:
 
 
 async def _hand_over(
-    sub: _Subscription, batch: Sequence[Envelope], bad: Sequence[Unparseable]
+    sub: _Subscription, batch: Sequence[Header], bad: Sequence[Unparseable]
 ) -> None:
     if bad and sub.unparseable is not None:
         await sub.unparseable(bad)
@@ -383,7 +397,7 @@ async def _hand_over(
 
 async def _deliver_until_taken(
     sub: _Subscription,
-    batch: Sequence[Envelope],
+    batch: Sequence[Header],
     bad: Sequence[Unparseable],
     abandon: asyncio.Event,
     max_delay: float,
@@ -586,10 +600,13 @@ class LogBus(_Groups):
         types: Types | None = None,
         *,
         unparseable: UnparseableHandler | None = None,
+        models: Mapping[str, type[Event]] | None = None,
     ) -> None:
         if group in self._subs:
             raise ValueError(f"group {group!r} already subscribed")
-        sub = _Subscription(group, frozenset(topics), handler, _types(types), unparseable)
+        sub = _Subscription(
+            group, frozenset(topics), handler, _types(types), unparseable, dict(models or {})
+        )
         self._subs[group] = sub
         if self._started:
             sub.state = RESTARTING  # until its task runs
@@ -637,7 +654,7 @@ class LogBus(_Groups):
 
     # ---- consuming -----------------------------------------------------------------
 
-    async def _read(self, sub: _Subscription) -> tuple[list[Envelope], list[Unparseable], int]:
+    async def _read(self, sub: _Subscription) -> tuple[list[Header], list[Unparseable], int]:
         """The next batch for ``sub``, the messages among it that are not envelopes, and the
         position it reaches (events of other topics are passed over)."""
         marks = ",".join("?" for _ in sub.topics)
@@ -650,7 +667,7 @@ class LogBus(_Groups):
             ) as cur:
                 rows = list(await cur.fetchall())
         reached = rows[-1][0] if len(rows) == self.batch_size else end
-        batch, errors = _decode([row[1] for row in rows], await _types_now(sub))
+        batch, errors = _decode([row[1] for row in rows], await _types_now(sub), sub.models)
         bad = []
         for i, why in errors:
             pos, value, topic, key = rows[i]
@@ -930,11 +947,12 @@ class KafkaBus(_Groups):
         types: Types | None = None,
         *,
         unparseable: UnparseableHandler | None = None,
+        models: Mapping[str, type[Event]] | None = None,
     ) -> None:
         if group in self._subs:
             raise ValueError(f"group {group!r} already subscribed")
         self._subs[group] = _Subscription(
-            group, frozenset(topics), handler, _types(types), unparseable
+            group, frozenset(topics), handler, _types(types), unparseable, dict(models or {})
         )
         if self._started:
             self._start_group(self._subs[group])
@@ -1132,7 +1150,7 @@ class KafkaBus(_Groups):
                 last_records, idle_reported = time.monotonic(), False
                 types = await _types_now(sub)  # (not holding the batch lock: it may wait)
                 async with in_hand:
-                    batch, bad = self._decode(batches, types)
+                    batch, bad = self._decode(batches, types, sub.models)
                     done = not (batch or bad) or await _deliver(sub, batch, bad, abandon=revoking)
                     if not done:
                         log.info(
@@ -1165,12 +1183,12 @@ class KafkaBus(_Groups):
             sub.consumer = None
 
     def _decode(
-        self, batches: dict[Any, list[Any]], types: Wanted | None
-    ) -> tuple[list[Envelope], list[Unparseable]]:
-        """The fetched records' envelopes of the group's types, and the records that are not
+        self, batches: dict[Any, list[Any]], types: Wanted | None, models: Mapping[str, type[Event]]
+    ) -> tuple[list[Header], list[Unparseable]]:
+        """The fetched records' events of the group's types, and the records that are not
         envelopes, with where they were."""
         records = [m for messages in batches.values() for m in messages]
-        batch, errors = _decode([m.value for m in records], types)
+        batch, errors = _decode([m.value for m in records], types, models)
         return batch, [self._unparseable(records[i], why) for i, why in errors]
 
     def _unparseable(self, record: Any, error: str) -> Unparseable:

@@ -58,7 +58,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from shared.bus import Unparseable, parse_error
 from shared.db import UNPARSEABLE, Database, SeenBefore, UnitOfWork, insert_new
 from shared.errors import IllegalTransition, NotFound, is_database_outage
-from shared.events import Envelope
+from shared.events import Envelope, Header
 from shared.logging import trace_id_var
 
 if TYPE_CHECKING:
@@ -68,13 +68,12 @@ log = logging.getLogger("hotline.consumer")
 
 EventHandler = Callable[["ServiceContext", UnitOfWork, Envelope], Coroutine[Any, Any, None]]
 # the same effect as the event handler of that type, for many events (distinct keys) at once
-ManyHandler = Callable[
-    ["ServiceContext", UnitOfWork, Sequence[Envelope]], Coroutine[Any, Any, None]
-]
+# (``parse_payloads`` reads them as their model: the bus may have read them so, ``Received``)
+ManyHandler = Callable[["ServiceContext", UnitOfWork, Sequence[Header]], Coroutine[Any, Any, None]]
 # the ids of the events of a batch that would change nothing in this service (in the state
 # the unit of work reads): they are neither run nor recorded in the inbox
 NoEffect = Callable[
-    ["ServiceContext", UnitOfWork, Sequence[Envelope]], Coroutine[Any, Any, Collection[str]]
+    ["ServiceContext", UnitOfWork, Sequence[Header]], Coroutine[Any, Any, Collection[str]]
 ]
 PARKED, RETRIED, DISCARDED = "parked", "retried", "discarded"
 
@@ -126,8 +125,11 @@ class Consumer:
 
     # ---- the batch -----------------------------------------------------------------
 
-    async def handle_batch(self, batch: Sequence[Envelope]) -> None:
-        wanted: dict[str, Envelope] = {}
+    async def handle_batch(self, batch: Sequence[Header]) -> None:
+        """Handle ``batch``: ``Envelope``s, and events the bus read as their models
+        (``Received``: ``subscribe``'s ``models``), which only ``many`` handlers get as
+        they are (the others get their envelopes)."""
+        wanted: dict[str, Header] = {}
         for envelope in batch:
             if envelope.type in self.handlers:
                 wanted.setdefault(str(envelope.event_id), envelope)
@@ -145,7 +147,7 @@ class Consumer:
         await self._handle(wanted, fast=False)
 
     async def _handle(
-        self, wanted: Mapping[str, Envelope], *, fast: bool, all_new: bool = False
+        self, wanted: Mapping[str, Header], *, fast: bool, all_new: bool = False
     ) -> None:
         """The batch in one transaction: ``fast`` runs every event not parked behind
         another at once (raises ``_FellBack``, the transaction rolled back, if any of it
@@ -220,7 +222,7 @@ class Consumer:
             )
 
     async def _fast(
-        self, uow: UnitOfWork, ready: Sequence[Envelope]
+        self, uow: UnitOfWork, ready: Sequence[Header]
     ) -> tuple[list[Envelope], list[Callable[[], None]]]:
         """Every event of ``ready`` in the batch's transaction (``uow``), set-based where a
         service can (no savepoint: two round trips a batch). If any of it fails,
@@ -236,7 +238,7 @@ class Consumer:
                         await self.many[run[0].type](self.ctx, uow, run)
                         _own_trace_ids(uow.events, emitted, run)
                     else:
-                        await self.handlers[run[0].type](self.ctx, uow, run[0])
+                        await self.handlers[run[0].type](self.ctx, uow, run[0].as_envelope())
                 finally:
                     trace_id_var.reset(token)
         except Exception as exc:  # noqa: BLE001 - handled again event by event
@@ -250,11 +252,12 @@ class Consumer:
         return uow.events, uow.after_commit
 
     async def _attempt(
-        self, conn: AsyncConnection, envelope: Envelope
+        self, conn: AsyncConnection, event: Header
     ) -> tuple[UnitOfWork | None, str, int]:
         """Run the handler in a savepoint, up to ``max_attempts`` times. An outage
         propagates (the whole batch is retried); any other failure counts."""
-        handler = self.handlers[envelope.type]
+        handler = self.handlers[event.type]
+        envelope = event.as_envelope()
         error = ""
         for attempt in range(1, self.max_attempts + 1):
             uow = UnitOfWork(conn)
@@ -520,13 +523,13 @@ class _FellBack(Exception):
     """The fast path failed: its transaction is rolled back, the batch goes event by event."""
 
 
-def _runs(batch: Sequence[Envelope], many: Mapping[str, ManyHandler]) -> list[list[Envelope]]:
+def _runs(batch: Sequence[Header], many: Mapping[str, ManyHandler]) -> list[list[Header]]:
     """``batch`` cut into what the fast path hands over at once. Each event goes to a
     layer one above the previous event of its ticket (it must see that one's effects);
     a layer's events of one type with a ``many`` handler form one run. Other events go
     alone, in a layer of their own between everything before and after them. Layers run
     in order; within a layer tickets are independent."""
-    runs: dict[tuple[int, str], list[Envelope]] = {}
+    runs: dict[tuple[int, str], list[Header]] = {}
     layer_of: dict[str, int] = {}
     floor, top = 0, -1
     for envelope in batch:
@@ -543,7 +546,7 @@ def _runs(batch: Sequence[Envelope], many: Mapping[str, ManyHandler]) -> list[li
     return [run for (layer, _), run in sorted(runs.items(), key=lambda item: item[0][0])]
 
 
-def _own_trace_ids(events: list[Envelope], emitted: int, run: Sequence[Envelope]) -> None:
+def _own_trace_ids(events: list[Envelope], emitted: int, run: Sequence[Header]) -> None:
     """A set-based run is handled under its first event's trace id; what it emitted (from
     ``events[emitted:]``) about each ticket of the run carries that ticket's own trace id,
     so one ticket can still be followed across services (a run never holds two events of
@@ -608,8 +611,9 @@ def _envelope_of(row: Mapping[str, Any]) -> Envelope:
 
 
 def _dead_row(
-    consumer: str, envelope: Envelope, error: str, attempts: int, *, behind: int | None = None
+    consumer: str, event: Header, error: str, attempts: int, *, behind: int | None = None
 ) -> dict[str, Any]:
+    envelope = event.as_envelope()
     now = datetime.now(UTC)
     return {
         "consumer": consumer,

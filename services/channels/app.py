@@ -24,6 +24,7 @@ SPEC = ServiceSpec(
     routers=routers,
     handlers=EVENT_HANDLERS,
     many_handlers=MANY_HANDLERS,
+    many_read=False,  # they keep and pass on the envelopes' JSON values
     of_no_effect=of_no_effect,
     wanted_types=wanted_types,
     on_start=[check_secrets],

@@ -1,9 +1,10 @@
 """Event contract: one envelope, one frozen Pydantic model per event type and version.
 
 The JSON these produce is the contract between services (docs/events.md and
-docs/events/<stream>.md). A consumer reads an event with ``parse_payload``; an older
-version is upcast before it is used. Each stream's models live in their own module and
-register themselves in ``EVENT_TYPES``; everything is re-exported here.
+docs/events/<stream>.md). A consumer reads an event with ``parse_payload`` (a set-based
+one is handed it read: ``Received``); an older version is upcast before it is used. Each
+stream's models live in their own module and register themselves in ``EVENT_TYPES``;
+everything is re-exported here.
 """
 
 from shared.events.base import (
@@ -20,12 +21,15 @@ from shared.events.base import (
     ClockKind,
     Envelope,
     Event,
+    Header,
+    Received,
     TicketType,
     UnknownEvent,
     Urgency,
     event,
     parse_payload,
     parse_payloads,
+    read,
     topic_for,
     utcnow,
 )
@@ -106,6 +110,7 @@ __all__ = [
     "Escalated",
     "EvaluationClosed",
     "Event",
+    "Header",
     "ExemptionDecided",
     "ExemptionFiled",
     "ExtensionApproved",
@@ -134,6 +139,7 @@ __all__ = [
     "ReturnApproved",
     "ReturnRejected",
     "ReturnRequested",
+    "Received",
     "RevisitRecorded",
     "SupervisionAnswered",
     "SupervisionClosed",
@@ -162,6 +168,7 @@ __all__ = [
     "event",
     "parse_payload",
     "parse_payloads",
+    "read",
     "topic_for",
     "utcnow",
 ]

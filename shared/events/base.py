@@ -1,7 +1,8 @@
 """The envelope, the base of every event model, the registry and upcasting.
 
 The JSON these produce is the contract between services (see docs/events.md). A consumer
-reads an event with ``parse_payload``; an older version is upcast before it is used.
+reads an event with ``parse_payload``, or, set-based, is handed it read in one pass
+(``Received``); an older version is upcast before it is used.
 """
 
 from __future__ import annotations
@@ -9,9 +10,11 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, Literal, TypeVar
+from functools import cache
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -103,8 +106,12 @@ _RANDOM_BITS, _V7 = 0x0FFF_3FFF_FFFF_FFFF_FFFF, 0x7000_8000_0000_0000_0000
 _new, _set = object.__new__, object.__setattr__
 
 
-class Envelope(BaseModel):
-    """What travels on the bus. ``payload`` is the event model's JSON."""
+E = TypeVar("E", bound="Event")
+
+
+class Header(BaseModel):
+    """An envelope's fields but its payload: what the consumers read of every event
+    (``Envelope``: the payload as JSON values; ``Received``: as its event model)."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -115,7 +122,6 @@ class Envelope(BaseModel):
     ticket_id: str | None = None
     producer: str
     trace_id: str | None = None
-    payload: dict[str, Any]
 
     @property
     def topic(self) -> str:
@@ -124,6 +130,26 @@ class Envelope(BaseModel):
     @property
     def key(self) -> str:
         return self.ticket_id or str(self.event_id)
+
+    @abstractmethod
+    def as_envelope(self) -> Envelope:
+        """This event as it travels: its payload as JSON values."""
+
+    @abstractmethod
+    def event(self) -> Event:
+        """Its payload as its model (``parse_payload``: upcast from an older version)."""
+
+
+class Envelope(Header):
+    """What travels on the bus. ``payload`` is the event model's JSON."""
+
+    payload: dict[str, Any]
+
+    def as_envelope(self) -> Envelope:
+        return self
+
+    def event(self) -> Event:
+        return parse_payload(self)
 
     def to_json(self) -> bytes:
         # pydantic's serializer writes the JSON itself: the same bytes as
@@ -279,15 +305,49 @@ def parse_payload(envelope: Envelope) -> Event:
     return model.__pydantic_validator__.validate_python(payload)  # type: ignore[no-any-return]
 
 
-E = TypeVar("E", bound=Event)
+class Received(Header, Generic[E]):
+    """An event read off the bus in one pass (``read``): its envelope's header and its
+    payload as its event model (of the model's version), without the payload's dict that
+    ``Envelope.from_json`` and ``parse_payload`` make and read in two."""
+
+    event_id: uuid.UUID  # no default: a received event carries its id (inboxes dedupe by it)
+    payload: E
+
+    def as_envelope(self) -> Envelope:
+        """Its envelope, the payload the model's dump (as its producer wrote it, but for
+        fields this version does not know, which the model ignores)."""
+        header = {name: getattr(self, name) for name in Header.model_fields}
+        return Envelope(**header, payload=self.payload.model_dump(mode="json"))
+
+    def event(self) -> E:
+        return self.payload
 
 
-def parse_payloads(envelopes: Sequence[Envelope], model: type[E]) -> list[E]:
-    """The payloads of a run of events of one type (a set-based consumer's input)."""
-    parsed = []
-    for envelope in envelopes:
-        event = parse_payload(envelope)
+def read(raw: bytes, model: type[E]) -> Received[E] | None:
+    """``raw`` as an event of ``model`` (its type, of the model's version), in one pass; or
+    None, when it is not one as it stands: another type or version, or anything
+    ``Envelope.from_json`` would refuse or read another way (no ``event_id``). The caller
+    then reads it as an ``Envelope``: refused for the reason it always was, or upcast."""
+    try:
+        received: Received[E] = received_model(model).__pydantic_validator__.validate_json(raw)
+    except Exception:  # noqa: BLE001 - read again the way it always was
+        return None
+    if received.type != model.TYPE or received.version != model.VERSION:
+        return None
+    return received
+
+
+@cache
+def received_model(model: type[E]) -> type[Received[E]]:
+    """``Received`` of ``model`` (made once: pydantic's ``Received[model]`` looks it up)."""
+    return Received[model]  # type: ignore[valid-type]
+
+
+def parse_payloads(batch: Sequence[Header], model: type[E]) -> list[E]:
+    """The payloads of a run of events of one type as their model (a set-based consumer's
+    input): read with their envelopes (``Received``), or now (an ``Envelope``: upcast)."""
+    found = [header.event() for header in batch]
+    for event in found:
         if not isinstance(event, model):
-            raise UnknownEvent(f"{envelope.type} is not {model.TYPE}")
-        parsed.append(event)
-    return parsed
+            raise UnknownEvent(f"{event.TYPE} is not {model.TYPE}")
+    return found  # type: ignore[return-value]  # each is a model

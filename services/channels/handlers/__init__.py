@@ -11,7 +11,7 @@ from services.channels.handlers.webhooks import delivery_sender, endpoint_circui
 from services.channels.handlers.wechat import retry_pending
 from shared.bus import Wanted
 from shared.db import UnitOfWork
-from shared.events import EVENT_TYPES, DeadlineSet, Envelope, TicketDispatched
+from shared.events import EVENT_TYPES, DeadlineSet, Envelope, Header, TicketDispatched
 from shared.metrics import Sample
 from shared.service import EventHandler, ManyHandler, ServiceContext
 from shared.settings import secret_problems
@@ -26,19 +26,21 @@ async def on_event(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> 
     await notifications.on_event(ctx, uow, envelope)
 
 
-async def on_dispatched(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[Envelope]) -> None:
+async def on_dispatched(ctx: ServiceContext, uow: UnitOfWork, events: Sequence[Header]) -> None:
     """``on_event`` for many ``ticket.dispatched`` (one a ticket, the hot path): a few
     statements for all of them."""
+    batch = [e.as_envelope() for e in events]  # as the bus read them (``many_read=False``)
     await open311.on_dispatched(uow, batch)
     await webhooks.on_dispatched(ctx, uow, batch)
     await notifications.on_dispatched(ctx, uow, batch)
 
 
-async def of_no_effect(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[Envelope]) -> set[str]:
-    """The events of ``batch`` that would change nothing here: no read model or
+async def of_no_effect(ctx: ServiceContext, uow: UnitOfWork, events: Sequence[Header]) -> set[str]:
+    """The events of ``events`` that would change nothing here: no read model or
     notification takes anything from them and no subscription wants them (most of the
     tickets' traffic: a registration, a clock's deadline). The consumer neither runs nor
     records them; the subscriptions read stay with ``uow`` for the batch's deliveries."""
+    batch = [e.as_envelope() for e in events]  # as the bus read them (``many_read=False``)
     idle = [e for e in batch if not _read_here(e)]
     if not idle:
         return set()

@@ -59,7 +59,7 @@ from shared.db import (
     unnested,
     update_many,
 )
-from shared.events import DeadlineSet, Envelope, TicketRegistered, parse_payloads
+from shared.events import DeadlineSet, Header, TicketRegistered, parse_payloads
 from shared.logging import in_trace
 from shared.service import ManyHandler, ServiceContext
 
@@ -200,7 +200,7 @@ async def _routings(conn: Any, events: Sequence[TicketRegistered]) -> dict[str, 
     }
 
 
-async def on_registered(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[Envelope]) -> None:
+async def on_registered(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[Header]) -> None:
     """Tickets whose matter and district the catalog gives a unit are dispatched together;
     the others (determination, suggestion, manual queue) take the one-by-one way."""
     events = parse_payloads(batch, TicketRegistered)
@@ -290,7 +290,7 @@ def _keep_early_cte() -> Any:
     return keep.cte("kept")
 
 
-async def on_deadline_set(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[Envelope]) -> None:
+async def on_deadline_set(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[Header]) -> None:
     events = parse_payloads(batch, DeadlineSet)
     if uow.conn.dialect.name == "postgresql":  # no read: the update holds the condition
         by_clock: dict[str, list[DeadlineSet]] = {}

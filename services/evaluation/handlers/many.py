@@ -17,16 +17,11 @@ from services.evaluation.handlers.events import (
 from services.evaluation.handlers.monitoring import Registration, tally_hotspots
 from services.evaluation.models import handlings, tickets
 from shared.db import UnitOfWork, insert_new, upsert_many
-from shared.events import (
-    Envelope,
-    TicketDispatched,
-    TicketRegistered,
-    parse_payloads,
-)
+from shared.events import Header, TicketDispatched, TicketRegistered, parse_payloads
 from shared.service import ManyHandler, ServiceContext
 
 
-async def on_registered(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[Envelope]) -> None:
+async def on_registered(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[Header]) -> None:
     events = parse_payloads(batch, TicketRegistered)
     rows = [registered_row(e) for e in events]
     created = {r.ticket_id for r in await insert_new(uow.conn, tickets, rows, tickets.c.ticket_id)}
@@ -41,7 +36,7 @@ async def on_registered(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[En
     )
 
 
-async def on_dispatched(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[Envelope]) -> None:
+async def on_dispatched(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[Header]) -> None:
     events = parse_payloads(batch, TicketDispatched)
     await insert_new(uow.conn, handlings, [handling_row(e) for e in events])
     for event in events:

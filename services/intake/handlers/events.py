@@ -15,6 +15,7 @@ from shared.db import UnitOfWork, insert_ignoring_duplicates, update_many
 from shared.events import (
     DeterminationMade,
     Envelope,
+    Header,
     MatterPublished,
     RehandlingStarted,
     ReturnApproved,
@@ -46,13 +47,13 @@ async def on_matter_published(ctx: ServiceContext, uow: UnitOfWork, envelope: En
         await uow.conn.execute(matters.update().where(matters.c.code == event.code).values(values))
 
 
-def progress(envelope: Envelope) -> tuple[str, dict[str, object]]:
+def progress(header: Header) -> tuple[str, dict[str, object]]:
     """The ticket a progress event is about and the status (and facts) it sets."""
-    event = parse_payload(envelope)
-    ticket_id = getattr(event, "ticket_id", None) or envelope.ticket_id
+    event = header.event()
+    ticket_id = getattr(event, "ticket_id", None) or header.ticket_id
     values: dict[str, object] = {
-        "status": STATUS_AFTER_EVENT[envelope.type],
-        "status_at": envelope.occurred_at,
+        "status": STATUS_AFTER_EVENT[header.type],
+        "status_at": header.occurred_at,
     }
     if isinstance(event, TicketDispatched):
         values["lead_unit_id"] = event.unit_id
@@ -78,12 +79,12 @@ async def on_ticket_progress(ctx: ServiceContext, uow: UnitOfWork, envelope: Env
     await on_progress(ctx, uow, [envelope])
 
 
-async def on_progress(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[Envelope]) -> None:
+async def on_progress(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[Header]) -> None:
     """``on_ticket_progress`` for many events (distinct tickets): one statement for each
     set of facts (one, for a run of one event type)."""
     changes: dict[tuple[str, ...], list[dict[str, object]]] = {}
-    for envelope in batch:
-        ticket_id, values = progress(envelope)
+    for event in batch:
+        ticket_id, values = progress(event)
         changes.setdefault(tuple(values), []).append({"ticket_id": ticket_id, **values})
     for rows in changes.values():
         await update_many(uow.conn, tickets, ["ticket_id"], rows, *_NEWER)

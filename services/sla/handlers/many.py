@@ -33,7 +33,7 @@ from shared.db import (
     insert_new,
     update_many,
 )
-from shared.events import Envelope, TicketDispatched, TicketRegistered, parse_payloads
+from shared.events import Header, TicketDispatched, TicketRegistered, parse_payloads
 from shared.service import ManyHandler, ServiceContext
 
 # built once: update_many builds its statement once for each condition
@@ -109,7 +109,7 @@ def _dispatched_pg(
     return _clocks_inserted_with(clock_columns, ticket, stopped)
 
 
-async def on_registered(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[Envelope]) -> None:
+async def on_registered(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[Header]) -> None:
     events = parse_payloads(batch, TicketRegistered)
     ticket_rows = [registered_ticket(e) for e in events]
     timings: Timings = {}
@@ -125,7 +125,7 @@ async def on_registered(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[En
     clocks_started(ctx, uow, clock_rows, inserted, _traces(batch))
 
 
-async def on_dispatched(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[Envelope]) -> None:
+async def on_dispatched(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[Header]) -> None:
     events = parse_payloads(batch, TicketDispatched)
     ticket_rows = [dispatched_ticket(e) for e in events]
     stops = [{"ticket_id": e.ticket_id, "stopped_at": e.dispatched_at} for e in events]
@@ -145,7 +145,7 @@ async def on_dispatched(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[En
     clocks_started(ctx, uow, clock_rows, inserted, _traces(batch))
 
 
-def _traces(batch: Sequence[Envelope]) -> list[str | None]:
+def _traces(batch: Sequence[Header]) -> list[str | None]:
     """Each event's trace id, for what is announced about its ticket (one clock an event,
     in the events' order)."""
     return [e.trace_id for e in batch]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ import pytest
 
 from shared.bus import LogBus, await_topics
 from shared.events import TOPIC_CATALOG, TOPIC_TICKETS, Envelope
+from tests.unit.shared.event_examples import every_event_in_chinese
 
 NOW = datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
 
@@ -389,6 +390,61 @@ def test_a_message_that_is_not_an_envelope_is_reported_never_passed_over_or_rais
     # a message whose type is read and of no interest to the group is passed over unread,
     # broken or not (the fast path parses nothing a group does not want)
     assert decode([GARBAGE[3]], frozenset({"sla.deadline_set"})) == ([], [])
+
+
+def test_a_message_that_is_not_an_envelope_is_refused_as_ever_by_a_group_reading_models() -> None:
+    """A group whose types are read straight into their models (``models``) refuses what
+    others refuse, for the same reasons; an envelope whose payload its model refuses is
+    delivered as an ``Envelope`` (its handler fails on it, and it is parked, as ever)."""
+    from shared.bus import decode
+    from shared.events import EVENT_TYPES, Received
+
+    good = event(1).to_json()  # its payload ({}) is not a registration
+    registered = Envelope.from_json(every_event_in_chinese()["ticket.registered"])
+    for types in (None, frozenset({"ticket.registered"})):
+        values = [good, *GARBAGE, registered.to_json()]
+        plain, plain_bad = decode(values, types)
+        batch, bad = decode(values, types, models=EVENT_TYPES)
+        assert bad == plain_bad and len(bad) == len(GARBAGE)
+        assert [type(e) for e in batch] == [Envelope, Received[EVENT_TYPES[registered.type]]]
+        assert batch[0] == plain[0]
+        assert batch[1].as_envelope() == plain[1] == registered
+
+
+async def test_a_group_reading_models_gets_every_type_as_the_envelope_and_payload_it_was(
+    bus: LogBus,
+) -> None:
+    """Every event type, in Chinese, through the log: a group reading the models gets what a
+    group reading envelopes gets and parses, and each of its own events as its model."""
+    from shared.bus import RawEvent
+    from shared.events import EVENT_TYPES, TOPICS, Header, Received, parse_payload
+
+    raws = list(every_event_in_chinese().values())
+    envelopes = [Envelope.from_json(raw) for raw in raws]
+    got: dict[str, list[Header]] = {"read": [], "plain": []}
+
+    def into(name: str) -> Callable[[Sequence[Header]], Awaitable[None]]:
+        async def take(batch: Sequence[Header]) -> None:
+            got[name].extend(batch)
+
+        return take
+
+    bus.subscribe("read", TOPICS, into("read"), set(EVENT_TYPES), models=EVENT_TYPES)
+    bus.subscribe("plain", TOPICS, into("plain"), set(EVENT_TYPES))
+    await bus.publish_raw(
+        [RawEvent(e.topic, e.key, raw) for e, raw in zip(envelopes, raws, strict=True)]
+    )
+    await bus.drain()
+
+    assert sorted(e.event_id for e in got["read"]) == sorted(e.event_id for e in envelopes)
+    plain = {e.event_id: e for e in got["plain"]}
+    for received in got["read"]:
+        assert isinstance(received, Received)
+        envelope = plain[received.event_id]
+        assert type(envelope) is Envelope
+        assert received.payload == parse_payload(envelope)
+        assert type(received.payload) is EVENT_TYPES[envelope.type]
+        assert received.as_envelope() == envelope
 
 
 async def test_a_group_with_nowhere_to_park_logs_a_message_that_is_not_an_event_and_goes_on(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,16 @@ from shared.clock import ManualClock
 from shared.consumer import Consumer, is_outage
 from shared.db import Database, UnitOfWork
 from shared.errors import IllegalTransition
-from shared.events import TOPIC_TICKETS, Envelope
+from shared.events import (
+    EVENT_TYPES,
+    TOPIC_TICKETS,
+    Envelope,
+    Event,
+    Header,
+    Received,
+    parse_payload,
+    parse_payloads,
+)
 from shared.relay import OutboxRelay
 from shared.service import ServiceContext
 from shared.settings import Settings
@@ -442,11 +451,16 @@ NO_ID = b'{"type":"ticket.noted","ticket_id":"TJ1","payload":{"phone":"139200012
 
 
 async def on_the_log(
-    tmp_path: Path, *, crashing: bool = False, monkeypatch: pytest.MonkeyPatch | None = None
+    tmp_path: Path,
+    *,
+    crashing: bool = False,
+    monkeypatch: pytest.MonkeyPatch | None = None,
+    models: Mapping[str, type[Event]] | None = None,
 ) -> tuple[LogBus, Service]:
     """The stand-in service consuming the embedded log as a service does (its messages
-    that are not events go to ``park_unparseable``); ``crashing``: it never stores its
-    position (a crash after each batch's transaction)."""
+    that are not events go to ``park_unparseable``; the types in ``models`` are read as
+    them); ``crashing``: it never stores its position (a crash after each batch's
+    transaction)."""
     db = Database("dispatch", f"sqlite+aiosqlite:///{tmp_path}/dispatch.db")
     await db.migrate(MIGRATIONS)
     service = Service(db)
@@ -457,6 +471,7 @@ async def on_the_log(
         service.consumer.handle_batch,
         types={"ticket.noted"},
         unparseable=service.consumer.park_unparseable,
+        models=models,
     )
     if crashing:
         assert monkeypatch is not None
@@ -514,6 +529,54 @@ async def test_a_message_that_is_not_an_event_is_parked_at_once_and_the_log_move
     assert [(r.levelname, r.offset) for r in lines] == [("ERROR", 2), ("ERROR", 3), ("ERROR", 4)]  # type: ignore[attr-defined]
     # no log line says what the messages held
     assert not [r for r in caplog.records if "13920001234" in str(r.__dict__)]
+
+
+class Noted(Event):
+    """``ticket.noted`` as a model (registered by the tests that read it so)."""
+
+    TYPE = "ticket.noted"
+    step: str
+
+
+async def test_a_set_based_handler_gets_its_events_read_and_a_malformed_one_is_parked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bus reads a set-based handler's events as their models; one whose payload the
+    model refuses, or of a version newer than known, comes as an ``Envelope``, fails when
+    parsed, and is parked as before (its bytes as they came), the rest of the batch handled."""
+    monkeypatch.setitem(EVENT_TYPES, Noted.TYPE, Noted)
+    bus, service = await on_the_log(tmp_path, models={Noted.TYPE: Noted})
+    given: list[type] = []
+
+    async def on_one(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
+        parse_payload(envelope)
+        await service.on_noted(ctx, uow, envelope)
+
+    async def on_many(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[Header]) -> None:
+        given.extend(type(e) for e in batch)
+        service.runs.append([noted.step for noted in parse_payloads(batch, Noted)])
+        for header in batch:
+            await service.on_noted(ctx, uow, header.as_envelope())
+
+    service.consumer.handlers = {Noted.TYPE: on_one}
+    service.consumer.many = {Noted.TYPE: on_many}
+    malformed = event("TJ2", "b").model_copy(update={"payload": {"stage": "b"}})
+    newer = event("TJ3", "c").model_copy(update={"version": 2})
+    try:
+        await bus.publish([event("TJ1", "a"), malformed, newer, event("TJ4", "d")])
+        await bus.drain(timeout=10)
+
+        assert given == [Received[Noted], Envelope, Envelope, Received[Noted]]
+        assert service.handled == ["a", "d"]
+        assert await service.outbox_steps() == ["a", "d"]
+        parked = await service.consumer.parked()
+        assert [(p["key"], p["attempts"]) for p in parked] == [("TJ2", 3), ("TJ3", 3)]
+        assert parked[0]["error"].startswith("ValidationError")
+        assert "newer than this service knows" in parked[1]["error"]
+        assert [p["payload"].encode() for p in parked] == [malformed.to_json(), newer.to_json()]
+    finally:
+        await bus.stop()
+        await service.db.dispose()
 
 
 async def test_a_message_that_is_not_an_event_is_parked_once_however_often_it_comes(

@@ -9,11 +9,17 @@ from shared.events import (
     UPCASTERS,
     Envelope,
     Event,
+    Header,
+    Received,
+    TicketDispatched,
     TicketRegistered,
     UnknownEvent,
     parse_payload,
+    parse_payloads,
+    read,
     topic_for,
 )
+from tests.unit.shared.event_examples import every_event_in_chinese
 
 REGISTERED = TicketRegistered(
     ticket_id="TJ20260115000123",
@@ -428,3 +434,68 @@ def test_a_message_that_is_not_an_envelope_is_refused_for_the_reason_it_always_w
     assert type(now.value) is type(before.value)
     assert parse_error(now.value) == parse_error(before.value)
     assert "13920001234" not in parse_error(now.value)
+
+
+def test_an_event_read_in_one_pass_is_its_envelope_and_payload_read_in_two() -> None:
+    """``read`` (how the bus reads a set-based handler's types): for every type, in Chinese,
+    the header ``Envelope.from_json`` reads, field by field and of the same types, and the
+    model ``parse_payload`` makes of its payload; and back, the envelope and bytes it was."""
+    raws = list(every_event_in_chinese().values())
+    for raw in raws:
+        envelope = Envelope.from_json(raw)
+        model = EVENT_TYPES[envelope.type]
+        received = read(raw, model)
+        assert isinstance(received, Received), envelope.type
+        for name in Header.model_fields:
+            assert getattr(received, name) == getattr(envelope, name), name
+            assert type(getattr(received, name)) is type(getattr(envelope, name)), name
+        assert received.occurred_at.utcoffset() == envelope.occurred_at.utcoffset()
+        assert type(received.payload) is model
+        assert received.payload == parse_payload(envelope) == received.event()
+        assert received.as_envelope() == envelope
+        assert received.as_envelope().to_json() == raw
+        assert parse_payloads([received, envelope], model) == [received.payload] * 2
+    assert len(raws) == len(EVENT_TYPES)
+    assert sum("中文：" in raw.decode() for raw in raws) >= len(EVENT_TYPES) - 5
+
+
+def test_an_event_of_another_type_is_not_read_as_this_one() -> None:
+    registered = REGISTERED.envelope(producer="intake", occurred_at=REGISTERED.registered_at)
+    assert read(registered.to_json(), TicketDispatched) is None
+    # the same key twice: the last is the one read; the type told first is not the event's
+    twice = registered.to_json()[:-1] + b',"type":"ticket.noted"}'
+    assert Envelope.from_json(twice).type == "ticket.noted"
+    assert read(twice, TicketRegistered) is None
+    with pytest.raises(UnknownEvent):
+        parse_payloads([registered], TicketDispatched)
+
+
+def test_an_older_version_is_not_read_as_the_current_one_but_upcast(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Version 0 of a payload the current model would take as it is: ``read`` refuses it
+    (its fields may mean something else then); read as an ``Envelope``, it is upcast."""
+    from shared.bus import decode
+
+    envelope = REGISTERED.envelope(producer="intake", occurred_at=REGISTERED.registered_at)
+    old = envelope.model_copy(update={"version": 0}).to_json()
+    monkeypatch.setitem(
+        UPCASTERS, ("ticket.registered", 0), lambda p: p | {"content": "升级后：" + p["content"]}
+    )
+    assert read(old, TicketRegistered) is None
+    [got], bad = decode([old], frozenset({"ticket.registered"}), models=EVENT_TYPES)
+    assert type(got) is Envelope and bad == []
+    [event] = parse_payloads([got], TicketRegistered)
+    assert event.content == "升级后：家里暖气不热，室温只有14度"
+
+
+def test_a_newer_version_than_known_is_not_read_and_refused_when_parsed() -> None:
+    from shared.bus import decode
+
+    envelope = REGISTERED.envelope(producer="intake", occurred_at=REGISTERED.registered_at)
+    newer = envelope.model_copy(update={"version": 2}).to_json()
+    assert read(newer, TicketRegistered) is None
+    [got], bad = decode([newer], frozenset({"ticket.registered"}), models=EVENT_TYPES)
+    assert type(got) is Envelope and bad == []
+    with pytest.raises(UnknownEvent, match="newer"):
+        parse_payloads([got], TicketRegistered)
