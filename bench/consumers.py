@@ -1,7 +1,8 @@
 """CPU the four event consumers spend a ticket on the bench's events (bench/e2e.py's
 traffic: each ticket registered, dispatched by the catalog, its dispatch and acceptance
 clocks set), each consumer's ``handle_batch`` run on batches as the bus hands them over
-(one topic's events, ``BATCH`` tickets a batch), on the real PostgreSQL, its own database.
+(one topic's events, ``BATCH`` tickets a batch, decoded from their bytes as the bus decodes
+them for the consumer's group), on the real PostgreSQL, its own database.
 
     python bench/consumers.py [tickets] [batch] [rounds] [profile: a service's name]
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import cProfile
 import dataclasses
+import functools
 import json
 import os
 import pstats
@@ -38,7 +40,7 @@ from services.channels.app import SPEC as CHANNELS  # noqa: E402
 from services.dispatch.app import SPEC as DISPATCH  # noqa: E402
 from services.evaluation.app import SPEC as EVALUATION  # noqa: E402
 from services.sla.app import SPEC as SLA  # noqa: E402
-from shared.bus import LogBus  # noqa: E402
+from shared.bus import LogBus, decode  # noqa: E402
 from shared.clock import ManualClock  # noqa: E402
 from shared.consumer import Consumer  # noqa: E402
 from shared.events import Envelope, TicketRegistered  # noqa: E402
@@ -87,11 +89,25 @@ def outbox_of(ctx: ServiceContext, kind: str) -> Any:
     return read()
 
 
+def models_of(spec: Any) -> dict[str, Any] | None:
+    """The types the bus reads as their models for ``spec``'s group (none, in a tree from
+    before the bus did)."""
+    try:
+        from shared.service import read_models
+    except ImportError:
+        return None
+    return read_models(spec)
+
+
 async def handled(ctx: ServiceContext, batches: list[list[Envelope]]) -> float:
     consumer: Consumer = ctx.extras["consumer"]
+    spec = SPECS[ctx.name]
+    types, models = frozenset(spec.handlers), models_of(spec)
+    read = decode if models is None else functools.partial(decode, models=models)
+    values = [[e.to_json() for e in batch] for batch in batches]
     start = time.process_time()
-    for batch in batches:
-        await consumer.handle_batch(batch)
+    for batch in values:
+        await consumer.handle_batch(read(batch, types)[0])
     return time.process_time() - start
 
 

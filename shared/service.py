@@ -54,6 +54,7 @@ from shared.consumer import NoEffect as NoEffect
 from shared.db import Database
 from shared.direct import DirectRoutes
 from shared.errors import IllegalTransition, NotFound, install_error_handlers
+from shared.events import Event
 from shared.http_server import NO_FASTAPI_TELEMETRY, freeze_startup_heap, serve
 from shared.metrics import Metrics, RequestEdge, Sample, spine_samples
 from shared.params import RowId
@@ -328,8 +329,16 @@ def _dead_letter_router() -> APIRouter:
     return router
 
 
+def read_models(spec: ServiceSpec) -> dict[str, type[Event]] | None:
+    """The types the bus reads straight into their models for ``spec``'s consumer (its
+    set-based handlers', unless ``many_read`` is False), by type."""
+    from shared.events import EVENT_TYPES
+
+    return {t: EVENT_TYPES[t] for t in spec.many_handlers} if spec.many_read else None
+
+
 def _subscribe(ctx: ServiceContext, spec: ServiceSpec) -> None:
-    from shared.events import EVENT_TYPES, topic_for
+    from shared.events import topic_for
 
     if not spec.handlers:
         return
@@ -352,8 +361,7 @@ def _subscribe(ctx: ServiceContext, spec: ServiceSpec) -> None:
         consumer.handle_batch,
         types,
         unparseable=consumer.park_unparseable,
-        # what the set-based handlers take is read straight into its models
-        models={t: EVENT_TYPES[t] for t in spec.many_handlers} if spec.many_read else None,
+        models=read_models(spec),
     )
 
 
