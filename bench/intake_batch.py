@@ -7,8 +7,8 @@ them (the server's time is not counted: this process's CPU only).
     python bench/intake_batch.py [batch size] [batches per round] [rounds]
 
 Needs PostgreSQL (``HOTLINE_PG_URL``, else scripts/postgres.sh's). Prints JSON:
-microseconds of this process's CPU per ticket for each step (the best round and the
-median). Compare two trees by running each from its own checkout, alternating."""
+microseconds of this process's CPU per ticket for each step and in total (the best round
+and the median). Compare two trees by running each from its own checkout, alternating."""
 
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ async def main() -> None:
     statement = echo_statement(reg._WRITE_BATCH[True])
     conn = await asyncpg.connect(pg_url().replace("+asyncpg", ""))
     work = [items(size, b) for b in range(20)]
-    steps: dict[str, list[float]] = {"values": [], "rows": [], "driver": []}
+    steps: dict[str, list[float]] = {"values": [], "rows": [], "driver": [], "total": []}
     try:
         for _ in range(rounds):
             spent = dict.fromkeys(steps, 0.0)
@@ -101,6 +101,7 @@ async def main() -> None:
                 spent["values"] += t1 - t0
                 spent["rows"] += t2 - t1
                 spent["driver"] += t3 - t2
+            spent["total"] = sum(spent.values())  # this process's CPU a ticket, in all
             for step, seconds in spent.items():
                 steps[step].append(seconds / (batches * size) * 1e6)
     finally:

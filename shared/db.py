@@ -654,17 +654,32 @@ class JoinedArray(TypeDecorator[Sequence[str | None]]):
     def process_bind_param(
         self, value: Sequence[str | None] | None, dialect: Dialect
     ) -> str | None:
-        if value is None:
-            return None
-        values = _listed(value)
-        try:
-            joined = _SEPARATOR.join(values)  # type: ignore[arg-type]
-        except TypeError:  # a NULL among them (a value not text: refused below)
-            pass
-        else:
-            if joined[:1] not in ("", "{") and joined.count(_SEPARATOR) == len(values) - 1:
-                return joined
-        return "{" + ",".join(_array_element(v) for v in values) + "}"
+        return None if value is None else joined_texts(value)
+
+
+def joined_texts(values: Iterable[str | None]) -> str:
+    """``values`` as the one text ``JoinedArray`` sends (``split_texts_sql`` reads it in
+    a statement's own SQL)."""
+    listed = _listed(values)
+    try:
+        joined = _SEPARATOR.join(listed)
+    except TypeError:  # a NULL among them (a value not text: refused below)
+        pass
+    else:
+        if joined[:1] not in ("", "{") and joined.count(_SEPARATOR) == len(listed) - 1:
+            return joined
+    return "{" + ",".join(_array_element(v) for v in listed) + "}"
+
+
+def split_texts_sql(param: str) -> str:
+    """The ``text[]`` of a ``joined_texts`` text, in a statement written as SQL: ``param``
+    the text's expression there (``$3::text``). Read once, in ``unnest`` (as
+    ``unnested_type`` says)."""
+    split = JoinedArray(Text()).bind_expression(literal_column(param))
+    return str(split.compile(dialect=_POSTGRESQL, compile_kwargs={"literal_binds": True}))
+
+
+_POSTGRESQL = postgresql.asyncpg.dialect()  # type: ignore[attr-defined]
 
 
 _SEPARATOR = "\x1f"

@@ -27,6 +27,7 @@ from services.intake.schemas import TicketRegistration
 from shared.audit import verify_chain
 from shared.bus import LogBus
 from shared.clock import ManualClock
+from shared.db import joined_texts
 from shared.service import create_service_app
 from shared.settings import Settings
 from tests.conftest import SettledBus
@@ -198,14 +199,15 @@ async def test_a_column_alike_in_every_ticket_of_a_batch_is_stored_as_one_that_v
         column = [c for c, _ in reg._TICKET_COLUMNS].index(name)
         return arguments[column], arguments[len(reg._COLUMNS) + shared]
 
+    # (texts as one text: ``joined_texts``)
     assert sent(mixed, "urgency") == (
-        ["livelihood", "life_safety", "livelihood", "livelihood"],
+        joined_texts(["livelihood", "life_safety", "livelihood", "livelihood"]),
         None,
     )
-    assert sent(copies[1], "urgency") == ([], "life_safety")
-    assert sent(copies[2], "answer") == ([], "可在社保窗口办理")
-    assert sent(copies[0], "answer") == ([], None)
-    assert sent(copies[0], "attachments")[0] == []
+    assert sent(copies[1], "urgency") == (joined_texts([]), "life_safety")
+    assert sent(copies[2], "answer") == (joined_texts([]), "可在社保窗口办理")
+    assert sent(copies[0], "answer") == (joined_texts([]), None)
+    assert sent(copies[0], "attachments")[0] == joined_texts([])
 
     written = await reg._write_batch(intake.ctx, mixed)
     alike = [(await reg._write_batch(intake.ctx, batch))[0] for batch in copies]
@@ -311,6 +313,66 @@ async def test_a_key_taken_in_a_batch_leaves_the_others_written(intake: Intake) 
     assert keys == {"k-taken": first.json()["ticket_id"], "k-a": results[0].ticket_id}
     events = await outbox_types(intake)
     assert set(events) == {(n, "ticket.registered") for n in numbers}
+
+
+# (content, address, Idempotency-Key, nonce) of a batch's tickets
+PLAIN_TEXTS = [(f"内容{i}，供水中断", f"和平区{i}号", f"k-{i}", f"n-{i}") for i in range(3)]
+# batches with texts the joined form cannot carry, each making its column an array literal
+# (a first text beginning with "{", the separator inside one, NULLs among them), and texts
+# it carries joined (Chinese, quotes, commas, backslashes, braces not first, "NULL")
+TEXT_BATCHES = [
+    PLAIN_TEXTS,
+    [("{开头的内容", "{地址", "{k-first", "{n-first"), *PLAIN_TEXTS],
+    [*PLAIN_TEXTS, ("内容里有\x1f分隔符", "地址\x1f", "k-\x1f-sep", "n-\x1f-sep")],
+    [*PLAIN_TEXTS[:1], ("无键", "和平区", None, None), *PLAIN_TEXTS[1:]],
+    [('a,b "引号" \\ {括号}', "NULL", "k-引号", "n-引号"), (" ", "和平区 ", "NULL", "NULL")],
+]
+
+
+async def test_texts_of_any_kind_are_stored_by_the_batch_statement_as_given(
+    intake: Intake,
+) -> None:
+    """The batch sends a column's texts as one text, split again in SQL (``joined_texts``),
+    or as an array literal when the joined text cannot carry them: whichever form a
+    column takes, each ticket's texts, keys and nonces are stored as given, in order."""
+    assert intake.ctx.nonces is not None
+    for b, batch in enumerate(TEXT_BATCHES):
+        items = [
+            registering(
+                intake,
+                ticket(content=content, address=address, requester=requester(i)),
+                key and f"{key}-{b}",
+                nonce=nonce and f"{nonce}-{b}",
+            )
+            for i, (content, address, key, nonce) in enumerate(batch)
+        ]
+        results = await reg._write_batch(intake.ctx, items)
+        assert all(isinstance(r, TicketRegistration) for r in results), results
+        async with intake.ctx.db.engine.connect() as conn:
+            stored = {
+                r.ticket_id: r
+                for r in await conn.execute(
+                    select(tickets.c.ticket_id, tickets.c.content, tickets.c.address)
+                )
+            }
+            keys = dict(
+                (
+                    await conn.execute(select(idempotency_keys.c.key, idempotency_keys.c.ticket_id))
+                ).all()
+            )
+        for item, result in zip(items, results, strict=True):
+            row = stored[result.ticket_id]
+            assert (row.content, row.address) == (item.data.content, item.data.address)
+            if item.idempotency_key is not None:
+                assert keys[item.idempotency_key] == result.ticket_id
+                first = await reg._first_answer(
+                    intake.ctx, item.caller, item.idempotency_key, item.request_hash or ""
+                )
+                assert first == result
+            if item.nonce is not None:
+                assert not await intake.ctx.nonces.first_use(item.nonce)  # recorded
+        events = await outbox_types(intake)
+        assert all(events[(r.ticket_id, "ticket.registered")] == 1 for r in results)
 
 
 async def test_one_bad_ticket_fails_alone(intake: Intake) -> None:

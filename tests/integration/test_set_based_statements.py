@@ -39,10 +39,12 @@ from shared.db import (
     in_list,
     in_transaction,
     insert_new,
+    joined_texts,
     one_of,
     pair_of,
     pairs_in,
     rows_in,
+    split_texts_sql,
     update_many,
     upsert_many,
 )
@@ -543,6 +545,20 @@ async def test_text_values_of_any_kind_are_written_and_found_as_given(pg_url: st
             assert sorted(r.n for r in found if r.n in ns) == of_text
             assert sorted(r.n for r in paired) == of_text
             assert sorted(paired_by_sqlalchemy.scalars()) == of_text
+
+
+async def test_joined_texts_are_read_by_a_statement_written_as_sql_as_given(pg_url: str) -> None:
+    """``split_texts_sql`` in a statement of its own SQL (intake's batch) reads the texts of
+    every kind ``joined_texts`` sends, in their order, whichever form they go in."""
+    read = (
+        f"SELECT t FROM unnest({split_texts_sql('$1::text')}) WITH ORDINALITY AS v(t, n) ORDER BY n"
+    )
+    conn = await asyncpg.connect(pg_url.replace("+asyncpg", ""))
+    try:
+        for batch in [*TEXT_BATCHES, []]:
+            assert [r[0] for r in await conn.fetch(read, joined_texts(batch))] == batch
+    finally:
+        await conn.close()
 
 
 moments = Table(

@@ -54,7 +54,7 @@ from services.intake.sealed import PHONE_INDEX, key_ring, phone_index, seal_requ
 from shared.audit import append_chained, lock_chain
 from shared.auth import Caller, Role
 from shared.batching import GroupCommit
-from shared.db import UnitOfWork, insert_ignoring_duplicates
+from shared.db import UnitOfWork, insert_ignoring_duplicates, joined_texts, split_texts_sql
 from shared.detectors import mask_personal_data
 from shared.errors import (
     IllegalTransition,
@@ -974,7 +974,7 @@ def _write_batch_sql(nonces: bool) -> str:
     def sql_type(kind: str) -> str:
         return "text" if kind == "json" else kind
 
-    array = {c: f"${i + 1}::{sql_type(kind)}[]" for i, (c, kind) in enumerate(_COLUMNS)}
+    array = {c: _array(i + 1, kind) for i, (c, kind) in enumerate(_COLUMNS)}
     # a shared column's array is empty when its value comes as one (``_BatchRows``):
     # unnest pads it with NULLs, which the value replaces (itself NULL otherwise)
     shared = {c: f"${n + 1 + i}::{sql_type(kind)}" for i, (c, kind) in enumerate(_SHARED_COLUMNS)}
@@ -1001,7 +1001,7 @@ def _write_batch_sql(nonces: bool) -> str:
     # table, and read every ticket of the matter from then on)
     h = o + 6
     r = h + 4  # nonces: each key's, and when they were recorded
-    key_nonces, key_nonce = (f", ${r}::text[]", ", nonce") if nonces else ("", "")
+    key_nonces, key_nonce = (f", {_array(r, 'text')}", ", nonce") if nonces else ("", "")
 
     def fresh(nonce: str) -> str:
         return f" AND ({nonce} IS NULL OR {nonce} IN (SELECT nonce FROM nonces))" if nonces else ""
@@ -1010,7 +1010,7 @@ def _write_batch_sql(nonces: bool) -> str:
     return (
         "WITH hinted AS ("
         " SELECT q.ord, d.id, d.ticket_id, d.status, d.registered_at, d.flagged, d.content"
-        f" FROM unnest(${h}::text[], ${h + 1}::text[], ${h + 2}::timestamptz[])"
+        f" FROM unnest({_array(h, 'text')}, {_array(h + 1, 'text')}, ${h + 2}::timestamptz[])"
         " WITH ORDINALITY AS q(phone, matter, since, ord)"
         " CROSS JOIN LATERAL (SELECT id, ticket_id, status, registered_at, flagged, content"
         " FROM tickets WHERE requester_phone_index = q.phone AND matter_code = q.matter"
@@ -1039,8 +1039,8 @@ def _write_batch_sql(nonces: bool) -> str:
         " INSERT INTO idempotency_keys (caller, key, request_hash, ticket_id, response,"
         " created_at)"
         " SELECT k.caller, k.key, k.hash, k.ticket_id, k.response::json, k.created_at"
-        f" FROM unnest(${k}::text[], ${k + 1}::text[], ${k + 2}::text[], ${k + 3}::text[],"
-        f" ${k + 4}::text[], ${k + 5}::timestamptz[]{key_nonces})"
+        f" FROM unnest({', '.join(_array(k + i, 'text') for i in range(5))},"
+        f" ${k + 5}::timestamptz[]{key_nonces})"
         f" AS k(caller, key, hash, ticket_id, response, created_at{key_nonce})"
         f" WHERE k.{not_held}" + fresh("k.nonce") + " ORDER BY k.caller, k.key"
         " ON CONFLICT DO NOTHING RETURNING ticket_id),"
@@ -1048,7 +1048,8 @@ def _write_batch_sql(nonces: bool) -> str:
         " new AS ("
         f" INSERT INTO tickets ({', '.join(stored)})"
         f" SELECT {selected} FROM {tickets_as('t', *stored, 'nonce')}"
-        f" WHERE (t.ticket_id <> ALL(${k + 3}::text[])"
+        # (the keys' numbers in a subquery: split once, not for every ticket)
+        f" WHERE (t.ticket_id NOT IN (SELECT unnest({_array(k + 3, 'text')}))"
         " OR t.ticket_id IN (SELECT ticket_id FROM keys))"
         f" AND t.{not_held}" + fresh(column("t", "nonce")) + " RETURNING id, ticket_id),"
         # a ticket's events, keyed by its number (``Envelope.key``), in the order made
@@ -1056,7 +1057,8 @@ def _write_batch_sql(nonces: bool) -> str:
         " INSERT INTO outbox (event_id, topic, key, payload, created_at, attempts)"
         f" SELECT e.event_id, coalesce(e.topic, ${o + 4}::text), new.ticket_id,"
         f" convert_from(e.payload, 'UTF8'), ${o + 5}::timestamptz, 0"
-        f" FROM unnest(${o}::bigint[], ${o + 1}::text[], ${o + 2}::text[], ${o + 3}::bytea[])"
+        f" FROM unnest(${o}::bigint[], {_array(o + 1, 'text')}, {_array(o + 2, 'text')},"
+        f" ${o + 3}::bytea[])"
         " WITH ORDINALITY AS e(serial, event_id, topic, payload, ord)"
         " JOIN new ON new.id = e.serial ORDER BY e.ord),"
         # a ticket's words as one string, split again here: one array element per ticket,
@@ -1078,6 +1080,21 @@ def _write_batch_sql(nonces: bool) -> str:
         + " UNION ALL SELECT NULL, NULL, ord, id, ticket_id, status, registered_at, flagged,"
         " content FROM hinted"
     )
+
+
+_JOINED = frozenset({"text", "json"})  # (JSON as its text)
+
+
+def _array(number: int, kind: str) -> str:
+    """The statement's parameter ``$number``: the values of a column of ``kind`` as an
+    array. Texts go as one text (``joined_texts``, split again here): the driver checks
+    and encodes an array element by element, in Python, a text at once."""
+    return split_texts_sql(f"${number}::text") if kind in _JOINED else f"${number}::{kind}[]"
+
+
+def _sent(values: list[Any], kind: str) -> Any:
+    """A column's values of ``kind`` as ``_array`` reads them."""
+    return joined_texts(values) if kind in _JOINED else values
 
 
 _WRITE_BATCH = {nonces: _write_batch_sql(nonces) for nonces in (False, True)}
@@ -1161,17 +1178,19 @@ class _BatchRows:
             column = [row[name] for row in self.tickets]
             if kind == "json":  # as SQLAlchemy's JSON type writes it (None: null)
                 column = ["null" if v is None else json.dumps(v) for v in column]
-            if name in _PER_TICKET:
-                arrays.append(column)
-            else:
+            if name not in _PER_TICKET:
                 column, value = _unless_alike(column)
-                arrays.append(column)
                 alike.append(value)
+            arrays.append(_sent(column, kind))
+        caller, key, request_hash, number, response, created_at = self.keys
+        keys = [*map(joined_texts, (caller, key, request_hash, number, response)), created_at]
         serials, ids, topics, payloads = self.events
         topics, topic = _unless_alike(topics)
-        events = [serials, ids, topics, payloads, topic, datetime.now(UTC)]
-        written = [*arrays, *alike, *self.keys, *events, *self.looks, MAX_DUPLICATE_HINTS]
-        return [*written, self.key_nonces, time.time()] if nonces else written
+        events = [serials, joined_texts(ids), joined_texts(topics), payloads, topic]
+        phones, matters, since = self.looks
+        looks = [joined_texts(phones), joined_texts(matters), since, MAX_DUPLICATE_HINTS]
+        written = [*arrays, *alike, *keys, *events, datetime.now(UTC), *looks]
+        return [*written, joined_texts(self.key_nonces), time.time()] if nonces else written
 
 
 def _unless_alike(column: list[Any]) -> tuple[list[Any], Any]:
