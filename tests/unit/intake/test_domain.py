@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import timedelta
 
 import jieba
@@ -105,6 +106,53 @@ def test_prepared_keywords_find_what_the_words_one_by_one_find() -> None:
     prepared = IntakePolicy.from_settings(DEFAULT_POLICY_EFFECTIVE_FROM, DEFAULT_POLICY)
     for text in texts:
         assert prepared.sensitive_keywords.found_in(text) == _keywords_one_by_one(text, policy)
+
+
+def test_no_character_lower_cases_into_a_caseless_one() -> None:
+    """What lets ``found_in`` pass over a text without squeezing it when the keywords are
+    all CJK ideographs: such a character stays itself in lower case, and no other character
+    (of all of Unicode) lower-cases into one."""
+    for code in range(0x110000):
+        char = chr(code)
+        lowered = char.lower()
+        assert lowered, char
+        for found in domain._CASELESS.findall(lowered):
+            assert found == char, f"U+{code:04X} lower-cases into {found!r}"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "我实在活  不\n下_去了",  # spaces, a line break, an underscore between the characters
+        "他说要自，，杀",
+        "群体・性事件",
+        "自\u3000杀",  # an ideographic space
+        "不想活",
+    ],
+)
+def test_keywords_spread_by_what_squeezing_drops_are_found(content: str) -> None:
+    assert KEYWORDS._any_unsqueezed is not None  # the default policy's words are caseless
+    assert KEYWORDS.found_in(content)
+    assert KEYWORDS.found_in(content) == _keywords_one_by_one(
+        content, {c: list(w) for c, w in KEYWORDS.items()}
+    )
+
+
+def test_random_texts_find_what_the_words_one_by_one_find() -> None:
+    policy = {c: list(words) for c, words in DEFAULT_POLICY["sensitive_keywords"].items()}
+    keyword_characters = sorted({ch for words in policy.values() for w in words for ch in w})
+    alphabet = "".join(keyword_characters) + " ，_・\n\u3000a水"
+    rng = random.Random(12)
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 12)))
+        assert KEYWORDS.found_in(text) == _keywords_one_by_one(text, policy), text
+
+
+def test_keywords_with_case_are_looked_for_in_the_squeezed_text() -> None:
+    mixed = SensitiveKeywords({"violence": ["kill", "砍人"]})
+    assert mixed._any_unsqueezed is None
+    assert mixed.found_in("I will K-I-L-L") == ["kill"]
+    assert mixed.found_in("他要砍 人") == ["砍人"]
 
 
 def test_a_policy_without_keywords_finds_none() -> None:
