@@ -512,10 +512,16 @@ def search_terms(text: str) -> set[str]:
     The text's terms are the union of its runs' terms (``_RUN``), and a run that comes
     again (请尽快处理, 影响周边居民生活) is segmented once."""
     pieces = _RUN.split(text)
-    terms: set[str] = set().union(*map(_run_terms, pieces[1::2]))
     # between the runs every character is a token of its own: all of them at once
-    terms.update(filter(None, map(_searchable, "".join(pieces[::2]))))
-    return terms
+    return set().union(_between_terms("".join(pieces[::2])), *map(_run_terms, pieces[1::2]))
+
+
+@functools.lru_cache(maxsize=4096)
+def _between_terms(between: str) -> frozenset[str]:
+    """The search terms of the characters between a text's runs (``search_terms``), each
+    a token of its own; kept for the texts that come again (a ticket's are mostly the same
+    few punctuation marks)."""
+    return frozenset(filter(None, map(_searchable, between)))
 
 
 @functools.lru_cache(maxsize=16384)
