@@ -72,34 +72,35 @@ def public_fields(row: Mapping[Any, Any], *, full: bool) -> dict[str, Any]:
             answered_at=row["answered_at"],
             answered_by=row["answered_by"],
         )
-    return dict(
-        ticket_id=row["ticket_id"],
-        status=row["status"],
-        channel=row["channel"],
-        type=row["type"],
-        urgency=row["urgency"],
-        matter_code=row["matter_code"],
-        district=row["district"],
-        district_name=DISTRICTS[row["district"]],
-        address=row["address"],
-        content=row["content"] if full else mask_personal_data(row["content"]),
-        requester_name=row["requester_name"] if full else mask_name(row["requester_name"]),
-        requester_phone=row["requester_phone"] if full else mask_phone(row["requester_phone"]),
-        requester_id_number=(
+    # a literal: dict(...)'s keyword arguments took twice its time (every registration)
+    return {
+        "ticket_id": row["ticket_id"],
+        "status": row["status"],
+        "channel": row["channel"],
+        "type": row["type"],
+        "urgency": row["urgency"],
+        "matter_code": row["matter_code"],
+        "district": row["district"],
+        "district_name": DISTRICTS[row["district"]],
+        "address": row["address"],
+        "content": row["content"] if full else mask_personal_data(row["content"]),
+        "requester_name": row["requester_name"] if full else mask_name(row["requester_name"]),
+        "requester_phone": row["requester_phone"] if full else mask_phone(row["requester_phone"]),
+        "requester_id_number": (
             row.get("requester_id_number")
             if full
             else mask_id_number(row.get("requester_id_number"))
         ),
-        anonymous=row["anonymous"],
-        flagged=row["flagged"],
-        flagged_keywords=row.get("flagged_keywords") or [],
-        registered_at=row["registered_at"],
-        attachments=row.get("attachments") or [],
-        answer=answer,
-        call_rating=row.get("call_rating"),
-        reply=row.get("reply"),
-        completed_at=row.get("completed_at"),
-    )
+        "anonymous": row["anonymous"],
+        "flagged": row["flagged"],
+        "flagged_keywords": row.get("flagged_keywords") or [],
+        "registered_at": row["registered_at"],
+        "attachments": row.get("attachments") or [],
+        "answer": answer,
+        "call_rating": row.get("call_rating"),
+        "reply": row.get("reply"),
+        "completed_at": row.get("completed_at"),
+    }
 
 
 async def read_requester(ctx: ServiceContext, caller: Caller, ticket_id: str) -> RequesterContact:

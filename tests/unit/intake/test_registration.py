@@ -27,6 +27,18 @@ async def test_every_channel_registers_a_ticket_and_emits_ticket_registered(
     assert "requester_phone" not in registered.payload  # requester data stays in intake
 
 
+async def test_the_registered_event_carries_the_content_with_personal_data_masked(
+    intake: Intake,
+) -> None:
+    content = "邻居电话13811112222，身份证号110101199003074514，一直在楼道堆放杂物"
+    body = await intake.register(ticket(content=content))
+    assert body["content"] == content  # the operator registering it sees what was said
+    [registered] = await intake.emitted("ticket.registered")
+    sent = registered.payload["content"]
+    assert "13811112222" not in sent and "110101199003074514" not in sent  # Art 28, 29
+    assert sent == "邻居电话***********，身份证号******************，一直在楼道堆放杂物"
+
+
 @pytest.mark.parametrize("claimed", ["phone", "wechat_official"])
 async def test_a_channel_account_cannot_file_on_another_channel(
     intake: Intake, claimed: Channel
