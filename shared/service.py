@@ -35,6 +35,7 @@ from shared.access import (
     internal,
     public,
 )
+from shared.asgi import header
 from shared.auth import (
     CALLER_HEADER,
     CALLER_SCOPE_KEY,
@@ -144,17 +145,18 @@ async def get_caller(request: Request) -> Caller:
     if isinstance(verified, Exception):
         raise verified
     caller: Caller = verified
-    # a service's context holds them once started (tests may stand in a bare one)
-    ctx = getattr(request.app.state, "ctx", None)
-    nonces: SharedNonces | None = getattr(ctx, "nonces", None)
+    scope = request.scope
     if (
-        nonces is not None
-        and request.method not in SAFE_METHODS
-        and not request.scope.get(NONCE_RECORDED)
-        and not records_its_nonce(request.scope.get("route"))
+        scope["method"] in SAFE_METHODS
+        or scope.get(NONCE_RECORDED)
+        or records_its_nonce(scope.get("route"))
     ):
-        request.scope[NONCE_RECORDED] = True
-        await nonces.record(request.headers.get(NONCE_HEADER, ""))
+        return caller
+    # a service's context holds them once started (tests may stand in a bare one)
+    nonces: SharedNonces | None = getattr(getattr(request.app.state, "ctx", None), "nonces", None)
+    if nonces is not None:
+        scope[NONCE_RECORDED] = True
+        await nonces.record(header(scope["headers"], _NONCE) or "")
     return caller
 
 
@@ -164,14 +166,17 @@ NONCE_RECORDED = "hotline.nonce_recorded"
 async def nonce_to_write(request: Request) -> str | None:
     """The nonce a route marked ``records_nonce_in_its_write`` records in its own write;
     None when there is none to record (the service's nonces are not shared, or a read)."""
-    ctx = getattr(request.app.state, "ctx", None)
+    scope = request.scope
     if (
-        getattr(ctx, "nonces", None) is None
-        or request.method in SAFE_METHODS
-        or not records_its_nonce(request.scope.get("route"))
+        scope["method"] in SAFE_METHODS
+        or not records_its_nonce(scope.get("route"))
+        or getattr(getattr(request.app.state, "ctx", None), "nonces", None) is None
     ):
         return None
-    return request.headers.get(NONCE_HEADER, "")[:NONCE_LENGTH]
+    return (header(scope["headers"], _NONCE) or "")[:NONCE_LENGTH]
+
+
+_NONCE = NONCE_HEADER.encode()
 
 
 async def _ctx_dependency(request: Request) -> ServiceContext:

@@ -26,6 +26,7 @@ from services.intake.schemas import (
     TicketStatusPublic,
 )
 from shared.access import ADMINS, EVERY_ROLE, Objects, access
+from shared.asgi import header
 from shared.auth import Caller, Role
 from shared.direct import direct
 from shared.params import Offset
@@ -59,6 +60,7 @@ KEY_DESCRIPTION = (
     "(HOTLINE_IDEMPOTENCY_RETENTION_HOURS)."
 )
 _KEY = TypeAdapter(Annotated[str, Field(**KEY_RULES)])
+_KEY_HEADER = IDEMPOTENCY_KEY.lower().encode()
 KEY_PARAMETER = {
     "name": IDEMPOTENCY_KEY,
     "in": "header",
@@ -94,7 +96,7 @@ async def _register_call(request: Request) -> RegisterCall:
     """The service, caller, nonce and Idempotency-Key as one dependency: FastAPI spends
     8-15 us on each dependency of a request, however little it does (issue 12)."""
     ctx, caller, nonce = get_ctx(request), await get_caller(request), await nonce_to_write(request)
-    key = request.headers.get(IDEMPOTENCY_KEY)
+    key = header(request.scope["headers"], _KEY_HEADER)
     if key is not None:
         try:
             key = _KEY.validate_python(key)

@@ -39,6 +39,9 @@ async def test_a_write_replayed_to_another_instance_is_refused(tmp_path: Path) -
         replayed = await send(second, "POST", "/tickets/lookup", headers, LOOKUP)
         assert replayed.status_code == 401, replayed.text
         assert "replay" in replayed.json()["detail"]
+        # another write, signed afresh, is its own request on either instance
+        fresh = signed(first, "POST", "/tickets/lookup", LOOKUP)
+        assert (await send(second, "POST", "/tickets/lookup", fresh, LOOKUP)).status_code == 404
 
         # a read replayed elsewhere is not recorded (the documented guarantee)
         read = signed(first, "GET", "/matters")
