@@ -277,7 +277,7 @@ async def _write(
         await append_chained(uow.conn, requester_reads, hint_reads(caller, duplicates, now))
     values = ticket_values(ring, caller, data, channel, matter, keywords, now)
     number = await _insert_ticket(uow.conn, values, terms, now)
-    uow.emit(*ticket_events(number, values, caller, data, keywords))
+    uow.emit(*ticket_events(number, values, data, keywords))
     return registration_answer(number, values, caller, data, duplicates)
 
 
@@ -338,51 +338,21 @@ def ticket_values(
 
 
 def ticket_events(
-    number: str, values: dict[str, Any], caller: Caller, data: TicketCreate, keywords: list[str]
+    number: str, values: dict[str, Any], data: TicketCreate, keywords: list[str]
 ) -> list[Envelope]:
     """The events of a registration, in order: ``ticket.answered`` (answered on the spot)
     or ``ticket.registered``, then ``ticket.flagged`` for sensitive content."""
     now: datetime = values["registered_at"]
-    channel: Channel = values["channel"]
-    urgency: Urgency = values["urgency"]
-    answer = data.answer
+    # the ticket's facts as stored: each event model takes its fields of them (an event
+    # ignores what it does not carry)
+    facts = {**values, "ticket_id": number}
     first: Event
-    if answer:
-        first = _event(
-            TicketAnswered,
-            {
-                "ticket_id": number,
-                "answered_at": now,
-                "answer": answer.text,
-                "knowledge_entry_ids": answer.knowledge_entry_ids,
-                "answered_by": caller.sub,
-                "channel": channel,
-                "type": data.type,
-                "urgency": urgency,
-                "matter_code": data.matter_code,
-                "district": data.district,
-                "registered_at": now,
-                "flagged": bool(keywords),
-            },
-        )
+    if data.answer:
+        first = _event(TicketAnswered, facts)
     else:
-        first = _event(
-            TicketRegistered,
-            {
-                "ticket_id": number,
-                "channel": channel,
-                "type": data.type,
-                "urgency": urgency,
-                "matter_code": data.matter_code,
-                "district": data.district,
-                "address": data.address,
-                # Art 28, 29: the copies leaving intake carry no phone, ID or card number
-                "content": mask_personal_data(data.content),
-                "registered_at": now,
-                "anonymous": data.anonymous,
-                "flagged": bool(keywords),
-            },
-        )
+        # Art 28, 29: the copies leaving intake carry no phone, ID or card number
+        facts["content"] = mask_personal_data(data.content)
+        first = _event(TicketRegistered, facts)
     events = [first.envelope(producer=PRODUCER, occurred_at=now, ticket_id=number)]
     if keywords:
         # Art 27: sensitive or extreme content is reported at once.
@@ -1173,7 +1143,7 @@ class _BatchRows:
                 column.append(value)
         trace = trace_id_var.set(item.trace_id)
         try:
-            events = ticket_events(number, values, item.caller, item.data, item.keywords)
+            events = ticket_events(number, values, item.data, item.keywords)
         finally:
             trace_id_var.reset(trace)
         serials, ids, topics, payloads = self.events
