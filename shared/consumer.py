@@ -56,7 +56,14 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, Opera
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.bus import Unparseable, parse_error
-from shared.db import UNPARSEABLE, Database, SeenBefore, UnitOfWork, insert_new
+from shared.db import (
+    UNPARSEABLE,
+    Database,
+    SeenBefore,
+    UnitOfWork,
+    insert_new,
+    refused_by_a_key,
+)
 from shared.errors import IllegalTransition, NotFound, is_database_outage
 from shared.events import Envelope, Header
 from shared.logging import trace_id_var
@@ -139,7 +146,9 @@ class Consumer:
             try:
                 try:
                     await self._handle(wanted, fast=True, all_new=True)
-                except SeenBefore:  # a redelivery: rolled back whole; once more, sorted out
+                # a redelivery, or a fact already written under another event id: rolled
+                # back whole; once more, sorted out
+                except SeenBefore:
                     await self._handle(wanted, fast=True)
                 return
             except _FellBack:
@@ -152,13 +161,15 @@ class Consumer:
         """The batch in one transaction: ``fast`` runs every event not parked behind
         another at once (raises ``_FellBack``, the transaction rolled back, if any of it
         fails); otherwise each event runs in a savepoint of its own. ``all_new`` claims
-        the events as new ones, as nearly all batches' are (raises ``SeenBefore``, the
-        transaction rolled back, if one is not: ``Database.claim_unparked``)."""
+        the events as new ones, as nearly all batches' are, and has the set-based handlers
+        write their effects as new facts (``UnitOfWork.new_facts``): raises ``SeenBefore``,
+        the transaction rolled back, if an event or a fact is not
+        (``Database.claim_unparked``, ``insert_new``)."""
         events: list[Envelope] = []
         callbacks: list[Callable[[], None]] = []
         parked: list[dict[str, Any]] = []
         async with self.db.kept_transaction() as conn:
-            batch_uow = UnitOfWork(conn)
+            batch_uow = UnitOfWork(conn, new_facts=all_new)
             if self.of_no_effect is not None:
                 idle = await self.of_no_effect(self.ctx, batch_uow, list(wanted.values()))
                 if idle:
@@ -227,7 +238,8 @@ class Consumer:
         """Every event of ``ready`` in the batch's transaction (``uow``), set-based where a
         service can (no savepoint: two round trips a batch). If any of it fails,
         ``_FellBack`` rolls the whole transaction back and the batch goes again event by
-        event."""
+        event; if a key refuses a fact taken for new (``UnitOfWork.new_facts``),
+        ``SeenBefore`` does, and the batch goes again set-based, ignoring duplicates."""
         conn = uow.conn
         try:
             for run in _runs(ready, self.many):
@@ -244,6 +256,8 @@ class Consumer:
         except Exception as exc:  # noqa: BLE001 - handled again event by event
             if is_outage(exc) or conn.invalidated:
                 raise
+            if uow.new_facts and refused_by_a_key(exc):
+                raise SeenBefore from exc
             log.info(
                 "batch fell back to event-by-event handling",
                 extra={"consumer": self.name, "events": len(ready), "error": repr(exc)[:300]},

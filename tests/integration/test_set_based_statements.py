@@ -31,6 +31,9 @@ from services.dispatch.app import SPEC as DISPATCH
 from services.dispatch.handlers import many
 from services.dispatch.handlers.read_models import settle_stranded
 from services.dispatch.models import assignments, early_dispatch_deadlines
+from services.evaluation.app import SPEC as EVALUATION
+from services.sla.app import SPEC as SLA
+from shared.consumer import Consumer
 from shared.db import (
     UnitOfWork,
     UTCDateTime,
@@ -66,10 +69,13 @@ from tests.unit.test_set_based_consumers import (
     BATCHES,
     T0,
     Running,
+    again,
     assert_runs_emit_under_each_tickets_trace,
     assert_set_based_leaves_what_one_by_one_leaves,
+    contents,
     deadline_set,
     dispatch_early_batch,
+    dispatched,
     early_deadlines_kept,
     registered,
     serving,
@@ -164,6 +170,57 @@ async def test_a_deadline_kept_while_another_instance_opens_the_work_order_is_se
 async def test_channels_takes_the_types_the_subscriptions_want_on_postgresql(pg_url: str) -> None:
     """As on SQLite: the subscriptions are read on the driver's connection here."""
     await assert_types_taken_follow_the_subscriptions(on_postgres(pg_url))
+
+
+# a batch of new facts, then the same facts re-sent under other event ids (a producer's
+# retry): SLA's tickets and clocks, dispatch's work orders, evaluation's handlings
+RESENT = pytest.mark.parametrize(
+    ("spec", "first", "resent"),
+    [
+        (
+            SLA,
+            [*(registered(n) for n in range(1, 6)), *(dispatched(n) for n in range(1, 6))],
+            [4, 7],
+        ),
+        (DISPATCH, [registered(n) for n in range(1, 6)], [2]),
+        (EVALUATION, [dispatched(n) for n in range(1, 6)], [0, 3]),
+    ],
+    ids=["sla", "dispatch", "evaluation"],
+)
+
+
+@RESENT
+async def test_new_facts_are_inserted_as_new_and_facts_resent_go_again_set_based(
+    spec: ServiceSpec,
+    first: list[Envelope],
+    resent: list[int],
+    pg_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch claimed as new writes its facts as new (a plain INSERT, no speculative
+    insertion: ``insert_new``'s ``all_new``) in one go; a fact written before under
+    another event id fails that (its key refuses it), and the batch goes again set-based,
+    ignoring duplicates, not event by event: nothing written twice, nothing emitted."""
+    tries: list[tuple[bool, bool]] = []
+    handle = Consumer._handle
+
+    async def noted(self: Consumer, wanted: Any, *, fast: bool, all_new: bool = False) -> None:
+        tries.append((fast, all_new))
+        await handle(self, wanted, fast=fast, all_new=all_new)
+
+    monkeypatch.setattr(Consumer, "_handle", noted)
+    async with on_postgres(pg_url)(spec, "resent") as ctx:
+        consumer: Consumer = ctx.extras["consumer"]
+        await consumer.handle_batch(first)
+        assert tries == [(True, True)]
+        written = await contents(ctx)
+        tries.clear()
+        await consumer.handle_batch([again(first[i]) for i in resent])
+        assert tries == [(True, True), (True, False)]
+        now = await contents(ctx)
+        assert len(now.pop("inbox")) == len(written.pop("inbox")) + len(resent)  # heard
+        assert now == written
+        assert await consumer.parked() == []
 
 
 metadata = MetaData()

@@ -39,6 +39,7 @@ from shared.events import (
     TicketFlagged,
     TicketRegistered,
 )
+from shared.events.base import event_uuid
 from shared.logging import trace_id_var
 from shared.service import ServiceContext, ServiceSpec, create_service_app
 from shared.settings import Settings
@@ -126,7 +127,7 @@ def deadline_set(
 
 def again(envelope: Envelope) -> Envelope:
     """The same fact under another event id (a producer's retry)."""
-    return envelope.model_copy(update={"event_id": Envelope(**envelope.model_dump()).event_id})
+    return envelope.model_copy(update={"event_id": event_uuid()})
 
 
 def dispatch_batch() -> list[Envelope]:

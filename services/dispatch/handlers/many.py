@@ -230,9 +230,10 @@ async def on_registered(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[He
             )
         )
     # a registration re-sent under another event id opens nothing
-    opened = {
-        r.ticket_id for r in await insert_new(conn, assignments, rows, assignments.c.ticket_id)
-    }
+    written = await insert_new(
+        conn, assignments, rows, assignments.c.ticket_id, all_new=uow.new_facts
+    )
+    opened = {r.ticket_id for r in written}
     # each ticket's event carries its own trace id (a run holds one event a ticket)
     traces = {e.key: e.trace_id for e in batch}
     uow.emit(

@@ -38,7 +38,7 @@ async def on_registered(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[He
 
 async def on_dispatched(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[Header]) -> None:
     events = parse_payloads(batch, TicketDispatched)
-    await insert_new(uow.conn, handlings, [handling_row(e) for e in events])
+    await insert_new(uow.conn, handlings, [handling_row(e) for e in events], all_new=uow.new_facts)
     for event in events:
         await handed_back(uow, event)
     changes = [dispatched_ticket_values(e) for e in events]

@@ -59,29 +59,29 @@ def _rows_of(table: Table, name: str, columns: tuple[str, ...]) -> Any:
     return select(*_given(table, name, columns).values())
 
 
-def _clocks_inserted_with(clock_columns: tuple[str, ...], *ctes: Any) -> Any:
-    """INSERT the clocks ``c`` (ON CONFLICT DO NOTHING) RETURNING their keys, with ``ctes``
+def _inserted(table: Table, name: str, columns: tuple[str, ...], new_facts: bool) -> Any:
+    """INSERT the rows ``name`` into ``table``: ON CONFLICT DO NOTHING unless they are
+    taken for ``new_facts`` (shared/db.py ``insert_new``'s ``all_new``: one already there
+    fails the statement, for the consumer to run the batch again ignoring duplicates)."""
+    stmt = postgresql.insert(table).from_select(columns, _rows_of(table, name, columns))
+    return stmt if new_facts else stmt.on_conflict_do_nothing()
+
+
+def _clocks_inserted_with(clock_columns: tuple[str, ...], new_facts: bool, *ctes: Any) -> Any:
+    """INSERT the clocks ``c`` (``_inserted``) RETURNING their keys, with ``ctes``
     (data-modifying: they run in the same statement, on the same snapshot)."""
-    return (
-        postgresql.insert(clocks)
-        .from_select(clock_columns, _rows_of(clocks, "c", clock_columns))
-        .on_conflict_do_nothing()
-        .returning(*CLOCK_KEY)
-        .add_cte(*ctes)
-    )
+    return _inserted(clocks, "c", clock_columns, new_facts).returning(*CLOCK_KEY).add_cte(*ctes)
 
 
-# one statement for each set of columns of a run's rows (one: the handlers' own)
+# one statement for each set of columns of a run's rows (one: the handlers' own) and way
+# of inserting
 @lru_cache(maxsize=64)
-def _registered_pg(ticket_columns: tuple[str, ...], clock_columns: tuple[str, ...]) -> Any:
+def _registered_pg(
+    ticket_columns: tuple[str, ...], clock_columns: tuple[str, ...], new_facts: bool
+) -> Any:
     """The tickets ``t`` inserted (those not there), with their dispatch clocks ``c``."""
-    ticket = (
-        postgresql.insert(tickets)
-        .from_select(ticket_columns, _rows_of(tickets, "t", ticket_columns))
-        .on_conflict_do_nothing()
-        .cte("ticket")
-    )
-    return _clocks_inserted_with(clock_columns, ticket)
+    ticket = _inserted(tickets, "t", ticket_columns, new_facts).cte("ticket")
+    return _clocks_inserted_with(clock_columns, new_facts, ticket)
 
 
 @lru_cache(maxsize=64)
@@ -89,6 +89,7 @@ def _dispatched_pg(
     ticket_columns: tuple[str, ...],
     stop_columns: tuple[str, ...],
     clock_columns: tuple[str, ...],
+    new_facts: bool,
 ) -> Any:
     """The tickets ``t`` updated, their running dispatch clocks stopped at ``s``'s
     ``stopped_at``, and their acceptance clocks ``c`` started."""
@@ -106,7 +107,7 @@ def _dispatched_pg(
         .values(stopped_at=stop["stopped_at"], next_due_at=None)
         .cte("stopped")
     )
-    return _clocks_inserted_with(clock_columns, ticket, stopped)
+    return _clocks_inserted_with(clock_columns, new_facts, ticket, stopped)
 
 
 async def on_registered(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[Header]) -> None:
@@ -120,7 +121,7 @@ async def on_registered(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[He
         return
     ticket_columns, params = _values("t", ticket_rows)
     clock_columns, clock_params = _values("c", clock_rows)
-    stmt = _registered_pg(ticket_columns, clock_columns)
+    stmt = _registered_pg(ticket_columns, clock_columns, uow.new_facts)
     inserted = await fetch_rows(uow.conn, stmt, params | clock_params)
     clocks_started(ctx, uow, clock_rows, inserted, _traces(batch))
 
@@ -140,7 +141,7 @@ async def on_dispatched(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[He
     ticket_columns, params = _values("t", ticket_rows)
     stop_columns, stop_params = _values("s", stops)
     clock_columns, clock_params = _values("c", clock_rows)
-    stmt = _dispatched_pg(ticket_columns, stop_columns, clock_columns)
+    stmt = _dispatched_pg(ticket_columns, stop_columns, clock_columns, uow.new_facts)
     inserted = await fetch_rows(uow.conn, stmt, params | stop_params | clock_params)
     clocks_started(ctx, uow, clock_rows, inserted, _traces(batch))
 
