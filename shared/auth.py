@@ -241,6 +241,19 @@ def verify_headers(
     nonces: NonceCache | None = None,
 ) -> Caller:
     h = {k.lower(): v for k, v in (headers.items() if isinstance(headers, dict) else headers)}
+    return _verified(secret, h, method, path, query, body, nonces)
+
+
+def _verified(
+    secret: str,
+    h: dict[str, str],
+    method: str,
+    path: str,
+    query: bytes,
+    body: bytes,
+    nonces: NonceCache | None,
+) -> Caller:
+    """``verify_headers`` of headers named in lower case."""
     encoded, timestamp, signature, nonce = (
         h.get(CALLER_HEADER),
         h.get(TIMESTAMP_HEADER),
@@ -311,14 +324,14 @@ class VerifyCaller:
             if k.startswith(_SIGNED_PREFIX)
         }
         try:
-            verified: Caller | Unauthorized = verify_headers(
+            verified: Caller | Unauthorized = _verified(
                 self.secret,
                 headers,
                 scope["method"],
                 scope["path"],
-                query=scope.get("query_string", b""),
-                body=body,
-                nonces=self.nonces,
+                scope.get("query_string", b""),
+                body,
+                self.nonces,
             )
         except Unauthorized as refusal:
             verified = refusal
