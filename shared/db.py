@@ -1193,9 +1193,11 @@ def _claim_and_heads_pg(on_conflict: str) -> Any:
             "UNION ALL "
             "SELECT NULL, key, id FROM dead_letters"
             " WHERE consumer = :consumer AND state = 'parked' AND behind IS NULL"
-            " AND key = ANY(CAST(:keys AS varchar[]))"
+            # the keys split once (an InitPlan, run only when a parked head is found), not
+            # for every row the filter reads (``unnested_type``)
+            " AND key = ANY(ARRAY(SELECT unnest(:keys)))"
         )
-        .bindparams(*_text_lists("ids"))
+        .bindparams(*_text_lists("ids", "keys"))
         .columns(column("event_id", String), column("key", String), column("id", Integer))
     )
 

@@ -212,6 +212,9 @@ async def test_a_claim_answers_the_new_events_and_the_parked_heads_of_its_keys(
                 {**parked, "event_id": "p1", "key": "TJ2", "attempts": 3, "behind": None},
                 {**parked, "event_id": "p2", "key": "TJ2", "attempts": 0, "behind": 1},
                 {**parked, "event_id": "p3", "key": "TJ3", "attempts": 3, "behind": None},
+                # keys the joined text cannot carry (the keys go as an array literal then)
+                {**parked, "event_id": "p4", "key": "{TJ4", "attempts": 3, "behind": None},
+                {**parked, "event_id": "p5", "key": "TJ\x1f5", "attempts": 3, "behind": None},
             ],
         )
     async with claiming(db, on_driver) as conn:
@@ -219,6 +222,13 @@ async def test_a_claim_answers_the_new_events_and_the_parked_heads_of_its_keys(
     async with claiming(db, on_driver) as conn:
         new, heads = await db.claim_unparked(conn, "c", ["b", "d", "c", "e"], ["TJ1", "TJ2"])
     assert (new, heads) == ({"d", "e"}, {"TJ2": 1})
+    for keys, found in [
+        (["{TJ4", "TJ1"], {"{TJ4": 4}),
+        (["TJ1", "TJ\x1f5", "TJ3"], {"TJ\x1f5": 5, "TJ3": 3}),
+        (["TJ", "5", "{TJ4}"], {}),  # (parts of the keys are not the keys)
+    ]:
+        async with claiming(db, on_driver) as conn:
+            assert await db.claim_unparked(conn, "c", ["a"], keys) == (set(), found)
     async with claiming(db, on_driver) as conn:  # another consumer has its own inbox
         assert await db.claim_unparked(conn, "other", ["a", "d"], ["TJ2"]) == ({"a", "d"}, {})
 
