@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 from shared.aio import wait_set
-from shared.events import TOPICS, Envelope, Event, Header, read
+from shared.events import TOPICS, Envelope, Event, Header, Outgoing, read
 
 log = logging.getLogger("hotline.bus")
 # a batch's events: ``Envelope``s, but those of the types a group reads as their models
@@ -210,7 +210,7 @@ UnparseableHandler = Callable[[Sequence[Unparseable]], Awaitable[None]]
 
 
 class Bus(Protocol):
-    async def publish(self, events: Sequence[Envelope]) -> None: ...
+    async def publish(self, events: Sequence[Envelope | Outgoing]) -> None: ...
 
     async def publish_raw(self, events: Sequence[RawEvent]) -> None: ...
 
@@ -633,7 +633,7 @@ class LogBus(_Groups):
 
     # ---- producing -----------------------------------------------------------------
 
-    async def publish(self, events: Sequence[Envelope]) -> None:
+    async def publish(self, events: Sequence[Envelope | Outgoing]) -> None:
         await self.publish_raw([RawEvent(e.topic, e.key, e.to_json(), e.trace_id) for e in events])
 
     async def publish_raw(self, events: Sequence[RawEvent]) -> None:
@@ -1221,7 +1221,7 @@ class KafkaBus(_Groups):
                 extra={"group": sub.group, "behind": behind},
             )
 
-    async def publish(self, events: Sequence[Envelope]) -> None:
+    async def publish(self, events: Sequence[Envelope | Outgoing]) -> None:
         await self.publish_raw([RawEvent(e.topic, e.key, e.to_json(), e.trace_id) for e in events])
 
     async def publish_raw(self, events: Sequence[RawEvent]) -> None:

@@ -65,7 +65,7 @@ from shared.db import (
     refused_by_a_key,
 )
 from shared.errors import IllegalTransition, NotFound, is_database_outage
-from shared.events import Envelope, Header
+from shared.events import Envelope, Header, Outgoing
 from shared.logging import trace_id_var
 
 if TYPE_CHECKING:
@@ -165,7 +165,7 @@ class Consumer:
         write their effects as new facts (``UnitOfWork.new_facts``): raises ``SeenBefore``,
         the transaction rolled back, if an event or a fact is not
         (``Database.claim_unparked``, ``insert_new``)."""
-        events: list[Envelope] = []
+        events: list[Envelope | Outgoing] = []
         callbacks: list[Callable[[], None]] = []
         parked: list[dict[str, Any]] = []
         async with self.db.kept_transaction() as conn:
@@ -234,7 +234,7 @@ class Consumer:
 
     async def _fast(
         self, uow: UnitOfWork, ready: Sequence[Header]
-    ) -> tuple[list[Envelope], list[Callable[[], None]]]:
+    ) -> tuple[list[Envelope | Outgoing], list[Callable[[], None]]]:
         """Every event of ``ready`` in the batch's transaction (``uow``), set-based where a
         service can (no savepoint: two round trips a batch). If any of it fails,
         ``_FellBack`` rolls the whole transaction back and the batch goes again event by
@@ -329,7 +329,7 @@ class Consumer:
             )
 
     def _after_commit(
-        self, events: Sequence[Envelope], callbacks: Sequence[Callable[[], None]]
+        self, events: Sequence[Envelope | Outgoing], callbacks: Sequence[Callable[[], None]]
     ) -> None:
         if events:
             self.db.events_written.set()
@@ -560,7 +560,7 @@ def _runs(batch: Sequence[Header], many: Mapping[str, ManyHandler]) -> list[list
     return [run for (layer, _), run in sorted(runs.items(), key=lambda item: item[0][0])]
 
 
-def _own_trace_ids(events: list[Envelope], emitted: int, run: Sequence[Header]) -> None:
+def _own_trace_ids(events: list[Envelope | Outgoing], emitted: int, run: Sequence[Header]) -> None:
     """A set-based run is handled under its first event's trace id; what it emitted (from
     ``events[emitted:]``) about each ticket of the run carries that ticket's own trace id,
     so one ticket can still be followed across services (a run never holds two events of
@@ -569,7 +569,7 @@ def _own_trace_ids(events: list[Envelope], emitted: int, run: Sequence[Header]) 
     for i in range(emitted, len(events)):
         trace = traces.get(events[i].key, events[i].trace_id)
         if trace != events[i].trace_id:
-            events[i] = events[i].model_copy(update={"trace_id": trace})
+            events[i] = events[i].with_trace_id(trace)
 
 
 def _unparseable_row(consumer: str, message: Unparseable) -> dict[str, Any]:

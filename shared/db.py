@@ -55,7 +55,7 @@ from sqlalchemy.sql.elements import BindParameter, ColumnElement
 from sqlalchemy.sql.visitors import ExternallyTraversible, replacement_traverse
 
 from shared.errors import is_database_outage
-from shared.events import Envelope
+from shared.events import Envelope, Outgoing
 from shared.events.base import first_event_uuid
 
 
@@ -815,13 +815,13 @@ class UnitOfWork:
     def __init__(self, conn: AsyncConnection, *, new_facts: bool = False) -> None:
         self.conn = conn
         self.new_facts = new_facts
-        self.events: list[Envelope] = []
+        self.events: list[Envelope | Outgoing] = []
         self.after_commit: list[Callable[[], None]] = []
         # reads that stay true for the whole transaction, made once (a consumer's batch
         # shares one unit of work on its fast path)
         self.memo: dict[str, Any] = {}
 
-    def emit(self, *envelopes: Envelope) -> None:
+    def emit(self, *envelopes: Envelope | Outgoing) -> None:
         self.events.extend(envelopes)
 
 
@@ -978,7 +978,9 @@ class Database:
             rows = await _fetch_on_driver(raw, conn.dialect, stmt, params or {})
         return rows[0][0] if rows else None
 
-    async def write_outbox(self, conn: AsyncConnection, events: Sequence[Envelope]) -> None:
+    async def write_outbox(
+        self, conn: AsyncConnection, events: Sequence[Envelope | Outgoing]
+    ) -> None:
         """The events in the outbox, in one statement (the caller's transaction)."""
         if not events:
             return
@@ -991,7 +993,7 @@ class Database:
             # encode again (~3 us a KiB of Chinese). A column the events all hold alike
             # (a batch's topic) as one value (``given_values``)
             given: dict[str, list[Any]] = {
-                "event_id": [str(e.event_id) for e in events],
+                "event_id": [e.id_text for e in events],
                 "topic": [e.topic for e in events],
                 "key": [e.key for e in events],
                 "payload": [e.to_json() for e in events],
@@ -1251,10 +1253,10 @@ async def _pooled(conn: AsyncConnection) -> Any:
     return await conn.get_raw_connection()
 
 
-def outbox_row(envelope: Envelope) -> dict[str, Any]:
+def outbox_row(envelope: Envelope | Outgoing) -> dict[str, Any]:
     """The outbox row of an event (a writer of its own SQL writes these columns)."""
     return {
-        "event_id": str(envelope.event_id),
+        "event_id": envelope.id_text,
         "topic": envelope.topic,
         "key": envelope.key,
         "payload": envelope.to_json().decode(),

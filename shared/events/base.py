@@ -17,7 +17,7 @@ from functools import cache
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 import orjson
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
 from shared.logging import trace_id_var
 
@@ -89,6 +89,35 @@ _LOWS_AT_ONCE = 256
 os.register_at_fork(after_in_child=_LOWS.clear)
 
 
+def event_id_text(unix_ms: int | None = None) -> str:
+    """A new event id (``event_uuid``) as its hyphenated text, ``str(event_uuid())``, made
+    as text: what an outbox stores of an id made to be written (a third of the UUID's and
+    its text's time). Its time's digits are made once a millisecond, its random part's
+    text with the block of random bytes it comes from. ``unix_ms`` is for tests."""
+    ms = time.time_ns() // 1_000_000 if unix_ms is None else unix_ms
+    if ms != _TEXT_MS[0]:
+        digits = "%012x" % (ms & _MS_BITS)
+        _TEXT_MS[:] = [ms, f"{digits[:8]}-{digits[8:]}-"]
+    if not _LOW_TEXTS:
+        # 20 random hex digits an id: the first replaced by the version (7), the fifth's
+        # two high bits by the variant's (0b10); 74 random bits stay, as in ``event_uuid``
+        digits = os.urandom(10 * _LOWS_AT_ONCE).hex()
+        _LOW_TEXTS.extend(
+            f"7{digits[i + 1 : i + 4]}-{_VARIANT[digits[i + 4]]}{digits[i + 5 : i + 8]}-"
+            f"{digits[i + 8 : i + 20]}"
+            for i in range(0, len(digits), 20)
+        )
+    return _TEXT_MS[1] + _LOW_TEXTS.pop()  # type: ignore[no-any-return]
+
+
+# ``event_id_text``'s: the millisecond and its text, the random parts' texts not used yet,
+# a hex digit with its two high bits the variant's
+_TEXT_MS: list[Any] = [None, ""]
+_LOW_TEXTS: list[str] = []
+_VARIANT = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}
+os.register_at_fork(after_in_child=_LOW_TEXTS.clear)
+
+
 def first_event_uuid(made_at: datetime) -> uuid.UUID:
     """The smallest event id (``event_uuid``) of ``made_at``'s millisecond: the ids made in
     an earlier millisecond sort before it (as UUIDs and as their hyphenated text), those
@@ -139,6 +168,11 @@ class Header(BaseModel):
     def key(self) -> str:
         return self.ticket_id or str(self.event_id)
 
+    @property
+    def id_text(self) -> str:
+        """Its id's hyphenated text (as the outboxes and inboxes store it)."""
+        return str(self.event_id)
+
     @abstractmethod
     def as_envelope(self) -> Envelope:
         """This event as it travels: its payload as JSON values."""
@@ -158,6 +192,10 @@ class Envelope(Header):
 
     def event(self) -> Event:
         return parse_payload(self)
+
+    def with_trace_id(self, trace_id: str | None) -> Envelope:
+        """This envelope with another trace id."""
+        return self.model_copy(update={"trace_id": trace_id})
 
     def to_json(self) -> bytes:
         # pydantic's serializer writes the JSON itself: the same bytes as
@@ -239,6 +277,174 @@ class Event(BaseModel):
             trace_id=trace_id,
             payload=payload,
         )
+
+    def outgoing(
+        self, *, producer: str, occurred_at: datetime, ticket_id: str | None = None
+    ) -> Outgoing:
+        """This event on its way out (to an outbox): ``envelope``'s fields and JSON, written
+        once, straight from this model (``Outgoing``). Values that are not of their plain
+        type (``_plain``) are validated, and refused, as ``envelope`` does."""
+        if ticket_id is None:
+            ticket_id = getattr(self, "ticket_id", None)
+        trace_id = trace_id_var.get()
+        if not _plain_header(occurred_at, ticket_id, producer, trace_id):
+            given = _Given(
+                type=self.TYPE,
+                version=self.VERSION,
+                occurred_at=occurred_at,
+                ticket_id=ticket_id,
+                producer=producer,
+                trace_id=trace_id,
+                payload={},
+            )
+            occurred_at, ticket_id = given.occurred_at, given.ticket_id
+            producer, trace_id = given.producer, given.trace_id
+        return Outgoing(self, event_id_text(), occurred_at, ticket_id, producer, trace_id)
+
+
+class Outgoing:
+    """An event on its way out (``Event.outgoing``): its model, its envelope's other fields
+    and the envelope's JSON (``to_json``): the bytes ``Envelope.to_json`` writes of the
+    envelope ``Event.envelope`` makes, written once, straight from the model (not dumped to
+    a dict to be written from that, nor held in an ``Envelope``). What writes it to an
+    outbox reads ``id_text``, ``topic``, ``key`` and ``to_json()``; its ``payload`` (the
+    dict) and ``event_id`` (the UUID) are made when asked for."""
+
+    __slots__ = (
+        "event",
+        "id_text",
+        "occurred_at",
+        "ticket_id",
+        "producer",
+        "trace_id",
+        "topic",
+        "raw",
+    )
+
+    def __init__(
+        self,
+        event: Event,
+        id_text: str,
+        occurred_at: datetime,
+        ticket_id: str | None,
+        producer: str,
+        trace_id: str | None,
+    ) -> None:
+        self.event = event
+        self.id_text = id_text
+        self.occurred_at = occurred_at
+        self.ticket_id = ticket_id
+        self.producer = producer
+        self.trace_id = trace_id
+        known = _HEADS.get(type(event))
+        if known is None:
+            known = _HEADS[type(event)] = _head(event)
+        head, self.topic = known
+        dumps = orjson.dumps  # the same bytes as pydantic's for any str (a test reads them all)
+        self.raw = b"".join(
+            (
+                b'{"event_id":"',
+                id_text.encode(),
+                head,
+                _time_json(occurred_at),
+                b',"ticket_id":',
+                dumps(ticket_id),
+                b',"producer":',
+                dumps(producer),
+                b',"trace_id":',
+                dumps(trace_id),
+                b',"payload":',
+                event.__pydantic_serializer__.to_json(event),
+                b"}",
+            )
+        )
+
+    @property
+    def type(self) -> str:
+        return self.event.TYPE
+
+    @property
+    def version(self) -> int:
+        return self.event.VERSION
+
+    @property
+    def key(self) -> str:
+        return self.ticket_id or self.id_text
+
+    @property
+    def event_id(self) -> uuid.UUID:
+        return uuid.UUID(self.id_text)
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        """The payload as JSON values (``Envelope.payload``: the model's dump)."""
+        payload: dict[str, Any] = self.event.__pydantic_serializer__.to_python(
+            self.event, mode="json"
+        )
+        return payload
+
+    def to_json(self) -> bytes:
+        return self.raw
+
+    def with_trace_id(self, trace_id: str | None) -> Outgoing:
+        """This event with another trace id (the same id)."""
+        return Outgoing(
+            self.event, self.id_text, self.occurred_at, self.ticket_id, self.producer, trace_id
+        )
+
+    def as_envelope(self) -> Envelope:
+        """Its ``Envelope`` (read from its JSON, as a consumer would read it)."""
+        return Envelope.from_json(self.raw)
+
+    def __repr__(self) -> str:
+        return f"Outgoing({self.raw.decode()})"
+
+
+class _Given(Envelope):
+    """An envelope made only to validate (and refuse, as ``Envelope`` would) the values
+    ``Event.outgoing`` is given that are not of their plain type."""
+
+
+def _head(event: Event) -> tuple[bytes, str]:
+    """The JSON between an envelope's id and its time for events of ``event``'s model (its
+    type and version, validated as an envelope's), and their topic."""
+    given = _Given(
+        type=event.TYPE, version=event.VERSION, occurred_at=_UNIX_EPOCH, producer="", payload={}
+    )
+    head = b'","type":%b,"version":%d,"occurred_at":' % (orjson.dumps(given.type), given.version)
+    return head, topic_for(given.type)
+
+
+_HEADS: dict[type[Event], tuple[bytes, str]] = {}
+
+
+def _time_json(at: datetime) -> bytes:
+    """``at`` as an envelope's JSON writes it; the last one kept (a batch's events share
+    their time)."""
+    if at is not _LAST_TIME[0]:
+        _LAST_TIME[:] = [at, _TIME_TO_JSON(at)]
+    return _LAST_TIME[1]  # type: ignore[no-any-return]
+
+
+_LAST_TIME: list[Any] = [None, b""]
+
+
+def _plain_header(occurred_at: Any, ticket_id: Any, producer: Any, trace_id: Any) -> bool:
+    """``_plain`` of an event's envelope's own values (its model's type and version are read
+    once, ``_head``); the time last written (``_time_json``) is known to be."""
+    return (
+        type(producer) is str
+        and (ticket_id is None or type(ticket_id) is str)
+        and (trace_id is None or type(trace_id) is str)
+        and (
+            occurred_at is _LAST_TIME[0]
+            or (
+                type(occurred_at) is datetime
+                and occurred_at.tzinfo is not None
+                and occurred_at.utcoffset() is not None
+            )
+        )
+    )
 
 
 def _plain(
@@ -359,3 +565,7 @@ def parse_payloads(batch: Sequence[Header], model: type[E]) -> list[E]:
         if not isinstance(event, model):
             raise UnknownEvent(f"{event.TYPE} is not {model.TYPE}")
     return found  # type: ignore[return-value]  # each is a model
+
+
+# how an envelope's JSON writes its time (``_time_json``)
+_TIME_TO_JSON = TypeAdapter(AwareDatetime).serializer.to_json

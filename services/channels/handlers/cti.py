@@ -142,7 +142,7 @@ async def call_ended(
                     answered_at=before.answered_at,
                     ended_at=now,
                     agent=before.agent,
-                ).envelope(producer=PRODUCER, occurred_at=now)
+                ).outgoing(producer=PRODUCER, occurred_at=now)
             )
         row = await _call(uow.conn, account.account_id, data.call_id)
     return _public(row)

@@ -364,7 +364,7 @@ async def _send(ctx: ServiceContext, http: httpx.AsyncClient, row: Any) -> None:
                     last_status_code=status_code,
                     last_error=error,
                     failed_at=now,
-                ).envelope(producer=PRODUCER, occurred_at=now, ticket_id=row.ticket_id)
+                ).outgoing(producer=PRODUCER, occurred_at=now, ticket_id=row.ticket_id)
             )
         await uow.conn.execute(
             update(notifications)

@@ -508,7 +508,7 @@ async def _record(
                     last_status_code=status_code,
                     last_error=error,
                     dead_at=now,
-                ).envelope(producer=PRODUCER, occurred_at=now, ticket_id=row.ticket_id)
+                ).outgoing(producer=PRODUCER, occurred_at=now, ticket_id=row.ticket_id)
             )
         await uow.conn.execute(
             update(deliveries)

@@ -255,7 +255,7 @@ async def _record(
                     account_id=account.account_id,
                     content=content or "",
                     received_at=now,
-                ).envelope(producer=PRODUCER, occurred_at=now)
+                ).outgoing(producer=PRODUCER, occurred_at=now)
             )
     assert row_id is not None
     return row_id, fresh

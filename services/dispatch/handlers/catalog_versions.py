@@ -234,7 +234,7 @@ def unit_events(unit_list: list[UnitIn], now: datetime) -> list[Any]:
             district=u.district,
             parent_id=u.parent_id,
             functional=u.functional,
-        ).envelope(producer=PRODUCER, occurred_at=now, ticket_id=u.unit_id)
+        ).outgoing(producer=PRODUCER, occurred_at=now, ticket_id=u.unit_id)
         for u in unit_list
     ]
 
@@ -247,7 +247,7 @@ def matter_events(matter_list: list[MatterIn], now: datetime) -> list[Any]:
             default_urgency=m.default_urgency,
             anonymous_allowed=m.anonymous_allowed,
             active=m.active,
-        ).envelope(producer=PRODUCER, occurred_at=now, ticket_id=m.code)
+        ).outgoing(producer=PRODUCER, occurred_at=now, ticket_id=m.code)
         for m in matter_list
     ]
 

@@ -252,5 +252,5 @@ async def write_dispatch(
             statutory_period=period,
             dispatch_no=new.dispatch_no,
             co_unit_ids=list(new.co_unit_ids),
-        ).envelope(producer=PRODUCER, occurred_at=ctx.clock.now())
+        ).outgoing(producer=PRODUCER, occurred_at=ctx.clock.now())
     )

@@ -118,7 +118,7 @@ async def decide(
                 decided_role=caller.role.value,
                 decided_at=now,
                 reason=body.reason,
-            ).envelope(producer=PRODUCER, occurred_at=now)
+            ).outgoing(producer=PRODUCER, occurred_at=now)
         )
         await write_dispatch(
             ctx,

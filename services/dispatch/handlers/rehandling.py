@@ -61,7 +61,7 @@ async def on_rehandle_requested(ctx: ServiceContext, uow: UnitOfWork, envelope: 
     uow.emit(
         RehandlingStarted(
             ticket_id=event.ticket_id, unit_id=again.unit_id, started_at=now
-        ).envelope(producer=PRODUCER, occurred_at=now)
+        ).outgoing(producer=PRODUCER, occurred_at=now)
     )
     await write_dispatch(
         ctx,

@@ -89,7 +89,7 @@ async def request_return(
                 reason=body.reason,
                 basis=body.basis,
                 requested_at=now,
-            ).envelope(producer=PRODUCER, occurred_at=now)
+            ).outgoing(producer=PRODUCER, occurred_at=now)
         )
     return await _get(ctx, new_id(result))
 
@@ -149,7 +149,7 @@ async def approve_return(
                 decided_by=caller.sub,
                 decided_at=now,
                 note=body.note,
-            ).envelope(producer=PRODUCER, occurred_at=now)
+            ).outgoing(producer=PRODUCER, occurred_at=now)
         )
         returned = frozenset(
             r.unit_id
@@ -211,7 +211,7 @@ async def reject_return(
                 decided_by=caller.sub,
                 decided_at=now,
                 reason=body.reason,
-            ).envelope(producer=PRODUCER, occurred_at=now)
+            ).outgoing(producer=PRODUCER, occurred_at=now)
         )
     return await _get(ctx, request.id)
 

@@ -88,7 +88,7 @@ async def set_staff(
                     )
                     for m in staff
                 ],
-            ).envelope(producer=PRODUCER, occurred_at=ctx.clock.now(), ticket_id=unit_id)
+            ).outgoing(producer=PRODUCER, occurred_at=ctx.clock.now(), ticket_id=unit_id)
         )
     return await get_staff(ctx, caller, unit_id)
 

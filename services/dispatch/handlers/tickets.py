@@ -55,6 +55,7 @@ from shared.db import UnitOfWork, insert_ignoring_duplicates
 from shared.errors import InvalidInput
 from shared.events import (
     Envelope,
+    Outgoing,
     Reply,
     TicketAccepted,
     TicketCompleted,
@@ -115,7 +116,7 @@ def assignment_row(
     }
 
 
-def dispatched_event(row: dict[str, Any]) -> Envelope:
+def dispatched_event(row: dict[str, Any]) -> Outgoing:
     """Art 7: the catalog's unit has the ticket."""
     return TicketDispatched(
         ticket_id=row["ticket_id"],
@@ -127,7 +128,7 @@ def dispatched_event(row: dict[str, Any]) -> Envelope:
         dispatched_at=row["dispatched_at"],
         statutory_period=row["statutory_period"],
         dispatch_no=1,
-    ).envelope(producer=PRODUCER, occurred_at=row["dispatched_at"])
+    ).outgoing(producer=PRODUCER, occurred_at=row["dispatched_at"])
 
 
 async def on_ticket_registered(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
@@ -209,7 +210,7 @@ async def register(
                 matter_code=event.matter_code,
                 district=event.district,
                 reason=decision.reason,
-            ).envelope(producer=PRODUCER, occurred_at=now)
+            ).outgoing(producer=PRODUCER, occurred_at=now)
         )
     else:
         await dispatch_by_suggestion(ctx, uow, event.ticket_id, reason=decision.reason)
@@ -357,7 +358,7 @@ async def refer_for_determination(
                 matter_code=row.matter_code,
                 district=row.district,
                 reason=body.reason,
-            ).envelope(producer=PRODUCER, occurred_at=now)
+            ).outgoing(producer=PRODUCER, occurred_at=now)
         )
 
 
@@ -381,7 +382,7 @@ async def accept_ticket(ctx: ServiceContext, caller: Caller, ticket_id: str) -> 
         uow.emit(
             TicketAccepted(
                 ticket_id=ticket_id, unit_id=row.unit_id, accepted_at=now, round=row.round
-            ).envelope(producer=PRODUCER, occurred_at=now)
+            ).outgoing(producer=PRODUCER, occurred_at=now)
         )
 
 
@@ -416,7 +417,7 @@ async def complete_ticket(
                 round=row.round,
                 type=row.type,
                 reply=body,
-            ).envelope(producer=PRODUCER, occurred_at=now)
+            ).outgoing(producer=PRODUCER, occurred_at=now)
         )
 
 

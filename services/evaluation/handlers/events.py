@@ -287,7 +287,7 @@ async def on_completed(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope)
                 outcome="not_required",
                 reason=f"{event.type} tickets are closed without a revisit (Art 14)",
                 closed_at=event.completed_at,
-            ).envelope(producer=PRODUCER, occurred_at=ctx.clock.now())
+            ).outgoing(producer=PRODUCER, occurred_at=ctx.clock.now())
         )
 
 

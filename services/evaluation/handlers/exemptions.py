@@ -166,7 +166,7 @@ async def file_exemption(
                     filed_by=caller.sub,
                     filed_at=now,
                     file_count=len(stored),
-                ).envelope(producer=PRODUCER, occurred_at=now)
+                ).outgoing(producer=PRODUCER, occurred_at=now)
             )
     except IntegrityError as exc:
         shutil.rmtree(folder, ignore_errors=True)
@@ -214,7 +214,7 @@ async def decide_exemption(
                 reason=data.reason,
                 decided_by=caller.sub,
                 decided_at=now,
-            ).envelope(producer=PRODUCER, occurred_at=now)
+            ).outgoing(producer=PRODUCER, occurred_at=now)
         )
     return await get_exemption(ctx, caller, exemption_id)
 

@@ -365,7 +365,7 @@ async def tally_hotspot(
             last_registered_at=last,
             detected_at=now,
             ticket_ids=[r.ticket_id for r in in_window],
-        ).envelope(producer=PRODUCER, occurred_at=now)
+        ).outgoing(producer=PRODUCER, occurred_at=now)
     )
 
 

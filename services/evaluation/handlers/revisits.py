@@ -66,7 +66,7 @@ def _closed(row: Any, now: datetime, *, outcome: str, reason: str | None = None)
         resolved=row.resolved,
         reason=reason,
         closed_at=now,
-    ).envelope(producer=PRODUCER, occurred_at=now)
+    ).outgoing(producer=PRODUCER, occurred_at=now)
 
 
 async def _transition(
@@ -126,7 +126,7 @@ async def record_revisit(
                 recorded_at=now,
                 round=row.round,
                 unit_id=row.unit_id,
-            ).envelope(producer=PRODUCER, occurred_at=now)
+            ).outgoing(producer=PRODUCER, occurred_at=now)
         )
         if after is RevisitState.CLOSED:
             uow.emit(_closed(row, now, outcome="rated"))
@@ -167,7 +167,7 @@ async def decide(
                     requested_by=caller.sub,
                     requested_at=now,
                     reason=data.reason,
-                ).envelope(producer=PRODUCER, occurred_at=now)
+                ).outgoing(producer=PRODUCER, occurred_at=now)
             )
             await _set_ticket_state(uow, ticket_id, "rehandling", now)
         else:

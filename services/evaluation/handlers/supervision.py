@@ -114,7 +114,7 @@ async def _open(
             opened_by=opened_by,
             opened_at=opened_at,
             due_at=due_at,
-        ).envelope(producer=PRODUCER, occurred_at=ctx.clock.now())
+        ).outgoing(producer=PRODUCER, occurred_at=ctx.clock.now())
     )
     return supervision_id
 
@@ -228,7 +228,7 @@ async def answer_supervision(
                 answer=data.answer,
                 answered_by=caller.sub,
                 answered_at=now,
-            ).envelope(producer=PRODUCER, occurred_at=now)
+            ).outgoing(producer=PRODUCER, occurred_at=now)
         )
     return await get_supervision(ctx, caller, supervision_id)
 
@@ -263,7 +263,7 @@ async def close_supervision(
                 note=data.note,
                 closed_by=caller.sub,
                 closed_at=now,
-            ).envelope(producer=PRODUCER, occurred_at=now)
+            ).outgoing(producer=PRODUCER, occurred_at=now)
         )
     return await get_supervision(ctx, caller, supervision_id)
 

@@ -67,8 +67,8 @@ from shared.errors import (
 from shared.events import (
     CallRated,
     Channel,
-    Envelope,
     Event,
+    Outgoing,
     TicketAnswered,
     TicketFlagged,
     TicketRegistered,
@@ -339,7 +339,7 @@ def ticket_values(
 
 def ticket_events(
     number: str, values: dict[str, Any], data: TicketCreate, keywords: list[str]
-) -> list[Envelope]:
+) -> list[Outgoing]:
     """The events of a registration, in order: ``ticket.answered`` (answered on the spot)
     or ``ticket.registered``, then ``ticket.flagged`` for sensitive content."""
     now: datetime = values["registered_at"]
@@ -353,7 +353,7 @@ def ticket_events(
         # Art 28, 29: the copies leaving intake carry no phone, ID or card number
         facts["content"] = mask_personal_data(data.content)
         first = _event(TicketRegistered, facts)
-    events = [first.envelope(producer=PRODUCER, occurred_at=now, ticket_id=number)]
+    events = [first.outgoing(producer=PRODUCER, occurred_at=now, ticket_id=number)]
     if keywords:
         # Art 27: sensitive or extreme content is reported at once.
         flagged = _event(
@@ -366,7 +366,7 @@ def ticket_events(
                 "matter_code": data.matter_code,
             },
         )
-        events.append(flagged.envelope(producer=PRODUCER, occurred_at=now, ticket_id=number))
+        events.append(flagged.outgoing(producer=PRODUCER, occurred_at=now, ticket_id=number))
     return events
 
 
@@ -609,7 +609,7 @@ async def rate_call(
         uow.emit(
             CallRated(
                 ticket_id=ticket_id, operator=row.registered_by, rating=data.rating, rated_at=now
-            ).envelope(producer=PRODUCER, occurred_at=now)
+            ).outgoing(producer=PRODUCER, occurred_at=now)
         )
     return CallRatingPublic(ticket_id=ticket_id, rating=data.rating, rated_at=now)
 
@@ -1149,7 +1149,7 @@ class _BatchRows:
         serials, ids, topics, payloads = self.events
         for envelope in events:
             serials.append(serial)
-            ids.append(str(envelope.event_id))
+            ids.append(envelope.id_text)
             topics.append(envelope.topic)
             # the payload as its UTF-8 bytes, read as text by the statement (as
             # Database.write_outbox sends them): not decoded here to be encoded again

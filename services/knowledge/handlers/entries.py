@@ -108,7 +108,7 @@ async def _publish(
             title=row["title"],
             unit_id=row["unit_id"],
             valid_until=row["valid_until"],
-        ).envelope(producer=PRODUCER, occurred_at=now)
+        ).outgoing(producer=PRODUCER, occurred_at=now)
     )
     uow.after_commit.append(lambda: wake_scanner(ctx))
     for old_id in row.get("supersedes") or []:
@@ -134,7 +134,7 @@ async def _supersede(
     uow.emit(
         KnowledgeSuperseded(
             entry_id=old_id, unit_id=old["unit_id"], superseded_by=new_id, superseded_at=now
-        ).envelope(producer=PRODUCER, occurred_at=now)
+        ).outgoing(producer=PRODUCER, occurred_at=now)
     )
 
 
@@ -248,7 +248,7 @@ async def update_entry(
                 changed_fields=sorted(changed),
                 valid_until=new["valid_until"],
                 updated_at=now,
-            ).envelope(producer=PRODUCER, occurred_at=now)
+            ).outgoing(producer=PRODUCER, occurred_at=now)
         )
     return entry_public(new, now)
 
@@ -295,7 +295,7 @@ async def confirm_entry(
                 version=after["version"],
                 confirmed_at=now,
                 valid_until=valid_until,
-            ).envelope(producer=PRODUCER, occurred_at=now)
+            ).outgoing(producer=PRODUCER, occurred_at=now)
         )
         uow.after_commit.append(lambda: wake_scanner(ctx))
     return entry_public({**old, **after}, now)
@@ -326,7 +326,7 @@ async def withdraw_entry(
                 withdrawn_at=now,
                 withdrawn_by=caller.sub,
                 reason=data.reason,
-            ).envelope(producer=PRODUCER, occurred_at=now)
+            ).outgoing(producer=PRODUCER, occurred_at=now)
         )
     return entry_public({**old, **after}, now)
 

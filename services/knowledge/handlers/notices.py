@@ -80,7 +80,7 @@ async def register_notice(
                 registered_at=now,
                 lead_hours=notice.lead_hours,
                 late=notice.late,
-            ).envelope(producer=PRODUCER, occurred_at=now)
+            ).outgoing(producer=PRODUCER, occurred_at=now)
         )
     return notice
 

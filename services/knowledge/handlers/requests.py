@@ -83,7 +83,7 @@ async def create_request(
                 requested_at=now,
                 due_at=due.at,
                 provisional=due.provisional,
-            ).envelope(producer=PRODUCER, occurred_at=now)
+            ).outgoing(producer=PRODUCER, occurred_at=now)
         )
         uow.after_commit.append(lambda: wake_scanner(ctx))
     return _public({**row, **dict.fromkeys(_ANSWER_FIELDS)}, now)
@@ -151,7 +151,7 @@ async def answer_request(
                 answered_at=now,
                 due_at=req.due_at,
                 late=late,
-            ).envelope(producer=PRODUCER, occurred_at=now)
+            ).outgoing(producer=PRODUCER, occurred_at=now)
         )
     return _public({**dict(req._mapping), **after}, now)
 

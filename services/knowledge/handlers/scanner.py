@@ -81,7 +81,7 @@ async def expire_entries(ctx: ServiceContext) -> int:
                     title=old["title"],
                     valid_until=old["valid_until"],
                     expired_at=now,
-                ).envelope(producer=PRODUCER, occurred_at=now)
+                ).outgoing(producer=PRODUCER, occurred_at=now)
             )
     return len(rows)
 
@@ -113,7 +113,7 @@ async def send_reminders(ctx: ServiceContext) -> int:
                     title=r.title,
                     valid_until=r.valid_until,
                     reminded_at=now,
-                ).envelope(producer=PRODUCER, occurred_at=now)
+                ).outgoing(producer=PRODUCER, occurred_at=now)
                 for r in rows
             )
         )
@@ -145,7 +145,7 @@ async def report_overdue_requests(ctx: ServiceContext) -> int:
                     emergency=x.emergency,
                     due_at=x.due_at,
                     detected_at=now,
-                ).envelope(producer=PRODUCER, occurred_at=now)
+                ).outgoing(producer=PRODUCER, occurred_at=now)
                 for x in rows
             )
         )

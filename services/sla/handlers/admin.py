@@ -275,7 +275,7 @@ async def recompute_deadlines(ctx: ServiceContext) -> int:
                     deadline=at,
                     period=row.period,
                     provisional=provisional,
-                ).envelope(producer=PRODUCER, occurred_at=now)
+                ).outgoing(producer=PRODUCER, occurred_at=now)
             )
             count += 1
         uow.after_commit.append(sla.wake.set)

@@ -138,7 +138,7 @@ def clock_started(ctx: ServiceContext, uow: UnitOfWork, row: dict[str, Any]) -> 
             deadline=row["deadline"],
             period=row["period"],
             provisional=row["provisional"],
-        ).envelope(producer=PRODUCER, occurred_at=ctx.clock.now())
+        ).outgoing(producer=PRODUCER, occurred_at=ctx.clock.now())
     )
     sla = state(ctx)
     if sla.wake_for(row["next_due_at"]):

@@ -105,7 +105,7 @@ async def request_extension(
                 requested_at=now,
                 current_deadline=clock.deadline,
                 **data.model_dump(),
-            ).envelope(producer=PRODUCER, occurred_at=now)
+            ).outgoing(producer=PRODUCER, occurred_at=now)
         )
     return await get_extension(ctx, caller, row["extension_id"])
 
@@ -138,7 +138,7 @@ async def decide_extension(
                     unit_id=ext.unit_id,
                     reason=text,
                     **decided,
-                ).envelope(producer=PRODUCER, occurred_at=now)
+                ).outgoing(producer=PRODUCER, occurred_at=now)
             )
         else:
             clock = await _lock(uow, select(clocks).where(clocks.c.id == ext.clock_id, *RUNNING))
@@ -190,7 +190,7 @@ async def decide_extension(
                     new_deadline=new_deadline,
                     explanation_to_requester=text,
                     **decided,
-                ).envelope(producer=PRODUCER, occurred_at=now),
+                ).outgoing(producer=PRODUCER, occurred_at=now),
                 DeadlineSet(
                     ticket_id=ext.ticket_id,
                     clock=ClockKind.COMPLETION.value,
@@ -201,7 +201,7 @@ async def decide_extension(
                     deadline=new_deadline,
                     period=clock.period,
                     provisional=provisional or clock.provisional,
-                ).envelope(producer=PRODUCER, occurred_at=now),
+                ).outgoing(producer=PRODUCER, occurred_at=now),
             )
             uow.after_commit.append(sla.wake.set)
     return await get_extension(ctx, caller, extension_id)
@@ -249,7 +249,7 @@ async def explain_extension(
                 new_deadline=ext.new_deadline,
                 recorded_by=caller.sub,
                 **data.model_dump(),
-            ).envelope(producer=PRODUCER, occurred_at=now)
+            ).outgoing(producer=PRODUCER, occurred_at=now)
         )
     return await get_extension(ctx, caller, extension_id)
 

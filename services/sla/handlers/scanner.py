@@ -17,7 +17,7 @@ from services.sla.handlers.state import reload_state, state
 from services.sla.models import clocks
 from shared.aio import act_if_due
 from shared.calendar import Period
-from shared.events import ClockWarning, Envelope, Escalated, Overdue
+from shared.events import ClockWarning, Escalated, Outgoing, Overdue
 from shared.logging import Outage
 from shared.metrics import Sample
 from shared.service import ServiceContext
@@ -29,7 +29,7 @@ IDLE_POLL_SECONDS = 0.5
 RELOAD_SECONDS = 15.0
 
 
-def _act(row: Any, now: datetime, ctx: ServiceContext) -> tuple[dict[str, Any], list[Envelope]]:
+def _act(row: Any, now: datetime, ctx: ServiceContext) -> tuple[dict[str, Any], list[Outgoing]]:
     """What is due on one clock now: the row's new values and the events to emit."""
     sla = state(ctx)
     values: dict[str, Any] = {
@@ -39,7 +39,7 @@ def _act(row: Any, now: datetime, ctx: ServiceContext) -> tuple[dict[str, Any], 
         "escalation_level": row.escalation_level,
         "escalate_at": row.escalate_at,
     }
-    events: list[Envelope] = []
+    events: list[Outgoing] = []
     common = {
         "ticket_id": row.ticket_id,
         "clock": row.kind,
@@ -52,7 +52,7 @@ def _act(row: Any, now: datetime, ctx: ServiceContext) -> tuple[dict[str, Any], 
         if row.warned_at is None:
             values["warned_at"] = now
             events.append(
-                ClockWarning(**common, warned_at=now).envelope(producer=PRODUCER, occurred_at=now)
+                ClockWarning(**common, warned_at=now).outgoing(producer=PRODUCER, occurred_at=now)
             )
     elif row.overdue_at is None:
         # A warning not yet given when the deadline has already passed is not sent late.
@@ -65,10 +65,10 @@ def _act(row: Any, now: datetime, ctx: ServiceContext) -> tuple[dict[str, Any], 
         events.append(
             Overdue(
                 **common, detected_at=now, late_seconds=(now - row.deadline).total_seconds()
-            ).envelope(producer=PRODUCER, occurred_at=now)
+            ).outgoing(producer=PRODUCER, occurred_at=now)
         )
         events.append(
-            Escalated(**common, level=1, supervision_kind="ticket", escalated_at=now).envelope(
+            Escalated(**common, level=1, supervision_kind="ticket", escalated_at=now).outgoing(
                 producer=PRODUCER, occurred_at=now
             )
         )
@@ -79,7 +79,7 @@ def _act(row: Any, now: datetime, ctx: ServiceContext) -> tuple[dict[str, Any], 
     ):
         values["escalation_level"] = 2
         events.append(
-            Escalated(**common, level=2, supervision_kind="written", escalated_at=now).envelope(
+            Escalated(**common, level=2, supervision_kind="written", escalated_at=now).outgoing(
                 producer=PRODUCER, occurred_at=now
             )
         )

@@ -1,3 +1,4 @@
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,6 +33,15 @@ REGISTERED = TicketRegistered(
     content="家里暖气不热，室温只有14度",
     registered_at=datetime(2026, 1, 15, 1, 2, 3, tzinfo=UTC),
 )
+
+# what an event's envelope is refused: a naive time, not a time, no producer, a ticket id
+# that is not text
+NOT_AN_ENVELOPES: list[dict[str, Any]] = [
+    {"producer": "intake", "occurred_at": datetime(2026, 1, 15, 1, 2, 3)},
+    {"producer": "intake", "occurred_at": "2026-01-15 不是时间"},
+    {"producer": None, "occurred_at": REGISTERED.registered_at},
+    {"producer": "intake", "occurred_at": REGISTERED.registered_at, "ticket_id": 123},
+]
 
 
 def test_event_ids_are_uuid7_ordered_by_their_millisecond() -> None:
@@ -100,27 +110,57 @@ def test_event_ids_are_uuids_like_any_other() -> None:
     assert first == uuid.UUID(int=ms << 80 | 0x7 << 76 | 0b10 << 62)
 
 
+def test_event_ids_made_as_text_are_the_text_of_such_uuids() -> None:
+    """``event_id_text``: the text of a UUID v7 of the millisecond, its 74 random bits each
+    set in some id and clear in another; a later millisecond's sort after an earlier's."""
+    import uuid
+
+    from shared.events.base import event_id_text, event_uuid
+
+    ms = 1_780_000_000_000
+    texts = [event_id_text(ms) for _ in range(600)]
+    assert len(set(texts)) == 600
+    random_bits = (1 << 74) - 1
+    ones = zeros = 0
+    for text in texts:
+        made = uuid.UUID(text)
+        assert str(made) == text
+        assert made.version == 7 and made.variant == uuid.RFC_4122
+        assert made.int >> 80 == ms
+        low = made.int & (1 << 80) - 1
+        bits = (low >> 64 & 0xFFF) << 62 | low & (1 << 62) - 1
+        ones, zeros = ones | bits, zeros | ~bits & random_bits
+    assert ones == zeros == random_bits
+    later = [event_id_text(ms + 1) for _ in range(200)]
+    assert max(texts) < min(later) < str(event_uuid(ms + 2))
+    now = time.time_ns() // 1_000_000
+    assert now <= uuid.UUID(event_id_text()).int >> 80 <= time.time_ns() // 1_000_000
+
+
 def test_a_forked_process_makes_ids_of_its_own() -> None:
     """Random bits are read many ids at a time; a child forked with some of them unused
     must not make the ids its parent makes next."""
     import os
 
-    from shared.events.base import event_uuid
+    from shared.events.base import event_id_text, event_uuid
 
     ms = 1_780_000_000_000
-    event_uuid(ms)  # the parent now holds random bits not used yet
+    # the parent now holds random bits not used yet (as ids and as ids' texts)
+    event_uuid(ms), event_id_text(ms)
     read, write = os.pipe()
     child = os.fork()
     if child == 0:  # pragma: no cover - the child's lines are counted in the parent
         os.close(read)
-        os.write(write, "\n".join(str(event_uuid(ms)) for _ in range(20)).encode())
+        made = [str(event_uuid(ms)) for _ in range(20)] + [event_id_text(ms) for _ in range(20)]
+        os.write(write, "\n".join(made).encode())
         os._exit(0)
     os.close(write)
     with os.fdopen(read) as pipe:
         childs = set(pipe.read().split("\n"))
     os.waitpid(child, 0)
-    assert len(childs) == 20
+    assert len(childs) == 40
     assert not childs & {str(event_uuid(ms)) for _ in range(20)}
+    assert not childs & {event_id_text(ms) for _ in range(20)}
 
 
 def test_envelope_round_trips_through_json_with_chinese_text() -> None:
@@ -322,13 +362,7 @@ def test_an_events_envelope_validates_only_what_is_not_of_its_plain_type(
     assert validated == []
     monkeypatch.undo()
 
-    naive = datetime(2026, 1, 15, 1, 2, 3)
-    for bad in (
-        {"producer": "intake", "occurred_at": naive},
-        {"producer": "intake", "occurred_at": "2026-01-15 不是时间"},
-        {"producer": None, "occurred_at": REGISTERED.registered_at},
-        {"producer": "intake", "occurred_at": REGISTERED.registered_at, "ticket_id": 123},
-    ):
+    for bad in NOT_AN_ENVELOPES:
         with pytest.raises(ValidationError) as made:
             REGISTERED.envelope(**bad)  # type: ignore[arg-type]
         with pytest.raises(ValidationError) as before:
@@ -346,6 +380,126 @@ def test_an_events_envelope_validates_only_what_is_not_of_its_plain_type(
     broken = REGISTERED.model_copy(update={"content": object()})
     with pytest.raises(Exception, match="serialize|Unable"):
         broken.envelope(producer="intake", occurred_at=REGISTERED.registered_at)
+
+
+def _outgoing_and_envelope(event: Event, how: dict[str, Any]) -> tuple[Any, Envelope]:
+    """``event`` on its way out, and the envelope ``Event.envelope`` makes of it (its id)."""
+    out = event.outgoing(**how)
+    made = event.envelope(**how)
+    return out, made.model_copy(update={"event_id": out.event_id})
+
+
+def _assert_alike(out: Any, envelope: Envelope) -> None:
+    assert out.to_json() == envelope.to_json()
+    assert out.id_text == str(envelope.event_id) and out.event_id == envelope.event_id
+    assert (out.type, out.version, out.topic, out.key) == (
+        envelope.type,
+        envelope.version,
+        envelope.topic,
+        envelope.key,
+    )
+    assert (out.occurred_at, out.ticket_id, out.producer, out.trace_id) == (
+        envelope.occurred_at,
+        envelope.ticket_id,
+        envelope.producer,
+        envelope.trace_id,
+    )
+    assert out.payload == envelope.payload
+    assert out.as_envelope() == envelope
+
+
+def test_an_outgoing_event_is_the_bytes_its_envelope_was() -> None:
+    """``Event.outgoing`` writes the envelope's JSON straight from the model: for every event
+    type in Chinese (with a Chinese trace id), the docs' bytes but for the new id; for times
+    in Shanghai and in UTC, a ticket id given, the event's own or none, with a trace id and
+    without, the bytes ``Event.envelope``'s ``to_json`` writes, and the same fields."""
+    from shared.logging import trace_id_var
+
+    for raw in every_event_in_chinese().values():
+        envelope = Envelope.from_json(raw)
+        how = {
+            "producer": envelope.producer,
+            "occurred_at": envelope.occurred_at,
+            "ticket_id": envelope.ticket_id,
+        }
+        token = trace_id_var.set(envelope.trace_id)
+        try:
+            out, before = _outgoing_and_envelope(parse_payload(envelope), how)
+        finally:
+            trace_id_var.reset(token)
+        assert out.to_json() == raw.replace(str(envelope.event_id).encode(), out.id_text.encode())
+        _assert_alike(out, before)
+    for trace in (None, "trace-第1号"):
+        token = trace_id_var.set(trace)
+        try:
+            # each time in turn, twice: the same instant in Shanghai and in UTC is written
+            # as its own time, not as the last one written
+            for event, how in _chinese_events() * 2:
+                _assert_alike(*_outgoing_and_envelope(event, how))
+                utc = how["occurred_at"].astimezone(UTC)
+                _assert_alike(*_outgoing_and_envelope(event, how | {"occurred_at": utc}))
+        finally:
+            trace_id_var.reset(token)
+
+
+def test_an_outgoing_event_refuses_what_its_envelope_refuses() -> None:
+    """Values not of their plain type are validated as an envelope's are: refused with the
+    same errors, or, taken, written as the envelope writes them; a model that cannot be
+    written as JSON raises when it goes out, as its envelope did when made."""
+    from pydantic import ValidationError
+
+    for bad in NOT_AN_ENVELOPES:
+        # a time just written goes out without a second look; a naive one still does not
+        REGISTERED.outgoing(producer="intake", occurred_at=REGISTERED.registered_at)
+        with pytest.raises(ValidationError) as out:
+            REGISTERED.outgoing(**bad)  # type: ignore[arg-type]
+        with pytest.raises(ValidationError) as envelope:
+            REGISTERED.envelope(**bad)  # type: ignore[arg-type]
+        assert out.value.errors() == envelope.value.errors()
+
+    class Text(str):
+        pass
+
+    for taken in (
+        {"producer": "intake", "occurred_at": "2026-01-15T09:02:03.5+08:00"},
+        {"producer": Text("intake"), "occurred_at": REGISTERED.registered_at},
+        {"producer": "intake", "occurred_at": REGISTERED.registered_at, "ticket_id": Text("T")},
+    ):
+        out, before = _outgoing_and_envelope(REGISTERED, taken)
+        assert out.to_json() == before.to_json()
+    broken = REGISTERED.model_copy(update={"content": object()})
+    with pytest.raises(Exception, match="serialize|Unable"):
+        broken.outgoing(producer="intake", occurred_at=REGISTERED.registered_at)
+
+
+def test_an_outgoing_event_under_another_trace_id_is_its_envelope_under_it() -> None:
+    """A set-based run's events go out under each ticket's own trace id (``_own_trace_ids``):
+    the same event, with the same id, written under that trace id."""
+    from shared.consumer import _own_trace_ids
+    from shared.logging import trace_id_var
+
+    token = trace_id_var.set("trace-run")
+    try:
+        events: list[Any] = [
+            REGISTERED.outgoing(producer="intake", occurred_at=REGISTERED.registered_at),
+            REGISTERED.model_copy(update={"ticket_id": "TJ2"}).outgoing(
+                producer="intake", occurred_at=REGISTERED.registered_at
+            ),
+        ]
+    finally:
+        trace_id_var.reset(token)
+    run = [
+        REGISTERED.envelope(producer="intake", occurred_at=REGISTERED.registered_at).model_copy(
+            update={"trace_id": trace, "ticket_id": ticket}
+        )
+        for ticket, trace in (("TJ20260115000123", "trace-run"), ("TJ2", "追踪-2"))
+    ]
+    first, second = events
+    _own_trace_ids(events, 0, run)
+    assert events[0] is first
+    assert events[1].id_text == second.id_text and events[1].trace_id == "追踪-2"
+    before = second.as_envelope()
+    _assert_alike(events[1], before.model_copy(update={"trace_id": "追踪-2"}))
 
 
 def _strictly(raw: bytes) -> Envelope:
