@@ -28,7 +28,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
@@ -838,6 +838,44 @@ def pace_metadata(client: Any, *, after_success: float = 0.1, after_failure: flo
     return True
 
 
+def _as_stored(value: bytes | None) -> bytes | None:
+    """A Kafka consumer's value deserializer that leaves the value as it came: the mark of
+    the bus's consumers, whose records ``lean_records`` hands over as parsed."""
+    return value
+
+
+@cache
+def lean_records() -> bool:
+    """Hand the bus's consumers (those whose value deserializer is ``_as_stored``) each
+    record as aiokafka's record parser made it (its offset, key and value, all the bus
+    reads of it), not copied into a ``ConsumerRecord``: the dataclass of eleven fields
+    and its headers' tuple cost ~0.7 us a record (bench/fetch_records.py), for every
+    record each group fetches, most of them of types it passes over unparsed. Other
+    consumers get their ``ConsumerRecord``s as ever. The parser's records are private to
+    aiokafka: with another aiokafka (no ``PartitionRecords._consumer_record``), False and
+    every consumer gets ``ConsumerRecord``s."""
+    try:
+        from aiokafka.consumer import fetcher
+    except ImportError:  # pragma: no cover - aiokafka is a dependency
+        return False
+    base = getattr(fetcher, "PartitionRecords", None)
+    if base is None or not callable(getattr(base, "_consumer_record", None)):
+        return False
+    if getattr(base, "lean", False):
+        return True
+
+    class LeanRecords(base):  # type: ignore[misc, valid-type]
+        lean = True
+
+        def _consumer_record(self, tp: Any, record: Any) -> Any:
+            if self._value_deserializer is _as_stored:
+                return record
+            return super()._consumer_record(tp, record)
+
+    fetcher.PartitionRecords = LeanRecords
+    return True
+
+
 LAG_FRESH, LAG_TIMEOUT = 2.0, 1.0
 
 
@@ -1061,6 +1099,8 @@ class KafkaBus(_Groups):
             rebalance_timeout_ms=self.timing.rebalance_timeout_ms,
             fetch_max_wait_ms=IDLE_FETCH_WAIT_MS,
             fetch_min_bytes=1,
+            # the records as parsed, not ``ConsumerRecord``s (``lean_records``)
+            value_deserializer=_as_stored if lean_records() else None,
             # a partition the group's last metadata lacked is found within this (default 5 min)
             metadata_max_age_ms=METADATA_MAX_AGE_MS,
         )
@@ -1186,18 +1226,22 @@ class KafkaBus(_Groups):
         self, batches: dict[Any, list[Any]], types: Wanted | None, models: Mapping[str, type[Event]]
     ) -> tuple[list[Header], list[Unparseable]]:
         """The fetched records' events of the group's types, and the records that are not
-        envelopes, with where they were."""
+        envelopes, with where they were (records as ``lean_records`` hands them over, or
+        ``ConsumerRecord``s: their offset, key and value)."""
         records = [m for messages in batches.values() for m in messages]
         batch, errors = _decode([m.value for m in records], types, models)
-        return batch, [self._unparseable(records[i], why) for i, why in errors]
+        if not errors:
+            return batch, []
+        where = [tp for tp, messages in batches.items() for _ in messages]
+        return batch, [self._unparseable(where[i], records[i], why) for i, why in errors]
 
-    def _unparseable(self, record: Any, error: str) -> Unparseable:
+    def _unparseable(self, tp: Any, record: Any, error: str) -> Unparseable:
         key = record.key.decode("utf-8", "replace") if record.key is not None else None
         return Unparseable(
-            record.topic.removeprefix(self.prefix),
+            tp.topic.removeprefix(self.prefix),
             record.value or b"",
             error,
-            partition=record.partition,
+            partition=tp.partition,
             offset=record.offset,
             key=key,
         )

@@ -584,3 +584,47 @@ async def test_kafka_start_fails_clearly_when_its_topics_never_appear() -> None:
     admin = _SlowMetadataAdmin(unknown_for=10**6)
     with pytest.raises(RuntimeError, match=r"not ready after 0 s: \['p.hotline.tickets'\]"):
         await await_topics(admin, ["p.hotline.tickets"], timeout=0.0, pause=0)
+
+
+def fetched(values: Sequence[bytes], value_deserializer: Any) -> list[Any]:
+    """What aiokafka's fetcher hands a consumer with ``value_deserializer`` for one
+    partition's records of ``values`` (keys K0, K1, ...), parsed as it parses them."""
+    from aiokafka.consumer import fetcher
+    from aiokafka.record.default_records import DefaultRecordBatchBuilder
+    from aiokafka.record.memory_records import MemoryRecords
+    from aiokafka.structs import TopicPartition
+
+    builder = DefaultRecordBatchBuilder(2, 0, 0, 1, 0, 0, 1 << 20)
+    for i, value in enumerate(values):
+        builder.append(i, None, b"K%d" % i, value, [("trace-id", b"4f2a9c")])
+    tp = TopicPartition("t.hotline.tickets", 2)
+    records = MemoryRecords(bytes(builder.build()))
+    return list(fetcher.PartitionRecords(tp, records, [], 0, None, value_deserializer, True, 1))
+
+
+def test_the_bus_consumers_take_records_as_parsed_and_read_them_as_consumer_records() -> None:
+    """The bus's consumers (``_as_stored``) are handed each record as aiokafka's parser
+    made it, with the offset, key and value its ``ConsumerRecord`` has; any other
+    consumer still gets ``ConsumerRecord``s. The bus reads both alike: the events of the
+    group's types, and a record that is not an envelope with where it was."""
+    from aiokafka.structs import ConsumerRecord, TopicPartition
+
+    from shared.bus import KafkaBus, Wanted, _as_stored, lean_records
+
+    assert lean_records()
+    garbage = b"\x00\xff not an event: 13920001234"
+    values = [event(1).to_json(), garbage, event(2, "ticket.dispatched").to_json()]
+    ours, theirs = fetched(values, _as_stored), fetched(values, None)
+    assert all(type(r) is ConsumerRecord for r in theirs)
+    assert not any(isinstance(r, ConsumerRecord) for r in ours)
+    assert [(r.offset, r.key, r.value) for r in ours] == [
+        (r.offset, r.key, r.value) for r in theirs
+    ]
+    bus = KafkaBus("127.0.0.1:1", prefix="t.")
+    tp = TopicPartition("t.hotline.tickets", 2)
+    for records in (ours, theirs):
+        batch, bad = bus._decode({tp: records}, Wanted({"ticket.dispatched"}), {})
+        assert [(e.type, e.ticket_id) for e in batch] == [("ticket.dispatched", "TJ0002")]
+        assert [(b.topic, b.partition, b.offset, b.key, b.value) for b in bad] == [
+            ("hotline.tickets", 2, 1, "K1", garbage)
+        ]

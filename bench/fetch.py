@@ -1,0 +1,296 @@
+"""CPU of fetching a ticket's events off Kafka, for the consumer groups and for the broker:
+the bench's traffic (each ticket registered and dispatched on ``hotline.tickets``, two clock
+deadlines on ``hotline.sla``, as the outbox writes them) produced live by a child process
+at ``rate`` tickets a second for ``seconds``, in relay-like rounds, while this process's
+``KafkaBus`` runs the services' consumer groups (their topics, the types they handle,
+the types read as models) with handlers that do nothing: what is measured is the fetch,
+the records, the decode and the passing over of the types a group does not handle.
+
+    python bench/fetch.py [rate] [seconds] [rounds]
+
+BENCH_GROUPS (comma-separated, default all six: intake,dispatch,sla,knowledge,evaluation,
+channels; empty: none, the broker's cost of the produce alone); BENCH_DROP_ALL=1: each group
+passes every record over (the cost of a record a group does not need, alone); BENCH_ROOT:
+the tree whose ``shared`` runs (this one's by default), to compare two trees; FETCH_WAIT_MS,
+FETCH_MIN_BYTES, COMMIT_SECONDS (default: the services' settings); BENCH_LEAN=ab: rounds
+alternate without and with ``shared.bus.lean_records`` (A B B A ...), ``rounds`` pairs.
+
+Prints JSON per round: this process's CPU (the consumers) and the broker's (from /proc of
+the Kafka pid) in microseconds a ticket and a record fetched (a record reaching a group),
+and fetches a second, from the producer's first round until every group has passed its
+last record."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, os.environ.get("BENCH_ROOT") or str(Path(__file__).resolve().parent.parent))
+
+from bench.e2e import cpu_seconds, kafka_pid  # noqa: E402
+from shared.bus import KafkaBus, LiveTypes, RawEvent, Wanted  # noqa: E402
+from shared.events import Envelope  # noqa: E402
+from shared.http_server import freeze_startup_heap  # noqa: E402
+from shared.service import read_models  # noqa: E402
+from shared.settings import Settings  # noqa: E402
+
+BOOTSTRAP = os.environ.get("BENCH_KAFKA", "127.0.0.1:9092")
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "events"
+GROUPS = ("intake", "dispatch", "sla", "knowledge", "evaluation", "channels")
+DEFAULTS = Settings(env="test")
+DROP_ALL = os.environ.get("BENCH_DROP_ALL") == "1"
+
+
+def traffic() -> dict[str, bytes]:
+    """A registration, a dispatch and the two deadlines of a ticket (docs/events' examples)."""
+    text = "\n".join(p.read_text(encoding="utf-8") for p in sorted(DOCS.glob("*.md")))
+    blocks = re.findall(r"^```json[ \t]*\n(.*?)^```[ \t]*$", text, flags=re.M | re.S)
+    found: dict[str, Envelope] = {}
+    for block in blocks:
+        envelope = Envelope.from_json(block.encode())
+        found.setdefault(envelope.type, envelope)
+    deadline = found["sla.deadline_set"]
+    clocks = {
+        "dispatch": deadline,
+        "acceptance": deadline.model_copy(
+            update={"payload": {**deadline.payload, "clock": "acceptance"}}
+        ),
+    }
+    return {
+        "registered": found["ticket.registered"].to_json(),
+        "dispatched": found["ticket.dispatched"].to_json(),
+        **{f"deadline:{k}": v.to_json() for k, v in clocks.items()},
+    }
+
+
+def ticket_events(n: int, kinds: dict[str, bytes]) -> list[RawEvent]:
+    key = f"T{n:08d}"
+    trace = uuid.uuid4().hex
+    topic = {"registered": "hotline.tickets", "dispatched": "hotline.tickets"}
+    return [RawEvent(topic.get(k, "hotline.sla"), key, v, trace) for k, v in kinds.items()]
+
+
+async def produce(prefix: str, rate: float, seconds: float) -> None:
+    """The child: ``rate`` tickets a second for ``seconds``, a relay round every 10 ms."""
+    bus = KafkaBus(BOOTSTRAP, prefix=prefix)
+    await bus.start()
+    kinds = traffic()
+    print("ready", flush=True)
+    sys.stdin.readline()  # the parent's CPU readings are taken
+    start, sent = time.monotonic(), 0
+    total = int(rate * seconds)
+    while sent < total:
+        due = min(total, int((time.monotonic() - start) * rate) + 1)
+        events = [e for n in range(sent, due) for e in ticket_events(n, kinds)]
+        sent = due
+        await bus.publish_raw(events)
+        await asyncio.sleep(0.01)
+    await bus.stop()
+    print(json.dumps({"tickets": sent}), flush=True)
+
+
+def spec_of(name: str) -> Any:
+    from importlib import import_module
+
+    return import_module(f"services.{name}.app").SPEC
+
+
+def group_types(name: str, spec: Any) -> Any:
+    if spec.wanted_types is None:
+        return set(spec.handlers)
+    # channels with no webhook subscription: what it reads here, the clocks' deadlines
+    # other than the completion clock's passed over unparsed
+    from services.channels.handlers import READ_HERE
+    from services.channels.handlers.open311 import OTHER_CLOCKS
+
+    async def now() -> Wanted:
+        return Wanted(READ_HERE, {"sla.deadline_set": OTHER_CLOCKS})
+
+    return LiveTypes(spec.handlers, now)
+
+
+async def one_round(groups: list[str], rate: float, seconds: float) -> dict[str, Any]:
+    from shared.events import topic_for
+
+    prefix = f"benchfetch{uuid.uuid4().hex[:8]}."
+    bus = KafkaBus(
+        BOOTSTRAP,
+        prefix=prefix,
+        batch_size=DEFAULTS.consumer_batch_size,
+        fetch_wait_ms=int(os.environ.get("FETCH_WAIT_MS", DEFAULTS.kafka_fetch_wait_ms)),
+        fetch_min_bytes=int(os.environ.get("FETCH_MIN_BYTES", DEFAULTS.kafka_fetch_min_bytes)),
+        commit_seconds=float(os.environ.get("COMMIT_SECONDS", DEFAULTS.kafka_commit_seconds)),
+    )
+    taken: dict[str, int] = {}
+    topics_of: dict[str, set[str]] = {}
+    for name in groups:
+        spec = spec_of(name)
+        topics_of[name] = {topic_for(t) for t in spec.handlers}
+        taken[name] = 0
+
+        async def handler(batch: Any, name: str = name) -> None:
+            taken[name] += len(batch)
+
+        if DROP_ALL:  # the cost of the records a group passes over, alone
+            bus.subscribe(name, sorted(topics_of[name]), handler, ["nobody.wants"])
+        else:
+            types, models = group_types(name, spec), read_models(spec)
+            bus.subscribe(name, sorted(topics_of[name]), handler, types, models=models)
+    await bus.start()
+    subs = bus._subs
+    # every group assigned before the load begins
+    while any(s.rebalancing for s in subs.values()):
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.5)
+    freeze_startup_heap()  # as a serving process does once started
+    broker = kafka_pid()
+    child = subprocess.Popen(
+        [sys.executable, __file__, "produce", prefix, str(rate), str(seconds)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env={**os.environ},
+    )
+    assert child.stdout is not None and child.stdin is not None
+    await asyncio.to_thread(child.stdout.readline)  # started, connected
+    kinds = traffic()
+    per_topic: dict[str, int] = {}
+    for k in kinds:
+        t = "hotline.sla" if k.startswith("deadline") else "hotline.tickets"
+        per_topic[t] = per_topic.get(t, 0) + 1
+    tickets = int(rate * seconds)
+    expected = {
+        name: sum(per_topic.get(t, 0) for t in topics_of[name]) * tickets for name in groups
+    }
+    cpu0, broker0, t0 = _self_cpu(), cpu_seconds(broker) if broker else 0.0, time.monotonic()
+    fetches0 = _fetches(subs)
+    child.stdin.write(b"go\n")
+    child.stdin.flush()
+    while True:
+        done = {
+            name: sum(n for tp, n in subs[name].handled.items()) >= expected[name]
+            for name in groups
+        }
+        if all(done.values()) and child.poll() is not None:
+            break
+        if time.monotonic() - t0 > seconds + 60:
+            raise RuntimeError(f"not drained: {done}")
+        await asyncio.sleep(0.01)
+    cpu1, broker1, t1 = _self_cpu(), cpu_seconds(broker) if broker else 0.0, time.monotonic()
+    fetches = _fetches(subs) - fetches0
+    out = json.loads(child.stdout.read() or b"{}")  # type: ignore[union-attr]
+    await bus.stop()
+    await _drop_topics(prefix)
+    records = sum(expected.values())
+    return {
+        "tickets": out.get("tickets"),
+        "records": records,
+        "elapsed": round(t1 - t0, 2),
+        "consumers_us_a_ticket": (cpu1 - cpu0) / tickets * 1e6,
+        "consumers_us_a_record": (cpu1 - cpu0) / max(1, records) * 1e6,
+        "broker_us_a_ticket": (broker1 - broker0) / tickets * 1e6,
+        "broker_us_a_record": (broker1 - broker0) / max(1, records) * 1e6,
+        "fetches": fetches,
+        "records_a_fetch": records / max(1, fetches),
+    }
+
+
+async def _drop_topics(prefix: str) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+    await admin.start()
+    try:
+        await admin.delete_topics([t for t in await admin.list_topics() if t.startswith(prefix)])
+    finally:
+        await admin.close()
+
+
+def _self_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _fetches(subs: dict[str, Any]) -> int:
+    """Fetch requests the groups' consumers have sent (their clients' sensors)."""
+    n = 0
+    for sub in subs.values():
+        consumer = sub.consumer
+        fetcher = getattr(consumer, "_fetcher", None)
+        n += getattr(fetcher, "bench_fetches", 0)
+    return n
+
+
+def _count_fetches() -> None:
+    """Count each fetcher's fetch requests (a bench's own hook, not the bus's)."""
+    from aiokafka.consumer.fetcher import Fetcher
+
+    original = Fetcher._proc_fetch_request
+
+    async def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        self.bench_fetches = getattr(self, "bench_fetches", 0) + 1
+        return await original(self, *args, **kwargs)
+
+    Fetcher._proc_fetch_request = counted  # type: ignore[method-assign]
+
+
+def lean_pairs(groups: list[str], rate: float, seconds: float, pairs: int) -> dict[str, Any]:
+    """Rounds with the bus's consumers taking ``ConsumerRecord``s (A: ``lean_records``
+    off) and the records as parsed (B), alternating A B B A, in this one process."""
+    import uvloop
+
+    import shared.bus as bus
+
+    lean = bus.lean_records
+    got: dict[str, list[dict[str, Any]]] = {"A": [], "B": []}
+    for n in range(pairs):
+        for way in "AB" if n % 2 == 0 else "BA":
+            bus.lean_records = lean if way == "B" else (lambda: False)  # type: ignore[assignment]
+            got[way].append(uvloop.run(one_round(groups, rate, seconds)))
+    bus.lean_records = lean  # type: ignore[assignment]
+    keys = ("consumers_us_a_ticket", "consumers_us_a_record", "broker_us_a_ticket")
+    return {way: {k: [round(r[k], 2) for r in rounds] for k in keys} for way, rounds in got.items()}
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["produce"]:
+        import uvloop
+
+        prefix, rate, seconds = sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+        uvloop.run(produce(prefix, rate, seconds))
+        return
+    import uvloop
+
+    rate = float(sys.argv[1]) if len(sys.argv) > 1 else 1000
+    seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 10
+    rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 3
+    groups = [g for g in os.environ.get("BENCH_GROUPS", ",".join(GROUPS)).split(",") if g]
+    _count_fetches()
+    if os.environ.get("BENCH_LEAN") == "ab":
+        print(json.dumps(lean_pairs(groups, rate, seconds, rounds)), flush=True)
+        return
+    results = [uvloop.run(one_round(groups, rate, seconds)) for _ in range(rounds)]
+    summary: dict[str, Any] = {"rate": rate, "seconds": seconds, "groups": groups}
+    for key in results[0]:
+        values = [r[key] for r in results]
+        if isinstance(values[0], float):
+            summary[key] = {
+                "best": round(min(values), 2),
+                "median": round(statistics.median(values), 2),
+            }
+        else:
+            summary[key] = values
+    print(json.dumps(summary), flush=True)
+
+
+if __name__ == "__main__":
+    main()
