@@ -13,7 +13,9 @@ channels; empty: none, the broker's cost of the produce alone); BENCH_DROP_ALL=1
 passes every record over (the cost of a record a group does not need, alone); BENCH_ROOT:
 the tree whose ``shared`` runs (this one's by default), to compare two trees; FETCH_WAIT_MS,
 FETCH_MIN_BYTES, COMMIT_SECONDS (default: the services' settings); BENCH_LEAN=ab: rounds
-alternate without and with ``shared.bus.lean_records`` (A B B A ...), ``rounds`` pairs.
+alternate without and with ``shared.bus.lean_records`` (A B B A ...), ``rounds`` pairs;
+BENCH_RELAXED=ab: rounds alternate every group at FETCH_WAIT_MS / FETCH_MIN_BYTES and
+RELAXED_GROUPS at RELAXED_WAIT_MS / RELAXED_MIN_BYTES (each with a bus of its own).
 
 Prints JSON per round: this process's CPU (the consumers) and the broker's (from /proc of
 the Kafka pid) in microseconds a ticket and a record fetched (a record reaching a group),
@@ -119,17 +121,34 @@ def group_types(name: str, spec: Any) -> Any:
     return LiveTypes(spec.handlers, now)
 
 
-async def one_round(groups: list[str], rate: float, seconds: float) -> dict[str, Any]:
-    from shared.events import topic_for
-
-    prefix = f"benchfetch{uuid.uuid4().hex[:8]}."
-    bus = KafkaBus(
+def _bus(prefix: str, wait_ms: int, min_bytes: int) -> KafkaBus:
+    return KafkaBus(
         BOOTSTRAP,
         prefix=prefix,
         batch_size=DEFAULTS.consumer_batch_size,
-        fetch_wait_ms=int(os.environ.get("FETCH_WAIT_MS", DEFAULTS.kafka_fetch_wait_ms)),
-        fetch_min_bytes=int(os.environ.get("FETCH_MIN_BYTES", DEFAULTS.kafka_fetch_min_bytes)),
+        fetch_wait_ms=wait_ms,
+        fetch_min_bytes=min_bytes,
         commit_seconds=float(os.environ.get("COMMIT_SECONDS", DEFAULTS.kafka_commit_seconds)),
+    )
+
+
+async def one_round(
+    groups: list[str], rate: float, seconds: float, relaxed: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """One round; the ``relaxed`` groups with a bus of their own whose fetches wait
+    RELAXED_WAIT_MS for RELAXED_MIN_BYTES."""
+    from shared.events import topic_for
+
+    prefix = f"benchfetch{uuid.uuid4().hex[:8]}."
+    bus = _bus(
+        prefix,
+        int(os.environ.get("FETCH_WAIT_MS", DEFAULTS.kafka_fetch_wait_ms)),
+        int(os.environ.get("FETCH_MIN_BYTES", DEFAULTS.kafka_fetch_min_bytes)),
+    )
+    slow = _bus(
+        prefix,
+        int(os.environ.get("RELAXED_WAIT_MS", 1000)),
+        int(os.environ.get("RELAXED_MIN_BYTES", 1 << 20)),
     )
     taken: dict[str, int] = {}
     topics_of: dict[str, set[str]] = {}
@@ -141,13 +160,16 @@ async def one_round(groups: list[str], rate: float, seconds: float) -> dict[str,
         async def handler(batch: Any, name: str = name) -> None:
             taken[name] += len(batch)
 
+        on = slow if name in relaxed else bus
         if DROP_ALL:  # the cost of the records a group passes over, alone
-            bus.subscribe(name, sorted(topics_of[name]), handler, ["nobody.wants"])
+            on.subscribe(name, sorted(topics_of[name]), handler, ["nobody.wants"])
         else:
             types, models = group_types(name, spec), read_models(spec)
-            bus.subscribe(name, sorted(topics_of[name]), handler, types, models=models)
-    await bus.start()
-    subs = bus._subs
+            on.subscribe(name, sorted(topics_of[name]), handler, types, models=models)
+    buses = [b for b in (bus, slow) if b._subs]
+    for b in buses:
+        await b.start()
+    subs = {**bus._subs, **slow._subs}
     # every group assigned before the load begins
     while any(s.rebalancing for s in subs.values()):
         await asyncio.sleep(0.05)
@@ -175,11 +197,15 @@ async def one_round(groups: list[str], rate: float, seconds: float) -> dict[str,
     fetches0 = _fetches(subs)
     child.stdin.write(b"go\n")
     child.stdin.flush()
+    drained: dict[str, float] = {}  # when each group had passed its last record
     while True:
         done = {
             name: sum(n for tp, n in subs[name].handled.items()) >= expected[name]
             for name in groups
         }
+        for name, yes in done.items():
+            if yes and name not in drained:
+                drained[name] = time.monotonic()
         if all(done.values()) and child.poll() is not None:
             break
         if time.monotonic() - t0 > seconds + 60:
@@ -188,7 +214,8 @@ async def one_round(groups: list[str], rate: float, seconds: float) -> dict[str,
     cpu1, broker1, t1 = _self_cpu(), cpu_seconds(broker) if broker else 0.0, time.monotonic()
     fetches = _fetches(subs) - fetches0
     out = json.loads(child.stdout.read() or b"{}")  # type: ignore[union-attr]
-    await bus.stop()
+    for b in buses:
+        await b.stop()
     await _drop_topics(prefix)
     records = sum(expected.values())
     return {
@@ -201,6 +228,8 @@ async def one_round(groups: list[str], rate: float, seconds: float) -> dict[str,
         "broker_us_a_record": (broker1 - broker0) / max(1, records) * 1e6,
         "fetches": fetches,
         "records_a_fetch": records / max(1, fetches),
+        # after the load's first event: its last event passed by each group
+        "drained_s": {name: round(at - t0, 2) for name, at in drained.items()},
     }
 
 
@@ -261,6 +290,21 @@ def lean_pairs(groups: list[str], rate: float, seconds: float, pairs: int) -> di
     return {way: {k: [round(r[k], 2) for r in rounds] for k in keys} for way, rounds in got.items()}
 
 
+def relaxed_pairs(groups: list[str], rate: float, seconds: float, pairs: int) -> dict[str, Any]:
+    """Rounds with every group at the services' fetch settings (A) and RELAXED_GROUPS
+    (default intake, knowledge, evaluation, channels) relaxed (B), A B B A ..."""
+    import uvloop
+
+    names = os.environ.get("RELAXED_GROUPS", "intake,knowledge,evaluation,channels")
+    relaxed = {"A": frozenset(), "B": frozenset(names.split(","))}
+    got: dict[str, list[dict[str, Any]]] = {"A": [], "B": []}
+    for n in range(pairs):
+        for way in "AB" if n % 2 == 0 else "BA":
+            got[way].append(uvloop.run(one_round(groups, rate, seconds, relaxed[way])))
+    keys = ("consumers_us_a_ticket", "broker_us_a_ticket", "fetches", "drained_s")
+    return {way: {k: [r[k] for r in rounds] for k in keys} for way, rounds in got.items()}
+
+
 def main() -> None:
     if sys.argv[1:2] == ["produce"]:
         import uvloop
@@ -275,6 +319,9 @@ def main() -> None:
     rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 3
     groups = [g for g in os.environ.get("BENCH_GROUPS", ",".join(GROUPS)).split(",") if g]
     _count_fetches()
+    if os.environ.get("BENCH_RELAXED") == "ab":
+        print(json.dumps(relaxed_pairs(groups, rate, seconds, rounds)), flush=True)
+        return
     if os.environ.get("BENCH_LEAN") == "ab":
         print(json.dumps(lean_pairs(groups, rate, seconds, rounds)), flush=True)
         return
