@@ -19,15 +19,21 @@ from shared.logging import Outage
 log = logging.getLogger("hotline.relay")
 
 
-# The next batch, only for the holder of the service's relay lock: the uncorrelated
-# subquery is a one-time filter, evaluated once before the scan. The relay's statements
-# run on asyncpg directly (fixed SQL, prepared once per connection): SQLAlchemy's wrapping
-# of a statement and of its transaction cost more than PostgreSQL's work on them. The
-# payloads come as their UTF-8 bytes (what the bus sends), not as str to encode again.
+# The service's relay lock, held to the end of the batch's transaction: one relay at a
+# time reads and marks a service's outbox. Its own statement, before the batch's: the
+# batch's rows are read in a snapshot taken once the lock is held, so they show every row
+# the lock's previous holder marked sent. (Taken inside the batch's statement, the lock
+# came after that statement's snapshot, which could predate the previous holder's commit,
+# and only ``FOR UPDATE`` re-reading each row kept its rows from being sent again: a row
+# lock, one more WAL record and a dirtied page for every row sent; issue 12.)
+_LOCK_SQL = "SELECT pg_try_advisory_xact_lock($1)"
+# The next batch, for the lock's holder. The relay's statements run on asyncpg directly
+# (fixed SQL, prepared once per connection): SQLAlchemy's wrapping of a statement and of
+# its transaction cost more than PostgreSQL's work on them. The payloads come as their
+# UTF-8 bytes (what the bus sends), not as str to encode again.
 _BATCH_SQL = (
     "SELECT id, topic, key, convert_to(payload, 'UTF8') FROM outbox"
-    " WHERE (SELECT pg_try_advisory_xact_lock($1)) AND published_at IS NULL"
-    " ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED"
+    " WHERE published_at IS NULL ORDER BY id LIMIT $1"
 )
 _SENT_SQL = "UPDATE outbox SET published_at = $2 WHERE id = ANY($1::integer[])"
 _FAILED_SQL = (
@@ -109,11 +115,12 @@ class OutboxRelay:
         return self._sent(len(rows), failure)
 
     async def _relay_batch_pg(self) -> int:
-        """The batch on PostgreSQL: the relay's lock and its rows in one round trip (no rows
-        without the lock), the rows marked sent (or their failure recorded) in the same
-        transaction."""
+        """The batch on PostgreSQL: the relay's lock (no rows without it), then its rows,
+        marked sent (or their failure recorded) in the same transaction."""
         async with self.db.driver_connection() as (_, raw), raw.transaction():
-            rows = await raw.fetch(_BATCH_SQL, self._lock_key, self.batch_size)
+            if not await raw.fetchval(_LOCK_SQL, self._lock_key):
+                return 0
+            rows = await raw.fetch(_BATCH_SQL, self.batch_size)
             if not rows:
                 return 0
             ids = [r[0] for r in rows]
