@@ -118,17 +118,20 @@ def assignment_row(
 
 def dispatched_event(row: dict[str, Any]) -> Outgoing:
     """Art 7: the catalog's unit has the ticket."""
-    return TicketDispatched(
-        ticket_id=row["ticket_id"],
-        unit_id=row["unit_id"],
-        matter_code=row["matter_code"],
-        district=row["district"],
-        type=row["type"],
-        urgency=row["urgency"],
-        dispatched_at=row["dispatched_at"],
-        statutory_period=row["statutory_period"],
-        dispatch_no=1,
-    ).outgoing(producer=PRODUCER, occurred_at=row["dispatched_at"])
+    dispatched = TicketDispatched.of(
+        {
+            "ticket_id": row["ticket_id"],
+            "unit_id": row["unit_id"],
+            "matter_code": row["matter_code"],
+            "district": row["district"],
+            "type": row["type"],
+            "urgency": row["urgency"],
+            "dispatched_at": row["dispatched_at"],
+            "statutory_period": row["statutory_period"],
+            "dispatch_no": 1,
+        }
+    )
+    return dispatched.outgoing(producer=PRODUCER, occurred_at=row["dispatched_at"])
 
 
 async def on_ticket_registered(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:

@@ -125,21 +125,25 @@ def clock_key(row: Any) -> tuple[str, str, int, int]:
     )
 
 
-def clock_started(ctx: ServiceContext, uow: UnitOfWork, row: dict[str, Any]) -> None:
-    """A new clock is announced; the scanner is woken if it falls due before its plan."""
-    uow.emit(
-        DeadlineSet(
-            ticket_id=row["ticket_id"],
-            clock=row["kind"].value,
-            round=row["round"],
-            dispatch_no=row["dispatch_no"],
-            unit_id=row["unit_id"],
-            started_at=row["started_at"],
-            deadline=row["deadline"],
-            period=row["period"],
-            provisional=row["provisional"],
-        ).outgoing(producer=PRODUCER, occurred_at=ctx.clock.now())
+def clock_started(
+    ctx: ServiceContext, uow: UnitOfWork, row: dict[str, Any], now: datetime | None = None
+) -> None:
+    """A new clock is announced (at ``now``, else the clock's time); the scanner is woken
+    if it falls due before its plan."""
+    started = DeadlineSet.of(
+        {
+            "ticket_id": row["ticket_id"],
+            "clock": row["kind"].value,
+            "round": row["round"],
+            "dispatch_no": row["dispatch_no"],
+            "unit_id": row["unit_id"],
+            "started_at": row["started_at"],
+            "deadline": row["deadline"],
+            "period": row["period"],
+            "provisional": row["provisional"],
+        }
     )
+    uow.emit(started.outgoing(producer=PRODUCER, occurred_at=now or ctx.clock.now()))
     sla = state(ctx)
     if sla.wake_for(row["next_due_at"]):
         uow.after_commit.append(sla.wake.set)
@@ -161,12 +165,13 @@ def clocks_started(
     a second clock. ``traces``: the trace id of each row's event (a set-based run's: each
     announcement carries its own ticket's, as one by one), else the one in force."""
     keys = {clock_key(r) for r in inserted}
+    now = ctx.clock.now()  # the announcements of one write share their time
     for i, row in enumerate(rows):
         if clock_key(row) in keys:
             if traces:
-                in_trace(traces[i], clock_started, ctx, uow, row)
+                in_trace(traces[i], clock_started, ctx, uow, row, now)
             else:
-                clock_started(ctx, uow, row)
+                clock_started(ctx, uow, row, now)
 
 
 async def start_clocks(

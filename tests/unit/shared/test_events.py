@@ -502,6 +502,21 @@ def test_an_outgoing_event_under_another_trace_id_is_its_envelope_under_it() -> 
     _assert_alike(events[1], before.model_copy(update={"trace_id": "追踪-2"}))
 
 
+def test_an_event_made_of_a_mapping_is_the_one_made_of_its_keyword_arguments() -> None:
+    """``Event.of``: the model's own validation, of a mapping as it is: the same event, the
+    same errors, what the model does not take ignored."""
+    from pydantic import ValidationError
+
+    fields = REGISTERED.model_dump() | {"status": "registered", "phone": "13800000000"}
+    assert TicketRegistered.of(fields) == TicketRegistered(**fields) == REGISTERED
+    for bad in ({**fields, "channel": "信鸽"}, {**fields, "registered_at": "不是时间"}, {}):
+        with pytest.raises(ValidationError) as of:
+            TicketRegistered.of(bad)
+        with pytest.raises(ValidationError) as made:
+            TicketRegistered(**bad)
+        assert of.value.errors() == made.value.errors()
+
+
 def _strictly(raw: bytes) -> Envelope:
     """The envelope as ``from_json`` read it before: orjson's dict, validated."""
     return Envelope._from_json_strictly(raw)
