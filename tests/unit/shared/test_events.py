@@ -442,6 +442,25 @@ def test_an_outgoing_event_is_the_bytes_its_envelope_was() -> None:
             trace_id_var.reset(token)
 
 
+def test_orjson_writes_every_text_as_an_envelopes_json_writes_it() -> None:
+    """``Outgoing`` writes its ticket id, producer and trace id with orjson, around the
+    payload pydantic writes: the same bytes as pydantic's for every character (each escaped
+    alike, or not), and both refuse a lone surrogate."""
+    from pydantic import TypeAdapter
+
+    pydantic_json = TypeAdapter(str).serializer.to_json
+    surrogates = range(0xD800, 0xE000)
+    chars = [chr(c) for c in range(0x110000) if c not in surrogates]
+    for i in range(0, len(chars), 512):
+        text = '"'.join(chars[i : i + 512])  # each beside a character that is escaped
+        assert orjson.dumps(text) == pydantic_json(text), hex(ord(chars[i]))
+    for c in surrogates:
+        with pytest.raises(Exception):  # noqa: B017, PT011 - each its own error type
+            orjson.dumps(chr(c))
+        with pytest.raises(Exception):  # noqa: B017, PT011
+            pydantic_json(chr(c))
+
+
 def test_an_outgoing_event_refuses_what_its_envelope_refuses() -> None:
     """Values not of their plain type are validated as an envelope's are: refused with the
     same errors, or, taken, written as the envelope writes them; a model that cannot be
