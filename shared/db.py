@@ -698,10 +698,40 @@ def split_texts_sql(param: str) -> str:
     return str(split.compile(dialect=_POSTGRESQL, compile_kwargs={"literal_binds": True}))
 
 
+def joined_payloads(payloads: Sequence[bytes]) -> bytes:
+    """Events' JSON payloads (their UTF-8 bytes) as the one byte string ``split_payloads_sql``
+    reads as their texts: joined by the byte 0x1F (U+001F), which JSON never holds raw (a
+    control character in a string is escaped, ``\\u001f``), or, when they cannot be (one
+    holds the byte anyway, a lone empty payload, which would split into none, a first one
+    empty, which would begin with the byte), 0x1F and then the texts' array literal.
+
+    The driver checks and encodes a ``bytea[]`` element by element (two isinstance checks
+    against collections.abc's classes, in Python), a byte string at once."""
+    joined = _SEPARATOR_BYTE.join(payloads)
+    if (
+        joined[:1] not in (b"", _SEPARATOR_BYTE)
+        and joined.count(_SEPARATOR_BYTE) == len(payloads) - 1
+    ):
+        return joined
+    quoted = (b'"' + p.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"' for p in payloads)
+    return _SEPARATOR_BYTE + b"{" + b",".join(quoted) + b"}"
+
+
+def split_payloads_sql(param: str) -> str:
+    """The ``text[]`` of a ``joined_payloads`` byte string, in a statement written as SQL:
+    ``param`` the string's expression there (``$3::bytea``), read once (``unnest``)."""
+    return (
+        f"CASE WHEN substr({param}, 1, 1) = '\\x1f'::bytea"
+        f" THEN CAST(convert_from(substr({param}, 2), 'UTF8') AS text[])"
+        f" ELSE string_to_array(convert_from({param}, 'UTF8'), chr(31)) END"
+    )
+
+
 _POSTGRESQL = postgresql.asyncpg.dialect()  # type: ignore[attr-defined]
 
 
 _SEPARATOR = "\x1f"
+_SEPARATOR_BYTE = b"\x1f"
 _TEXTS = postgresql.ARRAY(Text, dimensions=1)
 
 
@@ -988,17 +1018,19 @@ class Database:
             # one statement for any number of events (the SLA scanner writes thousands),
             # one array per column, on the driver in a transaction begun there (a
             # consumer's batch of one event as well); the rows of one write share their
-            # ``created_at``. The payloads go as the envelopes' UTF-8 bytes (bytea[]),
-            # which PostgreSQL reads as text: not decoded to str here for the driver to
-            # encode again (~3 us a KiB of Chinese). A column the events all hold alike
-            # (a batch's topic) as one value (``given_values``)
+            # ``created_at``. The payloads go as the envelopes' UTF-8 bytes, joined
+            # (``joined_payloads``), which PostgreSQL reads as texts: not decoded to str
+            # here for the driver to encode again (~3 us a KiB of Chinese). A column the
+            # events all hold alike (a batch's topic) as one value (``given_values``)
             given: dict[str, list[Any]] = {
                 "event_id": [e.id_text for e in events],
                 "topic": [e.topic for e in events],
                 "key": [e.key for e in events],
-                "payload": [e.to_json() for e in events],
             }
-            params = given_values(given) | {"now": datetime.now(UTC)}
+            params = given_values(given) | {
+                "payload": joined_payloads([e.to_json() for e in events]),
+                "now": datetime.now(UTC),
+            }
             await _execute_built(conn, _INSERT_OUTBOX_PG, params)
         else:
             await conn.execute(insert(self.outbox), [outbox_row(e) for e in events])
@@ -1210,10 +1242,9 @@ _CLAIM_NEW_AND_HEADS_PG = _claim_and_heads_pg("")
 _INSERT_OUTBOX_PG = text(
     "INSERT INTO outbox (event_id, topic, key, payload, created_at, attempts) "
     "SELECT v.event_id, coalesce(v.topic, CAST(:topic_alike AS varchar)),"
-    " coalesce(v.key, CAST(:key_alike AS varchar)),"
-    " convert_from(coalesce(v.payload, CAST(:payload_alike AS bytea)), 'UTF8'), "
-    "CAST(:now AS timestamptz), 0 FROM unnest(:event_id, :topic, :key, CAST(:payload AS bytea[]))"
-    " AS v(event_id, topic, key, payload)"
+    " coalesce(v.key, CAST(:key_alike AS varchar)), v.payload, "
+    "CAST(:now AS timestamptz), 0 FROM unnest(:event_id, :topic, :key, "
+    f"{split_payloads_sql('CAST(:payload AS bytea)')}) AS v(event_id, topic, key, payload)"
 ).bindparams(*_text_lists("event_id", "topic", "key"))
 
 

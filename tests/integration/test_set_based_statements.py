@@ -42,11 +42,13 @@ from shared.db import (
     in_list,
     in_transaction,
     insert_new,
+    joined_payloads,
     joined_texts,
     one_of,
     pair_of,
     pairs_in,
     rows_in,
+    split_payloads_sql,
     split_texts_sql,
     update_many,
     upsert_many,
@@ -614,6 +616,43 @@ async def test_joined_texts_are_read_by_a_statement_written_as_sql_as_given(pg_u
     try:
         for batch in [*TEXT_BATCHES, []]:
             assert [r[0] for r in await conn.fetch(read, joined_texts(batch))] == batch
+    finally:
+        await conn.close()
+
+
+# events' payloads of every kind (their UTF-8 bytes): JSON never holds a raw 0x1F, but a
+# payload that did, a lone empty one or an empty first one go as the array literal,
+# which quotes the others' quotes, backslashes, commas and braces
+AWKWARD_PAYLOADS = [
+    '{"content":"中文 地址","q":"\\"a,b\\"","u":"\\u001f"}'.encode(),
+    b'{"back":"\\\\"}',
+    b"unit\x1fsep",
+    b"",
+    b"NULL",
+    '{"中":"文"}'.encode(),
+]
+PAYLOAD_BATCHES = [
+    *([p] for p in AWKWARD_PAYLOADS),
+    AWKWARD_PAYLOADS,
+    AWKWARD_PAYLOADS[::-1],
+    [b"", b"{}"],
+    [b"{}", b""],
+    [b'{"a":1}', b'{"b":2}', b'{"c":"{}"}'],
+]
+
+
+async def test_joined_payloads_are_read_as_the_texts_given(pg_url: str) -> None:
+    """``split_payloads_sql`` reads the payloads ``joined_payloads`` sends as their texts,
+    in their order, whichever form they go in (the outbox writes, intake's batch)."""
+    read = (
+        f"SELECT t FROM unnest({split_payloads_sql('$1::bytea')}) WITH ORDINALITY AS v(t, n)"
+        " ORDER BY n"
+    )
+    conn = await asyncpg.connect(pg_url.replace("+asyncpg", ""))
+    try:
+        for batch in PAYLOAD_BATCHES:
+            texts = [p.decode() for p in batch]
+            assert [r[0] for r in await conn.fetch(read, joined_payloads(batch))] == texts
     finally:
         await conn.close()
 

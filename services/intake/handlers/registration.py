@@ -54,7 +54,14 @@ from services.intake.sealed import PHONE_INDEX, key_ring, phone_index, seal_requ
 from shared.audit import append_chained, lock_chain
 from shared.auth import Caller, Role
 from shared.batching import GroupCommit
-from shared.db import UnitOfWork, insert_ignoring_duplicates, joined_texts, split_texts_sql
+from shared.db import (
+    UnitOfWork,
+    insert_ignoring_duplicates,
+    joined_payloads,
+    joined_texts,
+    split_payloads_sql,
+    split_texts_sql,
+)
 from shared.detectors import mask_personal_data
 from shared.errors import (
     IllegalTransition,
@@ -1031,9 +1038,9 @@ def _write_batch_sql(nonces: bool) -> str:
         " events AS ("
         " INSERT INTO outbox (event_id, topic, key, payload, created_at, attempts)"
         f" SELECT e.event_id, coalesce(e.topic, ${o + 4}::text), new.ticket_id,"
-        f" convert_from(e.payload, 'UTF8'), ${o + 5}::timestamptz, 0"
+        f" e.payload, ${o + 5}::timestamptz, 0"
         f" FROM unnest(${o}::bigint[], {_array(o + 1, 'text')}, {_array(o + 2, 'text')},"
-        f" ${o + 3}::bytea[])"
+        f" {split_payloads_sql(f'${o + 3}::bytea')})"
         " WITH ORDINALITY AS e(serial, event_id, topic, payload, ord)"
         " JOIN new ON new.id = e.serial ORDER BY e.ord),"
         # a ticket's words as one string, split again here: one array element per ticket,
@@ -1140,8 +1147,8 @@ class _BatchRows:
             serials.append(serial)
             ids.append(envelope.id_text)
             topics.append(envelope.topic)
-            # the payload as its UTF-8 bytes, read as text by the statement (as
-            # Database.write_outbox sends them): not decoded here to be encoded again
+            # the payload as its UTF-8 bytes, joined and read as texts by the statement
+            # (as Database.write_outbox sends them): not decoded here to be encoded again
             payloads.append(envelope.to_json())
         return number, registration
 
@@ -1161,7 +1168,13 @@ class _BatchRows:
         keys = [*map(joined_texts, (caller, key, request_hash, number, response)), created_at]
         serials, ids, topics, payloads = self.events
         topics, topic = _unless_alike(topics)
-        events = [serials, joined_texts(ids), joined_texts(topics), payloads, topic]
+        events = [
+            serials,
+            joined_texts(ids),
+            joined_texts(topics),
+            joined_payloads(payloads),
+            topic,
+        ]
         phones, matters, since = self.looks
         looks = [joined_texts(phones), joined_texts(matters), since, MAX_DUPLICATE_HINTS]
         written = [*arrays, *alike, *keys, *events, datetime.now(UTC), *looks]

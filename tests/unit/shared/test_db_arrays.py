@@ -22,9 +22,11 @@ from shared.db import (
     _insert_from_arrays,
     given_values,
     insert_new,
+    joined_payloads,
     update_many,
     upsert_many,
 )
+from shared.events import Envelope
 
 T0 = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
 MICROS_T0 = 1_796_374_800_000_000  # T0 in microseconds since the Unix epoch
@@ -168,6 +170,30 @@ def test_texts_go_as_one_text_joined_or_else_as_an_array_literal(
     """What the texts are read as is tested on PostgreSQL (tests/integration/
     test_set_based_statements.py); here, that they go joined when they can."""
     assert JoinedArray(String()).process_bind_param(texts, DIALECT) == sent
+
+
+@pytest.mark.parametrize(
+    ("payloads", "sent"),
+    [
+        ([b'{"a":"\\u001f"}', b"{}", b'{"b":"\\""}'], b'{"a":"\\u001f"}\x1f{}\x1f{"b":"\\""}'),
+        ([b"{}"], b"{}"),  # joined: every batch of JSON
+        ([b""], b'\x1f{""}'),  # joined, it would be no text at all
+        ([b"", b"{}"], b'\x1f{"","{}"}'),  # joined, it would begin with the separator
+        ([b"a\x1fb", b'q"\\'], b'\x1f{"a\x1fb","q\\"\\\\"}'),  # the others quoted, escaped
+    ],
+)
+def test_payloads_go_as_one_byte_string_joined_or_else_as_an_array_literal(
+    payloads: list[bytes], sent: bytes
+) -> None:
+    """What the payloads are read as is tested on PostgreSQL (tests/integration/
+    test_set_based_statements.py); here, that JSON goes joined: it never holds a raw
+    0x1F, whatever its strings hold."""
+    assert joined_payloads(payloads) == sent
+    envelope = Envelope(
+        type="t", producer="p", occurred_at=T0, ticket_id="TJ\x1f1", payload={"s": "a\x1fb\x00"}
+    )
+    text = envelope.to_json()
+    assert b"\x1f" not in text and joined_payloads([text, text]) == text + b"\x1f" + text
 
 
 def test_a_value_not_text_among_texts_is_refused() -> None:
