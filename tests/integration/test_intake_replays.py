@@ -2,11 +2,13 @@
 nonce is recorded in the batch's own write (no statement of its own), and a replay is
 refused exactly as when the nonce was recorded before the handler — sent to another
 instance later or at the same time, after a refusal, after an Idempotency-Key's answer,
-twice in one batch, and when registrations are written one by one."""
+twice in one batch, and when registrations are written one by one. The nonces keep no index
+but their key, and are forgotten after their window all the same."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import httpx
@@ -132,3 +134,30 @@ async def test_registrations_without_the_batch_nonce(pg_url: str, settings: Any)
         else:
             assert refused_as_replay(replayed)
         assert (await post(first, ticket(requester=requester(7)))).status_code == 201
+
+
+async def test_the_nonces_keep_no_index_of_their_time_and_old_ones_are_forgotten(
+    pg_url: str,
+) -> None:
+    async with pg_intake(pg_url) as intake:
+        nonces = intake.ctx.nonces
+        assert nonces is not None
+        async with intake.ctx.db.engine.begin() as conn:  # as services made it until 2026-12-05
+            await conn.execute(
+                text("CREATE INDEX ix_request_nonces_seen ON request_nonces (seen_at)")
+            )
+        await nonces.create()  # a service starting on such a database
+        async with intake.ctx.db.engine.connect() as conn:
+            indexes = await conn.scalars(
+                text(
+                    "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+                    " AND tablename = 'request_nonces'"
+                )
+            )
+            assert list(indexes) == ["request_nonces_pkey"]
+        now = time.time()
+        assert await nonces.first_use("stale-nonce", now - 3 * nonces.window)
+        assert await nonces.first_use("fresh-nonce", now)
+        await nonces.prune(now)
+        assert await nonces.first_use("stale-nonce", now)  # forgotten: new again
+        assert not await nonces.first_use("fresh-nonce", now)
