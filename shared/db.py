@@ -310,7 +310,17 @@ def one_of(conn: AsyncConnection, column: ColumnElement[Any], values: Iterable[A
 def in_list(column: ColumnElement[Any], name: str, *, postgres: bool) -> ColumnElement[bool]:
     """``column IN :name`` for a statement built once (per dialect) and run with
     ``fetch_rows``, the parameter ``name`` a list: on PostgreSQL ``= ANY(array)`` (one
-    text for any number of values, as ``one_of``), elsewhere an expanding ``IN``."""
+    text for any number of values, as ``one_of``), elsewhere an expanding ``IN``.
+
+    Texts on PostgreSQL go as one ``JoinedArray`` text, read by ``IN (SELECT unnest(…))``
+    (split once, a hashed semi-join or a look into the key a value): the driver checked
+    an array's every text against collections.abc. Not ``= ANY(ARRAY(SELECT unnest(…)))``:
+    that array is an InitPlan's, not a constant, so PostgreSQL compares every row with
+    each value in turn instead of hashing them. Channels' units (32 of 400, alternated
+    in one process, 3 runs): client -0.39 to -0.56 us an id, backend +0.06 to +0.15 (the
+    InitPlan form: backend 2.9-3x the array's)."""
+    if postgres and isinstance(column.type, String) and not isinstance(column.type, Enum):
+        return column.in_(select(func.unnest(bindparam(name, type_=JoinedArray(column.type)))))
     if postgres:
         array = postgresql.ARRAY(column.type, dimensions=1)
         return column == any_(bindparam(name, type_=array))
