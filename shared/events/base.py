@@ -444,13 +444,10 @@ def _plain_header(occurred_at: Any, ticket_id: Any, producer: Any, trace_id: Any
         type(producer) is str
         and (ticket_id is None or type(ticket_id) is str)
         and (trace_id is None or type(trace_id) is str)
+        and type(occurred_at) is datetime
         and (
             occurred_at is _LAST_TIME[0]
-            or (
-                type(occurred_at) is datetime
-                and occurred_at.tzinfo is not None
-                and occurred_at.utcoffset() is not None
-            )
+            or (occurred_at.tzinfo is not None and occurred_at.utcoffset() is not None)
         )
     )
 
@@ -468,12 +465,7 @@ def _plain(
     return (
         type(kind) is str
         and type(version) is int
-        and type(producer) is str
-        and (ticket_id is None or type(ticket_id) is str)
-        and (trace_id is None or type(trace_id) is str)
-        and type(occurred_at) is datetime
-        and occurred_at.tzinfo is not None
-        and occurred_at.utcoffset() is not None
+        and _plain_header(occurred_at, ticket_id, producer, trace_id)
     )
 
 

@@ -491,6 +491,22 @@ def test_an_outgoing_event_refuses_what_its_envelope_refuses() -> None:
         broken.outgoing(producer="intake", occurred_at=REGISTERED.registered_at)
 
 
+def test_an_event_without_a_time_is_refused_before_any_time_was_written(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first event a process writes has no time written before it (``_LAST_TIME`` as at
+    import): an event given no time is refused there too, not taken for that last time."""
+    from pydantic import ValidationError
+
+    from shared.events import base
+
+    monkeypatch.setattr(base, "_LAST_TIME", [None, b""])
+    with pytest.raises(ValidationError):
+        REGISTERED.outgoing(producer="intake", occurred_at=None)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError):
+        REGISTERED.envelope(producer="intake", occurred_at=None)  # type: ignore[arg-type]
+
+
 def test_an_outgoing_event_under_another_trace_id_is_its_envelope_under_it() -> None:
     """A set-based run's events go out under each ticket's own trace id (``_own_trace_ids``):
     the same event, with the same id, written under that trace id."""
