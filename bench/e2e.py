@@ -45,6 +45,7 @@ import uvloop
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import pg_statements  # noqa: E402
 from bench.http_load import KeepAliveConnection  # noqa: E402
 from bench.pg_server import ServerCpu, activity, per_ticket, pg_cpu_report  # noqa: E402
 from services.intake.domain import DEFAULT_POLICY, sensitive_keywords_in  # noqa: E402
@@ -127,6 +128,9 @@ if RETENTION:
     EXTRA_ENV["HOTLINE_OUTBOX_RETENTION_SECONDS"] = RETENTION
     EXTRA_ENV["HOTLINE_OUTBOX_PRUNE_SECONDS"] = str(max(1.0, float(RETENTION) / 2))
 STATS_FLUSH_SECONDS = 11.0
+# BENCH_STATEMENTS=N: the N statements of the load costing PostgreSQL the most time (and the
+# N writing the most WAL), from pg_stat_statements reset in this database's scope at its start
+STATEMENTS = int(os.environ.get("BENCH_STATEMENTS", "0"))
 SCHEMAS = ("intake", "dispatch", "sla", "evaluation")
 
 
@@ -405,6 +409,9 @@ async def main() -> None:  # noqa: PLR0915 - one linear script
             # connections close during the run, and their CPU counts too
             server = ServerCpu()
             await server.start([pg])
+            admin_dsn = pg_url.replace("postgresql+asyncpg", "postgresql")
+            if STATEMENTS:
+                await pg_statements.reset(admin_dsn, system.database)
             pg_before = await activity(pg)
             cpu_before = {p: cpu_seconds(pid) for p, pid in pids.items()}
             client_before, machine_before = cpu_seconds(os.getpid()), machine_busy_seconds()
@@ -586,6 +593,11 @@ async def main() -> None:  # noqa: PLR0915 - one linear script
                 (commits_after - commits_before) / max(accepted, 1), 2
             ),
             "outbox_retention_seconds": float(RETENTION) if RETENTION else None,
+            "statements": (
+                await pg_statements.ranked(admin_dsn, system.database, accepted, STATEMENTS)
+                if STATEMENTS
+                else None
+            ),
             "table_sizes_sampled_every_5s": samples[:: max(1, len(samples) // 12)] or None,
             "table_sizes_at_end": await table_sizes(pg),
             "cpu_ms_per_ticket_net_of_idle": {**net, "python_total": round(sum(net.values()), 2)},

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -114,6 +116,73 @@ async def test_one_nonce_twice_in_a_batch_registers_once(pg_url: str) -> None:
         assert isinstance(results[0], Unauthorized) and not isinstance(results[1], Exception)
         async with intake.ctx.db.engine.connect() as conn:
             assert await conn.scalar(select(func.count()).select_from(tickets)) == 3
+
+
+class _Watched:
+    """A driver connection noting the batch statements it runs."""
+
+    def __init__(self, raw: Any, statements: list[str]) -> None:
+        self.raw, self.statements = raw, statements
+
+    async def fetch(self, statement: str, *args: Any) -> Any:
+        if statement.startswith("WITH hinted"):
+            self.statements.append(statement)
+        return await self.raw.fetch(statement, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.raw, name)
+
+
+def batch_statements(intake: Intake, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The batch statements ``intake`` runs from now on, in order."""
+    statements: list[str] = []
+    taken = intake.ctx.db.driver_connection
+
+    @asynccontextmanager
+    async def watched() -> AsyncIterator[tuple[Any, Any]]:
+        async with taken() as (conn, raw):
+            yield conn, _Watched(raw, statements)
+
+    monkeypatch.setattr(intake.ctx.db, "driver_connection", watched)
+    return statements
+
+
+async def test_a_batch_takes_its_nonces_for_new_and_goes_again_on_one_seen_before(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch's first try inserts its nonces plainly (no ON CONFLICT's speculative insertion:
+    a WAL record and ~2 us of PostgreSQL a nonce less); one recorded before fails that
+    statement, which wrote nothing, and the batch goes again with ON CONFLICT DO NOTHING:
+    the replay refused, the others written once."""
+    async with pg_intake(pg_url) as intake:
+        statements = batch_statements(intake, monkeypatch)
+        fresh = [
+            registering(intake, ticket(requester=requester(i)), nonce=f"n-{i}") for i in range(3)
+        ]
+        results = await reg._write_batch(intake.ctx, fresh)
+        assert not any(isinstance(r, Exception) for r in results), results
+        assert statements == [reg._WRITE_NEW_NONCES]
+        assert "ON CONFLICT DO NOTHING RETURNING nonce" not in statements[0]
+        statements.clear()
+        later = [
+            registering(intake, ticket(requester=requester(7)), nonce="n-7"),
+            registering(intake, ticket(requester=requester(8)), nonce="n-1"),  # seen before
+        ]
+        results = await reg._write_batch(intake.ctx, later)
+        assert statements == [reg._WRITE_NEW_NONCES, reg._WRITE_BATCH[True]]
+        assert not isinstance(results[0], Exception) and isinstance(results[1], Unauthorized)
+        assert await count(intake, "tickets") == 4
+        assert await count(intake, "request_nonces") == 4
+        assert await count(intake, "outbox") == 4 * len(await outbox_of_one(intake))
+
+
+async def outbox_of_one(intake: Intake) -> list[Any]:
+    async with intake.ctx.db.engine.connect() as conn:
+        return list(
+            await conn.scalars(
+                text("SELECT id FROM outbox WHERE key = (SELECT min(ticket_id) FROM tickets)")
+            )
+        )
 
 
 @pytest.mark.parametrize(

@@ -82,7 +82,7 @@ from shared.events import (
     Urgency,
 )
 from shared.logging import trace_id_var
-from shared.replays import REPLAY, insert_nonces_sql
+from shared.replays import NONCE_KEY, REPLAY, insert_nonces_sql
 from shared.sealing import KeyRing
 from shared.service import ServiceContext
 
@@ -804,7 +804,7 @@ async def _write_together(ctx: ServiceContext, items: Sequence[_Registering]) ->
                 rows.add(ring, item, values[i], serials[i], [], looks_up=True)
                 for i, item in enumerate(items)
             ]
-            answered = await raw.fetch(_WRITE_BATCH[recording], *rows.arguments(recording))
+            answered = await _first_write(raw, rows.arguments(recording), recording)
             duplicates = _hints(answered)
             if duplicates:
                 held = _BatchRows()
@@ -841,6 +841,21 @@ async def _write_together(ctx: ServiceContext, items: Sequence[_Registering]) ->
         else _KeyTaken()
         for item, (_, registration), serial in zip(items, prepared, serials, strict=True)
     ]
+
+
+async def _first_write(raw: Any, arguments: list[Any], recording: bool) -> Any:
+    """The batch's statement, run in a transaction of its own. Recording nonces, it takes
+    them for new (a plain insert: ``insert_nonces_sql``'s ``all_new``); a batch holding one
+    recorded before fails on the nonces' key, wrote nothing, and runs again with ON CONFLICT
+    DO NOTHING, which tells which were new."""
+    if not recording:
+        return await raw.fetch(_WRITE_BATCH[False], *arguments)
+    try:
+        return await raw.fetch(_WRITE_NEW_NONCES, *arguments)
+    except Exception as exc:
+        if getattr(exc, "constraint_name", None) != NONCE_KEY:
+            raise
+    return await raw.fetch(_WRITE_BATCH[True], *arguments)
 
 
 def _written(answered: Sequence[Mapping[str, Any]]) -> set[int]:
@@ -941,9 +956,10 @@ _PER_TICKET = frozenset({"id", "ticket_id"})  # never the same in two tickets
 _SHARED_COLUMNS = tuple((c, kind) for c, kind in _COLUMNS if c not in _PER_TICKET)
 
 
-def _write_batch_sql(nonces: bool) -> str:
+def _write_batch_sql(nonces: bool, all_new: bool = False) -> str:
     """The batch's one statement; with ``nonces`` it also records the requests' nonces
-    (shared/replays.py) and writes a request's key and ticket only where its nonce was new.
+    (shared/replays.py) and writes a request's key and ticket only where its nonce was new
+    (``all_new``: taking every nonce for new, failing on one recorded before).
     It returns the serials of the tickets written, the nonces that were new and the
     duplicate hints found; a ticket with hints is held back (neither it, nor its key, nor
     its nonce written): its answer shows them, so it is written again with them.
@@ -1010,6 +1026,7 @@ def _write_batch_sql(nonces: bool) -> str:
                 f" FROM {tickets_as('u', 'id', 'nonce')}) AS n",
                 where="n.nonce IS NOT NULL"
                 " AND n.nonce NOT IN (SELECT nonce FROM held WHERE nonce IS NOT NULL)",
+                all_new=all_new,
             )
             + "), "
             if nonces
@@ -1080,6 +1097,8 @@ def _sent(values: list[Any], kind: str) -> Any:
 
 
 _WRITE_BATCH = {nonces: _write_batch_sql(nonces) for nonces in (False, True)}
+# a batch's first try, recording its nonces (``_first_write``)
+_WRITE_NEW_NONCES = _write_batch_sql(True, all_new=True)
 
 
 class _BatchRows:

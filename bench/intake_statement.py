@@ -1,0 +1,112 @@
+"""PostgreSQL's work on intake's batch statement (issue 12): registrations written in
+batches through ``_write_batch`` (the service's own path, hints looked up, nonces recorded)
+into a scratch database, with two versions of the statement alternated batch by batch in
+one process, so both meet the same tables and the same host. Each version's cost is read
+from pg_stat_statements (reset in the scratch database's scope): PostgreSQL's time and WAL
+records a ticket.
+
+    python bench/intake_statement.py [variant] [batch size] [batches] [rounds]
+
+``variant``: ``nonces`` (the first try's nonces inserted plainly, against ON CONFLICT DO
+NOTHING). Needs PostgreSQL (``HOTLINE_PG_URL``, else scripts/postgres.sh's). Prints JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import sys
+from typing import Any
+
+import asyncpg
+from intake_batch import items  # bench/ holds this script: its neighbour
+from knowledge_search import pg_url, scratch_database
+
+from services.intake.handlers import registration as reg
+from tests.integration.test_intake_batches import pg_intake
+
+VARIANTS = {
+    # (A, B): the batch's first statement
+    "nonces": (reg._WRITE_BATCH[True], reg._WRITE_NEW_NONCES),
+}
+# what tells each variant's statement in pg_stat_statements (which shows its text with the
+# constants replaced): a part of A's text that B's lacks
+TOLD_BY = {"nonces": "ON CONFLICT DO NOTHING RETURNING nonce"}
+
+
+async def stats(admin: str, database: str, told_by: str) -> dict[str, list[float]]:
+    """(ms, WAL records, calls) of the batch statement's two versions (A, B)."""
+    pg = await asyncpg.connect(admin)
+    try:
+        rows = await pg.fetch(
+            "SELECT query, total_exec_time, wal_records, calls FROM pg_stat_statements"
+            " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = $1)",
+            database,
+        )
+    finally:
+        await pg.close()
+    found = {"A": [0.0, 0.0, 0.0], "B": [0.0, 0.0, 0.0]}
+    for r in rows:
+        if r[0].startswith("WITH hinted"):
+            for i in range(3):
+                found["A" if told_by in r[0] else "B"][i] += r[i + 1]
+    return found
+
+
+async def reset(admin: str, database: str) -> None:
+    pg = await asyncpg.connect(admin)
+    try:
+        await pg.execute(
+            "SELECT pg_stat_statements_reset(0, (SELECT oid FROM pg_database WHERE datname = $1))",
+            database,
+        )
+    finally:
+        await pg.close()
+
+
+async def main() -> None:
+    variant = sys.argv[1] if len(sys.argv) > 1 else "nonces"
+    size = int(sys.argv[2]) if len(sys.argv) > 2 else 8
+    batches = int(sys.argv[3]) if len(sys.argv) > 3 else 100
+    rounds = int(sys.argv[4]) if len(sys.argv) > 4 else 5
+    a, b = VARIANTS[variant]
+    admin = pg_url().replace("postgresql+asyncpg", "postgresql")
+    found: dict[str, dict[str, list[float]]] = {
+        v: {"us_per_ticket": [], "wal_per_ticket": []} for v in "AB"
+    }
+    async with scratch_database() as url, pg_intake(url) as intake:
+        database = url.rpartition("/")[2]
+        serial = 0
+
+        async def write(statement: str) -> None:
+            nonlocal serial
+            reg._WRITE_NEW_NONCES = statement
+            results = await reg._write_batch(intake.ctx, items(size, serial))
+            assert not any(isinstance(r, Exception) for r in results), results
+            serial += 1
+
+        for _ in range(batches):  # warm-up: tables with a history, plans made
+            await write(a)
+            await write(b)
+        for _ in range(rounds):
+            await reset(admin, database)
+            for _ in range(batches):
+                await write(a)
+                await write(b)
+            by_version = await stats(admin, database, TOLD_BY[variant])
+            for name in "AB":
+                ms, wal, calls = by_version[name]
+                tickets = calls * size
+                found[name]["us_per_ticket"].append(ms * 1000 / tickets)
+                found[name]["wal_per_ticket"].append(wal / tickets)
+    result: dict[str, Any] = {"variant": variant, "batch": size, "batches": batches}
+    for name, values in found.items():
+        result[name] = {
+            k: {"median": round(statistics.median(v), 2), "all": [round(x, 2) for x in v]}
+            for k, v in values.items()
+        }
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
