@@ -99,13 +99,18 @@ async def main() -> None:
                 tickets = calls * size
                 found[name]["us_per_ticket"].append(ms * 1000 / tickets)
                 found[name]["wal_per_ticket"].append(wal / tickets)
-    result: dict[str, Any] = {"variant": variant, "batch": size, "batches": batches}
+    print(json.dumps(summary(found, variant=variant, batch=size, batches=batches), indent=1))
+
+
+def summary(found: dict[str, dict[str, list[float]]], **head: Any) -> dict[str, Any]:
+    """``head`` and, for each way measured, each figure's median and its rounds."""
+    result: dict[str, Any] = dict(head)
     for name, values in found.items():
         result[name] = {
             k: {"median": round(statistics.median(v), 2), "all": [round(x, 2) for x in v]}
             for k, v in values.items()
         }
-    print(json.dumps(result, indent=1))
+    return result
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ text does not change with the number of rows, so each connection prepares it onc
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -24,6 +25,7 @@ from sqlalchemy import (
     case,
     event,
     select,
+    text,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
@@ -32,6 +34,8 @@ from services.dispatch.handlers import many
 from services.dispatch.handlers.read_models import settle_stranded
 from services.dispatch.models import assignments, early_dispatch_deadlines
 from services.evaluation.app import SPEC as EVALUATION
+from services.evaluation.handlers import monitoring
+from services.evaluation.models import hotspot_tracks
 from services.sla.app import SPEC as SLA
 from shared.consumer import Consumer
 from shared.db import (
@@ -59,8 +63,11 @@ from tests.unit.channels.test_channel_events_of_no_effect import (
     assert_types_taken_follow_the_subscriptions,
 )
 from tests.unit.evaluation.test_hotspot_batches import (
+    HEXI,
     HOTSPOT_BATCHES,
+    WATER,
     assert_batches_leave_what_one_by_one_leaves,
+    registrations,
 )
 from tests.unit.shared.test_db_arrays import ROWS as FLAG_ROWS
 from tests.unit.shared.test_db_arrays import STORED as FLAGS_STORED
@@ -127,6 +134,40 @@ async def test_a_batch_of_registrations_makes_the_hotspot_one_by_one_handling_ma
     await assert_batches_leave_what_one_by_one_leaves(
         batches, joined, on_postgres(pg_url), monkeypatch
     )
+
+
+async def test_two_instances_tally_one_matter_and_district_one_after_the_other(
+    pg_url: str,
+) -> None:
+    """Evaluation's tally locks each matter and district it counts (an advisory lock, no
+    row lock: no WAL record, no dirtied page): another instance's batch of the same pair, in
+    a transaction at the same time, waits for the first to commit and counts on from what it
+    wrote; so for a pair whose track neither has made yet. Each ticket counted once."""
+    spec = dataclasses.replace(EVALUATION, background=[])
+    async with on_postgres(pg_url)(spec, "two-instances") as ctx:
+        first = registrations([registered(1, WATER, district=HEXI, minutes=0)])
+        second = registrations([registered(2, WATER, district=HEXI, minutes=1)])
+        async with ctx.db.engine.connect() as one, ctx.db.engine.connect() as other:
+            for conn in (one, other):  # as the consumer begins a batch's transaction
+                await conn.begin()
+                await begin_on_driver(conn)
+            await monitoring.tally_hotspots(ctx, UnitOfWork(one), first)
+            waiting = asyncio.create_task(monitoring.tally_hotspots(ctx, UnitOfWork(other), second))
+            async with ctx.db.engine.connect() as look, asyncio.timeout(30):
+                waits = text(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                )
+                while not await look.scalar(waits):
+                    await asyncio.sleep(0.02)
+            assert not waiting.done()
+            await one.commit()
+            await waiting
+            await other.commit()
+        async with ctx.db.engine.connect() as conn:
+            tracks = (await conn.execute(select(hotspot_tracks))).all()
+    assert [(t.matter_code, t.district, t.tallied, len(t.recent)) for t in tracks] == [
+        (WATER, HEXI, 2, 2)
+    ]
 
 
 async def test_dispatch_deadlines_heard_of_before_their_tickets_are_kept_on_postgresql(

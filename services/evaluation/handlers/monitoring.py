@@ -3,6 +3,7 @@ window, and the sensitive or extreme tickets intake flagged."""
 
 from __future__ import annotations
 
+import zlib
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
@@ -32,6 +33,7 @@ from shared.auth import Caller, Role
 from shared.db import (
     UnitOfWork,
     fetch_rows,
+    in_transaction,
     insert_ignoring_duplicates,
     insert_new,
     pair_of,
@@ -119,14 +121,14 @@ async def _tally_round(
     """Each matter and district's tickets in memory up to the first that must go one by
     one, which then does; what is left after it, for the next round."""
     conn = uow.conn
-    # in one order everywhere: two instances' batches lock the same tracks without deadlock
     pairs = sorted(groups)
-    tracks = await _locked_tracks(ctx, conn, pairs)
+    await lock_tallies(conn)
+    tracks = await _tracks(ctx, conn, pairs)
     missing = [p for p in pairs if p not in tracks]
     if missing:  # a matter and district's first tickets (the tracks are there after that)
         rows = [{"matter_code": m, "district": d} for m, d in missing]
         await insert_new(conn, hotspot_tracks, rows)
-        tracks.update(await _locked_tracks(ctx, conn, missing))
+        tracks.update(await _tracks(ctx, conn, missing))
     tallies: list[dict[str, Any]] = []
     joining: list[Joining] = []
     one_by_one: dict[tuple[str, str], list[Registration]] = {}
@@ -233,23 +235,44 @@ _PAIRS = ("matters", "districts")
 
 
 def _tracks_in_order(where: ColumnElement[bool]) -> Any:
-    """The tracks ``where`` holds, in one order everywhere (two instances' batches lock the
-    same tracks without deadlock)."""
+    """The tracks ``where`` holds, in one order."""
     return select(hotspot_tracks).where(where).order_by(*_PAIR)
 
 
-# the tracks of the pairs given, locked (on PostgreSQL: built once, read on the driver's
-# connection); two consumers never decide on one matter and district at once
-_LOCKED_TRACKS_PG = _tracks_in_order(pairs_in(_PAIR, _PAIRS)).with_for_update()
+# the tracks of the pairs given (on PostgreSQL: built once, read on the driver's connection)
+_TRACKS_PG = _tracks_in_order(pairs_in(_PAIR, _PAIRS))
+# The tally's lock (PostgreSQL): two consumers never decide on one matter and district at
+# once. One transaction-scoped advisory lock for the service's tallies, not ``SELECT … FOR
+# UPDATE`` of the tracks: a row lock writes a WAL record and dirties the track's page, one a
+# ticket (issue 12); this lock lives in memory only, and it also holds a pair whose track
+# does not exist yet. Taken in a statement before the tracks are read, so the read's
+# snapshot shows what the lock's previous holder committed (PostgreSQL ends a transaction in
+# the proc array before it releases its locks). One lock, not one a pair: a batch's ~100
+# pairs' locks cost PostgreSQL more than the row locks did (bench/hotspot_tracks.py), and
+# two instances' batches, each over most of the busy pairs, would wait for each other anyway.
+_TALLY_LOCK = "SELECT pg_advisory_xact_lock($1::bigint)"
+_TALLY_KEY = zlib.crc32(b"tally:evaluation.hotspot_tracks")
 
 
-async def _locked_tracks(
+async def lock_tallies(conn: AsyncConnection) -> None:
+    """Take the tally's lock to the end of ``conn``'s transaction (PostgreSQL; SQLite writes
+    one transaction at a time anyway); taken again by the same transaction, it is held."""
+    if conn.dialect.name != "postgresql":
+        return
+    raw = await in_transaction(conn)
+    if raw is not None:  # on the driver: the statement prepared once per connection
+        await raw.execute(_TALLY_LOCK, _TALLY_KEY)
+    else:  # the transaction's first statement: SQLAlchemy begins it
+        await conn.exec_driver_sql(_TALLY_LOCK, (_TALLY_KEY,))
+
+
+async def _tracks(
     ctx: ServiceContext, conn: AsyncConnection, pairs: Sequence[tuple[str, str]]
 ) -> dict[tuple[str, str], Any]:
-    """The tracks of ``pairs`` (matter and district) that exist, locked in their order."""
+    """The tracks of ``pairs`` (matter and district) that exist (locked by the caller)."""
     if ctx.db.is_postgres:
         given = dict(zip(_PAIRS, ([m for m, _ in pairs], [d for _, d in pairs]), strict=True))
-        found = await fetch_rows(conn, _LOCKED_TRACKS_PG, given)
+        found = await fetch_rows(conn, _TRACKS_PG, given)
     else:
         found = list((await conn.execute(_tracks_in_order(pair_of(conn, _PAIR, pairs)))).all())
     return {(t.matter_code, t.district): t for t in found}
@@ -269,6 +292,7 @@ async def tally_hotspot(
     conn = uow.conn
     setting = (await cached_policy_at(ctx, conn, registered_at)).hotspot
     window = setting.window_delta
+    await lock_tallies(conn)
     await conn.execute(
         insert_ignoring_duplicates(conn, hotspot_tracks).values(
             matter_code=matter_code, district=district
@@ -277,8 +301,6 @@ async def tally_hotspot(
     track_query = select(hotspot_tracks).where(
         hotspot_tracks.c.matter_code == matter_code, hotspot_tracks.c.district == district
     )
-    if ctx.db.is_postgres:  # two consumers never decide on one matter and district at once
-        track_query = track_query.with_for_update()
     track = (await conn.execute(track_query)).one()
     recent = [datetime.fromisoformat(t) for t in track.recent or ()]
     await conn.execute(
