@@ -3,20 +3,22 @@ own instrumentation off, and one edge layer for trace ids and metrics (shared/me
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
 
-from shared.http_server import server_options
+from shared.http_server import HotlineProtocol, server_options
 
 
 @pytest.mark.parametrize("name", ["loop", "http", "access_log", "timeout_keep_alive"])
 def test_every_process_serves_with_the_same_settings(name: str) -> None:
     expected = {
         "loop": "uvloop",
-        "http": "httptools",
+        "http": HotlineProtocol,
         "access_log": False,
         "timeout_keep_alive": 75,
     }
@@ -249,3 +251,184 @@ async def test_a_serving_process_looks_for_cycles_rarely_but_still_frees_them(
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+class _Writes:
+    """A connection's transport, recording each write before passing it on."""
+
+    def __init__(self, transport: Any, writes: list[bytes]) -> None:
+        self._transport = transport
+        self._writes = writes
+
+    def write(self, data: bytes) -> None:
+        self._writes.append(bytes(data))
+        self._transport.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+def _recording_protocol(writes: list[bytes]) -> Any:
+    class Recording(HotlineProtocol):
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(cast(Any, _Writes(transport, writes)))
+
+    return Recording
+
+
+@asynccontextmanager
+async def _serving(
+    app: Any, server_class: Any = None, **options: Any
+) -> AsyncIterator[tuple[Any, tuple[str, int]]]:
+    """``app`` served in the test's loop on a port of its own (by ``Server`` unless told
+    otherwise): the server and its address."""
+    import asyncio
+    import socket
+
+    import uvicorn
+
+    from shared.http_server import Server
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(app, **server_options(lifespan="off", loop="asyncio", **options))
+    server = (server_class or Server)(config)
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    async with asyncio.timeout(10):
+        while not server.started:
+            await asyncio.sleep(0.01)
+    try:
+        yield server, sock.getsockname()
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(serving, 5)
+
+
+async def _answer_to(reader: Any, writer: Any, request: bytes) -> tuple[bytes, bytes]:
+    """The head and the body of the answer to ``request`` (a Content-Length or chunked)."""
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    if request.startswith(b"HEAD"):
+        return head, b""
+    if b"transfer-encoding: chunked" in head:
+        return head, await reader.readuntil(b"0\r\n\r\n")
+    length = int(head.split(b"content-length: ")[1].split(b"\r\n")[0])
+    return head, await reader.readexactly(length)
+
+
+async def test_a_responses_head_goes_out_with_its_body() -> None:
+    """uvicorn wrote a response's head and body as two writes (two system calls, two
+    segments, and the client woke for each); a whole body now goes out with its head. A
+    streamed answer, a body in parts and a HEAD answer go as before, head first."""
+    import asyncio
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        path = scope["path"]
+        if path == "/streamed":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"one", "more_body": True})
+            await send({"type": "http.response.body", "body": b"two"})
+            return
+        headers = [(b"content-length", b"6"), (b"content-type", b"text/plain")]
+        await send({"type": "http.response.start", "status": 201, "headers": headers})
+        if path == "/parts":
+            await send({"type": "http.response.body", "body": b"abc", "more_body": True})
+            await send({"type": "http.response.body", "body": b"def"})
+            return
+        body = b"" if scope["method"] == "HEAD" else b"abcdef"
+        await send({"type": "http.response.body", "body": body})
+
+    def request(method: str, path: str) -> bytes:
+        return f"{method} {path} HTTP/1.1\r\nhost: t\r\ncontent-length: 0\r\n\r\n".encode()
+
+    writes: list[bytes] = []
+    async with _serving(app, http=_recording_protocol(writes)) as (_, address):
+        reader, writer = await asyncio.open_connection(*address)
+        head, body = await _answer_to(reader, writer, request("POST", "/whole"))
+        assert head.startswith(b"HTTP/1.1 201") and body == b"abcdef"
+        assert writes == [head + body]  # one write
+        writes.clear()
+
+        head, body = await _answer_to(reader, writer, request("GET", "/parts"))
+        assert body == b"abcdef"
+        assert writes == [head, b"abc", b"def"]  # as uvicorn writes it
+        writes.clear()
+
+        head, _ = await _answer_to(reader, writer, request("HEAD", "/whole"))
+        assert b"content-length: 6" in head
+        assert writes == [head]
+        writes.clear()
+
+        head, body = await _answer_to(reader, writer, request("GET", "/streamed"))
+        assert body == b"3\r\none\r\n3\r\ntwo\r\n0\r\n\r\n"
+        assert writes[0] == head  # the head as soon as it is made, then each part
+        assert b"".join(writes[1:]) == body
+        writer.close()
+
+
+async def _ok(scope: Any, receive: Any, send: Any) -> None:
+    headers = [(b"content-length", b"2")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+_GET = b"GET / HTTP/1.1\r\nhost: t\r\n\r\n"
+
+
+async def test_an_idle_keep_alive_connection_is_closed_by_the_servers_sweep() -> None:
+    """uvicorn armed a timer after each response to close the connection once idle for
+    ``timeout_keep_alive`` and cancelled it when the next request came: ~2 µs a request.
+    The server's once-a-second sweep closes it instead, no earlier, and never one whose
+    request is in flight."""
+    import asyncio
+
+    answered = asyncio.Event()
+    release = asyncio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["path"] == "/slow":
+            answered.set()
+            await release.wait()
+        await _ok(scope, receive, send)
+
+    loop = asyncio.get_running_loop()
+    async with _serving(app) as (server, address):
+        idle_reader, idle_writer = await asyncio.open_connection(*address)
+        busy_reader, busy_writer = await asyncio.open_connection(*address)
+        await _answer_to(idle_reader, idle_writer, _GET)
+        answered_at = loop.time()
+        (protocol,) = [
+            c
+            for c in server.server_state.connections
+            if isinstance(c, HotlineProtocol) and c.idle_since is not None
+        ]
+        assert protocol.timeout_keep_alive_task is None  # no timer of its own
+        busy_writer.write(b"GET /slow HTTP/1.1\r\nhost: t\r\n\r\n")
+        await answered.wait()
+
+        server.close_idle_connections(answered_at + 74.9)
+        assert not protocol.transport.is_closing()
+        server.close_idle_connections(answered_at + 75.1 + 3600)
+        assert protocol.transport.is_closing()
+        assert await idle_reader.read() == b""  # closed
+
+        release.set()  # the request in flight was not cut off
+        _, body = await _answer_to(busy_reader, busy_writer, b"")
+        assert body == b"ok"
+        busy_writer.close()
+        idle_writer.close()
+
+
+async def test_under_a_server_that_does_not_sweep_the_connection_keeps_uvicorns_timer() -> None:
+    import asyncio
+
+    import uvicorn
+
+    async with _serving(_ok, uvicorn.Server) as (server, address):
+        reader, writer = await asyncio.open_connection(*address)
+        _, body = await _answer_to(reader, writer, _GET)
+        assert body == b"ok"
+        (protocol,) = server.server_state.connections
+        assert isinstance(protocol, HotlineProtocol)
+        assert protocol.timeout_keep_alive_task is not None
+        writer.close()
