@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.events.base import (
     Event,
@@ -56,4 +56,4 @@ class UnitStaffPublished(Event):
 
     TYPE = "catalog.unit_staff_published"
     unit_id: str
-    staff: list[StaffContact] = []
+    staff: list[StaffContact] = Field(default_factory=list)

@@ -1,0 +1,116 @@
+"""CPU the hot consumers' handlers spend making the events they announce, per event, on the
+bench's tickets (bench/consumers.py's registrations, 128 a run, each under its own trace id),
+without the database:
+
+- ``dispatched``: dispatch's ``ticket.dispatched`` of each work order a run of registrations
+  opened (``dispatched_event`` under the ticket's trace id, as ``many.on_registered`` emits it);
+- ``clocks_started``: SLA's announcement of each dispatch clock a run of registrations
+  started (``clocks_started`` given the rows and the insert's returned keys, as
+  ``many.on_registered`` calls it).
+
+    python bench/handler_events.py [runs per round] [rounds]
+
+Prints JSON: microseconds of CPU an event (the best round and the median). Compare two trees
+with BENCH_ROOT, alternating (A B B A), minutes apart."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import statistics
+import sys
+import time
+from collections import namedtuple
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+# BENCH_ROOT: the tree whose handlers run (this one's by default), to compare two trees
+sys.path.insert(0, os.environ.get("BENCH_ROOT") or str(Path(__file__).resolve().parent.parent))
+
+from bench.consumers import T0, registrations  # noqa: E402
+from services.dispatch.domain.catalog import Route  # noqa: E402
+from services.dispatch.handlers.tickets import assignment_row, dispatched_event  # noqa: E402
+from services.sla.handlers import clocks  # noqa: E402
+from services.sla.handlers.state import SlaState  # noqa: E402
+from shared.clock import ManualClock  # noqa: E402
+from shared.db import UnitOfWork  # noqa: E402
+from shared.events import TicketRegistered, parse_payload  # noqa: E402
+
+RUN = 128
+# a row of the clocks' insert's RETURNING as shared/db.py's ``fetch_rows`` gives it
+_KEY = namedtuple("_KEY", ["ticket_id", "kind", "round", "dispatch_no"])  # type: ignore[name-match]
+Key = type("Row", (_KEY,), {"__slots__": (), "_mapping": property(_KEY._asdict)})
+
+
+def dispatched(runs: list[list[tuple[dict[str, Any], str]]]) -> float:
+    """``ticket.dispatched`` of each row, under its ticket's trace id, as the tree does."""
+    uow = UnitOfWork(None)  # type: ignore[arg-type]  # emits only
+    if "trace_id" in inspect.signature(dispatched_event).parameters:
+
+        def made(row: dict[str, Any], trace: str) -> Any:
+            return dispatched_event(row, trace_id=trace)  # type: ignore[call-arg]
+
+    else:
+        from shared.logging import in_trace  # type: ignore[attr-defined]
+
+        def made(row: dict[str, Any], trace: str) -> Any:
+            return in_trace(trace, dispatched_event, row)
+
+    start = time.process_time()
+    for run in runs:
+        uow.emit(*(made(row, trace) for row, trace in run))
+    return time.process_time() - start
+
+
+def started(ctx: Any, runs: list[tuple[list[dict[str, Any]], list[Any], list[str]]]) -> float:
+    uow = UnitOfWork(None)  # type: ignore[arg-type]
+    start = time.process_time()
+    for rows, inserted, traces in runs:
+        clocks.clocks_started(ctx, uow, rows, inserted, traces)
+    return time.process_time() - start
+
+
+def main() -> None:
+    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 40
+    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 7
+    ctx = SimpleNamespace(clock=ManualClock(T0), extras={"sla": SlaState()})
+    route = Route(unit_id="city-water", needs_determination=False, reason="catalog")
+    dispatch_runs, sla_runs = [], []
+    for r in range(runs):
+        envelopes = registrations(RUN, r * RUN)
+        events = [parse_payload(e) for e in envelopes]
+        assert all(isinstance(e, TicketRegistered) for e in events)
+        traces = [str(e.trace_id) for e in envelopes]
+        rows = [
+            assignment_row(
+                e,  # type: ignore[arg-type]
+                route,
+                None,
+                flagged=False,
+                now=T0,
+                acceptance_deadline=T0,
+                dispatch_deadline=None,
+            )
+            for e in events
+        ]
+        dispatch_runs.append(list(zip(rows, traces, strict=True)))
+        timings: Any = {}
+        clock_rows = [clocks.dispatch_clock(ctx, e, timings) for e in events]  # type: ignore[arg-type]
+        inserted = [Key(c["ticket_id"], str(c["kind"]), 1, 1) for c in clock_rows]
+        sla_runs.append((clock_rows, inserted, traces))
+    events = runs * RUN
+    times: dict[str, list[float]] = {"dispatched": [], "clocks_started": []}
+    for _ in range(rounds + 1):  # the first round warms up
+        times["dispatched"].append(dispatched(dispatch_runs) / events * 1e6)
+        times["clocks_started"].append(started(ctx, sla_runs) / events * 1e6)
+    result = {
+        name: {"best_us": round(min(t[1:]), 3), "median_us": round(statistics.median(t[1:]), 3)}
+        for name, t in times.items()
+    }
+    print(json.dumps({"events": events, **result}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
