@@ -6,27 +6,12 @@ import contextvars
 import logging
 import sys
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 import orjson
 
 trace_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("trace_id", default=None)
-P = ParamSpec("P")
-T = TypeVar("T")
-
-
-def in_trace(trace_id: str | None, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """``fn(*args, **kwargs)`` under ``trace_id``: what it logs and the events it makes
-    carry that trace id (a set-based consumer's run makes each ticket's under the ticket's
-    own, not copied to it afterwards)."""
-    token = trace_id_var.set(trace_id)
-    try:
-        return fn(*args, **kwargs)
-    finally:
-        trace_id_var.reset(token)
-
 
 _RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 

@@ -14,6 +14,7 @@ from abc import abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from types import EllipsisType
 from typing import Any, ClassVar, Generic, Literal, Self, TypeVar
 
 import orjson
@@ -287,14 +288,22 @@ class Event(BaseModel):
         )
 
     def outgoing(
-        self, *, producer: str, occurred_at: datetime, ticket_id: str | None = None
+        self,
+        *,
+        producer: str,
+        occurred_at: datetime,
+        ticket_id: str | None = None,
+        trace_id: str | None | EllipsisType = ...,
     ) -> Outgoing:
         """This event on its way out (to an outbox): ``envelope``'s fields and JSON, written
         once, straight from this model (``Outgoing``). Values that are not of their plain
-        type (``_plain``) are validated, and refused, as ``envelope`` does."""
+        type (``_plain``) are validated, and refused, as ``envelope`` does. ``trace_id``:
+        the one in force unless given (a set-based run's events each carry their ticket's,
+        given without setting it in force for each)."""
         if ticket_id is None:
             ticket_id = getattr(self, "ticket_id", None)
-        trace_id = trace_id_var.get()
+        if trace_id is ...:
+            trace_id = trace_id_var.get()
         if not _plain_header(occurred_at, ticket_id, producer, trace_id):
             given = _Given(
                 type=self.TYPE,

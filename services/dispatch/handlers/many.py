@@ -60,7 +60,6 @@ from shared.db import (
     update_many,
 )
 from shared.events import DeadlineSet, Header, TicketRegistered, parse_payloads
-from shared.logging import in_trace
 from shared.service import ManyHandler, ServiceContext
 
 # what a registration's routing needs to know of its ticket: the matter, the catalog's unit
@@ -238,7 +237,7 @@ async def on_registered(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[He
     traces = {e.key: e.trace_id for e in batch}
     uow.emit(
         *(
-            in_trace(traces[row["ticket_id"]], dispatched_event, row)
+            dispatched_event(row, traces[row["ticket_id"]])
             for row in rows
             if row["ticket_id"] in opened
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from types import EllipsisType
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
@@ -116,8 +117,9 @@ def assignment_row(
     }
 
 
-def dispatched_event(row: dict[str, Any]) -> Outgoing:
-    """Art 7: the catalog's unit has the ticket."""
+def dispatched_event(row: dict[str, Any], trace_id: str | None | EllipsisType = ...) -> Outgoing:
+    """Art 7: the catalog's unit has the ticket (``trace_id``: the one in force unless
+    given)."""
     dispatched = TicketDispatched.of(
         {
             "ticket_id": row["ticket_id"],
@@ -131,7 +133,9 @@ def dispatched_event(row: dict[str, Any]) -> Outgoing:
             "dispatch_no": 1,
         }
     )
-    return dispatched.outgoing(producer=PRODUCER, occurred_at=row["dispatched_at"])
+    return dispatched.outgoing(
+        producer=PRODUCER, occurred_at=row["dispatched_at"], trace_id=trace_id
+    )
 
 
 async def on_ticket_registered(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from types import EllipsisType
 from typing import Any
 
 from sqlalchemy import select, update
@@ -28,7 +29,6 @@ from shared.events import (
     TicketRegistered,
     parse_payload,
 )
-from shared.logging import in_trace
 from shared.service import ServiceContext
 
 PRODUCER = "sla"
@@ -115,21 +115,24 @@ def new_clock(
 
 
 def clock_key(row: Any) -> tuple[str, str, int, int]:
-    """What makes a clock unique (a row or a row's values)."""
-    values = row if isinstance(row, dict) else row._mapping
-    return (
-        str(values["ticket_id"]),
-        str(values["kind"]),
-        int(values["round"]),
-        int(values["dispatch_no"]),
-    )
+    """What makes a clock unique (a row's values, or a row: read by attribute, not through
+    its ``_mapping``, which ``fetch_rows``' rows make as a dict each time)."""
+    if isinstance(row, dict):
+        key = row["ticket_id"], row["kind"], row["round"], row["dispatch_no"]
+    else:
+        key = row.ticket_id, row.kind, row.round, row.dispatch_no
+    return str(key[0]), str(key[1]), int(key[2]), int(key[3])
 
 
 def clock_started(
-    ctx: ServiceContext, uow: UnitOfWork, row: dict[str, Any], now: datetime | None = None
+    ctx: ServiceContext,
+    uow: UnitOfWork,
+    row: dict[str, Any],
+    now: datetime | None = None,
+    trace_id: str | None | EllipsisType = ...,
 ) -> None:
-    """A new clock is announced (at ``now``, else the clock's time); the scanner is woken
-    if it falls due before its plan."""
+    """A new clock is announced (at ``now``, else the clock's time; under ``trace_id``, else
+    the one in force); the scanner is woken if it falls due before its plan."""
     started = DeadlineSet.of(
         {
             "ticket_id": row["ticket_id"],
@@ -143,7 +146,9 @@ def clock_started(
             "provisional": row["provisional"],
         }
     )
-    uow.emit(started.outgoing(producer=PRODUCER, occurred_at=now or ctx.clock.now()))
+    uow.emit(
+        started.outgoing(producer=PRODUCER, occurred_at=now or ctx.clock.now(), trace_id=trace_id)
+    )
     sla = state(ctx)
     if sla.wake_for(row["next_due_at"]):
         uow.after_commit.append(sla.wake.set)
@@ -168,10 +173,7 @@ def clocks_started(
     now = ctx.clock.now()  # the announcements of one write share their time
     for i, row in enumerate(rows):
         if clock_key(row) in keys:
-            if traces:
-                in_trace(traces[i], clock_started, ctx, uow, row, now)
-            else:
-                clock_started(ctx, uow, row, now)
+            clock_started(ctx, uow, row, now, traces[i] if traces else ...)
 
 
 async def start_clocks(

@@ -537,6 +537,34 @@ def test_an_outgoing_event_under_another_trace_id_is_its_envelope_under_it() -> 
     _assert_alike(events[1], before.model_copy(update={"trace_id": "追踪-2"}))
 
 
+def test_an_outgoing_event_given_a_trace_id_is_the_one_made_with_it_in_force() -> None:
+    """``Event.outgoing``'s ``trace_id``, given (None too), is what the event carries in
+    place of the one in force, as if it were in force; not given, the one in force."""
+    from shared.logging import trace_id_var
+
+    at = REGISTERED.registered_at
+    token = trace_id_var.set("追踪-在用")
+    try:
+        in_force = REGISTERED.outgoing(producer="intake", occurred_at=at)
+        given = [
+            REGISTERED.outgoing(producer="intake", occurred_at=at, trace_id=t)
+            for t in ("追踪-2", None)
+        ]
+    finally:
+        trace_id_var.reset(token)
+    assert in_force.trace_id == "追踪-在用"
+    for event, trace in zip(given, ("追踪-2", None), strict=True):
+        token = trace_id_var.set(trace)
+        try:
+            made = REGISTERED.outgoing(producer="intake", occurred_at=at)
+        finally:
+            trace_id_var.reset(token)
+        assert event.trace_id == trace
+        assert event.to_json() == made.to_json().replace(
+            made.id_text.encode(), event.id_text.encode()
+        )
+
+
 def test_an_event_made_of_a_mapping_is_the_one_made_of_its_keyword_arguments() -> None:
     """``Event.of``: the model's own validation, of a mapping as it is: the same event, the
     same errors, what the model does not take ignored."""
