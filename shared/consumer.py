@@ -183,15 +183,20 @@ class Consumer:
                 list({e.key for e in wanted.values()}),
                 all_new=all_new,
             )
-            todo = [e for i, e in wanted.items() if i in new]
+            todo = (
+                list(wanted.values())
+                if len(new) == len(wanted)
+                else [e for i, e in wanted.items() if i in new]
+            )
             if not todo:
                 return
             blocked: dict[str, int | None] = dict(heads)
             if fast:
-                ready = [e for e in todo if e.key not in blocked]
+                # nearly always nothing is parked: every event is ready
+                ready = [e for e in todo if e.key not in blocked] if blocked else todo
                 if ready:
                     events, callbacks = await self._fast(batch_uow, ready)
-                todo = [e for e in todo if e.key in blocked]
+                todo = [e for e in todo if e.key in blocked] if blocked else []
             for envelope in todo:
                 token = trace_id_var.set(envelope.trace_id)
                 try:
@@ -543,6 +548,13 @@ def _runs(batch: Sequence[Header], many: Mapping[str, ManyHandler]) -> list[list
     a layer's events of one type with a ``many`` handler form one run. Other events go
     alone, in a layer of their own between everything before and after them. Layers run
     in order; within a layer tickets are independent."""
+    if all(e.type in many for e in batch) and len({e.key for e in batch}) == len(batch):
+        # as nearly always: one event a ticket, each with a ``many`` handler, so all in the
+        # first layer, a run a type, in the order the types first come
+        by_type: dict[str, list[Header]] = {}
+        for envelope in batch:
+            by_type.setdefault(envelope.type, []).append(envelope)
+        return list(by_type.values())
     runs: dict[tuple[int, str], list[Header]] = {}
     layer_of: dict[str, int] = {}
     floor, top = 0, -1

@@ -310,6 +310,27 @@ async def test_runs_of_a_type_are_handled_set_based_and_a_ticket_never_twice_in_
     assert await service.probes() == 4
 
 
+def test_runs_of_events_of_distinct_tickets_go_by_type_in_the_order_types_first_come() -> None:
+    """``_runs``: a batch of one event a ticket, every type set-based, is one layer: a run a
+    type, in the order the types first come, each run in the batch's order. An event of a
+    type without a set-based handler, or a ticket's second event, cuts layers as ever."""
+    from shared.consumer import _runs
+
+    def of(kind: str, ticket: str) -> Envelope:
+        return event(ticket, ticket).model_copy(update={"type": kind})
+
+    def tickets(runs: list[list[Any]]) -> list[list[str]]:
+        return [[e.ticket_id for e in run] for run in runs]
+
+    many: dict[str, Any] = {"ticket.b": None, "ticket.a": None}
+    batch = [of("ticket.b", "T1"), of("ticket.a", "T2"), of("ticket.b", "T3"), of("ticket.a", "T4")]
+    assert tickets(_runs(batch, many)) == [["T1", "T3"], ["T2", "T4"]]
+    alone = [of("ticket.a", "T1"), of("ticket.c", "T2"), of("ticket.a", "T3")]
+    assert tickets(_runs(alone, many)) == [["T1"], ["T2"], ["T3"]]
+    again = [of("ticket.a", "T1"), of("ticket.b", "T2"), of("ticket.b", "T1")]
+    assert tickets(_runs(again, many)) == [["T1"], ["T2"], ["T1"]]
+
+
 async def test_a_poison_event_in_a_set_based_run_parks_only_itself_and_its_ticket(
     service: Service,
 ) -> None:
