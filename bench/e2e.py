@@ -55,8 +55,8 @@ from tests.integration.conftest import (  # noqa: E402
     System,
     _create_database,
     _drop_system,
-    _free_port,
     _script_output,
+    free_port,
 )
 
 TICKETS = int(os.environ.get("BENCH_TICKETS", "2000"))
@@ -342,7 +342,7 @@ async def main() -> None:  # noqa: PLR0915 - one linear script
     pg_url = os.environ.get("HOTLINE_PG_URL") or _script_output("postgres.sh")["HOTLINE_PG_URL"]
     kafka = os.environ.get("KAFKA_BOOTSTRAP") or _script_output("kafka.sh")["KAFKA_BOOTSTRAP"]
     system = System({"pg": pg_url, "kafka": kafka}, Path(tempfile.mkdtemp(prefix="bench-e2e-")))
-    system.ports = {p: _free_port() for p in PROCESSES}
+    system.ports = {p: free_port() for p in PROCESSES}
     await _create_database(system)
     dsn = system.db_url.replace("postgresql+asyncpg", "postgresql")
     pg: asyncpg.Connection | None = None

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.http_load import KeepAliveConnection  # noqa: E402
 from bench.intake_request import BODY  # noqa: E402
-from tests.integration.conftest import PASSWORD, _free_port  # noqa: E402
+from tests.integration.conftest import PASSWORD, free_port  # noqa: E402
 
 CONCURRENCY = 32
 
@@ -154,7 +154,7 @@ def main() -> None:
     tree = Path(sys.argv[3]).resolve() if len(sys.argv) > 3 else ROOT
     with tempfile.TemporaryDirectory(prefix="gwbench") as work:
         socket_path = f"{work}/intake.sock"
-        stub_port, port = _free_port(), _free_port()
+        stub_port, port = free_port(), free_port()
         stub = subprocess.Popen([sys.executable, __file__, "--stub", socket_path, str(stub_port)])
         env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
         env.update(

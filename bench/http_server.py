@@ -127,10 +127,10 @@ def main() -> None:
     tree = Path(sys.argv[3]).resolve() if len(sys.argv) > 3 else ROOT
     sys.path.insert(0, str(ROOT))
     from bench.gateway_proxy import ANSWER
-    from tests.integration.conftest import _free_port
+    from tests.integration.conftest import free_port
 
     with tempfile.TemporaryDirectory(prefix="httpbench") as work:
-        socket_path, port = f"{work}/server.sock", _free_port()
+        socket_path, port = f"{work}/server.sock", free_port()
         server = subprocess.Popen(
             [
                 str(tree / ".venv/bin/python"),

@@ -13,7 +13,6 @@ import asyncio
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from shared.db import Database  # noqa: E402
 from shared.events import Envelope  # noqa: E402
+from tests.ports import free_port  # noqa: E402
 
 TOTAL = int(os.environ.get("BENCH_CLOCKS", "1000000"))
 DUE_TOGETHER = int(os.environ.get("BENCH_DUE", "10000"))
@@ -44,12 +44,6 @@ def address(script: str, key: str, env: str) -> str:
         [str(ROOT / "scripts" / script), "start"], check=True, capture_output=True, text=True
     ).stdout
     return dict(line.split("=", 1) for line in out.split() if "=" in line)[key]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def cpu_seconds(pid: int) -> float:

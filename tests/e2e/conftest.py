@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from tests.ports import free_port
 
 CHROMIUM = os.environ.get("HOTLINE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -35,12 +36,6 @@ if not Path(CHROMIUM).exists():
     # a missing browser is a failed run, never a silently skipped suite (.ci/run installs it)
     raise RuntimeError(f"no chromium at {CHROMIUM}: apt-get install chromium")
 from playwright import sync_api  # noqa: E402
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class System:
@@ -92,7 +87,7 @@ class System:
 @pytest.fixture(scope="session")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     work = tmp_path_factory.mktemp("console-e2e")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "HOTLINE_ENV": "test",

@@ -18,18 +18,18 @@ from tests.integration.conftest import (
     System,
     _create_database,
     _drop_database,
-    _free_port,
+    free_port,
 )
 
 
 def private_ports() -> dict[str, str]:
     """Ports of the private instances: free ones unless named (HOTLINE_FAULT_*_PORT)."""
     return {
-        "HOTLINE_PG_PORT": os.environ.get("HOTLINE_FAULT_PG_PORT") or str(_free_port()),
+        "HOTLINE_PG_PORT": os.environ.get("HOTLINE_FAULT_PG_PORT") or str(free_port()),
         "HOTLINE_PG_FSYNC": "off",
-        "HOTLINE_KAFKA_PORT": os.environ.get("HOTLINE_FAULT_KAFKA_PORT") or str(_free_port()),
+        "HOTLINE_KAFKA_PORT": os.environ.get("HOTLINE_FAULT_KAFKA_PORT") or str(free_port()),
         "HOTLINE_KAFKA_CONTROLLER_PORT": (
-            os.environ.get("HOTLINE_FAULT_KAFKA_CONTROLLER_PORT") or str(_free_port())
+            os.environ.get("HOTLINE_FAULT_KAFKA_CONTROLLER_PORT") or str(free_port())
         ),
     }
 
@@ -94,7 +94,7 @@ async def system(
         "kafka": private_infra.urls["KAFKA_BOOTSTRAP"],
     }
     system = System(infra, tmp_path_factory.mktemp("fault"))
-    system.ports = {p: _free_port() for p in PROCESSES}
+    system.ports = {p: free_port() for p in PROCESSES}
     await _create_database(system)
     try:
         for process in PROCESSES:

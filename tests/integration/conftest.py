@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ from shared.events import Envelope
 from shared.settings import SERVICES
 from tests.integration.joining import JOIN_TIMEOUT
 from tests.integration.topics import drop_topics
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PROCESSES = (*SERVICES, "gateway")
@@ -48,12 +48,6 @@ def infra() -> dict[str, str]:
     pg = os.environ.get("HOTLINE_TEST_PG_URL") or _script_output("postgres.sh")["HOTLINE_PG_URL"]
     kafka = os.environ.get("HOTLINE_TEST_KAFKA") or _script_output("kafka.sh")["KAFKA_BOOTSTRAP"]
     return {"pg": pg, "kafka": kafka}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -115,7 +109,7 @@ class System:
     ) -> None:
         """Start ``process``; ``name`` runs a further instance of it (its own port)."""
         name = name or process
-        self.ports.setdefault(name, _free_port())
+        self.ports.setdefault(name, free_port())
         module = "gateway" if process == "gateway" else f"services.{process}"
         log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115 - lives with the process
         self.procs[name] = subprocess.Popen(
@@ -295,7 +289,7 @@ async def system(
     system = System(
         infra, tmp_path_factory.mktemp("system"), settings={"HOTLINE_KAFKA_COMMIT_SECONDS": "1"}
     )
-    system.ports = {p: _free_port() for p in PROCESSES}
+    system.ports = {p: free_port() for p in PROCESSES}
     await _create_database(system)
     try:
         for process in PROCESSES:

@@ -27,7 +27,7 @@ from shared.bus import LogBus
 from shared.clock import SystemClock
 from shared.service import create_service_app
 from shared.settings import Settings
-from tests.integration.conftest import ROOT, _free_port
+from tests.integration.conftest import ROOT, free_port
 from tests.unit.intake.conftest import CALLERS, MATTERS, ticket
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -40,7 +40,7 @@ def private_pg() -> Any:
     run_dir = tempfile.mkdtemp(prefix="hotline-pg-outage-")
     os.chmod(run_dir, 0o755)  # the server runs as the postgres user
     env = {k: v for k, v in os.environ.items() if k != "HOTLINE_PG_URL"}
-    env.update(HOTLINE_PG_PORT=str(_free_port()), HOTLINE_RUN_DIR=run_dir, HOTLINE_PG_FSYNC="off")
+    env.update(HOTLINE_PG_PORT=str(free_port()), HOTLINE_RUN_DIR=run_dir, HOTLINE_PG_FSYNC="off")
 
     def script(command: str) -> str:
         done = subprocess.run([SCRIPT, command], env=env, capture_output=True, text=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.ports import free_port
 from tests.unit.security.conftest import DEMO_PASSWORD, ROOT
 
 ROLES = ("operator", "agency", "unit_water")  # admin left out: it would disable the others
@@ -23,17 +23,11 @@ SECONDS_PER_ROLE = int(os.environ.get("HOTLINE_FUZZ_SECONDS", "30"))
 PROBLEMS = ("401", "403", "404", "409", "413", "422", "429")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``python -m hotline`` on a free port with its own databases."""
     tmp = tmp_path_factory.mktemp("fuzz")
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
     env.update(
         HOTLINE_ENV="test",
