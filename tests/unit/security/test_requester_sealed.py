@@ -5,6 +5,7 @@ and ``rekey`` moves them to the new one; a changed ciphertext is refused."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import secrets
@@ -130,8 +131,16 @@ async def test_a_changed_or_moved_ciphertext_is_refused(tmp_path: Path) -> None:
         for token, field in ((flipped, "requester_phone"), (name, "requester_phone")):
             with pytest.raises(SealBroken):
                 ring.open(token, field)
-        with sqlite3.connect(tmp_path / "hotline-intake.db") as conn:
-            conn.execute("UPDATE tickets SET requester_phone_sealed = ?", (flipped,))
+        await intake.bus.settle()
+
+        def tamper() -> None:
+            with sqlite3.connect(tmp_path / "hotline-intake.db", timeout=30) as conn:
+                conn.execute("UPDATE tickets SET requester_phone_sealed = ?", (flipped,))
+
+        # off the event loop: a write of the service's own in flight (its relay marking the
+        # registration sent) holds SQLite's lock until the loop lets it commit; a blocking
+        # write from the loop's thread waited for it in vain (stop 29's CI: database is locked)
+        await asyncio.to_thread(tamper)
         with pytest.raises(SealBroken):  # the app answers 500 and logs it; never a guess
             await intake.call("agency", "GET", f"/tickets/{number}")
 
