@@ -427,6 +427,23 @@ async def scratch_database() -> AsyncIterator[str]:
         await conn.close()
 
 
+@asynccontextmanager
+async def scratch_service_db(*tables: Any) -> AsyncIterator[Database]:
+    """A ``Database`` of a service "bench" in a database of its own (``scratch_database``):
+    its schema with the plumbing tables (outbox, inbox, dead letters...) and ``tables``."""
+    async with scratch_database() as url:
+        db = Database("bench", url, pool_size=2)
+        try:
+            async with db.engine.begin() as conn:
+                await conn.exec_driver_sql('CREATE SCHEMA "bench"')
+                await conn.run_sync(db.metadata.create_all)
+                for table in tables:
+                    await conn.run_sync(table.create)
+            yield db
+        finally:
+            await db.dispose()
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return round(ordered[min(int(len(ordered) * p / 100), len(ordered) - 1)], 3)

@@ -28,7 +28,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from knowledge_search import scratch_database  # bench/ holds this script: its neighbour
+from knowledge_search import scratch_service_db  # bench/ holds this script: its neighbour
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -86,17 +86,8 @@ def clock_row(n: int, batch: int) -> dict[str, Any]:
 
 
 async def run(rows: int, batches: int, rounds: int) -> dict[str, Any]:
-    async with scratch_database() as url:
-        db = Database("bench", url, pool_size=2)
-        try:
-            async with db.engine.begin() as c:
-                await c.exec_driver_sql('CREATE SCHEMA "bench"')
-                await c.run_sync(db.metadata.create_all)
-                await c.run_sync(lambda s: tickets.create(s) and None)
-                await c.run_sync(lambda s: clocks.create(s) and None)
-            return await measure(db, rows, batches, rounds)
-        finally:
-            await db.dispose()
+    async with scratch_service_db(tickets, clocks) as db:
+        return await measure(db, rows, batches, rounds)
 
 
 async def measure(db: Database, rows: int, batches: int, rounds: int) -> dict[str, Any]:

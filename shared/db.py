@@ -1106,7 +1106,8 @@ class Database:
             if not refused_by_a_key(exc):
                 raise
             raise SeenBefore from exc
-        new: set[str] = set()
+        # all new: the insert took every id (or failed), and the rows are the heads alone
+        new: set[str] = set(event_ids) if all_new else set()
         heads: list[tuple[int, str]] = []
         for event_id, key, dead_id in rows:
             if event_id is not None:
@@ -1223,19 +1224,26 @@ def refused_by_a_key(exc: BaseException) -> bool:
     return isinstance(exc, IntegrityError) or getattr(exc, "sqlstate", None) == "23505"
 
 
-def _claim_and_heads_pg(on_conflict: str) -> Any:
+def _claim_and_heads_pg(all_new: bool) -> Any:
     """The claim and the parked heads of the batch's keys in one statement (a consumer's
-    batch)."""
-    return (
-        text(
-            "WITH claimed AS ("
-            " INSERT INTO inbox (consumer, event_id)"
-            " SELECT :consumer, unnest(:ids)"
-            f"{on_conflict} RETURNING event_id) "
+    batch). Ids taken for new (``all_new``) are inserted as they are and not returned: the
+    insert takes every one or fails, so the claimed are the ids given (no row a claimed
+    event for PostgreSQL to return and the driver to read: ~0.5 us of the client's CPU an
+    event); otherwise duplicates are ignored and the ids claimed returned."""
+    claim = "INSERT INTO inbox (consumer, event_id) SELECT :consumer, unnest(:ids)"
+    if all_new:
+        claimed = f"WITH claimed AS ({claim}) SELECT CAST(NULL AS varchar) AS event_id, key, id"
+    else:
+        claimed = (
+            f"WITH claimed AS ({claim} ON CONFLICT DO NOTHING RETURNING event_id) "
             "SELECT event_id, CAST(NULL AS varchar) AS key, CAST(NULL AS integer) AS id "
             "FROM claimed "
             "UNION ALL "
-            "SELECT NULL, key, id FROM dead_letters"
+            "SELECT NULL, key, id"
+        )
+    return (
+        text(
+            claimed + " FROM dead_letters"
             " WHERE consumer = :consumer AND state = 'parked' AND behind IS NULL"
             # the keys split once (an InitPlan, run only when a parked head is found), not
             # for every row the filter reads (``unnested_type``)
@@ -1246,8 +1254,8 @@ def _claim_and_heads_pg(on_conflict: str) -> Any:
     )
 
 
-_CLAIM_AND_HEADS_PG = _claim_and_heads_pg(" ON CONFLICT DO NOTHING")
-_CLAIM_NEW_AND_HEADS_PG = _claim_and_heads_pg("")
+_CLAIM_AND_HEADS_PG = _claim_and_heads_pg(all_new=False)
+_CLAIM_NEW_AND_HEADS_PG = _claim_and_heads_pg(all_new=True)
 # the events as ``given_rows`` reads them: a column alike in all as one value
 _INSERT_OUTBOX_PG = text(
     "INSERT INTO outbox (event_id, topic, key, payload, created_at, attempts) "

@@ -219,26 +219,32 @@ async def inbox_db(db: Database) -> Database:
 ON_DRIVER = pytest.mark.parametrize("on_driver", [True, False], ids=["driver", "sqlalchemy"])
 
 
+async def _park(db: Database, *letters: tuple[str, str, int, int | None]) -> None:
+    """Dead letters of the consumer "c", each (event id, key, attempts, behind)."""
+    now = datetime.now(UTC)
+    parked = {"consumer": "c", "event_type": "t", "topic": "hotline.tickets", "payload": "{}"}
+    parked |= {"error": "e", "state": "parked", "first_failed_at": now, "last_failed_at": now}
+    rows = [
+        {**parked, "event_id": e, "key": k, "attempts": a, "behind": b} for e, k, a, b in letters
+    ]
+    async with db.engine.begin() as conn:
+        await conn.execute(insert(db.dead_letters), rows)
+
+
 @ON_DRIVER
 async def test_a_claim_answers_the_new_events_and_the_parked_heads_of_its_keys(
     inbox_db: Database, on_driver: bool
 ) -> None:
     db = inbox_db
-    now = datetime.now(UTC)
-    parked = {"consumer": "c", "event_type": "t", "topic": "hotline.tickets", "payload": "{}"}
-    parked |= {"error": "e", "state": "parked", "first_failed_at": now, "last_failed_at": now}
-    async with db.engine.begin() as conn:
-        await conn.execute(
-            insert(db.dead_letters),
-            [
-                {**parked, "event_id": "p1", "key": "TJ2", "attempts": 3, "behind": None},
-                {**parked, "event_id": "p2", "key": "TJ2", "attempts": 0, "behind": 1},
-                {**parked, "event_id": "p3", "key": "TJ3", "attempts": 3, "behind": None},
-                # keys the joined text cannot carry (the keys go as an array literal then)
-                {**parked, "event_id": "p4", "key": "{TJ4", "attempts": 3, "behind": None},
-                {**parked, "event_id": "p5", "key": "TJ\x1f5", "attempts": 3, "behind": None},
-            ],
-        )
+    await _park(
+        db,
+        ("p1", "TJ2", 3, None),
+        ("p2", "TJ2", 0, 1),
+        ("p3", "TJ3", 3, None),
+        # keys the joined text cannot carry (the keys go as an array literal then)
+        ("p4", "{TJ4", 3, None),
+        ("p5", "TJ\x1f5", 3, None),
+    )
     async with claiming(db, on_driver) as conn:
         assert await db.claim_unparked(conn, "c", ["a", "b", "c"], ["TJ1"]) == ({"a", "b", "c"}, {})
     async with claiming(db, on_driver) as conn:
@@ -277,6 +283,22 @@ async def test_a_claim_of_events_taken_for_new_refuses_one_seen_before(
             await db.claim_unparked(conn, "c", ["c", "b", "d"], ["TJ1"], all_new=True)
     async with claiming(db, on_driver) as conn:
         assert await db.claim_unparked(conn, "c", ["c", "b", "d"], ["TJ1"]) == ({"c", "d"}, {})
+
+
+@ON_DRIVER
+async def test_a_claim_of_events_taken_for_new_returns_the_parked_heads_of_its_keys(
+    inbox_db: Database, on_driver: bool
+) -> None:
+    """``all_new``'s claim returns no row for the ids it claims (it claims all or fails)
+    but still the parked heads of the batch's keys, and what it claimed is seen before
+    by the next claim."""
+    db = inbox_db
+    await _park(db, ("p1", "TJ2", 3, None), ("p2", "TJ2", 0, 1), ("p3", "TJ3", 3, None))
+    async with claiming(db, on_driver) as conn:
+        claimed = await db.claim_unparked(conn, "c", ["a", "b"], ["TJ1", "TJ2"], all_new=True)
+    assert claimed == ({"a", "b"}, {"TJ2": 1})
+    async with claiming(db, on_driver) as conn:
+        assert await db.claim_unparked(conn, "c", ["b", "z"], ["TJ3"]) == ({"z"}, {"TJ3": 3})
 
 
 @ON_DRIVER

@@ -331,6 +331,30 @@ def test_runs_of_events_of_distinct_tickets_go_by_type_in_the_order_types_first_
     assert tickets(_runs(again, many)) == [["T1"], ["T2"], ["T1"]]
 
 
+def test_id_texts_are_the_ids_as_str_writes_them() -> None:
+    """``id_texts`` (the ids of a batch written at once) gives each id's ``str``, the text
+    the inbox holds: random ids, the smallest and the largest, in the batch's order."""
+    import uuid
+
+    from shared.consumer import id_texts
+
+    ids = [uuid.uuid4() for _ in range(500)] + [uuid.UUID(int=0), uuid.UUID(int=2**128 - 1)]
+    ids += [uuid.UUID(int=1 << n) for n in range(128)]
+    events = [event("TJ1", "a").model_copy(update={"event_id": i}) for i in ids]
+    assert id_texts(events) == [str(i) for i in ids]
+    assert id_texts([]) == []
+
+
+async def test_an_event_delivered_twice_in_one_batch_is_handled_once(service: Service) -> None:
+    batch = [event("TJ1", "a"), event("TJ2", "b")]
+    again = batch[0].model_copy(update={"ticket_id": "TJ9"})  # the same id, read again
+
+    await service.consumer.handle_batch([*batch, again])
+
+    assert service.handled == ["a", "b"]
+    assert await service.outbox_steps() == ["a", "b"]
+
+
 async def test_a_poison_event_in_a_set_based_run_parks_only_itself_and_its_ticket(
     service: Service,
 ) -> None:
