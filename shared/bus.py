@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 from shared.aio import wait_set
-from shared.events import TOPICS, Envelope, Event, Header, Outgoing, read
+from shared.events import TOPICS, Envelope, Event, Header, Outgoing
+from shared.events.base import reader
 
 log = logging.getLogger("hotline.bus")
 # a batch's events: ``Envelope``s, but those of the types a group reads as their models
@@ -132,7 +133,7 @@ def decode(
     # not decoded first (a quarter of passing a value over; nor can bytes that are not UTF-8
     # where the type is make it raise)
     kinds = None if types is None else {t.encode() for t in types}
-    by_kind = {t.encode(): m for t, m in models.items()} if models else {}
+    by_kind = {t.encode(): reader(m) for t, m in models.items()} if models else {}
     match = _TYPE.match
     for i, value in enumerate(values):
         if value is not None and (kinds is not None or by_kind):
@@ -144,8 +145,8 @@ def decode(
                 only = unless.get(kind.decode()) if unless else None
                 if only is not None and only.search(value):
                     continue
-                model = by_kind.get(kind)
-                received = read(value, model) if model is not None else None
+                read_one = by_kind.get(kind)
+                received = read_one(value) if read_one is not None else None
                 if received is not None:
                     wanted.append(received)
                     continue

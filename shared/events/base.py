@@ -546,18 +546,32 @@ class Received(Header, Generic[E]):
         return self.payload
 
 
+@cache
+def reader(model: type[E]) -> Callable[[bytes], Received[E] | None]:
+    """``read`` of ``model``, its validator, type and version looked up once: a consumer
+    reads each event of a type it reads as its model with that type's reader
+    (``shared.bus.decode``)."""
+    validate = received_model(model).__pydantic_validator__.validate_json
+    kind, version = model.TYPE, model.VERSION
+
+    def read_one(raw: bytes) -> Received[E] | None:
+        try:
+            received: Received[E] = validate(raw)
+        except Exception:  # noqa: BLE001 - read again the way it always was
+            return None
+        if received.type != kind or received.version != version:
+            return None
+        return received
+
+    return read_one
+
+
 def read(raw: bytes, model: type[E]) -> Received[E] | None:
     """``raw`` as an event of ``model`` (its type, of the model's version), in one pass; or
     None, when it is not one as it stands: another type or version, or anything
     ``Envelope.from_json`` would refuse or read another way (no ``event_id``). The caller
     then reads it as an ``Envelope``: refused for the reason it always was, or upcast."""
-    try:
-        received: Received[E] = received_model(model).__pydantic_validator__.validate_json(raw)
-    except Exception:  # noqa: BLE001 - read again the way it always was
-        return None
-    if received.type != model.TYPE or received.version != model.VERSION:
-        return None
-    return received
+    return reader(model)(raw)
 
 
 @cache
