@@ -23,7 +23,15 @@ dependency overrides) goes on to FastAPI's route unchanged, which answers it as 
 access matrix and every other path see it as before. A marked route that this layer could
 not serve as FastAPI would (parameters other than one body model and dependencies that
 take only the request) is refused when the app is built; its path is its own (no route
-FastAPI tries before it matches the path too)."""
+FastAPI tries before it matches the path too).
+
+``ServiceApp``, every service's app, sends each HTTP request from the server straight to the
+layers the service added (the edge, the caller's check, ``DirectRoutes``; then FastAPI's
+exception layer and router) in a server-error layer of its own, made as the app's: past
+FastAPI's and starlette's ``__call__`` (the telemetry question asked of every request) and
+FastAPI's exception-telemetry and body-limit layers, each a coroutine a request that does
+nothing when telemetry is off and no body limit is set, as services are made
+(shared/service.py). With either on, every request goes FastAPI's whole way."""
 
 from __future__ import annotations
 
@@ -35,11 +43,19 @@ from typing import Any, TypeVar
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.asgi import read_body, replaying
 from shared.errors import app_exception_handler
+
+try:  # FastAPI's own layers, which ServiceApp passes (private: a FastAPI without them
+    # serves every request its whole way)
+    from fastapi._body_limit import AppBodyLimitMiddleware
+    from fastapi.telemetry._asgi import ExceptionTelemetryMiddleware
+except ImportError:  # pragma: no cover - another FastAPI
+    AppBodyLimitMiddleware = ExceptionTelemetryMiddleware = None  # type: ignore[assignment,misc]
 
 DIRECT_ATTRIBUTE = "__hotline_direct__"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -199,6 +215,54 @@ class DirectRoutes:
         if body and await route.serve(self.fastapi, scope, body, replaying(body, receive), send):
             return
         await self.app(scope, replaying(body, receive), send)
+
+
+class ServiceApp(FastAPI):
+    """A service's app: an HTTP request past FastAPI's and starlette's outer layers (see the
+    module's docstring). Anything else (lifespan, a websocket, an app under a root path, one
+    with telemetry or a body limit) goes FastAPI's whole way."""
+
+    # the server-error layer around the service's own layers, made at the first call;
+    # False: this app's requests go FastAPI's whole way
+    _edge: ASGIApp | bool | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        edge = self._edge
+        if edge is None:
+            edge = self._edge = self._own_layers()
+        if edge is not False and scope["type"] == "http" and not self.root_path:
+            scope["app"] = self  # as starlette's __call__
+            await edge(scope, receive, send)  # type: ignore[operator]
+            return
+        await super().__call__(scope, receive, send)
+
+    def _own_layers(self) -> ASGIApp | bool:
+        """``ServerErrorMiddleware`` (the app's 500 handler, the app's debug) around what
+        FastAPI's stack holds inside its exception-telemetry and body-limit layers; False
+        when those layers would do something here, or are not where FastAPI puts them."""
+        telemetry = getattr(self, "_telemetry", None)
+        if (
+            AppBodyLimitMiddleware is None
+            or ExceptionTelemetryMiddleware is None
+            or not isinstance(telemetry, dict)
+            or telemetry.get("tracing", True)
+            or telemetry.get("metrics", True)
+            or telemetry.get("logs", True)
+            or self.max_body_size is not None
+        ):
+            return False
+        if self.middleware_stack is None:
+            self.middleware_stack = self.build_middleware_stack()
+        errors = self.middleware_stack
+        exceptions = getattr(errors, "app", None)
+        limits = getattr(exceptions, "app", None)
+        if not (
+            isinstance(errors, ServerErrorMiddleware)
+            and type(exceptions) is ExceptionTelemetryMiddleware
+            and type(limits) is AppBodyLimitMiddleware
+        ):
+            return False
+        return ServerErrorMiddleware(limits.app, handler=errors.handler, debug=errors.debug)
 
 
 def direct_routes(routes: Iterable[Any]) -> dict[tuple[str, str], DirectRoute]:

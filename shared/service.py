@@ -53,7 +53,7 @@ from shared.consumer import EventHandler as EventHandler
 from shared.consumer import ManyHandler as ManyHandler
 from shared.consumer import NoEffect as NoEffect
 from shared.db import Database
-from shared.direct import DirectRoutes
+from shared.direct import DirectRoutes, ServiceApp
 from shared.errors import IllegalTransition, NotFound, install_error_handlers
 from shared.events import Event
 from shared.http_server import NO_FASTAPI_TELEMETRY, freeze_startup_heap, serve
@@ -449,7 +449,7 @@ def create_service_app(
                 await the_bus.unsubscribe(spec.name)
             await db.dispose()
 
-    app = FastAPI(
+    app = ServiceApp(
         title=spec.title,
         version="1.0.0",
         lifespan=lifespan,
