@@ -18,6 +18,10 @@ protocol (``HotlineProtocol``):
   transport wrapper ate the saving.
 - An idle keep-alive connection is closed by the server's once-a-second sweep, not a timer
   per response (see ``HotlineProtocol``).
+
+The response's head is made here (``_HeadWithBody._head_of``: uvicorn's code), its header
+names and values checked once each, joined, instead of by two regex searches a header:
+bench/http_head.py 4.25-4.60 -> 3.94-4.00 µs a response (A B B A A B).
 """
 
 from __future__ import annotations
@@ -31,13 +35,18 @@ import socket
 import stat
 import sys
 from functools import partial
-from io import BytesIO
 from typing import Any
 
 import uvicorn
 from fastapi.telemetry import TelemetryConfig
 from uvicorn.config import STARTUP_FAILURE
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+from uvicorn.protocols.http.httptools_impl import (
+    HEADER_RE,
+    HEADER_VALUE_RE,
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 from uvicorn.server import ServerState
 
 from shared.aio import wait_set
@@ -101,20 +110,20 @@ class _HeadWithBody(RequestResponseCycle):
     async def send(self, message: Any) -> None:
         head = self._head
         if head is None:
-            if self.response_started or message["type"] != "http.response.start":
+            if (
+                self.response_started
+                or message["type"] != "http.response.start"
+                or self.access_log
+                or self.disconnected
+                or self.flow.write_paused
+            ):
                 await super().send(message)
                 return
-            transport = self.transport
-            # uvicorn writes the head to this instead (a C-level write)
-            self.transport = kept = BytesIO()  # type: ignore[assignment]
-            try:
-                await super().send(message)
-            finally:
-                self.transport = transport
+            head = self._head_of(message)
             if self.chunked_encoding is False and self.scope["method"] != "HEAD":
-                self._head = kept.getvalue()
+                self._head = head
             else:
-                transport.write(kept.getvalue())
+                self.transport.write(head)
             return
         self._head = None
         if (
@@ -136,6 +145,48 @@ class _HeadWithBody(RequestResponseCycle):
                 return
         self.transport.write(head)
         await super().send(message)
+
+    def _head_of(self, message: Any) -> bytes:
+        """The head uvicorn writes for ``http.response.start`` (``RequestResponseCycle.send``
+        without its access log), its checks of the header names and values made once over
+        all the names joined and once over all the values instead of two regex searches a
+        header: each pattern looks for one character, so a join holds one exactly when one
+        of its parts does."""
+        self.response_started = True
+        self.waiting_for_100_continue = False
+        status_code = message["status"]
+        headers = self.default_headers + list(message.get("headers", []))
+        if HEADER_RE.search(b"".join([name for name, _ in headers])):
+            raise RuntimeError("Invalid HTTP header name.")
+        if HEADER_VALUE_RE.search(b"".join([value for _, value in headers])):
+            raise RuntimeError("Invalid HTTP header value.")
+        content = [STATUS_LINE[status_code]]
+        has_connection_close = False
+        for name, value in headers:
+            name = name.lower()
+            if name == b"content-length" and self.chunked_encoding is None:
+                self.expected_content_length = int(value.decode())
+                self.chunked_encoding = False
+            elif name == b"transfer-encoding" and value.lower() == b"chunked":
+                self.expected_content_length = 0
+                self.chunked_encoding = True
+            elif name == b"connection":
+                connection = [token.lower().strip() for token in value.split(b",")]
+                if b"close" in connection:
+                    self.keep_alive = False
+                    has_connection_close = True
+            content.extend((name, b": ", value, b"\r\n"))
+        if not self.keep_alive and not has_connection_close:
+            content.append(b"connection: close\r\n")
+        if (
+            self.chunked_encoding is None
+            and self.scope["method"] != "HEAD"
+            and status_code not in (204, 304)
+        ):  # neither content-length nor transfer-encoding given
+            self.chunked_encoding = True
+            content.append(b"transfer-encoding: chunked\r\n")
+        content.append(b"\r\n")
+        return b"".join(content)
 
 
 class SweptServerState(ServerState):

@@ -432,3 +432,113 @@ async def test_under_a_server_that_does_not_sweep_the_connection_keeps_uvicorns_
         assert isinstance(protocol, HotlineProtocol)
         assert protocol.timeout_keep_alive_task is not None
         writer.close()
+
+
+class _Kept:
+    """A transport keeping what is written."""
+
+    def __init__(self) -> None:
+        self.written = b""
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+
+def _cycle(cycle_class: Any, method: str, keep_alive: bool) -> Any:
+    import asyncio
+    import logging
+
+    class Flow:
+        write_paused = False
+
+    log = logging.getLogger("test")
+    date = [(b"date", b"Sun, 06 Dec 2026 02:50:00 GMT"), (b"server", b"uvicorn")]
+    scope = {"type": "http", "method": method, "path": "/"}
+    return cycle_class(
+        scope, _Kept(), Flow(), log, log, False, date, asyncio.Event(), False, keep_alive, list
+    )
+
+
+HEADS: dict[str, tuple[str, bool, int, list[tuple[bytes, bytes]], bytes]] = {
+    "a length": ("POST", True, 201, [(b"content-length", b"2"), (b"x-a", b"1")], b"ok"),
+    "upper-case names": ("GET", True, 200, [(b"Content-Length", b"2"), (b"X-A", b"b")], b"ok"),
+    "no length: chunked": ("GET", True, 200, [(b"content-type", b"text/plain")], b"ok"),
+    "chunked given": ("GET", True, 200, [(b"transfer-encoding", b"chunked")], b"ok"),
+    "connection: close": (
+        "GET",
+        True,
+        200,
+        [(b"connection", b"Keep, Close"), (b"content-length", b"2")],
+        b"ok",
+    ),
+    "a request closing": ("GET", False, 200, [(b"content-length", b"2")], b"ok"),
+    "HEAD": ("HEAD", True, 200, [(b"content-length", b"2")], b""),
+    "204": ("DELETE", True, 204, [], b""),
+    "a tab in a value": ("GET", True, 200, [(b"x-a", b"a\tb"), (b"content-length", b"2")], b"ok"),
+    "a bad name": ("GET", True, 200, [(b"x a", b"1"), (b"content-length", b"2")], b"ok"),
+    "a bad value": ("GET", True, 200, [(b"content-length", b"2"), (b"x-a", b"1\n2")], b"ok"),
+    "a name with a colon": ("GET", True, 200, [(b"x:a", b"1")], b"ok"),
+    "a value with a DEL": ("GET", True, 200, [(b"x-a", b"\x7f")], b"ok"),
+}
+
+
+@pytest.mark.parametrize("case", HEADS)
+async def test_a_responses_head_is_uvicorns_to_the_byte(case: str) -> None:
+    """The head is made here, not by uvicorn (its two regex checks a header made once over
+    all names and once over all values): the same bytes, the same connection state, the
+    same refusal of a header uvicorn refuses."""
+    from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
+
+    from shared.http_server import _HeadWithBody
+
+    method, keep_alive, status, headers, body = HEADS[case]
+    seen = []
+    for cycle_class in (RequestResponseCycle, _HeadWithBody):
+        cycle = _cycle(cycle_class, method, keep_alive)
+        try:
+            await cycle.send({"type": "http.response.start", "status": status, "headers": headers})
+            await cycle.send({"type": "http.response.body", "body": body})
+            refused = None
+        except RuntimeError as exc:  # the server closes the connection: its state is done with
+            refused = str(exc)
+        state = (
+            None if refused else (cycle.keep_alive, cycle.chunked_encoding, cycle.response_complete)
+        )
+        seen.append((refused, cycle.transport.written, cycle.transport.closed, state))
+    assert seen[0] == seen[1]
+
+
+async def test_a_responses_header_names_and_values_are_each_checked_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import shared.http_server
+    from shared.http_server import _HeadWithBody
+
+    searched: list[bytes] = []
+
+    class Counted:
+        def __init__(self, pattern: Any) -> None:
+            self.pattern = pattern
+
+        def search(self, text: bytes) -> Any:
+            searched.append(text)
+            return self.pattern.search(text)
+
+    for name in ("HEADER_RE", "HEADER_VALUE_RE"):
+        monkeypatch.setattr(shared.http_server, name, Counted(getattr(shared.http_server, name)))
+    cycle = _cycle(_HeadWithBody, "POST", True)
+    headers = [(b"content-length", b"2"), (b"content-type", b"a/b"), (b"x-request-id", b"r")]
+    await cycle.send({"type": "http.response.start", "status": 201, "headers": headers})
+    await cycle.send({"type": "http.response.body", "body": b"ok"})
+    assert searched == [
+        b"dateservercontent-lengthcontent-typex-request-id",
+        b"Sun, 06 Dec 2026 02:50:00 GMTuvicorn2a/br",
+    ]
+    assert cycle.transport.written.endswith(b"\r\n\r\nok")
