@@ -78,7 +78,8 @@ class KeyRing:
             return None
         nonce = _nonce()
         sealed = self.keys[self.current].encrypt(nonce, value.encode(), field.encode())
-        return f"{self.current}:{base64.b64encode(nonce + sealed).decode()}"
+        # (base64.b64encode's own call, without its wrapper's)
+        return f"{self.current}:{binascii.b2a_base64(nonce + sealed, newline=False).decode()}"
 
     def open(self, token: str | None, field: str) -> str | None:
         if token is None:

@@ -163,14 +163,17 @@ async def get_caller(request: Request) -> Caller:
 NONCE_RECORDED = "hotline.nonce_recorded"
 
 
-async def nonce_to_write(request: Request) -> str | None:
+async def nonce_to_write(request: Request, ctx: ServiceContext | None = None) -> str | None:
     """The nonce a route marked ``records_nonce_in_its_write`` records in its own write;
-    None when there is none to record (the service's nonces are not shared, or a read)."""
+    None when there is none to record (the service's nonces are not shared, or a read).
+    ``ctx``: the service's, when the caller has it (else read from the app)."""
     scope = request.scope
+    if ctx is None:
+        ctx = getattr(request.app.state, "ctx", None)
     if (
         scope["method"] in SAFE_METHODS
         or not records_its_nonce(scope.get("route"))
-        or getattr(getattr(request.app.state, "ctx", None), "nonces", None) is None
+        or getattr(ctx, "nonces", None) is None
     ):
         return None
     return (header(scope["headers"], _NONCE) or "")[:NONCE_LENGTH]

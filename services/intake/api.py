@@ -95,7 +95,8 @@ class RegisterCall(NamedTuple):
 async def _register_call(request: Request) -> RegisterCall:
     """The service, caller, nonce and Idempotency-Key as one dependency: FastAPI spends
     8-15 us on each dependency of a request, however little it does (issue 12)."""
-    ctx, caller, nonce = get_ctx(request), await get_caller(request), await nonce_to_write(request)
+    ctx = get_ctx(request)
+    caller, nonce = await get_caller(request), await nonce_to_write(request, ctx)
     key = header(request.scope["headers"], _KEY_HEADER)
     if key is not None:
         try:

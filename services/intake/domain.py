@@ -58,6 +58,8 @@ def normalise_phone(raw: str) -> str:
     was typed: a mainland mobile as 11 digits (+86 and separators dropped), a landline as
     area code, dash, local number (010 and 02x are 3-digit area codes, the rest 4).
     Raises ValueError for anything else."""
+    if MOBILE.fullmatch(raw):  # most come as a mobile's 11 digits already (nothing to drop)
+        return raw
     phone = _SEPARATORS.sub("", raw)
     if not phone.startswith("0"):
         national = _COUNTRY_CODE.sub("", phone)

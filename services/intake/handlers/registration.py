@@ -12,6 +12,8 @@ from collections import deque
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
+from types import EllipsisType
 from typing import Any, NamedTuple
 
 from sqlalchemy import Text, cast, delete, func, insert, literal, select, update
@@ -345,10 +347,15 @@ def ticket_values(
 
 
 def ticket_events(
-    number: str, values: dict[str, Any], data: TicketCreate, keywords: list[str]
+    number: str,
+    values: dict[str, Any],
+    data: TicketCreate,
+    keywords: list[str],
+    trace_id: str | None | EllipsisType = ...,
 ) -> list[Outgoing]:
     """The events of a registration, in order: ``ticket.answered`` (answered on the spot)
-    or ``ticket.registered``, then ``ticket.flagged`` for sensitive content."""
+    or ``ticket.registered``, then ``ticket.flagged`` for sensitive content; under
+    ``trace_id`` (the one in force unless given: a batch gives each its request's)."""
     now: datetime = values["registered_at"]
     # the ticket's facts as stored: each event model takes its fields of them (an event
     # ignores what it does not carry)
@@ -360,7 +367,9 @@ def ticket_events(
         # Art 28, 29: the copies leaving intake carry no phone, ID or card number
         facts["content"] = mask_personal_data(data.content)
         first = TicketRegistered.of(facts)
-    events = [first.outgoing(producer=PRODUCER, occurred_at=now, ticket_id=number)]
+    events = [
+        first.outgoing(producer=PRODUCER, occurred_at=now, ticket_id=number, trace_id=trace_id)
+    ]
     if keywords:
         # Art 27: sensitive or extreme content is reported at once.
         flagged = TicketFlagged.of(
@@ -372,7 +381,11 @@ def ticket_events(
                 "matter_code": data.matter_code,
             },
         )
-        events.append(flagged.outgoing(producer=PRODUCER, occurred_at=now, ticket_id=number))
+        events.append(
+            flagged.outgoing(
+                producer=PRODUCER, occurred_at=now, ticket_id=number, trace_id=trace_id
+            )
+        )
     return events
 
 
@@ -1091,11 +1104,6 @@ def _array(number: int, kind: str) -> str:
     return split_texts_sql(f"${number}::text") if kind in _JOINED else f"${number}::{kind}[]"
 
 
-def _sent(values: list[Any], kind: str) -> Any:
-    """A column's values of ``kind`` as ``_array`` reads them."""
-    return joined_texts(values) if kind in _JOINED else values
-
-
 _WRITE_BATCH = {nonces: _write_batch_sql(nonces) for nonces in (False, True)}
 # a batch's first try, recording its nonces (``_first_write``)
 _WRITE_NEW_NONCES = _write_batch_sql(True, all_new=True)
@@ -1105,7 +1113,9 @@ class _BatchRows:
     """The batch statement's arrays, filled item by item."""
 
     def __init__(self) -> None:
-        self.tickets: list[dict[str, Any]] = []  # each ticket's columns (``_COLUMNS``)
+        # each ticket's columns, in ``_COLUMNS``' order (``arguments`` turns them into the
+        # columns' arrays at once)
+        self.tickets: list[tuple[Any, ...]] = []
         self.keys: list[list[Any]] = [[] for _ in range(6)]
         self.key_nonces: list[str | None] = []
         self.events: list[list[Any]] = [[], [], [], []]  # serial, id, topic, payload
@@ -1126,14 +1136,14 @@ class _BatchRows:
         number = ticket_number(serial, item.now)
         registration = registration_answer(number, values, item.caller, item.data, duplicates)
         self.tickets.append(
-            {
-                **values,
-                "id": serial,
-                "ticket_id": number,
+            (
+                serial,
+                number,
+                *_STORED_OF(values),
                 # unsorted: the index and ``@>`` take the words in any order
-                "terms": " ".join(item.terms) if item.terms else None,
-                "nonce": item.nonce,
-            }
+                " ".join(item.terms) if item.terms else None,
+                item.nonce,
+            )
         )
         shows = looks_up and hints_duplicates(item.caller, item.data)
         self.looks[0].append(values[PHONE_INDEX] if shows else None)
@@ -1156,13 +1166,8 @@ class _BatchRows:
                 strict=True,
             ):
                 column.append(value)
-        trace = trace_id_var.set(item.trace_id)
-        try:
-            events = ticket_events(number, values, item.data, item.keywords)
-        finally:
-            trace_id_var.reset(trace)
         serials, ids, topics, payloads = self.events
-        for envelope in events:
+        for envelope in ticket_events(number, values, item.data, item.keywords, item.trace_id):
             serials.append(serial)
             ids.append(envelope.id_text)
             topics.append(envelope.topic)
@@ -1173,16 +1178,21 @@ class _BatchRows:
 
     def arguments(self, nonces: bool) -> list[Any]:
         """The statement's arguments (``_WRITE_BATCH[nonces]``)."""
-        arrays: list[list[Any]] = []
+        arrays: list[Any] = []
         alike: list[Any] = []  # a shared column's one value (then its array is empty)
-        for name, kind in _COLUMNS:
-            column = [row[name] for row in self.tickets]
-            if kind == "json":  # as SQLAlchemy's JSON type writes it (None: null)
-                column = ["null" if v is None else json.dumps(v) for v in column]
-            if name not in _PER_TICKET:
-                column, value = _unless_alike(column)
-                alike.append(value)
-            arrays.append(_sent(column, kind))
+        for (json_values, shared, joined), column in zip(
+            _SENDING, zip(*self.tickets, strict=True), strict=True
+        ):
+            if json_values:  # as SQLAlchemy's JSON type writes it (None: null)
+                column = tuple("null" if v is None else json.dumps(v) for v in column)
+            if shared:
+                first = column[0]
+                if column.count(first) == len(column):
+                    column = ()
+                else:
+                    first = None
+                alike.append(first)
+            arrays.append(joined_texts(column) if joined else list(column))
         caller, key, request_hash, number, response, created_at = self.keys
         keys = [*map(joined_texts, (caller, key, request_hash, number, response)), created_at]
         serials, ids, topics, payloads = self.events
@@ -1198,6 +1208,13 @@ class _BatchRows:
         looks = [joined_texts(phones), joined_texts(matters), since, MAX_DUPLICATE_HINTS]
         written = [*arrays, *alike, *keys, *events, datetime.now(UTC), *looks]
         return [*written, joined_texts(self.key_nonces), time.time()] if nonces else written
+
+
+# a ticket's stored columns but its serial and number, from its ``ticket_values``
+_STORED_OF = itemgetter(*(c for c, _ in _TICKET_COLUMNS if c not in _PER_TICKET))
+# how ``arguments`` sends each column of ``_COLUMNS``: (its values are JSON, it may go as
+# one value, its values go as one text)
+_SENDING = tuple((kind == "json", c not in _PER_TICKET, kind in _JOINED) for c, kind in _COLUMNS)
 
 
 def _unless_alike(column: list[Any]) -> tuple[list[Any], Any]:
