@@ -1180,27 +1180,24 @@ class _BatchRows:
         """The statement's arguments (``_WRITE_BATCH[nonces]``)."""
         arrays: list[Any] = []
         alike: list[Any] = []  # a shared column's one value (then its array is empty)
+        column: Sequence[Any]
         for (json_values, shared, joined), column in zip(
             _SENDING, zip(*self.tickets, strict=True), strict=True
         ):
             if json_values:  # as SQLAlchemy's JSON type writes it (None: null)
                 column = tuple("null" if v is None else json.dumps(v) for v in column)
             if shared:
-                first = column[0]
-                if column.count(first) == len(column):
-                    column = ()
-                else:
-                    first = None
-                alike.append(first)
+                column, value = _unless_alike(column)
+                alike.append(value)
             arrays.append(joined_texts(column) if joined else list(column))
         caller, key, request_hash, number, response, created_at = self.keys
         keys = [*map(joined_texts, (caller, key, request_hash, number, response)), created_at]
         serials, ids, topics, payloads = self.events
-        topics, topic = _unless_alike(topics)
+        sent_topics, topic = _unless_alike(topics)
         events = [
             serials,
             joined_texts(ids),
-            joined_texts(topics),
+            joined_texts(sent_topics),
             joined_payloads(payloads),
             topic,
         ]
@@ -1217,7 +1214,7 @@ _STORED_OF = itemgetter(*(c for c, _ in _TICKET_COLUMNS if c not in _PER_TICKET)
 _SENDING = tuple((kind == "json", c not in _PER_TICKET, kind in _JOINED) for c, kind in _COLUMNS)
 
 
-def _unless_alike(column: list[Any]) -> tuple[list[Any], Any]:
+def _unless_alike(column: Sequence[Any]) -> tuple[Sequence[Any], Any]:
     """``column`` as the statement takes it: ([], the value) when all its values are alike,
     else (the values, None)."""
     if column and column.count(column[0]) == len(column):
