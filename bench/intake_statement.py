@@ -8,13 +8,16 @@ records a ticket.
     python bench/intake_statement.py [variant] [batch size] [batches] [rounds]
 
 ``variant``: ``nonces`` (the first try's nonces inserted plainly, against ON CONFLICT DO
-NOTHING). Needs PostgreSQL (``HOTLINE_PG_URL``, else scripts/postgres.sh's). Prints JSON."""
+NOTHING); ``tree`` (another tree's first statement, ``BENCH_A_TREE`` its root, against
+this tree's). Needs PostgreSQL (``HOTLINE_PG_URL``, else scripts/postgres.sh's). Prints JSON."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import statistics
+import subprocess
 import sys
 from typing import Any
 
@@ -32,6 +35,23 @@ VARIANTS = {
 # what tells each variant's statement in pg_stat_statements (which shows its text with the
 # constants replaced): a part of A's text that B's lacks
 TOLD_BY = {"nonces": "ON CONFLICT DO NOTHING RETURNING nonce"}
+# ``tree``: A another tree's first statement, B this tree's (BENCH_A_TREE: that tree's
+# root; its statement is read by running its Python there), told apart by their first words
+if os.environ.get("BENCH_A_TREE"):
+    _other = subprocess.run(
+        [
+            f"{os.environ['BENCH_A_TREE']}/.venv/bin/python",
+            "-c",
+            "from services.intake.handlers import registration as r; print(r._WRITE_NEW_NONCES)",
+        ],
+        cwd=os.environ["BENCH_A_TREE"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    VARIANTS["tree"] = (_other, reg._WRITE_NEW_NONCES)
+    assert _other[:30] != reg._WRITE_NEW_NONCES[:30], "the trees' statements begin alike"
+    TOLD_BY["tree"] = _other[:30]
 
 
 async def stats(admin: str, database: str, told_by: str) -> dict[str, list[float]]:
@@ -47,7 +67,7 @@ async def stats(admin: str, database: str, told_by: str) -> dict[str, list[float
         await pg.close()
     found = {"A": [0.0, 0.0, 0.0], "B": [0.0, 0.0, 0.0]}
     for r in rows:
-        if r[0].startswith("WITH hinted"):
+        if r[0].startswith("WITH hinted") or r[0].startswith("WITH t AS"):
             for i in range(3):
                 found["A" if told_by in r[0] else "B"][i] += r[i + 1]
     return found
