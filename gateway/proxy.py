@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote, quote_from_bytes
 
@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
-from gateway.auth import TokenVerifier, scope_client_address, session_caller
+from gateway.auth import TokenVerifier, scope_client_address
 from gateway.channels import ApiKeys, api_key_from
 from gateway.identities import SessionGuard
 from gateway.throttle import Throttle
@@ -126,7 +126,7 @@ class Upstream:
     def __post_init__(self) -> None:
         object.__setattr__(self, "origin", Origin.of(httpx.URL(self.base_url)))
 
-    async def send(
+    def send(
         self,
         method: str,
         target: str,
@@ -134,10 +134,11 @@ class Upstream:
         body: bytes,
         *,
         replayable: bool,
-    ) -> Answer:
-        """``target``: path and query as they go on the wire (``wire_target``)."""
+    ) -> Awaitable[Answer]:
+        """``target``: path and query as they go on the wire (``wire_target``). The answer
+        to await (over HTTP1Transport, its round trip itself: no coroutine around it)."""
         if isinstance(self.transport, HTTP1Transport):  # no httpx objects per request
-            return await self.transport.send(
+            return self.transport.send(
                 self.origin,
                 method,
                 target.encode("ascii"),
@@ -154,6 +155,9 @@ class Upstream:
             content=body,
             extensions=_KEYED_EXTENSIONS if replayable else _EXTENSIONS,
         )
+        return self._in_process(request)
+
+    async def _in_process(self, request: httpx.Request) -> Answer:
         response = await self.transport.handle_async_request(request)
         return Answer(response.status_code, response.headers.raw, await response.aread())
 
@@ -324,12 +328,15 @@ async def forward(
     elif authorization is None and method == "GET" and (service, path) in PUBLIC_READS:
         caller = ANONYMOUS
     else:
-        caller, scope["state"]["session_id"] = await session_caller(
-            context.tokens, context.sessions, authorization
-        )
+        caller, session_id = context.tokens.session_from_authorization(authorization)
+        if not context.sessions.standing(session_id):  # else nothing to await
+            await context.sessions.check(session_id)
+        scope["state"]["session_id"] = session_id
     upstream = upstreams.get(service)
 
-    await throttle_abuse(context.throttle, scope, caller, service, method, path, body)
+    limited = throttle_abuse(context.throttle, scope, caller, service, method, path, body)
+    if limited is not None:
+        await limited
     target = wire_target(_target(scope, service, path))
     headers.append((b"x-request-id", scope["state"]["trace_id"].encode()))
     # signed as sent: the service checks method, path, query and body against it
@@ -403,7 +410,7 @@ def _instance_at_gateway(content: bytes, path: str) -> bytes:
     return orjson.dumps(problem)
 
 
-async def throttle_abuse(
+def throttle_abuse(
     throttle: Throttle,
     scope: Scope,
     caller: Caller,
@@ -411,21 +418,27 @@ async def throttle_abuse(
     method: str,
     path: str,
     body: bytes,
-) -> None:
+) -> Awaitable[None] | None:
     """The limits on proxied routes (gateway/throttle.py): citizen lookups per client
-    address and per ticket, registrations per channel account."""
+    address and per ticket, registrations per channel account. What to await, or None
+    where no limit applies (most requests: no coroutine for them)."""
     if service != "intake" or method != "POST":
-        return
+        return None
     if path == "/tickets/lookup":
-        await throttle.hit(throttle.lookup_client, scope_client_address(scope))
-        try:
-            ticket_id = orjson.loads(body).get("ticket_id")
-        except (orjson.JSONDecodeError, AttributeError):
-            ticket_id = None
-        if isinstance(ticket_id, str):
-            await throttle.hit(throttle.lookup_ticket, ticket_id.strip().upper()[:40])
-    elif path == "/tickets" and caller.role is Role.CITIZEN:
-        await throttle.hit(throttle.registration, caller.sub)
+        return _throttle_lookup(throttle, scope, body)
+    if path == "/tickets" and caller.role is Role.CITIZEN:
+        return throttle.hit(throttle.registration, caller.sub)
+    return None
+
+
+async def _throttle_lookup(throttle: Throttle, scope: Scope, body: bytes) -> None:
+    await throttle.hit(throttle.lookup_client, scope_client_address(scope))
+    try:
+        ticket_id = orjson.loads(body).get("ticket_id")
+    except (orjson.JSONDecodeError, AttributeError):
+        ticket_id = None
+    if isinstance(ticket_id, str):
+        await throttle.hit(throttle.lookup_ticket, ticket_id.strip().upper()[:40])
 
 
 class ServiceRoute(Route):

@@ -12,7 +12,7 @@ import asyncio
 import select
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from typing import NamedTuple, cast
 
 import httptools
@@ -85,6 +85,7 @@ class _Connection(asyncio.Protocol):
     is whole (no stream buffer, no task wake-up per read, no timer context per request)."""
 
     __slots__ = (
+        "loop",
         "transport",
         "idle_since",
         "deadline",
@@ -95,7 +96,10 @@ class _Connection(asyncio.Protocol):
         "_drained",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        # the loop it runs on, held: asking for the running loop per request costs a getpid
+        # system call on Python 3.11 (two a request)
+        self.loop = loop
         self.transport: asyncio.Transport | None = None
         self.idle_since = 0.0
         self.deadline = 0.0  # the event loop's time by which the response must be whole
@@ -140,7 +144,7 @@ class _Connection(asyncio.Protocol):
         if response is None or response.skip_body:  # after a HEAD its parser awaits a body
             response = self._response = _ResponseReader()
         response.start(skip_body)
-        self._answered = asyncio.get_running_loop().create_future()
+        self._answered = self.loop.create_future()
         return self._answered
 
     @property
@@ -199,12 +203,16 @@ class _Connection(asyncio.Protocol):
         self._end(httpx.ReadTimeout("waiting for the response"))
 
     def pause_writing(self) -> None:
-        self._drained = asyncio.get_running_loop().create_future()
+        self._drained = self.loop.create_future()
 
     def resume_writing(self) -> None:
         drained, self._drained = self._drained, None
         if drained is not None and not drained.done():
             drained.set_result(None)
+
+    @property
+    def writing_paused(self) -> bool:
+        return self._drained is not None
 
     async def drained(self, timeout: float | None) -> None:
         """Once the socket has taken the whole request (or the connection has ended)."""
@@ -303,7 +311,7 @@ class HTTP1Transport(httpx.AsyncBaseTransport):
             request=request,
         )
 
-    async def send(
+    def send(
         self,
         origin: Origin,
         method: str,
@@ -313,17 +321,16 @@ class HTTP1Transport(httpx.AsyncBaseTransport):
         *,
         replayable: bool,
         timeouts: Mapping[str, float | None],
-    ) -> Answer:
+    ) -> Awaitable[Answer]:
         """One request as httpx would send it: ``Host`` first, and a ``Content-Length``
         for a body (0 for an empty POST, PUT or PATCH). ``target``: path and query, encoded;
-        ``replayable``: safe to send twice (see the class)."""
+        ``replayable``: safe to send twice (see the class). The round trip to await (no
+        coroutine of its own around it)."""
         head = [(b"Host", origin.netloc), *headers]
         if body or method in _LENGTH_ALWAYS:
             head.append((b"Content-Length", str(len(body)).encode()))
         payload = request_bytes(method, target, head, body)
-        return await self._round_trip(
-            origin, method, payload, replayable=replayable, timeouts=timeouts
-        )
+        return self._round_trip(origin, method, payload, replayable=replayable, timeouts=timeouts)
 
     async def _round_trip(
         self,
@@ -347,7 +354,10 @@ class HTTP1Transport(httpx.AsyncBaseTransport):
         else:
             await self._slots.acquire()
         try:
-            conn, reused = await self._checkout(origin, timeouts.get("connect"))
+            conn = self._reusable()
+            reused = conn is not None
+            if conn is None:
+                conn = await self._connect(origin, timeouts.get("connect"))
             try:
                 return await self._exchange(conn, method, payload, timeouts)
             except _NoResponse as exc:
@@ -355,7 +365,7 @@ class HTTP1Transport(httpx.AsyncBaseTransport):
                     raise httpx.RemoteProtocolError(
                         "the service closed the connection without answering"
                     ) from exc
-            conn, _ = await self._checkout(origin, timeouts.get("connect"), fresh=True)
+            conn = await self._connect(origin, timeouts.get("connect"))
             try:
                 return await self._exchange(conn, method, payload, timeouts)
             except _NoResponse as exc:
@@ -365,18 +375,21 @@ class HTTP1Transport(httpx.AsyncBaseTransport):
         finally:
             self._slots.release()
 
-    async def _checkout(
-        self, origin: Origin, timeout: float | None, *, fresh: bool = False
-    ) -> tuple[_Connection, bool]:
+    def _reusable(self) -> _Connection | None:
+        """The most recently idle connection still fit to carry a request, if any (those
+        found unfit are closed)."""
         now = time.monotonic()
-        while self._idle and not fresh:
+        while self._idle:
             conn = self._idle.pop()
             if conn.usable(now, self._expiry):
-                return conn, True
+                return conn
             conn.close()
+        return None
+
+    async def _connect(self, origin: Origin, timeout: float | None) -> _Connection:
         where = self.uds or f"{origin.host}:{origin.port}"
         loop = asyncio.get_running_loop()
-        conn = _Connection()
+        conn = _Connection(loop)
         try:
             async with asyncio.timeout(timeout):
                 if self.uds:
@@ -391,7 +404,7 @@ class HTTP1Transport(httpx.AsyncBaseTransport):
             raise httpx.ConnectTimeout(f"connecting to {where}") from exc
         except OSError as exc:
             raise httpx.ConnectError(f"{where}: {exc}") from exc
-        return conn, False
+        return conn
 
     async def _exchange(
         self,
@@ -406,7 +419,8 @@ class HTTP1Transport(httpx.AsyncBaseTransport):
                 raise _NoResponse
             answered = conn.expect(skip_body=method == "HEAD")
             conn.transport.write(payload)
-            await conn.drained(timeouts.get("write"))
+            if conn.writing_paused:  # the socket did not take it all
+                await conn.drained(timeouts.get("write"))
             read_timeout = timeouts.get("read")
             if read_timeout is not None:
                 self._wait(conn, read_timeout)
@@ -430,7 +444,7 @@ class HTTP1Transport(httpx.AsyncBaseTransport):
         """Time ``conn``'s response out after ``timeout`` seconds: the watch's timer is
         set for the earliest deadline of those waiting, so under load it fires about once
         every read timeout, not once a request."""
-        loop = asyncio.get_running_loop()
+        loop = conn.loop
         conn.deadline = loop.time() + timeout
         self._waiting.add(conn)
         if self._watch is None or conn.deadline < self._watch.when():
