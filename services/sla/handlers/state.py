@@ -4,7 +4,7 @@ admin's overrides), the policy versions, and the event that wakes the scanner.""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 
@@ -25,6 +25,12 @@ class SlaState:
         # when the scanner next looks by itself (None: it is awake or has nothing planned)
         self.planned_wake: datetime | None = None
         self.fingerprint: tuple[object, ...] = ()
+        # the timing of clocks whose period is elapsed time, by kind, urgency and statutory
+        # period: the policy it is of, the period's text, the period and the warning's
+        # offset (``clocks._elapsed_timing``)
+        self.elapsed: dict[
+            tuple[str, str, str | None], tuple[Policy, str, timedelta, timedelta]
+        ] = {}
 
     def wake_for(self, due: datetime | None) -> bool:
         """Whether a clock due at ``due`` needs the scanner woken: only when it falls before

@@ -1,0 +1,147 @@
+"""A clock's timing as it starts (``clock_timing``): a period of elapsed time (minutes,
+hours) is worked out once a policy and reused for every start; what it gives is what the
+calendar and the policy give for that start."""
+
+import random
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from services.sla.domain import (
+    DEFAULT_POLICY,
+    DEFAULT_POLICY_EFFECTIVE_FROM,
+    ClockKind,
+    Policy,
+)
+from services.sla.handlers.clocks import clock_timing, new_clock
+from services.sla.handlers.state import SlaState
+from shared.calendar import SHANGHAI
+from shared.policy import PolicyVersions
+
+D, A, C = ClockKind.DISPATCH, ClockKind.ACCEPTANCE, ClockKind.COMPLETION
+
+
+def _context(sla: SlaState | None = None) -> Any:
+    return SimpleNamespace(extras={"sla": sla or SlaState()})
+
+
+def _worked_out(
+    sla: SlaState, kind: ClockKind, urgency: str, start: datetime, statutory: str | None
+) -> dict[str, Any]:
+    """The timing as the calendar and the policy give it for ``start`` alone: by a state
+    that has worked out no plan (its calendar and policies those of ``sla``)."""
+    fresh = SlaState()
+    fresh.calendar, fresh.versions = sla.calendar, sla.versions
+    timing = clock_timing(_context(fresh), kind, urgency, start, statutory)
+    assert not fresh.elapsed or start >= datetime(1992, 1, 1, tzinfo=UTC)
+    return timing
+
+
+def _same(got: dict[str, Any], expected: dict[str, Any]) -> None:
+    assert got == expected
+    for name in ("deadline", "warn_at", "next_due_at"):  # the same instants in the same zones
+        assert got[name].utcoffset() == expected[name].utcoffset()
+        assert got[name].isoformat() == expected[name].isoformat()
+
+
+CASES = [
+    (kind, urgency, None)
+    for kind in ClockKind
+    for urgency in ("life_safety", "livelihood", "general")
+] + [(C, "general", "3h"), (C, "livelihood", "90m"), (C, "general", "2wd"), (C, "general", "3d")]
+
+
+@pytest.mark.parametrize(("kind", "urgency", "statutory"), CASES)
+def test_every_start_is_timed_as_the_calendar_and_the_policy_time_it(
+    kind: ClockKind, urgency: str, statutory: str | None
+) -> None:
+    sla = SlaState()
+    ctx = _context(sla)
+    rng = random.Random(f"{kind}{urgency}{statutory}")
+    first = datetime(1992, 1, 1, tzinfo=UTC)
+    starts = [first, first - timedelta(microseconds=1)]
+    starts += [first + timedelta(seconds=rng.uniform(0, 45 * 365 * 86400)) for _ in range(300)]
+    starts += [s.astimezone(SHANGHAI) for s in starts[:50]]  # starts in another zone
+    for start in starts:
+        _same(
+            clock_timing(ctx, kind, urgency, start, statutory),
+            _worked_out(sla, kind, urgency, start, statutory),
+        )
+
+
+def test_elapsed_periods_are_worked_out_once_a_policy() -> None:
+    sla = SlaState()
+    ctx = _context(sla)
+    start = datetime(2026, 12, 7, 1, 2, 3, 456789, tzinfo=UTC)
+    clock_timing(ctx, D, "general", start, None)
+    assert list(sla.elapsed) == [(D, "general", None)]
+    sla.calendar = None  # type: ignore[assignment]  # not read again for a 24h period
+    later = clock_timing(ctx, D, "general", start + timedelta(seconds=1), None)
+    assert later["deadline"] == start + timedelta(hours=24, seconds=1)
+    assert later["warn_at"] == start + timedelta(hours=18, seconds=1)
+
+
+def test_a_policy_in_force_later_times_its_own_clocks() -> None:
+    sla = SlaState()
+    ctx = _context(sla)
+    later = datetime(2027, 1, 1, tzinfo=UTC)
+    settings = {
+        **DEFAULT_POLICY,
+        "periods": {
+            **DEFAULT_POLICY["periods"],
+            "dispatch": {"life_safety": "5m", "livelihood": "5m", "general": "12h"},
+        },
+        "warning_fraction": 0.5,
+    }
+    sla.versions = PolicyVersions(
+        [Policy(DEFAULT_POLICY_EFFECTIVE_FROM, DEFAULT_POLICY), Policy(later, settings)]
+    )
+    before = datetime(2026, 12, 31, 12, tzinfo=UTC)
+    assert clock_timing(ctx, D, "general", before, None)["deadline"] == before + timedelta(hours=24)
+    after = later + timedelta(hours=1)
+    timing = clock_timing(ctx, D, "general", after, None)
+    assert timing["period"] == "12h"
+    assert timing["deadline"] == after + timedelta(hours=12)
+    assert timing["warn_at"] == after + timedelta(hours=6)
+    again = clock_timing(ctx, D, "general", before + timedelta(minutes=1), None)
+    assert again["deadline"] == before + timedelta(hours=24, minutes=1)
+    assert again["warn_at"] == before + timedelta(hours=18, minutes=1)
+
+
+def test_a_start_before_1992_is_timed_in_local_time() -> None:
+    """Shanghai kept summer time until 1991: 24 hours from a start the night summer time
+    ended are 25 hours of elapsed time in local time, as the calendar counts them."""
+    sla = SlaState()
+    ctx = _context(sla)
+    clock_timing(ctx, D, "general", datetime(2026, 1, 1, tzinfo=UTC), None)  # a plan known
+    start = datetime(1991, 9, 14, 12, tzinfo=SHANGHAI).astimezone(UTC)
+    timing = clock_timing(ctx, D, "general", start, None)
+    _same(timing, _worked_out(sla, D, "general", start, None))
+    assert timing["deadline"] - start == timedelta(hours=25)
+
+
+def test_new_clock_rows_of_a_run_are_timed_alike() -> None:
+    ctx = _context()
+    start = datetime(2026, 12, 7, 9, tzinfo=UTC)
+    timings: dict[Any, Any] = {}
+    rows = [
+        new_clock(
+            ctx,
+            ticket_id=f"T{i}",
+            kind=kind,
+            round_=1,
+            dispatch_no=1,
+            urgency="general",
+            started_at=start + timedelta(milliseconds=i),
+            unit_id=None,
+            district="hp",
+            timings=timings,
+        )
+        for i in range(3)
+        for kind in (D, A)
+    ]
+    for row in rows:
+        expected = _worked_out(ctx.extras["sla"], row["kind"], "general", row["started_at"], None)
+        assert {k: row[k] for k in expected} == expected
