@@ -222,9 +222,14 @@ def clocks_started(
     """Of the clocks ``rows`` an insert was given, those it inserted (``CLOCK_KEY`` rows)
     are announced: the same fact under another event id (a producer retry) must not start
     a second clock. ``traces``: the trace id of each row's event (a set-based run's: each
-    announcement carries its own ticket's, as one by one), else the one in force."""
-    keys = {clock_key(r) for r in inserted}
+    announcement carries its own ticket's, as one by one), else the one in force. An insert
+    returns a row for each row it inserted, so as many as it was given are all of them."""
     now = ctx.clock.now()  # the announcements of one write share their time
+    if len(inserted) == len(rows):  # each row inserted (as nearly always): no keys compared
+        for i, row in enumerate(rows):
+            clock_started(ctx, uow, row, now, traces[i] if traces else ...)
+        return
+    keys = {clock_key(r) for r in inserted}
     for i, row in enumerate(rows):
         if clock_key(row) in keys:
             clock_started(ctx, uow, row, now, traces[i] if traces else ...)

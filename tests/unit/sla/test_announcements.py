@@ -73,3 +73,18 @@ def test_the_clocks_one_write_started_are_announced_at_one_time_each_under_its_t
             period="30m",
             provisional=row["provisional"],
         )
+
+
+def test_every_clock_of_a_write_that_took_them_all_is_announced_in_order() -> None:
+    ctx: Any = types.SimpleNamespace(clock=Ticking(), extras={"sla": SlaState()})
+    uow = UnitOfWork(None)  # type: ignore[arg-type]
+    rows = [_row(n) for n in range(4)]
+    inserted = [
+        {"ticket_id": r["ticket_id"], "kind": "acceptance", "round": 1, "dispatch_no": 1}
+        for r in reversed(rows)  # the insert's order is its own
+    ]
+    clocks_started(ctx, uow, rows, inserted, [f"追踪-{n}" for n in range(4)])
+    assert [e.trace_id for e in uow.events] == [f"追踪-{n}" for n in range(4)]
+    assert [e.ticket_id for e in uow.events] == [r["ticket_id"] for r in rows]
+    clocks_started(ctx, uow, rows, [], [f"追踪-{n}" for n in range(4)])  # none taken
+    assert len(uow.events) == 4
