@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql
 
-from services.dispatch.domain import CatalogMatter, Level, Unit, route
+from services.dispatch.domain import CatalogMatter, Level, Route, Unit, route
 from services.dispatch.handlers.common import (
     fallback_acceptance_deadline,
     matter_from_row,
@@ -131,11 +131,16 @@ async def _routings(conn: Any, events: Sequence[TicketRegistered]) -> dict[str, 
                 "district": [e.district for e in events],
             },
         )
-        return {
-            r.ticket_id: (
-                None
-                if r.m_code is None
-                else CatalogMatter(
+        # a matter and a unit (read by their keys, in one snapshot) are made once a run:
+        # a run's tickets share a few
+        matters_read: dict[str | None, CatalogMatter | None] = {None: None}
+        units_read: dict[str | None, Unit | None] = {None: None}
+        routings: dict[str, Routing] = {}
+        for r in rows:
+            if r.m_code in matters_read:
+                matter = matters_read[r.m_code]
+            else:
+                matter = matters_read[r.m_code] = CatalogMatter(
                     r.m_code,
                     r.m_name,
                     r.m_default_urgency,
@@ -144,10 +149,11 @@ async def _routings(conn: Any, events: Sequence[TicketRegistered]) -> dict[str, 
                     r.m_anonymous_allowed,
                     (),  # routing reads no keywords
                     r.m_active,
-                ),
-                None
-                if r.u_unit_id is None
-                else Unit(
+                )
+            if r.u_unit_id in units_read:
+                unit = units_read[r.u_unit_id]
+            else:
+                unit = units_read[r.u_unit_id] = Unit(
                     r.u_unit_id,
                     r.u_name,
                     Level(r.u_level),
@@ -156,12 +162,9 @@ async def _routings(conn: Any, events: Sequence[TicketRegistered]) -> dict[str, 
                     r.u_district,
                     r.u_parent_id,
                     r.u_active,
-                ),
-                r.flag is not None,
-                r.early_deadline,
-            )
-            for r in rows
-        }
+                )
+            routings[r.ticket_id] = (matter, unit, r.flag is not None, r.early_deadline)
+        return routings
     # SQLite: three reads, and the early deadlines taken
     found = await rows_in(conn, (matters,), matters.c.code, {e.matter_code for e in events})
     found_matters = {r.code: matter_from_row(r) for r in found}
@@ -209,9 +212,18 @@ async def on_registered(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[He
     deadlines: dict[str, Any] = {}  # the run's acceptance deadline by urgency (one ``now``)
     rows: list[dict[str, Any]] = []
     elsewhere: list[tuple[TicketRegistered, datetime | None]] = []
+    # a matter and a unit route alike (``route`` reads nothing else): once a run each pair
+    # (the run's matters and units are made once each, ``_routings``)
+    decisions: dict[tuple[int, int], Route] = {}
     for event in events:
         matter, unit, flagged, early = routings[event.ticket_id]
-        decision = route(matter, unit, names_any_unit=True) if unit else None
+        if unit is None:
+            decision = None
+        else:
+            pair = (id(matter), id(unit))
+            decision = decisions.get(pair)
+            if decision is None:
+                decision = decisions[pair] = route(matter, unit, names_any_unit=True)
         if decision is None or decision.unit_id is None:
             elsewhere.append((event, early))
             continue
