@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hmac
 import math
-import os
 import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from datetime import UTC, datetime
@@ -37,6 +36,7 @@ from prometheus_client import (
 )
 from sqlalchemy import case, func, select
 
+from shared import entropy
 from shared.db import UNPARSEABLE
 from shared.logging import incoming_request_id, trace_id_var
 
@@ -137,7 +137,8 @@ class RequestEdge:
             return
         start = time.perf_counter()
         # 32 random hex digits, as uuid4().hex but without building a UUID (~3 µs a request)
-        trace_id = incoming_request_id(scope["headers"]) or os.urandom(16).hex()
+        # nor a system call for each (shared/entropy.py)
+        trace_id = incoming_request_id(scope["headers"]) or entropy.trace_id()
         scope.setdefault("state", {})["trace_id"] = trace_id
         header = (b"x-request-id", trace_id.encode())
         status = 500
