@@ -21,6 +21,9 @@ BENCH_SETTINGS ("HOTLINE_RELAY_GATHER_MS=20 HOTLINE_KAFKA_FETCH_WAIT_MS=50": any
 BENCH_SYNCHRONOUS_COMMIT (on: PostgreSQL's default, as in docker-compose's postgres:16, so a
 201 means the ticket's commit is on disk; scripts/postgres.sh runs the shared development
 server with it off for the tests' sake, and the bench database overrides that),
+BENCH_HOOK (a command run with "start" as the measured window opens and "stop" as it closes,
+"idle" and "idle_end" around the idle measurement before it,
+BENCH_PIDS="process:pid ..." in its environment: perf, strace or a dump of counters, say),
 BENCH_CLIENT (lean: bench/http_load.py, one keep-alive connection per client, on uvloop;
 httpx: as before, ~2.6 ms of the machine's CPU per ticket taken from the system under test).
 The machine is shared: other engineers' tests may run at the same time."""
@@ -32,6 +35,7 @@ import json
 import os
 import random
 import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -132,6 +136,15 @@ STATS_FLUSH_SECONDS = 11.0
 # N writing the most WAL), from pg_stat_statements reset in this database's scope at its start
 STATEMENTS = int(os.environ.get("BENCH_STATEMENTS", "0"))
 SCHEMAS = ("intake", "dispatch", "sla", "evaluation")
+
+
+def window_hook(moment: str, pids: dict[str, int]) -> None:
+    """BENCH_HOOK, if given, run with ``moment`` ("start", "stop") and the processes' ids."""
+    hook = os.environ.get("BENCH_HOOK")
+    if hook:
+        listed = " ".join(f"{p}:{pid}" for p, pid in pids.items())
+        env = {**os.environ, "BENCH_PIDS": listed}
+        subprocess.run([*hook.split(), moment], env=env, check=False)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -399,7 +412,9 @@ async def main() -> None:  # noqa: PLR0915 - one linear script
             # load's CPU: on a busy shared machine a slow run would otherwise count it
             idle_from = {p: cpu_seconds(pid) for p, pid in pids.items()}
             idle_started = time.perf_counter()
+            window_hook("idle", pids)
             await asyncio.sleep(IDLE_SECONDS)
+            window_hook("idle_end", pids)
             idle_rate = {
                 p: (cpu_seconds(pid) - idle_from[p]) / (time.perf_counter() - idle_started)
                 for p, pid in pids.items()
@@ -420,6 +435,7 @@ async def main() -> None:  # noqa: PLR0915 - one linear script
             spine_before = await spine_counters(system)
             commits = "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
             commits_before = await scalar(pg, commits)
+            window_hook("start", pids)
 
             queue = list(reversed(bodies[WARMUP:]))
             sent_at: dict[str, float] = {}
@@ -511,6 +527,7 @@ async def main() -> None:  # noqa: PLR0915 - one linear script
                 sampler.cancel()
                 await asyncio.gather(sampler, return_exceptions=True)
             await sample_pg.close()
+            window_hook("stop", pids)
             cpu_after = {p: cpu_seconds(pid) for p, pid in pids.items()}
             client_after, machine_after = cpu_seconds(os.getpid()), machine_busy_seconds()
             kafka_after = cpu_seconds(kpid) if kpid else 0.0
