@@ -4,6 +4,12 @@ it): this process's CPU and the database backend's, a look, in a database of its
 outbox holds only sent rows (as a quiet service's does). Prints JSON.
 
     python bench/relay_poll.py [looks] [rounds]
+    python bench/relay_poll.py idle [seconds] [rounds] [poll seconds]
+
+``idle``: a relay left to itself (``start``) for ``seconds`` with nothing to send, in rounds
+alternating A B B A: A looks every ``poll seconds`` (0.2, the integration tests' and e2e's
+setting; ``poll_max_seconds`` equal to it), B backs off as the relay does by default. Prints
+each one's looks, this process's CPU and the backend's, a second.
 
 Needs PostgreSQL (``HOTLINE_PG_URL``, else scripts/postgres.sh's)."""
 
@@ -25,6 +31,17 @@ from shared.db import Database
 from shared.relay import OutboxRelay
 
 
+async def backends(conn: asyncpg.Connection, database: str, but: int) -> list[int]:
+    """The client backends connected to ``database``, but ``but`` (the bench's own)."""
+    found = await conn.fetch(
+        "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> $2"
+        " AND backend_type = 'client backend'",
+        database,
+        but,
+    )
+    return [r[0] for r in found]
+
+
 async def measure(url: str, looks: int, rounds: int) -> dict[str, Any]:
     plain = url.replace("postgresql+asyncpg", "postgresql")
     name = plain.rpartition("/")[2]
@@ -39,15 +56,7 @@ async def measure(url: str, looks: int, rounds: int) -> dict[str, Any]:
         relay = OutboxRelay(db, Sink())  # type: ignore[arg-type]
         assert not await relay._any_unpublished()  # its connection opened, statement prepared
         mine = await writer.fetchval("SELECT pg_backend_pid()")
-        pids = [
-            r[0]
-            for r in await writer.fetch(
-                "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> $2"
-                " AND backend_type = 'client backend'",
-                name,
-                mine,
-            )
-        ]
+        pids = await backends(writer, name, mine)
         client, backend = [], []
         for _ in range(rounds):
             c0, b0 = time.process_time(), cpu_ns(pids)
@@ -66,11 +75,73 @@ async def measure(url: str, looks: int, rounds: int) -> dict[str, Any]:
         await writer.close()
 
 
+async def idle(url: str, seconds: float, rounds: int, poll: float) -> dict[str, Any]:
+    plain = url.replace("postgresql+asyncpg", "postgresql")
+    name = plain.rpartition("/")[2]
+    writer = await asyncpg.connect(plain, server_settings={"search_path": SCHEMA})
+    found: dict[str, list[tuple[float, float, float]]] = {"A": [], "B": []}
+    try:
+        for statement in DDL:
+            await writer.execute(statement)
+        mine = await writer.fetchval("SELECT pg_backend_pid()")
+        for label in ("A", "B", "B", "A") * rounds:
+            db = Database(SCHEMA, url, pool_size=2)
+            relay = Looking(
+                db, Sink(), poll_seconds=poll, poll_max_seconds=poll if label == "A" else None
+            )
+            assert not await relay._any_unpublished()  # its connection open
+            pids = await backends(writer, name, mine)
+            relay.looks = 0
+            c0, b0 = time.process_time(), cpu_ns(pids)
+            relay.start()
+            await asyncio.sleep(seconds)
+            await relay.stop()
+            found[label].append(
+                (
+                    relay.looks / seconds,
+                    (time.process_time() - c0) / seconds * 1e6,
+                    (cpu_ns(pids) - b0) / seconds / 1000,
+                )
+            )
+            await db.dispose()
+    finally:
+        await writer.close()
+    return {
+        "seconds": seconds,
+        "poll_seconds": poll,
+        **{
+            label: {
+                "looks_a_second": [round(r[0], 2) for r in runs],
+                "client_us_a_second": [round(r[1]) for r in runs],
+                "backend_us_a_second": [round(r[2]) for r in runs],
+            }
+            for label, runs in found.items()
+        },
+    }
+
+
+class Looking(OutboxRelay):
+    looks = 0
+
+    async def _any_unpublished(self) -> bool:
+        self.looks += 1
+        return await super()._any_unpublished()
+
+
+def _numbers(given: list[str], defaults: tuple[str, ...]) -> list[float]:
+    """The command line's numbers, the defaults where it gives none."""
+    return [float(a) for a in given + list(defaults[len(given) :])]
+
+
 async def main() -> None:
-    looks = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
-    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 5
     async with scratch_database() as url:
-        print(json.dumps(await measure(url, looks, rounds), indent=1))
+        if sys.argv[1:2] == ["idle"]:
+            seconds, rounds, poll = _numbers(sys.argv[2:5], ("10", "2", "0.2"))
+            found = await idle(url, seconds, int(rounds), poll)
+        else:
+            looks, rounds = _numbers(sys.argv[1:3], ("2000", "5"))
+            found = await measure(url, int(looks), int(rounds))
+    print(json.dumps(found, indent=1))
 
 
 if __name__ == "__main__":

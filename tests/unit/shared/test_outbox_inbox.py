@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from shared import relay as relay_module
 from shared.db import Database
 from shared.events import Envelope, MatterPublished
 from shared.events.base import event_uuid
@@ -155,6 +156,37 @@ async def test_an_idle_relay_polls_without_opening_a_batch_and_sends_what_anothe
         await relay.stop()
     assert [e.payload["code"] for e in recording_bus.published] == ["A"]
     assert await pending(intake_db) == 0
+
+
+async def test_an_idle_relay_looks_less_often_while_it_finds_nothing(
+    intake_db: Database, recording_bus: RecordingBus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each look that finds nothing doubles the wait for the next, up to the maximum; a
+    look that finds rows (another process's) has them sent, and the waits start over."""
+    waits: list[float] = []
+    done = asyncio.Event()
+
+    async def times_out(event: asyncio.Event, timeout: float) -> bool:
+        waits.append(timeout)
+        if len(waits) == 6:  # another process's commit: no wake-up here, a look finds it
+            async with intake_db.engine.begin() as conn:
+                await intake_db.write_outbox(conn, [envelope("A")])
+        if len(waits) == 9:
+            done.set()
+            await asyncio.Event().wait()  # the relay is stopped here
+        await asyncio.sleep(0)
+        return False
+
+    monkeypatch.setattr(relay_module, "wait_set", times_out)
+    relay = OutboxRelay(intake_db, recording_bus, poll_seconds=0.1, poll_max_seconds=0.5)
+    relay.start()
+    try:
+        async with asyncio.timeout(5):
+            await done.wait()
+    finally:
+        await relay.stop()
+    assert waits == [0.1, 0.2, 0.4, 0.5, 0.5, 0.5, 0.1, 0.2, 0.4]
+    assert [e.payload["code"] for e in recording_bus.published] == ["A"]
 
 
 async def test_the_relay_keeps_the_order_events_were_written_in(
