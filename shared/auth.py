@@ -241,25 +241,33 @@ def verify_headers(
     nonces: NonceCache | None = None,
 ) -> Caller:
     h = {k.lower(): v for k, v in (headers.items() if isinstance(headers, dict) else headers)}
-    return _verified(secret, h, method, path, query, body, nonces)
+    return _verified(
+        secret,
+        h.get(CALLER_HEADER),
+        h.get(TIMESTAMP_HEADER),
+        h.get(SIGNATURE_HEADER),
+        h.get(NONCE_HEADER),
+        method,
+        path,
+        query,
+        body,
+        nonces,
+    )
 
 
 def _verified(
     secret: str,
-    h: dict[str, str],
+    encoded: str | None,
+    timestamp: str | None,
+    signature: str | None,
+    nonce: str | None,
     method: str,
     path: str,
     query: bytes,
     body: bytes,
     nonces: NonceCache | None,
 ) -> Caller:
-    """``verify_headers`` of headers named in lower case."""
-    encoded, timestamp, signature, nonce = (
-        h.get(CALLER_HEADER),
-        h.get(TIMESTAMP_HEADER),
-        h.get(SIGNATURE_HEADER),
-        h.get(NONCE_HEADER),
-    )
+    """``verify_headers`` of the signed identity's headers' values (None or empty: absent)."""
     if not (encoded and timestamp and signature and nonce):
         raise Unauthorized("missing caller identity: call the platform through the gateway")
     now = time.time()
@@ -298,8 +306,10 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 CALLER_SCOPE_KEY = "hotline.caller"
-_SIGNED_PREFIX = b"x-hotline-"  # every header of the signed identity (above)
-
+# the signed identity's headers as ASGI names them (lower case)
+_CALLER, _TIMESTAMP, _SIGNATURE, _NONCE = (
+    name.encode() for name in (CALLER_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER, NONCE_HEADER)
+)
 
 class VerifyCaller:
     """ASGI middleware of every service: reads the body once, verifies the gateway's
@@ -317,16 +327,23 @@ class VerifyCaller:
             await self.app(scope, receive, send)
             return
         body = await read_body(receive)
-        # the signed identity's headers only (ASGI names are lower case)
-        headers = {
-            k.decode("latin-1"): v.decode("latin-1")
-            for k, v in scope["headers"]
-            if k.startswith(_SIGNED_PREFIX)
-        }
+        # the headers by name at once (a C call; a repeated name's last value, as
+        # ``verify_headers`` reads them), the signed identity's decoded (an absent one as
+        # empty: refused as missing): not every header looked at and decoded in Python
+        header = dict(scope["headers"]).get
+        encoded, timestamp, signature, nonce = (
+            header(_CALLER, b"").decode("latin-1"),
+            header(_TIMESTAMP, b"").decode("latin-1"),
+            header(_SIGNATURE, b"").decode("latin-1"),
+            header(_NONCE, b"").decode("latin-1"),
+        )
         try:
             verified: Caller | Unauthorized = _verified(
                 self.secret,
-                headers,
+                encoded,
+                timestamp,
+                signature,
+                nonce,
                 scope["method"],
                 scope["path"],
                 scope.get("query_string", b""),
