@@ -12,7 +12,7 @@ from urllib.parse import unquote_to_bytes
 
 import orjson
 
-from shared.asgi import replaying
+from shared.asgi import passing_on
 from shared.errors import PROBLEM_JSON
 
 Scope = MutableMapping[str, Any]
@@ -130,7 +130,7 @@ class RequestHygiene:
                 errors=[{"field": "body", "reason": "control character in text"}],
             )
             return
-        await self.app(scope, replaying(body, receive), send)
+        await self.app(scope, passing_on(scope, body, receive), send)
 
     @staticmethod
     async def _too_large(scope: Scope, send: Send, limit: int, upload: bool) -> None:

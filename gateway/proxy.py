@@ -23,6 +23,7 @@ from gateway.identities import SessionGuard
 from gateway.throttle import Throttle
 from gateway.transport import REPLAYABLE, Answer, HTTP1Transport, Origin
 from shared.access import public
+from shared.asgi import BODY_READ
 from shared.auth import Caller, Role, sign_headers
 from shared.errors import PROBLEM_JSON, DomainError, NotFound, app_exception_handler
 from shared.settings import SERVICES, Settings
@@ -274,7 +275,10 @@ class Proxy:
         app = scope["app"]
         try:
             context: ProxyContext = app.proxy_context  # the Gateway's (gateway/app.py)
-            status, headers, content = await forward(context, scope, await _body(receive))
+            body: bytes | None = scope.get(BODY_READ)  # RequestHygiene's, outside
+            if body is None:
+                body = await _body(receive)
+            status, headers, content = await forward(context, scope, body)
         except Exception as exc:
             handler = app_exception_handler(app, exc) or app.exception_handlers[Exception]
             response = await handler(Request(scope, receive), exc)

@@ -1,5 +1,5 @@
 """Plain ASGI pieces of the layers that read a request's body before the app does
-(shared/auth.py VerifyCaller, shared/direct.py, gateway/hygiene.py)."""
+(shared/auth.py VerifyCaller, shared/direct.py, gateway/hygiene.py, gateway/proxy.py)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,20 @@ def header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> str | None:
         if key == name:
             return value.decode("latin-1")
     return None
+
+
+# The scope's key for a body a layer has read already (the gateway's RequestHygiene), for
+# the layers inside it that know to look for it (the gateway's proxy) instead of receiving
+# it from the replay (``replaying``) it passes on: a coroutine and a message each. The
+# replay still gives the body to whatever reads it by ``receive``.
+BODY_READ = "hotline.body"
+
+
+def passing_on(scope: MutableMapping[str, Any], body: bytes, receive: Receive) -> Receive:
+    """``body`` (read from ``receive``) kept in the scope for the layers inside, and the
+    ``receive`` to hand them (``replaying``)."""
+    scope[BODY_READ] = body
+    return replaying(body, receive)
 
 
 def replaying(body: bytes, receive: Receive) -> Receive:

@@ -447,3 +447,27 @@ async def test_an_unexpected_error_in_the_proxy_is_a_500_problem_counted_by_rout
         for s in samples
         if s.name.endswith("_count") and s.labels["status"] == "500"
     } == {"/api/v1/intake/{path:path}"}
+
+
+async def test_the_proxy_takes_the_body_the_hygiene_layer_read(
+    settings: Settings, stand_in: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RequestHygiene reads and bounds the body; the proxy takes it from the scope rather
+    than receiving it again from the hygiene layer's replay (a coroutine and a message)."""
+    import gateway.proxy
+
+    received: list[bytes] = []
+    receive_body = gateway.proxy._body
+
+    async def counted(receive: Any) -> bytes:
+        body = await receive_body(receive)
+        received.append(body)
+        return body
+
+    monkeypatch.setattr(gateway.proxy, "_body", counted)
+    async with started(settings, stand_in) as (_, client):
+        body = '{"content": "楼道灯坏了"}'.encode()
+        response = await client.post("/api/v1/intake/echo/x", content=body)
+    assert response.status_code == 201, response.text
+    assert response.json()["body"] == body.decode()
+    assert received == []
