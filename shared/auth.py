@@ -311,6 +311,7 @@ _CALLER, _TIMESTAMP, _SIGNATURE, _NONCE = (
     name.encode() for name in (CALLER_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER, NONCE_HEADER)
 )
 
+
 class VerifyCaller:
     """ASGI middleware of every service: reads the body once, verifies the gateway's
     signature over the whole request and leaves the caller (or the refusal) in the scope for
