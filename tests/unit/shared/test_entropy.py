@@ -5,10 +5,10 @@ own."""
 from __future__ import annotations
 
 import base64
-import os
 import re
 
 from shared import entropy
+from tests.forking import made_in_a_forked_child
 
 
 def test_trace_ids_are_32_hex_digits_as_urandom_hex_each_one_once() -> None:
@@ -32,17 +32,9 @@ def test_a_forked_process_draws_trace_ids_and_nonces_of_its_own() -> None:
     """Texts are made many at a time; a child forked with some of them unused must not hand
     out the ones its parent hands out next."""
     entropy.trace_id(), entropy.nonce()  # the parent now holds texts not used yet
-    read, write = os.pipe()
-    child = os.fork()
-    if child == 0:  # pragma: no cover - the child's lines are counted in the parent
-        os.close(read)
-        made = [entropy.trace_id() for _ in range(20)] + [entropy.nonce() for _ in range(20)]
-        os.write(write, "\n".join(made).encode())
-        os._exit(0)
-    os.close(write)
-    with os.fdopen(read) as pipe:
-        childs = set(pipe.read().split("\n"))
-    os.waitpid(child, 0)
+    childs = made_in_a_forked_child(
+        lambda: [entropy.trace_id() for _ in range(20)] + [entropy.nonce() for _ in range(20)]
+    )
     assert len(childs) == 40
     assert not childs & {entropy.trace_id() for _ in range(20)}
     assert not childs & {entropy.nonce() for _ in range(20)}

@@ -20,6 +20,7 @@ from shared.events import (
     read,
     topic_for,
 )
+from tests.forking import made_in_a_forked_child
 from tests.unit.shared.event_examples import every_event_in_chinese
 
 REGISTERED = TicketRegistered(
@@ -140,24 +141,14 @@ def test_event_ids_made_as_text_are_the_text_of_such_uuids() -> None:
 def test_a_forked_process_makes_ids_of_its_own() -> None:
     """Random bits are read many ids at a time; a child forked with some of them unused
     must not make the ids its parent makes next."""
-    import os
-
     from shared.events.base import event_id_text, event_uuid
 
     ms = 1_780_000_000_000
     # the parent now holds random bits not used yet (as ids and as ids' texts)
     event_uuid(ms), event_id_text(ms)
-    read, write = os.pipe()
-    child = os.fork()
-    if child == 0:  # pragma: no cover - the child's lines are counted in the parent
-        os.close(read)
-        made = [str(event_uuid(ms)) for _ in range(20)] + [event_id_text(ms) for _ in range(20)]
-        os.write(write, "\n".join(made).encode())
-        os._exit(0)
-    os.close(write)
-    with os.fdopen(read) as pipe:
-        childs = set(pipe.read().split("\n"))
-    os.waitpid(child, 0)
+    childs = made_in_a_forked_child(
+        lambda: [str(event_uuid(ms)) for _ in range(20)] + [event_id_text(ms) for _ in range(20)]
+    )
     assert len(childs) == 40
     assert not childs & {str(event_uuid(ms)) for _ in range(20)}
     assert not childs & {event_id_text(ms) for _ in range(20)}
