@@ -80,6 +80,61 @@ async def test_the_edge_looks_each_series_up_once(monkeypatch: pytest.MonkeyPatc
     assert b'_count{method="GET",route="unmatched",status="404"} 3.0' in body
 
 
+def test_a_tallied_histogram_reads_as_prometheus_clients_own() -> None:
+    """``TallyHistogram.tally`` counts as ``Histogram.observe`` would: the same buckets (an
+    amount on a bound counts in that bound's), count and sum, read at any time, again."""
+    import random
+
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+    from shared.metrics import LATENCY_BUCKETS, TallyHistogram
+
+    plain, tallied = CollectorRegistry(), CollectorRegistry()
+    kinds: list[type[Histogram]] = [Histogram, TallyHistogram]
+    observed, counted = (
+        kind("h", "doc", ["route"], buckets=LATENCY_BUCKETS, registry=registry)
+        for kind, registry in zip(kinds, [plain, tallied], strict=True)
+    )
+    draw = random.Random(12345)
+    amounts = [0.0, 0.002, 0.0021, 0.005, 10.0, 10.5, *LATENCY_BUCKETS]
+    for n in range(3000):
+        amount = draw.choice([*amounts, draw.random(), draw.expovariate(50.0)])
+        route = draw.choice(["/tickets", "/healthz"])
+        observed.labels(route).observe(amount)
+        cast(TallyHistogram, counted.labels(route)).tally(amount)
+        if n % 700 == 0 or n == 2999:
+            lines = [
+                [line for line in generate_latest(registry).splitlines() if b"_created" not in line]
+                for registry in (plain, tallied)
+            ]
+            assert lines[0] == lines[1]
+    assert b'h_count{route="/tickets"}' in b"\n".join(lines[1])
+
+
+async def test_the_edge_tallies_without_prometheus_clients_locks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A request's sample is tallied (``TallyHistogram.tally``), not observed under the two
+    locks of ``Histogram.observe``; what /metrics shows is the same."""
+    from prometheus_client import Histogram
+
+    def observe(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("observed under prometheus_client's locks")
+
+    monkeypatch.setattr(Histogram, "observe", observe)
+    app = service_app()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as c:
+        for _ in range(2):
+            assert (await c.get("/healthz")).status_code == 200
+        body, _ = app.state.metrics.exposition()
+        assert b'_count{method="GET",route="/healthz",status="200"} 2.0' in body
+        assert b'_bucket{le="+Inf",method="GET",route="/healthz",status="200"} 2.0' in body
+        assert (await c.get("/healthz")).status_code == 200
+
+    body, _ = app.state.metrics.exposition()
+    assert b'_count{method="GET",route="/healthz",status="200"} 3.0' in body
+
+
 @pytest.mark.parametrize("make_app", [service_app, gateway_app])
 async def test_the_edge_keeps_the_clients_request_id_or_makes_one(make_app: Any) -> None:
     app = make_app()
