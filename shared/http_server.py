@@ -34,12 +34,16 @@ import os
 import socket
 import stat
 import sys
+import urllib.parse
 from functools import partial
 from typing import Any
 
+import httptools
 import uvicorn
 from fastapi.telemetry import TelemetryConfig
 from uvicorn.config import STARTUP_FAILURE
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT, service_unavailable
 from uvicorn.protocols.http.httptools_impl import (
     HEADER_RE,
     HEADER_VALUE_RE,
@@ -146,6 +150,22 @@ class _HeadWithBody(RequestResponseCycle):
         self.transport.write(head)
         await super().send(message)
 
+    async def receive(self) -> Any:
+        if (
+            self.more_body
+            or self.waiting_for_100_continue
+            or self.disconnected
+            or self.response_complete
+            or not self.message_event.is_set()
+        ):
+            return await super().receive()
+        # the whole body is in (``on_message_complete``): uvicorn's steps, nothing to wait for
+        self.flow.resume_reading()
+        self.message_event.clear()
+        message = {"type": "http.request", "body": bytes(self.body), "more_body": False}
+        self.body = bytearray()
+        return message
+
     def _head_of(self, message: Any) -> bytes:
         """The head uvicorn writes for ``http.response.start`` (``RequestResponseCycle.send``
         without its access log), its checks of the header names and values made once over
@@ -155,12 +175,17 @@ class _HeadWithBody(RequestResponseCycle):
         self.response_started = True
         self.waiting_for_100_continue = False
         status_code = message["status"]
-        headers = self.default_headers + list(message.get("headers", []))
+        headers = list(message.get("headers", []))
+        defaults = _plain_defaults(self.default_headers)
+        if defaults is None:  # to be checked and read as the app's are
+            headers = self.default_headers + headers
         if HEADER_RE.search(b"".join([name for name, _ in headers])):
             raise RuntimeError("Invalid HTTP header name.")
         if HEADER_VALUE_RE.search(b"".join([value for _, value in headers])):
             raise RuntimeError("Invalid HTTP header value.")
         content = [STATUS_LINE[status_code]]
+        if defaults:
+            content.append(defaults)
         has_connection_close = False
         for name, value in headers:
             name = name.lower()
@@ -189,9 +214,45 @@ class _HeadWithBody(RequestResponseCycle):
         return b"".join(content)
 
 
+# The server's own headers of a response (``date``, ``server``: a list uvicorn's server makes
+# anew each second) as they go out, made once per list: by its id, with the list (kept
+# alive, so its id is not another's). None for a list to be handled as the app's headers are
+# (a name or value uvicorn refuses, or one that frames the response).
+_DEFAULTS_MADE: dict[int, tuple[list[tuple[bytes, bytes]], bytes | None]] = {}
+_FRAMING = frozenset({b"content-length", b"transfer-encoding", b"connection"})
+
+
+def _plain_defaults(headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    made = _DEFAULTS_MADE.get(id(headers))
+    if made is not None and made[0] is headers:
+        return made[1]
+    names = [name.lower() for name, _ in headers]
+    plain: bytes | None = None
+    if not (
+        HEADER_RE.search(b"".join(names))
+        or HEADER_VALUE_RE.search(b"".join([value for _, value in headers]))
+        or _FRAMING.intersection(names)
+    ):
+        plain = b"".join(
+            [b"%s: %s\r\n" % (name, value) for name, (_, value) in zip(names, headers, strict=True)]
+        )
+    if len(_DEFAULTS_MADE) >= 8:  # one list a second a server: the last few are enough
+        _DEFAULTS_MADE.clear()
+    _DEFAULTS_MADE[id(headers)] = (headers, plain)
+    return plain
+
+
 class SweptServerState(ServerState):
     """The state of a server (``Server``) that closes its idle keep-alive connections itself,
     once a second (``Server.close_idle_connections``)."""
+
+
+# Request targets' path, raw path and query string as a server's protocol made them, by the
+# target's bytes, per root path (``HotlineProtocol.on_headers_complete``): a process serves
+# the same few paths all day; one naming a record (a ticket's number) is kept until the
+# dictionary is full, then they all start over.
+_TARGETS: dict[str, dict[bytes, tuple[str, bytes, bytes]]] = {}
+_TARGETS_KEPT = 1024
 
 
 class HotlineProtocol(HttpToolsProtocol):
@@ -206,6 +267,85 @@ class HotlineProtocol(HttpToolsProtocol):
 
     idle_since: float | None = None  # the loop's time of the last response, while idle
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._targets = _TARGETS.setdefault(self.root_path, {})
+
+    def on_headers_complete(self) -> None:
+        """uvicorn's, with the request's cycle made a ``_HeadWithBody`` at once and the
+        scope's path, raw path and query string of a request target seen before (the same
+        few, request after request) taken as they were made for it."""
+        parser = self.parser
+        http_version = parser.get_http_version()
+        scope = self.scope
+        scope["method"] = parser.get_method().decode("ascii")
+        if http_version != "1.1":
+            scope["http_version"] = http_version
+        if parser.should_upgrade() and self._should_upgrade():
+            return
+        target = self._targets.get(self.url)
+        if target is None:
+            target = self._target_of(self.url)
+        scope["path"], scope["raw_path"], scope["query_string"] = target
+
+        if self.limit_concurrency is not None and (
+            len(self.connections) >= self.limit_concurrency
+            or len(self.tasks) >= self.limit_concurrency
+        ):
+            app = service_unavailable
+            message = "Exceeded concurrency limit."
+            self.logger.warning(message)
+        else:
+            app = self.app
+
+        existing_cycle = self.cycle
+        self.cycle = cycle = _HeadWithBody(
+            scope,
+            self.transport,
+            self.flow,
+            self.logger,
+            self.access_logger,
+            self.access_log,
+            self.server_state.default_headers,
+            asyncio.Event(),
+            self.expect_100_continue,
+            http_version != "1.0" and parser.should_keep_alive(),
+            self.on_response_complete,
+        )
+        if existing_cycle is None or existing_cycle.response_complete:
+            self._start_asgi_task(cycle, app)
+        else:  # pipelined: queued
+            self.flow.pause_reading()
+            self.pipeline.appendleft((cycle, app))
+
+    def _target_of(self, url: bytes) -> tuple[str, bytes, bytes]:
+        """uvicorn's path, raw path and query string of a request target, kept for the next
+        request to the same target (``on_headers_complete``)."""
+        parsed_url = httptools.parse_url(url)
+        raw_path = parsed_url.path
+        path = raw_path.decode("ascii")
+        if "%" in path:
+            path = urllib.parse.unquote(path)
+        target = (
+            self.root_path + path,
+            self.root_path.encode("ascii") + raw_path,
+            parsed_url.query or b"",
+        )
+        if len(self._targets) >= _TARGETS_KEPT:
+            self._targets.clear()
+        self._targets[url] = target
+        return target
+
+    def on_body(self, body: bytes) -> None:
+        # uvicorn's, the cycle's state looked at before the parser's
+        cycle = self.cycle
+        if cycle.response_complete or (self.parser.should_upgrade() and self._should_upgrade()):
+            return
+        cycle.body += body
+        if len(cycle.body) > HIGH_WATER_LIMIT:
+            self.flow.pause_reading()
+        cycle.message_event.set()
+
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
         if type(cycle) is RequestResponseCycle:
             # the same object and state (the protocol holds it as its cycle), with the
@@ -215,7 +355,8 @@ class HotlineProtocol(HttpToolsProtocol):
 
     def _unset_keepalive_if_required(self) -> None:
         self.idle_since = None
-        super()._unset_keepalive_if_required()
+        if self.timeout_keep_alive_task is not None:  # under a server that does not sweep
+            super()._unset_keepalive_if_required()
 
     def on_response_complete(self) -> None:
         if not isinstance(self.server_state, SweptServerState):
@@ -232,6 +373,59 @@ class HotlineProtocol(HttpToolsProtocol):
             self._start_asgi_task(cycle, app)
         else:
             self.idle_since = self.loop.time()
+
+
+class ForwardedHeaders(ProxyHeadersMiddleware):
+    """uvicorn's proxy-headers layer (the gateway's: ``X-Forwarded-For`` and
+    ``X-Forwarded-Proto`` from a trusted proxy rewrite the scope's client and scheme), its
+    work done before the app's coroutine is made and that coroutine handed back for the
+    server to await, not awaited in a coroutine of its own: a coroutine and an await a
+    request less. The same code as uvicorn's ``__call__`` (uvicorn 0.55) up to its await."""
+
+    def __call__(  # type: ignore[override]
+        self, scope: Any, receive: Any, send: Any
+    ) -> Any:
+        if scope["type"] == "lifespan":
+            return self.app(scope, receive, send)
+
+        client_addr = scope.get("client")
+        client_host = client_addr[0] if client_addr else None
+
+        if client_host in self.trusted_hosts:
+            x_forwarded_proto_value: bytes | None = None
+            x_forwarded_for_values: list[bytes] = []
+            for name, value in scope["headers"]:
+                if name == b"x-forwarded-proto":
+                    x_forwarded_proto_value = value
+                elif name == b"x-forwarded-for":
+                    x_forwarded_for_values.append(value)
+
+            if x_forwarded_proto_value is not None:
+                x_forwarded_proto = x_forwarded_proto_value.decode("latin1").strip()
+
+                if x_forwarded_proto in {"http", "https", "ws", "wss"}:
+                    if scope["type"] == "websocket":
+                        scope["scheme"] = x_forwarded_proto.replace("http", "ws")
+                    else:
+                        scope["scheme"] = x_forwarded_proto
+
+            if x_forwarded_for_values:
+                x_forwarded_for = b", ".join(x_forwarded_for_values).decode("latin1")
+                host, port = self.trusted_hosts.get_trusted_client_address(x_forwarded_for)
+                if host:  # as uvicorn: an empty X-Forwarded-For leaves the client as it is
+                    scope["client"] = (host, port)
+
+        return self.app(scope, receive, send)
+
+
+def lean_proxy_headers(config: uvicorn.Config) -> None:
+    """A loaded config's app behind uvicorn's proxy-headers layer put behind
+    ``ForwardedHeaders`` instead, with the same trusted hosts (``Server.startup``)."""
+    layer = config.loaded_app
+    if type(layer) is ProxyHeadersMiddleware:
+        lean = ForwardedHeaders.__new__(ForwardedHeaders)
+        lean.app, lean.trusted_hosts = layer.app, layer.trusted_hosts
+        config.loaded_app = lean
 
 
 def server_options(**overrides: Any) -> dict[str, Any]:
@@ -274,6 +468,7 @@ class Server(uvicorn.Server):
         self.server_state = SweptServerState()  # its connections' keep-alive: main_loop
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        lean_proxy_headers(self.config)  # before any connection's protocol takes the app
         await super().startup(sockets)
         if self.unix_socket is None:
             return

@@ -541,6 +541,16 @@ HEADS: dict[str, tuple[str, bool, int, list[tuple[bytes, bytes]], bytes]] = {
     "a bad value": ("GET", True, 200, [(b"content-length", b"2"), (b"x-a", b"1\n2")], b"ok"),
     "a name with a colon": ("GET", True, 200, [(b"x:a", b"1")], b"ok"),
     "a value with a DEL": ("GET", True, 200, [(b"x-a", b"\x7f")], b"ok"),
+    "server headers of its own": ("GET", True, 200, [(b"content-length", b"2")], b"ok"),
+    "a server header framing": ("GET", True, 200, [(b"content-length", b"2")], b"ok"),
+    "a bad server header": ("GET", True, 200, [(b"content-length", b"2")], b"ok"),
+}
+# the server's headers (uvicorn's ``date`` and ``server`` and any configured: lower-case
+# names) of the cases that have other than ``_cycle``'s
+SERVER_HEADERS: dict[str, list[tuple[bytes, bytes]]] = {
+    "server headers of its own": [(b"date", b"D"), (b"server", b"s"), (b"x-b", b"Up")],
+    "a server header framing": [(b"date", b"D"), (b"connection", b"close")],
+    "a bad server header": [(b"date", b"D"), (b"x-b", b"a\r\nb")],
 }
 
 
@@ -557,6 +567,7 @@ async def test_a_responses_head_is_uvicorns_to_the_byte(case: str) -> None:
     seen = []
     for cycle_class in (RequestResponseCycle, _HeadWithBody):
         cycle = _cycle(cycle_class, method, keep_alive)
+        cycle.default_headers = SERVER_HEADERS.get(case, cycle.default_headers)
         try:
             await cycle.send({"type": "http.response.start", "status": status, "headers": headers})
             await cycle.send({"type": "http.response.body", "body": body})
@@ -573,6 +584,9 @@ async def test_a_responses_head_is_uvicorns_to_the_byte(case: str) -> None:
 async def test_a_responses_header_names_and_values_are_each_checked_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """The app's header names and values are searched once each, joined; the server's own
+    (``date``, ``server``: a list made anew each second) once per list, and made into bytes
+    once."""
     import shared.http_server
     from shared.http_server import _HeadWithBody
 
@@ -588,12 +602,225 @@ async def test_a_responses_header_names_and_values_are_each_checked_once(
 
     for name in ("HEADER_RE", "HEADER_VALUE_RE"):
         monkeypatch.setattr(shared.http_server, name, Counted(getattr(shared.http_server, name)))
-    cycle = _cycle(_HeadWithBody, "POST", True)
     headers = [(b"content-length", b"2"), (b"content-type", b"a/b"), (b"x-request-id", b"r")]
-    await cycle.send({"type": "http.response.start", "status": 201, "headers": headers})
-    await cycle.send({"type": "http.response.body", "body": b"ok"})
+    first = _cycle(_HeadWithBody, "POST", True)
+    written = []
+    for cycle in (first, _cycle(_HeadWithBody, "POST", True), _cycle(_HeadWithBody, "POST", True)):
+        cycle.default_headers = first.default_headers  # the same second's
+        await cycle.send({"type": "http.response.start", "status": 201, "headers": headers})
+        await cycle.send({"type": "http.response.body", "body": b"ok"})
+        written.append(cycle.transport.written)
     assert searched == [
-        b"dateservercontent-lengthcontent-typex-request-id",
-        b"Sun, 06 Dec 2026 02:50:00 GMTuvicorn2a/br",
+        b"dateserver",
+        b"Sun, 06 Dec 2026 02:50:00 GMTuvicorn",
+        *[b"content-lengthcontent-typex-request-id", b"2a/br"] * 3,
     ]
-    assert cycle.transport.written.endswith(b"\r\n\r\nok")
+    head = (
+        b"HTTP/1.1 201 Created\r\ndate: Sun, 06 Dec 2026 02:50:00 GMT\r\nserver: uvicorn\r\n"
+        b"content-length: 2\r\ncontent-type: a/b\r\nx-request-id: r\r\n\r\n"
+    )
+    assert written == [head + b"ok"] * 3
+
+
+# Requests as a client may send them, each answered by the app below; the server must read
+# and answer them as uvicorn's own protocol does (HotlineProtocol's lean parts: the targets
+# kept, the cycle made at once, the body handed over without a wait, the head's defaults).
+_TRAFFIC: dict[str, bytes] = {
+    "a body": b"POST /tickets?x=1&y=%20 HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello",
+    "the same target again": (
+        b"POST /tickets?x=1&y=%20 HTTP/1.1\r\nhost: t\r\ncontent-length: 2\r\n\r\nhi"
+    ),
+    "percent-encoded path": b"GET /a%20b/%E5%92%8C?q=%E5%92%8C HTTP/1.1\r\nhost: t\r\n\r\n",
+    "pipelined": (
+        b"GET /one HTTP/1.1\r\nhost: t\r\n\r\nPOST /two HTTP/1.1\r\nhost: t\r\n"
+        b"content-length: 3\r\n\r\nabcGET /three?z HTTP/1.1\r\nhost: t\r\n\r\n"
+    ),
+    "chunked body": (
+        b"POST /chunks HTTP/1.1\r\nhost: t\r\ntransfer-encoding: chunked\r\n\r\n"
+        b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+    ),
+    "trailing spaces, upper-case names": (
+        b"GET /h HTTP/1.1\r\nHOST: t \r\nX-Forwarded-For: 10.0.0.9\t\r\nX-A: b\r\n\r\n"
+    ),
+    "expect 100-continue": (
+        b"POST /e HTTP/1.1\r\nhost: t\r\nexpect: 100-continue\r\ncontent-length: 2\r\n\r\nok"
+    ),
+    "HTTP/1.0": b"GET /old HTTP/1.0\r\nhost: t\r\n\r\n",
+    "connection: close": b"GET /bye HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n",
+    "HEAD": b"HEAD /h HTTP/1.1\r\nhost: t\r\n\r\n",
+    "a bad request": b"GET /x HTTP/1.1\r\nhost: t\r\nbad header\r\n\r\n",
+    "a bad target": b"GET http://[ HTTP/1.1\r\nhost: t\r\n\r\n",
+    "a non-ASCII target": b"GET /\xe5\x92\x8c HTTP/1.1\r\nhost: t\r\n\r\n",
+}
+
+
+async def _served_as(protocol: Any, request: bytes) -> tuple[list[Any], bytes]:
+    """What ``protocol`` (a class) hands an app of ``request`` (its scope and messages) and
+    the bytes it answers with (the date header taken out), on a real connection."""
+    import asyncio
+    import re
+
+    seen: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        kept = {k: v for k, v in scope.items() if k not in ("state", "asgi", "server")}
+        kept["client"] = (scope["client"][0], 0)  # its port is the connection's
+        seen.append(kept)
+        more = True
+        body = b""
+        while more:
+            message = await receive()
+            seen.append(message)
+            more = message.get("more_body", False)
+            body += message.get("body", b"")
+        answer = b"%s %s %s" % (scope["method"].encode(), scope["raw_path"], body)
+        headers = [(b"content-length", b"%d" % len(answer)), (b"X-Path", scope["raw_path"])]
+        await send({"type": "http.response.start", "status": 201, "headers": headers})
+        await send({"type": "http.response.body", "body": answer})
+
+    async with _serving(app, http=protocol, proxy_headers=False) as (_, address):
+        reader, writer = await asyncio.open_connection(*address)
+        writer.write(request)
+        answered = b""
+        try:
+            async with asyncio.timeout(0.5):
+                while chunk := await reader.read(65536):
+                    answered += chunk
+        except TimeoutError:
+            pass  # a kept-alive connection: all in
+        writer.close()
+    return seen, re.sub(rb"date: [^\r]*\r\n", b"", answered)
+
+
+@pytest.mark.parametrize("case", _TRAFFIC)
+async def test_requests_are_read_and_answered_as_uvicorn_does(case: str) -> None:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    request = _TRAFFIC[case]
+    # twice each: the second time a target is one the server has seen
+    expected = await _served_as(HttpToolsProtocol, request + request)
+    found = await _served_as(HotlineProtocol, request + request)
+    assert found == expected
+    assert expected[1]  # answered
+
+
+async def test_a_target_seen_before_is_not_parsed_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process serves the same few request targets all day: the scope's path, raw path
+    and query string made of one are kept for the next request to it."""
+    import httptools
+
+    parsed: list[bytes] = []
+    parse_url = httptools.parse_url
+    monkeypatch.setattr(httptools, "parse_url", lambda url: parsed.append(url) or parse_url(url))
+    request = b"GET /kept/target?q=%E5%92%8C HTTP/1.1\r\nhost: t\r\n\r\n"
+    seen, _ = await _served_as(HotlineProtocol, request * 3)
+
+    assert parsed == [b"/kept/target?q=%E5%92%8C"]
+    scopes = [one for one in seen if "path" in one]
+    assert [(s["path"], s["raw_path"], s["query_string"]) for s in scopes] == [
+        ("/kept/target", b"/kept/target", b"q=%E5%92%8C")
+    ] * 3
+
+
+async def test_a_whole_body_is_handed_over_without_waiting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A request whose body came whole with its head (as the gateway's and the clients'
+    do): the app's ``receive`` gets it at once, not by uvicorn's ``receive`` and its wait on
+    the cycle's event."""
+    from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
+
+    waited: list[object] = []
+    receive = RequestResponseCycle.receive
+
+    async def counted(self: Any) -> Any:
+        waited.append(self)
+        return await receive(self)
+
+    monkeypatch.setattr(RequestResponseCycle, "receive", counted)
+    request = b"POST /b HTTP/1.1\r\nhost: t\r\ncontent-length: 5\r\n\r\nhello"
+    seen, answered = await _served_as(HotlineProtocol, request * 2)
+
+    assert [m for m in seen if m.get("type") == "http.request"] == [
+        {"type": "http.request", "body": b"hello", "more_body": False}
+    ] * 2
+    assert answered.count(b"POST /b hello") == 2
+    assert waited == []
+
+
+_FORWARDED_CASES = [
+    ("127.0.0.1", "127.0.0.1", [(b"x-forwarded-for", b"10.1.2.3")]),
+    ("127.0.0.1", "127.0.0.1", [(b"x-forwarded-for", b"10.1.2.3, 127.0.0.1")]),
+    (
+        "127.0.0.1",
+        "127.0.0.1",
+        [(b"x-forwarded-for", b"1.1.1.1"), (b"x-forwarded-for", b"2.2.2.2")],
+    ),
+    ("127.0.0.1", "127.0.0.1", [(b"x-forwarded-for", b"")]),
+    ("127.0.0.1", "127.0.0.1", [(b"x-forwarded-for", b"[::1]:99, 10.0.0.1:8080")]),
+    ("127.0.0.1", "127.0.0.1", [(b"x-forwarded-proto", b"https")]),
+    ("127.0.0.1", "127.0.0.1", [(b"x-forwarded-proto", b" wss ")]),
+    ("127.0.0.1", "127.0.0.1", [(b"x-forwarded-proto", b"gopher")]),
+    ("10.9.9.9", "127.0.0.1", [(b"x-forwarded-for", b"1.2.3.4"), (b"x-forwarded-proto", b"https")]),
+    ("10.9.9.9", "10.0.0.0/8", [(b"x-forwarded-for", b"1.2.3.4, 10.0.0.5")]),
+    ("10.9.9.9", "*", [(b"x-forwarded-for", b"1.2.3.4, 10.0.0.5")]),
+    (None, "127.0.0.1", [(b"x-forwarded-for", b"1.2.3.4")]),
+    ("127.0.0.1", "127.0.0.1", [(b"host", b"t")]),
+]
+
+
+@pytest.mark.parametrize("scope_type", ["http", "websocket"])
+@pytest.mark.parametrize("case", range(len(_FORWARDED_CASES)))
+async def test_the_proxy_headers_layer_rewrites_the_scope_as_uvicorns(
+    case: int, scope_type: str
+) -> None:
+    """The gateway's proxy-headers layer (``ForwardedHeaders``) rewrites a scope's client and
+    scheme as uvicorn's does, and hands back the app's own coroutine: no coroutine of its
+    own around it."""
+    import inspect
+
+    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+    from shared.http_server import ForwardedHeaders
+
+    client, trusted, headers = _FORWARDED_CASES[case]
+    seen = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append((scope["client"], scope["scheme"]))
+
+    for layer in (ProxyHeadersMiddleware, ForwardedHeaders):
+        scope = {
+            "type": scope_type,
+            "scheme": "http" if scope_type == "http" else "ws",
+            "client": None if client is None else (client, 5000),
+            "headers": headers,
+        }
+        await layer(app, trusted_hosts=trusted)(scope, None, None)  # type: ignore[arg-type]
+    assert seen[0] == seen[1]
+    assert not inspect.iscoroutinefunction(ForwardedHeaders.__call__)
+
+
+async def test_a_server_with_proxy_headers_uses_the_lean_layer() -> None:
+    """As the gateway serves (uvicorn's proxy headers on): the client a trusted proxy names."""
+    import asyncio
+
+    from shared.http_server import ForwardedHeaders
+
+    clients = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        clients.append(scope["client"])
+        await _ok(scope, receive, send)
+
+    async with _serving(app, proxy_headers=True, forwarded_allow_ips="127.0.0.1") as (
+        server,
+        address,
+    ):
+        assert type(server.config.loaded_app) is ForwardedHeaders
+        reader, writer = await asyncio.open_connection(*address)
+        forwarded = b"GET / HTTP/1.1\r\nhost: t\r\nx-forwarded-for: 10.1.2.3\r\n\r\n"
+        _, body = await _answer_to(reader, writer, forwarded)
+        assert body == b"ok"
+        writer.close()
+    assert clients == [("10.1.2.3", 0)]
