@@ -67,14 +67,20 @@ POLICY_REFRESH_SECONDS = 5.0
 async def cached_policy_at(
     ctx: ServiceContext, conn: AsyncConnection, at: datetime
 ) -> PolicySettings:
-    """``policy_at`` for the per-event path: the versions are kept in memory and re-read
-    every few seconds (another instance may add one; a new version is never in force
-    before it is added, so a few seconds' delay matters only to one effective that soon)."""
+    """``policy_at`` for the per-event path (``cached_policies``)."""
+    return (await cached_policies(ctx, conn)).in_force(at).settings
+
+
+async def cached_policies(ctx: ServiceContext, conn: AsyncConnection) -> PolicyVersions[Policy]:
+    """``policy_versions_of`` for the per-event path: the versions are kept in memory and
+    re-read every few seconds (another instance may add one; a new version is never in
+    force before it is added, so a few seconds' delay matters only to one effective that
+    soon)."""
     cached: tuple[float, PolicyVersions[Policy]] | None = ctx.extras.get("evaluation_policy")
     if cached is None or monotonic() - cached[0] > POLICY_REFRESH_SECONDS:
         cached = (monotonic(), await policy_versions_of(conn))
         ctx.extras["evaluation_policy"] = cached
-    return cached[1].in_force(at).settings
+    return cached[1]
 
 
 def forget_cached_policy(ctx: ServiceContext) -> None:

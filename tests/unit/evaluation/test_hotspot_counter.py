@@ -3,9 +3,11 @@ judged from a track's latest registration times instead of a re-read of the wind
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 
 from services.evaluation.domain import counted_recent, window_reaches_threshold
+from services.evaluation.handlers import monitoring
 
 T0 = datetime(2026, 1, 15, 8, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -40,3 +42,27 @@ def test_a_ticket_older_than_the_newest_counted_defers_to_a_count() -> None:
 def test_the_counter_keeps_the_latest_threshold_times_in_order() -> None:
     kept = counted_recent(minutes(5, 1, 9), T0 + timedelta(minutes=3), 3)
     assert kept == minutes(3, 5, 9)
+
+
+def test_a_batch_keeps_the_counter_as_counted_recent_does_with_each_time_s_text() -> None:
+    """The set-based tally's counter (``monitoring._counted``): the same times as
+    ``counted_recent`` for tickets in order and late ones, counters shorter and longer than
+    the threshold; each time kept as the text it was stored as, a new one as its ISO text."""
+    rng = random.Random(27)
+    for _ in range(400):
+        threshold = rng.choice([1, 2, 3, 5, 10])
+        texts = sorted(
+            (T0 + timedelta(seconds=rng.randrange(7200))).isoformat(timespec="milliseconds")
+            for _ in range(rng.randrange(threshold + 3))
+        )
+        recent = [datetime.fromisoformat(t) for t in texts]
+        written = {id(r): t for r, t in zip(recent, texts, strict=True)}  # a time's text
+        for _ in range(rng.randrange(1, 12)):
+            at = T0 + timedelta(seconds=rng.randrange(-600, 9000))
+            if recent and rng.random() < 0.2:  # at the newest's time exactly
+                at = recent[-1] + timedelta(0)
+            expected = counted_recent(recent, at, threshold)
+            written[id(at)] = at.isoformat()
+            recent, texts = monitoring._counted(recent, texts, at, threshold)
+            assert recent == expected
+            assert texts == [written[id(r)] for r in recent]
