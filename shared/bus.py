@@ -739,6 +739,13 @@ class LogBus(_Groups):
 
 
 IDLE_FETCH_WAIT_MS = 500  # an idle consumer's long poll (aiokafka's default)
+# The longest aiokafka's fetch routine sleeps with nothing to wake it (its
+# ``consumer_timeout_ms``, 200 by default). Everything it waits for wakes it by itself: a
+# fetch's answer, records taken (``getmany``), a partition revoked, assigned, paused or
+# resumed, a metadata update; so the timeout only re-checks, and with a fetch always in
+# flight (an idle consumer long-polls) it woke each consumer process ~4 times a second for
+# nothing (bench/idle_polls.py: ~6 wake-ups of the routine a second, now ~2: the answers).
+FETCHER_TIMEOUT_MS = 1_000
 # the producer's record batches (per partition): a relay round of a few hundred events goes
 # as one batch per partition in one produce request (aiokafka's default, 16 KiB, is ~20
 # events). Below the broker's message.max.bytes (1 MiB by default), which a batch must fit.
@@ -1100,6 +1107,7 @@ class KafkaBus(_Groups):
             rebalance_timeout_ms=self.timing.rebalance_timeout_ms,
             fetch_max_wait_ms=IDLE_FETCH_WAIT_MS,
             fetch_min_bytes=1,
+            consumer_timeout_ms=FETCHER_TIMEOUT_MS,
             # the records as parsed, not ``ConsumerRecord``s (``lean_records``)
             value_deserializer=_as_stored if lean_records() else None,
             # a partition the group's last metadata lacked is found within this (default 5 min)
