@@ -8,6 +8,9 @@ from typing import Protocol
 
 from shared.aio import wait_set
 
+# how far past its time a controllable clock's sleeper wakes (``OffsetClock._real_wait``)
+TIMER_SLACK_SECONDS = 0.001
+
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
@@ -75,7 +78,11 @@ class OffsetClock(_MovableClock):
         return datetime.now(UTC) + self._offset
 
     def _real_wait(self, when: datetime) -> float | None:
-        return max((when - self.now()).total_seconds(), 0.0)
+        # a millisecond past ``when``: uvloop's timers count whole milliseconds and may fire
+        # just before the time they were set for, and a wait for the sub-millisecond rest was
+        # rounded to nothing, so a sleep spun ~5 times through the loop before it ended
+        # (bench/idle_polls.py: channels' senders, 2.15 such waits a second while idle)
+        return max((when - self.now()).total_seconds(), 0.0) + TIMER_SLACK_SECONDS
 
     def set(self, when: datetime) -> None:
         self._offset = when.astimezone(UTC) - datetime.now(UTC)
