@@ -37,3 +37,29 @@ async def act_if_due(
     if upcoming is None or upcoming > now():
         return False, upcoming
     return bool(await act()), None
+
+
+class IdlePoll:
+    """The waits of a loop that looks by itself now and then for work another instance
+    left (a due time it stored, a row it queued), which nothing in this process announces:
+    ``first`` seconds after the loop last found work, then twice the wait before after each
+    look that found nothing, up to ``most`` (``first`` when that is less). A quiet process
+    then wakes for this about once every ``most`` seconds instead of every ``first``
+    (bench/idle_polls.py). What this process does itself wakes the loop at once, and a due
+    time the loop has read it sleeps until, so the longer waits only delay what another
+    instance stored and then failed to do itself before it stopped: by up to ``most``."""
+
+    def __init__(self, first: float, most: float) -> None:
+        self.first = first
+        self.most = max(first, most)
+        self.seconds = first
+
+    def found(self) -> None:
+        """The loop found work: the next idle look comes ``first`` seconds after."""
+        self.seconds = self.first
+
+    def wait(self) -> float:
+        """How long to wait before the next look; each call doubles the following one."""
+        seconds = self.seconds
+        self.seconds = min(2 * seconds, self.most)
+        return seconds

@@ -125,3 +125,19 @@ def counted_due_loop(
     """A due-time loop's looks and acts, counted, with its idle poll set to ``poll_seconds``."""
     monkeypatch.setattr(module, "IDLE_POLL_SECONDS", poll_seconds)
     return Counted(monkeypatch, module, look), Counted(monkeypatch, module, act)
+
+
+def recorded_idle_waits(monkeypatch: pytest.MonkeyPatch, module: Any) -> list[float]:
+    """The waits a module's loop takes from its ``IdlePoll`` between idle looks, in order."""
+    from shared.aio import IdlePoll
+
+    waits: list[float] = []
+
+    class Recorded(IdlePoll):
+        def wait(self) -> float:
+            seconds = super().wait()
+            waits.append(seconds)
+            return seconds
+
+    monkeypatch.setattr(module, "IdlePoll", Recorded)
+    return waits

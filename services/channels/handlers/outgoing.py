@@ -18,14 +18,19 @@ from sqlalchemy import Column, Table, func, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from services.channels.domain import next_attempt
-from shared.aio import act_if_due
+from shared.aio import IdlePoll, act_if_due
 from shared.clock import Clock
 from shared.logging import Outage
 from shared.metrics import Sample
 from shared.service import ServiceContext
 
 log = logging.getLogger("hotline.channels.outgoing")
-IDLE_POLL = timedelta(seconds=1)  # another instance may have queued work
+# A sender looks by itself for work another instance queued (this process's own wakes it):
+# IDLE_POLL after it last sent, then twice as long after each look that found nothing, up
+# to IDLE_POLL_MAX. The instance that queued it sends it too (and retries at its time); the
+# longest wait only delays work whose instance stopped before sending it.
+IDLE_POLL = timedelta(seconds=1)
+IDLE_POLL_MAX = timedelta(seconds=8)
 BATCH = 50
 
 
@@ -53,6 +58,7 @@ async def run_sender(
     earliest time something waiting becomes due."""
     wake = wake_of(ctx, name)
     outage = Outage(log, "sender", sender=name)
+    poll = IdlePoll(IDLE_POLL.total_seconds(), IDLE_POLL_MAX.total_seconds())
     while True:
         wake.event.clear()
         due: datetime | None = None
@@ -60,10 +66,11 @@ async def run_sender(
             sent, due = await act_if_due(ctx.clock.now, next_due, send_due)
             outage.ok()
             if sent:
+                poll.found()
                 continue
         except Exception:  # noqa: BLE001 - the loop outlives a database hiccup
             outage.failed()  # logged once: retried at the idle poll until it works
-        poll_until = ctx.clock.now() + IDLE_POLL
+        poll_until = ctx.clock.now() + timedelta(seconds=poll.wait())
         until = min(due, poll_until) if due is not None else poll_until
         sleeping = asyncio.ensure_future(ctx.clock.sleep_until(until))
         woken = asyncio.ensure_future(wake.event.wait())

@@ -29,7 +29,7 @@ from services.dispatch.schemas import (
     MatterIn,
     UnitIn,
 )
-from shared.aio import act_if_due
+from shared.aio import IdlePoll, act_if_due
 from shared.db import UnitOfWork
 from shared.errors import IllegalTransition
 from shared.events import MatterPublished, UnitPublished
@@ -38,7 +38,13 @@ from shared.service import ServiceContext
 
 log = logging.getLogger("hotline.dispatch.catalog")
 CATALOG_FILE = Path(__file__).resolve().parent.parent / "data" / "catalog.json"
+# The scheduler looks by itself for versions another instance stored (this process's own
+# wake it): IDLE_POLL_SECONDS after it last applied one, then twice as long after each look
+# that found nothing, up to IDLE_POLL_MAX_SECONDS. The instance that stored a version applies
+# it at its time too; the longest wait only delays one taking effect within
+# IDLE_POLL_MAX_SECONDS of being stored by an instance that stopped before then.
 IDLE_POLL_SECONDS = 1.0
+IDLE_POLL_MAX_SECONDS = 8.0
 UNIQUE_LABEL = "Art 7: each catalog version has its own label"
 
 
@@ -298,6 +304,7 @@ async def catalog_scheduler(ctx: ServiceContext) -> None:
     clock), then applies it."""
     wake = _waker(ctx)
     outage = Outage(log, "applying catalog versions")
+    poll = IdlePoll(IDLE_POLL_SECONDS, IDLE_POLL_MAX_SECONDS)
     while True:
         try:
             acted, upcoming = await act_if_due(
@@ -305,6 +312,7 @@ async def catalog_scheduler(ctx: ServiceContext) -> None:
             )
             outage.ok()
             if acted:
+                poll.found()
                 continue
         except asyncio.CancelledError:
             raise
@@ -316,9 +324,7 @@ async def catalog_scheduler(ctx: ServiceContext) -> None:
         if upcoming is not None:
             waits.append(asyncio.ensure_future(ctx.clock.sleep_until(upcoming)))
         try:
-            await asyncio.wait(
-                waits, timeout=IDLE_POLL_SECONDS, return_when=asyncio.FIRST_COMPLETED
-            )
+            await asyncio.wait(waits, timeout=poll.wait(), return_when=asyncio.FIRST_COMPLETED)
         finally:
             for waiter in waits:
                 waiter.cancel()

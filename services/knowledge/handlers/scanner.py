@@ -17,7 +17,7 @@ from sqlalchemy import Select, func, select, update
 from services.knowledge.domain import EntryStatus, RequestStatus
 from services.knowledge.handlers.common import PRODUCER, record_version, state
 from services.knowledge.models import entries, update_requests
-from shared.aio import act_if_due
+from shared.aio import IdlePoll, act_if_due
 from shared.events import KnowledgeExpired, KnowledgeExpiring, KnowledgeRequestOverdue
 from shared.logging import Outage
 from shared.service import ServiceContext
@@ -25,8 +25,13 @@ from shared.service import ServiceContext
 log = logging.getLogger("hotline.knowledge")
 SCAN_BATCH = 500
 SYSTEM = "system"
-# Other instances' new due times are seen within this many seconds even without a wake-up.
+# The scanner looks by itself for due times another instance stored (this process's own
+# changes wake it): IDLE_POLL_SECONDS after it last acted, then twice as long after each
+# look that found nothing, up to IDLE_POLL_MAX_SECONDS. The instance that stored a due time
+# acts on it too; the longest wait only delays one due within IDLE_POLL_MAX_SECONDS of being
+# stored by an instance that stopped before it came (validity and answers run for days).
 IDLE_POLL_SECONDS = 0.5
+IDLE_POLL_MAX_SECONDS = 8.0
 
 _PUBLISHED = entries.c.status == EntryStatus.PUBLISHED.value
 _OPEN_REQUEST = (
@@ -181,6 +186,7 @@ async def due_scanner(ctx: ServiceContext) -> None:
     """Sleeps until the next due time (or a new one, or a moved test clock), then acts."""
     knowledge = state(ctx)
     outage = Outage(log, "knowledge due-time scan")
+    poll = IdlePoll(IDLE_POLL_SECONDS, IDLE_POLL_MAX_SECONDS)
     while True:
         try:
             acted, upcoming = await act_if_due(
@@ -188,6 +194,7 @@ async def due_scanner(ctx: ServiceContext) -> None:
             )
             outage.ok()
             if acted:
+                poll.found()
                 continue
         except asyncio.CancelledError:
             raise
@@ -199,9 +206,7 @@ async def due_scanner(ctx: ServiceContext) -> None:
         if upcoming is not None:
             waits.append(asyncio.ensure_future(ctx.clock.sleep_until(upcoming)))
         try:
-            await asyncio.wait(
-                waits, timeout=IDLE_POLL_SECONDS, return_when=asyncio.FIRST_COMPLETED
-            )
+            await asyncio.wait(waits, timeout=poll.wait(), return_when=asyncio.FIRST_COMPLETED)
         finally:
             for waiter in waits:
                 waiter.cancel()

@@ -15,7 +15,7 @@ from services.sla.domain import next_due, second_escalation_at
 from services.sla.handlers.clocks import PRODUCER
 from services.sla.handlers.state import reload_state, state
 from services.sla.models import clocks
-from shared.aio import act_if_due
+from shared.aio import IdlePoll, act_if_due
 from shared.calendar import Period
 from shared.events import ClockWarning, Escalated, Outgoing, Overdue
 from shared.logging import Outage
@@ -24,8 +24,15 @@ from shared.service import ServiceContext
 
 log = logging.getLogger("hotline.sla")
 SCAN_BATCH = 500
-# Another instance's new clocks are seen within this many seconds even without a wake-up.
+# The scanner looks by itself for clocks another instance started (its own process's wake
+# it when due sooner than it planned to look): IDLE_POLL_SECONDS after it last acted, then
+# twice as long after each look that found nothing, up to IDLE_POLL_MAX_SECONDS. A clock
+# starts minutes before its first due time (the shortest statutory period, 15 minutes, warns
+# at 75 %), and the instance that started it acts on it too; the longest wait only delays
+# a clock whose instance stopped before its first due time came and which is due within
+# IDLE_POLL_MAX_SECONDS of being stored (started late, a backlog): by up to that much.
 IDLE_POLL_SECONDS = 0.5
+IDLE_POLL_MAX_SECONDS = 8.0
 RELOAD_SECONDS = 15.0
 
 
@@ -174,6 +181,7 @@ async def scanner(ctx: ServiceContext) -> None:
     sla = state(ctx)
     reloaded = time.monotonic()
     outage = Outage(log, "clock scan")
+    poll = IdlePoll(IDLE_POLL_SECONDS, IDLE_POLL_MAX_SECONDS)
     while True:
         try:
             if time.monotonic() - reloaded > RELOAD_SECONDS:
@@ -184,6 +192,7 @@ async def scanner(ctx: ServiceContext) -> None:
             )
             outage.ok()
             if acted:
+                poll.found()
                 continue
         except asyncio.CancelledError:
             raise
@@ -195,12 +204,11 @@ async def scanner(ctx: ServiceContext) -> None:
         if upcoming is not None:
             waits.append(asyncio.ensure_future(ctx.clock.sleep_until(upcoming)))
         # a new clock due before this wakes the scanner; later ones wait for the idle poll
-        idle = ctx.clock.now() + timedelta(seconds=IDLE_POLL_SECONDS)
+        seconds = poll.wait()
+        idle = ctx.clock.now() + timedelta(seconds=seconds)
         sla.planned_wake = min(upcoming, idle) if upcoming is not None else idle
         try:
-            await asyncio.wait(
-                waits, timeout=IDLE_POLL_SECONDS, return_when=asyncio.FIRST_COMPLETED
-            )
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
         finally:
             sla.planned_wake = None
             for waiter in waits:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 from services.dispatch.handlers import catalog_versions
 from services.dispatch.handlers.catalog_versions import CATALOG_FILE, starter_document
-from tests.conftest import counted_due_loop
+from tests.conftest import counted_due_loop, recorded_idle_waits
 from tests.unit.dispatch.conftest import T0, Harness, until
 
 DOMAINS = {
@@ -133,13 +134,38 @@ async def test_a_change_takes_effect_on_its_date(service: Harness) -> None:
 
 
 async def test_an_idle_scheduler_only_looks_and_applies_a_version_once_it_is_due(
-    service: Harness, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     looks, applies = counted_due_loop(
         monkeypatch, catalog_versions, "next_version_at", "apply_due_versions", 0.01
     )
-    await until(lambda: looks.calls >= 5, "the idle polls")
-    assert applies.calls == 0
+    async with Harness(tmp_path).running() as service:
+        await until(lambda: looks.calls >= 5, "the idle polls")
+        assert applies.calls == 0
+        await schedule_a_version(service)
+        assert applies.calls >= 1
+
+
+async def test_an_idle_scheduler_looks_less_and_less_often_until_it_applies_a_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each look that finds nothing doubles the wait for the next, up to the most; applying
+    a version starts over (an idle dispatch process woke every second for this)."""
+    monkeypatch.setattr(catalog_versions, "IDLE_POLL_SECONDS", 0.01)
+    monkeypatch.setattr(catalog_versions, "IDLE_POLL_MAX_SECONDS", 0.04)
+    waits = recorded_idle_waits(monkeypatch, catalog_versions)
+    async with Harness(tmp_path).running() as service:
+        await until(lambda: len(waits) >= 5, "the idle looks")
+        assert waits[:5] == [0.01, 0.02, 0.04, 0.04, 0.04]
+        await schedule_a_version(service)
+        await until(lambda: 0.01 in waits[5:], "the wait started over after applying")
+        restart = waits.index(0.01, 5)
+        await until(lambda: len(waits) > restart + 2, "the looks after that")
+        assert waits[restart : restart + 3] == [0.01, 0.02, 0.04]
+
+
+async def schedule_a_version(service: Harness) -> None:
+    """A matter's change stored to take effect in an hour, and the hour passed."""
     change = {
         "name": "道路破损",
         "keywords": ["道路"],
@@ -155,7 +181,6 @@ async def test_an_idle_scheduler_only_looks_and_applies_a_version_once_it_is_due
         lambda: len(service.events("catalog.matter_published")) > published,
         "the scheduled version applied",
     )
-    assert applies.calls >= 1
 
 
 async def test_units_are_managed_and_published(service: Harness) -> None:

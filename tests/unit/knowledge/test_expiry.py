@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from services.knowledge.handlers import scanner
-from tests.conftest import at, counted_due_loop
+from tests.conftest import at, counted_due_loop, recorded_idle_waits
 from tests.unit.knowledge.conftest import (
     ADMIN,
     HEPING,
@@ -165,15 +165,37 @@ async def test_an_expired_entry_revised_with_a_new_validity_can_be_published_aga
 
 
 async def test_an_idle_scanner_only_looks_and_acts_once_something_is_due(
-    harness: Harness, monkeypatch: pytest.MonkeyPatch
+    stopped_harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     looks, batches = counted_due_loop(monkeypatch, scanner, "next_due", "act_on_due", 0.01)
-    await until(lambda: looks.calls >= 5, "the idle polls")
-    assert batches.calls == 0
-    await harness.create(valid_until=VALID_UNTIL)
-    harness.clock.set(VALID_UNTIL)
-    await until(lambda: len(harness.emitted("knowledge.expired")) == 1, "expiry")
-    assert batches.calls >= 1
+    async with stopped_harness.running():
+        await until(lambda: looks.calls >= 5, "the idle polls")
+        assert batches.calls == 0
+        await stopped_harness.create(valid_until=VALID_UNTIL)
+        stopped_harness.clock.set(VALID_UNTIL)
+        await until(lambda: len(stopped_harness.emitted("knowledge.expired")) == 1, "expiry")
+        assert batches.calls >= 1
+
+
+async def test_an_idle_scanner_looks_less_and_less_often_until_it_acts(
+    stopped_harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each look that finds nothing doubles the wait for the next, up to the most; acting
+    starts over (an idle knowledge process woke twice a second for this, a transaction a
+    look)."""
+    monkeypatch.setattr(scanner, "IDLE_POLL_SECONDS", 0.01)
+    monkeypatch.setattr(scanner, "IDLE_POLL_MAX_SECONDS", 0.04)
+    waits = recorded_idle_waits(monkeypatch, scanner)
+    async with stopped_harness.running():
+        await until(lambda: len(waits) >= 5, "the idle looks")
+        assert waits[:5] == [0.01, 0.02, 0.04, 0.04, 0.04]
+        await stopped_harness.create(valid_until=VALID_UNTIL)
+        stopped_harness.clock.set(VALID_UNTIL)
+        await until(lambda: len(stopped_harness.emitted("knowledge.expired")) == 1, "expiry")
+        await until(lambda: 0.01 in waits[5:], "the wait started over after acting")
+        restart = waits.index(0.01, 5)
+        await until(lambda: len(waits) > restart + 2, "the looks after that")
+        assert waits[restart : restart + 3] == [0.01, 0.02, 0.04]
 
 
 async def test_entries_due_but_locked_by_another_instance_do_not_make_the_scanner_spin(

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from shared.aio import wait_set
+from shared.aio import IdlePoll, wait_set
 
 
 async def test_the_event_set_in_time_is_reported() -> None:
@@ -38,3 +38,15 @@ async def test_a_cancel_arriving_with_the_event_is_never_swallowed() -> None:
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, 1)
     assert rounds == 1
+
+
+def test_an_idle_poll_doubles_its_wait_up_to_the_most_and_starts_over_on_work() -> None:
+    poll = IdlePoll(0.5, 4.0)
+    assert [poll.wait() for _ in range(6)] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+    poll.found()
+    assert [poll.wait() for _ in range(2)] == [0.5, 1.0]
+
+
+def test_an_idle_poll_whose_most_is_below_its_first_keeps_the_first() -> None:
+    poll = IdlePoll(60.0, 8.0)
+    assert [poll.wait() for _ in range(3)] == [60.0, 60.0, 60.0]

@@ -4,13 +4,13 @@ unmet deadline produces exactly one sla.overdue — moving the clock, never slee
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
 from services.sla.handlers import scanner
 from shared.events import TicketAccepted
-from tests.conftest import counted_due_loop
+from tests.conftest import Counted, counted_due_loop, recorded_idle_waits
 from tests.unit.sla.conftest import T0, Harness, dispatched, registered, settle, until
 
 
@@ -140,3 +140,50 @@ async def test_clocks_due_but_locked_by_another_instance_do_not_make_the_scanner
         await settle(ctx)
         assert batches.calls == 1  # then it waits for the idle poll (or a wake-up)
         assert looks.calls == 2
+
+
+async def test_an_idle_scanner_looks_less_and_less_often_until_it_acts(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each look that finds nothing doubles the wait for the next, up to the most; acting
+    starts over (an idle SLA process woke twice a second for this)."""
+    monkeypatch.setattr(scanner, "IDLE_POLL_SECONDS", 0.01)
+    monkeypatch.setattr(scanner, "IDLE_POLL_MAX_SECONDS", 0.04)
+    waits = recorded_idle_waits(monkeypatch, scanner)
+    async with harness.running():
+        await until(lambda: len(waits) >= 5, "the idle looks")
+        assert waits[:5] == [0.01, 0.02, 0.04, 0.04, 0.04]
+        long_ago = T0 - timedelta(days=3)  # already due: acted on at once
+        await harness.bus.publish([registered("TJ12", urgency="general", when=long_ago)])
+        await until(lambda: harness.overdue("TJ12") != [], "its overdue")
+        await until(lambda: 0.01 in waits[5:], "the wait started over after acting")
+        restart = waits.index(0.01, 5)
+        await until(lambda: len(waits) > restart + 2, "the looks after that")
+        assert waits[restart : restart + 3] == [0.01, 0.02, 0.04]
+
+
+async def test_a_clock_another_instance_started_is_acted_on_at_its_deadline(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing in this process announces another instance's clock: the backed-off scanner
+    reads it at its next look, minutes before it falls due, and then sleeps until it."""
+    from services.sla.handlers.state import SlaState
+
+    monkeypatch.setattr(scanner, "IDLE_POLL_SECONDS", 0.01)
+    monkeypatch.setattr(scanner, "IDLE_POLL_MAX_SECONDS", 0.04)
+    waits = recorded_idle_waits(monkeypatch, scanner)
+    looks = Counted(monkeypatch, scanner, "next_due_at")
+    async with harness.running():
+        await until(lambda: waits[-2:] == [0.04, 0.04], "the scanner at its longest wait")
+        monkeypatch.setattr(SlaState, "wake_for", lambda self, due: False)  # not woken
+        await harness.bus.publish([registered("TJ13"), dispatched("TJ13")])
+        await until(lambda: len(harness.emitted("sla.deadline_set", "TJ13")) == 2, "the clocks")
+        seen = looks.calls
+        await until(lambda: looks.calls > seen, "a look after the clocks were stored")
+        clocks = harness.emitted("sla.deadline_set", "TJ13")
+        [acceptance] = [e for e in clocks if e.payload["clock"] == "acceptance"]
+        harness.clock.set(datetime.fromisoformat(acceptance.payload["deadline"]))
+        await until(lambda: harness.overdue("TJ13") != [], "its overdue")
+        [overdue] = harness.overdue("TJ13")
+        assert overdue.payload["clock"] == "acceptance"
+        assert overdue.payload["late_seconds"] == 0
