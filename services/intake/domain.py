@@ -105,6 +105,23 @@ def ticket_number(serial: int, registered_at: datetime) -> str:
     return f"{ticket_number_prefix(registered_at)}{serial:06d}"
 
 
+# a ticket number: the prefix (TJ and the registration day) and the serial, six digits or
+# more (``ticket_number``); the serial at most tickets.id's largest value
+_NUMBER = re.compile(r"TJ[0-9]{8}([0-9]{6,10})")
+_MAX_SERIAL = 2**31 - 1
+
+
+def ticket_serial(number: str) -> int | None:
+    """The serial ticket ``number`` ends with (``ticket_number``'s inverse): the ticket's
+    row is found by it, through the table's primary key, and then by the whole number
+    (``services.intake.models.numbered``). None for a text no ticket number reads as."""
+    found = _NUMBER.fullmatch(number)
+    if found is None:
+        return None
+    serial = int(found.group(1))
+    return serial if serial <= _MAX_SERIAL else None
+
+
 def ticket_number_prefix(registered_at: datetime) -> str:
     """The number's part before the serial (PostgreSQL appends the serial itself, in the
     statement that inserts the ticket: services/intake/handlers/registration.py)."""

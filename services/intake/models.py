@@ -1,8 +1,21 @@
 """Intake's tables (SQLAlchemy Core; the schema itself comes from the migrations)."""
 
-from sqlalchemy import JSON, Boolean, Column, Integer, MetaData, String, Table, Text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    ColumnElement,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    false,
+)
 from sqlalchemy.dialects import postgresql
 
+from services.intake.domain import ticket_serial
 from shared.audit import chain_columns
 from shared.db import UTCDateTime
 
@@ -47,6 +60,18 @@ tickets = Table(
     Column("completed_at", UTCDateTime),
     Column("status_at", UTCDateTime),  # occurred_at of the event that set the status
 )
+
+
+def numbered(number: str) -> ColumnElement[bool]:
+    """The row of the ticket numbered ``number``: by the serial the number ends with (the
+    primary key) and the whole number. On PostgreSQL the numbers have no index of their
+    own (intake_0016): a number is made of its ticket's serial, so the primary key finds
+    it. No row for a text that is no ticket number."""
+    serial = ticket_serial(number)
+    if serial is None:
+        return false()
+    return and_(tickets.c.id == serial, tickets.c.ticket_id == number)
+
 
 # The words each ticket is found by (domain.search_terms), so text search is an indexed
 # lookup: a ticket matches when it has every word of the query.

@@ -3,7 +3,8 @@ tickets' search words, rows of ``ticket_terms`` until intake_0008, become one ar
 in ``ticket_words`` and the search finds the same tickets; the downgrade writes them back as
 the same rows. intake_0010: the status index goes and new pages are half filled, so status
 updates are HOT; the downgrade puts both back. intake_0013: the registration time's index
-goes, and comes back with the downgrade; the matter's stays."""
+goes, and comes back with the downgrade; the matter's stays. intake_0016: the ticket numbers'
+unique index goes (reads by number go through the primary key) and comes back."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.intake.domain import search_terms
+from services.intake.models import numbered, tickets
 from shared.db import Database, migration_step
 from tests.conftest import ROOT
 
@@ -176,6 +178,42 @@ async def test_0013_drops_the_time_index_keeps_the_matter_index_and_back(pg_url:
             assert await _tickets_shape(conn) == (rows, indexes - dropped, options)
         async with db.engine.begin() as conn:
             await conn.run_sync(_migrate("downgrade", "intake_0012"))
+        async with db.engine.connect() as conn:
+            assert await _tickets_shape(conn) == (rows, indexes, options)
+    finally:
+        await db.dispose()
+
+
+async def _plan(conn: AsyncConnection, query: object) -> str:
+    """``query``'s plan with sequential scans off: one it still holds has no index to read."""
+    sql = query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})  # type: ignore[attr-defined]
+    await conn.execute(text("SET LOCAL enable_seqscan = off"))
+    return "\n".join(await conn.scalars(text(f"EXPLAIN {sql}")))
+
+
+async def test_0016_drops_the_numbers_index_reads_by_number_take_the_primary_key_and_back(
+    pg_url: str,
+) -> None:
+    db = Database("intake", pg_url)
+    dropped = {"tickets_ticket_id_key"}
+    try:
+        async with db.engine.begin() as conn:
+            pks = await _tickets_at(conn, "intake_0015")
+            rows, indexes, options = await _tickets_shape(conn)
+        assert dropped <= indexes and pks == {n: int(n[-6:]) for n in CONTENTS}
+        async with db.engine.begin() as conn:
+            await conn.run_sync(_migrate("upgrade", "intake_0016"))
+        async with db.engine.begin() as conn:
+            assert await _tickets_shape(conn) == (rows, indexes - dropped, options)
+            for number, pk in pks.items():
+                assert await conn.scalar(sa.select(tickets.c.id).where(numbered(number))) == pk
+            # another day's number with a serial that is taken, and texts no number reads as
+            for other in ("TJ20260116000002", "TJ2026011500002", "", "x"):
+                assert await conn.scalar(sa.select(tickets.c.id).where(numbered(other))) is None
+            plan = await _plan(conn, sa.select(tickets).where(numbered("TJ20260115000002")))
+            assert "tickets_pkey" in plan and "Seq Scan" not in plan, plan
+        async with db.engine.begin() as conn:
+            await conn.run_sync(_migrate("downgrade", "intake_0015"))
         async with db.engine.connect() as conn:
             assert await _tickets_shape(conn) == (rows, indexes, options)
     finally:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import bindparam, or_
 
-from services.intake.domain import STATUS_AFTER_EVENT, Status
+from services.intake.domain import STATUS_AFTER_EVENT, Status, ticket_serial
 from services.intake.handlers.registration import forget_matters
 from services.intake.models import matters, tickets
 from shared.db import UnitOfWork, insert_ignoring_duplicates, update_many
@@ -74,6 +74,9 @@ _NEWER = (
 )
 
 
+_NUMBERED = ("id", "ticket_id")
+
+
 async def on_ticket_progress(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:
     """A ticket event from dispatch or evaluation sets the status it names."""
     await on_progress(ctx, uow, [envelope])
@@ -85,9 +88,14 @@ async def on_progress(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[Head
     changes: dict[tuple[str, ...], list[dict[str, object]]] = {}
     for event in batch:
         ticket_id, values = progress(event)
-        changes.setdefault(tuple(values), []).append({"ticket_id": ticket_id, **values})
+        serial = ticket_serial(ticket_id)
+        if serial is None:  # no ticket is numbered so
+            continue
+        # found by its serial and number (services.intake.models.numbered)
+        row = {"id": serial, "ticket_id": ticket_id, **values}
+        changes.setdefault(tuple(values), []).append(row)
     for rows in changes.values():
-        await update_many(uow.conn, tickets, ["ticket_id"], rows, *_NEWER)
+        await update_many(uow.conn, tickets, _NUMBERED, rows, *_NEWER)
 
 
 _PROGRESS_EVENTS = (

@@ -19,7 +19,14 @@ from services.intake.domain import (
     query_terms,
     same_phone,
 )
-from services.intake.models import matters, requester_reads, ticket_terms, ticket_words, tickets
+from services.intake.models import (
+    matters,
+    numbered,
+    requester_reads,
+    ticket_terms,
+    ticket_words,
+    tickets,
+)
 from services.intake.schemas import (
     AnswerPublic,
     MatterPublic,
@@ -107,9 +114,7 @@ async def read_requester(ctx: ServiceContext, caller: Caller, ticket_id: str) ->
     """The requester's contact details: the lead unit's read for its reply (Art 13), or a
     reading role's; audited in the same transaction (Art 28, 29)."""
     async with ctx.db.unit_of_work() as uow:
-        row = (
-            await uow.conn.execute(select(tickets).where(tickets.c.ticket_id == ticket_id))
-        ).first()
+        row = (await uow.conn.execute(select(tickets).where(numbered(ticket_id)))).first()
         if row is None:
             raise NotFound(f"no ticket {ticket_id}")
         purpose = "requester contact"
@@ -142,9 +147,7 @@ async def get_ticket(ctx: ServiceContext, caller: Caller, ticket_id: str) -> Tic
     full = caller.role in FULL_REQUESTER_ROLES
     purpose = "ticket detail"
     async with ctx.db.unit_of_work() as uow:
-        row = (
-            await uow.conn.execute(select(tickets).where(tickets.c.ticket_id == ticket_id))
-        ).first()
+        row = (await uow.conn.execute(select(tickets).where(numbered(ticket_id)))).first()
         if row is None:
             raise NotFound(f"no ticket {ticket_id}")
         if full and any(row._mapping[c] for c in SEALED_COLUMNS):
@@ -317,7 +320,7 @@ async def lookup_ticket(
             await conn.execute(
                 select(tickets, matters.c.name.label("matter_name"))
                 .select_from(tickets.outerjoin(matters, matters.c.code == tickets.c.matter_code))
-                .where(tickets.c.ticket_id == ticket_id)
+                .where(numbered(ticket_id))
             )
         ).first()
     if row is None or not same_phone(row.requester_phone_index, phone_index(key_ring(ctx), phone)):

@@ -42,6 +42,7 @@ from services.intake.handlers.queries import FULL_REQUESTER_ROLES, NOT_YOURS, pu
 from services.intake.models import (
     idempotency_keys,
     matters,
+    numbered,
     requester_reads,
     ticket_terms,
     ticket_words,
@@ -513,7 +514,7 @@ async def _committed(ctx: ServiceContext, number: str, attempts: int = 10) -> bo
     for attempt in range(attempts):
         try:
             async with ctx.db.engine.connect() as conn:
-                found = await conn.scalar(select(tickets.c.id).where(tickets.c.ticket_id == number))
+                found = await conn.scalar(select(tickets.c.id).where(numbered(number)))
             return found is not None
         except Exception as exc:
             if not is_database_outage(exc):
@@ -670,7 +671,7 @@ async def rate_call(
                     tickets.c.requester_phone_index,
                     tickets.c.call_rating,
                     tickets.c.registered_by,
-                ).where(tickets.c.ticket_id == ticket_id)
+                ).where(numbered(ticket_id))
             )
         ).first()
         if row is None or (
@@ -681,7 +682,7 @@ async def rate_call(
         check_call_rating(row.channel, already_rated=row.call_rating is not None)
         rated = await uow.conn.execute(
             update(tickets)
-            .where(tickets.c.ticket_id == ticket_id, tickets.c.call_rating.is_(None))
+            .where(numbered(ticket_id), tickets.c.call_rating.is_(None))
             .values(call_rating=data.rating, call_rated_at=now, call_rated_by=caller.sub)
         )
         if rated.rowcount == 0:  # rated by a concurrent request

@@ -10,6 +10,7 @@ from services.intake.domain import (
     mask_phone,
     normalise_phone,
     ticket_number,
+    ticket_serial,
 )
 from shared.calendar import SHANGHAI
 from tests.conftest import at
@@ -87,6 +88,30 @@ def test_ticket_numbers_change_date_at_shanghai_midnight_whatever_came_before() 
         (midnight - timedelta(days=400), "20241212"),
     ]:
         assert ticket_number(1, when) == f"TJ{day}000001", when
+
+
+@pytest.mark.parametrize("serial", [1, 123, 999_999, 1_000_000, 2**31 - 1])
+def test_a_ticket_number_gives_its_serial_back(serial: int) -> None:
+    assert ticket_serial(ticket_number(serial, at("2026-01-15 23:30"))) == serial
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "TJ20260115",
+        "TJ2026011500012",  # five digits: a serial has six or more
+        "TJ20260115000123 ",
+        "tj20260115000123",
+        "TJ2026O115000123",
+        "TJ20260115００0123",  # full-width digits
+        "TJ20260115٠٠٠١٢٣",  # Arabic-Indic digits, which int() would read
+        "TJ202601152147483648",  # beyond tickets.id's largest value
+        "TJ2026011500000000001",
+    ],
+)
+def test_a_text_no_ticket_number_reads_as_has_no_serial(text: str) -> None:
+    assert ticket_serial(text) is None
 
 
 def test_phone_masking() -> None:
