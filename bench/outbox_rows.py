@@ -9,8 +9,9 @@ schema), dropped at the end.
 Prints JSON: microseconds an event of this process's CPU (``client``) and of the
 database's backends (``backend``, their /proc schedstat: parsing, planning, executing,
 committing) for each step, the best round and the median (the first round warms up and is
-not counted). BENCH_ROOT: the tree to run (this one's by default), to compare two trees
-alternating, minutes apart (the machine's speed drifts)."""
+not counted), and the WAL records an event (pg_stat_statements, if loaded). BENCH_ROOT:
+the tree to run (this one's by default), to compare two trees alternating, minutes apart
+(the machine's speed drifts)."""
 
 from __future__ import annotations
 
@@ -62,12 +63,32 @@ async def backend_seconds(admin: asyncpg.Connection, database: str) -> float:
     return total / 1e9
 
 
-async def timed(admin: asyncpg.Connection, database: str, step: Any) -> tuple[float, float]:
-    """The CPU ``step`` (a coroutine) takes: this process's and the database's backends'."""
+async def wal_records(admin: asyncpg.Connection, database: str) -> float:
+    """The WAL records the database's statements wrote so far (pg_stat_statements; 0
+    without it)."""
+    try:
+        return float(
+            await admin.fetchval(
+                "SELECT coalesce(sum(wal_records), 0) FROM pg_stat_statements"
+                " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = $1)",
+                database,
+            )
+        )
+    except asyncpg.PostgresError:
+        return 0.0
+
+
+async def timed(
+    admin: asyncpg.Connection, database: str, step: Any
+) -> tuple[float, float, float]:
+    """The CPU ``step`` (a coroutine) takes, this process's and the database's backends',
+    and the WAL records it writes."""
+    wal = await wal_records(admin, database)
     client, backend = time.process_time(), await backend_seconds(admin, database)
     await step
     client = time.process_time() - client
-    return client, await backend_seconds(admin, database) - backend
+    backend = await backend_seconds(admin, database) - backend
+    return client, backend, await wal_records(admin, database) - wal
 
 
 async def write(db: Database, events: list[Any], size: int) -> None:
@@ -87,6 +108,10 @@ async def run(size: int, batches: int, rounds: int) -> dict[str, Any]:
     async with scratch_database() as url:
         database = url.rpartition("/")[2]
         admin = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
+        try:  # its view of the statements (the library is loaded by the server, if at all)
+            await admin.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        except asyncpg.PostgresError:
+            pass
         db = Database("evaluation", url, pool_size=2)
         try:
             await db.migrate(MIGRATIONS)
@@ -101,7 +126,9 @@ async def run(size: int, batches: int, rounds: int) -> dict[str, Any]:
                 }
                 if r:
                     n = size * batches
-                    per_round.append({k: (c / n * 1e6, b / n * 1e6) for k, (c, b) in spent.items()})
+                    per_round.append(
+                        {k: (c / n * 1e6, b / n * 1e6, w / n) for k, (c, b, w) in spent.items()}
+                    )
             assert bus.sent == (rounds + 1) * size * batches, bus.sent
         finally:
             await db.dispose()
@@ -114,6 +141,7 @@ async def run(size: int, batches: int, rounds: int) -> dict[str, Any]:
                 "best_us": round(min(values), 2),
                 "median_us": round(statistics.median(values), 2),
             }
+        result[f"{name} wal_records"] = round(statistics.median(p[name][2] for p in per_round), 2)
     return result
 
 
