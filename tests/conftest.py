@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -128,9 +128,13 @@ def counted_due_loop(
 
 
 def recorded_idle_waits(monkeypatch: pytest.MonkeyPatch, module: Any) -> list[float]:
-    """The waits a module's loop takes from its ``IdlePoll`` between idle looks, in order."""
+    """The waits a module's loop takes from its ``IdlePoll`` between idle looks, in order;
+    its first wait set to 0.01 s and its most to 0.04 s when it names them so."""
     from shared.aio import IdlePoll
 
+    if hasattr(module, "IDLE_POLL_MAX_SECONDS"):
+        monkeypatch.setattr(module, "IDLE_POLL_SECONDS", 0.01)
+        monkeypatch.setattr(module, "IDLE_POLL_MAX_SECONDS", 0.04)
     waits: list[float] = []
 
     class Recorded(IdlePoll):
@@ -141,3 +145,19 @@ def recorded_idle_waits(monkeypatch: pytest.MonkeyPatch, module: Any) -> list[fl
 
     monkeypatch.setattr(module, "IdlePoll", Recorded)
     return waits
+
+
+async def waits_double_then_start_over(
+    waits: list[float],
+    until: Callable[[Callable[[], bool], str], Awaitable[None]],
+    act: Callable[[], Awaitable[None]],
+) -> None:
+    """A loop's recorded waits (``recorded_idle_waits``) double from 0.01 s to the most,
+    0.04 s, while it finds nothing, and start over once ``act`` has given it work."""
+    await until(lambda: len(waits) >= 5, "the idle looks")
+    assert waits[:5] == [0.01, 0.02, 0.04, 0.04, 0.04]
+    await act()
+    await until(lambda: 0.01 in waits[5:], "the wait started over after acting")
+    restart = waits.index(0.01, 5)
+    await until(lambda: len(waits) > restart + 2, "the looks after that")
+    assert waits[restart : restart + 3] == [0.01, 0.02, 0.04]

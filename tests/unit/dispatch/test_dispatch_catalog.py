@@ -11,7 +11,7 @@ import pytest
 
 from services.dispatch.handlers import catalog_versions
 from services.dispatch.handlers.catalog_versions import CATALOG_FILE, starter_document
-from tests.conftest import counted_due_loop, recorded_idle_waits
+from tests.conftest import counted_due_loop, recorded_idle_waits, waits_double_then_start_over
 from tests.unit.dispatch.conftest import T0, Harness, until
 
 DOMAINS = {
@@ -151,17 +151,9 @@ async def test_an_idle_scheduler_looks_less_and_less_often_until_it_applies_a_ve
 ) -> None:
     """Each look that finds nothing doubles the wait for the next, up to the most; applying
     a version starts over (an idle dispatch process woke every second for this)."""
-    monkeypatch.setattr(catalog_versions, "IDLE_POLL_SECONDS", 0.01)
-    monkeypatch.setattr(catalog_versions, "IDLE_POLL_MAX_SECONDS", 0.04)
     waits = recorded_idle_waits(monkeypatch, catalog_versions)
     async with Harness(tmp_path).running() as service:
-        await until(lambda: len(waits) >= 5, "the idle looks")
-        assert waits[:5] == [0.01, 0.02, 0.04, 0.04, 0.04]
-        await schedule_a_version(service)
-        await until(lambda: 0.01 in waits[5:], "the wait started over after applying")
-        restart = waits.index(0.01, 5)
-        await until(lambda: len(waits) > restart + 2, "the looks after that")
-        assert waits[restart : restart + 3] == [0.01, 0.02, 0.04]
+        await waits_double_then_start_over(waits, until, lambda: schedule_a_version(service))
 
 
 async def schedule_a_version(service: Harness) -> None:

@@ -10,7 +10,12 @@ import pytest
 
 from services.sla.handlers import scanner
 from shared.events import TicketAccepted
-from tests.conftest import Counted, counted_due_loop, recorded_idle_waits
+from tests.conftest import (
+    Counted,
+    counted_due_loop,
+    recorded_idle_waits,
+    waits_double_then_start_over,
+)
 from tests.unit.sla.conftest import T0, Harness, dispatched, registered, settle, until
 
 
@@ -147,19 +152,15 @@ async def test_an_idle_scanner_looks_less_and_less_often_until_it_acts(
 ) -> None:
     """Each look that finds nothing doubles the wait for the next, up to the most; acting
     starts over (an idle SLA process woke twice a second for this)."""
-    monkeypatch.setattr(scanner, "IDLE_POLL_SECONDS", 0.01)
-    monkeypatch.setattr(scanner, "IDLE_POLL_MAX_SECONDS", 0.04)
     waits = recorded_idle_waits(monkeypatch, scanner)
-    async with harness.running():
-        await until(lambda: len(waits) >= 5, "the idle looks")
-        assert waits[:5] == [0.01, 0.02, 0.04, 0.04, 0.04]
-        long_ago = T0 - timedelta(days=3)  # already due: acted on at once
+
+    async def a_clock_already_due() -> None:
+        long_ago = T0 - timedelta(days=3)
         await harness.bus.publish([registered("TJ12", urgency="general", when=long_ago)])
         await until(lambda: harness.overdue("TJ12") != [], "its overdue")
-        await until(lambda: 0.01 in waits[5:], "the wait started over after acting")
-        restart = waits.index(0.01, 5)
-        await until(lambda: len(waits) > restart + 2, "the looks after that")
-        assert waits[restart : restart + 3] == [0.01, 0.02, 0.04]
+
+    async with harness.running():
+        await waits_double_then_start_over(waits, until, a_clock_already_due)
 
 
 async def test_a_clock_another_instance_started_is_acted_on_at_its_deadline(
@@ -169,8 +170,6 @@ async def test_a_clock_another_instance_started_is_acted_on_at_its_deadline(
     reads it at its next look, minutes before it falls due, and then sleeps until it."""
     from services.sla.handlers.state import SlaState
 
-    monkeypatch.setattr(scanner, "IDLE_POLL_SECONDS", 0.01)
-    monkeypatch.setattr(scanner, "IDLE_POLL_MAX_SECONDS", 0.04)
     waits = recorded_idle_waits(monkeypatch, scanner)
     looks = Counted(monkeypatch, scanner, "next_due_at")
     async with harness.running():
