@@ -450,6 +450,10 @@ def server_options(**overrides: Any) -> dict[str, Any]:
         "log_config": None,
         "access_log": False,
         "timeout_keep_alive": KEEPALIVE_SECONDS,  # longer than clients pool idle connections
+        # no ``server: uvicorn`` on every response: nothing reads it (a client of the gateway
+        # learns nothing it needs from it), and each reader parses it (the gateway reading
+        # a service: one parser callback a request)
+        "server_header": False,
         **overrides,
     }
 

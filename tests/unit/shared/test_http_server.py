@@ -14,13 +14,16 @@ import pytest
 from shared.http_server import HotlineProtocol, server_options
 
 
-@pytest.mark.parametrize("name", ["loop", "http", "access_log", "timeout_keep_alive"])
+@pytest.mark.parametrize(
+    "name", ["loop", "http", "access_log", "timeout_keep_alive", "server_header"]
+)
 def test_every_process_serves_with_the_same_settings(name: str) -> None:
     expected = {
         "loop": "uvloop",
         "http": HotlineProtocol,
         "access_log": False,
         "timeout_keep_alive": 75,
+        "server_header": False,
     }
     assert server_options()[name] == expected[name]
 
@@ -472,6 +475,18 @@ async def test_an_idle_keep_alive_connection_is_closed_by_the_servers_sweep() ->
         assert body == b"ok"
         busy_writer.close()
         idle_writer.close()
+
+
+async def test_a_response_names_no_server_software_but_keeps_its_date() -> None:
+    import asyncio
+
+    async with _serving(_ok) as (_, address):
+        reader, writer = await asyncio.open_connection(*address)
+        head, body = await _answer_to(reader, writer, _GET)
+        writer.close()
+    assert body == b"ok"
+    assert b"\r\ndate: " in head
+    assert b"\r\nserver:" not in head.lower()
 
 
 async def test_under_a_server_that_does_not_sweep_the_connection_keeps_uvicorns_timer() -> None:
