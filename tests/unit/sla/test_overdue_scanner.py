@@ -132,6 +132,22 @@ async def test_an_idle_scanner_only_looks_and_acts_once_something_is_due(
         assert batches.calls >= 1
 
 
+async def test_a_moved_clock_wakes_a_scanner_waiting_for_its_idle_look(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The console's demo and the browser tests move a controllable clock: a scanner waiting
+    for its idle look (here a minute of real time away) looks as soon as the clock passes
+    it, and acts on a clock it had not read (one due later than that look did not wake it)."""
+    looks, _ = counted_due_loop(monkeypatch, scanner, "next_due_at", "act_on_due", 60.0)
+    async with harness.running():
+        await until(lambda: looks.calls == 1, "the first look")
+        await harness.bus.publish([registered("TJ11"), dispatched("TJ11")])
+        await until(lambda: harness.emitted("sla.deadline_set", "TJ11") != [], "the clocks")
+        assert looks.calls == 1
+        harness.clock.advance(timedelta(hours=1))
+        await until(lambda: len(harness.overdue("TJ11")) == 1, "its overdue")
+
+
 async def test_clocks_due_but_locked_by_another_instance_do_not_make_the_scanner_spin(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
