@@ -14,8 +14,10 @@ passes every record over (the cost of a record a group does not need, alone); BE
 the tree whose ``shared`` runs (this one's by default), to compare two trees; FETCH_WAIT_MS,
 FETCH_MIN_BYTES, COMMIT_SECONDS (default: the services' settings); BENCH_LEAN=ab: rounds
 alternate without and with ``shared.bus.lean_records`` (A B B A ...), ``rounds`` pairs;
-BENCH_RELAXED=ab: rounds alternate every group at FETCH_WAIT_MS / FETCH_MIN_BYTES and
-RELAXED_GROUPS at RELAXED_WAIT_MS / RELAXED_MIN_BYTES (each with a bus of its own).
+BENCH_CRC=ab: rounds alternate the fetched batches' CRCs checked by aiokafka and by
+``shared.bus.checked_records``; BENCH_RELAXED=ab: rounds alternate every group at
+FETCH_WAIT_MS / FETCH_MIN_BYTES and RELAXED_GROUPS at RELAXED_WAIT_MS / RELAXED_MIN_BYTES
+(each with a bus of its own).
 
 Prints JSON per round: this process's CPU (the consumers) and the broker's (from /proc of
 the Kafka pid) in microseconds a ticket and a record fetched (a record reaching a group),
@@ -194,7 +196,7 @@ async def one_round(
         name: sum(per_topic.get(t, 0) for t in topics_of[name]) * tickets for name in groups
     }
     cpu0, broker0, t0 = _self_cpu(), cpu_seconds(broker) if broker else 0.0, time.monotonic()
-    fetches0 = _fetches(subs)
+    fetches0, threads0 = _fetches(subs), broker_threads(broker)
     child.stdin.write(b"go\n")
     child.stdin.flush()
     drained: dict[str, float] = {}  # when each group had passed its last record
@@ -213,6 +215,8 @@ async def one_round(
         await asyncio.sleep(0.01)
     cpu1, broker1, t1 = _self_cpu(), cpu_seconds(broker) if broker else 0.0, time.monotonic()
     fetches = _fetches(subs) - fetches0
+    threads = broker_threads(broker)
+    by_thread = {k: (v - threads0.get(k, 0.0)) / tickets * 1e6 for k, v in threads.items()}
     out = json.loads(child.stdout.read() or b"{}")  # type: ignore[union-attr]
     for b in buses:
         await b.stop()
@@ -227,6 +231,9 @@ async def one_round(
         "broker_us_a_ticket": (broker1 - broker0) / tickets * 1e6,
         "broker_us_a_record": (broker1 - broker0) / max(1, records) * 1e6,
         "fetches": fetches,
+        "broker_us_a_ticket_by_thread": {
+            k: round(v, 1) for k, v in sorted(by_thread.items(), key=lambda kv: -kv[1]) if v > 0
+        },
         "records_a_fetch": records / max(1, fetches),
         # after the load's first event: its last event passed by each group
         "drained_s": {name: round(at - t0, 2) for name, at in drained.items()},
@@ -242,6 +249,22 @@ async def _drop_topics(prefix: str) -> None:
         await admin.delete_topics([t for t in await admin.list_topics() if t.startswith(prefix)])
     finally:
         await admin.close()
+
+
+def broker_threads(pid: int | None) -> dict[str, float]:
+    """The broker's CPU seconds by thread name (digits dropped: a pool's threads together)."""
+    if not pid:
+        return {}
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = re.sub(r"[\d#-]+", "", (task / "comm").read_text().strip()) or "?"
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
 
 
 def _self_cpu() -> float:
@@ -290,6 +313,30 @@ def lean_pairs(groups: list[str], rate: float, seconds: float, pairs: int) -> di
     return {way: {k: [round(r[k], 2) for r in rounds] for k in keys} for way, rounds in got.items()}
 
 
+def crc_pairs(groups: list[str], rate: float, seconds: float, pairs: int) -> dict[str, Any]:
+    """Rounds with the fetched batches' CRCs checked by aiokafka (A) and by the bus's
+    ``checked_records`` (B), alternating A B B A, in this one process."""
+    import uvloop
+    from aiokafka.consumer import fetcher
+    from aiokafka.record.memory_records import MemoryRecords
+
+    import shared.bus as bus
+
+    checked = bus.checked_records
+    if not checked():
+        raise SystemExit("this tree's bus cannot check CRCs itself (no crc32c?)")
+    ours = fetcher.MemoryRecords
+    got: dict[str, list[dict[str, Any]]] = {"A": [], "B": []}
+    for n in range(pairs):
+        for way in "AB" if n % 2 == 0 else "BA":
+            fetcher.MemoryRecords = ours if way == "B" else MemoryRecords
+            bus.checked_records = checked if way == "B" else (lambda: False)  # type: ignore[assignment]
+            got[way].append(uvloop.run(one_round(groups, rate, seconds)))
+    fetcher.MemoryRecords, bus.checked_records = ours, checked  # type: ignore[assignment]
+    keys = ("consumers_us_a_ticket", "consumers_us_a_record", "broker_us_a_ticket")
+    return {way: {k: [round(r[k], 2) for r in rounds] for k in keys} for way, rounds in got.items()}
+
+
 def relaxed_pairs(groups: list[str], rate: float, seconds: float, pairs: int) -> dict[str, Any]:
     """Rounds with every group at the services' fetch settings (A) and RELAXED_GROUPS
     (default intake, knowledge, evaluation, channels) relaxed (B), A B B A ..."""
@@ -321,6 +368,9 @@ def main() -> None:
     _count_fetches()
     if os.environ.get("BENCH_RELAXED") == "ab":
         print(json.dumps(relaxed_pairs(groups, rate, seconds, rounds)), flush=True)
+        return
+    if os.environ.get("BENCH_CRC") == "ab":
+        print(json.dumps(crc_pairs(groups, rate, seconds, rounds)), flush=True)
         return
     if os.environ.get("BENCH_LEAN") == "ab":
         print(json.dumps(lean_pairs(groups, rate, seconds, rounds)), flush=True)

@@ -1,8 +1,9 @@
 """CPU per record of turning a fetched partition's bytes into what a consumer group decodes:
 aiokafka's record parser (its C extension, as installed), then either aiokafka's
 ``ConsumerRecord`` for each record (``consumer_record``) or the parser's record as it is
-(``lean``, ``shared.bus.lean_records``); then, for both, ``shared.bus.decode`` of a group
-that passes every record over (``… + drop``). The records are the bench's traffic (a
+(``lean``, ``shared.bus.lean_records``; ``lean, crc32c``: its batches' CRC checked by
+``shared.bus.checked_records``, not by aiokafka); then, for both, ``shared.bus.decode``
+of a group that passes every record over (``… + drop``). The records are the bench's traffic (a
 ticket's registration, dispatch and deadline, as the outbox writes them, with the
 relay's trace-id header), ``BATCH`` to a record batch, as a fetch brings them.
 
@@ -56,8 +57,15 @@ def fetched(n: int) -> bytes:
     return bytes(builder.build())
 
 
-def records_of(kind: type, data: bytes, value_deserializer: Any) -> list[Any]:
-    parsed = kind(TP, MemoryRecords(data), [], 0, None, value_deserializer, True, READ_COMMITTED)
+def records_of(
+    kind: type, data: bytes, value_deserializer: Any, records: Any = MemoryRecords
+) -> list[Any]:
+    """``records``: aiokafka's ``MemoryRecords`` (its CRC check on) or the bus's
+    ``checked_records`` (checked as read, aiokafka's check off)."""
+    checked = getattr(records, "checked", False)
+    parsed = kind(
+        TP, records(data), [], 0, None, value_deserializer, not checked, READ_COMMITTED
+    )
     return list(parsed)
 
 
@@ -77,6 +85,7 @@ def main() -> None:
     from aiokafka.consumer import fetcher
 
     lean_kind, mark = fetcher.PartitionRecords, bus._as_stored
+    checked = getattr(bus, "checked_records", lambda: False)() and fetcher.MemoryRecords
     assert [r.value for r in records_of(lean_kind, data, mark)] == [
         r.value for r in records_of(plain, data, None)
     ]
@@ -88,6 +97,11 @@ def main() -> None:
         ),
         "lean + drop": lambda: decode([r.value for r in records_of(lean_kind, data, mark)], NOBODY),
     }
+    if checked:  # the batch's CRC checked by the bus (crc32c), not by aiokafka
+        assert [r.value for r in records_of(lean_kind, data, mark, checked)] == [
+            r.value for r in records_of(plain, data, None)
+        ]
+        ways["lean, crc32c"] = lambda: records_of(lean_kind, data, mark, checked)
     steps = max(1, n // BATCH)
     times: dict[str, list[float]] = {name: [] for name in ways}
     for r in range(rounds):

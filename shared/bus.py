@@ -884,6 +884,68 @@ def lean_records() -> bool:
     return True
 
 
+_BATCH_LENGTH = struct.Struct(">i")  # a record batch's length field, at its 8th byte
+# v2 record batch: its CRC-32C covers the bytes from its attributes (the 21st byte) to its end
+_CRC_FROM, _LOG_OVERHEAD = 21, 12
+
+
+@cache
+def checked_records() -> bool:
+    """Check the CRC-32C of every record batch the consumers fetch with the ``crc32c``
+    package (the CPU's CRC instruction, ~20 GB/s here), not aiokafka's own check (a
+    table-driven one in its C extension, ~1.9 GB/s: ~8 us for the ~16 KB of records the
+    six groups fetch a ticket). Installed as aiokafka's fetcher's ``MemoryRecords`` (the
+    fetched bytes of one partition), whose batches are checked as they are read, where
+    aiokafka checks them, and raise its ``CorruptRecordException`` as it does; the
+    consumers then turn aiokafka's check off (``check_crcs``). Another record format
+    (v0/v1) is checked by aiokafka's own. Without the package, or with an aiokafka whose
+    fetcher has no ``MemoryRecords``, False: aiokafka checks them as ever."""
+    try:
+        from aiokafka.consumer import fetcher
+        from aiokafka.errors import CorruptRecordException
+        from crc32c import crc32c
+    except ImportError:
+        return False
+    parsed = getattr(fetcher, "MemoryRecords", None)
+    if parsed is None:
+        return False
+    if getattr(parsed, "checked", False):
+        return True
+    length = _BATCH_LENGTH.unpack_from
+
+    class CheckedRecords:
+        checked = True
+        __slots__ = ("_records", "_view", "_at")
+
+        def __init__(self, data: bytes) -> None:
+            self._records = parsed(data)
+            self._view = memoryview(data)
+            self._at = 0  # where the next batch begins
+
+        def size_in_bytes(self) -> int:
+            return self._records.size_in_bytes()  # type: ignore[no-any-return]
+
+        def has_next(self) -> bool:
+            return self._records.has_next()  # type: ignore[no-any-return]
+
+        def next_batch(self) -> Any:
+            batch = self._records.next_batch()
+            if batch is None:
+                return None
+            start = self._at
+            end = self._at = start + _LOG_OVERHEAD + length(self._view, start + 8)[0]
+            if batch.magic < 2:
+                ok = batch.validate_crc()
+            else:
+                ok = crc32c(self._view[start + _CRC_FROM : end]) == batch.crc
+            if not ok:
+                raise CorruptRecordException(f"Invalid CRC - record batch at {batch.base_offset}")
+            return batch
+
+    fetcher.MemoryRecords = CheckedRecords
+    return True
+
+
 LAG_FRESH, LAG_TIMEOUT = 2.0, 1.0
 
 
@@ -1110,6 +1172,7 @@ class KafkaBus(_Groups):
             consumer_timeout_ms=FETCHER_TIMEOUT_MS,
             # the records as parsed, not ``ConsumerRecord``s (``lean_records``)
             value_deserializer=_as_stored if lean_records() else None,
+            check_crcs=not checked_records(),  # (checked as fetched, by ``crc32c``)
             # a partition the group's last metadata lacked is found within this (default 5 min)
             metadata_max_age_ms=METADATA_MAX_AGE_MS,
         )

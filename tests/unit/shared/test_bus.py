@@ -602,6 +602,58 @@ def fetched(values: Sequence[bytes], value_deserializer: Any) -> list[Any]:
     return list(fetcher.PartitionRecords(tp, records, [], 0, None, value_deserializer, True, 1))
 
 
+def record_batches(*sizes: int) -> bytes:
+    """Record batches as a fetch answer holds them, one after another: ``sizes[i]``
+    records in the i-th, offsets numbered on from the last."""
+    from aiokafka.record.default_records import DefaultRecordBatchBuilder
+
+    data, offset = b"", 0
+    for size in sizes:
+        builder = DefaultRecordBatchBuilder(2, 0, 0, 1, 0, 0, 1 << 20)
+        for i in range(size):
+            builder.append(i, None, b"K%d" % (offset + i), "事件%d".encode() * (i + 1), [])
+        batch = bytearray(builder.build())
+        batch[0:8] = offset.to_bytes(8, "big")  # the batch's base offset (the broker's part)
+        data, offset = data + bytes(batch), offset + size
+    return data
+
+
+def partition_records(data: bytes, check_crcs: bool) -> list[Any]:
+    """The records aiokafka's fetcher makes of one partition's fetched ``data``, with its
+    ``MemoryRecords`` as installed now."""
+    from aiokafka.consumer import fetcher
+    from aiokafka.structs import TopicPartition
+
+    records = fetcher.MemoryRecords(data)
+    tp = TopicPartition("t.hotline.tickets", 0)
+    return list(fetcher.PartitionRecords(tp, records, [], 0, None, None, check_crcs, 1))
+
+
+def test_the_bus_consumers_check_each_fetched_batchs_crc_themselves() -> None:
+    """The bus's consumers turn aiokafka's CRC check off and check each batch with the
+    ``crc32c`` package as it is read (``checked_records``): the same records as aiokafka
+    hands over with its own check, a partial batch at the end of a fetch left for the
+    next, and a batch changed on the way (one bit) refused as aiokafka refuses it."""
+    from aiokafka.errors import CorruptRecordException
+    from aiokafka.record.memory_records import MemoryRecords
+
+    from shared.bus import checked_records
+
+    assert checked_records()
+    data = record_batches(3, 1, 4)
+    partial = record_batches(2)[:40]
+    ours = partition_records(data + partial, check_crcs=False)
+    theirs = list(MemoryRecords(data).next_batch())  # (aiokafka's own, checked)
+    assert [r.offset for r in ours] == list(range(8))
+    assert [(r.key, r.value) for r in ours[:3]] == [(r.key, r.value) for r in theirs]
+    second = len(record_batches(3))
+    for where in (30, second + 21, second + 40, len(data) - 1):  # in the 1st, 2nd, 3rd batch
+        changed = bytearray(data)
+        changed[where] ^= 0x10
+        with pytest.raises(CorruptRecordException):
+            partition_records(bytes(changed), check_crcs=False)
+
+
 def test_the_bus_consumers_take_records_as_parsed_and_read_them_as_consumer_records() -> None:
     """The bus's consumers (``_as_stored``) are handed each record as aiokafka's parser
     made it, with the offset, key and value its ``ConsumerRecord`` has; any other
