@@ -4,11 +4,14 @@ in ``ticket_words`` and the search finds the same tickets; the downgrade writes 
 the same rows. intake_0010: the status index goes and new pages are half filled, so status
 updates are HOT; the downgrade puts both back. intake_0013: the registration time's index
 goes, and comes back with the downgrade; the matter's stays. intake_0016: the ticket numbers'
-unique index goes (reads by number go through the primary key) and comes back."""
+unique index goes (reads by number go through the primary key) and comes back. intake_0017:
+the phone's index holds the matter in the "C" collation, and the registration batch's
+duplicate-hint lookup can read no other index; the downgrade puts the index back."""
 
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -19,6 +22,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.intake.domain import search_terms
+from services.intake.handlers.registration import _WRITE_BATCH
 from services.intake.models import numbered, tickets
 from shared.db import Database, migration_step
 from tests.conftest import ROOT
@@ -218,3 +222,59 @@ async def test_0016_drops_the_numbers_index_reads_by_number_take_the_primary_key
             assert await _tickets_shape(conn) == (rows, indexes, options)
     finally:
         await db.dispose()
+
+
+async def _batch_plan(conn: AsyncConnection) -> str:
+    """The generic plan of the registration batch's statement (with its duplicate-hint
+    lookup), sequential scans off: an index it reads is one the lookup can use."""
+    sql = _WRITE_BATCH[False]
+    params = max(int(n) for n in re.findall(r"\$(\d+)", sql))
+    raw = (await conn.get_raw_connection()).driver_connection
+    await raw.execute("SET LOCAL enable_seqscan = off")
+    await raw.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+    await raw.execute(f"PREPARE batch_plan AS {sql}")
+    try:
+        rows = await raw.fetch(f"EXPLAIN EXECUTE batch_plan({', '.join(['NULL'] * params)})")
+    finally:
+        await raw.execute("DEALLOCATE batch_plan")
+    return "\n".join(r[0] for r in rows)
+
+
+async def test_0017_the_duplicate_hints_read_only_the_phones_index_and_back(pg_url: str) -> None:
+    db = Database("intake", pg_url)
+    index = "ix_tickets_phone_matter"
+    try:
+        async with db.engine.begin() as conn:
+            await _tickets_at(conn, "intake_0016", requester_phone_index="p1")
+            rows, indexes, options = await _tickets_shape(conn)
+            before = await _index_definition(conn, index)
+        assert 'COLLATE "C"' not in before and "ix_tickets_matter" in indexes
+        async with db.engine.begin() as conn:
+            await conn.run_sync(_migrate("upgrade", "intake_0017"))
+        async with db.engine.begin() as conn:
+            assert await _tickets_shape(conn) == (rows, indexes, options)
+            assert 'matter_code COLLATE "C"' in await _index_definition(conn, index)
+            plan = await _batch_plan(conn)
+            assert f"Index Scan using {index}" in plan, plan
+            # the lookup compares the phone, the matter and the time in the phone's index
+            assert re.search(
+                r"Index Cond: .*requester_phone_index.*matter_code.*registered_at", plan
+            )
+            # and without it, no other index can serve the lookup (the matter's cannot)
+            await conn.execute(text(f"DROP INDEX {index}"))
+            assert "ix_tickets_matter" not in await _batch_plan(conn)
+            await conn.rollback()
+        async with db.engine.begin() as conn:
+            await conn.run_sync(_migrate("downgrade", "intake_0016"))
+        async with db.engine.connect() as conn:
+            assert await _tickets_shape(conn) == (rows, indexes, options)
+            assert await _index_definition(conn, index) == before
+    finally:
+        await db.dispose()
+
+
+async def _index_definition(conn: AsyncConnection, name: str) -> str:
+    return await conn.scalar(
+        text("SELECT indexdef FROM pg_indexes WHERE schemaname = 'intake' AND indexname = :n"),
+        {"n": name},
+    )
