@@ -911,6 +911,7 @@ def checked_records() -> bool:
         return False
     if getattr(parsed, "checked", False):
         return True
+    read: Callable[[bytes], Any] = parsed  # (not None: narrowed for the class below too)
     length = _BATCH_LENGTH.unpack_from
 
     class CheckedRecords:
@@ -918,7 +919,7 @@ def checked_records() -> bool:
         __slots__ = ("_records", "_view", "_at")
 
         def __init__(self, data: bytes) -> None:
-            self._records = parsed(data)
+            self._records = read(data)
             self._view = memoryview(data)
             self._at = 0  # where the next batch begins
 
