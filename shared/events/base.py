@@ -318,6 +318,42 @@ class Event(BaseModel):
             producer, trace_id = given.producer, given.trace_id
         return Outgoing(self, event_id_text(), occurred_at, ticket_id, producer, trace_id)
 
+    @classmethod
+    def outgoing_run(
+        cls,
+        fields: Sequence[Mapping[str, Any]],
+        *,
+        producer: str,
+        occurred_at: datetime,
+        trace_ids: Sequence[str | None],
+    ) -> list[Outgoing]:
+        """``cls.of(f).outgoing(producer=…, occurred_at=…, trace_id=t)`` for each of a
+        set-based run's ``fields`` and its event's ``trace_ids``: the same events (the same
+        envelope bytes but for their new ids), the models validated in one call (a list's
+        validator) and the shared header's values checked once, not once an event."""
+        models: list[Event] = _run_validator(cls).validate_python(fields)
+        ticket_ids = [getattr(m, "ticket_id", None) for m in models]
+        if (
+            _plain_header(occurred_at, None, producer, None)
+            and all(type(i) is str for i in ticket_ids)
+            and all(t is None or type(t) is str for t in trace_ids)
+        ):
+            return [
+                Outgoing(m, event_id_text(), occurred_at, i, producer, t)
+                for m, i, t in zip(models, ticket_ids, trace_ids, strict=True)
+            ]
+        # anything not of its plain type goes the one-by-one way (validated, or refused)
+        return [
+            m.outgoing(producer=producer, occurred_at=occurred_at, trace_id=t)
+            for m, t in zip(models, trace_ids, strict=True)
+        ]
+
+
+@cache
+def _run_validator(cls: type[Event]) -> TypeAdapter[list[Any]]:
+    """The validator of a list of ``cls``'s models (``Event.outgoing_run``)."""
+    return TypeAdapter(list[cls])  # type: ignore[valid-type]
+
 
 class Outgoing:
     """An event on its way out (``Event.outgoing``): its model, its envelope's other fields

@@ -120,22 +120,25 @@ def assignment_row(
 def dispatched_event(row: dict[str, Any], trace_id: str | None | EllipsisType = ...) -> Outgoing:
     """Art 7: the catalog's unit has the ticket (``trace_id``: the one in force unless
     given)."""
-    dispatched = TicketDispatched.of(
-        {
-            "ticket_id": row["ticket_id"],
-            "unit_id": row["unit_id"],
-            "matter_code": row["matter_code"],
-            "district": row["district"],
-            "type": row["type"],
-            "urgency": row["urgency"],
-            "dispatched_at": row["dispatched_at"],
-            "statutory_period": row["statutory_period"],
-            "dispatch_no": 1,
-        }
-    )
+    dispatched = TicketDispatched.of(dispatched_fields(row))
     return dispatched.outgoing(
         producer=PRODUCER, occurred_at=row["dispatched_at"], trace_id=trace_id
     )
+
+
+def dispatched_fields(row: dict[str, Any]) -> dict[str, Any]:
+    """``ticket.dispatched``'s fields of a new work order's row."""
+    return {
+        "ticket_id": row["ticket_id"],
+        "unit_id": row["unit_id"],
+        "matter_code": row["matter_code"],
+        "district": row["district"],
+        "type": row["type"],
+        "urgency": row["urgency"],
+        "dispatched_at": row["dispatched_at"],
+        "statutory_period": row["statutory_period"],
+        "dispatch_no": 1,
+    }
 
 
 async def on_ticket_registered(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope) -> None:

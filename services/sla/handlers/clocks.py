@@ -187,25 +187,28 @@ def clock_started(
 ) -> None:
     """A new clock is announced (at ``now``, else the clock's time; under ``trace_id``, else
     the one in force); the scanner is woken if it falls due before its plan."""
-    started = DeadlineSet.of(
-        {
-            "ticket_id": row["ticket_id"],
-            "clock": row["kind"].value,
-            "round": row["round"],
-            "dispatch_no": row["dispatch_no"],
-            "unit_id": row["unit_id"],
-            "started_at": row["started_at"],
-            "deadline": row["deadline"],
-            "period": row["period"],
-            "provisional": row["provisional"],
-        }
-    )
+    started = DeadlineSet.of(deadline_fields(row))
     uow.emit(
         started.outgoing(producer=PRODUCER, occurred_at=now or ctx.clock.now(), trace_id=trace_id)
     )
     sla = state(ctx)
     if sla.wake_for(row["next_due_at"]):
         uow.after_commit.append(sla.wake.set)
+
+
+def deadline_fields(row: dict[str, Any]) -> dict[str, Any]:
+    """``sla.deadline_set``'s fields of a new clock's row."""
+    return {
+        "ticket_id": row["ticket_id"],
+        "clock": row["kind"].value,
+        "round": row["round"],
+        "dispatch_no": row["dispatch_no"],
+        "unit_id": row["unit_id"],
+        "started_at": row["started_at"],
+        "deadline": row["deadline"],
+        "period": row["period"],
+        "provisional": row["provisional"],
+    }
 
 
 # what an insert of clocks returns: the key of each clock inserted (``clock_key``)
@@ -226,13 +229,30 @@ def clocks_started(
     returns a row for each row it inserted, so as many as it was given are all of them."""
     now = ctx.clock.now()  # the announcements of one write share their time
     if len(inserted) == len(rows):  # each row inserted (as nearly always): no keys compared
-        for i, row in enumerate(rows):
-            clock_started(ctx, uow, row, now, traces[i] if traces else ...)
+        new, new_traces = rows, traces
+    else:
+        keys = {clock_key(r) for r in inserted}
+        taken = [i for i, row in enumerate(rows) if clock_key(row) in keys]
+        new = [rows[i] for i in taken]
+        new_traces = [traces[i] for i in taken] if traces else ()
+    if not traces:  # under the trace id in force
+        for row in new:
+            clock_started(ctx, uow, row, now)
         return
-    keys = {clock_key(r) for r in inserted}
-    for i, row in enumerate(rows):
-        if clock_key(row) in keys:
-            clock_started(ctx, uow, row, now, traces[i] if traces else ...)
+    if not new:
+        return
+    # a run's announcements made together (``Event.outgoing_run``), each its own trace id
+    uow.emit(
+        *DeadlineSet.outgoing_run(
+            [deadline_fields(row) for row in new],
+            producer=PRODUCER,
+            occurred_at=now,
+            trace_ids=new_traces,
+        )
+    )
+    sla = state(ctx)
+    if any(sla.wake_for(row["next_due_at"]) for row in new):
+        uow.after_commit.append(sla.wake.set)
 
 
 async def start_clocks(

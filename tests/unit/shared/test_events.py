@@ -747,3 +747,69 @@ def test_a_newer_version_than_known_is_not_read_and_refused_when_parsed() -> Non
     assert type(got) is Envelope and bad == []
     with pytest.raises(UnknownEvent, match="newer"):
         parse_payloads([got], TicketRegistered)
+
+
+def test_a_run_of_outgoing_events_is_each_event_going_out() -> None:
+    """``Event.outgoing_run`` (a set-based run's events made together): for each event type
+    in Chinese, several fields of it with their own trace ids (Chinese, none), in Shanghai
+    time and in UTC, the bytes and fields ``of(...).outgoing(...)`` makes one by one but
+    for the new ids; values not of their plain type are taken or refused as one by one."""
+    from pydantic import ValidationError
+
+    for event, how in _chinese_events():
+        if getattr(event, "ticket_id", None) is None:
+            continue
+        fields = [
+            event.model_dump() | {"ticket_id": f"{event.ticket_id}-{n}"}  # type: ignore[attr-defined]
+            for n in range(3)
+        ]
+        for at in (how["occurred_at"], how["occurred_at"].astimezone(UTC)):
+            traces = ["trace-第1号", None, "trace-3"]
+            run = type(event).outgoing_run(
+                fields, producer=how["producer"], occurred_at=at, trace_ids=traces
+            )
+            assert len(run) == len(fields)
+            for out, f, trace in zip(run, fields, traces, strict=True):
+                one = (
+                    type(event)
+                    .of(f)
+                    .outgoing(producer=how["producer"], occurred_at=at, trace_id=trace)
+                )
+                made = one.to_json().replace(one.id_text.encode(), out.id_text.encode())
+                assert out.to_json() == made
+                assert (out.topic, out.key, out.ticket_id, out.trace_id, out.occurred_at) == (
+                    one.topic,
+                    one.key,
+                    one.ticket_id,
+                    one.trace_id,
+                    one.occurred_at,
+                )
+            assert len({out.id_text for out in run}) == len(run)
+    fields = [REGISTERED.model_dump()]
+    for bad in NOT_AN_ENVELOPES:
+        if "ticket_id" in bad:  # a run's ticket ids are its models'
+            continue
+        with pytest.raises(ValidationError):
+            TicketRegistered.outgoing_run(
+                fields,
+                producer=bad.get("producer"),  # type: ignore[arg-type]
+                occurred_at=bad.get("occurred_at"),  # type: ignore[arg-type]
+                trace_ids=[bad.get("trace_id")],
+            )
+    with pytest.raises(ValidationError):  # a model's own field refused as by ``of``
+        TicketRegistered.outgoing_run(
+            [fields[0] | {"urgency": "soon"}],
+            producer="intake",
+            occurred_at=REGISTERED.registered_at,
+            trace_ids=[None],
+        )
+    taken = TicketRegistered.outgoing_run(
+        fields,
+        producer="intake",
+        occurred_at="2026-01-15T09:02:03.5+08:00",  # type: ignore[arg-type]
+        trace_ids=[None],
+    )
+    one = REGISTERED.outgoing(producer="intake", occurred_at="2026-01-15T09:02:03.5+08:00")  # type: ignore[arg-type]
+    assert taken[0].to_json() == one.to_json().replace(
+        one.id_text.encode(), taken[0].id_text.encode()
+    )
