@@ -154,6 +154,11 @@ num.io.threads=4
 num.recovery.threads.per.data.dir=1
 log.retention.hours=24
 log.segment.bytes=67108864
+# the controller's no-op metadata record (a liveness mark for a quorum's followers and its
+# metrics; one node here): every 5 s, not 0.5 s. Each is a raft append, a metadata
+# image published and the controller's work: an idle broker 19.1 -> 13.7 ms of CPU a
+# second (A B B A A B, 60 s windows)
+metadata.max.idle.interval.ms=5000
 EOF
 }
 
