@@ -53,6 +53,7 @@ DOCS = Path(__file__).resolve().parents[1] / "docs" / "events"
 GROUPS = ("intake", "dispatch", "sla", "knowledge", "evaluation", "channels")
 DEFAULTS = Settings(env="test")
 DROP_ALL = os.environ.get("BENCH_DROP_ALL") == "1"
+EVERY = float(os.environ.get("PRODUCE_EVERY_MS", 10)) / 1000  # the producer's rounds
 
 
 def traffic() -> dict[str, bytes]:
@@ -85,7 +86,8 @@ def ticket_events(n: int, kinds: dict[str, bytes]) -> list[RawEvent]:
 
 
 async def produce(prefix: str, rate: float, seconds: float) -> None:
-    """The child: ``rate`` tickets a second for ``seconds``, a relay round every 10 ms."""
+    """The child: ``rate`` tickets a second for ``seconds``, a relay round every
+    PRODUCE_EVERY_MS (10 ms)."""
     bus = KafkaBus(BOOTSTRAP, prefix=prefix)
     await bus.start()
     kinds = traffic()
@@ -98,7 +100,7 @@ async def produce(prefix: str, rate: float, seconds: float) -> None:
         events = [e for n in range(sent, due) for e in ticket_events(n, kinds)]
         sent = due
         await bus.publish_raw(events)
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(EVERY)
     await bus.stop()
     print(json.dumps({"tickets": sent}), flush=True)
 

@@ -738,14 +738,22 @@ class LogBus(_Groups):
         return {group: self._end - sub.position for group, sub in self._subs.items()}
 
 
-IDLE_FETCH_WAIT_MS = 500  # an idle consumer's long poll (aiokafka's default)
+# An idle consumer's long poll (aiokafka's default is 500 ms): the broker answers it at the
+# first byte of a new record, so it bounds nothing but how often an idle group asks (a
+# fetch request, its answer and a wake-up of the consumer's process each time). A
+# partition revoked, or the consumer stopped, cancels the fetch in flight at once.
+IDLE_FETCH_WAIT_MS = 5_000
 # The longest aiokafka's fetch routine sleeps with nothing to wake it (its
 # ``consumer_timeout_ms``, 200 by default). Everything it waits for wakes it by itself: a
 # fetch's answer, records taken (``getmany``), a partition revoked, assigned, paused or
 # resumed, a metadata update; so the timeout only re-checks, and with a fetch always in
 # flight (an idle consumer long-polls) it woke each consumer process ~4 times a second for
-# nothing (bench/idle_polls.py: ~6 wake-ups of the routine a second, now ~2: the answers).
-FETCHER_TIMEOUT_MS = 1_000
+# nothing (bench/idle_polls.py: ~6 wake-ups of the routine a second, then ~2: the answers).
+FETCHER_TIMEOUT_MS = IDLE_FETCH_WAIT_MS
+# How long an idle consumer's loop waits for records in one ``getmany``: records wake it at
+# once, and it has nothing else to do but commit (it wakes in time for that) and report a
+# minute without records
+IDLE_GETMANY_MS = IDLE_FETCH_WAIT_MS
 # the producer's record batches (per partition): a relay round of a few hundred events goes
 # as one batch per partition in one produce request (aiokafka's default, 16 KiB, is ~20
 # events). Below the broker's message.max.bytes (1 MiB by default), which a batch must fit.
@@ -789,10 +797,11 @@ class GroupTiming:
 
 class _Pace:
     """How long a consumer's fetches wait at the broker. Idle: a long poll answered at the
-    first byte (an event after a quiet spell goes at once; an idle group costs two fetches
-    a second). Busy (the last fetch brought records): each fetch waits up to ``wait_ms``
-    for ``min_bytes``, so a group takes many events per fetch, per transaction and per
-    relay round instead of one each (a few ms of latency per hop while under load).
+    first byte (an event after a quiet spell goes at once; an idle group costs a fetch
+    every ``IDLE_FETCH_WAIT_MS``). Busy (the last fetch brought records): each fetch waits
+    up to ``wait_ms`` for ``min_bytes``, so a group takes many events per fetch, per
+    transaction and per relay round instead of one each (a few ms of latency per hop
+    while under load).
 
     aiokafka reads these two settings from its fetcher for every request it builds; they
     are not public, so without them (another aiokafka) the consumer keeps the idle pace."""
@@ -1230,7 +1239,7 @@ class KafkaBus(_Groups):
             last_records, idle_reported = time.monotonic(), False
             while True:
                 # busy: a short wait tells soon that the load is over (back to long polls)
-                wait_ms = 2 * self.fetch_wait_ms + 10 if pace.busy else 1000
+                wait_ms = 2 * self.fetch_wait_ms + 10 if pace.busy else IDLE_GETMANY_MS
                 if pending:  # wake in time to commit what was handled
                     due = committed_at + self.commit_seconds - time.monotonic()
                     if due <= 0:

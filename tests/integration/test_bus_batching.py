@@ -113,3 +113,46 @@ async def test_what_was_handled_is_committed_when_the_consumer_stops(
     finally:
         await bus.stop()
     assert await committed(infra["kafka"], f"{prefix}sla") == len(seen)
+
+
+async def test_an_idle_group_asks_for_records_once_a_long_poll_and_gets_a_new_one_at_once(
+    infra: dict[str, str],
+    topic_prefix: str,
+) -> None:
+    """An idle consumer's fetch waits at the broker up to ``IDLE_FETCH_WAIT_MS`` (5 s) and
+    is answered at the first byte of a new record: few requests while nothing happens
+    (each a wake-up of the process and work for the broker), and no delay for the event
+    that ends the quiet spell."""
+    bus = KafkaBus(infra["kafka"], prefix=topic_prefix)
+    seen: list[float] = []
+
+    async def handler(batch: Sequence[Envelope]) -> None:
+        seen.extend(time.monotonic() for _ in batch)
+
+    bus.subscribe("channels", [TOPIC_TICKETS], handler)
+    await bus.start()
+    try:
+        await publish_until_handled(bus, registered, lambda: bool(seen))
+        await asyncio.sleep(1.0)  # its busy pace over: long polls from here
+        fetcher = bus._subs["channels"].consumer._fetcher
+        fetches = 0
+        ask = fetcher._proc_fetch_request
+
+        async def counted(*args: object) -> object:
+            nonlocal fetches
+            fetches += 1
+            return await ask(*args)
+
+        fetcher._proc_fetch_request = counted
+        await asyncio.sleep(3.0)  # quiet (the window measured, not a wait for a result)
+        # (500 ms long polls, as before: 6 in this window)
+        assert fetches <= 2, fetches
+        handled, sent = len(seen), time.monotonic()
+        await bus.publish([registered(500)])
+        deadline = sent + 10
+        while len(seen) == handled and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert len(seen) > handled
+        assert seen[-1] - sent < 1.0, seen[-1] - sent  # not held for the long poll
+    finally:
+        await bus.stop()
