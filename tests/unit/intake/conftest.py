@@ -15,6 +15,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import event
 
+from services.intake import domain
 from services.intake.app import SPEC
 from shared.auth import Caller, Role, SignedAs
 from shared.bus import LogBus, per_event
@@ -158,6 +159,20 @@ def jieba_default() -> jieba.Tokenizer:
     tokenizer = jieba.Tokenizer()
     tokenizer.initialize()
     return tokenizer
+
+
+@pytest.fixture
+def segmented(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The runs of text (and pieces of runs) intake's segmenter is given from now on."""
+    runs: list[str] = []
+    search_words = domain._search_words
+
+    def recorded(run: str) -> list[str]:
+        runs.append(run)
+        return search_words(run)
+
+    monkeypatch.setattr(domain, "_search_words", recorded)
+    return runs
 
 
 @contextmanager

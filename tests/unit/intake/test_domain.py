@@ -255,18 +255,9 @@ def test_search_terms_are_those_of_jieba_on_the_whole_text(
     }
 
 
-def test_a_run_of_text_seen_before_is_not_segmented_again(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_a_run_of_text_seen_before_is_not_segmented_again(segmented: list[str]) -> None:
     first = search_terms("路灯坏了三天，请尽快处理")
-    segmented: list[str] = []
-    search_words = domain._search_words
-
-    def counted(text: str) -> list[str]:
-        segmented.append(text)
-        return search_words(text)
-
-    monkeypatch.setattr(domain, "_search_words", counted)
+    segmented.clear()
     assert search_terms("井盖丢了，请尽快处理") == (first - {"路灯", "坏", "三天"}) | {
         "井盖",
         "丢",

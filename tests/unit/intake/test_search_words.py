@@ -12,6 +12,7 @@ from pathlib import Path
 import jieba
 import pytest
 
+from services.intake import domain
 from services.intake.domain import _searchable, query_terms, search_terms
 from services.knowledge.tokens import DOMAIN_WORDS
 
@@ -121,6 +122,62 @@ def test_intake_gives_the_words_jieba_gives_on_its_default_dictionary(
         or query_terms(text) != jieba_query_terms(jieba_default, text)
     ]
     assert differ == []
+
+
+# Runs of digits and Chinese led by a number, as tickets write them (intake cuts them after
+# their leading numbers, domain._run_terms), and such runs whose first characters after the
+# number make a dictionary word that jieba's route gives one by one: its model joins them
+# only when it sees them with the number before them.
+NUMBERED = (
+    "4号楼1单元电动车在楼道充电，17点6分左右自来水发黄，2点35分左右占道经营",
+    "9海中",
+    "93照到",
+    "49回神小骗子",
+    "73别过韩千叶",
+    "105等刷",
+    "3号楼1号店门口",
+    "1号店",
+    "12点1号店，1号店12",
+    "哈哈哈3哈哈哈",
+    "第3号楼12层",
+    "点6分",
+    "5",
+    "5点",
+    "120",
+)
+
+
+def test_a_run_led_by_a_number_gives_jieba_s_words(jieba_default: jieba.Tokenizer) -> None:
+    """Cut after its leading numbers (and the single characters between them), a run still
+    gives the words jieba gives the whole run, over seeded runs of numbers and dictionary
+    words."""
+    rng = random.Random(26)
+    words = sorted(
+        w
+        for w, f in jieba_default.FREQ.items()
+        if f and len(w) <= 3 and "\u4e00" <= w[0] <= "\u9fd5"
+    )
+    texts = list(NUMBERED)
+    for _ in range(3000):
+        pieces = [str(rng.randint(0, 120))]
+        for _ in range(rng.randint(0, 6)):
+            pieces.append(rng.choice(words) if rng.random() < 0.6 else str(rng.randint(0, 99)))
+        texts.append("".join(pieces))
+    differ = [
+        text for text in texts if search_terms(text) != jieba_search_terms(jieba_default, text)
+    ]
+    assert differ == []
+
+
+def test_a_run_led_by_a_number_is_segmented_once_for_every_number(segmented: list[str]) -> None:
+    """A ticket's numbers make most of its runs new (17点6分左右…): what follows them is
+    segmented once, the numbers not at all."""
+    for cache in (domain._run_terms, domain._piece_terms, domain._rest_terms, domain._lead_terms):
+        cache.cache_clear()
+    first, second = search_terms("17点6分左右自来水发黄"), search_terms("8点45分左右自来水发黄")
+    assert segmented == ["分左右自来水发黄"]
+    assert {"17", "6", "点", "分", "自来水"} <= first
+    assert {"8", "45", "点", "分", "自来水"} <= second
 
 
 @pytest.mark.parametrize(
