@@ -24,7 +24,7 @@ from gateway.throttle import Throttle
 from gateway.transport import REPLAYABLE, Answer, HTTP1Transport, Origin
 from shared.access import public
 from shared.asgi import BODY_READ
-from shared.auth import Caller, Role, sign_headers
+from shared.auth import Caller, Role, signed_headers
 from shared.errors import PROBLEM_JSON, DomainError, NotFound, app_exception_handler
 from shared.settings import SERVICES, Settings
 
@@ -344,7 +344,7 @@ async def forward(
     target = wire_target(_target(scope, service, path))
     headers.append((b"x-request-id", scope["state"]["trace_id"].encode()))
     # signed as sent: the service checks method, path, query and body against it
-    signed = sign_headers(
+    headers += signed_headers(
         context.settings.service_secret,
         caller,
         method,
@@ -352,7 +352,6 @@ async def forward(
         query=target.partition("?")[2].encode("ascii"),
         body=body,
     )
-    headers += [(name.encode(), value.encode()) for name, value in signed.items()]
     try:
         answer = await upstream.send(
             method,

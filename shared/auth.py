@@ -29,6 +29,11 @@ SIGNATURE_HEADER = "x-hotline-caller-signature"
 NONCE_HEADER = "x-hotline-nonce"
 DIGEST_HEADER = "x-hotline-body-sha256"  # informative; the signature covers the digest
 MAX_SKEW_SECONDS = 60
+# the signed identity's headers as they go on the wire and as ASGI names them (lower case)
+_CALLER, _TIMESTAMP, _SIGNATURE, _NONCE, _DIGEST = (
+    name.encode()
+    for name in (CALLER_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER, NONCE_HEADER, DIGEST_HEADER)
+)
 
 
 class Role(StrEnum):
@@ -118,16 +123,31 @@ def _signature(
     digest: str,
     caller: str,
 ) -> str:
+    return _signed(
+        secret,
+        timestamp.encode(),
+        nonce.encode(),
+        method,
+        path,
+        query,
+        digest.encode(),
+        caller.encode(),
+    )
+
+
+def _signed(
+    secret: str,
+    timestamp: bytes,
+    nonce: bytes,
+    method: str,
+    path: str,
+    query: bytes,
+    digest: bytes,
+    caller: bytes,
+) -> str:
+    """The signature over a request's signed parts (hex HMAC-SHA256 of them, a line each)."""
     message = b"\n".join(
-        (
-            timestamp.encode(),
-            nonce.encode(),
-            method.upper().encode(),
-            path.encode(),
-            query,
-            digest.encode(),
-            caller.encode(),
-        )
+        (timestamp, nonce, method.upper().encode(), path.encode(), query, digest, caller)
     )
     return _keyed(secret).hexdigest(message)
 
@@ -150,36 +170,45 @@ def sign_headers(
     """Headers naming ``caller`` for one request: the signature covers the method, the
     decoded path, the query string as sent, a digest of the body, the time and a fresh
     nonce, so nothing of the request can be changed and it cannot be sent twice."""
-    encoded = _identity(caller)
-    timestamp = str(int(time.time()))
-    nonce = entropy.nonce()  # as secrets.token_urlsafe(16), drawn 256 at a time
-    digest = body_digest(body)
     return {
-        CALLER_HEADER: encoded,
-        TIMESTAMP_HEADER: timestamp,
-        NONCE_HEADER: nonce,
-        DIGEST_HEADER: digest,
-        SIGNATURE_HEADER: _signature(
-            secret,
-            timestamp=timestamp,
-            nonce=nonce,
-            method=method,
-            path=path,
-            query=query,
-            digest=digest,
-            caller=encoded,
-        ),
+        name.decode(): value.decode()
+        for name, value in signed_headers(secret, caller, method, path, query=query, body=body)
     }
 
 
+def signed_headers(
+    secret: str,
+    caller: Caller,
+    method: str,
+    path: str,
+    *,
+    query: bytes = b"",
+    body: bytes = b"",
+) -> list[tuple[bytes, bytes]]:
+    """``sign_headers``' headers as the gateway's proxy sends them, names and values
+    encoded: made as bytes, not made as text and encoded a header at a time."""
+    encoded = _identity(caller)
+    timestamp = str(int(time.time())).encode()
+    nonce = entropy.nonce().encode()  # as secrets.token_urlsafe(16), drawn 256 at a time
+    digest = hashlib.sha256(body).hexdigest().encode()
+    signature = _signed(secret, timestamp, nonce, method, path, query, digest, encoded)
+    return [
+        (_CALLER, encoded),
+        (_TIMESTAMP, timestamp),
+        (_NONCE, nonce),
+        (_DIGEST, digest),
+        (_SIGNATURE, signature.encode()),
+    ]
+
+
 @functools.lru_cache(maxsize=4096)
-def _identity(caller: Caller) -> str:
+def _identity(caller: Caller) -> bytes:
     """The caller header's value, encoded once per caller (the gateway signs for the same
     callers all day; a ``Caller`` is frozen, so an equal one encodes the same)."""
     identity = caller.model_dump(mode="json")
     if identity["channel"] is None:  # only channel accounts carry one
         del identity["channel"]
-    return base64.urlsafe_b64encode(orjson.dumps(identity)).decode()
+    return base64.urlsafe_b64encode(orjson.dumps(identity))
 
 
 class SignedAs(httpx.Auth):
@@ -306,10 +335,6 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 CALLER_SCOPE_KEY = "hotline.caller"
-# the signed identity's headers as ASGI names them (lower case)
-_CALLER, _TIMESTAMP, _SIGNATURE, _NONCE = (
-    name.encode() for name in (CALLER_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER, NONCE_HEADER)
-)
 
 
 class VerifyCaller:

@@ -14,7 +14,10 @@ class KeyedDigest:
     __slots__ = ("_keyed",)
 
     def __init__(self, key: bytes) -> None:
-        self._keyed = hmac.new(key, digestmod=hashlib.sha256)
+        keyed = hmac.new(key, digestmod=hashlib.sha256)
+        # OpenSSL's context itself where ``hmac`` wraps one: the same copy, update and
+        # hexdigest, without a Python-level call around each (~0.3 µs a message)
+        self._keyed = getattr(keyed, "_hmac", None) or keyed
 
     def hexdigest(self, message: bytes) -> str:
         mac = self._keyed.copy()

@@ -4,10 +4,14 @@ value, the body read once and given to the app as sent."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import time
 from typing import Any
 
 import pytest
 
+from shared import entropy
 from shared.auth import (
     CALLER_HEADER,
     CALLER_SCOPE_KEY,
@@ -18,6 +22,7 @@ from shared.auth import (
     Role,
     VerifyCaller,
     sign_headers,
+    signed_headers,
     verify_headers,
 )
 from shared.errors import Unauthorized
@@ -92,3 +97,39 @@ async def test_a_repeated_header_counts_by_its_last_value_as_verify_headers_read
     caller, _ = await verified(signed_last)
     assert caller == ALICE
     assert alice[name] != mallory[name]
+
+
+async def test_the_proxys_encoded_headers_are_sign_headers_as_they_go_on_the_wire(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The gateway's proxy sends ``signed_headers`` (bytes made as bytes): the same names,
+    values and order as ``sign_headers``, the signature over the parts the services check
+    (a line each: time, nonce, method, decoded path, query as sent, the body's SHA-256,
+    the caller), and VerifyCaller takes them."""
+    monkeypatch.setattr(time, "time", lambda: 1765000000.75)
+    monkeypatch.setattr(entropy, "nonce", lambda: "bm9uY2Utb2YtMjItbGV0")
+    pairs = signed_headers(SECRET, ALICE, "post", "/tickets/路", query=b"a=%E8%B7%AF", body=BODY)
+
+    as_text = sign_headers(SECRET, ALICE, "post", "/tickets/路", query=b"a=%E8%B7%AF", body=BODY)
+    assert pairs == [(name.encode(), value.encode()) for name, value in as_text.items()]
+    values = dict(pairs)
+    digest = hashlib.sha256(BODY).hexdigest().encode()
+    message = b"\n".join(
+        (b"1765000000", b"bm9uY2Utb2YtMjItbGV0", b"POST", "/tickets/路".encode(), b"a=%E8%B7%AF")
+        + (digest, values[CALLER_HEADER.encode()])
+    )
+    assert [name for name, _ in pairs] == [
+        CALLER_HEADER.encode(),
+        TIMESTAMP_HEADER.encode(),
+        NONCE_HEADER.encode(),
+        b"x-hotline-body-sha256",
+        SIGNATURE_HEADER.encode(),
+    ]
+    assert values[b"x-hotline-body-sha256"] == digest
+    assert (
+        values[SIGNATURE_HEADER.encode()]
+        == hmac.new(SECRET.encode(), message, "sha256").hexdigest().encode()
+    )
+    sent = signed_headers(SECRET, ALICE, "POST", "/tickets", body=BODY)
+    caller, _ = await verified([(name.decode(), value.decode()) for name, value in sent])
+    assert caller == ALICE
