@@ -254,6 +254,29 @@ def _target(scope: Mapping[str, object], service: str, path: str) -> str:
     return target
 
 
+# The service-side targets made (``wire_target`` of ``_target``) and their query strings as
+# signed, by what each was made of: the gateway proxies the same few targets all day; one
+# naming a record (a ticket's number) is kept until the dictionary is full, then they all
+# start over.
+_TARGETS: dict[tuple[object, object, str, str], tuple[str, bytes]] = {}
+_TARGETS_KEPT = 1024
+
+
+def service_target(scope: Mapping[str, object], service: str, path: str) -> tuple[str, bytes]:
+    """The service-side target of the request of ``scope`` as it goes on the wire
+    (``wire_target``) and its query string, made once per raw path, query, service and
+    path."""
+    key = (scope.get("raw_path"), scope.get("query_string"), service, path)
+    made = _TARGETS.get(key)
+    if made is None:
+        target = wire_target(_target(scope, service, path))
+        made = (target, target.partition("?")[2].encode("ascii"))
+        if len(_TARGETS) >= _TARGETS_KEPT:
+            _TARGETS.clear()
+        _TARGETS[key] = made
+    return made
+
+
 def wire_target(target: str) -> str:
     """``target`` as httpx puts it on the wire, and the signature covers it: most are
     already so (checked quickly); any other is normalised by httpx itself."""
@@ -341,16 +364,11 @@ async def forward(
     limited = throttle_abuse(context.throttle, scope, caller, service, method, path, body)
     if limited is not None:
         await limited
-    target = wire_target(_target(scope, service, path))
+    target, query = service_target(scope, service, path)
     headers.append((b"x-request-id", scope["state"]["trace_id"].encode()))
     # signed as sent: the service checks method, path, query and body against it
     headers += signed_headers(
-        context.settings.service_secret,
-        caller,
-        method,
-        path,
-        query=target.partition("?")[2].encode("ascii"),
-        body=body,
+        context.settings.service_secret, caller, method, path, query=query, body=body
     )
     try:
         answer = await upstream.send(

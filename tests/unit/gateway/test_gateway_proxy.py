@@ -13,8 +13,9 @@ import orjson
 import pytest
 from fastapi import FastAPI
 
+import gateway.proxy
 from gateway.app import create_gateway_app
-from gateway.proxy import proxy, wire_target
+from gateway.proxy import proxy, service_target, wire_target
 from shared.auth import CALLER_HEADER, SIGNATURE_HEADER, Caller, Role, sign_headers
 from shared.errors import PROBLEM_JSON
 from shared.settings import SERVICES, Settings
@@ -294,6 +295,43 @@ def test_the_wire_target_is_the_one_httpx_would_send(shape: str) -> None:
         assert wire_target(target) == httpx.URL("http://intake" + target).raw_path.decode()
 
 
+def test_a_service_target_seen_before_is_not_made_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gateway proxies the same few targets all day: each is made (and checked as httpx
+    would send it) once, and is what ``wire_target`` makes of it, query as signed."""
+    made: list[tuple[str, str]] = []
+    make = gateway.proxy._target
+
+    def counting(scope: Any, service: str, path: str) -> str:
+        made.append((service, path))
+        return make(scope, service, path)
+
+    monkeypatch.setattr(gateway.proxy, "_target", counting)
+    monkeypatch.setattr(gateway.proxy, "_TARGETS", {})
+    tickets = {"raw_path": b"/api/v1/intake/tickets", "query_string": b""}
+    found = {"raw_path": b"/api/v1/intake/tickets", "query_string": b"q=%E8%B7%AF+x"}
+    odd = {"raw_path": b"/api/v1/intake/a/./b c", "query_string": b"x=<1>"}
+    answers = [
+        service_target(scope, "intake", path)
+        for scope, path in [
+            (tickets, "/tickets"),
+            (tickets, "/tickets"),
+            (found, "/tickets"),
+            (odd, "/a/./b c"),
+            (found, "/tickets"),
+            (odd, "/a/./b c"),
+        ]
+    ]
+
+    assert made == [("intake", "/tickets"), ("intake", "/tickets"), ("intake", "/a/./b c")]
+    assert answers[:4] == [
+        ("/tickets", b""),
+        ("/tickets", b""),
+        ("/tickets?q=%E8%B7%AF+x", b"q=%E8%B7%AF+x"),
+        ("/a/b%20c?x=%3C1%3E", b"x=%3C1%3E"),
+    ]
+    assert answers[4:] == [answers[2], answers[3]]
+
+
 def test_a_callers_identity_is_encoded_once_for_all_its_requests(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -431,11 +469,11 @@ async def test_a_session_store_outage_is_a_503_with_retry_after(
 async def test_an_unexpected_error_in_the_proxy_is_a_500_problem_counted_by_route(
     settings: Settings, stand_in: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(target: str) -> str:
+    def broken(*made_of: Any) -> Any:
         raise RuntimeError("a bug")
 
     async with started(settings, stand_in) as (app, client):  # answered, not raised on
-        monkeypatch.setattr("gateway.proxy.wire_target", broken)
+        monkeypatch.setattr("gateway.proxy.service_target", broken)
         response = await client.get("/api/v1/intake/echo/x", headers={"x-request-id": "r-500"})
         samples = app.state.metrics.http.collect()[0].samples
 
