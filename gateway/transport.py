@@ -255,6 +255,48 @@ class Origin(NamedTuple):
         return cls(url.host, url.port or (443 if tls else 80), tls, url.netloc)
 
 
+class _Slots:
+    """At most ``limit`` requests in flight, those past it waiting their turn in order (an
+    ``asyncio.Semaphore``'s contract) and a free slot taken without a coroutine: the
+    semaphore's ``locked`` and ``acquire`` cost ~1 µs a request in Python."""
+
+    __slots__ = ("free", "_waiting")
+
+    def __init__(self, limit: int) -> None:
+        self.free = limit
+        self._waiting: deque[asyncio.Future[None]] = deque()
+
+    def take(self) -> bool:
+        """A free slot taken now, if there is one no earlier request waits for."""
+        if self.free > 0 and not self._waiting:
+            self.free -= 1
+            return True
+        return False
+
+    async def wait(self, timeout: float | None) -> None:
+        """The next slot freed, within ``timeout`` seconds (``TimeoutError``)."""
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append(turn)
+        try:
+            async with asyncio.timeout(timeout):
+                await turn
+        except BaseException:
+            if turn.done() and not turn.cancelled():
+                self.release()  # handed this slot just as it gave up: the next one's
+            else:
+                turn.cancel()  # release() passes it by
+            raise
+
+    def release(self) -> None:
+        """The slot to the first request still waiting, or free."""
+        while self._waiting:
+            turn = self._waiting.popleft()
+            if not turn.done():
+                turn.set_result(None)
+                return
+        self.free += 1
+
+
 class HTTP1Transport(httpx.AsyncBaseTransport):
     """Keep-alive connections to one ``host:port``, or to the Unix socket ``uds`` (as
     httpx's ``AsyncHTTPTransport(uds=...)``: the URL then gives only the ``Host`` header),
@@ -281,11 +323,10 @@ class HTTP1Transport(httpx.AsyncBaseTransport):
         uds: str | None = None,
     ) -> None:
         self.uds = uds
-        self._max_connections = max_connections
         self._max_idle = max_keepalive_connections
         self._expiry = keepalive_expiry
         self._idle: deque[_Connection] = deque()
-        self._slots: asyncio.Semaphore | None = None
+        self._slots = _Slots(max_connections)
         self._closed = False
         # the connections waiting for a response with a read timeout, and the one timer
         # that ends those past their deadline (a timer per request cost ~5 µs of its CPU)
@@ -343,16 +384,11 @@ class HTTP1Transport(httpx.AsyncBaseTransport):
     ) -> Answer:
         if self._closed:
             raise httpx.ConnectError("transport closed")
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(self._max_connections)
-        if self._slots.locked():  # only then can it wait (a timer per request costs)
+        if not self._slots.take():  # only then can it wait (a timer per request costs)
             try:
-                async with asyncio.timeout(timeouts.get("pool")):
-                    await self._slots.acquire()
+                await self._slots.wait(timeouts.get("pool"))
             except TimeoutError as exc:
                 raise httpx.PoolTimeout("no free connection") from exc
-        else:
-            await self._slots.acquire()
         try:
             conn = self._reusable()
             reused = conn is not None
@@ -481,10 +517,7 @@ def _replayable(request: httpx.Request) -> bool:
 def request_bytes(
     method: str, target: bytes, headers: Iterable[tuple[bytes, bytes]], body: bytes
 ) -> bytes:
-    """Request line, headers and body."""
-    lines = [method.encode(), b" ", target, b" HTTP/1.1\r\n"]
-    for name, value in headers:
-        lines += (name, b": ", value, b"\r\n")
-    lines.append(b"\r\n")
-    lines.append(body)
-    return b"".join(lines)
+    """Request line, headers and body (the headers joined in C, not a header at a time)."""
+    head = b"\r\n".join(map(b": ".join, headers))
+    end = b"\r\n\r\n" if head else b"\r\n"
+    return b"".join((method.encode(), b" ", target, b" HTTP/1.1\r\n", head, end, body))

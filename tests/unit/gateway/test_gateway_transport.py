@@ -19,7 +19,7 @@ import uvloop
 import gateway.proxy
 from gateway.app import create_gateway_app
 from gateway.proxy import KEEPALIVE_EXPIRY
-from gateway.transport import REPLAYABLE, HTTP1Transport, Origin
+from gateway.transport import REPLAYABLE, HTTP1Transport, Origin, _Slots
 from shared.auth import Role, verify_headers
 from shared.http_server import Server, server_options
 from shared.settings import Settings
@@ -246,6 +246,67 @@ async def test_a_shorter_read_timeout_ends_its_request_while_a_longer_one_waits(
         patient.cancel()
         with pytest.raises(asyncio.CancelledError):
             await patient
+
+
+async def test_past_max_connections_a_request_waits_for_a_free_one_or_its_pool_timeout(
+    scripted: Callable[..., Any],
+) -> None:
+    server = await scripted([HANG, OK, OK, HANG])
+    transport = HTTP1Transport(max_connections=2)
+    async with client_for(server, transport) as client:
+        stuck = asyncio.create_task(client.get("/stuck", timeout=httpx.Timeout(5, read=30)))
+        while not server.requests:
+            await asyncio.sleep(0.01)
+        waiting = asyncio.create_task(client.get("/b"))
+        assert (await client.get("/a")).json() == {"ok": True}  # the second connection
+        assert (await waiting).json() == {"ok": True}  # its connection, freed
+        # both taken, both hanging: the next waits its pool timeout
+        patient = asyncio.create_task(client.get("/c", timeout=httpx.Timeout(5, read=30)))
+        while len(server.requests) < 4:
+            await asyncio.sleep(0.01)
+        with pytest.raises(httpx.PoolTimeout):
+            await client.get("/d", timeout=httpx.Timeout(5, pool=0.05))
+        for task in (stuck, patient):
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+
+async def test_slots_go_to_waiting_requests_in_order_and_none_is_lost() -> None:
+    slots = _Slots(2)
+    assert slots.take() and slots.take() and not slots.take()
+    order: list[str] = []
+
+    async def request(name: str, timeout: float | None) -> None:
+        await slots.wait(timeout)
+        order.append(name)
+
+    first = asyncio.create_task(request("first", None))
+    late = asyncio.create_task(request("late", 0.01))
+    second = asyncio.create_task(request("second", None))
+    with pytest.raises(TimeoutError):
+        await late
+    given_up = asyncio.create_task(request("given up", None))
+    await asyncio.sleep(0)
+    slots.release()  # to the first waiting: the one that timed out is passed by
+    given_up.cancel()  # handed nothing yet: gives up its turn
+    slots.release()
+    await asyncio.gather(first, second)
+    with pytest.raises(asyncio.CancelledError):
+        await given_up
+    assert order == ["first", "second"]
+    assert not slots.take()  # both slots taken by them
+    slots.release()
+    slots.release()
+    assert slots.take() and slots.take() and not slots.take()  # no slot lost or made
+
+    handed = asyncio.create_task(request("cancelled once handed", None))
+    await asyncio.sleep(0)
+    slots.release()  # handed its slot, then cancelled before it runs: it passes it on
+    handed.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await handed
+    assert slots.take() and not slots.take()
 
 
 async def test_a_body_larger_than_the_socket_takes_at_once_is_sent_whole(
