@@ -402,7 +402,12 @@ def create_service_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = Database(spec.name, settings.db_url, pool_size=settings.db_pool_size)
+        db = Database(
+            spec.name,
+            settings.db_url,
+            pool_size=settings.db_pool_size,
+            random_page_cost=settings.db_random_page_cost,
+        )
         await db.migrate(spec.migrations)
         relay = OutboxRelay(
             db,

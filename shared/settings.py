@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     # postgresql+asyncpg://user:pw@host/db  → one schema per service in that database
     db_url: str = "sqlite+aiosqlite:///./var/hotline.db"
     db_pool_size: int = 10
+    # PostgreSQL's planner cost of a page read out of order, set on the services' own
+    # connections (shared/db.py ``Database``); 0 leaves the server's (4 by default, made
+    # for spinning disks): see ``shared.db.RANDOM_PAGE_COST``
+    db_random_page_cost: float | None = 1.1
     # memory:// (embedded log in memory) · log:///path/bus.db (embedded log in a file) ·
     # kafka://host:port[,host:port]
     bus_url: str = "memory://"
