@@ -338,10 +338,7 @@ class Event(BaseModel):
             and all(type(i) is str for i in ticket_ids)
             and all(t is None or type(t) is str for t in trace_ids)
         ):
-            return [
-                Outgoing(m, event_id_text(), occurred_at, i, producer, t)
-                for m, i, t in zip(models, ticket_ids, trace_ids, strict=True)
-            ]
+            return Outgoing.run(models, occurred_at, ticket_ids, producer, trace_ids)
         # anything not of its plain type goes the one-by-one way (validated, or refused)
         return [
             m.outgoing(producer=producer, occurred_at=occurred_at, trace_id=t)
@@ -411,6 +408,59 @@ class Outgoing:
                 b"}",
             )
         )
+
+    @classmethod
+    def run(
+        cls,
+        events: Sequence[Event],
+        occurred_at: datetime,
+        ticket_ids: Sequence[str | None],
+        producer: str,
+        trace_ids: Sequence[str | None],
+    ) -> list[Outgoing]:
+        """``Outgoing(e, event_id_text(), occurred_at, i, producer, t)`` for each of a run's
+        ``events`` (of one model) with its ticket and trace ids: their shared header's bytes
+        (type, version, time, producer) written once for the run, not once an event."""
+        if not events:
+            return []
+        model = type(events[0])
+        known = _HEADS.get(model)
+        if known is None:
+            known = _HEADS[model] = _head(events[0])
+        head, topic = known
+        dumps = orjson.dumps
+        to_ticket = head + _time_json(occurred_at) + b',"ticket_id":'
+        to_trace = b',"producer":' + dumps(producer) + b',"trace_id":'
+        to_json = model.__pydantic_serializer__.to_json
+        new = object.__new__
+        out = []
+        for event, ticket_id, trace_id in zip(events, ticket_ids, trace_ids, strict=True):
+            if type(event) is not model:  # not of the run's model: its own header
+                out.append(cls(event, event_id_text(), occurred_at, ticket_id, producer, trace_id))
+                continue
+            made = new(cls)
+            made.event = event
+            made.id_text = id_text = event_id_text()
+            made.occurred_at = occurred_at
+            made.ticket_id = ticket_id
+            made.producer = producer
+            made.trace_id = trace_id
+            made.topic = topic
+            made.raw = b"".join(
+                (
+                    b'{"event_id":"',
+                    id_text.encode(),
+                    to_ticket,
+                    dumps(ticket_id),
+                    to_trace,
+                    dumps(trace_id),
+                    b',"payload":',
+                    to_json(event),
+                    b"}",
+                )
+            )
+            out.append(made)
+        return out
 
     @property
     def type(self) -> str:
