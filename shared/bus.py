@@ -898,6 +898,17 @@ _BATCH_LENGTH = struct.Struct(">i")  # a record batch's length field, at its 8th
 _CRC_FROM, _LOG_OVERHEAD = 21, 12
 
 
+def _makes_records_by_name(fetcher_class: type) -> bool:
+    """Whether aiokafka's fetcher makes a partition's records through its module's
+    ``MemoryRecords`` (0.14: ``Fetcher._proc_fetch_request``). One that stopped doing so
+    would leave our check unused while aiokafka's own is off, checking nothing: so
+    ``checked_records`` then answers False and aiokafka keeps its own check."""
+    return any(
+        "MemoryRecords" in getattr(getattr(f, "__code__", None), "co_names", ())
+        for f in vars(fetcher_class).values()
+    )
+
+
 @cache
 def checked_records() -> bool:
     """Check the CRC-32C of every record batch the consumers fetch with the ``crc32c``
@@ -908,7 +919,8 @@ def checked_records() -> bool:
     aiokafka checks them, and raise its ``CorruptRecordException`` as it does; the
     consumers then turn aiokafka's check off (``check_crcs``). Another record format
     (v0/v1) is checked by aiokafka's own. Without the package, or with an aiokafka whose
-    fetcher has no ``MemoryRecords``, False: aiokafka checks them as ever."""
+    fetcher has no ``MemoryRecords`` or no longer makes its records through it
+    (``_makes_records_by_name``), False: aiokafka checks them as ever."""
     try:
         from aiokafka.consumer import fetcher
         from aiokafka.errors import CorruptRecordException
@@ -916,7 +928,7 @@ def checked_records() -> bool:
     except ImportError:
         return False
     parsed = getattr(fetcher, "MemoryRecords", None)
-    if parsed is None:
+    if parsed is None or not _makes_records_by_name(fetcher.Fetcher):
         return False
     if getattr(parsed, "checked", False):
         return True

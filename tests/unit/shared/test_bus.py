@@ -654,6 +654,26 @@ def test_the_bus_consumers_check_each_fetched_batchs_crc_themselves() -> None:
             partition_records(bytes(changed), check_crcs=False)
 
 
+def test_the_crc_check_is_taken_over_only_from_a_fetcher_that_makes_records_by_that_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """aiokafka's check is turned off only while its fetcher makes each partition's records
+    through the ``MemoryRecords`` the bus replaces: an aiokafka whose fetcher made them
+    some other way would otherwise have its records checked by no one."""
+    from aiokafka.consumer import fetcher
+
+    from shared.bus import checked_records
+
+    assert checked_records.__wrapped__()  # (the installed aiokafka: by that name)
+
+    class ElsewhereFetcher:  # makes its records without the module's MemoryRecords
+        def _proc_fetch_request(self, data: bytes) -> object:
+            return bytes(data)
+
+    monkeypatch.setattr(fetcher, "Fetcher", ElsewhereFetcher)
+    assert not checked_records.__wrapped__()
+
+
 def test_the_bus_consumers_take_records_as_parsed_and_read_them_as_consumer_records() -> None:
     """The bus's consumers (``_as_stored``) are handed each record as aiokafka's parser
     made it, with the offset, key and value its ``ConsumerRecord`` has; any other
