@@ -738,22 +738,23 @@ class LogBus(_Groups):
         return {group: self._end - sub.position for group, sub in self._subs.items()}
 
 
-# An idle consumer's long poll (aiokafka's default is 500 ms): the broker answers it at the
-# first byte of a new record, so it bounds nothing but how often an idle group asks (a
-# fetch request, its answer and a wake-up of the consumer's process each time). A
-# partition revoked, or the consumer stopped, cancels the fetch in flight at once.
-IDLE_FETCH_WAIT_MS = 5_000
+# An idle consumer's long poll (aiokafka's default): the broker answers it at the first
+# byte of a new record. 5 s (5345e6e) made idle groups ask 1.2 times a second instead of 12
+# (bench/idle_fetch.py), but the fault test's pipeline then took 10.5 s instead of 1.3 s to
+# drain after Kafka came back, and 11.4 s instead of 6.6–7.6 after a group change: a
+# consumer whose fetches failed while the broker was down sits in these waits before it
+# asks again. Kept at the values that recover fast (set back in session 26).
+IDLE_FETCH_WAIT_MS = 500
 # The longest aiokafka's fetch routine sleeps with nothing to wake it (its
 # ``consumer_timeout_ms``, 200 by default). Everything it waits for wakes it by itself: a
 # fetch's answer, records taken (``getmany``), a partition revoked, assigned, paused or
 # resumed, a metadata update; so the timeout only re-checks, and with a fetch always in
 # flight (an idle consumer long-polls) it woke each consumer process ~4 times a second for
 # nothing (bench/idle_polls.py: ~6 wake-ups of the routine a second, then ~2: the answers).
-FETCHER_TIMEOUT_MS = IDLE_FETCH_WAIT_MS
+FETCHER_TIMEOUT_MS = 1_000
 # How long an idle consumer's loop waits for records in one ``getmany``: records wake it at
-# once, and it has nothing else to do but commit (it wakes in time for that) and report a
-# minute without records
-IDLE_GETMANY_MS = IDLE_FETCH_WAIT_MS
+# once; it also wakes in time to commit and to report a minute without records
+IDLE_GETMANY_MS = 1_000
 # the producer's record batches (per partition): a relay round of a few hundred events goes
 # as one batch per partition in one produce request (aiokafka's default, 16 KiB, is ~20
 # events). Below the broker's message.max.bytes (1 MiB by default), which a batch must fit.
