@@ -73,7 +73,7 @@ bench-knowledge: $(STAMP)
 
 ## make bench-e2e: the distributed mode end to end (gateway + 5 services, PostgreSQL,
 ## Kafka): accepted/s, end-to-end/s, latency, CPU per ticket, lost/duplicated counts (JSON).
-## BENCH_TICKETS (2000) and BENCH_CONCURRENCY (32) set the load.
+## BENCH_TICKETS (8000, measured after BENCH_WARMUP 2000) and BENCH_CONCURRENCY (32) set the load.
 bench-e2e: $(STAMP)
 	$(PY) bench/e2e.py
 
