@@ -497,7 +497,12 @@ async def open_identities(settings: Settings) -> IdentityStore:
     from gateway.users import DEMO_USERS_FILE, read_users
 
     store = IdentityStore(
-        Database("gateway", settings.db_url, pool_size=settings.db_pool_size),
+        Database(
+            "gateway",
+            settings.db_url,
+            pool_size=settings.db_pool_size,
+            random_page_cost=settings.db_random_page_cost,  # as the services' (shared/db.py)
+        ),
         password_hasher(settings.password_hash_memory_kib),
         timedelta(minutes=settings.refresh_ttl_minutes),
     )

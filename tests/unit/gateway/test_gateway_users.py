@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from gateway.app import create_gateway_app
+from gateway.identities import open_identities
 from gateway.users import (
     DEMO_PASSWORD,
     UserFileError,
@@ -113,3 +114,16 @@ async def test_the_gateway_does_not_start_with_a_bad_users_file(tmp_path: Path) 
     with pytest.raises(UserFileError):
         async with app.router.lifespan_context(app):
             pass
+
+
+@pytest.mark.parametrize(("setting", "on_connections"), [(2.5, "2.5"), (0, None)])
+async def test_the_gateway_database_plans_with_the_page_cost_setting(
+    settings: Settings, setting: float, on_connections: str | None
+) -> None:
+    """HOTLINE_DB_RANDOM_PAGE_COST on the gateway's own connections, as on the services'
+    (shared/db.py ``RANDOM_PAGE_COST``); 0 leaves the server's own."""
+    store = await open_identities(settings.model_copy(update={"db_random_page_cost": setting}))
+    try:
+        assert store.db._server_settings().get("random_page_cost") == on_connections
+    finally:
+        await store.db.engine.dispose()
