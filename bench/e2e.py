@@ -23,6 +23,9 @@ BENCH_SETTINGS ("HOTLINE_RELAY_GATHER_MS=20 HOTLINE_KAFKA_FETCH_WAIT_MS=50": any
 BENCH_SYNCHRONOUS_COMMIT (on: PostgreSQL's default, as in docker-compose's postgres:16, so a
 201 means the ticket's commit is on disk; scripts/postgres.sh runs the shared development
 server with it off for the tests' sake, and the bench database overrides that),
+BENCH_DB_SETTINGS ("log_min_duration_statement=25 ...": PostgreSQL settings of the bench's
+database, set with ALTER DATABASE before the services connect; to log or explain its slow
+statements, say),
 BENCH_HOOK (a command run with "start" as the measured window opens and "stop" as it closes,
 "idle" and "idle_end" around the idle measurement before it,
 BENCH_PIDS="process:pid ..." in its environment: perf, strace or a dump of counters, say),
@@ -121,6 +124,10 @@ EXTRA_ENV = {
     "HOTLINE_INTAKE_BATCH_SIZE": os.environ.get("BENCH_INTAKE_BATCH", "64"),
 }
 SYNCHRONOUS_COMMIT = os.environ.get("BENCH_SYNCHRONOUS_COMMIT", "on")
+# BENCH_DB_SETTINGS="name=value ...": the bench database's own PostgreSQL settings
+DB_SETTINGS = [
+    pair.split("=", 1) for pair in os.environ.get("BENCH_DB_SETTINGS", "").split() if "=" in pair
+]
 if SYNCHRONOUS_COMMIT not in {"on", "off", "local", "remote_write", "remote_apply"}:
     sys.exit(f"BENCH_SYNCHRONOUS_COMMIT={SYNCHRONOUS_COMMIT!r}: one of PostgreSQL's values")
 # BENCH_SETTINGS="HOTLINE_X=1 HOTLINE_Y=2": any further settings for every process
@@ -383,6 +390,8 @@ async def main() -> None:  # noqa: PLR0915 - one linear script
         await pg.execute(
             f'ALTER DATABASE "{system.database}" SET synchronous_commit = {SYNCHRONOUS_COMMIT}'
         )
+        for name, value in DB_SETTINGS:
+            await pg.execute(f'ALTER DATABASE "{system.database}" SET {name} = {value}')
         await pg.close()
         for process in PROCESSES:
             system.start(process, extra_env=EXTRA_ENV)

@@ -11,6 +11,7 @@ from services.intake.handlers import (
     load_policy,
 )
 from services.intake.handlers.registration import prune_idempotency_keys
+from services.intake.handlers.words import clean_word_index
 from services.intake.sealed import load_key_ring
 from shared.service import ServiceContext, ServiceSpec
 
@@ -27,6 +28,6 @@ SPEC = ServiceSpec(
     handlers=EVENT_HANDLERS,
     many_handlers=MANY_HANDLERS,
     on_start=[load_key_ring, load_policy, warm_up],
-    background=[prune_idempotency_keys],
+    background=[prune_idempotency_keys, clean_word_index],
     ready_checks=[catalog_readiness],
 )
