@@ -4,6 +4,8 @@ those that make the inbox's ids compare by their bytes (PostgreSQL only)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from sqlalchemy import text
 
@@ -70,5 +72,53 @@ async def test_the_inbox_ids_compare_bytewise_and_claims_and_pruning_go_on(
         await forgets_the_events_made_before_the_cutoff(db)
         await _to(db, "downgrade", before)
         assert await _inbox_collations(db) == {"consumer": None, "event_id": None}
+    finally:
+        await db.dispose()
+
+
+async def _access_method(db: Database, index: str) -> str | None:
+    query = (
+        "SELECT am.amname FROM pg_class c JOIN pg_am am ON am.oid = c.relam"
+        " JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = current_schema() AND c.relname = :i"
+    )
+    async with db.engine.connect() as conn:
+        return (await conn.execute(text(query), {"i": index})).scalar()
+
+
+async def test_the_handlings_dispatch_times_are_a_brin_index_the_scores_period_reads(
+    pg_url: str,
+) -> None:
+    db = Database("evaluation", pg_url, pool_size=1)
+    try:
+        async with db.engine.begin() as conn:
+            await conn.execute(text('CREATE SCHEMA "evaluation"'))
+        await _to(db, "upgrade", "evaluation_0013")
+        assert await _access_method(db, "ix_handlings_dispatched") == "btree"
+        await _to(db, "upgrade", "evaluation_0014")
+        assert await _access_method(db, "ix_handlings_dispatched") == "brin"
+        async with db.engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO handlings (ticket_id, round, dispatch_no, unit_id, matter_code,"
+                    " district, dispatched_at) SELECT 'T' || n, 1, 1, 'U', 'M', 'D',"
+                    " timestamptz '2026-01-01 00:00Z' + n * interval '1 minute'"
+                    " FROM generate_series(1, 20000) AS n"
+                )
+            )
+            await conn.execute(text("ANALYZE handlings"))
+            start = datetime(2026, 1, 5, tzinfo=UTC)
+            period = {"start": start, "end": start + timedelta(days=1)}
+            read = (
+                "SELECT count(*) FROM handlings WHERE (dispatched_at >= :start"
+                " AND dispatched_at < :end) OR (accepted_at >= :start AND accepted_at < :end)"
+            )
+            # the scores' period: a day's handlings, through the BRIN summaries
+            assert (await conn.execute(text(read), period)).scalar() == 24 * 60
+            await conn.execute(text("SET LOCAL enable_seqscan = off"))
+            plan = "\n".join((await conn.execute(text(f"EXPLAIN {read}"), period)).scalars())
+            assert "ix_handlings_dispatched" in plan, plan
+        await _to(db, "downgrade", "evaluation_0013")
+        assert await _access_method(db, "ix_handlings_dispatched") == "btree"
     finally:
         await db.dispose()

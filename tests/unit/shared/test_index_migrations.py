@@ -79,6 +79,16 @@ CHANGES = [
         {"ix_handlings_dispatched": None, "ix_handlings_accepted": None},
         {"ix_handlings_dispatched": None, "ix_handlings_accepted": "accepted_at is not null"},
     ),
+    # PostgreSQL: the dispatch times' index becomes a BRIN (its method: tests/integration/
+    # test_hot_table_indexes.py); the same rows either way
+    IndexChange(
+        "evaluation",
+        "evaluation_0014",
+        "evaluation_0013",
+        "handlings",
+        {"ix_handlings_dispatched": None, "ix_handlings_accepted": "accepted_at is not null"},
+        {"ix_handlings_dispatched": None, "ix_handlings_accepted": "accepted_at is not null"},
+    ),
     IndexChange(
         "evaluation",
         "evaluation_0012",
