@@ -108,6 +108,9 @@ class ServiceSpec:
     # after), for handlers that read the models (``parse_payloads``); not for those that
     # read the envelopes' JSON values (their ``Envelope`` is cheaper)
     many_read: bool = True
+    # a type the bus reads as another model than its own (a ``View``: the fields the
+    # handlers read), by type
+    read_as: Mapping[str, type[Event]] = field(default_factory=dict)
     # the events of a batch that would change nothing (neither run nor recorded)
     of_no_effect: NoEffect | None = None
     # the types of ``handlers`` the consumer takes at the moment (and, of a type, the
@@ -342,7 +345,9 @@ def read_models(spec: ServiceSpec) -> dict[str, type[Event]] | None:
     set-based handlers', unless ``many_read`` is False), by type."""
     from shared.events import EVENT_TYPES
 
-    return {t: EVENT_TYPES[t] for t in spec.many_handlers} if spec.many_read else None
+    if not spec.many_read:
+        return None
+    return {t: spec.read_as.get(t) or EVENT_TYPES[t] for t in spec.many_handlers}
 
 
 def _subscribe(ctx: ServiceContext, spec: ServiceSpec) -> None:

@@ -4,7 +4,7 @@ supervision, monitoring and social supervisors (Art 14, 21-24, 27)."""
 from pathlib import Path
 
 from services.evaluation.api import ROUTERS
-from services.evaluation.handlers import EVENT_HANDLERS, MANY_HANDLERS, prepare
+from services.evaluation.handlers import EVENT_HANDLERS, MANY_HANDLERS, READ_AS, prepare
 from shared.service import ServiceSpec
 
 SPEC = ServiceSpec(
@@ -14,5 +14,6 @@ SPEC = ServiceSpec(
     routers=ROUTERS,
     handlers=EVENT_HANDLERS,
     many_handlers=MANY_HANDLERS,
+    read_as=READ_AS,
     on_start=[prepare],
 )

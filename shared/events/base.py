@@ -632,13 +632,40 @@ class Received(Header, Generic[E]):
         return self.payload
 
 
+class View(Event):
+    """A consumer's narrower reading of an event type (``FULL``, its model): the fields of
+    it that the consumer reads, declared as ``FULL`` declares them (validated alike); the
+    others are passed over as the bus reads the event (``reader``: a registration's text
+    and address, most of its bytes). Not an event type of its own: it has ``FULL``'s type
+    and version, and the event it was read from stays what it was (``ReceivedView``)."""
+
+    FULL: ClassVar[type[Event]]
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        cls.TYPE, cls.VERSION = cls.FULL.TYPE, cls.FULL.VERSION
+
+
+class ReceivedView(Received[E], Generic[E]):
+    """``Received`` of a ``View``: the bytes it was read from kept, so that its envelope
+    (a one-by-one handler's, a dead letter's) is the whole event as it was received, not
+    the view's fields alone."""
+
+    __slots__ = ("_raw",)
+
+    def as_envelope(self) -> Envelope:
+        return Envelope.from_json(self._raw)  # type: ignore[attr-defined]
+
+
 @cache
 def reader(model: type[E]) -> Callable[[bytes], Received[E] | None]:
     """``read`` of ``model``, its validator, type and version looked up once: a consumer
     reads each event of a type it reads as its model with that type's reader
-    (``shared.bus.decode``)."""
+    (``shared.bus.decode``). A ``View`` keeps the bytes it was read from."""
     validate = received_model(model).__pydantic_validator__.validate_json
     kind, version = model.TYPE, model.VERSION
+    view = issubclass(model, View)
 
     def read_one(raw: bytes) -> Received[E] | None:
         try:
@@ -647,6 +674,8 @@ def reader(model: type[E]) -> Callable[[bytes], Received[E] | None]:
             return None
         if received.type != kind or received.version != version:
             return None
+        if view:
+            _set(received, "_raw", raw)
         return received
 
     return read_one
@@ -662,16 +691,23 @@ def read(raw: bytes, model: type[E]) -> Received[E] | None:
 
 @cache
 def received_model(model: type[E]) -> type[Received[E]]:
-    """``Received`` of ``model`` (made once: pydantic's ``Received[model]`` looks it up)."""
+    """``Received`` of ``model`` (made once: pydantic's ``Received[model]`` looks it up;
+    ``ReceivedView`` of a ``View``)."""
+    if issubclass(model, View):
+        return ReceivedView[model]  # type: ignore[valid-type]
     return Received[model]  # type: ignore[valid-type]
 
 
 def parse_payloads(batch: Sequence[Header], model: type[E]) -> list[E]:
     """The payloads of a run of events of one type as their model (a set-based consumer's
-    input): read with their envelopes (``Received``), or now (an ``Envelope``: upcast)."""
+    input): read with their envelopes (``Received``), or now (an ``Envelope``: upcast).
+    ``model`` a ``View``: an event read whole (as its ``FULL`` model) is taken as the view."""
     found = [header.event() for header in batch]
-    for event in found:
+    for i, event in enumerate(found):
         if not isinstance(event, model):
+            if issubclass(model, View) and isinstance(event, model.FULL):
+                found[i] = model.of(event.__dict__)
+                continue
             raise UnknownEvent(f"{event.TYPE} is not {model.TYPE}")
     return found  # type: ignore[return-value]  # each is a model
 

@@ -11,6 +11,7 @@ from shared.events.base import (
     Event,
     TicketType,
     Urgency,
+    View,
     event,
 )
 
@@ -28,6 +29,21 @@ class TicketRegistered(Event):
     content: str
     registered_at: AwareDatetime
     anonymous: bool = False
+    flagged: bool = False
+
+
+class RegisteredView(View):
+    """What the SLA and evaluation consumers read of a ``ticket.registered`` (not its text,
+    address or anonymity): a set-based run's registrations are read as this (``View``)."""
+
+    FULL = TicketRegistered
+    ticket_id: str
+    channel: Channel
+    type: TicketType
+    urgency: Urgency
+    matter_code: str
+    district: str
+    registered_at: AwareDatetime
     flagged: bool = False
 
 

@@ -4,6 +4,6 @@ social (supervisors' statistics and opinions), policy."""
 
 from services.evaluation.handlers.common import prepare
 from services.evaluation.handlers.events import EVENT_HANDLERS
-from services.evaluation.handlers.many import MANY_HANDLERS
+from services.evaluation.handlers.many import MANY_HANDLERS, READ_AS
 
-__all__ = ["EVENT_HANDLERS", "MANY_HANDLERS", "prepare"]
+__all__ = ["EVENT_HANDLERS", "MANY_HANDLERS", "READ_AS", "prepare"]

@@ -27,6 +27,7 @@ from shared.events import (
     ExtensionApproved,
     ExtensionExplained,
     Overdue,
+    RegisteredView,
     ReturnApproved,
     TicketAccepted,
     TicketCompleted,
@@ -56,7 +57,7 @@ async def _set_ticket(uow: UnitOfWork, ticket_id: str, **values: Any) -> None:
     await uow.conn.execute(update(tickets).where(tickets.c.ticket_id == ticket_id).values(values))
 
 
-def registration_facts(event: TicketRegistered) -> dict[str, Any]:
+def registration_facts(event: TicketRegistered | RegisteredView) -> dict[str, Any]:
     return {
         "type": event.type,
         "urgency": event.urgency,
@@ -68,7 +69,7 @@ def registration_facts(event: TicketRegistered) -> dict[str, Any]:
     }
 
 
-def registered_row(event: TicketRegistered) -> dict[str, Any]:
+def registered_row(event: TicketRegistered | RegisteredView) -> dict[str, Any]:
     """The row a registration creates (every key always present: rows go in together)."""
     return ticket_row(
         event.ticket_id,
@@ -96,7 +97,9 @@ async def on_registered(ctx: ServiceContext, uow: UnitOfWork, envelope: Envelope
     )
 
 
-async def first_heard(uow: UnitOfWork, event: TicketRegistered, *, created: bool) -> bool:
+async def first_heard(
+    uow: UnitOfWork, event: TicketRegistered | RegisteredView, *, created: bool
+) -> bool:
     """Whether this registration is heard for the first time (it then counts into its
     hotspot, once)."""
     if created:

@@ -17,12 +17,12 @@ from services.evaluation.handlers.events import (
 from services.evaluation.handlers.monitoring import Registration, tally_hotspots
 from services.evaluation.models import handlings, tickets
 from shared.db import UnitOfWork, insert_new, upsert_many
-from shared.events import Header, TicketDispatched, TicketRegistered, parse_payloads
+from shared.events import Header, RegisteredView, TicketDispatched, parse_payloads
 from shared.service import ManyHandler, ServiceContext
 
 
 async def on_registered(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[Header]) -> None:
-    events = parse_payloads(batch, TicketRegistered)
+    events = parse_payloads(batch, RegisteredView)
     rows = [registered_row(e) for e in events]
     created = {r.ticket_id for r in await insert_new(uow.conn, tickets, rows, tickets.c.ticket_id)}
     await tally_hotspots(
@@ -52,6 +52,8 @@ async def on_dispatched(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[He
 
 
 MANY_HANDLERS: dict[str, ManyHandler] = {
-    TicketRegistered.TYPE: on_registered,
+    RegisteredView.TYPE: on_registered,
     TicketDispatched.TYPE: on_dispatched,
 }
+# the bus reads a run's registrations as the fields read here
+READ_AS = {RegisteredView.TYPE: RegisteredView}

@@ -8,7 +8,7 @@ from services.sla.handlers.clocks import (
     on_registered,
     on_return_approved,
 )
-from services.sla.handlers.many import MANY_HANDLERS
+from services.sla.handlers.many import MANY_HANDLERS, READ_AS
 from shared.events import (
     ReturnApproved,
     TicketAccepted,
@@ -27,4 +27,4 @@ EVENT_HANDLERS = {
     TicketCompleted.TYPE: on_completed,
 }
 
-__all__ = ["EVENT_HANDLERS", "MANY_HANDLERS"]
+__all__ = ["EVENT_HANDLERS", "MANY_HANDLERS", "READ_AS"]

@@ -22,6 +22,7 @@ from shared.db import UnitOfWork, insert_ignoring_duplicates, insert_new
 from shared.events import (
     DeadlineSet,
     Envelope,
+    RegisteredView,
     ReturnApproved,
     TicketAccepted,
     TicketAnswered,
@@ -283,7 +284,7 @@ async def stop_clock(
     await uow.conn.execute(query.values(stopped_at=at, next_due_at=None))
 
 
-def registered_ticket(event: TicketRegistered) -> dict[str, Any]:
+def registered_ticket(event: TicketRegistered | RegisteredView) -> dict[str, Any]:
     return {
         "ticket_id": event.ticket_id,
         "urgency": event.urgency,
@@ -295,7 +296,7 @@ def registered_ticket(event: TicketRegistered) -> dict[str, Any]:
 
 
 def dispatch_clock(
-    ctx: ServiceContext, event: TicketRegistered, timings: Timings | None = None
+    ctx: ServiceContext, event: TicketRegistered | RegisteredView, timings: Timings | None = None
 ) -> dict[str, Any]:
     """Art 6: dispatch within 24 h (general) or at once (urgent classes), from registration."""
     return new_clock(

@@ -33,7 +33,7 @@ from shared.db import (
     insert_new,
     update_many,
 )
-from shared.events import Header, TicketDispatched, TicketRegistered, parse_payloads
+from shared.events import Header, RegisteredView, TicketDispatched, parse_payloads
 from shared.service import ManyHandler, ServiceContext
 
 # built once: update_many builds its statement once for each condition
@@ -111,7 +111,7 @@ def _dispatched_pg(
 
 
 async def on_registered(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[Header]) -> None:
-    events = parse_payloads(batch, TicketRegistered)
+    events = parse_payloads(batch, RegisteredView)
     ticket_rows = [registered_ticket(e) for e in events]
     timings: Timings = {}
     clock_rows = [dispatch_clock(ctx, e, timings) for e in events]
@@ -153,6 +153,8 @@ def _traces(batch: Sequence[Header]) -> list[str | None]:
 
 
 MANY_HANDLERS: dict[str, ManyHandler] = {
-    TicketRegistered.TYPE: on_registered,
+    RegisteredView.TYPE: on_registered,
     TicketDispatched.TYPE: on_dispatched,
 }
+# the bus reads a run's registrations as the fields read here
+READ_AS = {RegisteredView.TYPE: RegisteredView}

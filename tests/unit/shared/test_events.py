@@ -813,3 +813,47 @@ def test_a_run_of_outgoing_events_is_each_event_going_out() -> None:
     assert taken[0].to_json() == one.to_json().replace(
         one.id_text.encode(), taken[0].id_text.encode()
     )
+
+
+def test_a_view_reads_its_fields_alone_and_its_envelope_is_the_whole_event() -> None:
+    """A ``View`` (``RegisteredView``: what SLA and evaluation read of a registration) is
+    read with the fields it declares, validated as its event's model declares them; its
+    envelope (a one-by-one handler's, a dead letter's) is the whole event as it came, its
+    text and address in Chinese too, not the view's fields alone."""
+    from shared.events import ReceivedView, RegisteredView
+
+    assert (RegisteredView.TYPE, RegisteredView.VERSION) == ("ticket.registered", 1)
+    for name, field in RegisteredView.model_fields.items():
+        full = TicketRegistered.model_fields[name]
+        assert (field.annotation, field.default) == (full.annotation, full.default), name
+    envelope = REGISTERED.envelope(producer="intake", occurred_at=REGISTERED.registered_at)
+    raw = envelope.to_json()
+    received = read(raw, RegisteredView)
+    assert isinstance(received, ReceivedView)
+    assert type(received.payload) is RegisteredView
+    assert received.payload.model_dump() == {
+        n: getattr(REGISTERED, n) for n in RegisteredView.model_fields
+    }
+    assert received.as_envelope() == envelope
+    assert received.as_envelope().to_json() == raw
+    assert received.as_envelope().payload["content"] == "家里暖气不热，室温只有14度"
+    # read whole (an older version upcast, say): taken as the view
+    assert parse_payloads([received, envelope], RegisteredView) == [received.payload] * 2
+    # what the view refuses, its event's model refuses: read as an envelope, as ever
+    bad = raw.replace(b'"urgency":"livelihood"', b'"urgency":"someday"')
+    assert read(bad, RegisteredView) is None and read(bad, TicketRegistered) is None
+
+
+def test_sla_and_evaluation_read_registrations_as_the_view_dispatch_whole() -> None:
+    from services.dispatch.app import SPEC as DISPATCH
+    from services.evaluation.app import SPEC as EVALUATION
+    from services.sla.app import SPEC as SLA
+    from shared.events import RegisteredView
+    from shared.service import read_models
+
+    for spec in (SLA, EVALUATION):
+        models = read_models(spec)
+        assert models is not None and models["ticket.registered"] is RegisteredView
+        assert models["ticket.dispatched"] is TicketDispatched
+    dispatch = read_models(DISPATCH)
+    assert dispatch is not None and dispatch["ticket.registered"] is TicketRegistered
