@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import httpx
@@ -37,15 +36,21 @@ def _unavailable(what: str) -> DomainError:
     return ServiceUnavailable(what, service=SERVICE)
 
 
-def api_key_from(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
-    """The key of ``X-Api-Key`` or ``Authorization: ApiKey <key>``, if the request has one."""
-    for name, value in headers:
-        if name == b"x-api-key":
-            return value.decode("latin-1").strip() or None
-        if name == b"authorization":
-            scheme, _, key = value.decode("latin-1").partition(" ")
-            if scheme.lower() == _SCHEME and key.strip():
-                return key.strip()
+# A request's API key (a channel account's): the first ``X-Api-Key`` header, or the first
+# ``Authorization: ApiKey <key>`` with a key, whichever comes first (the proxy reads it in its
+# own pass over the headers: gateway/proxy.py ``forward``).
+
+
+def api_key_of_header(value: bytes) -> str | None:
+    """The key an ``X-Api-Key`` header gives (None for a blank one)."""
+    return value.decode("latin-1").strip() or None
+
+
+def api_key_of_authorization(authorization: str) -> str | None:
+    """The key of ``Authorization: ApiKey <key>``; None for another scheme or no key."""
+    scheme, _, key = authorization.partition(" ")
+    if scheme.lower() == _SCHEME and key.strip():
+        return key.strip()
     return None
 
 

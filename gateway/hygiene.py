@@ -22,6 +22,8 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _CONTROL_BYTES = re.compile(rb"[\x00-\x1f\x7f]")
+# the same in text (the decoded path: its UTF-8 holds these bytes only as these characters)
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 # A JSON escape of a control character, not preceded by an escaped backslash: \u0000-\u001f,
 # \u007f, \b, \f. Tab, line feed and carriage return stay allowed in text.
 _JSON_CONTROL = re.compile(rb"(?<!\\)(?:\\\\)*\\(u00(?:[01][0-9a-fA-F]|7[fF])|[bf])|\x7f")
@@ -90,8 +92,10 @@ class RequestHygiene:
             await self.app(scope, receive, send)
             return
         path: str = scope.get("path", "")
-        query = unquote_to_bytes(scope.get("query_string", b""))
-        if _CONTROL_BYTES.search(path.encode()) or _CONTROL_BYTES.search(query):
+        query: bytes = scope.get("query_string", b"")
+        if _CONTROL_CHARACTERS.search(path) or (
+            query and _CONTROL_BYTES.search(unquote_to_bytes(query))
+        ):
             await problem_response(
                 scope,
                 send,

@@ -18,7 +18,7 @@ from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
 from gateway.auth import TokenVerifier, scope_client_address
-from gateway.channels import ApiKeys, api_key_from
+from gateway.channels import ApiKeys, api_key_of_authorization, api_key_of_header
 from gateway.identities import SessionGuard
 from gateway.throttle import Throttle
 from gateway.transport import REPLAYABLE, Answer, HTTP1Transport, Origin
@@ -340,6 +340,10 @@ async def forward(
     method: str = scope["method"]
 
     authorization: str | None = None
+    # the API key (gateway/channels.py), read in the same pass: the first X-Api-Key, or
+    # the first Authorization naming the ApiKey scheme with a key, decides
+    api_key: str | None = None
+    api_key_read = False
     keyed = False
     headers: list[tuple[bytes, bytes]] = []
     for key, value in scope["headers"]:
@@ -348,8 +352,13 @@ async def forward(
             keyed = keyed or key == b"idempotency-key"
         elif key == b"authorization":
             authorization = value.decode("latin-1")
+            if not api_key_read:
+                api_key = api_key_of_authorization(authorization)
+                api_key_read = api_key is not None
+        elif key == b"x-api-key" and not api_key_read:
+            api_key = api_key_of_header(value)
+            api_key_read = True
     upstreams = context.upstreams
-    api_key = api_key_from(scope["headers"])
     if api_key is not None:  # a channel account (gateway/channels.py)
         caller = await context.api_keys.caller(upstreams, api_key)
     elif authorization is None and method == "GET" and (service, path) in PUBLIC_READS:

@@ -171,12 +171,13 @@ class RequestEdge:
         header = (b"x-request-id", trace_id.encode())
         status = 500
 
-        async def send_at_edge(message: Message) -> None:
+        def send_at_edge(message: Message) -> Awaitable[None]:
+            # the server's send to await, handed back: no coroutine of its own (two a request)
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message["headers"] = [*message.get("headers", ()), header]
-            await send(message)
+            return send(message)
 
         token = trace_id_var.set(trace_id)
         try:

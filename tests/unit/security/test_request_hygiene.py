@@ -71,6 +71,13 @@ async def test_a_control_character_in_a_ticket_id_is_refused(platform: Platform)
 
 
 @pytest.mark.parametrize("bad", ["\u0000", "\u0007", "\u001b[31m", "\u007f"])
+async def test_a_control_character_in_the_query_is_refused(platform: Platform, bad: str) -> None:
+    r = await platform.call("operator", "GET", "/api/v1/intake/tickets", params={"q": f"停{bad}水"})
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+
+
+@pytest.mark.parametrize("bad", ["\u0000", "\u0007", "\u001b[31m", "\u007f"])
 async def test_control_characters_in_text_are_refused(platform: Platform, bad: str) -> None:
     body = {**WATER_OUTAGE, "content": f"停水{bad}三天"}
     r = await platform.call("operator", "POST", "/api/v1/intake/tickets", json=body)

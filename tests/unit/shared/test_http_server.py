@@ -83,6 +83,42 @@ async def test_the_edge_looks_each_series_up_once(monkeypatch: pytest.MonkeyPatc
     assert b'_count{method="GET",route="unmatched",status="404"} 3.0' in body
 
 
+async def test_the_edge_hands_back_the_servers_own_send() -> None:
+    """The edge's ``send`` adds its header and notes the status, then hands the server's own
+    send back to be awaited: no coroutine of its own, two a request."""
+    from shared.metrics import Metrics, RequestEdge
+
+    sent: list[Any] = []
+
+    async def server_send(message: Any) -> None:
+        sent.append(message)
+
+    async def receive() -> Any:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    handed_back: list[bool] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        for message in (
+            {"type": "http.response.start", "status": 201, "headers": [(b"a", b"1")]},
+            {"type": "http.response.body", "body": b"{}"},
+        ):
+            awaitable = send(message)
+            handed_back.append(awaitable.cr_code is server_send.__code__)
+            await awaitable
+
+    metrics = Metrics()
+    scope = {"type": "http", "method": "POST", "path": "/x", "headers": []}
+    await RequestEdge(app, metrics)(scope, receive, server_send)
+
+    assert handed_back == [True, True]
+    assert sent[0]["headers"][:1] == [(b"a", b"1")]
+    assert sent[0]["headers"][1] == (b"x-request-id", scope["state"]["trace_id"].encode())
+    assert sent[1] == {"type": "http.response.body", "body": b"{}"}
+    body, _ = metrics.exposition()
+    assert b'_count{method="POST",route="unmatched",status="201"} 1.0' in body
+
+
 def test_a_tallied_histogram_reads_as_prometheus_clients_own() -> None:
     """``TallyHistogram.tally`` counts as ``Histogram.observe`` would: the same buckets (an
     amount on a bound counts in that bound's), count and sum, read at any time, again."""
