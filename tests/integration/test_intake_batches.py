@@ -10,6 +10,7 @@ import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta, timezone
 from typing import Any
 
 import pytest
@@ -561,3 +562,55 @@ async def test_status_updates_stay_on_their_page_and_add_no_index_entries(intake
     assert found["count"] == 40
     assert sorted(t["ticket_id"] for t in found["data"]) == sorted(numbers)
     assert (await intake.tickets(status="registered"))["count"] == 0
+
+
+async def test_each_tickets_own_time_is_stored_and_looked_up_to_the_microsecond(
+    intake: Intake,
+) -> None:
+    """Times that differ within a batch go to the statement as their microseconds (one
+    text, ``_epoch_us``): each ticket stores its own registration and answer times, and the
+    hint lookup finds an earlier ticket registered at its window's first microsecond, not
+    one registered a microsecond before its window."""
+    window = intake.ctx.extras[POLICY_CACHE].versions.in_force(T0).policy.duplicate_window
+    at = T0 + timedelta(microseconds=123_457)
+    east = timezone(timedelta(hours=8))
+    times = [at, at + timedelta(microseconds=1), (at + timedelta(seconds=7)).astimezone(east)]
+    phone = {"name": "刘芳", "phone": "13920004321"}
+    other = "HOUSE-002"
+    earlier = [
+        registering(intake, ticket(requester=phone), now=times[0] - window),
+        registering(
+            intake,
+            ticket(requester=phone, matter_code=other),
+            now=times[1] - window - timedelta(microseconds=1),
+        ),
+    ]
+    first = [(await reg._write_batch(intake.ctx, [e]))[0] for e in earlier]
+    assert all(isinstance(r, TicketRegistration) for r in first), first
+    items = [
+        registering(intake, ticket(requester=phone), now=times[0]),
+        registering(intake, ticket(requester=phone, matter_code=other), now=times[1]),
+        registering(
+            intake,
+            consultation(answer={"text": "可在社保窗口办理", "knowledge_entry_ids": []}),
+            now=times[2],
+        ),
+    ]
+    written = await reg._write_batch(intake.ctx, items)
+    assert all(isinstance(r, TicketRegistration) for r in written), written
+    assert [h.ticket_id for h in written[0].likely_duplicates] == [first[0].ticket_id]
+    assert written[1].likely_duplicates == []
+    async with intake.ctx.db.engine.connect() as conn:
+        stored = {
+            r.ticket_id: (r.registered_at, r.answered_at)
+            for r in await conn.execute(
+                select(tickets.c.ticket_id, tickets.c.registered_at, tickets.c.answered_at)
+            )
+        }
+    assert [stored[r.ticket_id] for r in [*first, *written]] == [
+        (times[0] - window, None),
+        (times[1] - window - timedelta(microseconds=1), None),
+        (times[0], None),
+        (times[1], None),
+        (times[2], times[2]),
+    ]
