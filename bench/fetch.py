@@ -93,16 +93,17 @@ async def produce(prefix: str, rate: float, seconds: float) -> None:
     kinds = traffic()
     print("ready", flush=True)
     sys.stdin.readline()  # the parent's CPU readings are taken
-    start, sent = time.monotonic(), 0
+    start, sent, rounds = time.monotonic(), 0, 0
     total = int(rate * seconds)
     while sent < total:
+        rounds += 1
         due = min(total, int((time.monotonic() - start) * rate) + 1)
         events = [e for n in range(sent, due) for e in ticket_events(n, kinds)]
         sent = due
         await bus.publish_raw(events)
         await asyncio.sleep(EVERY)
     await bus.stop()
-    print(json.dumps({"tickets": sent}), flush=True)
+    print(json.dumps({"tickets": sent, "rounds": rounds}), flush=True)
 
 
 def spec_of(name: str) -> Any:
@@ -226,6 +227,7 @@ async def one_round(
     records = sum(expected.values())
     return {
         "tickets": out.get("tickets"),
+        "produce_rounds": out.get("rounds"),
         "records": records,
         "elapsed": round(t1 - t0, 2),
         "consumers_us_a_ticket": (cpu1 - cpu0) / tickets * 1e6,

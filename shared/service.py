@@ -420,6 +420,7 @@ def create_service_app(
             batch_size=settings.relay_batch_size,
             poll_seconds=settings.relay_poll_seconds,
             gather_seconds=settings.relay_gather_ms / 1000,
+            pace_seconds=settings.relay_pace_ms / 1000,
             retention_seconds=settings.outbox_retention_seconds,
             prune_every_seconds=settings.outbox_prune_seconds,
             inbox_retention_seconds=settings.inbox_retention_seconds,

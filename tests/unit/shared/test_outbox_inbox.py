@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from shared import relay as relay_module
+from shared.bus import RawEvent
 from shared.db import Database
 from shared.events import Envelope, MatterPublished
 from shared.events.base import event_uuid
@@ -290,3 +291,53 @@ async def test_the_relay_prunes_the_inbox_past_its_retention_with_the_outbox(
 
     await OutboxRelay(intake_db, recording_bus, inbox_retention_seconds=3600).retain()
     assert await claimed(intake_db) == set()
+
+
+async def test_a_busy_relay_paces_its_rounds_and_a_quiet_one_sends_at_once(
+    intake_db: Database,
+) -> None:
+    """A commit that wakes the relay less than ``pace_seconds`` after its last round began
+    waits out the rest, and what is committed meanwhile goes in the same round; a commit
+    after a quiet spell goes at once (after ``gather_seconds``)."""
+    rounds: list[list[str]] = []
+    waits: list[float] = []
+    clock = [100.0]
+
+    class Rounds:
+        async def publish_raw(self, events: Sequence[RawEvent]) -> None:
+            rounds.append([Envelope.from_json(e.value).payload["code"] for e in events])
+
+    async def write(code: str) -> None:
+        async with intake_db.unit_of_work() as uow:
+            uow.emit(envelope(code))
+
+    class Paced(OutboxRelay):
+        @staticmethod
+        def _now() -> float:
+            return clock[0]
+
+        @staticmethod
+        async def _gather(seconds: float) -> None:
+            waits.append(seconds)
+            await write("C")  # committed while the relay waits: it goes with B
+            clock[0] += seconds
+
+    relay = Paced(intake_db, Rounds(), poll_seconds=5, pace_seconds=0.25)  # type: ignore[arg-type]
+    await write("A")
+    relay.start()
+    try:
+        async with asyncio.timeout(5):
+            while len(rounds) < 1:
+                await asyncio.sleep(0.01)
+            clock[0] += 0.02
+            await write("B")
+            while len(rounds) < 2:
+                await asyncio.sleep(0.01)
+            clock[0] += 60  # a quiet spell
+            await write("D")
+            while len(rounds) < 3:
+                await asyncio.sleep(0.01)
+    finally:
+        await relay.stop()
+    assert rounds == [["A"], ["B", "C"], ["D"]]
+    assert waits == [pytest.approx(0.23)]
