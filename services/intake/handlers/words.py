@@ -21,6 +21,7 @@ import logging
 
 from sqlalchemy import text
 
+from shared.logging import Outage
 from shared.service import ServiceContext
 
 WORD_INDEX_CLEAN_SECONDS = 2.0
@@ -35,6 +36,8 @@ async def clean_word_index(ctx: ServiceContext, once: bool = False) -> None:
     """Background (PostgreSQL): merge the words' index's pending list now and then."""
     if not ctx.db.is_postgres:
         return
+    # a database outage is logged when it starts and when it ends, not every round
+    outage = Outage(log, "merging the search words' index")
     while True:
         try:
             async with ctx.db.engine.connect() as conn:
@@ -43,7 +46,9 @@ async def clean_word_index(ctx: ServiceContext, once: bool = False) -> None:
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - tried again at the next interval
-            log.warning("merging the search words' index failed; retrying later", exc_info=True)
+            outage.failed()
+        else:
+            outage.ok()
         if once:
             return
         await asyncio.sleep(WORD_INDEX_CLEAN_SECONDS)
