@@ -123,6 +123,8 @@ class Consumer:
         self.name = ctx.name
         self.handlers = handlers
         self.many = dict(many or {})
+        # the types whose set-based handler emits under each event's own trace id itself
+        self.traced = frozenset(t for t, h in self.many.items() if getattr(h, OWN_TRACES, False))
         self.of_no_effect = of_no_effect
         self.max_attempts = max(1, max_attempts)
         self.retry_delay = retry_delay
@@ -253,9 +255,11 @@ class Consumer:
                 token = trace_id_var.set(run[0].trace_id)
                 emitted = len(uow.events)
                 try:
-                    if run[0].type in self.many:
-                        await self.many[run[0].type](self.ctx, uow, run)
-                        _own_trace_ids(uow.events, emitted, run)
+                    kind = run[0].type
+                    if kind in self.many:
+                        await self.many[kind](self.ctx, uow, run)
+                        if kind not in self.traced:
+                            _own_trace_ids(uow.events, emitted, run)
                     else:
                         await self.handlers[run[0].type](self.ctx, uow, run[0].as_envelope())
                 finally:
@@ -590,6 +594,19 @@ def _runs(
         top = max(top, layer)
     # dicts keep insertion order, so a layer's runs stay in the order they began
     return [run for (layer, _), run in sorted(runs.items(), key=lambda item: item[0][0])]
+
+
+# the mark of a set-based handler that gives what it emits its cause's trace id (``traced``)
+OWN_TRACES = "emits_under_own_trace_ids"
+
+
+def traced(handler: ManyHandler) -> ManyHandler:
+    """Marks ``handler`` (a set-based one) as emitting each event under the trace id of the
+    event of the run it is about (``Event.outgoing_run``'s ``trace_ids``; ``trace_id_var``
+    set to that event's for what it hands on one by one): the consumer does not go over what
+    it emitted again (``_own_trace_ids``)."""
+    setattr(handler, OWN_TRACES, True)
+    return handler
 
 
 def _own_trace_ids(events: list[Envelope | Outgoing], emitted: int, run: Sequence[Header]) -> None:

@@ -37,6 +37,7 @@ from shared.events import (
     TicketAccepted,
     TicketDispatched,
     TicketFlagged,
+    TicketPendingDetermination,
     TicketRegistered,
 )
 from shared.events.base import event_uuid
@@ -416,11 +417,15 @@ async def test_dispatch_deadlines_heard_of_before_their_tickets_are_kept(
 async def assert_runs_emit_under_each_tickets_trace(running: Running) -> None:
     """A set-based run makes what it emits about each ticket under that ticket's own trace
     id (as one by one), not under the run's first and copied afterwards: the SLA's clocks
-    of registrations and of dispatches, dispatch's work orders."""
+    of registrations and of dispatches, dispatch's work orders, dispatched by the catalog or
+    (TJ0012, TJ0014: no catalog route) the one-by-one way. Dispatch's consumer counts on it
+    (``traced``: it does not go over what the run emitted again)."""
+    routed_elsewhere = [registered(n, "OTHER-001" if n % 2 == 0 else None) for n in range(11, 16)]
     runs = [
         (SLA, sla_many.on_registered, [registered(n) for n in range(1, 6)]),
         (SLA, sla_many.on_dispatched, [dispatched(n) for n in range(1, 6)]),
         (DISPATCH, dispatch_many.on_registered, [registered(n) for n in range(1, 6)]),
+        (DISPATCH, dispatch_many.on_registered, routed_elsewhere),
     ]
     for spec, handler, batch in runs:
         async with running(spec, f"traces-{spec.name}-{handler.__name__}") as ctx:
@@ -433,9 +438,14 @@ async def assert_runs_emit_under_each_tickets_trace(running: Running) -> None:
                     await handler(ctx, uow, batch)
                 finally:
                     trace_id_var.reset(token)
-            assert [(e.key, e.trace_id) for e in uow.events] == [
+            assert sorted((e.key, e.trace_id) for e in uow.events) == [
                 (e.key, f"trace-{e.key}") for e in batch
             ], handler
+            if batch is routed_elsewhere:  # both ways emitted
+                assert {e.type for e in uow.events} == {
+                    TicketDispatched.TYPE,
+                    TicketPendingDetermination.TYPE,
+                }
 
 
 async def test_a_set_based_run_emits_under_each_tickets_own_trace_id(tmp_path: Path) -> None:

@@ -47,6 +47,7 @@ from services.dispatch.models import (
     matters,
     units,
 )
+from shared.consumer import traced
 from shared.db import (
     UnitOfWork,
     UTCDateTime,
@@ -61,6 +62,7 @@ from shared.db import (
     update_many,
 )
 from shared.events import DeadlineSet, Header, TicketDispatched, TicketRegistered, parse_payloads
+from shared.logging import trace_id_var
 from shared.service import ManyHandler, ServiceContext
 
 # what a registration's routing needs to know of its ticket: the matter, the catalog's unit
@@ -203,6 +205,7 @@ async def _routings(conn: Any, events: Sequence[TicketRegistered]) -> dict[str, 
     }
 
 
+@traced
 async def on_registered(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[Header]) -> None:
     """Tickets whose matter and district the catalog gives a unit are dispatched together;
     the others (determination, suggestion, manual queue) take the one-by-one way."""
@@ -259,7 +262,12 @@ async def on_registered(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[He
             )
         )
     for event, early in elsewhere:
-        await register(ctx, uow, event, early)
+        # what it emits about the ticket carries the ticket's trace id (``traced``)
+        token = trace_id_var.set(traces.get(event.ticket_id, trace_id_var.get()))
+        try:
+            await register(ctx, uow, event, early)
+        finally:
+            trace_id_var.reset(token)
 
 
 # a run's deadlines as the update reads them (``given_rows``: the round, often a deadline,
