@@ -122,3 +122,54 @@ async def test_the_handlings_dispatch_times_are_a_brin_index_the_scores_period_r
         assert await _access_method(db, "ix_handlings_dispatched") == "btree"
     finally:
         await db.dispose()
+
+
+async def _tracks_updated_in_place(db: Database) -> tuple[int, int]:
+    """Updates and HOT updates of 60 hotspot tracks, each updated once in one transaction
+    as a batch of registrations tallies them (a full list of recent times: the oldest goes
+    as the newest comes, the row keeps its size)."""
+    async with db.engine.begin() as conn:
+        await conn.execute(text("DELETE FROM hotspot_tracks"))
+        await conn.execute(
+            text(
+                "INSERT INTO hotspot_tracks (matter_code, district, recent, tallied)"
+                " SELECT 'M' || n, 'D' || (n % 16), CAST('[\"2026-12-06T08:00:00+00:00\"]'"
+                " AS json), 1 FROM generate_series(1, 60) AS n"
+            )
+        )
+    # the backend's counts not yet reported (an earlier transaction's too) and this one's
+    counts = text(
+        "SELECT pg_stat_get_xact_tuples_updated('hotspot_tracks'::regclass),"
+        " pg_stat_get_xact_tuples_hot_updated('hotspot_tracks'::regclass)"
+    )
+    async with db.engine.begin() as conn:
+        before = (await conn.execute(counts)).one()
+        await conn.execute(
+            text(
+                "UPDATE hotspot_tracks SET tallied = tallied + 1, recent = CAST("
+                "'[\"2026-12-06T08:00:01+00:00\"]' AS json)"
+            )
+        )
+        after = (await conn.execute(counts)).one()
+    return after[0] - before[0], after[1] - before[1]
+
+
+async def test_hotspot_tallies_update_their_tracks_in_place(pg_url: str) -> None:
+    """evaluation_0015: the tracks' pages keep room for their rows' next versions, so a
+    batch of tallies updates every track in place (HOT: no lock record, no new page, no
+    entry into the primary key); before it, on full pages, most could not."""
+    db = Database("evaluation", pg_url, pool_size=1)
+    try:
+        async with db.engine.begin() as conn:
+            await conn.execute(text('CREATE SCHEMA "evaluation"'))
+        await _to(db, "upgrade", "evaluation_0014")
+        updated, in_place = await _tracks_updated_in_place(db)
+        assert updated == 60 and in_place < 60
+        await _to(db, "upgrade", "evaluation_0015")
+        assert await _tracks_updated_in_place(db) == (60, 60)
+        await _to(db, "downgrade", "evaluation_0014")
+        async with db.engine.connect() as conn:
+            options = "SELECT reloptions FROM pg_class WHERE oid = 'hotspot_tracks'::regclass"
+            assert (await conn.execute(text(options))).scalar() is None
+    finally:
+        await db.dispose()
