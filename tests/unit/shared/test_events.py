@@ -815,6 +815,75 @@ def test_a_run_of_outgoing_events_is_each_event_going_out() -> None:
     )
 
 
+def test_a_run_of_written_payloads_goes_out_as_the_models_run() -> None:
+    """``Event.outgoing_written_run`` (a run whose payloads' JSON the producer wrote): for
+    each event type in Chinese, in Shanghai time and in UTC, with trace ids in Chinese and
+    none, the envelopes ``outgoing_run`` makes of the same fields but for their ids, their
+    model read from the payload when asked for; header values not of their plain type are
+    taken or refused as one by one."""
+    from pydantic import ValidationError
+
+    for event, how in _chinese_events():
+        if getattr(event, "ticket_id", None) is None:
+            continue
+        models = [
+            event.model_copy(update={"ticket_id": f"{event.ticket_id}-{n}"}) for n in range(3)
+        ]
+        payloads = [m.__pydantic_serializer__.to_json(m) for m in models]
+        ticket_ids = [m.ticket_id for m in models]  # type: ignore[attr-defined]
+        for at in (how["occurred_at"], how["occurred_at"].astimezone(UTC)):
+            traces = ["trace-第1号", None, "trace-3"]
+            run = type(event).outgoing_written_run(
+                payloads,
+                producer=how["producer"],
+                occurred_at=at,
+                ticket_ids=ticket_ids,
+                trace_ids=traces,
+            )
+            made = type(event).outgoing_run(
+                [m.model_dump() for m in models],
+                producer=how["producer"],
+                occurred_at=at,
+                trace_ids=traces,
+            )
+            for out, one, model in zip(run, made, models, strict=True):
+                assert out.to_json() == one.to_json().replace(
+                    one.id_text.encode(), out.id_text.encode()
+                )
+                assert (out.type, out.version, out.topic, out.key, out.trace_id) == (
+                    one.type,
+                    one.version,
+                    one.topic,
+                    one.key,
+                    one.trace_id,
+                )
+                assert out.event == model and out.payload == one.payload
+            assert len({out.id_text for out in run}) == len(run)
+    payload = REGISTERED.__pydantic_serializer__.to_json(REGISTERED)
+    for bad in NOT_AN_ENVELOPES:
+        if "ticket_id" in bad:
+            continue
+        with pytest.raises(ValidationError):
+            TicketRegistered.outgoing_written_run(
+                [payload],
+                producer=bad.get("producer"),  # type: ignore[arg-type]
+                occurred_at=bad.get("occurred_at"),  # type: ignore[arg-type]
+                ticket_ids=[REGISTERED.ticket_id],
+                trace_ids=[bad.get("trace_id")],
+            )
+    taken = TicketRegistered.outgoing_written_run(
+        [payload],
+        producer="intake",
+        occurred_at="2026-01-15T09:02:03.5+08:00",  # type: ignore[arg-type]
+        ticket_ids=[REGISTERED.ticket_id],
+        trace_ids=[None],
+    )
+    one = REGISTERED.outgoing(producer="intake", occurred_at="2026-01-15T09:02:03.5+08:00")  # type: ignore[arg-type]
+    assert taken[0].to_json() == one.to_json().replace(
+        one.id_text.encode(), taken[0].id_text.encode()
+    )
+
+
 def test_a_view_reads_its_fields_alone_and_its_envelope_is_the_whole_event() -> None:
     """A ``View`` (``RegisteredView``: what SLA and evaluation read of a registration) is
     read with the fields it declares, validated as its event's model declares them; its
