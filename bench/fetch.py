@@ -12,17 +12,19 @@ BENCH_GROUPS (comma-separated, default all six: intake,dispatch,sla,knowledge,ev
 channels; empty: none, the broker's cost of the produce alone); BENCH_DROP_ALL=1: each group
 passes every record over (the cost of a record a group does not need, alone); BENCH_ROOT:
 the tree whose ``shared`` runs (this one's by default), to compare two trees; FETCH_WAIT_MS,
-FETCH_MIN_BYTES, COMMIT_SECONDS (default: the services' settings); BENCH_LEAN=ab: rounds
+FETCH_MIN_BYTES, COMMIT_SECONDS (default: the services' settings); BENCH_PARTITIONS=3,1: rounds
+alternate the topics' partition counts (A B B A ..., ``rounds`` pairs; with BENCH_QUIET=1 only
+those of the topics this load leaves quiet, tickets and sla at the default); BENCH_LEAN=ab: rounds
 alternate without and with ``shared.bus.lean_records`` (A B B A ...), ``rounds`` pairs;
 BENCH_CRC=ab: rounds alternate the fetched batches' CRCs checked by aiokafka and by
 ``shared.bus.checked_records``; BENCH_RELAXED=ab: rounds alternate every group at
 FETCH_WAIT_MS / FETCH_MIN_BYTES and RELAXED_GROUPS at RELAXED_WAIT_MS / RELAXED_MIN_BYTES
 (each with a bus of its own).
 
-Prints JSON per round: this process's CPU (the consumers) and the broker's (from /proc of
-the Kafka pid) in microseconds a ticket and a record fetched (a record reaching a group),
-and fetches a second, from the producer's first round until every group has passed its
-last record."""
+Prints JSON per round: this process's CPU (the consumers), the producing child's and the
+broker's (from /proc of the Kafka pid) in microseconds a ticket and a record fetched (a
+record reaching a group), and fetches a second, from the producer's first round until every
+group has passed its last record."""
 
 from __future__ import annotations
 
@@ -93,7 +95,7 @@ async def produce(prefix: str, rate: float, seconds: float) -> None:
     kinds = traffic()
     print("ready", flush=True)
     sys.stdin.readline()  # the parent's CPU readings are taken
-    start, sent, rounds = time.monotonic(), 0, 0
+    start, sent, rounds, cpu0 = time.monotonic(), 0, 0, _self_cpu()
     total = int(rate * seconds)
     while sent < total:
         rounds += 1
@@ -102,8 +104,9 @@ async def produce(prefix: str, rate: float, seconds: float) -> None:
         sent = due
         await bus.publish_raw(events)
         await asyncio.sleep(EVERY)
+    cpu = _self_cpu() - cpu0
     await bus.stop()
-    print(json.dumps({"tickets": sent, "rounds": rounds}), flush=True)
+    print(json.dumps({"tickets": sent, "rounds": rounds, "cpu": cpu}), flush=True)
 
 
 def spec_of(name: str) -> Any:
@@ -126,10 +129,11 @@ def group_types(name: str, spec: Any) -> Any:
     return LiveTypes(spec.handlers, now)
 
 
-def _bus(prefix: str, wait_ms: int, min_bytes: int) -> KafkaBus:
+def _bus(prefix: str, wait_ms: int, min_bytes: int, partitions: int = 3) -> KafkaBus:
     return KafkaBus(
         BOOTSTRAP,
         prefix=prefix,
+        partitions=partitions,
         batch_size=DEFAULTS.consumer_batch_size,
         fetch_wait_ms=wait_ms,
         fetch_min_bytes=min_bytes,
@@ -138,22 +142,32 @@ def _bus(prefix: str, wait_ms: int, min_bytes: int) -> KafkaBus:
 
 
 async def one_round(
-    groups: list[str], rate: float, seconds: float, relaxed: frozenset[str] = frozenset()
+    groups: list[str],
+    rate: float,
+    seconds: float,
+    relaxed: frozenset[str] = frozenset(),
+    partitions: int = DEFAULTS.kafka_partitions,
+    quiet_partitions: int | None = None,
 ) -> dict[str, Any]:
     """One round; the ``relaxed`` groups with a bus of their own whose fetches wait
-    RELAXED_WAIT_MS for RELAXED_MIN_BYTES."""
+    RELAXED_WAIT_MS for RELAXED_MIN_BYTES; the topics this load leaves quiet (all but
+    tickets and sla) made with ``quiet_partitions`` partitions if given."""
     from shared.events import topic_for
 
     prefix = f"benchfetch{uuid.uuid4().hex[:8]}."
+    if quiet_partitions is not None:
+        await _make_quiet_topics(prefix, quiet_partitions)
     bus = _bus(
         prefix,
         int(os.environ.get("FETCH_WAIT_MS", DEFAULTS.kafka_fetch_wait_ms)),
         int(os.environ.get("FETCH_MIN_BYTES", DEFAULTS.kafka_fetch_min_bytes)),
+        partitions,
     )
     slow = _bus(
         prefix,
         int(os.environ.get("RELAXED_WAIT_MS", 1000)),
         int(os.environ.get("RELAXED_MIN_BYTES", 1 << 20)),
+        partitions,
     )
     taken: dict[str, int] = {}
     topics_of: dict[str, set[str]] = {}
@@ -233,6 +247,7 @@ async def one_round(
         "consumers_us_a_ticket": (cpu1 - cpu0) / tickets * 1e6,
         "consumers_us_a_record": (cpu1 - cpu0) / max(1, records) * 1e6,
         "broker_us_a_ticket": (broker1 - broker0) / tickets * 1e6,
+        "producer_us_a_ticket": out.get("cpu", 0.0) / tickets * 1e6,
         "broker_us_a_record": (broker1 - broker0) / max(1, records) * 1e6,
         "fetches": fetches,
         "broker_us_a_ticket_by_thread": {
@@ -242,6 +257,23 @@ async def one_round(
         # after the load's first event: its last event passed by each group
         "drained_s": {name: round(at - t0, 2) for name, at in drained.items()},
     }
+
+
+async def _make_quiet_topics(prefix: str, partitions: int) -> None:
+    """The topics the bench's load leaves quiet, made before the buses make the rest."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    from shared.bus import await_topics
+    from shared.events import TOPICS
+
+    quiet = [f"{prefix}{t}" for t in TOPICS if t not in ("hotline.tickets", "hotline.sla")]
+    admin = AIOKafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(t, partitions, 1) for t in quiet])
+        await await_topics(admin, quiet)
+    finally:
+        await admin.close()
 
 
 async def _drop_topics(prefix: str) -> None:
@@ -356,6 +388,39 @@ def relaxed_pairs(groups: list[str], rate: float, seconds: float, pairs: int) ->
     return {way: {k: [r[k] for r in rounds] for k in keys} for way, rounds in got.items()}
 
 
+def partition_pairs(groups: list[str], rate: float, seconds: float, pairs: int) -> dict[str, Any]:
+    """Rounds with the topics made of BENCH_PARTITIONS' first count of partitions (A) and its
+    second (B), alternating A B B A, in this one process."""
+    import uvloop
+
+    a, b = (int(n) for n in os.environ["BENCH_PARTITIONS"].split(","))
+    # BENCH_QUIET=1: only the quiet topics' partitions change (tickets and sla at the default)
+    quiet = os.environ.get("BENCH_QUIET") == "1"
+    got: dict[str, list[dict[str, Any]]] = {"A": [], "B": []}
+    for n in range(pairs):
+        for way in "AB" if n % 2 == 0 else "BA":
+            parts = a if way == "A" else b
+            if quiet:
+                run = one_round(groups, rate, seconds, quiet_partitions=parts)
+            else:
+                run = one_round(groups, rate, seconds, partitions=parts)
+            got[way].append(uvloop.run(run))
+    keys = (
+        "consumers_us_a_ticket",
+        "broker_us_a_ticket",
+        "producer_us_a_ticket",
+        "fetches",
+        "produce_rounds",
+        "drained_s",
+    )
+    return {
+        f"{way}={a if way == 'A' else b}": {
+            k: [round(r[k], 2) if isinstance(r[k], float) else r[k] for r in rounds] for k in keys
+        }
+        for way, rounds in got.items()
+    }
+
+
 def main() -> None:
     if sys.argv[1:2] == ["produce"]:
         import uvloop
@@ -370,6 +435,9 @@ def main() -> None:
     rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 3
     groups = [g for g in os.environ.get("BENCH_GROUPS", ",".join(GROUPS)).split(",") if g]
     _count_fetches()
+    if os.environ.get("BENCH_PARTITIONS"):
+        print(json.dumps(partition_pairs(groups, rate, seconds, rounds)), flush=True)
+        return
     if os.environ.get("BENCH_RELAXED") == "ab":
         print(json.dumps(relaxed_pairs(groups, rate, seconds, rounds)), flush=True)
         return
