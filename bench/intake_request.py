@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, status
+from pydantic import TypeAdapter
 
 from services.intake import handlers
 from services.intake.app import SPEC
@@ -142,8 +143,10 @@ async def main(requests: int, rounds: int) -> dict[str, Any]:
     settings = Settings(env="test")
     fixed = answer()
 
-    async def register_ticket(*args: Any) -> TicketRegistration:
-        return fixed
+    answered = TypeAdapter(TicketRegistration).serializer.to_json(fixed)
+
+    async def register_ticket(*args: Any) -> bytes:  # the handler answers the model's JSON
+        return answered
 
     handlers.register_ticket = register_ticket  # type: ignore[assignment]
     intake, bare = intake_app(settings), bare_app(fixed)

@@ -14,8 +14,8 @@ itself when the request is the common one:
 - then the route's dependencies, in FastAPI's order, each called with the request (the
   access guard of shared/access.py first), and the route's function;
 - the answer as FastAPI gives it (the route's status, ``application/json``, the response
-  model's JSON); an exception goes to the app's own handlers (shared/errors.py), as from
-  any route.
+  model's JSON; a ``Response`` the route returns, as is); an exception goes to the app's
+  own handlers (shared/errors.py), as from any route.
 
 Whatever else arrives (another content type, a body that does not validate, an app with
 dependency overrides) goes on to FastAPI's route unchanged, which answers it as ever (the
@@ -45,6 +45,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.asgi import read_body, replaying
@@ -164,16 +165,23 @@ class DirectRoute:
                     values[name] = value
             values[self.body_name] = data
             answer = await self.endpoint(**values)
-            if type(answer) is not self.response_model:  # FastAPI's check of the answer
-                answer = self.response.validate_python(answer, from_attributes=True)
-            # what self.response.dump_json calls, without its keyword arguments' cost
-            content = self.response.serializer.to_json(answer, by_alias=True)
+            if isinstance(answer, Response):
+                written = answer  # a response of the route's own: sent as is, as FastAPI does
+            else:
+                if type(answer) is not self.response_model:  # FastAPI's check of the answer
+                    answer = self.response.validate_python(answer, from_attributes=True)
+                # what self.response.dump_json calls, without its keyword arguments' cost
+                content = self.response.serializer.to_json(answer, by_alias=True)
+                written = None
         except Exception as exc:
             handler = app_exception_handler(app, exc)
             if handler is None:
                 raise
             response = await handler(request, exc)
             await response(scope, receive, send)
+            return True
+        if written is not None:
+            await written(scope, receive, send)
             return True
         await send(
             {

@@ -80,6 +80,15 @@ async def outbox_types(intake: Intake) -> Counter[tuple[str, str]]:
     return Counter((r[0], r[1]) for r in rows)
 
 
+async def write_batch(intake: Intake, items: list[Any]) -> list[Any]:
+    """``reg._write_batch``'s results, each answer (its JSON, ``answer_json``) read as the
+    route's response model."""
+    return [
+        TicketRegistration.model_validate_json(r) if isinstance(r, bytes) else r
+        for r in await reg._write_batch(intake.ctx, items)
+    ]
+
+
 async def post(intake: Intake, body: dict[str, Any], key: str | None = None, who: str = "operator"):  # type: ignore[no-untyped-def]
     headers = {"Idempotency-Key": key} if key else {}
     return await intake.call(who, "POST", "/tickets", json=body, headers=headers)
@@ -211,8 +220,8 @@ async def test_a_column_alike_in_every_ticket_of_a_batch_is_stored_as_one_that_v
     assert sent(copies[0], "answer") == (joined_texts([]), None)
     assert sent(copies[0], "attachments")[0] == joined_texts([])
 
-    written = await reg._write_batch(intake.ctx, mixed)
-    alike = [(await reg._write_batch(intake.ctx, batch))[0] for batch in copies]
+    written = await write_batch(intake, mixed)
+    alike = [(await write_batch(intake, batch))[0] for batch in copies]
     assert all(isinstance(r, TicketRegistration) for r in [*written, *alike]), (written, alike)
     columns = [c for c in tickets.c if c.name not in ("id", "ticket_id")]
     async with intake.ctx.db.engine.connect() as conn:
@@ -303,7 +312,7 @@ async def test_a_key_taken_in_a_batch_leaves_the_others_written(intake: Intake) 
         registering(intake, ticket(), "k-taken"),
         registering(intake, ticket(address="和平区2号")),
     ]
-    results = await reg._write_batch(intake.ctx, items)
+    results = await write_batch(intake, items)
     assert isinstance(results[1], reg._KeyTaken)
     assert results[0].address == "和平区1号" and results[2].address == "和平区2号"
     async with intake.ctx.db.engine.connect() as conn:
@@ -348,8 +357,9 @@ async def test_texts_of_any_kind_are_stored_by_the_batch_statement_as_given(
             )
             for i, (content, address, key, nonce) in enumerate(batch)
         ]
-        results = await reg._write_batch(intake.ctx, items)
-        assert all(isinstance(r, TicketRegistration) for r in results), results
+        answers = await reg._write_batch(intake.ctx, items)
+        assert all(isinstance(r, bytes) for r in answers), answers
+        results = [TicketRegistration.model_validate_json(a) for a in answers]
         async with intake.ctx.db.engine.connect() as conn:
             stored = {
                 r.ticket_id: r
@@ -362,7 +372,7 @@ async def test_texts_of_any_kind_are_stored_by_the_batch_statement_as_given(
                     await conn.execute(select(idempotency_keys.c.key, idempotency_keys.c.ticket_id))
                 ).all()
             )
-        for item, result in zip(items, results, strict=True):
+        for item, result, answer in zip(items, results, answers, strict=True):
             row = stored[result.ticket_id]
             assert (row.content, row.address) == (item.data.content, item.data.address)
             if item.idempotency_key is not None:
@@ -370,7 +380,7 @@ async def test_texts_of_any_kind_are_stored_by_the_batch_statement_as_given(
                 first = await reg._first_answer(
                     intake.ctx, item.caller, item.idempotency_key, item.request_hash or ""
                 )
-                assert first == result
+                assert first == answer  # the same bytes
             if item.nonce is not None:
                 assert not await intake.ctx.nonces.first_use(item.nonce)  # recorded
         events = await outbox_types(intake)
@@ -381,7 +391,7 @@ async def test_one_bad_ticket_fails_alone(intake: Intake) -> None:
     too_long: Any = "x" * 40  # longer than the column: the database refuses this ticket
     bad = registering(intake, ticket(), matter=reg._Matter(True, False, too_long))
     items = [registering(intake, ticket(address="和平区1号")), bad, registering(intake, ticket())]
-    results = await reg._write_batch(intake.ctx, items)
+    results = await write_batch(intake, items)
     assert isinstance(results[1], Exception) and not isinstance(results[1], reg._KeyTaken)
     assert results[0].ticket_id != results[2].ticket_id
     events = await outbox_types(intake)
@@ -434,14 +444,15 @@ async def test_a_ticket_with_hints_is_written_with_them_its_key_and_nonce_once(
         registering(intake, ticket(requester=requester(1)), "k-plain", nonce="n-plain"),
         registering(intake, ticket(requester=phone), "k-hinted", nonce="n-hinted"),
     ]
-    plain, hinted = await reg._write_batch(intake.ctx, items)
+    answers = await reg._write_batch(intake.ctx, items)
+    plain, hinted = (TicketRegistration.model_validate_json(a) for a in answers)
     assert [h.ticket_id for h in hinted.likely_duplicates] == [earlier]
     assert plain.likely_duplicates == []
-    for item, answer in zip(items, (plain, hinted), strict=True):
+    for item, answer in zip(items, answers, strict=True):
         stored = await reg._first_answer(
             intake.ctx, item.caller, item.idempotency_key, item.request_hash
         )
-        assert stored == answer
+        assert stored == answer  # the same bytes
         assert not await intake.ctx.nonces.first_use(item.nonce)
     events = await outbox_types(intake)
     assert events[(hinted.ticket_id, "ticket.registered")] == 1
@@ -585,7 +596,7 @@ async def test_each_tickets_own_time_is_stored_and_looked_up_to_the_microsecond(
             now=times[1] - window - timedelta(microseconds=1),
         ),
     ]
-    first = [(await reg._write_batch(intake.ctx, [e]))[0] for e in earlier]
+    first = [(await write_batch(intake, [e]))[0] for e in earlier]
     assert all(isinstance(r, TicketRegistration) for r in first), first
     items = [
         registering(intake, ticket(requester=phone), now=times[0]),
@@ -596,7 +607,7 @@ async def test_each_tickets_own_time_is_stored_and_looked_up_to_the_microsecond(
             now=times[2],
         ),
     ]
-    written = await reg._write_batch(intake.ctx, items)
+    written = await write_batch(intake, items)
     assert all(isinstance(r, TicketRegistration) for r in written), written
     assert [h.ticket_id for h in written[0].likely_duplicates] == [first[0].ticket_id]
     assert written[1].likely_duplicates == []
