@@ -12,11 +12,12 @@ from sqlalchemy import select, update
 
 from services.sla.domain import (
     ClockKind,
+    Policy,
     deadline_for,
     next_due,
     warning_at,
 )
-from services.sla.handlers.state import SlaState, state
+from services.sla.handlers.state import ElapsedPlan, SlaState, state
 from services.sla.models import clocks, tickets
 from shared.calendar import PeriodUnit
 from shared.db import UnitOfWork, insert_ignoring_duplicates, insert_new
@@ -32,6 +33,7 @@ from shared.events import (
     TicketRegistered,
     parse_payload,
 )
+from shared.policy import PolicyVersions
 from shared.service import ServiceContext
 
 PRODUCER = "sla"
@@ -51,6 +53,28 @@ _ONE_OFFSET_FROM = datetime(1992, 1, 1, tzinfo=UTC)
 _ELAPSED_UNITS = {PeriodUnit.MINUTES: timedelta(minutes=1), PeriodUnit.HOURS: timedelta(hours=1)}
 
 
+def _elapsed_plan(
+    sla: SlaState,
+    kind: ClockKind,
+    urgency: str,
+    started_utc: datetime,
+    statutory_period: str | None,
+) -> ElapsedPlan | None:
+    """The timing worked out once (``clock_timing``) of a clock whose period is minutes or
+    hours (elapsed time) starting at ``started_utc`` (UTC), when there is one for it: the
+    start within the plan's policy's time in force, from 1992 on. Its times compared in
+    UTC (a time in another zone is compared through its offset each time: ~0.25 us)."""
+    plan = sla.elapsed.get((kind, urgency, statutory_period))
+    if (
+        plan is None
+        or plan.versions is not sla.versions
+        or started_utc < plan.since
+        or (plan.until is not None and started_utc >= plan.until)
+    ):
+        return None
+    return plan
+
+
 def _elapsed_timing(
     sla: SlaState,
     kind: ClockKind,
@@ -59,29 +83,37 @@ def _elapsed_timing(
     statutory_period: str | None,
 ) -> dict[str, Any] | None:
     """``clock_timing`` of a clock whose period is minutes or hours (elapsed time) under a
-    policy whose timing of such a clock was worked out once (``clock_timing``): its
+    policy whose timing of such a clock was worked out once (``_elapsed_plan``): its
     deadline and warning that period and its warning fraction of it after the start
     (what ``WorkingCalendar.add`` and ``warning_at`` give from 1992 on), without the local
-    time, the calendar and the policy's settings read again for every start (each
-    registration starts a dispatch clock at its own time: ~3 us a ticket). None when not
+    time, the calendar and the policy's settings read again for every start. None when not
     known so."""
-    plan = sla.elapsed.get((kind, urgency, statutory_period))
-    if (
-        plan is None
-        or started_at < _ONE_OFFSET_FROM
-        or plan[0] is not sla.versions.in_force(started_at)
-    ):
+    deadline = started_at.astimezone(UTC)
+    plan = _elapsed_plan(sla, kind, urgency, deadline, statutory_period)
+    if plan is None:
         return None
-    _, period, delta, warn_delta = plan
-    deadline = started_at.astimezone(UTC) + delta
-    warn = started_at + warn_delta
+    deadline += plan.delta
+    warn = started_at + plan.warn_delta
     return {
-        "period": period,
+        "period": plan.period,
         "deadline": deadline,
         "provisional": False,
         "warn_at": warn,
         "next_due_at": warn if warn < deadline else deadline,
     }
+
+
+def _in_force_window(
+    versions: PolicyVersions[Policy], policy: Policy
+) -> tuple[datetime, datetime | None]:
+    """The starts (UTC) for which ``policy`` is the one of ``versions`` in force
+    (``PolicyVersions.in_force``: the newest effective at a start, the first before it),
+    from 1992 on (``_ONE_OFFSET_FROM``)."""
+    listed = list(versions)
+    i = max(n for n, v in enumerate(listed) if v is policy)
+    since = _ONE_OFFSET_FROM if i == 0 else max(policy.effective_from, _ONE_OFFSET_FROM)
+    until = listed[i + 1].effective_from.astimezone(UTC) if i + 1 < len(listed) else None
+    return since.astimezone(UTC), until
 
 
 def clock_timing(
@@ -106,8 +138,10 @@ def clock_timing(
     if elapsed is not None and started_at >= _ONE_OFFSET_FROM:
         delta = elapsed * period.amount
         if deadline.at - started_at == delta:  # as from 1992 on
-            plan = (policy, str(period), delta, delta * fraction)
-            sla.elapsed[(kind, urgency, statutory_period)] = plan
+            since, until = _in_force_window(sla.versions, policy)
+            sla.elapsed[(kind, urgency, statutory_period)] = ElapsedPlan(
+                sla.versions, since, until, str(period), delta, delta * fraction
+            )
     due = next_due(
         deadline=deadline.at,
         warn_at=warn,
@@ -142,15 +176,24 @@ def new_clock(
 ) -> dict[str, Any]:
     """The row of a clock starting now: its deadline, warning and next due time (from
     ``timings`` when another clock of the run has the same and the period is not one of
-    elapsed time, ``_elapsed_timing``)."""
-    timing = _elapsed_timing(state(ctx), kind, urgency, started_at, statutory_period)
-    if timing is None:
+    elapsed time, ``_elapsed_plan``; of elapsed time, the same instants in UTC, the
+    operations on UTC times being the cheapest: ~1.2 us a clock)."""
+    started_utc = started_at.astimezone(UTC)
+    plan = _elapsed_plan(state(ctx), kind, urgency, started_utc, statutory_period)
+    if plan is not None:
+        deadline = started_utc + plan.delta
+        warn = started_utc + plan.warn_delta
+        period, provisional = plan.period, False
+        due = warn if warn < deadline else deadline
+    else:
         key = (kind, urgency, started_at, statutory_period)
         timing = timings.get(key) if timings is not None else None
         if timing is None:
             timing = clock_timing(ctx, kind, urgency, started_at, statutory_period)
             if timings is not None:
                 timings[key] = timing
+        period, deadline, provisional = timing["period"], timing["deadline"], timing["provisional"]
+        warn, due = timing["warn_at"], timing["next_due_at"]
     return {
         "ticket_id": ticket_id,
         "kind": kind,
@@ -159,14 +202,14 @@ def new_clock(
         "unit_id": unit_id,
         "district": district,
         "urgency": urgency,
-        "period": timing["period"],
+        "period": period,
         "started_at": started_at,
-        "deadline": timing["deadline"],
-        "provisional": timing["provisional"],
-        "warn_at": timing["warn_at"],
+        "deadline": deadline,
+        "provisional": provisional,
+        "warn_at": warn,
         "escalation_level": 0,
         "extensions": 0,
-        "next_due_at": timing["next_due_at"],
+        "next_due_at": due,
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from sqlalchemy import func, select
 
@@ -13,6 +14,20 @@ from services.sla.models import calendar_days, calendar_years, policy_versions
 from shared.calendar import WorkingCalendar
 from shared.policy import PolicyVersions
 from shared.service import ServiceContext
+
+
+class ElapsedPlan(NamedTuple):
+    """The timing of clocks of one kind, urgency and statutory period whose period is
+    elapsed time (minutes, hours), worked out once under one policy (``clocks.clock_timing``)
+    for the starts it holds for: those from ``since`` until ``until`` (UTC; None: no end),
+    where that policy is the one in force among ``versions`` and Shanghai keeps one offset."""
+
+    versions: PolicyVersions[Policy]
+    since: datetime
+    until: datetime | None
+    period: str
+    delta: timedelta
+    warn_delta: timedelta
 
 
 class SlaState:
@@ -26,11 +41,8 @@ class SlaState:
         self.planned_wake: datetime | None = None
         self.fingerprint: tuple[object, ...] = ()
         # the timing of clocks whose period is elapsed time, by kind, urgency and statutory
-        # period: the policy it is of, the period's text, the period and the warning's
-        # offset (``clocks._elapsed_timing``)
-        self.elapsed: dict[
-            tuple[str, str, str | None], tuple[Policy, str, timedelta, timedelta]
-        ] = {}
+        # period (``clocks._elapsed_timing``)
+        self.elapsed: dict[tuple[str, str, str | None], ElapsedPlan] = {}
 
     def wake_for(self, due: datetime | None) -> bool:
         """Whether a clock due at ``due`` needs the scanner woken: only when it falls before

@@ -145,3 +145,51 @@ def test_new_clock_rows_of_a_run_are_timed_alike() -> None:
     for row in rows:
         expected = _worked_out(ctx.extras["sla"], row["kind"], "general", row["started_at"], None)
         assert {k: row[k] for k in expected} == expected
+
+
+def test_new_clocks_are_timed_by_the_policy_in_force_at_their_start() -> None:
+    """A plan worked out under one policy times only the starts that policy is in force
+    for (``PolicyVersions.in_force``: the newest effective at the start, the first before
+    it), from 1992 on: starts a microsecond either side of each version's effective time,
+    before the first and before 1992, in UTC and in Shanghai time, in any order, are
+    timed as the calendar and their own policy time them (the same instants)."""
+    first = datetime(2026, 1, 1, tzinfo=UTC)
+    second = datetime(2027, 1, 1, 8, tzinfo=SHANGHAI)
+    third = datetime(2027, 6, 1, tzinfo=UTC)
+
+    def policy(effective_from: datetime, general: str, fraction: float) -> Policy:
+        periods = {
+            **DEFAULT_POLICY["periods"],
+            "dispatch": {**DEFAULT_POLICY["periods"]["dispatch"], "general": general},
+        }
+        return Policy(
+            effective_from, {**DEFAULT_POLICY, "periods": periods, "warning_fraction": fraction}
+        )
+
+    sla = SlaState()
+    sla.versions = PolicyVersions(
+        [policy(first, "24h", 0.75), policy(second, "12h", 0.5), policy(third, "90m", 0.25)]
+    )
+    ctx = _context(sla)
+    tick = timedelta(microseconds=1)
+    starts = [datetime(1991, 12, 31, 23, tzinfo=UTC), datetime(1992, 1, 1, tzinfo=UTC) - tick]
+    starts += [datetime(1992, 1, 1, tzinfo=UTC), first - tick]
+    for at in (first, second, third):
+        starts += [at - tick, at, at + tick, at + timedelta(days=30)]
+    starts += [s.astimezone(SHANGHAI) for s in starts]
+    rng = random.Random(7)
+    for start in rng.sample(starts, len(starts)) + starts:
+        row = new_clock(
+            ctx,
+            ticket_id="T1",
+            kind=D,
+            round_=1,
+            dispatch_no=1,
+            urgency="general",
+            started_at=start,
+            unit_id=None,
+            district="hp",
+        )
+        expected = _worked_out(sla, D, "general", start, None)
+        assert {k: row[k] for k in expected} == expected, start
+        assert row["started_at"] is start
