@@ -210,6 +210,41 @@ async def test_a_deadline_kept_while_another_instance_opens_the_work_order_is_se
         assert await left() == (T0 + timedelta(hours=2), [])
 
 
+async def test_the_next_run_is_routed_by_the_catalog_as_changed(pg_url: str) -> None:
+    """Set-based routing keeps the matters, units and routes it made for the process, by the
+    values the routing read returns of them (``many._catalog_of``): a matter or unit changed
+    between two runs (the same codes, another statutory period; a unit no longer active)
+    routes the next run by the catalog as changed."""
+    spec = dataclasses.replace(DISPATCH, background=[])
+    async with on_postgres(pg_url)(spec, "catalog-change") as ctx:
+        consumer = ctx.extras["consumer"]
+
+        async def routed(first: int) -> list[tuple[str, str | None, str | None]]:
+            batch = [registered(first + n, "WATER-001" if n < 3 else "HEAT-001") for n in range(6)]
+            await consumer.handle_batch(batch)
+            wanted = [e.ticket_id for e in batch]
+            query = select(
+                assignments.c.unit_id, assignments.c.statutory_period, assignments.c.state
+            )
+            async with ctx.db.engine.connect() as conn:
+                rows = await conn.execute(
+                    query.where(assignments.c.ticket_id.in_(wanted)).order_by(
+                        assignments.c.ticket_id
+                    )
+                )
+                return [tuple(r) for r in rows]
+
+        water, heat = ("city-water", None, "dispatched"), ("city-heating", None, "dispatched")
+        assert await routed(1) == [water] * 3 + [heat] * 3
+        async with ctx.db.engine.begin() as conn:
+            await conn.execute(text("UPDATE units SET active = false WHERE unit_id = 'city-water'"))
+            await conn.execute(
+                text("UPDATE matters SET statutory_period = '5wd' WHERE code = 'HEAT-001'")
+            )
+        determination = (None, None, "pending_determination")
+        assert await routed(11) == [determination] * 3 + [("city-heating", "5wd", "dispatched")] * 3
+
+
 async def test_channels_takes_the_types_the_subscriptions_want_on_postgresql(pg_url: str) -> None:
     """As on SQLite: the subscriptions are read on the driver's connection here."""
     await assert_types_taken_follow_the_subscriptions(on_postgres(pg_url))

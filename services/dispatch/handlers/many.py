@@ -65,10 +65,10 @@ from shared.events import DeadlineSet, Header, TicketDispatched, TicketRegistere
 from shared.logging import trace_id_var
 from shared.service import ManyHandler, ServiceContext
 
-# what a registration's routing needs to know of its ticket: the matter, the catalog's unit
-# for its district (None: none named), whether it is flagged, and the SLA's dispatch
-# deadline if that came first (``take_early``)
-Routing = tuple[CatalogMatter | None, Unit | None, bool, datetime | None]
+# what a registration's routing needs to know of its ticket: the matter, the route its
+# matter and the catalog's unit for its district give (None: no unit named), whether it is
+# flagged, and the SLA's dispatch deadline if that came first (``take_early``)
+Routing = tuple[CatalogMatter | None, Route | None, bool, datetime | None]
 
 
 @cache
@@ -134,39 +134,10 @@ async def _routings(conn: Any, events: Sequence[TicketRegistered]) -> dict[str, 
                 "district": [e.district for e in events],
             },
         )
-        # a matter and a unit (read by their keys, in one snapshot) are made once a run:
-        # a run's tickets share a few
-        matters_read: dict[str | None, CatalogMatter | None] = {None: None}
-        units_read: dict[str | None, Unit | None] = {None: None}
         routings: dict[str, Routing] = {}
         for r in rows:
-            if r.m_code in matters_read:
-                matter = matters_read[r.m_code]
-            else:
-                matter = matters_read[r.m_code] = CatalogMatter(
-                    r.m_code,
-                    r.m_name,
-                    r.m_default_urgency,
-                    r.m_functional_only,
-                    r.m_statutory_period,
-                    r.m_anonymous_allowed,
-                    (),  # routing reads no keywords
-                    r.m_active,
-                )
-            if r.u_unit_id in units_read:
-                unit = units_read[r.u_unit_id]
-            else:
-                unit = units_read[r.u_unit_id] = Unit(
-                    r.u_unit_id,
-                    r.u_name,
-                    Level(r.u_level),
-                    r.u_functional,
-                    r.u_industry,
-                    r.u_district,
-                    r.u_parent_id,
-                    r.u_active,
-                )
-            routings[r.ticket_id] = (matter, unit, r.flag is not None, r.early_deadline)
+            matter, decision = _catalog_of(r[1:_ROUTED_END])
+            routings[r.ticket_id] = (matter, decision, r.flag is not None, r.early_deadline)
         return routings
     # SQLite: three reads, and the early deadlines taken
     found = await rows_in(conn, (matters,), matters.c.code, {e.matter_code for e in events})
@@ -194,15 +165,43 @@ async def _routings(conn: Any, events: Sequence[TicketRegistered]) -> dict[str, 
         )
     }
     early = await take_early(conn, [e.ticket_id for e in events])
-    return {
-        e.ticket_id: (
-            found_matters.get(e.matter_code),
-            catalog.get((e.matter_code, e.district)),
-            e.ticket_id in flagged,
-            early.get(e.ticket_id),
-        )
-        for e in events
-    }
+    routings = {}
+    for e in events:
+        matter, unit = found_matters.get(e.matter_code), catalog.get((e.matter_code, e.district))
+        decision = None if unit is None else route(matter, unit, names_any_unit=True)
+        routings[e.ticket_id] = (matter, decision, e.ticket_id in flagged, early.get(e.ticket_id))
+    return routings
+
+
+# where a routing read's row ends its matter's and unit's columns (``_MATTER``, ``_UNIT``)
+_ROUTED_END = 1 + len(_MATTER) + len(_UNIT)
+# ``_catalog_of``'s: a matter and its route by the routing read's columns of the matter and
+# the unit; forgotten all at once when full
+_CATALOG_SEEN: dict[tuple[Any, ...], tuple[CatalogMatter | None, Route | None]] = {}
+_CATALOG_SEEN_MAX = 8192
+
+
+def _catalog_of(values: tuple[Any, ...]) -> tuple[CatalogMatter | None, Route | None]:
+    """The matter and the route of a routing read's columns of a matter and its unit
+    (``values``: ``_MATTER``'s then ``_UNIT``'s; a unit id None: the catalog names none, no
+    route), made once for the process, not once a run (a run's tickets spread over ~100
+    pairs, each a matter, a unit and a route made): both are made of these values alone
+    (``route`` reads nothing else), and a catalog change changes the values read."""
+    found = _CATALOG_SEEN.get(values)
+    if found is None:
+        if len(_CATALOG_SEEN) >= _CATALOG_SEEN_MAX:
+            _CATALOG_SEEN.clear()
+        code, name, urgency, functional_only, period, anonymous, active = values[: len(_MATTER)]
+        matter = None
+        if code is not None:  # routing reads no keywords
+            matter = CatalogMatter(
+                code, name, urgency, functional_only, period, anonymous, (), active
+            )
+        u = values[len(_MATTER) :]
+        unit = None if u[0] is None else Unit(u[0], u[1], Level(u[2]), u[3], u[4], u[5], u[6], u[7])
+        decision = None if unit is None else route(matter, unit, names_any_unit=True)
+        found = _CATALOG_SEEN[values] = (matter, decision)
+    return found
 
 
 @traced
@@ -216,18 +215,8 @@ async def on_registered(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[He
     deadlines: dict[str, Any] = {}  # the run's acceptance deadline by urgency (one ``now``)
     rows: list[dict[str, Any]] = []
     elsewhere: list[tuple[TicketRegistered, datetime | None]] = []
-    # a matter and a unit route alike (``route`` reads nothing else): once a run each pair
-    # (the run's matters and units are made once each, ``_routings``)
-    decisions: dict[tuple[int, int], Route] = {}
     for event in events:
-        matter, unit, flagged, early = routings[event.ticket_id]
-        if unit is None:
-            decision = None
-        else:
-            pair = (id(matter), id(unit))
-            decision = decisions.get(pair)
-            if decision is None:
-                decision = decisions[pair] = route(matter, unit, names_any_unit=True)
+        matter, decision, flagged, early = routings[event.ticket_id]
         if decision is None or decision.unit_id is None:
             elsewhere.append((event, early))
             continue
