@@ -28,7 +28,7 @@ from services.sla.app import SPEC as SLA
 from services.sla.handlers import many as sla_many
 from shared.bus import LogBus
 from shared.clock import ManualClock
-from shared.consumer import Consumer
+from shared.consumer import OWN_TRACES, Consumer
 from shared.db import UnitOfWork
 from shared.events import (
     DeadlineSet,
@@ -418,8 +418,8 @@ async def assert_runs_emit_under_each_tickets_trace(running: Running) -> None:
     """A set-based run makes what it emits about each ticket under that ticket's own trace
     id (as one by one), not under the run's first and copied afterwards: the SLA's clocks
     of registrations and of dispatches, dispatch's work orders, dispatched by the catalog or
-    (TJ0012, TJ0014: no catalog route) the one-by-one way. Dispatch's consumer counts on it
-    (``traced``: it does not go over what the run emitted again)."""
+    (TJ0012, TJ0014: no catalog route) the one-by-one way. Their consumers count on it
+    (``traced``: they do not go over what the run emitted again)."""
     routed_elsewhere = [registered(n, "OTHER-001" if n % 2 == 0 else None) for n in range(11, 16)]
     runs = [
         (SLA, sla_many.on_registered, [registered(n) for n in range(1, 6)]),
@@ -428,6 +428,7 @@ async def assert_runs_emit_under_each_tickets_trace(running: Running) -> None:
         (DISPATCH, dispatch_many.on_registered, routed_elsewhere),
     ]
     for spec, handler, batch in runs:
+        assert getattr(handler, OWN_TRACES, False), handler
         async with running(spec, f"traces-{spec.name}-{handler.__name__}") as ctx:
             if spec is SLA and handler is sla_many.on_dispatched:
                 await ctx.extras["consumer"].handle_batch([registered(n) for n in range(1, 6)])

@@ -25,6 +25,7 @@ from services.sla.handlers.clocks import (
     start_clocks,
 )
 from services.sla.models import clocks, tickets
+from shared.consumer import traced
 from shared.db import (
     UnitOfWork,
     fetch_rows,
@@ -110,6 +111,8 @@ def _dispatched_pg(
     return _clocks_inserted_with(clock_columns, new_facts, ticket, stopped)
 
 
+# each emits what it announces about a ticket under that ticket's trace id (``_traces``)
+@traced
 async def on_registered(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[Header]) -> None:
     events = parse_payloads(batch, RegisteredView)
     ticket_rows = [registered_ticket(e) for e in events]
@@ -126,6 +129,7 @@ async def on_registered(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[He
     clocks_started(ctx, uow, clock_rows, inserted, _traces(batch))
 
 
+@traced
 async def on_dispatched(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[Header]) -> None:
     events = parse_payloads(batch, TicketDispatched)
     ticket_rows = [dispatched_ticket(e) for e in events]
