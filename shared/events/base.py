@@ -598,6 +598,15 @@ def _time_json(at: datetime) -> bytes:
 _LAST_TIME: list[Any] = [None, b""]
 
 
+def orjson_time(at: datetime) -> datetime | orjson.Fragment:
+    """``at`` for ``orjson.dumps(..., option=OPT_UTC_Z)`` to write as a model (pydantic)
+    writes it: a time in UTC (the services' clocks') as itself (orjson writes it alike,
+    ~0.3 us less), any other as pydantic writes it (orjson rounds an offset's seconds)."""
+    if at.tzinfo is UTC and type(at) is datetime:
+        return at
+    return orjson.Fragment(_TIME_TO_JSON(at))
+
+
 def _plain_header(occurred_at: Any, ticket_id: Any, producer: Any, trace_id: Any) -> bool:
     """``_plain`` of an event's envelope's own values (its model's type and version are read
     once, ``_head``); the time last written (``_time_json``) is known to be."""

@@ -17,7 +17,7 @@ from types import EllipsisType
 from typing import Any, NamedTuple
 
 import orjson
-from pydantic import AwareDatetime, BaseModel, TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 from sqlalchemy import Text, cast, delete, func, insert, literal, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -87,7 +87,7 @@ from shared.events import (
     Urgency,
     topic_for,
 )
-from shared.events.base import event_id_text
+from shared.events.base import event_id_text, orjson_time
 from shared.logging import trace_id_var
 from shared.replays import NONCE_KEY, REPLAY, insert_nonces_sql
 from shared.sealing import KeyRing
@@ -411,7 +411,7 @@ def registered_json(
     if at.utcoffset() is None or not (trace_id is None or type(trace_id) is str):
         return None
     event_id = event_id_text()
-    time_json = _time_json(at)
+    time_json = orjson_time(at)
     try:
         raw = orjson.dumps(
             {
@@ -459,17 +459,6 @@ _REGISTERED_FIELDS = (
     "flagged",
 )
 _REGISTERED_TOPIC = topic_for(TicketRegistered.TYPE)
-# how an envelope's JSON, and a model's, writes a time (as ``Outgoing`` does)
-_TIME_JSON = TypeAdapter(AwareDatetime).serializer.to_json
-
-
-def _time_json(at: datetime) -> datetime | orjson.Fragment:
-    """A time as orjson writes it as a model would (pydantic's way): a time in UTC (the
-    services' clocks') as itself (orjson with ``OPT_UTC_Z`` writes it alike, ~0.3 us
-    less), any other as pydantic writes it (orjson rounds an offset's seconds)."""
-    if at.tzinfo is UTC and type(at) is datetime:
-        return at
-    return orjson.Fragment(_TIME_JSON(at))
 
 
 def registration_answer(
@@ -503,7 +492,7 @@ def answer_json(
     test_answer_json.py holds the two to the same bytes; what orjson cannot write as the
     model would (a lone surrogate in a text) goes the model's way."""
     public = _answer_fields(number, values, caller, data, duplicates)
-    public["registered_at"] = _time_json(public["registered_at"])
+    public["registered_at"] = orjson_time(public["registered_at"])
     answered = public["answer"]
     if answered is not None:
         public["answer"] = orjson.Fragment(_model_json(answered))
