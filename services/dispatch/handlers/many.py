@@ -24,7 +24,6 @@ from sqlalchemy.dialects import postgresql
 
 from services.dispatch.domain import CatalogMatter, Level, Route, Unit, route
 from services.dispatch.handlers.common import (
-    PRODUCER,
     fallback_acceptance_deadline,
     matter_from_row,
     unit_from_row,
@@ -38,7 +37,7 @@ from services.dispatch.handlers.read_models import (
     keep_early,
     take_early,
 )
-from services.dispatch.handlers.tickets import assignment_row, dispatched_fields, register
+from services.dispatch.handlers.tickets import assignment_row, dispatched_run, register
 from services.dispatch.models import (
     assignments,
     early_dispatch_deadlines,
@@ -61,7 +60,7 @@ from shared.db import (
     unnested,
     update_many,
 )
-from shared.events import DeadlineSet, Header, TicketDispatched, TicketRegistered, parse_payloads
+from shared.events import DeadlineSet, Header, TicketRegistered, parse_payloads
 from shared.logging import trace_id_var
 from shared.service import ManyHandler, ServiceContext
 
@@ -243,11 +242,8 @@ async def on_registered(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[He
     new = [row for row in rows if row["ticket_id"] in opened]
     if new:  # each dispatched now (the rows' ``dispatched_at``): made as a run
         uow.emit(
-            *TicketDispatched.outgoing_run(
-                [dispatched_fields(row) for row in new],
-                producer=PRODUCER,
-                occurred_at=now,
-                trace_ids=[traces[row["ticket_id"]] for row in new],
+            *dispatched_run(
+                new, occurred_at=now, trace_ids=[traces[row["ticket_id"]] for row in new]
             )
         )
     for event, early in elsewhere:
