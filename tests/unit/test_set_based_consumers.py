@@ -451,3 +451,55 @@ async def assert_runs_emit_under_each_tickets_trace(running: Running) -> None:
 
 async def test_a_set_based_run_emits_under_each_tickets_own_trace_id(tmp_path: Path) -> None:
     await assert_runs_emit_under_each_tickets_trace(on_sqlite(tmp_path))
+
+
+async def test_work_orders_reach_the_same_recipients_set_based_as_one_by_one(
+    tmp_path: Path,
+) -> None:
+    """Channels' set-based work orders pass over those whose unit has nobody to tell, and
+    only those: a unit with an SMS contact alone, one with a named staff member's phone
+    alone, one with a contact holding neither a phone nor a WeChat follower, and one with
+    nobody, in one batch, queue the very notifications the events queue one by one."""
+    units = ["city-water", "city-gas", "120101-urban", "120103-housing"]
+    batch = [
+        env(
+            TicketDispatched(
+                ticket_id=f"TJ{n:04d}",
+                unit_id=units[n % len(units)],
+                matter_code=ROUTED[n % len(ROUTED)],
+                district=DISTRICTS[n % len(DISTRICTS)],
+                type="help",
+                urgency="livelihood",
+                dispatched_at=T0,
+            ),
+            "dispatch",
+        )
+        for n in range(1, 13)
+    ]
+    queued: dict[str, list[tuple[str, str, str]]] = {}
+    for way in ("one-by-one", "set-based"):
+        async with on_sqlite(tmp_path)(CHANNELS, way) as ctx:
+            async with ctx.db.engine.begin() as conn:
+                for table, row in (
+                    ("unit_contacts", "'city-water', '[\"13900000001\"]', '[]', :t, 'admin'"),
+                    ("unit_contacts", "'120101-urban', '[]', '[]', :t, 'admin'"),
+                    ("unit_staff_phones", "'city-gas', '[\"13900000002\"]', :t"),
+                ):
+                    await conn.execute(text(f"INSERT INTO {table} VALUES ({row})"), {"t": T0})
+            consumer: Consumer = ctx.extras["consumer"]
+            if way == "one-by-one":
+                consumer.many = {}
+                for envelope in batch:
+                    await consumer.handle_batch([envelope])
+            else:
+                await consumer.handle_batch(batch)
+            async with ctx.db.engine.connect() as conn:
+                rows = await conn.execute(
+                    text("SELECT ticket_id, medium, recipient FROM notifications")
+                )
+                queued[way] = sorted(tuple(r) for r in rows)
+    assert queued["set-based"] == queued["one-by-one"]
+    assert {t for t, _, _ in queued["set-based"]} == {
+        e.ticket_id for e in batch if e.payload["unit_id"] in ("city-water", "city-gas")
+    }
+    assert {r for _, _, r in queued["set-based"]} == {"13900000001", "13900000002"}

@@ -54,7 +54,7 @@ from services.channels.schemas import (
 from shared.auth import Caller, Role
 from shared.db import UnitOfWork, fetch_rows, insert_ignoring_duplicates, insert_new
 from shared.errors import IllegalTransition, NotFound
-from shared.events import DeliveryFailed, Envelope
+from shared.events import DeliveryFailed, Envelope, TicketDispatched
 from shared.metrics import Sample
 from shared.service import ServiceContext
 
@@ -327,8 +327,12 @@ def units_of(dispatches: Sequence[Envelope]) -> list[dict[str, Any]]:
 
 
 async def on_dispatched(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[Envelope]) -> None:
-    """``on_event`` for many ``ticket.dispatched`` at once."""
+    """``on_event`` for many ``ticket.dispatched`` at once (the subscriptions that want them
+    looked for once: with none, as mostly, nothing is delivered)."""
     await insert_new(uow.conn, ticket_units, units_of(batch))
+    subs = await active_subscriptions(uow)
+    if not any(matches(s.event_types, TicketDispatched.TYPE) for s in subs):
+        return
     for envelope in batch:
         await _deliver_to_subscribers(ctx, uow, envelope)
 
