@@ -465,10 +465,12 @@ async def fetch_rows(conn: AsyncConnection, stmt: Any, params: dict[str, Any]) -
     """``_execute_built`` for a statement that returns rows (``stmt`` built once, its
     parameters named: see ``in_list``): rows as SQLAlchemy's are read
     (by attribute, position or ``_mapping``), each value through its column type's result
-    processor (a timestamp's zone), without SQLAlchemy's result around them."""
+    processor (a timestamp's zone), without SQLAlchemy's result around them. A statement
+    that returns none (a write without ``RETURNING``): an empty list."""
     raw = await in_transaction(conn)
     if raw is None:
-        return list((await conn.execute(stmt, params)).all())
+        result = await conn.execute(stmt, params)
+        return list(result.all()) if result.returns_rows else []
     return await _fetch_on_driver(raw, conn.dialect, stmt, params)
 
 

@@ -26,6 +26,7 @@ from sqlalchemy import (
     event,
     select,
     text,
+    update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
@@ -546,7 +547,12 @@ async def test_fetch_rows_reads_what_sqlalchemy_reads_in_one_statement_text(pg_u
             )
         texts = set(sent)
         expected = (await conn.execute(read, {"districts": ["D0", "D1"]})).all()
+        # a write without RETURNING (dispatch's deadline run): done on the driver, no rows
+        tally = update(tracks).where(in_list(tracks.c.district, "districts", postgres=True))
+        wrote = await fetch_rows(conn, tally.values(tallied=7), {"districts": ["D4", "D5"]})
+        tallied = await fetch_rows(conn, read, {"districts": ["D4", "D5"]})
 
+    assert wrote == [] and {r.tallied for r in tallied} == {7}
     assert [len(rows) for rows in found] == [0, 1, 2, 5]
     assert len(texts) == 1, texts
     assert sorted(found[2]) == sorted(tuple(r) for r in expected)

@@ -279,7 +279,7 @@ def _deadline_update(clock: str) -> Any:
     if clock in _STARTED:
         where.append(v["started_at"] >= _STARTED[clock] - literal(CLOCK_TOLERANCE, Interval()))
         values["deadline_source"] = "sla"
-    stmt = update(assignments).where(*where).values(values).returning(assignments.c.ticket_id)
+    stmt = update(assignments).where(*where).values(values)  # no rows back: none is read
     if clock == "dispatch":
         stmt = stmt.add_cte(_keep_early_cte())
     return stmt

@@ -11,7 +11,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import JSON, Boolean, Column, Integer, MetaData, String, Table, bindparam, select
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
@@ -20,6 +31,7 @@ from shared.db import (
     UTCDateTime,
     _compiled,
     _insert_from_arrays,
+    fetch_rows,
     given_values,
     insert_new,
     joined_payloads,
@@ -265,3 +277,24 @@ async def test_insert_new_writes_the_same_rows_on_sqlite(tmp_path: Path) -> None
 
     assert stored == STORED
     assert all(r[3] is None or r[3].tzinfo is UTC for r in stored)
+
+
+async def test_fetch_rows_of_a_write_that_returns_no_rows_is_empty_on_sqlite(
+    tmp_path: Path,
+) -> None:
+    """A write without ``RETURNING`` (dispatch's deadline run) through ``fetch_rows``: done,
+    and no rows (SQLAlchemy's result of it has none to read)."""
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'flags.db'}")
+    raise_b = update(flags).where(flags.c.name == bindparam("which")).values(raised=True)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+            await insert_new(conn, flags, ROWS)
+            found = await fetch_rows(conn, raise_b, {"which": "b"})
+            raised = (
+                await conn.execute(select(flags.c.raised).where(flags.c.name == "b"))
+            ).scalar()
+    finally:
+        await engine.dispose()
+
+    assert found == [] and raised is True
