@@ -122,6 +122,30 @@ def room_for_hot_updates(table: str, fillfactor: int | None) -> None:
         op.execute(f"ALTER TABLE {table} SET (fillfactor = {int(fillfactor)})")
 
 
+# the outbox's fill of a new page (percent): its marked versions take as much again
+_OUTBOX_FILL = 45
+
+
+def room_for_outbox_marks() -> None:
+    """PostgreSQL: the outbox's new pages are filled to 45 percent (issue 12), so the relay's
+    marking a row sent (``shared.relay``) writes the row's new version on its own page. That
+    update is never HOT (``published_at`` is in the partial indexes' predicates), but on a
+    full page it also wrote a lock record on the old version (heap_update lets go of the
+    page to find another one), the new version whole on another page (on the same page
+    only the bytes that changed go to the WAL) and touched two heap pages: ~3.9 lock
+    records a ticket across the outboxes in e2e (pg_waldump of the window). Every row is
+    marked once, soon after it was written, with a timestamp where NULL was (8 bytes): a
+    page filled to 45 percent holds its rows' marked versions with room to spare (at 50 the
+    last row of a page could miss by those bytes). The outbox keeps sent rows only for the
+    retention (``OutboxRelay.prune``), so its pages cost ~2.2 times the rows, for an hour's
+    events. Only a storage parameter (``room_for_hot_updates``)."""
+    room_for_hot_updates("outbox", _OUTBOX_FILL)
+
+
+def no_room_for_outbox_marks() -> None:
+    room_for_hot_updates("outbox", None)
+
+
 _INBOX = sa.table("inbox", sa.column("event_id", sa.String), sa.column("processed_at", UTCDateTime))
 _INBOX_PROCESSED_AT = "ix_inbox_processed_at"
 

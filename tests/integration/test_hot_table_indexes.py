@@ -1,6 +1,7 @@
 """The migrations that leave a hot table one index entry fewer a row written, both ways, on
 PostgreSQL (the same checks as on SQLite in tests/unit/shared/test_index_migrations.py), and
-those that make the inbox's ids compare by their bytes (PostgreSQL only)."""
+those that make the inbox's ids compare by their bytes (PostgreSQL only), and those that give
+a table's pages room for its rows' next versions (PostgreSQL only)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import pytest
 from sqlalchemy import text
 
 from shared.db import Database
+from shared.relay import OutboxRelay
+from tests.conftest import RecordingBus
 from tests.unit.shared.test_index_migrations import (
     CHANGE_IDS,
     CHANGES,
@@ -18,6 +21,7 @@ from tests.unit.shared.test_index_migrations import (
 )
 from tests.unit.shared.test_outbox_inbox import forgets_the_events_made_before_the_cutoff
 from tests.unit.shared.test_outbox_migrations import _to
+from tests.unit.test_set_based_consumers import registered
 
 pytestmark = pytest.mark.integration
 
@@ -170,6 +174,59 @@ async def test_hotspot_tallies_update_their_tracks_in_place(pg_url: str) -> None
         await _to(db, "downgrade", "evaluation_0014")
         async with db.engine.connect() as conn:
             options = "SELECT reloptions FROM pg_class WHERE oid = 'hotspot_tracks'::regclass"
+            assert (await conn.execute(text(options))).scalar() is None
+    finally:
+        await db.dispose()
+
+
+# each service's migration that gives the outbox's pages room for the marked versions, and
+# the one before it
+OUTBOX_ROOM = {
+    "intake": ("intake_0018", "intake_0017"),
+    "dispatch": ("dispatch_0014", "dispatch_0013"),
+    "sla": ("sla_0012", "sla_0011"),
+    "evaluation": ("evaluation_0016", "evaluation_0015"),
+    "channels": ("channels_0009", "channels_0008"),
+    "knowledge": ("knowledge_0011", "knowledge_0010"),
+}
+
+_PAGES = text("SELECT id, (ctid::text::point)[0]::int FROM outbox")
+
+
+async def _rows_moved_by_the_marking(db: Database) -> int:
+    """Of 60 events written in one transaction (as a batch of registrations' are) and sent
+    in one batch by the relay, how many its marking moved to another page."""
+    async with db.engine.begin() as conn:
+        await conn.execute(text("TRUNCATE outbox"))
+    async with db.unit_of_work() as uow:
+        uow.emit(*[registered(n) for n in range(60)])
+    async with db.engine.connect() as conn:
+        before = {row: page for row, page in await conn.execute(_PAGES)}
+    assert await OutboxRelay(db, RecordingBus()).relay_once() == 60  # type: ignore[arg-type]
+    async with db.engine.connect() as conn:
+        after = {row: page for row, page in await conn.execute(_PAGES)}
+        unsent = await conn.execute(text("SELECT 1 FROM outbox WHERE published_at IS NULL"))
+        assert not unsent.all()
+    return sum(after[row] != page for row, page in before.items())
+
+
+@pytest.mark.parametrize("service", sorted(OUTBOX_ROOM))
+async def test_the_relay_marks_its_rows_sent_on_their_own_pages(pg_url: str, service: str) -> None:
+    """room_for_outbox_marks: a marked row's new version goes on the page of the row (no
+    lock record on the old version, only the changed bytes to the WAL); on full pages
+    before it, nearly every one went to another page."""
+    revision, before = OUTBOX_ROOM[service]
+    db = Database(service, pg_url, pool_size=1)
+    try:
+        async with db.engine.begin() as conn:
+            await conn.execute(text(f'CREATE SCHEMA "{service}"'))
+        await _to(db, "upgrade", before)
+        assert await _rows_moved_by_the_marking(db) > 30
+        await _to(db, "upgrade", revision)
+        assert await _rows_moved_by_the_marking(db) == 0
+        await _to(db, "downgrade", before)
+        async with db.engine.connect() as conn:
+            options = "SELECT reloptions FROM pg_class WHERE oid = 'outbox'::regclass"
             assert (await conn.execute(text(options))).scalar() is None
     finally:
         await db.dispose()

@@ -1,0 +1,14 @@
+"""dispatch: room on the outbox's pages for the relay's marking a row sent (fillfactor 45 on
+PostgreSQL; issue 12; see shared.migrations.room_for_outbox_marks).
+
+Revision ID: dispatch_0014
+"""
+
+from shared.migrations import no_room_for_outbox_marks as downgrade
+from shared.migrations import room_for_outbox_marks as upgrade
+
+revision = "dispatch_0014"
+down_revision = "dispatch_0013"
+
+
+__all__ = ["upgrade", "downgrade"]

@@ -1,0 +1,14 @@
+"""knowledge: room on the outbox's pages for the relay's marking a row sent (fillfactor 45 on
+PostgreSQL; issue 12; see shared.migrations.room_for_outbox_marks).
+
+Revision ID: knowledge_0011
+"""
+
+from shared.migrations import no_room_for_outbox_marks as downgrade
+from shared.migrations import room_for_outbox_marks as upgrade
+
+revision = "knowledge_0011"
+down_revision = "knowledge_0010"
+
+
+__all__ = ["upgrade", "downgrade"]
