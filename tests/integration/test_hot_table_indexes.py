@@ -230,3 +230,53 @@ async def test_the_relay_marks_its_rows_sent_on_their_own_pages(pg_url: str, ser
             assert (await conn.execute(text(options))).scalar() is None
     finally:
         await db.dispose()
+
+
+async def _clocks_moved_by_their_stop(db: Database) -> int:
+    """Of 60 dispatch clocks started in one transaction (as a batch of registrations starts
+    them) and stopped in one (as the batch of their dispatches stops them), how many their
+    stop moved to another page."""
+    async with db.engine.begin() as conn:
+        await conn.execute(text("TRUNCATE clocks"))
+        await conn.execute(
+            text(
+                "INSERT INTO clocks (ticket_id, kind, round, dispatch_no, unit_id, district,"
+                " urgency, period, started_at, deadline, provisional, escalation_level,"
+                " next_due_at, extensions) SELECT 'TJ' || n, 'dispatch', 1, 1, NULL, '和平区',"
+                " 'livelihood', '2h', now(), now() + interval '2 hours', false, 0,"
+                " now() + interval '2 hours', 0 FROM generate_series(1, 60) AS n"
+            )
+        )
+    async with db.engine.begin() as conn:
+        before = {row: page for row, page in await conn.execute(_CLOCK_PAGES)}
+        await conn.execute(
+            text(
+                "UPDATE clocks SET stopped_at = now(), next_due_at = NULL"
+                " WHERE kind = 'dispatch' AND stopped_at IS NULL"
+            )
+        )
+        after = {row: page for row, page in await conn.execute(_CLOCK_PAGES)}
+    return sum(after[row] != page for row, page in before.items())
+
+
+_CLOCK_PAGES = text("SELECT id, (ctid::text::point)[0]::int FROM clocks")
+
+
+async def test_a_stopped_clock_stays_on_its_page(pg_url: str) -> None:
+    """sla_0013: the clocks' pages keep room for a clock's next version, so stopping a batch
+    of clocks writes each one's new version on its own page (no lock record, only the bytes
+    that changed to the WAL); on full pages before it, most went to another page."""
+    db = Database("sla", pg_url, pool_size=1)
+    try:
+        async with db.engine.begin() as conn:
+            await conn.execute(text('CREATE SCHEMA "sla"'))
+        await _to(db, "upgrade", "sla_0012")
+        assert await _clocks_moved_by_their_stop(db) > 30
+        await _to(db, "upgrade", "sla_0013")
+        assert await _clocks_moved_by_their_stop(db) == 0
+        await _to(db, "downgrade", "sla_0012")
+        async with db.engine.connect() as conn:
+            options = "SELECT reloptions FROM pg_class WHERE oid = 'clocks'::regclass"
+            assert (await conn.execute(text(options))).scalar() is None
+    finally:
+        await db.dispose()
