@@ -128,6 +128,13 @@ async def test_the_handlings_dispatch_times_are_a_brin_index_the_scores_period_r
         await db.dispose()
 
 
+async def _storage_options(db: Database, table: str) -> list[str] | None:
+    """``table``'s storage parameters (``fillfactor=50``...), None when it has none."""
+    async with db.engine.connect() as conn:
+        query = "SELECT reloptions FROM pg_class WHERE oid = CAST(:t AS regclass)"
+        return (await conn.execute(text(query), {"t": table})).scalar()
+
+
 async def _tracks_updated_in_place(db: Database) -> tuple[int, int]:
     """Updates and HOT updates of 60 hotspot tracks, each updated once in one transaction
     as a batch of registrations tallies them (a full list of recent times: the oldest goes
@@ -172,9 +179,7 @@ async def test_hotspot_tallies_update_their_tracks_in_place(pg_url: str) -> None
         await _to(db, "upgrade", "evaluation_0015")
         assert await _tracks_updated_in_place(db) == (60, 60)
         await _to(db, "downgrade", "evaluation_0014")
-        async with db.engine.connect() as conn:
-            options = "SELECT reloptions FROM pg_class WHERE oid = 'hotspot_tracks'::regclass"
-            assert (await conn.execute(text(options))).scalar() is None
+        assert await _storage_options(db, "hotspot_tracks") is None
     finally:
         await db.dispose()
 
@@ -225,9 +230,7 @@ async def test_the_relay_marks_its_rows_sent_on_their_own_pages(pg_url: str, ser
         await _to(db, "upgrade", revision)
         assert await _rows_moved_by_the_marking(db) == 0
         await _to(db, "downgrade", before)
-        async with db.engine.connect() as conn:
-            options = "SELECT reloptions FROM pg_class WHERE oid = 'outbox'::regclass"
-            assert (await conn.execute(text(options))).scalar() is None
+        assert await _storage_options(db, "outbox") is None
     finally:
         await db.dispose()
 
@@ -275,8 +278,6 @@ async def test_a_stopped_clock_stays_on_its_page(pg_url: str) -> None:
         await _to(db, "upgrade", "sla_0013")
         assert await _clocks_moved_by_their_stop(db) == 0
         await _to(db, "downgrade", "sla_0012")
-        async with db.engine.connect() as conn:
-            options = "SELECT reloptions FROM pg_class WHERE oid = 'clocks'::regclass"
-            assert (await conn.execute(text(options))).scalar() is None
+        assert await _storage_options(db, "clocks") is None
     finally:
         await db.dispose()
