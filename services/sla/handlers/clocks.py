@@ -177,7 +177,10 @@ def new_clock(
     """The row of a clock starting now: its deadline, warning and next due time (from
     ``timings`` when another clock of the run has the same and the period is not one of
     elapsed time, ``_elapsed_plan``; of elapsed time, the same instants in UTC, the
-    operations on UTC times being the cheapest: ~1.2 us a clock)."""
+    operations on UTC times being the cheapest: ~1.2 us a clock). ``timings`` is keyed by
+    the start in UTC (the same instants as the start itself, which compares and hashes by
+    its UTC time anyway: a decoded event's time, in pydantic's zone, works that out through
+    its offset each time, ~0.3 us a clock)."""
     started_utc = started_at.astimezone(UTC)
     plan = _elapsed_plan(state(ctx), kind, urgency, started_utc, statutory_period)
     if plan is not None:
@@ -186,7 +189,7 @@ def new_clock(
         period, provisional = plan.period, False
         due = warn if warn < deadline else deadline
     else:
-        key = (kind, urgency, started_at, statutory_period)
+        key = (kind, urgency, started_utc, statutory_period)
         timing = timings.get(key) if timings is not None else None
         if timing is None:
             timing = clock_timing(ctx, kind, urgency, started_at, statutory_period)
@@ -262,23 +265,53 @@ def deadline_json(row: dict[str, Any]) -> bytes | None:
     (~2 us a clock): each value of a type both write alike, a text, a whole number, a
     bool, null or an aware time whose offset is whole minutes (RFC 3339, ``Z`` for UTC;
     the two round an offset of seconds differently). None when one is not: the model
-    then validates the fields (or refuses them). tests/unit/sla holds the two equal."""
+    then validates the fields (or refuses them). tests/unit/sla holds the two equal.
+
+    Each value read from the row once, checked and written from there (the kind as its
+    text from ``_KIND_TEXT``, not through the enum's ``value``; a UTC time taken as it is):
+    ~0.6 us a clock less than ``deadline_fields``' dict and a second read of each value."""
+    ticket_id, kind, round_, dispatch_no = (
+        row["ticket_id"],
+        row["kind"],
+        row["round"],
+        row["dispatch_no"],
+    )
     unit, started, deadline = row["unit_id"], row["started_at"], row["deadline"]
+    period, provisional = row["period"], row["provisional"]
     if (
-        type(row["ticket_id"]) is str
-        and type(row["kind"]) is ClockKind
-        and type(row["round"]) is int
-        and type(row["dispatch_no"]) is int
+        type(ticket_id) is str
+        and type(kind) is ClockKind
+        and type(round_) is int
+        and type(dispatch_no) is int
         and (unit is None or type(unit) is str)
-        and type(row["period"]) is str
-        and type(row["provisional"]) is bool
-        and _written_time(started)
-        and _written_time(deadline)
-        and -_INT_LIMIT < row["round"] < _INT_LIMIT
-        and -_INT_LIMIT < row["dispatch_no"] < _INT_LIMIT
+        and type(period) is str
+        and type(provisional) is bool
+        and type(started) is datetime
+        and (started.tzinfo is UTC or _written_time(started))
+        and type(deadline) is datetime
+        and (deadline.tzinfo is UTC or _written_time(deadline))
+        and -_INT_LIMIT < round_ < _INT_LIMIT
+        and -_INT_LIMIT < dispatch_no < _INT_LIMIT
     ):
-        return dumps(deadline_fields(row), option=OPT_UTC_Z)
+        return dumps(
+            {
+                "ticket_id": ticket_id,
+                "clock": _KIND_TEXT[kind],
+                "round": round_,
+                "dispatch_no": dispatch_no,
+                "unit_id": unit,
+                "started_at": started,
+                "deadline": deadline,
+                "period": period,
+                "provisional": provisional,
+            },
+            option=OPT_UTC_Z,
+        )
     return None
+
+
+# each kind's text, as ``deadline_fields`` writes it (``ClockKind.value``)
+_KIND_TEXT = {kind: kind.value for kind in ClockKind}
 
 
 def _written_time(at: Any) -> bool:

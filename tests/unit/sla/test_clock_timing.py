@@ -8,6 +8,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from pydantic import AwareDatetime, TypeAdapter
 
 from services.sla.domain import (
     DEFAULT_POLICY,
@@ -15,6 +16,7 @@ from services.sla.domain import (
     ClockKind,
     Policy,
 )
+from services.sla.handlers import clocks
 from services.sla.handlers.clocks import clock_timing, new_clock
 from services.sla.handlers.state import SlaState
 from shared.calendar import SHANGHAI
@@ -122,23 +124,35 @@ def test_a_start_before_1992_is_timed_in_local_time() -> None:
     assert timing["deadline"] - start == timedelta(hours=25)
 
 
+def _run_clock(
+    ctx: Any,
+    ticket_id: str,
+    kind: ClockKind,
+    start: datetime,
+    timings: dict[Any, Any] | None = None,
+) -> dict[str, Any]:
+    """A general ticket's first clock of ``kind`` starting at ``start`` (one of a run's,
+    given its ``timings``)."""
+    return new_clock(
+        ctx,
+        ticket_id=ticket_id,
+        kind=kind,
+        round_=1,
+        dispatch_no=1,
+        urgency="general",
+        started_at=start,
+        unit_id=None,
+        district="hp",
+        timings=timings,
+    )
+
+
 def test_new_clock_rows_of_a_run_are_timed_alike() -> None:
     ctx = _context()
     start = datetime(2026, 12, 7, 9, tzinfo=UTC)
     timings: dict[Any, Any] = {}
     rows = [
-        new_clock(
-            ctx,
-            ticket_id=f"T{i}",
-            kind=kind,
-            round_=1,
-            dispatch_no=1,
-            urgency="general",
-            started_at=start + timedelta(milliseconds=i),
-            unit_id=None,
-            district="hp",
-            timings=timings,
-        )
+        _run_clock(ctx, f"T{i}", kind, start + timedelta(milliseconds=i), timings)
         for i in range(3)
         for kind in (D, A)
     ]
@@ -179,17 +193,40 @@ def test_new_clocks_are_timed_by_the_policy_in_force_at_their_start() -> None:
     starts += [s.astimezone(SHANGHAI) for s in starts]
     rng = random.Random(7)
     for start in rng.sample(starts, len(starts)) + starts:
-        row = new_clock(
-            ctx,
-            ticket_id="T1",
-            kind=D,
-            round_=1,
-            dispatch_no=1,
-            urgency="general",
-            started_at=start,
-            unit_id=None,
-            district="hp",
-        )
+        row = _run_clock(ctx, "T1", D, start)
         expected = _worked_out(sla, D, "general", start, None)
         assert {k: row[k] for k in expected} == expected, start
         assert row["started_at"] is start
+
+
+def test_a_runs_clocks_starting_at_one_instant_are_timed_once_in_any_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run's acceptance clocks (one working day: not elapsed time) starting at one instant,
+    given in pydantic's zone (as a decoded event's time is), in Shanghai time or in UTC,
+    share one timing worked out once, kept by the start in UTC; each is the calendar's
+    timing of that start."""
+    start = datetime(2026, 12, 7, 9, 30, tzinfo=UTC)
+    decoded = TypeAdapter(AwareDatetime).validate_json(f'"{start.isoformat()}"')
+    assert decoded.tzinfo is not UTC and decoded == start
+    worked: list[datetime] = []
+
+    def timing(ctx: Any, kind: ClockKind, urgency: str, at: datetime, period: Any) -> Any:
+        worked.append(at)
+        return clock_timing(ctx, kind, urgency, at, period)
+
+    monkeypatch.setattr(clocks, "clock_timing", timing)
+    ctx = _context()
+    timings: dict[Any, Any] = {}
+    rows = [
+        _run_clock(ctx, f"T{i}", A, at, timings)
+        for i, at in enumerate([decoded, start.astimezone(SHANGHAI), start, decoded])
+    ]
+    assert worked == [decoded]
+    assert list(timings) == [(A, "general", start, None)]
+    assert all(key[2].tzinfo is UTC for key in timings)
+    expected = _worked_out(ctx.extras["sla"], A, "general", start, None)
+    for row in rows:
+        assert row["deadline"] == expected["deadline"]
+        assert row["warn_at"] == expected["warn_at"]
+        assert row["next_due_at"] == expected["next_due_at"]
