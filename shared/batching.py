@@ -1,10 +1,12 @@
 """Group commit: concurrent requests' writes shared by one statement or transaction.
 
-Each caller ``submit``s its item and awaits its own result. A flush starts at once when
-fewer than ``max_in_flight`` flushes are running (an idle service adds no wait); while
-they run, newly submitted items gather and the next flush takes up to ``max_batch`` of
-them. So under load one round trip serves many requests, and alone a request is written
-as soon as it comes.
+Each caller ``submit``s its item and awaits its own result. A flush is started at once
+when fewer than ``max_in_flight`` flushes are running (an idle service adds no wait) and
+takes its items when it first runs, at the event loop's next turn: the items submitted
+meanwhile (requests read in the same turn of the loop) go with it. While flushes run,
+newly submitted items gather and the next flush takes up to ``max_batch`` of them. So
+under load one round trip serves many requests, and alone a request is written as soon
+as it comes.
 
 The flush function gets the items and returns one result per item, in order: a value, or
 an exception that only that item's caller raises. An exception escaping the flush is
@@ -44,7 +46,8 @@ class GroupCommit(Generic[T, R]):
         self.name = name
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._busy: set[Hashable] = set()
-        self._in_flight = 0
+        self._in_flight = 0  # flushes started, taken their items or about to
+        self._starting = False  # a flush started has not yet taken its items
         self._tasks: set[asyncio.Task[None]] = set()
         self.flushes = 0  # how many flushes ran (tests and metrics read it)
 
@@ -60,12 +63,12 @@ class GroupCommit(Generic[T, R]):
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _start(self) -> None:
-        while self._pending and self._in_flight < self.max_in_flight:
-            batch = self._take()
-            if not batch:
-                return  # every pending item waits for a running flush's conflict
+        """Start a flush if items wait and one may run; it takes them when it first runs
+        (``_run``), with those submitted until then, so one is started at a time."""
+        if self._pending and not self._starting and self._in_flight < self.max_in_flight:
+            self._starting = True
             self._in_flight += 1
-            task = asyncio.create_task(self._run(batch), name=self.name)
+            task = asyncio.create_task(self._run(), name=self.name)
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -89,7 +92,13 @@ class GroupCommit(Generic[T, R]):
         self._pending = left
         return batch
 
-    async def _run(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+    async def _run(self) -> None:
+        self._starting = False
+        batch = self._take()
+        if not batch:  # every pending item waits for a running flush's conflict (or gave up)
+            self._in_flight -= 1
+            return
+        self._start()  # the items left over, if another flush may run
         try:
             results = await self._flush([item for item, _ in batch])
             if len(results) != len(batch):

@@ -32,9 +32,30 @@ async def test_waiting_callers_share_the_next_flush() -> None:
     await asyncio.sleep(0)
     rec.gate.set()
     assert await asyncio.gather(*calls) == [f"T{i}" for i in range(7)]
-    # the first alone (nothing was waiting), then the rest in batches of at most 3
-    assert rec.batches == [["t0"], ["t1", "t2", "t3"], ["t4", "t5", "t6"]]
+    # the first flush takes the items submitted in the loop's turn it was started in (at
+    # most 3), the rest wait for the next flushes, in order
+    assert rec.batches == [["t0", "t1", "t2"], ["t3", "t4", "t5"], ["t6"]]
     assert batches.flushes == 3
+
+
+async def test_a_flush_takes_its_items_when_it_first_runs() -> None:
+    """An idle service's flush starts at once and goes with the items submitted before it
+    runs; one submitted while it runs waits for the next flush."""
+    rec = Recorder()
+    rec.gate.clear()
+    batches = GroupCommit(rec.flush, max_batch=10, max_in_flight=1)
+    first = asyncio.create_task(batches.submit("a"))
+    second = asyncio.create_task(batches.submit("b"))
+    await asyncio.sleep(0)  # "a" submitted and its flush started, then "b" submitted
+    assert rec.batches == []
+    third = asyncio.create_task(batches.submit("c"))
+    await asyncio.sleep(0)  # the flush runs, then "c" is submitted
+    assert rec.batches == [["a", "b"]]
+    await asyncio.sleep(0)
+    assert rec.batches == [["a", "b"]]  # one flush in flight: "c" waits
+    rec.gate.set()
+    assert await asyncio.gather(first, second, third) == ["A", "B", "C"]
+    assert rec.batches == [["a", "b"], ["c"]]
 
 
 async def test_an_items_error_is_its_callers_alone() -> None:
@@ -66,10 +87,23 @@ async def test_a_caller_giving_up_does_not_cancel_the_write() -> None:
     first = asyncio.create_task(batches.submit("a"))
     second = asyncio.create_task(batches.submit("b"))
     await asyncio.sleep(0)
+    await asyncio.sleep(0)  # the flush of both has run up to its write
     first.cancel()
     rec.gate.set()
     assert await second == "B"
     with pytest.raises(asyncio.CancelledError):
         await first
     await batches.drain()
-    assert rec.batches == [["a"], ["b"]]
+    assert rec.batches == [["a", "b"]]
+
+
+async def test_a_caller_giving_up_before_its_flush_runs_is_not_written() -> None:
+    rec = Recorder()
+    batches = GroupCommit(rec.flush, max_batch=10)
+    first = asyncio.create_task(batches.submit("a"))
+    second = asyncio.create_task(batches.submit("b"))
+    await asyncio.sleep(0)  # both submitted, their flush not yet run
+    first.cancel()
+    assert await second == "B"
+    await batches.drain()
+    assert rec.batches == [["b"]]
