@@ -79,7 +79,7 @@ async def main() -> None:
     batches = int(sys.argv[2]) if len(sys.argv) > 2 else 200
     rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 7
     ring = KeyRing.development()
-    statement = echo_statement(reg._WRITE_BATCH[True])
+    statement = echo_statement(reg._WRITE_BATCH[True, False])  # (no keys)
     conn = await asyncpg.connect(pg_url().replace("+asyncpg", ""))
     work = [items(size, b) for b in range(20)]
     gc.collect()

@@ -8,8 +8,10 @@ records a ticket.
     python bench/intake_statement.py [variant] [batch size] [batches] [rounds]
 
 ``variant``: ``nonces`` (the first try's nonces inserted plainly, against ON CONFLICT DO
-NOTHING); ``tree`` (another tree's first statement, ``BENCH_A_TREE`` its root, against
-this tree's). Needs PostgreSQL (``HOTLINE_PG_URL``, else scripts/postgres.sh's). Prints JSON."""
+NOTHING); ``keys`` (the batch's Idempotency-Keys inserted though it has none, as every
+batch did before, against a batch without keys going without); ``tree`` (another tree's
+first statement, ``BENCH_A_TREE`` its root, against this tree's: the two must take the
+same parameters). Needs PostgreSQL (``HOTLINE_PG_URL``, else scripts/postgres.sh's). Prints JSON."""
 
 from __future__ import annotations
 
@@ -29,12 +31,17 @@ from services.intake.handlers import registration as reg
 from tests.integration.test_intake_batches import pg_intake
 
 VARIANTS = {
-    # (A, B): the batch's first statement
-    "nonces": (reg._WRITE_BATCH[True], reg._WRITE_NEW_NONCES),
+    # (A, B): the batch's first statement, and whether its rows are taken for keyed (None:
+    # as they are)
+    "nonces": ((reg._WRITE_BATCH[True, False], None), (reg._WRITE_NEW_NONCES[False], None)),
+    "keys": ((reg._WRITE_NEW_NONCES[True], True), (reg._WRITE_NEW_NONCES[False], None)),
 }
 # what tells each variant's statement in pg_stat_statements (which shows its text with the
 # constants replaced): a part of A's text that B's lacks
-TOLD_BY = {"nonces": "ON CONFLICT DO NOTHING RETURNING nonce"}
+TOLD_BY = {
+    "nonces": "ON CONFLICT DO NOTHING RETURNING nonce",
+    "keys": "INSERT INTO idempotency_keys",
+}
 # ``tree``: A another tree's first statement, B this tree's (BENCH_A_TREE: that tree's
 # root; its statement is read by running its Python there), told apart by their first words
 if os.environ.get("BENCH_A_TREE"):
@@ -42,15 +49,16 @@ if os.environ.get("BENCH_A_TREE"):
         [
             f"{os.environ['BENCH_A_TREE']}/.venv/bin/python",
             "-c",
-            "from services.intake.handlers import registration as r; print(r._WRITE_NEW_NONCES)",
+            "from services.intake.handlers import registration as r;"
+            " s = r._WRITE_NEW_NONCES; print(s[False] if isinstance(s, dict) else s)",
         ],
         cwd=os.environ["BENCH_A_TREE"],
         check=True,
         capture_output=True,
         text=True,
     ).stdout.strip()
-    VARIANTS["tree"] = (_other, reg._WRITE_NEW_NONCES)
-    assert _other[:30] != reg._WRITE_NEW_NONCES[:30], "the trees' statements begin alike"
+    VARIANTS["tree"] = ((_other, None), (reg._WRITE_NEW_NONCES[False], None))
+    assert _other[:30] != reg._WRITE_NEW_NONCES[False][:30], "the trees' statements begin alike"
     TOLD_BY["tree"] = _other[:30]
 
 
@@ -98,9 +106,13 @@ async def main() -> None:
         database = url.rpartition("/")[2]
         serial = 0
 
-        async def write(statement: str) -> None:
+        keyed = reg._BatchRows.keyed
+
+        async def write(way: tuple[str, bool | None]) -> None:
             nonlocal serial
-            reg._WRITE_NEW_NONCES = statement
+            statement, forced = way
+            reg._WRITE_NEW_NONCES = {False: statement, True: statement}
+            reg._BatchRows.keyed = keyed if forced is None else property(lambda _: forced)
             results = await reg._write_batch(intake.ctx, items(size, serial))
             assert not any(isinstance(r, Exception) for r in results), results
             serial += 1

@@ -488,7 +488,7 @@ async def test_the_batch_statement_keeps_one_generic_plan(intake: Intake) -> Non
     runs the batch's statement (hints looked up included) on one generic plan instead of
     planning it anew."""
     ring = reg.key_ring(intake.ctx)
-    statement = reg._WRITE_BATCH[True]
+    statement = reg._WRITE_BATCH[True, False]  # (the items carry no key)
     serial = 10_000
     async with intake.ctx.db.driver_connection() as (_, raw):
         for size in (1, 3, 1, 2, 5, 1, 4, 2):

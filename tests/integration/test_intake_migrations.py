@@ -227,7 +227,7 @@ async def test_0016_drops_the_numbers_index_reads_by_number_take_the_primary_key
 async def _batch_plan(conn: AsyncConnection) -> str:
     """The generic plan of the registration batch's statement (with its duplicate-hint
     lookup), sequential scans off: an index it reads is one the lookup can use."""
-    sql = _WRITE_BATCH[False]
+    sql = _WRITE_BATCH[False, True]
     params = max(int(n) for n in re.findall(r"\$(\d+)", sql))
     raw = (await conn.get_raw_connection()).driver_connection
     await raw.execute("SET LOCAL enable_seqscan = off")

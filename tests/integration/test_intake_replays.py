@@ -164,7 +164,7 @@ async def test_a_batch_takes_its_nonces_for_new_and_goes_again_on_one_seen_befor
         ]
         results = await reg._write_batch(intake.ctx, fresh)
         assert not any(isinstance(r, Exception) for r in results), results
-        assert statements == [reg._WRITE_NEW_NONCES]
+        assert statements == [reg._WRITE_NEW_NONCES[False]]
         assert "ON CONFLICT DO NOTHING RETURNING nonce" not in statements[0]
         statements.clear()
         later = [
@@ -172,11 +172,47 @@ async def test_a_batch_takes_its_nonces_for_new_and_goes_again_on_one_seen_befor
             registering(intake, ticket(requester=requester(8)), nonce="n-1"),  # seen before
         ]
         results = await reg._write_batch(intake.ctx, later)
-        assert statements == [reg._WRITE_NEW_NONCES, reg._WRITE_BATCH[True]]
+        assert statements == [reg._WRITE_NEW_NONCES[False], reg._WRITE_BATCH[True, False]]
         assert not isinstance(results[0], Exception) and isinstance(results[1], Unauthorized)
         assert await count(intake, "tickets") == 4
         assert await count(intake, "request_nonces") == 4
         assert await count(intake, "outbox") == 4 * len(await outbox_of_one(intake))
+
+
+async def test_a_batch_inserts_idempotency_keys_only_when_one_of_its_requests_carries_one(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch without a key goes without the keys' insert (its statement does not name the
+    table); one with a key among keyless requests inserts it, and the key still files one
+    ticket: its retry in a later batch is told the first ticket, with or without nonces."""
+    async with pg_intake(pg_url) as intake:
+        statements = batch_statements(intake, monkeypatch)
+        plain = [
+            registering(intake, ticket(requester=requester(i)), nonce=f"n-{i}") for i in range(2)
+        ]
+        results = await reg._write_batch(intake.ctx, plain)
+        assert not any(isinstance(r, Exception) for r in results), results
+        assert len(statements) == 1 and "idempotency_keys" not in statements[0]
+        statements.clear()
+        mixed = [
+            registering(intake, ticket(requester=requester(5)), nonce="n-5"),
+            registering(intake, ticket(requester=requester(6)), "k-一", nonce="n-6"),
+        ]
+        results = await reg._write_batch(intake.ctx, mixed)
+        assert not any(isinstance(r, Exception) for r in results), results
+        assert len(statements) == 1 and "INSERT INTO idempotency_keys" in statements[0]
+        number = orjson.loads(results[1])["ticket_id"]
+        async with intake.ctx.db.engine.connect() as conn:
+            keys = (await conn.execute(text("SELECT key, ticket_id FROM idempotency_keys"))).all()
+        assert [tuple(k) for k in keys] == [("k-一", number)]
+        retry = [
+            registering(intake, ticket(requester=requester(6)), "k-一", nonce="n-7"),
+            registering(intake, ticket(requester=requester(8)), nonce="n-8"),
+        ]
+        results = await reg._write_batch(intake.ctx, retry)
+        assert isinstance(results[0], reg._KeyTaken) and not isinstance(results[1], Exception)
+        assert await count(intake, "tickets") == 5
+        assert await count(intake, "idempotency_keys") == 1
 
 
 async def outbox_of_one(intake: Intake) -> list[Any]:

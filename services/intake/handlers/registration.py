@@ -945,7 +945,7 @@ async def _write_together(ctx: ServiceContext, items: Sequence[_Registering]) ->
                 rows.add(ring, item, values[i], serials[i], [], looks_up=True)
                 for i, item in enumerate(items)
             ]
-            answered = await _first_write(raw, rows.arguments(recording), recording)
+            answered = await _first_write(raw, rows, recording)
             duplicates = _hints(answered)
             if duplicates:
                 held = _BatchRows()
@@ -953,7 +953,7 @@ async def _write_together(ctx: ServiceContext, items: Sequence[_Registering]) ->
                     prepared[i] = held.add(ring, items[i], values[i], serials[i], found)
                 async with conn.begin():
                     await lock_chain(conn, requester_reads)
-                    again = await raw.fetch(_WRITE_BATCH[recording], *held.arguments(recording))
+                    again = await raw.fetch(held.statement(recording), *held.arguments(recording))
                     shown = _written(again)
                     await append_chained(
                         conn,
@@ -984,19 +984,20 @@ async def _write_together(ctx: ServiceContext, items: Sequence[_Registering]) ->
     ]
 
 
-async def _first_write(raw: Any, arguments: list[Any], recording: bool) -> Any:
+async def _first_write(raw: Any, rows: _BatchRows, recording: bool) -> Any:
     """The batch's statement, run in a transaction of its own. Recording nonces, it takes
     them for new (a plain insert: ``insert_nonces_sql``'s ``all_new``); a batch holding one
     recorded before fails on the nonces' key, wrote nothing, and runs again with ON CONFLICT
     DO NOTHING, which tells which were new."""
+    arguments = rows.arguments(recording)
     if not recording:
-        return await raw.fetch(_WRITE_BATCH[False], *arguments)
+        return await raw.fetch(rows.statement(False), *arguments)
     try:
-        return await raw.fetch(_WRITE_NEW_NONCES, *arguments)
+        return await raw.fetch(_WRITE_NEW_NONCES[rows.keyed], *arguments)
     except Exception as exc:
         if getattr(exc, "constraint_name", None) != NONCE_KEY:
             raise
-    return await raw.fetch(_WRITE_BATCH[True], *arguments)
+    return await raw.fetch(rows.statement(True), *arguments)
 
 
 def _written(answered: Sequence[Mapping[str, Any]]) -> set[int]:
@@ -1097,10 +1098,14 @@ _PER_TICKET = frozenset({"id", "ticket_id"})  # never the same in two tickets
 _SHARED_COLUMNS = tuple((c, kind) for c, kind in _COLUMNS if c not in _PER_TICKET)
 
 
-def _write_batch_sql(nonces: bool, all_new: bool = False) -> str:
+def _write_batch_sql(nonces: bool, all_new: bool = False, keyed: bool = True) -> str:
     """The batch's one statement; with ``nonces`` it also records the requests' nonces
     (shared/replays.py) and writes a request's key and ticket only where its nonce was new
-    (``all_new``: taking every nonce for new, failing on one recorded before).
+    (``all_new``: taking every nonce for new, failing on one recorded before). With
+    ``keyed`` it inserts the batch's Idempotency-Keys and writes a keyed ticket only where
+    its key was new; a batch without a key goes without (``_BatchRows.keyed``): the keys'
+    insert, empty, still cost PostgreSQL an executor node, a table open and a trigger-free
+    insert's start and end a call.
     It returns the serials of the tickets written, the nonces that were new and the
     duplicate hints found; a ticket with hints is held back (neither it, nor its key, nor
     its nonce written): its answer shows them, so it is written again with them.
@@ -1133,8 +1138,8 @@ def _write_batch_sql(nonces: bool, all_new: bool = False) -> str:
     selected = ", ".join(
         column("t", c) + ("::json" if kind == "json" else "") for c, kind in _TICKET_COLUMNS
     )
-    k = n + len(shared) + 1  # keys: caller, key, request_hash, ticket number, response, created_at
-    o = k + 6  # outbox: each event's serial, id, topic, payload; the topic alike; created_at
+    o = n + len(shared) + 1  # outbox: each event's serial, id, topic, payload; the topic alike;
+    # created_at
     # hints: each ticket's phone index (None: none shown), matter, since; how many at most
     # (their own arrays: a lookup comparing the index's columns with expressions of the
     # tickets' arrays got a generic plan on the matter's index when planned on a near-empty
@@ -1142,8 +1147,11 @@ def _write_batch_sql(nonces: bool, all_new: bool = False) -> str:
     # ~0.01 cost units from the phone's: so the matter is compared in the "C" collation of
     # the phone's index (intake_0017), which the matter's own index cannot serve)
     h = o + 6
-    r = h + 4  # nonces: each key's, and when they were recorded
-    key_nonces, key_nonce = (f", {_array(r, 'text')}", ", nonce") if nonces else ("", "")
+    r = h + 4  # nonces: when they were recorded
+    # keys (last: a statement without them takes the parameters before them): caller, key,
+    # request_hash, ticket number, response, created_at; with nonces each key's
+    k = r + 1 if nonces else r
+    key_nonces, key_nonce = (f", {_array(k + 6, 'text')}", ", nonce") if nonces else ("", "")
 
     def fresh(nonce: str) -> str:
         return f" AND ({nonce} IS NULL OR {nonce} IN (SELECT nonce FROM nonces))" if nonces else ""
@@ -1167,7 +1175,7 @@ def _write_batch_sql(nonces: bool, all_new: bool = False) -> str:
         + (
             "nonces AS ("
             + insert_nonces_sql(
-                f"(SELECT {column('u', 'nonce')} AS nonce, ${r + 1}::float8 AS seen_at"
+                f"(SELECT {column('u', 'nonce')} AS nonce, ${r}::float8 AS seen_at"
                 f" FROM {tickets_as('u', 'id', 'nonce')}) AS n",
                 where="n.nonce IS NOT NULL"
                 " AND n.nonce NOT IN (SELECT nonce FROM held WHERE nonce IS NOT NULL)",
@@ -1179,23 +1187,33 @@ def _write_batch_sql(nonces: bool, all_new: bool = False) -> str:
         )
         # keys in one order in every batch: two batches (instances) never wait for each
         # other's keys in opposite orders
-        + "keys AS ("
-        " INSERT INTO idempotency_keys (caller, key, request_hash, ticket_id, response,"
-        " created_at)"
-        " SELECT k.caller, k.key, k.hash, k.ticket_id, k.response::json, k.created_at"
-        f" FROM unnest({', '.join(_array(k + i, 'text') for i in range(5))},"
-        f" ${k + 5}::timestamptz[]{key_nonces})"
-        f" AS k(caller, key, hash, ticket_id, response, created_at{key_nonce})"
-        f" WHERE k.{not_held}" + fresh("k.nonce") + " ORDER BY k.caller, k.key"
-        " ON CONFLICT DO NOTHING RETURNING ticket_id),"
+        + (
+            "keys AS ("
+            " INSERT INTO idempotency_keys (caller, key, request_hash, ticket_id, response,"
+            " created_at)"
+            " SELECT k.caller, k.key, k.hash, k.ticket_id, k.response::json, k.created_at"
+            f" FROM unnest({', '.join(_array(k + i, 'text') for i in range(5))},"
+            f" ${k + 5}::timestamptz[]{key_nonces})"
+            f" AS k(caller, key, hash, ticket_id, response, created_at{key_nonce})"
+            f" WHERE k.{not_held}" + fresh("k.nonce") + " ORDER BY k.caller, k.key"
+            " ON CONFLICT DO NOTHING RETURNING ticket_id), "
+            if keyed
+            else ""
+        )
         # a ticket without a key, or whose key was new
-        " new AS ("
+        + "new AS ("
         f" INSERT INTO tickets ({', '.join(stored)})"
         f" SELECT {selected} FROM {tickets_as('t', *stored, 'nonce')}"
         # (the keys' numbers in a subquery: split once, not for every ticket)
-        f" WHERE (t.ticket_id NOT IN (SELECT unnest({_array(k + 3, 'text')}))"
-        " OR t.ticket_id IN (SELECT ticket_id FROM keys))"
-        f" AND t.{not_held}" + fresh(column("t", "nonce")) + " RETURNING id, ticket_id),"
+        + (
+            f" WHERE (t.ticket_id NOT IN (SELECT unnest({_array(k + 3, 'text')}))"
+            " OR t.ticket_id IN (SELECT ticket_id FROM keys)) AND"
+            if keyed
+            else " WHERE"
+        )
+        + f" t.{not_held}"
+        + fresh(column("t", "nonce"))
+        + " RETURNING id, ticket_id),"
         # a ticket's events, keyed by its number (``Envelope.key``), in the order made
         " events AS ("
         " INSERT INTO outbox (event_id, topic, key, payload, created_at, attempts)"
@@ -1257,9 +1275,16 @@ def _epoch_us(times: Sequence[datetime | None]) -> list[str | None]:
     return [None if t is None else str((t - _EPOCH) // _MICROSECOND) for t in times]
 
 
-_WRITE_BATCH = {nonces: _write_batch_sql(nonces) for nonces in (False, True)}
-# a batch's first try, recording its nonces (``_first_write``)
-_WRITE_NEW_NONCES = _write_batch_sql(True, all_new=True)
+# by (nonces, keyed)
+_WRITE_BATCH = {
+    (nonces, keyed): _write_batch_sql(nonces, keyed=keyed)
+    for nonces in (False, True)
+    for keyed in (False, True)
+}
+# a batch's first try, recording its nonces (``_first_write``), by keyed
+_WRITE_NEW_NONCES = {
+    keyed: _write_batch_sql(True, all_new=True, keyed=keyed) for keyed in (False, True)
+}
 
 
 class _BatchRows:
@@ -1343,8 +1368,18 @@ class _BatchRows:
             payloads.append(envelope.to_json())
         return number, registration
 
+    @property
+    def keyed(self) -> bool:
+        """Whether an item carries an Idempotency-Key (the statement then inserts them)."""
+        return bool(self.key_nonces)
+
+    def statement(self, nonces: bool) -> str:
+        """The statement these rows go to (``arguments``), taking nonces for new or not."""
+        return _WRITE_BATCH[nonces, self.keyed]
+
     def arguments(self, nonces: bool) -> list[Any]:
-        """The statement's arguments (``_WRITE_BATCH[nonces]``)."""
+        """The statement's arguments (``statement``: ``_WRITE_BATCH[nonces, self.keyed]``,
+        ``_WRITE_NEW_NONCES[self.keyed]``)."""
         arrays: list[Any] = []
         alike: list[Any] = []  # a shared column's one value (then its array is empty)
         column: Sequence[Any]
@@ -1359,8 +1394,6 @@ class _BatchRows:
             if times:
                 column = _epoch_us(column)
             arrays.append(joined_texts(column) if joined else list(column))
-        caller, key, request_hash, number, response, created_at = self.keys
-        keys = [*map(joined_texts, (caller, key, request_hash, number, response)), created_at]
         serials, ids, topics, payloads = self.events
         sent_topics, topic = _unless_alike(topics)
         events = [
@@ -1377,8 +1410,16 @@ class _BatchRows:
             joined_texts(_epoch_us(since)),
             MAX_DUPLICATE_HINTS,
         ]
-        written = [*arrays, *alike, *keys, *events, datetime.now(UTC), *looks]
-        return [*written, joined_texts(self.key_nonces), time.time()] if nonces else written
+        written = [*arrays, *alike, *events, datetime.now(UTC), *looks]
+        if nonces:
+            written.append(time.time())
+        if self.keyed:
+            caller, key, request_hash, number, response, created_at = self.keys
+            written.extend(map(joined_texts, (caller, key, request_hash, number, response)))
+            written.append(created_at)
+            if nonces:
+                written.append(joined_texts(self.key_nonces))
+        return written
 
 
 # a ticket's stored columns but its serial and number, from its ``ticket_values``
