@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import AwareDatetime
-
-from shared.events.base import Channel, Event, event
+from shared.events.base import Channel, Event, EventTime, event
 
 
 @event
@@ -17,7 +15,7 @@ class FollowUpReceived(Event):
     channel: Channel
     account_id: str
     content: str
-    received_at: AwareDatetime
+    received_at: EventTime
 
 
 @event
@@ -28,9 +26,9 @@ class CallEnded(Event):
     call_id: str
     account_id: str
     ticket_id: str | None = None
-    started_at: AwareDatetime
-    answered_at: AwareDatetime | None = None
-    ended_at: AwareDatetime
+    started_at: EventTime
+    answered_at: EventTime | None = None
+    ended_at: EventTime
     agent: str | None = None
 
 
@@ -48,7 +46,7 @@ class DeliveryFailed(Event):
     attempts: int
     last_status_code: int | None = None
     last_error: str | None = None
-    dead_at: AwareDatetime
+    dead_at: EventTime
 
 
 @event
@@ -64,4 +62,4 @@ class NotificationFailed(Event):
     attempts: int
     last_status_code: int | None = None
     last_error: str | None = None
-    failed_at: AwareDatetime
+    failed_at: EventTime

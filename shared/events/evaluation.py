@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AwareDatetime
-
 from shared.events.base import (
     Event,
+    EventTime,
     event,
 )
 
@@ -18,7 +17,7 @@ class RevisitRecorded(Event):
     ticket_id: str
     rating: Literal["satisfied", "basically_satisfied", "dissatisfied"]
     resolved: bool
-    recorded_at: AwareDatetime
+    recorded_at: EventTime
     round: int = 1
     unit_id: str | None = None
 
@@ -32,7 +31,7 @@ class RehandleRequested(Event):
     ticket_id: str
     unit_id: str
     requested_by: str
-    requested_at: AwareDatetime
+    requested_at: EventTime
     reason: str
 
 
@@ -50,7 +49,7 @@ class EvaluationClosed(Event):
     rating: Literal["satisfied", "basically_satisfied", "dissatisfied"] | None = None
     resolved: bool | None = None
     reason: str | None = None
-    closed_at: AwareDatetime
+    closed_at: EventTime
 
 
 @event
@@ -63,7 +62,7 @@ class ExemptionFiled(Event):
     round: int
     unit_id: str
     filed_by: str
-    filed_at: AwareDatetime
+    filed_at: EventTime
     file_count: int
 
 
@@ -80,7 +79,7 @@ class ExemptionDecided(Event):
     decision: Literal["accepted", "rejected"]
     reason: str
     decided_by: str
-    decided_at: AwareDatetime
+    decided_at: EventTime
 
 
 @event
@@ -98,8 +97,8 @@ class SupervisionOpened(Event):
     escalation_level: int | None = None
     reason: str
     opened_by: str
-    opened_at: AwareDatetime
-    due_at: AwareDatetime
+    opened_at: EventTime
+    due_at: EventTime
 
 
 @event
@@ -110,7 +109,7 @@ class SupervisionAnswered(Event):
     unit_id: str | None = None
     answer: str
     answered_by: str
-    answered_at: AwareDatetime
+    answered_at: EventTime
 
 
 @event
@@ -120,7 +119,7 @@ class SupervisionClosed(Event):
     ticket_id: str | None = None
     note: str | None = None
     closed_by: str
-    closed_at: AwareDatetime
+    closed_at: EventTime
 
 
 @event
@@ -135,7 +134,7 @@ class HotspotDetected(Event):
     window: str
     threshold: int
     ticket_count: int
-    first_registered_at: AwareDatetime
-    last_registered_at: AwareDatetime
-    detected_at: AwareDatetime
+    first_registered_at: EventTime
+    last_registered_at: EventTime
+    detected_at: EventTime
     ticket_ids: list[str]

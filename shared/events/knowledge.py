@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import AwareDatetime
-
 from shared.events.base import (
     Event,
+    EventTime,
     event,
 )
 
@@ -17,7 +16,7 @@ class KnowledgePublished(Event):
     kind: str
     title: str
     unit_id: str
-    valid_until: AwareDatetime
+    valid_until: EventTime
 
 
 @event
@@ -30,8 +29,8 @@ class KnowledgeUpdated(Event):
     version: int
     status: str
     changed_fields: list[str]
-    valid_until: AwareDatetime
-    updated_at: AwareDatetime
+    valid_until: EventTime
+    updated_at: EventTime
 
 
 @event
@@ -43,8 +42,8 @@ class KnowledgeRenewed(Event):
     entry_id: str
     unit_id: str
     version: int
-    confirmed_at: AwareDatetime
-    valid_until: AwareDatetime
+    confirmed_at: EventTime
+    valid_until: EventTime
 
 
 @event
@@ -55,8 +54,8 @@ class KnowledgeExpiring(Event):
     entry_id: str
     unit_id: str
     title: str
-    valid_until: AwareDatetime
-    reminded_at: AwareDatetime
+    valid_until: EventTime
+    reminded_at: EventTime
 
 
 @event
@@ -67,8 +66,8 @@ class KnowledgeExpired(Event):
     entry_id: str
     unit_id: str
     title: str
-    valid_until: AwareDatetime
-    expired_at: AwareDatetime
+    valid_until: EventTime
+    expired_at: EventTime
 
 
 @event
@@ -76,7 +75,7 @@ class KnowledgeWithdrawn(Event):
     TYPE = "knowledge.withdrawn"
     entry_id: str
     unit_id: str
-    withdrawn_at: AwareDatetime
+    withdrawn_at: EventTime
     withdrawn_by: str
     reason: str
 
@@ -87,7 +86,7 @@ class KnowledgeSuperseded(Event):
     entry_id: str
     unit_id: str
     superseded_by: str
-    superseded_at: AwareDatetime
+    superseded_at: EventTime
 
 
 @event
@@ -102,8 +101,8 @@ class KnowledgeRequestCreated(Event):
     action: str
     reason: str
     emergency: bool
-    requested_at: AwareDatetime
-    due_at: AwareDatetime
+    requested_at: EventTime
+    due_at: EventTime
     provisional: bool = False
 
 
@@ -114,8 +113,8 @@ class KnowledgeRequestAnswered(Event):
     unit_id: str
     entry_id: str
     entry_version: int
-    answered_at: AwareDatetime
-    due_at: AwareDatetime
+    answered_at: EventTime
+    due_at: EventTime
     late: bool
 
 
@@ -127,8 +126,8 @@ class KnowledgeRequestOverdue(Event):
     entry_id: str | None = None
     action: str
     emergency: bool
-    due_at: AwareDatetime
-    detected_at: AwareDatetime
+    due_at: EventTime
+    detected_at: EventTime
 
 
 @event
@@ -140,7 +139,7 @@ class PolicyNoticeRegistered(Event):
     notice_id: str
     unit_id: str
     title: str
-    publication_at: AwareDatetime
-    registered_at: AwareDatetime
+    publication_at: EventTime
+    registered_at: EventTime
     lead_hours: float
     late: bool

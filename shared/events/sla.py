@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AwareDatetime
-
 from shared.events.base import (
     ClockKind,
     Event,
+    EventTime,
     event,
 )
 
@@ -21,8 +20,8 @@ class DeadlineSet(Event):
     round: int = 1
     dispatch_no: int = 1  # which dispatch of the round (re-dispatch after a return)
     unit_id: str | None = None
-    started_at: AwareDatetime
-    deadline: AwareDatetime
+    started_at: EventTime
+    deadline: EventTime
     period: str
     provisional: bool = False
 
@@ -35,8 +34,8 @@ class Overdue(Event):
     round: int = 1
     dispatch_no: int = 1  # which dispatch of the round (re-dispatch after a return)
     unit_id: str | None = None
-    deadline: AwareDatetime
-    detected_at: AwareDatetime
+    deadline: EventTime
+    detected_at: EventTime
     late_seconds: float
 
 
@@ -50,8 +49,8 @@ class ClockWarning(Event):
     round: int = 1
     dispatch_no: int = 1  # which dispatch of the round (re-dispatch after a return)
     unit_id: str | None = None
-    deadline: AwareDatetime
-    warned_at: AwareDatetime
+    deadline: EventTime
+    warned_at: EventTime
 
 
 @event
@@ -67,8 +66,8 @@ class Escalated(Event):
     unit_id: str | None = None
     level: int
     supervision_kind: Literal["ticket", "written"]
-    deadline: AwareDatetime
-    escalated_at: AwareDatetime
+    deadline: EventTime
+    escalated_at: EventTime
 
 
 @event
@@ -82,8 +81,8 @@ class ExtensionRequested(Event):
     reason: str
     progress: str
     measures: str
-    requested_at: AwareDatetime
-    current_deadline: AwareDatetime
+    requested_at: EventTime
+    current_deadline: EventTime
 
 
 @event
@@ -93,9 +92,9 @@ class ExtensionApproved(Event):
     extension_id: str
     unit_id: str
     decided_by: str
-    decided_at: AwareDatetime
-    old_deadline: AwareDatetime
-    new_deadline: AwareDatetime
+    decided_at: EventTime
+    old_deadline: EventTime
+    new_deadline: EventTime
     explanation_to_requester: str
 
 
@@ -109,10 +108,10 @@ class ExtensionExplained(Event):
     extension_id: str
     unit_id: str
     channel: Literal["phone", "sms", "visit", "wechat", "letter"]
-    explained_at: AwareDatetime
+    explained_at: EventTime
     progress: str
     measures: str
-    new_deadline: AwareDatetime
+    new_deadline: EventTime
     content: str
     recorded_by: str
 
@@ -124,5 +123,5 @@ class ExtensionRejected(Event):
     extension_id: str
     unit_id: str
     decided_by: str
-    decided_at: AwareDatetime
+    decided_at: EventTime
     reason: str

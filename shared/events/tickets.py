@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.events.base import (
     Channel,
     Event,
+    EventTime,
     TicketType,
     Urgency,
     View,
@@ -27,7 +28,7 @@ class TicketRegistered(Event):
     district: str
     address: str | None = None
     content: str
-    registered_at: AwareDatetime
+    registered_at: EventTime
     anonymous: bool = False
     flagged: bool = False
 
@@ -43,7 +44,7 @@ class RegisteredView(View):
     urgency: Urgency
     matter_code: str
     district: str
-    registered_at: AwareDatetime
+    registered_at: EventTime
     flagged: bool = False
 
 
@@ -56,7 +57,7 @@ class TicketDispatched(Event):
     district: str
     type: TicketType
     urgency: Urgency
-    dispatched_at: AwareDatetime
+    dispatched_at: EventTime
     round: int = 1  # 2 = re-handling round (Art 14)
     statutory_period: str | None = None  # e.g. "15wd"; replaces the completion period
     # 1 for the first dispatch; +1 for each re-dispatch after an approved return (Art 10):
@@ -82,7 +83,7 @@ class TicketAccepted(Event):
     TYPE = "ticket.accepted"
     ticket_id: str
     unit_id: str
-    accepted_at: AwareDatetime
+    accepted_at: EventTime
     round: int = 1
 
 
@@ -93,7 +94,7 @@ class Reply(BaseModel):
     policy_basis: str
     progress: str
     result: str
-    contacted_at: AwareDatetime
+    contacted_at: EventTime
     process: str
     feedback: str
 
@@ -103,7 +104,7 @@ class TicketCompleted(Event):
     TYPE = "ticket.completed"
     ticket_id: str
     unit_id: str
-    completed_at: AwareDatetime
+    completed_at: EventTime
     round: int = 1
     type: TicketType
     reply: Reply
@@ -115,7 +116,7 @@ class TicketAnswered(Event):
 
     TYPE = "ticket.answered"
     ticket_id: str
-    answered_at: AwareDatetime
+    answered_at: EventTime
     answer: str
     knowledge_entry_ids: list[str] = Field(default_factory=list)
     answered_by: str
@@ -126,7 +127,7 @@ class TicketAnswered(Event):
     urgency: Urgency | None = None
     matter_code: str | None = None
     district: str | None = None
-    registered_at: AwareDatetime | None = None
+    registered_at: EventTime | None = None
     flagged: bool = False
 
 
@@ -136,7 +137,7 @@ class TicketFlagged(Event):
 
     TYPE = "ticket.flagged"
     ticket_id: str
-    flagged_at: AwareDatetime
+    flagged_at: EventTime
     keywords: list[str]
     district: str
     matter_code: str
@@ -150,7 +151,7 @@ class CallRated(Event):
     ticket_id: str
     operator: str
     rating: Literal["satisfied", "basically_satisfied", "dissatisfied"]
-    rated_at: AwareDatetime
+    rated_at: EventTime
 
 
 @event
@@ -162,7 +163,7 @@ class ReturnRequested(Event):
     unit_id: str
     reason: str
     basis: str
-    requested_at: AwareDatetime
+    requested_at: EventTime
 
 
 @event
@@ -174,7 +175,7 @@ class ReturnApproved(Event):
     ticket_id: str
     unit_id: str
     decided_by: str
-    decided_at: AwareDatetime
+    decided_at: EventTime
     note: str | None = None
 
 
@@ -186,7 +187,7 @@ class ReturnRejected(Event):
     ticket_id: str
     unit_id: str
     decided_by: str
-    decided_at: AwareDatetime
+    decided_at: EventTime
     reason: str
 
 
@@ -200,7 +201,7 @@ class DeterminationMade(Event):
     co_unit_ids: list[str] = Field(default_factory=list)
     decided_by: str
     decided_role: str  # authority (same industry) or agency (cross-industry, jointly)
-    decided_at: AwareDatetime
+    decided_at: EventTime
     reason: str
 
 
@@ -212,4 +213,4 @@ class RehandlingStarted(Event):
     TYPE = "ticket.rehandling_started"
     ticket_id: str
     unit_id: str
-    started_at: AwareDatetime
+    started_at: EventTime
