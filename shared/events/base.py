@@ -79,9 +79,11 @@ def _event_time(value: Any) -> datetime:
     one read is that one's time: an envelope's time is often its payload's, a run's events
     share theirs); any other goes pydantic's way, its offset then made a ``timezone``. A
     datetime in UTC is taken as it is."""
+    global _LAST_READ
     if type(value) is str:
-        if value == _LAST_READ[0]:  # an event's time is often the one read just before
-            return _LAST_READ[1]  # type: ignore[no-any-return]
+        last = _LAST_READ  # one tuple read once: its text and time always belong together
+        if value == last[0]:  # an event's time is often the one read just before
+            return last[1]  # type: ignore[no-any-return]
         # only that text: fromisoformat takes forms pydantic refuses (week dates, ...)
         if value[4:20:3] in _WRITTEN and value[-1] == "Z":
             try:
@@ -89,7 +91,7 @@ def _event_time(value: Any) -> datetime:
             except ValueError:
                 pass  # refused as pydantic refuses it (below)
             else:
-                _LAST_READ[:] = value, at
+                _LAST_READ = value, at
                 return at
     elif type(value) is datetime and value.tzinfo is UTC:
         return value
@@ -101,7 +103,7 @@ def _event_time(value: Any) -> datetime:
 
 # the last text read by fromisoformat and its time (a datetime is immutable: shared alike);
 # the characters at 4, 7, 10, 13, 16 and 19 of a time's text as the events write it
-_LAST_READ: list[Any] = [None, None]
+_LAST_READ: tuple[Any, Any] = (None, None)
 _WRITTEN = frozenset({"--T::Z", "--T::."})
 _from_text = datetime.fromisoformat
 _AWARE = TypeAdapter(AwareDatetime).validator.validate_python
