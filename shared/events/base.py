@@ -449,6 +449,38 @@ class Event(BaseModel):
             for p, i, t in zip(payloads, ticket_ids, trace_ids, strict=True)
         ]
 
+    @classmethod
+    def outgoing_rows_run(
+        cls,
+        rows: Sequence[dict[str, Any]],
+        *,
+        written: Callable[[dict[str, Any]], bytes | None],
+        fields: Callable[[dict[str, Any]], dict[str, Any]],
+        producer: str,
+        occurred_at: datetime,
+        trace_ids: Sequence[str | None],
+    ) -> list[Outgoing]:
+        """The events of a run of rows (each with its ``ticket_id``), each under its trace
+        id: every payload written by its producer (``written``: the bytes the model writes
+        of ``fields(row)``, or None where it cannot say so), then sent as written
+        (``outgoing_written_run``); if one is None, the whole run's ``fields`` go through the
+        model (``outgoing_run``). The same envelopes either way."""
+        payloads = [written(row) for row in rows]
+        if None in payloads:
+            return cls.outgoing_run(
+                [fields(row) for row in rows],
+                producer=producer,
+                occurred_at=occurred_at,
+                trace_ids=trace_ids,
+            )
+        return cls.outgoing_written_run(
+            payloads,  # type: ignore[arg-type]  # none is None
+            producer=producer,
+            occurred_at=occurred_at,
+            ticket_ids=[row["ticket_id"] for row in rows],
+            trace_ids=trace_ids,
+        )
+
 
 @cache
 def _run_validator(cls: type[Event]) -> TypeAdapter[list[Any]]:

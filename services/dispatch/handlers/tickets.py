@@ -184,19 +184,12 @@ def dispatched_run(
     """The ``ticket.dispatched`` of each of a set-based run's new work orders (``rows``),
     each under its event's trace id: their payloads written here (``dispatched_json``),
     else validated and written by the model (``outgoing_run``): the same envelopes."""
-    payloads = [dispatched_json(row) for row in rows]
-    if None in payloads:
-        return TicketDispatched.outgoing_run(
-            [dispatched_fields(row) for row in rows],
-            producer=PRODUCER,
-            occurred_at=occurred_at,
-            trace_ids=trace_ids,
-        )
-    return TicketDispatched.outgoing_written_run(
-        payloads,  # type: ignore[arg-type]  # none is None
+    return TicketDispatched.outgoing_rows_run(
+        rows,
+        written=dispatched_json,
+        fields=dispatched_fields,
         producer=PRODUCER,
         occurred_at=occurred_at,
-        ticket_ids=[row["ticket_id"] for row in rows],
         trace_ids=trace_ids,
     )
 

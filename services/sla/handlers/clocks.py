@@ -361,22 +361,14 @@ def clocks_started(
         return
     # a run's announcements made together, each its own trace id: their payloads written
     # here (``deadline_json``), else validated and written by the model (``outgoing_run``)
-    payloads = [deadline_json(row) for row in new]
-    if None in payloads:
-        announced = DeadlineSet.outgoing_run(
-            [deadline_fields(row) for row in new],
-            producer=PRODUCER,
-            occurred_at=now,
-            trace_ids=new_traces,
-        )
-    else:
-        announced = DeadlineSet.outgoing_written_run(
-            payloads,  # type: ignore[arg-type]  # none is None
-            producer=PRODUCER,
-            occurred_at=now,
-            ticket_ids=[row["ticket_id"] for row in new],
-            trace_ids=new_traces,
-        )
+    announced = DeadlineSet.outgoing_rows_run(
+        new,
+        written=deadline_json,
+        fields=deadline_fields,
+        producer=PRODUCER,
+        occurred_at=now,
+        trace_ids=new_traces,
+    )
     uow.emit(*announced)
     sla = state(ctx)
     if any(sla.wake_for(row["next_due_at"]) for row in new):
