@@ -43,18 +43,23 @@ async def pg_intake(url: str, **overrides: Any) -> AsyncIterator[Intake]:
     settings = Settings(db_url=url, env="test", db_pool_size=4, **overrides)
     log = LogBus()
     await log.start()
-    app = create_service_app(SPEC, settings, bus=log, clock=ManualClock(T0))
-    async with app.router.lifespan_context(app):
-        intake = Intake(app, app.state.ctx, SettledBus(log), app.state.ctx.clock)
-        await intake.publish(*MATTERS)
-        async with asyncio.timeout(30):
-            while (await catalog_readiness(intake.ctx))["matters_known"] < len(MATTERS):
-                await asyncio.sleep(0.05)
-        try:
-            yield intake
-        finally:
-            await intake.http.aclose()
-    await log.stop()
+    # stopped whatever the body raises (a failing test, a catalog never heard): the log's
+    # aiosqlite connection is a thread of its own, which, left open, kept pytest from
+    # exiting after the failure was reported
+    try:
+        app = create_service_app(SPEC, settings, bus=log, clock=ManualClock(T0))
+        async with app.router.lifespan_context(app):
+            intake = Intake(app, app.state.ctx, SettledBus(log), app.state.ctx.clock)
+            try:
+                await intake.publish(*MATTERS)
+                async with asyncio.timeout(30):
+                    while (await catalog_readiness(intake.ctx))["matters_known"] < len(MATTERS):
+                        await asyncio.sleep(0.05)
+                yield intake
+            finally:
+                await intake.http.aclose()
+    finally:
+        await log.stop()
 
 
 @pytest_asyncio.fixture

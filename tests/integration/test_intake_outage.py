@@ -61,15 +61,17 @@ async def intake(private_pg: Any) -> AsyncIterator[Any]:
     settings = Settings(db_url=url, env="test", db_pool_size=4)
     bus = LogBus()
     await bus.start()
-    app = create_service_app(SPEC, settings, bus=bus, clock=SystemClock())
-    async with app.router.lifespan_context(app):
-        now = SystemClock().now()
-        await bus.publish([e.envelope(producer="test", occurred_at=now) for e in MATTERS])
-        async with asyncio.timeout(30):
-            while (await catalog_readiness(app.state.ctx))["matters_known"] < len(MATTERS):
-                await asyncio.sleep(0.05)
-        yield app
-    await bus.stop()
+    try:  # stopped however the setup ends: the log's aiosqlite thread would hold pytest
+        app = create_service_app(SPEC, settings, bus=bus, clock=SystemClock())
+        async with app.router.lifespan_context(app):
+            now = SystemClock().now()
+            await bus.publish([e.envelope(producer="test", occurred_at=now) for e in MATTERS])
+            async with asyncio.timeout(30):
+                while (await catalog_readiness(app.state.ctx))["matters_known"] < len(MATTERS):
+                    await asyncio.sleep(0.05)
+            yield app
+    finally:
+        await bus.stop()
 
 
 async def test_a_postgres_restart_answers_503_with_retry_after_and_files_each_ticket_once(

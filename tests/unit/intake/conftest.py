@@ -125,24 +125,28 @@ async def running_intake(tmp: Path, **overrides: Any) -> AsyncIterator[Intake]:
     clock = ManualClock(T0)
     log = LogBus()
     await log.start()
-    bus = SettledBus(log)
-    app = create_service_app(SPEC, settings, bus=log, clock=clock)
-    async with app.router.lifespan_context(app):
-        intake = Intake(app, app.state.ctx, bus, clock)
-        bus.relays.append(intake.ctx.relay)
+    # stopped whatever the body raises (a failing test): the log's aiosqlite connection is
+    # a thread of its own, which, left open, kept pytest from exiting after the failure
+    try:
+        bus = SettledBus(log)
+        app = create_service_app(SPEC, settings, bus=log, clock=clock)
+        async with app.router.lifespan_context(app):
+            intake = Intake(app, app.state.ctx, bus, clock)
+            bus.relays.append(intake.ctx.relay)
 
-        async def record(envelope: Envelope) -> None:
-            # the background relay and ``drain`` may both send a row (at-least-once)
-            if all(e.event_id != envelope.event_id for e in intake.seen):
-                intake.seen.append(envelope)
+            async def record(envelope: Envelope) -> None:
+                # the background relay and ``drain`` may both send a row (at-least-once)
+                if all(e.event_id != envelope.event_id for e in intake.seen):
+                    intake.seen.append(envelope)
 
-        bus.subscribe("observer", [TOPIC_TICKETS], per_event(record))
-        await intake.publish(*MATTERS)
-        try:
-            yield intake
-        finally:
-            await intake.http.aclose()
-    await log.stop()
+            bus.subscribe("observer", [TOPIC_TICKETS], per_event(record))
+            try:
+                await intake.publish(*MATTERS)
+                yield intake
+            finally:
+                await intake.http.aclose()
+    finally:
+        await log.stop()
 
 
 @pytest.fixture
