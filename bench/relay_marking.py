@@ -32,7 +32,7 @@ DDL = (
     "CREATE TABLE outbox (id SERIAL PRIMARY KEY, event_id VARCHAR(36) NOT NULL,"
     " topic VARCHAR(100) NOT NULL, key VARCHAR(64) NOT NULL, payload TEXT NOT NULL,"
     " created_at TIMESTAMPTZ NOT NULL, published_at TIMESTAMPTZ,"
-    " attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT)",
+    " attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT) WITH (fillfactor = 45)",
     "CREATE INDEX ix_outbox_unpublished ON outbox (id) WHERE published_at IS NULL",
     "CREATE INDEX ix_outbox_sent_key ON outbox (key, id) WHERE published_at IS NOT NULL",
 )
@@ -60,6 +60,7 @@ async def measure(url: str, rows: int, batches: int) -> dict[str, Any]:
     # pg_stat_statements' functions live in the server's ``postgres`` database
     server = pg_url().replace("postgresql+asyncpg", "postgresql").rpartition("/")[0]
     admin = await asyncpg.connect(f"{server}/postgres")
+    await admin.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
     writer = await asyncpg.connect(plain, server_settings={"search_path": SCHEMA})
     db = Database(SCHEMA, url, pool_size=2)
     try:
@@ -70,9 +71,10 @@ async def measure(url: str, rows: int, batches: int) -> dict[str, Any]:
         dbid = await admin.fetchval("SELECT oid FROM pg_database WHERE datname = $1", name)
         mine = await writer.fetchval("SELECT pg_backend_pid()")
         cpu = wal = 0
+        executed = 0.0  # ms
         for batch in range(batches):
             await writer.execute(WRITE, batch, PAYLOAD, rows)
-            await admin.execute("SELECT pg_stat_statements_reset(0, $1)", dbid)
+            await admin.execute("SELECT pg_stat_statements_reset(0, $1::oid, 0)", dbid)
             pids = [
                 r[0]
                 for r in await admin.fetch(
@@ -85,16 +87,20 @@ async def measure(url: str, rows: int, batches: int) -> dict[str, Any]:
             before = cpu_ns(pids)
             assert await relay.relay_once() == rows
             cpu += cpu_ns(pids) - before
-            wal += await admin.fetchval(
-                "SELECT coalesce(sum(wal_records), 0) FROM pg_stat_statements WHERE dbid = $1",
+            stats = await admin.fetchrow(
+                "SELECT coalesce(sum(wal_records), 0), coalesce(sum(total_exec_time), 0)"
+                " FROM pg_stat_statements WHERE dbid = $1",
                 dbid,
             )
+            wal += stats[0]
+            executed += stats[1]
         sent = rows * batches
         return {
             "rows_per_batch": rows,
             "batches": batches,
             "backend_us_per_row": round(cpu / 1000 / sent, 2),
             "wal_records_per_row": round(int(wal) / sent, 2),
+            "executed_us_per_row": round(executed * 1000 / sent, 2),
         }
     finally:
         await db.dispose()

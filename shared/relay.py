@@ -7,6 +7,7 @@ import logging
 import time
 import zlib
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import delete, exists, func, insert, select, text, update
@@ -27,21 +28,36 @@ log = logging.getLogger("hotline.relay")
 # and only ``FOR UPDATE`` re-reading each row kept its rows from being sent again: a row
 # lock, one more WAL record and a dirtied page for every row sent; issue 12.)
 _LOCK_SQL = "SELECT pg_try_advisory_xact_lock($1)"
-# The next batch, for the lock's holder. The relay's statements run on asyncpg directly
-# (fixed SQL, prepared once per connection): SQLAlchemy's wrapping of a statement and of
-# its transaction cost more than PostgreSQL's work on them. The payloads come as their
-# UTF-8 bytes (what the bus sends), not as str to encode again.
+# The next batch, for the lock's holder, marked sent as it is read: one statement, whose
+# marking finds each row by where the batch's read found it (its ``ctid``: a TID scan)
+# rather than by its id again (a primary key lookup a row, and a second statement a
+# batch). The batch is sent before its transaction commits, and a failed send rolls the
+# marks back (``_relay_batch_pg``). The rows come in the order of their places (a TID
+# scan's), not of their ids: the relay sorts them. The relay's statements run on asyncpg
+# directly (fixed SQL, prepared once per connection): SQLAlchemy's wrapping of a statement
+# and of its transaction cost more than PostgreSQL's work on them. The payloads come as
+# their UTF-8 bytes (what the bus sends), not as str to encode again.
 _BATCH_SQL = (
-    "SELECT id, topic, key, convert_to(payload, 'UTF8') FROM outbox"
-    " WHERE published_at IS NULL ORDER BY id LIMIT $1"
+    "UPDATE outbox SET published_at = $2 WHERE ctid = ANY(ARRAY("
+    "SELECT ctid FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1))"
+    " RETURNING id, topic, key, convert_to(payload, 'UTF8')"
 )
-_SENT_SQL = "UPDATE outbox SET published_at = $2 WHERE id = ANY($1::integer[])"
+# (after the batch's transaction is rolled back, without the lock: a row another relay
+# has sent meanwhile keeps its record clean)
 _FAILED_SQL = (
-    "UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1::integer[])"
+    "UPDATE outbox SET attempts = attempts + 1, last_error = $2"
+    " WHERE id = ANY($1::integer[]) AND published_at IS NULL"
 )
 # The idle poll's look (one statement, no transaction, no lock; the partial index on the
 # unpublished rows answers it): a batch's transaction only when there is something to send.
 _UNPUBLISHED_SQL = "SELECT EXISTS (SELECT 1 FROM outbox WHERE published_at IS NULL)"
+
+
+_ID = itemgetter(0)
+
+
+class _Unsent(Exception):
+    """Raised inside a batch's transaction whose send failed: its marks are rolled back."""
 
 
 class OutboxRelay:
@@ -134,19 +150,24 @@ class OutboxRelay:
 
     async def _relay_batch_pg(self) -> int:
         """The batch on PostgreSQL: the relay's lock (no rows without it), then its rows,
-        marked sent (or their failure recorded) in the same transaction."""
-        async with self.db.driver_connection() as (_, raw), raw.transaction():
-            if not await raw.fetchval(_LOCK_SQL, self._lock_key):
-                return 0
-            rows = await raw.fetch(_BATCH_SQL, self.batch_size)
-            if not rows:
-                return 0
-            ids = [r[0] for r in rows]
-            failure = await self._publish([(r[1], r[2], r[3]) for r in rows])
-            if failure is None:
-                await raw.execute(_SENT_SQL, ids, datetime.now(UTC))
-            else:  # recorded for operators; the rows stay unpublished and are retried
-                await raw.execute(_FAILED_SQL, ids, repr(failure)[:2000])
+        marked sent as they are read, sent, and the marks committed; a failed send rolls
+        them back, and the failure is recorded on the rows after (they stay unpublished
+        and are retried)."""
+        async with self.db.driver_connection() as (_, raw):
+            failure: Exception | None = None
+            try:
+                async with raw.transaction():
+                    if not await raw.fetchval(_LOCK_SQL, self._lock_key):
+                        return 0
+                    rows = await raw.fetch(_BATCH_SQL, self.batch_size, datetime.now(UTC))
+                    if not rows:
+                        return 0
+                    rows.sort(key=_ID)  # in the order they were written
+                    failure = await self._publish([(r[1], r[2], r[3]) for r in rows])
+                    if failure is not None:
+                        raise _Unsent
+            except _Unsent:  # the marks are rolled back: recorded for operators
+                await raw.execute(_FAILED_SQL, [r[0] for r in rows], repr(failure)[:2000])
         return self._sent(len(rows), failure)
 
     async def _publish(self, rows: list[tuple[str, str, bytes]]) -> Exception | None:

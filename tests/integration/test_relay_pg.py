@@ -1,7 +1,7 @@
 """The outbox, its relay and the inbox claim on the real PostgreSQL, where they run fixed
 statements of their own: an outbox write belongs to its transaction (rolled back with it),
 the relay sends in id order and marks what it sent, records a bus failure and sends the rows
-later, and one relay at a time holds a service's outbox (by its lock, not one on each row);
+later, and one relay at a time holds a service's outbox (by its lock);
 a consumer's claim answers which of its events are new and which of its keys wait behind a
 parked event; the inbox forgets the events made before its retention."""
 
@@ -18,7 +18,7 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.bus import RawEvent
-from shared.db import Database, SeenBefore, begin_on_driver, in_transaction
+from shared.db import Database, SeenBefore, begin_on_driver, in_transaction, outbox_row
 from shared.events import Envelope
 from shared.relay import OutboxRelay
 from tests.unit.shared.test_outbox_inbox import forgets_the_events_made_before_the_cutoff
@@ -166,9 +166,11 @@ async def test_one_relay_at_a_time_holds_the_outbox(db: Database) -> None:
     assert [e.key for e in bus.sent + other_bus.sent] == [f"TJ{n:04d}" for n in range(1, 6)]
 
 
-async def test_a_batch_in_flight_leaves_its_rows_unlocked(db: Database) -> None:
-    """The relay's lock alone keeps a second relay off the batch's rows: the rows are not
-    locked one by one (a row lock is one more WAL record for each row sent)."""
+async def test_a_batch_in_flight_is_marked_sent_only_when_its_transaction_commits(
+    db: Database,
+) -> None:
+    """The batch's rows are marked as they are read, before they are sent: until the send
+    returns and the marks commit, every other reader sees them unsent, without waiting."""
     bus = Recording()
     bus.release = asyncio.Event()
     relay = OutboxRelay(db, bus)  # type: ignore[arg-type]
@@ -177,14 +179,24 @@ async def test_a_batch_in_flight_leaves_its_rows_unlocked(db: Database) -> None:
     in_flight = asyncio.create_task(relay.relay_once())
     await bus.publishing.wait()
     try:
-        async with db.engine.begin() as conn:
-            locked = await conn.execute(
-                text("SELECT id FROM outbox WHERE published_at IS NULL FOR UPDATE NOWAIT")
-            )
-            assert len(locked.all()) == 3
+        assert [key for key, _, _ in await unpublished(db)] == ["TJ0001", "TJ0002", "TJ0003"]
     finally:
         bus.release.set()
     assert await in_flight == 3
+    assert await unpublished(db) == []
+
+
+async def test_the_relay_sends_in_id_order_rows_stored_in_another(db: Database) -> None:
+    """A batch's rows are read in the order of their places in the table (the marking
+    statement finds them there); they go out in the order of their ids all the same."""
+    written = events(1, 4)
+    rows = [outbox_row(e) | {"id": n} for n, e in zip([3, 1, 4, 2], written, strict=True)]
+    async with db.engine.begin() as conn:
+        await conn.execute(insert(db.outbox), rows)
+    bus = Recording()
+    relay = OutboxRelay(db, bus)  # type: ignore[arg-type]
+    assert await relay.relay_once() == 4
+    assert [e.key for e in bus.sent] == ["TJ0002", "TJ0004", "TJ0001", "TJ0003"]
     assert await unpublished(db) == []
 
 
