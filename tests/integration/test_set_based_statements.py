@@ -30,6 +30,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
+from services.channels.app import SPEC as CHANNELS
+from services.channels.models import ticket_units
 from services.dispatch.app import SPEC as DISPATCH
 from services.dispatch.handlers import many
 from services.dispatch.handlers.read_models import settle_stranded
@@ -52,6 +54,7 @@ from shared.db import (
     one_of,
     pair_of,
     pairs_in,
+    refused_by_a_key,
     rows_in,
     split_payloads_sql,
     split_texts_sql,
@@ -252,7 +255,8 @@ async def test_channels_takes_the_types_the_subscriptions_want_on_postgresql(pg_
 
 
 # a batch of new facts, then the same facts re-sent under other event ids (a producer's
-# retry): SLA's tickets and clocks, dispatch's work orders, evaluation's handlings
+# retry): SLA's tickets and clocks, dispatch's work orders, evaluation's handlings,
+# channels' units of a ticket
 RESENT = pytest.mark.parametrize(
     ("spec", "first", "resent"),
     [
@@ -263,9 +267,24 @@ RESENT = pytest.mark.parametrize(
         ),
         (DISPATCH, [registered(n) for n in range(1, 6)], [2]),
         (EVALUATION, [dispatched(n) for n in range(1, 6)], [0, 3]),
+        (CHANNELS, [dispatched(n) for n in range(1, 6)], [1, 3]),
     ],
-    ids=["sla", "dispatch", "evaluation"],
+    ids=["sla", "dispatch", "evaluation", "channels"],
 )
+
+
+def tries_noted(monkeypatch: pytest.MonkeyPatch) -> list[tuple[bool, bool]]:
+    """Each try a consumer makes of a batch from now on, as (fast, all_new)
+    (``Consumer._handle``)."""
+    tries: list[tuple[bool, bool]] = []
+    handle = Consumer._handle
+
+    async def noted(self: Consumer, wanted: Any, *, fast: bool, all_new: bool = False) -> None:
+        tries.append((fast, all_new))
+        await handle(self, wanted, fast=fast, all_new=all_new)
+
+    monkeypatch.setattr(Consumer, "_handle", noted)
+    return tries
 
 
 @RESENT
@@ -280,14 +299,7 @@ async def test_new_facts_are_inserted_as_new_and_facts_resent_go_again_set_based
     insertion: ``insert_new``'s ``all_new``) in one go; a fact written before under
     another event id fails that (its key refuses it), and the batch goes again set-based,
     ignoring duplicates, not event by event: nothing written twice, nothing emitted."""
-    tries: list[tuple[bool, bool]] = []
-    handle = Consumer._handle
-
-    async def noted(self: Consumer, wanted: Any, *, fast: bool, all_new: bool = False) -> None:
-        tries.append((fast, all_new))
-        await handle(self, wanted, fast=fast, all_new=all_new)
-
-    monkeypatch.setattr(Consumer, "_handle", noted)
+    tries = tries_noted(monkeypatch)
     async with on_postgres(pg_url)(spec, "resent") as ctx:
         consumer: Consumer = ctx.extras["consumer"]
         await consumer.handle_batch(first)
@@ -299,6 +311,52 @@ async def test_new_facts_are_inserted_as_new_and_facts_resent_go_again_set_based
         now = await contents(ctx)
         assert len(now.pop("inbox")) == len(written.pop("inbox")) + len(resent)  # heard
         assert now == written
+        assert await consumer.parked() == []
+
+
+async def test_a_later_dispatch_to_a_unit_the_ticket_had_goes_in_one_go(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Channels writes only a ticket's first dispatch's units as new facts: a re-dispatch
+    (after a return) or a re-handling round may give the ticket a unit it had, and its
+    batch, claimed as new, goes through at the first try, each unit of a ticket kept once."""
+    tries = tries_noted(monkeypatch)
+    async with on_postgres(pg_url)(CHANNELS, "later-dispatches") as ctx:
+        consumer: Consumer = ctx.extras["consumer"]
+        await consumer.handle_batch([dispatched(n) for n in range(1, 4)])
+        later = [dispatched(1, dispatch_no=2), dispatched(2, dispatch_no=3), dispatched(4)]
+        rehandled = dispatched(3).payload | {"round": 2}
+        later.append(dispatched(3).model_copy(update={"payload": rehandled}))
+        await consumer.handle_batch(later)
+        assert tries == [(True, True), (True, True)]
+        async with ctx.db.engine.connect() as conn:
+            units = (await conn.execute(select(ticket_units).order_by("ticket_id"))).all()
+        assert [tuple(u) for u in units] == [(f"TJ000{n}", "city-water") for n in range(1, 5)]
+        assert await consumer.parked() == []
+
+
+async def test_tickets_heard_of_in_either_order_go_in_one_go(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Evaluation hears a ticket's registration and its dispatch on two topics, either
+    first: a batch of registrations claimed as new writes its tickets' rows without ON
+    CONFLICT, around the rows dispatches made first (it fills those in), at the first try,
+    each ticket counted once."""
+    tries = tries_noted(monkeypatch)
+    spec = dataclasses.replace(EVALUATION, background=[])
+    async with on_postgres(pg_url)(spec, "either-order") as ctx:
+        consumer: Consumer = ctx.extras["consumer"]
+        await consumer.handle_batch([dispatched(n) for n in range(1, 4)])
+        await consumer.handle_batch([registered(n) for n in range(1, 7)])
+        await consumer.handle_batch([dispatched(n) for n in range(4, 6)])
+        assert tries == [(True, True)] * 3
+        async with ctx.db.engine.connect() as conn:
+            query = text("SELECT ticket_id, state, unit_id, channel FROM tickets ORDER BY 1")
+            stored = [tuple(r) for r in await conn.execute(query)]
+            tallied = await conn.scalar(text("SELECT sum(tallied) FROM hotspot_tracks"))
+        dispatched_ = [(f"TJ000{n}", "dispatched", "city-water", "phone") for n in range(1, 6)]
+        assert stored == [*dispatched_, ("TJ0006", "registered", None, "phone")]
+        assert tallied == 6
         assert await consumer.parked() == []
 
 
@@ -370,6 +428,60 @@ async def test_insert_new_sends_one_statement_text_for_any_number_of_rows(pg_url
     assert len(texts) == 1, texts
     assert ("M1", "D10", [10], 0, T0) in stored
     assert ("M0", "D99", None, 0, None) in stored
+
+
+async def test_insert_new_of_rows_some_there_inserts_the_others_without_on_conflict(
+    pg_url: str,
+) -> None:
+    """``some_there`` with ``all_new``: the rows whose key is not there, in a plain INSERT
+    (no speculative insertion); those there stay as they are."""
+    async with connected(pg_url) as (conn, sent):
+        await insert_new(conn, tracks, [track(1, tallied=1)])
+        sent.clear()
+        given = [track(1, tallied=7), track(2, tallied=2), track(3, tallied=3)]
+        got = await insert_new(
+            conn, tracks, given, tracks.c.district, all_new=True, some_there=True
+        )
+        texts = list(sent)
+        stored = await rows(conn)
+
+    assert sorted(r.district for r in got) == ["D2", "D3"]
+    assert len(texts) == 1 and "ON CONFLICT" not in texts[0], texts
+    assert [(r[1], r[3]) for r in stored] == [("D1", 1), ("D2", 2), ("D3", 3)]
+
+
+async def test_new_facts_meeting_a_row_another_transaction_is_writing_are_refused(
+    pg_url: str,
+) -> None:
+    """``insert_new``'s ``some_there`` skips the rows there when the statement begins; a
+    row another transaction inserts meanwhile is not one of them: the statement waits for
+    that transaction and, once it commits, fails with a unique violation (a consumer's
+    batch then goes again ignoring duplicates), never writing the row twice."""
+    engine = create_async_engine(pg_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+        async with engine.connect() as one, engine.connect() as other:
+            for conn in (one, other):
+                await conn.begin()
+                await begin_on_driver(conn)
+            await insert_new(one, tracks, [track(1, tallied=1)], all_new=True)
+            row = [track(1, tallied=2, seen_at=T0)]
+            write = insert_new(other, tracks, row, all_new=True, some_there=True)
+            waiting = asyncio.create_task(write)
+            async with engine.connect() as look, asyncio.timeout(30):
+                waits = text("SELECT count(*) FROM pg_locks WHERE NOT granted")
+                while not await look.scalar(waits):
+                    await asyncio.sleep(0.02)
+            await one.commit()
+            with pytest.raises(Exception) as refused:
+                await waiting
+            assert refused_by_a_key(refused.value)
+            await other.rollback()
+        async with engine.connect() as conn:
+            assert await rows(conn) == [("M1", "D1", None, 1, None)]
+    finally:
+        await engine.dispose()
 
 
 async def test_update_many_sets_each_rows_own_values_in_one_statement(pg_url: str) -> None:

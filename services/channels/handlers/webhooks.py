@@ -326,10 +326,26 @@ def units_of(dispatches: Sequence[Envelope]) -> list[dict[str, Any]]:
     ]
 
 
+def first_dispatch(envelope: Envelope) -> bool:
+    """Whether ``envelope`` (a ``ticket.dispatched``) is its ticket's first dispatch, which
+    gives it units for the first time: no row of ``ticket_units`` can be there for it."""
+    payload = envelope.payload
+    return payload.get("dispatch_no", 1) == 1 and payload.get("round", 1) == 1
+
+
 async def on_dispatched(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[Envelope]) -> None:
     """``on_event`` for many ``ticket.dispatched`` at once (the subscriptions that want them
-    looked for once: with none, as mostly, nothing is delivered)."""
-    await insert_new(uow.conn, ticket_units, units_of(batch))
+    looked for once: with none, as mostly, nothing is delivered). A batch claimed as new
+    (``UnitOfWork.new_facts``) writes its first dispatches' units as new facts (a plain
+    INSERT: ``insert_new``'s ``all_new``; one already there, a dispatch re-sent under
+    another event id, sends the batch again ignoring duplicates); a later dispatch may give
+    a ticket a unit it had (a re-handling round), so those ignore duplicates."""
+    first = [e for e in batch if first_dispatch(e)] if uow.new_facts else []
+    if first:
+        await insert_new(uow.conn, ticket_units, units_of(first), all_new=True)
+    if len(first) < len(batch):
+        later = [e for e in batch if not first_dispatch(e)] if first else batch
+        await insert_new(uow.conn, ticket_units, units_of(later))
     subs = await active_subscriptions(uow)
     if not any(matches(s.event_types, TicketDispatched.TYPE) for s in subs):
         return

@@ -24,7 +24,11 @@ from shared.service import ManyHandler, ServiceContext
 async def on_registered(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[Header]) -> None:
     events = parse_payloads(batch, RegisteredView)
     rows = [registered_row(e) for e in events]
-    created = {r.ticket_id for r in await insert_new(uow.conn, tickets, rows, tickets.c.ticket_id)}
+    # a ticket's row is there already if its dispatch was heard first (another topic)
+    written = await insert_new(
+        uow.conn, tickets, rows, tickets.c.ticket_id, all_new=uow.new_facts, some_there=True
+    )
+    created = {r.ticket_id for r in written}
     await tally_hotspots(
         ctx,
         uow,
