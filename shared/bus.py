@@ -1378,18 +1378,24 @@ class KafkaBus(_Groups):
         producer = self._producer
         if producer is None:
             raise RuntimeError("Kafka bus is not started")
-        partitions: dict[str, list[int]] = {}
+        # each topic's name on the broker, its partitions and their count, read once a call
+        routes: dict[str, tuple[str, list[int], int]] = {}
         open_batches: dict[tuple[str, int], Any] = {}
         futures = []
         for e in events:
-            topic = self._topic(e.topic)
-            known = partitions.get(topic)
-            if known is None:
-                known = partitions[topic] = sorted(await producer.partitions_for(topic))
+            route = routes.get(e.topic)
+            if route is None:
+                topic = self._topic(e.topic)
+                known = sorted(await producer.partitions_for(topic))
+                route = routes[e.topic] = (topic, known, len(known))
+            topic, known, count = route
             key = e.key.encode()
-            where = (topic, known[partition_for(key, len(known))])
-            trace_id = e.trace_id or trace_of(e.value)
-            headers = [(TRACE_HEADER, trace_id.encode())] if trace_id else []
+            where = (topic, known[partition_for(key, count)])
+            if e.trace_id:
+                headers = [(TRACE_HEADER, e.trace_id.encode())]
+            else:  # ``trace_of``, its bytes as the header takes them
+                found = _TRACE.search(e.value)
+                headers = [(TRACE_HEADER, found.group(1))] if found else []
             batch = open_batches.get(where)
             if batch is not None and (
                 batch.append(timestamp=None, key=key, value=e.value, headers=headers) is not None
