@@ -20,6 +20,7 @@ from shared.events import (
     EVENT_TYPES,
     DeadlineSet,
     Envelope,
+    EnvelopeTime,
     EventTime,
     Reply,
     TicketRegistered,
@@ -31,6 +32,9 @@ from tests.unit.shared.event_examples import every_event_in_chinese
 AWARE = TypeAdapter(AwareDatetime)
 TIME = TypeAdapter(EventTime)
 OPTIONAL = TypeAdapter(EventTime | None)
+# an envelope's own time: read as an event's, the last one kept apart
+ENVELOPE_TIME = TypeAdapter(EnvelopeTime)
+BOTH = pytest.mark.parametrize("time", [TIME, ENVELOPE_TIME], ids=["event", "envelope"])
 
 
 def _times(value: Any) -> list[datetime]:
@@ -83,13 +87,16 @@ def test_every_events_utc_times_are_read_as_timezone_utc_and_written_back_byte_f
         "1796544000",
     ],
 )
-def test_a_time_in_utc_is_read_as_timezone_utc_at_pydantics_instant(text: str) -> None:
+@BOTH
+def test_a_time_in_utc_is_read_as_timezone_utc_at_pydantics_instant(
+    text: str, time: TypeAdapter[datetime]
+) -> None:
     raw = orjson.dumps(text) if not text.isdigit() else text.encode()
     expected = AWARE.validate_json(raw)
-    for at in (TIME.validate_json(raw), TIME.validate_python(orjson.loads(raw))):
+    for at in (time.validate_json(raw), time.validate_python(orjson.loads(raw))):
         assert at.tzinfo is UTC
         assert at == expected and at.replace(tzinfo=None) == expected.replace(tzinfo=None)
-        assert TIME.dump_json(at) == AWARE.dump_json(expected)
+        assert time.dump_json(at) == AWARE.dump_json(expected)
 
 
 @pytest.mark.parametrize(
@@ -102,24 +109,28 @@ def test_a_time_in_utc_is_read_as_timezone_utc_at_pydantics_instant(text: str) -
         "2026-12-06T08:00:00.123456+14:00",
     ],
 )
-def test_a_time_at_another_offset_is_the_same_instant_at_a_fixed_offset(text: str) -> None:
+@BOTH
+def test_a_time_at_another_offset_is_the_same_instant_at_a_fixed_offset(
+    text: str, time: TypeAdapter[datetime]
+) -> None:
     expected = AWARE.validate_json(orjson.dumps(text))
-    at = TIME.validate_json(orjson.dumps(text))
+    at = time.validate_json(orjson.dumps(text))
     assert type(at.tzinfo) is timezone
     assert at.utcoffset() == expected.utcoffset()
     assert at == expected and at.replace(tzinfo=None) == expected.replace(tzinfo=None)
-    assert TIME.dump_json(at) == AWARE.dump_json(expected)
-    assert TIME.validate_python(text) == at
+    assert time.dump_json(at) == AWARE.dump_json(expected)
+    assert time.validate_python(text) == at
 
 
-def test_a_datetime_given_is_kept_as_pydantic_keeps_it() -> None:
+@BOTH
+def test_a_datetime_given_is_kept_as_pydantic_keeps_it(time: TypeAdapter[datetime]) -> None:
     utc = datetime(2026, 12, 6, 8, 0, 0, 123456, tzinfo=UTC)
-    assert TIME.validate_python(utc) is utc
+    assert time.validate_python(utc) is utc
     shanghai = datetime(2026, 12, 6, 16, tzinfo=timezone(timedelta(hours=8), "CST"))
-    assert TIME.validate_python(shanghai) is AWARE.validate_python(shanghai)
+    assert time.validate_python(shanghai) is AWARE.validate_python(shanghai)
     decoded = AWARE.validate_json(b'"2026-12-06T16:00:00+08:00"')  # another model's time
     assert type(decoded.tzinfo) is TzInfo
-    taken = TIME.validate_python(decoded)
+    taken = time.validate_python(decoded)
     assert taken == decoded and taken.utcoffset() == timedelta(hours=8)
     assert type(taken.tzinfo) is timezone
 
@@ -150,11 +161,14 @@ REFUSED: list[Any] = [
 
 
 @pytest.mark.parametrize("value", REFUSED, ids=repr)
-def test_what_pydantic_refuses_is_refused_with_its_errors(value: Any) -> None:
+@BOTH
+def test_what_pydantic_refuses_is_refused_with_its_errors(
+    value: Any, time: TypeAdapter[datetime]
+) -> None:
     with pytest.raises(ValidationError) as expected:
         AWARE.validate_python(value)
     with pytest.raises(ValidationError) as refused:
-        TIME.validate_python(value)
+        time.validate_python(value)
     assert refused.value.errors() == expected.value.errors()
     # the same lines but the title (the adapter's schema's name)
     assert str(refused.value).split("\n")[1:] == str(expected.value).split("\n")[1:]
@@ -163,12 +177,15 @@ def test_what_pydantic_refuses_is_refused_with_its_errors(value: Any) -> None:
         with pytest.raises(ValidationError) as expected:
             AWARE.validate_json(raw)
         with pytest.raises(ValidationError) as refused:
-            TIME.validate_json(raw)
+            time.validate_json(raw)
         assert refused.value.errors() == expected.value.errors()
     assert OPTIONAL.validate_python(None) is None
 
 
-def test_text_of_the_written_shape_is_read_as_pydantic_reads_it_or_refused_alike() -> None:
+@BOTH
+def test_text_of_the_written_shape_is_read_as_pydantic_reads_it_or_refused_alike(
+    time: TypeAdapter[datetime],
+) -> None:
     # the shape fromisoformat reads here (its characters at 4, 7, 10, 13, 16, 19 and the
     # last), each field's value drawn from around and beyond its bounds
     rng = random.Random(20261206)
@@ -188,10 +205,10 @@ def test_text_of_the_written_shape_is_read_as_pydantic_reads_it_or_refused_alike
             expected = AWARE.validate_json(raw)
         except ValidationError as refused:
             with pytest.raises(ValidationError) as also:
-                TIME.validate_json(raw)
+                time.validate_json(raw)
             assert also.value.errors() == refused.errors(), text
             continue
-        at = TIME.validate_json(raw)
+        at = time.validate_json(raw)
         assert at.tzinfo is UTC, text
         assert at.replace(tzinfo=None) == expected.replace(tzinfo=None), text
         taken += 1
@@ -257,3 +274,31 @@ def test_an_event_made_in_python_keeps_its_utc_times_and_reads_back_alike() -> N
     raw = event.envelope(producer="intake", occurred_at=at).to_json()
     again = parse_payload(Envelope.from_json(raw))
     assert again == event and again.registered_at.tzinfo is UTC  # type: ignore[attr-defined]
+
+
+def test_a_runs_envelope_time_read_between_its_events_own_is_read_once() -> None:
+    # an sla.deadline_set run as dispatch reads it: each envelope's time (the run's), then
+    # its clock's start and deadline (the ticket's own); the run's time is read once
+    now = datetime(2026, 12, 7, 9, 0, 1, 1234, tzinfo=UTC)
+    run = []
+    for i in range(4):
+        start = datetime(2026, 12, 7, 9, 0, tzinfo=UTC) + timedelta(milliseconds=i)
+        clock = DeadlineSet(
+            ticket_id=f"12345-{i}",
+            clock="dispatch",
+            started_at=start,
+            deadline=start + timedelta(hours=24),
+            period="24h",
+        )
+        run.append(clock.envelope(producer="sla", occurred_at=now).to_json())
+    received = [read(raw, DeadlineSet) for raw in run]
+    envelopes = [Envelope.from_json(raw) for raw in run]
+    for events in (received, envelopes):
+        assert all(e is not None and e.occurred_at == now for e in events)
+        assert all(e.occurred_at is events[0].occurred_at for e in events)  # type: ignore[union-attr]
+    # a registration's own time, its envelope's, is the time read for its envelope
+    registered = parse_payload(Envelope.from_json(every_event_in_chinese()["ticket.registered"]))
+    at = datetime(2026, 12, 6, 8, 0, 0, 123456, tzinfo=UTC)
+    event = TicketRegistered.of({**registered.__dict__, "registered_at": at})
+    got = read(event.envelope(producer="intake", occurred_at=at).to_json(), TicketRegistered)
+    assert got is not None and got.payload.registered_at is got.occurred_at
