@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,6 +43,7 @@ WRITE = (
     " SELECT gen_random_uuid()::text, 'hotline.sla', 'TJ' || (($1::bigint * 1000 + g) % 997),"
     " $2, now() FROM generate_series(1, $3) g"
 )
+SYNCHRONOUS_COMMIT = os.environ.get("BENCH_SYNCHRONOUS_COMMIT", "on")
 PAYLOAD = '{"type": "sla.deadline_set", "payload": {"note": "' + "z" * 560 + '"}}'
 
 
@@ -61,6 +63,8 @@ async def measure(url: str, rows: int, batches: int) -> dict[str, Any]:
     server = pg_url().replace("postgresql+asyncpg", "postgresql").rpartition("/")[0]
     admin = await asyncpg.connect(f"{server}/postgres")
     await admin.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    # as bench/e2e.py runs it (BENCH_SYNCHRONOUS_COMMIT): a commit waits for its WAL flush
+    await admin.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = {SYNCHRONOUS_COMMIT}')
     writer = await asyncpg.connect(plain, server_settings={"search_path": SCHEMA})
     db = Database(SCHEMA, url, pool_size=2)
     try:

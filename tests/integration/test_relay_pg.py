@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -184,6 +185,36 @@ async def test_a_batch_in_flight_is_marked_sent_only_when_its_transaction_commit
         bus.release.set()
     assert await in_flight == 3
     assert await unpublished(db) == []
+
+
+async def test_a_batch_commits_without_waiting_for_its_wal_flush(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch's marks commit with synchronous_commit off (a crash of PostgreSQL that
+    loses them sends the batch again, which the inboxes drop); only for that transaction:
+    the connection goes back to the service's setting."""
+    settings: list[str] = []
+    held: list[Any] = []  # the relay's driver connection
+    taken = db.driver_connection
+
+    @asynccontextmanager
+    async def spied() -> AsyncIterator[tuple[AsyncConnection, Any]]:
+        async with taken() as (conn, raw):
+            await raw.execute("SET synchronous_commit = on")  # the services' default
+            held.append(raw)
+            yield conn, raw
+            settings.append(await raw.fetchval("SHOW synchronous_commit"))
+
+    class Asking(Recording):
+        async def publish_raw(self, events: Sequence[RawEvent]) -> None:
+            settings.append(await held[0].fetchval("SHOW synchronous_commit"))
+            await super().publish_raw(events)
+
+    monkeypatch.setattr(db, "driver_connection", spied)
+    async with db.unit_of_work() as uow:
+        uow.emit(*events(1, 2))
+    assert await OutboxRelay(db, Asking()).relay_once() == 2  # type: ignore[arg-type]
+    assert settings == ["off", "on"]
 
 
 async def test_the_relay_sends_in_id_order_rows_stored_in_another(db: Database) -> None:
