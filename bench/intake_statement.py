@@ -42,6 +42,19 @@ TOLD_BY = {
     "nonces": "ON CONFLICT DO NOTHING RETURNING nonce",
     "keys": "INSERT INTO idempotency_keys",
 }
+
+
+def _told_apart(a: str, b: str) -> str:
+    """A part of ``a``'s text that ``b`` lacks: around where the two first differ."""
+    pairs = enumerate(zip(a, b, strict=False))  # (the shorter's length if one begins the other)
+    at = next((i for i, (x, y) in pairs if x != y), min(len(a), len(b)))
+    for width in range(10, len(a) + 1, 10):
+        part = a[max(0, at - width) : at + width]
+        if part not in b:
+            return part
+    raise SystemExit("the trees' statements are the same")
+
+
 # ``tree``: A another tree's first statement, B this tree's (BENCH_A_TREE: that tree's
 # root; its statement is read by running its Python there), told apart by their first words
 if os.environ.get("BENCH_A_TREE"):
@@ -58,8 +71,7 @@ if os.environ.get("BENCH_A_TREE"):
         text=True,
     ).stdout.strip()
     VARIANTS["tree"] = ((_other, None), (reg._WRITE_NEW_NONCES[False], None))
-    assert _other[:30] != reg._WRITE_NEW_NONCES[False][:30], "the trees' statements begin alike"
-    TOLD_BY["tree"] = _other[:30]
+    TOLD_BY["tree"] = _told_apart(_other, reg._WRITE_NEW_NONCES[False])
 
 
 async def stats(admin: str, database: str, told_by: str) -> dict[str, list[float]]:

@@ -25,6 +25,7 @@ from services.intake.handlers.events import on_progress
 from services.intake.handlers.policy import POLICY_CACHE
 from services.intake.models import idempotency_keys, requester_reads, ticket_words, tickets
 from services.intake.schemas import TicketRegistration
+from services.intake.sealed import key_ring
 from shared.audit import verify_chain
 from shared.bus import LogBus
 from shared.clock import ManualClock
@@ -434,6 +435,38 @@ async def test_duplicate_hints_in_a_batch_are_shown_and_audited(intake: Intake) 
         chain = await verify_chain(conn, requester_reads)
     assert chain.ok, chain
     assert reads == sum(len(a.json()["likely_duplicates"]) for a in [*earlier, *hinted])
+
+
+async def test_the_hint_lookup_probes_the_phone_index_even_planned_on_an_empty_table(
+    intake: Intake,
+) -> None:
+    """A batch's phones are first probed in the phone's index (most have no earlier ticket,
+    and the probe is all their lookup costs), an index-only scan for each, in the generic
+    plan too, which the statement keeps from its sixth run on: even made on an empty table,
+    where a semi-join of the batch's phones with the tickets planned a scan of the whole
+    table, kept as the table grew."""
+    ring = key_ring(intake.ctx)
+    items = [registering(intake, ticket(requester=requester(i)), nonce=f"n-{i}") for i in range(3)]
+    rows = reg._BatchRows()
+    for i, item in enumerate(items):
+        values = reg.ticket_values(
+            ring, item.caller, item.data, item.channel, item.matter, [], item.now
+        )
+        rows.add(ring, item, values, 1_000 + i, [], looks_up=True)
+    async with intake.ctx.db.driver_connection() as (_, raw):
+        assert await raw.fetchval("SELECT count(*) FROM tickets") == 0
+        await raw.execute("SET plan_cache_mode = force_generic_plan")
+        try:
+            plan = "\n".join(
+                r[0]
+                for r in await raw.fetch("EXPLAIN " + rows.statement(True), *rows.arguments(True))
+            )
+        finally:
+            await raw.execute("RESET plan_cache_mode")
+    assert "Seq Scan on tickets" not in plan, plan
+    probe = plan.split("SubPlan", 1)[-1]
+    assert "Index Only Scan using ix_tickets_phone_matter on tickets" in probe, plan
+    assert "Index Cond: (requester_phone_index = q.phone)" in probe, plan
 
 
 async def test_a_ticket_with_hints_is_written_with_them_its_key_and_nonce_once(
