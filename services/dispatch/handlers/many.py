@@ -232,14 +232,16 @@ async def on_registered(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[He
                 dispatch_deadline=early,
             )
         )
-    # a registration re-sent under another event id opens nothing
-    written = await insert_new(
-        conn, assignments, rows, assignments.c.ticket_id, all_new=uow.new_facts
-    )
-    opened = {r.ticket_id for r in written}
+    if uow.new_facts and conn.dialect.name == "postgresql":
+        # a plain INSERT (``insert_new``): every row goes in, or a key refuses the batch
+        await insert_new(conn, assignments, rows, all_new=True)
+        new = rows
+    else:  # a registration re-sent under another event id opens nothing
+        written = await insert_new(conn, assignments, rows, assignments.c.ticket_id)
+        opened = {r.ticket_id for r in written}
+        new = [row for row in rows if row["ticket_id"] in opened]
     # each ticket's event carries its own trace id (a run holds one event a ticket)
     traces = {e.key: e.trace_id for e in batch}
-    new = [row for row in rows if row["ticket_id"] in opened]
     if new:  # each dispatched now (the rows' ``dispatched_at``): made as a run
         uow.emit(
             *dispatched_run(
