@@ -239,6 +239,12 @@ async def insert_new(
     return list(result.all()) if returning else []
 
 
+def inserts_all_or_none(conn: AsyncConnection, all_new: bool) -> bool:
+    """Whether ``insert_new(conn, …, all_new=all_new)`` writes every row it is given or
+    fails (a plain INSERT, PostgreSQL): then its ``returning`` would tell nothing."""
+    return all_new and conn.dialect.name == "postgresql"
+
+
 async def update_many(
     conn: AsyncConnection,
     table: Table,

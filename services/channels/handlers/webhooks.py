@@ -340,11 +340,13 @@ async def on_dispatched(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[En
     INSERT: ``insert_new``'s ``all_new``; one already there, a dispatch re-sent under
     another event id, sends the batch again ignoring duplicates); a later dispatch may give
     a ticket a unit it had (a re-handling round), so those ignore duplicates."""
-    first = [e for e in batch if first_dispatch(e)] if uow.new_facts else []
+    first: list[Envelope] = []
+    later: list[Envelope] = []
+    for e in batch:
+        (first if uow.new_facts and first_dispatch(e) else later).append(e)
     if first:
         await insert_new(uow.conn, ticket_units, units_of(first), all_new=True)
-    if len(first) < len(batch):
-        later = [e for e in batch if not first_dispatch(e)] if first else batch
+    if later:
         await insert_new(uow.conn, ticket_units, units_of(later))
     subs = await active_subscriptions(uow)
     if not any(matches(s.event_types, TicketDispatched.TYPE) for s in subs):

@@ -55,6 +55,7 @@ from shared.db import (
     given_values,
     in_list,
     insert_new,
+    inserts_all_or_none,
     pair_of,
     rows_in,
     unnested,
@@ -232,8 +233,7 @@ async def on_registered(ctx: ServiceContext, uow: UnitOfWork, batch: Sequence[He
                 dispatch_deadline=early,
             )
         )
-    if uow.new_facts and conn.dialect.name == "postgresql":
-        # a plain INSERT (``insert_new``): every row goes in, or a key refuses the batch
+    if inserts_all_or_none(conn, uow.new_facts):  # or a key refuses the batch
         await insert_new(conn, assignments, rows, all_new=True)
         new = rows
     else:  # a registration re-sent under another event id opens nothing
